@@ -1,0 +1,251 @@
+"""
+The chat core: users, nicknames, rooms and topics.
+
+It knows nothing of sockets or of any wire format.  Each request either
+happens, and the core hands the resulting event to the fan-out together with
+who should receive it, or it is refused with a L{ChatError} whose message tells
+the user why.
+"""
+
+from twisted.logger import Logger
+
+from chatd import events
+from chatd.names import (
+    nickKey,
+    nickProblem,
+    normalRoomName,
+    roomKey,
+    roomProblem,
+)
+
+
+class ChatError(Exception):
+    """
+    A request the core refuses; the message is meant for the user who made it.
+    """
+
+
+class User:
+    """
+    One connected person, as the core sees them.
+
+    @ivar nick: the nickname, or L{None} until one is claimed.
+    @ivar rooms: the rooms joined, by room key, in the order joined.
+    @ivar current: the room plain text goes to, or L{None}.
+    @ivar outbox: where the fan-out puts this user's bytes.
+    @ivar wire: the wire format that turns events into this user's bytes.
+    """
+
+    __slots__ = ("nick", "rooms", "current", "outbox", "wire")
+
+    def __init__(self, outbox, wire):
+        self.nick = None
+        self.rooms = {}
+        self.current = None
+        self.outbox = outbox
+        self.wire = wire
+
+
+class Room:
+    """
+    A named set of users with a topic.
+
+    @ivar members: the users in the room, by nickname key.
+    """
+
+    __slots__ = ("name", "members", "topic")
+
+    def __init__(self, name):
+        self.name = name
+        self.members = {}
+        self.topic = ""
+
+
+class ChatCore:
+    """
+    The shared state of one chat server and the rules that change it.
+
+    @ivar users: every user with a nickname, by nickname key.
+    @ivar rooms: every room with at least one member, by room key.
+    """
+
+    _log = Logger()
+
+    def __init__(self, fanout, clock, lobby="#lobby"):
+        """
+        @param fanout: a L{chatd.fanout.Fanout} that delivers events.
+        @param clock: an L{IReactorTime} that stamps messages.
+        @param lobby: the room every user joins on arrival.
+        """
+        self._fanout = fanout
+        self._clock = clock
+        self.lobby = lobby
+        self.users = {}
+        self.rooms = {}
+
+    def claimNick(self, user, nick):
+        """
+        Give a newly connected C{user} their first nickname and bring them into
+        the lobby.
+        """
+        self._checkNickFree(nick)
+        user.nick = nick
+        self.users[nickKey(nick)] = user
+        self._log.info("nickname {nick} claimed", nick=nick)
+        self.join(user, self.lobby)
+
+    def rename(self, user, nick):
+        """
+        Change C{user}'s nickname and announce it to every room they are in.
+        """
+        old = user.nick
+        if nick == old:
+            return
+        if nickKey(nick) != nickKey(old):
+            self._checkNickFree(nick)
+        else:
+            problem = nickProblem(nick)
+            if problem:
+                raise ChatError(problem)
+        del self.users[nickKey(old)]
+        self.users[nickKey(nick)] = user
+        user.nick = nick
+        for room in user.rooms.values():
+            del room.members[nickKey(old)]
+            room.members[nickKey(nick)] = user
+            self._fanout.toRoom(room, events.Renamed(room.name, old, nick), user)
+        self._log.info("{old} is now {new}", old=old, new=nick)
+
+    def join(self, user, name):
+        """
+        Put C{user} into the room C{name}, creating it on demand, and make it
+        their current room.  Joining a room one is in only makes it current.
+
+        @return: the L{Room}.
+        """
+        name = normalRoomName(name)
+        problem = roomProblem(name)
+        if problem:
+            raise ChatError(problem)
+        key = roomKey(name)
+        room = self.rooms.get(key)
+        if room is None:
+            room = self.rooms[key] = Room(name)
+        if key not in user.rooms:
+            self._fanout.toRoom(room, events.Joined(room.name, user.nick))
+            room.members[nickKey(user.nick)] = user
+            user.rooms[key] = room
+        user.current = room
+        return room
+
+    def part(self, user, name=None, reason=""):
+        """
+        Take C{user} out of the room C{name} (their current room by default).
+
+        @return: the L{Room} left.
+        """
+        room = self._memberRoom(user, name)
+        self._leave(user, room, events.Parted(room.name, user.nick, reason))
+        return room
+
+    def say(self, user, text):
+        """
+        Send C{text} to every other member of C{user}'s current room.
+        """
+        room = self._currentRoom(user)
+        event = events.Said(room.name, user.nick, text, self._clock.seconds())
+        self._fanout.toRoom(room, event, user)
+
+    def act(self, user, text):
+        """
+        Send an action ("/me waves") to every other member of the current room.
+        """
+        room = self._currentRoom(user)
+        event = events.Acted(room.name, user.nick, text, self._clock.seconds())
+        self._fanout.toRoom(room, event, user)
+
+    def tell(self, user, nick, text):
+        """
+        Send C{text} to the user called C{nick} and nobody else.
+        """
+        target = self.users.get(nickKey(nick))
+        if target is None:
+            raise ChatError(f"no such user: {nick}")
+        event = events.PrivatelySaid(user.nick, text, self._clock.seconds())
+        self._fanout.toUser(target, event)
+
+    def setTopic(self, user, topic):
+        """
+        Set the topic of C{user}'s current room and announce it.
+
+        @return: the L{Room}.
+        """
+        room = self._currentRoom(user)
+        room.topic = topic
+        event = events.TopicChanged(room.name, user.nick, topic)
+        self._fanout.toRoom(room, event, user)
+        return room
+
+    def currentRoom(self, user):
+        """
+        The room C{user}'s plain text goes to; refused when there is none.
+        """
+        return self._currentRoom(user)
+
+    def room(self, name):
+        """
+        The existing room called C{name}; refused when there is none.
+        """
+        room = self.rooms.get(roomKey(normalRoomName(name)))
+        if room is None:
+            raise ChatError(f"no such room: {name}")
+        return room
+
+    def disconnect(self, user, reason):
+        """
+        Forget C{user}: announce their quit to their rooms and free their
+        nickname at once.  Safe to call more than once.
+        """
+        if user.nick is None or self.users.get(nickKey(user.nick)) is not user:
+            return
+        for room in list(user.rooms.values()):
+            self._leave(user, room, events.Quit(room.name, user.nick, reason))
+        del self.users[nickKey(user.nick)]
+
+    def announce(self, text):
+        """
+        Tell every user something from the server (it is going down, say).
+        """
+        self._fanout.toUsers(self.users.values(), events.ServerNotice(text))
+
+    def _checkNickFree(self, nick):
+        problem = nickProblem(nick)
+        if problem:
+            raise ChatError(problem)
+        if nickKey(nick) in self.users:
+            raise ChatError(f"the nickname {nick} is taken")
+
+    def _currentRoom(self, user):
+        if user.current is None:
+            raise ChatError("you are in no room; /join #room first")
+        return user.current
+
+    def _memberRoom(self, user, name):
+        if name is None:
+            return self._currentRoom(user)
+        room = user.rooms.get(roomKey(normalRoomName(name)))
+        if room is None:
+            raise ChatError(f"you are not in {name}")
+        return room
+
+    def _leave(self, user, room, event):
+        key = roomKey(room.name)
+        del user.rooms[key]
+        del room.members[nickKey(user.nick)]
+        if user.current is room:
+            # Fall back to the room joined most recently, as a client would.
+            user.current = next(reversed(user.rooms.values()), None)
+        if room.members:
+            self._fanout.toRoom(room, event)
+        else:
+            del self.rooms[key]

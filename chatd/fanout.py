@@ -1,0 +1,41 @@
+"""
+The one place where events reach their recipients.
+
+An event is encoded once per wire format, and the same bytes object is handed
+to every recipient's outbox: fan-out to a thousand members costs one format and
+a thousand appends, never a thousand formats.
+"""
+
+
+class Fanout:
+    """
+    Delivers events to users' outboxes.
+    """
+
+    def toRoom(self, room, event, exclude=None):
+        """
+        Deliver C{event} to every member of C{room} except C{exclude}.
+        """
+        self.toUsers(room.members.values(), event, exclude)
+
+    def toUser(self, user, event):
+        """
+        Deliver C{event} to C{user} alone.
+        """
+        user.outbox.send(user.wire.encode(event))
+
+    def toUsers(self, users, event, exclude=None):
+        """
+        Deliver C{event} to each of C{users} except C{exclude}.
+        """
+        encoded = {}
+        # A snapshot: a delivery may disconnect its recipient, which changes
+        # the collection being walked.
+        for user in tuple(users):
+            if user is exclude:
+                continue
+            wire = user.wire
+            data = encoded.get(wire)
+            if data is None:
+                data = encoded[wire] = wire.encode(event)
+            user.outbox.send(data)

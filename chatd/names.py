@@ -1,0 +1,71 @@
+"""
+The rules for nicknames and room names: the only place that knows them.
+
+Nicknames are ASCII so that two users can never look alike through invisible
+or confusable Unicode characters; they compare case-insensitively.
+"""
+
+import re
+
+NICK_MAX = 16
+ROOM_MAX = 32
+
+# IRC's nickname alphabet: a letter or one of the "special" characters first,
+# then letters, digits, specials and "-".  None of them can start a server
+# line ("#", "*", "-", "!", "=", "?"), so a nickname never looks like one.
+_NICK = re.compile(r"[A-Za-z_\[\]\\`^{|}][A-Za-z0-9_\[\]\\`^{|}-]*\Z")
+_ROOM = re.compile(r"#[A-Za-z0-9_.-]+\Z")
+
+RESERVED_NICKS = frozenset({"chatd", "server"})
+
+NICK_RULES = (
+    f"1-{NICK_MAX} characters: ASCII letters, digits and _ - [ ] {{ }} \\ | ^ `; "
+    "not starting with a digit or -"
+)
+ROOM_RULES = f"# followed by 1-{ROOM_MAX} ASCII letters, digits, _ - or ."
+
+
+def nickKey(nick: str) -> str:
+    """
+    The form under which a nickname is unique: "Alice" and "alice" are the same
+    user.
+    """
+    return nick.lower()
+
+
+def nickProblem(nick: str) -> str | None:
+    """
+    Why C{nick} cannot be a nickname, or L{None} when it can.
+    """
+    if not nick:
+        return "a nickname cannot be empty"
+    if len(nick) > NICK_MAX:
+        return f"a nickname has at most {NICK_MAX} characters"
+    if not _NICK.match(nick):
+        return f"a nickname is {NICK_RULES}"
+    if nickKey(nick) in RESERVED_NICKS:
+        return f"{nick} is reserved"
+    return None
+
+
+def roomKey(name: str) -> str:
+    """
+    The form under which a room name is unique.
+    """
+    return name.lower()
+
+
+def normalRoomName(name: str) -> str:
+    """
+    Accept C{lobby} for C{#lobby}, as people type it.
+    """
+    return name if name.startswith("#") else "#" + name
+
+
+def roomProblem(name: str) -> str | None:
+    """
+    Why C{name} cannot name a room, or L{None} when it can.
+    """
+    if len(name) > ROOM_MAX + 1 or not _ROOM.match(name):
+        return f"a room name is {ROOM_RULES}"
+    return None

@@ -1,0 +1,149 @@
+"""
+The per-connection edge: a thin C{LineReceiver} that turns bytes into clean
+lines, hands them to the commands and writes replies into its outbox.
+"""
+
+from twisted.internet import error
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.protocols.basic import LineReceiver
+
+from chatd import __version__, wire
+from chatd.commands import dispatch
+from chatd.core import ChatError, User
+from chatd.names import NICK_RULES
+from chatd.outbox import Outbox
+from chatd.sanitize import TelnetFilter, cleanText
+
+MAX_LINE_BYTES = 2048
+SEND_QUEUE_BYTES = 256 * 1024
+
+
+class ChatProtocol(LineReceiver):
+    """
+    One connected user speaking the line protocol.
+    """
+
+    # Input lines end in LF; a CR before it is dropped, so CRLF works too.
+    delimiter = b"\n"
+    MAX_LENGTH = MAX_LINE_BYTES
+
+    _log = Logger()
+
+    user = None
+    _quitReason = None
+
+    # Framework callbacks
+
+    def connectionMade(self):
+        self.core = self.factory.core
+        self.peer = _describe(self.transport.getPeer())
+        if hasattr(self.transport, "setTcpNoDelay"):
+            self.transport.setTcpNoDelay(True)
+        self._telnet = TelnetFilter()
+        self._skipping = False
+        self._replay = None
+        self.outbox = Outbox(self.transport, self.factory.sendQueueBytes,
+                             self._sendQueueOverflowed)
+        self.user = User(self.outbox, wire.LineWire)
+        self._log.info("connection from {peer}", peer=self.peer)
+        self.notice(f"Welcome to chatd {__version__}. Lines you type go to your "
+                    "current room; commands start with /, and /help lists them.")
+        self.prompt(f"Choose a nickname ({NICK_RULES}):")
+
+    def dataReceived(self, data):
+        data = self._telnet.feed(data)
+        while data:
+            if self._skipping:
+                # The rest of an over-long line: drop it up to its end.
+                end = data.find(b"\n")
+                if end < 0:
+                    return
+                data = data[end + 1:]
+                self._skipping = False
+            super().dataReceived(data)
+            data, self._replay = self._replay, None
+
+    def lineLengthExceeded(self, line):
+        # LineReceiver hands over the long line and everything after it; keep
+        # what follows the long line's end so no other line is lost.
+        end = line.find(b"\n")
+        if end < 0:
+            self._skipping = True
+        else:
+            self._replay = line[end + 1:]
+        self.error(f"line too long: at most {self.MAX_LENGTH} bytes; "
+                   "it was not delivered")
+
+    def lineReceived(self, raw):
+        if self.transport.disconnecting:
+            return
+        text = cleanText(raw)
+        if not text:
+            return
+        try:
+            dispatch(self, text)
+        except ChatError as e:
+            self.error(str(e))
+            if self.user.nick is None:
+                self.prompt("Choose another nickname:")
+
+    def connectionLost(self, reason):
+        self.outbox.close()
+        why = self._quitReason or _lossReason(reason)
+        self.core.disconnect(self.user, why)
+        self._log.info("{nick} ({peer}) disconnected: {why}",
+                       nick=self.user.nick or "-", peer=self.peer, why=why)
+
+    # What the commands call
+
+    def quit(self, reason):
+        self._quitReason = reason or "quit"
+        self.reply("bye")
+        self.core.disconnect(self.user, reason)
+        self.transport.loseConnection()
+
+    def notice(self, text):
+        self._sendLine(wire.notice(text))
+
+    def reply(self, text):
+        self._sendLine(wire.reply(text))
+
+    def error(self, text):
+        self._sendLine(wire.error(text))
+
+    def prompt(self, text):
+        self._sendLine(wire.prompt(text))
+
+    def _sendLine(self, line):
+        self.outbox.send(line.encode("utf-8") + wire.DELIMITER)
+
+    def _sendQueueOverflowed(self):
+        self._quitReason = "send queue exceeded"
+        self._log.warn("dropping {nick} ({peer}): more than {limit} bytes "
+                       "waiting to be sent", nick=self.user.nick or "-",
+                       peer=self.peer, limit=self.outbox.limit)
+
+
+class ChatFactory(Factory):
+    """
+    Builds a L{ChatProtocol} for each connection, all sharing one core.
+    """
+
+    protocol = ChatProtocol
+    noisy = False
+
+    def __init__(self, core, sendQueueBytes=SEND_QUEUE_BYTES):
+        self.core = core
+        self.sendQueueBytes = sendQueueBytes
+
+
+def _describe(address):
+    host = getattr(address, "host", None)
+    return f"{host}:{address.port}" if host is not None else str(address)
+
+
+def _lossReason(reason):
+    if reason.check(error.ConnectionDone):
+        return "connection closed"
+    return "connection lost"

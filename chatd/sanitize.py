@@ -1,0 +1,93 @@
+"""
+The edge: bytes from the network become clean, safe text.
+
+Everything behind this module may assume that text holds no control
+characters, no terminal escape sequences and no bidirectional overrides, so
+nothing a user sends can move another user's cursor, recolour their screen or
+reorder what they see.
+"""
+
+import re
+
+IAC = 0xFF
+_SB, _SE = 0xFA, 0xF0
+_WILL, _WONT, _DO, _DONT = 0xFB, 0xFC, 0xFD, 0xFE
+
+# Terminal escape sequences, in their 7-bit and C1 forms: CSI (ESC [ ...
+# final byte), OSC and the other string commands (ESC ] ... BEL or ST), and
+# two-character escapes.  Lone C1 controls are caught by _CONTROLS below.
+_ESCAPES = re.compile(
+    "(?:\x1b\\[|\u009b)[0-?]*[ -/]*[@-~]?"
+    "|(?:\x1b[]PX^_]|[\u0090\u0098\u009d-\u009f])[^\x07\x1b\u009c]*(?:\x07|\x1b\\\\|\u009c)?"
+    r"|\x1b[ -/]*[0-~]?"
+)
+# C0 and C1 controls, DEL, and the invisible formatting characters that
+# reorder or hide text: bidirectional embeddings, overrides and isolates.
+_CONTROLS = re.compile(
+    "[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]"
+)
+
+
+class TelnetFilter:
+    """
+    Removes telnet negotiation (IAC sequences) from a byte stream.
+
+    A negotiation may be split across reads, so the filter keeps its state
+    between calls.  Nothing is answered: a client that asks for an option and
+    hears nothing assumes the option is off.
+    """
+
+    __slots__ = ("_state",)
+
+    # States: what the next byte means.
+    _DATA, _COMMAND, _OPTION, _SUBNEG, _SUBNEG_IAC = range(5)
+
+    def __init__(self):
+        self._state = self._DATA
+
+    def feed(self, data: bytes) -> bytes:
+        """
+        Return C{data} without its telnet negotiation.
+        """
+        if self._state == self._DATA and IAC not in data:
+            return data
+        out = bytearray()
+        state = self._state
+        for byte in data:
+            if state == self._DATA:
+                if byte == IAC:
+                    state = self._COMMAND
+                else:
+                    out.append(byte)
+            elif state == self._COMMAND:
+                if byte in (_WILL, _WONT, _DO, _DONT):
+                    state = self._OPTION
+                elif byte == _SB:
+                    state = self._SUBNEG
+                else:
+                    # IAC IAC is a literal 0xFF, never valid UTF-8 in text;
+                    # any other command is a single byte.
+                    state = self._DATA
+            elif state == self._OPTION:
+                state = self._DATA
+            elif state == self._SUBNEG:
+                if byte == IAC:
+                    state = self._SUBNEG_IAC
+            elif state == self._SUBNEG_IAC:
+                state = self._DATA if byte == _SE else self._SUBNEG
+        self._state = state
+        return bytes(out)
+
+
+def cleanText(raw: bytes) -> str:
+    """
+    Decode one line from the network into safe text.
+
+    Invalid UTF-8 becomes U+FFFD, a tab becomes a space, and escape sequences
+    and control characters disappear; surrounding white space is trimmed.
+    """
+    text = raw.decode("utf-8", "replace")
+    if text.isprintable():
+        return text.strip()
+    text = _ESCAPES.sub("", text.replace("\t", " "))
+    return _CONTROLS.sub("", text).strip()

@@ -1,0 +1,119 @@
+"""
+twistd wiring: the C{chat} command's options and the service they build.
+
+This is the only module that knows about endpoints, files and defaults; the
+twistd plugin and C{chatd.tac} both call L{makeService}.
+"""
+
+from twisted.application import service, strports
+from twisted.internet import endpoints
+from twisted.internet.error import CannotListenError
+from twisted.logger import Logger
+from twisted.python import usage
+
+from chatd.core import ChatCore
+from chatd.fanout import Fanout
+from chatd.names import roomProblem
+from chatd.protocol import SEND_QUEUE_BYTES, ChatFactory
+
+DEFAULT_LISTEN = "tcp:55555:interface=127.0.0.1"
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = (
+        "Run chatd, a multi-user chat server that people reach with nc, telnet "
+        "or chat-client. It listens on " + DEFAULT_LISTEN + " unless told "
+        "otherwise with --listen, which takes a Twisted endpoint description "
+        "and may be given several times."
+    )
+    optParameters = [
+        ["lobby", None, "#lobby", "The room every user joins on arrival."],
+        ["send-queue", None, SEND_QUEUE_BYTES,
+         "Bytes that may wait for a client that does not read before it is "
+         "disconnected.", int],
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self["listen"] = []
+
+    def opt_listen(self, description):
+        """
+        Listen on this endpoint description (repeatable), e.g.
+        tcp:55555:interface=127.0.0.1 or tcp:6667. [default: tcp:55555:interface=127.0.0.1]
+        """
+        self["listen"].append(description)
+
+    def postOptions(self):
+        if not self["listen"]:
+            self["listen"] = [DEFAULT_LISTEN]
+        for description in self["listen"]:
+            try:
+                # Parsing needs no reactor; a bad description (or, for TLS, an
+                # unreadable key) is a usage error, not a traceback.
+                endpoints.serverFromString(None, description)
+            except Exception as e:
+                raise usage.UsageError(f"--listen {description}: {e}")
+        problem = roomProblem(self["lobby"])
+        if problem:
+            raise usage.UsageError(f"--lobby: {problem}")
+        if self["send-queue"] < 1024:
+            raise usage.UsageError("--send-queue: at least 1024 bytes")
+
+
+class StartFailure(SystemExit, Exception):
+    """
+    The daemon cannot start; the message says why.
+
+    A L{SystemExit}, so that C{twistd -n} prints just the message and exits
+    non-zero; an L{Exception}, so that a daemonizing twistd reports it to the
+    waiting parent process, which prints it and exits non-zero too.
+    """
+
+
+class _ListeningService(strports.StreamServerEndpointService):
+    """
+    An endpoint service that logs the address it actually listens on, so that
+    C{tcp:0} can be found.
+    """
+
+    _log = Logger()
+
+    def __init__(self, description, endpoint, factory):
+        super().__init__(endpoint, factory)
+        self._description = description
+        # As strports.service does: a port that cannot be bound fails the
+        # start, rather than leaving a daemon with nothing to listen on.
+        self._raiseSynchronously = True
+
+    def privilegedStartService(self):
+        try:
+            super().privilegedStartService()
+        except CannotListenError as e:
+            # One clear line, not a traceback; twistd then exits non-zero.
+            raise StartFailure(f"chatd: cannot listen on {self._description}: "
+                               f"{e.socketError}") from None
+        self._waitingForPort.addCallback(self._listening)
+
+    def _listening(self, port):
+        if port is not None:
+            address = port.getHost()
+            self._log.info("chatd listening on {host}:{port}",
+                           host=address.host, port=address.port)
+        return port
+
+
+def makeService(config, reactor=None):
+    """
+    Build the chat service from parsed L{Options}.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    core = ChatCore(Fanout(), reactor, lobby=config["lobby"])
+    factory = ChatFactory(core, sendQueueBytes=config["send-queue"])
+    top = service.MultiService()
+    for description in config["listen"]:
+        endpoint = endpoints.serverFromString(reactor, description)
+        _ListeningService(description, endpoint, factory).setServiceParent(top)
+    return top

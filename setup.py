@@ -1,0 +1,15 @@
+from setuptools import setup
+
+setup(
+    name="chatd",
+    version="0.1.0",
+    description="A real-time, multi-user chat daemon on Twisted",
+    python_requires=">=3.11",
+    # The flat layout with a top-level twisted/plugins folder: list the
+    # packages by hand (find_packages cannot see twisted.plugins), and map the
+    # root explicitly so that an editable install puts this folder on sys.path.
+    packages=["chatd", "twisted.plugins"],
+    package_dir={"": "."},
+    install_requires=["twisted>=24.3"],
+    extras_require={"test": ["pytest", "hypothesis"]},
+)

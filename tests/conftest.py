@@ -1,0 +1,8 @@
+import pytest
+
+from support import MemoryServer
+
+
+@pytest.fixture
+def server():
+    return MemoryServer()

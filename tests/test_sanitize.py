@@ -1,0 +1,65 @@
+"""
+The edge: telnet negotiation and unsafe characters never get through.
+"""
+
+from chatd.sanitize import TelnetFilter, cleanText
+
+IAC, DO, WILL, SB, SE = b"\xff", b"\xfd", b"\xfb", b"\xfa", b"\xf0"
+
+
+def test_plainBytesPassUntouched():
+    """
+    Data without IAC comes out as it went in.
+    """
+    assert TelnetFilter().feed(b"hello\r\n") == b"hello\r\n"
+
+
+def test_negotiationRemoved():
+    """
+    WILL/DO option requests, two-byte commands and subnegotiations vanish.
+    """
+    data = IAC + DO + b"\x01hi" + IAC + b"\xf1" + b" there" + IAC + SB + b"\x18\x00xterm" + IAC + SE + b"!"
+    assert TelnetFilter().feed(data) == b"hi there!"
+
+
+def test_negotiationSplitAcrossReads():
+    """
+    A negotiation cut between two reads is still removed whole.
+    """
+    f = TelnetFilter()
+    assert f.feed(b"ab" + IAC) == b"ab"
+    assert f.feed(WILL) == b""
+    assert f.feed(b"\x03cd" + IAC + SB + b"\x18") == b"cd"
+    assert f.feed(b"xterm" + IAC) == b""
+    assert f.feed(SE + b"ef") == b"ef"
+
+
+def test_invalidUtf8Replaced():
+    """
+    Bytes that are not UTF-8 become U+FFFD instead of failing.
+    """
+    assert cleanText(b"caf\xe9 \xff\xfe ok") == "caf\ufffd \ufffd\ufffd ok"
+
+
+def test_escapeSequencesStripped():
+    """
+    Colours, cursor moves, title changes and C1 controls are removed entirely.
+    """
+    raw = "\x1b[31mred\x1b[0m \x1b[2J\x1b[H\x1b]0;pwned\x07x\x1b(B\u009b1mz\x1bc".encode()
+    assert cleanText(raw) == "red xz"
+
+
+def test_controlAndBidiCharactersStripped():
+    """
+    NUL, BEL, backspace, DEL and bidirectional overrides are removed; a tab
+    becomes a space.
+    """
+    raw = "a\x00b\x07c\x08d\x7fe\tf\u202eg\u2066h".encode()
+    assert cleanText(raw) == "abcde fgh"
+
+
+def test_unicodeKept():
+    """
+    Ordinary non-ASCII text is kept as it is.
+    """
+    assert cleanText("héllo wörld € 漢字 👋".encode()) == "héllo wörld € 漢字 👋"
