@@ -4,6 +4,7 @@ lines, hands them to the commands and writes replies into its outbox.
 """
 
 from twisted.internet import error
+from twisted.internet.defer import Deferred
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
@@ -36,6 +37,7 @@ class ChatProtocol(LineReceiver):
     # Framework callbacks
 
     def connectionMade(self):
+        self.factory.connections.add(self)
         self.core = self.factory.core
         self.peer = _describe(self.transport.getPeer())
         if hasattr(self.transport, "setTcpNoDelay"):
@@ -76,7 +78,7 @@ class ChatProtocol(LineReceiver):
                    "it was not delivered")
 
     def lineReceived(self, raw):
-        if self.transport.disconnecting:
+        if self.transport.disconnecting or self.factory.stopping:
             return
         text = cleanText(raw)
         if not text:
@@ -89,6 +91,7 @@ class ChatProtocol(LineReceiver):
                 self.prompt("Choose another nickname:")
 
     def connectionLost(self, reason):
+        self.factory.forget(self)
         self.outbox.close()
         why = self._quitReason or _lossReason(reason)
         self.core.disconnect(self.user, why)
@@ -127,15 +130,55 @@ class ChatProtocol(LineReceiver):
 
 class ChatFactory(Factory):
     """
-    Builds a L{ChatProtocol} for each connection, all sharing one core.
+    Builds a L{ChatProtocol} for each connection, all sharing one core, and
+    keeps track of the open connections so that shutting down can close them.
+
+    @ivar connections: the open L{ChatProtocol}s.
+    @ivar stopping: whether the server is shutting down and ignores input.
     """
 
     protocol = ChatProtocol
     noisy = False
 
-    def __init__(self, core, sendQueueBytes=SEND_QUEUE_BYTES):
+    # How long a shutdown waits for clients to take their last lines.
+    SHUTDOWN_GRACE = 3.0
+
+    def __init__(self, core, clock, sendQueueBytes=SEND_QUEUE_BYTES):
         self.core = core
+        self.clock = clock
         self.sendQueueBytes = sendQueueBytes
+        self.connections = set()
+        self.stopping = False
+        self._allClosed = None
+
+    def forget(self, connection):
+        self.connections.discard(connection)
+        if not self.connections and self._allClosed is not None:
+            self._allClosed.callback(None)
+
+    def shutDown(self, text):
+        """
+        Tell every client C{text}, stop acting on their lines and close their
+        connections once what was queued for them is written; clients that do
+        not take it within L{SHUTDOWN_GRACE} seconds are cut off.
+
+        @return: a L{Deferred} that fires when every connection is closed.
+        """
+        self.stopping = True
+        self._allClosed = Deferred()
+        if not self.connections:
+            self._allClosed.callback(None)
+            return self._allClosed
+        for connection in list(self.connections):
+            connection.notice(text)
+            connection.transport.loseConnection()
+        cutOff = self.clock.callLater(self.SHUTDOWN_GRACE, self._cutOff)
+        self._allClosed.addBoth(lambda result: cutOff.active() and cutOff.cancel())
+        return self._allClosed
+
+    def _cutOff(self):
+        for connection in list(self.connections):
+            connection.transport.abortConnection()
 
 
 def _describe(address):

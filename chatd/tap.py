@@ -104,6 +104,20 @@ class _ListeningService(strports.StreamServerEndpointService):
         return port
 
 
+class _ShutdownNotice(service.Service):
+    """
+    On shutdown (SIGTERM, SIGINT), tells every connected user the server is
+    going down and lets their connections drain before the reactor stops.
+    """
+
+    def __init__(self, factory):
+        self._factory = factory
+
+    def stopService(self):
+        super().stopService()
+        return self._factory.shutDown("The server is going down. Goodbye.")
+
+
 def makeService(config, reactor=None):
     """
     Build the chat service from parsed L{Options}.
@@ -111,8 +125,11 @@ def makeService(config, reactor=None):
     if reactor is None:
         from twisted.internet import reactor
     core = ChatCore(Fanout(), reactor, lobby=config["lobby"])
-    factory = ChatFactory(core, sendQueueBytes=config["send-queue"])
+    factory = ChatFactory(core, reactor, sendQueueBytes=config["send-queue"])
     top = service.MultiService()
+    # Started first, so stopped last: the listeners close before the
+    # connected users are told and let go.
+    _ShutdownNotice(factory).setServiceParent(top)
     for description in config["listen"]:
         endpoint = endpoints.serverFromString(reactor, description)
         _ListeningService(description, endpoint, factory).setServiceParent(top)

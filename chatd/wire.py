@@ -12,12 +12,16 @@ characters:
     !!! no such user: carol         an error: your last line was refused
     === joined #lobby               a reply to your command
     ??? Choose a nickname           the server waits for you to answer
+    ~ 2026-11-25T21:03:11Z #lobby <alice> hello
+                                    history: a room line from the past, with
+                                    the UTC time the server received it
 
 Once published this format stays stable: scripts and the companion client
 parse it with L{parseLine}.
 """
 
 import re
+from datetime import datetime, timezone
 from dataclasses import dataclass
 
 from chatd import events
@@ -32,6 +36,7 @@ NOTICE = "notice"
 ERROR = "error"
 REPLY = "reply"
 PROMPT = "prompt"
+HISTORY = "history"
 
 
 def notice(text: str) -> str:
@@ -48,6 +53,14 @@ def reply(text: str) -> str:
 
 def prompt(text: str) -> str:
     return "??? " + text
+
+
+def history(time: float, line: str) -> str:
+    """
+    Mark C{line}, a room line received at C{time} (POSIX seconds), as history.
+    """
+    stamp = datetime.fromtimestamp(time, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"~ {stamp} {line}"
 
 
 def _quitLine(e):
@@ -104,6 +117,10 @@ class ServerLine:
     text: str
     room: str = ""
     nick: str = ""
+    time: str = ""
+    """For history lines, the UTC time in ISO 8601 form."""
+    original: str = ""
+    """For history lines, the kind of the line from the past."""
 
 
 _PARSERS = [
@@ -119,6 +136,12 @@ def parseLine(line: str) -> ServerLine | None:
     """
     Recognise a server line, or return L{None} for a line of no known kind.
     """
+    if line.startswith("~ "):
+        stamp, _, rest = line[2:].partition(" ")
+        past = parseLine(rest)
+        if past is None or past.kind == HISTORY:
+            return None
+        return ServerLine(HISTORY, past.text, past.room, past.nick, stamp, past.kind)
     kind = _SIGILS.get(line[:4])
     if kind is not None:
         return ServerLine(kind, line[4:])

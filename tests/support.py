@@ -23,7 +23,7 @@ class MemoryServer:
     def __init__(self, **factoryArgs):
         self.clock = Clock()
         self.core = ChatCore(Fanout(), self.clock)
-        self.factory = ChatFactory(self.core, **factoryArgs)
+        self.factory = ChatFactory(self.core, self.clock, **factoryArgs)
         self._port = 40000
 
     def connect(self, nick=None):
