@@ -77,6 +77,9 @@ def connect(path, readOnly=False):
                 os.makedirs(folder, exist_ok=True)
             connection = sqlite3.connect(path, isolation_level=None,
                                          check_same_thread=False)
+    except FileExistsError as e:
+        raise HistoryError(f"cannot create the history database {path}: "
+                           f"{e.filename} is not a folder") from None
     except OSError as e:
         raise HistoryError(f"cannot create the history database {path}: "
                            f"{e.strerror}: {e.filename}") from None
