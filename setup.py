@@ -12,4 +12,5 @@ setup(
     package_dir={"": "."},
     install_requires=["twisted>=24.3"],
     extras_require={"test": ["pytest", "hypothesis"]},
+    entry_points={"console_scripts": ["chatd-export = chatd.export:main"]},
 )
