@@ -140,6 +140,32 @@ def test_pruneForgetsOlderLinesButNeverReusesIds(path, calls):
     calls.wait(store.close())
 
 
+def test_linesStoredButNotYetIndexedAreIndexedLater(path, calls):
+    """
+    Lines stored but not yet indexed for search when the process died (the
+    writer indexes after storing) become searchable after reopening, and
+    pruning them keeps the index sound.
+    """
+    store = openStore(path, calls)
+    lines = [said(store, "#a", "alice", f"word{i}", time=float(i)) for i in range(3000)]
+    calls.wait(store.close())
+    connection = sqlite3.connect(path)
+    connection.execute("UPDATE counters SET value = 0 WHERE name = 'indexed'")
+    connection.execute("INSERT INTO messages_search (messages_search) VALUES ('delete-all')")
+    connection.commit()
+    connection.close()
+    store = openStore(path, calls)
+    assert calls.wait(store.search(["#a"], ["word2999"], 5)) == [lines[-1]]
+    assert calls.wait(store.search(["#a"], ["word0"], 5)) == [lines[0]]
+    assert calls.wait(store.prune(1500.0)) == 1500
+    assert calls.wait(store.search(["#a"], ["word0"], 5)) == []
+    calls.wait(store.close())
+    connection = sqlite3.connect(path)
+    assert connection.execute(
+        "INSERT INTO messages_search (messages_search, rank) VALUES ('integrity-check', 1)")
+    connection.close()
+
+
 def test_closeStoresEverythingPending(path, calls):
     """
     Lines appended just before close() are all on disk once it fires.

@@ -34,23 +34,24 @@ MIGRATIONS = [
     CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
     INSERT INTO counters VALUES ('last_id', 0);
     """,
-    # 2: full-text search over the text, kept in step by triggers, and built
-    # for the rows a version-1 database already holds.  Results come newest
-    # first, never by relevance, so no column sizes are kept for ranking: one
-    # B-tree insert less per line.
+    # 2: full-text search over the text.  The writer indexes stored lines
+    # a little after storing them (see chatd.storage.sqlite), so the insert
+    # path stays fast; the counter 'indexed' is the highest id indexed.
+    # Pruning only deletes indexed lines, and the trigger keeps the index in
+    # step.  Results come newest first, never by relevance, so no column
+    # sizes are kept for ranking: one B-tree insert less per line.
     """
     CREATE VIRTUAL TABLE messages_search USING fts5(
         text, content='messages', content_rowid='id', columnsize=0,
         tokenize='unicode61 remove_diacritics 2'
     );
-    CREATE TRIGGER messages_search_insert AFTER INSERT ON messages BEGIN
-        INSERT INTO messages_search (rowid, text) VALUES (new.id, new.text);
-    END;
     CREATE TRIGGER messages_search_delete AFTER DELETE ON messages BEGIN
         INSERT INTO messages_search (messages_search, rowid, text)
             VALUES ('delete', old.id, old.text);
     END;
     INSERT INTO messages_search (messages_search) VALUES ('rebuild');
+    INSERT INTO counters
+        SELECT 'indexed', coalesce(max(id), 0) FROM messages;
     """,
 ]
 

@@ -13,6 +13,12 @@ waits on SQLite:
 - the reader owns a second connection and answers replay and search.  With
   WAL it never waits for the writer, nor the writer for it.
 
+Indexing a line for full-text search costs several times more than storing
+it, so the writer stores first and indexes when it has nothing to store
+(L{INDEX_CHUNK} lines at a time).  A burst is on disk as fast as it comes, and
+becomes searchable as soon as the writer catches up; a search catches up
+first, so it still finds every line said before it.
+
 Why plain threads with queues rather than Twisted's thread pool: the writer's
 batching wants a loop that sees the whole backlog at once, and the pool would
 add a L{Deferred} and a context switch per line; a queue put costs the reactor
@@ -43,6 +49,9 @@ BATCH_WINDOW = 0.010
 
 PRUNE_CHUNK = 5000
 """Rows pruning deletes per transaction, so that lines never wait long."""
+
+INDEX_CHUNK = 2000
+"""Stored lines the idle writer indexes per transaction."""
 
 _INSERT = ("INSERT INTO messages (id, time, room_key, room, kind, nick, text) "
            "VALUES (?, ?, ?, ?, ?, ?, ?)")
@@ -112,9 +121,14 @@ class SQLiteHistory:
         @raise chatd.storage.HistoryError: when the file cannot be used.
         """
         writing = schema.connect(self.path)
-        self._lastId = writing.execute(
-            "SELECT max(coalesce((SELECT max(id) FROM messages), 0), "
-            "(SELECT value FROM counters WHERE name = 'last_id'))").fetchone()[0]
+        # The writer's own state, handed over before its thread starts: the
+        # highest id stored, and the highest indexed for search.
+        self._stored, self._indexed, used = writing.execute(
+            "SELECT coalesce((SELECT max(id) FROM messages), 0), "
+            "(SELECT value FROM counters WHERE name = 'indexed'), "
+            "(SELECT value FROM counters WHERE name = 'last_id')").fetchone()
+        self._lastId = max(self._stored, used)
+        self._indexing = True
         reading = sqlite3.connect(self.path, isolation_level=None,
                                   check_same_thread=False)
         reading.execute("PRAGMA query_only = ON")
@@ -140,7 +154,7 @@ class SQLiteHistory:
 
     def search(self, rooms, words, limit):
         return self._read(self._search, sorted({roomKey(r) for r in rooms}),
-                          list(words), limit)
+                          list(words), limit, indexed=True)
 
     def prune(self, before):
         done = Deferred()
@@ -158,9 +172,15 @@ class SQLiteHistory:
         self._writes.put(_STOP)
         return self._closed
 
-    def _read(self, query, *args):
+    def _read(self, query, *args, indexed=False):
         done = Deferred()
-        self._writes.put(lambda connection: self._reads.put((query, args, done)))
+
+        def ready(connection):
+            if indexed:
+                self._index(connection, None)
+            self._reads.put((query, args, done))
+
+        self._writes.put(ready)
         return done
 
     # The writer thread
@@ -170,7 +190,15 @@ class SQLiteHistory:
         lastCommit = float("-inf")
         stopping = False
         while True:
-            batch = [writes.get()]
+            if self._indexing and self._indexed < self._stored:
+                try:
+                    first = writes.get_nowait()
+                except queue.Empty:
+                    self._index(connection, INDEX_CHUNK)
+                    continue
+            else:
+                first = writes.get()
+            batch = [first]
             wait = lastCommit + window - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
@@ -219,15 +247,48 @@ class SQLiteHistory:
             self._callFromThread(self._log.failure,
                                  "{count} history lines could not be stored",
                                  failure, count=len(rows))
+        else:
+            self._stored = rows[-1][0]
+
+    def _index(self, connection, limit):
+        """
+        Index up to C{limit} stored lines (all with L{None}) for search.
+        """
+        if self._indexed >= self._stored:
+            return
+        upTo = self._stored if limit is None else min(self._stored, self._indexed + limit)
+        try:
+            connection.execute("BEGIN")
+            connection.execute(
+                "INSERT INTO messages_search (rowid, text) "
+                "SELECT id, text FROM messages WHERE id > ? AND id <= ?",
+                (self._indexed, upTo))
+            connection.execute("UPDATE counters SET value = ? WHERE name = 'indexed'",
+                               (upTo,))
+            connection.execute("COMMIT")
+        except sqlite3.Error:
+            failure = Failure()
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            self._callFromThread(self._log.failure, "indexing history failed", failure)
+            # The idle writer stops trying; the next search or prune tries
+            # again.
+            self._indexing = False
+            return
+        self._indexed = upTo
+        self._indexing = True
 
     def _pruneJob(self, before, done, deleted):
         def prune(connection):
+            # Only indexed lines may be deleted: the trigger takes them out of
+            # the index, which must hold them.
+            self._index(connection, None)
             try:
                 connection.execute("BEGIN")
                 count = connection.execute(
                     "DELETE FROM messages WHERE id IN "
-                    "(SELECT id FROM messages WHERE time < ? LIMIT ?)",
-                    (before, PRUNE_CHUNK)).rowcount
+                    "(SELECT id FROM messages WHERE time < ? AND id <= ? LIMIT ?)",
+                    (before, self._indexed, PRUNE_CHUNK)).rowcount
                 connection.execute("COMMIT")
             except sqlite3.Error:
                 failure = Failure()
