@@ -40,7 +40,7 @@ class MemoryServer:
         client = MemoryClient(proto, transport)
         if nick is not None:
             client.send(nick)
-        client.transport.clear()
+            client.transport.clear()
         return client
 
 
