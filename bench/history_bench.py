@@ -41,7 +41,7 @@ def text(i):
 
 def storeFlatOut(folder, count, talkers, rooms):
     calls = ThreadCalls()
-    store = SQLiteHistory(os.path.join(folder, "flat.sqlite3"), calls.callFromThread)
+    store = SQLiteHistory(os.path.join(folder, "flat.sqlite3"), calls)
     store.open()
     start = time.perf_counter()
     for i in range(count):
@@ -62,7 +62,7 @@ def storeFlatOut(folder, count, talkers, rooms):
 
 def storeSteady(folder, rate, seconds, talkers, rooms):
     calls = ThreadCalls()
-    store = SQLiteHistory(os.path.join(folder, "steady.sqlite3"), calls.callFromThread)
+    store = SQLiteHistory(os.path.join(folder, "steady.sqlite3"), calls)
     store.open()
     tick = 0.01
     perTick = int(rate * tick)

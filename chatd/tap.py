@@ -218,7 +218,7 @@ def makeService(config, reactor=None):
         from twisted.internet import reactor
     history = None
     if config["history"] is not None:
-        history = SQLiteHistory(config["history"], reactor.callFromThread)
+        history = SQLiteHistory(config["history"], reactor)
     core = ChatCore(Fanout(), reactor, lobby=config["lobby"], history=history)
     factory = ChatFactory(core, reactor, sendQueueBytes=config["send-queue"],
                           replay=config["replay"])

@@ -6,10 +6,17 @@ and ways to wait for the history store's threads without a reactor.
 
 import os
 import queue
+import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
+from pathlib import Path
+
+import pytest
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
@@ -22,8 +29,6 @@ from chatd.fanout import Fanout
 from chatd.names import roomKey
 from chatd.protocol import ChatFactory
 from chatd.storage import IHistoryStore
-
-TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 
 
 class MemoryServer:
@@ -52,7 +57,7 @@ class MemoryServer:
         client = MemoryClient(proto, transport)
         if nick is not None:
             client.send(nick)
-        client.transport.clear()
+            client.transport.clear()
         return client
 
 
@@ -131,6 +136,95 @@ class LineClient:
 
     def close(self):
         self.sock.close()
+
+
+class Daemon:
+    """
+    C{twistd -n chat} in a subprocess, started the way a user starts it.
+
+    Its log is collected by a thread so the pipe never fills; C{port} is read
+    from the "chatd listening on" line.
+    """
+
+    def __init__(self, *args, cwd=None, listen="tcp:0:interface=127.0.0.1", runner=None,
+                 dataHome=None):
+        """
+        @param runner: the command before the chat options; by default
+            C{twistd -n --pidfile= chat}.
+        @param dataHome: the daemon's C{XDG_DATA_HOME}, where its history is
+            kept unless C{--db} says otherwise; by default a fresh folder, so
+            that no daemon replays another one's history.
+        """
+        self.dataHome = dataHome or tempfile.mkdtemp(prefix="chatd-daemon-")
+        command = runner or [twistdPath(), "-n", "--pidfile=", "chat"]
+        if listen:
+            command += ["--listen", listen]
+        self.command = command + list(args)
+        self.cwd = cwd
+        self.log = []
+        self.port = None
+
+    def start(self, timeout=20):
+        self.process = subprocess.Popen(
+            self.command, cwd=self.cwd, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+            env=dict(os.environ, XDG_DATA_HOME=self.dataHome))
+        self._listening = threading.Event()
+        threading.Thread(target=self._collect, daemon=True).start()
+        if not self._listening.wait(timeout):
+            self.stop()
+            raise AssertionError("daemon did not start:\n" + "".join(self.log))
+        return self
+
+    def _collect(self):
+        for line in self.process.stdout:
+            self.log.append(line)
+            match = re.search(r"chatd listening on [^ ]+:(\d+)", line)
+            if match and self.port is None:
+                self.port = int(match.group(1))
+                self._listening.set()
+
+    def client(self):
+        return LineClient(self.port)
+
+    def logText(self):
+        return "".join(self.log)
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        """
+        Signal the daemon and wait for it to exit; return its exit status.
+        """
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+
+def twistdPath():
+    """
+    The twistd beside the running Python: the one this checkout is installed
+    into.
+    """
+    return str(Path(sys.executable).with_name("twistd"))
+
+
+def requireTool(name):
+    """
+    Skip the test when C{name} is not installed, unless CI demands every tool.
+    """
+    if shutil.which(name) is None:
+        if os.environ.get("CHATD_REQUIRE_TOOLS"):
+            pytest.fail(f"{name} is required but not installed")
+        pytest.skip(f"{name} is not installed")
+
+
+def settle(*clients):
+    """
+    Everything delivered to each client once all their lines so far are
+    processed: a first barrier per client makes sure the server has acted on
+    every line they sent, a second collects all that this caused.
+    """
+    got = [client.sync() for client in clients]
+    return [lines + client.sync() for lines, client in zip(got, clients)]
 
 
 @implementer(IHistoryStore)
@@ -219,64 +313,13 @@ class ThreadCalls:
         return outcome[0]
 
 
-class Daemon:
-    """
-    A real chatd in a subprocess (C{twistd -n chat}), listening on a free
-    port on 127.0.0.1; its output is collected in the background.
-    """
-
-    def __init__(self, folder, *args):
-        """
-        @param folder: the working folder, and the data folder unless C{args}
-            say where the history goes.
-        """
-        env = dict(os.environ, XDG_DATA_HOME=str(folder))
-        self.process = subprocess.Popen(
-            [TWISTD, "-n", "--pidfile=", "chat", "--listen",
-             "tcp:0:interface=127.0.0.1", *args],
-            cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True)
-        self.output = []
-        for line in self.process.stdout:
-            self.output.append(line)
-            if "chatd listening on 127.0.0.1:" in line:
-                self.port = int(line.rsplit(":", 1)[1])
-                break
-        else:
-            raise RuntimeError("chatd did not start:\n" + "".join(self.output))
-        self._drain = threading.Thread(target=self._collect, daemon=True)
-        self._drain.start()
-
-    def _collect(self):
-        for line in self.process.stdout:
-            self.output.append(line)
-
-    def client(self, nick=None):
-        """
-        A L{LineClient} to this daemon, logged in as C{nick} when given.
-        """
-        client = LineClient(self.port)
-        if nick is not None:
-            client.login(nick)
-        return client
-
-    def stop(self, signal=15, timeout=15):
-        """
-        Send C{signal} and wait for the process to exit; return its status.
-        """
-        self.process.send_signal(signal)
-        status = self.process.wait(timeout)
-        self._drain.join(timeout)
-        return status
-
-
-def startFailure(folder, *args, timeout=30):
+def startFailure(*args, cwd=None, timeout=30):
     """
     Run a chatd that is expected not to start; return its exit status and
     its output.
     """
-    env = dict(os.environ, XDG_DATA_HOME=str(folder))
     done = subprocess.run(
-        [TWISTD, "-n", "--pidfile=", "chat", "--listen", "tcp:0:interface=127.0.0.1",
-         *args], cwd=folder, env=env, capture_output=True, text=True, timeout=timeout)
+        [twistdPath(), "-n", "--pidfile=", "chat", "--listen",
+         "tcp:0:interface=127.0.0.1", *args], cwd=cwd, capture_output=True,
+        text=True, timeout=timeout)
     return done.returncode, done.stdout + done.stderr

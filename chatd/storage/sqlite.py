@@ -100,13 +100,13 @@ class SQLiteHistory:
 
     _log = Logger()
 
-    def __init__(self, path, callFromThread, batchWindow=BATCH_WINDOW):
+    def __init__(self, path, reactor, batchWindow=BATCH_WINDOW):
         """
-        @param callFromThread: how the store's threads hand results to the
-            reactor thread: the reactor's C{callFromThread}.
+        @param reactor: an L{IReactorThreads}, whose C{callFromThread} the
+            store's threads use to hand results to the reactor thread.
         """
         self.path = path
-        self._callFromThread = callFromThread
+        self._reactor = reactor
         self._batchWindow = batchWindow
         self._writes = queue.SimpleQueue()
         self._reads = queue.SimpleQueue()
@@ -163,7 +163,7 @@ class SQLiteHistory:
 
     def flush(self):
         done = Deferred()
-        self._writes.put(lambda connection: self._callFromThread(done.callback, None))
+        self._writes.put(lambda connection: self._reactor.callFromThread(done.callback, None))
         return done
 
     def close(self):
@@ -244,7 +244,7 @@ class SQLiteHistory:
             failure = Failure()
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
-            self._callFromThread(self._log.failure,
+            self._reactor.callFromThread(self._log.failure,
                                  "{count} history lines could not be stored",
                                  failure, count=len(rows))
         else:
@@ -270,7 +270,7 @@ class SQLiteHistory:
             failure = Failure()
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
-            self._callFromThread(self._log.failure, "indexing history failed", failure)
+            self._reactor.callFromThread(self._log.failure, "indexing history failed", failure)
             # The idle writer stops trying; the next search or prune tries
             # again.
             self._indexing = False
@@ -294,10 +294,10 @@ class SQLiteHistory:
                 failure = Failure()
                 if connection.in_transaction:
                     connection.execute("ROLLBACK")
-                self._callFromThread(done.errback, failure)
+                self._reactor.callFromThread(done.errback, failure)
                 return
             if count < PRUNE_CHUNK:
-                self._callFromThread(done.callback, deleted + count)
+                self._reactor.callFromThread(done.callback, deleted + count)
             else:
                 # The rest goes behind the lines that arrived meanwhile.
                 self._writes.put(self._pruneJob(before, done, deleted + count))
@@ -314,11 +314,11 @@ class SQLiteHistory:
             try:
                 result = query(connection, *args)
             except Exception:
-                self._callFromThread(done.errback, Failure())
+                self._reactor.callFromThread(done.errback, Failure())
             else:
-                self._callFromThread(done.callback, result)
+                self._reactor.callFromThread(done.callback, result)
         connection.close()
-        self._callFromThread(self._closed.callback, None)
+        self._reactor.callFromThread(self._closed.callback, None)
 
     @staticmethod
     def _recent(connection, key, count):
