@@ -229,7 +229,8 @@ class ChatCore:
         """
         The existing room called C{name}; refused when there is none.
         """
-        room = self.rooms.get(roomKey(normalRoomName(name)))
+        name = normalRoomName(name)
+        room = self.rooms.get(roomKey(name))
         if room is None:
             raise ChatError(f"no such room: {name}")
         return room
@@ -280,7 +281,8 @@ class ChatCore:
     def _memberRoom(self, user, name):
         if name is None:
             return self._currentRoom(user)
-        room = user.rooms.get(roomKey(normalRoomName(name)))
+        name = normalRoomName(name)
+        room = user.rooms.get(roomKey(name))
         if room is None:
             raise ChatError(f"you are not in {name}")
         return room

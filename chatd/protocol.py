@@ -27,7 +27,9 @@ class ChatProtocol(LineReceiver):
 
     # Input lines end in LF; a CR before it is dropped, so CRLF works too.
     delimiter = b"\n"
-    MAX_LENGTH = MAX_LINE_BYTES
+    # One more than the limit, for the CR of a CRLF; lineReceived checks the
+    # limit itself once the CR is gone.
+    MAX_LENGTH = MAX_LINE_BYTES + 1
 
     _log = Logger()
 
@@ -42,7 +44,7 @@ class ChatProtocol(LineReceiver):
         self.peer = _describe(self.transport.getPeer())
         if hasattr(self.transport, "setTcpNoDelay"):
             self.transport.setTcpNoDelay(True)
-        self._telnet = TelnetFilter()
+        self._telnet = TelnetFilter(self._telnetReply)
         self._skipping = False
         self._replay = None
         self.outbox = Outbox(self.transport, self.factory.sendQueueBytes,
@@ -74,11 +76,15 @@ class ChatProtocol(LineReceiver):
             self._skipping = True
         else:
             self._replay = line[end + 1:]
-        self.error(f"line too long: at most {self.MAX_LENGTH} bytes; "
-                   "it was not delivered")
+        self._tooLong()
 
     def lineReceived(self, raw):
         if self.transport.disconnecting or self.factory.stopping:
+            return
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        if len(raw) > MAX_LINE_BYTES:
+            self._tooLong()
             return
         text = cleanText(raw)
         if not text:
@@ -89,10 +95,19 @@ class ChatProtocol(LineReceiver):
             self.error(str(e))
             if self.user.nick is None:
                 self.prompt("Choose another nickname:")
+        else:
+            if self.user.nick is None and not self.transport.disconnecting:
+                self.prompt("Choose a nickname:")
+
+    def _tooLong(self):
+        self.error(f"line too long: at most {MAX_LINE_BYTES} bytes; "
+                   "it was not delivered")
 
     def connectionLost(self, reason):
         self.factory.forget(self)
         self.outbox.close()
+        if self._quitReason is None and self.factory.stopping:
+            self._quitReason = "server shutdown"
         why = self._quitReason or _lossReason(reason)
         self.core.disconnect(self.user, why)
         self._log.info("{nick} ({peer}) disconnected: {why}",
@@ -146,6 +161,9 @@ class ChatProtocol(LineReceiver):
                              .encode("utf-8") + wire.DELIMITER)
 
         found.addCallbacks(show, failed)
+
+    def _telnetReply(self, data):
+        self.outbox.send(data)
 
     def _sendLine(self, line):
         self.outbox.send(line.encode("utf-8") + wire.DELIMITER)

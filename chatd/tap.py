@@ -15,7 +15,7 @@ from twisted.python import usage
 
 from chatd.core import ChatCore
 from chatd.fanout import Fanout
-from chatd.names import roomProblem
+from chatd.names import normalRoomName, roomProblem
 from chatd.protocol import SEND_QUEUE_BYTES, ChatFactory
 from chatd.storage import HistoryError
 from chatd.storage.sqlite import SQLiteHistory
@@ -91,6 +91,7 @@ class Options(usage.Options):
                 endpoints.serverFromString(None, description)
             except Exception as e:
                 raise usage.UsageError(f"--listen {description}: {e}")
+        self["lobby"] = normalRoomName(self["lobby"])
         problem = roomProblem(self["lobby"])
         if problem:
             raise usage.UsageError(f"--lobby: {problem}")
@@ -135,8 +136,9 @@ class _ListeningService(strports.StreamServerEndpointService):
             super().privilegedStartService()
         except CannotListenError as e:
             # One clear line, not a traceback; twistd then exits non-zero.
-            raise StartFailure(f"chatd: cannot listen on {self._description}: "
-                               f"{e.socketError}") from None
+            # Short: a daemonizing twistd shows only 100 bytes of it.
+            reason = getattr(e.socketError, "strerror", None) or e.socketError
+            raise StartFailure(f"cannot listen on {self._description}: {reason}") from None
         self._waitingForPort.addCallback(self._listening)
 
     def _listening(self, port):
