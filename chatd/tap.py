@@ -5,6 +5,8 @@ This is the only module that knows about endpoints, files and defaults; the
 twistd plugin and C{chatd.tac} both call L{makeService}.
 """
 
+import resource
+
 from twisted.application import service, strports
 from twisted.internet import endpoints
 from twisted.internet.error import CannotListenError
@@ -14,7 +16,8 @@ from twisted.python import usage
 from chatd.core import ChatCore
 from chatd.fanout import Fanout
 from chatd.names import roomProblem
-from chatd.protocol import SEND_QUEUE_BYTES, ChatFactory
+from chatd.limits import Limits
+from chatd.protocol import ChatFactory
 
 DEFAULT_LISTEN = "tcp:55555:interface=127.0.0.1"
 
@@ -29,9 +32,31 @@ class Options(usage.Options):
     )
     optParameters = [
         ["lobby", None, "#lobby", "The room every user joins on arrival."],
-        ["send-queue", None, SEND_QUEUE_BYTES,
+        # The limits (see chatd.limits): every one has a default that suits a
+        # small public server.
+        ["send-queue", None, Limits.sendQueueBytes,
          "Bytes that may wait for a client that does not read before it is "
          "disconnected.", int],
+        ["flood-rate", None, Limits.floodRate,
+         "Lines per second a connection may send, sustained; faster lines "
+         "are refused with an error.", float],
+        ["flood-burst", None, Limits.floodBurst,
+         "Lines a connection may send at once (a paste) before --flood-rate "
+         "applies.", int],
+        ["flood-kick", None, Limits.floodKick,
+         "Lines refused in one flood before the connection is closed; a "
+         "flood ends once the full burst is available again.", int],
+        ["max-connections", None, Limits.maxConnections,
+         "Open connections allowed in all; more are refused.", int],
+        ["max-per-address", None, Limits.maxPerAddress,
+         "Open connections allowed from one IP address; more are refused.",
+         int],
+        ["login-timeout", None, Limits.loginTimeout,
+         "Seconds a connection may take to choose a nickname (0: forever).",
+         float],
+        ["idle-timeout", None, Limits.idleTimeout,
+         "Seconds a user may send nothing before being disconnected "
+         "(0: forever).", float],
     ]
 
     def __init__(self):
@@ -60,6 +85,28 @@ class Options(usage.Options):
             raise usage.UsageError(f"--lobby: {problem}")
         if self["send-queue"] < 1024:
             raise usage.UsageError("--send-queue: at least 1024 bytes")
+        for name in ("flood-rate", "flood-burst", "max-connections",
+                     "max-per-address"):
+            if self[name] <= 0:
+                raise usage.UsageError(f"--{name}: must be more than 0")
+        for name in ("flood-kick", "login-timeout", "idle-timeout"):
+            if self[name] < 0:
+                raise usage.UsageError(f"--{name}: cannot be negative")
+
+    def limits(self):
+        """
+        The L{Limits} these options ask for.
+        """
+        return Limits(
+            sendQueueBytes=self["send-queue"],
+            floodRate=self["flood-rate"],
+            floodBurst=self["flood-burst"],
+            floodKick=self["flood-kick"],
+            maxConnections=self["max-connections"],
+            maxPerAddress=self["max-per-address"],
+            loginTimeout=self["login-timeout"],
+            idleTimeout=self["idle-timeout"],
+        )
 
 
 class StartFailure(SystemExit, Exception):
@@ -125,7 +172,9 @@ def makeService(config, reactor=None):
     if reactor is None:
         from twisted.internet import reactor
     core = ChatCore(Fanout(), reactor, lobby=config["lobby"])
-    factory = ChatFactory(core, reactor, sendQueueBytes=config["send-queue"])
+    limits = config.limits()
+    _allowDescriptors(limits.maxConnections)
+    factory = ChatFactory(core, reactor, limits=limits)
     top = service.MultiService()
     # Started first, so stopped last: the listeners close before the
     # connected users are told and let go.
@@ -134,3 +183,25 @@ def makeService(config, reactor=None):
         endpoint = endpoints.serverFromString(reactor, description)
         _ListeningService(description, endpoint, factory).setServiceParent(top)
     return top
+
+
+def _allowDescriptors(connections):
+    """
+    Raise the soft limit on open files so that C{connections} sockets fit
+    (with room for listeners, logs and storage), as far as the hard limit
+    allows; --max-connections is then what limits connections, not a
+    refusal by the system to accept them.
+    """
+    wanted = connections + 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    if wanted > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    if wanted < connections + 64:
+        Logger().warn(
+            "--max-connections {connections} needs more open files than the "
+            "hard limit of {hard} allows; raise it (ulimit -Hn)",
+            connections=connections, hard=hard)
