@@ -19,6 +19,8 @@ class Limits:
 
     @ivar sendQueueBytes: bytes that may wait for a client that does not read
         before it is disconnected.
+    @ivar sendQueueGrace: seconds a client may stay over C{sendQueueBytes}
+        (a burst it is still reading) before it is disconnected.
     @ivar floodRate: lines per second a connection may send, sustained.
     @ivar floodBurst: lines a connection may send at once (a paste) before
         C{floodRate} applies.
@@ -31,6 +33,7 @@ class Limits:
     """
 
     sendQueueBytes: int = SEND_QUEUE_BYTES
+    sendQueueGrace: float = 5.0
     floodRate: float = 5.0
     floodBurst: int = 20
     floodKick: int = 100

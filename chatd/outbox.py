@@ -4,9 +4,17 @@ Each connection's send queue, where the slow-reader policy lives.
 Twisted's transport already coalesces every write of a reactor turn into one
 C{send}.  The outbox registers itself as the transport's push producer: while
 the transport's own buffer is full it is paused, and what arrives meanwhile
-waits here.  When that backlog passes the limit the reader is too slow to keep,
-and the connection is dropped rather than letting its memory grow without
+waits here.  When that backlog stays past the limit the reader is too slow to
+keep, and the connection is dropped rather than letting its memory grow without
 bound or letting it hold up anyone else.
+
+"Stays" matters: everything the server does in one reactor turn is written out
+only after the turn, so a burst (several people pasting into a big room at the
+same moment) can put a reader that reads perfectly well past the limit for an
+instant.  A backlog is only held against its reader once it has been over the
+limit for C{grace} seconds without the transport draining in between.  What a
+reader can be sent in that time is itself bounded by the flood and connection
+limits, and the bytes of one message are shared by all its recipients.
 """
 
 from zope.interface import implementer
@@ -20,19 +28,27 @@ class Outbox:
 
     @ivar limit: the most bytes that may wait here while the transport is
         paused.
+    @ivar grace: seconds the backlog may stay over C{limit} before the
+        connection is aborted.
     """
 
-    __slots__ = ("_transport", "limit", "_paused", "_backlog", "_size", "_closed",
-                 "onOverflow")
+    __slots__ = ("_transport", "limit", "_clock", "grace", "_overSince", "_paused",
+                 "_backlog", "_size", "_closed", "onOverflow")
 
-    def __init__(self, transport, limit, onOverflow=None):
+    def __init__(self, transport, limit, clock, grace=0.0, onOverflow=None):
         """
-        @param onOverflow: called with no arguments when the backlog passes
-            C{limit}, before the connection is aborted.
+        @param clock: an L{IReactorTime} that times how long the backlog has
+            been over the limit.
+        @param onOverflow: called with no arguments when the backlog has been
+            over C{limit} for C{grace} seconds, before the connection is
+            aborted.
         """
         self._transport = transport
         self.limit = limit
+        self._clock = clock
+        self.grace = grace
         self.onOverflow = onOverflow
+        self._overSince = None
         self._paused = False
         self._backlog = []
         self._size = 0
@@ -51,7 +67,11 @@ class Outbox:
         self._backlog.append(data)
         self._size += len(data)
         if self._size > self.limit:
-            self._overflow()
+            now = self._clock.seconds()
+            if self._overSince is None:
+                self._overSince = now
+            if now - self._overSince >= self.grace:
+                self._overflow()
 
     @property
     def pending(self):
@@ -73,7 +93,9 @@ class Outbox:
         self._paused = True
 
     def resumeProducing(self):
+        # The transport has written everything it held: the reader keeps up.
         self._paused = False
+        self._overSince = None
         backlog, self._backlog, self._size = self._backlog, [], 0
         if backlog and not self._closed:
             self._transport.writeSequence(backlog)

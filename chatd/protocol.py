@@ -61,6 +61,7 @@ class ChatProtocol(LineReceiver):
         self._replay = None
         limits = self.factory.limits
         self.outbox = Outbox(self.transport, limits.sendQueueBytes,
+                             self.factory.clock, limits.sendQueueGrace,
                              self._sendQueueOverflowed)
         self.user = User(self.outbox, wire.LineWire)
         self._flood = FloodGate(self.factory.clock, limits.floodRate,
@@ -195,8 +196,9 @@ class ChatProtocol(LineReceiver):
     def _sendQueueOverflowed(self):
         self._quitReason = "send queue exceeded"
         self._log.warn("dropping {nick} ({peer}): more than {limit} bytes "
-                       "waiting to be sent", nick=self.user.nick or "-",
-                       peer=self.peer, limit=self.outbox.limit)
+                       "waiting to be sent for {grace:g} seconds",
+                       nick=self.user.nick or "-", peer=self.peer,
+                       limit=self.outbox.limit, grace=self.outbox.grace)
 
 
 class ChatFactory(Factory):

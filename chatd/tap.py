@@ -37,6 +37,9 @@ class Options(usage.Options):
         ["send-queue", None, Limits.sendQueueBytes,
          "Bytes that may wait for a client that does not read before it is "
          "disconnected.", int],
+        ["send-queue-grace", None, Limits.sendQueueGrace,
+         "Seconds a client may stay over --send-queue (a burst it is still "
+         "reading) before it is disconnected.", float],
         ["flood-rate", None, Limits.floodRate,
          "Lines per second a connection may send, sustained; faster lines "
          "are refused with an error.", float],
@@ -89,7 +92,8 @@ class Options(usage.Options):
                      "max-per-address"):
             if self[name] <= 0:
                 raise usage.UsageError(f"--{name}: must be more than 0")
-        for name in ("flood-kick", "login-timeout", "idle-timeout"):
+        for name in ("send-queue-grace", "flood-kick", "login-timeout",
+                     "idle-timeout"):
             if self[name] < 0:
                 raise usage.UsageError(f"--{name}: cannot be negative")
 
@@ -99,6 +103,7 @@ class Options(usage.Options):
         """
         return Limits(
             sendQueueBytes=self["send-queue"],
+            sendQueueGrace=self["send-queue-grace"],
             floodRate=self["flood-rate"],
             floodBurst=self["flood-burst"],
             floodKick=self["flood-kick"],

@@ -209,6 +209,34 @@ def test_idleTimeout():
     assert not server.clock.getDelayedCalls()
 
 
+def test_burstOverSendQueueForgivenWhenDrained():
+    """
+    A reader pushed past --send-queue by one burst, whose transport then
+    drains, is kept and gets everything; one whose backlog stays over the
+    limit for --send-queue-grace seconds is dropped, and only it.
+    """
+    server = MemoryServer(limits=Limits(sendQueueBytes=4096, sendQueueGrace=2,
+                                        floodBurst=1000))
+    alice, bob, carol = server.connect("alice"), server.connect("bob"), server.connect("carol")
+    alice.lines(), bob.lines()
+    paste = [f"line {i} " + "p" * 100 for i in range(100)]
+    bob.proto.outbox.pauseProducing()
+    carol.proto.outbox.pauseProducing()
+    for line in paste:
+        alice.send(line)
+    assert bob.proto.outbox.pending > 4096
+    bob.proto.outbox.resumeProducing()
+    server.clock.advance(1)
+    alice.send("one more")
+    bob.proto.outbox.pauseProducing()
+    server.clock.advance(1)
+    alice.send("and another")
+    assert carol.transport.disconnected
+    assert not bob.transport.disconnected
+    assert bob.lines() == [said("alice", line) for line in paste + ["one more"]]
+    assert alice.lines() == ["-- #lobby carol has quit (send queue exceeded)"]
+
+
 def test_optionsDefaultsAndChecks():
     """
     Every limit is an option whose default is the Limits default; values
@@ -221,9 +249,9 @@ def test_optionsDefaultsAndChecks():
     config.parseOptions(["--flood-rate", "0.5", "--flood-burst", "12", "--flood-kick", "7",
                          "--max-connections", "5000", "--max-per-address", "9",
                          "--login-timeout", "0", "--idle-timeout", "600",
-                         "--send-queue", "65536"])
+                         "--send-queue", "65536", "--send-queue-grace", "2"])
     assert config.limits() == Limits(
-        sendQueueBytes=65536, floodRate=0.5, floodBurst=12, floodKick=7,
+        sendQueueBytes=65536, sendQueueGrace=2, floodRate=0.5, floodBurst=12, floodKick=7,
         maxConnections=5000, maxPerAddress=9, loginTimeout=0, idleTimeout=600)
     for bad in (["--flood-rate", "0"], ["--max-connections", "0"],
                 ["--max-per-address", "-1"], ["--idle-timeout", "-5"]):
