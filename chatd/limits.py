@@ -20,7 +20,8 @@ class Limits:
     @ivar sendQueueBytes: bytes that may wait for a client that does not read
         before it is disconnected.
     @ivar sendQueueGrace: seconds a client may stay over C{sendQueueBytes}
-        (a burst it is still reading) before it is disconnected.
+        (a burst it is still reading) before it is disconnected; more than
+        four times C{sendQueueBytes} waiting disconnects at once.
     @ivar floodRate: lines per second a connection may send, sustained.
     @ivar floodBurst: lines a connection may send at once (a paste) before
         C{floodRate} applies.

@@ -12,9 +12,9 @@ bound or letting it hold up anyone else.
 only after the turn, so a burst (several people pasting into a big room at the
 same moment) can put a reader that reads perfectly well past the limit for an
 instant.  A backlog is only held against its reader once it has been over the
-limit for C{grace} seconds without the transport draining in between.  What a
-reader can be sent in that time is itself bounded by the flood and connection
-limits, and the bytes of one message are shared by all its recipients.
+limit for C{grace} seconds without the transport draining in between; a
+backlog of more than L{Outbox.BURST_FACTOR} times the limit is dropped at once,
+so that a reader's memory stays bounded by that whatever the others send.
 """
 
 from zope.interface import implementer
@@ -31,6 +31,9 @@ class Outbox:
     @ivar grace: seconds the backlog may stay over C{limit} before the
         connection is aborted.
     """
+
+    # How far past the limit a burst may go while the grace period runs.
+    BURST_FACTOR = 4
 
     __slots__ = ("_transport", "limit", "_clock", "grace", "_overSince", "_paused",
                  "_backlog", "_size", "_closed", "onOverflow")
@@ -70,7 +73,8 @@ class Outbox:
             now = self._clock.seconds()
             if self._overSince is None:
                 self._overSince = now
-            if now - self._overSince >= self.grace:
+            if (now - self._overSince >= self.grace
+                    or self._size > self.limit * self.BURST_FACTOR):
                 self._overflow()
 
     @property

@@ -39,7 +39,8 @@ class Options(usage.Options):
          "disconnected.", int],
         ["send-queue-grace", None, Limits.sendQueueGrace,
          "Seconds a client may stay over --send-queue (a burst it is still "
-         "reading) before it is disconnected.", float],
+         "reading) before it is disconnected; four times --send-queue "
+         "waiting disconnects at once.", float],
         ["flood-rate", None, Limits.floodRate,
          "Lines per second a connection may send, sustained; faster lines "
          "are refused with an error.", float],

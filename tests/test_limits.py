@@ -237,6 +237,23 @@ def test_burstOverSendQueueForgivenWhenDrained():
     assert alice.lines() == ["-- #lobby carol has quit (send queue exceeded)"]
 
 
+def test_sendQueueHardCeiling():
+    """
+    However short the wait, a backlog of more than four times --send-queue
+    drops its reader at once, so its memory stays bounded.
+    """
+    server = MemoryServer(limits=Limits(sendQueueBytes=4096, sendQueueGrace=60,
+                                        floodBurst=1000))
+    alice, bob = server.connect("alice"), server.connect("bob")
+    alice.lines()
+    bob.proto.outbox.pauseProducing()
+    for i in range(200):
+        alice.send(f"line {i} " + "p" * 100)
+        assert bob.proto.outbox.pending <= 4 * 4096
+    assert bob.transport.disconnected
+    assert alice.lines() == ["-- #lobby bob has quit (send queue exceeded)"]
+
+
 def test_optionsDefaultsAndChecks():
     """
     Every limit is an option whose default is the Limits default; values
