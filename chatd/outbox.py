@@ -42,9 +42,9 @@ class Outbox:
         """
         @param clock: an L{IReactorTime} that times how long the backlog has
             been over the limit.
-        @param onOverflow: called with no arguments when the backlog has been
-            over C{limit} for C{grace} seconds, before the connection is
-            aborted.
+        @param onOverflow: called with the size of the backlog when it has
+            been over C{limit} for C{grace} seconds (or over the burst
+            ceiling), before the connection is aborted.
         """
         self._transport = transport
         self.limit = limit
@@ -108,7 +108,8 @@ class Outbox:
         self.close()
 
     def _overflow(self):
+        pending = self._size
         self.close()
         if self.onOverflow is not None:
-            self.onOverflow()
+            self.onOverflow(pending)
         self._transport.abortConnection()

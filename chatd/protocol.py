@@ -193,12 +193,13 @@ class ChatProtocol(LineReceiver):
         self._log.info("closing {nick} ({peer}): {why}",
                        nick=self.user.nick or "-", peer=self.peer, why=why)
 
-    def _sendQueueOverflowed(self):
+    def _sendQueueOverflowed(self, pending):
         self._quitReason = "send queue exceeded"
-        self._log.warn("dropping {nick} ({peer}): more than {limit} bytes "
-                       "waiting to be sent for {grace:g} seconds",
-                       nick=self.user.nick or "-", peer=self.peer,
-                       limit=self.outbox.limit, grace=self.outbox.grace)
+        self._log.warn("dropping {nick} ({peer}): not reading; {pending} bytes "
+                       "waiting to be sent (--send-queue {limit}, for at most "
+                       "{grace:g} seconds)", nick=self.user.nick or "-",
+                       peer=self.peer, pending=pending, limit=self.outbox.limit,
+                       grace=self.outbox.grace)
 
 
 class ChatFactory(Factory):

@@ -52,8 +52,9 @@ def test_neverReadingClientDroppedOthersUndisturbed():
             others += [l for l in got if not l.startswith("#lobby <alice> ")]
         others += bob.sync()
         assert others == ["-- #lobby stuck has quit (send queue exceeded)"]
-        assert ("more than 16384 bytes waiting to be sent for 0.5 seconds"
-                in daemon.logText())
+        assert re.search(r"dropping stuck \(127\.0\.0\.1:\d+\): not reading; \d+ bytes "
+                         r"waiting to be sent \(--send-queue 16384, for at most 0\.5 "
+                         r"seconds\)", daemon.logText())
         assert alice.sync() == ["-- #lobby stuck has quit (send queue exceeded)"]
     finally:
         stuck.close()
