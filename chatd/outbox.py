@@ -36,7 +36,7 @@ class Outbox:
     BURST_FACTOR = 4
 
     __slots__ = ("_transport", "limit", "_clock", "grace", "_overSince", "_paused",
-                 "_backlog", "_size", "_closed", "onOverflow")
+                 "_backlog", "_size", "_closed", "_sealed", "onOverflow")
 
     def __init__(self, transport, limit, clock, grace=0.0, onOverflow=None):
         """
@@ -56,13 +56,14 @@ class Outbox:
         self._backlog = []
         self._size = 0
         self._closed = False
+        self._sealed = False
         transport.registerProducer(self, True)
 
     def send(self, data):
         """
         Queue C{data} for the peer.
         """
-        if self._closed:
+        if self._closed or self._sealed:
             return
         if not self._paused:
             self._transport.write(data)
@@ -84,6 +85,13 @@ class Outbox:
         buffer).
         """
         return self._size
+
+    def seal(self):
+        """
+        Accept nothing more, but still write what is queued: the last line
+        the peer gets is the last one sent before this.
+        """
+        self._sealed = True
 
     def close(self):
         """

@@ -189,6 +189,7 @@ class ChatProtocol(LineReceiver):
         """
         self._quitReason = why
         self.notice(f"Closing your connection: {why}")
+        self.outbox.seal()
         self.transport.loseConnection()
         self._log.info("closing {nick} ({peer}): {why}",
                        nick=self.user.nick or "-", peer=self.peer, why=why)
@@ -270,8 +271,12 @@ class ChatFactory(Factory):
         if not self.connections:
             self._allClosed.callback(None)
             return self._allClosed
-        for connection in list(self.connections):
+        connections = list(self.connections)
+        for connection in connections:
             connection.notice(text)
+            # The notice is their last line, not others leaving after it.
+            connection.outbox.seal()
+        for connection in connections:
             connection.transport.loseConnection()
         cutOff = self.clock.callLater(self.SHUTDOWN_GRACE, self._cutOff)
         self._allClosed.addBoth(lambda result: cutOff.active() and cutOff.cancel())

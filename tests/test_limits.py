@@ -274,3 +274,17 @@ def test_optionsDefaultsAndChecks():
                 ["--max-per-address", "-1"], ["--idle-timeout", "-5"]):
         with pytest.raises(usage.UsageError):
             Options().parseOptions(bad)
+
+
+def test_closingNoticeIsTheLastLine():
+    """
+    Once told why its connection closes (here at shutdown), a client gets
+    nothing more, not even the others leaving after it.
+    """
+    server = MemoryServer()
+    alice, bob = server.connect("alice"), server.connect("bob")
+    alice.lines()
+    server.factory.shutDown("The server is going down. Goodbye.")
+    for client in (alice, bob):
+        assert client.lines() == ["-!- The server is going down. Goodbye."]
+    assert server.factory.connections == set()
