@@ -197,7 +197,7 @@ class ChatProtocol(LineReceiver):
     def _sendQueueOverflowed(self, pending):
         self._quitReason = "send queue exceeded"
         self._log.warn("dropping {nick} ({peer}): not reading; {pending} bytes "
-                       "waiting to be sent (--send-queue {limit}, for at most "
+                       "waiting to be sent (limit {limit} bytes, for at most "
                        "{grace:g} seconds)", nick=self.user.nick or "-",
                        peer=self.peer, pending=pending, limit=self.outbox.limit,
                        grace=self.outbox.grace)

@@ -53,7 +53,7 @@ def test_neverReadingClientDroppedOthersUndisturbed():
         others += bob.sync()
         assert others == ["-- #lobby stuck has quit (send queue exceeded)"]
         assert re.search(r"dropping stuck \(127\.0\.0\.1:\d+\): not reading; \d+ bytes "
-                         r"waiting to be sent \(--send-queue 16384, for at most 0\.5 "
+                         r"waiting to be sent \(limit 16384 bytes, for at most 0\.5 "
                          r"seconds\)", daemon.logText())
         assert alice.sync() == ["-- #lobby stuck has quit (send queue exceeded)"]
     finally:
