@@ -167,3 +167,22 @@ def test_sigtermUnderLoad():
     finally:
         crowd.closeAll()
         daemon.stop()
+
+
+def test_silentConnectionClosedAfterLoginTimeout():
+    """
+    A real connection that never picks a nickname is told why and closed
+    after --login-timeout, and its place is free again.
+    """
+    daemon = Daemon("--login-timeout", "0.5", "--max-per-address", "1").start()
+    try:
+        lurker = daemon.client()
+        lines = []
+        with pytest.raises(EOFError):
+            while True:
+                lines.append(lurker.readLine())
+        assert lines[-1] == "-!- Closing your connection: no nickname chosen within 0.5 seconds"
+        lurker.close()
+        admitted(daemon.port).close()
+    finally:
+        daemon.stop()
