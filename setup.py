@@ -11,5 +11,5 @@ setup(
     packages=["chatd", "twisted.plugins"],
     package_dir={"": "."},
     install_requires=["twisted>=24.3"],
-    extras_require={"test": ["pytest", "hypothesis"]},
+    extras_require={"test": ["pytest", "pytest-timeout", "hypothesis"]},
 )

@@ -139,8 +139,12 @@ class Daemon:
     from the "chatd listening on" line.
     """
 
-    def __init__(self, *args, cwd=None, listen="tcp:0:interface=127.0.0.1"):
-        command = [twistdPath(), "-n", "--pidfile=", "chat"]
+    def __init__(self, *args, cwd=None, listen="tcp:0:interface=127.0.0.1", runner=None):
+        """
+        @param runner: the command before the chat options; by default
+            C{twistd -n --pidfile= chat}.
+        """
+        command = runner or [twistdPath(), "-n", "--pidfile=", "chat"]
         if listen:
             command += ["--listen", listen]
         self.command = command + list(args)

@@ -3,15 +3,18 @@ The daemon as users run it: C{twistd -n chat} in a subprocess, several
 clients on real loopback sockets.
 """
 
-import socket
+import os
+import re
+import signal
 import subprocess
-import sys
+import time
+from pathlib import Path
 
 import pytest
 
-from support import Daemon, settle, twistdPath
+from support import Daemon, LineClient, settle, twistdPath
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +157,6 @@ def test_severalListeners():
         while d.logText().count("chatd listening on") < 2:
             pass
         ports = [int(l.rsplit(":", 1)[1]) for l in d.log if "chatd listening on" in l]
-        from support import LineClient
         a, b = LineClient(ports[0]), LineClient(ports[1])
         a.login("l_a")
         b.login("l_b")
@@ -231,3 +233,49 @@ def test_tacRunsFromCheckout(tmp_path):
     finally:
         result.terminate()
         result.wait(20)
+
+
+def _waitFor(path, pattern, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            match = re.search(pattern, path.read_text())
+            if match:
+                return match
+        time.sleep(0.05)
+    raise AssertionError(f"{pattern!r} never appeared in {path}")
+
+
+def test_daemonizes(tmp_path):
+    """
+    Plain C{twistd chat} daemonizes as twistd does: the command returns, a
+    pidfile and logfile appear, and the daemon serves until signalled.
+    """
+    pidfile, logfile = tmp_path / "chatd.pid", tmp_path / "chatd.log"
+    result = subprocess.run(
+        [twistdPath(), f"--pidfile={pidfile}", f"--logfile={logfile}", "chat",
+         "--listen", "tcp:0:interface=127.0.0.1"], cwd=tmp_path, timeout=30)
+    assert result.returncode == 0
+    port = int(_waitFor(logfile, r"chatd listening on 127.0.0.1:(\d+)").group(1))
+    pid = int(pidfile.read_text())
+    try:
+        client = LineClient(port)
+        client.login("daemon_user")
+        client.close()
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    _waitFor(logfile, r"Server Shut Down")
+
+
+def test_twistRunsChat():
+    """
+    The newer C{twist} runner starts the same plugin.
+    """
+    twist = str(Path(twistdPath()).with_name("twist"))
+    d = Daemon(runner=[twist, "--log-format=text", "chat"]).start()
+    try:
+        client = d.client()
+        client.login("twist_user")
+        client.close()
+    finally:
+        d.stop()
