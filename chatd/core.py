@@ -71,15 +71,18 @@ class ChatCore:
 
     _log = Logger()
 
-    def __init__(self, fanout, clock, lobby="#lobby"):
+    def __init__(self, fanout, clock, lobby="#lobby", maxRooms=20):
         """
         @param fanout: a L{chatd.fanout.Fanout} that delivers events.
         @param clock: an L{IReactorTime} that stamps messages.
         @param lobby: the room every user joins on arrival.
+        @param maxRooms: the most rooms one user may be in at once, so that
+            the number of rooms stays bounded too.
         """
         self._fanout = fanout
         self._clock = clock
         self.lobby = lobby
+        self.maxRooms = maxRooms
         self.users = {}
         self.rooms = {}
 
@@ -128,6 +131,9 @@ class ChatCore:
         if problem:
             raise ChatError(problem)
         key = roomKey(name)
+        if key not in user.rooms and len(user.rooms) >= self.maxRooms:
+            raise ChatError(f"you are in {len(user.rooms)} rooms, the most "
+                            "allowed; /part one first")
         room = self.rooms.get(key)
         if room is None:
             room = self.rooms[key] = Room(name)

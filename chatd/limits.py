@@ -29,6 +29,7 @@ class Limits:
         closed; a flood ends once the full burst is available again.
     @ivar maxConnections: open connections allowed in all.
     @ivar maxPerAddress: open connections allowed from one IP address.
+    @ivar maxRooms: rooms one user may be in at once.
     @ivar loginTimeout: seconds a connection may take to choose a nickname.
     @ivar idleTimeout: seconds a connection may stay silent; 0 means forever.
     """
@@ -40,6 +41,7 @@ class Limits:
     floodKick: int = 100
     maxConnections: int = 1000
     maxPerAddress: int = 50
+    maxRooms: int = 20
     loginTimeout: float = 60.0
     idleTimeout: float = 0.0
 

@@ -55,6 +55,8 @@ class Options(usage.Options):
         ["max-per-address", None, Limits.maxPerAddress,
          "Open connections allowed from one IP address; more are refused.",
          int],
+        ["max-rooms", None, Limits.maxRooms,
+         "Rooms one user may be in at once.", int],
         ["login-timeout", None, Limits.loginTimeout,
          "Seconds a connection may take to choose a nickname (0: forever).",
          float],
@@ -90,7 +92,7 @@ class Options(usage.Options):
         if self["send-queue"] < 1024:
             raise usage.UsageError("--send-queue: at least 1024 bytes")
         for name in ("flood-rate", "flood-burst", "max-connections",
-                     "max-per-address"):
+                     "max-per-address", "max-rooms"):
             if self[name] <= 0:
                 raise usage.UsageError(f"--{name}: must be more than 0")
         for name in ("send-queue-grace", "flood-kick", "login-timeout",
@@ -110,6 +112,7 @@ class Options(usage.Options):
             floodKick=self["flood-kick"],
             maxConnections=self["max-connections"],
             maxPerAddress=self["max-per-address"],
+            maxRooms=self["max-rooms"],
             loginTimeout=self["login-timeout"],
             idleTimeout=self["idle-timeout"],
         )
@@ -177,8 +180,9 @@ def makeService(config, reactor=None):
     """
     if reactor is None:
         from twisted.internet import reactor
-    core = ChatCore(Fanout(), reactor, lobby=config["lobby"])
     limits = config.limits()
+    core = ChatCore(Fanout(), reactor, lobby=config["lobby"],
+                    maxRooms=limits.maxRooms)
     _allowDescriptors(limits.maxConnections)
     factory = ChatFactory(core, reactor, limits=limits)
     top = service.MultiService()

@@ -254,6 +254,28 @@ def test_sendQueueHardCeiling():
     assert alice.lines() == ["-- #lobby bob has quit (send queue exceeded)"]
 
 
+def test_roomsPerUserBounded():
+    """
+    A user may be in --max-rooms rooms at once; one more is refused with the
+    reason, and parting one makes room again.  Re-joining a room one is in
+    only switches to it.
+    """
+    server = MemoryServer()
+    server.core.maxRooms = 3
+    alice = server.connect("alice")
+    alice.send("/join #a")
+    alice.send("/join #b")
+    alice.lines()
+    alice.send("/join #c")
+    assert alice.lines() == ["!!! you are in 3 rooms, the most allowed; /part one first"]
+    alice.send("/join #a")
+    assert alice.lines() == ["=== now talking in #a"]
+    alice.send("/part #b")
+    alice.send("/join #c")
+    assert "=== joined #c" in alice.lines()
+    assert set(server.core.rooms) == {"#lobby", "#a", "#c"}
+
+
 def test_optionsDefaultsAndChecks():
     """
     Every limit is an option whose default is the Limits default; values
@@ -266,10 +288,11 @@ def test_optionsDefaultsAndChecks():
     config.parseOptions(["--flood-rate", "0.5", "--flood-burst", "12", "--flood-kick", "7",
                          "--max-connections", "5000", "--max-per-address", "9",
                          "--login-timeout", "0", "--idle-timeout", "600",
-                         "--send-queue", "65536", "--send-queue-grace", "2"])
+                         "--send-queue", "65536", "--send-queue-grace", "2",
+                         "--max-rooms", "3"])
     assert config.limits() == Limits(
         sendQueueBytes=65536, sendQueueGrace=2, floodRate=0.5, floodBurst=12, floodKick=7,
-        maxConnections=5000, maxPerAddress=9, loginTimeout=0, idleTimeout=600)
+        maxConnections=5000, maxPerAddress=9, maxRooms=3, loginTimeout=0, idleTimeout=600)
     for bad in (["--flood-rate", "0"], ["--max-connections", "0"],
                 ["--max-per-address", "-1"], ["--idle-timeout", "-5"]):
         with pytest.raises(usage.UsageError):
