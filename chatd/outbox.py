@@ -15,10 +15,25 @@ instant.  A backlog is only held against its reader once it has been over the
 limit for C{grace} seconds without the transport draining in between; a
 backlog of more than L{Outbox.BURST_FACTOR} times the limit is dropped at once,
 so that a reader's memory stays bounded by that whatever the others send.
+
+An outbox can also keep a place for bytes that are not ready yet (history,
+read off the reactor thread): what is sent meanwhile waits behind that place,
+so the reader sees the history first and the live lines after it, in order.
 """
 
 from zope.interface import implementer
 from twisted.internet.interfaces import IPushProducer
+
+
+class _Place:
+    """
+    A place in the backlog for bytes that are not ready yet.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self):
+        self.data = None
 
 
 @implementer(IPushProducer)
@@ -36,15 +51,15 @@ class Outbox:
     BURST_FACTOR = 4
 
     __slots__ = ("_transport", "limit", "_clock", "grace", "_overSince", "_paused",
-                 "_backlog", "_size", "_closed", "_sealed", "onOverflow")
+                 "_backlog", "_size", "_closed", "_sealed", "_places", "onOverflow")
 
-    def __init__(self, transport, limit, clock, grace=0.0, onOverflow=None):
+    def __init__(self, transport, limit, onOverflow=None, clock=None, grace=0.0):
         """
-        @param clock: an L{IReactorTime} that times how long the backlog has
-            been over the limit.
         @param onOverflow: called with the size of the backlog when it has
             been over C{limit} for C{grace} seconds (or over the burst
             ceiling), before the connection is aborted.
+        @param clock: an L{IReactorTime} that times how long the backlog has
+            been over the limit; needed only with a C{grace}.
         """
         self._transport = transport
         self.limit = limit
@@ -57,6 +72,7 @@ class Outbox:
         self._size = 0
         self._closed = False
         self._sealed = False
+        self._places = 0
         transport.registerProducer(self, True)
 
     def send(self, data):
@@ -65,18 +81,49 @@ class Outbox:
         """
         if self._closed or self._sealed:
             return
-        if not self._paused:
+        if not self._paused and not self._places:
             self._transport.write(data)
             return
         self._backlog.append(data)
         self._size += len(data)
-        if self._size > self.limit:
-            now = self._clock.seconds()
-            if self._overSince is None:
-                self._overSince = now
-            if (now - self._overSince >= self.grace
-                    or self._size > self.limit * self.BURST_FACTOR):
-                self._overflow()
+        if self._size > self.limit and self._overTooLong():
+            self._overflow()
+
+    def hold(self):
+        """
+        Keep a place, after everything sent so far, for bytes that will be
+        ready later; whatever is sent meanwhile waits behind it.
+
+        @return: the place, to hand to L{fill}.
+        """
+        place = _Place()
+        self._backlog.append(place)
+        self._places += 1
+        return place
+
+    def fill(self, place, data):
+        """
+        Put C{data} in the C{place} kept by L{hold}, and send what no longer
+        waits for an empty place.
+        """
+        if self._closed or place.data is not None:
+            return
+        place.data = data
+        self._places -= 1
+        self._size += len(data)
+        self._flush()
+
+    def abandon(self):
+        """
+        Stop waiting for the places still empty: what waits behind them goes
+        out now, and what is later filled into them is dropped.  For a
+        connection about to close, whose last lines must not wait.
+        """
+        for item in self._backlog:
+            if type(item) is _Place and item.data is None:
+                item.data = b""
+        self._places = 0
+        self._flush()
 
     @property
     def pending(self):
@@ -108,12 +155,43 @@ class Outbox:
         # The transport has written everything it held: the reader keeps up.
         self._paused = False
         self._overSince = None
-        backlog, self._backlog, self._size = self._backlog, [], 0
-        if backlog and not self._closed:
-            self._transport.writeSequence(backlog)
+        self._flush()
 
     def stopProducing(self):
         self.close()
+
+    def _flush(self):
+        """
+        Write the backlog up to its first place still empty.
+        """
+        if self._paused or self._closed:
+            return
+        ready = []
+        for item in self._backlog:
+            if type(item) is _Place:
+                if item.data is None:
+                    break
+                item = item.data
+            ready.append(item)
+        if not ready:
+            return
+        del self._backlog[:len(ready)]
+        self._size -= sum(map(len, ready))
+        if self._size <= self.limit:
+            self._overSince = None
+        self._transport.writeSequence(ready)
+
+    def _overTooLong(self):
+        """
+        Whether a backlog over the limit is to be held against its reader
+        now: past the burst ceiling, or over the limit for the grace period.
+        """
+        if not self.grace or self._size > self.limit * self.BURST_FACTOR:
+            return True
+        now = self._clock.seconds()
+        if self._overSince is None:
+            self._overSince = now
+        return now - self._overSince >= self.grace
 
     def _overflow(self):
         pending = self._size

@@ -61,8 +61,8 @@ class ChatProtocol(LineReceiver):
         self._replay = None
         limits = self.factory.limits
         self.outbox = Outbox(self.transport, limits.sendQueueBytes,
-                             self.factory.clock, limits.sendQueueGrace,
-                             self._sendQueueOverflowed)
+                             self._sendQueueOverflowed, clock=self.factory.clock,
+                             grace=limits.sendQueueGrace)
         self.user = User(self.outbox, wire.LineWire)
         self._flood = FloodGate(self.factory.clock, limits.floodRate,
                                 limits.floodBurst, limits.floodKick)
@@ -139,6 +139,8 @@ class ChatProtocol(LineReceiver):
 
     def quit(self, reason):
         self._quitReason = reason or "quit"
+        # History still being read would hold "bye" back past the close.
+        self.outbox.abandon()
         self.reply("bye")
         self.core.disconnect(self.user, reason)
         self.transport.loseConnection()
@@ -154,6 +156,33 @@ class ChatProtocol(LineReceiver):
 
     def prompt(self, text):
         self._sendLine(wire.prompt(text))
+
+    def showHistory(self, found, header=None):
+        """
+        Show the room lines C{found} fires with, marked as history, after
+        everything already sent to this user and before anything sent
+        meanwhile.
+
+        @param found: a L{Deferred} firing with a list of events.
+        @param header: called with that list; returns a reply to show before
+            the lines, or L{None}.
+        """
+        place = self.outbox.hold()
+
+        def show(events):
+            lines = [self.user.wire.encodeHistory(e) for e in events]
+            text = header(events) if header is not None else None
+            if text is not None:
+                lines.insert(0, wire.reply(text).encode("utf-8") + wire.DELIMITER)
+            self.outbox.fill(place, b"".join(lines))
+
+        def failed(failure):
+            self._log.failure("history for {nick} failed", failure,
+                              nick=self.user.nick)
+            self.outbox.fill(place, wire.error("history is unavailable right now")
+                             .encode("utf-8") + wire.DELIMITER)
+
+        found.addCallbacks(show, failed)
 
     def _sendLine(self, line):
         self.outbox.send(line.encode("utf-8") + wire.DELIMITER)
@@ -188,6 +217,8 @@ class ChatProtocol(LineReceiver):
         Close the connection for C{why}, after telling the user.
         """
         self._quitReason = why
+        # History still being read would hold the notice back past the close.
+        self.outbox.abandon()
         self.notice(f"Closing your connection: {why}")
         self.outbox.seal()
         self.transport.loseConnection()
@@ -210,6 +241,7 @@ class ChatFactory(Factory):
 
     @ivar limits: the server's L{Limits}.
     @ivar connections: the open (admitted) L{ChatProtocol}s.
+    @ivar replay: how many lines of history a room shows on joining it.
     @ivar stopping: whether the server is shutting down and ignores input.
     """
 
@@ -219,10 +251,16 @@ class ChatFactory(Factory):
     # How long a shutdown waits for clients to take their last lines.
     SHUTDOWN_GRACE = 3.0
 
-    def __init__(self, core, clock, limits=Limits()):
+    def __init__(self, core, clock, limits=Limits(), replay=20):
+        """
+        @param limits: the L{Limits} every connection is held to.
+        @param replay: how many of a room's last lines a user who joins it is
+            shown, when the core keeps history.
+        """
         self.core = core
         self.clock = clock
         self.limits = limits
+        self.replay = replay
         self._counter = ConnectionCounter(limits.maxConnections,
                                           limits.maxPerAddress)
         self.connections = set()
@@ -273,6 +311,7 @@ class ChatFactory(Factory):
             return self._allClosed
         connections = list(self.connections)
         for connection in connections:
+            connection.outbox.abandon()
             connection.notice(text)
             # The notice is their last line, not others leaving after it.
             connection.outbox.seal()
