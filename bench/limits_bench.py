@@ -49,6 +49,9 @@ def login(crowd, nick):
     return member
 
 
+# The limits alone: no history written (and none in the user's data folder).
+NO_HISTORY = ("--db", "none")
+
 TAC = """
 import sys
 sys.path.insert(0, {tree!r})
@@ -82,7 +85,7 @@ def exportRevision(rev):
 
 
 def memoryWithStuckReader(seconds=8, talkers=20):
-    daemon = Daemon("--flood-burst", "1000000", "--flood-rate", "1000000").start()
+    daemon = Daemon("--flood-burst", "1000000", "--flood-rate", "1000000", *NO_HISTORY).start()
     crowd = Crowd(daemon.port)
     stuck = socket.socket()
     stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -147,9 +150,10 @@ def main():
     # so "limits on" keeps the default burst but a rate that lets it pass:
     # the difference is the cost of the checks, not of refused lines.
     runs = [
-        ("limits on", lambda: Daemon("--flood-rate", "100000", "--flood-burst", "20")),
+        ("limits on", lambda: Daemon("--flood-rate", "100000", "--flood-burst", "20",
+                                     *NO_HISTORY)),
         ("limits wide open", lambda: Daemon("--flood-rate", "1e9", "--flood-burst",
-                                            "1000000000")),
+                                            "1000000000", *NO_HISTORY)),
     ]
     if options.baseline:
         tree = exportRevision(options.baseline)
