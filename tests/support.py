@@ -43,15 +43,15 @@ class MemoryServer:
         self.factory = ChatFactory(self.core, self.clock, **factoryArgs)
         self._port = 40000
 
-    def connect(self, nick=None):
+    def connect(self, nick=None, host="127.0.0.1"):
         """
-        Open a connection, optionally claim C{nick}, and return it with its
-        output cleared.
+        Open a connection from C{host}, optionally claim C{nick}, and return
+        it (with its output cleared when a nickname was claimed).
         """
         self._port += 1
-        proto = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", self._port))
-        transport = StringTransportWithDisconnection(
-            peerAddress=IPv4Address("TCP", "127.0.0.1", self._port))
+        address = IPv4Address("TCP", host, self._port)
+        proto = self.factory.buildProtocol(address)
+        transport = StringTransportWithDisconnection(peerAddress=address)
         transport.protocol = proto
         proto.makeConnection(transport)
         client = MemoryClient(proto, transport)

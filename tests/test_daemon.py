@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def daemon():
-    d = Daemon().start()
+    # These tests send dozens of lines at once to check delivery; flood
+    # control has its own tests.
+    d = Daemon("--flood-burst", "1000").start()
     yield d
     d.stop()
 

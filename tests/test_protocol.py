@@ -3,6 +3,7 @@ The line protocol over in-memory transports: the real factory, core and
 fan-out, each client on its own StringTransport.
 """
 
+from chatd.limits import Limits
 from chatd.protocol import MAX_LINE_BYTES
 
 
@@ -354,7 +355,7 @@ def test_slowReaderDroppedOthersServed(server):
     A client whose transport stops taking data is cut off once its send
     queue passes the limit, while the others keep getting every line.
     """
-    small = type(server)(sendQueueBytes=4096)
+    small = type(server)(limits=Limits(sendQueueBytes=4096, sendQueueGrace=0, floodBurst=1000))
     alice, bob, carol = small.connect("alice"), small.connect("bob"), small.connect("carol")
     bob.proto.outbox.pauseProducing()
     alice.lines(), carol.lines()
