@@ -127,7 +127,8 @@ class ChatTerminal(insults.TerminalProtocol):
         """
         self.terminal.write(b"\r")
         self.terminal.eraseToLineEnd()
-        self.terminal.write(text.encode("utf-8") + b"\r\n")
+        # ServerProtocol.write turns LF into CRLF, as raw mode needs.
+        self.terminal.write(text.encode("utf-8") + b"\n")
         self.drawInputLine()
 
     def prompt(self) -> str:
