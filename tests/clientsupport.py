@@ -68,10 +68,9 @@ class Daemon:
     chatd under twistd, listening on 127.0.0.1 (on C{port}, or any free one).
     """
 
-    def __init__(self, folder, port=0):
+    def __init__(self, folder, port=0, listen="tcp:{port}:interface=127.0.0.1"):
         self.process = subprocess.Popen(
-            [TWISTD, "-n", "--pidfile=", "chat", "--listen",
-             f"tcp:{port}:interface=127.0.0.1"],
+            [TWISTD, "-n", "--pidfile=", "chat", "--listen", listen.format(port=port)],
             cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.log = LineReader(self.process.stdout)
         try:
@@ -119,12 +118,45 @@ class ClientProcess:
             self.process.wait(TIMEOUT)
 
 
-def runClient(folder, port, nick, stdin, *extra, command=(CHAT_CLIENT,)):
+def runClient(folder, port, nick, stdin, *extra, command=(CHAT_CLIENT,), host="127.0.0.1"):
     """
     Run chat-client to the end with C{stdin}; return the completed process
     (text).
     """
     log = os.path.join(folder, f"client-{nick}.log")
     return subprocess.run(
-        [*command, "--nick", nick, "--log", log, *extra, "127.0.0.1", str(port)],
+        [*command, "--nick", nick, "--log", log, *extra, host, str(port)],
         cwd=folder, input=stdin.encode("utf-8"), capture_output=True, timeout=TIMEOUT)
+
+
+def selfSignedCertificate(folder):
+    """
+    Write a self-signed certificate for localhost and its key; return their
+    paths.
+    """
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    certPath = os.path.join(folder, "cert.pem")
+    keyPath = os.path.join(folder, "key.pem")
+    with open(certPath, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(keyPath, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM,
+                                  serialization.PrivateFormat.TraditionalOpenSSL,
+                                  serialization.NoEncryption()))
+    return certPath, keyPath

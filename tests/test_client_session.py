@@ -197,6 +197,7 @@ def test_pipeQuitConfirmed():
     assert conn.sent == ["/quit"]
     assert view.outcome == []
     session.lineReceived("=== bye")
+    assert conn.closed
     session.disconnected("closed by the server")
     assert view.outcome == [True]
 
@@ -209,6 +210,8 @@ def test_pipeQuitUnconfirmed():
     session, view, conn, _ = connectedSession(interactive=False)
     session.quit()
     session.disconnected("connection lost")
+    assert view.notes == ["connection to example:55555 lost (connection lost) "
+                          "before the server confirmed every line"]
     assert view.outcome == [False]
 
 
@@ -294,3 +297,20 @@ def test_helpers():
     assert commandName("/JOIN #x") == "/join"
     assert commandName("//x") == ""
     assert commandName("hi") == ""
+
+
+def test_pipeGivesUpIfNeverIn():
+    """
+    In pipe mode, a connection lost before the login completed (a refused
+    certificate, say) ends the session unsuccessfully instead of retrying
+    forever; once logged in, a later loss is retried.
+    """
+    session, view, conn, _ = connectedSession(interactive=False, login=False)
+    session.disconnected("certificate verify failed")
+    assert view.notes[-1] == "connection to example:55555 lost (certificate verify failed)"
+    assert view.outcome == [False]
+
+    session, view, conn, _ = connectedSession(interactive=False)
+    session.disconnected("connection lost")
+    session.connectFailed("Connection refused")
+    assert view.outcome == []

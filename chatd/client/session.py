@@ -73,7 +73,7 @@ class Session:
         @param interactive: whether a person is typing (terminal mode) rather
             than a script (pipe mode): it echoes the user's lines, asks the
             user for a nickname when none could be had, keeps retrying when
-            the server cannot be reached at first, and a quit does not wait
+            it could not get in at first, and a quit does not wait
             for lines not yet sent.
         """
         self.view = view
@@ -86,7 +86,7 @@ class Session:
         self._address = address
         self._interactive = interactive
         self._connection = None
-        self._everConnected = False
+        self._everLoggedIn = False
         self._pending = []
         self._tries = 0
         self._userChoosesNick = False
@@ -98,7 +98,6 @@ class Session:
 
     def connected(self, connection):
         self._connection = connection
-        self._everConnected = True
         self.state = LOGIN
         self._tries = 0
         self._userChoosesNick = False
@@ -112,8 +111,7 @@ class Session:
         if self.state == DONE:
             return
         self.view.note(f"cannot reach {self._address}: {reason}")
-        if not self._everConnected and not self._interactive:
-            self._finish(False)
+        self._giveUpIfNeverIn()
 
     def retrying(self, delay: float):
         if self.state == OFFLINE and not self.quitting:
@@ -136,10 +134,14 @@ class Session:
             return
         self.state = OFFLINE
         if self.quitting:
+            if not (self._confirmed or self._interactive):
+                self.view.note(f"connection to {self._address} lost ({reason}) "
+                               "before the server confirmed every line")
             self._finish(self._confirmed or self._interactive)
             return
         self.view.note(f"connection to {self._address} lost ({reason})")
         self.view.changed()
+        self._giveUpIfNeverIn()
 
     # What the user (or the script) does
 
@@ -214,7 +216,10 @@ class Session:
 
     def _followReply(self, text):
         if self.quitting and text == "bye":
+            # Every line before the /quit was acted on.  Close from this side
+            # too: over TLS the server's close may wait for ours.
             self._confirmed = True
+            self._connection.close()
         elif match := _NOW_NICK.match(text):
             self.nick = match.group(1)
             if self.state == LOGIN:
@@ -232,8 +237,16 @@ class Session:
             return
         self.view.changed()
 
+    def _giveUpIfNeverIn(self):
+        # A script that could not get in at all (no server, a certificate
+        # refused) had better hear so than wait forever; a person can watch
+        # the retries and press Ctrl-C.
+        if not self._everLoggedIn and not self._interactive:
+            self._finish(False)
+
     def _loggedIn(self):
         self.state = ONLINE
+        self._everLoggedIn = True
         self._userChoosesNick = False
         rooms, current = self._rejoin
         self._rejoin = ([], None)
