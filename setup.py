@@ -14,5 +14,5 @@ setup(
     # server's TLS listeners).
     install_requires=["twisted[tls]>=24.3"],
     entry_points={"console_scripts": ["chat-client = chatd.client.script:main"]},
-    extras_require={"test": ["pytest", "hypothesis"]},
+    extras_require={"test": ["pytest", "pytest-timeout", "hypothesis"]},
 )

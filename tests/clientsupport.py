@@ -1,15 +1,17 @@
 """
 Helpers for the client's end-to-end tests: a real chatd daemon in a
-subprocess, and chat-client processes whose output is read line by line with
-timeouts (a broken client fails the test rather than hanging it).
+subprocess (L{support.Daemon}), and chat-client processes whose output is
+read line by line with timeouts (a broken client fails the test rather than
+hanging it).
 """
 
 import os
 import queue
-import re
 import subprocess
 import sys
 import threading
+
+from support import Daemon
 
 BIN = os.path.dirname(sys.executable)
 TWISTD = os.path.join(BIN, "twistd")
@@ -63,27 +65,12 @@ class LineReader:
             self.seen.append(line)
 
 
-class Daemon:
+def startDaemon(folder, port=0, listen="tcp:{port}:interface=127.0.0.1"):
     """
-    chatd under twistd, listening on 127.0.0.1 (on C{port}, or any free one).
+    chatd under twistd in C{folder}, listening on 127.0.0.1 (on C{port}, or
+    any free one).
     """
-
-    def __init__(self, folder, port=0, listen="tcp:{port}:interface=127.0.0.1"):
-        self.process = subprocess.Popen(
-            [TWISTD, "-n", "--pidfile=", "chat", "--listen", listen.format(port=port)],
-            cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self.log = LineReader(self.process.stdout)
-        try:
-            line = self.log.readUntil(lambda l: "chatd listening on" in l)[-1]
-        except AssertionError:
-            self.stop()
-            raise
-        self.port = int(re.search(r"listening on 127\.0\.0\.1:(\d+)", line).group(1))
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-        self.process.wait(TIMEOUT)
+    return Daemon(cwd=folder, listen=listen.format(port=port)).start()
 
 
 class ClientProcess:

@@ -9,7 +9,8 @@ from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.plugin import getPlugins
 from twisted.application.service import IServiceMaker
 
-from chatd.client.connection import INITIAL_DELAY, MAX_DELAY, ChatClientFactory, connectingService
+from chatd.client.connection import (INITIAL_DELAY, MAX_DELAY, ChatClientFactory,
+                                    connectingService)
 from chatd.client.session import Session
 from clientfakes import FakeView
 

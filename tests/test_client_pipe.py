@@ -8,13 +8,13 @@ import socket
 
 import pytest
 
-from clientsupport import TWISTD, ClientProcess, Daemon, runClient
+from clientsupport import TWISTD, ClientProcess, runClient, startDaemon
 from support import LineClient
 
 
 @pytest.fixture
 def daemon(tmp_path):
-    d = Daemon(tmp_path)
+    d = startDaemon(tmp_path)
     yield d
     d.stop()
 
@@ -134,14 +134,14 @@ def test_reconnectsAfterRestart(tmp_path):
     When the daemon restarts (on the same port), the client says so, comes
     back by itself with its nickname and rooms, and its lines flow again.
     """
-    first = Daemon(tmp_path)
+    first = startDaemon(tmp_path)
     port = first.port
     bot = ClientProcess(tmp_path, port, "bot")
     try:
         bot.send("/join #ops")
         bot.out.readUntil(lambda l: l == "=== #ops members (1): bot")
         first.stop()
-        second = Daemon(tmp_path, port)
+        second = startDaemon(tmp_path, port)
         try:
             bot.out.readUntil(lambda l: l == "-!- The server is going down. Goodbye.")
             after = bot.out.readUntil(lambda l: l.startswith("=== #ops members"))

@@ -5,13 +5,13 @@ a self-signed certificate).
 
 import pytest
 
-from clientsupport import Daemon, runClient, selfSignedCertificate
+from clientsupport import runClient, selfSignedCertificate, startDaemon
 
 
 @pytest.fixture
 def tlsDaemon(tmp_path):
     cert, key = selfSignedCertificate(tmp_path)
-    d = Daemon(tmp_path, listen="ssl:{port}:interface=127.0.0.1:"
+    d = startDaemon(tmp_path, listen="ssl:{port}:interface=127.0.0.1:"
                                 f"privateKey={key}:certKey={cert}")
     d.cert = cert
     yield d

@@ -5,20 +5,21 @@ talks to it through a real daemon.
 """
 
 import os
-import shutil
 import subprocess
 import time
 
 import pytest
 
-from clientsupport import CHAT_CLIENT, Daemon
-from support import LineClient
+from clientsupport import CHAT_CLIENT, startDaemon
+from support import LineClient, requireTool
 from chatd.client.terminal import textWidth
 
-if shutil.which("tmux") is None:
-    pytestmark = pytest.mark.skipif(
-        os.environ.get("CHATD_REQUIRE_TOOLS") != "1",
-        reason="tmux is not installed (CHATD_REQUIRE_TOOLS=1 makes this a failure)")
+
+
+@pytest.fixture(autouse=True)
+def tmuxInstalled():
+    # Skipped without tmux, unless CHATD_REQUIRE_TOOLS demands it.
+    requireTool("tmux")
 
 WAIT = 15
 
@@ -77,7 +78,7 @@ class Tmux:
 
 @pytest.fixture
 def daemon(tmp_path):
-    d = Daemon(tmp_path)
+    d = startDaemon(tmp_path)
     yield d
     d.stop()
 
@@ -132,7 +133,7 @@ def test_historyAndReconnect(tmp_path):
     On a terminal: Up brings back the line sent before; when the daemon
     restarts the client says so and comes back by itself, back in its room.
     """
-    first = Daemon(tmp_path)
+    first = startDaemon(tmp_path)
     port = first.port
     tmux = Tmux(tmp_path, f"{CHAT_CLIENT} --nick alice --log {tmp_path / 'a.log'} "
                           f"127.0.0.1 {port}; sleep 60")
@@ -144,7 +145,7 @@ def test_historyAndReconnect(tmp_path):
         tmux.waitFor(lambda rows: rows[-1:] == ["[alice #ops]"])
         first.stop()
         tmux.waitFor(lambda rows: rows[-1:] == ["[offline]"])
-        second = Daemon(tmp_path, port)
+        second = startDaemon(tmp_path, port)
         rows = tmux.waitFor(lambda rows: rows[-1:] == ["[alice #ops]"]
                             and rows[-2].startswith("=== #ops members"))
         assert "[chat-client] connection to 127.0.0.1:%d lost (closed by the server)" % port \
