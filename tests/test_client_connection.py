@@ -3,6 +3,9 @@ The client's connection: lines in and out of the protocol, and the
 reconnecting service telling the session about failures and retries.
 """
 
+import errno
+import os
+
 from twisted.internet import defer, error
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
@@ -82,7 +85,7 @@ class FlakyEndpoint:
     def connect(self, factory):
         if self.failures:
             self.failures -= 1
-            return defer.fail(error.ConnectionRefusedError("refused"))
+            return defer.fail(error.ConnectionRefusedError(errno.ECONNREFUSED, "refused"))
         proto = factory.buildProtocol(None)
         transport = StringTransportWithDisconnection()
         transport.protocol = proto
@@ -102,10 +105,10 @@ def test_reconnectsWithBackoff():
     service = connectingService(endpoint, session, clock)
     service.startService()
     assert session.events == [
-        ("failed", "Connection was refused by other side: refused."),
+        ("failed", os.strerror(errno.ECONNREFUSED)),
         ("retrying",)]
     clock.advance(MAX_DELAY + 1)
-    assert session.events[-2:] == [("failed", "Connection was refused by other side: refused."),
+    assert session.events[-2:] == [("failed", os.strerror(errno.ECONNREFUSED)),
                                    ("retrying",)]
     clock.advance(MAX_DELAY + 1)
     assert session.events[-1] == ("connected",)

@@ -183,7 +183,7 @@ def test_offlineLinesWaitWithANote():
     session.disconnected("lost")
     view.notes.clear()
     session.send("hello")
-    assert view.notes == ["not connected yet: it will be sent once back"]
+    assert view.notes == ["not connected: it will be sent once back"]
     assert conn.sent == []
 
 

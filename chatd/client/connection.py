@@ -4,6 +4,8 @@ L{chatd.client.session.Session}, and a L{ClientService} that keeps it
 connected, retrying with backoff.
 """
 
+import os
+
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import error
 from twisted.internet.interfaces import IStreamClientEndpoint
@@ -73,7 +75,7 @@ class _ReportingEndpoint:
 
     def connect(self, factory):
         def failed(reason):
-            self._session.connectFailed(reason.getErrorMessage())
+            self._session.connectFailed(_failureText(reason))
             return reason
 
         return self._endpoint.connect(factory).addErrback(failed)
@@ -93,6 +95,17 @@ def connectingService(endpoint, session, clock):
 
     return ClientService(_ReportingEndpoint(endpoint, session),
                          ChatClientFactory(session), retryPolicy=policy, clock=clock)
+
+
+def _failureText(reason):
+    """
+    Why a connection attempt failed, briefly: "Connection refused" rather
+    than "Connection was refused by other side: 111: Connection refused.".
+    """
+    value = reason.value
+    if isinstance(value, error.ConnectError) and isinstance(value.osError, int):
+        return os.strerror(value.osError)
+    return reason.getErrorMessage()
 
 
 def _lossReason(reason):

@@ -167,7 +167,9 @@ class Session:
         else:
             self._pending.append(text)
             if self._interactive:
-                self.view.note("not connected yet: it will be sent once back")
+                self.view.note("not logged in yet: it will be sent once in"
+                               if self.state == LOGIN else
+                               "not connected: it will be sent once back")
 
     def quit(self, reason: str = ""):
         """
