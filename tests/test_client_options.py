@@ -62,7 +62,8 @@ def test_connectEndpoint():
     """
     config = _parse("--connect", "unix:path=/tmp/chat.sock")
     assert config.address() == "unix:path=/tmp/chat.sock"
-    assert isinstance(tap.clientEndpoint(config, MemoryReactorClock()), endpoints.UNIXClientEndpoint)
+    endpoint = tap.clientEndpoint(config, MemoryReactorClock())
+    assert isinstance(endpoint, endpoints.UNIXClientEndpoint)
 
 
 def test_tlsEndpoints():

@@ -5,6 +5,7 @@ scripts send lines, read what comes back, and know whether it was delivered.
 
 import os
 import socket
+import sys
 
 import pytest
 
@@ -95,6 +96,16 @@ def test_takenNickname(tmp_path, daemon, watcher):
     assert "!!! the nickname watcher is taken" in out
     assert "=== you are now watcher_" in out
     assert "chat-client: nickname watcher refused; trying watcher_" in err
+
+
+def test_pythonDashM(tmp_path, daemon, watcher):
+    """
+    python -m chatd.client is the same command.
+    """
+    done = runClient(tmp_path, daemon.port, "bot", "hello\n",
+                     command=(sys.executable, "-m", "chatd.client"))
+    assert done.returncode == 0
+    assert watcher.sync()[:2] == ["-- #lobby bot has joined", "#lobby <bot> hello"]
 
 
 def test_unreachable(tmp_path):
