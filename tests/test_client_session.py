@@ -137,7 +137,11 @@ def test_reconnectReclaimsNickAndRooms():
     session.disconnected("connection lost")
     assert session.state == S.OFFLINE
     assert view.notes == ["connection to example:55555 lost (connection lost)"]
+    assert session.rooms == ["#lobby", "#ops", "#dev"]  # until the server says otherwise
     session.send("still there?")
+    # A connection lost while logging in does not forget the rooms.
+    session.connected(FakeConnection())
+    session.disconnected("connection lost")
     conn2 = FakeConnection()
     session.connected(conn2)
     for line in WELCOME:

@@ -101,9 +101,7 @@ class Session:
         self.state = LOGIN
         self._tries = 0
         self._userChoosesNick = False
-        # Where to go back to once logged in; the server's replies fill
-        # rooms and current in again.
-        self._rejoin = (self.rooms, self.current)
+        # The server's replies fill these in again.
         self.rooms, self.current = [], None
         self.view.note(f"connected to {self._address}")
 
@@ -132,6 +130,10 @@ class Session:
         self._connection = None
         if self.state == DONE:
             return
+        if self.state == ONLINE:
+            # Where to go back to once logged in again.  A connection lost
+            # while logging in leaves this as it was.
+            self._rejoin = (self.rooms, self.current)
         self.state = OFFLINE
         if self.quitting:
             if not (self._confirmed or self._interactive):
