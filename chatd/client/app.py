@@ -172,6 +172,9 @@ class ChatClientService(service.Service):
             self._terminal.terminalSize(*self._raw.size())
 
     def _finished(self, ok):
+        # The first word counts: later ones come from the shutting down.
+        if self.ok is not None:
+            return
         self.ok = ok
         if self._reactor.running:
             self._reactor.stop()

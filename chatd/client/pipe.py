@@ -49,8 +49,12 @@ class PipeView:
         self._onFinished = onFinished
 
     def show(self, raw, line):
-        self._out.write(render.safe(raw) + "\n")
-        self._out.flush()
+        try:
+            self._out.write(render.safe(raw) + "\n")
+            self._out.flush()
+        except BrokenPipeError:
+            # Whoever read our output is gone (| head -1): nothing more to do.
+            self._onFinished(False)
 
     def showOwn(self, line):
         pass
