@@ -113,18 +113,6 @@ class Outbox:
         self._size += len(data)
         self._flush()
 
-    def abandon(self):
-        """
-        Stop waiting for the places still empty: what waits behind them goes
-        out now, and what is later filled into them is dropped.  For a
-        connection about to close, whose last lines must not wait.
-        """
-        for item in self._backlog:
-            if type(item) is _Place and item.data is None:
-                item.data = b""
-        self._places = 0
-        self._flush()
-
     @property
     def pending(self):
         """
@@ -133,12 +121,21 @@ class Outbox:
         """
         return self._size
 
-    def seal(self):
+    def finish(self):
         """
-        Accept nothing more, but still write what is queued: the last line
-        the peer gets is the last one sent before this.
+        Send what is queued now, then accept nothing more, and stop producing
+        for the transport: a connection about to close writes its last lines
+        and goes, without waiting for history still being read (its places
+        are dropped) or for a reader to catch up first.  A TLS transport does
+        not close while a producer is registered.
         """
         self._sealed = True
+        ready = [item.data if type(item) is _Place else item for item in self._backlog]
+        self._backlog, self._places, self._size = [], 0, 0
+        ready = [data for data in ready if data]
+        if ready and not self._closed:
+            self._transport.writeSequence(ready)
+        self._transport.unregisterProducer()
 
     def close(self):
         """

@@ -154,11 +154,17 @@ class ChatProtocol(LineReceiver):
 
     def quit(self, reason):
         self._quitReason = reason or "quit"
-        # History still being read would hold "bye" back past the close.
-        self.outbox.abandon()
-        self.reply("bye")
         self.core.disconnect(self.user, reason)
+        self.sendLast(wire.reply("bye"))
         self.transport.loseConnection()
+
+    def sendLast(self, line):
+        """
+        Send C{line} as this connection's last, ahead of any history still
+        being read, and nothing after it: the connection is about to close.
+        """
+        self._sendLine(line)
+        self.outbox.finish()
 
     def notice(self, text):
         self._sendLine(wire.notice(text))
@@ -235,10 +241,7 @@ class ChatProtocol(LineReceiver):
         Close the connection for C{why}, after telling the user.
         """
         self._quitReason = why
-        # History still being read would hold the notice back past the close.
-        self.outbox.abandon()
-        self.notice(f"Closing your connection: {why}")
-        self.outbox.seal()
+        self.sendLast(wire.notice(f"Closing your connection: {why}"))
         self.transport.loseConnection()
         self._log.info("closing {nick} ({peer}): {why}",
                        nick=self.user.nick or "-", peer=self.peer, why=why)
@@ -328,11 +331,10 @@ class ChatFactory(Factory):
             self._allClosed.callback(None)
             return self._allClosed
         connections = list(self.connections)
+        # Every notice is sent before any connection is let go, so that the
+        # notice is each client's last line, not others leaving after it.
         for connection in connections:
-            connection.outbox.abandon()
-            connection.notice(text)
-            # The notice is their last line, not others leaving after it.
-            connection.outbox.seal()
+            connection.sendLast(wire.notice(text))
         for connection in connections:
             connection.transport.loseConnection()
         cutOff = self.clock.callLater(self.SHUTDOWN_GRACE, self._cutOff)

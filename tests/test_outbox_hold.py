@@ -86,16 +86,31 @@ def test_fillAfterCloseIsIgnored():
     assert transport.value() == b""
 
 
-def test_abandonLetsTheLastLinesOut():
+def test_finishLetsTheLastLinesOut():
     """
     A connection about to close stops waiting for history: what waits goes
-    out at once, later lines too, and the history that arrives after is
-    dropped.
+    out at once, with its last line; nothing sent later, nor the history that
+    arrives after, gets out; and the outbox stops producing for the transport
+    (a TLS transport would not close otherwise).
     """
     outbox, transport = makeOutbox()
     place = outbox.hold()
     outbox.send(b"live\n")
-    outbox.abandon()
     outbox.send(b"bye\n")
+    outbox.finish()
+    outbox.send(b"after\n")
     outbox.fill(place, b"history\n")
     assert transport.value() == b"live\nbye\n"
+    assert transport.producer is None
+
+
+def test_finishWritesBacklogOfPausedReader():
+    """
+    What waited for a paused transport is handed over when the connection
+    finishes, rather than lost.
+    """
+    outbox, transport = makeOutbox()
+    outbox.pauseProducing()
+    outbox.send(b"queued\n")
+    outbox.finish()
+    assert transport.value() == b"queued\n"

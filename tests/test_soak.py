@@ -142,7 +142,7 @@ def test_soakThousandClientsWithChurn():
         probe.login("probe")
         while True:
             probe.send("/rooms")
-            lines = probe.readUntil(lambda l: re.fullmatch(r"=== \d+ rooms", l))
+            lines = probe.readUntil(lambda l: re.fullmatch(r"=== \d+ rooms?", l))
             count = int(lines[-1].split()[1])
             rooms = [probe.readLine() for _ in range(count)]
             if rooms == ["=== #lobby (1)"]:
