@@ -17,7 +17,6 @@ Not a test: it prints numbers for bench/README-history.md.  Two parts:
 import argparse
 import os
 import queue
-import socket
 import sqlite3
 import statistics
 import sys
@@ -106,7 +105,7 @@ class Talkers:
             client = LineClient(daemon.port, timeout=300)
             client.login(f"t{n}")
             client.send(f"/join #t{n}")
-            client.send(f"/part #lobby")
+            client.send("/part #lobby")
             client.sync()
             self.clients.append(client)
         self.sent = 0
