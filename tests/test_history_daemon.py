@@ -14,6 +14,27 @@ from chatd.storage import schema
 from support import Daemon, startFailure
 
 
+@pytest.fixture(autouse=True)
+def daemons(monkeypatch):
+    """
+    Every daemon a test starts, killed at the end should the test fail
+    before stopping it.
+    """
+    started = []
+    original = Daemon.start
+
+    def start(daemon, *args, **kwargs):
+        started.append(daemon)
+        return original(daemon, *args, **kwargs)
+
+    monkeypatch.setattr(Daemon, "start", start)
+    yield
+    for daemon in started:
+        if daemon.process.poll() is None:
+            daemon.process.kill()
+            daemon.process.wait(10)
+
+
 def start(tmp_path, *args):
     return Daemon(*args, cwd=tmp_path).start()
 
