@@ -139,11 +139,11 @@ class ChatProtocol(LineReceiver):
             wire.error("history took too long and was skipped")
             .encode("utf-8") + wire.DELIMITER)
 
-        def show(events):
+        def show(stored):
             if tooLate.active():
                 tooLate.cancel()
-            lines = [self.user.wire.encodeHistory(e) for e in events]
-            text = header(events) if header is not None else None
+            lines = [self.user.wire.encodeHistory(e) for e in stored]
+            text = header(stored) if header is not None else None
             if text is not None:
                 lines.insert(0, wire.reply(text).encode("utf-8") + wire.DELIMITER)
             self.outbox.fill(place, b"".join(lines))
