@@ -19,6 +19,8 @@ Beside that path:
   in SQLite by threads of its own so that the reactor never waits on it.
 - L{chatd.export}: the C{chatd-export} command, a room's history as JSON
   lines or text.
+- L{chatd.client}: C{chat-client}, the companion terminal client, which
+  shares only L{chatd.wire} with the server.
 """
 
 __version__ = "0.1.0"
