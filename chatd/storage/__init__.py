@@ -44,7 +44,10 @@ class IHistoryStore(Interface):
 
     def recent(room, count):
         """
-        The last C{count} lines of the room called C{room}, oldest first.
+        The last C{count} lines of the room called C{room}, oldest first, as
+        of this call: nothing appended after it, even if the store gets to it
+        before answering.  (A user who joins sees each line once: in the
+        replay, or live.)
 
         @return: a L{Deferred} firing with a L{list} of events.
         """
