@@ -8,8 +8,9 @@ setup(
     # The flat layout with a top-level twisted/plugins folder: list the
     # packages by hand (find_packages cannot see twisted.plugins), and map the
     # root explicitly so that an editable install puts this folder on sys.path.
-    packages=["chatd", "twisted.plugins"],
+    packages=["chatd", "chatd.storage", "twisted.plugins"],
     package_dir={"": "."},
     install_requires=["twisted>=24.3"],
     extras_require={"test": ["pytest", "pytest-timeout", "hypothesis"]},
+    entry_points={"console_scripts": ["chatd-export = chatd.export:main"]},
 )

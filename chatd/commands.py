@@ -11,6 +11,11 @@ from typing import Callable
 
 from chatd.core import ChatError
 
+HISTORY_DEFAULT = 50
+HISTORY_MAX = 500
+SEARCH_LIMIT = 20
+SEARCH_WORDS = 10
+
 
 @dataclass(frozen=True)
 class Command:
@@ -49,11 +54,17 @@ def _members(room):
     return f"{room.name} members ({len(names)}): {' '.join(names)}"
 
 
+def _lines(count):
+    return f"{count} line" if count == 1 else f"{count} lines"
+
+
 def _showJoined(conn, room):
     conn.reply(f"joined {room.name}")
     if room.topic:
         conn.reply(f"{room.name} topic: {room.topic}")
     conn.reply(_members(room))
+    if conn.core.history is not None and conn.factory.replay > 0:
+        conn.showHistory(conn.core.recent(conn.user, room, conn.factory.replay))
 
 
 def _claim(conn, nick):
@@ -152,6 +163,41 @@ def _msg(conn, arg):
     if not nick or not text:
         raise ChatError("usage: /msg NICK TEXT")
     conn.core.tell(conn.user, nick, text)
+
+
+@command("history", "[N]",
+         f"show the current room's last N lines (default {HISTORY_DEFAULT}, "
+         f"at most {HISTORY_MAX})")
+def _history(conn, arg):
+    count = HISTORY_DEFAULT
+    if arg:
+        if not arg.isdigit() or not 1 <= int(arg) <= HISTORY_MAX:
+            raise ChatError(f"usage: /history [N], N from 1 to {HISTORY_MAX}")
+        count = int(arg)
+    room = conn.core.currentRoom(conn.user)
+
+    def header(found):
+        if not found:
+            return f"{room.name} has no history"
+        return f"{room.name}: the last {_lines(len(found))}"
+
+    conn.showHistory(conn.core.recent(conn.user, room, count), header)
+
+
+@command("search", "WORDS",
+         f"find the newest {SEARCH_LIMIT} lines holding all WORDS in your rooms")
+def _search(conn, arg):
+    words = _required(arg, "/search WORDS").split()
+    if len(words) > SEARCH_WORDS:
+        raise ChatError(f"/search takes at most {SEARCH_WORDS} words")
+    wanted = " ".join(words)
+
+    def header(found):
+        if not found:
+            return f"nothing in your rooms matches {wanted}"
+        return f"{_lines(len(found))} in your rooms with {wanted}, newest first"
+
+    conn.showHistory(conn.core.search(conn.user, words, SEARCH_LIMIT), header)
 
 
 @command("quit", "[REASON]", "leave the server", beforeNick=True)

@@ -71,15 +71,19 @@ class ChatCore:
 
     _log = Logger()
 
-    def __init__(self, fanout, clock, lobby="#lobby"):
+    def __init__(self, fanout, clock, lobby="#lobby", history=None):
         """
         @param fanout: a L{chatd.fanout.Fanout} that delivers events.
         @param clock: an L{IReactorTime} that stamps messages.
         @param lobby: the room every user joins on arrival.
+        @param history: an L{chatd.storage.IHistoryStore} that keeps room
+            messages, actions and topic changes, or L{None} to keep nothing.
+            Private messages are never kept.
         """
         self._fanout = fanout
         self._clock = clock
         self.lobby = lobby
+        self.history = history
         self.users = {}
         self.rooms = {}
 
@@ -153,7 +157,9 @@ class ChatCore:
         Send C{text} to every other member of C{user}'s current room.
         """
         room = self._currentRoom(user)
-        event = events.Said(room.name, user.nick, text, self._clock.seconds())
+        event = events.Said(room.name, user.nick, text, self._clock.seconds(),
+                            self._newId())
+        self._record(event)
         self._fanout.toRoom(room, event, user)
 
     def act(self, user, text):
@@ -161,7 +167,9 @@ class ChatCore:
         Send an action ("/me waves") to every other member of the current room.
         """
         room = self._currentRoom(user)
-        event = events.Acted(room.name, user.nick, text, self._clock.seconds())
+        event = events.Acted(room.name, user.nick, text, self._clock.seconds(),
+                             self._newId())
+        self._record(event)
         self._fanout.toRoom(room, event, user)
 
     def tell(self, user, nick, text):
@@ -182,9 +190,34 @@ class ChatCore:
         """
         room = self._currentRoom(user)
         room.topic = topic
-        event = events.TopicChanged(room.name, user.nick, topic)
+        event = events.TopicChanged(room.name, user.nick, topic,
+                                    self._clock.seconds(), self._newId())
+        self._record(event)
         self._fanout.toRoom(room, event, user)
         return room
+
+    def recent(self, user, room, count):
+        """
+        The last C{count} lines of C{room}, which C{user} must be in, oldest
+        first; refused when the server keeps no history.
+
+        @return: a L{Deferred} firing with a list of events.
+        """
+        history = self._requireHistory()
+        if user.rooms.get(roomKey(room.name)) is not room:
+            raise ChatError(f"you are not in {room.name}")
+        return history.recent(room.name, count)
+
+    def search(self, user, words, limit):
+        """
+        The newest lines, at most C{limit}, holding every one of C{words}, in
+        the rooms C{user} is in now and in no other; newest first.
+
+        @return: a L{Deferred} firing with a list of events.
+        """
+        history = self._requireHistory()
+        return history.search([room.name for room in user.rooms.values()],
+                               words, limit)
 
     def currentRoom(self, user):
         """
@@ -217,6 +250,20 @@ class ChatCore:
         Tell every user something from the server (it is going down, say).
         """
         self._fanout.toUsers(self.users.values(), events.ServerNotice(text))
+
+    def _newId(self):
+        # Taken here, on the reactor thread, so that the event carries it
+        # without waiting for the store.
+        return None if self.history is None else self.history.nextId()
+
+    def _record(self, event):
+        if self.history is not None:
+            self.history.append(event)
+
+    def _requireHistory(self):
+        if self.history is None:
+            raise ChatError("this server keeps no history")
+        return self.history
 
     def _checkNickFree(self, nick):
         problem = nickProblem(nick)

@@ -7,10 +7,25 @@ the transport's own buffer is full it is paused, and what arrives meanwhile
 waits here.  When that backlog passes the limit the reader is too slow to keep,
 and the connection is dropped rather than letting its memory grow without
 bound or letting it hold up anyone else.
+
+An outbox can also keep a place for bytes that are not ready yet (history,
+read off the reactor thread): what is sent meanwhile waits behind that place,
+so the reader sees the history first and the live lines after it, in order.
 """
 
 from zope.interface import implementer
 from twisted.internet.interfaces import IPushProducer
+
+
+class _Place:
+    """
+    A place in the backlog for bytes that are not ready yet.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self):
+        self.data = None
 
 
 @implementer(IPushProducer)
@@ -23,7 +38,7 @@ class Outbox:
     """
 
     __slots__ = ("_transport", "limit", "_paused", "_backlog", "_size", "_closed",
-                 "onOverflow")
+                 "_places", "onOverflow")
 
     def __init__(self, transport, limit, onOverflow=None):
         """
@@ -37,6 +52,7 @@ class Outbox:
         self._backlog = []
         self._size = 0
         self._closed = False
+        self._places = 0
         transport.registerProducer(self, True)
 
     def send(self, data):
@@ -45,13 +61,37 @@ class Outbox:
         """
         if self._closed:
             return
-        if not self._paused:
+        if not self._paused and not self._places:
             self._transport.write(data)
             return
         self._backlog.append(data)
         self._size += len(data)
         if self._size > self.limit:
             self._overflow()
+
+    def hold(self):
+        """
+        Keep a place, after everything sent so far, for bytes that will be
+        ready later; whatever is sent meanwhile waits behind it.
+
+        @return: the place, to hand to L{fill}.
+        """
+        place = _Place()
+        self._backlog.append(place)
+        self._places += 1
+        return place
+
+    def fill(self, place, data):
+        """
+        Put C{data} in the C{place} kept by L{hold}, and send what no longer
+        waits for an empty place.
+        """
+        if self._closed:
+            return
+        place.data = data
+        self._places -= 1
+        self._size += len(data)
+        self._flush()
 
     @property
     def pending(self):
@@ -74,12 +114,29 @@ class Outbox:
 
     def resumeProducing(self):
         self._paused = False
-        backlog, self._backlog, self._size = self._backlog, [], 0
-        if backlog and not self._closed:
-            self._transport.writeSequence(backlog)
+        self._flush()
 
     def stopProducing(self):
         self.close()
+
+    def _flush(self):
+        """
+        Write the backlog up to its first place still empty.
+        """
+        if self._paused or self._closed:
+            return
+        ready = []
+        for item in self._backlog:
+            if type(item) is _Place:
+                if item.data is None:
+                    break
+                item = item.data
+            ready.append(item)
+        if not ready:
+            return
+        del self._backlog[:len(ready)]
+        self._size -= sum(map(len, ready))
+        self._transport.writeSequence(ready)
 
     def _overflow(self):
         self.close()

@@ -118,6 +118,33 @@ class ChatProtocol(LineReceiver):
     def prompt(self, text):
         self._sendLine(wire.prompt(text))
 
+    def showHistory(self, found, header=None):
+        """
+        Show the room lines C{found} fires with, marked as history, after
+        everything already sent to this user and before anything sent
+        meanwhile.
+
+        @param found: a L{Deferred} firing with a list of events.
+        @param header: called with that list; returns a reply to show before
+            the lines, or L{None}.
+        """
+        place = self.outbox.hold()
+
+        def show(events):
+            lines = [self.user.wire.encodeHistory(e) for e in events]
+            text = header(events) if header is not None else None
+            if text is not None:
+                lines.insert(0, wire.reply(text).encode("utf-8") + wire.DELIMITER)
+            self.outbox.fill(place, b"".join(lines))
+
+        def failed(failure):
+            self._log.failure("history for {nick} failed", failure,
+                              nick=self.user.nick)
+            self.outbox.fill(place, wire.error("history is unavailable right now")
+                             .encode("utf-8") + wire.DELIMITER)
+
+        found.addCallbacks(show, failed)
+
     def _sendLine(self, line):
         self.outbox.send(line.encode("utf-8") + wire.DELIMITER)
 
@@ -134,6 +161,7 @@ class ChatFactory(Factory):
     keeps track of the open connections so that shutting down can close them.
 
     @ivar connections: the open L{ChatProtocol}s.
+    @ivar replay: how many lines of history a room shows on joining it.
     @ivar stopping: whether the server is shutting down and ignores input.
     """
 
@@ -143,10 +171,15 @@ class ChatFactory(Factory):
     # How long a shutdown waits for clients to take their last lines.
     SHUTDOWN_GRACE = 3.0
 
-    def __init__(self, core, clock, sendQueueBytes=SEND_QUEUE_BYTES):
+    def __init__(self, core, clock, sendQueueBytes=SEND_QUEUE_BYTES, replay=20):
+        """
+        @param replay: how many of a room's last lines a user who joins it is
+            shown, when the core keeps history.
+        """
         self.core = core
         self.clock = clock
         self.sendQueueBytes = sendQueueBytes
+        self.replay = replay
         self.connections = set()
         self.stopping = False
         self._allClosed = None

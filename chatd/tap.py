@@ -5,8 +5,10 @@ This is the only module that knows about endpoints, files and defaults; the
 twistd plugin and C{chatd.tac} both call L{makeService}.
 """
 
+import os
+
 from twisted.application import service, strports
-from twisted.internet import endpoints
+from twisted.internet import endpoints, task
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python import usage
@@ -15,8 +17,34 @@ from chatd.core import ChatCore
 from chatd.fanout import Fanout
 from chatd.names import roomProblem
 from chatd.protocol import SEND_QUEUE_BYTES, ChatFactory
+from chatd.storage import HistoryError
+from chatd.storage.sqlite import SQLiteHistory
 
 DEFAULT_LISTEN = "tcp:55555:interface=127.0.0.1"
+DB_HELP_DEFAULT = "sqlite:$XDG_DATA_HOME/chatd/chatd.sqlite3"
+
+
+def defaultDatabase():
+    """
+    Where history is kept unless told otherwise: the user's data folder, as
+    the XDG base directory specification has it (~/.local/share by default).
+    """
+    data = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return "sqlite:" + os.path.join(data, "chatd", "chatd.sqlite3")
+
+
+def databasePath(description):
+    """
+    The SQLite file a C{--db} description names, or L{None} for C{none}.
+
+    @raise usage.UsageError: for a description of no known kind.
+    """
+    if description == "none":
+        return None
+    kind, _, path = description.partition(":")
+    if kind != "sqlite" or not path:
+        raise usage.UsageError(f"--db {description}: expected sqlite:PATH or none")
+    return os.path.abspath(os.path.expanduser(path))
 
 
 class Options(usage.Options):
@@ -32,6 +60,14 @@ class Options(usage.Options):
         ["send-queue", None, SEND_QUEUE_BYTES,
          "Bytes that may wait for a client that does not read before it is "
          "disconnected.", int],
+        ["db", None, None,
+         "Where room history is kept: sqlite:PATH (the file and its folder are "
+         "created on first start), or none to keep no history. "
+         f"[default: {DB_HELP_DEFAULT}, ~/.local/share when XDG_DATA_HOME is unset]"],
+        ["replay", None, 20,
+         "How many of a room's last lines a user sees on joining it (0: none).", int],
+        ["history-days", None, 0,
+         "Forget history older than this many days (0: keep it forever).", int],
     ]
 
     def __init__(self):
@@ -60,6 +96,13 @@ class Options(usage.Options):
             raise usage.UsageError(f"--lobby: {problem}")
         if self["send-queue"] < 1024:
             raise usage.UsageError("--send-queue: at least 1024 bytes")
+        if self["db"] is None:
+            self["db"] = defaultDatabase()
+        self["history"] = databasePath(self["db"])
+        if self["replay"] < 0:
+            raise usage.UsageError("--replay: 0 or more lines")
+        if self["history-days"] < 0:
+            raise usage.UsageError("--history-days: 0 or more days")
 
 
 class StartFailure(SystemExit, Exception):
@@ -118,15 +161,74 @@ class _ShutdownNotice(service.Service):
         return self._factory.shutDown("The server is going down. Goodbye.")
 
 
+class _HistoryService(service.Service):
+    """
+    Opens the history store before anyone can talk (a file that cannot be
+    used stops the start), prunes it now and then, and on shutdown stores
+    every pending line before letting the process exit.
+    """
+
+    _log = Logger()
+
+    PRUNE_EVERY = 3600.0
+
+    def __init__(self, store, clock, keepDays):
+        self._store = store
+        self._clock = clock
+        self._keepDays = keepDays
+        self._pruning = None
+
+    def privilegedStartService(self):
+        try:
+            self._store.open()
+        except HistoryError as e:
+            raise StartFailure(f"chatd: {e}") from None
+        self._log.info("chatd keeps history in {path}", path=self._store.path)
+        super().privilegedStartService()
+
+    def startService(self):
+        super().startService()
+        if self._keepDays:
+            self._pruning = task.LoopingCall(self._prune)
+            self._pruning.clock = self._clock
+            self._pruning.start(self.PRUNE_EVERY, now=True)
+
+    def _prune(self):
+        before = self._clock.seconds() - self._keepDays * 86400
+        pruned = self._store.prune(before)
+        pruned.addCallback(lambda count: count and self._log.info(
+            "forgot {count} history lines older than {days} days",
+            count=count, days=self._keepDays))
+        # A failed prune is logged and tried again next time.
+        pruned.addErrback(lambda f: self._log.failure("pruning history failed", f))
+        return pruned
+
+    def stopService(self):
+        super().stopService()
+        if self._pruning is not None and self._pruning.running:
+            self._pruning.stop()
+        return self._store.close()
+
+
 def makeService(config, reactor=None):
     """
     Build the chat service from parsed L{Options}.
     """
     if reactor is None:
         from twisted.internet import reactor
-    core = ChatCore(Fanout(), reactor, lobby=config["lobby"])
-    factory = ChatFactory(core, reactor, sendQueueBytes=config["send-queue"])
+    history = None
+    if config["history"] is not None:
+        history = SQLiteHistory(config["history"], reactor.callFromThread)
+    core = ChatCore(Fanout(), reactor, lobby=config["lobby"], history=history)
+    factory = ChatFactory(core, reactor, sendQueueBytes=config["send-queue"],
+                          replay=config["replay"])
     top = service.MultiService()
+    if history is not None:
+        # Started first: open before any listener accepts a line.  Stopped
+        # together with the others, after them in order: by then the
+        # shutdown notice has stopped all input, so closing the store stores
+        # every line there will ever be.
+        _HistoryService(history, reactor, config["history-days"]).setServiceParent(top)
     # Started first, so stopped last: the listeners close before the
     # connected users are told and let go.
     _ShutdownNotice(factory).setServiceParent(top)

@@ -1,9 +1,11 @@
 """
-Test helpers: an in-memory chat server built from the real factory, and a
-blocking line client for tests against a real daemon.
+Test helpers: an in-memory chat server built from the real factory, a
+blocking line client and a daemon subprocess for tests against a real daemon,
+and ways to wait for the history store's threads without a reactor.
 """
 
 import os
+import queue
 import re
 import shutil
 import signal
@@ -16,12 +18,18 @@ from pathlib import Path
 import pytest
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
+from zope.interface import implementer
 
 from chatd.core import ChatCore
 from chatd.fanout import Fanout
+from chatd.names import roomKey
 from chatd.protocol import ChatFactory
+from chatd.storage import IHistoryStore
+
+TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 
 
 class MemoryServer:
@@ -30,9 +38,9 @@ class MemoryServer:
     C{StringTransport}.
     """
 
-    def __init__(self, **factoryArgs):
+    def __init__(self, history=None, **factoryArgs):
         self.clock = Clock()
-        self.core = ChatCore(Fanout(), self.clock)
+        self.core = ChatCore(Fanout(), self.clock, history=history)
         self.factory = ChatFactory(self.core, self.clock, **factoryArgs)
         self._port = 40000
 
@@ -212,3 +220,152 @@ def settle(*clients):
     """
     got = [client.sync() for client in clients]
     return [lines + client.sync() for lines, client in zip(got, clients)]
+
+
+@implementer(IHistoryStore)
+class MemoryHistory:
+    """
+    A history store in a list, whose reads answer only when the test says so
+    (L{answer}), as a real store's threads would answer later.
+
+    @ivar lines: every event appended, in order.
+    @ivar searched: the rooms each search was asked to look in.
+    """
+
+    def __init__(self):
+        self.lines = []
+        self.searched = []
+        self._lastId = 0
+        self._waiting = []
+
+    def nextId(self):
+        self._lastId += 1
+        return self._lastId
+
+    def append(self, event):
+        self.lines.append(event)
+
+    def recent(self, room, count):
+        found = [e for e in self.lines if roomKey(e.room) == roomKey(room)]
+        return self._later(found[-count:])
+
+    def search(self, rooms, words, limit):
+        self.searched.append(sorted(rooms))
+        keys = {roomKey(r) for r in rooms}
+        found = [e for e in reversed(self.lines) if roomKey(e.room) in keys
+                 and all(w in getattr(e, "text", "") for w in words)]
+        return self._later(found[:limit])
+
+    def prune(self, before):
+        kept = [e for e in self.lines if e.time >= before]
+        count, self.lines = len(self.lines) - len(kept), kept
+        return succeed(count)
+
+    def flush(self):
+        return succeed(None)
+
+    def close(self):
+        return succeed(None)
+
+    def answer(self):
+        """
+        Answer every read asked so far, in order.
+        """
+        waiting, self._waiting = self._waiting, []
+        for deferred, result in waiting:
+            deferred.callback(result)
+
+    def _later(self, result):
+        deferred = Deferred()
+        self._waiting.append((deferred, result))
+        return deferred
+
+
+class ThreadCalls:
+    """
+    Stands in for the reactor's C{callFromThread}: calls from other threads
+    queue up and run on the test's thread while it waits for a result.
+    """
+
+    def __init__(self):
+        self._calls = queue.SimpleQueue()
+
+    def callFromThread(self, f, *args, **kwargs):
+        self._calls.put((f, args, kwargs))
+
+    def wait(self, deferred, timeout=10):
+        """
+        Run the queued calls until C{deferred} fires; return its result or
+        raise its failure.
+        """
+        outcome = []
+        deferred.addBoth(outcome.append)
+        while not outcome:
+            f, args, kwargs = self._calls.get(timeout=timeout)
+            f(*args, **kwargs)
+        if hasattr(outcome[0], "raiseException"):
+            outcome[0].raiseException()
+        return outcome[0]
+
+
+class StoreDaemon:
+    """
+    A real chatd in a subprocess (C{twistd -n chat}), listening on a free
+    port on 127.0.0.1; its output is collected in the background.
+    """
+
+    def __init__(self, folder, *args):
+        """
+        @param folder: the working folder, and the data folder unless C{args}
+            say where the history goes.
+        """
+        env = dict(os.environ, XDG_DATA_HOME=str(folder))
+        self.process = subprocess.Popen(
+            [TWISTD, "-n", "--pidfile=", "chat", "--listen",
+             "tcp:0:interface=127.0.0.1", *args],
+            cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True)
+        self.output = []
+        for line in self.process.stdout:
+            self.output.append(line)
+            if "chatd listening on 127.0.0.1:" in line:
+                self.port = int(line.rsplit(":", 1)[1])
+                break
+        else:
+            raise RuntimeError("chatd did not start:\n" + "".join(self.output))
+        self._drain = threading.Thread(target=self._collect, daemon=True)
+        self._drain.start()
+
+    def _collect(self):
+        for line in self.process.stdout:
+            self.output.append(line)
+
+    def client(self, nick=None):
+        """
+        A L{LineClient} to this daemon, logged in as C{nick} when given.
+        """
+        client = LineClient(self.port)
+        if nick is not None:
+            client.login(nick)
+        return client
+
+    def stop(self, signal=15, timeout=15):
+        """
+        Send C{signal} and wait for the process to exit; return its status.
+        """
+        self.process.send_signal(signal)
+        status = self.process.wait(timeout)
+        self._drain.join(timeout)
+        return status
+
+
+def startFailure(folder, *args, timeout=30):
+    """
+    Run a chatd that is expected not to start; return its exit status and
+    its output.
+    """
+    env = dict(os.environ, XDG_DATA_HOME=str(folder))
+    done = subprocess.run(
+        [TWISTD, "-n", "--pidfile=", "chat", "--listen", "tcp:0:interface=127.0.0.1",
+         *args], cwd=folder, env=env, capture_output=True, text=True, timeout=timeout)
+    return done.returncode, done.stdout + done.stderr
