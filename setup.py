@@ -10,7 +10,9 @@ setup(
     # root explicitly so that an editable install puts this folder on sys.path.
     packages=["chatd", "chatd.storage", "twisted.plugins"],
     package_dir={"": "."},
-    install_requires=["twisted>=24.3"],
+    # twisted[tls] brings pyOpenSSL and service_identity, which ssl: listeners
+    # need.
+    install_requires=["twisted[tls]>=24.3"],
     extras_require={"test": ["pytest", "pytest-timeout", "hypothesis"]},
     entry_points={"console_scripts": ["chatd-export = chatd.export:main"]},
 )

@@ -77,7 +77,9 @@ class Options(usage.Options):
     def opt_listen(self, description):
         """
         Listen on this endpoint description (repeatable), e.g.
-        tcp:55555:interface=127.0.0.1 or tcp:6667. [default: tcp:55555:interface=127.0.0.1]
+        tcp:55555:interface=127.0.0.1, tcp:6667, or for TLS
+        ssl:6697:privateKey=KEY.pem:certKey=CERT.pem.
+        [default: tcp:55555:interface=127.0.0.1]
         """
         self["listen"].append(description)
 
@@ -90,7 +92,7 @@ class Options(usage.Options):
                 # unreadable key) is a usage error, not a traceback.
                 endpoints.serverFromString(None, description)
             except Exception as e:
-                raise usage.UsageError(f"--listen {description}: {e}")
+                raise usage.UsageError(f"--listen {description}: {_listenProblem(e)}")
         problem = roomProblem(self["lobby"])
         if problem:
             raise usage.UsageError(f"--lobby: {problem}")
@@ -103,6 +105,20 @@ class Options(usage.Options):
             raise usage.UsageError("--replay: 0 or more lines")
         if self["history-days"] < 0:
             raise usage.UsageError("--history-days: 0 or more days")
+
+
+def _listenProblem(e):
+    """
+    Why an endpoint description could not be used, in words for the person
+    who typed it.
+    """
+    if isinstance(e, OSError) and e.filename:
+        # ssl: reads its certificate and key files while parsing.
+        return f"cannot read {e.filename}: {e.strerror}"
+    if type(e).__module__.startswith("OpenSSL"):
+        return ("the certificate or private key is not a PEM file this server "
+                f"can use ({e})")
+    return str(e)
 
 
 class StartFailure(SystemExit, Exception):

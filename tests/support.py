@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -88,8 +89,14 @@ class LineClient:
     server fails the test instead of hanging it.
     """
 
-    def __init__(self, port, host="127.0.0.1", timeout=10):
+    def __init__(self, port, host="127.0.0.1", timeout=10, tls=None):
+        """
+        @param tls: an L{ssl.SSLContext} to speak TLS with, checking the
+            server's certificate for C{host}; plain TCP by default.
+        """
         self.sock = socket.create_connection((host, port), timeout=timeout)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=host)
         self.buffer = b""
 
     def sendBytes(self, data):
@@ -147,10 +154,13 @@ class Daemon:
     from the "chatd listening on" line.
     """
 
-    def __init__(self, *args, cwd=None, listen="tcp:0:interface=127.0.0.1", runner=None):
+    def __init__(self, *args, cwd=None, listen="tcp:0:interface=127.0.0.1", runner=None,
+                 listeners=1):
         """
         @param runner: the command before the chat options; by default
             C{twistd -n --pidfile= chat}.
+        @param listeners: how many "listening on" lines to wait for; their
+            ports, in the order logged, are in C{ports}.
         """
         command = runner or [twistdPath(), "-n", "--pidfile=", "chat"]
         if listen:
@@ -159,10 +169,16 @@ class Daemon:
         self.cwd = cwd
         self.log = []
         self.port = None
+        self.ports = []
+        self._listeners = listeners
 
     def start(self, timeout=20):
+        # A data folder of its own: the default history database must not
+        # carry lines from one test (or one run) into the next.
+        self._data = tempfile.TemporaryDirectory(prefix="chatd-data-")
+        env = dict(os.environ, XDG_DATA_HOME=self._data.name)
         self.process = subprocess.Popen(
-            self.command, cwd=self.cwd, stdout=subprocess.PIPE,
+            self.command, cwd=self.cwd, env=env, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
         self._listening = threading.Event()
         threading.Thread(target=self._collect, daemon=True).start()
@@ -175,9 +191,11 @@ class Daemon:
         for line in self.process.stdout:
             self.log.append(line)
             match = re.search(r"chatd listening on [^ ]+:(\d+)", line)
-            if match and self.port is None:
-                self.port = int(match.group(1))
-                self._listening.set()
+            if match:
+                self.ports.append(int(match.group(1)))
+                self.port = self.ports[0]
+                if len(self.ports) == self._listeners:
+                    self._listening.set()
 
     def client(self):
         return LineClient(self.port)
@@ -191,7 +209,44 @@ class Daemon:
         """
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        return self.process.wait(timeout)
+        status = self.process.wait(timeout)
+        self._data.cleanup()
+        return status
+
+
+def makeCertificate(folder, host="127.0.0.1"):
+    """
+    Write a new self-signed certificate for C{host} and its private key into
+    C{folder}, as PEM files.
+
+    @return: the paths of the key and of the certificate.
+    """
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256()))
+    keyPath, certPath = Path(folder, "server.key"), Path(folder, "server.crt")
+    keyPath.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    certPath.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return str(keyPath), str(certPath)
 
 
 def twistdPath():
