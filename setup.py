@@ -11,8 +11,8 @@ setup(
     packages=["chatd", "chatd.storage", "twisted.plugins"],
     package_dir={"": "."},
     # twisted[tls] brings pyOpenSSL and service_identity, which ssl: listeners
-    # need.
-    install_requires=["twisted[tls]>=24.3"],
+    # need; argon2-cffi hashes the passwords of registered nicknames.
+    install_requires=["twisted[tls]>=24.3", "argon2-cffi>=21.2"],
     extras_require={"test": ["pytest", "pytest-timeout", "hypothesis"]},
     entry_points={"console_scripts": ["chatd-export = chatd.export:main"]},
 )

@@ -47,8 +47,18 @@ class ChatProtocol(LineReceiver):
         self._replay = None
         self.outbox = Outbox(self.transport, self.factory.sendQueueBytes,
                              self._sendQueueOverflowed)
-        self.user = User(self.outbox, wire.LineWire)
+        # The core sees the address only as text, to match bans against.
+        self.user = User(self.outbox, wire.LineWire,
+                         host=getattr(self.transport.getPeer(), "host", None),
+                         hangUp=self.transport.loseConnection)
         self._log.info("connection from {peer}", peer=self.peer)
+        try:
+            self.core.admit(self.user)
+        except ChatError as e:
+            self._log.info("refused {peer}: {why}", peer=self.peer, why=str(e))
+            self.error(str(e))
+            self.transport.loseConnection()
+            return
         self.notice(f"Welcome to chatd {__version__}. Lines you type go to your "
                     "current room; commands start with /, and /help lists them.")
         self.prompt(f"Choose a nickname ({NICK_RULES}):")

@@ -17,7 +17,9 @@ from chatd.core import ChatCore
 from chatd.fanout import Fanout
 from chatd.names import roomProblem
 from chatd.protocol import SEND_QUEUE_BYTES, ChatFactory
+from chatd.names import nickProblem
 from chatd.storage import HistoryError
+from chatd.storage.accounts import SQLiteAccounts
 from chatd.storage.sqlite import SQLiteHistory
 
 DEFAULT_LISTEN = "tcp:55555:interface=127.0.0.1"
@@ -68,11 +70,25 @@ class Options(usage.Options):
          "How many of a room's last lines a user sees on joining it (0: none).", int],
         ["history-days", None, 0,
          "Forget history older than this many days (0: keep it forever).", int],
+        ["identify-time", None, 60,
+         "Seconds someone using a registered nickname has to /identify before "
+         "being renamed to a guest name.", int],
     ]
 
     def __init__(self):
         super().__init__()
         self["listen"] = []
+        self["operators"] = []
+
+    def opt_operator(self, nick):
+        """
+        A nickname whose owner is an operator, once registered and identified
+        (repeatable).  Accounts are kept in --db, so operators need one.
+        """
+        problem = nickProblem(nick)
+        if problem:
+            raise usage.UsageError(f"--operator {nick}: {problem}")
+        self["operators"].append(nick)
 
     def opt_listen(self, description):
         """
@@ -105,6 +121,8 @@ class Options(usage.Options):
             raise usage.UsageError("--replay: 0 or more lines")
         if self["history-days"] < 0:
             raise usage.UsageError("--history-days: 0 or more days")
+        if self["identify-time"] < 1:
+            raise usage.UsageError("--identify-time: at least 1 second")
 
 
 def _listenProblem(e):
@@ -177,6 +195,34 @@ class _ShutdownNotice(service.Service):
         return self._factory.shutDown("The server is going down. Goodbye.")
 
 
+class _AccountService(service.Service):
+    """
+    Opens the account store (in the history's database) before anyone can
+    connect, hands its bans to the core, and closes it on shutdown.
+    """
+
+    _log = Logger()
+
+    def __init__(self, store, core):
+        self._store = store
+        self._core = core
+
+    def privilegedStartService(self):
+        try:
+            self._store.open()
+        except HistoryError as e:
+            raise StartFailure(f"chatd: {e}") from None
+        bans = self._store.bans()
+        self._core.restoreBans(bans)
+        self._log.info("chatd keeps accounts in {path}; {count} bans in force",
+                       path=self._store.path, count=len(bans))
+        super().privilegedStartService()
+
+    def stopService(self):
+        super().stopService()
+        return self._store.close()
+
+
 class _HistoryService(service.Service):
     """
     Opens the history store before anyone can talk (a file that cannot be
@@ -232,10 +278,13 @@ def makeService(config, reactor=None):
     """
     if reactor is None:
         from twisted.internet import reactor
-    history = None
+    history = accounts = None
     if config["history"] is not None:
         history = SQLiteHistory(config["history"], reactor.callFromThread)
-    core = ChatCore(Fanout(), reactor, lobby=config["lobby"], history=history)
+        accounts = SQLiteAccounts(config["history"], reactor.callFromThread)
+    core = ChatCore(Fanout(), reactor, lobby=config["lobby"], history=history,
+                    accounts=accounts, operators=config["operators"],
+                    identifySeconds=config["identify-time"])
     factory = ChatFactory(core, reactor, sendQueueBytes=config["send-queue"],
                           replay=config["replay"])
     top = service.MultiService()
@@ -245,6 +294,7 @@ def makeService(config, reactor=None):
         # shutdown notice has stopped all input, so closing the store stores
         # every line there will ever be.
         _HistoryService(history, reactor, config["history-days"]).setServiceParent(top)
+        _AccountService(accounts, core).setServiceParent(top)
     # Started first, so stopped last: the listeners close before the
     # connected users are told and let go.
     _ShutdownNotice(factory).setServiceParent(top)

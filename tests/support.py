@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 from zope.interface import implementer
@@ -28,7 +28,7 @@ from chatd.core import ChatCore
 from chatd.fanout import Fanout
 from chatd.names import roomKey
 from chatd.protocol import ChatFactory
-from chatd.storage import IHistoryStore
+from chatd.storage import AccountError, IAccountStore, IHistoryStore
 
 TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
 
@@ -424,3 +424,48 @@ def startFailure(folder, *args, timeout=30):
         [TWISTD, "-n", "--pidfile=", "chat", "--listen", "tcp:0:interface=127.0.0.1",
          *args], cwd=folder, env=env, capture_output=True, text=True, timeout=timeout)
     return done.returncode, done.stdout + done.stderr
+
+
+@implementer(IAccountStore)
+class MemoryAccounts:
+    """
+    An account store in a dict that answers at once and keeps passwords in
+    the clear, for tests of the core's rules; C{verified} counts the
+    password checks it was asked for.
+    """
+
+    def __init__(self, bans=()):
+        self.passwords = {}
+        self.stored = {ban.key: ban for ban in bans}
+        self.verified = 0
+
+    def isRegistered(self, nick):
+        return nick.lower() in self.passwords
+
+    def register(self, nick, password):
+        if self.isRegistered(nick):
+            return fail(AccountError(f"{nick} is already registered"))
+        self.passwords[nick.lower()] = password
+        return succeed(None)
+
+    def verify(self, nick, password):
+        self.verified += 1
+        return succeed(self.passwords.get(nick.lower()) == password)
+
+    def changePassword(self, nick, password):
+        self.passwords[nick.lower()] = password
+        return succeed(None)
+
+    def bans(self):
+        return list(self.stored.values())
+
+    def addBan(self, ban):
+        self.stored[ban.key] = ban
+        return succeed(None)
+
+    def removeBan(self, ban):
+        self.stored.pop(ban.key, None)
+        return succeed(None)
+
+    def close(self):
+        return succeed(None)
