@@ -14,6 +14,7 @@ plain text from the edge, used only to match bans.
 
 import math
 import random
+import weakref
 
 from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
@@ -52,7 +53,7 @@ class User:
     """
 
     __slots__ = ("nick", "rooms", "current", "outbox", "wire", "host", "account",
-                 "hangUp")
+                 "hangUp", "__weakref__")
 
     def __init__(self, outbox, wire, host=None, hangUp=None):
         self.nick = None
@@ -81,9 +82,11 @@ class Room:
         or L{None}.
     @ivar muted: when each muted member's mute ends (L{None}: never), by
         nickname key.
+    @ivar expelled: the key of the ban that put each user out of the room,
+        so that a new nickname does not let them back in while it holds.
     """
 
-    __slots__ = ("name", "members", "topic", "owner", "muted")
+    __slots__ = ("name", "members", "topic", "owner", "muted", "expelled")
 
     def __init__(self, name, owner=None):
         self.name = name
@@ -91,6 +94,7 @@ class Room:
         self.topic = ""
         self.owner = owner
         self.muted = {}
+        self.expelled = weakref.WeakKeyDictionary()
 
 
 class ChatCore:
@@ -197,6 +201,8 @@ class ChatCore:
         room = self.rooms.get(key)
         if key not in user.rooms:
             self._checkNotBanned(user.nick, user.host, name)
+            if room is not None and user in room.expelled:
+                self._checkNotExpelled(user, room)
         if room is None:
             # A registered, identified user who creates a room owns it; the
             # lobby belongs to nobody.
@@ -481,8 +487,11 @@ class ChatCore:
                 self._fanout.toUser(covered, events.Expelled(user.nick, duration, reason))
                 self.disconnect(covered, "banned")
                 covered.hangUp()
-            elif room.members.get(nickKey(covered.nick)) is covered:
-                self._leave(covered, room, None)
+            else:
+                # Whoever the ban covers now stays out under any nickname.
+                room.expelled[covered] = ban.key
+                if room.members.get(nickKey(covered.nick)) is covered:
+                    self._leave(covered, room, None)
 
     def unban(self, user, target):
         """
@@ -672,6 +681,14 @@ class ChatCore:
         until = "" if ban.until is None else (
             f" for {math.ceil(ban.until - self._clock.seconds())} more seconds")
         raise ChatError(f"you are banned from {place}{until}" +
+                        (f" ({ban.reason})" if ban.reason else ""))
+
+    def _checkNotExpelled(self, user, room):
+        ban = self.bans.get(room.expelled[user], self._clock.seconds())
+        if ban is None:
+            del room.expelled[user]
+            return
+        raise ChatError(f"you are banned from {room.name}" +
                         (f" ({ban.reason})" if ban.reason else ""))
 
     def _checkNotMuted(self, user, room):

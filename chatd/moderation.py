@@ -76,6 +76,15 @@ class BanList:
         """
         return self._bans.pop(banKey(kind, target, room), None)
 
+    def get(self, key, now):
+        """
+        The ban with C{key} if it is still in force at C{now}, or L{None}.
+        """
+        ban = self._bans.get(key)
+        if ban is None or (ban.until is not None and ban.until <= now):
+            return None
+        return ban
+
     def find(self, nick, host, room, now):
         """
         The ban in force at C{now} on C{nick} or C{host} in C{room} (C{""}:

@@ -261,3 +261,21 @@ def test_banTargetMustBeNickOrAddress(trust):
     with pytest.raises(ChatError) as e:
         trust.core.ban(op, "#room")
     assert str(e.value) == "cannot ban #room: not a nickname nor an address"
+
+
+def test_roomBanFollowsTheUserAcrossNicknames(trust):
+    """
+    Someone room-banned by nickname cannot get back in by taking another
+    nickname, whether or not they were in the room when banned; once the
+    ban is lifted they can.
+    """
+    owner = trust.arrive("owner", password="owner-password")
+    trust.core.join(owner, "#den")
+    bob = trust.arrive("bob")
+    trust.core.ban(owner, "bob", None, "")
+    trust.core.rename(bob, "notbob")
+    with pytest.raises(ChatError) as e:
+        trust.core.join(bob, "#den")
+    assert str(e.value) == "you are banned from #den"
+    trust.core.unban(owner, "bob")
+    trust.core.join(bob, "#den")
