@@ -86,11 +86,23 @@ class Outbox:
         Put C{data} in the C{place} kept by L{hold}, and send what no longer
         waits for an empty place.
         """
-        if self._closed:
+        if self._closed or place.data is not None:
             return
         place.data = data
         self._places -= 1
         self._size += len(data)
+        self._flush()
+
+    def abandon(self):
+        """
+        Stop waiting for the places still empty: what waits behind them goes
+        out now, and what is later filled into them is dropped.  For a
+        connection about to close, whose last lines must not wait.
+        """
+        for item in self._backlog:
+            if type(item) is _Place and item.data is None:
+                item.data = b""
+        self._places = 0
         self._flush()
 
     @property

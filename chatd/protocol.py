@@ -112,6 +112,8 @@ class ChatProtocol(LineReceiver):
 
     def quit(self, reason):
         self._quitReason = reason or "quit"
+        # History still being read would hold "bye" back past the close.
+        self.outbox.abandon()
         self.reply("bye")
         self.core.disconnect(self.user, reason)
         self.transport.loseConnection()
@@ -213,6 +215,7 @@ class ChatFactory(Factory):
             self._allClosed.callback(None)
             return self._allClosed
         for connection in list(self.connections):
+            connection.outbox.abandon()
             connection.notice(text)
             connection.transport.loseConnection()
         cutOff = self.clock.callLater(self.SHUTDOWN_GRACE, self._cutOff)

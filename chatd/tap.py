@@ -280,8 +280,8 @@ def makeService(config, reactor=None):
         from twisted.internet import reactor
     history = accounts = None
     if config["history"] is not None:
-        history = SQLiteHistory(config["history"], reactor.callFromThread)
-        accounts = SQLiteAccounts(config["history"], reactor.callFromThread)
+        history = SQLiteHistory(config["history"], reactor)
+        accounts = SQLiteAccounts(config["history"], reactor)
     core = ChatCore(Fanout(), reactor, lobby=config["lobby"], history=history,
                     accounts=accounts, operators=config["operators"],
                     identifySeconds=config["identify-time"])

@@ -30,8 +30,6 @@ from chatd.names import roomKey
 from chatd.protocol import ChatFactory
 from chatd.storage import AccountError, IAccountStore, IHistoryStore
 
-TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
-
 
 class MemoryServer:
     """
@@ -155,13 +153,17 @@ class Daemon:
     """
 
     def __init__(self, *args, cwd=None, listen="tcp:0:interface=127.0.0.1", runner=None,
-                 listeners=1):
+                 dataHome=None, listeners=1):
         """
-        @param runner: the command before the chat options; by default
-            C{twistd -n --pidfile= chat}.
         @param listeners: how many "listening on" lines to wait for; their
             ports, in the order logged, are in C{ports}.
+        @param runner: the command before the chat options; by default
+            C{twistd -n --pidfile= chat}.
+        @param dataHome: the daemon's C{XDG_DATA_HOME}, where its history is
+            kept unless C{--db} says otherwise; by default a fresh folder, so
+            that no daemon replays another one's history.
         """
+        self.dataHome = dataHome or tempfile.mkdtemp(prefix="chatd-daemon-")
         command = runner or [twistdPath(), "-n", "--pidfile=", "chat"]
         if listen:
             command += ["--listen", listen]
@@ -173,13 +175,10 @@ class Daemon:
         self._listeners = listeners
 
     def start(self, timeout=20):
-        # A data folder of its own: the default history database must not
-        # carry lines from one test (or one run) into the next.
-        self._data = tempfile.TemporaryDirectory(prefix="chatd-data-")
-        env = dict(os.environ, XDG_DATA_HOME=self._data.name)
         self.process = subprocess.Popen(
-            self.command, cwd=self.cwd, env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+            self.command, cwd=self.cwd, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+            env=dict(os.environ, XDG_DATA_HOME=self.dataHome))
         self._listening = threading.Event()
         threading.Thread(target=self._collect, daemon=True).start()
         if not self._listening.wait(timeout):
@@ -209,9 +208,7 @@ class Daemon:
         """
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        status = self.process.wait(timeout)
-        self._data.cleanup()
-        return status
+        return self.process.wait(timeout)
 
 
 def makeCertificate(folder, host="127.0.0.1"):
@@ -363,66 +360,15 @@ class ThreadCalls:
         return outcome[0]
 
 
-class StoreDaemon:
-    """
-    A real chatd in a subprocess (C{twistd -n chat}), listening on a free
-    port on 127.0.0.1; its output is collected in the background.
-    """
-
-    def __init__(self, folder, *args):
-        """
-        @param folder: the working folder, and the data folder unless C{args}
-            say where the history goes.
-        """
-        env = dict(os.environ, XDG_DATA_HOME=str(folder))
-        self.process = subprocess.Popen(
-            [TWISTD, "-n", "--pidfile=", "chat", "--listen",
-             "tcp:0:interface=127.0.0.1", *args],
-            cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True)
-        self.output = []
-        for line in self.process.stdout:
-            self.output.append(line)
-            if "chatd listening on 127.0.0.1:" in line:
-                self.port = int(line.rsplit(":", 1)[1])
-                break
-        else:
-            raise RuntimeError("chatd did not start:\n" + "".join(self.output))
-        self._drain = threading.Thread(target=self._collect, daemon=True)
-        self._drain.start()
-
-    def _collect(self):
-        for line in self.process.stdout:
-            self.output.append(line)
-
-    def client(self, nick=None):
-        """
-        A L{LineClient} to this daemon, logged in as C{nick} when given.
-        """
-        client = LineClient(self.port)
-        if nick is not None:
-            client.login(nick)
-        return client
-
-    def stop(self, signal=15, timeout=15):
-        """
-        Send C{signal} and wait for the process to exit; return its status.
-        """
-        self.process.send_signal(signal)
-        status = self.process.wait(timeout)
-        self._drain.join(timeout)
-        return status
-
-
-def startFailure(folder, *args, timeout=30):
+def startFailure(*args, cwd=None, timeout=30):
     """
     Run a chatd that is expected not to start; return its exit status and
     its output.
     """
-    env = dict(os.environ, XDG_DATA_HOME=str(folder))
     done = subprocess.run(
-        [TWISTD, "-n", "--pidfile=", "chat", "--listen", "tcp:0:interface=127.0.0.1",
-         *args], cwd=folder, env=env, capture_output=True, text=True, timeout=timeout)
+        [twistdPath(), "-n", "--pidfile=", "chat", "--listen",
+         "tcp:0:interface=127.0.0.1", *args], cwd=cwd, capture_output=True,
+        text=True, timeout=timeout)
     return done.returncode, done.stdout + done.stderr
 
 

@@ -30,7 +30,7 @@ def path(tmp_path):
 
 
 def openStore(path, calls):
-    store = SQLiteAccounts(path, calls.callFromThread, hasher=FAST)
+    store = SQLiteAccounts(path, calls, hasher=FAST)
     store.open()
     return store
 
@@ -115,7 +115,7 @@ def test_sharesTheHistoryDatabase(path, calls):
     The account store lives in the history's file: whichever opens it first
     brings it to the current schema version, and both work side by side.
     """
-    history = SQLiteHistory(path, calls.callFromThread)
+    history = SQLiteHistory(path, calls)
     history.open()
     store = openStore(path, calls)
     calls.wait(store.register("alice", "a-password"))

@@ -70,7 +70,7 @@ def test_joinReplaysLastLinesOldestFirstMarkedAsHistory(server, history):
         alice.send(text)
     history.answer()
     bob = server.connect()
-    bob.lines()  # the greeting
+    bob.lines()
     bob.send("bob")
     history.answer()
     assert bob.lines() == [
@@ -134,7 +134,7 @@ def test_replayZeroShowsNothing(history):
     alice = server.connect("alice")
     alice.send("hello")
     bob = server.connect()
-    bob.lines()  # the greeting
+    bob.lines()
     bob.send("bob")
     assert bob.lines() == ["=== you are now bob", "=== joined #lobby",
                            "=== #lobby members (2): alice bob"]
@@ -250,3 +250,17 @@ def test_coreRefusesHistoryOfARoomNotJoined(history):
     room = core.join(alice, "#dev")
     with pytest.raises(ChatError, match="you are not in #dev"):
         core.recent(bob, room, 5)
+
+
+def test_quitDuringReplaySaysBye(server, history):
+    """
+    A user who quits while their replay is still being read gets "bye" at
+    once, and the connection closes; the late replay is dropped.
+    """
+    alice = server.connect("alice")
+    alice.lines()
+    alice.send("/quit")
+    assert alice.lines() == ["=== bye"]
+    assert not alice.transport.connected
+    history.answer()
+    assert alice.lines() == []

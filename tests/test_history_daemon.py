@@ -11,7 +11,38 @@ import sys
 import pytest
 
 from chatd.storage import schema
-from support import StoreDaemon as Daemon, startFailure
+from support import Daemon, startFailure
+
+
+@pytest.fixture(autouse=True)
+def daemons(monkeypatch):
+    """
+    Every daemon a test starts, killed at the end should the test fail
+    before stopping it.
+    """
+    started = []
+    original = Daemon.start
+
+    def start(daemon, *args, **kwargs):
+        started.append(daemon)
+        return original(daemon, *args, **kwargs)
+
+    monkeypatch.setattr(Daemon, "start", start)
+    yield
+    for daemon in started:
+        if daemon.process.poll() is None:
+            daemon.process.kill()
+            daemon.process.wait(10)
+
+
+def start(tmp_path, *args):
+    return Daemon(*args, cwd=tmp_path).start()
+
+
+def login(daemon, nick):
+    client = daemon.client()
+    client.login(nick)
+    return client
 
 
 def said(client, lines):
@@ -40,16 +71,15 @@ def test_restartKeepsHistory(tmp_path, stop):
     /search finds an old line.
     """
     db = f"sqlite:{tmp_path}/chat.sqlite3"
-    daemon = Daemon(tmp_path, "--db", db)
-    alice = daemon.client("alice")
+    daemon = start(tmp_path, "--db", db)
+    alice = login(daemon, "alice")
     lines = [f"line {i}" for i in range(3000)]
     said(alice, ["the first words", "/me waves", "/topic cake"] + lines)
     daemon.stop(stop)
     alice.close()
 
-    daemon = Daemon(tmp_path, "--db", db)
-    bob = daemon.client()
-    bob.login("bob")
+    daemon = start(tmp_path, "--db", db)
+    bob = login(daemon, "bob")
     replay = bob.sync()
     assert [stamped(l) for l in replay] == [f"#lobby <alice> {l}" for l in lines[-20:]]
     bob.send("/history 500")
@@ -70,8 +100,8 @@ def test_killedDaemonKeepsEverythingCommitted(tmp_path):
     committed.
     """
     path = tmp_path / "chat.sqlite3"
-    daemon = Daemon(tmp_path, "--db", f"sqlite:{path}")
-    alice, bob = daemon.client("alice"), daemon.client("bob")
+    daemon = start(tmp_path, "--db", f"sqlite:{path}")
+    alice, bob = login(daemon, "alice"), login(daemon, "bob")
     lines = [f"message {i}" for i in range(5000)]
     alice.sendBytes("".join(line + "\n" for line in lines).encode())
     alice.send("/history 1")
@@ -86,8 +116,8 @@ def test_killedDaemonKeepsEverythingCommitted(tmp_path):
     assert connection.execute(
         "SELECT text FROM messages ORDER BY id").fetchall() == [(l,) for l in lines]
     connection.close()
-    daemon = Daemon(tmp_path, "--db", f"sqlite:{path}")
-    carol = daemon.client("carol")
+    daemon = start(tmp_path, "--db", f"sqlite:{path}")
+    carol = login(daemon, "carol")
     carol.sync()
     carol.send("/search 4999")
     assert [stamped(l) for l in carol.sync()[1:]] == ["#lobby <alice> message 4999"]
@@ -100,12 +130,12 @@ def test_defaultDatabaseInTheUsersDataFolder(tmp_path):
     Without --db, history goes to $XDG_DATA_HOME/chatd/chatd.sqlite3,
     created with its folder on first start.
     """
-    daemon = Daemon(tmp_path)
-    alice = daemon.client("alice")
+    daemon = Daemon(cwd=tmp_path, dataHome=str(tmp_path / "data-home")).start()
+    alice = login(daemon, "alice")
     said(alice, ["kept by default"])
     alice.close()
     daemon.stop()
-    path = tmp_path / "chatd" / "chatd.sqlite3"
+    path = tmp_path / "data-home" / "chatd" / "chatd.sqlite3"
     connection = sqlite3.connect(path)
     assert connection.execute("SELECT text FROM messages").fetchall() == [("kept by default",)]
     connection.close()
@@ -115,8 +145,8 @@ def test_noHistory(tmp_path):
     """
     With --db none nothing is written and /history says there is none.
     """
-    daemon = Daemon(tmp_path, "--db", "none")
-    alice = daemon.client("alice")
+    daemon = start(tmp_path, "--db", "none")
+    alice = login(daemon, "alice")
     said(alice, ["not kept"])
     alice.send("/history")
     assert alice.sync() == ["!!! this server keeps no history"]
@@ -126,7 +156,7 @@ def test_noHistory(tmp_path):
 
 
 def startError(tmp_path, db):
-    status, output = startFailure(tmp_path, "--db", db)
+    status, output = startFailure("--db", db, cwd=tmp_path)
     assert status != 0
     assert "Traceback" not in output
     assert "listening" not in output
@@ -178,8 +208,8 @@ def test_exportReproducesTheRoom(tmp_path):
     while the daemon still runs.
     """
     path = tmp_path / "chat.sqlite3"
-    daemon = Daemon(tmp_path, "--db", f"sqlite:{path}")
-    alice = daemon.client("alice")
+    daemon = start(tmp_path, "--db", f"sqlite:{path}")
+    alice = login(daemon, "alice")
     said(alice, ["/join #Dev", "héllo", "/me waves", "/topic plans", "/join #lobby",
                  "not in dev"])
     alice.send("/history 1")

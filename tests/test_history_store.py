@@ -25,7 +25,7 @@ def path(tmp_path):
 
 
 def openStore(path, calls):
-    store = SQLiteHistory(path, calls.callFromThread)
+    store = SQLiteHistory(path, calls)
     store.open()
     return store
 

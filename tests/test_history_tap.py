@@ -64,16 +64,11 @@ def test_makeServiceOpensHistoryFirst(tmp_path):
     listener accepts a line; --db none builds no history service.
     """
     config = parse("--db", f"sqlite:{tmp_path}/h.sqlite3", "--listen", "tcp:0")
-    top = tap.makeService(config, FakeReactor())
+    top = tap.makeService(config, Clock())
     assert isinstance(list(top)[0], tap._HistoryService)
     config = parse("--db", "none", "--listen", "tcp:0")
-    services = tap.makeService(config, FakeReactor())
+    services = tap.makeService(config, Clock())
     assert not any(isinstance(s, tap._HistoryService) for s in services)
-
-
-class FakeReactor(Clock):
-    def callFromThread(self, f, *args, **kwargs):
-        raise AssertionError("no thread runs here")
 
 
 class Store(MemoryHistory):

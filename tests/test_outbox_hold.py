@@ -84,3 +84,18 @@ def test_fillAfterCloseIsIgnored():
     outbox.close()
     outbox.fill(place, b"history\n")
     assert transport.value() == b""
+
+
+def test_abandonLetsTheLastLinesOut():
+    """
+    A connection about to close stops waiting for history: what waits goes
+    out at once, later lines too, and the history that arrives after is
+    dropped.
+    """
+    outbox, transport = makeOutbox()
+    place = outbox.hold()
+    outbox.send(b"live\n")
+    outbox.abandon()
+    outbox.send(b"bye\n")
+    outbox.fill(place, b"history\n")
+    assert transport.value() == b"live\nbye\n"

@@ -33,15 +33,15 @@ class SQLiteAccounts:
     file until L{open}.
     """
 
-    def __init__(self, path, callFromThread, hasher=None):
+    def __init__(self, path, reactor, hasher=None):
         """
-        @param callFromThread: how the store's thread hands results to the
-            reactor thread: the reactor's C{callFromThread}.
+        @param reactor: an L{IReactorThreads}, whose C{callFromThread} the
+            store's thread uses to hand results to the reactor thread.
         @param hasher: an L{argon2.PasswordHasher}; argon2's recommended
             costs by default.
         """
         self.path = path
-        self._callFromThread = callFromThread
+        self._reactor = reactor
         self._hasher = hasher or PasswordHasher()
         self._jobs = queue.SimpleQueue()
         self._registered = set()
@@ -159,11 +159,11 @@ class SQLiteAccounts:
                 # transaction.
                 result = job(connection)
             except Exception:
-                self._callFromThread(done.errback, Failure())
+                self._reactor.callFromThread(done.errback, Failure())
             else:
-                self._callFromThread(done.callback, result)
+                self._reactor.callFromThread(done.callback, result)
         connection.close()
-        self._callFromThread(self._closed.callback, None)
+        self._reactor.callFromThread(self._closed.callback, None)
 
 
 def _failed(exception):

@@ -42,7 +42,7 @@ from zope.interface import implementer
 
 from chatd import events
 from chatd.names import roomKey
-from chatd.storage import IHistoryStore, schema
+from chatd.storage import HistoryError, IHistoryStore, schema
 
 BATCH_WINDOW = 0.010
 """Seconds the writer gathers lines before committing them together."""
@@ -100,19 +100,23 @@ class SQLiteHistory:
 
     _log = Logger()
 
-    def __init__(self, path, callFromThread, batchWindow=BATCH_WINDOW):
+    def __init__(self, path, reactor, batchWindow=BATCH_WINDOW):
         """
-        @param callFromThread: how the store's threads hand results to the
-            reactor thread: the reactor's C{callFromThread}.
+        @param reactor: an L{IReactorThreads}, whose C{callFromThread} the
+            store's threads use to hand results to the reactor thread.
         """
         self.path = path
-        self._callFromThread = callFromThread
+        self._reactor = reactor
         self._batchWindow = batchWindow
         self._writes = queue.SimpleQueue()
         self._reads = queue.SimpleQueue()
         self._closed = Deferred()
         self._opened = False
         self._lastId = 0
+        # Only the writer thread touches these once it runs: the highest id
+        # stored and indexed, and whether idle indexing is worth trying.
+        self._stored = self._indexed = 0
+        self._indexing = True
 
     def open(self):
         """
@@ -121,17 +125,21 @@ class SQLiteHistory:
         @raise chatd.storage.HistoryError: when the file cannot be used.
         """
         writing = schema.connect(self.path)
-        # The writer's own state, handed over before its thread starts: the
-        # highest id stored, and the highest indexed for search.
-        self._stored, self._indexed, used = writing.execute(
-            "SELECT coalesce((SELECT max(id) FROM messages), 0), "
-            "(SELECT value FROM counters WHERE name = 'indexed'), "
-            "(SELECT value FROM counters WHERE name = 'last_id')").fetchone()
+        try:
+            # The writer's own state, handed over before its thread starts:
+            # the highest id stored, and the highest indexed for search.
+            self._stored, self._indexed, used = writing.execute(
+                "SELECT coalesce((SELECT max(id) FROM messages), 0), "
+                "(SELECT value FROM counters WHERE name = 'indexed'), "
+                "(SELECT value FROM counters WHERE name = 'last_id')").fetchone()
+            reading = sqlite3.connect(self.path, isolation_level=None,
+                                      check_same_thread=False)
+            reading.execute("PRAGMA query_only = ON")
+        except sqlite3.Error as e:
+            writing.close()
+            raise HistoryError(
+                f"cannot use the history database {self.path}: {e}") from None
         self._lastId = max(self._stored, used)
-        self._indexing = True
-        reading = sqlite3.connect(self.path, isolation_level=None,
-                                  check_same_thread=False)
-        reading.execute("PRAGMA query_only = ON")
         self._opened = True
         # Daemon threads: should the reactor die without closing the store,
         # the process still exits, as after kill -9.
@@ -163,7 +171,7 @@ class SQLiteHistory:
 
     def flush(self):
         done = Deferred()
-        self._writes.put(lambda connection: self._callFromThread(done.callback, None))
+        self._writes.put(lambda connection: self._reactor.callFromThread(done.callback, None))
         return done
 
     def close(self):
@@ -217,8 +225,14 @@ class SQLiteHistory:
                 rows = []
                 if item is _STOP:
                     stopping = True
-                else:
+                    continue
+                try:
                     item(connection)
+                except Exception:
+                    # A job's own errors go to its Deferred; anything else
+                    # is a bug, which must not stop the writer.
+                    self._reactor.callFromThread(
+                        self._log.failure, "history writer job failed", Failure())
             self._commit(connection, rows)
             if stopping:
                 if writes.empty():
@@ -244,9 +258,9 @@ class SQLiteHistory:
             failure = Failure()
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
-            self._callFromThread(self._log.failure,
-                                 "{count} history lines could not be stored",
-                                 failure, count=len(rows))
+            self._reactor.callFromThread(
+                self._log.failure, "{count} history lines could not be stored",
+                failure, count=len(rows))
         else:
             self._stored = rows[-1][0]
 
@@ -270,7 +284,8 @@ class SQLiteHistory:
             failure = Failure()
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
-            self._callFromThread(self._log.failure, "indexing history failed", failure)
+            self._reactor.callFromThread(
+                self._log.failure, "indexing history failed", failure)
             # The idle writer stops trying; the next search or prune tries
             # again.
             self._indexing = False
@@ -294,10 +309,10 @@ class SQLiteHistory:
                 failure = Failure()
                 if connection.in_transaction:
                     connection.execute("ROLLBACK")
-                self._callFromThread(done.errback, failure)
+                self._reactor.callFromThread(done.errback, failure)
                 return
             if count < PRUNE_CHUNK:
-                self._callFromThread(done.callback, deleted + count)
+                self._reactor.callFromThread(done.callback, deleted + count)
             else:
                 # The rest goes behind the lines that arrived meanwhile.
                 self._writes.put(self._pruneJob(before, done, deleted + count))
@@ -314,11 +329,11 @@ class SQLiteHistory:
             try:
                 result = query(connection, *args)
             except Exception:
-                self._callFromThread(done.errback, Failure())
+                self._reactor.callFromThread(done.errback, Failure())
             else:
-                self._callFromThread(done.callback, result)
+                self._reactor.callFromThread(done.callback, result)
         connection.close()
-        self._callFromThread(self._closed.callback, None)
+        self._reactor.callFromThread(self._closed.callback, None)
 
     @staticmethod
     def _recent(connection, key, count):
