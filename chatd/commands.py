@@ -6,6 +6,7 @@ The table is the single source of C{/help} and of the README's command list,
 so the two cannot drift from the code.
 """
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -301,7 +302,8 @@ def _bans(conn, arg):
     bans = conn.core.listBans(conn.user)
     conn.reply(f"{len(bans)} bans")
     for ban in bans:
-        until = "until lifted" if ban.until is None else f"for {int(ban.until - conn.factory.clock.seconds()) + 1}s more"
+        left = None if ban.until is None else ban.until - conn.factory.clock.seconds()
+        until = "until lifted" if left is None else f"for {math.ceil(left)}s more"
         reason = f" ({ban.reason})" if ban.reason else ""
         conn.reply(f"{ban.target} from {ban.room or 'the server'} {until}, "
                    f"by {ban.by}{reason}")

@@ -37,9 +37,10 @@ class MemoryServer:
     C{StringTransport}.
     """
 
-    def __init__(self, history=None, **factoryArgs):
+    def __init__(self, history=None, accounts=None, operators=(), **factoryArgs):
         self.clock = Clock()
-        self.core = ChatCore(Fanout(), self.clock, history=history)
+        self.core = ChatCore(Fanout(), self.clock, history=history, accounts=accounts,
+                             operators=operators)
         self.factory = ChatFactory(self.core, self.clock, **factoryArgs)
         self._port = 40000
 
