@@ -203,9 +203,10 @@ class _AccountService(service.Service):
 
     _log = Logger()
 
-    def __init__(self, store, core):
+    def __init__(self, store, core, operators):
         self._store = store
         self._core = core
+        self._operators = operators
 
     def privilegedStartService(self):
         try:
@@ -216,6 +217,11 @@ class _AccountService(service.Service):
         self._core.restoreBans(bans)
         self._log.info("chatd keeps accounts in {path}; {count} bans in force",
                        path=self._store.path, count=len(bans))
+        for nick in self._operators:
+            if not self._store.isRegistered(nick):
+                # Whoever registers it first becomes an operator.
+                self._log.warn("operator {nick} is not registered yet: register it "
+                               "before anyone else does", nick=nick)
         super().privilegedStartService()
 
     def stopService(self):
@@ -294,7 +300,7 @@ def makeService(config, reactor=None):
         # shutdown notice has stopped all input, so closing the store stores
         # every line there will ever be.
         _HistoryService(history, reactor, config["history-days"]).setServiceParent(top)
-        _AccountService(accounts, core).setServiceParent(top)
+        _AccountService(accounts, core, config["operators"]).setServiceParent(top)
     # Started first, so stopped last: the listeners close before the
     # connected users are told and let go.
     _ShutdownNotice(factory).setServiceParent(top)

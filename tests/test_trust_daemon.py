@@ -124,6 +124,7 @@ def test_operatorKicksAndBansAcrossARestart(tmp_path, db):
     args = ("--db", db, "--operator", "boss")
     daemon = Daemon(*args, cwd=tmp_path).start()
     try:
+        assert "operator boss is not registered yet" in daemon.logText()
         boss, troll, bystander = daemon.client(), daemon.client(), daemon.client()
         login(boss, "boss")
         boss.send("/register b0ss-password")
@@ -152,6 +153,7 @@ def test_operatorKicksAndBansAcrossARestart(tmp_path, db):
     daemon = Daemon(*args, cwd=tmp_path).start()
     try:
         assert "1 bans in force" in daemon.logText()
+        assert "operator boss is not registered" not in daemon.logText()
         troll = daemon.client()
         troll.readUntil(lambda l: l.startswith("??? "))
         troll.send("troll")
