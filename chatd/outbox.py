@@ -38,7 +38,7 @@ class Outbox:
     """
 
     __slots__ = ("_transport", "limit", "_paused", "_backlog", "_size", "_closed",
-                 "_places", "onOverflow")
+                 "_places", "_grace", "onOverflow")
 
     def __init__(self, transport, limit, onOverflow=None):
         """
@@ -53,6 +53,7 @@ class Outbox:
         self._size = 0
         self._closed = False
         self._places = 0
+        self._grace = 0
         transport.registerProducer(self, True)
 
     def send(self, data):
@@ -66,7 +67,12 @@ class Outbox:
             return
         self._backlog.append(data)
         self._size += len(data)
-        if self._size > self.limit:
+        # Only a reader too slow to take its bytes is dropped: what waits
+        # behind a place, while the transport could take it, waits for us
+        # (and only as long as the place's owner lets it: see
+        # ChatProtocol.showHistory); what it let through at once when filled
+        # is not the reader's debt either, until the transport has drained.
+        if self._paused and self._size > self.limit + self._grace:
             self._overflow()
 
     def hold(self):
@@ -91,7 +97,7 @@ class Outbox:
         place.data = data
         self._places -= 1
         self._size += len(data)
-        self._flush()
+        self._grace += self._flush()
 
     def abandon(self):
         """
@@ -125,7 +131,9 @@ class Outbox:
         self._paused = True
 
     def resumeProducing(self):
+        # The transport has written everything: the reader owes nothing.
         self._paused = False
+        self._grace = 0
         self._flush()
 
     def stopProducing(self):
@@ -134,9 +142,11 @@ class Outbox:
     def _flush(self):
         """
         Write the backlog up to its first place still empty.
+
+        @return: how many bytes were written.
         """
         if self._paused or self._closed:
-            return
+            return 0
         ready = []
         for item in self._backlog:
             if type(item) is _Place:
@@ -145,10 +155,12 @@ class Outbox:
                 item = item.data
             ready.append(item)
         if not ready:
-            return
+            return 0
         del self._backlog[:len(ready)]
-        self._size -= sum(map(len, ready))
+        written = sum(map(len, ready))
+        self._size -= written
         self._transport.writeSequence(ready)
+        return written
 
     def _overflow(self):
         self.close()

@@ -233,3 +233,28 @@ def test_exportReproducesTheRoom(tmp_path):
     ]
     alice.close()
     daemon.stop()
+
+
+def test_joinDuringATorrentSeesEachLineOnce(tmp_path):
+    """
+    Someone who joins a room while it is flooded sees its recent lines as
+    history and the rest live, each line exactly once and in order (the
+    replay ends where the live lines begin), and is not dropped for the live
+    lines that waited for the replay.
+    """
+    daemon = start(tmp_path, "--db", f"sqlite:{tmp_path}/chat.sqlite3")
+    alice, bob = login(daemon, "alice"), login(daemon, "bob")
+    alice.send("/join #flood")
+    alice.sync()
+    count = 20000
+    alice.sendBytes("".join(f"n {i}\n" for i in range(count)).encode())
+    bob.send("/join #flood")
+    bob.readUntil(lambda l: l.startswith("=== #flood members"))
+    lines = bob.readUntil(lambda l: l.endswith(f" n {count - 1}"))
+    replayed = len([l for l in lines if l.startswith("~ ")])
+    assert replayed <= 20
+    shown = [stamped(l) for l in lines[:replayed]] + lines[replayed:]
+    assert shown == [f"#flood <alice> n {i}" for i in range(count - len(shown), count)]
+    alice.close()
+    bob.close()
+    daemon.stop()

@@ -25,9 +25,10 @@ class IHistoryStore(Interface):
 
     Every method is called on the reactor thread and returns at once: work
     that touches the database happens elsewhere and its result arrives through
-    a L{Deferred}, on the reactor thread.  Reads see every line appended
-    before they were asked for, so a user who talks and then asks for history
-    finds their own line.
+    a L{Deferred}, on the reactor thread.  Reads see exactly the lines
+    appended before they were asked for: a user who talks and then asks for
+    history finds their own line, and one who joins a room gets each line
+    once, either in the replay or live.
     """
 
     def nextId():

@@ -157,12 +157,16 @@ class SQLiteHistory:
     def append(self, event):
         self._writes.put(_row(event))
 
+    # A read is bounded by the last id handed out when it was asked: by the
+    # time it runs, the writer may have committed later lines, which the
+    # asker gets live.
+
     def recent(self, room, count):
-        return self._read(self._recent, roomKey(room), count)
+        return self._read(self._recent, roomKey(room), count, self._lastId)
 
     def search(self, rooms, words, limit):
         return self._read(self._search, sorted({roomKey(r) for r in rooms}),
-                          list(words), limit, indexed=True)
+                          list(words), limit, self._lastId, indexed=True)
 
     def prune(self, before):
         done = Deferred()
@@ -336,21 +340,22 @@ class SQLiteHistory:
         self._reactor.callFromThread(self._closed.callback, None)
 
     @staticmethod
-    def _recent(connection, key, count):
+    def _recent(connection, key, count, upTo):
         rows = connection.execute(
-            f"SELECT {_COLUMNS} FROM messages WHERE room_key = ? "
-            "ORDER BY id DESC LIMIT ?", (key, count)).fetchall()
+            f"SELECT {_COLUMNS} FROM messages WHERE room_key = ? AND id <= ? "
+            "ORDER BY id DESC LIMIT ?", (key, upTo, count)).fetchall()
         return [toEvent(row) for row in reversed(rows)]
 
     @staticmethod
-    def _search(connection, keys, words, limit):
+    def _search(connection, keys, words, limit, upTo):
         if not keys or not words:
             return []
         columns = ", ".join(f"m.{c.strip()}" for c in _COLUMNS.split(","))
         rows = connection.execute(
             f"SELECT {columns} FROM messages_search AS s "
             "JOIN messages AS m ON m.id = s.rowid "
-            f"WHERE messages_search MATCH ? AND m.room_key IN ({', '.join('?' * len(keys))}) "
+            "WHERE messages_search MATCH ? AND s.rowid <= ? "
+            f"AND m.room_key IN ({', '.join('?' * len(keys))}) "
             "ORDER BY s.rowid DESC LIMIT ?",
-            (matchExpression(words), *keys, limit)).fetchall()
+            (matchExpression(words), upTo, *keys, limit)).fetchall()
         return [toEvent(row) for row in rows]
