@@ -99,16 +99,24 @@ def _duration(word):
 
 def _afterwards(conn, done, success):
     """
-    Reply with C{success()} once C{done} fires; show a refusal as an error.
+    Reply with C{success()} (unless it is L{None}) once C{done} fires; show
+    a refusal as an error.
     """
     def failed(failure):
         if failure.check(ChatError):
             conn.error(failure.getErrorMessage())
+            if conn.user.nick is None:
+                conn.prompt("Choose another nickname:")
             return
         _log.failure("a command failed", failure)
         conn.error("that did not work; try again later")
 
-    done.addCallbacks(lambda result: conn.reply(success()), failed)
+    def succeeded(result):
+        text = success()
+        if text is not None:
+            conn.reply(text)
+
+    done.addCallbacks(succeeded, failed)
 
 
 @command("help", "", "list the commands", beforeNick=True)
@@ -255,13 +263,23 @@ def _identify(conn, arg):
 
 
 @command("ghost", "NICK PASSWORD",
-         "take your registered NICK back from another connection")
+         "take your registered NICK back from another connection", beforeNick=True)
 def _ghost(conn, arg):
     nick, _, password = arg.partition(" ")
     if not nick or not password.strip():
         raise ChatError("usage: /ghost NICK PASSWORD")
+    arriving = conn.user.nick is None
     done = conn.core.ghost(conn.user, nick, password.strip())
-    _afterwards(conn, done, lambda: f"you are now {conn.user.nick}, identified")
+
+    def ghosted():
+        if arriving:
+            # The nickname chosen this way: show the arrival as for any other.
+            conn.reply(f"you are now {conn.user.nick}, identified")
+            _showJoined(conn, conn.user.current)
+            return None
+        return f"you are now {conn.user.nick}, identified"
+
+    _afterwards(conn, done, ghosted)
 
 
 @command("password", "OLD NEW", "change the password of your registered nickname")

@@ -50,10 +50,11 @@ class User:
     @ivar account: the key of the registered nickname the user proved a
         password for, or L{None}; it counts only while they use that nick.
     @ivar hangUp: called with no arguments to close the user's connection.
+    @ivar connected: false once the core has been told the user is gone.
     """
 
     __slots__ = ("nick", "rooms", "current", "outbox", "wire", "host", "account",
-                 "hangUp", "__weakref__")
+                 "hangUp", "connected", "__weakref__")
 
     def __init__(self, outbox, wire, host=None, hangUp=None):
         self.nick = None
@@ -64,6 +65,7 @@ class User:
         self.host = host
         self.account = None
         self.hangUp = hangUp or (lambda: None)
+        self.connected = True
 
     @property
     def identified(self):
@@ -315,6 +317,7 @@ class ChatCore:
         Forget C{user}: announce their quit to their rooms and free their
         nickname at once.  Safe to call more than once.
         """
+        user.connected = False
         if user.nick is None or self.users.get(nickKey(user.nick)) is not user:
             return
         for room in list(user.rooms.values()):
@@ -394,6 +397,8 @@ class ChatCore:
         """
         Free the registered nickname C{nick} from whoever holds it (a stale
         connection, say) and give it to C{user}, who proves it is theirs.
+        C{user} may have no nickname yet: then this is how they claim theirs
+        and arrive in the lobby.
 
         @return: a L{Deferred} firing when C{user} is C{nick}, identified.
         """
@@ -403,16 +408,18 @@ class ChatCore:
         checked = self._checkOwner(user, nick, password)
 
         def ghosted(result):
-            if user.nick is None or self.users.get(nickKey(user.nick)) is not user:
+            if not user.connected:
                 return
             holder = self.users.get(nickKey(nick))
             if holder is not None and holder is not user:
                 self._fanout.toUser(holder, events.Ghosted(holder.nick))
                 self.disconnect(holder, "ghosted")
                 holder.hangUp()
-                self._log.info("{by} ghosted {nick}", by=user.nick, nick=nick)
+                self._log.info("{by} ghosted {nick}", by=user.nick or "-", nick=nick)
             user.account = nickKey(nick)
-            if user.nick != nick:
+            if user.nick is None:
+                self.claimNick(user, nick)
+            elif user.nick != nick:
                 self._rename(user, nick)
             self._cancelIdentify(user)
 
@@ -709,6 +716,9 @@ class ChatCore:
         if problem:
             raise ChatError(problem)
         if nickKey(nick) in self.users:
+            if self.accounts is not None and self.accounts.isRegistered(nick):
+                raise ChatError(f"the nickname {nick} is taken; "
+                                f"/ghost {nick} PASSWORD if it is yours")
             raise ChatError(f"the nickname {nick} is taken")
 
     def _currentRoom(self, user):

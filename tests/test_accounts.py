@@ -194,3 +194,32 @@ def test_registerRules(trust):
     with pytest.raises(ChatError) as e:
         bare.register(bob, "long-enough")
     assert str(e.value) == "this server keeps no accounts"
+
+
+def test_ghostBeforeChoosingANickname(trust):
+    """
+    Someone with no nickname yet can /ghost theirs: they arrive in the lobby
+    as it, identified, and the stale holder is gone.
+    """
+    stale = trust.arrive("owner", password="owner-password")
+    newcomer = User(Inbox(), EventWire, host="192.0.2.7")
+    result(trust.core.ghost(newcomer, "owner", "owner-password"))
+    assert newcomer.nick == "owner" and newcomer.identified
+    assert trust.core.rooms["#lobby"].members == {"owner": newcomer}
+    assert stale.outbox.hungUp
+
+
+def test_ghostAnsweredAfterTheCallerLeft(trust):
+    """
+    When the caller's connection is gone before the password is checked,
+    the right password changes nothing: the holder keeps the nickname.
+    """
+    holder = trust.arrive("owner", password="owner-password")
+    caller = trust.arrive("caller")
+    pending = Deferred()
+    trust.accounts.verify = lambda nick, password: pending
+    done = trust.core.ghost(caller, "owner", "owner-password")
+    trust.core.disconnect(caller, "gone")
+    pending.callback(True)
+    result(done)
+    assert trust.core.users["owner"] is holder and not holder.outbox.hungUp

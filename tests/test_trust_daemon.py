@@ -114,6 +114,38 @@ def test_ghostTakesTheNicknameBack(tmp_path, db):
         daemon.stop()
 
 
+def test_ghostAtThePrompt(tmp_path, db):
+    """
+    Coming back while a stale connection still holds her nickname, alice is
+    told it is taken and how to get it back, and /ghost at the nickname
+    prompt brings her in as alice, identified.
+    """
+    daemon = Daemon("--db", db, cwd=tmp_path).start()
+    try:
+        stale = daemon.client()
+        login(stale, "alice")
+        stale.send("/register tr0ub4dor&3")
+        stale.readLine()
+        back = daemon.client()
+        back.readUntil(lambda l: l.startswith("??? "))
+        back.send("alice")
+        assert back.readLine() == ("!!! the nickname alice is taken; "
+                                   "/ghost alice PASSWORD if it is yours")
+        assert back.readLine() == "??? Choose another nickname:"
+        back.send("/ghost alice wrong-password")
+        assert back.readLine() == "!!! wrong password for alice"
+        assert back.readLine() == "??? Choose another nickname:"
+        back.send("/ghost alice tr0ub4dor&3")
+        assert back.readUntil(lambda l: l.startswith("=== #lobby members")) == [
+            "=== you are now alice, identified", "=== joined #lobby",
+            "=== #lobby members (1): alice"]
+        with pytest.raises(EOFError):
+            stale.readUntil(lambda l: False)
+        back.close()
+    finally:
+        daemon.stop()
+
+
 def test_operatorKicksAndBansAcrossARestart(tmp_path, db):
     """
     The configured operator registers, kicks a troublemaker (who stays
