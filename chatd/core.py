@@ -117,7 +117,7 @@ class ChatCore:
     ATTEMPT_WINDOW = 300.0
 
     def __init__(self, fanout, clock, lobby="#lobby", history=None, accounts=None,
-                 operators=(), identifySeconds=IDENTIFY_SECONDS, random=random.Random()):
+                 operators=(), identifySeconds=IDENTIFY_SECONDS, guestNames=None):
         """
         @param fanout: a L{chatd.fanout.Fanout} that delivers events.
         @param clock: an L{IReactorTime} that stamps messages and times
@@ -133,7 +133,7 @@ class ChatCore:
             be registered and identified to act.
         @param identifySeconds: how long someone using a registered nickname
             has to identify before being renamed to a guest name.
-        @param random: picks guest names.
+        @param guestNames: a L{random.Random} that picks guest names.
         """
         self._fanout = fanout
         self._clock = clock
@@ -142,7 +142,7 @@ class ChatCore:
         self.accounts = accounts
         self.operators = frozenset(nickKey(nick) for nick in operators)
         self.identifySeconds = identifySeconds
-        self._random = random
+        self._random = guestNames or random.Random()
         self.bans = BanList()
         self.users = {}
         self.rooms = {}
@@ -606,8 +606,10 @@ class ChatCore:
         keys = [("nick", nickKey(nick))] + ([("host", user.host)] if user.host else [])
         now = self._clock.seconds()
         for key in keys:
-            recent = [t for t in self._attempts.get(key, ()) if t > now - self.ATTEMPT_WINDOW]
-            self._attempts[key] = recent
+            recent = [t for t in self._attempts.pop(key, ()) if t > now - self.ATTEMPT_WINDOW]
+            # Only keys with recent attempts stay, so the table stays small.
+            if recent:
+                self._attempts[key] = recent
             if len(recent) >= self.ATTEMPTS:
                 wait = math.ceil(recent[0] + self.ATTEMPT_WINDOW - now)
                 raise ChatError(f"too many password attempts for {nick}; "
@@ -615,7 +617,7 @@ class ChatCore:
         # Counted before the answer, so that many attempts sent at once are
         # limited too.
         for key in keys:
-            self._attempts[key].append(now)
+            self._attempts.setdefault(key, []).append(now)
         checked = maybeDeferred(accounts.verify, nick, password)
 
         def answered(right):
