@@ -19,6 +19,10 @@ it, so the writer stores first and indexes when it has nothing to store
 becomes searchable as soon as the writer catches up; a search catches up
 first, so it still finds every line said before it.
 
+Both threads run at a lower priority than the reactor thread (on Linux):
+measured on a busy 2-core machine, that kept live delivery at a few
+milliseconds where equal priority let it reach tens.
+
 Why plain threads with queues rather than Twisted's thread pool: the writer's
 batching wants a loop that sees the whole backlog at once, and the pool would
 add a L{Deferred} and a context switch per line; a queue put costs the reactor
@@ -30,8 +34,10 @@ every line appended before it was asked for, and never waits behind lines that
 came later.
 """
 
+import os
 import queue
 import sqlite3
+import sys
 import threading
 import time
 
@@ -53,6 +59,9 @@ PRUNE_CHUNK = 5000
 INDEX_CHUNK = 2000
 """Stored lines the idle writer indexes per transaction."""
 
+NICENESS = 10
+"""How much lower the store's threads run than the reactor thread (Linux)."""
+
 _INSERT = ("INSERT INTO messages (id, time, room_key, room, kind, nick, text) "
            "VALUES (?, ?, ?, ?, ?, ?, ?)")
 _COLUMNS = "id, time, room, kind, nick, text"
@@ -72,6 +81,20 @@ def _row(event):
         return (event.id, event.time, roomKey(event.room), event.room, "topic",
                 event.nick, event.topic)
     raise TypeError(f"not a room line: {event!r}")
+
+
+def _yieldToTheReactor():
+    """
+    Lower the calling thread's scheduling priority, so that on a busy machine
+    the reactor thread, which users wait on, gets the processor first: the
+    store's work can wait a few milliseconds, live lines should not.  Linux
+    keeps a nice value per thread; elsewhere this does nothing.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), NICENESS)
+        except OSError:
+            pass
 
 
 def toEvent(row):
@@ -198,6 +221,7 @@ class SQLiteHistory:
     # The writer thread
 
     def _writeLoop(self, connection):
+        _yieldToTheReactor()
         writes, window = self._writes, self._batchWindow
         lastCommit = float("-inf")
         stopping = False
@@ -325,6 +349,7 @@ class SQLiteHistory:
     # The reader thread
 
     def _readLoop(self, connection):
+        _yieldToTheReactor()
         while True:
             item = self._reads.get()
             if item is _STOP:
