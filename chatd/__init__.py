@@ -5,9 +5,10 @@ The package is laid out along the path a line takes:
 
 - L{chatd.sanitize}: bytes from the network become clean, safe text.
 - L{chatd.commands}: a line of text becomes a call on the core.
-- L{chatd.core}: users, nicknames, rooms and topics, registered nicknames
-  and moderation; decides what happened.
-- L{chatd.moderation}: bans as plain data.
+- L{chatd.core}: users, nicknames, rooms and topics; decides what happened,
+  with the rules of L{chatd.identity} (registered nicknames) and
+  L{chatd.moderation} (operators, owners, kicks, bans, mutes) mixed in.
+- L{chatd.bans}: bans as plain data.
 - L{chatd.events}: what happened, as plain values.
 - L{chatd.fanout}: one event becomes bytes once and reaches each recipient.
 - L{chatd.outbox}: each connection's bounded send queue.

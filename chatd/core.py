@@ -6,22 +6,21 @@ happens, and the core hands the resulting event to the fan-out together with
 who should receive it, or it is refused with a L{ChatError} whose message tells
 the user why.
 
-Trust lives here too: registered nicknames (their passwords checked by an
-L{chatd.storage.IAccountStore}, off the reactor thread), operators, room
-owners, and the kicks, bans and mutes they may hand out.  A user's address is
-plain text from the edge, used only to match bans.
+The rules of trust are mixed in from their own modules: registered
+nicknames (L{chatd.identity}) and moderation (L{chatd.moderation}).  A user's
+address is plain text from the edge, used only to match bans.
 """
 
-import math
 import random
 import weakref
 
-from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
 
 from chatd import events
-from chatd.moderation import ADDRESS, NICK, Ban, BanList, targetKind
-from chatd.storage import AccountError
+from chatd.bans import BanList
+from chatd.errors import ChatError
+from chatd.identity import IdentityRules
+from chatd.moderation import ModerationRules
 from chatd.names import (
     nickKey,
     nickProblem,
@@ -29,12 +28,6 @@ from chatd.names import (
     roomKey,
     roomProblem,
 )
-
-
-class ChatError(Exception):
-    """
-    A request the core refuses; the message is meant for the user who made it.
-    """
 
 
 class User:
@@ -99,7 +92,7 @@ class Room:
         self.expelled = weakref.WeakKeyDictionary()
 
 
-class ChatCore:
+class ChatCore(IdentityRules, ModerationRules):
     """
     The shared state of one chat server and the rules that change it.
 
@@ -109,15 +102,9 @@ class ChatCore:
 
     _log = Logger()
 
-    IDENTIFY_SECONDS = 60.0
-    PASSWORD_MIN = 8
-    # Wrong (or not yet checked) passwords allowed per nickname and per
-    # address within ATTEMPT_WINDOW seconds.
-    ATTEMPTS = 5
-    ATTEMPT_WINDOW = 300.0
-
     def __init__(self, fanout, clock, lobby="#lobby", history=None, accounts=None,
-                 operators=(), identifySeconds=IDENTIFY_SECONDS, guestNames=None):
+                 operators=(), identifySeconds=IdentityRules.IDENTIFY_SECONDS,
+                 guestNames=None):
         """
         @param fanout: a L{chatd.fanout.Fanout} that delivers events.
         @param clock: an L{IReactorTime} that stamps messages and times
@@ -325,243 +312,6 @@ class ChatCore:
         del self.users[nickKey(user.nick)]
         self._cancelIdentify(user)
 
-    # Registered nicknames
-
-    def admit(self, user):
-        """
-        Refuse a newly connected C{user} whose address is banned from the
-        server.
-        """
-        self._checkNotBanned(None, user.host, "")
-
-    def checkIdentity(self, user):
-        """
-        After C{user} takes a nickname: if it is registered and they have not
-        proved it is theirs, tell them, and rename them to a guest name unless
-        they identify within L{identifySeconds}.
-        """
-        self._cancelIdentify(user)
-        if self.accounts is None or user.identified:
-            return
-        if not self.accounts.isRegistered(user.nick):
-            return
-        self._fanout.toUser(user, events.IdentifyRequired(user.nick, self.identifySeconds))
-        self._identifyTimers[user] = self._clock.callLater(
-            self.identifySeconds, self._identifyExpired, user, nickKey(user.nick))
-
-    def register(self, user, password):
-        """
-        Register C{user}'s nickname with C{password}; they are identified
-        once it is done.
-
-        @return: a L{Deferred} firing when registered, or failing with
-            L{ChatError}.
-        """
-        accounts = self._requireAccounts()
-        nick = user.nick
-        if accounts.isRegistered(nick):
-            raise ChatError(f"{nick} is already registered; /identify PASSWORD "
-                            "if it is yours")
-        self._checkPassword(password)
-        done = accounts.register(nick, password)
-
-        def registered(result):
-            self._log.info("{nick} registered", nick=nick)
-            if user.nick == nick:
-                user.account = nickKey(nick)
-                self._cancelIdentify(user)
-
-        return done.addCallbacks(registered, _refused)
-
-    def identify(self, user, password):
-        """
-        Prove C{user} owns the registered nickname they use.
-
-        @return: a L{Deferred} firing when identified, or failing with
-            L{ChatError} for a wrong password.
-        """
-        nick = user.nick
-        if user.identified:
-            raise ChatError(f"you are already identified as {nick}")
-        checked = self._checkOwner(user, nick, password)
-
-        def identified(result):
-            if user.nick == nick:
-                user.account = nickKey(nick)
-                self._cancelIdentify(user)
-            self._log.info("{nick} identified", nick=nick)
-
-        return checked.addCallback(identified)
-
-    def ghost(self, user, nick, password):
-        """
-        Free the registered nickname C{nick} from whoever holds it (a stale
-        connection, say) and give it to C{user}, who proves it is theirs.
-        C{user} may have no nickname yet: then this is how they claim theirs
-        and arrive in the lobby.
-
-        @return: a L{Deferred} firing when C{user} is C{nick}, identified.
-        """
-        problem = nickProblem(nick)
-        if problem:
-            raise ChatError(problem)
-        checked = self._checkOwner(user, nick, password)
-
-        def ghosted(result):
-            if not user.connected:
-                return
-            holder = self.users.get(nickKey(nick))
-            if holder is not None and holder is not user:
-                self._fanout.toUser(holder, events.Ghosted(holder.nick))
-                self.disconnect(holder, "ghosted")
-                holder.hangUp()
-                self._log.info("{by} ghosted {nick}", by=user.nick or "-", nick=nick)
-            user.account = nickKey(nick)
-            if user.nick is None:
-                self.claimNick(user, nick)
-            elif user.nick != nick:
-                self._rename(user, nick)
-            self._cancelIdentify(user)
-
-        return checked.addCallback(ghosted)
-
-    def changePassword(self, user, old, new):
-        """
-        Change the password of C{user}'s registered nickname, proving the old
-        one first.
-
-        @return: a L{Deferred} firing when changed.
-        """
-        nick = user.nick
-        if not user.identified:
-            raise ChatError(f"identify as {nick} first")
-        self._checkPassword(new)
-        checked = self._checkOwner(user, nick, old)
-        checked.addCallback(lambda _: self.accounts.changePassword(nick, new))
-        checked.addCallback(lambda _: self._log.info("{nick} changed their password",
-                                                     nick=nick))
-        return checked
-
-    # Moderation
-
-    def isOperator(self, user):
-        return user.identified and nickKey(user.nick) in self.operators
-
-    def kick(self, user, nick, reason=""):
-        """
-        Put C{nick} out of C{user}'s current room.
-        """
-        room = self._currentRoom(user)
-        target = self._moderatable(user, room, nick)
-        self._log.info("{by} kicked {nick} from {room}: {reason}", by=user.nick,
-                       nick=target.nick, room=room.name, reason=reason)
-        self._leave(target, room, events.Kicked(room.name, target.nick, user.nick, reason),
-                    tellLeaver=True)
-
-    def ban(self, user, target, duration=None, reason=""):
-        """
-        Ban C{target}, a nickname or an address: an operator bans from the
-        whole server, a room's owner from their room (C{user}'s current
-        room).  Whoever the ban covers is put out at once.
-
-        @param duration: seconds, or L{None} until lifted.
-        """
-        room = self._currentRoom(user)
-        kind = targetKind(target)
-        if kind is None:
-            raise ChatError(f"cannot ban {target}: not a nickname nor an address")
-        server = self._mayModerate(user, room)
-        if kind == NICK:
-            if nickKey(target) == nickKey(user.nick):
-                raise ChatError("you cannot ban yourself")
-            if nickKey(target) in self.operators:
-                raise ChatError(f"{target} is an operator")
-        now = self._clock.seconds()
-        ban = Ban(kind, target, "" if server else room.name,
-                  None if duration is None else now + duration, reason, user.nick, now)
-        self.bans.add(ban)
-        if self.accounts is not None:
-            self._store(self.accounts.addBan(ban), "storing a ban")
-        self._log.info("{by} banned {target} from {place} for {duration}: {reason}",
-                       by=user.nick, target=target, place=ban.room or "the server",
-                       duration=_seconds(duration), reason=reason)
-        self._fanout.toRoom(room, events.Banned(room.name, target, user.nick, duration,
-                                                reason, server))
-        for covered in list(self.users.values()):
-            if not _covers(ban, covered) or covered is user:
-                continue
-            if server:
-                self._fanout.toUser(covered, events.Expelled(user.nick, duration, reason))
-                self.disconnect(covered, "banned")
-                covered.hangUp()
-            else:
-                # Whoever the ban covers now stays out under any nickname.
-                room.expelled[covered] = ban.key
-                if room.members.get(nickKey(covered.nick)) is covered:
-                    self._leave(covered, room, None)
-
-    def unban(self, user, target):
-        """
-        Lift the ban on C{target}: an operator's from the server (or else from
-        the current room), a room owner's from their room.
-        """
-        room = self._currentRoom(user)
-        server = self._mayModerate(user, room)
-        kind = targetKind(target)
-        places = ["", room.name] if server else [room.name]
-        for place in places:
-            ban = self.bans.remove(kind, target, place) if kind else None
-            if ban is not None:
-                break
-        else:
-            raise ChatError(f"{target} is not banned here")
-        if self.accounts is not None:
-            self._store(self.accounts.removeBan(ban), "forgetting a ban")
-        self._log.info("{by} lifted the ban on {target} from {place}", by=user.nick,
-                       target=target, place=ban.room or "the server")
-        self._fanout.toRoom(room, events.Unbanned(room.name, target, user.nick))
-
-    def mute(self, user, nick, duration=None):
-        """
-        Stop C{nick} talking in C{user}'s current room, for C{duration}
-        seconds or until unmuted.
-        """
-        room = self._currentRoom(user)
-        target = self._moderatable(user, room, nick)
-        room.muted[nickKey(target.nick)] = (
-            None if duration is None else self._clock.seconds() + duration)
-        self._log.info("{by} muted {nick} in {room} for {duration}", by=user.nick,
-                       nick=target.nick, room=room.name, duration=_seconds(duration))
-        self._fanout.toRoom(room, events.Muted(room.name, target.nick, user.nick, duration))
-
-    def unmute(self, user, nick):
-        room = self._currentRoom(user)
-        self._mayModerate(user, room)
-        if room.muted.pop(nickKey(nick), False) is False:
-            raise ChatError(f"{nick} is not muted in {room.name}")
-        self._log.info("{by} unmuted {nick} in {room}", by=user.nick, nick=nick,
-                       room=room.name)
-        self._fanout.toRoom(room, events.Unmuted(room.name, nick, user.nick))
-
-    def listBans(self, user):
-        """
-        The bans C{user} may lift: all of them for an operator, their current
-        room's for its owner.
-        """
-        room = self._currentRoom(user)
-        server = self._mayModerate(user, room)
-        now = self._clock.seconds()
-        return [ban for ban in self.bans.all()
-                if (server or ban.room.lower() == room.name.lower())
-                and (ban.until is None or ban.until > now)]
-
-    def restoreBans(self, bans):
-        """
-        Put back the bans stored by an earlier run.
-        """
-        for ban in bans:
-            self.bans.add(ban)
-
     def announce(self, text):
         """
         Tell every user something from the server (it is going down, say).
@@ -581,137 +331,6 @@ class ChatCore:
         if self.history is None:
             raise ChatError("this server keeps no history")
         return self.history
-
-    def _requireAccounts(self):
-        if self.accounts is None:
-            raise ChatError("this server keeps no accounts")
-        return self.accounts
-
-    def _checkPassword(self, password):
-        if len(password) < self.PASSWORD_MIN or " " in password:
-            raise ChatError(f"a password has at least {self.PASSWORD_MIN} characters "
-                            "and no spaces")
-
-    def _checkOwner(self, user, nick, password):
-        """
-        Check C{password} is C{nick}'s, counting the attempt against both the
-        nickname and C{user}'s address until it proves right.
-
-        @return: a L{Deferred} firing when it is right, failing with
-            L{ChatError} when it is wrong.
-        """
-        accounts = self._requireAccounts()
-        if not accounts.isRegistered(nick):
-            raise ChatError(f"{nick} is not registered")
-        keys = [("nick", nickKey(nick))] + ([("host", user.host)] if user.host else [])
-        now = self._clock.seconds()
-        for key in keys:
-            recent = [t for t in self._attempts.pop(key, ()) if t > now - self.ATTEMPT_WINDOW]
-            # Only keys with recent attempts stay, so the table stays small.
-            if recent:
-                self._attempts[key] = recent
-            if len(recent) >= self.ATTEMPTS:
-                wait = math.ceil(recent[0] + self.ATTEMPT_WINDOW - now)
-                raise ChatError(f"too many password attempts for {nick}; "
-                                f"try again in {wait} seconds")
-        # Counted before the answer, so that many attempts sent at once are
-        # limited too.
-        for key in keys:
-            self._attempts.setdefault(key, []).append(now)
-        checked = maybeDeferred(accounts.verify, nick, password)
-
-        def answered(right):
-            if not right:
-                self._log.info("wrong password for {nick} from {host}", nick=nick,
-                               host=user.host or "-")
-                raise ChatError(f"wrong password for {nick}")
-            self._attempts.pop(("nick", nickKey(nick)), None)
-
-        return checked.addCallbacks(answered, _refused)
-
-    def _identifyExpired(self, user, key):
-        del self._identifyTimers[user]
-        if user.nick is None or nickKey(user.nick) != key or user.identified:
-            return
-        if self.users.get(key) is not user:
-            return
-        old = user.nick
-        guest = self._guestName()
-        self._rename(user, guest)
-        self._fanout.toUser(user, events.GuestRenamed(old, guest))
-
-    def _guestName(self):
-        while True:
-            nick = f"Guest{self._random.randrange(10000):04d}"
-            if nickKey(nick) not in self.users and not (
-                    self.accounts and self.accounts.isRegistered(nick)):
-                return nick
-
-    def _cancelIdentify(self, user):
-        timer = self._identifyTimers.pop(user, None)
-        if timer is not None and timer.active():
-            timer.cancel()
-
-    def _mayModerate(self, user, room):
-        """
-        Refuse C{user} unless they may moderate C{room}.
-
-        @return: whether they act as an operator (for the whole server).
-        """
-        if self.isOperator(user):
-            return True
-        if room.owner is not None and user.identified and room.owner == nickKey(user.nick):
-            return False
-        raise ChatError(f"you are not an operator nor the owner of {room.name}")
-
-    def _moderatable(self, user, room, nick):
-        """
-        The member C{nick} of C{room}, whom C{user} may kick or mute there.
-        """
-        self._mayModerate(user, room)
-        target = room.members.get(nickKey(nick))
-        if target is None:
-            raise ChatError(f"{nick} is not in {room.name}")
-        if target is user:
-            raise ChatError("you cannot do that to yourself")
-        if nickKey(target.nick) in self.operators or (
-                room.owner is not None and room.owner == nickKey(target.nick)):
-            raise ChatError(f"{target.nick} is a moderator of {room.name}")
-        return target
-
-    def _checkNotBanned(self, nick, host, room):
-        ban, ended = self.bans.find(nick, host, room, self._clock.seconds())
-        for old in ended:
-            if self.accounts is not None:
-                self._store(self.accounts.removeBan(old), "forgetting an ended ban")
-        if ban is None:
-            return
-        place = room or "this server"
-        until = "" if ban.until is None else (
-            f" for {math.ceil(ban.until - self._clock.seconds())} more seconds")
-        raise ChatError(f"you are banned from {place}{until}" +
-                        (f" ({ban.reason})" if ban.reason else ""))
-
-    def _checkNotExpelled(self, user, room):
-        ban = self.bans.get(room.expelled[user], self._clock.seconds())
-        if ban is None:
-            del room.expelled[user]
-            return
-        raise ChatError(f"you are banned from {room.name}" +
-                        (f" ({ban.reason})" if ban.reason else ""))
-
-    def _checkNotMuted(self, user, room):
-        key = nickKey(user.nick)
-        if key not in room.muted:
-            return
-        until = room.muted[key]
-        if until is not None and until <= self._clock.seconds():
-            del room.muted[key]
-            return
-        raise ChatError(f"you are muted in {room.name}")
-
-    def _store(self, done, what):
-        done.addErrback(lambda failure: self._log.failure(what + " failed", failure))
 
     def _checkNickFree(self, nick):
         problem = nickProblem(nick)
@@ -754,22 +373,3 @@ class ChatCore:
         elif event is not None:
             self._fanout.toRoom(room, event)
 
-
-def _seconds(duration):
-    return "ever" if duration is None else f"{duration} seconds"
-
-
-def _covers(ban, user):
-    if user.nick is None:
-        return False
-    if ban.kind == ADDRESS:
-        return user.host is not None and user.host.lower() == ban.target.lower()
-    return nickKey(user.nick) == nickKey(ban.target)
-
-
-def _refused(failure):
-    """
-    An account store's refusal (L{AccountError}) becomes one for the user.
-    """
-    failure.trap(AccountError)
-    raise ChatError(failure.getErrorMessage())

@@ -7,7 +7,7 @@ import pytest
 
 from chatd import events
 from chatd.core import ChatError
-from chatd.moderation import ADDRESS, NICK, Ban
+from chatd.bans import ADDRESS, NICK, Ban
 from trustsupport import Trust, clear
 
 

@@ -124,7 +124,7 @@ class IAccountStore(Interface):
 
     def bans():
         """
-        Every ban stored, as L{chatd.moderation.Ban}s, read when the store
+        Every ban stored, as L{chatd.bans.Ban}s, read when the store
         opened.
         """
 

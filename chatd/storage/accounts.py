@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from chatd.moderation import Ban, banKey
+from chatd.bans import Ban, banKey
 from chatd.names import nickKey
 from chatd.storage import AccountError, IAccountStore, schema
 

@@ -54,7 +54,7 @@ MIGRATIONS = [
         SELECT 'indexed', coalesce(max(id), 0) FROM messages;
     """,
     # 3: registered nicknames and bans (chatd.storage.accounts).  Keys are
-    # folded as chatd.names and chatd.moderation compare them; room_key is
+    # folded as chatd.names and chatd.bans compare them; room_key is
     # '' for a ban from the whole server.  password_hash is an argon2 PHC
     # string: the salt and the cost travel with the hash.
     """
