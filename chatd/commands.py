@@ -272,12 +272,11 @@ def _ghost(conn, arg):
     done = conn.core.ghost(conn.user, nick, password.strip())
 
     def ghosted():
+        conn.reply(f"you are now {conn.user.nick}")
+        conn.reply(f"you are identified as {conn.user.nick}")
         if arriving:
             # The nickname chosen this way: show the arrival as for any other.
-            conn.reply(f"you are now {conn.user.nick}, identified")
             _showJoined(conn, conn.user.current)
-            return None
-        return f"you are now {conn.user.nick}, identified"
 
     _afterwards(conn, done, ghosted)
 

@@ -161,3 +161,21 @@ class Ghosted:
     """
 
     nick: str
+
+
+# Told to one user whose nickname or rooms changed without their asking, in
+# the words of the replies that clients follow ("you are now", "left").
+
+
+@dataclass(frozen=True, slots=True)
+class NowKnownAs:
+    nick: str
+
+
+@dataclass(frozen=True, slots=True)
+class PutOut:
+    """
+    The user is no longer in C{room}: a moderator put them out.
+    """
+
+    room: str

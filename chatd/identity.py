@@ -194,6 +194,7 @@ class IdentityRules:
         guest = self._guestName()
         self._rename(user, guest)
         self._fanout.toUser(user, events.GuestRenamed(old, guest))
+        self._fanout.toUser(user, events.NowKnownAs(guest))
 
     def _guestName(self):
         while True:

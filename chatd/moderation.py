@@ -40,6 +40,7 @@ class ModerationRules:
                        nick=target.nick, room=room.name, reason=reason)
         self._leave(target, room, events.Kicked(room.name, target.nick, user.nick, reason),
                     tellLeaver=True)
+        self._fanout.toUser(target, events.PutOut(room.name))
 
     def ban(self, user, target, duration=None, reason=""):
         """
@@ -82,6 +83,7 @@ class ModerationRules:
                 room.expelled[covered] = ban.key
                 if room.members.get(nickKey(covered.nick)) is covered:
                     self._leave(covered, room, None)
+                    self._fanout.toUser(covered, events.PutOut(room.name))
 
     def unban(self, user, target):
         """

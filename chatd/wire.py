@@ -132,6 +132,8 @@ _FORMATS = {
         f"you did not identify as {e.old} in time; you are now {e.new}"),
     events.Ghosted: lambda e: notice(
         f"the owner of {e.nick} took the nickname back; goodbye"),
+    events.NowKnownAs: lambda e: reply(f"you are now {e.nick}"),
+    events.PutOut: lambda e: reply(f"left {e.room}"),
 }
 
 

@@ -52,7 +52,7 @@ def test_unidentifiedUserIsToldAndRenamedToAGuest(trust):
     trust.clock.advance(1)
     guest = user.nick
     assert guest.startswith("Guest") and len(guest) == 9
-    assert user.outbox.take() == [events.GuestRenamed("bob", guest)]
+    assert user.outbox.take() == [events.GuestRenamed("bob", guest), events.NowKnownAs(guest)]
     assert watcher.outbox.take() == [events.Renamed("#lobby", "bob", guest)]
     assert "bob" not in trust.core.users
 

@@ -28,7 +28,7 @@ def test_operatorKicksFromTheRoom(trust):
     trust.core.kick(op, "bob", "calm down")
     kicked = events.Kicked("#lobby", "bob", "op", "calm down")
     assert [op.outbox.take(), bob.outbox.take(), carol.outbox.take()] == [
-        [kicked], [kicked], [kicked]]
+        [kicked], [kicked, events.PutOut("#lobby")], [kicked]]
     assert "bob" not in trust.core.rooms["#lobby"].members
     assert bob.current is None and not bob.outbox.hungUp
     assert trust.core.users["bob"] is bob
@@ -79,7 +79,8 @@ def test_registeredCreatorOwnsTheRoom(trust):
     assert trust.core.rooms["#den"].owner == "owner"
     clear(owner, bob)
     trust.core.kick(owner, "bob", "")
-    assert bob.outbox.take() == [events.Kicked("#den", "bob", "owner", "")]
+    assert bob.outbox.take() == [events.Kicked("#den", "bob", "owner", ""),
+                                 events.PutOut("#den")]
     trust.core.join(owner, "#lobby")
     with pytest.raises(ChatError):
         trust.core.kick(owner, "bob")
@@ -178,7 +179,7 @@ def test_roomBanByOwner(trust):
     trust.core.ban(owner, "bob", None, "rude")
     banned = events.Banned("#den", "bob", "owner", None, "rude", False)
     assert owner.outbox.take() == [banned]
-    assert bob.outbox.take() == [banned]
+    assert bob.outbox.take() == [banned, events.PutOut("#den")]
     assert list(bob.rooms) == ["#lobby"] and not bob.outbox.hungUp
     with pytest.raises(ChatError) as e:
         trust.core.join(bob, "#den")

@@ -143,8 +143,10 @@ def test_registeredNickNeedsIdentifying(server):
         "-!- boss is a registered nickname: /identify PASSWORD within 1m, "
         "or you will be renamed"]
     server.clock.advance(60)
-    [line] = impostor.lines()
-    assert line.startswith("-!- you did not identify as boss in time; you are now Guest")
+    notice, reply = impostor.lines()
+    guest = reply.rsplit(" ", 1)[1]
+    assert notice == f"-!- you did not identify as boss in time; you are now {guest}"
+    assert reply == f"=== you are now {guest}" and guest.startswith("Guest")
 
 
 @pytest.mark.parametrize("line", [

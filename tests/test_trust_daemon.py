@@ -80,6 +80,7 @@ def test_someoneElseCannotKeepARegisteredNickname(tmp_path, db):
         renamed = mallory.readLine()
         guest = renamed.rsplit(" ", 1)[1]
         assert renamed == f"-!- you did not identify as alice in time; you are now {guest}"
+        assert mallory.readLine() == f"=== you are now {guest}"
         assert guest.startswith("Guest")
         assert settle(bystander) == [["-- #lobby alice has joined",
                                       f"-- #lobby alice is now known as {guest}"]]
@@ -103,7 +104,8 @@ def test_ghostTakesTheNicknameBack(tmp_path, db):
         login(fresh, "alice2")
         fresh.send("/ghost alice tr0ub4dor&3")
         assert fresh.readUntil(lambda l: l.startswith("===")) == [
-            "-- #lobby alice has quit (ghosted)", "=== you are now alice, identified"]
+            "-- #lobby alice has quit (ghosted)", "=== you are now alice"]
+        assert fresh.readLine() == "=== you are identified as alice"
         assert stale.readUntil(lambda l: l.startswith("-!-")) == [
             "-- #lobby alice2 has joined",
             "-!- the owner of alice took the nickname back; goodbye"]
@@ -137,7 +139,7 @@ def test_ghostAtThePrompt(tmp_path, db):
         assert back.readLine() == "??? Choose another nickname:"
         back.send("/ghost alice tr0ub4dor&3")
         assert back.readUntil(lambda l: l.startswith("=== #lobby members")) == [
-            "=== you are now alice, identified", "=== joined #lobby",
+            "=== you are now alice", "=== you are identified as alice", "=== joined #lobby",
             "=== #lobby members (1): alice"]
         with pytest.raises(EOFError):
             stale.readUntil(lambda l: False)
@@ -166,7 +168,8 @@ def test_operatorKicksAndBansAcrossARestart(tmp_path, db):
         settle(boss, troll, bystander)
         boss.send("/kick troll enough")
         kicked = "-- #lobby troll was kicked by boss (enough)"
-        assert settle(boss, troll, bystander) == [[kicked], [kicked], [kicked]]
+        assert settle(boss, troll, bystander) == [[kicked], [kicked, "=== left #lobby"],
+                                                  [kicked]]
         troll.send("/join #lobby")
         settle(boss, troll, bystander)
         boss.send("/ban troll spamming links")
@@ -231,7 +234,8 @@ def test_passwordsNeverStoredOrLogged(tmp_path, db):
         assert other.readLine() == "!!! wrong password for alice"
         other.send(f"/ghost alice {secrets[1]}")
         assert other.readUntil(lambda l: l.startswith("===")) == [
-            "-- #lobby alice has quit (ghosted)", "=== you are now alice, identified"]
+            "-- #lobby alice has quit (ghosted)", "=== you are now alice"]
+        assert other.readLine() == "=== you are identified as alice"
         other.send(f"/password {secrets[1]} {secrets[2]}")
         other.readLine()
         other.send(f"/identify {secrets[2]}")
