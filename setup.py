@@ -8,11 +8,15 @@ setup(
     # The flat layout with a top-level twisted/plugins folder: list the
     # packages by hand (find_packages cannot see twisted.plugins), and map the
     # root explicitly so that an editable install puts this folder on sys.path.
-    packages=["chatd", "chatd.storage", "twisted.plugins"],
+    packages=["chatd", "chatd.client", "chatd.storage", "twisted.plugins"],
     package_dir={"": "."},
-    # twisted[tls] brings pyOpenSSL and service_identity, which ssl: listeners
-    # need; argon2-cffi hashes the passwords of registered nicknames.
+    # [tls]: pyOpenSSL and service_identity, for chat-client --tls and the
+    # server's ssl: listeners; argon2-cffi hashes the passwords of registered
+    # nicknames.
     install_requires=["twisted[tls]>=24.3", "argon2-cffi>=21.2"],
+    entry_points={"console_scripts": [
+        "chat-client = chatd.client.script:main",
+        "chatd-export = chatd.export:main",
+    ]},
     extras_require={"test": ["pytest", "pytest-timeout", "hypothesis"]},
-    entry_points={"console_scripts": ["chatd-export = chatd.export:main"]},
 )

@@ -30,6 +30,11 @@ from chatd import events  # noqa: E402
 from chatd.storage.sqlite import SQLiteHistory  # noqa: E402
 from support import Daemon, LineClient, ThreadCalls  # noqa: E402
 
+# Many talkers from one address, each saying thousands of lines at once:
+# the limits (flood control, connections per address) have their own bench.
+OPEN_LIMITS = ("--flood-burst", "1000000", "--flood-rate", "1000000",
+               "--max-per-address", "1000", "--max-connections", "2000")
+
 WORDS = ("the quick brown fox jumps over a lazy dog while chat lines go by "
          "with some cake tea coffee build deploy release bug fix review").split()
 
@@ -136,7 +141,7 @@ class Talkers:
 
 def daemonFlatOut(folder, talkers, count, history="on"):
     db = f"sqlite:{folder}/flat-daemon.sqlite3" if history == "on" else "none"
-    daemon = Daemon("--db", db, cwd=folder).start()
+    daemon = Daemon("--db", db, *OPEN_LIMITS, cwd=folder).start()
     crowd = Talkers(daemon, talkers)
     start = time.perf_counter()
     for base in range(0, count // talkers, 100):
@@ -157,7 +162,7 @@ def daemonFlatOut(folder, talkers, count, history="on"):
 
 def latency(folder, history, talkers, rate, seconds):
     db = f"sqlite:{folder}/latency-{history}.sqlite3" if history == "on" else "none"
-    daemon = Daemon("--db", db, cwd=folder).start()
+    daemon = Daemon("--db", db, *OPEN_LIMITS, cwd=folder).start()
     crowd = Talkers(daemon, talkers)
     sender, receiver = daemon.client(), daemon.client()
     sender.login("probeA")

@@ -23,6 +23,8 @@ Beside that path:
   threads of their own so that the reactor never waits on them.
 - L{chatd.export}: the C{chatd-export} command, a room's history as JSON
   lines or text.
+- L{chatd.client}: C{chat-client}, the companion terminal client, which
+  shares only L{chatd.wire} with the server.
 """
 
 __version__ = "0.1.0"

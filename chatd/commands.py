@@ -58,6 +58,12 @@ def _required(arg, usage):
     return arg
 
 
+def _oneWord(arg, usage):
+    if not arg or " " in arg:
+        raise ChatError(f"usage: {usage}")
+    return arg
+
+
 def _members(room):
     names = sorted((u.nick for u in room.members.values()), key=str.lower)
     return f"{room.name} members ({len(names)}): {' '.join(names)}"
@@ -105,8 +111,6 @@ def _afterwards(conn, done, success):
     def failed(failure):
         if failure.check(ChatError):
             conn.error(failure.getErrorMessage())
-            if conn.user.nick is None:
-                conn.prompt("Choose another nickname:")
             return
         _log.failure("a command failed", failure)
         conn.error("that did not work; try again later")
@@ -132,7 +136,7 @@ def helpLine(cmd):
     How C{/help} and the README describe C{cmd}.
     """
     synopsis = f"/{cmd.name} {cmd.usage}".rstrip()
-    return f"{synopsis:<20} {cmd.help}"
+    return f"{synopsis:<22} {cmd.help}"
 
 
 @command("nick", "NAME", "choose or change your nickname", beforeNick=True)
@@ -148,7 +152,7 @@ def _nick(conn, arg):
 
 @command("join", "#ROOM", "join a room (created on demand) and talk there")
 def _join(conn, arg):
-    name = _required(arg.split(" ", 1)[0], "/join #ROOM")
+    name = _oneWord(arg, "/join #ROOM")
     wasMember = len(conn.user.rooms)
     room = conn.core.join(conn.user, name)
     if len(conn.user.rooms) == wasMember:
@@ -157,21 +161,20 @@ def _join(conn, arg):
     _showJoined(conn, room)
 
 
-@command("part", "[#ROOM] [REASON]", "leave a room (the current one by default)")
+@command("part", "[#ROOM [REASON]]", "leave a room (the current one by default)")
 def _part(conn, arg):
-    name = None
-    if arg.startswith("#"):
-        name, _, arg = arg.partition(" ")
-    room = conn.core.part(conn.user, name, arg.strip())
+    # As /join: the first word names the room, with or without its #.
+    name, _, reason = arg.partition(" ")
+    room = conn.core.part(conn.user, name or None, reason.strip())
     conn.reply(f"left {room.name}")
     if conn.user.current is not None:
         conn.reply(f"now talking in {conn.user.current.name}")
 
 
-@command("rooms", "", "list the rooms with their member counts")
+@command("rooms", "", "list the rooms with their member counts and topics")
 def _rooms(conn, arg):
     rooms = sorted(conn.core.rooms.values(), key=lambda r: r.name.lower())
-    conn.reply(f"{len(rooms)} rooms")
+    conn.reply("1 room" if len(rooms) == 1 else f"{len(rooms)} rooms")
     for room in rooms:
         conn.reply(f"{room.name} ({len(room.members)}) {room.topic}".rstrip())
 
@@ -179,17 +182,19 @@ def _rooms(conn, arg):
 @command("who", "[#ROOM]", "list the members of a room (the current one by default)")
 def _who(conn, arg):
     if arg:
-        room = conn.core.room(arg.split(" ", 1)[0])
+        room = conn.core.room(_oneWord(arg, "/who [#ROOM]"))
     else:
         room = conn.core.currentRoom(conn.user)
     conn.reply(_members(room))
 
 
-@command("topic", "[TEXT]", "show the current room's topic, or set it to TEXT")
+@command("topic", "[TEXT | -]",
+         "show the current room's topic, set it to TEXT, or clear it with -")
 def _topic(conn, arg):
     if arg:
-        room = conn.core.setTopic(conn.user, arg)
-        conn.reply(f"{room.name} topic set: {room.topic}")
+        room = conn.core.setTopic(conn.user, "" if arg == "-" else arg)
+        conn.reply(f"{room.name} topic set: {room.topic}" if room.topic
+                   else f"{room.name} topic cleared")
         return
     room = conn.core.currentRoom(conn.user)
     if room.topic:
@@ -341,6 +346,12 @@ def _mute(conn, arg):
 @command("unmute", "NICK", "moderators: let NICK talk again in the current room")
 def _unmute(conn, arg):
     conn.core.unmute(conn.user, _required(arg.split(" ", 1)[0], "/unmute NICK"))
+
+
+@command("ping", "[TEXT]", "ask for \"=== pong TEXT\": proof that all you sent before was handled",
+         beforeNick=True)
+def _ping(conn, arg):
+    conn.reply(f"pong {arg}".rstrip())
 
 
 @command("quit", "[REASON]", "leave the server", beforeNick=True)

@@ -102,8 +102,8 @@ class ChatCore(IdentityRules, ModerationRules):
 
     _log = Logger()
 
-    def __init__(self, fanout, clock, lobby="#lobby", history=None, accounts=None,
-                 operators=(), identifySeconds=IdentityRules.IDENTIFY_SECONDS,
+    def __init__(self, fanout, clock, lobby="#lobby", history=None, maxRooms=20,
+                 accounts=None, operators=(), identifySeconds=IdentityRules.IDENTIFY_SECONDS,
                  guestNames=None):
         """
         @param fanout: a L{chatd.fanout.Fanout} that delivers events.
@@ -113,6 +113,8 @@ class ChatCore(IdentityRules, ModerationRules):
         @param history: an L{chatd.storage.IHistoryStore} that keeps room
             messages, actions and topic changes, or L{None} to keep nothing.
             Private messages are never kept.
+        @param maxRooms: the most rooms one user may be in at once, so that
+            the number of rooms stays bounded too.
         @param accounts: an L{chatd.storage.IAccountStore} for registered
             nicknames and bans, or L{None}: nobody can register, and bans
             last until the server stops.
@@ -126,6 +128,10 @@ class ChatCore(IdentityRules, ModerationRules):
         self._clock = clock
         self.lobby = lobby
         self.history = history
+        self.maxRooms = maxRooms
+        # The first and the last id given out by this process, so that a
+        # replay can leave out lines said after it was asked for.
+        self._firstId = self._lastId = None
         self.accounts = accounts
         self.operators = frozenset(nickKey(nick) for nick in operators)
         self.identifySeconds = identifySeconds
@@ -187,6 +193,9 @@ class ChatCore(IdentityRules, ModerationRules):
         if problem:
             raise ChatError(problem)
         key = roomKey(name)
+        if key not in user.rooms and len(user.rooms) >= self.maxRooms:
+            raise ChatError(f"you are in {len(user.rooms)} rooms, the most "
+                            "allowed; /part one first")
         room = self.rooms.get(key)
         if key not in user.rooms:
             self._checkNotBanned(user.nick, user.host, name)
@@ -271,7 +280,11 @@ class ChatCore(IdentityRules, ModerationRules):
         history = self._requireHistory()
         if user.rooms.get(roomKey(room.name)) is not room:
             raise ChatError(f"you are not in {room.name}")
-        return history.recent(room.name, count)
+        # Lines said from now on reach the user live; the store, read on
+        # another thread, may already hold some of them when it answers, and
+        # they must not arrive twice.
+        return history.recent(room.name, count).addCallback(
+            self._saidBefore, self._lastId)
 
     def search(self, user, words, limit):
         """
@@ -294,7 +307,8 @@ class ChatCore(IdentityRules, ModerationRules):
         """
         The existing room called C{name}; refused when there is none.
         """
-        room = self.rooms.get(roomKey(normalRoomName(name)))
+        name = normalRoomName(name)
+        room = self.rooms.get(roomKey(name))
         if room is None:
             raise ChatError(f"no such room: {name}")
         return room
@@ -321,7 +335,23 @@ class ChatCore(IdentityRules, ModerationRules):
     def _newId(self):
         # Taken here, on the reactor thread, so that the event carries it
         # without waiting for the store.
-        return None if self.history is None else self.history.nextId()
+        if self.history is None:
+            return None
+        self._lastId = self.history.nextId()
+        if self._firstId is None:
+            self._firstId = self._lastId
+        return self._lastId
+
+    def _saidBefore(self, found, lastId):
+        """
+        The events of C{found} given an id no later than C{lastId}, the last
+        one given out when they were asked for (L{None}: none yet).
+        """
+        if lastId is None:
+            if self._firstId is None:
+                return found
+            lastId = self._firstId - 1
+        return [e for e in found if e.id is None or e.id <= lastId]
 
     def _record(self, event):
         if self.history is not None:
@@ -350,7 +380,8 @@ class ChatCore(IdentityRules, ModerationRules):
     def _memberRoom(self, user, name):
         if name is None:
             return self._currentRoom(user)
-        room = user.rooms.get(roomKey(normalRoomName(name)))
+        name = normalRoomName(name)
+        room = user.rooms.get(roomKey(name))
         if room is None:
             raise ChatError(f"you are not in {name}")
         return room

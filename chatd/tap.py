@@ -6,6 +6,7 @@ twistd plugin and C{chatd.tac} both call L{makeService}.
 """
 
 import os
+import resource
 
 from twisted.application import service, strports
 from twisted.internet import endpoints, task
@@ -15,9 +16,9 @@ from twisted.python import usage
 
 from chatd.core import ChatCore
 from chatd.fanout import Fanout
-from chatd.names import roomProblem
-from chatd.protocol import SEND_QUEUE_BYTES, ChatFactory
-from chatd.names import nickProblem
+from chatd.names import nickProblem, normalRoomName, roomProblem
+from chatd.limits import Limits
+from chatd.protocol import ChatFactory
 from chatd.storage import HistoryError
 from chatd.storage.accounts import SQLiteAccounts
 from chatd.storage.sqlite import SQLiteHistory
@@ -59,9 +60,37 @@ class Options(usage.Options):
     )
     optParameters = [
         ["lobby", None, "#lobby", "The room every user joins on arrival."],
-        ["send-queue", None, SEND_QUEUE_BYTES,
+        # The limits (see chatd.limits): every one has a default that suits a
+        # small public server.
+        ["send-queue", None, Limits.sendQueueBytes,
          "Bytes that may wait for a client that does not read before it is "
          "disconnected.", int],
+        ["send-queue-grace", None, Limits.sendQueueGrace,
+         "Seconds a client may stay over --send-queue (a burst it is still "
+         "reading) before it is disconnected; four times --send-queue "
+         "waiting disconnects at once.", float],
+        ["flood-rate", None, Limits.floodRate,
+         "Lines per second a connection may send, sustained; faster lines "
+         "are refused with an error.", float],
+        ["flood-burst", None, Limits.floodBurst,
+         "Lines a connection may send at once (a paste) before --flood-rate "
+         "applies.", int],
+        ["flood-kick", None, Limits.floodKick,
+         "Lines refused in one flood before the connection is closed; a "
+         "flood ends once the full burst is available again.", int],
+        ["max-connections", None, Limits.maxConnections,
+         "Open connections allowed in all; more are refused.", int],
+        ["max-per-address", None, Limits.maxPerAddress,
+         "Open connections allowed from one IP address; more are refused.",
+         int],
+        ["max-rooms", None, Limits.maxRooms,
+         "Rooms one user may be in at once.", int],
+        ["login-timeout", None, Limits.loginTimeout,
+         "Seconds a connection may take to choose a nickname (0: forever).",
+         float],
+        ["idle-timeout", None, Limits.idleTimeout,
+         "Seconds a user may send nothing before being disconnected "
+         "(0: forever).", float],
         ["db", None, None,
          "Where room history is kept: sqlite:PATH (the file and its folder are "
          "created on first start), or none to keep no history. "
@@ -109,6 +138,7 @@ class Options(usage.Options):
                 endpoints.serverFromString(None, description)
             except Exception as e:
                 raise usage.UsageError(f"--listen {description}: {_listenProblem(e)}")
+        self["lobby"] = normalRoomName(self["lobby"])
         problem = roomProblem(self["lobby"])
         if problem:
             raise usage.UsageError(f"--lobby: {problem}")
@@ -121,8 +151,34 @@ class Options(usage.Options):
             raise usage.UsageError("--replay: 0 or more lines")
         if self["history-days"] < 0:
             raise usage.UsageError("--history-days: 0 or more days")
+        for name in ("flood-rate", "flood-burst", "max-connections",
+                     "max-per-address", "max-rooms"):
+            if self[name] <= 0:
+                raise usage.UsageError(f"--{name}: must be more than 0")
+        for name in ("send-queue-grace", "flood-kick", "login-timeout",
+                     "idle-timeout"):
+            if self[name] < 0:
+                raise usage.UsageError(f"--{name}: cannot be negative")
+
         if self["identify-time"] < 1:
             raise usage.UsageError("--identify-time: at least 1 second")
+
+    def limits(self):
+        """
+        The L{Limits} these options ask for.
+        """
+        return Limits(
+            sendQueueBytes=self["send-queue"],
+            sendQueueGrace=self["send-queue-grace"],
+            floodRate=self["flood-rate"],
+            floodBurst=self["flood-burst"],
+            floodKick=self["flood-kick"],
+            maxConnections=self["max-connections"],
+            maxPerAddress=self["max-per-address"],
+            maxRooms=self["max-rooms"],
+            loginTimeout=self["login-timeout"],
+            idleTimeout=self["idle-timeout"],
+        )
 
 
 def _listenProblem(e):
@@ -169,8 +225,9 @@ class _ListeningService(strports.StreamServerEndpointService):
             super().privilegedStartService()
         except CannotListenError as e:
             # One clear line, not a traceback; twistd then exits non-zero.
-            raise StartFailure(f"chatd: cannot listen on {self._description}: "
-                               f"{e.socketError}") from None
+            # Short: a daemonizing twistd shows only 100 bytes of it.
+            reason = getattr(e.socketError, "strerror", None) or e.socketError
+            raise StartFailure(f"cannot listen on {self._description}: {reason}") from None
         self._waitingForPort.addCallback(self._listening)
 
     def _listening(self, port):
@@ -284,15 +341,16 @@ def makeService(config, reactor=None):
     """
     if reactor is None:
         from twisted.internet import reactor
+    limits = config.limits()
+    _allowDescriptors(limits.maxConnections)
     history = accounts = None
     if config["history"] is not None:
         history = SQLiteHistory(config["history"], reactor)
         accounts = SQLiteAccounts(config["history"], reactor)
     core = ChatCore(Fanout(), reactor, lobby=config["lobby"], history=history,
-                    accounts=accounts, operators=config["operators"],
-                    identifySeconds=config["identify-time"])
-    factory = ChatFactory(core, reactor, sendQueueBytes=config["send-queue"],
-                          replay=config["replay"])
+                    maxRooms=limits.maxRooms, accounts=accounts,
+                    operators=config["operators"], identifySeconds=config["identify-time"])
+    factory = ChatFactory(core, reactor, limits=limits, replay=config["replay"])
     top = service.MultiService()
     if history is not None:
         # Started first: open before any listener accepts a line.  Stopped
@@ -308,3 +366,25 @@ def makeService(config, reactor=None):
         endpoint = endpoints.serverFromString(reactor, description)
         _ListeningService(description, endpoint, factory).setServiceParent(top)
     return top
+
+
+def _allowDescriptors(connections):
+    """
+    Raise the soft limit on open files so that C{connections} sockets fit
+    (with room for listeners, logs and storage), as far as the hard limit
+    allows; --max-connections is then what limits connections, not a
+    refusal by the system to accept them.
+    """
+    wanted = connections + 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    if wanted > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    if wanted < connections + 64:
+        Logger().warn(
+            "--max-connections {connections} needs more open files than the "
+            "hard limit of {hard} allows; raise it (ulimit -Hn)",
+            connections=connections, hard=hard)

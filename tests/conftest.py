@@ -27,3 +27,9 @@ def privateDataHome(tmp_path, monkeypatch):
     in the user's home.
     """
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
+
+
+def pytest_configure(config):
+    # Run by default (bounded); deselect with -m "not soak" for a quick run.
+    config.addinivalue_line(
+        "markers", "soak: a bounded load test with about a thousand clients")

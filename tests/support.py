@@ -44,15 +44,15 @@ class MemoryServer:
         self.factory = ChatFactory(self.core, self.clock, **factoryArgs)
         self._port = 40000
 
-    def connect(self, nick=None):
+    def connect(self, nick=None, host="127.0.0.1"):
         """
-        Open a connection, optionally claim C{nick}, and return it with its
-        output cleared.
+        Open a connection from C{host}, optionally claim C{nick}, and return
+        it (with its output cleared when a nickname was claimed).
         """
         self._port += 1
-        proto = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", self._port))
-        transport = StringTransportWithDisconnection(
-            peerAddress=IPv4Address("TCP", "127.0.0.1", self._port))
+        address = IPv4Address("TCP", host, self._port)
+        proto = self.factory.buildProtocol(address)
+        transport = StringTransportWithDisconnection(peerAddress=address)
         transport.protocol = proto
         proto.makeConnection(transport)
         client = MemoryClient(proto, transport)
@@ -88,8 +88,10 @@ class LineClient:
     server fails the test instead of hanging it.
     """
 
-    def __init__(self, port, host="127.0.0.1", timeout=10, tls=None):
+    def __init__(self, port, host="127.0.0.1", timeout=10, errors="strict", tls=None):
         """
+        @param errors: how to decode what the server sends; strict by default,
+            so that a server sending invalid UTF-8 fails the test.
         @param tls: an L{ssl.SSLContext} to speak TLS with, checking the
             server's certificate for C{host}; plain TCP by default.
         """
@@ -97,6 +99,7 @@ class LineClient:
         if tls is not None:
             self.sock = tls.wrap_socket(self.sock, server_hostname=host)
         self.buffer = b""
+        self.errors = errors
 
     def sendBytes(self, data):
         self.sock.sendall(data)
@@ -111,7 +114,7 @@ class LineClient:
                 raise EOFError(f"connection closed; unread: {self.buffer!r}")
             self.buffer += chunk
         line, self.buffer = self.buffer.split(b"\r\n", 1)
-        return line.decode("utf-8")
+        return line.decode("utf-8", self.errors)
 
     def readUntil(self, predicate):
         """
@@ -132,14 +135,10 @@ class LineClient:
     def sync(self):
         """
         Everything the server has queued for this client before now, up to a
-        barrier: the reply to a command sent after it.  No sleeping needed.
+        barrier: the reply to a /ping sent after it.  No sleeping needed.
         """
-        self.send("/rooms")
-        lines = self.readUntil(lambda l: l.startswith("=== ") and l.endswith(" rooms"))
-        count = int(lines[-1].split()[1])
-        for _ in range(count):
-            self.readLine()
-        return lines[:-1]
+        self.send("/ping sync")
+        return self.readUntil(lambda l: l == "=== pong sync")[:-1]
 
     def close(self):
         self.sock.close()

@@ -36,7 +36,10 @@ def daemons(monkeypatch):
 
 
 def start(tmp_path, *args):
-    return Daemon(*args, cwd=tmp_path).start()
+    # These tests say thousands of lines at once to fill the history; flood
+    # control has its own tests.
+    flood = ("--flood-burst", "100000", "--flood-rate", "100000")
+    return Daemon(*args, *flood, cwd=tmp_path).start()
 
 
 def login(daemon, nick):

@@ -52,12 +52,8 @@ class Terminal:
         """
         Lines up to the reply to a barrier command (see LineClient.sync).
         """
-        self.type("/rooms")
-        seen = self.readUntil(lambda l: l.startswith("=== ") and l.endswith(" rooms"))
-        count = int(seen[-1].split()[1])
-        for _ in range(count):
-            self.lines.get(timeout=10)
-        return seen[:-1]
+        self.type("/ping sync")
+        return self.readUntil(lambda l: l == "=== pong sync")[:-1]
 
     def close(self):
         self.process.kill()
