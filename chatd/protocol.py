@@ -66,8 +66,7 @@ class ChatProtocol(LineReceiver):
                              self._sendQueueOverflowed, clock=self.factory.clock,
                              grace=limits.sendQueueGrace)
         # The core sees the address only as text, to match bans against.
-        self.user = User(self.outbox, wire.LineWire,
-                         host=getattr(self.transport.getPeer(), "host", None),
+        self.user = User(self.outbox, wire.LineWire, host=self.address,
                          hangUp=self.transport.loseConnection)
         self._flood = FloodGate(self.factory.clock, limits.floodRate,
                                 limits.floodBurst, limits.floodKick)
