@@ -10,9 +10,10 @@ setup(
     # root explicitly so that an editable install puts this folder on sys.path.
     packages=["chatd", "chatd.client", "chatd.storage", "twisted.plugins"],
     package_dir={"": "."},
-    # [tls]: pyOpenSSL and service_identity, for chat-client --tls (and the
-    # server's TLS listeners).
-    install_requires=["twisted[tls]>=24.3"],
+    # [tls]: pyOpenSSL and service_identity, for chat-client --tls and the
+    # server's ssl: listeners; argon2-cffi hashes the passwords of registered
+    # nicknames.
+    install_requires=["twisted[tls]>=24.3", "argon2-cffi>=21.2"],
     entry_points={"console_scripts": [
         "chat-client = chatd.client.script:main",
         "chatd-export = chatd.export:main",

@@ -5,7 +5,10 @@ The package is laid out along the path a line takes:
 
 - L{chatd.sanitize}: bytes from the network become clean, safe text.
 - L{chatd.commands}: a line of text becomes a call on the core.
-- L{chatd.core}: users, nicknames, rooms and topics; decides what happened.
+- L{chatd.core}: users, nicknames, rooms and topics; decides what happened,
+  with the rules of L{chatd.identity} (registered nicknames) and
+  L{chatd.moderation} (operators, owners, kicks, bans, mutes) mixed in.
+- L{chatd.bans}: bans as plain data.
 - L{chatd.events}: what happened, as plain values.
 - L{chatd.fanout}: one event becomes bytes once and reaches each recipient.
 - L{chatd.outbox}: each connection's bounded send queue.
@@ -15,8 +18,9 @@ The package is laid out along the path a line takes:
 
 Beside that path:
 
-- L{chatd.storage}: room history behind L{chatd.storage.IHistoryStore}, kept
-  in SQLite by threads of its own so that the reactor never waits on it.
+- L{chatd.storage}: room history behind L{chatd.storage.IHistoryStore}, and
+  accounts and bans behind L{chatd.storage.IAccountStore}, kept in SQLite by
+  threads of their own so that the reactor never waits on them.
 - L{chatd.export}: the C{chatd-export} command, a room's history as JSON
   lines or text.
 - L{chatd.client}: C{chat-client}, the companion terminal client, which

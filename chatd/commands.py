@@ -6,8 +6,12 @@ The table is the single source of C{/help} and of the README's command list,
 so the two cannot drift from the code.
 """
 
+import math
+import re
 from dataclasses import dataclass
 from typing import Callable
+
+from twisted.logger import Logger
 
 from chatd.core import ChatError
 
@@ -15,6 +19,11 @@ HISTORY_DEFAULT = 50
 HISTORY_MAX = 500
 SEARCH_LIMIT = 20
 SEARCH_WORDS = 10
+DURATION_MAX = 365 * 86400
+
+_log = Logger()
+_DURATION = re.compile(r"([1-9][0-9]{0,6})([smhd])\Z")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,41 @@ def _claim(conn, nick):
     conn.core.claimNick(conn.user, nick)
     conn.reply(f"you are now {nick}")
     _showJoined(conn, conn.user.current)
+    conn.core.checkIdentity(conn.user)
+
+
+def _duration(word):
+    """
+    Seconds for a duration as moderators type it (90s, 10m, 2h, 1d), or
+    L{None} when C{word} is not one.
+    """
+    match = _DURATION.match(word)
+    if match is None:
+        return None
+    seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    if seconds > DURATION_MAX:
+        raise ChatError("a duration is at most 365d")
+    return seconds
+
+
+def _afterwards(conn, done, success):
+    """
+    Reply with C{success()} (unless it is L{None}) once C{done} fires; show
+    a refusal as an error.
+    """
+    def failed(failure):
+        if failure.check(ChatError):
+            conn.error(failure.getErrorMessage())
+            return
+        _log.failure("a command failed", failure)
+        conn.error("that did not work; try again later")
+
+    def succeeded(result):
+        text = success()
+        if text is not None:
+            conn.reply(text)
+
+    done.addCallbacks(succeeded, failed)
 
 
 @command("help", "", "list the commands", beforeNick=True)
@@ -103,6 +147,7 @@ def _nick(conn, arg):
     else:
         conn.core.rename(conn.user, nick)
         conn.reply(f"you are now {nick}")
+        conn.core.checkIdentity(conn.user)
 
 
 @command("join", "#ROOM", "join a room (created on demand) and talk there")
@@ -205,6 +250,102 @@ def _search(conn, arg):
         return f"{_lines(len(found))} in your rooms with {wanted}, newest first"
 
     conn.showHistory(conn.core.search(conn.user, words, SEARCH_LIMIT), header)
+
+
+@command("register", "PASSWORD", "register your nickname; only you can then use it")
+def _register(conn, arg):
+    nick = conn.user.nick
+    done = conn.core.register(conn.user, _required(arg, "/register PASSWORD"))
+    _afterwards(conn, done, lambda: f"{nick} is registered to you; "
+                "next time, /identify PASSWORD")
+
+
+@command("identify", "PASSWORD", "prove the registered nickname you use is yours")
+def _identify(conn, arg):
+    nick = conn.user.nick
+    done = conn.core.identify(conn.user, _required(arg, "/identify PASSWORD"))
+    _afterwards(conn, done, lambda: f"you are identified as {nick}")
+
+
+@command("ghost", "NICK PASSWORD",
+         "take your registered NICK back from another connection", beforeNick=True)
+def _ghost(conn, arg):
+    nick, _, password = arg.partition(" ")
+    if not nick or not password.strip():
+        raise ChatError("usage: /ghost NICK PASSWORD")
+    arriving = conn.user.nick is None
+    done = conn.core.ghost(conn.user, nick, password.strip())
+
+    def ghosted():
+        conn.reply(f"you are now {conn.user.nick}")
+        conn.reply(f"you are identified as {conn.user.nick}")
+        if arriving:
+            # The nickname chosen this way: show the arrival as for any other.
+            _showJoined(conn, conn.user.current)
+
+    _afterwards(conn, done, ghosted)
+
+
+@command("password", "OLD NEW", "change the password of your registered nickname")
+def _password(conn, arg):
+    old, _, new = arg.partition(" ")
+    if not old or not new.strip():
+        raise ChatError("usage: /password OLD NEW")
+    done = conn.core.changePassword(conn.user, old, new.strip())
+    _afterwards(conn, done, lambda: "your password is changed")
+
+
+@command("kick", "NICK [REASON]", "moderators: put NICK out of the current room")
+def _kick(conn, arg):
+    nick, _, reason = arg.partition(" ")
+    conn.core.kick(conn.user, _required(nick, "/kick NICK [REASON]"), reason.strip())
+
+
+@command("ban", "NICK|ADDRESS [DURATION] [REASON]",
+         "moderators: ban from the server (operators) or the current room "
+         "(its owner), for e.g. 10m, 2h, 1d or until lifted")
+def _ban(conn, arg):
+    target, _, rest = arg.partition(" ")
+    _required(target, "/ban NICK|ADDRESS [DURATION] [REASON]")
+    first, _, reason = rest.strip().partition(" ")
+    duration = _duration(first)
+    if duration is None:
+        reason = rest
+    conn.core.ban(conn.user, target, duration, reason.strip())
+
+
+@command("unban", "NICK|ADDRESS", "moderators: lift a ban")
+def _unban(conn, arg):
+    conn.core.unban(conn.user, _required(arg.split(" ", 1)[0], "/unban NICK|ADDRESS"))
+
+
+@command("bans", "", "moderators: list the bans you may lift")
+def _bans(conn, arg):
+    bans = conn.core.listBans(conn.user)
+    conn.reply(f"{len(bans)} bans")
+    for ban in bans:
+        left = None if ban.until is None else ban.until - conn.factory.clock.seconds()
+        until = "until lifted" if left is None else f"for {math.ceil(left)}s more"
+        reason = f" ({ban.reason})" if ban.reason else ""
+        conn.reply(f"{ban.target} from {ban.room or 'the server'} {until}, "
+                   f"by {ban.by}{reason}")
+
+
+@command("mute", "NICK [DURATION]", "moderators: stop NICK talking in the current room")
+def _mute(conn, arg):
+    nick, _, rest = arg.partition(" ")
+    _required(nick, "/mute NICK [DURATION]")
+    duration = None
+    if rest.strip():
+        duration = _duration(rest.strip())
+        if duration is None:
+            raise ChatError("a duration looks like 90s, 10m, 2h or 1d")
+    conn.core.mute(conn.user, nick, duration)
+
+
+@command("unmute", "NICK", "moderators: let NICK talk again in the current room")
+def _unmute(conn, arg):
+    conn.core.unmute(conn.user, _required(arg.split(" ", 1)[0], "/unmute NICK"))
 
 
 @command("ping", "[TEXT]", "ask for \"=== pong TEXT\": proof that all you sent before was handled",

@@ -5,11 +5,22 @@ It knows nothing of sockets or of any wire format.  Each request either
 happens, and the core hands the resulting event to the fan-out together with
 who should receive it, or it is refused with a L{ChatError} whose message tells
 the user why.
+
+The rules of trust are mixed in from their own modules: registered
+nicknames (L{chatd.identity}) and moderation (L{chatd.moderation}).  A user's
+address is plain text from the edge, used only to match bans.
 """
+
+import random
+import weakref
 
 from twisted.logger import Logger
 
 from chatd import events
+from chatd.bans import BanList
+from chatd.errors import ChatError
+from chatd.identity import IdentityRules
+from chatd.moderation import ModerationRules
 from chatd.names import (
     nickKey,
     nickProblem,
@@ -17,12 +28,6 @@ from chatd.names import (
     roomKey,
     roomProblem,
 )
-
-
-class ChatError(Exception):
-    """
-    A request the core refuses; the message is meant for the user who made it.
-    """
 
 
 class User:
@@ -34,16 +39,33 @@ class User:
     @ivar current: the room plain text goes to, or L{None}.
     @ivar outbox: where the fan-out puts this user's bytes.
     @ivar wire: the wire format that turns events into this user's bytes.
+    @ivar host: the address the user connects from, as text, or L{None}.
+    @ivar account: the key of the registered nickname the user proved a
+        password for, or L{None}; it counts only while they use that nick.
+    @ivar hangUp: called with no arguments to close the user's connection.
+    @ivar connected: false once the core has been told the user is gone.
     """
 
-    __slots__ = ("nick", "rooms", "current", "outbox", "wire")
+    __slots__ = ("nick", "rooms", "current", "outbox", "wire", "host", "account",
+                 "hangUp", "connected", "__weakref__")
 
-    def __init__(self, outbox, wire):
+    def __init__(self, outbox, wire, host=None, hangUp=None):
         self.nick = None
         self.rooms = {}
         self.current = None
         self.outbox = outbox
         self.wire = wire
+        self.host = host
+        self.account = None
+        self.hangUp = hangUp or (lambda: None)
+        self.connected = True
+
+    @property
+    def identified(self):
+        """
+        Whether the user has proved they own the nickname they use now.
+        """
+        return self.nick is not None and self.account == nickKey(self.nick)
 
 
 class Room:
@@ -51,17 +73,26 @@ class Room:
     A named set of users with a topic.
 
     @ivar members: the users in the room, by nickname key.
+    @ivar owner: the key of the registered nickname that created the room,
+        or L{None}.
+    @ivar muted: when each muted member's mute ends (L{None}: never), by
+        nickname key.
+    @ivar expelled: the key of the ban that put each user out of the room,
+        so that a new nickname does not let them back in while it holds.
     """
 
-    __slots__ = ("name", "members", "topic")
+    __slots__ = ("name", "members", "topic", "owner", "muted", "expelled")
 
-    def __init__(self, name):
+    def __init__(self, name, owner=None):
         self.name = name
         self.members = {}
         self.topic = ""
+        self.owner = owner
+        self.muted = {}
+        self.expelled = weakref.WeakKeyDictionary()
 
 
-class ChatCore:
+class ChatCore(IdentityRules, ModerationRules):
     """
     The shared state of one chat server and the rules that change it.
 
@@ -71,26 +102,42 @@ class ChatCore:
 
     _log = Logger()
 
-    def __init__(self, fanout, clock, lobby="#lobby", history=None, maxRooms=20):
+    def __init__(self, fanout, clock, lobby="#lobby", history=None, maxRooms=20,
+                 accounts=None, operators=(), identifySeconds=IdentityRules.IDENTIFY_SECONDS,
+                 guestNames=None):
         """
         @param fanout: a L{chatd.fanout.Fanout} that delivers events.
-        @param clock: an L{IReactorTime} that stamps messages.
+        @param clock: an L{IReactorTime} that stamps messages and times
+            identification and bans.
         @param lobby: the room every user joins on arrival.
         @param history: an L{chatd.storage.IHistoryStore} that keeps room
             messages, actions and topic changes, or L{None} to keep nothing.
             Private messages are never kept.
         @param maxRooms: the most rooms one user may be in at once, so that
             the number of rooms stays bounded too.
+        @param accounts: an L{chatd.storage.IAccountStore} for registered
+            nicknames and bans, or L{None}: nobody can register, and bans
+            last until the server stops.
+        @param operators: the nicknames of the server's operators; each must
+            be registered and identified to act.
+        @param identifySeconds: how long someone using a registered nickname
+            has to identify before being renamed to a guest name.
+        @param guestNames: a L{random.Random} that picks guest names.
         """
         self._fanout = fanout
         self._clock = clock
         self.lobby = lobby
         self.history = history
         self.maxRooms = maxRooms
-        # The first and the last id given out by this process, so that a
-        # replay can leave out lines said after it was asked for.
+        self.accounts = accounts
+        self.operators = frozenset(nickKey(nick) for nick in operators)
+        self.identifySeconds = identifySeconds
+        self._random = guestNames or random.Random()
+        self.bans = BanList()
         self.users = {}
         self.rooms = {}
+        self._identifyTimers = {}
+        self._attempts = {}
 
     def claimNick(self, user, nick):
         """
@@ -98,6 +145,7 @@ class ChatCore:
         the lobby.
         """
         self._checkNickFree(nick)
+        self._checkNotBanned(nick, user.host, "")
         user.nick = nick
         self.users[nickKey(nick)] = user
         self._log.info("nickname {nick} claimed", nick=nick)
@@ -112,10 +160,15 @@ class ChatCore:
             return
         if nickKey(nick) != nickKey(old):
             self._checkNickFree(nick)
+            self._checkNotBanned(nick, user.host, "")
         else:
             problem = nickProblem(nick)
             if problem:
                 raise ChatError(problem)
+        self._rename(user, nick)
+
+    def _rename(self, user, nick):
+        old = user.nick
         del self.users[nickKey(old)]
         self.users[nickKey(nick)] = user
         user.nick = nick
@@ -141,8 +194,15 @@ class ChatCore:
             raise ChatError(f"you are in {len(user.rooms)} rooms, the most "
                             "allowed; /part one first")
         room = self.rooms.get(key)
+        if key not in user.rooms:
+            self._checkNotBanned(user.nick, user.host, name)
+            if room is not None and user in room.expelled:
+                self._checkNotExpelled(user, room)
         if room is None:
-            room = self.rooms[key] = Room(name)
+            # A registered, identified user who creates a room owns it; the
+            # lobby belongs to nobody.
+            owner = nickKey(user.nick) if user.identified and key != roomKey(self.lobby) else None
+            room = self.rooms[key] = Room(name, owner)
         if key not in user.rooms:
             self._fanout.toRoom(room, events.Joined(room.name, user.nick))
             room.members[nickKey(user.nick)] = user
@@ -165,6 +225,7 @@ class ChatCore:
         Send C{text} to every other member of C{user}'s current room.
         """
         room = self._currentRoom(user)
+        self._checkNotMuted(user, room)
         event = events.Said(room.name, user.nick, text, self._clock.seconds(),
                             self._newId())
         self._record(event)
@@ -175,6 +236,7 @@ class ChatCore:
         Send an action ("/me waves") to every other member of the current room.
         """
         room = self._currentRoom(user)
+        self._checkNotMuted(user, room)
         event = events.Acted(room.name, user.nick, text, self._clock.seconds(),
                              self._newId())
         self._record(event)
@@ -197,6 +259,7 @@ class ChatCore:
         @return: the L{Room}.
         """
         room = self._currentRoom(user)
+        self._checkNotMuted(user, room)
         room.topic = topic
         event = events.TopicChanged(room.name, user.nick, topic,
                                     self._clock.seconds(), self._newId())
@@ -250,11 +313,13 @@ class ChatCore:
         Forget C{user}: announce their quit to their rooms and free their
         nickname at once.  Safe to call more than once.
         """
+        user.connected = False
         if user.nick is None or self.users.get(nickKey(user.nick)) is not user:
             return
         for room in list(user.rooms.values()):
             self._leave(user, room, events.Quit(room.name, user.nick, reason))
         del self.users[nickKey(user.nick)]
+        self._cancelIdentify(user)
 
     def announce(self, text):
         """
@@ -281,6 +346,9 @@ class ChatCore:
         if problem:
             raise ChatError(problem)
         if nickKey(nick) in self.users:
+            if self.accounts is not None and self.accounts.isRegistered(nick):
+                raise ChatError(f"the nickname {nick} is taken; "
+                                f"/ghost {nick} PASSWORD if it is yours")
             raise ChatError(f"the nickname {nick} is taken")
 
     def _currentRoom(self, user):
@@ -297,14 +365,21 @@ class ChatCore:
             raise ChatError(f"you are not in {name}")
         return room
 
-    def _leave(self, user, room, event):
+    def _leave(self, user, room, event, tellLeaver=False):
+        """
+        Take C{user} out of C{room} and tell its members C{event} (L{None}:
+        nothing), the leaver among them when C{tellLeaver}.
+        """
         key = roomKey(room.name)
+        if tellLeaver and event is not None:
+            self._fanout.toUser(user, event)
         del user.rooms[key]
         del room.members[nickKey(user.nick)]
         if user.current is room:
             # Fall back to the room joined most recently, as a client would.
             user.current = next(reversed(user.rooms.values()), None)
-        if room.members:
-            self._fanout.toRoom(room, event)
-        else:
+        if not room.members:
             del self.rooms[key]
+        elif event is not None:
+            self._fanout.toRoom(room, event)
+

@@ -77,3 +77,105 @@ class TopicChanged:
 @dataclass(frozen=True, slots=True)
 class ServerNotice:
     text: str
+
+
+# Moderation: what moderators did, announced to the room.  A duration is in
+# seconds, L{None} for "until lifted".
+
+
+@dataclass(frozen=True, slots=True)
+class Kicked:
+    room: str
+    nick: str
+    by: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Banned:
+    room: str
+    target: str
+    by: str
+    duration: float | None
+    reason: str
+    server: bool = False
+    """Whether the ban is from the whole server rather than this room."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unbanned:
+    room: str
+    target: str
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Muted:
+    room: str
+    nick: str
+    by: str
+    duration: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Unmuted:
+    room: str
+    nick: str
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Expelled:
+    """
+    Told to a user alone: they are banned from the server and are let go.
+    """
+
+    by: str
+    duration: float | None
+    reason: str
+
+
+# Registered nicknames: told to the user concerned alone.
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifyRequired:
+    nick: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class GuestRenamed:
+    """
+    The user did not identify for C{old} in time and is now C{new}.
+    """
+
+    old: str
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class Ghosted:
+    """
+    Told to a connection whose registered nickname its owner took back.
+    """
+
+    nick: str
+
+
+# Told to one user whose nickname or rooms changed without their asking, in
+# the words of the replies that clients follow ("you are now", "left").
+
+
+@dataclass(frozen=True, slots=True)
+class NowKnownAs:
+    nick: str
+
+
+@dataclass(frozen=True, slots=True)
+class PutOut:
+    """
+    The user is no longer in C{room}: a moderator put them out.
+    """
+
+    room: str

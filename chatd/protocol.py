@@ -65,7 +65,9 @@ class ChatProtocol(LineReceiver):
         self.outbox = Outbox(self.transport, limits.sendQueueBytes,
                              self._sendQueueOverflowed, clock=self.factory.clock,
                              grace=limits.sendQueueGrace)
-        self.user = User(self.outbox, wire.LineWire)
+        # The core sees the address only as text, to match bans against.
+        self.user = User(self.outbox, wire.LineWire, host=self.address,
+                         hangUp=self.transport.loseConnection)
         self._flood = FloodGate(self.factory.clock, limits.floodRate,
                                 limits.floodBurst, limits.floodKick)
         # One timer: until a nickname is chosen it is the login timeout, then
@@ -76,6 +78,13 @@ class ChatProtocol(LineReceiver):
                 limits.loginTimeout, self._closeBecause,
                 f"no nickname chosen within {limits.loginTimeout:g} seconds")
         self._log.info("connection from {peer}", peer=self.peer)
+        try:
+            self.core.admit(self.user)
+        except ChatError as e:
+            self._log.info("refused {peer}: {why}", peer=self.peer, why=str(e))
+            self.error(str(e))
+            self.transport.loseConnection()
+            return
         self.notice(f"Welcome to chatd {__version__}. Lines you type go to your "
                     "current room; commands start with /, and /help lists them.")
         self.prompt(f"Choose a nickname ({NICK_RULES}):")

@@ -16,10 +16,11 @@ from twisted.python import usage
 
 from chatd.core import ChatCore
 from chatd.fanout import Fanout
-from chatd.names import normalRoomName, roomProblem
+from chatd.names import nickProblem, normalRoomName, roomProblem
 from chatd.limits import Limits
 from chatd.protocol import ChatFactory
 from chatd.storage import HistoryError
+from chatd.storage.accounts import SQLiteAccounts
 from chatd.storage.sqlite import SQLiteHistory
 
 DEFAULT_LISTEN = "tcp:55555:interface=127.0.0.1"
@@ -98,16 +99,32 @@ class Options(usage.Options):
          "How many of a room's last lines a user sees on joining it (0: none).", int],
         ["history-days", None, 0,
          "Forget history older than this many days (0: keep it forever).", int],
+        ["identify-time", None, 60,
+         "Seconds someone using a registered nickname has to /identify before "
+         "being renamed to a guest name.", int],
     ]
 
     def __init__(self):
         super().__init__()
         self["listen"] = []
+        self["operators"] = []
+
+    def opt_operator(self, nick):
+        """
+        A nickname whose owner is an operator, once registered and identified
+        (repeatable).  Accounts are kept in --db, so operators need one.
+        """
+        problem = nickProblem(nick)
+        if problem:
+            raise usage.UsageError(f"--operator {nick}: {problem}")
+        self["operators"].append(nick)
 
     def opt_listen(self, description):
         """
         Listen on this endpoint description (repeatable), e.g.
-        tcp:55555:interface=127.0.0.1 or tcp:6667. [default: tcp:55555:interface=127.0.0.1]
+        tcp:55555:interface=127.0.0.1, tcp:6667, or for TLS
+        ssl:6697:privateKey=KEY.pem:certKey=CERT.pem.
+        [default: tcp:55555:interface=127.0.0.1]
         """
         self["listen"].append(description)
 
@@ -120,7 +137,7 @@ class Options(usage.Options):
                 # unreadable key) is a usage error, not a traceback.
                 endpoints.serverFromString(None, description)
             except Exception as e:
-                raise usage.UsageError(f"--listen {description}: {e}")
+                raise usage.UsageError(f"--listen {description}: {_listenProblem(e)}")
         self["lobby"] = normalRoomName(self["lobby"])
         problem = roomProblem(self["lobby"])
         if problem:
@@ -143,6 +160,9 @@ class Options(usage.Options):
             if self[name] < 0:
                 raise usage.UsageError(f"--{name}: cannot be negative")
 
+        if self["identify-time"] < 1:
+            raise usage.UsageError("--identify-time: at least 1 second")
+
     def limits(self):
         """
         The L{Limits} these options ask for.
@@ -159,6 +179,20 @@ class Options(usage.Options):
             loginTimeout=self["login-timeout"],
             idleTimeout=self["idle-timeout"],
         )
+
+
+def _listenProblem(e):
+    """
+    Why an endpoint description could not be used, in words for the person
+    who typed it.
+    """
+    if isinstance(e, OSError) and e.filename:
+        # ssl: reads its certificate and key files while parsing.
+        return f"cannot read {e.filename}: {e.strerror}"
+    if type(e).__module__.startswith("OpenSSL"):
+        return ("the certificate or private key is not a PEM file this server "
+                f"can use ({e})")
+    return str(e)
 
 
 class StartFailure(SystemExit, Exception):
@@ -218,6 +252,40 @@ class _ShutdownNotice(service.Service):
         return self._factory.shutDown("The server is going down. Goodbye.")
 
 
+class _AccountService(service.Service):
+    """
+    Opens the account store (in the history's database) before anyone can
+    connect, hands its bans to the core, and closes it on shutdown.
+    """
+
+    _log = Logger()
+
+    def __init__(self, store, core, operators):
+        self._store = store
+        self._core = core
+        self._operators = operators
+
+    def privilegedStartService(self):
+        try:
+            self._store.open()
+        except HistoryError as e:
+            raise StartFailure(f"chatd: {e}") from None
+        bans = self._store.bans()
+        self._core.restoreBans(bans)
+        self._log.info("chatd keeps accounts in {path}; {count} bans in force",
+                       path=self._store.path, count=len(bans))
+        for nick in self._operators:
+            if not self._store.isRegistered(nick):
+                # Whoever registers it first becomes an operator.
+                self._log.warn("operator {nick} is not registered yet: register it "
+                               "before anyone else does", nick=nick)
+        super().privilegedStartService()
+
+    def stopService(self):
+        super().stopService()
+        return self._store.close()
+
+
 class _HistoryService(service.Service):
     """
     Opens the history store before anyone can talk (a file that cannot be
@@ -275,11 +343,13 @@ def makeService(config, reactor=None):
         from twisted.internet import reactor
     limits = config.limits()
     _allowDescriptors(limits.maxConnections)
-    history = None
+    history = accounts = None
     if config["history"] is not None:
         history = SQLiteHistory(config["history"], reactor)
+        accounts = SQLiteAccounts(config["history"], reactor)
     core = ChatCore(Fanout(), reactor, lobby=config["lobby"], history=history,
-                    maxRooms=limits.maxRooms)
+                    maxRooms=limits.maxRooms, accounts=accounts,
+                    operators=config["operators"], identifySeconds=config["identify-time"])
     factory = ChatFactory(core, reactor, limits=limits, replay=config["replay"])
     top = service.MultiService()
     if history is not None:
@@ -288,6 +358,7 @@ def makeService(config, reactor=None):
         # shutdown notice has stopped all input, so closing the store stores
         # every line there will ever be.
         _HistoryService(history, reactor, config["history-days"]).setServiceParent(top)
+        _AccountService(accounts, core, config["operators"]).setServiceParent(top)
     # Started first, so stopped last: the listeners close before the
     # connected users are told and let go.
     _ShutdownNotice(factory).setServiceParent(top)

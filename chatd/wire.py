@@ -7,7 +7,8 @@ characters:
     #lobby <alice> hello            a room message
     * #lobby alice waves            an action (/me)
     *alice* psst                    a private message to you
-    -- #lobby bob has joined        a room event: join, part, quit, rename, topic
+    -- #lobby bob has joined        a room event: join, part, quit, rename, topic,
+                                    and moderators' kicks, bans and mutes
     -!- Welcome to chatd            a notice from the server
     !!! no such user: carol         an error: your last line was refused
     === joined #lobby               a reply to your command
@@ -83,6 +84,30 @@ def _topicLine(e):
     return f"-- {e.room} {e.nick} cleared the topic"
 
 
+def duration(seconds) -> str:
+    """
+    C{seconds} as moderators type it: 90s, 10m, 2h, 1d.
+    """
+    seconds = int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _reason(reason):
+    return f" ({reason})" if reason else ""
+
+
+def _for(seconds):
+    return "" if seconds is None else f" for {duration(seconds)}"
+
+
+def _bannedLine(e):
+    where = " from the server" if e.server else ""
+    return f"-- {e.room} {e.by} banned {e.target}{where}{_for(e.duration)}{_reason(e.reason)}"
+
+
 _FORMATS = {
     events.Said: lambda e: f"{e.room} <{e.nick}> {e.text}",
     events.Acted: lambda e: f"* {e.room} {e.nick} {e.text}",
@@ -93,6 +118,22 @@ _FORMATS = {
     events.Renamed: lambda e: f"-- {e.room} {e.old} is now known as {e.new}",
     events.TopicChanged: _topicLine,
     events.ServerNotice: lambda e: notice(e.text),
+    events.Kicked: lambda e: f"-- {e.room} {e.nick} was kicked by {e.by}{_reason(e.reason)}",
+    events.Banned: _bannedLine,
+    events.Unbanned: lambda e: f"-- {e.room} {e.by} lifted the ban on {e.target}",
+    events.Muted: lambda e: f"-- {e.room} {e.by} muted {e.nick}{_for(e.duration)}",
+    events.Unmuted: lambda e: f"-- {e.room} {e.by} unmuted {e.nick}",
+    events.Expelled: lambda e: notice(
+        f"{e.by} banned you from this server{_for(e.duration)}{_reason(e.reason)}"),
+    events.IdentifyRequired: lambda e: notice(
+        f"{e.nick} is a registered nickname: /identify PASSWORD within "
+        f"{duration(e.seconds)}, or you will be renamed"),
+    events.GuestRenamed: lambda e: notice(
+        f"you did not identify as {e.old} in time; you are now {e.new}"),
+    events.Ghosted: lambda e: notice(
+        f"the owner of {e.nick} took the nickname back; goodbye"),
+    events.NowKnownAs: lambda e: reply(f"you are now {e.nick}"),
+    events.PutOut: lambda e: reply(f"left {e.room}"),
 }
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 from zope.interface import implementer
@@ -28,7 +28,7 @@ from chatd.core import ChatCore
 from chatd.fanout import Fanout
 from chatd.names import roomKey
 from chatd.protocol import ChatFactory
-from chatd.storage import IHistoryStore
+from chatd.storage import AccountError, IAccountStore, IHistoryStore
 
 
 class MemoryServer:
@@ -37,9 +37,10 @@ class MemoryServer:
     C{StringTransport}.
     """
 
-    def __init__(self, history=None, **factoryArgs):
+    def __init__(self, history=None, accounts=None, operators=(), **factoryArgs):
         self.clock = Clock()
-        self.core = ChatCore(Fanout(), self.clock, history=history)
+        self.core = ChatCore(Fanout(), self.clock, history=history, accounts=accounts,
+                             operators=operators)
         self.factory = ChatFactory(self.core, self.clock, **factoryArgs)
         self._port = 40000
 
@@ -87,12 +88,16 @@ class LineClient:
     server fails the test instead of hanging it.
     """
 
-    def __init__(self, port, host="127.0.0.1", timeout=10, errors="strict"):
+    def __init__(self, port, host="127.0.0.1", timeout=10, errors="strict", tls=None):
         """
         @param errors: how to decode what the server sends; strict by default,
             so that a server sending invalid UTF-8 fails the test.
+        @param tls: an L{ssl.SSLContext} to speak TLS with, checking the
+            server's certificate for C{host}; plain TCP by default.
         """
         self.sock = socket.create_connection((host, port), timeout=timeout)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=host)
         self.buffer = b""
         self.errors = errors
 
@@ -148,8 +153,10 @@ class Daemon:
     """
 
     def __init__(self, *args, cwd=None, listen="tcp:0:interface=127.0.0.1", runner=None,
-                 dataHome=None):
+                 dataHome=None, listeners=1):
         """
+        @param listeners: how many "listening on" lines to wait for; their
+            ports, in the order logged, are in C{ports}.
         @param runner: the command before the chat options; by default
             C{twistd -n --pidfile= chat}.
         @param dataHome: the daemon's C{XDG_DATA_HOME}, where its history is
@@ -164,6 +171,8 @@ class Daemon:
         self.cwd = cwd
         self.log = []
         self.port = None
+        self.ports = []
+        self._listeners = listeners
 
     def start(self, timeout=20):
         self.process = subprocess.Popen(
@@ -181,9 +190,11 @@ class Daemon:
         for line in self.process.stdout:
             self.log.append(line)
             match = re.search(r"chatd listening on [^ ]+:(\d+)", line)
-            if match and self.port is None:
-                self.port = int(match.group(1))
-                self._listening.set()
+            if match:
+                self.ports.append(int(match.group(1)))
+                self.port = self.ports[0]
+                if len(self.ports) == self._listeners:
+                    self._listening.set()
 
     def client(self):
         return LineClient(self.port)
@@ -198,6 +209,41 @@ class Daemon:
         if self.process.poll() is None:
             self.process.send_signal(sig)
         return self.process.wait(timeout)
+
+
+def makeCertificate(folder, host="127.0.0.1"):
+    """
+    Write a new self-signed certificate for C{host} and its private key into
+    C{folder}, as PEM files.
+
+    @return: the paths of the key and of the certificate.
+    """
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256()))
+    keyPath, certPath = Path(folder, "server.key"), Path(folder, "server.crt")
+    keyPath.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    certPath.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return str(keyPath), str(certPath)
 
 
 def twistdPath():
@@ -324,3 +370,48 @@ def startFailure(*args, cwd=None, timeout=30):
          "tcp:0:interface=127.0.0.1", *args], cwd=cwd, capture_output=True,
         text=True, timeout=timeout)
     return done.returncode, done.stdout + done.stderr
+
+
+@implementer(IAccountStore)
+class MemoryAccounts:
+    """
+    An account store in a dict that answers at once and keeps passwords in
+    the clear, for tests of the core's rules; C{verified} counts the
+    password checks it was asked for.
+    """
+
+    def __init__(self, bans=()):
+        self.passwords = {}
+        self.stored = {ban.key: ban for ban in bans}
+        self.verified = 0
+
+    def isRegistered(self, nick):
+        return nick.lower() in self.passwords
+
+    def register(self, nick, password):
+        if self.isRegistered(nick):
+            return fail(AccountError(f"{nick} is already registered"))
+        self.passwords[nick.lower()] = password
+        return succeed(None)
+
+    def verify(self, nick, password):
+        self.verified += 1
+        return succeed(self.passwords.get(nick.lower()) == password)
+
+    def changePassword(self, nick, password):
+        self.passwords[nick.lower()] = password
+        return succeed(None)
+
+    def bans(self):
+        return list(self.stored.values())
+
+    def addBan(self, ban):
+        self.stored[ban.key] = ban
+        return succeed(None)
+
+    def removeBan(self, ban):
+        self.stored.pop(ban.key, None)
+        return succeed(None)
+
+    def close(self):
+        return succeed(None)

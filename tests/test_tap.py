@@ -86,3 +86,21 @@ def test_helpDocumentsEveryOption():
     text = str(tap.Options())
     for option in ["--listen", "--lobby", "--send-queue"]:
         assert option in text
+
+
+def test_trustOptions():
+    """
+    --operator is repeatable and checked as a nickname; --identify-time
+    defaults to 60 seconds and must be positive.
+    """
+    config = tap.Options()
+    config.parseOptions(["--operator", "boss", "--operator", "Deputy"])
+    assert config["operators"] == ["boss", "Deputy"]
+    assert config["identify-time"] == 60
+    for args, message in [
+        (["--operator", "9lives"], "--operator 9lives: a nickname is "),
+        (["--identify-time", "0"], "--identify-time: at least 1 second"),
+    ]:
+        with pytest.raises(usage.UsageError) as e:
+            tap.Options().parseOptions(args)
+        assert str(e.value).startswith(message)

@@ -5,6 +5,8 @@ its data nor waits for one.
 - L{chatd.storage.schema}: the SQLite schema, its versions and migrations.
 - L{chatd.storage.sqlite}: L{IHistoryStore} on an SQLite file, written by one
   dedicated thread.
+- L{chatd.storage.accounts}: L{IAccountStore} in the same file, with its own
+  thread, which also does the (deliberately slow) password hashing.
 """
 
 from zope.interface import Interface
@@ -76,6 +78,74 @@ class IHistoryStore(Interface):
     def close():
         """
         Store everything appended so far, then let go of the database.
+
+        @return: a L{Deferred} firing when that is done.
+        """
+
+
+class AccountError(Exception):
+    """
+    An account request the store refuses (the nickname is already registered,
+    say); the message is meant for the user.
+    """
+
+
+class IAccountStore(Interface):
+    """
+    Registered nicknames with their password hashes, and the bans in force.
+
+    Called on the reactor thread.  Whether a nickname is registered, and the
+    bans, are known at once (kept in memory); anything that hashes a password
+    or writes happens elsewhere, its result arriving through a L{Deferred} on
+    the reactor thread.  Passwords are never stored, logged or kept: only
+    their salted hashes.
+    """
+
+    def isRegistered(nick):
+        """
+        @rtype: L{bool}
+        """
+
+    def register(nick, password):
+        """
+        Register C{nick} with C{password}.
+
+        @return: a L{Deferred} firing with L{None}, or failing with
+            L{AccountError} when C{nick} is already registered.
+        """
+
+    def verify(nick, password):
+        """
+        @return: a L{Deferred} firing with whether C{password} is C{nick}'s
+            (L{False} for a nickname that is not registered).
+        """
+
+    def changePassword(nick, password):
+        """
+        @return: a L{Deferred} firing when C{nick}'s password is C{password}.
+        """
+
+    def bans():
+        """
+        Every ban stored, as L{chatd.bans.Ban}s, read when the store
+        opened.
+        """
+
+    def addBan(ban):
+        """
+        Store C{ban}, replacing any ban with the same target and place.
+
+        @return: a L{Deferred} firing once stored.
+        """
+
+    def removeBan(ban):
+        """
+        @return: a L{Deferred} firing once C{ban} is forgotten.
+        """
+
+    def close():
+        """
+        Finish every pending write, then let go of the database.
 
         @return: a L{Deferred} firing when that is done.
         """

@@ -53,6 +53,30 @@ MIGRATIONS = [
     INSERT INTO counters
         SELECT 'indexed', coalesce(max(id), 0) FROM messages;
     """,
+    # 3: registered nicknames and bans (chatd.storage.accounts).  Keys are
+    # folded as chatd.names and chatd.bans compare them; room_key is
+    # '' for a ban from the whole server.  password_hash is an argon2 PHC
+    # string: the salt and the cost travel with the hash.
+    """
+    CREATE TABLE accounts (
+        nick_key TEXT PRIMARY KEY,
+        nick TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        created REAL NOT NULL
+    );
+    CREATE TABLE bans (
+        kind TEXT NOT NULL,
+        target_key TEXT NOT NULL,
+        room_key TEXT NOT NULL,
+        target TEXT NOT NULL,
+        room TEXT NOT NULL,
+        until REAL,
+        reason TEXT NOT NULL,
+        by TEXT NOT NULL,
+        time REAL NOT NULL,
+        PRIMARY KEY (kind, target_key, room_key)
+    );
+    """,
 ]
 
 VERSION = len(MIGRATIONS)

@@ -1,0 +1,172 @@
+"""
+L{IAccountStore} in the history's SQLite file (schema version 3 and up).
+
+One thread of our own does every database call and every password hash, in
+the order asked, so the reactor thread never waits for SQLite nor for argon2,
+which is slow on purpose.  The registered nicknames and the bans are read once
+when the store opens and kept in memory, so the core can ask about them at
+once; writes go to the thread and reach the file in order.
+"""
+
+import queue
+import threading
+import time
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from twisted.internet.defer import Deferred, succeed
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from chatd.bans import Ban, banKey
+from chatd.names import nickKey
+from chatd.storage import AccountError, IAccountStore, schema
+
+_STOP = object()
+_BAN_COLUMNS = "kind, target, room, until, reason, by, time"
+
+
+@implementer(IAccountStore)
+class SQLiteAccounts:
+    """
+    Accounts and bans in the SQLite file at C{path}.  Nothing touches the
+    file until L{open}.
+    """
+
+    def __init__(self, path, reactor, hasher=None):
+        """
+        @param reactor: an L{IReactorThreads}, whose C{callFromThread} the
+            store's thread uses to hand results to the reactor thread.
+        @param hasher: an L{argon2.PasswordHasher}; argon2's recommended
+            costs by default.
+        """
+        self.path = path
+        self._reactor = reactor
+        self._hasher = hasher or PasswordHasher()
+        self._jobs = queue.SimpleQueue()
+        self._registered = set()
+        self._bans = []
+        self._closed = Deferred()
+        self._opened = False
+
+    def open(self):
+        """
+        Open (creating or migrating) the database, read the registered
+        nicknames and the bans, and start the thread.
+
+        @raise chatd.storage.HistoryError: when the file cannot be used.
+        """
+        connection = schema.connect(self.path)
+        self._registered = {key for (key,) in
+                            connection.execute("SELECT nick_key FROM accounts")}
+        self._bans = [Ban(*row) for row in connection.execute(
+            f"SELECT {_BAN_COLUMNS} FROM bans ORDER BY time")]
+        # Verifying a nickname nobody registered costs as much as a real
+        # one, so timing does not tell which nicknames are registered.
+        self._decoy = self._hasher.hash("not a password")
+        self._opened = True
+        threading.Thread(target=self._work, args=(connection,),
+                         name="chatd-accounts", daemon=True).start()
+
+    # IAccountStore, called on the reactor thread
+
+    def isRegistered(self, nick):
+        return nickKey(nick) in self._registered
+
+    def register(self, nick, password):
+        key = nickKey(nick)
+        if key in self._registered:
+            return _failed(AccountError(f"{nick} is already registered"))
+        # Taken now, so a second /register meanwhile is refused at once.
+        self._registered.add(key)
+
+        def register(connection):
+            connection.execute(
+                "INSERT INTO accounts (nick_key, nick, password_hash, created) "
+                "VALUES (?, ?, ?, ?)", (key, nick, self._hasher.hash(password), time.time()))
+
+        done = self._do(register)
+        done.addErrback(lambda failure: (self._registered.discard(key), failure)[1])
+        return done
+
+    def verify(self, nick, password):
+        key = nickKey(nick)
+
+        def verify(connection):
+            row = connection.execute("SELECT password_hash FROM accounts WHERE nick_key = ?",
+                                     (key,)).fetchone()
+            try:
+                self._hasher.verify(row[0] if row else self._decoy, password)
+            except (VerificationError, InvalidHashError):
+                return False
+            return row is not None
+
+        return self._do(verify)
+
+    def changePassword(self, nick, password):
+        key = nickKey(nick)
+
+        def change(connection):
+            connection.execute("UPDATE accounts SET password_hash = ? WHERE nick_key = ?",
+                               (self._hasher.hash(password), key))
+
+        return self._do(change)
+
+    def bans(self):
+        return list(self._bans)
+
+    def addBan(self, ban):
+        def add(connection):
+            connection.execute(
+                f"INSERT OR REPLACE INTO bans (target_key, room_key, {_BAN_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (ban.key[1], ban.key[2], ban.kind, ban.target, ban.room, ban.until,
+                 ban.reason, ban.by, ban.time))
+
+        return self._do(add)
+
+    def removeBan(self, ban):
+        kind, targetKey, roomKey = banKey(ban.kind, ban.target, ban.room)
+
+        def remove(connection):
+            connection.execute(
+                "DELETE FROM bans WHERE kind = ? AND target_key = ? AND room_key = ?",
+                (kind, targetKey, roomKey))
+
+        return self._do(remove)
+
+    def close(self):
+        if not self._opened:
+            return succeed(None)
+        self._jobs.put(_STOP)
+        return self._closed
+
+    def _do(self, job):
+        done = Deferred()
+        self._jobs.put((job, done))
+        return done
+
+    # The store's thread
+
+    def _work(self, connection):
+        while True:
+            item = self._jobs.get()
+            if item is _STOP:
+                break
+            job, done = item
+            try:
+                # Each job is one statement at most: autocommit is its
+                # transaction.
+                result = job(connection)
+            except Exception:
+                self._reactor.callFromThread(done.errback, Failure())
+            else:
+                self._reactor.callFromThread(done.callback, result)
+        connection.close()
+        self._reactor.callFromThread(self._closed.callback, None)
+
+
+def _failed(exception):
+    done = Deferred()
+    done.errback(exception)
+    return done

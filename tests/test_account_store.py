@@ -1,0 +1,127 @@
+"""
+The SQLite account store, driven from the test's thread as the reactor would
+drive it (L{ThreadCalls} stands in for C{callFromThread}): argon2 hashes,
+verification, bans that outlive the process, and the shared schema.
+"""
+
+import sqlite3
+
+import pytest
+from argon2 import PasswordHasher
+
+from chatd.bans import ADDRESS, NICK, Ban
+from chatd.storage import AccountError, schema
+from chatd.storage.accounts import SQLiteAccounts
+from chatd.storage.sqlite import SQLiteHistory
+from support import ThreadCalls
+
+# Cheap costs: these tests are about what is stored, not about argon2.
+FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+
+
+@pytest.fixture
+def calls():
+    return ThreadCalls()
+
+
+@pytest.fixture
+def path(tmp_path):
+    return str(tmp_path / "chatd.sqlite3")
+
+
+def openStore(path, calls):
+    store = SQLiteAccounts(path, calls, hasher=FAST)
+    store.open()
+    return store
+
+
+def test_registerStoresOnlyASaltedHash(path, calls):
+    """
+    A registered password is stored as an argon2id hash, salted (two equal
+    passwords hash differently), and never in the clear anywhere in the file.
+    """
+    store = openStore(path, calls)
+    calls.wait(store.register("Alice", "same-password"))
+    calls.wait(store.register("bob", "same-password"))
+    calls.wait(store.close())
+    rows = sqlite3.connect(path).execute(
+        "SELECT nick_key, nick, password_hash FROM accounts ORDER BY nick_key").fetchall()
+    assert [(key, nick) for key, nick, _ in rows] == [("alice", "Alice"), ("bob", "bob")]
+    assert all(h.startswith("$argon2id$") for _, _, h in rows)
+    assert rows[0][2] != rows[1][2]
+    for name in (path, path + "-wal"):
+        try:
+            with open(name, "rb") as f:
+                assert b"same-password" not in f.read()
+        except FileNotFoundError:
+            pass
+
+
+def test_verifyAndChangePassword(path, calls):
+    """
+    verify is true only for the right password of a registered nickname (in
+    any case); after changePassword only the new one verifies, also after
+    reopening.
+    """
+    store = openStore(path, calls)
+    calls.wait(store.register("alice", "first-password"))
+    assert calls.wait(store.verify("ALICE", "first-password")) is True
+    assert calls.wait(store.verify("alice", "wrong")) is False
+    assert calls.wait(store.verify("nobody", "first-password")) is False
+    calls.wait(store.changePassword("alice", "second-password"))
+    calls.wait(store.close())
+    store = openStore(path, calls)
+    assert store.isRegistered("Alice") and not store.isRegistered("bob")
+    assert calls.wait(store.verify("alice", "first-password")) is False
+    assert calls.wait(store.verify("alice", "second-password")) is True
+    calls.wait(store.close())
+
+
+def test_registerTwiceIsRefused(path, calls):
+    """
+    A nickname registers once, whatever its case.
+    """
+    store = openStore(path, calls)
+    calls.wait(store.register("alice", "first-password"))
+    with pytest.raises(AccountError) as e:
+        calls.wait(store.register("Alice", "other-password"))
+    assert str(e.value) == "Alice is already registered"
+    calls.wait(store.close())
+
+
+def test_bansPersistAcrossReopening(path, calls):
+    """
+    Bans added are read back by the next store on the same file; a ban
+    added again for the same target and place replaces the old one; removed
+    bans are gone.
+    """
+    store = openStore(path, calls)
+    server = Ban(NICK, "Troll", "", None, "spam", "op", 100.0)
+    room = Ban(ADDRESS, "192.0.2.9", "#den", 5000.0, "", "owner", 200.0)
+    gone = Ban(NICK, "pest", "", None, "", "op", 300.0)
+    for ban in (server, room, gone):
+        calls.wait(store.addBan(ban))
+    renewed = Ban(NICK, "troll", "", 9000.0, "again", "op", 400.0)
+    calls.wait(store.addBan(renewed))
+    calls.wait(store.removeBan(gone))
+    calls.wait(store.close())
+    store = openStore(path, calls)
+    assert store.bans() == [room, renewed]
+    calls.wait(store.close())
+
+
+def test_sharesTheHistoryDatabase(path, calls):
+    """
+    The account store lives in the history's file: whichever opens it first
+    brings it to the current schema version, and both work side by side.
+    """
+    history = SQLiteHistory(path, calls)
+    history.open()
+    store = openStore(path, calls)
+    calls.wait(store.register("alice", "a-password"))
+    calls.wait(history.close())
+    calls.wait(store.close())
+    connection = sqlite3.connect(path)
+    assert connection.execute("PRAGMA user_version").fetchone() == (schema.VERSION,)
+    assert schema.VERSION >= 3
+    assert connection.execute("SELECT count(*) FROM accounts").fetchone() == (1,)

@@ -1,0 +1,259 @@
+"""
+Trust as a new user meets it, against twistd -n chat: register a nickname,
+come back over TLS and identify; someone else cannot keep that nickname; an
+operator kicks and bans a troublemaker, who cannot return after a restart;
+passwords appear in no log, no history and no database row.
+"""
+
+import ssl
+
+import pytest
+
+from support import Daemon, LineClient, makeCertificate, settle
+
+
+def login(client, nick):
+    """
+    Claim C{nick}; return the lines up to the lobby's member list.
+    """
+    return client.login(nick)
+
+
+@pytest.fixture
+def db(tmp_path):
+    return f"sqlite:{tmp_path / 'chatd.sqlite3'}"
+
+
+def register(port, nick, password):
+    """
+    Register C{nick} with C{password} on a connection of its own, then leave.
+    """
+    client = LineClient(port)
+    login(client, nick)
+    client.send(f"/register {password}")
+    assert client.readLine() == f"=== {nick} is registered to you; next time, /identify PASSWORD"
+    client.send("/quit")
+    client.readUntil(lambda l: l == "=== bye")
+    client.close()
+
+
+def test_registerThenIdentifyOverTls(tmp_path, db):
+    """
+    alice registers on the plain listener, reconnects over TLS (checking the
+    server's certificate), is asked to identify, and does.
+    """
+    key, cert = makeCertificate(tmp_path)
+    daemon = Daemon("--db", db, "--listen",
+                    f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}",
+                    cwd=tmp_path, listeners=2).start()
+    try:
+        plainPort, tlsPort = daemon.ports
+        register(plainPort, "alice", "tr0ub4dor&3")
+        context = ssl.create_default_context(cafile=cert)
+        secure = LineClient(tlsPort, tls=context)
+        login(secure, "alice")
+        assert secure.readLine() == ("-!- alice is a registered nickname: /identify "
+                                     "PASSWORD within 1m, or you will be renamed")
+        secure.send("/identify wrong-password")
+        assert secure.readLine() == "!!! wrong password for alice"
+        secure.send("/identify tr0ub4dor&3")
+        assert secure.readLine() == "=== you are identified as alice"
+        secure.close()
+    finally:
+        daemon.stop()
+
+
+def test_someoneElseCannotKeepARegisteredNickname(tmp_path, db):
+    """
+    While alice is away, mallory takes "alice": she is told to identify within
+    the time given (here --identify-time 1) and, when it passes, is renamed to
+    a guest name, which the room sees.
+    """
+    daemon = Daemon("--db", db, "--identify-time", "1", cwd=tmp_path).start()
+    try:
+        register(daemon.port, "alice", "tr0ub4dor&3")
+        mallory, bystander = daemon.client(), daemon.client()
+        login(bystander, "bystander")
+        assert login(mallory, "alice")[0] == "=== you are now alice"
+        assert mallory.readLine() == ("-!- alice is a registered nickname: /identify "
+                                      "PASSWORD within 1s, or you will be renamed")
+        renamed = mallory.readLine()
+        guest = renamed.rsplit(" ", 1)[1]
+        assert renamed == f"-!- you did not identify as alice in time; you are now {guest}"
+        assert mallory.readLine() == f"=== you are now {guest}"
+        assert guest.startswith("Guest")
+        assert settle(bystander) == [["-- #lobby alice has joined",
+                                      f"-- #lobby alice is now known as {guest}"]]
+        mallory.close(), bystander.close()
+    finally:
+        daemon.stop()
+
+
+def test_ghostTakesTheNicknameBack(tmp_path, db):
+    """
+    With alice's registered nickname held by a stale connection, /ghost with
+    her password closes that connection and gives her the nickname.
+    """
+    daemon = Daemon("--db", db, cwd=tmp_path).start()
+    try:
+        stale = daemon.client()
+        login(stale, "alice")
+        stale.send("/register tr0ub4dor&3")
+        stale.readLine()
+        fresh = daemon.client()
+        login(fresh, "alice2")
+        fresh.send("/ghost alice tr0ub4dor&3")
+        assert fresh.readUntil(lambda l: l.startswith("===")) == [
+            "-- #lobby alice has quit (ghosted)", "=== you are now alice"]
+        assert fresh.readLine() == "=== you are identified as alice"
+        assert stale.readUntil(lambda l: l.startswith("-!-")) == [
+            "-- #lobby alice2 has joined",
+            "-!- the owner of alice took the nickname back; goodbye"]
+        with pytest.raises(EOFError):
+            stale.readLine()
+        fresh.close()
+    finally:
+        daemon.stop()
+
+
+def test_ghostAtThePrompt(tmp_path, db):
+    """
+    Coming back while a stale connection still holds her nickname, alice is
+    told it is taken and how to get it back, and /ghost at the nickname
+    prompt brings her in as alice, identified.
+    """
+    daemon = Daemon("--db", db, cwd=tmp_path).start()
+    try:
+        stale = daemon.client()
+        login(stale, "alice")
+        stale.send("/register tr0ub4dor&3")
+        stale.readLine()
+        back = daemon.client()
+        back.readUntil(lambda l: l.startswith("??? "))
+        back.send("alice")
+        assert back.readLine() == ("!!! the nickname alice is taken; "
+                                   "/ghost alice PASSWORD if it is yours")
+        assert back.readLine() == "??? Choose another nickname:"
+        # The prompt comes at once; the answer once the password is checked.
+        back.send("/ghost alice wrong-password")
+        assert back.readLine() == "??? Choose a nickname:"
+        assert back.readLine() == "!!! wrong password for alice"
+        back.send("/ghost alice tr0ub4dor&3")
+        assert back.readUntil(lambda l: l.startswith("=== #lobby members")) == [
+            "??? Choose a nickname:", "=== you are now alice", "=== you are identified as alice", "=== joined #lobby",
+            "=== #lobby members (1): alice"]
+        with pytest.raises(EOFError):
+            stale.readUntil(lambda l: False)
+        back.close()
+    finally:
+        daemon.stop()
+
+
+def test_operatorKicksAndBansAcrossARestart(tmp_path, db):
+    """
+    The configured operator registers, kicks a troublemaker (who stays
+    connected), bans them (they are let go), and after a restart on the same
+    database the troublemaker is still refused while others are not; the
+    operator lifts the ban and they can come back.
+    """
+    args = ("--db", db, "--operator", "boss")
+    daemon = Daemon(*args, cwd=tmp_path).start()
+    try:
+        assert "operator boss is not registered yet" in daemon.logText()
+        boss, troll, bystander = daemon.client(), daemon.client(), daemon.client()
+        login(boss, "boss")
+        boss.send("/register b0ss-password")
+        boss.readLine()
+        login(troll, "troll")
+        login(bystander, "bystander")
+        settle(boss, troll, bystander)
+        boss.send("/kick troll enough")
+        kicked = "-- #lobby troll was kicked by boss (enough)"
+        assert settle(boss, troll, bystander) == [[kicked], [kicked, "=== left #lobby"],
+                                                  [kicked]]
+        troll.send("/join #lobby")
+        settle(boss, troll, bystander)
+        boss.send("/ban troll spamming links")
+        banned = "-- #lobby boss banned troll from the server (spamming links)"
+        assert troll.readUntil(lambda l: l.startswith("-!-")) == [
+            banned, "-!- boss banned you from this server (spamming links)"]
+        with pytest.raises(EOFError):
+            troll.readLine()
+        assert settle(boss, bystander) == [
+            [banned, "-- #lobby troll has quit (banned)"],
+            [banned, "-- #lobby troll has quit (banned)"]]
+        boss.close(), bystander.close(), troll.close()
+    finally:
+        daemon.stop()
+
+    daemon = Daemon(*args, cwd=tmp_path).start()
+    try:
+        assert "1 bans in force" in daemon.logText()
+        assert "operator boss is not registered" not in daemon.logText()
+        troll = daemon.client()
+        troll.readUntil(lambda l: l.startswith("??? "))
+        troll.send("troll")
+        assert troll.readLine() == "!!! you are banned from this server (spamming links)"
+        boss = daemon.client()
+        login(boss, "boss")
+        boss.readLine()  # asked to identify
+        boss.send("/unban troll")
+        assert boss.readLine() == "!!! you are not an operator nor the owner of #lobby"
+        boss.send("/identify b0ss-password")
+        boss.readLine()
+        boss.send("/bans")
+        assert boss.readUntil(lambda l: "spamming" in l) == [
+            "=== 1 bans", "=== troll from the server until lifted, by boss (spamming links)"]
+        boss.send("/unban troll")
+        assert boss.readLine() == "-- #lobby boss lifted the ban on troll"
+        troll.readLine()  # the prompt again
+        troll.send("troll")
+        assert troll.readLine() == "=== you are now troll"
+        boss.close(), troll.close()
+    finally:
+        daemon.stop()
+
+
+def test_passwordsNeverStoredOrLogged(tmp_path, db):
+    """
+    Every password typed (register, identify, ghost, password) is absent from
+    the daemon's log, from room history and search, and from the database
+    files; only argon2 hashes are stored.
+    """
+    secrets = ["Zebra-Secret-1", "Zebra-Secret-2", "Zebra-Secret-3", "Zebra-Wrong-4"]
+    daemon = Daemon("--db", db, cwd=tmp_path).start()
+    try:
+        alice = daemon.client()
+        login(alice, "alice")
+        alice.send(f"/register {secrets[0]}")
+        alice.readLine()
+        alice.send(f"/password {secrets[0]} {secrets[1]}")
+        assert alice.readLine() == "=== your password is changed"
+        other = daemon.client()
+        login(other, "other")
+        other.send(f"/ghost alice {secrets[3]}")
+        assert other.readLine() == "!!! wrong password for alice"
+        other.send(f"/ghost alice {secrets[1]}")
+        assert other.readUntil(lambda l: l.startswith("===")) == [
+            "-- #lobby alice has quit (ghosted)", "=== you are now alice"]
+        assert other.readLine() == "=== you are identified as alice"
+        other.send(f"/password {secrets[1]} {secrets[2]}")
+        other.readLine()
+        other.send(f"/identify {secrets[2]}")
+        assert other.readLine() == "!!! you are already identified as alice"
+        other.send("a line for the history")
+        other.send("/search Zebra")
+        assert other.readLine() == "=== nothing in your rooms matches Zebra"
+        other.send("/history")
+        lines = other.readUntil(lambda l: l.endswith("<alice> a line for the history"))
+        assert not any("Zebra" in line for line in lines)
+        other.close()
+    finally:
+        daemon.stop()
+    log = daemon.logText()
+    stored = b"".join(p.read_bytes() for p in tmp_path.glob("chatd.sqlite3*"))
+    assert "alice identified" in log or "ghosted" in log
+    for secret in secrets:
+        assert secret not in log
+        assert secret.encode() not in stored
+    assert b"$argon2id$" in stored
