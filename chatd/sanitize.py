@@ -34,16 +34,22 @@ class TelnetFilter:
 
     A negotiation may be split across reads, so the filter keeps its state
     between calls.  Nothing is answered: a client that asks for an option and
-    hears nothing assumes the option is off.
+    hears nothing assumes the option is off.  Bytes that merely look like the
+    start of a negotiation (nc users can send anything) cost at most the IAC
+    byte and a bounded subnegotiation, never the lines after them.
     """
 
-    __slots__ = ("_state",)
+    __slots__ = ("_state", "_subnegLength")
 
     # States: what the next byte means.
     _DATA, _COMMAND, _OPTION, _SUBNEG, _SUBNEG_IAC = range(5)
 
+    # Real subnegotiations (terminal type, window size) are a few bytes long.
+    MAX_SUBNEGOTIATION = 64
+
     def __init__(self):
         self._state = self._DATA
+        self._subnegLength = 0
 
     def feed(self, data: bytes) -> bytes:
         """
@@ -60,21 +66,34 @@ class TelnetFilter:
                 else:
                     out.append(byte)
             elif state == self._COMMAND:
-                if byte in (_WILL, _WONT, _DO, _DONT):
+                if _WILL <= byte <= _DONT:
                     state = self._OPTION
                 elif byte == _SB:
                     state = self._SUBNEG
+                    self._subnegLength = 0
                 else:
-                    # IAC IAC is a literal 0xFF, never valid UTF-8 in text;
-                    # any other command is a single byte.
+                    # A one-byte command (or IAC IAC, a literal 0xFF, which is
+                    # never valid UTF-8) is dropped; a byte that is no command
+                    # at all was never negotiation, so it is kept.
                     state = self._DATA
+                    if byte < _SE:
+                        out.append(byte)
             elif state == self._OPTION:
                 state = self._DATA
-            elif state == self._SUBNEG:
+            elif self._subnegLength == self.MAX_SUBNEGOTIATION:
+                # Never closed: it was not a negotiation; back to data.
                 if byte == IAC:
-                    state = self._SUBNEG_IAC
-            elif state == self._SUBNEG_IAC:
-                state = self._DATA if byte == _SE else self._SUBNEG
+                    state = self._COMMAND
+                else:
+                    state = self._DATA
+                    out.append(byte)
+            else:
+                self._subnegLength += 1
+                if state == self._SUBNEG:
+                    if byte == IAC:
+                        state = self._SUBNEG_IAC
+                else:
+                    state = self._DATA if byte == _SE else self._SUBNEG
         self._state = state
         return bytes(out)
 

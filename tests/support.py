@@ -3,7 +3,17 @@ Test helpers: an in-memory chat server built from the real factory, and a
 blocking line client for tests against a real daemon.
 """
 
+import os
+import re
+import shutil
+import signal
 import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
@@ -40,7 +50,7 @@ class MemoryServer:
         client = MemoryClient(proto, transport)
         if nick is not None:
             client.send(nick)
-        client.transport.clear()
+            client.transport.clear()
         return client
 
 
@@ -119,3 +129,82 @@ class LineClient:
 
     def close(self):
         self.sock.close()
+
+
+class Daemon:
+    """
+    C{twistd -n chat} in a subprocess, started the way a user starts it.
+
+    Its log is collected by a thread so the pipe never fills; C{port} is read
+    from the "chatd listening on" line.
+    """
+
+    def __init__(self, *args, cwd=None, listen="tcp:0:interface=127.0.0.1"):
+        command = [twistdPath(), "-n", "--pidfile=", "chat"]
+        if listen:
+            command += ["--listen", listen]
+        self.command = command + list(args)
+        self.cwd = cwd
+        self.log = []
+        self.port = None
+
+    def start(self, timeout=20):
+        self.process = subprocess.Popen(
+            self.command, cwd=self.cwd, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+        self._listening = threading.Event()
+        threading.Thread(target=self._collect, daemon=True).start()
+        if not self._listening.wait(timeout):
+            self.stop()
+            raise AssertionError("daemon did not start:\n" + "".join(self.log))
+        return self
+
+    def _collect(self):
+        for line in self.process.stdout:
+            self.log.append(line)
+            match = re.search(r"chatd listening on [^ ]+:(\d+)", line)
+            if match and self.port is None:
+                self.port = int(match.group(1))
+                self._listening.set()
+
+    def client(self):
+        return LineClient(self.port)
+
+    def logText(self):
+        return "".join(self.log)
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        """
+        Signal the daemon and wait for it to exit; return its exit status.
+        """
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout)
+
+
+def twistdPath():
+    """
+    The twistd beside the running Python: the one this checkout is installed
+    into.
+    """
+    return str(Path(sys.executable).with_name("twistd"))
+
+
+def requireTool(name):
+    """
+    Skip the test when C{name} is not installed, unless CI demands every tool.
+    """
+    if shutil.which(name) is None:
+        if os.environ.get("CHATD_REQUIRE_TOOLS"):
+            pytest.fail(f"{name} is required but not installed")
+        pytest.skip(f"{name} is not installed")
+
+
+def settle(*clients):
+    """
+    Everything delivered to each client once all their lines so far are
+    processed: a first barrier per client makes sure the server has acted on
+    every line they sent, a second collects all that this caused.
+    """
+    got = [client.sync() for client in clients]
+    return [lines + client.sync() for lines, client in zip(got, clients)]

@@ -63,3 +63,21 @@ def test_unicodeKept():
     Ordinary non-ASCII text is kept as it is.
     """
     assert cleanText("héllo wörld € 漢字 👋".encode()) == "héllo wörld € 漢字 👋"
+
+
+def test_strayIacKeepsFollowingLines():
+    """
+    An IAC followed by a byte that is no telnet command (a stray 0xFF from nc)
+    loses only the IAC: the newline after it still ends the line.
+    """
+    assert TelnetFilter().feed(b"bad \xff\nnext\n") == b"bad \nnext\n"
+
+
+def test_unterminatedSubnegotiationIsBounded():
+    """
+    An IAC SB never closed swallows a bounded number of bytes, not the rest of
+    the connection.
+    """
+    f = TelnetFilter()
+    out = f.feed(IAC + SB + b"z" * TelnetFilter.MAX_SUBNEGOTIATION + b"hello\n")
+    assert out == b"hello\n"

@@ -1,0 +1,153 @@
+"""
+End to end with the programs people really use: C{nc} and C{telnet}
+against C{twistd -n chat}, next to a raw socket.
+"""
+
+import queue
+import subprocess
+import threading
+
+import pytest
+
+from support import Daemon, requireTool, settle
+
+
+class Terminal:
+    """
+    A program (nc, telnet) whose stdin we type into and whose stdout we read
+    line by line, with a timeout on every read.
+    """
+
+    def __init__(self, *command):
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL)
+        self.lines = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for raw in self.process.stdout:
+            self.lines.put(raw.decode("utf-8").rstrip("\r\n"))
+        self.lines.put(None)
+
+    def type(self, text):
+        self.process.stdin.write(text.encode("utf-8") + b"\n")
+        self.process.stdin.flush()
+
+    def typeBytes(self, data):
+        self.process.stdin.write(data)
+        self.process.stdin.flush()
+
+    def readUntil(self, predicate, timeout=10):
+        seen = []
+        while True:
+            line = self.lines.get(timeout=timeout)
+            if line is None:
+                raise EOFError(f"closed after {seen}")
+            seen.append(line)
+            if predicate(line):
+                return seen
+
+    def sync(self):
+        """
+        Lines up to the reply to a barrier command (see LineClient.sync).
+        """
+        self.type("/rooms")
+        seen = self.readUntil(lambda l: l.startswith("=== ") and l.endswith(" rooms"))
+        count = int(seen[-1].split()[1])
+        for _ in range(count):
+            self.lines.get(timeout=10)
+        return seen[:-1]
+
+    def close(self):
+        self.process.kill()
+        self.process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def daemon():
+    d = Daemon().start()
+    yield d
+    d.stop()
+
+
+def login(term, nick):
+    term.readUntil(lambda l: l.startswith("??? "))
+    term.type(nick)
+    term.readUntil(lambda l: l.startswith("=== #lobby members"))
+
+
+def test_ncTelnetAndSocketChat(daemon):
+    """
+    Three people, on nc, telnet and a raw socket, chat across two rooms and
+    exchange private messages; each line reaches exactly the people it should.
+    """
+    requireTool("nc")
+    requireTool("telnet")
+    nc = Terminal("nc", "127.0.0.1", str(daemon.port))
+    telnet = Terminal("telnet", "127.0.0.1", str(daemon.port))
+    raw = daemon.client()
+    try:
+        login(nc, "nc_user")
+        login(telnet, "telnet_user")
+        raw.login("raw_user")
+        for t in (nc, telnet):
+            t.type("/join #ops")
+            t.readUntil(lambda l: l.startswith("=== #ops members"))
+        nc.sync(), telnet.sync(), raw.sync()
+
+        nc.type("hello from nc in ops")
+        telnet.type("/me waves from telnet")
+        raw.send("/msg nc_user hi from a socket")
+        telnet.type("/join #lobby")
+        telnet.type("back in the lobby")
+        ncGot, telnetGot, rawGot = settle(nc, telnet, raw)
+
+        # Lines from different senders may interleave; each sender's stay in
+        # order.
+        fromTelnet = ["* #ops telnet_user waves from telnet",
+                      "#lobby <telnet_user> back in the lobby"]
+        assert sorted(ncGot) == sorted(fromTelnet + ["*raw_user* hi from a socket"])
+        assert [l for l in ncGot if "telnet_user" in l] == fromTelnet
+        assert telnetGot == ["#ops <nc_user> hello from nc in ops",
+                             "=== now talking in #lobby"]
+        assert rawGot == ["#lobby <telnet_user> back in the lobby"]
+    finally:
+        nc.close(), telnet.close(), raw.close()
+
+
+def test_ncEscapeSequencesNeverReachOthers(daemon):
+    """
+    Escape sequences and control bytes typed through nc arrive at a telnet
+    user stripped; the text around them arrives intact.
+    """
+    requireTool("nc")
+    requireTool("telnet")
+    nc = Terminal("nc", "127.0.0.1", str(daemon.port))
+    telnet = Terminal("telnet", "127.0.0.1", str(daemon.port))
+    try:
+        login(nc, "nc_evil")
+        login(telnet, "telnet_victim")
+        nc.sync(), telnet.sync()
+        nc.typeBytes(b"\x1b[2J\x1b[1;1Hclear\x1b[31m red \x07bell\x1b]0;title\x07 end\n")
+        assert settle(nc, telnet)[1] == ["#lobby <nc_evil> clear red bell end"]
+    finally:
+        nc.close(), telnet.close()
+
+
+def test_telnetCrLfAndUtf8(daemon):
+    """
+    telnet sends CRLF; the text, non-ASCII included, arrives without the CR.
+    """
+    requireTool("telnet")
+    requireTool("nc")
+    telnet = Terminal("telnet", "127.0.0.1", str(daemon.port))
+    nc = Terminal("nc", "127.0.0.1", str(daemon.port))
+    try:
+        login(telnet, "t_utf")
+        login(nc, "n_utf")
+        telnet.sync(), nc.sync()
+        telnet.typeBytes("grüße, €5, 漢字\r\n".encode())
+        assert settle(telnet, nc)[1] == ["#lobby <t_utf> grüße, €5, 漢字"]
+    finally:
+        telnet.close(), nc.close()

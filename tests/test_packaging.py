@@ -1,0 +1,30 @@
+"""
+Installing chatd as a user would: C{pip install .} and C{pip install -e .} into
+fresh virtual environments, then C{twistd --help} must list C{chat}.
+"""
+
+import subprocess
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("editable", [False, True], ids=["install", "editable"])
+def test_twistdListsChatAfterInstall(tmp_path, editable):
+    """
+    After a fresh install (plain or editable), run from an unrelated folder,
+    C{twistd --help} lists the chat command.
+    """
+    env = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env)
+    args = ["-e", str(ROOT)] if editable else [str(ROOT)]
+    install = subprocess.run([env / "bin" / "python", "-m", "pip", "install", "-q", *args],
+                             cwd=tmp_path, capture_output=True, text=True)
+    assert install.returncode == 0, install.stderr
+    result = subprocess.run([env / "bin" / "twistd", "--help"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "    chat " in result.stdout

@@ -1,0 +1,49 @@
+"""
+The README stays true to the code: its commands are CI's, and it documents
+every command and option.
+"""
+
+import re
+from pathlib import Path
+
+from chatd.commands import COMMANDS
+from chatd.tap import Options
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def test_setupCommandsOpenTheReadme():
+    """
+    The README's first code block holds exactly the two set-up commands, the
+    first running the daemon and the second the tests.
+    """
+    block = re.search(r"```sh\n(.*?)```", README, re.S).group(1).splitlines()
+    assert len(block) == 2
+    assert block[0].endswith("twistd -n chat")
+    assert block[1].endswith("python -m pytest")
+
+
+def test_ciRunsTheReadmeTestCommand():
+    """
+    .ci/run runs the README's test command word for word.
+    """
+    testCommand = re.search(r"```sh\n.*?\n(.*?)\n```", README, re.S).group(1)
+    assert testCommand in (ROOT / ".ci" / "run").read_text().splitlines()
+
+
+def test_everyCommandDocumented():
+    """
+    Each command in the table has a row in the README.
+    """
+    for name, cmd in COMMANDS.items():
+        assert f"| `/{name}" in README, name
+
+
+def test_everyOptionDocumented():
+    """
+    Each option of C{twistd chat} appears in the README's option table.
+    """
+    options = [o[0] for o in Options.optParameters] + ["listen"]
+    for option in options:
+        assert f"`--{option}" in README, option

@@ -1,0 +1,88 @@
+"""
+twistd wiring: the plugin is found, options parse, the service is built.
+"""
+
+import pytest
+from twisted.application.service import IServiceMaker
+from twisted.internet.task import Clock
+from twisted.plugin import getPlugins
+from twisted.python import usage
+
+from chatd import tap
+
+
+def test_dropinImports():
+    """
+    The dropin module imports and declares the chat ServiceMaker, pointing at
+    chatd.tap.
+    """
+    from twisted.plugins import chatd_plugin
+
+    assert chatd_plugin.chat.tapname == "chat"
+    assert chatd_plugin.chat.module == "chatd.tap"
+
+
+def test_pluginFound():
+    """
+    Twisted's plugin scan finds the chat command, as twistd does.
+    """
+    import twisted.plugins
+
+    names = [p.tapname for p in getPlugins(IServiceMaker, twisted.plugins)]
+    assert "chat" in names
+
+
+def test_defaults():
+    """
+    With no options chatd listens on 127.0.0.1:55555 and greets in #lobby.
+    """
+    config = tap.Options()
+    config.parseOptions([])
+    assert config["listen"] == ["tcp:55555:interface=127.0.0.1"]
+    assert config["lobby"] == "#lobby"
+
+
+def test_listenRepeatable():
+    """
+    Every --listen given is kept, and the default is then not added.
+    """
+    config = tap.Options()
+    config.parseOptions(["--listen", "tcp:1234", "--listen", "unix:/tmp/chat.sock"])
+    assert config["listen"] == ["tcp:1234", "unix:/tmp/chat.sock"]
+
+
+@pytest.mark.parametrize("args", [
+    ["--listen", "tcp:port"],
+    ["--listen", "nonsense:1"],
+    ["--lobby", "lobby with spaces"],
+    ["--send-queue", "10"],
+])
+def test_badOptions(args):
+    """
+    Malformed options are usage errors naming the option.
+    """
+    with pytest.raises(usage.UsageError, match=args[0]):
+        tap.Options().parseOptions(args)
+
+
+def test_makeServiceBuildsOneListenerEach():
+    """
+    makeService builds a listener per --listen, sharing one factory, plus the
+    shutdown notice.
+    """
+    config = tap.Options()
+    config.parseOptions(["--listen", "tcp:0", "--listen", "tcp:0", "--lobby", "#hall"])
+    top = tap.makeService(config, reactor=Clock())
+    listeners = [s for s in top if isinstance(s, tap._ListeningService)]
+    assert len(listeners) == 2
+    assert listeners[0].factory is listeners[1].factory
+    assert listeners[0].factory.core.lobby == "#hall"
+
+
+def test_helpDocumentsEveryOption():
+    """
+    C{twistd chat --help} documents every option.
+    """
+    text = str(tap.Options())
+    for option in ["--listen", "--lobby", "--send-queue"]:
+        assert option in text
