@@ -13,7 +13,7 @@ from chatd import __version__, wire
 from chatd.commands import dispatch
 from chatd.core import ChatError, User
 from chatd.names import NICK_RULES
-from chatd.outbox import Outbox
+from chatd.outbox import Coalescer, Outbox
 from chatd.sanitize import TelnetFilter, cleanText
 
 MAX_LINE_BYTES = 2048
@@ -46,7 +46,7 @@ class ChatProtocol(LineReceiver):
         self._skipping = False
         self._replay = None
         self.outbox = Outbox(self.transport, self.factory.sendQueueBytes,
-                             self._sendQueueOverflowed)
+                             self._sendQueueOverflowed, self.factory.coalescer)
         self.user = User(self.outbox, wire.LineWire)
         self._log.info("connection from {peer}", peer=self.peer)
         self.notice(f"Welcome to chatd {__version__}. Lines you type go to your "
@@ -54,6 +54,12 @@ class ChatProtocol(LineReceiver):
         self.prompt(f"Choose a nickname ({NICK_RULES}):")
 
     def dataReceived(self, data):
+        # Everything this read makes the server say reaches each recipient's
+        # transport in one write, when the read is handled.
+        with self.factory.coalescer:
+            self._linesReceived(data)
+
+    def _linesReceived(self, data):
         data = self._telnet.feed(data)
         while data:
             if self._skipping:
@@ -104,6 +110,8 @@ class ChatProtocol(LineReceiver):
         self._quitReason = reason or "quit"
         self.reply("bye")
         self.core.disconnect(self.user, reason)
+        # "bye" waits in this read's batch: hand it over before closing.
+        self.outbox.flush()
         self.transport.loseConnection()
 
     def notice(self, text):
@@ -135,6 +143,8 @@ class ChatFactory(Factory):
 
     @ivar connections: the open L{ChatProtocol}s.
     @ivar stopping: whether the server is shutting down and ignores input.
+    @ivar coalescer: the L{Coalescer} that batches every connection's output
+        while one read is handled.
     """
 
     protocol = ChatProtocol
@@ -148,6 +158,7 @@ class ChatFactory(Factory):
         self.clock = clock
         self.sendQueueBytes = sendQueueBytes
         self.connections = set()
+        self.coalescer = Coalescer()
         self.stopping = False
         self._allClosed = None
 
