@@ -239,6 +239,10 @@ class Bench:
         out = {**ready, **result}
         out["server_cpu_s"] = round(cpu, 3)
         out["server_join_cpu_s"] = round(joinCpu, 3)
+        # CPU per delivery: unlike deliveries/s, barely moved by other work
+        # on a shared machine.
+        if result["delivered"]:
+            out["server_cpu_us_per_delivery"] = round(cpu * 1e6 / result["delivered"], 3)
         out["server_cpu_share"] = round(cpu / wall, 3) if wall else None
         out["loadgen_cpu_share"] = round(result["loadgen_cpu_s"] / wall, 3) if wall else None
         out["server_rss_idle_kb"] = rssIdle
@@ -433,15 +437,16 @@ def machine():
 # What each scenario reports, and which way is better.
 METRICS = {
     "fanout-100": ["deliveries_per_s", "lost", "misordered", "p50_ms", "p99_ms",
-                   "server_cpu_share", "loadgen_cpu_share"],
+                   "server_cpu_us_per_delivery", "server_cpu_share", "loadgen_cpu_share"],
     "fanout-1000": ["deliveries_per_s", "lost", "misordered", "p50_ms", "p99_ms",
-                    "server_cpu_share", "loadgen_cpu_share"],
+                   "server_cpu_us_per_delivery", "server_cpu_share", "loadgen_cpu_share"],
     "latency-1000": ["p50_ms", "p99_ms", "lost", "misordered", "server_cpu_share"],
     "idle-10000": ["joined", "join_s", "server_join_cpu_s", "bytes_per_connection",
                    "server_rss_ready_kb"],
     "slow-reader": ["p50_ms", "p99_ms", "lost", "misordered", "server_rss_growth_kb", "slow_dropped",
                     "slow_received"],
-    "history": ["deliveries_per_s", "lost", "p50_ms", "p99_ms", "server_cpu_share"],
+    "history": ["deliveries_per_s", "lost", "p50_ms", "p99_ms", "server_cpu_us_per_delivery",
+                "server_cpu_share"],
 }
 
 
@@ -580,7 +585,7 @@ def markdown(results):
 def _brief(result):
     if result.get("error"):
         return "error: " + result["error"]
-    keys = ("joined", "join_s", "deliveries_per_s", "lost", "p50_ms", "p99_ms",
+    keys = ("joined", "join_s", "server_join_cpu_s", "deliveries_per_s", "server_cpu_us_per_delivery", "lost", "p50_ms", "p99_ms",
             "server_cpu_share", "loadgen_cpu_share", "bytes_per_connection")
     return ", ".join(f"{k}={result[k]}" for k in keys if k in result)
 
