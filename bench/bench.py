@@ -50,10 +50,12 @@ SCENARIOS = {
     "idle-10000": dict(
         args=dict(mode="idle", members=10000, rooms=100),
         servers=("chatd", "ngircd"),
+        rounds=1,  # memory hardly varies; ngircd takes half a minute to join
         about="10,000 connections joined to 100 rooms of 100, then idle"),
     "slow-reader": dict(
         args=dict(mode="rate", members=20, senders=10, rate=20000, duration=3, slow=1),
         servers=("chatd", "ngircd"),
+        rounds=1,
         about="one room of 20 plus one member that never reads; 20,000 messages/s "
               "(5 MB for the reader that does not read, more than the kernel's "
               "4 MB send buffer)"),
@@ -126,9 +128,14 @@ class Bench:
         self.loadgen = self._compile("loadgen")
         self.ceiling = self._compile("ceiling")
         self.haveNgircd = not options.no_ngircd and os.access(NGIRCD, os.X_OK)
+        # Persistent history (issue 3) arrives as --db sqlite:PATH | none,
+        # on by default.  Where chatd has it, every chatd keeps its history in
+        # its own temporary folder (never the user's), and the history
+        # scenario compares --db none with that.
+        self.hasDb = "--db" in _chatdHelp()
         self.historyArgs = options.history_arg
-        if self.historyArgs is None and "--db" in _chatdHelp():
-            self.historyArgs = ["--db", str(work / "history.sqlite3")]
+        if self.historyArgs is None and self.hasDb:
+            self.historyArgs = []
 
     def _compile(self, name):
         binary = self.work / name
@@ -149,7 +156,7 @@ class Bench:
                 if where == name:
                     args[key] = value
             servers = [s for s in scenario["servers"] if self._available(s)]
-            for turn in range(self.options.rounds):
+            for turn in range(min(self.options.rounds, scenario.get("rounds", 99))):
                 order = servers if turn % 2 == 0 else servers[::-1]
                 for server in order:
                     print(f"{name}: {server} (round {turn + 1})", file=sys.stderr, flush=True)
@@ -188,7 +195,7 @@ class Bench:
 
     def runOne(self, scenario, server, args, turn):
         result = {"scenario": scenario, "server": server, "round": turn + 1}
-        daemon = self.startServer(server, f"{scenario}-{turn}")
+        daemon = self.startServer(server, scenario, turn)
         try:
             result.update(self.drive(daemon, args))
         except Exception as e:
@@ -197,13 +204,17 @@ class Bench:
             daemon.stop()
         return result
 
-    def startServer(self, server, label):
+    def startServer(self, server, scenario, turn):
+        label = f"{scenario}-{turn}"
         folder = self.work / f"{server}-{label}"
         folder.mkdir()
         if server.startswith("chatd"):
             extra = list(self.options.chatd_arg)
             if server == "chatd+history":
                 extra += self.historyArgs
+            if self.hasDb:
+                off = scenario == "history" and server == "chatd"
+                extra += ["--db", "none" if off else f"sqlite:{folder / 'chatd.sqlite3'}"]
             daemon = Chatd(folder, extra)
         elif server == "ngircd":
             daemon = Ngircd(folder)
