@@ -36,13 +36,13 @@ TICKS = os.sysconf("SC_CLK_TCK")
 # name, load generator arguments, servers, what it measures
 SCENARIOS = {
     "fanout-100": dict(
-        args=dict(mode="fanout", members=100, senders=10, duration=2),
+        args=dict(mode="fanout", members=100, senders=10, window=64, duration=2),
         servers=("chatd", "ngircd", "ceiling"),
-        about="one room of 100, 10 senders each keeping 16 messages in flight"),
+        about="one room of 100, 10 senders each keeping 64 messages in flight"),
     "fanout-1000": dict(
-        args=dict(mode="fanout", members=1000, senders=10, duration=3),
+        args=dict(mode="fanout", members=1000, senders=10, window=64, duration=3),
         servers=("chatd", "ngircd", "ceiling"),
-        about="one room of 1,000, 10 senders each keeping 16 messages in flight"),
+        about="one room of 1,000, 10 senders each keeping 64 messages in flight"),
     "latency-1000": dict(
         args=dict(mode="rate", members=1000, senders=10, rate=100, duration=3),
         servers=("chatd", "ngircd", "ceiling"),
@@ -53,14 +53,13 @@ SCENARIOS = {
         rounds=1,  # memory hardly varies; ngircd takes half a minute to join
         about="10,000 connections joined to 100 rooms of 100, then idle"),
     "slow-reader": dict(
-        args=dict(mode="rate", members=20, senders=10, rate=20000, duration=3, slow=1),
+        args=dict(mode="rate", members=5, senders=4, rate=20000, duration=3, slow=1),
         servers=("chatd", "ngircd"),
         rounds=1,
-        about="one room of 20 plus one member that never reads; 20,000 messages/s "
-              "(5 MB for the reader that does not read, more than the kernel's "
-              "4 MB send buffer)"),
+        about="one room of 5 plus one member that never reads; 20,000 messages/s "
+              "(5 MB for the member that does not read, more than the kernel buffers)"),
     "history": dict(
-        args=dict(mode="fanout", members=1000, senders=10, duration=3),
+        args=dict(mode="fanout", members=1000, senders=10, window=64, duration=3),
         servers=("chatd", "chatd+history"),
         about="fanout-1000 on chatd with persistent history off and on"),
 }
@@ -262,7 +261,8 @@ class Bench:
         out["server_rss_growth_kb"] = sampler.peak - rssReady
         out["loadgen_args"] = {k: str(v) for k, v in args.items()}
         if args["mode"] == "idle":
-            out["bytes_per_connection"] = round((rssReady - rssIdle) * 1024 / int(args["members"]))
+            joined = ready["joined"] or 1
+            out["bytes_per_connection"] = round((rssReady - rssIdle) * 1024 / joined)
         return out
 
 
