@@ -8,8 +8,14 @@ setup(
     # The flat layout with a top-level twisted/plugins folder: list the
     # packages by hand (find_packages cannot see twisted.plugins), and map the
     # root explicitly so that an editable install puts this folder on sys.path.
-    packages=["chatd", "twisted.plugins"],
+    packages=["chatd", "chatd.client", "chatd.storage", "twisted.plugins"],
     package_dir={"": "."},
-    install_requires=["twisted>=24.3"],
-    extras_require={"test": ["pytest", "hypothesis"]},
+    # [tls]: pyOpenSSL and service_identity, for chat-client --tls (and the
+    # server's TLS listeners).
+    install_requires=["twisted[tls]>=24.3"],
+    entry_points={"console_scripts": [
+        "chat-client = chatd.client.script:main",
+        "chatd-export = chatd.export:main",
+    ]},
+    extras_require={"test": ["pytest", "pytest-timeout", "hypothesis"]},
 )

@@ -12,6 +12,9 @@ The package is laid out along the path a line takes:
 - L{chatd.wire}: the line format shared by the server and the client.
 - L{chatd.protocol}: the per-connection C{LineReceiver} tying these together.
 - L{chatd.tap}: command-line options and service wiring for twistd.
+
+Beside it, L{chatd.client} is C{chat-client}, the companion terminal client,
+which shares only L{chatd.wire} with the server.
 """
 
 __version__ = "0.1.0"

@@ -11,6 +11,11 @@ from typing import Callable
 
 from chatd.core import ChatError
 
+HISTORY_DEFAULT = 50
+HISTORY_MAX = 500
+SEARCH_LIMIT = 20
+SEARCH_WORDS = 10
+
 
 @dataclass(frozen=True)
 class Command:
@@ -44,9 +49,19 @@ def _required(arg, usage):
     return arg
 
 
+def _oneWord(arg, usage):
+    if not arg or " " in arg:
+        raise ChatError(f"usage: {usage}")
+    return arg
+
+
 def _members(room):
     names = sorted((u.nick for u in room.members.values()), key=str.lower)
     return f"{room.name} members ({len(names)}): {' '.join(names)}"
+
+
+def _lines(count):
+    return f"{count} line" if count == 1 else f"{count} lines"
 
 
 def _showJoined(conn, room):
@@ -54,6 +69,8 @@ def _showJoined(conn, room):
     if room.topic:
         conn.reply(f"{room.name} topic: {room.topic}")
     conn.reply(_members(room))
+    if conn.core.history is not None and conn.factory.replay > 0:
+        conn.showHistory(conn.core.recent(conn.user, room, conn.factory.replay))
 
 
 def _claim(conn, nick):
@@ -75,7 +92,7 @@ def helpLine(cmd):
     How C{/help} and the README describe C{cmd}.
     """
     synopsis = f"/{cmd.name} {cmd.usage}".rstrip()
-    return f"{synopsis:<20} {cmd.help}"
+    return f"{synopsis:<22} {cmd.help}"
 
 
 @command("nick", "NAME", "choose or change your nickname", beforeNick=True)
@@ -90,7 +107,7 @@ def _nick(conn, arg):
 
 @command("join", "#ROOM", "join a room (created on demand) and talk there")
 def _join(conn, arg):
-    name = _required(arg.split(" ", 1)[0], "/join #ROOM")
+    name = _oneWord(arg, "/join #ROOM")
     wasMember = len(conn.user.rooms)
     room = conn.core.join(conn.user, name)
     if len(conn.user.rooms) == wasMember:
@@ -99,21 +116,20 @@ def _join(conn, arg):
     _showJoined(conn, room)
 
 
-@command("part", "[#ROOM] [REASON]", "leave a room (the current one by default)")
+@command("part", "[#ROOM [REASON]]", "leave a room (the current one by default)")
 def _part(conn, arg):
-    name = None
-    if arg.startswith("#"):
-        name, _, arg = arg.partition(" ")
-    room = conn.core.part(conn.user, name, arg.strip())
+    # As /join: the first word names the room, with or without its #.
+    name, _, reason = arg.partition(" ")
+    room = conn.core.part(conn.user, name or None, reason.strip())
     conn.reply(f"left {room.name}")
     if conn.user.current is not None:
         conn.reply(f"now talking in {conn.user.current.name}")
 
 
-@command("rooms", "", "list the rooms with their member counts")
+@command("rooms", "", "list the rooms with their member counts and topics")
 def _rooms(conn, arg):
     rooms = sorted(conn.core.rooms.values(), key=lambda r: r.name.lower())
-    conn.reply(f"{len(rooms)} rooms")
+    conn.reply("1 room" if len(rooms) == 1 else f"{len(rooms)} rooms")
     for room in rooms:
         conn.reply(f"{room.name} ({len(room.members)}) {room.topic}".rstrip())
 
@@ -121,17 +137,19 @@ def _rooms(conn, arg):
 @command("who", "[#ROOM]", "list the members of a room (the current one by default)")
 def _who(conn, arg):
     if arg:
-        room = conn.core.room(arg.split(" ", 1)[0])
+        room = conn.core.room(_oneWord(arg, "/who [#ROOM]"))
     else:
         room = conn.core.currentRoom(conn.user)
     conn.reply(_members(room))
 
 
-@command("topic", "[TEXT]", "show the current room's topic, or set it to TEXT")
+@command("topic", "[TEXT | -]",
+         "show the current room's topic, set it to TEXT, or clear it with -")
 def _topic(conn, arg):
     if arg:
-        room = conn.core.setTopic(conn.user, arg)
-        conn.reply(f"{room.name} topic set: {room.topic}")
+        room = conn.core.setTopic(conn.user, "" if arg == "-" else arg)
+        conn.reply(f"{room.name} topic set: {room.topic}" if room.topic
+                   else f"{room.name} topic cleared")
         return
     room = conn.core.currentRoom(conn.user)
     if room.topic:
@@ -152,6 +170,47 @@ def _msg(conn, arg):
     if not nick or not text:
         raise ChatError("usage: /msg NICK TEXT")
     conn.core.tell(conn.user, nick, text)
+
+
+@command("history", "[N]",
+         f"show the current room's last N lines (default {HISTORY_DEFAULT}, "
+         f"at most {HISTORY_MAX})")
+def _history(conn, arg):
+    count = HISTORY_DEFAULT
+    if arg:
+        if not arg.isdigit() or not 1 <= int(arg) <= HISTORY_MAX:
+            raise ChatError(f"usage: /history [N], N from 1 to {HISTORY_MAX}")
+        count = int(arg)
+    room = conn.core.currentRoom(conn.user)
+
+    def header(found):
+        if not found:
+            return f"{room.name} has no history"
+        return f"{room.name}: the last {_lines(len(found))}"
+
+    conn.showHistory(conn.core.recent(conn.user, room, count), header)
+
+
+@command("search", "WORDS",
+         f"find the newest {SEARCH_LIMIT} lines holding all WORDS in your rooms")
+def _search(conn, arg):
+    words = _required(arg, "/search WORDS").split()
+    if len(words) > SEARCH_WORDS:
+        raise ChatError(f"/search takes at most {SEARCH_WORDS} words")
+    wanted = " ".join(words)
+
+    def header(found):
+        if not found:
+            return f"nothing in your rooms matches {wanted}"
+        return f"{_lines(len(found))} in your rooms with {wanted}, newest first"
+
+    conn.showHistory(conn.core.search(conn.user, words, SEARCH_LIMIT), header)
+
+
+@command("ping", "[TEXT]", "ask for \"=== pong TEXT\": proof that all you sent before was handled",
+         beforeNick=True)
+def _ping(conn, arg):
+    conn.reply(f"pong {arg}".rstrip())
 
 
 @command("quit", "[REASON]", "leave the server", beforeNick=True)

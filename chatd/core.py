@@ -71,15 +71,25 @@ class ChatCore:
 
     _log = Logger()
 
-    def __init__(self, fanout, clock, lobby="#lobby"):
+    def __init__(self, fanout, clock, lobby="#lobby", history=None, maxRooms=20):
         """
         @param fanout: a L{chatd.fanout.Fanout} that delivers events.
         @param clock: an L{IReactorTime} that stamps messages.
         @param lobby: the room every user joins on arrival.
+        @param history: an L{chatd.storage.IHistoryStore} that keeps room
+            messages, actions and topic changes, or L{None} to keep nothing.
+            Private messages are never kept.
+        @param maxRooms: the most rooms one user may be in at once, so that
+            the number of rooms stays bounded too.
         """
         self._fanout = fanout
         self._clock = clock
         self.lobby = lobby
+        self.history = history
+        self.maxRooms = maxRooms
+        # The first and the last id given out by this process, so that a
+        # replay can leave out lines said after it was asked for.
+        self._firstId = self._lastId = None
         self.users = {}
         self.rooms = {}
 
@@ -128,6 +138,9 @@ class ChatCore:
         if problem:
             raise ChatError(problem)
         key = roomKey(name)
+        if key not in user.rooms and len(user.rooms) >= self.maxRooms:
+            raise ChatError(f"you are in {len(user.rooms)} rooms, the most "
+                            "allowed; /part one first")
         room = self.rooms.get(key)
         if room is None:
             room = self.rooms[key] = Room(name)
@@ -153,7 +166,9 @@ class ChatCore:
         Send C{text} to every other member of C{user}'s current room.
         """
         room = self._currentRoom(user)
-        event = events.Said(room.name, user.nick, text, self._clock.seconds())
+        event = events.Said(room.name, user.nick, text, self._clock.seconds(),
+                            self._newId())
+        self._record(event)
         self._fanout.toRoom(room, event, user)
 
     def act(self, user, text):
@@ -161,7 +176,9 @@ class ChatCore:
         Send an action ("/me waves") to every other member of the current room.
         """
         room = self._currentRoom(user)
-        event = events.Acted(room.name, user.nick, text, self._clock.seconds())
+        event = events.Acted(room.name, user.nick, text, self._clock.seconds(),
+                             self._newId())
+        self._record(event)
         self._fanout.toRoom(room, event, user)
 
     def tell(self, user, nick, text):
@@ -182,9 +199,38 @@ class ChatCore:
         """
         room = self._currentRoom(user)
         room.topic = topic
-        event = events.TopicChanged(room.name, user.nick, topic)
+        event = events.TopicChanged(room.name, user.nick, topic,
+                                    self._clock.seconds(), self._newId())
+        self._record(event)
         self._fanout.toRoom(room, event, user)
         return room
+
+    def recent(self, user, room, count):
+        """
+        The last C{count} lines of C{room}, which C{user} must be in, oldest
+        first; refused when the server keeps no history.
+
+        @return: a L{Deferred} firing with a list of events.
+        """
+        history = self._requireHistory()
+        if user.rooms.get(roomKey(room.name)) is not room:
+            raise ChatError(f"you are not in {room.name}")
+        # Lines said from now on reach the user live; the store, read on
+        # another thread, may already hold some of them when it answers, and
+        # they must not arrive twice.
+        return history.recent(room.name, count).addCallback(
+            self._saidBefore, self._lastId)
+
+    def search(self, user, words, limit):
+        """
+        The newest lines, at most C{limit}, holding every one of C{words}, in
+        the rooms C{user} is in now and in no other; newest first.
+
+        @return: a L{Deferred} firing with a list of events.
+        """
+        history = self._requireHistory()
+        return history.search([room.name for room in user.rooms.values()],
+                               words, limit)
 
     def currentRoom(self, user):
         """
@@ -196,7 +242,8 @@ class ChatCore:
         """
         The existing room called C{name}; refused when there is none.
         """
-        room = self.rooms.get(roomKey(normalRoomName(name)))
+        name = normalRoomName(name)
+        room = self.rooms.get(roomKey(name))
         if room is None:
             raise ChatError(f"no such room: {name}")
         return room
@@ -218,6 +265,36 @@ class ChatCore:
         """
         self._fanout.toUsers(self.users.values(), events.ServerNotice(text))
 
+    def _newId(self):
+        # Taken here, on the reactor thread, so that the event carries it
+        # without waiting for the store.
+        if self.history is None:
+            return None
+        self._lastId = self.history.nextId()
+        if self._firstId is None:
+            self._firstId = self._lastId
+        return self._lastId
+
+    def _saidBefore(self, found, lastId):
+        """
+        The events of C{found} given an id no later than C{lastId}, the last
+        one given out when they were asked for (L{None}: none yet).
+        """
+        if lastId is None:
+            if self._firstId is None:
+                return found
+            lastId = self._firstId - 1
+        return [e for e in found if e.id is None or e.id <= lastId]
+
+    def _record(self, event):
+        if self.history is not None:
+            self.history.append(event)
+
+    def _requireHistory(self):
+        if self.history is None:
+            raise ChatError("this server keeps no history")
+        return self.history
+
     def _checkNickFree(self, nick):
         problem = nickProblem(nick)
         if problem:
@@ -233,7 +310,8 @@ class ChatCore:
     def _memberRoom(self, user, name):
         if name is None:
             return self._currentRoom(user)
-        room = user.rooms.get(roomKey(normalRoomName(name)))
+        name = normalRoomName(name)
+        room = user.rooms.get(roomKey(name))
         if room is None:
             raise ChatError(f"you are not in {name}")
         return room

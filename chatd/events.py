@@ -4,6 +4,10 @@ What happens in chat, as plain values.
 The core emits these; each front end's wire format turns them into bytes.  A
 room event names its room; the actor is named by nickname, as it was when the
 event happened.
+
+Room messages, actions and topic changes are the lines worth keeping: they
+carry the server time they happened and, when the server keeps history, the
+stable id under which they are stored (L{None} when it keeps none).
 """
 
 from dataclasses import dataclass
@@ -15,6 +19,7 @@ class Said:
     nick: str
     text: str
     time: float
+    id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +28,7 @@ class Acted:
     nick: str
     text: str
     time: float
+    id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +70,8 @@ class TopicChanged:
     room: str
     nick: str
     topic: str
+    time: float = 0.0
+    id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

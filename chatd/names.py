@@ -25,12 +25,17 @@ NICK_RULES = (
 ROOM_RULES = f"# followed by 1-{ROOM_MAX} ASCII letters, digits, _ - or ."
 
 
+# Case folding for ASCII letters only: str.lower would also map look-alikes
+# such as the Kelvin sign (U+212A) onto "k" and let them find a user.
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
 def nickKey(nick: str) -> str:
     """
     The form under which a nickname is unique: "Alice" and "alice" are the same
     user.
     """
-    return nick.lower()
+    return nick.translate(_ASCII_LOWER)
 
 
 def nickProblem(nick: str) -> str | None:
@@ -52,7 +57,7 @@ def roomKey(name: str) -> str:
     """
     The form under which a room name is unique.
     """
-    return name.lower()
+    return name.translate(_ASCII_LOWER)
 
 
 def normalRoomName(name: str) -> str:

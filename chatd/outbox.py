@@ -8,11 +8,23 @@ appends, not a thousand trips through the transport's C{write}.  Outside a
 batch a send is written at once.  Twisted's transport then coalesces every
 write of a reactor turn into one C{send}.
 
-The outbox registers itself as the transport's push producer: while the
-transport's own buffer is full it is paused, and what arrives meanwhile waits
-here.  When that backlog passes the limit the reader is too slow to keep, and
-the connection is dropped rather than letting its memory grow without bound or
-letting it hold up anyone else.
+The outbox registers itself as the transport's push producer: while
+the transport's own buffer is full it is paused, and what arrives meanwhile
+waits here.  When that backlog stays past the limit the reader is too slow to
+keep, and the connection is dropped rather than letting its memory grow without
+bound or letting it hold up anyone else.
+
+"Stays" matters: everything the server does in one reactor turn is written out
+only after the turn, so a burst (several people pasting into a big room at the
+same moment) can put a reader that reads perfectly well past the limit for an
+instant.  A backlog is only held against its reader once it has been over the
+limit for C{grace} seconds without the transport draining in between; a
+backlog of more than L{Outbox.BURST_FACTOR} times the limit is dropped at once,
+so that a reader's memory stays bounded by that whatever the others send.
+
+An outbox can also keep a place for bytes that are not ready yet (history,
+read off the reactor thread): what is sent meanwhile waits behind that place,
+so the reader sees the history first and the live lines after it, in order.
 """
 
 from zope.interface import implementer
@@ -66,6 +78,17 @@ class Coalescer:
         self._waiting.append(outbox)
 
 
+class _Place:
+    """
+    A place in the backlog for bytes that are not ready yet.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self):
+        self.data = None
+
+
 @implementer(IPushProducer)
 class Outbox:
     """
@@ -73,26 +96,41 @@ class Outbox:
 
     @ivar limit: the most bytes that may wait here while the transport is
         paused.
+    @ivar grace: seconds the backlog may stay over C{limit} before the
+        connection is aborted.
     """
 
-    __slots__ = ("_transport", "limit", "_paused", "_backlog", "_size", "_closed",
-                 "onOverflow", "_coalescer", "_batch", "_batchSize")
+    # How far past the limit a burst may go while the grace period runs.
+    BURST_FACTOR = 4
 
-    def __init__(self, transport, limit, onOverflow=None, coalescer=None):
+    __slots__ = ("_transport", "limit", "_clock", "grace", "_overSince", "_paused",
+                 "_backlog", "_size", "_closed", "_sealed", "_places", "onOverflow",
+                 "_coalescer", "_batch", "_batchSize")
+
+    def __init__(self, transport, limit, onOverflow=None, clock=None, grace=0.0,
+                 coalescer=None):
         """
-        @param onOverflow: called with no arguments when the backlog passes
-            C{limit}, before the connection is aborted.
+        @param onOverflow: called with the size of the backlog when it has
+            been over C{limit} for C{grace} seconds (or over the burst
+            ceiling), before the connection is aborted.
+        @param clock: an L{IReactorTime} that times how long the backlog has
+            been over the limit; needed only with a C{grace}.
         @param coalescer: the L{Coalescer} whose batches this outbox joins, or
             L{None} to write every send at once.
         """
         self._transport = transport
         self.limit = limit
+        self._clock = clock
+        self.grace = grace
         self.onOverflow = onOverflow
-        self._coalescer = coalescer
+        self._overSince = None
         self._paused = False
         self._backlog = []
         self._size = 0
         self._closed = False
+        self._sealed = False
+        self._places = 0
+        self._coalescer = coalescer
         self._batch = None
         self._batchSize = 0
         transport.registerProducer(self, True)
@@ -101,9 +139,9 @@ class Outbox:
         """
         Queue C{data} for the peer.
         """
-        if self._closed:
+        if self._closed or self._sealed:
             return
-        if not self._paused:
+        if not self._paused and not self._places:
             # The fan-out's hot path: one append per delivery.
             batch = self._batch
             if batch is not None:
@@ -120,12 +158,40 @@ class Outbox:
             return
         self._backlog.append(data)
         self._size += len(data)
-        if self._size > self.limit:
+        if self._size > self.limit and self._overTooLong():
             self._overflow()
+
+    def hold(self):
+        """
+        Keep a place, after everything sent so far, for bytes that will be
+        ready later; whatever is sent meanwhile waits behind it.
+
+        @return: the place, to hand to L{fill}.
+        """
+        # What this read sent so far goes ahead of the place.
+        self.flush()
+        place = _Place()
+        self._backlog.append(place)
+        self._places += 1
+        return place
+
+    def fill(self, place, data):
+        """
+        Put C{data} in the C{place} kept by L{hold}, and send what no longer
+        waits for an empty place.
+        """
+        if self._closed or place.data is not None:
+            return
+        place.data = data
+        self._places -= 1
+        self._size += len(data)
+        self._flush()
 
     def flush(self):
         """
         Hand what the current batch gathered to the transport, in one write.
+        (A batch only gathers while nothing waits in the backlog, so it goes
+        ahead of the backlog.)
         """
         batch, self._batch = self._batch, None
         if batch and not self._closed:
@@ -138,6 +204,23 @@ class Outbox:
         buffer).
         """
         return self._size
+
+    def finish(self):
+        """
+        Send what is queued now, then accept nothing more, and stop producing
+        for the transport: a connection about to close writes its last lines
+        and goes, without waiting for history still being read (its places
+        are dropped) or for a reader to catch up first.  A TLS transport does
+        not close while a producer is registered.
+        """
+        self.flush()
+        self._sealed = True
+        ready = [item.data if type(item) is _Place else item for item in self._backlog]
+        self._backlog, self._places, self._size = [], 0, 0
+        ready = [data for data in ready if data]
+        if ready and not self._closed:
+            self._transport.writeSequence(ready)
+        self._transport.unregisterProducer()
 
     def close(self):
         """
@@ -152,16 +235,50 @@ class Outbox:
         self._paused = True
 
     def resumeProducing(self):
+        # The transport has written everything it held: the reader keeps up.
         self._paused = False
-        backlog, self._backlog, self._size = self._backlog, [], 0
-        if backlog and not self._closed:
-            self._transport.writeSequence(backlog)
+        self._overSince = None
+        self._flush()
 
     def stopProducing(self):
         self.close()
 
+    def _flush(self):
+        """
+        Write the backlog up to its first place still empty.
+        """
+        if self._paused or self._closed:
+            return
+        ready = []
+        for item in self._backlog:
+            if type(item) is _Place:
+                if item.data is None:
+                    break
+                item = item.data
+            ready.append(item)
+        if not ready:
+            return
+        del self._backlog[:len(ready)]
+        self._size -= sum(map(len, ready))
+        if self._size <= self.limit:
+            self._overSince = None
+        self._transport.writeSequence(ready)
+
+    def _overTooLong(self):
+        """
+        Whether a backlog over the limit is to be held against its reader
+        now: past the burst ceiling, or over the limit for the grace period.
+        """
+        if not self.grace or self._size > self.limit * self.BURST_FACTOR:
+            return True
+        now = self._clock.seconds()
+        if self._overSince is None:
+            self._overSince = now
+        return now - self._overSince >= self.grace
+
     def _overflow(self):
+        pending = self._size
         self.close()
         if self.onOverflow is not None:
-            self.onOverflow()
+            self.onOverflow(pending)
         self._transport.abortConnection()

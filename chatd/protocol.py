@@ -12,12 +12,12 @@ from twisted.protocols.basic import LineReceiver
 from chatd import __version__, wire
 from chatd.commands import dispatch
 from chatd.core import ChatError, User
+from chatd.limits import ACCEPT, DISCONNECT, ConnectionCounter, FloodGate, Limits
 from chatd.names import NICK_RULES
 from chatd.outbox import Coalescer, Outbox
 from chatd.sanitize import TelnetFilter, cleanText
 
 MAX_LINE_BYTES = 2048
-SEND_QUEUE_BYTES = 256 * 1024
 
 
 class ChatProtocol(LineReceiver):
@@ -27,33 +27,63 @@ class ChatProtocol(LineReceiver):
 
     # Input lines end in LF; a CR before it is dropped, so CRLF works too.
     delimiter = b"\n"
-    MAX_LENGTH = MAX_LINE_BYTES
+    # One more than the limit, for the CR of a CRLF; lineReceived checks the
+    # limit itself once the CR is gone.
+    MAX_LENGTH = MAX_LINE_BYTES + 1
 
     _log = Logger()
 
     user = None
     _quitReason = None
+    # Admitted by the connection limits and not yet lost.
+    _live = False
+    _idling = False
 
     # Framework callbacks
 
     def connectionMade(self):
-        self.factory.connections.add(self)
         self.core = self.factory.core
-        self.peer = _describe(self.transport.getPeer())
+        address = self.transport.getPeer()
+        self.peer = _describe(address)
+        self.address = getattr(address, "host", None)
+        refusal = self.factory.admit(self)
+        if refusal:
+            # Not a user yet: one line saying why, written straight to the
+            # transport, and nothing read from it.
+            self.transport.write(wire.notice(f"Connection refused: {refusal}")
+                                 .encode("utf-8") + wire.DELIMITER)
+            self.transport.loseConnection()
+            self._log.info("refused {peer}: {why}", peer=self.peer, why=refusal)
+            return
+        self._live = True
         if hasattr(self.transport, "setTcpNoDelay"):
             self.transport.setTcpNoDelay(True)
-        self._telnet = TelnetFilter()
+        self._telnet = TelnetFilter(self._telnetReply)
         self._skipping = False
         self._replay = None
-        self.outbox = Outbox(self.transport, self.factory.sendQueueBytes,
-                             self._sendQueueOverflowed, self.factory.coalescer)
+        limits = self.factory.limits
+        self.outbox = Outbox(self.transport, limits.sendQueueBytes,
+                             self._sendQueueOverflowed, clock=self.factory.clock,
+                             grace=limits.sendQueueGrace,
+                             coalescer=self.factory.coalescer)
         self.user = User(self.outbox, wire.LineWire)
+        self._flood = FloodGate(self.factory.clock, limits.floodRate,
+                                limits.floodBurst, limits.floodKick)
+        # One timer: until a nickname is chosen it is the login timeout, then
+        # the idle timeout (if any), pushed back by every line.
+        self._timeout = None
+        if limits.loginTimeout:
+            self._timeout = self.factory.clock.callLater(
+                limits.loginTimeout, self._closeBecause,
+                f"no nickname chosen within {limits.loginTimeout:g} seconds")
         self._log.info("connection from {peer}", peer=self.peer)
         self.notice(f"Welcome to chatd {__version__}. Lines you type go to your "
                     "current room; commands start with /, and /help lists them.")
         self.prompt(f"Choose a nickname ({NICK_RULES}):")
 
     def dataReceived(self, data):
+        if not self._live:
+            return
         # Everything this read makes the server say reaches each recipient's
         # transport in one write, when the read is handled.
         with self.factory.coalescer:
@@ -80,25 +110,48 @@ class ChatProtocol(LineReceiver):
             self._skipping = True
         else:
             self._replay = line[end + 1:]
-        self.error(f"line too long: at most {self.MAX_LENGTH} bytes; "
-                   "it was not delivered")
+        self._tooLong()
 
     def lineReceived(self, raw):
         if self.transport.disconnecting or self.factory.stopping:
             return
-        text = cleanText(raw)
-        if not text:
+        verdict = self._flood.admit()
+        if verdict is not ACCEPT:
+            self._flooded(verdict)
             return
-        try:
-            dispatch(self, text)
-        except ChatError as e:
-            self.error(str(e))
-            if self.user.nick is None:
-                self.prompt("Choose another nickname:")
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        if len(raw) > MAX_LINE_BYTES:
+            self._tooLong()
+            return
+        text = cleanText(raw)
+        if text:
+            try:
+                dispatch(self, text)
+            except ChatError as e:
+                self.error(str(e))
+                if self.user.nick is None:
+                    self.prompt("Choose another nickname:")
+            else:
+                if self.user.nick is None and not self.transport.disconnecting:
+                    self.prompt("Choose a nickname:")
+        self._heard()
+
+    def _tooLong(self):
+        self.error(f"line too long: at most {MAX_LINE_BYTES} bytes; "
+                   "it was not delivered")
 
     def connectionLost(self, reason):
+        if not self._live:
+            # Refused at the door, or already gone.
+            return
+        self._live = False
+        if self._timeout is not None and self._timeout.active():
+            self._timeout.cancel()
         self.factory.forget(self)
         self.outbox.close()
+        if self._quitReason is None and self.factory.stopping:
+            self._quitReason = "server shutdown"
         why = self._quitReason or _lossReason(reason)
         self.core.disconnect(self.user, why)
         self._log.info("{nick} ({peer}) disconnected: {why}",
@@ -108,11 +161,17 @@ class ChatProtocol(LineReceiver):
 
     def quit(self, reason):
         self._quitReason = reason or "quit"
-        self.reply("bye")
         self.core.disconnect(self.user, reason)
-        # "bye" waits in this read's batch: hand it over before closing.
-        self.outbox.flush()
+        self.sendLast(wire.reply("bye"))
         self.transport.loseConnection()
+
+    def sendLast(self, line):
+        """
+        Send C{line} as this connection's last, ahead of any history still
+        being read, and nothing after it: the connection is about to close.
+        """
+        self._sendLine(line)
+        self.outbox.finish()
 
     def notice(self, text):
         self._sendLine(wire.notice(text))
@@ -126,14 +185,81 @@ class ChatProtocol(LineReceiver):
     def prompt(self, text):
         self._sendLine(wire.prompt(text))
 
+    def showHistory(self, found, header=None):
+        """
+        Show the room lines C{found} fires with, marked as history, after
+        everything already sent to this user and before anything sent
+        meanwhile.
+
+        @param found: a L{Deferred} firing with a list of events.
+        @param header: called with that list; returns a reply to show before
+            the lines, or L{None}.
+        """
+        place = self.outbox.hold()
+
+        def show(events):
+            lines = [self.user.wire.encodeHistory(e) for e in events]
+            text = header(events) if header is not None else None
+            if text is not None:
+                lines.insert(0, wire.reply(text).encode("utf-8") + wire.DELIMITER)
+            self.outbox.fill(place, b"".join(lines))
+
+        def failed(failure):
+            self._log.failure("history for {nick} failed", failure,
+                              nick=self.user.nick)
+            self.outbox.fill(place, wire.error("history is unavailable right now")
+                             .encode("utf-8") + wire.DELIMITER)
+
+        found.addCallbacks(show, failed)
+
+    def _telnetReply(self, data):
+        self.outbox.send(data)
+
     def _sendLine(self, line):
         self.outbox.send(line.encode("utf-8") + wire.DELIMITER)
 
-    def _sendQueueOverflowed(self):
+    def _heard(self):
+        """
+        A line arrived: once the user has a nickname, the idle timeout starts
+        over.
+        """
+        if self.user.nick is None or not self._live:
+            # The login timeout runs from the connection, not the last line.
+            return
+        idle = self.factory.limits.idleTimeout
+        if self._timeout is not None and self._timeout.active():
+            if self._idling:
+                self._timeout.reset(idle)
+                return
+            self._timeout.cancel()
+        if idle:
+            self._idling = True
+            self._timeout = self.factory.clock.callLater(
+                idle, self._closeBecause, f"idle for {idle:g} seconds")
+
+    def _flooded(self, verdict):
+        if verdict is DISCONNECT:
+            self._closeBecause("flooding")
+            return
+        self.error("you are sending lines too fast; this one was not delivered")
+
+    def _closeBecause(self, why):
+        """
+        Close the connection for C{why}, after telling the user.
+        """
+        self._quitReason = why
+        self.sendLast(wire.notice(f"Closing your connection: {why}"))
+        self.transport.loseConnection()
+        self._log.info("closing {nick} ({peer}): {why}",
+                       nick=self.user.nick or "-", peer=self.peer, why=why)
+
+    def _sendQueueOverflowed(self, pending):
         self._quitReason = "send queue exceeded"
-        self._log.warn("dropping {nick} ({peer}): more than {limit} bytes "
-                       "waiting to be sent", nick=self.user.nick or "-",
-                       peer=self.peer, limit=self.outbox.limit)
+        self._log.warn("dropping {nick} ({peer}): not reading; {pending} bytes "
+                       "waiting to be sent (limit {limit} bytes, for at most "
+                       "{grace:g} seconds)", nick=self.user.nick or "-",
+                       peer=self.peer, pending=pending, limit=self.outbox.limit,
+                       grace=self.outbox.grace)
 
 
 class ChatFactory(Factory):
@@ -141,7 +267,9 @@ class ChatFactory(Factory):
     Builds a L{ChatProtocol} for each connection, all sharing one core, and
     keeps track of the open connections so that shutting down can close them.
 
-    @ivar connections: the open L{ChatProtocol}s.
+    @ivar limits: the server's L{Limits}.
+    @ivar connections: the open (admitted) L{ChatProtocol}s.
+    @ivar replay: how many lines of history a room shows on joining it.
     @ivar stopping: whether the server is shutting down and ignores input.
     @ivar coalescer: the L{Coalescer} that batches every connection's output
         while one read is handled.
@@ -153,17 +281,49 @@ class ChatFactory(Factory):
     # How long a shutdown waits for clients to take their last lines.
     SHUTDOWN_GRACE = 3.0
 
-    def __init__(self, core, clock, sendQueueBytes=SEND_QUEUE_BYTES):
+    def __init__(self, core, clock, limits=Limits(), replay=20):
+        """
+        @param limits: the L{Limits} every connection is held to.
+        @param replay: how many of a room's last lines a user who joins it is
+            shown, when the core keeps history.
+        """
         self.core = core
         self.clock = clock
-        self.sendQueueBytes = sendQueueBytes
+        self.limits = limits
+        self.replay = replay
+        self._counter = ConnectionCounter(limits.maxConnections,
+                                          limits.maxPerAddress)
         self.connections = set()
         self.coalescer = Coalescer()
         self.stopping = False
         self._allClosed = None
 
+    def admit(self, connection):
+        """
+        Count C{connection} among the open ones if the connection limits
+        allow it.
+
+        @return: L{None} when admitted, else why not.
+        """
+        refusal = self._counter.admit(connection.address)
+        if refusal is None:
+            self.connections.add(connection)
+        return refusal
+
+    def fromAddress(self, address):
+        """
+        How many open connections come from the IP address C{address}.
+        """
+        return self._counter.fromAddress(address)
+
     def forget(self, connection):
+        """
+        An admitted C{connection} has closed.  Safe to call more than once.
+        """
+        if connection not in self.connections:
+            return
         self.connections.discard(connection)
+        self._counter.release(connection.address)
         if not self.connections and self._allClosed is not None:
             self._allClosed.callback(None)
 
@@ -180,8 +340,12 @@ class ChatFactory(Factory):
         if not self.connections:
             self._allClosed.callback(None)
             return self._allClosed
-        for connection in list(self.connections):
-            connection.notice(text)
+        connections = list(self.connections)
+        # Every notice is sent before any connection is let go, so that the
+        # notice is each client's last line, not others leaving after it.
+        for connection in connections:
+            connection.sendLast(wire.notice(text))
+        for connection in connections:
             connection.transport.loseConnection()
         cutOff = self.clock.callLater(self.SHUTDOWN_GRACE, self._cutOff)
         self._allClosed.addBoth(lambda result: cutOff.active() and cutOff.cancel())

@@ -12,6 +12,7 @@ import re
 IAC = 0xFF
 _SB, _SE = 0xFA, 0xF0
 _WILL, _WONT, _DO, _DONT = 0xFB, 0xFC, 0xFD, 0xFE
+TIMING_MARK = 6
 
 # Terminal escape sequences, in their 7-bit and C1 forms: CSI (ESC [ ...
 # final byte), OSC and the other string commands (ESC ] ... BEL or ST), and
@@ -33,13 +34,15 @@ class TelnetFilter:
     Removes telnet negotiation (IAC sequences) from a byte stream.
 
     A negotiation may be split across reads, so the filter keeps its state
-    between calls.  Nothing is answered: a client that asks for an option and
-    hears nothing assumes the option is off.  Bytes that merely look like the
+    between calls.  Every option is refused, except that a timing mark is
+    acknowledged: after Ctrl-C, telnet discards all output until the server
+    answers its DO TIMING-MARK, so leaving it unanswered would silence the
+    session for good.  Bytes that merely look like the
     start of a negotiation (nc users can send anything) cost at most the IAC
     byte and a bounded subnegotiation, never the lines after them.
     """
 
-    __slots__ = ("_state", "_subnegLength")
+    __slots__ = ("_state", "_subnegLength", "_reply", "_verb")
 
     # States: what the next byte means.
     _DATA, _COMMAND, _OPTION, _SUBNEG, _SUBNEG_IAC = range(5)
@@ -47,9 +50,14 @@ class TelnetFilter:
     # Real subnegotiations (terminal type, window size) are a few bytes long.
     MAX_SUBNEGOTIATION = 64
 
-    def __init__(self):
+    def __init__(self, reply=lambda data: None):
+        """
+        @param reply: called with the bytes to send back to the client.
+        """
         self._state = self._DATA
         self._subnegLength = 0
+        self._reply = reply
+        self._verb = None
 
     def feed(self, data: bytes) -> bytes:
         """
@@ -68,6 +76,7 @@ class TelnetFilter:
             elif state == self._COMMAND:
                 if _WILL <= byte <= _DONT:
                     state = self._OPTION
+                    self._verb = byte
                 elif byte == _SB:
                     state = self._SUBNEG
                     self._subnegLength = 0
@@ -80,6 +89,7 @@ class TelnetFilter:
                         out.append(byte)
             elif state == self._OPTION:
                 state = self._DATA
+                self._answer(self._verb, byte)
             elif self._subnegLength == self.MAX_SUBNEGOTIATION:
                 # Never closed: it was not a negotiation; back to data.
                 if byte == IAC:
@@ -96,6 +106,15 @@ class TelnetFilter:
                     state = self._DATA if byte == _SE else self._SUBNEG
         self._state = state
         return bytes(out)
+
+    def _answer(self, verb, option):
+        # Only requests are answered (never WONT/DONT), so two parties that
+        # both refuse cannot loop.
+        if verb == _DO:
+            agree = _WILL if option == TIMING_MARK else _WONT
+            self._reply(bytes((IAC, agree, option)))
+        elif verb == _WILL:
+            self._reply(bytes((IAC, _DONT, option)))
 
 
 def cleanText(raw: bytes) -> str:

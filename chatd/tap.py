@@ -5,18 +5,48 @@ This is the only module that knows about endpoints, files and defaults; the
 twistd plugin and C{chatd.tac} both call L{makeService}.
 """
 
+import os
+import resource
+
 from twisted.application import service, strports
-from twisted.internet import endpoints
+from twisted.internet import endpoints, task
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python import usage
 
 from chatd.core import ChatCore
 from chatd.fanout import Fanout
-from chatd.names import roomProblem
-from chatd.protocol import SEND_QUEUE_BYTES, ChatFactory
+from chatd.names import normalRoomName, roomProblem
+from chatd.limits import Limits
+from chatd.protocol import ChatFactory
+from chatd.storage import HistoryError
+from chatd.storage.sqlite import SQLiteHistory
 
 DEFAULT_LISTEN = "tcp:55555:interface=127.0.0.1"
+DB_HELP_DEFAULT = "sqlite:$XDG_DATA_HOME/chatd/chatd.sqlite3"
+
+
+def defaultDatabase():
+    """
+    Where history is kept unless told otherwise: the user's data folder, as
+    the XDG base directory specification has it (~/.local/share by default).
+    """
+    data = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return "sqlite:" + os.path.join(data, "chatd", "chatd.sqlite3")
+
+
+def databasePath(description):
+    """
+    The SQLite file a C{--db} description names, or L{None} for C{none}.
+
+    @raise usage.UsageError: for a description of no known kind.
+    """
+    if description == "none":
+        return None
+    kind, _, path = description.partition(":")
+    if kind != "sqlite" or not path:
+        raise usage.UsageError(f"--db {description}: expected sqlite:PATH or none")
+    return os.path.abspath(os.path.expanduser(path))
 
 
 class Options(usage.Options):
@@ -29,9 +59,45 @@ class Options(usage.Options):
     )
     optParameters = [
         ["lobby", None, "#lobby", "The room every user joins on arrival."],
-        ["send-queue", None, SEND_QUEUE_BYTES,
+        # The limits (see chatd.limits): every one has a default that suits a
+        # small public server.
+        ["send-queue", None, Limits.sendQueueBytes,
          "Bytes that may wait for a client that does not read before it is "
          "disconnected.", int],
+        ["send-queue-grace", None, Limits.sendQueueGrace,
+         "Seconds a client may stay over --send-queue (a burst it is still "
+         "reading) before it is disconnected; four times --send-queue "
+         "waiting disconnects at once.", float],
+        ["flood-rate", None, Limits.floodRate,
+         "Lines per second a connection may send, sustained; faster lines "
+         "are refused with an error.", float],
+        ["flood-burst", None, Limits.floodBurst,
+         "Lines a connection may send at once (a paste) before --flood-rate "
+         "applies.", int],
+        ["flood-kick", None, Limits.floodKick,
+         "Lines refused in one flood before the connection is closed; a "
+         "flood ends once the full burst is available again.", int],
+        ["max-connections", None, Limits.maxConnections,
+         "Open connections allowed in all; more are refused.", int],
+        ["max-per-address", None, Limits.maxPerAddress,
+         "Open connections allowed from one IP address; more are refused.",
+         int],
+        ["max-rooms", None, Limits.maxRooms,
+         "Rooms one user may be in at once.", int],
+        ["login-timeout", None, Limits.loginTimeout,
+         "Seconds a connection may take to choose a nickname (0: forever).",
+         float],
+        ["idle-timeout", None, Limits.idleTimeout,
+         "Seconds a user may send nothing before being disconnected "
+         "(0: forever).", float],
+        ["db", None, None,
+         "Where room history is kept: sqlite:PATH (the file and its folder are "
+         "created on first start), or none to keep no history. "
+         f"[default: {DB_HELP_DEFAULT}, ~/.local/share when XDG_DATA_HOME is unset]"],
+        ["replay", None, 20,
+         "How many of a room's last lines a user sees on joining it (0: none).", int],
+        ["history-days", None, 0,
+         "Forget history older than this many days (0: keep it forever).", int],
     ]
 
     def __init__(self):
@@ -55,11 +121,44 @@ class Options(usage.Options):
                 endpoints.serverFromString(None, description)
             except Exception as e:
                 raise usage.UsageError(f"--listen {description}: {e}")
+        self["lobby"] = normalRoomName(self["lobby"])
         problem = roomProblem(self["lobby"])
         if problem:
             raise usage.UsageError(f"--lobby: {problem}")
         if self["send-queue"] < 1024:
             raise usage.UsageError("--send-queue: at least 1024 bytes")
+        if self["db"] is None:
+            self["db"] = defaultDatabase()
+        self["history"] = databasePath(self["db"])
+        if self["replay"] < 0:
+            raise usage.UsageError("--replay: 0 or more lines")
+        if self["history-days"] < 0:
+            raise usage.UsageError("--history-days: 0 or more days")
+        for name in ("flood-rate", "flood-burst", "max-connections",
+                     "max-per-address", "max-rooms"):
+            if self[name] <= 0:
+                raise usage.UsageError(f"--{name}: must be more than 0")
+        for name in ("send-queue-grace", "flood-kick", "login-timeout",
+                     "idle-timeout"):
+            if self[name] < 0:
+                raise usage.UsageError(f"--{name}: cannot be negative")
+
+    def limits(self):
+        """
+        The L{Limits} these options ask for.
+        """
+        return Limits(
+            sendQueueBytes=self["send-queue"],
+            sendQueueGrace=self["send-queue-grace"],
+            floodRate=self["flood-rate"],
+            floodBurst=self["flood-burst"],
+            floodKick=self["flood-kick"],
+            maxConnections=self["max-connections"],
+            maxPerAddress=self["max-per-address"],
+            maxRooms=self["max-rooms"],
+            loginTimeout=self["login-timeout"],
+            idleTimeout=self["idle-timeout"],
+        )
 
 
 class StartFailure(SystemExit, Exception):
@@ -92,8 +191,9 @@ class _ListeningService(strports.StreamServerEndpointService):
             super().privilegedStartService()
         except CannotListenError as e:
             # One clear line, not a traceback; twistd then exits non-zero.
-            raise StartFailure(f"chatd: cannot listen on {self._description}: "
-                               f"{e.socketError}") from None
+            # Short: a daemonizing twistd shows only 100 bytes of it.
+            reason = getattr(e.socketError, "strerror", None) or e.socketError
+            raise StartFailure(f"cannot listen on {self._description}: {reason}") from None
         self._waitingForPort.addCallback(self._listening)
 
     def _listening(self, port):
@@ -118,15 +218,76 @@ class _ShutdownNotice(service.Service):
         return self._factory.shutDown("The server is going down. Goodbye.")
 
 
+class _HistoryService(service.Service):
+    """
+    Opens the history store before anyone can talk (a file that cannot be
+    used stops the start), prunes it now and then, and on shutdown stores
+    every pending line before letting the process exit.
+    """
+
+    _log = Logger()
+
+    PRUNE_EVERY = 3600.0
+
+    def __init__(self, store, clock, keepDays):
+        self._store = store
+        self._clock = clock
+        self._keepDays = keepDays
+        self._pruning = None
+
+    def privilegedStartService(self):
+        try:
+            self._store.open()
+        except HistoryError as e:
+            raise StartFailure(f"chatd: {e}") from None
+        self._log.info("chatd keeps history in {path}", path=self._store.path)
+        super().privilegedStartService()
+
+    def startService(self):
+        super().startService()
+        if self._keepDays:
+            self._pruning = task.LoopingCall(self._prune)
+            self._pruning.clock = self._clock
+            self._pruning.start(self.PRUNE_EVERY, now=True)
+
+    def _prune(self):
+        before = self._clock.seconds() - self._keepDays * 86400
+        pruned = self._store.prune(before)
+        pruned.addCallback(lambda count: count and self._log.info(
+            "forgot {count} history lines older than {days} days",
+            count=count, days=self._keepDays))
+        # A failed prune is logged and tried again next time.
+        pruned.addErrback(lambda f: self._log.failure("pruning history failed", f))
+        return pruned
+
+    def stopService(self):
+        super().stopService()
+        if self._pruning is not None and self._pruning.running:
+            self._pruning.stop()
+        return self._store.close()
+
+
 def makeService(config, reactor=None):
     """
     Build the chat service from parsed L{Options}.
     """
     if reactor is None:
         from twisted.internet import reactor
-    core = ChatCore(Fanout(), reactor, lobby=config["lobby"])
-    factory = ChatFactory(core, reactor, sendQueueBytes=config["send-queue"])
+    limits = config.limits()
+    _allowDescriptors(limits.maxConnections)
+    history = None
+    if config["history"] is not None:
+        history = SQLiteHistory(config["history"], reactor)
+    core = ChatCore(Fanout(), reactor, lobby=config["lobby"], history=history,
+                    maxRooms=limits.maxRooms)
+    factory = ChatFactory(core, reactor, limits=limits, replay=config["replay"])
     top = service.MultiService()
+    if history is not None:
+        # Started first: open before any listener accepts a line.  Stopped
+        # together with the others, after them in order: by then the
+        # shutdown notice has stopped all input, so closing the store stores
+        # every line there will ever be.
+        _HistoryService(history, reactor, config["history-days"]).setServiceParent(top)
     # Started first, so stopped last: the listeners close before the
     # connected users are told and let go.
     _ShutdownNotice(factory).setServiceParent(top)
@@ -134,3 +295,25 @@ def makeService(config, reactor=None):
         endpoint = endpoints.serverFromString(reactor, description)
         _ListeningService(description, endpoint, factory).setServiceParent(top)
     return top
+
+
+def _allowDescriptors(connections):
+    """
+    Raise the soft limit on open files so that C{connections} sockets fit
+    (with room for listeners, logs and storage), as far as the hard limit
+    allows; --max-connections is then what limits connections, not a
+    refusal by the system to accept them.
+    """
+    wanted = connections + 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return
+    if hard != resource.RLIM_INFINITY:
+        wanted = min(wanted, hard)
+    if wanted > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    if wanted < connections + 64:
+        Logger().warn(
+            "--max-connections {connections} needs more open files than the "
+            "hard limit of {hard} allows; raise it (ulimit -Hn)",
+            connections=connections, hard=hard)

@@ -55,12 +55,18 @@ def prompt(text: str) -> str:
     return "??? " + text
 
 
+def timestamp(time: float) -> str:
+    """
+    C{time} (POSIX seconds) as history lines show it: UTC, ISO 8601, seconds.
+    """
+    return datetime.fromtimestamp(time, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def history(time: float, line: str) -> str:
     """
     Mark C{line}, a room line received at C{time} (POSIX seconds), as history.
     """
-    stamp = datetime.fromtimestamp(time, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return f"~ {stamp} {line}"
+    return f"~ {timestamp(time)} {line}"
 
 
 def _quitLine(e):
@@ -105,6 +111,13 @@ class LineWire:
     @staticmethod
     def encode(event) -> bytes:
         return formatEvent(event).encode("utf-8") + DELIMITER
+
+    @staticmethod
+    def encodeHistory(event) -> bytes:
+        """
+        C{event}, a stored room line, marked as history with its time.
+        """
+        return history(event.time, formatEvent(event)).encode("utf-8") + DELIMITER
 
 
 @dataclass(frozen=True)

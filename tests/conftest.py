@@ -1,8 +1,35 @@
+import os
+import tempfile
+
 import pytest
 
 from support import MemoryServer
 
 
+def pytest_configure(config):
+    """
+    Daemons started outside any test (module fixtures) keep their default
+    history in a folder of this run's own, never in the user's home.
+    """
+    os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="chatd-tests-")
+
+
 @pytest.fixture
 def server():
     return MemoryServer()
+
+
+@pytest.fixture(autouse=True)
+def privateDataHome(tmp_path, monkeypatch):
+    """
+    Daemons started by a test keep their default history (under
+    $XDG_DATA_HOME) in the test's own folder, fresh for each test, and never
+    in the user's home.
+    """
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
+
+
+def pytest_configure(config):
+    # Run by default (bounded); deselect with -m "not soak" for a quick run.
+    config.addinivalue_line(
+        "markers", "soak: a bounded load test with about a thousand clients")

@@ -1,27 +1,34 @@
 """
-Test helpers: an in-memory chat server built from the real factory, and a
-blocking line client for tests against a real daemon.
+Test helpers: an in-memory chat server built from the real factory, a
+blocking line client and a daemon subprocess for tests against a real daemon,
+and ways to wait for the history store's threads without a reactor.
 """
 
 import os
+import queue
 import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
 import pytest
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
+from zope.interface import implementer
 
 from chatd.core import ChatCore
 from chatd.fanout import Fanout
+from chatd.names import roomKey
 from chatd.protocol import ChatFactory
+from chatd.storage import IHistoryStore
 
 
 class MemoryServer:
@@ -30,21 +37,21 @@ class MemoryServer:
     C{StringTransport}.
     """
 
-    def __init__(self, **factoryArgs):
+    def __init__(self, history=None, **factoryArgs):
         self.clock = Clock()
-        self.core = ChatCore(Fanout(), self.clock)
+        self.core = ChatCore(Fanout(), self.clock, history=history)
         self.factory = ChatFactory(self.core, self.clock, **factoryArgs)
         self._port = 40000
 
-    def connect(self, nick=None):
+    def connect(self, nick=None, host="127.0.0.1"):
         """
-        Open a connection, optionally claim C{nick}, and return it with its
-        output cleared.
+        Open a connection from C{host}, optionally claim C{nick}, and return
+        it (with its output cleared when a nickname was claimed).
         """
         self._port += 1
-        proto = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", self._port))
-        transport = StringTransportWithDisconnection(
-            peerAddress=IPv4Address("TCP", "127.0.0.1", self._port))
+        address = IPv4Address("TCP", host, self._port)
+        proto = self.factory.buildProtocol(address)
+        transport = StringTransportWithDisconnection(peerAddress=address)
         transport.protocol = proto
         proto.makeConnection(transport)
         client = MemoryClient(proto, transport)
@@ -80,9 +87,14 @@ class LineClient:
     server fails the test instead of hanging it.
     """
 
-    def __init__(self, port, host="127.0.0.1", timeout=10):
+    def __init__(self, port, host="127.0.0.1", timeout=10, errors="strict"):
+        """
+        @param errors: how to decode what the server sends; strict by default,
+            so that a server sending invalid UTF-8 fails the test.
+        """
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.buffer = b""
+        self.errors = errors
 
     def sendBytes(self, data):
         self.sock.sendall(data)
@@ -97,7 +109,7 @@ class LineClient:
                 raise EOFError(f"connection closed; unread: {self.buffer!r}")
             self.buffer += chunk
         line, self.buffer = self.buffer.split(b"\r\n", 1)
-        return line.decode("utf-8")
+        return line.decode("utf-8", self.errors)
 
     def readUntil(self, predicate):
         """
@@ -118,14 +130,10 @@ class LineClient:
     def sync(self):
         """
         Everything the server has queued for this client before now, up to a
-        barrier: the reply to a command sent after it.  No sleeping needed.
+        barrier: the reply to a /ping sent after it.  No sleeping needed.
         """
-        self.send("/rooms")
-        lines = self.readUntil(lambda l: l.startswith("=== ") and l.endswith(" rooms"))
-        count = int(lines[-1].split()[1])
-        for _ in range(count):
-            self.readLine()
-        return lines[:-1]
+        self.send("/ping sync")
+        return self.readUntil(lambda l: l == "=== pong sync")[:-1]
 
     def close(self):
         self.sock.close()
@@ -139,8 +147,17 @@ class Daemon:
     from the "chatd listening on" line.
     """
 
-    def __init__(self, *args, cwd=None, listen="tcp:0:interface=127.0.0.1"):
-        command = [twistdPath(), "-n", "--pidfile=", "chat"]
+    def __init__(self, *args, cwd=None, listen="tcp:0:interface=127.0.0.1", runner=None,
+                 dataHome=None):
+        """
+        @param runner: the command before the chat options; by default
+            C{twistd -n --pidfile= chat}.
+        @param dataHome: the daemon's C{XDG_DATA_HOME}, where its history is
+            kept unless C{--db} says otherwise; by default a fresh folder, so
+            that no daemon replays another one's history.
+        """
+        self.dataHome = dataHome or tempfile.mkdtemp(prefix="chatd-daemon-")
+        command = runner or [twistdPath(), "-n", "--pidfile=", "chat"]
         if listen:
             command += ["--listen", listen]
         self.command = command + list(args)
@@ -151,7 +168,8 @@ class Daemon:
     def start(self, timeout=20):
         self.process = subprocess.Popen(
             self.command, cwd=self.cwd, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True)
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+            env=dict(os.environ, XDG_DATA_HOME=self.dataHome))
         self._listening = threading.Event()
         threading.Thread(target=self._collect, daemon=True).start()
         if not self._listening.wait(timeout):
@@ -208,3 +226,101 @@ def settle(*clients):
     """
     got = [client.sync() for client in clients]
     return [lines + client.sync() for lines, client in zip(got, clients)]
+
+
+@implementer(IHistoryStore)
+class MemoryHistory:
+    """
+    A history store in a list, whose reads answer only when the test says so
+    (L{answer}), as a real store's threads would answer later.
+
+    @ivar lines: every event appended, in order.
+    @ivar searched: the rooms each search was asked to look in.
+    """
+
+    def __init__(self):
+        self.lines = []
+        self.searched = []
+        self._lastId = 0
+        self._waiting = []
+
+    def nextId(self):
+        self._lastId += 1
+        return self._lastId
+
+    def append(self, event):
+        self.lines.append(event)
+
+    def recent(self, room, count):
+        found = [e for e in self.lines if roomKey(e.room) == roomKey(room)]
+        return self._later(found[-count:])
+
+    def search(self, rooms, words, limit):
+        self.searched.append(sorted(rooms))
+        keys = {roomKey(r) for r in rooms}
+        found = [e for e in reversed(self.lines) if roomKey(e.room) in keys
+                 and all(w in getattr(e, "text", "") for w in words)]
+        return self._later(found[:limit])
+
+    def prune(self, before):
+        kept = [e for e in self.lines if e.time >= before]
+        count, self.lines = len(self.lines) - len(kept), kept
+        return succeed(count)
+
+    def flush(self):
+        return succeed(None)
+
+    def close(self):
+        return succeed(None)
+
+    def answer(self):
+        """
+        Answer every read asked so far, in order.
+        """
+        waiting, self._waiting = self._waiting, []
+        for deferred, result in waiting:
+            deferred.callback(result)
+
+    def _later(self, result):
+        deferred = Deferred()
+        self._waiting.append((deferred, result))
+        return deferred
+
+
+class ThreadCalls:
+    """
+    Stands in for the reactor's C{callFromThread}: calls from other threads
+    queue up and run on the test's thread while it waits for a result.
+    """
+
+    def __init__(self):
+        self._calls = queue.SimpleQueue()
+
+    def callFromThread(self, f, *args, **kwargs):
+        self._calls.put((f, args, kwargs))
+
+    def wait(self, deferred, timeout=10):
+        """
+        Run the queued calls until C{deferred} fires; return its result or
+        raise its failure.
+        """
+        outcome = []
+        deferred.addBoth(outcome.append)
+        while not outcome:
+            f, args, kwargs = self._calls.get(timeout=timeout)
+            f(*args, **kwargs)
+        if hasattr(outcome[0], "raiseException"):
+            outcome[0].raiseException()
+        return outcome[0]
+
+
+def startFailure(*args, cwd=None, timeout=30):
+    """
+    Run a chatd that is expected not to start; return its exit status and
+    its output.
+    """
+    done = subprocess.run(
+        [twistdPath(), "-n", "--pidfile=", "chat", "--listen",
+         "tcp:0:interface=127.0.0.1", *args], cwd=cwd, capture_output=True,
+        text=True, timeout=timeout)
+    return done.returncode, done.stdout + done.stderr

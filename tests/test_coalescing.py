@@ -91,7 +91,8 @@ def test_bigBatchIsHandedOverEarlySoTheBoundHolds():
     coalescer = Coalescer()
     t = CountingTransport()
     dropped = []
-    out = Outbox(t, 4096, onOverflow=lambda: dropped.append(True), coalescer=coalescer)
+    out = Outbox(t, 4096, onOverflow=lambda pending: dropped.append(pending),
+                 coalescer=coalescer)
     line = b"x" * 1022 + b"\r\n"
     with coalescer:
         for _ in range(FLUSH_BYTES // len(line)):
@@ -102,5 +103,5 @@ def test_bigBatchIsHandedOverEarlySoTheBoundHolds():
             out.send(line)
         assert out.pending == 4 * len(line) and not dropped
         out.send(line)
-    assert dropped == [True]
+    assert dropped == [5 * len(line)]
     assert t.disconnected

@@ -266,7 +266,7 @@ def test_topic(core):
     clear(alice, bob)
     core.setTopic(alice, "cake")
     assert core.rooms["#lobby"].topic == "cake"
-    assert bob.outbox.take() == [events.TopicChanged("#lobby", "alice", "cake")]
+    assert bob.outbox.take() == [events.TopicChanged("#lobby", "alice", "cake", 1000.0)]
     assert alice.outbox.take() == []
 
 

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_twistdListsChatAfterInstall(tmp_path, editable):
     """
     After a fresh install (plain or editable), run from an unrelated folder,
-    C{twistd --help} lists the chat command.
+    C{twistd --help} lists the chat and chat-client commands, and the
+    chat-client command runs.
     """
     env = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env)
@@ -28,3 +29,8 @@ def test_twistdListsChatAfterInstall(tmp_path, editable):
                             capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "    chat " in result.stdout
+    assert "    chat-client " in result.stdout
+    client = subprocess.run([env / "bin" / "chat-client", "--help"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert client.returncode == 0, client.stderr
+    assert "--insecure-accept-any-cert" in client.stdout

@@ -3,6 +3,7 @@ The line protocol over in-memory transports: the real factory, core and
 fan-out, each client on its own StringTransport.
 """
 
+from chatd.limits import Limits
 from chatd.protocol import MAX_LINE_BYTES
 
 
@@ -354,7 +355,7 @@ def test_slowReaderDroppedOthersServed(server):
     A client whose transport stops taking data is cut off once its send
     queue passes the limit, while the others keep getting every line.
     """
-    small = type(server)(sendQueueBytes=4096)
+    small = type(server)(limits=Limits(sendQueueBytes=4096, sendQueueGrace=0, floodBurst=1000))
     alice, bob, carol = small.connect("alice"), small.connect("bob"), small.connect("carol")
     bob.proto.outbox.pauseProducing()
     alice.lines(), carol.lines()
@@ -366,3 +367,72 @@ def test_slowReaderDroppedOthersServed(server):
     # later), so the quit shows up among the messages.
     received.remove("-- #lobby bob has quit (send queue exceeded)")
     assert received == [f"#lobby <alice> line {i} " + "p" * 40 for i in range(200)]
+
+
+def test_lineAtLimitWithCrLfAccepted(server):
+    """
+    The limit excludes the line ending: a full-length line ending in CRLF (as
+    telnet sends) is delivered too.
+    """
+    alice, bob = server.connect("alice"), server.connect("bob")
+    alice.sendBytes(b"w" * MAX_LINE_BYTES + b"\r\n")
+    assert bob.lines() == ["#lobby <alice> " + "w" * MAX_LINE_BYTES]
+    alice.sendBytes(b"w" * (MAX_LINE_BYTES + 1) + b"\r\n")
+    assert bob.lines() == []
+    assert alice.lines()[-1].startswith("!!! line too long")
+
+
+def test_partNamesRoomWithoutHash(server):
+    """
+    /part's first word names the room, with or without #; a room one is not
+    in is an error and the current room is kept.
+    """
+    alice, bob = server.connect("alice"), server.connect("bob")
+    alice.send("/join #dev")
+    alice.lines(), bob.lines()
+    alice.send("/part nosuch bye")
+    assert alice.lines() == ["!!! you are not in #nosuch"]
+    alice.send("/part lobby bye all")
+    assert alice.lines() == ["=== left #lobby", "=== now talking in #dev"]
+    assert bob.lines() == ["-- #lobby alice has left (bye all)"]
+
+
+def test_topicCleared(server):
+    """
+    /topic - clears the topic and announces it.
+    """
+    alice, bob = server.connect("alice"), server.connect("bob")
+    alice.send("/topic cake")
+    alice.lines(), bob.lines()
+    alice.send("/topic -")
+    assert alice.lines() == ["=== #lobby topic cleared"]
+    assert bob.lines() == ["-- #lobby alice cleared the topic"]
+
+
+def test_pingIsABarrier(server):
+    """
+    /ping answers with its text, before and after choosing a nickname; before,
+    the prompt is repeated.
+    """
+    client = server.connect()
+    client.lines()
+    client.send("/ping 42")
+    assert client.lines() == ["=== pong 42", "??? Choose a nickname:"]
+    client.send("zoe")
+    client.lines()
+    client.send("/ping")
+    assert client.lines() == ["=== pong"]
+
+
+def test_extraWordsRefused(server):
+    """
+    /join and /who take one room name; more words are a usage error rather
+    than a silent guess.
+    """
+    alice = server.connect("alice")
+    alice.send("/join #bad room")
+    assert alice.lines() == ["!!! usage: /join #ROOM"]
+    alice.send("/who #lobby extra")
+    assert alice.lines() == ["!!! usage: /who [#ROOM]"]
+    alice.send("/who nosuch")
+    assert alice.lines() == ["!!! no such room: #nosuch"]

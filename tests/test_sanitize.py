@@ -81,3 +81,16 @@ def test_unterminatedSubnegotiationIsBounded():
     f = TelnetFilter()
     out = f.feed(IAC + SB + b"z" * TelnetFilter.MAX_SUBNEGOTIATION + b"hello\n")
     assert out == b"hello\n"
+
+
+def test_requestsRefusedTimingMarkAcknowledged():
+    """
+    DO and WILL requests are refused, so the client stops waiting; DO
+    TIMING-MARK (sent by telnet after Ctrl-C) is acknowledged with WILL, or
+    telnet would discard all later output; WONT and DONT get no answer.
+    """
+    replies = []
+    f = TelnetFilter(replies.append)
+    f.feed(IAC + DO + b"\x01" + IAC + WILL + b"\x18" + IAC + b"\xf4" + IAC + DO + b"\x06")
+    f.feed(IAC + b"\xfc\x01" + IAC + b"\xfe\x01")
+    assert replies == [IAC + b"\xfc\x01", IAC + b"\xfe\x18", IAC + WILL + b"\x06"]

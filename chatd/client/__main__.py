@@ -1,0 +1,7 @@
+"""
+C{python -m chatd.client}: the same as C{chat-client}.
+"""
+
+from chatd.client.script import main
+
+main()

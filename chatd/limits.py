@@ -1,0 +1,144 @@
+"""
+The limits that keep one connection from hurting the others: how fast a
+connection may send lines, and how many connections there may be.
+
+Each rule is a small object that only counts and answers; the protocol acts on
+the answer (refuses a line, closes a connection) and says why.  Time comes from
+an injected L{IReactorTime}, so tests move it with a C{Clock}.
+"""
+
+from dataclasses import dataclass
+
+SEND_QUEUE_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """
+    Every limit of one server, with its default.
+
+    @ivar sendQueueBytes: bytes that may wait for a client that does not read
+        before it is disconnected.
+    @ivar sendQueueGrace: seconds a client may stay over C{sendQueueBytes}
+        (a burst it is still reading) before it is disconnected; more than
+        four times C{sendQueueBytes} waiting disconnects at once.
+    @ivar floodRate: lines per second a connection may send, sustained.
+    @ivar floodBurst: lines a connection may send at once (a paste) before
+        C{floodRate} applies.
+    @ivar floodKick: lines refused in one flood before the connection is
+        closed; a flood ends once the full burst is available again.
+    @ivar maxConnections: open connections allowed in all.
+    @ivar maxPerAddress: open connections allowed from one IP address.
+    @ivar maxRooms: rooms one user may be in at once.
+    @ivar loginTimeout: seconds a connection may take to choose a nickname.
+    @ivar idleTimeout: seconds a connection may stay silent; 0 means forever.
+    """
+
+    sendQueueBytes: int = SEND_QUEUE_BYTES
+    sendQueueGrace: float = 5.0
+    floodRate: float = 5.0
+    floodBurst: int = 20
+    floodKick: int = 100
+    maxConnections: int = 1000
+    maxPerAddress: int = 50
+    maxRooms: int = 20
+    loginTimeout: float = 60.0
+    idleTimeout: float = 0.0
+
+
+# What FloodGate.admit answers.
+ACCEPT = "accept"
+REFUSE = "refuse"
+DISCONNECT = "disconnect"
+
+
+class FloodGate:
+    """
+    A token bucket for one connection's lines.
+
+    The bucket holds up to C{burst} tokens and refills at C{rate} per second;
+    each line takes one.  A line that finds the bucket empty is refused.
+    Refusals are counted until the sender has slowed down enough to have its
+    full burst back; past C{kick} of them the sender is flooding on purpose.
+    """
+
+    __slots__ = ("_clock", "_rate", "_burst", "_kick", "_tokens", "_stamp",
+                 "_refused")
+
+    def __init__(self, clock, rate, burst, kick):
+        self._clock = clock
+        self._rate = rate
+        self._burst = burst
+        self._kick = kick
+        self._tokens = float(burst)
+        self._stamp = clock.seconds()
+        self._refused = 0
+
+    def admit(self):
+        """
+        Account for one more line.
+
+        @return: L{ACCEPT} to act on it, L{REFUSE} to drop it, or
+            L{DISCONNECT} when the sender keeps flooding.
+        """
+        now = self._clock.seconds()
+        tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
+        self._stamp = now
+        if tokens >= self._burst:
+            self._refused = 0
+        if tokens >= 1:
+            self._tokens = tokens - 1
+            return ACCEPT
+        self._tokens = tokens
+        self._refused += 1
+        return DISCONNECT if self._refused > self._kick else REFUSE
+
+
+class ConnectionCounter:
+    """
+    Open connections, in all and per source address, against their maxima.
+    """
+
+    def __init__(self, maxConnections, maxPerAddress):
+        self._max = maxConnections
+        self._maxPerAddress = maxPerAddress
+        self._perAddress = {}
+        self.total = 0
+
+    def admit(self, address):
+        """
+        Count a new connection from C{address}, if the limits allow it.
+
+        @param address: the peer's IP address, or L{None} for a transport
+            without one (a UNIX socket), which only counts in all.
+        @return: L{None} when admitted (call L{release} when it closes), else
+            why not, for the one who connected.
+        """
+        if self.total >= self._max:
+            return "the server is full; try again later"
+        if address is not None:
+            count = self._perAddress.get(address, 0)
+            if count >= self._maxPerAddress:
+                return f"too many connections from {address}"
+            self._perAddress[address] = count + 1
+        self.total += 1
+        return None
+
+    def release(self, address):
+        """
+        Forget one admitted connection from C{address}.
+        """
+        self.total -= 1
+        if address is None:
+            return
+        count = self._perAddress[address] - 1
+        if count:
+            self._perAddress[address] = count
+        else:
+            del self._perAddress[address]
+
+    def fromAddress(self, address):
+        """
+        How many admitted connections from C{address} are open.
+        """
+        return self._perAddress.get(address, 0)

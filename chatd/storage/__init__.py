@@ -1,0 +1,77 @@
+"""
+Storage behind interfaces, so that the core never knows which database keeps
+its data nor waits for one.
+
+- L{chatd.storage.schema}: the SQLite schema, its versions and migrations.
+- L{chatd.storage.sqlite}: L{IHistoryStore} on an SQLite file, written by one
+  dedicated thread.
+"""
+
+from zope.interface import Interface
+
+
+class HistoryError(Exception):
+    """
+    The history store cannot be used; the message says why, for an operator.
+    """
+
+
+class IHistoryStore(Interface):
+    """
+    Where room lines (L{chatd.events.Said}, L{chatd.events.Acted} and
+    L{chatd.events.TopicChanged}) are kept.
+
+    Every method is called on the reactor thread and returns at once: work
+    that touches the database happens elsewhere and its result arrives through
+    a L{Deferred}, on the reactor thread.  Reads see every line appended
+    before they were asked for, so a user who talks and then asks for history
+    finds their own line.
+    """
+
+    def nextId():
+        """
+        A new message id, greater than every id handed out before, in this
+        run or any earlier one, without waiting for the database.
+
+        @rtype: L{int}
+        """
+
+    def append(event):
+        """
+        Queue C{event}, which carries its id from L{nextId}, for storage.
+        """
+
+    def recent(room, count):
+        """
+        The last C{count} lines of the room called C{room}, oldest first.
+
+        @return: a L{Deferred} firing with a L{list} of events.
+        """
+
+    def search(rooms, words, limit):
+        """
+        The newest lines, at most C{limit}, in any of the rooms called
+        C{rooms}, that contain every one of C{words}; newest first.
+
+        @return: a L{Deferred} firing with a L{list} of events.
+        """
+
+    def prune(before):
+        """
+        Forget every line older than C{before} (POSIX seconds).
+
+        @return: a L{Deferred} firing with how many lines were forgotten.
+        """
+
+    def flush():
+        """
+        @return: a L{Deferred} firing once every line appended before the
+            call is safely stored.
+        """
+
+    def close():
+        """
+        Store everything appended so far, then let go of the database.
+
+        @return: a L{Deferred} firing when that is done.
+        """

@@ -1,0 +1,147 @@
+"""
+The client's connection: lines in and out of the protocol, and the
+reconnecting service telling the session about failures and retries.
+"""
+
+import errno
+import os
+
+from twisted.internet import defer, error
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransportWithDisconnection
+from twisted.plugin import getPlugins
+from twisted.application.service import IServiceMaker
+
+from chatd.client.connection import (INITIAL_DELAY, MAX_DELAY, ChatClientFactory,
+                                    connectingService)
+from chatd.client.session import Session
+from clientfakes import FakeView
+
+
+class RecordingSession:
+    def __init__(self):
+        self.events = []
+
+    def connected(self, connection):
+        self.events.append(("connected",))
+        self.connection = connection
+
+    def lineReceived(self, raw):
+        self.events.append(("line", raw))
+
+    def disconnected(self, reason):
+        self.events.append(("lost", reason))
+
+    def connectFailed(self, reason):
+        self.events.append(("failed", reason))
+
+    def retrying(self, delay):
+        # The delay has a random jitter of up to a second.
+        assert INITIAL_DELAY <= delay <= MAX_DELAY + 1
+        self.events.append(("retrying",))
+
+
+def _connect(session):
+    proto = ChatClientFactory(session).buildProtocol(None)
+    transport = StringTransportWithDisconnection()
+    transport.protocol = proto
+    proto.makeConnection(transport)
+    return proto, transport
+
+
+def test_linesBothWays():
+    """
+    CRLF lines from the server reach the session decoded, split however they
+    arrive; the session's lines go out as UTF-8 ending in LF.
+    """
+    session = RecordingSession()
+    proto, transport = _connect(session)
+    proto.dataReceived("#lobby <bob> héllo\r\n-!- x".encode("utf-8"))
+    proto.dataReceived(b"\r\n")
+    session.connection.sendText("€ ok")
+    assert session.events == [("connected",), ("line", "#lobby <bob> héllo"), ("line", "-!- x")]
+    assert transport.value() == "€ ok\n".encode("utf-8")
+
+
+def test_closeAndLoss():
+    """
+    Closing the connection tells the session it was closed, in words.
+    """
+    session = RecordingSession()
+    proto, transport = _connect(session)
+    session.connection.close()
+    assert session.events[-1] == ("lost", "closed by the server")
+
+
+class FlakyEndpoint:
+    """
+    Fails the first connection attempts, then connects in memory.
+    """
+
+    def __init__(self, failures):
+        self.failures = failures
+        self.transports = []
+
+    def connect(self, factory):
+        if self.failures:
+            self.failures -= 1
+            return defer.fail(error.ConnectionRefusedError(errno.ECONNREFUSED, "refused"))
+        proto = factory.buildProtocol(None)
+        transport = StringTransportWithDisconnection()
+        transport.protocol = proto
+        proto.makeConnection(transport)
+        self.transports.append(transport)
+        return defer.succeed(proto)
+
+
+def test_reconnectsWithBackoff():
+    """
+    Failed attempts are reported with their reason and retried after a
+    delay; once connected the session is told; after a drop it reconnects.
+    """
+    clock = Clock()
+    session = RecordingSession()
+    endpoint = FlakyEndpoint(failures=2)
+    service = connectingService(endpoint, session, clock)
+    service.startService()
+    assert session.events == [
+        ("failed", os.strerror(errno.ECONNREFUSED)),
+        ("retrying",)]
+    clock.advance(MAX_DELAY + 1)
+    assert session.events[-2:] == [("failed", os.strerror(errno.ECONNREFUSED)),
+                                   ("retrying",)]
+    clock.advance(MAX_DELAY + 1)
+    assert session.events[-1] == ("connected",)
+    assert session.events.count(("connected",)) == 1
+    endpoint.transports[0].loseConnection()
+    assert session.events[-2:] == [("lost", "closed by the server"), ("retrying",)]
+    clock.advance(MAX_DELAY + 1)
+    assert session.events[-1] == ("connected",)
+    service.stopService()
+
+
+def test_realSessionLogsInAgain():
+    """
+    With the real session: after a drop the new connection answers the
+    nickname prompt with the nickname held before.
+    """
+    clock = Clock()
+    view = FakeView()
+    session = Session(view, "alice", clock, "x", True)
+    endpoint = FlakyEndpoint(failures=0)
+    service = connectingService(endpoint, session, clock)
+    service.startService()
+    endpoint.transports[0].protocol.dataReceived(b"??? nick?\r\n=== you are now alice\r\n")
+    endpoint.transports[0].loseConnection()
+    clock.advance(MAX_DELAY + 1)
+    endpoint.transports[1].protocol.dataReceived(b"??? nick?\r\n")
+    assert endpoint.transports[1].value() == b"alice\n"
+    service.stopService()
+
+
+def test_pluginFound():
+    """
+    twistd finds chat-client among its plugins, next to chat.
+    """
+    names = {maker.tapname for maker in getPlugins(IServiceMaker)}
+    assert {"chat", "chat-client"} <= names

@@ -1,0 +1,76 @@
+"""
+chat-client's command line: defaults, conflicts and endpoints.
+"""
+
+import pytest
+from twisted.internet import endpoints
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python import usage
+
+from chatd.client import tap
+
+
+def _parse(*args):
+    config = tap.Options()
+    config.parseOptions(list(args))
+    return config
+
+
+def test_defaults():
+    """
+    Without arguments: localhost 55555, the login name as nickname, a log
+    under the XDG state folder.
+    """
+    config = _parse()
+    assert (config["host"], config["port"]) == ("localhost", 55555)
+    assert config["nick"] == tap.defaultNick()
+    assert config.address() == "localhost:55555"
+    assert tap.defaultLogPath({"XDG_STATE_HOME": "/s"}) == "/s/chatd/chat-client.log"
+
+
+def test_hostPortNick():
+    """
+    HOST PORT and --nick are taken as given.
+    """
+    config = _parse("--nick", "bob", "chat.example", "6000")
+    assert (config["host"], config["port"], config["nick"]) == ("chat.example", 6000, "bob")
+    endpoint = tap.clientEndpoint(config, MemoryReactorClock())
+    assert isinstance(endpoint, endpoints.HostnameEndpoint)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--connect", "tcp:host=a:port=1", "host"], "either --connect or HOST"),
+    (["--connect", "tcp:host=a:port=1", "--tls"], "tls: endpoint description"),
+    (["--ca", "x.pem"], "need --tls"),
+    (["--tls", "--ca", "x.pem", "--insecure-accept-any-cert"], "not both"),
+    (["host", "port"], "PORT must be a number"),
+    (["host", "70000"], "PORT must be 1-65535"),
+    (["--connect", "nonsense:x"], "--connect nonsense:x"),
+    (["--tls", "--ca", "/nonexistent/ca.pem"], "--ca:"),
+])
+def test_usageErrors(args, message):
+    """
+    Conflicting or malformed options are usage errors that say what is wrong.
+    """
+    with pytest.raises(usage.UsageError, match=message):
+        _parse(*args)
+
+
+def test_connectEndpoint():
+    """
+    --connect takes a Twisted client endpoint description.
+    """
+    config = _parse("--connect", "unix:path=/tmp/chat.sock")
+    assert config.address() == "unix:path=/tmp/chat.sock"
+    endpoint = tap.clientEndpoint(config, MemoryReactorClock())
+    assert isinstance(endpoint, endpoints.UNIXClientEndpoint)
+
+
+def test_tlsEndpoints():
+    """
+    --tls wraps the TCP endpoint in TLS, checking the host name (against
+    --ca when given), or checking nothing with --insecure-accept-any-cert.
+    """
+    for args in (["--tls"], ["--tls", "--insecure-accept-any-cert"]):
+        endpoint = tap.clientEndpoint(_parse(*args, "chat.example"), MemoryReactorClock())
+        assert type(endpoint).__name__ == "_WrapperEndpoint"

@@ -1,0 +1,62 @@
+"""
+Pipe mode's view and input, with fakes.
+"""
+
+import io
+
+from chatd.client.pipe import PipeInput, PipeView
+
+
+class ClosedPipe(io.StringIO):
+    def write(self, text):
+        raise BrokenPipeError()
+
+
+def test_plainLinesAndNotes():
+    """
+    Server lines go to stdout as they came (control characters dropped),
+    the client's notes to stderr, the user's own lines nowhere.
+    """
+    out, err, outcome = io.StringIO(), io.StringIO(), []
+    view = PipeView(out, err, outcome.append)
+    view.show("#lobby <bob> hi\x1b[2J", None)
+    view.showOwn(object())
+    view.note("connected to x")
+    view.finished(True)
+    assert out.getvalue() == "#lobby <bob> hi[2J\n"
+    assert err.getvalue() == "chat-client: connected to x\n"
+    assert outcome == [True]
+
+
+def test_readerGone():
+    """
+    When whoever reads stdout has gone (| head -1), the session is over,
+    unsuccessfully.
+    """
+    outcome = []
+    PipeView(ClosedPipe(), io.StringIO(), outcome.append).show("x", None)
+    assert outcome == [False]
+
+
+class Recorder:
+    def __init__(self):
+        self.calls = []
+
+    def send(self, text):
+        self.calls.append(text)
+
+    def quit(self):
+        self.calls.append("<quit>")
+
+
+def test_inputLinesThenQuit():
+    """
+    Each input line is sent (LF or CRLF, UTF-8); a last line without its
+    newline too; the end of input is a quit.
+    """
+    session = Recorder()
+    reader = PipeInput(session)
+    reader.dataReceived("one\r\ntwo é\nthr".encode("utf-8"))
+    reader.dataReceived(b"ee")
+    reader.connectionLost(None)
+    assert session.calls == ["one", "two é", "three", "<quit>"]

@@ -1,0 +1,320 @@
+"""
+The client's session: logging in, nickname fallbacks, following the user from
+room to room, reconnecting, echoing and quitting; with a fake view and
+connection.
+"""
+
+from twisted.internet.task import Clock
+
+from chatd import wire
+from chatd.client import session as S
+from chatd.client.session import Session, alternateNick, commandName
+from clientfakes import WELCOME, FakeConnection, FakeView, connectedSession, loggedIn
+
+
+def test_answersThePromptWithTheNick():
+    """
+    The server's nickname prompt is answered with the nickname, and the
+    session is online once the server says "you are now".
+    """
+    session, view, conn, _ = connectedSession("alice", login=False)
+    assert conn.sent == []  # cleared after the prompt was answered
+    assert session.state == S.LOGIN
+    loggedIn(session, "alice")
+    assert session.state == S.ONLINE
+    assert (session.nick, session.rooms, session.current) == ("alice", ["#lobby"], "#lobby")
+
+
+def test_firstPromptAnswer():
+    """
+    The very first thing sent is the nickname, in answer to the prompt.
+    """
+    view, conn = FakeView(), FakeConnection()
+    session = Session(view, "alice", Clock(), "x", True)
+    session.connected(conn)
+    session.lineReceived(WELCOME[0])
+    assert conn.sent == []
+    session.lineReceived(WELCOME[1])
+    assert conn.sent == ["alice"]
+    assert view.shown == WELCOME
+
+
+def test_takenNickTriesAlternatives():
+    """
+    When the nickname is refused, the session tries alice_, then alice2, and
+    tells the user each time.
+    """
+    session, view, conn, _ = connectedSession("alice", login=False)
+    session.lineReceived("!!! the nickname alice is taken")
+    session.lineReceived("??? Choose another nickname:")
+    session.lineReceived("!!! the nickname alice_ is taken")
+    session.lineReceived("??? Choose another nickname:")
+    assert conn.sent == ["alice_", "alice2"]
+    assert view.notes == ["nickname alice refused; trying alice_",
+                          "nickname alice_ refused; trying alice2"]
+    loggedIn(session, "alice2")
+    assert session.nick == "alice2"
+
+
+def _refuseAll(session):
+    for _ in range(Session.NICK_TRIES + 1):
+        session.lineReceived("!!! taken")
+        session.lineReceived("??? Choose another nickname:")
+
+
+def test_pipeGivesUpOnNicknames():
+    """
+    In pipe mode, after NICK_TRIES refusals the session ends, unsuccessfully,
+    and closes the connection.
+    """
+    session, view, conn, _ = connectedSession("bot", interactive=False, login=False)
+    _refuseAll(session)
+    assert conn.sent == ["bot_"] + [f"bot{n}" for n in range(2, Session.NICK_TRIES + 1)]
+    assert view.outcome == [False]
+    assert conn.closed
+
+
+def test_terminalUserChoosesNickname():
+    """
+    In terminal mode, after NICK_TRIES refusals the user is asked, and the
+    next line typed goes to the server as it is, not echoed or queued.
+    """
+    session, view, conn, _ = connectedSession("bob", login=False)
+    _refuseAll(session)
+    conn.sent.clear()
+    assert view.notes[-1] == "no nickname could be had; type the one you want"
+    session.send("robert")
+    assert conn.sent == ["robert"]
+    assert view.own == []
+    loggedIn(session, "robert")
+    assert session.state == S.ONLINE
+
+
+def test_followsRooms():
+    """
+    The current room and the rooms joined follow the server's replies to
+    /join and /part, whatever the user typed.
+    """
+    session, view, _, _ = connectedSession()
+    changes = view.changes
+    session.lineReceived("=== joined #ops")
+    assert (session.rooms, session.current) == (["#lobby", "#ops"], "#ops")
+    session.lineReceived("=== now talking in #lobby")
+    assert session.current == "#lobby"
+    session.lineReceived("=== left #lobby")
+    assert (session.rooms, session.current) == (["#ops"], None)
+    session.lineReceived("=== now talking in #ops")
+    assert session.current == "#ops"
+    session.lineReceived("=== you are now al")
+    assert session.nick == "al"
+    assert view.changes == changes + 5
+
+
+def test_linesBeforeLoginWait():
+    """
+    Lines typed before the login completes are sent, in order, right after
+    it.
+    """
+    session, view, conn, _ = connectedSession(interactive=False, login=False)
+    session.send("/join #ops")
+    session.send("hello")
+    assert conn.sent == []
+    loggedIn(session, "alice")
+    assert conn.sent == ["/join #ops", "hello"]
+
+
+def test_reconnectReclaimsNickAndRooms():
+    """
+    After the connection drops, the next connection claims the nickname held
+    last, joins the rooms again in order and returns to the current room;
+    lines typed meanwhile follow.
+    """
+    session, view, conn, _ = connectedSession("alice")
+    session.lineReceived("=== you are now alicia")
+    session.lineReceived("=== joined #ops")
+    session.lineReceived("=== joined #dev")
+    session.lineReceived("=== now talking in #ops")
+    session.disconnected("connection lost")
+    assert session.state == S.OFFLINE
+    assert view.notes == ["connection to example:55555 lost (connection lost)"]
+    assert session.rooms == ["#lobby", "#ops", "#dev"]  # until the server says otherwise
+    session.send("still there?")
+    # A connection lost while logging in does not forget the rooms.
+    session.connected(FakeConnection())
+    session.disconnected("connection lost")
+    conn2 = FakeConnection()
+    session.connected(conn2)
+    for line in WELCOME:
+        session.lineReceived(line)
+    loggedIn(session, "alicia")
+    assert conn2.sent == ["alicia", "/join #lobby", "/join #ops", "/join #dev",
+                          "/join #ops", "still there?"]
+    assert view.outcome == []
+
+
+def test_echoesWhatOthersWillSee():
+    """
+    In terminal mode the user's lines are shown as the others will see them:
+    text (and //text) as a room message, /me as an action, /msg as a private
+    message to its recipient; other commands are not echoed.
+    """
+    session, view, conn, _ = connectedSession("alice")
+    for line in ["hi all", "//slash", "/me waves", "/msg bob  psst  ", "/who", "/me"]:
+        session.send(line)
+    assert view.own == [
+        wire.ServerLine(wire.ROOM_MESSAGE, "hi all", "#lobby", "alice"),
+        wire.ServerLine(wire.ROOM_MESSAGE, "/slash", "#lobby", "alice"),
+        wire.ServerLine(wire.ACTION, "waves", "#lobby", "alice"),
+        wire.ServerLine(wire.PRIVATE, "psst", nick="bob"),
+    ]
+    assert conn.sent == ["hi all", "//slash", "/me waves", "/msg bob  psst  ", "/who", "/me"]
+
+
+def test_pipeDoesNotEcho():
+    """
+    In pipe mode the user's lines are sent but not shown: the script has them.
+    """
+    session, view, conn, _ = connectedSession(interactive=False)
+    session.send("hello")
+    assert (conn.sent, view.own) == (["hello"], [])
+
+
+def test_offlineLinesWaitWithANote():
+    """
+    A line typed while offline is kept for later, and the user is told.
+    """
+    session, view, conn, _ = connectedSession()
+    session.disconnected("lost")
+    view.notes.clear()
+    session.send("hello")
+    assert view.notes == ["not connected: it will be sent once back"]
+    assert conn.sent == []
+
+
+def test_pipeQuitConfirmed():
+    """
+    In pipe mode, quitting sends /quit; the session ends well only when the
+    server said bye before it closed.
+    """
+    session, view, conn, _ = connectedSession(interactive=False)
+    session.quit()
+    assert conn.sent == ["/quit"]
+    assert view.outcome == []
+    session.lineReceived("=== bye")
+    assert conn.closed
+    session.disconnected("closed by the server")
+    assert view.outcome == [True]
+
+
+def test_pipeQuitUnconfirmed():
+    """
+    In pipe mode, a connection lost after /quit but before the server's bye
+    ends the session unsuccessfully: the lines may not have been delivered.
+    """
+    session, view, conn, _ = connectedSession(interactive=False)
+    session.quit()
+    session.disconnected("connection lost")
+    assert view.notes == ["connection to example:55555 lost (connection lost) "
+                          "before the server confirmed every line"]
+    assert view.outcome == [False]
+
+
+def test_pipeQuitWaitsForPendingLines():
+    """
+    At the end of a script's input while offline, /quit is queued after the
+    script's lines instead of giving them up.
+    """
+    session, view, conn, _ = connectedSession(interactive=False, login=False)
+    session.send("hello")
+    session.send("/QUIT done")
+    assert view.outcome == []
+    loggedIn(session, "alice")
+    assert conn.sent == ["hello", "/quit done"]
+
+
+def test_quitWithNothingToSend():
+    """
+    Quitting while offline with nothing waiting ends the session at once.
+    """
+    session, view, conn, _ = connectedSession()
+    session.disconnected("lost")
+    session.send("dropped")
+    session.quit()
+    assert view.outcome == [True]
+
+
+def test_terminalQuitGivesUpWaiting():
+    """
+    In terminal mode, a server that does not close within QUIT_GRACE after
+    /quit is left anyway; a second quit leaves at once.
+    """
+    session, view, conn, clock = connectedSession()
+    session.send("/quit see you")
+    assert conn.sent == ["/quit see you"]
+    clock.advance(Session.QUIT_GRACE)
+    assert conn.closed and view.outcome == [True]
+
+    session, view, conn, clock = connectedSession()
+    session.quit()
+    session.quit()
+    assert view.outcome == [True]
+    assert clock.getDelayedCalls() == []
+
+
+def test_unreachableAtFirst():
+    """
+    A server that cannot be reached is named with the reason; a script then
+    gives up, a terminal user sees the retries.
+    """
+    view = FakeView()
+    session = Session(view, "bot", Clock(), "example:55555", False)
+    session.connectFailed("Connection refused")
+    assert view.notes == ["cannot reach example:55555: Connection refused"]
+    assert view.outcome == [False]
+
+    view = FakeView()
+    session = Session(view, "bot", Clock(), "example:55555", True)
+    session.connectFailed("Connection refused")
+    session.retrying(1.4)
+    assert view.notes == ["cannot reach example:55555: Connection refused",
+                          "trying again in 1 s (Ctrl-C to give up)"]
+    assert view.outcome == []
+
+
+def test_showsEveryLine():
+    """
+    Every server line is shown, known or not.
+    """
+    session, view, _, _ = connectedSession()
+    view.shown.clear()
+    session.lineReceived("#lobby <bob> hi")
+    session.lineReceived("something new")
+    assert view.shown == ["#lobby <bob> hi", "something new"]
+
+
+def test_helpers():
+    """
+    Alternative nicknames are nick_, nick2, nick3; commandName lowercases the
+    command and treats // as text.
+    """
+    assert [alternateNick("a", n) for n in (1, 2, 3)] == ["a_", "a2", "a3"]
+    assert commandName("/JOIN #x") == "/join"
+    assert commandName("//x") == ""
+    assert commandName("hi") == ""
+
+
+def test_pipeGivesUpIfNeverIn():
+    """
+    In pipe mode, a connection lost before the login completed (a refused
+    certificate, say) ends the session unsuccessfully instead of retrying
+    forever; once logged in, a later loss is retried.
+    """
+    session, view, conn, _ = connectedSession(interactive=False, login=False)
+    session.disconnected("certificate verify failed")
+    assert view.notes[-1] == "connection to example:55555 lost (certificate verify failed)"
+    assert view.outcome == [False]
+
+    session, view, conn, _ = connectedSession(interactive=False)
+    session.disconnected("connection lost")
+    session.connectFailed("Connection refused")
+    assert view.outcome == []

@@ -1,0 +1,54 @@
+"""
+chat-client --tls against a daemon listening with TLS (an ssl: endpoint and
+a self-signed certificate).
+"""
+
+import pytest
+
+from clientsupport import runClient, selfSignedCertificate, startDaemon
+
+
+@pytest.fixture
+def tlsDaemon(tmp_path):
+    cert, key = selfSignedCertificate(tmp_path)
+    d = startDaemon(tmp_path, listen="ssl:{port}:interface=127.0.0.1:"
+                                f"privateKey={key}:certKey={cert}")
+    d.cert = cert
+    yield d
+    d.stop()
+
+
+def _run(tmp_path, daemon, host, *options):
+    done = runClient(tmp_path, daemon.port, "sec", "hello\n", "--tls", *options, host=host)
+    return done.returncode, done.stdout.decode().splitlines(), done.stderr.decode()
+
+
+def test_trustedWithCa(tmp_path, tlsDaemon):
+    """
+    --ca with the server's own certificate: the client logs in, its line is
+    confirmed and it exits with status 0.
+    """
+    code, out, err = _run(tmp_path, tlsDaemon, "localhost", "--ca", tlsDaemon.cert)
+    assert code == 0, err
+    assert out[2:] == ["=== you are now sec", "=== joined #lobby",
+                       "=== #lobby members (1): sec", "=== bye"]
+
+
+def test_insecureAcceptsAnything(tmp_path, tlsDaemon):
+    """
+    --insecure-accept-any-cert takes the self-signed certificate unchecked.
+    """
+    code, out, err = _run(tmp_path, tlsDaemon, "127.0.0.1", "--insecure-accept-any-cert")
+    assert code == 0, err
+    assert out[-1] == "=== bye"
+
+
+def test_untrustedRefused(tmp_path, tlsDaemon):
+    """
+    Without --ca the self-signed certificate is refused: nothing is sent, a
+    script is told and exits with status 1 rather than retrying forever.
+    """
+    code, out, err = _run(tmp_path, tlsDaemon, "localhost")
+    assert code == 1
+    assert out == []
+    assert "certificate verify failed" in err

@@ -1,0 +1,159 @@
+"""
+chat-client in terminal mode, on a real terminal: tmux runs it, types into it
+(send-keys) and reads the screen (capture-pane), while a plain socket client
+talks to it through a real daemon.
+"""
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from clientsupport import CHAT_CLIENT, startDaemon
+from support import LineClient, requireTool
+from chatd.client.terminal import textWidth
+
+
+
+@pytest.fixture(autouse=True)
+def tmuxInstalled():
+    # Skipped without tmux, unless CHATD_REQUIRE_TOOLS demands it.
+    requireTool("tmux")
+
+WAIT = 15
+
+
+class Tmux:
+    """
+    A tmux server of our own (its own socket, so no one else's is touched)
+    with one 120x30 window.
+    """
+
+    def __init__(self, folder, command):
+        self.socket = f"chatd-test-{os.getpid()}-{id(self)}"
+        self._tmux("new-session", "-d", "-x", "120", "-y", "30", "-c", str(folder),
+                   "env", "LANG=C.UTF-8", "LC_ALL=C.UTF-8", "sh", "-c", command)
+
+    def _tmux(self, *args):
+        return subprocess.run(["tmux", "-L", self.socket, *args], check=True,
+                              capture_output=True, timeout=WAIT).stdout.decode("utf-8")
+
+    def type(self, text):
+        self._tmux("send-keys", "-l", text)
+
+    def keys(self, *keys):
+        self._tmux("send-keys", *keys)
+
+    def rows(self):
+        """
+        The screen, trailing blank rows left off.
+        """
+        rows = self._tmux("capture-pane", "-p").split("\n")
+        while rows and not rows[-1].strip():
+            rows.pop()
+        return rows
+
+    def cursor(self):
+        x, y = self._tmux("display-message", "-p", "#{cursor_x} #{cursor_y}").split()
+        return int(x), int(y)
+
+    def waitFor(self, predicate):
+        """
+        Poll the screen until C{predicate(rows)} holds: a terminal has no
+        barrier to wait on.
+        """
+        deadline = time.monotonic() + WAIT
+        while True:
+            rows = self.rows()
+            if predicate(rows):
+                return rows
+            if time.monotonic() > deadline:
+                raise AssertionError("screen never matched:\n" + "\n".join(rows))
+            time.sleep(0.05)
+
+    def close(self):
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    d = startDaemon(tmp_path)
+    yield d
+    d.stop()
+
+
+def test_typedLineSurvivesAndArrivesIntact(tmp_path, daemon):
+    """
+    A half-typed line with é ü € 漢字 stays whole, cursor in place, while
+    several messages arrive above it; sent, it reaches another user intact;
+    Ctrl-C then leaves with status 0, the terminal settings as they were and
+    no traceback.
+    """
+    log = tmp_path / "alice.log"
+    tmux = Tmux(tmp_path, f"stty -g > before; {CHAT_CLIENT} --nick alice --log {log} "
+                          f"127.0.0.1 {daemon.port}; echo EXIT=$?; stty -g > after; sleep 60")
+    bob = LineClient(daemon.port)
+    try:
+        tmux.waitFor(lambda rows: rows[-1:] == ["[alice #lobby]"])
+        bob.login("bob")
+        typed = "half typed é ü € 漢字"
+        tmux.type(typed)
+        prompt = "[alice #lobby] "
+        tmux.waitFor(lambda rows: rows[-1] == prompt + typed)
+        tmux.keys("Left", "Left")
+        for text in ["one", "two", "three"]:
+            bob.send(text)
+        bob.send("/me waves")
+        rows = tmux.waitFor(lambda rows: rows[-2:-1] == ["* #lobby bob waves"])
+        assert rows[-6:] == [
+            "-- #lobby bob has joined",
+            "#lobby <bob> one",
+            "#lobby <bob> two",
+            "#lobby <bob> three",
+            "* #lobby bob waves",
+            prompt + typed,
+        ]
+        assert tmux.cursor() == (textWidth(prompt + typed) - 4, len(rows) - 1)
+        tmux.keys("End", "Enter")
+        assert bob.readLine() == "#lobby <alice> " + typed
+        tmux.waitFor(lambda rows: rows[-2:] == ["#lobby <alice> " + typed, "[alice #lobby]"])
+        tmux.keys("C-c")
+        tmux.waitFor(lambda rows: "EXIT=0" in rows)
+        assert bob.readLine() == "-- #lobby alice has quit"
+        assert (tmp_path / "before").read_text() == (tmp_path / "after").read_text()
+        assert "Traceback" not in log.read_text()
+    finally:
+        bob.close()
+        tmux.close()
+
+
+def test_historyAndReconnect(tmp_path):
+    """
+    On a terminal: Up brings back the line sent before; when the daemon
+    restarts the client says so and comes back by itself, back in its room.
+    """
+    first = startDaemon(tmp_path)
+    port = first.port
+    tmux = Tmux(tmp_path, f"{CHAT_CLIENT} --nick alice --log {tmp_path / 'a.log'} "
+                          f"127.0.0.1 {port}; sleep 60")
+    second = None
+    try:
+        tmux.waitFor(lambda rows: rows[-1:] == ["[alice #lobby]"])
+        tmux.type("/join #ops")
+        tmux.keys("Enter")
+        tmux.waitFor(lambda rows: rows[-1:] == ["[alice #ops]"])
+        first.stop()
+        tmux.waitFor(lambda rows: rows[-1:] == ["[offline]"])
+        second = startDaemon(tmp_path, port)
+        rows = tmux.waitFor(lambda rows: rows[-1:] == ["[alice #ops]"]
+                            and rows[-2].startswith("=== #ops members"))
+        assert "[chat-client] connection to 127.0.0.1:%d lost (closed by the server)" % port \
+            in rows
+        tmux.keys("Up")
+        tmux.waitFor(lambda rows: rows[-1:] == ["[alice #ops] /join #ops"])
+    finally:
+        tmux.close()
+        first.stop()
+        if second is not None:
+            second.stop()

@@ -1,0 +1,254 @@
+"""
+The SQLite history store, driven from the test's thread as the reactor would
+drive it: its threads hand results back through a stand-in for
+C{callFromThread} (L{ThreadCalls}), which the test runs while it waits.
+"""
+
+import sqlite3
+
+import pytest
+
+from chatd import events
+from chatd.storage import HistoryError, schema
+from chatd.storage.sqlite import SQLiteHistory, matchExpression
+from support import ThreadCalls
+
+
+@pytest.fixture
+def calls():
+    return ThreadCalls()
+
+
+@pytest.fixture
+def path(tmp_path):
+    return str(tmp_path / "data" / "chatd.sqlite3")
+
+
+def openStore(path, calls):
+    store = SQLiteHistory(path, calls)
+    store.open()
+    return store
+
+
+def said(store, room, nick, text, time=1000.0):
+    event = events.Said(room, nick, text, time, store.nextId())
+    store.append(event)
+    return event
+
+
+def test_createsFolderAndKeepsLinesAcrossReopening(path, calls):
+    """
+    The file and its folder are created on first open; every kind of room
+    line comes back after closing and opening again, oldest first, with its
+    id, time and the room's spelling, and new ids go on from the old ones.
+    """
+    store = openStore(path, calls)
+    kept = [
+        said(store, "#Dev", "alice", "hello"),
+        events.Acted("#Dev", "bob", "waves", 1001.5, store.nextId()),
+        events.TopicChanged("#Dev", "alice", "cake", 1002.0, store.nextId()),
+    ]
+    store.append(kept[1])
+    store.append(kept[2])
+    calls.wait(store.close())
+    store = openStore(path, calls)
+    assert calls.wait(store.recent("#dev", 10)) == kept
+    assert store.nextId() == 4
+    calls.wait(store.close())
+
+
+def test_recentIsTheLastLinesOfOneRoom(path, calls):
+    """
+    recent() gives the last N lines of the named room only, oldest first.
+    """
+    store = openStore(path, calls)
+    lines = [said(store, "#a", "alice", f"a{i}") for i in range(5)]
+    said(store, "#b", "bob", "elsewhere")
+    assert calls.wait(store.recent("#A", 3)) == lines[2:]
+    assert calls.wait(store.recent("#nowhere", 3)) == []
+    calls.wait(store.close())
+
+
+def test_readsSeeEveryLineAppendedBeforeThem(path, calls):
+    """
+    A read asked right after an append, with no flush between, finds it:
+    reads wait in the writer's queue until what came before is committed.
+    """
+    store = openStore(path, calls)
+    for i in range(1000):
+        last = said(store, "#a", "alice", f"line {i}")
+    assert calls.wait(store.recent("#a", 1)) == [last]
+    assert calls.wait(store.search(["#a"], ["999"], 5)) == [last]
+    calls.wait(store.close())
+
+
+def test_searchOnlyInTheGivenRoomsNewestFirstBounded(path, calls):
+    """
+    search() matches whole words (any case, accents ignored) that must all
+    be present, only in the rooms given, newest first, at most C{limit}.
+    """
+    store = openStore(path, calls)
+    said(store, "#secret", "eve", "the cake is here")
+    old = said(store, "#a", "alice", "Cake for everyone")
+    mid = said(store, "#b", "bob", "more CAKE, café")
+    new = said(store, "#a", "alice", "last cake")
+    said(store, "#a", "alice", "pancakes do not count")
+    assert calls.wait(store.search(["#a", "#B"], ["cake"], 10)) == [new, mid, old]
+    assert calls.wait(store.search(["#a", "#b"], ["cake"], 2)) == [new, mid]
+    assert calls.wait(store.search(["#a", "#b"], ["cafe", "cake"], 10)) == [mid]
+    assert calls.wait(store.search([], ["cake"], 10)) == []
+    calls.wait(store.close())
+
+
+@pytest.mark.parametrize("word", ['"', "cake*", "NOT", "a OR b", "(", "^x", "---", "NEAR(a b)"])
+def test_searchTakesWordsLiterally(path, calls, word):
+    """
+    Words that are FTS5 query syntax are searched as text, never parsed: no
+    error, and an operator finds only lines that hold it as a word.
+    """
+    store = openStore(path, calls)
+    said(store, "#a", "alice", "cakes and pies")
+    found = calls.wait(store.search(["#a"], [word], 10))
+    assert found == []
+    calls.wait(store.close())
+
+
+def test_matchExpressionQuotesEachWord():
+    """
+    Each word becomes one quoted FTS5 string, with quotes doubled.
+    """
+    assert matchExpression(['say "hi"', "OR"]) == '"say ""hi""" "OR"'
+
+
+def test_pruneForgetsOlderLinesButNeverReusesIds(path, calls):
+    """
+    prune() deletes exactly the lines older than the given time, also from
+    search, in chunks; once every line is gone, ids still go on after the
+    highest one ever used, across reopening.
+    """
+    store = openStore(path, calls)
+    for i in range(12000):
+        said(store, "#a", "alice", f"word{i % 3}", time=float(i))
+    assert calls.wait(store.prune(11990.0)) == 11990
+    left = calls.wait(store.recent("#a", 100))
+    assert [e.time for e in left] == [float(i) for i in range(11990, 12000)]
+    assert len(calls.wait(store.search(["#a"], ["word0"], 100))) == 3
+    assert calls.wait(store.prune(1e9)) == 10
+    calls.wait(store.close())
+    store = openStore(path, calls)
+    assert store.nextId() == 12001
+    calls.wait(store.close())
+
+
+def test_linesStoredButNotYetIndexedAreIndexedLater(path, calls):
+    """
+    Lines stored but not yet indexed for search when the process died (the
+    writer indexes after storing) become searchable after reopening, and
+    pruning them keeps the index sound.
+    """
+    store = openStore(path, calls)
+    lines = [said(store, "#a", "alice", f"word{i}", time=float(i)) for i in range(3000)]
+    calls.wait(store.close())
+    connection = sqlite3.connect(path)
+    connection.execute("UPDATE counters SET value = 0 WHERE name = 'indexed'")
+    connection.execute("INSERT INTO messages_search (messages_search) VALUES ('delete-all')")
+    connection.commit()
+    connection.close()
+    store = openStore(path, calls)
+    assert calls.wait(store.search(["#a"], ["word2999"], 5)) == [lines[-1]]
+    assert calls.wait(store.search(["#a"], ["word0"], 5)) == [lines[0]]
+    assert calls.wait(store.prune(1500.0)) == 1500
+    assert calls.wait(store.search(["#a"], ["word0"], 5)) == []
+    calls.wait(store.close())
+    connection = sqlite3.connect(path)
+    assert connection.execute(
+        "INSERT INTO messages_search (messages_search, rank) VALUES ('integrity-check', 1)")
+    connection.close()
+
+
+def test_closeStoresEverythingPending(path, calls):
+    """
+    Lines appended just before close() are all on disk once it fires.
+    """
+    store = openStore(path, calls)
+    for i in range(5000):
+        said(store, "#a", "alice", f"line {i}")
+    calls.wait(store.close())
+    connection = sqlite3.connect(path)
+    assert connection.execute("SELECT count(*), max(id) FROM messages").fetchone() == (5000, 5000)
+    connection.close()
+
+
+def test_walModeAndSynchronousNormal(path, calls):
+    """
+    The database is in WAL mode, so readers never wait for the writer.
+    """
+    store = openStore(path, calls)
+    calls.wait(store.close())
+    connection = sqlite3.connect(path)
+    assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    connection.close()
+
+
+def test_migratesAnOlderSchemaKeepingItsLines(path, calls, tmp_path):
+    """
+    A version-1 database (no search) is migrated on open: its lines are kept,
+    become searchable, and the version is recorded.
+    """
+    (tmp_path / "data").mkdir()
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.executescript(schema.MIGRATIONS[0] + ";PRAGMA user_version = 1;")
+    connection.execute(
+        "INSERT INTO messages VALUES (7, 1000.0, '#a', '#A', 'said', 'alice', 'old words')")
+    connection.execute("UPDATE counters SET value = 7")
+    connection.close()
+    store = openStore(path, calls)
+    old = events.Said("#A", "alice", "old words", 1000.0, 7)
+    assert calls.wait(store.search(["#a"], ["old"], 5)) == [old]
+    assert store.nextId() == 8
+    calls.wait(store.close())
+    connection = sqlite3.connect(path)
+    assert connection.execute("PRAGMA user_version").fetchone() == (schema.VERSION,)
+    connection.close()
+
+
+def test_newerSchemaRefused(path, tmp_path):
+    """
+    A database written by a newer chatd is refused, untouched, with a
+    message naming the file and both versions.
+    """
+    (tmp_path / "data").mkdir()
+    connection = sqlite3.connect(path)
+    connection.execute(f"PRAGMA user_version = {schema.VERSION + 1}")
+    connection.close()
+    with pytest.raises(HistoryError) as raised:
+        schema.connect(path)
+    assert str(raised.value) == (
+        f"the history database {path} has schema version {schema.VERSION + 1}, "
+        f"written by a newer chatd; this one knows versions up to {schema.VERSION}")
+
+
+def test_corruptFileRefused(path, tmp_path):
+    """
+    A file that is not an SQLite database is refused with SQLite's reason.
+    """
+    (tmp_path / "data").mkdir()
+    with open(path, "wb") as f:
+        f.write(b"this is not a database, just some text" * 100)
+    with pytest.raises(HistoryError) as raised:
+        schema.connect(path)
+    assert str(raised.value) == (
+        f"cannot use the history database {path}: file is not a database")
+
+
+def test_folderThatCannotBeCreatedRefused(tmp_path):
+    """
+    A path below a plain file cannot be created; the error names it.
+    """
+    (tmp_path / "file").write_text("")
+    path = str(tmp_path / "file" / "chatd.sqlite3")
+    with pytest.raises(HistoryError) as raised:
+        schema.connect(path)
+    assert str(raised.value) == (
+        f"cannot create the history database {path}: {tmp_path / 'file'} "
+        "is not a folder")

@@ -1,0 +1,116 @@
+"""
+The outbox's held places: bytes that are not ready yet (history read off the
+reactor thread) keep their place in the order of a connection's output.
+"""
+
+from twisted.internet.testing import StringTransport
+
+from chatd.outbox import Outbox
+
+
+def makeOutbox(limit=1000):
+    transport = StringTransport()
+    return Outbox(transport, limit), transport
+
+
+def test_sendWaitsBehindAnEmptyPlace():
+    """
+    What is sent after a place is kept waits until the place is filled, then
+    comes out after it; what was sent before the place goes out at once.
+    """
+    outbox, transport = makeOutbox()
+    outbox.send(b"before\n")
+    place = outbox.hold()
+    outbox.send(b"live\n")
+    assert transport.value() == b"before\n"
+    outbox.fill(place, b"history\n")
+    assert transport.value() == b"before\nhistory\nlive\n"
+    assert outbox.pending == 0
+    outbox.send(b"after\n")
+    assert transport.value() == b"before\nhistory\nlive\nafter\n"
+
+
+def test_placesFilledOutOfOrderComeOutInOrder():
+    """
+    Two places filled in the reverse order still come out in the order they
+    were kept, each with what was sent after it.
+    """
+    outbox, transport = makeOutbox()
+    first = outbox.hold()
+    outbox.send(b"a\n")
+    second = outbox.hold()
+    outbox.send(b"b\n")
+    outbox.fill(second, b"second\n")
+    assert transport.value() == b""
+    outbox.fill(first, b"first\n")
+    assert transport.value() == b"first\na\nsecond\nb\n"
+
+
+def test_filledPlaceWaitsWhilePaused():
+    """
+    A place filled while the transport is paused is written, with what waits
+    behind it, only when the transport resumes.
+    """
+    outbox, transport = makeOutbox()
+    place = outbox.hold()
+    outbox.pauseProducing()
+    outbox.send(b"live\n")
+    outbox.fill(place, b"history\n")
+    assert transport.value() == b""
+    assert outbox.pending == len(b"history\nlive\n")
+    outbox.resumeProducing()
+    assert transport.value() == b"history\nlive\n"
+
+
+def test_liveLinesBehindAPlaceCountTowardsTheLimit():
+    """
+    Live lines piling up behind an unfilled place are bounded like any
+    backlog: past the limit the connection is dropped.
+    """
+    outbox, transport = makeOutbox(limit=10)
+    outbox.hold()
+    outbox.send(b"12345\n")
+    assert not transport.disconnecting
+    outbox.send(b"67890\n")
+    assert transport.disconnecting
+
+
+def test_fillAfterCloseIsIgnored():
+    """
+    History that arrives after the connection is gone is dropped quietly.
+    """
+    outbox, transport = makeOutbox()
+    place = outbox.hold()
+    outbox.close()
+    outbox.fill(place, b"history\n")
+    assert transport.value() == b""
+
+
+def test_finishLetsTheLastLinesOut():
+    """
+    A connection about to close stops waiting for history: what waits goes
+    out at once, with its last line; nothing sent later, nor the history that
+    arrives after, gets out; and the outbox stops producing for the transport
+    (a TLS transport would not close otherwise).
+    """
+    outbox, transport = makeOutbox()
+    place = outbox.hold()
+    outbox.send(b"live\n")
+    outbox.send(b"bye\n")
+    outbox.finish()
+    outbox.send(b"after\n")
+    outbox.fill(place, b"history\n")
+    assert transport.value() == b"live\nbye\n"
+    assert transport.producer is None
+
+
+def test_finishWritesBacklogOfPausedReader():
+    """
+    What waited for a paused transport is handed over when the connection
+    finishes, rather than lost.
+    """
+    outbox, transport = makeOutbox()
+    outbox.pauseProducing()
+    outbox.send(b"queued\n")
+    outbox.finish()
+    assert transport.value() == b"queued\n"
