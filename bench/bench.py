@@ -64,6 +64,15 @@ SCENARIOS = {
         about="fanout-1000 on chatd with persistent history off and on"),
 }
 
+# chatd's options that lift its limits for the benchmark, when it has them.
+CHATD_UNLIMITED = [
+    ("--flood-rate", "1000000000"),
+    ("--flood-burst", "1000000000"),
+    ("--max-connections", "15000"),
+    ("--max-per-address", "15000"),
+    ("--login-timeout", "0"),
+]
+
 # The same scenarios, a few clients and a fraction of a second each: the
 # test suite's smoke run.
 SMOKE = {
@@ -131,7 +140,14 @@ class Bench:
         # on by default.  Where chatd has it, every chatd keeps its history in
         # its own temporary folder (never the user's), and the history
         # scenario compares --db none with that.
-        self.hasDb = "--db" in _chatdHelp()
+        help = _chatdHelp()
+        self.hasDb = "--db=" in help
+        # Like ngircd's configuration: no flood limits and no connection
+        # limits, for the options this chatd has (issue 6 added them).
+        self.unlimited = []
+        for option, value in CHATD_UNLIMITED:
+            if option + "=" in help:
+                self.unlimited += [option, value]
         self.historyArgs = options.history_arg
         if self.historyArgs is None and self.hasDb:
             self.historyArgs = []
@@ -208,7 +224,7 @@ class Bench:
         folder = self.work / f"{server}-{label}"
         folder.mkdir()
         if server.startswith("chatd"):
-            extra = list(self.options.chatd_arg)
+            extra = self.unlimited + list(self.options.chatd_arg)
             if server == "chatd+history":
                 extra += self.historyArgs
             if self.hasDb:
