@@ -95,10 +95,12 @@ def main(argv=None):
                         help="a few clients for a fraction of a second (the test suite's run)")
     parser.add_argument("--no-ngircd", action="store_true", help="leave ngircd out")
     parser.add_argument("--chatd-arg", action="append", default=[],
-                        help="an extra argument for every chatd (repeatable)")
+                        help="an extra argument for every chatd (repeatable; "
+                             "write --chatd-arg=--option=value)")
     parser.add_argument("--history-arg", action="append", default=None,
                         help="the chatd arguments that turn history on (repeatable; "
-                             "default: --db FILE when chatd has a --db option)")
+                             "default: --db sqlite:FILE in the run's temporary folder, "
+                             "when chatd has --db)")
     parser.add_argument("--set", action="append", default=[], metavar="SCENARIO.KEY=VALUE",
                         help="change a scenario's load, e.g. idle-10000.rooms=1000")
     parser.add_argument("--out", type=Path, default=HERE / "results",
@@ -225,9 +227,9 @@ class Bench:
         folder.mkdir()
         if server.startswith("chatd"):
             extra = self.unlimited + list(self.options.chatd_arg)
-            if server == "chatd+history":
-                extra += self.historyArgs
-            if self.hasDb:
+            if server == "chatd+history" and self.options.history_arg:
+                extra += self.options.history_arg
+            elif self.hasDb:
                 off = scenario == "history" and server == "chatd"
                 extra += ["--db", "none" if off else f"sqlite:{folder / 'chatd.sqlite3'}"]
             daemon = Chatd(folder, extra)
