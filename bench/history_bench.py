@@ -17,7 +17,6 @@ Not a test: it prints numbers for bench/README-history.md.  Two parts:
 import argparse
 import os
 import queue
-import socket
 import sqlite3
 import statistics
 import sys
@@ -30,6 +29,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from chatd import events  # noqa: E402
 from chatd.storage.sqlite import SQLiteHistory  # noqa: E402
 from support import Daemon, LineClient, ThreadCalls  # noqa: E402
+
+# Many talkers from one address, each saying thousands of lines at once:
+# the limits (flood control, connections per address) have their own bench.
+OPEN_LIMITS = ("--flood-burst", "1000000", "--flood-rate", "1000000",
+               "--max-per-address", "1000", "--max-connections", "2000")
 
 WORDS = ("the quick brown fox jumps over a lazy dog while chat lines go by "
          "with some cake tea coffee build deploy release bug fix review").split()
@@ -106,16 +110,21 @@ class Talkers:
             client = LineClient(daemon.port, timeout=300)
             client.login(f"t{n}")
             client.send(f"/join #t{n}")
-            client.send(f"/part #lobby")
+            client.send("/part #lobby")
             client.sync()
             self.clients.append(client)
         self.sent = 0
 
-    def send(self, perClient, base):
+    def send(self, perClient, base, extra=0):
+        """
+        Each talker sends C{perClient} lines, the first C{extra} one more.
+        """
         for n, client in enumerate(self.clients):
-            client.sendBytes("".join(text(base + k) + "\n" for k in range(perClient))
-                             .encode())
-        self.sent += perClient * len(self.clients)
+            count = perClient + (n < extra)
+            if count:
+                client.sendBytes("".join(text(base + k) + "\n" for k in range(count))
+                                 .encode())
+                self.sent += count
 
     def barrier(self):
         # A read waits behind every line its sender said: once each talker's
@@ -132,7 +141,7 @@ class Talkers:
 
 def daemonFlatOut(folder, talkers, count, history="on"):
     db = f"sqlite:{folder}/flat-daemon.sqlite3" if history == "on" else "none"
-    daemon = Daemon(folder, "--db", db)
+    daemon = Daemon("--db", db, *OPEN_LIMITS, cwd=folder).start()
     crowd = Talkers(daemon, talkers)
     start = time.perf_counter()
     for base in range(0, count // talkers, 100):
@@ -153,9 +162,11 @@ def daemonFlatOut(folder, talkers, count, history="on"):
 
 def latency(folder, history, talkers, rate, seconds):
     db = f"sqlite:{folder}/latency-{history}.sqlite3" if history == "on" else "none"
-    daemon = Daemon(folder, "--db", db)
+    daemon = Daemon("--db", db, *OPEN_LIMITS, cwd=folder).start()
     crowd = Talkers(daemon, talkers)
-    sender, receiver = daemon.client("probeA"), daemon.client("probeB")
+    sender, receiver = daemon.client(), daemon.client()
+    sender.login("probeA")
+    receiver.login("probeB")
     sender.send("/join #probe")
     receiver.send("/join #probe")
     sender.sync()
@@ -174,12 +185,12 @@ def latency(folder, history, talkers, rate, seconds):
     reader = threading.Thread(target=receive, daemon=True)
     reader.start()
     tick = 0.01
-    perClient = max(1, int(rate * tick / talkers))
+    perClient, extra = divmod(int(rate * tick), talkers)
     start = time.perf_counter()
     base = 0
     for n in range(int(seconds / tick)):
-        crowd.send(perClient, base)
-        base += perClient
+        crowd.send(perClient, base, extra)
+        base += perClient + 1
         sender.send(f"probe {time.perf_counter()!r}")
         delay = start + (n + 1) * tick - time.perf_counter()
         if delay > 0:

@@ -13,8 +13,14 @@ The package is laid out along the path a line takes:
 - L{chatd.protocol}: the per-connection C{LineReceiver} tying these together.
 - L{chatd.tap}: command-line options and service wiring for twistd.
 
-Beside it, L{chatd.client} is C{chat-client}, the companion terminal client,
-which shares only L{chatd.wire} with the server.
+Beside that path:
+
+- L{chatd.storage}: room history behind L{chatd.storage.IHistoryStore}, kept
+  in SQLite by threads of its own so that the reactor never waits on it.
+- L{chatd.export}: the C{chatd-export} command, a room's history as JSON
+  lines or text.
+- L{chatd.client}: C{chat-client}, the companion terminal client, which
+  shares only L{chatd.wire} with the server.
 """
 
 __version__ = "0.1.0"

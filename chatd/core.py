@@ -89,7 +89,6 @@ class ChatCore:
         self.maxRooms = maxRooms
         # The first and the last id given out by this process, so that a
         # replay can leave out lines said after it was asked for.
-        self._firstId = self._lastId = None
         self.users = {}
         self.rooms = {}
 
@@ -215,11 +214,9 @@ class ChatCore:
         history = self._requireHistory()
         if user.rooms.get(roomKey(room.name)) is not room:
             raise ChatError(f"you are not in {room.name}")
-        # Lines said from now on reach the user live; the store, read on
-        # another thread, may already hold some of them when it answers, and
-        # they must not arrive twice.
-        return history.recent(room.name, count).addCallback(
-            self._saidBefore, self._lastId)
+        # The store answers as of now: lines said from now on reach the user
+        # live, and only live.
+        return history.recent(room.name, count)
 
     def search(self, user, words, limit):
         """
@@ -268,23 +265,7 @@ class ChatCore:
     def _newId(self):
         # Taken here, on the reactor thread, so that the event carries it
         # without waiting for the store.
-        if self.history is None:
-            return None
-        self._lastId = self.history.nextId()
-        if self._firstId is None:
-            self._firstId = self._lastId
-        return self._lastId
-
-    def _saidBefore(self, found, lastId):
-        """
-        The events of C{found} given an id no later than C{lastId}, the last
-        one given out when they were asked for (L{None}: none yet).
-        """
-        if lastId is None:
-            if self._firstId is None:
-                return found
-            lastId = self._firstId - 1
-        return [e for e in found if e.id is None or e.id <= lastId]
+        return None if self.history is None else self.history.nextId()
 
     def _record(self, event):
         if self.history is not None:

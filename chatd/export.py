@@ -8,6 +8,7 @@ read).  It only reads the database, so it can run beside a live server.
 """
 
 import json
+import os
 import sqlite3
 import sys
 
@@ -95,6 +96,12 @@ def main(argv=None):
         sys.exit(f"chatd-export: {e}\n{config}")
     try:
         count = export(config["path"], config["room"], config["format"], sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader (head, say) has had enough: stop quietly, and keep
+        # Python from complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
     except (HistoryError, OSError, sqlite3.Error) as e:
         sys.exit(f"chatd-export: {e}")
     if not count:

@@ -25,6 +25,9 @@ so that a reader's memory stays bounded by that whatever the others send.
 An outbox can also keep a place for bytes that are not ready yet (history,
 read off the reactor thread): what is sent meanwhile waits behind that place,
 so the reader sees the history first and the live lines after it, in order.
+Those waiting lines are not the reader's fault: they count against the limit
+only once the transport is paused, and what a filled place lets through at
+once is not held against the reader until the transport has drained.
 """
 
 from zope.interface import implementer
@@ -104,8 +107,8 @@ class Outbox:
     BURST_FACTOR = 4
 
     __slots__ = ("_transport", "limit", "_clock", "grace", "_overSince", "_paused",
-                 "_backlog", "_size", "_closed", "_sealed", "_places", "onOverflow",
-                 "_coalescer", "_batch", "_batchSize")
+                 "_backlog", "_size", "_closed", "_sealed", "_places", "_released",
+                 "onOverflow", "_coalescer", "_batch", "_batchSize")
 
     def __init__(self, transport, limit, onOverflow=None, clock=None, grace=0.0,
                  coalescer=None):
@@ -130,6 +133,8 @@ class Outbox:
         self._closed = False
         self._sealed = False
         self._places = 0
+        # Bytes filled places let through since the transport last drained.
+        self._released = 0
         self._coalescer = coalescer
         self._batch = None
         self._batchSize = 0
@@ -158,7 +163,11 @@ class Outbox:
             return
         self._backlog.append(data)
         self._size += len(data)
-        if self._size > self.limit and self._overTooLong():
+        # Only a reader too slow to take its bytes is dropped: what waits
+        # behind a place while the transport could take it waits for us (and
+        # only as long as the place's owner lets it: see
+        # ChatProtocol.showHistory).
+        if self._paused and self._owed() > self.limit and self._overTooLong():
             self._overflow()
 
     def hold(self):
@@ -185,7 +194,7 @@ class Outbox:
         place.data = data
         self._places -= 1
         self._size += len(data)
-        self._flush()
+        self._released += self._flush()
 
     def flush(self):
         """
@@ -238,6 +247,7 @@ class Outbox:
         # The transport has written everything it held: the reader keeps up.
         self._paused = False
         self._overSince = None
+        self._released = 0
         self._flush()
 
     def stopProducing(self):
@@ -246,9 +256,11 @@ class Outbox:
     def _flush(self):
         """
         Write the backlog up to its first place still empty.
+
+        @return: how many bytes were written.
         """
         if self._paused or self._closed:
-            return
+            return 0
         ready = []
         for item in self._backlog:
             if type(item) is _Place:
@@ -257,19 +269,27 @@ class Outbox:
                 item = item.data
             ready.append(item)
         if not ready:
-            return
+            return 0
         del self._backlog[:len(ready)]
-        self._size -= sum(map(len, ready))
+        written = sum(map(len, ready))
+        self._size -= written
         if self._size <= self.limit:
             self._overSince = None
         self._transport.writeSequence(ready)
+        return written
+
+    def _owed(self):
+        """
+        The part of the backlog held against the reader.
+        """
+        return self._size - self._released
 
     def _overTooLong(self):
         """
         Whether a backlog over the limit is to be held against its reader
         now: past the burst ceiling, or over the limit for the grace period.
         """
-        if not self.grace or self._size > self.limit * self.BURST_FACTOR:
+        if not self.grace or self._owed() > self.limit * self.BURST_FACTOR:
             return True
         now = self._clock.seconds()
         if self._overSince is None:

@@ -196,15 +196,26 @@ class ChatProtocol(LineReceiver):
             the lines, or L{None}.
         """
         place = self.outbox.hold()
+        # Live lines wait behind the place, unbounded by the send queue (the
+        # reader is not the slow one): a store that does not answer in time
+        # is given up on, and its late answer dropped.
+        tooLate = self.factory.clock.callLater(
+            self.factory.HISTORY_WAIT, self.outbox.fill, place,
+            wire.error("history took too long and was skipped")
+            .encode("utf-8") + wire.DELIMITER)
 
-        def show(events):
-            lines = [self.user.wire.encodeHistory(e) for e in events]
-            text = header(events) if header is not None else None
+        def show(stored):
+            if tooLate.active():
+                tooLate.cancel()
+            lines = [self.user.wire.encodeHistory(e) for e in stored]
+            text = header(stored) if header is not None else None
             if text is not None:
                 lines.insert(0, wire.reply(text).encode("utf-8") + wire.DELIMITER)
             self.outbox.fill(place, b"".join(lines))
 
         def failed(failure):
+            if tooLate.active():
+                tooLate.cancel()
             self._log.failure("history for {nick} failed", failure,
                               nick=self.user.nick)
             self.outbox.fill(place, wire.error("history is unavailable right now")
@@ -280,6 +291,9 @@ class ChatFactory(Factory):
 
     # How long a shutdown waits for clients to take their last lines.
     SHUTDOWN_GRACE = 3.0
+
+    # How long live lines wait for history being read before it is skipped.
+    HISTORY_WAIT = 3.0
 
     def __init__(self, core, clock, limits=Limits(), replay=20):
         """

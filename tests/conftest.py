@@ -7,11 +7,12 @@ from support import MemoryServer
 
 
 def pytest_configure(config):
-    """
-    Daemons started outside any test (module fixtures) keep their default
-    history in a folder of this run's own, never in the user's home.
-    """
+    # Daemons started outside any test (module fixtures) keep their default
+    # history in a folder of this run's own, never in the user's home.
     os.environ["XDG_DATA_HOME"] = tempfile.mkdtemp(prefix="chatd-tests-")
+    # Run by default (bounded); deselect with -m "not soak" for a quick run.
+    config.addinivalue_line(
+        "markers", "soak: a bounded load test with about a thousand clients")
 
 
 @pytest.fixture
@@ -27,9 +28,3 @@ def privateDataHome(tmp_path, monkeypatch):
     in the user's home.
     """
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
-
-
-def pytest_configure(config):
-    # Run by default (bounded); deselect with -m "not soak" for a quick run.
-    config.addinivalue_line(
-        "markers", "soak: a bounded load test with about a thousand clients")

@@ -264,3 +264,22 @@ def test_quitDuringReplaySaysBye(server, history):
     assert not alice.transport.connected
     history.answer()
     assert alice.lines() == []
+
+
+def test_historyThatNeverComesIsSkipped(server, history):
+    """
+    When the store does not answer within HISTORY_WAIT seconds, the user is
+    told, the live lines held behind it flow, and the late answer is dropped.
+    """
+    alice, bob = arrive(server, history, "alice"), arrive(server, history, "bob")
+    alice.send("one")
+    bob.send("/history")
+    alice.send("two")
+    server.clock.advance(server.factory.HISTORY_WAIT - 0.1)
+    assert bob.lines() == ["#lobby <alice> one"]
+    server.clock.advance(0.1)
+    assert bob.lines() == ["!!! history took too long and was skipped",
+                           "#lobby <alice> two"]
+    history.answer()
+    alice.send("three")
+    assert bob.lines() == ["#lobby <alice> three"]

@@ -14,6 +14,27 @@ from chatd.storage import schema
 from support import Daemon, startFailure
 
 
+@pytest.fixture(autouse=True)
+def daemons(monkeypatch):
+    """
+    Every daemon a test starts, killed at the end should the test fail
+    before stopping it.
+    """
+    started = []
+    original = Daemon.start
+
+    def start(daemon, *args, **kwargs):
+        started.append(daemon)
+        return original(daemon, *args, **kwargs)
+
+    monkeypatch.setattr(Daemon, "start", start)
+    yield
+    for daemon in started:
+        if daemon.process.poll() is None:
+            daemon.process.kill()
+            daemon.process.wait(10)
+
+
 def start(tmp_path, *args):
     # These tests say thousands of lines at once to fill the history; flood
     # control has its own tests.
@@ -214,4 +235,29 @@ def test_exportReproducesTheRoom(tmp_path):
         ': "#Dev", "kind": "topic", "nick": "alice", "text": "plans"}',
     ]
     alice.close()
+    daemon.stop()
+
+
+def test_joinDuringATorrentSeesEachLineOnce(tmp_path):
+    """
+    Someone who joins a room while it is flooded sees its recent lines as
+    history and the rest live, each line exactly once and in order (the
+    replay ends where the live lines begin), and is not dropped for the live
+    lines that waited for the replay.
+    """
+    daemon = start(tmp_path, "--db", f"sqlite:{tmp_path}/chat.sqlite3")
+    alice, bob = login(daemon, "alice"), login(daemon, "bob")
+    alice.send("/join #flood")
+    alice.sync()
+    count = 20000
+    alice.sendBytes("".join(f"n {i}\n" for i in range(count)).encode())
+    bob.send("/join #flood")
+    bob.readUntil(lambda l: l.startswith("=== #flood members"))
+    lines = bob.readUntil(lambda l: l.endswith(f" n {count - 1}"))
+    replayed = len([l for l in lines if l.startswith("~ ")])
+    assert replayed <= 20
+    shown = [stamped(l) for l in lines[:replayed]] + lines[replayed:]
+    assert shown == [f"#flood <alice> n {i}" for i in range(count - len(shown), count)]
+    alice.close()
+    bob.close()
     daemon.stop()

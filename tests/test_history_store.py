@@ -82,6 +82,22 @@ def test_readsSeeEveryLineAppendedBeforeThem(path, calls):
     calls.wait(store.close())
 
 
+def test_readsSeeNoLineAppendedAfterThem(path, calls):
+    """
+    A read asked before more lines are appended does not see them, however
+    late it runs: they reach the asker live, and must not come twice.
+    """
+    store = openStore(path, calls)
+    first = said(store, "#a", "alice", "cake before")
+    recent = store.recent("#a", 10)
+    found = store.search(["#a"], ["cake"], 10)
+    said(store, "#a", "alice", "cake after")
+    calls.wait(store.flush())
+    assert calls.wait(recent) == [first]
+    assert calls.wait(found) == [first]
+    calls.wait(store.close())
+
+
 def test_searchOnlyInTheGivenRoomsNewestFirstBounded(path, calls):
     """
     search() matches whole words (any case, accents ignored) that must all

@@ -8,12 +8,11 @@ exactly once.
 import re
 
 from hypothesis import HealthCheck, given, settings, strategies as st
-from twisted.internet.defer import Deferred
 
 from chatd.limits import Limits
-from chatd.names import nickKey, nickProblem, roomKey
+from chatd.names import nickKey, nickProblem
 from chatd.sanitize import cleanText
-from support import MemoryHistory, MemoryServer
+from support import MemoryServer
 
 # What no line shown to a user may hold: controls, escapes, bidi controls.
 UNSAFE = re.compile(
@@ -175,41 +174,3 @@ def test_lookAlikeNicknamesNeverDistinctUsers(name, disguise, swap, at, rename):
     assert set(server.core.users) <= {nickKey(name), "zed"}
     for user in server.core.users.values():
         assert user.nick.isascii()
-
-
-class LateHistory(MemoryHistory):
-    """
-    A store whose reads see what was appended up to the moment they are
-    answered, as the real store's reader thread does.
-    """
-
-    def recent(self, room, count):
-        deferred = Deferred()
-        self._late.append((deferred, room, count))
-        return deferred
-
-    def answerLate(self):
-        for deferred, room, count in self.__dict__.pop("_late"):
-            found = [e for e in self.lines if roomKey(e.room) == roomKey(room)]
-            deferred.callback(found[-count:])
-        self._late = []
-
-
-def test_lineSaidWhileHistoryIsReadArrivesOnce():
-    """
-    A line said after someone joins but before the store answers the join's
-    replay reaches them exactly once: live, not again in the replay.
-    """
-    history = LateHistory()
-    history._late = []
-    server = MemoryServer(history=history)
-    alice = server.connect("alice")
-    alice.send("before")
-    history.answerLate()
-    bob = server.connect("bob")
-    alice.send("during")
-    history.answerLate()
-    got = bob.lines()
-    assert [l for l in got if "before" in l or "during" in l] == [
-        got[0], "#lobby <alice> during"]
-    assert got[0].startswith("~ ") and got[0].endswith("#lobby <alice> before")

@@ -112,7 +112,8 @@ def test_globalConnectionLimit():
     free again.
     """
     server = MemoryServer(limits=Limits(maxConnections=2))
-    alice, bob = server.connect("alice"), server.connect("bob")
+    server.connect("alice")
+    bob = server.connect("bob")
     extra = server.connect(host="10.0.0.9")
     assert extra.lines() == ["-!- Connection refused: the server is full; try again later"]
     assert not extra.transport.connected

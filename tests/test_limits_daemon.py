@@ -149,7 +149,7 @@ def test_sigtermUnderLoad():
         for i, member in enumerate(members):
             crowd.send(member, f"u{i}")
             crowd.send(member, f"/join #r{i % 10}")
-        crowd.pump(lambda: all(any(l.startswith(f"=== #r") for l in m.lines)
+        crowd.pump(lambda: all(any(l.startswith("=== #r") for l in m.lines)
                                for m in members))
         for member in members:
             member.take()

@@ -62,16 +62,46 @@ def test_filledPlaceWaitsWhilePaused():
     assert transport.value() == b"history\nlive\n"
 
 
-def test_liveLinesBehindAPlaceCountTowardsTheLimit():
+def test_linesBehindAPlaceAreNotTheReadersFault():
     """
-    Live lines piling up behind an unfilled place are bounded like any
-    backlog: past the limit the connection is dropped.
+    Live lines piling up behind an unfilled place, while the transport could
+    take them, do not count against the reader: the connection stays.  Once
+    the reader is too slow (the transport paused), the whole backlog counts.
     """
     outbox, transport = makeOutbox(limit=10)
-    outbox.hold()
+    place = outbox.hold()
+    outbox.send(b"12345\n")
+    outbox.send(b"67890\n")
+    assert not transport.disconnecting
+    outbox.fill(place, b"")
+    assert transport.value() == b"12345\n67890\n"
+    outbox.pauseProducing()
+    outbox.resumeProducing()
+    place = outbox.hold()
+    outbox.pauseProducing()
     outbox.send(b"12345\n")
     assert not transport.disconnecting
     outbox.send(b"67890\n")
+    assert transport.disconnecting
+
+
+def test_filledBacklogIsNotTheReadersDebt():
+    """
+    The bytes a filled place lets through at once may keep the transport
+    busy for a while: lines arriving meanwhile may wait up to the limit on
+    top of those bytes, until the transport has drained; then the plain
+    limit applies again.
+    """
+    outbox, transport = makeOutbox(limit=10)
+    place = outbox.hold()
+    outbox.send(b"a" * 30)
+    outbox.fill(place, b"h" * 20)
+    outbox.pauseProducing()
+    outbox.send(b"b" * 55)
+    assert not transport.disconnecting
+    outbox.resumeProducing()
+    outbox.pauseProducing()
+    outbox.send(b"c" * 11)
     assert transport.disconnecting
 
 

@@ -23,9 +23,10 @@ class IHistoryStore(Interface):
 
     Every method is called on the reactor thread and returns at once: work
     that touches the database happens elsewhere and its result arrives through
-    a L{Deferred}, on the reactor thread.  Reads see every line appended
-    before they were asked for, so a user who talks and then asks for history
-    finds their own line.
+    a L{Deferred}, on the reactor thread.  Reads see exactly the lines
+    appended before they were asked for: a user who talks and then asks for
+    history finds their own line, and one who joins a room gets each line
+    once, either in the replay or live.
     """
 
     def nextId():
@@ -43,7 +44,10 @@ class IHistoryStore(Interface):
 
     def recent(room, count):
         """
-        The last C{count} lines of the room called C{room}, oldest first.
+        The last C{count} lines of the room called C{room}, oldest first, as
+        of this call: nothing appended after it, even if the store gets to it
+        before answering.  (A user who joins sees each line once: in the
+        replay, or live.)
 
         @return: a L{Deferred} firing with a L{list} of events.
         """
