@@ -1,8 +1,14 @@
 """
 Each connection's send queue, where the slow-reader policy lives.
 
-Twisted's transport already coalesces every write of a reactor turn into one
-C{send}.  The outbox registers itself as the transport's push producer: while
+While a batch of input is handled (L{Coalescer}), what each outbox is sent
+gathers in a list, and each outbox hands it to its transport in one write when
+the batch ends: a line fanned out to a thousand members costs a thousand list
+appends, not a thousand trips through the transport's C{write}.  Outside a
+batch a send is written at once.  Twisted's transport then coalesces every
+write of a reactor turn into one C{send}.
+
+The outbox registers itself as the transport's push producer: while
 the transport's own buffer is full it is paused, and what arrives meanwhile
 waits here.  When that backlog stays past the limit the reader is too slow to
 keep, and the connection is dropped rather than letting its memory grow without
@@ -26,6 +32,53 @@ once is not held against the reader until the transport has drained.
 
 from zope.interface import implementer
 from twisted.internet.interfaces import IPushProducer
+
+
+# A batch that grows past this is handed to the transport at once, so that the
+# transport can pause the outbox (Twisted's own buffer size) and what follows
+# counts against the limit.
+FLUSH_BYTES = 64 * 1024
+
+
+class Coalescer:
+    """
+    Gathers what outboxes are sent while a batch of input is handled, and
+    writes each outbox's share with one C{write} when the batch ends.
+
+    Use it as a context manager around the handling of one read; batches may
+    nest, and only the outermost one writes.
+    """
+
+    __slots__ = ("_depth", "_waiting")
+
+    def __init__(self):
+        self._depth = 0
+        self._waiting = []
+
+    @property
+    def active(self):
+        """
+        Whether a batch is open, so that sends should wait for its end.
+        """
+        return self._depth > 0
+
+    def __enter__(self):
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc):
+        self._depth -= 1
+        if self._depth == 0:
+            # In the order each outbox was first sent something; writing one
+            # cannot add another, but loop in case a later change makes it so.
+            while self._waiting:
+                waiting, self._waiting = self._waiting, []
+                for outbox in waiting:
+                    outbox.flush()
+        return False
+
+    def _wait(self, outbox):
+        self._waiting.append(outbox)
 
 
 class _Place:
@@ -55,15 +108,18 @@ class Outbox:
 
     __slots__ = ("_transport", "limit", "_clock", "grace", "_overSince", "_paused",
                  "_backlog", "_size", "_closed", "_sealed", "_places", "_released",
-                 "onOverflow")
+                 "onOverflow", "_coalescer", "_batch", "_batchSize")
 
-    def __init__(self, transport, limit, onOverflow=None, clock=None, grace=0.0):
+    def __init__(self, transport, limit, onOverflow=None, clock=None, grace=0.0,
+                 coalescer=None):
         """
         @param onOverflow: called with the size of the backlog when it has
             been over C{limit} for C{grace} seconds (or over the burst
             ceiling), before the connection is aborted.
         @param clock: an L{IReactorTime} that times how long the backlog has
             been over the limit; needed only with a C{grace}.
+        @param coalescer: the L{Coalescer} whose batches this outbox joins, or
+            L{None} to write every send at once.
         """
         self._transport = transport
         self.limit = limit
@@ -79,6 +135,9 @@ class Outbox:
         self._places = 0
         # Bytes filled places let through since the transport last drained.
         self._released = 0
+        self._coalescer = coalescer
+        self._batch = None
+        self._batchSize = 0
         transport.registerProducer(self, True)
 
     def send(self, data):
@@ -88,7 +147,19 @@ class Outbox:
         if self._closed or self._sealed:
             return
         if not self._paused and not self._places:
-            self._transport.write(data)
+            # The fan-out's hot path: one append per delivery.
+            batch = self._batch
+            if batch is not None:
+                batch.append(data)
+                self._batchSize += len(data)
+                if self._batchSize >= FLUSH_BYTES:
+                    self.flush()
+            elif self._coalescer is not None and self._coalescer.active:
+                self._batch = [data]
+                self._batchSize = len(data)
+                self._coalescer._wait(self)
+            else:
+                self._transport.write(data)
             return
         self._backlog.append(data)
         self._size += len(data)
@@ -106,6 +177,8 @@ class Outbox:
 
         @return: the place, to hand to L{fill}.
         """
+        # What this read sent so far goes ahead of the place.
+        self.flush()
         place = _Place()
         self._backlog.append(place)
         self._places += 1
@@ -123,6 +196,16 @@ class Outbox:
         self._size += len(data)
         self._released += self._flush()
 
+    def flush(self):
+        """
+        Hand what the current batch gathered to the transport, in one write.
+        (A batch only gathers while nothing waits in the backlog, so it goes
+        ahead of the backlog.)
+        """
+        batch, self._batch = self._batch, None
+        if batch and not self._closed:
+            self._transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
+
     @property
     def pending(self):
         """
@@ -139,6 +222,7 @@ class Outbox:
         are dropped) or for a reader to catch up first.  A TLS transport does
         not close while a producer is registered.
         """
+        self.flush()
         self._sealed = True
         ready = [item.data if type(item) is _Place else item for item in self._backlog]
         self._backlog, self._places, self._size = [], 0, 0
@@ -154,6 +238,7 @@ class Outbox:
         self._closed = True
         self._backlog = []
         self._size = 0
+        self._batch = None
 
     def pauseProducing(self):
         self._paused = True

@@ -14,7 +14,7 @@ from chatd.commands import dispatch
 from chatd.core import ChatError, User
 from chatd.limits import ACCEPT, DISCONNECT, ConnectionCounter, FloodGate, Limits
 from chatd.names import NICK_RULES
-from chatd.outbox import Outbox
+from chatd.outbox import Coalescer, Outbox
 from chatd.sanitize import TelnetFilter, cleanText
 
 MAX_LINE_BYTES = 2048
@@ -64,10 +64,11 @@ class ChatProtocol(LineReceiver):
         limits = self.factory.limits
         self.outbox = Outbox(self.transport, limits.sendQueueBytes,
                              self._sendQueueOverflowed, clock=self.factory.clock,
-                             grace=limits.sendQueueGrace)
+                             grace=limits.sendQueueGrace,
+                             coalescer=self.factory.coalescer)
         # The core sees the address only as text, to match bans against.
         self.user = User(self.outbox, wire.LineWire, host=self.address,
-                         hangUp=self.transport.loseConnection)
+                         hangUp=self._hangUp)
         self._flood = FloodGate(self.factory.clock, limits.floodRate,
                                 limits.floodBurst, limits.floodKick)
         # One timer: until a nickname is chosen it is the login timeout, then
@@ -92,6 +93,12 @@ class ChatProtocol(LineReceiver):
     def dataReceived(self, data):
         if not self._live:
             return
+        # Everything this read makes the server say reaches each recipient's
+        # transport in one write, when the read is handled.
+        with self.factory.coalescer:
+            self._linesReceived(data)
+
+    def _linesReceived(self, data):
         data = self._telnet.feed(data)
         while data:
             if self._skipping:
@@ -165,6 +172,12 @@ class ChatProtocol(LineReceiver):
         self._quitReason = reason or "quit"
         self.core.disconnect(self.user, reason)
         self.sendLast(wire.reply("bye"))
+        self.transport.loseConnection()
+
+    def _hangUp(self):
+        # The core lets a user go (a kick, a ban) after telling them why:
+        # that is their last line, and it must get out before the close.
+        self.outbox.finish()
         self.transport.loseConnection()
 
     def sendLast(self, line):
@@ -284,6 +297,8 @@ class ChatFactory(Factory):
     @ivar connections: the open (admitted) L{ChatProtocol}s.
     @ivar replay: how many lines of history a room shows on joining it.
     @ivar stopping: whether the server is shutting down and ignores input.
+    @ivar coalescer: the L{Coalescer} that batches every connection's output
+        while one read is handled.
     """
 
     protocol = ChatProtocol
@@ -308,6 +323,7 @@ class ChatFactory(Factory):
         self._counter = ConnectionCounter(limits.maxConnections,
                                           limits.maxPerAddress)
         self.connections = set()
+        self.coalescer = Coalescer()
         self.stopping = False
         self._allClosed = None
 

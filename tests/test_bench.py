@@ -1,0 +1,56 @@
+"""
+A smoke run of the benchmark (bench/run --smoke), so that it never rots: a few
+clients for a fraction of a second per scenario.  No timing is asserted; what
+is asserted is that every expected delivery arrived, in order, and that the
+results file was written.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIRE = os.environ.get("CHATD_REQUIRE_TOOLS") == "1"
+
+
+def _have(program, path=None):
+    return bool(shutil.which(program) or (path and os.access(path, os.X_OK)))
+
+
+def test_benchmarkSmokeRun(tmp_path):
+    """
+    One round of every scenario at toy sizes against chatd, the C ceiling and
+    (when installed) ngircd loses nothing, keeps order, and writes the JSON
+    and Markdown results.
+    """
+    if not _have("gcc"):
+        if REQUIRE:
+            pytest.fail("gcc is missing (the benchmark compiles its load generator)")
+        pytest.skip("gcc is missing")
+    args = [sys.executable, str(ROOT / "bench" / "bench.py"), "--smoke", "--rounds", "1",
+            "--out", str(tmp_path)]
+    haveNgircd = _have("ngircd", "/usr/sbin/ngircd")
+    if not haveNgircd:
+        if REQUIRE:
+            pytest.fail("ngircd is missing (apt-get install ngircd)")
+        args.append("--no-ngircd")
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+    results = json.loads((tmp_path / "latest.json").read_text())
+    assert (tmp_path / "latest.md").read_text().startswith("# chatd benchmark")
+    assert not [r for r in results["runs"] if r.get("error")]
+    servers = {r["server"] for r in results["runs"]}
+    assert servers >= {"chatd", "ceiling"} | ({"ngircd"} if haveNgircd else set())
+    for run in results["runs"]:
+        if run["scenario"] == "idle-10000":
+            assert run["joined"] == 20 and run["failed"] == 0, run
+            continue
+        assert run["sent"] > 0, run
+        assert run["delivered"] == run["expected"], run
+        assert run["lost"] == 0 and run["misordered"] == 0 and run["stray"] == 0, run

@@ -1,0 +1,107 @@
+"""
+Output coalescing: while one read is handled, each outbox gathers what it is
+sent and hands it to its transport in one write, in order, without loosening
+the slow-reader bound.
+"""
+
+from twisted.internet.testing import StringTransport
+
+from chatd.outbox import FLUSH_BYTES, Coalescer, Outbox
+
+
+class CountingTransport(StringTransport):
+    """
+    A transport that records each write it is given.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.writes = []
+
+    def write(self, data):
+        self.writes.append(data)
+        super().write(data)
+
+
+def test_batchWritesOncePerOutboxInOrder():
+    """
+    Sends during a batch reach each transport as one write, holding every
+    line in the order sent, only when the batch ends.
+    """
+    coalescer = Coalescer()
+    a, b = CountingTransport(), CountingTransport()
+    outA, outB = Outbox(a, 1024, coalescer=coalescer), Outbox(b, 1024, coalescer=coalescer)
+    with coalescer:
+        outA.send(b"one\r\n")
+        outB.send(b"one\r\n")
+        outA.send(b"two\r\n")
+        outA.send(b"three\r\n")
+        assert a.writes == b.writes == []
+    assert a.writes == [b"one\r\ntwo\r\nthree\r\n"]
+    assert b.writes == [b"one\r\n"]
+
+
+def test_outsideBatchWritesAtOnce():
+    """
+    With no batch open (a timer, a storage callback), each send is written
+    at once, as before coalescing.
+    """
+    coalescer = Coalescer()
+    t = CountingTransport()
+    out = Outbox(t, 1024, coalescer=coalescer)
+    out.send(b"a\r\n")
+    out.send(b"b\r\n")
+    assert t.writes == [b"a\r\n", b"b\r\n"]
+
+
+def test_nestedBatchesWriteAtTheOutermostEnd():
+    """
+    Only the outermost batch writes.
+    """
+    coalescer = Coalescer()
+    t = CountingTransport()
+    out = Outbox(t, 1024, coalescer=coalescer)
+    with coalescer:
+        with coalescer:
+            out.send(b"a\r\n")
+        assert t.writes == []
+        out.send(b"b\r\n")
+    assert t.writes == [b"a\r\nb\r\n"]
+
+
+def test_closedOutboxDropsItsBatch():
+    """
+    A connection lost during the batch gets nothing written.
+    """
+    coalescer = Coalescer()
+    t = CountingTransport()
+    out = Outbox(t, 1024, coalescer=coalescer)
+    with coalescer:
+        out.send(b"a\r\n")
+        out.close()
+    assert t.writes == []
+
+
+def test_bigBatchIsHandedOverEarlySoTheBoundHolds():
+    """
+    A batch that passes FLUSH_BYTES goes to the transport at once; when the
+    transport then pauses the outbox, the rest of the batch waits in the
+    backlog and counts against the limit, so a slow reader is still dropped.
+    """
+    coalescer = Coalescer()
+    t = CountingTransport()
+    dropped = []
+    out = Outbox(t, 4096, onOverflow=lambda pending: dropped.append(pending),
+                 coalescer=coalescer)
+    line = b"x" * 1022 + b"\r\n"
+    with coalescer:
+        for _ in range(FLUSH_BYTES // len(line)):
+            out.send(line)
+        assert b"".join(t.writes) == line * (FLUSH_BYTES // len(line))
+        out.pauseProducing()  # what a full transport does
+        for _ in range(4):
+            out.send(line)
+        assert out.pending == 4 * len(line) and not dropped
+        out.send(line)
+    assert dropped == [5 * len(line)]
+    assert t.disconnected
