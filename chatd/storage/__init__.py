@@ -7,6 +7,7 @@ its data nor waits for one.
   dedicated thread.
 - L{chatd.storage.accounts}: L{IAccountStore} in the same file, with its own
   thread, which also does the (deliberately slow) password hashing.
+- L{chatd.storage.worker}: the loop by which a store's thread answers jobs.
 """
 
 from zope.interface import Interface

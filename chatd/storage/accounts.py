@@ -15,14 +15,13 @@ import time
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from twisted.internet.defer import Deferred, succeed
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from chatd.bans import Ban, banKey
 from chatd.names import nickKey
 from chatd.storage import AccountError, IAccountStore, schema
+from chatd.storage.worker import STOP, answerJobs
 
-_STOP = object()
 _BAN_COLUMNS = "kind, target, room, until, reason, by, time"
 
 
@@ -65,7 +64,9 @@ class SQLiteAccounts:
         # one, so timing does not tell which nicknames are registered.
         self._decoy = self._hasher.hash("not a password")
         self._opened = True
-        threading.Thread(target=self._work, args=(connection,),
+        # Each job is one statement at most: autocommit is its transaction.
+        threading.Thread(target=answerJobs,
+                         args=(self._jobs, connection, self._reactor, self._closed),
                          name="chatd-accounts", daemon=True).start()
 
     # IAccountStore, called on the reactor thread
@@ -138,7 +139,7 @@ class SQLiteAccounts:
     def close(self):
         if not self._opened:
             return succeed(None)
-        self._jobs.put(_STOP)
+        self._jobs.put(STOP)
         return self._closed
 
     def _do(self, job):
@@ -147,23 +148,6 @@ class SQLiteAccounts:
         return done
 
     # The store's thread
-
-    def _work(self, connection):
-        while True:
-            item = self._jobs.get()
-            if item is _STOP:
-                break
-            job, done = item
-            try:
-                # Each job is one statement at most: autocommit is its
-                # transaction.
-                result = job(connection)
-            except Exception:
-                self._reactor.callFromThread(done.errback, Failure())
-            else:
-                self._reactor.callFromThread(done.callback, result)
-        connection.close()
-        self._reactor.callFromThread(self._closed.callback, None)
 
 
 def _failed(exception):

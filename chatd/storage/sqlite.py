@@ -49,6 +49,7 @@ from zope.interface import implementer
 from chatd import events
 from chatd.names import roomKey
 from chatd.storage import HistoryError, IHistoryStore, schema
+from chatd.storage.worker import STOP, answerJobs
 
 BATCH_WINDOW = 0.010
 """Seconds the writer gathers lines before committing them together."""
@@ -66,7 +67,6 @@ _INSERT = ("INSERT INTO messages (id, time, room_key, room, kind, nick, text) "
            "VALUES (?, ?, ?, ?, ?, ?, ?)")
 _COLUMNS = "id, time, room, kind, nick, text"
 _EVENTS = {"said": events.Said, "acted": events.Acted, "topic": events.TopicChanged}
-_STOP = object()
 
 
 def _row(event):
@@ -204,7 +204,7 @@ class SQLiteHistory:
     def close(self):
         if not self._opened:
             return succeed(None)
-        self._writes.put(_STOP)
+        self._writes.put(STOP)
         return self._closed
 
     def _read(self, query, *args, indexed=False):
@@ -213,7 +213,7 @@ class SQLiteHistory:
         def ready(connection):
             if indexed:
                 self._index(connection, None)
-            self._reads.put((query, args, done))
+            self._reads.put((lambda reading: query(reading, *args), done))
 
         self._writes.put(ready)
         return done
@@ -251,7 +251,7 @@ class SQLiteHistory:
                     continue
                 self._commit(connection, rows)
                 rows = []
-                if item is _STOP:
+                if item is STOP:
                     stopping = True
                     continue
                 try:
@@ -266,10 +266,10 @@ class SQLiteHistory:
                 if writes.empty():
                     break
                 # Pruning queued more of itself: finish that first.
-                writes.put(_STOP)
+                writes.put(STOP)
                 stopping = False
         connection.close()
-        self._reads.put(_STOP)
+        self._reads.put(STOP)
 
     def _commit(self, connection, rows):
         if not rows:
@@ -350,19 +350,7 @@ class SQLiteHistory:
 
     def _readLoop(self, connection):
         _yieldToTheReactor()
-        while True:
-            item = self._reads.get()
-            if item is _STOP:
-                break
-            query, args, done = item
-            try:
-                result = query(connection, *args)
-            except Exception:
-                self._reactor.callFromThread(done.errback, Failure())
-            else:
-                self._reactor.callFromThread(done.callback, result)
-        connection.close()
-        self._reactor.callFromThread(self._closed.callback, None)
+        answerJobs(self._reads, connection, self._reactor, self._closed)
 
     @staticmethod
     def _recent(connection, key, count, upTo):
