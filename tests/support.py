@@ -415,3 +415,31 @@ class MemoryAccounts:
 
     def close(self):
         return succeed(None)
+
+
+class EventWire:
+    """
+    A wire format that hands over the event itself, so that core tests see
+    exactly which events reach whom.
+    """
+
+    @staticmethod
+    def encode(event):
+        return event
+
+
+class Inbox:
+    """
+    An outbox that records what it is sent.
+    """
+
+    def __init__(self):
+        self.events = []
+        self.hungUp = False
+
+    def send(self, event):
+        self.events.append(event)
+
+    def take(self):
+        taken, self.events = self.events, []
+        return taken

@@ -10,24 +10,7 @@ from twisted.internet.task import Clock
 from chatd import events
 from chatd.core import ChatCore, ChatError, User
 from chatd.fanout import Fanout
-
-
-class EventWire:
-    @staticmethod
-    def encode(event):
-        return event
-
-
-class Inbox:
-    def __init__(self):
-        self.events = []
-
-    def send(self, event):
-        self.events.append(event)
-
-    def take(self):
-        taken, self.events = self.events, []
-        return taken
+from support import EventWire, Inbox
 
 
 @pytest.fixture

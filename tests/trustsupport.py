@@ -7,26 +7,7 @@ from twisted.internet.task import Clock
 
 from chatd.core import ChatCore, User
 from chatd.fanout import Fanout
-from support import MemoryAccounts
-
-
-class EventWire:
-    @staticmethod
-    def encode(event):
-        return event
-
-
-class Inbox:
-    def __init__(self):
-        self.events = []
-        self.hungUp = False
-
-    def send(self, event):
-        self.events.append(event)
-
-    def take(self):
-        taken, self.events = self.events, []
-        return taken
+from support import EventWire, Inbox, MemoryAccounts
 
 
 class Trust:
