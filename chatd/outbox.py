@@ -1,12 +1,12 @@
 """
 Each connection's send queue, where the slow-reader policy lives.
 
-While a batch of input is handled (L{Coalescer}), what each outbox is sent
-gathers in a list, and each outbox hands it to its transport in one write when
-the batch ends: a line fanned out to a thousand members costs a thousand list
-appends, not a thousand trips through the transport's C{write}.  Outside a
-batch a send is written at once.  Twisted's transport then coalesces every
-write of a reactor turn into one C{send}.
+While input is handled (L{Coalescer}), what each outbox is sent gathers in a
+list, and each outbox hands it over in one write at the end of the reactor
+turn: a line fanned out to a thousand members costs a thousand list appends,
+not a thousand trips through the transport's C{write}.  Outside a batch a send
+is written at once.  Either way, while the transport holds nothing the bytes
+go straight to the socket (see L{Outbox._write}).
 
 The outbox registers itself as the transport's push producer: while
 the transport's own buffer is full it is paused, and what arrives meanwhile
@@ -31,6 +31,7 @@ once is not held against the reader until the transport has drained.
 """
 
 from zope.interface import implementer
+from twisted.internet import tcp
 from twisted.internet.interfaces import IPushProducer
 
 
@@ -42,18 +43,25 @@ FLUSH_BYTES = 64 * 1024
 
 class Coalescer:
     """
-    Gathers what outboxes are sent while a batch of input is handled, and
-    writes each outbox's share with one C{write} when the batch ends.
+    Gathers what outboxes are sent while input is handled, and writes each
+    outbox's share with one C{write} afterwards.
 
     Use it as a context manager around the handling of one read; batches may
-    nest, and only the outermost one writes.
+    nest.  Without a clock, the outermost batch writes when it ends.  With
+    one, the writing waits for the end of the reactor turn, so that every read
+    of the turn (several senders talking to the same room) joins the same
+    batches: one C{send} per recipient per turn.
+
+    @ivar clock: an L{IReactorTime}, or L{None}.
     """
 
-    __slots__ = ("_depth", "_waiting")
+    __slots__ = ("_depth", "_waiting", "_clock", "_scheduled")
 
-    def __init__(self):
+    def __init__(self, clock=None):
         self._depth = 0
         self._waiting = []
+        self._clock = clock
+        self._scheduled = None
 
     @property
     def active(self):
@@ -68,14 +76,23 @@ class Coalescer:
 
     def __exit__(self, *exc):
         self._depth -= 1
-        if self._depth == 0:
-            # In the order each outbox was first sent something; writing one
-            # cannot add another, but loop in case a later change makes it so.
-            while self._waiting:
-                waiting, self._waiting = self._waiting, []
-                for outbox in waiting:
-                    outbox.flush()
+        if self._depth == 0 and self._waiting:
+            if self._clock is None:
+                self._flushAll()
+            elif self._scheduled is None:
+                # A call for "now" runs when the reactor has handled every
+                # read it was told about.
+                self._scheduled = self._clock.callLater(0, self._flushAll)
         return False
+
+    def _flushAll(self):
+        self._scheduled = None
+        # In the order each outbox was first sent something; writing one
+        # cannot add another, but loop in case a later change makes it so.
+        while self._waiting:
+            waiting, self._waiting = self._waiting, []
+            for outbox in waiting:
+                outbox.flush()
 
     def _wait(self, outbox):
         self._waiting.append(outbox)
@@ -159,7 +176,7 @@ class Outbox:
                 self._batchSize = len(data)
                 self._coalescer._wait(self)
             else:
-                self._transport.write(data)
+                self._write(data)
             return
         self._backlog.append(data)
         self._size += len(data)
@@ -204,7 +221,32 @@ class Outbox:
         """
         batch, self._batch = self._batch, None
         if batch and not self._closed:
-            self._transport.write(batch[0] if len(batch) == 1 else b"".join(batch))
+            self._write(batch[0] if len(batch) == 1 else b"".join(batch))
+
+    def _write(self, data):
+        """
+        Hand C{data} to the peer, straight to the socket when nothing is
+        waiting before it.
+
+        A transport's write only buffers: the reactor sends on its next turn,
+        after watching the socket for writability (an epoll_ctl to start, one
+        to stop), for every recipient of every message.  When the transport
+        holds nothing, the kernel can usually take the bytes at once, in
+        order; only what it does not take goes through the transport, whose
+        buffering and producer pauses then apply as before.
+        """
+        transport = self._transport
+        if isinstance(transport, tcp.Connection) and _holdsNothing(transport):
+            try:
+                sent = transport.socket.send(data)
+            except OSError:
+                # Full (EAGAIN) or broken: the transport finds out which on
+                # its own next write and reports a broken connection itself.
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
+        transport.write(data)
 
     @property
     def pending(self):
@@ -302,3 +344,13 @@ class Outbox:
         if self.onOverflow is not None:
             self.onOverflow(pending)
         self._transport.abortConnection()
+
+
+def _holdsNothing(transport):
+    """
+    Whether an open TCP transport has no bytes waiting to be sent.  (Only a
+    plain TCP connection is written around: a TLS one must encrypt first.)
+    """
+    return (transport._tempDataLen == 0
+            and transport.offset == len(transport.dataBuffer)
+            and transport.connected and not transport.disconnecting)

@@ -310,11 +310,13 @@ class ChatFactory(Factory):
     # How long live lines wait for history being read before it is skipped.
     HISTORY_WAIT = 3.0
 
-    def __init__(self, core, clock, limits=Limits(), replay=20):
+    def __init__(self, core, clock, limits=Limits(), replay=20, coalesceTurns=False):
         """
         @param limits: the L{Limits} every connection is held to.
         @param replay: how many of a room's last lines a user who joins it is
             shown, when the core keeps history.
+        @param coalesceTurns: whether output waits for the end of the reactor
+            turn (on C{clock}) rather than of each read; see L{Coalescer}.
         """
         self.core = core
         self.clock = clock
@@ -323,7 +325,7 @@ class ChatFactory(Factory):
         self._counter = ConnectionCounter(limits.maxConnections,
                                           limits.maxPerAddress)
         self.connections = set()
-        self.coalescer = Coalescer()
+        self.coalescer = Coalescer(clock if coalesceTurns else None)
         self.stopping = False
         self._allClosed = None
 

@@ -350,7 +350,8 @@ def makeService(config, reactor=None):
     core = ChatCore(Fanout(), reactor, lobby=config["lobby"], history=history,
                     maxRooms=limits.maxRooms, accounts=accounts,
                     operators=config["operators"], identifySeconds=config["identify-time"])
-    factory = ChatFactory(core, reactor, limits=limits, replay=config["replay"])
+    factory = ChatFactory(core, reactor, limits=limits, replay=config["replay"],
+                          coalesceTurns=True)
     top = service.MultiService()
     if history is not None:
         # Started first: open before any listener accepts a line.  Stopped

@@ -1,9 +1,10 @@
 """
-Output coalescing: while one read is handled, each outbox gathers what it is
-sent and hands it to its transport in one write, in order, without loosening
-the slow-reader bound.
+Output coalescing: while input is handled, each outbox gathers what it is
+sent and hands it to its transport in one write (at the end of the read, or
+of the reactor turn), in order, without loosening the slow-reader bound.
 """
 
+from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from chatd.outbox import FLUSH_BYTES, Coalescer, Outbox
@@ -105,3 +106,23 @@ def test_bigBatchIsHandedOverEarlySoTheBoundHolds():
         out.send(line)
     assert dropped == [5 * len(line)]
     assert t.disconnected
+
+
+def test_clockedBatchWaitsForTheTurnsEnd():
+    """
+    With a clock, batches opened in one reactor turn are written together
+    when the turn ends (a call for "now"), once per outbox, in order; a send
+    outside a batch joins the waiting batch rather than overtaking it.
+    """
+    clock = Clock()
+    coalescer = Coalescer(clock)
+    transport = CountingTransport()
+    outbox = Outbox(transport, 1024, coalescer=coalescer)
+    with coalescer:
+        outbox.send(b"one\n")
+    with coalescer:
+        outbox.send(b"two\n")
+    outbox.send(b"three\n")
+    assert transport.writes == []
+    clock.advance(0)
+    assert transport.writes == [b"one\ntwo\nthree\n"]
