@@ -272,7 +272,7 @@ class _AccountService(service.Service):
             raise StartFailure(f"chatd: {e}") from None
         bans = self._store.bans()
         self._core.restoreBans(bans)
-        self._log.info("chatd keeps accounts in {path}; {count} bans in force",
+        self._log.info("chatd keeps accounts in {path}; bans in force: {count}",
                        path=self._store.path, count=len(bans))
         for nick in self._operators:
             if not self._store.isRegistered(nick):

@@ -188,7 +188,7 @@ def test_operatorKicksAndBansAcrossARestart(tmp_path, db):
 
     daemon = Daemon(*args, cwd=tmp_path).start()
     try:
-        assert "1 bans in force" in daemon.logText()
+        assert "bans in force: 1" in daemon.logText()
         assert "operator boss is not registered" not in daemon.logText()
         troll = daemon.client()
         troll.readUntil(lambda l: l.startswith("??? "))
