@@ -83,8 +83,7 @@ class ChatProtocol(LineReceiver):
             self.core.admit(self.user)
         except ChatError as e:
             self._log.info("refused {peer}: {why}", peer=self.peer, why=str(e))
-            self.error(str(e))
-            self.transport.loseConnection()
+            self._closeWith(wire.error(str(e)))
             return
         self.notice(f"Welcome to chatd {__version__}. Lines you type go to your "
                     "current room; commands start with /, and /help lists them.")
@@ -94,7 +93,7 @@ class ChatProtocol(LineReceiver):
         if not self._live:
             return
         # Everything this read makes the server say reaches each recipient's
-        # transport in one write, when the read is handled.
+        # transport in one write (see Coalescer).
         with self.factory.coalescer:
             self._linesReceived(data)
 
@@ -171,21 +170,29 @@ class ChatProtocol(LineReceiver):
     def quit(self, reason):
         self._quitReason = reason or "quit"
         self.core.disconnect(self.user, reason)
-        self.sendLast(wire.reply("bye"))
-        self.transport.loseConnection()
+        self._closeWith(wire.reply("bye"))
 
     def _hangUp(self):
         # The core lets a user go (a kick, a ban) after telling them why:
         # that is their last line, and it must get out before the close.
-        self.outbox.finish()
+        self._closeWith(None)
+
+    def _closeWith(self, line):
+        """
+        Close the connection once C{line} (if any) and everything queued
+        before it are written.
+        """
+        self.sendLast(line)
         self.transport.loseConnection()
 
     def sendLast(self, line):
         """
-        Send C{line} as this connection's last, ahead of any history still
-        being read, and nothing after it: the connection is about to close.
+        Send C{line} (if any) as this connection's last, ahead of any history
+        still being read, and nothing after it: the connection is about to
+        close.
         """
-        self._sendLine(line)
+        if line is not None:
+            self._sendLine(line)
         self.outbox.finish()
 
     def notice(self, text):
@@ -274,8 +281,7 @@ class ChatProtocol(LineReceiver):
         Close the connection for C{why}, after telling the user.
         """
         self._quitReason = why
-        self.sendLast(wire.notice(f"Closing your connection: {why}"))
-        self.transport.loseConnection()
+        self._closeWith(wire.notice(f"Closing your connection: {why}"))
         self._log.info("closing {nick} ({peer}): {why}",
                        nick=self.user.nick or "-", peer=self.peer, why=why)
 
