@@ -322,7 +322,7 @@ def _unban(conn, arg):
 @command("bans", "", "moderators: list the bans you may lift")
 def _bans(conn, arg):
     bans = conn.core.listBans(conn.user)
-    conn.reply(f"{len(bans)} bans")
+    conn.reply("1 ban" if len(bans) == 1 else f"{len(bans)} bans")
     for ban in bans:
         left = None if ban.until is None else ban.until - conn.factory.clock.seconds()
         until = "until lifted" if left is None else f"for {math.ceil(left)}s more"

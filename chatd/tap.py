@@ -137,7 +137,11 @@ class Options(usage.Options):
                 # unreadable key) is a usage error, not a traceback.
                 endpoints.serverFromString(None, description)
             except Exception as e:
-                raise usage.UsageError(f"--listen {description}: {_listenProblem(e)}")
+                problem = f"--listen {description}: {_listenProblem(e)}"
+                if isinstance(e, OSError) or type(e).__module__.startswith("OpenSSL"):
+                    # A file problem: the usage text would only bury it.
+                    raise StartFailure(f"chatd: {problem}") from None
+                raise usage.UsageError(problem)
         self["lobby"] = normalRoomName(self["lobby"])
         problem = roomProblem(self["lobby"])
         if problem:
@@ -190,8 +194,8 @@ def _listenProblem(e):
         # ssl: reads its certificate and key files while parsing.
         return f"cannot read {e.filename}: {e.strerror}"
     if type(e).__module__.startswith("OpenSSL"):
-        return ("the certificate or private key is not a PEM file this server "
-                f"can use ({e})")
+        return ("a certificate or private key named there is not a PEM file "
+                f"this server can use ({e})")
     return str(e)
 
 

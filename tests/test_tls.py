@@ -8,7 +8,6 @@ import ssl
 import subprocess
 
 import pytest
-from twisted.python import usage
 
 from chatd import tap
 from support import Daemon, LineClient, makeCertificate, settle, twistdPath
@@ -76,20 +75,21 @@ def test_plainClientOnTlsListenerGetsNoChat(tmp_path, certificate):
         daemon.stop()
 
 
-def test_missingKeyIsAUsageError(tmp_path):
+def test_missingKeyStopsTheStart(tmp_path):
     """
     An ssl: listener whose key file does not exist is refused when the
-    options are read, naming the file and the reason.
+    options are read, in one line naming the file and the reason (not buried
+    under the usage text).
     """
     config = tap.Options()
     missing = tmp_path / "nope.key"
-    with pytest.raises(usage.UsageError) as e:
+    with pytest.raises(tap.StartFailure) as e:
         config.parseOptions(["--listen", f"ssl:6697:privateKey={missing}"])
-    assert str(e.value) == (f"--listen ssl:6697:privateKey={missing}: "
+    assert str(e.value) == (f"chatd: --listen ssl:6697:privateKey={missing}: "
                             f"cannot read {missing}: No such file or directory")
 
 
-def test_garbageKeyIsAUsageError(tmp_path, certificate):
+def test_garbageKeyStopsTheStart(tmp_path, certificate):
     """
     A key file that is not a usable PEM key is refused with a message saying
     so, not a traceback.
@@ -98,11 +98,11 @@ def test_garbageKeyIsAUsageError(tmp_path, certificate):
     bad = tmp_path / "bad.key"
     bad.write_text("this is not a key\n")
     config = tap.Options()
-    with pytest.raises(usage.UsageError) as e:
+    with pytest.raises(tap.StartFailure) as e:
         config.parseOptions(["--listen", f"ssl:6697:privateKey={bad}:certKey={cert}"])
     assert str(e.value).startswith(
-        f"--listen ssl:6697:privateKey={bad}:certKey={cert}: the certificate or "
-        "private key is not a PEM file this server can use (")
+        f"chatd: --listen ssl:6697:privateKey={bad}:certKey={cert}: a certificate "
+        "or private key named there is not a PEM file this server can use (")
 
 
 def test_missingKeyFailsTheStart(tmp_path):
@@ -118,4 +118,4 @@ def test_missingKeyFailsTheStart(tmp_path):
     output = done.stdout + done.stderr
     assert done.returncode != 0
     assert f"cannot read {missing}: No such file or directory" in output
-    assert "Traceback" not in output
+    assert "Traceback" not in output and "Usage:" not in output

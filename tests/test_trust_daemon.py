@@ -203,7 +203,7 @@ def test_operatorKicksAndBansAcrossARestart(tmp_path, db):
         boss.readLine()
         boss.send("/bans")
         assert boss.readUntil(lambda l: "spamming" in l) == [
-            "=== 1 bans", "=== troll from the server until lifted, by boss (spamming links)"]
+            "=== 1 ban", "=== troll from the server until lifted, by boss (spamming links)"]
         boss.send("/unban troll")
         assert boss.readLine() == "-- #lobby boss lifted the ban on troll"
         troll.readLine()  # the prompt again
