@@ -321,12 +321,6 @@ class ChatCore(IdentityRules, ModerationRules):
         del self.users[nickKey(user.nick)]
         self._cancelIdentify(user)
 
-    def announce(self, text):
-        """
-        Tell every user something from the server (it is going down, say).
-        """
-        self._fanout.toUsers(self.users.values(), events.ServerNotice(text))
-
     def _newId(self):
         # Taken here, on the reactor thread, so that the event carries it
         # without waiting for the store.

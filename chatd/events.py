@@ -75,15 +75,6 @@ class TopicChanged:
 
 
 @dataclass(frozen=True, slots=True)
-class ServerNotice:
-    text: str
-
-
-# Moderation: what moderators did, announced to the room.  A duration is in
-# seconds, L{None} for "until lifted".
-
-
-@dataclass(frozen=True, slots=True)
 class Kicked:
     room: str
     nick: str

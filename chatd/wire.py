@@ -117,7 +117,6 @@ _FORMATS = {
     events.Quit: _quitLine,
     events.Renamed: lambda e: f"-- {e.room} {e.old} is now known as {e.new}",
     events.TopicChanged: _topicLine,
-    events.ServerNotice: lambda e: notice(e.text),
     events.Kicked: lambda e: f"-- {e.room} {e.nick} was kicked by {e.by}{_reason(e.reason)}",
     events.Banned: _bannedLine,
     events.Unbanned: lambda e: f"-- {e.room} {e.by} lifted the ban on {e.target}",

@@ -253,18 +253,6 @@ def test_topic(core):
     assert alice.outbox.take() == []
 
 
-def test_announceReachesEveryone(core):
-    """
-    A server notice reaches every user once, whatever their rooms.
-    """
-    alice, bob = arrive(core, "alice"), arrive(core, "bob")
-    core.part(bob, "#lobby")
-    clear(alice, bob)
-    core.announce("going down")
-    assert alice.outbox.take() == [events.ServerNotice("going down")]
-    assert bob.outbox.take() == [events.ServerNotice("going down")]
-
-
 def test_recipientDroppedDuringFanout(core):
     """
     A recipient that is disconnected while a message is being fanned out does
