@@ -238,7 +238,7 @@ class Bench:
         else:
             daemon = Ceiling(folder, self.ceiling)
         if self.options.profile and server.startswith("chatd"):
-            daemon.profile(self.options.profile / f"{label}-{server}.svg")
+            daemon.profile(self.options.profile / f"{label}-{server}.txt")
         return daemon
 
     def drive(self, daemon, args):
@@ -306,11 +306,11 @@ class Daemon:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / TICKS
 
-    def profile(self, svg):
-        svg.parent.mkdir(parents=True, exist_ok=True)
+    def profile(self, out):
+        out.parent.mkdir(parents=True, exist_ok=True)
         pyspy = Path(sys.executable).parent / "py-spy"
         self._profiler = subprocess.Popen(
-            [str(pyspy), "record", "--nonblocking", "-r", "200", "-o", str(svg),
+            [str(pyspy), "record", "--nonblocking", "-r", "200", "-f", "raw", "-o", str(out),
              "--pid", str(self.process.pid)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
