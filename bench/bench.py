@@ -49,7 +49,7 @@ SCENARIOS = {
         about="one room of 1,000, 100 messages/s in total from 10 senders"),
     "idle-10000": dict(
         args=dict(mode="idle", members=10000, rooms=100),
-        servers=("chatd", "ngircd"),
+        servers=("chatd", "ngircd", "ceiling"),
         rounds=1,  # memory hardly varies; ngircd takes half a minute to join
         about="10,000 connections joined to 100 rooms of 100, then idle"),
     "slow-reader": dict(
