@@ -1,12 +1,14 @@
 """
 Bans as plain data: who is banned from what, until when.
 
-A ban names a nickname or an address (the peer's host, handed in as plain
-text by the edge; the core never sees a socket), and either the whole server
-(C{room} is empty) or one room.  Nicknames cannot contain "." or ":", so a
-target with either is an address, and anything else is a nickname.
+A ban names a nickname, an address (the peer's host, handed in as plain
+text by the edge; the core never sees a socket) or a range of addresses in
+CIDR notation (C{203.0.113.0/24}, C{2001:db8::/32}), and either the whole
+server (C{room} is empty) or one room.  Nicknames cannot contain "." or ":",
+so a target with either is an address, and anything else is a nickname.
 """
 
+import ipaddress
 from dataclasses import dataclass
 
 from chatd.names import nickKey, nickProblem, roomKey
@@ -43,20 +45,67 @@ class Ban:
 
 
 def banKey(kind, target, room):
-    folded = nickKey(target) if kind == NICK else target.lower()
+    folded = nickKey(target) if kind == NICK else _addressKey(target)
     return (kind, folded, roomKey(room))
+
+
+def _addressKey(target):
+    """
+    One spelling per address or range, so that C{/unban} finds a ban however
+    it is typed: C{2001:DB8::0:1} is C{2001:db8::1}, and C{10.1.2.3/8} is
+    C{10.0.0.0/8}.  Anything that is not an IP address (a host name) is only
+    folded to lower case.
+    """
+    try:
+        if "/" in target:
+            return str(ipaddress.ip_network(target, strict=False))
+        return str(ipaddress.ip_address(target))
+    except ValueError:
+        return target.lower()
+
+
+def _network(key):
+    """
+    The range an address ban's key covers, or L{None} for a single address.
+    """
+    return ipaddress.ip_network(key) if "/" in key else None
 
 
 def targetKind(target):
     """
-    Whether C{target} names a nickname (L{NICK}) or an address (L{ADDRESS}),
-    or L{None} when it is neither.
+    Whether C{target} names a nickname (L{NICK}) or an address or range of
+    addresses (L{ADDRESS}), or L{None} when it is neither.
     """
     if nickProblem(target) is None:
         return NICK
+    if "/" in target:
+        try:
+            ipaddress.ip_network(target, strict=False)
+        except ValueError:
+            return None
+        return ADDRESS
     if ("." in target or ":" in target) and " " not in target:
         return ADDRESS
     return None
+
+
+def covers(ban, nick, host):
+    """
+    Whether C{ban} applies to a user called C{nick} connecting from C{host}
+    (either may be L{None}).
+    """
+    if ban.kind == NICK:
+        return nick is not None and nickKey(nick) == ban.key[1]
+    if host is None:
+        return False
+    key = ban.key[1]
+    network = _network(key)
+    if network is None:
+        return _addressKey(host) == key
+    try:
+        return ipaddress.ip_address(host) in network
+    except ValueError:
+        return False
 
 
 class BanList:
@@ -66,15 +115,22 @@ class BanList:
 
     def __init__(self):
         self._bans = {}
+        # The keys of the bans on ranges, which are matched one by one;
+        # every other ban is found by its key.
+        self._ranges = set()
 
     def add(self, ban):
         self._bans[ban.key] = ban
+        if ban.kind == ADDRESS and _network(ban.key[1]) is not None:
+            self._ranges.add(ban.key)
 
     def remove(self, kind, target, room):
         """
         Lift a ban; return it, or L{None} when there was none.
         """
-        return self._bans.pop(banKey(kind, target, room), None)
+        key = banKey(kind, target, room)
+        self._ranges.discard(key)
+        return self._bans.pop(key, None)
 
     def get(self, key, now):
         """
@@ -94,13 +150,18 @@ class BanList:
         """
         ended = []
         found = None
-        for key in ((NICK, nickKey(nick), roomKey(room)) if nick else None,
-                    (ADDRESS, host.lower(), roomKey(room)) if host else None):
+        place = roomKey(room)
+        keys = [(NICK, nickKey(nick), place) if nick else None,
+                (ADDRESS, _addressKey(host), place) if host else None]
+        if host:
+            keys += [key for key in self._ranges
+                     if key[2] == place and covers(self._bans[key], None, host)]
+        for key in keys:
             ban = self._bans.get(key) if key else None
             if ban is None:
                 continue
             if ban.until is not None and ban.until <= now:
-                del self._bans[key]
+                self.remove(ban.kind, ban.target, ban.room)
                 ended.append(ban)
             elif found is None:
                 found = ban

@@ -10,7 +10,7 @@ state it uses; the bans themselves are plain data in L{chatd.bans}.
 import math
 
 from chatd import events
-from chatd.bans import ADDRESS, NICK, Ban, targetKind
+from chatd.bans import NICK, Ban, covers, targetKind
 from chatd.errors import ChatError
 from chatd.names import nickKey
 
@@ -63,6 +63,10 @@ class ModerationRules:
         now = self._clock.seconds()
         ban = Ban(kind, target, "" if server else room.name,
                   None if duration is None else now + duration, reason, user.nick, now)
+        if covers(ban, None, user.host):
+            # On a server whose users all come through one address (every
+            # local user shares 127.0.0.1), that ban would take everyone.
+            raise ChatError(f"{target} covers your own address")
         self.bans.add(ban)
         if self.accounts is not None:
             self._store(self.accounts.addBan(ban), "storing a ban")
@@ -214,8 +218,4 @@ def _seconds(duration):
 
 
 def _covers(ban, user):
-    if user.nick is None:
-        return False
-    if ban.kind == ADDRESS:
-        return user.host is not None and user.host.lower() == ban.target.lower()
-    return nickKey(user.nick) == nickKey(ban.target)
+    return user.nick is not None and covers(ban, user.nick, user.host)

@@ -166,6 +166,69 @@ def test_serverBanByAddress(trust):
     assert trust.accounts.stored[(ADDRESS, "198.51.100.7", "")].until is None
 
 
+def test_serverBanByRange(trust):
+    """
+    A ban on a range of addresses (CIDR) puts out everyone connecting from
+    inside it and refuses new connections from inside it; addresses outside
+    are not touched; /unban finds it under another spelling of the range.
+    """
+    op = trust.arrive("op", password="op-password")
+    inside = [trust.arrive("one", host="198.51.100.7"),
+              trust.arrive("two", host="198.51.100.200")]
+    outside = trust.arrive("other", host="198.51.101.1")
+    trust.core.ban(op, "198.51.100.0/24", None, "")
+    assert [u.outbox.hungUp for u in inside + [outside]] == [True, True, False]
+    with pytest.raises(ChatError) as e:
+        trust.arrive("fresh", host="198.51.100.9")
+    assert str(e.value) == "you are banned from this server"
+    assert (ADDRESS, "198.51.100.0/24", "") in trust.accounts.stored
+    trust.core.unban(op, "198.51.100.77/24")
+    assert trust.accounts.stored == {}
+    trust.arrive("fresh", host="198.51.100.9")
+
+
+def test_ipv6RangeAndSpellings(trust):
+    """
+    IPv6 addresses and ranges match however they are spelled (case, zeros);
+    a range covers only its own addresses.
+    """
+    op = trust.arrive("op", password="op-password")
+    trust.core.ban(op, "2001:DB8::/32", 60, "")
+    with pytest.raises(ChatError):
+        trust.arrive("in", host="2001:db8:0:0::5")
+    trust.arrive("out", host="2001:db9::1")
+    trust.core.ban(op, "2001:0db9:0000::0001", None, "")
+    with pytest.raises(ChatError):
+        trust.arrive("again", host="2001:db9::1")
+    trust.clock.advance(60)
+    trust.arrive("later", host="2001:db8::5")
+
+
+@pytest.mark.parametrize("target", ["10.0.0.0/33", "10.0.0/8x", "fe80::/200"])
+def test_badRangeRefused(trust, target):
+    """
+    A range that is not a valid CIDR block is refused, and nothing is banned.
+    """
+    op = trust.arrive("op", password="op-password")
+    with pytest.raises(ChatError) as e:
+        trust.core.ban(op, target)
+    assert str(e.value) == f"cannot ban {target}: not a nickname nor an address"
+    assert trust.core.listBans(op) == []
+
+
+def test_banCoveringYourOwnAddressRefused(trust):
+    """
+    A moderator cannot ban an address or range they connect from themselves
+    (on a default server everyone shares 127.0.0.1: it would ban everyone).
+    """
+    op = trust.arrive("op", password="op-password")
+    for target in ("192.0.2.1", "192.0.2.0/24"):
+        with pytest.raises(ChatError) as e:
+            trust.core.ban(op, target)
+        assert str(e.value) == f"{target} covers your own address"
+    assert trust.core.listBans(op) == []
+
+
 def test_roomBanByOwner(trust):
     """
     A room owner's ban puts the user out of that room only and keeps them

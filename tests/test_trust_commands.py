@@ -64,12 +64,24 @@ def test_bannedAddressIsRefusedOnConnecting(server):
     asked for a nickname.
     """
     boss = operator(server)
-    boss.send("/ban 127.0.0.1")
+    boss.send("/ban 198.51.100.0/24")
     boss.lines()
-    # boss connects from 127.0.0.1 too, but the ban never covers its author.
-    refused = server.connect()
+    refused = server.connect(host="198.51.100.7")
     assert refused.lines() == ["!!! you are banned from this server"]
     assert not refused.transport.connected
+
+
+def test_banOnYourOwnAddressRefused(server):
+    """
+    A moderator's ban on the address they connect from (here 127.0.0.1, as
+    every local user) is refused with a reason, and nobody is put out.
+    """
+    boss = operator(server)
+    alice = server.connect("alice")
+    boss.lines()
+    boss.send("/ban 127.0.0.1")
+    assert boss.lines() == ["!!! 127.0.0.1 covers your own address"]
+    assert alice.lines() == [] and alice.transport.connected
 
 
 def test_muteAndDurations(server):
