@@ -1,11 +1,11 @@
 """
-chatd's benchmark: chatd beside ngircd, InspIRCd (and a C ceiling) on the same work.
+chatd's benchmark: chatd beside ngircd, InspIRCd and a C ceiling, same work.
 
 Run it with C{bench/run} (see bench/README.md).  For each scenario it starts
 each server afresh, drives it with the C load generator (bench/loadgen.c),
 reads the server's CPU time and memory from /proc around the measured phase,
-and writes the results, with chatd's ratios to each peer and the issue's targets, to
-bench/results/latest.json and latest.md.
+and writes the results, with chatd's ratio to each peer and the issue's
+targets, to bench/results/latest.json and latest.md.
 
 The servers take turns inside each scenario, and the turns alternate order
 from round to round, so that a neighbour's load on this shared machine falls
@@ -50,7 +50,7 @@ SCENARIOS = {
         about="one room of 1,000, 100 messages/s in total from 10 senders"),
     "idle-10000": dict(
         args=dict(mode="idle", members=10000, rooms=100),
-        servers=("chatd", "ngircd", "inspircd"),
+        servers=("chatd", "ngircd", "inspircd", "ceiling"),
         rounds=1,  # memory hardly varies; ngircd takes half a minute to join
         about="10,000 connections joined to 100 rooms of 100, then idle"),
     "slow-reader": dict(

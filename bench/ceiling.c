@@ -1,11 +1,12 @@
 /*
  * The ceiling: a trivial fan-out server in C with one epoll loop, speaking
- * just enough of chatd's line protocol for bench/loadgen.c (a nickname, then
- * /join and /part are acknowledged; every other line goes to every other
- * joined client as "#r0 <nick> text").  Each message is formatted once, and
- * each recipient's output is written once per loop turn, which is the shape
- * chatd aims for; no flood limits, no bound on buffers, no rooms.  What it
- * reaches is what the load generator can measure on this machine.
+ * just enough of chatd's line protocol for bench/loadgen.c: a nickname, then
+ * "/join #rN" (announced to the room's members, as chatd announces a join)
+ * and "/part" are acknowledged; every other line goes to every other member
+ * of the sender's room as "#rN <nick> text".  Each message is formatted once,
+ * and each recipient's output is written once per loop turn, which is the
+ * shape chatd aims for; no lobby, no flood limits, no bound on buffers.  What
+ * it reaches is what the load generator can measure on this machine.
  *
  * Usage: ceiling PORT   (0 picks a free port; prints "listening on PORT")
  */
@@ -22,14 +23,20 @@
 #include <unistd.h>
 
 typedef struct {
-    int open, joined, dirty;
+    int *fds, n, cap;
+} room_t;
+
+typedef struct {
+    int open, dirty, watchingOut;
+    room_t *room;
     char nick[32];
     char *in; size_t inlen, incap;
     char *out; size_t outlen, outcap;
 } client_t;
 
 static client_t *clients;
-static int maxClients, ep, *dirty, ndirty, *members, nmembers;
+static room_t rooms[65536];
+static int maxClients, ep, *dirty, ndirty;
 
 static void append(int fd, const char *data, size_t len) {
     client_t *c = &clients[fd];
@@ -46,10 +53,11 @@ static void drop(int fd) {
     client_t *c = &clients[fd];
     if (!c->open) return;
     c->open = 0;
-    if (c->joined)
-        for (int i = 0; i < nmembers; i++)
-            if (members[i] == fd) { members[i] = members[--nmembers]; break; }
-    c->joined = 0;
+    room_t *r = c->room;
+    if (r)
+        for (int i = 0; i < r->n; i++)
+            if (r->fds[i] == fd) { r->fds[i] = r->fds[--r->n]; break; }
+    c->room = NULL;
     c->inlen = c->outlen = 0;
     close(fd);
 }
@@ -60,15 +68,25 @@ static void line(int fd, char *p, size_t len) {
     if (!c->nick[0]) {
         snprintf(c->nick, sizeof c->nick, "%.*s", (int)len, p);
         append(fd, buf, snprintf(buf, sizeof buf, "=== #lobby members (1): %s\r\n", c->nick));
-    } else if (len >= 5 && !memcmp(p, "/join", 5)) {
-        if (!c->joined) { c->joined = 1; members[nmembers++] = fd; }
-        append(fd, buf, snprintf(buf, sizeof buf, "=== #r0 members\r\n"));
+    } else if (len >= 8 && !memcmp(p, "/join #r", 8)) {
+        int number = atoi(p + 8) & 65535;
+        room_t *r = &rooms[number];
+        if (!c->room) {
+            int n = snprintf(buf, sizeof buf, "-- #r%d %s has joined\r\n", number, c->nick);
+            for (int i = 0; i < r->n; i++) append(r->fds[i], buf, n);
+            if (r->n == r->cap) { r->cap = r->cap ? r->cap * 2 : 16; r->fds = realloc(r->fds, r->cap * sizeof *r->fds); }
+            r->fds[r->n++] = fd;
+            c->room = r;
+        }
+        append(fd, buf, snprintf(buf, sizeof buf, "=== #r%d members\r\n", number));
     } else if (len >= 5 && !memcmp(p, "/part", 5)) {
-        append(fd, buf, snprintf(buf, sizeof buf, "=== left #lobby\r\n=== now talking in #r0\r\n"));
-    } else if (c->joined && len < 4096) {
-        int n = snprintf(buf, sizeof buf, "#r0 <%s> %.*s\r\n", c->nick, (int)len, p);
-        for (int i = 0; i < nmembers; i++)
-            if (members[i] != fd) append(members[i], buf, n);
+        append(fd, buf, snprintf(buf, sizeof buf, "=== left #lobby\r\n=== now talking in #r%d\r\n",
+                                 c->room ? (int)(c->room - rooms) : 0));
+    } else if (c->room && len < 4096) {
+        room_t *r = c->room;
+        int n = snprintf(buf, sizeof buf, "#r%d <%s> %.*s\r\n", (int)(r - rooms), c->nick, (int)len, p);
+        for (int i = 0; i < r->n; i++)
+            if (r->fds[i] != fd) append(r->fds[i], buf, n);
     }
 }
 
@@ -110,15 +128,18 @@ static void writeOut(int fd) {
     }
     memmove(c->out, c->out + off, c->outlen - off);
     c->outlen -= off;
-    struct epoll_event e = {.events = EPOLLIN | (c->outlen ? EPOLLOUT : 0), .data.fd = fd};
-    epoll_ctl(ep, EPOLL_CTL_MOD, fd, &e);
+    /* Watch for writability only while something is left over. */
+    if (!c->outlen != !c->watchingOut) {
+        c->watchingOut = c->outlen != 0;
+        struct epoll_event e = {.events = EPOLLIN | (c->outlen ? EPOLLOUT : 0), .data.fd = fd};
+        epoll_ctl(ep, EPOLL_CTL_MOD, fd, &e);
+    }
 }
 
 int main(int argc, char **argv) {
     maxClients = 65536;
     clients = calloc(maxClients, sizeof *clients);
     dirty = calloc(maxClients, sizeof *dirty);
-    members = calloc(maxClients, sizeof *members);
     int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), one = 1;
     setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(argc > 1 ? atoi(argv[1]) : 0)};
@@ -142,6 +163,7 @@ int main(int argc, char **argv) {
                     setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
                     clients[s].open = 1;
                     clients[s].nick[0] = 0;
+                    clients[s].watchingOut = 0;
                     struct epoll_event ce = {.events = EPOLLIN, .data.fd = s};
                     epoll_ctl(ep, EPOLL_CTL_ADD, s, &ce);
                     append(s, "??? nick\r\n", 10);

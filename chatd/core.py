@@ -148,7 +148,8 @@ class ChatCore(IdentityRules, ModerationRules):
         self._checkNotBanned(nick, user.host, "")
         user.nick = nick
         self.users[nickKey(nick)] = user
-        self._log.info("nickname {nick} claimed", nick=nick)
+        # With the disconnect line, the one log line a connection costs.
+        self._log.info("{nick} logged in from {host}", nick=nick, host=user.host)
         self.join(user, self.lobby)
 
     def rename(self, user, nick):

@@ -78,7 +78,6 @@ class ChatProtocol(LineReceiver):
             self._timeout = self.factory.clock.callLater(
                 limits.loginTimeout, self._closeBecause,
                 f"no nickname chosen within {limits.loginTimeout:g} seconds")
-        self._log.info("connection from {peer}", peer=self.peer)
         try:
             self.core.admit(self.user)
         except ChatError as e:
@@ -217,6 +216,13 @@ class ChatProtocol(LineReceiver):
         @param header: called with that list; returns a reply to show before
             the lines, or L{None}.
         """
+        if found.called:
+            # Answered already (a room with nothing stored): there is nothing
+            # to keep a place for, nor a timer to set.
+            found.addCallbacks(self._historyText, self._historyFailed,
+                               callbackArgs=(header,))
+            found.addCallback(lambda data: data and self.outbox.send(data))
+            return
         place = self.outbox.hold()
         # Live lines wait behind the place, unbounded by the send queue (the
         # reader is not the slow one): a store that does not answer in time
@@ -226,24 +232,31 @@ class ChatProtocol(LineReceiver):
             wire.error("history took too long and was skipped")
             .encode("utf-8") + wire.DELIMITER)
 
-        def show(stored):
+        def arrived(data):
             if tooLate.active():
                 tooLate.cancel()
-            lines = [self.user.wire.encodeHistory(e) for e in stored]
-            text = header(stored) if header is not None else None
-            if text is not None:
-                lines.insert(0, wire.reply(text).encode("utf-8") + wire.DELIMITER)
-            self.outbox.fill(place, b"".join(lines))
+            self.outbox.fill(place, data)
 
-        def failed(failure):
-            if tooLate.active():
-                tooLate.cancel()
-            self._log.failure("history for {nick} failed", failure,
-                              nick=self.user.nick)
-            self.outbox.fill(place, wire.error("history is unavailable right now")
-                             .encode("utf-8") + wire.DELIMITER)
+        found.addCallbacks(self._historyText, self._historyFailed,
+                           callbackArgs=(header,))
+        found.addCallback(arrived)
 
-        found.addCallbacks(show, failed)
+    def _historyText(self, stored, header):
+        """
+        The bytes that show the room lines C{stored}, after C{header}'s reply.
+        """
+        lines = [self.user.wire.encodeHistory(e) for e in stored]
+        text = header(stored) if header is not None else None
+        if text is not None:
+            lines.insert(0, wire.reply(text).encode("utf-8") + wire.DELIMITER)
+        return b"".join(lines)
+
+    def _historyFailed(self, failure):
+        """
+        The bytes that tell the user history could not be read.
+        """
+        self._log.failure("history for {nick} failed", failure, nick=self.user.nick)
+        return wire.error("history is unavailable right now").encode("utf-8") + wire.DELIMITER
 
     def _telnetReply(self, data):
         self.outbox.send(data)

@@ -211,8 +211,7 @@ def test_logNamesEventsNotContents():
         d.stop()
     log = d.logText()
     assert "chatd listening on 127.0.0.1:" in log
-    assert "connection from 127.0.0.1:" in log
-    assert "nickname log_a claimed" in log
+    assert "log_a logged in from 127.0.0.1" in log
     assert "log_a (127.0.0.1:" in log and "disconnected: quit" in log
     assert "secret" not in log and "whispered" not in log
 

@@ -69,6 +69,23 @@ def test_recentIsTheLastLinesOfOneRoom(path, calls):
     calls.wait(store.close())
 
 
+def test_roomWithNothingStoredAnswersAtOnce(path, calls):
+    """
+    recent() of a room that has never had a line stored answers before the
+    store's threads are asked anything, in this run or after a reopening;
+    rooms with lines from an earlier run are still read.
+    """
+    store = openStore(path, calls)
+    kept = [said(store, "#a", "alice", "a1"), said(store, "#c", "carol", "c1")]
+    calls.wait(store.close())
+    store = openStore(path, calls)
+    empty = store.recent("#b", 5)
+    assert empty.called and empty.result == []
+    assert calls.wait(store.recent("#A", 5)) == kept[:1]
+    assert calls.wait(store.recent("#c", 5)) == kept[1:]
+    calls.wait(store.close())
+
+
 def test_readsSeeEveryLineAppendedBeforeThem(path, calls):
     """
     A read asked right after an append, with no flush between, finds it:

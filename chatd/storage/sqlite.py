@@ -66,6 +66,15 @@ NICENESS = 10
 _INSERT = ("INSERT INTO messages (id, time, room_key, room, kind, nick, text) "
            "VALUES (?, ?, ?, ?, ?, ?, ?)")
 _COLUMNS = "id, time, room, kind, nick, text"
+# The distinct room keys, one index look-up each (a skip scan of
+# messages_by_room) rather than a walk over every stored line.
+_ROOM_KEYS = """
+    WITH RECURSIVE kept(key) AS (
+        SELECT min(room_key) FROM messages
+        UNION ALL
+        SELECT (SELECT min(room_key) FROM messages WHERE room_key > key)
+        FROM kept WHERE key IS NOT NULL)
+    SELECT key FROM kept WHERE key IS NOT NULL"""
 _EVENTS = {"said": events.Said, "acted": events.Acted, "topic": events.TopicChanged}
 
 
@@ -136,6 +145,10 @@ class SQLiteHistory:
         self._closed = Deferred()
         self._opened = False
         self._lastId = 0
+        # The keys of the rooms with anything stored or queued (pruning may
+        # leave a few with nothing): most joins are to rooms without history,
+        # and those need not wait for the reader.
+        self._roomsKept = set()
         # Only the writer thread touches these once it runs: the highest id
         # stored and indexed, and whether idle indexing is worth trying.
         self._stored = self._indexed = 0
@@ -155,6 +168,7 @@ class SQLiteHistory:
                 "SELECT coalesce((SELECT max(id) FROM messages), 0), "
                 "(SELECT value FROM counters WHERE name = 'indexed'), "
                 "(SELECT value FROM counters WHERE name = 'last_id')").fetchone()
+            self._roomsKept = {key for (key,) in writing.execute(_ROOM_KEYS)}
             reading = sqlite3.connect(self.path, isolation_level=None,
                                       check_same_thread=False)
             reading.execute("PRAGMA query_only = ON")
@@ -178,14 +192,19 @@ class SQLiteHistory:
         return self._lastId
 
     def append(self, event):
-        self._writes.put(_row(event))
+        row = _row(event)
+        self._roomsKept.add(row[2])
+        self._writes.put(row)
 
     # A read is bounded by the last id handed out when it was asked: by the
     # time it runs, the writer may have committed later lines, which the
     # asker gets live.
 
     def recent(self, room, count):
-        return self._read(self._recent, roomKey(room), count, self._lastId)
+        key = roomKey(room)
+        if key not in self._roomsKept:
+            return succeed([])
+        return self._read(self._recent, key, count, self._lastId)
 
     def search(self, rooms, words, limit):
         return self._read(self._search, sorted({roomKey(r) for r in rooms}),
