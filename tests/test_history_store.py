@@ -57,6 +57,23 @@ def test_createsFolderAndKeepsLinesAcrossReopening(path, calls):
     calls.wait(store.close())
 
 
+def test_linesComeBackExactly(path, calls):
+    """
+    Whatever a line holds (quotes, backslashes, text that looks like JSON or
+    SQL, characters outside the BMP, combining marks) and whatever its time,
+    it comes back from the file as it went in.
+    """
+    store = openStore(path, calls)
+    texts = ['"quoted" \\ back\\slash', '["json", 1, null]', "'); DROP TABLE messages; --",
+             "emoji \U0001F600 and e\u0301", "\u2028 line separator \u00a0"]
+    kept = [said(store, "#a", "al", text, time=1764110000.123456 + i)
+            for i, text in enumerate(texts)]
+    calls.wait(store.close())
+    store = openStore(path, calls)
+    assert calls.wait(store.recent("#a", 10)) == kept
+    calls.wait(store.close())
+
+
 def test_recentIsTheLastLinesOfOneRoom(path, calls):
     """
     recent() gives the last N lines of the named room only, oldest first.
