@@ -299,9 +299,9 @@ def _settle(daemon, quiet=0.2, limit=10):
     Wait until the server has used no CPU for C{quiet} seconds (at most
     C{limit}), and return how long that took.  When every client is ready,
     the join notices of the last arrivals may still be queued for the
-    others: a server that logs everyone in at once (InspIRCd) still had
-    most of 1,000 members' 500,000 JOIN lines to write, which would then go
-    out during the measured phase and count against its latency.
+    others: a server that logs everyone in at once (InspIRCd) was still busy
+    writing them for a tenth of a second at 1,000 members, which then went
+    out during the measured phase and counted against its latency.
     """
     start = last = time.monotonic()
     used = daemon.cpu()
