@@ -29,13 +29,18 @@ class Fanout:
         Deliver C{event} to each of C{users} except C{exclude}.
         """
         encoded = {}
+        # Everyone usually shares one wire format: only a change of format
+        # needs the look-up.
+        lastWire = data = None
         # A snapshot: a delivery may disconnect its recipient, which changes
         # the collection being walked.
         for user in tuple(users):
             if user is exclude:
                 continue
             wire = user.wire
-            data = encoded.get(wire)
-            if data is None:
-                data = encoded[wire] = wire.encode(event)
+            if wire is not lastWire:
+                data = encoded.get(wire)
+                if data is None:
+                    data = encoded[wire] = wire.encode(event)
+                lastWire = wire
             user.outbox.send(data)

@@ -125,7 +125,7 @@ class Outbox:
 
     __slots__ = ("_transport", "limit", "_clock", "grace", "_overSince", "_paused",
                  "_backlog", "_size", "_closed", "_sealed", "_places", "_released",
-                 "onOverflow", "_coalescer", "_batch", "_batchSize")
+                 "onOverflow", "_coalescer", "_batch", "_batchSize", "_straight")
 
     def __init__(self, transport, limit, onOverflow=None, clock=None, grace=0.0,
                  coalescer=None):
@@ -150,6 +150,7 @@ class Outbox:
         self._closed = False
         self._sealed = False
         self._places = 0
+        self._straight = True
         # Bytes filled places let through since the transport last drained.
         self._released = 0
         self._coalescer = coalescer
@@ -161,9 +162,7 @@ class Outbox:
         """
         Queue C{data} for the peer.
         """
-        if self._closed or self._sealed:
-            return
-        if not self._paused and not self._places:
+        if self._straight:
             # The fan-out's hot path: one append per delivery.
             batch = self._batch
             if batch is not None:
@@ -177,6 +176,8 @@ class Outbox:
                 self._coalescer._wait(self)
             else:
                 self._write(data)
+            return
+        if self._closed or self._sealed:
             return
         self._backlog.append(data)
         self._size += len(data)
@@ -199,6 +200,7 @@ class Outbox:
         place = _Place()
         self._backlog.append(place)
         self._places += 1
+        self._straight = False
         return place
 
     def fill(self, place, data):
@@ -210,6 +212,7 @@ class Outbox:
             return
         place.data = data
         self._places -= 1
+        self._updateStraight()
         self._size += len(data)
         self._released += self._flush()
 
@@ -266,6 +269,7 @@ class Outbox:
         """
         self.flush()
         self._sealed = True
+        self._straight = False
         ready = [item.data if type(item) is _Place else item for item in self._backlog]
         self._backlog, self._places, self._size = [], 0, 0
         ready = [data for data in ready if data]
@@ -278,22 +282,32 @@ class Outbox:
         Drop whatever is queued and accept nothing more.
         """
         self._closed = True
+        self._straight = False
         self._backlog = []
         self._size = 0
         self._batch = None
 
     def pauseProducing(self):
         self._paused = True
+        self._straight = False
 
     def resumeProducing(self):
         # The transport has written everything it held: the reader keeps up.
         self._paused = False
+        self._updateStraight()
         self._overSince = None
         self._released = 0
         self._flush()
 
     def stopProducing(self):
         self.close()
+
+    def _updateStraight(self):
+        """
+        Note whether a send may skip the backlog: only while nothing keeps
+        it there (a pause, a place still empty) and the outbox is open.
+        """
+        self._straight = not (self._closed or self._sealed or self._paused or self._places)
 
     def _flush(self):
         """
