@@ -25,8 +25,8 @@ def _have(program, path=None):
 def test_benchmarkSmokeRun(tmp_path):
     """
     One round of every scenario at toy sizes against chatd, the C ceiling and
-    (when installed) ngircd loses nothing, keeps order, and writes the JSON
-    and Markdown results.
+    (when installed) ngircd and InspIRCd loses nothing, keeps order, and
+    writes the JSON and Markdown results.
     """
     if not _have("gcc"):
         if REQUIRE:
@@ -39,6 +39,11 @@ def test_benchmarkSmokeRun(tmp_path):
         if REQUIRE:
             pytest.fail("ngircd is missing (apt-get install ngircd)")
         args.append("--no-ngircd")
+    haveInspircd = _have("inspircd", "/usr/sbin/inspircd")
+    if not haveInspircd:
+        if REQUIRE:
+            pytest.fail("InspIRCd is missing (apt-get install inspircd)")
+        args.append("--no-inspircd")
     done = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -46,7 +51,8 @@ def test_benchmarkSmokeRun(tmp_path):
     assert (tmp_path / "latest.md").read_text().startswith("# chatd benchmark")
     assert not [r for r in results["runs"] if r.get("error")]
     servers = {r["server"] for r in results["runs"]}
-    assert servers >= {"chatd", "ceiling"} | ({"ngircd"} if haveNgircd else set())
+    assert servers >= ({"chatd", "ceiling"} | ({"ngircd"} if haveNgircd else set())
+                       | ({"inspircd"} if haveInspircd else set()))
     for run in results["runs"]:
         if run["scenario"] == "idle-10000":
             assert run["joined"] == 20 and run["failed"] == 0, run
