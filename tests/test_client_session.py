@@ -152,6 +152,78 @@ def test_reconnectReclaimsNickAndRooms():
     assert view.outcome == []
 
 
+def _reconnect(session, nick="alice"):
+    session.disconnected("connection lost")
+    conn = FakeConnection()
+    session.connected(conn)
+    for line in WELCOME:
+        session.lineReceived(line)
+    loggedIn(session, nick)
+    return conn
+
+
+def test_replayAfterReconnectSkipsLinesShown():
+    """
+    Joining again after a reconnect, the room's replay repeats the lines
+    shown before the connection dropped: those are not shown again; what was
+    said meanwhile is, and so is everything after it.
+    """
+    session, view, conn, _ = connectedSession("alice")
+    before = ["~ 2026-11-25T10:00:00Z #lobby <bob> old",
+              "#lobby <bob> hello",
+              "* #lobby carol waves",
+              "-- #lobby bob set the topic: cake",
+              "#lobby <bob> ok"]
+    for line in before:
+        session.lineReceived(line)
+    _reconnect(session)
+    view.shown.clear()
+    replay = ["~ 2026-11-25T10:00:01Z #lobby <bob> hello",
+              "~ 2026-11-25T10:00:02Z * #lobby carol waves",
+              "~ 2026-11-25T10:00:03Z -- #lobby bob set the topic: cake",
+              "~ 2026-11-25T10:00:04Z #lobby <bob> ok",
+              "~ 2026-11-25T10:00:09Z #lobby <bob> ok",
+              "~ 2026-11-25T10:00:10Z #lobby <bob> hello"]
+    for line in replay:
+        session.lineReceived(line)
+    session.lineReceived("#lobby <bob> live")
+    assert view.shown == replay[4:] + ["#lobby <bob> live"]
+
+
+def test_replayOnFirstJoinAndHistoryCommandShowEverything():
+    """
+    The replay of a room never joined before is shown whole, and so is what
+    /history asks for, even lines shown already.
+    """
+    session, view, conn, _ = connectedSession("alice")
+    replay = ["~ 2026-11-25T10:00:01Z #dev <bob> one",
+              "~ 2026-11-25T10:00:02Z #dev <bob> two"]
+    session.lineReceived("=== joined #dev")
+    for line in replay:
+        session.lineReceived(line)
+    session.lineReceived("=== last 2 lines of #dev")
+    for line in replay:
+        session.lineReceived(line)
+    assert view.shown[-5:] == replay + ["=== last 2 lines of #dev"] + replay
+
+
+def test_replaySkipsOnlyUntilTheFirstNewLine():
+    """
+    Once a replayed line is not among those shown, the rest of the replay is
+    shown even where it matches an older line (a repeat said meanwhile).
+    """
+    session, view, conn, _ = connectedSession("alice")
+    session.lineReceived("#lobby <bob> same")
+    _reconnect(session)
+    view.shown.clear()
+    replay = ["~ 2026-11-25T10:00:01Z #lobby <bob> same",
+              "~ 2026-11-25T10:00:02Z #lobby <carol> new",
+              "~ 2026-11-25T10:00:03Z #lobby <bob> same"]
+    for line in replay:
+        session.lineReceived(line)
+    assert view.shown == replay[1:]
+
+
 def test_echoesWhatOthersWillSee():
     """
     In terminal mode the user's lines are shown as the others will see them:

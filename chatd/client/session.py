@@ -8,6 +8,7 @@ C{sendText(text)} and C{close()}) and a view (see L{Session.__init__}) are
 handed to it, so that it is tested with fakes.
 """
 
+import collections
 import re
 
 from chatd import wire
@@ -58,6 +59,9 @@ class Session:
     NICK_TRIES = 5
     # How long a terminal user waits for the server to close after /quit.
     QUIT_GRACE = 5.0
+    # How many of each room's last lines are remembered, so that the replay
+    # after joining again (a reconnect) does not show them twice.
+    SEEN_LINES = 200
 
     def __init__(self, view, nick, clock, address, interactive):
         """
@@ -93,6 +97,10 @@ class Session:
         self._rejoin = ([], None)
         self._confirmed = False
         self._guard = None
+        # By room key: what the room's last lines were, and, while a join's
+        # replay is coming, those of them the replay may repeat.
+        self._seen = {}
+        self._replaying = {}
 
     # What the connection tells it
 
@@ -118,6 +126,8 @@ class Session:
 
     def lineReceived(self, raw: str):
         line = wire.parseLine(raw)
+        if line is not None and line.room and self._shownBefore(line):
+            return
         self.view.show(raw, line)
         if line is None:
             return
@@ -231,6 +241,9 @@ class Session:
         elif match := _JOINED.match(text):
             self.rooms.append(match.group(1))
             self.current = match.group(1)
+            seen = self._seen.get(match.group(1).lower())
+            if seen:
+                self._replaying[match.group(1).lower()] = list(seen)
         elif match := _TALKING.match(text):
             self.current = match.group(1)
         elif match := _LEFT.match(text):
@@ -240,6 +253,39 @@ class Session:
         else:
             return
         self.view.changed()
+
+    def _shownBefore(self, line):
+        """
+        Whether C{line}, a room's line, is one of the room's lines already
+        shown, repeated by the history replayed on joining it again; remember
+        it otherwise.
+
+        The replay is the room's last lines in order, so it repeats the end
+        of what was shown, then goes on with what was said meanwhile: its
+        lines are skipped while each is found, in order, among those shown,
+        and the first one that is not ends the skipping.
+        """
+        room = line.room.lower()
+        if line.kind == wire.HISTORY:
+            entry = (line.original, line.nick, line.text)
+            candidates = self._replaying.get(room)
+            if candidates:
+                try:
+                    found = candidates.index(entry)
+                except ValueError:
+                    del self._replaying[room]
+                else:
+                    del candidates[:found + 1]
+                    return True
+        else:
+            # Live lines come after the replay.
+            self._replaying.pop(room, None)
+            entry = (line.kind, line.nick, line.text)
+        seen = self._seen.get(room)
+        if seen is None:
+            seen = self._seen[room] = collections.deque(maxlen=self.SEEN_LINES)
+        seen.append(entry)
+        return False
 
     def _giveUpIfNeverIn(self):
         # A script that could not get in at all (no server, a certificate
