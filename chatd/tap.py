@@ -24,6 +24,11 @@ from chatd.storage.accounts import SQLiteAccounts
 from chatd.storage.sqlite import SQLiteHistory
 
 DEFAULT_LISTEN = "tcp:55555:interface=127.0.0.1"
+LISTEN_BACKLOG = 511
+"""Connections the kernel may hold for chatd before it accepts them, for
+listeners that do not say (Twisted's own default, 50, is too few for every
+client reconnecting at once after a restart: the rest are refused or wait
+seconds for the kernel's retries)."""
 DB_HELP_DEFAULT = "sqlite:$XDG_DATA_HOME/chatd/chatd.sqlite3"
 
 
@@ -209,6 +214,17 @@ class StartFailure(SystemExit, Exception):
     """
 
 
+def _withBacklog(description):
+    """
+    C{description} with chatd's L{LISTEN_BACKLOG} added, when it is a kind of
+    endpoint that takes one and does not give its own.
+    """
+    kind = description.split(":", 1)[0].lower()
+    if kind in ("tcp", "tcp6", "ssl", "unix") and "backlog=" not in description:
+        return description + f":backlog={LISTEN_BACKLOG}"
+    return description
+
+
 class _ListeningService(strports.StreamServerEndpointService):
     """
     An endpoint service that logs the address it actually listens on, so that
@@ -368,7 +384,7 @@ def makeService(config, reactor=None):
     # connected users are told and let go.
     _ShutdownNotice(factory).setServiceParent(top)
     for description in config["listen"]:
-        endpoint = endpoints.serverFromString(reactor, description)
+        endpoint = endpoints.serverFromString(reactor, _withBacklog(description))
         _ListeningService(description, endpoint, factory).setServiceParent(top)
     return top
 

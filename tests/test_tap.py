@@ -79,6 +79,21 @@ def test_makeServiceBuildsOneListenerEach():
     assert listeners[0].factory.core.lobby == "#hall"
 
 
+def test_listenBacklog():
+    """
+    A TCP listener that does not give its own backlog gets chatd's
+    (LISTEN_BACKLOG, more than Twisted's 50, so that a crowd reconnecting at
+    once is not turned away); one that gives its own keeps it.
+    """
+    config = tap.Options()
+    config.parseOptions(["--listen", "tcp:0:interface=127.0.0.1",
+                         "--listen", "tcp:0:backlog=7"])
+    top = tap.makeService(config, reactor=Clock())
+    backlogs = [s.endpoint._backlog for s in top if isinstance(s, tap._ListeningService)]
+    assert backlogs == [tap.LISTEN_BACKLOG, 7]
+    assert tap.LISTEN_BACKLOG > 50
+
+
 def test_helpDocumentsEveryOption():
     """
     C{twistd chat --help} documents every option.
