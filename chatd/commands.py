@@ -107,6 +107,8 @@ def _afterwards(conn, done, success):
     """
     Reply with C{success()} (unless it is L{None}) once C{done} fires; show
     a refusal as an error.
+
+    @return: C{done}, firing (with L{None}) once the answer is shown.
     """
     def failed(failure):
         if failure.check(ChatError):
@@ -120,7 +122,7 @@ def _afterwards(conn, done, success):
         if text is not None:
             conn.reply(text)
 
-    done.addCallbacks(succeeded, failed)
+    return done.addCallbacks(succeeded, failed)
 
 
 @command("help", "", "list the commands", beforeNick=True)
@@ -256,7 +258,7 @@ def _search(conn, arg):
 def _register(conn, arg):
     nick = conn.user.nick
     done = conn.core.register(conn.user, _required(arg, "/register PASSWORD"))
-    _afterwards(conn, done, lambda: f"{nick} is registered to you; "
+    return _afterwards(conn, done, lambda: f"{nick} is registered to you; "
                 "next time, /identify PASSWORD")
 
 
@@ -264,7 +266,7 @@ def _register(conn, arg):
 def _identify(conn, arg):
     nick = conn.user.nick
     done = conn.core.identify(conn.user, _required(arg, "/identify PASSWORD"))
-    _afterwards(conn, done, lambda: f"you are identified as {nick}")
+    return _afterwards(conn, done, lambda: f"you are identified as {nick}")
 
 
 @command("ghost", "NICK PASSWORD",
@@ -283,7 +285,7 @@ def _ghost(conn, arg):
             # The nickname chosen this way: show the arrival as for any other.
             _showJoined(conn, conn.user.current)
 
-    _afterwards(conn, done, ghosted)
+    return _afterwards(conn, done, ghosted)
 
 
 @command("password", "OLD NEW", "change the password of your registered nickname")
@@ -292,7 +294,7 @@ def _password(conn, arg):
     if not old or not new.strip():
         raise ChatError("usage: /password OLD NEW")
     done = conn.core.changePassword(conn.user, old, new.strip())
-    _afterwards(conn, done, lambda: "your password is changed")
+    return _afterwards(conn, done, lambda: "your password is changed")
 
 
 @command("kick", "NICK [REASON]", "moderators: put NICK out of the current room")
@@ -366,6 +368,8 @@ def dispatch(conn, line):
     the current room (or, before a nickname is chosen, a nickname).
 
     @raise ChatError: for the user, when the line is refused.
+    @return: a L{Deferred} that fires once the answer is shown, when it
+        comes later (a password is being checked); otherwise L{None}.
     """
     if line.startswith("/") and not line.startswith("//"):
         name, _, arg = line[1:].partition(" ")
@@ -374,7 +378,7 @@ def dispatch(conn, line):
             raise ChatError(f"unknown command /{name}; /help lists the commands")
         if conn.user.nick is None and not cmd.beforeNick:
             raise ChatError("choose a nickname first")
-        cmd.run(conn, arg.strip())
+        return cmd.run(conn, arg.strip())
     elif conn.user.nick is None:
         _claim(conn, line)
     else:

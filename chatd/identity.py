@@ -167,7 +167,8 @@ class IdentityRules:
                 self._attempts[key] = recent
             if len(recent) >= self.ATTEMPTS:
                 wait = math.ceil(recent[0] + self.ATTEMPT_WINDOW - now)
-                raise ChatError(f"too many password attempts for {nick}; "
+                whose = f"for {nick}" if key[0] == "nick" else "from your address"
+                raise ChatError(f"too many password attempts {whose}; "
                                 f"try again in {wait} seconds")
         # Counted before the answer, so that many attempts sent at once are
         # limited too.

@@ -134,15 +134,23 @@ class ChatProtocol(LineReceiver):
         text = cleanText(raw)
         if text:
             try:
-                dispatch(self, text)
+                answering = dispatch(self, text)
             except ChatError as e:
                 self.error(str(e))
                 if self.user.nick is None:
                     self.prompt("Choose another nickname:")
             else:
-                if self.user.nick is None and not self.transport.disconnecting:
-                    self.prompt("Choose a nickname:")
+                if answering is None:
+                    self._promptIfNoNick()
+                else:
+                    # The answer (to /ghost, say) comes once a password is
+                    # checked: ask again only after it, and only if needed.
+                    answering.addCallback(lambda _: self._promptIfNoNick())
         self._heard()
+
+    def _promptIfNoNick(self):
+        if self.user.nick is None and self._live and not self.transport.disconnecting:
+            self.prompt("Choose a nickname:")
 
     def _tooLong(self):
         self.error(f"line too long: at most {MAX_LINE_BYTES} bytes; "

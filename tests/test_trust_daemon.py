@@ -134,13 +134,14 @@ def test_ghostAtThePrompt(tmp_path, db):
         assert back.readLine() == ("!!! the nickname alice is taken; "
                                    "/ghost alice PASSWORD if it is yours")
         assert back.readLine() == "??? Choose another nickname:"
-        # The prompt comes at once; the answer once the password is checked.
+        # The answer comes once the password is checked, and the prompt
+        # after it, only while a nickname is still wanted.
         back.send("/ghost alice wrong-password")
-        assert back.readLine() == "??? Choose a nickname:"
         assert back.readLine() == "!!! wrong password for alice"
+        assert back.readLine() == "??? Choose a nickname:"
         back.send("/ghost alice tr0ub4dor&3")
         assert back.readUntil(lambda l: l.startswith("=== #lobby members")) == [
-            "??? Choose a nickname:", "=== you are now alice", "=== you are identified as alice", "=== joined #lobby",
+            "=== you are now alice", "=== you are identified as alice", "=== joined #lobby",
             "=== #lobby members (1): alice"]
         with pytest.raises(EOFError):
             stale.readUntil(lambda l: False)
