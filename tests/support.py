@@ -208,7 +208,13 @@ class Daemon:
         """
         if self.process.poll() is None:
             self.process.send_signal(sig)
-        return self.process.wait(timeout)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"daemon still running {timeout} s after {sig!r}; "
+                                 "its log:\n" + "".join(self.log[-40:])) from None
 
 
 def makeCertificate(folder, host="127.0.0.1"):
