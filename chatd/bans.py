@@ -52,16 +52,30 @@ def banKey(kind, target, room):
 def _addressKey(target):
     """
     One spelling per address or range, so that C{/unban} finds a ban however
-    it is typed: C{2001:DB8::0:1} is C{2001:db8::1}, and C{10.1.2.3/8} is
-    C{10.0.0.0/8}.  Anything that is not an IP address (a host name) is only
-    folded to lower case.
+    it is typed: C{2001:DB8::0:1} is C{2001:db8::1}, C{10.1.2.3/8} is
+    C{10.0.0.0/8}, and C{::ffff:127.0.0.1} (an IPv4 client of a dual-stack
+    listener) is C{127.0.0.1}.  Anything that is not an IP address (a host
+    name) is only folded to lower case.
+    """
+    if "/" in target:
+        try:
+            return str(ipaddress.ip_network(target, strict=False))
+        except ValueError:
+            return target.lower()
+    address = _ip(target)
+    return target.lower() if address is None else str(address)
+
+
+def _ip(text):
+    """
+    The IP address C{text} spells, an IPv4-mapped IPv6 address as the IPv4
+    address it maps; L{None} when it is not one.
     """
     try:
-        if "/" in target:
-            return str(ipaddress.ip_network(target, strict=False))
-        return str(ipaddress.ip_address(target))
+        address = ipaddress.ip_address(text)
     except ValueError:
-        return target.lower()
+        return None
+    return getattr(address, "ipv4_mapped", None) or address
 
 
 def _network(key):
@@ -102,10 +116,8 @@ def covers(ban, nick, host):
     network = _network(key)
     if network is None:
         return _addressKey(host) == key
-    try:
-        return ipaddress.ip_address(host) in network
-    except ValueError:
-        return False
+    address = _ip(host)
+    return address is not None and address in network
 
 
 class BanList:

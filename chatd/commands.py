@@ -305,8 +305,8 @@ def _kick(conn, arg):
 
 @command("ban", "NICK|ADDRESS [DURATION] [REASON]",
          "moderators: ban from the server (operators) or the current room "
-         "(its owner); ADDRESS may be a range (10.0.0.0/8); for e.g. 10m, 2h, 1d "
-         "or until lifted")
+         "(its owner), for a time (10m, 2h, 1d) or until lifted; ADDRESS may be "
+         "a range (10.0.0.0/8)")
 def _ban(conn, arg):
     target, _, rest = arg.partition(" ")
     _required(target, "/ban NICK|ADDRESS [DURATION] [REASON]")

@@ -261,6 +261,10 @@ class ChatCore(IdentityRules, ModerationRules):
         """
         room = self._currentRoom(user)
         self._checkNotMuted(user, room)
+        if topic == room.topic:
+            # Nothing changes: nothing to announce, and nothing to store.
+            raise ChatError(f"{room.name} has no topic" if not topic
+                            else f"{room.name} topic is already: {topic}")
         room.topic = topic
         event = events.TopicChanged(room.name, user.nick, topic,
                                     self._clock.seconds(), self._newId())

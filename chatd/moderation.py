@@ -106,9 +106,10 @@ class ModerationRules:
             raise ChatError(f"{target} is not banned here")
         if self.accounts is not None:
             self._store(self.accounts.removeBan(ban), "forgetting a ban")
+        # Named as it was banned: "/unban 10.1.2.3/8" lifts "10.0.0.0/8".
         self._log.info("{by} lifted the ban on {target} from {place}", by=user.nick,
-                       target=target, place=ban.room or "the server")
-        self._fanout.toRoom(room, events.Unbanned(room.name, target, user.nick))
+                       target=ban.target, place=ban.room or "the server")
+        self._fanout.toRoom(room, events.Unbanned(room.name, ban.target, user.nick))
 
     def mute(self, user, nick, duration=None):
         """

@@ -62,6 +62,20 @@ def _refuseAll(session):
         session.lineReceived("??? Choose another nickname:")
 
 
+def test_bannedNicknameIsNotWorkedAround():
+    """
+    A nickname the server refuses because it is banned is not swapped for
+    another by the client: a script gives up, a person is asked.
+    """
+    for interactive, note, outcome in [
+            (False, "nickname frank is banned; giving up", [False]),
+            (True, "nickname frank is banned; type the one you want", [])]:
+        session, view, conn, _ = connectedSession("frank", interactive, login=False)
+        session.lineReceived("!!! you are banned from this server for 600 more seconds")
+        session.lineReceived("??? Choose another nickname:")
+        assert conn.sent == [] and view.notes == [note] and view.outcome == outcome
+
+
 def test_pipeGivesUpOnNicknames():
     """
     In pipe mode, after NICK_TRIES refusals the session ends, unsuccessfully,
@@ -207,21 +221,30 @@ def test_replayOnFirstJoinAndHistoryCommandShowEverything():
     assert view.shown[-5:] == replay + ["=== last 2 lines of #dev"] + replay
 
 
-def test_replaySkipsOnlyUntilTheFirstNewLine():
+def test_replaySkipsTheUsersOwnLinesAndGoesOnPastNewOnes():
     """
-    Once a replayed line is not among those shown, the rest of the replay is
-    shown even where it matches an older line (a repeat said meanwhile).
+    The user's own lines and actions, shown as they were typed, are skipped
+    in the replay too; a replayed line never shown (a topic the user set) is
+    shown, and the lines shown before that follow it are still skipped; a
+    repeat said meanwhile, after the last line shown, is new.
     """
     session, view, conn, _ = connectedSession("alice")
     session.lineReceived("#lobby <bob> same")
+    session.send("mine")
+    session.send("/me nods")
+    session.send("/topic cake")
+    session.lineReceived("#lobby <bob> after")
     _reconnect(session)
     view.shown.clear()
     replay = ["~ 2026-11-25T10:00:01Z #lobby <bob> same",
-              "~ 2026-11-25T10:00:02Z #lobby <carol> new",
-              "~ 2026-11-25T10:00:03Z #lobby <bob> same"]
+              "~ 2026-11-25T10:00:02Z #lobby <alice> mine",
+              "~ 2026-11-25T10:00:03Z * #lobby alice nods",
+              "~ 2026-11-25T10:00:04Z -- #lobby alice set the topic: cake",
+              "~ 2026-11-25T10:00:05Z #lobby <bob> after",
+              "~ 2026-11-25T10:00:06Z #lobby <bob> same"]
     for line in replay:
         session.lineReceived(line)
-    assert view.shown == replay[1:]
+    assert view.shown == [replay[3], replay[5]]
 
 
 def test_echoesWhatOthersWillSee():

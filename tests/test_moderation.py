@@ -182,7 +182,9 @@ def test_serverBanByRange(trust):
         trust.arrive("fresh", host="198.51.100.9")
     assert str(e.value) == "you are banned from this server"
     assert (ADDRESS, "198.51.100.0/24", "") in trust.accounts.stored
+    clear(op)
     trust.core.unban(op, "198.51.100.77/24")
+    assert op.outbox.take() == [events.Unbanned("#lobby", "198.51.100.0/24", "op")]
     assert trust.accounts.stored == {}
     trust.arrive("fresh", host="198.51.100.9")
 
@@ -202,6 +204,25 @@ def test_ipv6RangeAndSpellings(trust):
         trust.arrive("again", host="2001:db9::1")
     trust.clock.advance(60)
     trust.arrive("later", host="2001:db8::5")
+
+
+def test_ipv4ClientsOfADualStackListener(trust):
+    """
+    An IPv4 client of an IPv6 listener arrives as ::ffff:a.b.c.d: bans on
+    its IPv4 address or range cover it, a ban typed in the mapped form covers
+    the plain IPv4 address, and the moderator's own-address guard sees
+    through it.
+    """
+    op = trust.arrive("op", password="op-password", host="::ffff:192.0.2.1")
+    with pytest.raises(ChatError):
+        trust.core.ban(op, "192.0.2.0/24")
+    trust.core.ban(op, "198.51.100.7")
+    trust.core.ban(op, "203.0.113.0/24")
+    trust.core.ban(op, "::FFFF:198.51.100.9")
+    for host in ("::ffff:198.51.100.7", "::ffff:203.0.113.5", "198.51.100.9"):
+        with pytest.raises(ChatError):
+            trust.arrive("x", host=host)
+    trust.arrive("fine", host="::ffff:198.51.100.8")
 
 
 @pytest.mark.parametrize("target", ["10.0.0.0/33", "10.0.0/8x", "fe80::/200"])

@@ -409,6 +409,23 @@ def test_topicCleared(server):
     assert bob.lines() == ["-- #lobby alice cleared the topic"]
 
 
+def test_unchangedTopicIsNotAnnounced(server):
+    """
+    Clearing a topic that is not there, or setting the one there is, changes
+    nothing: the user is told so, and the room hears nothing (nor does its
+    history keep anything), so it cannot be used to fill either.
+    """
+    alice, bob = server.connect("alice"), server.connect("bob")
+    alice.lines()
+    alice.send("/topic -")
+    assert alice.lines() == ["!!! #lobby has no topic"]
+    alice.send("/topic cake")
+    alice.lines(), bob.lines()
+    alice.send("/topic cake")
+    assert alice.lines() == ["!!! #lobby topic is already: cake"]
+    assert bob.lines() == []
+
+
 def test_pingIsABarrier(server):
     """
     /ping answers with its text, before and after choosing a nickname; before,

@@ -94,6 +94,7 @@ class Session:
         self._pending = []
         self._tries = 0
         self._userChoosesNick = False
+        self._refusal = ""
         self._rejoin = ([], None)
         self._confirmed = False
         self._guard = None
@@ -108,6 +109,7 @@ class Session:
         self._connection = connection
         self.state = LOGIN
         self._tries = 0
+        self._refusal = ""
         self._userChoosesNick = False
         # The server's replies fill these in again.
         self.rooms, self.current = [], None
@@ -131,7 +133,9 @@ class Session:
         self.view.show(raw, line)
         if line is None:
             return
-        if line.kind == wire.PROMPT and self.state == LOGIN:
+        if line.kind == wire.ERROR and self.state == LOGIN:
+            self._refusal = line.text
+        elif line.kind == wire.PROMPT and self.state == LOGIN:
             self._answerPrompt()
         elif line.kind == wire.REPLY:
             self._followReply(line.text)
@@ -174,6 +178,8 @@ class Session:
             echo = self._echo(text, name)
             if echo is not None:
                 self.view.showOwn(echo)
+                if echo.room:
+                    self._remember(echo.room.lower(), (echo.kind, echo.nick, echo.text))
         if self.state == ONLINE:
             self._connection.sendText(text)
         else:
@@ -211,17 +217,21 @@ class Session:
     def _answerPrompt(self):
         if self._userChoosesNick:
             return
+        # A ban is not to be worked around with another nickname.
+        banned = self._refusal.startswith("you are banned")
         if self._tries == 0:
             candidate = self.nick
-        elif self._tries <= self.NICK_TRIES:
+        elif self._tries <= self.NICK_TRIES and not banned:
             candidate = alternateNick(self.nick, self._tries)
             self.view.note(f"nickname {self._lastTried} refused; trying {candidate}")
         elif self._interactive:
             self._userChoosesNick = True
-            self.view.note("no nickname could be had; type the one you want")
+            self.view.note(f"nickname {self._lastTried} is banned; type the one you want"
+                           if banned else "no nickname could be had; type the one you want")
             return
         else:
-            self.view.note(f"no nickname could be had after {self._tries} tries; giving up")
+            self.view.note(f"nickname {self._lastTried} is banned; giving up" if banned else
+                           f"no nickname could be had after {self._tries} tries; giving up")
             self._finish(False)
             return
         self._tries += 1
@@ -261,31 +271,30 @@ class Session:
         it otherwise.
 
         The replay is the room's last lines in order, so it repeats the end
-        of what was shown, then goes on with what was said meanwhile: its
-        lines are skipped while each is found, in order, among those shown,
-        and the first one that is not ends the skipping.
+        of what was shown, then goes on with what was said meanwhile: a
+        replayed line is skipped when it is found among those shown after
+        the last one skipped.  (A line that is not, a topic the user set say,
+        is shown, and the skipping goes on.)
         """
         room = line.room.lower()
         if line.kind == wire.HISTORY:
             entry = (line.original, line.nick, line.text)
             candidates = self._replaying.get(room)
-            if candidates:
-                try:
-                    found = candidates.index(entry)
-                except ValueError:
-                    del self._replaying[room]
-                else:
-                    del candidates[:found + 1]
-                    return True
+            if candidates and entry in candidates:
+                del candidates[:candidates.index(entry) + 1]
+                return True
         else:
             # Live lines come after the replay.
             self._replaying.pop(room, None)
             entry = (line.kind, line.nick, line.text)
+        self._remember(room, entry)
+        return False
+
+    def _remember(self, room, entry):
         seen = self._seen.get(room)
         if seen is None:
             seen = self._seen[room] = collections.deque(maxlen=self.SEEN_LINES)
         seen.append(entry)
-        return False
 
     def _giveUpIfNeverIn(self):
         # A script that could not get in at all (no server, a certificate
