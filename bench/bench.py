@@ -93,7 +93,8 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=2,
                         help="turns of each server per scenario; the median is reported")
     parser.add_argument("--smoke", action="store_true",
-                        help="a few clients for a fraction of a second (the test suite's run)")
+                        help="a few clients for a fraction of a second each (the test "
+                             "suite's run; about half a minute in all)")
     parser.add_argument("--no-ngircd", action="store_true", help="leave ngircd out")
     parser.add_argument("--no-inspircd", action="store_true", help="leave InspIRCd out")
     parser.add_argument("--chatd-arg", action="append", default=[],
@@ -105,8 +106,10 @@ def main(argv=None):
                              "when chatd has --db)")
     parser.add_argument("--set", action="append", default=[], metavar="SCENARIO.KEY=VALUE",
                         help="change a scenario's load, e.g. idle-10000.rooms=1000")
-    parser.add_argument("--out", type=Path, default=HERE / "results",
-                        help="where latest.json and latest.md go")
+    parser.add_argument("--out", type=Path,
+                        help="where latest.json and latest.md go (default: bench/results, "
+                             "the published results, for a full run; a new temporary folder "
+                             "with --smoke or --only)")
     parser.add_argument("--profile", type=Path,
                         help="py-spy record chatd during each of its runs, into this folder")
     options = parser.parse_args(argv)
@@ -118,6 +121,10 @@ def main(argv=None):
         results = bench.run()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if options.out is None:
+        # Only a full run replaces the results the READMEs cite.
+        options.out = (Path(tempfile.mkdtemp(prefix="chatd-bench-"))
+                       if options.smoke or options.only else HERE / "results")
     options.out.mkdir(parents=True, exist_ok=True)
     (options.out / "latest.json").write_text(json.dumps(results, indent=2) + "\n")
     (options.out / "latest.md").write_text(markdown(results))

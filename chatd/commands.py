@@ -258,8 +258,8 @@ def _search(conn, arg):
 def _register(conn, arg):
     nick = conn.user.nick
     done = conn.core.register(conn.user, _required(arg, "/register PASSWORD"))
-    return _afterwards(conn, done, lambda: f"{nick} is registered to you; "
-                "next time, /identify PASSWORD")
+    return _afterwards(conn, done, lambda: f"{nick} is registered to you and you are "
+                       "identified; next time, /identify PASSWORD")
 
 
 @command("identify", "PASSWORD", "prove the registered nickname you use is yours")

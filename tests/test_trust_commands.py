@@ -131,7 +131,8 @@ def test_accountCommandReplies(server):
     bob.send("/register short")
     assert bob.lines() == ["!!! a password has at least 8 characters and no spaces"]
     bob.send("/register bobs-password")
-    assert bob.lines() == ["=== bob is registered to you; next time, /identify PASSWORD"]
+    assert bob.lines() == ["=== bob is registered to you and you are identified; "
+                           "next time, /identify PASSWORD"]
     bob.send("/password bobs-password")
     assert bob.lines() == ["!!! usage: /password OLD NEW"]
     bob.send("/password bobs-password bobs-new-password")

@@ -31,7 +31,8 @@ def register(port, nick, password):
     client = LineClient(port)
     login(client, nick)
     client.send(f"/register {password}")
-    assert client.readLine() == f"=== {nick} is registered to you; next time, /identify PASSWORD"
+    assert client.readLine() == (f"=== {nick} is registered to you and you are identified; "
+                                 "next time, /identify PASSWORD")
     client.send("/quit")
     client.readUntil(lambda l: l == "=== bye")
     client.close()
