@@ -178,7 +178,8 @@ class Daemon:
         self.process = subprocess.Popen(
             self.command, cwd=self.cwd, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-            env=dict(os.environ, XDG_DATA_HOME=self.dataHome))
+            env=dict(os.environ, XDG_DATA_HOME=self.dataHome),
+            preexec_fn=_asFromATerminal)
         self._listening = threading.Event()
         threading.Thread(target=self._collect, daemon=True).start()
         if not self._listening.wait(timeout):
@@ -215,6 +216,16 @@ class Daemon:
             self.process.wait()
             raise AssertionError(f"daemon still running {timeout} s after {sig!r}; "
                                  "its log:\n" + "".join(self.log[-40:])) from None
+
+
+def _asFromATerminal():
+    """
+    Give the daemon the SIGINT a user's shell gives it, whatever this test
+    run inherited: started in the background by a non-interactive shell
+    (``.ci/run &``), the tests and so the daemon inherit SIGINT ignored, and
+    twistd, rightly, leaves an ignored SIGINT ignored.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def makeCertificate(folder, host="127.0.0.1"):
