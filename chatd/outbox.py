@@ -1,10 +1,11 @@
 """
 Each connection's send queue, where the slow-reader policy lives.
 
-While input is handled (L{Coalescer}), what each outbox is sent gathers in a
-list, and each outbox hands it over in one write at the end of the reactor
-turn: a line fanned out to a thousand members costs a thousand list appends,
-not a thousand trips through the transport's C{write}.  Outside a batch a send
+While input is handled (L{Coalescer}), what each outbox is sent gathers (the
+first bytes as they are, a list from the second on), and each outbox hands it
+over in one write at the end of the reactor turn: a line fanned out to a
+thousand members costs a thousand cheap steps, not a thousand trips through
+the transport's C{write}.  Outside a batch a send
 is written at once.  Either way, while the transport holds nothing the bytes
 go straight to the socket (see L{Outbox._write}).
 
@@ -154,6 +155,7 @@ class Outbox:
         # Bytes filled places let through since the transport last drained.
         self._released = 0
         self._coalescer = coalescer
+        # What this turn gathered: None, one bytes object, or a list of them.
         self._batch = None
         self._batchSize = 0
         transport.registerProducer(self, True)
