@@ -27,16 +27,19 @@ def test_answersThePromptWithTheNick():
 
 def test_firstPromptAnswer():
     """
-    The very first thing sent is the nickname, in answer to the prompt.
+    The very first thing sent is the nickname, in answer to the prompt; a
+    person is not shown the prompt the client answers for them, a script is
+    shown every line.
     """
-    view, conn = FakeView(), FakeConnection()
-    session = Session(view, "alice", Clock(), "x", True)
-    session.connected(conn)
-    session.lineReceived(WELCOME[0])
-    assert conn.sent == []
-    session.lineReceived(WELCOME[1])
-    assert conn.sent == ["alice"]
-    assert view.shown == WELCOME
+    for interactive, shown in [(True, WELCOME[:1]), (False, WELCOME)]:
+        view, conn = FakeView(), FakeConnection()
+        session = Session(view, "alice", Clock(), "x", interactive)
+        session.connected(conn)
+        session.lineReceived(WELCOME[0])
+        assert conn.sent == []
+        session.lineReceived(WELCOME[1])
+        assert conn.sent == ["alice"]
+        assert view.shown == shown
 
 
 def test_takenNickTriesAlternatives():

@@ -130,13 +130,17 @@ class Session:
         line = wire.parseLine(raw)
         if line is not None and line.room and self._shownBefore(line):
             return
+        if line is not None and line.kind == wire.PROMPT and self.state == LOGIN:
+            # A person sees only the prompts they are to answer; a script
+            # sees every line.
+            if not self._answerPrompt() or not self._interactive:
+                self.view.show(raw, line)
+            return
         self.view.show(raw, line)
         if line is None:
             return
         if line.kind == wire.ERROR and self.state == LOGIN:
             self._refusal = line.text
-        elif line.kind == wire.PROMPT and self.state == LOGIN:
-            self._answerPrompt()
         elif line.kind == wire.REPLY:
             self._followReply(line.text)
 
@@ -215,8 +219,14 @@ class Session:
     # Inside
 
     def _answerPrompt(self):
+        """
+        Answer the nickname prompt with the next nickname to try, unless it
+        is the user's to answer.
+
+        @return: whether it was answered.
+        """
         if self._userChoosesNick:
-            return
+            return False
         # A ban is not to be worked around with another nickname.
         banned = self._refusal.startswith("you are banned")
         if self._tries == 0:
@@ -228,15 +238,16 @@ class Session:
             self._userChoosesNick = True
             self.view.note(f"nickname {self._lastTried} is banned; type the one you want"
                            if banned else "no nickname could be had; type the one you want")
-            return
+            return False
         else:
             self.view.note(f"nickname {self._lastTried} is banned; giving up" if banned else
                            f"no nickname could be had after {self._tries} tries; giving up")
             self._finish(False)
-            return
+            return False
         self._tries += 1
         self._lastTried = candidate
         self._connection.sendText(candidate)
+        return True
 
     def _followReply(self, text):
         if self.quitting and text == "bye":
