@@ -146,6 +146,7 @@ class Bench:
         self.work = work
         self.loadgen = self._compile("loadgen")
         self.ceiling = self._compile("ceiling")
+        self.sendcost = self._compile("sendcost")
         self.haveNgircd = not options.no_ngircd and os.access(NGIRCD, os.X_OK)
         self.haveInspircd = not options.no_inspircd and os.access(INSPIRCD, os.X_OK)
         # Persistent history (issue 3) arrives as --db sqlite:PATH | none,
@@ -169,9 +170,23 @@ class Bench:
         subprocess.run(["gcc", "-O2", "-o", str(binary), str(HERE / f"{name}.c")], check=True)
         return binary
 
+    def floor(self):
+        """
+        What one loopback send of a line costs on this machine, with a
+        process reading (bench/sendcost.c): the floor under any server's
+        fan-out when lines come one at a time.
+        """
+        connections = 20 if self.options.smoke else 1000
+        done = subprocess.run([str(self.sendcost), str(connections)], check=True,
+                              capture_output=True, text=True)
+        floor = json.loads(done.stdout)
+        floor["fanout_999_ms"] = round(floor["send_us"] * 999 / 1000, 2)
+        return floor
+
     def run(self):
         runs = []
         names = self.options.only or list(SCENARIOS)
+        floor = self.floor()
         for name in names:
             scenario = SCENARIOS[name]
             args = dict(scenario["args"])
@@ -193,6 +208,7 @@ class Bench:
         return {
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(),
+            "floor": floor,
             "smoke": self.options.smoke,
             "rounds": self.options.rounds,
             "scenarios": {n: {"about": SCENARIOS[n]["about"],
@@ -689,6 +705,12 @@ def markdown(results):
               f"Median of {results['rounds']} round(s)"
               + (" (smoke run: tiny sizes, numbers mean nothing)." if results["smoke"] else "."),
               ""]
+    floor = results.get("floor")
+    if floor:
+        lines += [f"Floor: one loopback send of a line costs {floor['send_us']} µs here with a "
+                  f"process reading ({floor['connections']:,} connections, bench/sendcost.c), "
+                  f"so a line sent to 999 members one `send` each reaches the last "
+                  f"{floor['fanout_999_ms']} ms after it is sent, whatever the server.", ""]
     for scenario, data in results["summary"].items():
         if scenario == "targets":
             continue
