@@ -54,7 +54,7 @@ typedef struct {
 } conn_t;
 
 static int proto = CHAT, mode = FANOUT, port, members = 10, senders = 2, rooms = 1;
-static int window = 16, conc = 32, slowOpt = 0, rcvbuf = 1 << 20, busyPoll = 0;
+static int window = 16, conc = 32, slowOpt = 0, rcvbuf = 1 << 20;
 static double duration = 1.0, rate = 100.0, drainTimeout = 3.0, joinTimeout = 60.0;
 static conn_t *conns;
 static int nconns, ep, readyCount, deadCount, nextToConnect, inFlight;
@@ -319,7 +319,6 @@ static void loop(int (*finished)(void), int waitForGo) {
             if (delivered != lastDelivered) { lastDelivered = delivered; lastProgress = t; }
             if (t - lastProgress > (uint64_t)(drainTimeout * 1e9)) break;
         }
-        if (busyPoll && phase >= 1) timeout = 0;
         int n = epoll_wait(ep, evs, 1024, timeout);
         if (n < 0 && errno != EINTR) die("epoll_wait");
         for (int i = 0; i < n; i++) {
@@ -389,7 +388,6 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--duration")) duration = atof(v);
         else if (!strcmp(k, "--rate")) rate = atof(v);
         else if (!strcmp(k, "--drain-timeout")) drainTimeout = atof(v);
-        else if (!strcmp(k, "--busy-poll")) busyPoll = atoi(v);
         else { fprintf(stderr, "loadgen: unknown option %s\n", k); return 2; }
     }
     if (senders > members) senders = members;
