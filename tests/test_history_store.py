@@ -302,3 +302,21 @@ def test_folderThatCannotBeCreatedRefused(tmp_path):
     assert str(raised.value) == (
         f"cannot create the history database {path}: {tmp_path / 'file'} "
         "is not a folder")
+
+
+def test_transactionCommitsOrRollsBack(tmp_path):
+    """
+    schema.transaction commits what its block did when the block ends, and
+    leaves nothing of it (and no open transaction) when the block raises.
+    """
+    connection = sqlite3.connect(str(tmp_path / "t.sqlite3"), isolation_level=None)
+    connection.execute("CREATE TABLE t (x INTEGER)")
+    with schema.transaction(connection):
+        connection.execute("INSERT INTO t VALUES (1)")
+    with pytest.raises(sqlite3.IntegrityError):
+        with schema.transaction(connection):
+            connection.execute("INSERT INTO t VALUES (2)")
+            raise sqlite3.IntegrityError("refused")
+    assert not connection.in_transaction
+    assert connection.execute("SELECT x FROM t").fetchall() == [(1,)]
+    connection.close()

@@ -11,6 +11,7 @@ rather than misread.
 
 import os
 import sqlite3
+from contextlib import contextmanager
 
 from chatd.storage import HistoryError
 
@@ -136,6 +137,23 @@ def connect(path, readOnly=False):
         connection.close()
         raise HistoryError(f"cannot use the history database {path}: {e}") from None
     return connection
+
+
+@contextmanager
+def transaction(connection):
+    """
+    Run the C{with} block in one transaction on an autocommit connection:
+    committed when the block ends, rolled back (and the error raised again)
+    when it, or the commit, fails.
+    """
+    connection.execute("BEGIN")
+    try:
+        yield
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
 
 
 def _migrate(connection, version):

@@ -294,17 +294,14 @@ class SQLiteHistory:
         if not rows:
             return
         try:
-            connection.execute("BEGIN")
-            connection.executemany(_INSERT, rows)
-            # Ids only grow, so the batch's last is its highest.
-            connection.execute("UPDATE counters SET value = ? "
-                               "WHERE name = 'last_id' AND value < ?",
-                               (rows[-1][0], rows[-1][0]))
-            connection.execute("COMMIT")
+            with schema.transaction(connection):
+                connection.executemany(_INSERT, rows)
+                # Ids only grow, so the batch's last is its highest.
+                connection.execute("UPDATE counters SET value = ? "
+                                   "WHERE name = 'last_id' AND value < ?",
+                                   (rows[-1][0], rows[-1][0]))
         except sqlite3.Error:
             failure = Failure()
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
             self._reactor.callFromThread(
                 self._log.failure, "{count} history lines could not be stored",
                 failure, count=len(rows))
@@ -319,18 +316,15 @@ class SQLiteHistory:
             return
         upTo = self._stored if limit is None else min(self._stored, self._indexed + limit)
         try:
-            connection.execute("BEGIN")
-            connection.execute(
-                "INSERT INTO messages_search (rowid, text) "
-                "SELECT id, text FROM messages WHERE id > ? AND id <= ?",
-                (self._indexed, upTo))
-            connection.execute("UPDATE counters SET value = ? WHERE name = 'indexed'",
-                               (upTo,))
-            connection.execute("COMMIT")
+            with schema.transaction(connection):
+                connection.execute(
+                    "INSERT INTO messages_search (rowid, text) "
+                    "SELECT id, text FROM messages WHERE id > ? AND id <= ?",
+                    (self._indexed, upTo))
+                connection.execute("UPDATE counters SET value = ? WHERE name = 'indexed'",
+                                   (upTo,))
         except sqlite3.Error:
             failure = Failure()
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
             self._reactor.callFromThread(
                 self._log.failure, "indexing history failed", failure)
             # The idle writer stops trying; the next search or prune tries
@@ -346,17 +340,13 @@ class SQLiteHistory:
             # the index, which must hold them.
             self._index(connection, None)
             try:
-                connection.execute("BEGIN")
-                count = connection.execute(
-                    "DELETE FROM messages WHERE id IN "
-                    "(SELECT id FROM messages WHERE time < ? AND id <= ? LIMIT ?)",
-                    (before, self._indexed, PRUNE_CHUNK)).rowcount
-                connection.execute("COMMIT")
+                with schema.transaction(connection):
+                    count = connection.execute(
+                        "DELETE FROM messages WHERE id IN "
+                        "(SELECT id FROM messages WHERE time < ? AND id <= ? LIMIT ?)",
+                        (before, self._indexed, PRUNE_CHUNK)).rowcount
             except sqlite3.Error:
-                failure = Failure()
-                if connection.in_transaction:
-                    connection.execute("ROLLBACK")
-                self._reactor.callFromThread(done.errback, failure)
+                self._reactor.callFromThread(done.errback, Failure())
                 return
             if count < PRUNE_CHUNK:
                 self._reactor.callFromThread(done.callback, deleted + count)
