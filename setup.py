@@ -8,7 +8,8 @@ setup(
     # The flat layout with a top-level twisted/plugins folder: list the
     # packages by hand (find_packages cannot see twisted.plugins), and map the
     # root explicitly so that an editable install puts this folder on sys.path.
-    packages=["chatd", "chatd.client", "chatd.storage", "twisted.plugins"],
+    packages=["chatd", "chatd.core", "chatd.edge", "chatd.line", "chatd.client",
+              "chatd.storage", "twisted.plugins"],
     package_dir={"": "."},
     # [tls]: pyOpenSSL and service_identity, for chat-client --tls and the
     # server's ssl: listeners; argon2-cffi hashes the passwords of registered

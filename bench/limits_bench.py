@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from crowd import Crowd, allowOpenFiles  # noqa: E402
 from support import Daemon, twistdPath  # noqa: E402
 
-from chatd.limits import FloodGate  # noqa: E402
+from chatd.edge.limits import FloodGate  # noqa: E402
 
 
 def rss(pid):

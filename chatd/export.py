@@ -14,8 +14,8 @@ import sys
 
 from twisted.python import usage
 
-from chatd import wire
-from chatd.names import normalRoomName, roomKey
+from chatd.line import wire
+from chatd.core.names import normalRoomName, roomKey
 from chatd.storage import HistoryError, schema
 from chatd.storage.sqlite import toEvent
 from chatd.tap import DB_HELP_DEFAULT, databasePath, defaultDatabase

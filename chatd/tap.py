@@ -14,11 +14,11 @@ from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python import usage
 
-from chatd.core import ChatCore
-from chatd.fanout import Fanout
-from chatd.names import nickProblem, normalRoomName, roomProblem
-from chatd.limits import Limits
-from chatd.protocol import ChatFactory
+from chatd.core.chat import ChatCore
+from chatd.core.fanout import Fanout
+from chatd.core.names import nickProblem, normalRoomName, roomProblem
+from chatd.edge.limits import Limits
+from chatd.line.protocol import ChatFactory
 from chatd.storage import HistoryError
 from chatd.storage.accounts import SQLiteAccounts
 from chatd.storage.sqlite import SQLiteHistory
@@ -67,7 +67,7 @@ class Options(usage.Options):
     )
     optParameters = [
         ["lobby", None, "#lobby", "The room every user joins on arrival."],
-        # The limits (see chatd.limits): every one has a default that suits a
+        # The limits (see chatd.edge.limits): every one has a default that suits a
         # small public server.
         ["send-queue", None, Limits.sendQueueBytes,
          "Bytes that may wait for a client that does not read before it is "

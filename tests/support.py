@@ -24,10 +24,10 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 from zope.interface import implementer
 
-from chatd.core import ChatCore
-from chatd.fanout import Fanout
-from chatd.names import roomKey
-from chatd.protocol import ChatFactory
+from chatd.core.chat import ChatCore
+from chatd.core.fanout import Fanout
+from chatd.core.names import roomKey
+from chatd.line.protocol import ChatFactory
 from chatd.storage import AccountError, IAccountStore, IHistoryStore
 
 

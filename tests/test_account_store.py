@@ -9,7 +9,7 @@ import sqlite3
 import pytest
 from argon2 import PasswordHasher
 
-from chatd.bans import ADDRESS, NICK, Ban
+from chatd.core.bans import ADDRESS, NICK, Ban
 from chatd.storage import AccountError, schema
 from chatd.storage.accounts import SQLiteAccounts
 from chatd.storage.sqlite import SQLiteHistory

@@ -7,9 +7,9 @@ on password attempts.
 import pytest
 from twisted.internet.defer import Deferred
 
-from chatd import events
-from chatd.core import ChatCore, ChatError
-from chatd.core import User
+from chatd.core import events
+from chatd.core.chat import ChatCore, ChatError
+from chatd.core.chat import User
 from trustsupport import EventWire, Inbox, Trust, clear, result
 
 

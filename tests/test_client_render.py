@@ -3,7 +3,7 @@ How server lines look in the client: plain as they came, or coloured by kind
 with a stable colour per nickname.
 """
 
-from chatd import wire
+from chatd.line import wire
 from chatd.client import render
 
 

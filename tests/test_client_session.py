@@ -6,7 +6,7 @@ connection.
 
 from twisted.internet.task import Clock
 
-from chatd import wire
+from chatd.line import wire
 from chatd.client import session as S
 from chatd.client.session import Session, alternateNick, commandName
 from clientfakes import WELCOME, FakeConnection, FakeView, connectedSession, loggedIn

@@ -7,7 +7,7 @@ of the reactor turn), in order, without loosening the slow-reader bound.
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from chatd.outbox import FLUSH_BYTES, Coalescer, Outbox
+from chatd.edge.outbox import FLUSH_BYTES, Coalescer, Outbox
 
 
 class CountingTransport(StringTransport):

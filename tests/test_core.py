@@ -7,9 +7,9 @@ whom.
 import pytest
 from twisted.internet.task import Clock
 
-from chatd import events
-from chatd.core import ChatCore, ChatError, User
-from chatd.fanout import Fanout
+from chatd.core import events
+from chatd.core.chat import ChatCore, ChatError, User
+from chatd.core.fanout import Fanout
 from support import EventWire, Inbox
 
 

@@ -9,11 +9,11 @@ from twisted.internet.defer import fail
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from chatd import events
-from chatd.core import ChatCore, ChatError, User
-from chatd.fanout import Fanout
-from chatd.outbox import Outbox
-from chatd.wire import LineWire
+from chatd.core import events
+from chatd.core.chat import ChatCore, ChatError, User
+from chatd.core.fanout import Fanout
+from chatd.edge.outbox import Outbox
+from chatd.line.wire import LineWire
 from support import MemoryHistory, MemoryServer
 
 

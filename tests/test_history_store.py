@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from chatd import events
+from chatd.core import events
 from chatd.storage import HistoryError, schema
 from chatd.storage.sqlite import SQLiteHistory, matchExpression
 from support import ThreadCalls

@@ -7,7 +7,8 @@ import pytest
 from twisted.internet.task import Clock
 from twisted.python import usage
 
-from chatd import events, tap
+from chatd import tap
+from chatd.core import events
 from chatd.storage import HistoryError
 from support import MemoryHistory
 

@@ -9,9 +9,9 @@ import re
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from chatd.limits import Limits
-from chatd.names import nickKey, nickProblem
-from chatd.sanitize import cleanText
+from chatd.edge.limits import Limits
+from chatd.core.names import nickKey, nickProblem
+from chatd.edge.sanitize import cleanText
 from support import MemoryServer
 
 # What no line shown to a user may hold: controls, escapes, bidi controls.

@@ -7,7 +7,7 @@ import pytest
 from twisted.internet.task import Clock
 from twisted.python import usage
 
-from chatd.limits import ACCEPT, DISCONNECT, REFUSE, FloodGate, Limits
+from chatd.edge.limits import ACCEPT, DISCONNECT, REFUSE, FloodGate, Limits
 from chatd.tap import Options
 from support import MemoryServer
 

@@ -5,9 +5,9 @@ and mute, who may not, what everyone is told, and how long it lasts.
 
 import pytest
 
-from chatd import events
-from chatd.core import ChatError
-from chatd.bans import ADDRESS, NICK, Ban
+from chatd.core import events
+from chatd.core.chat import ChatError
+from chatd.core.bans import ADDRESS, NICK, Ban
 from trustsupport import Trust, clear
 
 

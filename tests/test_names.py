@@ -4,7 +4,7 @@ The nickname and room-name rules.
 
 import pytest
 
-from chatd.names import nickKey, nickProblem, normalRoomName, roomProblem
+from chatd.core.names import nickKey, nickProblem, normalRoomName, roomProblem
 
 
 @pytest.mark.parametrize("nick", ["alice", "Bob", "x", "a" * 16, "[away]", "_x-1", "c`{|}^\\"])

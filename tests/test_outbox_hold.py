@@ -5,7 +5,7 @@ reactor thread) keep their place in the order of a connection's output.
 
 from twisted.internet.testing import StringTransport
 
-from chatd.outbox import Outbox
+from chatd.edge.outbox import Outbox
 
 
 def makeOutbox(limit=1000):

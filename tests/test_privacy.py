@@ -7,7 +7,7 @@ private message to someone else, may reach them.
 
 import pytest
 
-from chatd.commands import COMMANDS
+from chatd.line.commands import COMMANDS
 from support import Daemon, settle
 
 SECRET = "SECRETWORD"

@@ -3,8 +3,8 @@ The line protocol over in-memory transports: the real factory, core and
 fan-out, each client on its own StringTransport.
 """
 
-from chatd.limits import Limits
-from chatd.protocol import MAX_LINE_BYTES
+from chatd.edge.limits import Limits
+from chatd.line.protocol import MAX_LINE_BYTES
 
 
 def test_greetingAndPrompt(server):
@@ -199,7 +199,7 @@ def test_helpListsEveryCommand(server):
     """
     /help has a line for every command in the table.
     """
-    from chatd.commands import COMMANDS
+    from chatd.line.commands import COMMANDS
 
     client = server.connect("alice")
     client.send("/help")

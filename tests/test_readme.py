@@ -6,7 +6,7 @@ every command and option.
 import re
 from pathlib import Path
 
-from chatd.commands import COMMANDS
+from chatd.line.commands import COMMANDS
 from chatd.tap import Options
 
 ROOT = Path(__file__).resolve().parent.parent

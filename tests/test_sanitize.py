@@ -2,7 +2,7 @@
 The edge: telnet negotiation and unsafe characters never get through.
 """
 
-from chatd.sanitize import TelnetFilter, cleanText
+from chatd.edge.sanitize import TelnetFilter, cleanText
 
 IAC, DO, WILL, SB, SE = b"\xff", b"\xfd", b"\xfb", b"\xfa", b"\xf0"
 

@@ -5,7 +5,7 @@ their arguments parse and exactly which lines each user gets.
 
 import pytest
 
-from chatd import wire
+from chatd.line import wire
 from support import MemoryAccounts, MemoryServer
 
 

@@ -5,8 +5,8 @@ events they receive, for tests of the trust rules with no reactor.
 
 from twisted.internet.task import Clock
 
-from chatd.core import ChatCore, User
-from chatd.fanout import Fanout
+from chatd.core.chat import ChatCore, User
+from chatd.core.fanout import Fanout
 from support import EventWire, Inbox, MemoryAccounts
 
 

@@ -1,7 +1,7 @@
 """
 chat-client: chatd's companion terminal client, its own small house.
 
-It shares only the line format (L{chatd.wire}) with the server:
+It shares only the line format (L{chatd.line.wire}) with the server:
 
 - L{chatd.client.session}: what the client knows of its place on the server
   (nickname, rooms, current room) and the rules for logging in and getting

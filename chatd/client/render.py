@@ -9,7 +9,7 @@ terminal (see L{wantColour}).
 import unicodedata
 import zlib
 
-from chatd import wire
+from chatd.line import wire
 
 _RESET = "\x1b[0m"
 _BOLD = "1"

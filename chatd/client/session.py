@@ -11,9 +11,9 @@ handed to it, so that it is tested with fakes.
 import collections
 import re
 
-from chatd import wire
+from chatd.line import wire
 
-# The server's replies that move the user around (chatd.commands words them).
+# The server's replies that move the user around (chatd.line.commands words them).
 _NOW_NICK = re.compile(r"you are now (\S+)\Z")
 _JOINED = re.compile(r"joined (#\S+)\Z")
 _TALKING = re.compile(r"now talking in (#\S+)\Z")

@@ -17,8 +17,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
-from chatd.bans import Ban, banKey
-from chatd.names import nickKey
+from chatd.core.bans import Ban, banKey
+from chatd.core.names import nickKey
 from chatd.storage import AccountError, IAccountStore, schema
 from chatd.storage.worker import STOP, answerJobs
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from chatd.storage import HistoryError
 
 MIGRATIONS = [
-    # 1: the messages.  room_key is the room's name folded as chatd.names
+    # 1: the messages.  room_key is the room's name folded as chatd.core.names
     # compares it; room keeps the spelling shown at the time.  The counters
     # row remembers the highest id ever used, so that no id is used twice,
     # even once pruning has deleted every row.
@@ -55,7 +55,7 @@ MIGRATIONS = [
         SELECT 'indexed', coalesce(max(id), 0) FROM messages;
     """,
     # 3: registered nicknames and bans (chatd.storage.accounts).  Keys are
-    # folded as chatd.names and chatd.bans compare them; room_key is
+    # folded as chatd.core.names and chatd.core.bans compare them; room_key is
     # '' for a ban from the whole server.  password_hash is an argon2 PHC
     # string: the salt and the cost travel with the hash.
     """

@@ -46,8 +46,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from chatd import events
-from chatd.names import roomKey
+from chatd.core import events
+from chatd.core.names import roomKey
 from chatd.storage import HistoryError, IHistoryStore, schema
 from chatd.storage.worker import STOP, answerJobs
 

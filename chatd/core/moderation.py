@@ -4,15 +4,15 @@ Moderation: who may kick, ban and mute whom, and what everyone is told.
 Operators (named in configuration, registered and identified) act in any room
 and ban from the whole server; a room's owner (its registered, identified
 creator) acts in that room only.  Mixed into L{chatd.core.ChatCore}, whose
-state it uses; the bans themselves are plain data in L{chatd.bans}.
+state it uses; the bans themselves are plain data in L{chatd.core.bans}.
 """
 
 import math
 
-from chatd import events
-from chatd.bans import NICK, Ban, covers, targetKind
-from chatd.errors import ChatError
-from chatd.names import nickKey
+from chatd.core import events
+from chatd.core.bans import NICK, Ban, covers, targetKind
+from chatd.core.errors import ChatError
+from chatd.core.names import nickKey
 
 
 class ModerationRules:

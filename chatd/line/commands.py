@@ -13,7 +13,7 @@ from typing import Callable
 
 from twisted.logger import Logger
 
-from chatd.core import ChatError
+from chatd.core.chat import ChatError
 
 HISTORY_DEFAULT = 50
 HISTORY_MAX = 500

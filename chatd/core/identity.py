@@ -11,9 +11,9 @@ import math
 
 from twisted.internet.defer import maybeDeferred
 
-from chatd import events
-from chatd.errors import ChatError
-from chatd.names import nickKey, nickProblem
+from chatd.core import events
+from chatd.core.errors import ChatError
+from chatd.core.names import nickKey, nickProblem
 from chatd.storage import AccountError
 
 

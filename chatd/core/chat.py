@@ -7,7 +7,7 @@ who should receive it, or it is refused with a L{ChatError} whose message tells
 the user why.
 
 The rules of trust are mixed in from their own modules: registered
-nicknames (L{chatd.identity}) and moderation (L{chatd.moderation}).  A user's
+nicknames (L{chatd.core.identity}) and moderation (L{chatd.core.moderation}).  A user's
 address is plain text from the edge, used only to match bans.
 """
 
@@ -16,12 +16,12 @@ import weakref
 
 from twisted.logger import Logger
 
-from chatd import events
-from chatd.bans import BanList
-from chatd.errors import ChatError
-from chatd.identity import IdentityRules
-from chatd.moderation import ModerationRules
-from chatd.names import (
+from chatd.core import events
+from chatd.core.bans import BanList
+from chatd.core.errors import ChatError
+from chatd.core.identity import IdentityRules
+from chatd.core.moderation import ModerationRules
+from chatd.core.names import (
     nickKey,
     nickProblem,
     normalRoomName,

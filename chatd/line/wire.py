@@ -25,7 +25,7 @@ import re
 from datetime import datetime, timezone
 from dataclasses import dataclass
 
-from chatd import events
+from chatd.core import events
 
 DELIMITER = b"\r\n"
 

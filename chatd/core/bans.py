@@ -11,7 +11,7 @@ so a target with either is an address, and anything else is a nickname.
 import ipaddress
 from dataclasses import dataclass
 
-from chatd.names import nickKey, nickProblem, roomKey
+from chatd.core.names import nickKey, nickProblem, roomKey
 
 NICK = "nick"
 ADDRESS = "address"

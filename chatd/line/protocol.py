@@ -9,13 +9,14 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 
-from chatd import __version__, wire
-from chatd.commands import dispatch
-from chatd.core import ChatError, User
-from chatd.limits import ACCEPT, DISCONNECT, ConnectionCounter, FloodGate, Limits
-from chatd.names import NICK_RULES
-from chatd.outbox import Coalescer, Outbox
-from chatd.sanitize import TelnetFilter, cleanText
+from chatd import __version__
+from chatd.line import wire
+from chatd.line.commands import dispatch
+from chatd.core.chat import ChatError, User
+from chatd.edge.limits import ACCEPT, DISCONNECT, ConnectionCounter, FloodGate, Limits
+from chatd.core.names import NICK_RULES
+from chatd.edge.outbox import Coalescer, Outbox
+from chatd.edge.sanitize import TelnetFilter, cleanText
 
 MAX_LINE_BYTES = 2048
 
