@@ -110,6 +110,10 @@ def main(argv=None):
                         help="where latest.json and latest.md go (default: bench/results, "
                              "the published results, for a full run; a new temporary folder "
                              "with --smoke or --only)")
+    parser.add_argument("--compare", action="append", default=[], metavar="REV",
+                        help="also run chatd as it was at git revision REV (repeatable), "
+                             "as the server chatd@REV beside this checkout's chatd, in "
+                             "every scenario chatd runs in: a before/after in one run")
     parser.add_argument("--profile", type=Path,
                         help="py-spy record chatd during each of its runs, into this folder")
     options = parser.parse_args(argv)
@@ -164,6 +168,16 @@ class Bench:
         self.historyArgs = options.history_arg
         if self.historyArgs is None and self.hasDb:
             self.historyArgs = []
+        # Each revision to compare, exported from git into the work folder.
+        self.sources = {f"chatd@{rev}": self._export(rev) for rev in options.compare}
+
+    def _export(self, rev):
+        source = self.work / f"source-{rev}"
+        source.mkdir()
+        archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", rev],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
+        return source
 
     def _compile(self, name):
         binary = self.work / name
@@ -198,6 +212,9 @@ class Bench:
                 if where == name:
                     args[key] = value
             servers = [s for s in scenario["servers"] if self._available(s)]
+            if "chatd" in servers:
+                at = servers.index("chatd") + 1
+                servers[at:at] = list(self.sources)
             for turn in range(min(self.options.rounds, scenario.get("rounds", 99))):
                 order = servers if turn % 2 == 0 else servers[::-1]
                 for server in order:
@@ -262,7 +279,7 @@ class Bench:
             elif self.hasDb:
                 off = scenario == "history" and server == "chatd"
                 extra += ["--db", "none" if off else f"sqlite:{folder / 'chatd.sqlite3'}"]
-            daemon = Chatd(folder, extra)
+            daemon = Chatd(folder, extra, self.sources.get(server))
         elif server == "ngircd":
             daemon = Ngircd(folder)
         elif server == "inspircd":
@@ -388,16 +405,21 @@ class Daemon:
 
 class Chatd(Daemon):
     """
-    chatd as a user starts it: twistd in the foreground from this venv.
+    chatd as a user starts it: twistd in the foreground from this venv, with
+    this checkout's chatd or, given C{source}, the one exported there (its
+    package and plugin come first on the path).
     """
 
-    def __init__(self, folder, extra):
+    def __init__(self, folder, extra, source=None):
         twistd = Path(sys.executable).parent / "twistd"
         self.log = open(folder / "chatd.log", "w+")
+        env = dict(os.environ)
+        if source is not None:
+            env["PYTHONPATH"] = str(source)
         self.process = subprocess.Popen(
             [str(twistd), "-n", "--pidfile=", "chat",
              "--listen", "tcp:0:interface=127.0.0.1", *extra],
-            cwd=folder, stdout=self.log, stderr=subprocess.STDOUT)
+            cwd=folder, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 30
         while self.port is None:
             if self.process.poll() is not None or time.monotonic() > deadline:
