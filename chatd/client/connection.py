@@ -8,7 +8,7 @@ import os
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import error
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.interfaces import IHandshakeListener, ISSLTransport, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
@@ -20,10 +20,15 @@ INITIAL_DELAY = 1.0
 MAX_DELAY = 30.0
 
 
+@implementer(IHandshakeListener)
 class ChatClientProtocol(LineReceiver):
     """
     One connection to chatd.  Server lines end in CRLF; lines sent end in LF,
     which the server accepts.
+
+    Over TLS the session hears of the connection only once the handshake is
+    done: a certificate refused is then a failure to connect, not a
+    connection lost.
     """
 
     delimiter = b"\n"
@@ -32,8 +37,17 @@ class ChatClientProtocol(LineReceiver):
     MAX_LENGTH = 256 * 1024
 
     _log = Logger()
+    _reported = False
 
     def connectionMade(self):
+        if not ISSLTransport.providedBy(self.transport):
+            self._report()
+
+    def handshakeCompleted(self):
+        self._report()
+
+    def _report(self):
+        self._reported = True
         self.factory.session.connected(self)
 
     def lineReceived(self, line):
@@ -43,7 +57,14 @@ class ChatClientProtocol(LineReceiver):
 
     def connectionLost(self, reason):
         self._log.info("connection lost: {reason}", reason=reason.getErrorMessage())
-        self.factory.session.disconnected(_lossReason(reason))
+        session = self.factory.session
+        untrusted = _untrustedReason(reason)
+        if untrusted is not None:
+            session.untrusted(untrusted)
+        elif not self._reported:
+            session.connectFailed(_failureText(reason))
+        else:
+            session.disconnected(_lossReason(reason))
 
     # What the session calls
 
@@ -75,7 +96,11 @@ class _ReportingEndpoint:
 
     def connect(self, factory):
         def failed(reason):
-            self._session.connectFailed(_failureText(reason))
+            untrusted = _untrustedReason(reason)
+            if untrusted is not None:
+                self._session.untrusted(untrusted)
+            else:
+                self._session.connectFailed(_failureText(reason))
             return reason
 
         return self._endpoint.connect(factory).addErrback(failed)
@@ -112,3 +137,27 @@ def _lossReason(reason):
     if reason.check(error.ConnectionDone):
         return "closed by the server"
     return reason.getErrorMessage()
+
+
+def _untrustedReason(reason):
+    """
+    If C{reason} is a TLS certificate that failed verification, why, in a
+    few words; otherwise L{None}.
+    """
+    value = reason.value
+    try:
+        from OpenSSL import SSL
+        from service_identity.exceptions import VerificationError
+    except ImportError:
+        return None
+    if isinstance(value, VerificationError):
+        # The certificate is sound, but for another name.
+        names = ", ".join(str(e) for e in getattr(value, "errors", [])) or str(value)
+        return f"it is not for this server's name: {names}"
+    if isinstance(value, SSL.Error):
+        texts = [str(part) for entry in (value.args[0] if value.args else [])
+                 for part in (entry if isinstance(entry, tuple) else [entry])]
+        for text in texts:
+            if "certificate verify failed" in text:
+                return text
+    return None
