@@ -130,6 +130,9 @@ def _failureText(reason):
     value = reason.value
     if isinstance(value, error.ConnectError) and isinstance(value.osError, int):
         return os.strerror(value.osError)
+    if reason.check(error.ConnectionDone, error.ConnectionLost):
+        # Connected, but lost before the TLS handshake was done.
+        return "the connection was closed during the TLS handshake"
     return reason.getErrorMessage()
 
 
@@ -141,8 +144,8 @@ def _lossReason(reason):
 
 def _untrustedReason(reason):
     """
-    If C{reason} is a TLS certificate that failed verification, why, in a
-    few words; otherwise L{None}.
+    If C{reason} is a TLS certificate that failed verification, why and what
+    to do, in a few words; otherwise L{None}.
     """
     value = reason.value
     try:
@@ -151,13 +154,21 @@ def _untrustedReason(reason):
     except ImportError:
         return None
     if isinstance(value, VerificationError):
-        # The certificate is sound, but for another name.
-        names = ", ".join(str(e) for e in getattr(value, "errors", [])) or str(value)
-        return f"it is not for this server's name: {names}"
+        # A certificate signed by a CA trusted, but for another name.
+        names = []
+        for mismatch in getattr(value, "errors", []):
+            wanted = getattr(mismatch, "mismatched_id", None)
+            name = getattr(wanted, "hostname", None) or getattr(wanted, "ip", None)
+            if isinstance(name, bytes):
+                name = name.decode("ascii", "replace")
+            if name is not None:
+                names.append(str(name))
+        return (f"it was issued for another name than {' or '.join(names) or 'this server'}; "
+                "connect by the name it was issued for")
     if isinstance(value, SSL.Error):
-        texts = [str(part) for entry in (value.args[0] if value.args else [])
-                 for part in (entry if isinstance(entry, tuple) else [entry])]
-        for text in texts:
-            if "certificate verify failed" in text:
-                return text
+        entries = value.args[0] if value.args and isinstance(value.args[0], list) else []
+        if any("certificate verify failed" in str(entry) for entry in entries):
+            return ("no certificate authority this client trusts signed it "
+                    "(certificate verify failed); use --ca FILE to trust the "
+                    "server's certificate or the CA that signed it")
     return None

@@ -229,9 +229,7 @@ class Session:
         """
         if self.state == DONE:
             return
-        self.view.note(f"the server's certificate is not trusted ({reason}); "
-                       "to trust it, use --ca FILE with the server's certificate "
-                       "or the CA that signed it")
+        self.view.note(f"the server's certificate is not trusted: {reason}")
         self._finish(False)
 
     def retrying(self, delay: float):
