@@ -76,6 +76,14 @@ class FakeConnection:
             session.lineReceived(f"=== pong {token}")
         return tokens
 
+    def confirmAll(self, session):
+        """
+        Answer pings until none is left: the lines each pong lets the
+        session send are confirmed in turn.
+        """
+        while self.answerPings(session):
+            pass
+
 
 WELCOME = [
     "-!- Welcome to chatd 0.1.0.",

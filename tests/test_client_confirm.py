@@ -61,11 +61,8 @@ def test_refusedLineShownAsRefused():
     session, view, conn, _ = connectedSession("dave")
     session.send("/msg nobody hi")
     session.send("x" * 3000)
-    first, second = conn.unanswered()
-    session.lineReceived("!!! no such user: nobody")
-    session.lineReceived(f"=== pong {first}")
-    session.lineReceived("!!! line too long: at most 2048 bytes; it was not delivered")
-    session.lineReceived(f"=== pong {second}")
+    conn.answerPings(session, "!!! no such user: nobody")
+    conn.answerPings(session, "!!! line too long: at most 2048 bytes; it was not delivered")
     assert view.own == []
     assert view.notes == ["refused by the server, not said: /msg nobody hi",
                           "refused by the server, not said: " + "x" * 3000]
@@ -73,21 +70,43 @@ def test_refusedLineShownAsRefused():
                                "!!! line too long: at most 2048 bytes; it was not delivered"]
 
 
-def test_errorsBelongToTheLineBeforeThePong():
+def test_terminalSendsOneLineAtATime():
     """
-    With several lines in flight, an error between two pongs refuses the
-    line between them, not the others.
+    On a terminal the next line goes only once the one before is confirmed,
+    so that an error before a pong is surely that line's.
     """
     session, view, conn, _ = connectedSession("dave")
     for text in ["one", "two", "three"]:
         session.send(text)
-    first, second, third = conn.unanswered()
-    session.lineReceived(f"=== pong {first}")
-    session.lineReceived("!!! you are muted in #lobby")
-    session.lineReceived(f"=== pong {second}")
-    session.lineReceived(f"=== pong {third}")
+    assert conn.said() == ["one"]
+    conn.answerPings(session)
+    assert conn.said() == ["one", "two"]
+    conn.answerPings(session, "!!! you are muted in #lobby")
+    assert conn.said() == ["one", "two", "three"]
+    conn.answerPings(session)
     assert view.own == [_own("dave", "one"), _own("dave", "three")]
     assert view.notes == ["refused by the server, not said: two"]
+
+
+def test_pipeErrorsBelongToTheBatchBeforeThePong():
+    """
+    In pipe mode, with several batches in flight, an error before a pong is
+    counted against that pong's lines only: a too-fast refusal in the second
+    batch leaves the first one delivered.
+    """
+    session, view, conn, _ = connectedSession("bot", interactive=False)
+    with session.batch():
+        for n in range(Session.BATCH * 2):
+            session.send(f"line {n}")
+    first, second = conn.unanswered()
+    session.lineReceived(f"=== pong {first}")
+    session.lineReceived(TOO_FAST)
+    session.lineReceived(f"=== pong {second}")
+    session.quit()
+    conn.answerPings(session)
+    session.lineReceived("=== bye")
+    session.disconnected("closed by the server")
+    assert view.notes == ["1 line not delivered: refused by the server as too fast"]
 
 
 def test_echoFollowsTheServer():
@@ -100,7 +119,7 @@ def test_echoFollowsTheServer():
     session.send("hi ops")
     session.lineReceived("=== joined #ops")
     session.lineReceived("=== #ops members (1): dave")
-    conn.answerPings(session)
+    conn.confirmAll(session)
     assert view.own == [_own("dave", "hi ops", "#ops")]
 
 
@@ -215,9 +234,8 @@ def test_tooFastLinesAreSentAgain():
     session, view, conn, clock = connectedSession("dave")
     session.send("one")
     session.send("two")
+    conn.answerPings(session)
     # "one" and its ping taken, "two" and its ping refused.
-    first, _ = conn.unanswered()
-    session.lineReceived(f"=== pong {first}")
     session.lineReceived(TOO_FAST)
     session.lineReceived(TOO_FAST)
     session.send("three")
@@ -263,7 +281,7 @@ def test_pipeTooFastBatchUnattributable():
     session.quit()
     session.lineReceived("=== bye")
     session.disconnected("closed by the server")
-    assert view.notes == ["1 line not delivered: the server refused them as too fast"]
+    assert view.notes == ["1 line not delivered: refused by the server as too fast"]
     assert view.outcome == [False]
 
 

@@ -10,15 +10,18 @@ handed to it, so that it is tested with fakes.
 How the client knows a line was taken: the server answers lines in order,
 and answers C{/ping TOKEN} with C{=== pong TOKEN} once everything sent before
 it was handled.  So every line the user sends is followed by a C{/ping} of
-the client's own (on a terminal one per line; in pipe mode one per batch of
-lines), and when its pong comes back the lines before it were handled: a line
-answered meanwhile with an error (C{!!! ...}) was refused, any other was
-taken.  Only then does a terminal show the line as said (or as refused); the
-client's own pongs are never shown.  At most L{Session.WINDOW} lines wait for
-their confirmation at a time, and the rest wait in the client (pipe mode
-stops reading its input meanwhile), so a server that reads slowly (flood
-control) slows the client down rather than making it lose lines, and every
-wait for a confirmation has a deadline.
+the client's own, and when its pong comes back the lines before it were
+handled: a line answered meanwhile with an error (C{!!! ...}) was refused,
+any other was taken.  Only then does a terminal show the line as said (or as
+refused); the client's own pongs are never shown.
+
+On a terminal one line is sent at a time, each with its own ping, so that
+every error is surely its line's, whatever happens to the pings (a person
+types slower than a round trip).  Pipe mode, for throughput, sends up to
+L{Session.WINDOW} lines ahead, one ping per L{Session.BATCH}, and stops
+reading its input while a window's worth waits in the client.  Either way a
+server that reads slowly (flood control) slows the client down rather than
+making it lose lines, and every wait for a confirmation has a deadline.
 """
 
 import collections
@@ -96,9 +99,11 @@ class Session:
     # How many of each room's last lines are remembered, so that the replay
     # after joining again (a reconnect) does not show them twice.
     SEEN_LINES = 200
-    # How many lines may wait for their confirmation at once; more wait in
-    # the client.  A server that reads slowly is thereby followed, not
-    # flooded, and a line lost with the connection is one of a few.
+    # In pipe mode, how many lines may wait for their confirmation at once
+    # (on a terminal: one); more wait in the client.  A server that reads
+    # slowly is thereby followed, not flooded, and a line lost with the
+    # connection is one of a few.  16 lines, 2 pings, the nickname and the
+    # login's ping fit in the default flood burst of chatd (20 lines).
     WINDOW = 16
     # In pipe mode, how many lines one /ping confirms (on a terminal: one).
     BATCH = 8
@@ -370,7 +375,7 @@ class Session:
             self._flow()
             return
         batch = 1 if self._interactive or self._careful else self.BATCH
-        window = 1 if self._careful else self.WINDOW
+        window = 1 if self._interactive or self._careful else self.WINDOW
         while self._queue and (ignoreWindow or len(self._inFlight) < window):
             entry = _Outgoing(self._queue.popleft())
             self._inFlight.append(entry)
@@ -682,8 +687,8 @@ class Session:
         every line.
         """
         if self._undelivered and not self._interactive:
-            self.view.note(f"{_lines(self._undelivered)} not delivered: the server "
-                           "refused them as too fast")
+            self.view.note(f"{_lines(self._undelivered)} not delivered: refused by "
+                           "the server as too fast")
         self._finish(self._interactive or self._undelivered == 0)
 
     def _finish(self, ok):
