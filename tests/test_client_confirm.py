@@ -380,3 +380,74 @@ def test_untrustedCertificateEndsTheSession():
         session.connectFailed("later")
         assert view.notes == ["the server's certificate is not trusted: it is self-signed"]
         assert view.outcome == [False]
+
+
+def test_passwordCommandsWaitForTheirAnswer():
+    """
+    A command the server answers only once a password is checked (after a
+    ping sent behind it may have been answered) is sent alone, without a
+    ping, and nothing follows it until its answer is in: its error is not
+    taken for a refusal of the next line.
+    """
+    session, view, conn, _ = connectedSession("dave")
+    session.send("/identify secret")
+    session.send("hello")
+    assert conn.sent == ["/identify secret"]
+    session.lineReceived("!!! wrong password")
+    assert conn.said() == ["/identify secret", "hello"]
+    conn.answerPings(session)
+    assert view.own == [_own("dave", "hello")]
+    assert view.notes == []
+
+
+def test_pipePasswordCommandAfterABatch():
+    """
+    In pipe mode the lines before such a command are confirmed first; the
+    command goes once they are, and the lines after it once it is answered.
+    """
+    session, view, conn, _ = connectedSession("bot", interactive=False)
+    with session.batch():
+        session.send("one")
+        session.send("/register secret")
+        session.send("two")
+    assert conn.said() == ["one"]
+    conn.answerPings(session)
+    assert conn.said() == ["one", "/register secret"]
+    session.lineReceived("=== bot is registered to you and you are identified; "
+                         "next time, /identify PASSWORD")
+    assert conn.said() == ["one", "/register secret", "two"]
+    session.quit()
+    session.disconnected("connection lost")
+    assert view.notes == ["connection to example:55555 lost (connection lost) "
+                          "before the server confirmed 1 line"]
+
+
+def test_passwordCommandLostWithTheConnection():
+    """
+    A script whose password command was never answered before the
+    connection was lost ends with status 1.
+    """
+    session, view, conn, _ = connectedSession("bot", interactive=False)
+    session.send("/identify secret")
+    session.quit()
+    session.disconnected("connection lost")
+    assert view.outcome == [False]
+
+
+def test_passwordCommandWaitsForTheLoginsAnswers():
+    """
+    Such a command typed before the login is done waits until the login's
+    own answers are all in (its ping's pong), so that "=== joined #lobby" is
+    not taken for its answer.
+    """
+    session, view, conn, _ = connectedSession("dave", interactive=False, login=False)
+    session.send("/identify secret")
+    session.lineReceived("=== you are now dave")
+    session.lineReceived("=== joined #lobby")
+    session.lineReceived("=== #lobby members (1): dave")
+    assert conn.said() == []
+    conn.answerPings(session)
+    assert conn.said() == ["/identify secret"]
+    session.lineReceived("=== you are identified as dave")
+    session.quit()
+    assert conn.said() == ["/identify secret", "/quit"]

@@ -46,6 +46,12 @@ DONE = "done"
 # sender instead never say it).
 TOO_FAST = "you are sending lines too fast"
 
+# Commands the server answers only once a password is checked, after lines
+# sent later may have been answered: a ping after one does not wait for its
+# answer.  Such a command is sent alone, and nothing after it until its
+# answer (one line, a reply or an error) is in.
+LATE_ANSWERS = frozenset(["/register", "/identify", "/ghost", "/password"])
+
 
 def alternateNick(nick: str, attempt: int) -> str:
     """
@@ -177,6 +183,8 @@ class Session:
         # until it is answered.
         self._resyncTimer = None
         self._resyncToken = None
+        # A command of LATE_ANSWERS sent, whose answer is awaited.
+        self._awaiting = None
         # Once a line was refused as too fast, one line at a time.
         self._careful = False
         self._resyncDelay = self.RESYNC_DELAY
@@ -270,12 +278,16 @@ class Session:
         if line.kind == wire.ERROR:
             if self.state == LOGIN:
                 self._refusal = line.text
+            elif self.state == ONLINE and self._awaiting is not None:
+                self._lateAnswer(line.text)
             elif self.state == ONLINE:
                 self._errors.append(line.text)
                 if line.text.startswith(TOO_FAST):
                     self._holdBack()
         elif line.kind == wire.REPLY:
             self._followReply(line.text)
+            if self.state == ONLINE and self._awaiting is not None:
+                self._lateAnswer(None)
 
     def disconnected(self, reason: str):
         self._connection = None
@@ -283,6 +295,8 @@ class Session:
         if self.state == DONE:
             return
         lost = list(self._inFlight)
+        if self._awaiting is not None:
+            lost.append(_Outgoing(self._awaiting))
         self._forgetInFlight()
         if self.state == ONLINE:
             # Where to go back to once logged in again.  A connection lost
@@ -371,12 +385,19 @@ class Session:
         lines followed by a /ping; then, when quitting and everything is
         confirmed, /quit.
         """
-        if self.state != ONLINE or self._resyncTimer is not None or self._resyncToken:
+        if (self.state != ONLINE or self._resyncTimer is not None or self._resyncToken
+                or self._awaiting is not None):
             self._flow()
             return
         batch = 1 if self._interactive or self._careful else self.BATCH
         window = 1 if self._interactive or self._careful else self.WINDOW
         while self._queue and (ignoreWindow or len(self._inFlight) < window):
+            if commandName(self._queue[0]) in LATE_ANSWERS:
+                # Once everything before is answered, so that the next
+                # answer is surely its own.
+                if not self._inFlight and not self._pings:
+                    self._sendAlone(self._queue.popleft())
+                break
             entry = _Outgoing(self._queue.popleft())
             self._inFlight.append(entry)
             self._unpinged.append(entry)
@@ -400,6 +421,30 @@ class Session:
         if self._confirmTimer is None:
             self._confirmTimer = self._clock.callLater(self.CONFIRM_TIMEOUT, self._unconfirmed)
         return token
+
+    def _sendAlone(self, text):
+        """
+        Send C{text}, a command of LATE_ANSWERS, and nothing after it until
+        its answer is in.
+        """
+        self._awaiting = text
+        self._connection.sendText(text)
+        if self._confirmTimer is None:
+            self._confirmTimer = self._clock.callLater(self.CONFIRM_TIMEOUT, self._unconfirmed)
+
+    def _lateAnswer(self, error):
+        """
+        The answer to the command awaited came: a reply, or the C{error}.
+        """
+        command, self._awaiting = self._awaiting, None
+        self._stopConfirmTimer()
+        if self._pings:
+            self._confirmTimer = self._clock.callLater(self.CONFIRM_TIMEOUT,
+                                                       self._unconfirmed)
+        if error is not None and error.startswith(TOO_FAST):
+            self._queue.appendleft(command)
+            self._holdBack()
+        self._pump()
 
     def _holdBack(self):
         """
@@ -524,13 +569,14 @@ class Session:
 
     def _forgetInFlight(self):
         self._stopResync()
+        self._awaiting = None
         self._inFlight.clear()
         self._unpinged = []
         self._pings.clear()
         self._errors = []
 
     def _nothingLeft(self):
-        return not self._queue and not self._inFlight
+        return not self._queue and not self._inFlight and self._awaiting is None
 
     def _sendQuit(self):
         if self._quitSent:
