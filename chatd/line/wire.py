@@ -21,11 +21,13 @@ Once published this format stays stable: scripts and the companion client
 parse it with L{parseLine}.
 """
 
+import math
 import re
 from datetime import datetime, timezone
 from dataclasses import dataclass
 
 from chatd.core import events
+from chatd.core.names import nickKey
 
 DELIMITER = b"\r\n"
 
@@ -38,6 +40,13 @@ ERROR = "error"
 REPLY = "reply"
 PROMPT = "prompt"
 HISTORY = "history"
+
+
+def encodeLine(line: str) -> bytes:
+    """
+    C{line} as it goes on the wire: UTF-8, ended by the delimiter.
+    """
+    return line.encode("utf-8") + DELIMITER
 
 
 def notice(text: str) -> str:
@@ -86,13 +95,20 @@ def _topicLine(e):
 
 def duration(seconds) -> str:
     """
-    C{seconds} as moderators type it: 90s, 10m, 2h, 1d.
+    C{seconds} as people read it and moderators type it, in at most two
+    units: 90s is 1m 30s, 7180s is 1h 59m (rounded down), 7200s is 2h.
     """
-    seconds = int(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    seconds = max(0, math.ceil(seconds))
+    units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+    for i, (unit, size) in enumerate(units):
+        if seconds >= size or size == 1:
+            text = f"{seconds // size}{unit}"
+            if size > 1:
+                smaller, smallSize = units[i + 1]
+                rest = seconds % size // smallSize
+                if rest:
+                    text += f" {rest}{smaller}"
+            return text
 
 
 def _reason(reason):
@@ -106,6 +122,23 @@ def _for(seconds):
 def _bannedLine(e):
     where = " from the server" if e.server else ""
     return f"-- {e.room} {e.by} banned {e.target}{where}{_for(e.duration)}{_reason(e.reason)}"
+
+
+def members(room: str, nicks) -> str:
+    """
+    The reply that lists the members of C{room}, by nickname, in the order
+    people look names up.
+    """
+    names = sorted(nicks, key=nickKey)
+    return reply(f"{room} members ({len(names)}): {' '.join(names)}")
+
+
+def _enteredLines(e):
+    lines = [reply(f"joined {e.room}")]
+    if e.topic:
+        lines.append(reply(f"{e.room} topic: {e.topic}"))
+    lines.append(members(e.room, e.members))
+    return "\r\n".join(lines)
 
 
 _FORMATS = {
@@ -131,8 +164,27 @@ _FORMATS = {
         f"you did not identify as {e.old} in time; you are now {e.new}"),
     events.Ghosted: lambda e: notice(
         f"the owner of {e.nick} took the nickname back; goodbye"),
-    events.NowKnownAs: lambda e: reply(f"you are now {e.nick}"),
+    events.Entered: _enteredLines,
+    events.NowKnownAs: lambda e: reply(f"you are now {e.new}"),
+    events.Identified: lambda e: reply(f"you are identified as {e.nick}"),
+    events.Away: lambda e: reply(f"{e.nick} is away: {e.text}"),
     events.PutOut: lambda e: reply(f"left {e.room}"),
+    events.Refused: lambda e: notice(f"Connection refused: {e.reason}"),
+    events.SlowedDown: lambda e: notice(
+        "you are sending fast; your lines are being delayed"),
+    events.Closing: lambda e: notice(f"Closing your connection: {e.reason}"),
+    events.ShuttingDown: lambda e: notice("The server is going down. Goodbye."),
+    events.HistoryUnavailable: lambda e: error(
+        "history took too long and was skipped" if e.tooSlow
+        else "history is unavailable right now"),
+}
+
+# What the actor of an event is told: the replies to their own command.
+_OWN = {
+    events.PrivatelySaid: lambda e: reply(f"to {e.target}: {e.text}"),
+    events.Parted: lambda e: reply(f"left {e.room}"),
+    events.TopicChanged: lambda e: reply(f"{e.room} topic set: {e.topic}" if e.topic
+                                         else f"{e.room} topic cleared"),
 }
 
 
@@ -150,14 +202,23 @@ class LineWire:
 
     @staticmethod
     def encode(event) -> bytes:
-        return formatEvent(event).encode("utf-8") + DELIMITER
+        return encodeLine(formatEvent(event))
+
+    @staticmethod
+    def encodeOwn(event) -> bytes | None:
+        """
+        The reply that confirms C{event} to its actor; L{None} for events
+        the actor is not told of (their own room messages are not echoed).
+        """
+        own = _OWN.get(type(event))
+        return None if own is None else encodeLine(own(event))
 
     @staticmethod
     def encodeHistory(event) -> bytes:
         """
         C{event}, a stored room line, marked as history with its time.
         """
-        return history(event.time, formatEvent(event)).encode("utf-8") + DELIMITER
+        return encodeLine(history(event.time, formatEvent(event)))
 
 
 @dataclass(frozen=True)
