@@ -451,3 +451,23 @@ def test_passwordCommandWaitsForTheLoginsAnswers():
     session.lineReceived("=== you are identified as dave")
     session.quit()
     assert conn.said() == ["/identify secret", "/quit"]
+
+
+def test_privateMessageShownOnce():
+    """
+    The server confirms a /msg to its sender ("=== to bob: psst"): a
+    terminal shows it once, as its echo "-> *bob* psst"; a script sees the
+    server's line as it came.
+    """
+    session, view, conn, _ = connectedSession("dave")
+    view.shown.clear()
+    session.send("/msg Bob psst")
+    conn.answerPings(session, "=== to bob: psst")
+    assert view.shown == []
+    assert view.own == [wire.ServerLine(wire.PRIVATE, "psst", nick="Bob")]
+
+    session, view, conn, _ = connectedSession("bot", interactive=False)
+    view.shown.clear()
+    session.send("/msg bob psst")
+    conn.answerPings(session, "=== to bob: psst")
+    assert view.shown == ["=== to bob: psst"]

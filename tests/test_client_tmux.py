@@ -45,11 +45,12 @@ class Tmux:
     def keys(self, *keys):
         self._tmux("send-keys", *keys)
 
-    def rows(self):
+    def rows(self, scrolled=False):
         """
-        The screen, trailing blank rows left off.
+        The screen (with C{scrolled}, and the rows scrolled off it), trailing
+        blank rows left off.
         """
-        rows = self._tmux("capture-pane", "-p").split("\n")
+        rows = self._tmux("capture-pane", "-p", *(["-S", "-"] if scrolled else [])).split("\n")
         while rows and not rows[-1].strip():
             rows.pop()
         return rows
@@ -219,3 +220,33 @@ def test_untrustedCertificateOnATerminal(tmp_path):
     finally:
         tmux.close()
         daemon.stop()
+
+
+def test_pasteShownAsSaidAsTheServerTakesIt(tmp_path, daemon):
+    """
+    The issue's paste: 30 lines pasted at once, on the default flood limits
+    (the server slows a fast sender down).  Each line shows as said once,
+    in order, as the server takes it, and reaches the others whole.
+    """
+    tmux = Tmux(tmp_path, f"{CHAT_CLIENT} --nick dave --log {tmp_path / 'd.log'} "
+                          f"127.0.0.1 {daemon.port}; sleep 60")
+    bob = LineClient(daemon.port, timeout=WAIT * 4)
+    try:
+        tmux.waitFor(lambda rows: rows[-1:] == ["[dave #lobby]"])
+        bob.login("bob")
+        tmux.waitFor(lambda rows: "-- #lobby bob has joined" in rows)
+        lines = [f"pasted {n}" for n in range(1, 31)]
+        (tmp_path / "paste.txt").write_text("\n".join(lines) + "\n")
+        tmux._tmux("load-buffer", str(tmp_path / "paste.txt"))
+        tmux._tmux("paste-buffer")
+        heard = bob.readUntil(lambda l: l == "#lobby <dave> pasted 30")
+        assert [l for l in heard if l.startswith("#lobby <dave> ")] == [
+            "#lobby <dave> " + line for line in lines]
+        tmux.waitFor(lambda rows: rows[-2:] == ["#lobby <dave> pasted 30", "[dave #lobby]"])
+        rows = tmux.rows(scrolled=True)
+        assert [row for row in rows if row.startswith("#lobby <dave> ")] == [
+            "#lobby <dave> " + line for line in lines]
+        assert not [row for row in rows if row.startswith(("!!!", "[chat-client] refused"))]
+    finally:
+        bob.close()
+        tmux.close()

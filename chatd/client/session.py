@@ -266,6 +266,9 @@ class Session:
             return
         if line is not None and line.room and self._shownBefore(line):
             return
+        if line is not None and line.kind == wire.REPLY and self._confirmsOwnPrivate(line.text):
+            # The echo, once the pong is in, says the same: -> *bob* psst.
+            return
         if line is not None and line.kind == wire.PROMPT and self.state == LOGIN:
             # A person sees only the prompts they are to answer; a script
             # sees every line.
@@ -549,6 +552,19 @@ class Session:
                 self.view.note(f"refused by the server, not said: {entry.text}")
             else:
                 self.view.note(f"maybe refused by the server, so maybe not said: {entry.text}")
+
+    def _confirmsOwnPrivate(self, text):
+        """
+        Whether C{text}, a reply, is the server's confirmation of the /msg
+        in flight ("to bob: psst"), which a terminal shows as its echo.
+        """
+        if not self._interactive or not self._inFlight:
+            return False
+        echo = self._echo(self._inFlight[0].text)
+        if echo is None or echo.kind != wire.PRIVATE or not text.startswith("to "):
+            return False
+        nick, _, body = text[3:].partition(": ")
+        return nick.lower() == echo.nick.lower() and body == echo.text
 
     def _unconfirmed(self):
         """
