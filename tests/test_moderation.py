@@ -38,17 +38,27 @@ def test_operatorKicksFromTheRoom(trust):
 
 def test_operatorMustBeIdentified(trust):
     """
-    Using an operator's nickname is not enough: until identified, "op" may
-    not kick, and nothing is announced.
+    Nobody can use an operator's nickname without its password; the operator
+    under another nickname is not an operator, may not kick, and is not
+    protected from moderation either: protection follows proof.
     """
-    op = trust.arrive("op")
+    impostor = trust.connect()
+    with pytest.raises(R.PasswordRequired):
+        impostor.claim("op")
+    op = trust.arrive("op", password="op-password")
+    owner = trust.arrive("owner", password="owner-password")
     bob = trust.arrive("bob")
+    owner.join("#den")
+    op.join("#den")
+    op.rename("op_away")
     clear(op, bob)
     assert not op.isOperator
     with pytest.raises(R.NotModerator) as e:
         op.kick("#lobby", "bob")
     assert e.value == R.NotModerator("#lobby")
     assert bob.outbox.take() == [] and "bob" in trust.members("#lobby")
+    owner.kick("#den", "op_away")
+    assert "op_away" not in trust.members("#den")
 
 
 def test_ordinaryUsersMayNotModerate(trust):

@@ -32,7 +32,7 @@ def register(port, nick, password):
     login(client, nick)
     client.send(f"/register {password}")
     assert client.readLine() == (f"=== {nick} is registered to you and you are identified; "
-                                 "next time, /identify PASSWORD")
+                                 "from now on it takes this password")
     client.send("/quit")
     client.readUntil(lambda l: l == "=== bye")
     client.close()

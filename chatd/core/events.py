@@ -148,12 +148,6 @@ class Expelled:
 
 
 @dataclass(frozen=True, slots=True)
-class IdentifyRequired:
-    nick: str
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
 class Identified:
     """
     The user proved the registered nickname C{nick} is theirs.
@@ -163,13 +157,14 @@ class Identified:
 
 
 @dataclass(frozen=True, slots=True)
-class GuestRenamed:
+class PasswordDelayed:
     """
-    The user did not identify for C{old} in time and is now C{new}.
+    Too many wrong passwords for C{nick} came from the user's address lately:
+    the one just given is checked in C{seconds}, not refused.
     """
 
-    old: str
-    new: str
+    nick: str
+    seconds: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,8 @@ class ChatProtocol(LineReceiver):
 
     @ivar conn: the connection's L{Connection}: outbox, pacing, timers.
     @ivar session: the L{chatd.core.session.Session} it acts through.
+    @ivar passwordFor: the registered nickname whose password the user was
+        asked for at the nickname prompt, or L{None}.
     """
 
     # Input lines end in LF; a CR before it is dropped, so CRLF works too.
@@ -35,6 +37,7 @@ class ChatProtocol(LineReceiver):
 
     conn = None
     session = None
+    passwordFor = None
     _current = None
 
     # Framework callbacks
@@ -191,7 +194,7 @@ class ChatProtocol(LineReceiver):
         self.conn.send(wire.encodeLine(wire.prompt(text)))
 
     def _promptIfNoNick(self):
-        if self.session.nick is None and self.conn.accepting:
+        if self.session.nick is None and self.passwordFor is None and self.conn.accepting:
             self.prompt("Choose a nickname:")
 
     def _tooLong(self):
