@@ -42,7 +42,7 @@ def _strict(kind):
     a float, one decimal point): int() and float() would also take "²",
     "٣", "1_000" or " 5 ".
     """
-    pattern = re.compile(r"[0-9]+\Z" if kind is int else r"[0-9]+(\.[0-9]+)?\Z")
+    pattern = re.compile(r"-?[0-9]+\Z" if kind is int else r"-?[0-9]+(\.[0-9]+)?\Z")
 
     def coerce(text):
         if not pattern.match(str(text)):
