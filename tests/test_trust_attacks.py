@@ -10,7 +10,6 @@ import os
 import re
 import socket
 import sqlite3
-import ssl
 import stat
 import subprocess
 import time

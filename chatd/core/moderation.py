@@ -6,10 +6,11 @@ and ban from the whole server; a room's owner (its registered, identified
 creator) acts in that room only.  Protection follows proof: only an
 identified operator or owner is protected from moderation, and no ban covers
 an identified operator (nor can one be set that would).  Mutes and bans
-follow the person: the connection, and the account they proved.  Composed into L{chatd.core.chat.ChatCore},
-which consults it on every path a banned or muted user could take, and which
-it reaches only through its public operations; the bans themselves are plain
-data in L{chatd.core.bans}.
+follow the person: the connection, and the account they proved.
+
+Composed into L{chatd.core.chat.ChatCore}, which consults it on every path a
+banned or muted user could take, and which it reaches only through its public
+operations; the bans themselves are plain data in L{chatd.core.bans}.
 """
 
 import math
@@ -20,7 +21,7 @@ from chatd.core import events
 from chatd.core import refusals as R
 from chatd.core.bans import ADDRESS, NICK, Ban, BanList, covers, coversEveryone, \
     coversLocal, targetKind
-from chatd.core.names import nickKey, roomKey
+from chatd.core.names import nickKey, normalRoomName, roomKey
 
 
 class Moderation:
@@ -207,6 +208,7 @@ class Moderation:
         room, in it or not.
         """
         core = self._core
+        name = normalRoomName(name)
         room = core.findRoom(name)
         server = self._mayModerate(user, room, name)
         kind = targetKind(target)
@@ -268,6 +270,7 @@ class Moderation:
         The bans C{user} may lift: all of them for an operator, wherever they
         are; the room C{name}'s for its owner.
         """
+        name = normalRoomName(name)
         room = self._core.findRoom(name)
         server = self._mayModerate(user, room, name)
         now = self._core.clock.seconds()
