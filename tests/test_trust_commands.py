@@ -229,3 +229,28 @@ def test_moderationLinesAreRoomEvents(line):
     """
     parsed = wire.parseLine(line)
     assert (parsed.kind, parsed.room) == (wire.ROOM_EVENT, "#lobby")
+
+
+def test_linesWaitForThePasswordAtThePrompt():
+    """
+    Lines typed after a password at the nickname prompt wait until it is
+    checked: then they go to the room under the nickname it proved, in
+    order, rather than being taken for nicknames.
+    """
+    from twisted.internet.defer import Deferred
+
+    accounts = MemoryAccounts()
+    accounts.passwords["boss"] = "boss-password"
+    server = MemoryServer(accounts=accounts)
+    watcher = server.connect("watcher")
+    pending = Deferred()
+    accounts.verify = lambda nick, password: pending
+    boss = server.connect()
+    boss.lines()
+    boss.sendBytes(b"boss\nboss-password\nhi\nall here\n")
+    assert boss.lines() == ["??? boss is registered: password (or another nickname)"]
+    watcher.lines()
+    pending.callback(True)
+    assert boss.lines()[:2] == ["=== you are identified as boss", "=== you are now boss"]
+    assert watcher.lines() == ["-- #lobby boss has joined", "#lobby <boss> hi",
+                               "#lobby <boss> all here"]

@@ -120,10 +120,16 @@ class ChatProtocol(LineReceiver):
             return
         if answering is None:
             self._promptIfNoNick()
-        else:
-            # The answer (to /ghost, say) comes once a password is checked:
-            # ask again only after it, and only if needed.
-            answering.addCallback(lambda _: self._promptIfNoNick())
+            return
+        if self.session.nick is None and not answering.called:
+            # A password is being checked at the prompt: the lines after it
+            # wait for the answer, so that none is taken for a nickname (or
+            # lost) meanwhile.
+            self.conn.holdInput("password")
+            answering.addBoth(lambda result: (self.conn.releaseInput("password"), result)[1])
+        # The answer (to /ghost, say) comes once a password is checked:
+        # ask again only after it, and only if needed.
+        answering.addCallback(lambda _: self._promptIfNoNick())
 
     def unread(self):
         """
