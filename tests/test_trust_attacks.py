@@ -300,3 +300,34 @@ def test_ownedRoomKeptAcrossARestart(tmp_path, db):
         visitor.close()
     finally:
         daemon.stop()
+
+
+def test_chatClientGivesThePasswordFromAFile(tmp_path, db):
+    """
+    chat-client --password-file takes its registered nickname with the
+    password in the file (never on its command line), and its line reaches
+    the room under that nickname; without the password it falls back to
+    another nickname and never speaks as the owner.
+    """
+    from clientsupport import runClient
+
+    daemon = Daemon("--db", db, cwd=tmp_path).start()
+    try:
+        register(daemon.port, "alice", "tr0ub4dor&3")
+        watcher = daemon.client()
+        watcher.login("watcher")
+        secret = tmp_path / "password"
+        secret.write_text("tr0ub4dor&3\n")
+        secret.chmod(0o600)
+        done = runClient(tmp_path, daemon.port, "alice", "hello from the owner\n",
+                         "--password-file", str(secret))
+        assert done.returncode == 0, done.stderr
+        assert b"tr0ub4dor" not in done.stdout + done.stderr
+        without = runClient(tmp_path, daemon.port, "alice", "hello from nobody\n")
+        assert without.returncode == 0, without.stderr
+        seen = settle(watcher)[0]
+        assert "#lobby <alice> hello from the owner" in seen
+        assert "#lobby <alice_> hello from nobody" in seen
+        watcher.close()
+    finally:
+        daemon.stop()
