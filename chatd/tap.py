@@ -374,6 +374,9 @@ def makeService(config, reactor=None):
                     operators=config["operators"], identifySeconds=config["identify-time"])
     factory = ChatFactory(core, reactor, limits=limits, replay=config["replay"],
                           coalesceTurns=True)
+    if history is not None:
+        # The store pauses all reading while its writer is behind.
+        history.registerProducer(factory, True)
     top = service.MultiService()
     if history is not None:
         # Started first: open before any listener accepts a line.  Stopped

@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred
 from chatd.core import events
 from chatd.storage import HistoryBusy, QueryTooSlow, SearchTooComplex
 from chatd.storage.sqlite import (SEARCH_TOKENS, SQLiteHistory, searchTokens)
-from support import ThreadCalls
+from support import MemoryServer, ThreadCalls
 
 
 @pytest.fixture
@@ -336,3 +336,22 @@ def test_databaseAndItsCompanionsArePrivate(tmp_path, calls):
         calls.wait(store.close())
     finally:
         os.umask(old)
+
+
+def test_factoryPausesAndResumesAllReading():
+    """
+    The line front end's factory, the history store's producer until the
+    seam's gate takes the job: pausing it pauses every open connection's
+    transport and each one opened while paused; resuming resumes them all.
+    """
+    server = MemoryServer()
+    alice = server.connect("alice")
+    server.factory.pauseProducing()
+    bob = server.connect()
+    assert alice.transport.producerState == "paused"
+    assert bob.transport.producerState == "paused"
+    server.factory.resumeProducing()
+    assert alice.transport.producerState == "producing"
+    assert bob.transport.producerState == "producing"
+    carol = server.connect()
+    assert carol.transport.producerState == "producing"

@@ -367,7 +367,28 @@ class ChatFactory(Factory):
         refusal = self._counter.admit(connection.address)
         if refusal is None:
             self.connections.add(connection)
+            if self.readingPaused:
+                connection.transport.pauseProducing()
         return refusal
+
+    # IPushProducer, for the history store (see IHistoryStore.registerProducer):
+    # while it catches up, no connection is read, new ones included.  (A
+    # stopgap until the seam's Gate does this for every front end.)
+
+    readingPaused = False
+
+    def pauseProducing(self):
+        self.readingPaused = True
+        for connection in self.connections:
+            connection.transport.pauseProducing()
+
+    def resumeProducing(self):
+        self.readingPaused = False
+        for connection in self.connections:
+            connection.transport.resumeProducing()
+
+    def stopProducing(self):
+        pass
 
     def fromAddress(self, address):
         """

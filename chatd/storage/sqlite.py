@@ -91,7 +91,7 @@ NICENESS = 10
 BEHIND_LINES = 20_000
 """Lines appended but not yet committed past which reading is paused."""
 
-BEHIND_BYTES = 8 * 1024 * 1024
+BEHIND_BYTES = 6 * 1024 * 1024
 """Bytes of text (characters, as counted by C{len}) appended but not yet
 committed past which reading is paused.  See bench/README-history.md for
 how both bounds compare with what the writer does in a second."""
@@ -348,6 +348,11 @@ class SQLiteHistory:
     def close(self):
         if not self._opened:
             return succeed(None)
+        if self.pauses:
+            self._log.info(
+                "the history writer fell behind {pauses} times (at most {lines} lines, "
+                "{bytes} bytes of text waiting); reading was paused until it caught up",
+                pauses=self.pauses, lines=self.mostBehind[0], bytes=self.mostBehind[1])
         self._writes.put(STOP)
         return self._closed
 
