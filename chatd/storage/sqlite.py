@@ -568,8 +568,8 @@ class SQLiteHistory:
             return query(connection, *args)
         except sqlite3.OperationalError:
             if time.monotonic() > deadline[0]:
-                raise QueryTooSlow(f"{what} took longer than {self._querySeconds:g} "
-                                   "seconds and was stopped") from None
+                raise QueryTooSlow(f"{what} took more than {self._querySeconds:g} s "
+                                   "and was stopped") from None
             raise
         finally:
             deadline[0] = math.inf
