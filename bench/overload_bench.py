@@ -17,6 +17,9 @@ compared with its RSS once everyone is connected and idle.
   stored are the loss (each talker's lines are stored and delivered in the
   order read, so per room it is delivered - stored when positive).
 - none: the clean run with --db none, for comparison.
+- writer: no daemon; the store alone, fed flat out with such lines from this
+  thread, timed until all are committed and then indexed: what a second of
+  the writer's work is, in lines and bytes, to set its bound by.
 
     .venv/bin/python bench/overload_bench.py [--seconds 10] [--talkers 8] [--mode all]
         [--line-bytes 900] [--runs 1]
@@ -37,7 +40,9 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
-from support import Daemon, LineClient  # noqa: E402
+from chatd.core import events  # noqa: E402
+from chatd.storage.sqlite import SQLiteHistory  # noqa: E402
+from support import Daemon, LineClient, ThreadCalls  # noqa: E402
 
 OPEN_LIMITS = ("--flood-burst", "1000000", "--flood-rate", "1000000",
                "--flood-kick", "1000000", "--max-per-address", "1000",
@@ -137,7 +142,8 @@ def storedPerRoom(path):
 
 
 def run(folder, mode, talkers, seconds, size=LINE_BYTES, db=None):
-    path = os.path.join(folder, f"overload-{mode}.sqlite3")
+    folder = tempfile.mkdtemp(prefix=f"{mode}-", dir=folder)
+    path = os.path.join(folder, "overload.sqlite3")
     if db is None:
         db = "none" if mode == "none" else f"sqlite:{path}"
     daemon = Daemon("--db", db, *OPEN_LIMITS, cwd=folder).start()
@@ -211,16 +217,55 @@ def run(folder, mode, talkers, seconds, size=LINE_BYTES, db=None):
     return out
 
 
+def writerRate(folder, size, count):
+    """
+    The store alone: C{count} lines of C{size} bytes in 8 rooms, queued flat
+    out (no producer, so nothing pauses), timed until committed and then
+    until indexed.
+    """
+    calls = ThreadCalls()
+    store = SQLiteHistory(os.path.join(folder, f"writer-{size}.sqlite3"), calls)
+    store.open()
+    pick = random.Random(size)
+    texts = []
+    for _ in range(256):
+        words = "talker says"
+        while len(words) < size:
+            words += " " + pick.choice(VOCABULARY)
+        texts.append(words[:size])
+    start = time.perf_counter()
+    for i in range(count):
+        store.append(events.Said(f"#t{i % 8}", f"t{i % 8}", texts[i % 256], time.time(),
+                                 store.nextId()))
+    calls.wait(store.flush(), timeout=600)
+    committed = time.perf_counter() - start
+    calls.wait(store.search(["#t0"], ["talker"], 1), timeout=600)
+    indexed = time.perf_counter() - start
+    calls.wait(store.close(), timeout=600)
+    out = {"mode": "writer", "line_bytes": size, "lines": count,
+           "committed_per_s": round(count / committed),
+           "committed_mb_per_s": round(count * size / committed / 1e6, 1),
+           "committed_and_indexed_per_s": round(count / indexed),
+           "committed_and_indexed_mb_per_s": round(count * size / indexed / 1e6, 1)}
+    print(" ".join(f"{key}={value}" for key, value in out.items()), flush=True)
+    return out
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--talkers", type=int, default=8)
-    parser.add_argument("--mode", choices=["all", "clean", "kill", "none"], default="all")
+    parser.add_argument("--mode", choices=["all", "clean", "kill", "none", "writer"],
+                        default="all")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--line-bytes", type=int, default=LINE_BYTES)
     args = parser.parse_args()
     modes = ["none", "clean", "kill"] if args.mode == "all" else [args.mode]
     with tempfile.TemporaryDirectory() as folder:
+        if args.mode == "writer":
+            for turn in range(args.runs):
+                writerRate(folder, args.line_bytes, 200_000)
+            return
         for turn in range(args.runs):
             for mode in modes:
                 run(folder, mode, args.talkers, args.seconds, args.line_bytes)
