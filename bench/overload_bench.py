@@ -46,7 +46,7 @@ from support import Daemon, LineClient, ThreadCalls  # noqa: E402
 
 OPEN_LIMITS = ("--flood-burst", "1000000", "--flood-rate", "1000000",
                "--flood-kick", "1000000", "--max-per-address", "1000",
-               "--max-connections", "2000", "--replay", "0")
+               "--max-connections", "2000", "--max-rooms", "1000", "--replay", "0")
 LINE_BYTES = 900
 CHUNK_LINES = 64
 # Words as varied as talk, so that indexing them costs what talk costs.
