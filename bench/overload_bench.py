@@ -45,7 +45,7 @@ from chatd.storage.sqlite import SQLiteHistory  # noqa: E402
 from support import Daemon, LineClient, ThreadCalls  # noqa: E402
 
 OPEN_LIMITS = ("--flood-burst", "1000000", "--flood-rate", "1000000",
-               "--flood-kick", "1000000", "--max-per-address", "1000",
+               "--max-per-address", "1000",
                "--max-connections", "2000", "--max-rooms", "1000", "--replay", "0")
 LINE_BYTES = 900
 CHUNK_LINES = 64

@@ -16,7 +16,8 @@ from twisted.internet.defer import Deferred
 
 from chatd.core import events
 from chatd.storage import HistoryBusy, QueryTooSlow, SearchTooComplex
-from chatd.storage.sqlite import (SEARCH_TOKENS, SQLiteHistory, searchTokens)
+from chatd.storage.sqlite import SEARCH_TOKENS, SQLiteHistory, searchTokens
+from chatd.tap import _AllInput
 from support import MemoryServer, ThreadCalls
 
 
@@ -338,19 +339,20 @@ def test_databaseAndItsCompanionsArePrivate(tmp_path, calls):
         os.umask(old)
 
 
-def test_factoryPausesAndResumesAllReading():
+def test_theStorePausesAndResumesAllInputThroughTheGate():
     """
-    The line front end's factory, the history store's producer until the
-    seam's gate takes the job: pausing it pauses every open connection's
-    transport and each one opened while paused; resuming resumes them all.
+    The daemon's producer for the history store (chatd.tap) pauses every
+    open connection's input through the gate, and each one opened while
+    paused; resuming resumes them all.
     """
     server = MemoryServer()
+    producer = _AllInput(server.gate)
     alice = server.connect("alice")
-    server.factory.pauseProducing()
+    producer.pauseProducing()
     bob = server.connect()
     assert alice.transport.producerState == "paused"
     assert bob.transport.producerState == "paused"
-    server.factory.resumeProducing()
+    producer.resumeProducing()
     assert alice.transport.producerState == "producing"
     assert bob.transport.producerState == "producing"
     carol = server.connect()
