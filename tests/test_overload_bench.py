@@ -7,7 +7,12 @@ end: talkers writing 900-byte lines flat out, a listener counting.
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 from chatd.storage.sqlite import BEHIND_BYTES
+
+# Starts daemons (through the bench), which the conftest cannot see here.
+pytestmark = pytest.mark.slow
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "overload_bench.py"
 READ_BYTES = 65536
