@@ -13,9 +13,11 @@ import threading
 
 import pytest
 from twisted.internet.defer import Deferred
+from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
 from chatd.core import events
 from chatd.storage import HistoryBusy, QueryTooSlow, SearchTooComplex
+from chatd.storage import sqlite
 from chatd.storage.sqlite import SEARCH_TOKENS, SQLiteHistory, searchTokens
 from chatd.tap import _AllInput
 from support import MemoryServer, ThreadCalls
@@ -138,6 +140,81 @@ def test_stalledWriterPausesReadingOnceAndResumesOnce(path, calls):
     assert (producer.pauses, producer.resumes) == (2, 2)
     calls.wait(store.close())
     assert stored(path) == 252
+
+
+class EagerProducer(Producer):
+    """
+    A producer that, as it resumes, handles what it had read already: enough
+    lines (with SQLite stuck again) to put the store over its bound.
+    """
+
+    def __init__(self, store, lines):
+        super().__init__()
+        self.store = store
+        self.lines = lines
+        self.inResume = False
+
+    def pauseProducing(self):
+        assert not self.inResume, "paused in the middle of resuming"
+        super().pauseProducing()
+
+    def resumeProducing(self):
+        self.inResume = True
+        super().resumeProducing()
+        self.store.writing.clear()
+        for i in range(self.lines):
+            said(self.store, "#a", "alice", "read before the pause")
+        self.inResume = False
+
+
+def test_fallingBehindWhileResumingPausesAfterTheResume(path, calls):
+    """
+    Lines appended while the producer resumes (what it had read already)
+    that put the store over its bound again pause it once its resume is
+    over, never in the middle of it (a gate resuming one connection after
+    another would otherwise resume the rest after being paused).
+    """
+    store = StalledHistory(path, calls, behindLines=100)
+    store.open()
+    producer = EagerProducer(store, 200)
+    store.registerProducer(producer, True)
+    store.writing.clear()
+    assert readUntilPaused(store, producer) == 101
+    store.writing.set()
+    calls.wait(producer.resumed)
+    assert (producer.pauses, producer.resumes) == (2, 1)
+    assert producer.paused
+    producer.lines = 0
+    store.writing.set()
+    calls.wait(producer.resumed)
+    assert (producer.pauses, producer.resumes) == (2, 2)
+    calls.wait(store.close())
+    assert stored(path) == 301
+
+
+def test_slowCommitIsLogged(path, calls, monkeypatch):
+    """
+    A commit that takes longer than SLOW_COMMIT is logged as a warning that
+    says input is not read meanwhile.
+    """
+    monkeypatch.setattr(sqlite, "SLOW_COMMIT", 0.05)
+    logged = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        store = StalledHistory(path, calls)
+        store.open()
+        store.writing.clear()
+        said(store, "#a", "alice", "slow")
+        flushed = store.flush()
+        threading.Timer(0.1, store.writing.set).start()
+        calls.wait(flushed)
+        calls.wait(store.close())
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    warnings = [formatEvent(e) for e in logged if e.get("log_level") == LogLevel.warn]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("storing 1 history lines took 0.")
+    assert warnings[0].endswith("while the history writer is behind, no input is read")
 
 
 def test_boundInBytesOfText(path, calls):

@@ -86,6 +86,9 @@ class IHistoryStore(Interface):
         C{producer.resumeProducing()} once, on the reactor thread.  Lines
         appended while paused are still taken (nothing is ever dropped), and
         a C{pauseProducing} comes at once if the store is behind already.
+        The calls alternate and never nest: should the lines the producer
+        hands over while it resumes put the store over its bound again, the
+        C{pauseProducing} comes once C{resumeProducing} has returned.
 
         @param streaming: must be L{True} (only push producers).
         """

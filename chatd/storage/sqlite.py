@@ -118,6 +118,10 @@ SEARCH_TOKENS = 24
 _PROGRESS_STEPS = 10_000
 """SQLite virtual machine steps between two looks at a read's deadline."""
 
+SLOW_COMMIT = 2.0
+"""Seconds a commit may take before the store warns in the log: while the
+writer is behind, the daemon reads no input, so a stuck disk stops the chat."""
+
 REPLAY, QUERY = "replay", "query"
 """The two readers: joins' replays first, searches and /history after."""
 
@@ -227,6 +231,7 @@ class SQLiteHistory:
         self._producer = None
         self._paused = False
         self._resumeAsked = False
+        self._resuming = False
         self.pauses = 0
         """How many times the store has paused its producer (for benchmarks)."""
         self.mostBehind = (0, 0)
@@ -390,6 +395,11 @@ class SQLiteHistory:
         self.pauses += 1
         self.mostBehind = (max(self.mostBehind[0], self._queuedLines - self._doneLines),
                            max(self.mostBehind[1], self._queuedBytes - self._doneBytes))
+        if self._resuming:
+            # Lines handled while the producer resumes (what it had read
+            # already): it is paused again once its resume is over, never
+            # in the middle of it.
+            return
         if self._producer is not None:
             self._producer.pauseProducing()
 
@@ -408,8 +418,16 @@ class SQLiteHistory:
             # looks again after its next commit.
             return
         self._paused = False
-        if self._producer is not None:
-            self._producer.resumeProducing()
+        producer = self._producer
+        if producer is None:
+            return
+        self._resuming = True
+        try:
+            producer.resumeProducing()
+        finally:
+            self._resuming = False
+        if self._paused and self._producer is producer:
+            producer.pauseProducing()
 
     # The writer thread
 
@@ -476,6 +494,7 @@ class SQLiteHistory:
     def _commit(self, connection, rows):
         if not rows:
             return
+        started = time.monotonic()
         try:
             self._store(connection, rows)
         except sqlite3.Error:
@@ -485,6 +504,12 @@ class SQLiteHistory:
                 failure, count=len(rows))
         else:
             self._stored = rows[-1][0]
+        took = time.monotonic() - started
+        if took > SLOW_COMMIT:
+            self._reactor.callFromThread(
+                self._log.warn, "storing {count} history lines took {seconds:.1f} s; "
+                "while the history writer is behind, no input is read",
+                count=len(rows), seconds=took)
         # Finished with, stored or not: no longer waiting in memory.
         self._doneBytes += sum(len(row[6]) for row in rows)
         self._doneLines += len(rows)
