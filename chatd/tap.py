@@ -12,8 +12,10 @@ import resource
 from twisted.application import service, strports
 from twisted.internet import endpoints, task
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.python import usage
+from zope.interface import implementer
 
 from chatd.core.chat import ChatCore
 from chatd.core.fanout import Fanout
@@ -281,6 +283,26 @@ class _ListeningService(strports.StreamServerEndpointService):
         return port
 
 
+@implementer(IPushProducer)
+class _AllInput:
+    """
+    Every connection's input, through the gate, as the push producer that
+    the history store pauses while its writer is behind.
+    """
+
+    def __init__(self, gate):
+        self._gate = gate
+
+    def pauseProducing(self):
+        self._gate.pauseInput()
+
+    def resumeProducing(self):
+        self._gate.resumeInput()
+
+    def stopProducing(self):
+        pass
+
+
 class _ShutdownNotice(service.Service):
     """
     On shutdown (SIGTERM, SIGINT), tells every connected user the server is
@@ -424,6 +446,9 @@ def makeService(config, reactor=None):
                     operators=config["operators"])
     gate = Gate(reactor, limits, coalesceTurns=True)
     factory = ChatFactory(core, gate, replay=config["replay"])
+    if history is not None:
+        # While the history writer is behind, no connection's input is read.
+        history.registerProducer(_AllInput(gate), True)
     top = service.MultiService()
     if history is not None:
         # Started first: open before any listener accepts a line.  Stopped
