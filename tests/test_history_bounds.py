@@ -19,7 +19,6 @@ from chatd.core import events
 from chatd.storage import HistoryBusy, QueryTooSlow, SearchTooComplex
 from chatd.storage import sqlite
 from chatd.storage.sqlite import SEARCH_TOKENS, SQLiteHistory, searchTokens
-from chatd.tap import _AllInput
 from support import MemoryServer, ThreadCalls
 
 
@@ -423,7 +422,7 @@ def test_theStorePausesAndResumesAllInputThroughTheGate():
     paused; resuming resumes them all.
     """
     server = MemoryServer()
-    producer = _AllInput(server.gate)
+    producer = server.gate
     alice = server.connect("alice")
     producer.pauseProducing()
     bob = server.connect()
