@@ -9,12 +9,13 @@ setup(
     # packages by hand (find_packages cannot see twisted.plugins), and map the
     # root explicitly so that an editable install puts this folder on sys.path.
     packages=["chatd", "chatd.core", "chatd.edge", "chatd.line", "chatd.client",
-              "chatd.storage", "twisted.plugins"],
+              "chatd.storage", "chatd.ops", "twisted.plugins"],
     package_dir={"": "."},
     # [tls]: pyOpenSSL and service_identity, for chat-client --tls and the
     # server's ssl: listeners; argon2-cffi hashes the passwords of registered
-    # nicknames.
-    install_requires=["twisted[tls]>=24.3", "argon2-cffi>=21.2"],
+    # nicknames; prometheus_client, the Prometheus project's own maintained
+    # library, writes --metrics in the exposition formats Prometheus reads.
+    install_requires=["twisted[tls]>=24.3", "argon2-cffi>=21.2", "prometheus_client>=0.17"],
     entry_points={"console_scripts": [
         "chat-client = chatd.client.script:main",
         "chatd-export = chatd.export:main",

@@ -21,6 +21,8 @@ from chatd.core.names import nickProblem, normalRoomName, roomProblem
 from chatd.edge.gate import Gate
 from chatd.edge.limits import Limits
 from chatd.line.protocol import ChatFactory
+from chatd.ops import reload
+from chatd.ops.config import withConfigFile
 from chatd.storage import HistoryError
 from chatd.storage.accounts import SQLiteAccounts
 from chatd.storage.sqlite import SQLiteHistory
@@ -131,12 +133,29 @@ class Options(usage.Options):
          "How many of a room's last lines a user sees on joining it (0: none).", INT],
         ["history-days", None, 0,
          "Forget history older than this many days (0: keep it forever).", INT],
+        ["metrics", None, None,
+         "Serve Prometheus metrics at /metrics and a health check at /healthz on "
+         "this endpoint, e.g. tcp:9100:interface=127.0.0.1 [default: off]"],
+        ["config", None, None,
+         "Read options from this TOML file, whose keys are the long option names "
+         "(flood-rate = 10, listen = [...]); the command line wins. SIGHUP reads "
+         "it again."],
     ]
+    # Options that may be given several times (in a --config file: a list).
+    repeatable = ("listen", "operator")
 
     def __init__(self):
         super().__init__()
         self["listen"] = []
         self["operators"] = []
+
+    def parseOptions(self, options=None):
+        if options is None:
+            import sys
+            options = sys.argv[1:]
+        # Kept, so that a reload (SIGHUP) reads the same options again.
+        self.argv = list(options)
+        super().parseOptions(withConfigFile(self.argv, self))
 
     def opt_operator(self, nick):
         """
@@ -171,6 +190,11 @@ class Options(usage.Options):
                     # A file problem: the usage text would only bury it.
                     raise StartFailure(f"chatd: {problem}") from None
                 raise usage.UsageError(problem)
+        if self["metrics"] is not None:
+            try:
+                endpoints.serverFromString(None, self["metrics"])
+            except Exception as e:
+                raise usage.UsageError(f"--metrics {self['metrics']}: {_listenProblem(e)}")
         self["lobby"] = normalRoomName(self["lobby"])
         problem = roomProblem(self["lobby"])
         if problem:
@@ -255,10 +279,12 @@ class _ListeningService(strports.StreamServerEndpointService):
     """
 
     _log = Logger()
+    port = None
 
-    def __init__(self, description, endpoint, factory):
+    def __init__(self, description, endpoint, factory, what="chatd listening on"):
         super().__init__(endpoint, factory)
         self._description = description
+        self._what = what
         # As strports.service does: a port that cannot be bound fails the
         # start, rather than leaving a daemon with nothing to listen on.
         self._raiseSynchronously = True
@@ -275,8 +301,9 @@ class _ListeningService(strports.StreamServerEndpointService):
 
     def _listening(self, port):
         if port is not None:
+            self.port = port
             address = port.getHost()
-            self._log.info("chatd listening on {host}:{port}",
+            self._log.info("{what} {host}:{port}", what=self._what,
                            host=address.host, port=address.port)
         return port
 
@@ -387,10 +414,24 @@ class _HistoryService(_StoreService):
 
     def startService(self):
         super().startService()
+        self._startPruning()
+
+    def _startPruning(self):
         if self._keepDays:
             self._pruning = task.LoopingCall(self._prune)
             self._pruning.clock = self._clock
             self._pruning.start(self.PRUNE_EVERY, now=True)
+
+    def setKeepDays(self, days):
+        """
+        Keep C{days} of history from now on (a reload); 0: forever.
+        """
+        self._keepDays = days
+        if self._pruning is not None and self._pruning.running:
+            self._pruning.stop()
+        self._pruning = None
+        if self.running:
+            self._startPruning()
 
     def _prune(self):
         before = self._clock.seconds() - self._keepDays * 86400
@@ -433,20 +474,51 @@ def makeService(config, reactor=None):
         # While the history writer is behind, no connection's input is read.
         history.registerProducer(gate, True)
     top = service.MultiService()
+    pruning = None
     if history is not None:
         # Started first: open before any listener accepts a line.  Stopped
         # together with the others, after them in order: by then the
         # shutdown notice has stopped all input, so closing the store stores
         # every line there will ever be.
-        _HistoryService(history, reactor, config["history-days"], core).setServiceParent(top)
+        pruning = _HistoryService(history, reactor, config["history-days"], core)
+        pruning.setServiceParent(top)
         _AccountService(accounts, core, config["operators"]).setServiceParent(top)
     # Started first, so stopped last: the listeners close before the
     # connected users are told and let go.
     _ShutdownNotice(gate).setServiceParent(top)
+    listeners, tls = [], {}
     for description in config["listen"]:
         endpoint = endpoints.serverFromString(reactor, _withBacklog(description))
-        _ListeningService(description, endpoint, factory).setServiceParent(top)
+        # An ssl: listener's certificate can be reloaded (SIGHUP).
+        swappable = reload.swappable(endpoint)
+        if swappable is not None:
+            tls[description] = swappable
+        listener = _ListeningService(description, endpoint, factory)
+        listener.setServiceParent(top)
+        listeners.append(listener)
+    reloader = reload.Reloader(config, reactor, gate, core, pruning, tls)
+    reloader.setServiceParent(top)
+    if config["metrics"] is not None:
+        _serveMetrics(config["metrics"], reactor, gate, core, history, listeners,
+                      reloader).setServiceParent(top)
     return top
+
+
+def _serveMetrics(description, reactor, gate, core, history, listeners, reloader):
+    """
+    The C{--metrics} listener, and what times the metrics, as one service.
+    """
+    from chatd.ops import metrics
+    measured = metrics.Metrics(gate, core, history, reloader)
+    health = metrics.Health(reactor, gate, lambda: [
+        listener._description for listener in listeners if listener.port is None
+        or not listener.port.connected], history)
+    both = service.MultiService()
+    metrics.MetricsService(measured, reactor, gate, history).setServiceParent(both)
+    endpoint = endpoints.serverFromString(reactor, description)
+    _ListeningService(description, endpoint, metrics.site(measured, health),
+                      what="chatd metrics on").setServiceParent(both)
+    return both
 
 
 def _allowDescriptors(connections):

@@ -141,6 +141,9 @@ class ChatCore:
         password attempts, mutes and bans.
     @ivar identity: the L{Identity} rules for registered nicknames.
     @ivar moderation: the L{Moderation} rules and the bans in force.
+    @ivar logins: how many times a connection got its first nickname.
+    @ivar loginRefusals: how many first nicknames were refused, by the
+        refusal's class name (for the metrics).
     """
 
     _log = Logger()
@@ -170,6 +173,8 @@ class ChatCore:
         self.rooms = {}
         self.kept = {}
         self._owned = {}
+        self.logins = 0
+        self.loginRefusals = {}
         self.identity = Identity(self, accounts)
         self.moderation = Moderation(self, accounts, operators)
 
@@ -226,12 +231,20 @@ class ChatCore:
         self.moderation.checkNotBannedAs(user, nick)
         user.nick = nick
         self.users[nickKey(nick)] = user
+        self.logins += 1
         # With the disconnect line, the one log line a connection costs.
         self._log.info("{nick} logged in from {host}", nick=nick, host=user.host)
         user.active = self.clock.seconds()
         self.fanout.toUser(user, events.NowKnownAs(None, nick))
         room, _ = self.join(user, self.lobby)
         return room
+
+    def refusedLogin(self, refusal):
+        """
+        Count a first nickname refused with C{refusal}.
+        """
+        kind = type(refusal).__name__
+        self.loginRefusals[kind] = self.loginRefusals.get(kind, 0) + 1
 
     def rename(self, user, nick):
         """

@@ -18,7 +18,14 @@ A wire format is any object with:
 class Fanout:
     """
     Delivers events to users' outboxes.
+
+    @ivar deliveries: how many times an event reached a recipient other than
+        its actor (the metrics read it); counted once per event, never per
+        recipient, so that counting costs the hot path nothing.
     """
+
+    def __init__(self):
+        self.deliveries = 0
 
     def toRoom(self, room, event, actor=None):
         """
@@ -31,6 +38,7 @@ class Fanout:
         """
         Deliver C{event} to C{user} alone.
         """
+        self.deliveries += 1
         user.outbox.send(user.wire.encode(event))
 
     def toActor(self, user, event):
@@ -53,9 +61,12 @@ class Fanout:
         lastWire = data = None
         # A snapshot: a delivery may disconnect its recipient, which changes
         # the collection being walked.
-        for user in tuple(users):
+        users = tuple(users)
+        confirmed = 0
+        for user in users:
             if user is actor:
                 self.toActor(user, event)
+                confirmed = 1
                 continue
             wire = user.wire
             if wire is not lastWire:
@@ -64,3 +75,4 @@ class Fanout:
                     data = encoded[wire] = wire.encode(event)
                 lastWire = wire
             user.outbox.send(data)
+        self.deliveries += len(users) - confirmed

@@ -77,8 +77,8 @@ class Session:
         if self._user.nick is not None:
             raise R.AlreadyNamed(self._user.nick)
         if password is None:
-            return self._core.claimNick(self._user, nick)
-        return self._core.identity.take(self._user, nick, password)
+            return self._arriving(self._core.claimNick, self._user, nick)
+        return self._arriving(self._core.identity.take, self._user, nick, password)
 
     def rename(self, nick, password=None):
         """
@@ -178,7 +178,28 @@ class Session:
         @return: a L{Deferred} firing (with the lobby's room, when arriving
             by it) once done.
         """
+        if self._user.nick is None:
+            return self._arriving(self._core.identity.take, self._user, nick, password)
         return self._core.identity.take(self._user, nick, password)
+
+    def _arriving(self, call, *args):
+        """
+        C{call(*args)}, which logs the user in: a refusal, now or later, is
+        counted by its kind for the metrics.
+        """
+        try:
+            answer = call(*args)
+        except R.Refusal as e:
+            self._core.refusedLogin(e)
+            raise
+        if hasattr(answer, "addErrback"):
+            answer.addErrback(self._refusedLater)
+        return answer
+
+    def _refusedLater(self, failure):
+        if failure.check(R.Refusal):
+            self._core.refusedLogin(failure.value)
+        return failure
 
     def changePassword(self, old, new):
         return self._core.identity.changePassword(self._named(), old, new)

@@ -125,15 +125,30 @@ class Connection:
         flood limits (the next line may have to wait) and push the idle
         timeout back.
         """
+        counts = self.gate.counts
+        counts.lines += 1
         floods = self._flood.floods
         delay = self._flood.take()
         if delay:
+            counts.floodDelays += 1
+            counts.floodDelaySeconds += delay
             if self._flood.floods != floods:
                 # Once per flood, not per line.
                 self.sendEvent(events.SlowedDown())
             self.holdInput("flood")
             self._paced = self.gate.clock.callLater(delay, self._paceOver)
         self._heard()
+
+    def setLimits(self, limits):
+        """
+        Apply new L{Limits} (a reload) to this open connection: its send
+        queue and its flood pacing from now on.  (The idle timeout and the
+        receive queue are read from the gate as they are needed; a login
+        timeout already running keeps its length.)
+        """
+        self.outbox.limit = limits.sendQueueBytes
+        self.outbox.grace = limits.sendQueueGrace
+        self._flood.retune(limits.floodRate, limits.floodBurst)
 
     def holdInput(self, why):
         """
@@ -313,6 +328,7 @@ class Connection:
 
     def _sendQueueOverflowed(self, pending):
         self.quitReason = "send queue exceeded"
+        self.gate.counts.sendQueueDrops += 1
         nick = self.session.nick if self.session is not None else None
         self._log.warn("dropping {nick} ({peer}): not reading; {pending} bytes "
                        "waiting to be sent (limit {limit} bytes, for at most "

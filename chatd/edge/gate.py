@@ -16,6 +16,50 @@ from chatd.edge.limits import ConnectionCounter, Limits
 from chatd.edge.outbox import Coalescer
 
 
+class Counts:
+    """
+    What the connections of one gate did, counted once per event (a line, a
+    refusal, a flood delay; never per delivery) for the metrics, which read
+    it when scraped (see L{chatd.ops.metrics}).
+
+    @ivar accepted: connections admitted, by front end.
+    @ivar refused: connections refused by the limits, by reason
+        (C{server_full}, C{address_full}).
+    @ivar lines: lines (or frames) of input acted on.
+    @ivar floodDelays: times a connection's input was held for flooding.
+    @ivar floodDelaySeconds: how long those holds were, in all.
+    @ivar sendQueueDrops: connections dropped for not reading.
+    @ivar sentBytes: bytes handed to the transports of connections that
+        have closed (the open ones' are in their outboxes).
+    """
+
+    __slots__ = ("accepted", "refused", "lines", "floodDelays", "floodDelaySeconds",
+                 "sendQueueDrops", "sentBytes")
+
+    def __init__(self):
+        self.accepted = {}
+        self.refused = {}
+        self.lines = 0
+        self.floodDelays = 0
+        self.floodDelaySeconds = 0.0
+        self.sendQueueDrops = 0
+        self.sentBytes = 0
+
+
+def frontendOf(wire):
+    """
+    The name of the front end whose wire format C{wire} is (a class or an
+    instance): its own C{frontend} attribute, or its package's name
+    (C{chatd.line.wire.LineWire} is C{"line"}).
+    """
+    name = getattr(wire, "frontend", None)
+    if name:
+        return name
+    module = wire.__module__ if isinstance(wire, type) else type(wire).__module__
+    parts = module.split(".")
+    return parts[1] if len(parts) > 2 and parts[0] == "chatd" else module
+
+
 @implementer(IPushProducer)
 class Gate:
     """
@@ -29,6 +73,7 @@ class Gate:
     @ivar stopping: whether the server is shutting down and ignores input.
     @ivar inputPaused: whether every connection's input waits (see
         L{pauseProducing}).
+    @ivar counts: the L{Counts} of what its connections did.
     """
 
     # How long a shutdown waits for clients to take their last lines.
@@ -47,6 +92,7 @@ class Gate:
         self.inputPaused = False
         self._counter = ConnectionCounter(limits.maxConnections, limits.maxPerAddress)
         self._allClosed = None
+        self.counts = Counts()
 
     def admit(self, connection):
         """
@@ -57,7 +103,51 @@ class Gate:
         refusal = self._counter.admit(connection.address)
         if refusal is None:
             self.connections.add(connection)
+            frontend = frontendOf(connection.wire)
+            self.counts.accepted[frontend] = self.counts.accepted.get(frontend, 0) + 1
+        else:
+            why = "server_full" if refusal == ConnectionCounter.FULL else "address_full"
+            self.counts.refused[why] = self.counts.refused.get(why, 0) + 1
         return refusal
+
+    def setLimits(self, limits):
+        """
+        Apply new L{Limits} (a reload): to connections from now on, to the
+        counts of open ones, and to every open connection (see
+        L{chatd.edge.connection.Connection.setLimits}).
+        """
+        self.limits = limits
+        self._counter.setMaxima(limits.maxConnections, limits.maxPerAddress)
+        for connection in list(self.connections):
+            connection.setLimits(limits)
+
+    def census(self):
+        """
+        The open connections by front end and state: C{logging_in} until
+        they have a nickname, C{chatting} after.
+
+        @return: a L{dict} from (front end, state) to a count.
+        """
+        counts = {}
+        for connection in list(self.connections):
+            session = connection.session
+            state = "chatting" if session is not None and session.nick else "logging_in"
+            key = (frontendOf(connection.wire), state)
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def sentBytes(self):
+        """
+        Bytes handed to transports so far, over every connection admitted.
+        """
+        return self.counts.sentBytes + sum(c.outbox.sent for c in list(self.connections))
+
+    @property
+    def full(self):
+        """
+        Whether a new connection would be refused because the server is full.
+        """
+        return self._counter.total >= self.limits.maxConnections
 
     def fromAddress(self, address):
         """
@@ -72,6 +162,7 @@ class Gate:
         if connection not in self.connections:
             return
         self.connections.discard(connection)
+        self.counts.sentBytes += connection.outbox.sent
         self._counter.release(connection.address)
         if not self.connections and self._allClosed is not None:
             self._allClosed.callback(None)

@@ -76,6 +76,15 @@ class FloodGate:
         self._flooding = False
         self.floods = 0
 
+    def retune(self, rate, burst):
+        """
+        A new C{rate} and C{burst} (a reload), from the next line on; the
+        tokens already in the bucket stay, up to the new burst.
+        """
+        self._rate = rate
+        self._burst = burst
+        self._tokens = min(self._tokens, float(burst))
+
     def take(self):
         """
         Account for one line, handled now.
@@ -103,6 +112,8 @@ class ConnectionCounter:
     Open connections, in all and per source address, against their maxima.
     """
 
+    FULL = "the server is full; try again later"
+
     def __init__(self, maxConnections, maxPerAddress):
         self._max = maxConnections
         self._maxPerAddress = maxPerAddress
@@ -119,7 +130,7 @@ class ConnectionCounter:
             why not, for the one who connected.
         """
         if self.total >= self._max:
-            return "the server is full; try again later"
+            return self.FULL
         if address is not None:
             count = self._perAddress.get(address, 0)
             if count >= self._maxPerAddress:
@@ -127,6 +138,14 @@ class ConnectionCounter:
             self._perAddress[address] = count + 1
         self.total += 1
         return None
+
+    def setMaxima(self, maxConnections, maxPerAddress):
+        """
+        New maxima (a reload): connections open beyond them stay open, and
+        new ones wait until there is room.
+        """
+        self._max = maxConnections
+        self._maxPerAddress = maxPerAddress
 
     def release(self, address):
         """

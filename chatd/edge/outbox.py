@@ -54,15 +54,22 @@ class Coalescer:
     batches: one C{send} per recipient per turn.
 
     @ivar clock: an L{IReactorTime}, or L{None}.
+    @ivar observe: L{None}, or called (by the metrics) with the seconds from
+        the start of the first read whose output a flush writes to the end
+        of that flush, read from C{timer}.
     """
 
-    __slots__ = ("_depth", "_waiting", "_clock", "_scheduled")
+    __slots__ = ("_depth", "_waiting", "_clock", "_scheduled", "observe", "timer",
+                 "_began")
 
     def __init__(self, clock=None):
         self._depth = 0
         self._waiting = []
         self._clock = clock
         self._scheduled = None
+        self.observe = None
+        self.timer = None
+        self._began = None
 
     @property
     def active(self):
@@ -72,18 +79,24 @@ class Coalescer:
         return self._depth > 0
 
     def __enter__(self):
+        if self._depth == 0 and self._began is None and self.observe is not None:
+            self._began = self.timer()
         self._depth += 1
         return self
 
     def __exit__(self, *exc):
         self._depth -= 1
-        if self._depth == 0 and self._waiting:
-            if self._clock is None:
-                self._flushAll()
+        if self._depth == 0:
+            if self._waiting:
+                if self._clock is None:
+                    self._flushAll()
+                elif self._scheduled is None:
+                    # A call for "now" runs when the reactor has handled
+                    # every read it was told about.
+                    self._scheduled = self._clock.callLater(0, self._flushAll)
             elif self._scheduled is None:
-                # A call for "now" runs when the reactor has handled every
-                # read it was told about.
-                self._scheduled = self._clock.callLater(0, self._flushAll)
+                # Nothing to write: nothing to time.
+                self._began = None
         return False
 
     def _flushAll(self):
@@ -94,6 +107,9 @@ class Coalescer:
             waiting, self._waiting = self._waiting, []
             for outbox in waiting:
                 outbox.flush()
+        began, self._began = self._began, None
+        if began is not None and self.observe is not None:
+            self.observe(self.timer() - began)
 
     def _wait(self, outbox):
         self._waiting.append(outbox)
@@ -119,6 +135,8 @@ class Outbox:
         paused.
     @ivar grace: seconds the backlog may stay over C{limit} before the
         connection is aborted.
+    @ivar sent: bytes handed to the transport so far (counted per write,
+        never per send).
     """
 
     # How far past the limit a burst may go while the grace period runs.
@@ -126,7 +144,7 @@ class Outbox:
 
     __slots__ = ("_transport", "limit", "_clock", "grace", "_overSince", "_paused",
                  "_backlog", "_size", "_closed", "_sealed", "_places", "_released",
-                 "onOverflow", "_coalescer", "_batch", "_batchSize", "_straight")
+                 "onOverflow", "_coalescer", "_batch", "_batchSize", "_straight", "sent")
 
     def __init__(self, transport, limit, onOverflow=None, clock=None, grace=0.0,
                  coalescer=None):
@@ -158,6 +176,7 @@ class Outbox:
         # What this turn gathered: None, one bytes object, or a list of them.
         self._batch = None
         self._batchSize = 0
+        self.sent = 0
         transport.registerProducer(self, True)
 
     def send(self, data):
@@ -251,6 +270,7 @@ class Outbox:
         buffering and producer pauses then apply as before.
         """
         transport = self._transport
+        self.sent += len(data)
         if isinstance(transport, tcp.Connection) and _holdsNothing(transport):
             try:
                 sent = transport.socket.send(data)
@@ -286,6 +306,7 @@ class Outbox:
         self._backlog, self._places, self._size = [], 0, 0
         ready = [data for data in ready if data]
         if ready and not self._closed:
+            self.sent += sum(map(len, ready))
             self._transport.writeSequence(ready)
         self._transport.unregisterProducer()
 
@@ -340,6 +361,7 @@ class Outbox:
             return 0
         del self._backlog[:len(ready)]
         written = sum(map(len, ready))
+        self.sent += written
         self._size -= written
         if self._size <= self.limit:
             self._overSince = None

@@ -246,6 +246,10 @@ class SQLiteHistory:
         self._indexBehind = indexBehind
         self._opened = False
         self._lastId = 0
+        self.onCommit = None
+        """L{None}, or called from the writer thread after each commit of
+        lines with the seconds it took and the time (POSIX) the oldest of
+        those lines was said (for the metrics)."""
         # The keys of the rooms with anything stored or queued (pruning may
         # leave a few with nothing): most joins are to rooms without history,
         # and those need not wait for the reader.
@@ -307,6 +311,13 @@ class SQLiteHistory:
                 self._queuedLines - self._doneLines > self._highLines
                 or self._queuedBytes - self._doneBytes > self._highBytes):
             self._fellBehind()
+
+    @property
+    def behind(self):
+        """
+        The lines, and bytes of text, appended and not yet committed.
+        """
+        return (self._queuedLines - self._doneLines, self._queuedBytes - self._doneBytes)
 
     def registerProducer(self, producer, streaming):
         if not streaming:
@@ -505,6 +516,9 @@ class SQLiteHistory:
         else:
             self._stored = rows[-1][0]
         took = time.monotonic() - started
+        onCommit = self.onCommit
+        if onCommit is not None:
+            onCommit(took, rows[0][1])
         if took > SLOW_COMMIT:
             self._reactor.callFromThread(
                 self._log.warn, "storing {count} history lines took {seconds:.1f} s; "
