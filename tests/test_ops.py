@@ -131,7 +131,7 @@ def test_deliveryLatencyIsTimedPerTurn():
     ann, bob = server.connect("ann"), server.connect("bob")
     server.clock.advance(0)
     seen = []
-    ticks = iter([1.0, 1.25])
+    ticks = iter([0.5, 1.0, 1.25])
     server.gate.coalescer.timer = lambda: next(ticks)
     server.gate.coalescer.observe = seen.append
     ann.send("   ")              # an empty line writes nothing: not timed
