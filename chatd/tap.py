@@ -483,10 +483,16 @@ def makeService(config, reactor=None):
         pruning = _HistoryService(history, reactor, config["history-days"], core)
         pruning.setServiceParent(top)
         _AccountService(accounts, core, config["operators"]).setServiceParent(top)
+    listeners, tls = [], {}
+    reloader = reload.Reloader(config, reactor, gate, core, pruning, tls)
+    if config["metrics"] is not None:
+        # Stopped after the shutdown notice: while connections drain,
+        # /healthz says 503.
+        _serveMetrics(config["metrics"], reactor, gate, core, history, listeners,
+                      reloader).setServiceParent(top)
     # Started first, so stopped last: the listeners close before the
     # connected users are told and let go.
     _ShutdownNotice(gate).setServiceParent(top)
-    listeners, tls = [], {}
     for description in config["listen"]:
         endpoint = endpoints.serverFromString(reactor, _withBacklog(description))
         # An ssl: listener's certificate can be reloaded (SIGHUP).
@@ -496,11 +502,7 @@ def makeService(config, reactor=None):
         listener = _ListeningService(description, endpoint, factory)
         listener.setServiceParent(top)
         listeners.append(listener)
-    reloader = reload.Reloader(config, reactor, gate, core, pruning, tls)
     reloader.setServiceParent(top)
-    if config["metrics"] is not None:
-        _serveMetrics(config["metrics"], reactor, gate, core, history, listeners,
-                      reloader).setServiceParent(top)
     return top
 
 

@@ -133,7 +133,7 @@ class Reloader(service.Service):
         self._gate = gate
         self._core = core
         self._history = history
-        self._tls = dict(tls or {})
+        self._tls = tls if tls is not None else {}
         self.reloads = {"ok": 0, "failed": 0}
         self._previous = None
 
