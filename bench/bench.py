@@ -121,6 +121,9 @@ def main(argv=None):
                         help="also run chatd as it was at git revision REV (repeatable), "
                              "as the server chatd@REV beside this checkout's chatd, in "
                              "every scenario chatd runs in: a before/after in one run")
+    parser.add_argument("--metrics", action="store_true",
+                        help="also run this checkout's chatd with --metrics on, scraped "
+                             "every second, as the server chatd+metrics")
     parser.add_argument("--profile", type=Path,
                         help="py-spy record chatd during each of its runs, into this folder")
     options = parser.parse_args(argv)
@@ -222,6 +225,8 @@ class Bench:
             if "chatd" in servers:
                 at = servers.index("chatd") + 1
                 servers[at:at] = list(self.sources)
+                if self.options.metrics:
+                    servers.insert(at, "chatd+metrics")
             for turn in range(min(self.options.rounds, scenario.get("rounds", 99))):
                 order = servers if turn % 2 == 0 else servers[::-1]
                 for server in order:
@@ -294,7 +299,11 @@ class Bench:
             elif self.hasDb:
                 off = scenario == "history" and server == "chatd"
                 extra += ["--db", "none" if off else f"sqlite:{folder / 'chatd.sqlite3'}"]
+            if server == "chatd+metrics":
+                extra += ["--metrics", "tcp:0:interface=127.0.0.1"]
             daemon = Chatd(folder, extra, self.sources.get(server))
+            if server == "chatd+metrics":
+                daemon.scrape()
         elif server == "ngircd":
             daemon = Ngircd(folder)
         elif server == "inspircd":
@@ -436,6 +445,7 @@ class Daemon:
 
 
 class Chatd(Daemon):
+    metricsPort = None
     """
     chatd as a user starts it: twistd in the foreground from this venv, with
     this checkout's chatd or, given C{source}, the one exported there (its
@@ -462,6 +472,21 @@ class Chatd(Daemon):
             for line in self.log:
                 if "chatd listening on 127.0.0.1:" in line:
                     self.port = int(line.rsplit(":", 1)[1])
+                if "chatd metrics on 127.0.0.1:" in line:
+                    self.metricsPort = int(line.rsplit(":", 1)[1])
+
+    def scrape(self, every=1.0):
+        """
+        Scrape /metrics every C{every} seconds while the run lasts (Prometheus
+        itself scrapes every 15 s by default), from a helper process.
+        """
+        self.helpers.append(subprocess.Popen(
+            [sys.executable, "-c", "import sys, time, urllib.request\n"
+             "while True:\n"
+             f"    urllib.request.urlopen('http://127.0.0.1:{self.metricsPort}/metrics')"
+             ".read()\n"
+             f"    time.sleep({every})\n"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 
 
 class Ngircd(Daemon):
