@@ -328,3 +328,30 @@ def test_reloadWithABrokenKeyKeepsTheOldCertificate(tmp_path):
         f.write("not a key\n")
     assert not reloading.reload()
     assert tls.options is kept
+
+
+def test_contribConfigParses(tmp_path):
+    """
+    The example configuration in contrib/ is one chatd takes.
+    """
+    from pathlib import Path
+    example = Path(__file__).resolve().parent.parent / "contrib" / "chatd.toml"
+    config = tap.Options()
+    config.parseOptions(["--config", str(example), "--db", "none"])
+    assert config["metrics"] == "tcp:9100:interface=127.0.0.1"
+    assert config["history-days"] == 90
+
+
+def test_contribUnit():
+    """
+    The systemd unit runs twistd in the foreground as an unprivileged user,
+    sandboxed, with its database in its state directory, and reloads with
+    SIGHUP.
+    """
+    from pathlib import Path
+    unit = (Path(__file__).resolve().parent.parent / "contrib" / "chatd.service").read_text()
+    for line in ("User=chatd", "ProtectSystem=strict", "PrivateTmp=yes", "StateDirectory=chatd",
+                 "ExecReload=/bin/kill -HUP $MAINPID"):
+        assert f"\n{line}\n" in unit, line
+    assert "twistd -n --pidfile= chat --config /etc/chatd/chatd.toml" in unit
+    assert "sqlite:/var/lib/chatd/" in unit
