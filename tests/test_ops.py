@@ -355,3 +355,41 @@ def test_contribUnit():
         assert f"\n{line}\n" in unit, line
     assert "twistd -n --pidfile= chat --config /etc/chatd/chatd.toml" in unit
     assert "sqlite:/var/lib/chatd/" in unit
+
+
+def test_fanoutCountsPerEventAcrossWireFormats():
+    """
+    The fan-out counts deliveries and their bytes once per event, exactly,
+    when the recipients speak different wire formats; the actor's own
+    confirmation counts as bytes, not as a delivery.
+    """
+    from chatd.core.fanout import Fanout
+
+    class Wire:
+        def __init__(self, prefix, own=None):
+            self.prefix, self.own = prefix, own
+
+        def encode(self, event):
+            return self.prefix + b"x\r\n"
+
+        def encodeOwn(self, event):
+            return self.own
+
+    class Box:
+        def __init__(self):
+            self.got = []
+
+        def send(self, data):
+            self.got.append(data)
+
+    class Member:
+        def __init__(self, wire):
+            self.wire, self.outbox = wire, Box()
+
+    short, long = Wire(b"a "), Wire(b"longer ", own=b"ok\r\n")
+    members = [Member(short), Member(long), Member(short), Member(long)]
+    fanout = Fanout()
+    fanout.toUsers(members, object(), actor=members[1])
+    assert fanout.deliveries == 3
+    sent = sum(len(d) for m in members for d in m.outbox.got)
+    assert fanout.sentBytes == sent == 5 + 4 + 5 + 10

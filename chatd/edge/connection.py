@@ -66,7 +66,7 @@ class Connection:
         if self.refusal:
             # Not a user: one line saying why, straight to the transport,
             # and nothing read from it.
-            transport.write(wire.encode(events.Refused(self.refusal)))
+            transport.write(self._counted(wire.encode(events.Refused(self.refusal))))
             transport.loseConnection()
             self._log.info("refused {peer}: {why}", peer=self.peer, why=self.refusal)
             return
@@ -112,10 +112,19 @@ class Connection:
         return self.live and not self.transport.disconnecting and not self.gate.stopping
 
     def send(self, data):
+        self.gate.counts.sentBytes += len(data)
         self.outbox.send(data)
 
     def sendEvent(self, event):
-        self.outbox.send(self.wire.encode(event))
+        self.send(self.wire.encode(event))
+
+    def _counted(self, data):
+        """
+        C{data}, counted among the bytes sent (see L{Gate.counts}).
+        """
+        if data:
+            self.gate.counts.sentBytes += len(data)
+        return data
 
     # Input
 
@@ -227,7 +236,7 @@ class Connection:
             # Answered already (a room with nothing stored): there is nothing
             # to keep a place for, nor a timer to set.
             found.addCallbacks(render, failed)
-            found.addCallback(lambda data: data and self.outbox.send(data))
+            found.addCallback(lambda data: data and self.send(data))
             return
         place = self.outbox.hold()
         # Live lines wait behind the place, unbounded by the send queue (the
@@ -235,12 +244,12 @@ class Connection:
         # is given up on, and its late answer dropped.
         tooLate = self.gate.clock.callLater(
             self.HISTORY_WAIT, self.outbox.fill, place,
-            self.wire.encode(events.HistoryUnavailable(tooSlow=True)))
+            self._counted(self.wire.encode(events.HistoryUnavailable(tooSlow=True))))
 
         def arrived(data):
             if tooLate.active():
                 tooLate.cancel()
-            self.outbox.fill(place, data)
+            self.outbox.fill(place, self._counted(data))
 
         found.addCallbacks(render, failed)
         found.addCallback(arrived)
@@ -295,7 +304,7 @@ class Connection:
         still being read, and nothing after it.
         """
         if data:
-            self.outbox.send(data)
+            self.send(data)
         self.outbox.finish()
 
     def lost(self, reason):

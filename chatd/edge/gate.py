@@ -29,8 +29,9 @@ class Counts:
     @ivar floodDelays: times a connection's input was held for flooding.
     @ivar floodDelaySeconds: how long those holds were, in all.
     @ivar sendQueueDrops: connections dropped for not reading.
-    @ivar sentBytes: bytes handed to the transports of connections that
-        have closed (the open ones' are in their outboxes).
+    @ivar sentBytes: bytes the connections queued for their peers beyond
+        what the fan-out delivered (replies, history, notices), counted per
+        send, never per recipient.
     """
 
     __slots__ = ("accepted", "refused", "lines", "floodDelays", "floodDelaySeconds",
@@ -136,12 +137,6 @@ class Gate:
             counts[key] = counts.get(key, 0) + 1
         return counts
 
-    def sentBytes(self):
-        """
-        Bytes handed to transports so far, over every connection admitted.
-        """
-        return self.counts.sentBytes + sum(c.outbox.sent for c in list(self.connections))
-
     @property
     def full(self):
         """
@@ -162,7 +157,6 @@ class Gate:
         if connection not in self.connections:
             return
         self.connections.discard(connection)
-        self.counts.sentBytes += connection.outbox.sent
         self._counter.release(connection.address)
         if not self.connections and self._allClosed is not None:
             self._allClosed.callback(None)

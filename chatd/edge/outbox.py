@@ -135,8 +135,6 @@ class Outbox:
         paused.
     @ivar grace: seconds the backlog may stay over C{limit} before the
         connection is aborted.
-    @ivar sent: bytes handed to the transport so far (counted per write,
-        never per send).
     """
 
     # How far past the limit a burst may go while the grace period runs.
@@ -144,7 +142,7 @@ class Outbox:
 
     __slots__ = ("_transport", "limit", "_clock", "grace", "_overSince", "_paused",
                  "_backlog", "_size", "_closed", "_sealed", "_places", "_released",
-                 "onOverflow", "_coalescer", "_batch", "_batchSize", "_straight", "sent")
+                 "onOverflow", "_coalescer", "_batch", "_batchSize", "_straight")
 
     def __init__(self, transport, limit, onOverflow=None, clock=None, grace=0.0,
                  coalescer=None):
@@ -176,7 +174,6 @@ class Outbox:
         # What this turn gathered: None, one bytes object, or a list of them.
         self._batch = None
         self._batchSize = 0
-        self.sent = 0
         transport.registerProducer(self, True)
 
     def send(self, data):
@@ -270,7 +267,6 @@ class Outbox:
         buffering and producer pauses then apply as before.
         """
         transport = self._transport
-        self.sent += len(data)
         if isinstance(transport, tcp.Connection) and _holdsNothing(transport):
             try:
                 sent = transport.socket.send(data)
@@ -306,7 +302,6 @@ class Outbox:
         self._backlog, self._places, self._size = [], 0, 0
         ready = [data for data in ready if data]
         if ready and not self._closed:
-            self.sent += sum(map(len, ready))
             self._transport.writeSequence(ready)
         self._transport.unregisterProducer()
 
@@ -361,7 +356,6 @@ class Outbox:
             return 0
         del self._backlog[:len(ready)]
         written = sum(map(len, ready))
-        self.sent += written
         self._size -= written
         if self._size <= self.limit:
             self._overSince = None

@@ -3,7 +3,7 @@ Prometheus metrics and a health check, served over HTTP by C{--metrics}.
 
 Nothing here runs on the fan-out's hot path.  The chat counts what happens
 once per event in plain integers (L{chatd.edge.gate.Counts}, the fan-out's
-C{deliveries}, the core's C{logins}, each outbox's C{sent}), and
+C{deliveries} and C{sentBytes}, the core's C{logins}), and
 L{ChatCollector} reads them, and the gauges (connections, rooms, the history
 writer's backlog), only when Prometheus scrapes.  Only the histograms are
 observed as things happen, and none per delivery: once per reactor turn that
@@ -100,8 +100,9 @@ class ChatCollector:
         yield CounterMetricFamily("chatd_deliveries", "Events handed to a recipient other "
                                   "than their actor (a room line to a room of 4: 3)",
                                   value=core.fanout.deliveries)
-        yield CounterMetricFamily("chatd_sent_bytes", "Bytes handed to connections' "
-                                  "transports (before TLS)", value=gate.sentBytes())
+        yield CounterMetricFamily("chatd_sent_bytes", "Bytes queued for connections' peers "
+                                  "(before TLS)",
+                                  value=counts.sentBytes + core.fanout.sentBytes)
         yield CounterMetricFamily("chatd_send_queue_drops", "Connections dropped for not "
                                   "reading their output (slow readers)",
                                   value=counts.sendQueueDrops)
