@@ -1,0 +1,158 @@
+"""
+The web client's wire format: each event as one JSON object, in one
+WebSocket text frame.
+
+A server's frames are not masked (RFC 6455, section 5.1), so the bytes of a
+frame are the same for every recipient: L{WebWire.encode} builds the whole
+frame once per event, and the fan-out hands that same C{bytes} object to every
+browser's outbox, exactly as it does with a line for the line protocol.
+
+The objects are documented in the README ("The web client"); their C{type}
+names what happened and every other field is a plain value.
+"""
+
+import json
+
+from chatd.core import events
+
+OPCODE_TEXT = 0x1
+OPCODE_CLOSE = 0x8
+
+
+def frame(payload: bytes, opcode: int = OPCODE_TEXT) -> bytes:
+    """
+    One final, unmasked WebSocket frame holding C{payload}.
+    """
+    size = len(payload)
+    if size < 126:
+        header = bytes((0x80 | opcode, size))
+    elif size < 0x10000:
+        header = bytes((0x80 | opcode, 126)) + size.to_bytes(2, "big")
+    else:
+        header = bytes((0x80 | opcode, 127)) + size.to_bytes(8, "big")
+    return header + payload
+
+
+def dumps(obj) -> bytes:
+    """
+    C{obj} as compact JSON, UTF-8.
+    """
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def message(obj) -> bytes:
+    """
+    C{obj} as a whole text frame.
+    """
+    return frame(dumps(obj))
+
+
+def closeFrame(code: int = 1000, reason: str = "") -> bytes:
+    """
+    A close frame with C{code} and a short C{reason} (at most 123 bytes).
+    """
+    return frame(code.to_bytes(2, "big") + reason.encode("utf-8")[:123], OPCODE_CLOSE)
+
+
+def notice(text: str) -> dict:
+    return {"type": "notice", "text": text}
+
+
+def reply(text: str) -> dict:
+    return {"type": "reply", "text": text}
+
+
+def error(code: str, text: str, **more) -> dict:
+    return {"type": "error", "code": code, "text": text, **more}
+
+
+def _line(kind):
+    def fields(e):
+        return {"type": kind, "room": e.room, "nick": e.nick, "text": e.text,
+                "time": e.time, "id": e.id}
+    return fields
+
+
+def _private(e):
+    return {"type": "private", "from": e.sender, "to": getattr(e, "target", None),
+            "text": e.text, "time": e.time}
+
+
+def _topic(e):
+    return {"type": "topic", "room": e.room, "nick": e.nick, "topic": e.topic,
+            "time": e.time, "id": e.id}
+
+
+_FIELDS = {
+    events.Said: _line("said"),
+    events.Acted: _line("acted"),
+    events.PrivatelySaid: _private,
+    events.Joined: lambda e: {"type": "joined", "room": e.room, "nick": e.nick},
+    events.Parted: lambda e: {"type": "parted", "room": e.room, "nick": e.nick,
+                              "reason": e.reason},
+    events.Quit: lambda e: {"type": "quit", "room": e.room, "nick": e.nick,
+                            "reason": e.reason},
+    events.Renamed: lambda e: {"type": "renamed", "room": e.room, "old": e.old,
+                               "new": e.new},
+    events.TopicChanged: _topic,
+    events.Kicked: lambda e: {"type": "kicked", "room": e.room, "nick": e.nick,
+                              "by": e.by, "reason": e.reason},
+    events.Banned: lambda e: {"type": "banned", "room": e.room, "target": e.target,
+                              "by": e.by, "duration": e.duration, "reason": e.reason,
+                              "server": e.server},
+    events.Unbanned: lambda e: {"type": "unbanned", "room": e.room, "target": e.target,
+                                "by": e.by},
+    events.Muted: lambda e: {"type": "muted", "room": e.room, "nick": e.nick,
+                             "by": e.by, "duration": e.duration},
+    events.Unmuted: lambda e: {"type": "unmuted", "room": e.room, "nick": e.nick,
+                               "by": e.by},
+    events.Expelled: lambda e: {"type": "expelled", "by": e.by, "duration": e.duration,
+                                "reason": e.reason},
+    events.IdentifyRequired: lambda e: {"type": "identify-required", "nick": e.nick,
+                                        "seconds": e.seconds},
+    events.GuestRenamed: lambda e: {"type": "you", "nick": e.new, "old": e.old,
+                                    "why": "guest"},
+    events.Ghosted: lambda e: {"type": "ghosted", "nick": e.nick},
+    events.NowKnownAs: lambda e: {"type": "you", "nick": e.nick},
+    events.PutOut: lambda e: {"type": "left", "room": e.room, "why": "put-out"},
+}
+
+# What the actor is sent of their own doing: their own lines, so that the
+# page shows them once, with the server's time and id, exactly as everyone
+# else sees them.
+_OWN = frozenset({events.Said, events.Acted, events.PrivatelySaid, events.TopicChanged})
+
+
+def fields(event) -> dict:
+    """
+    The JSON object that shows C{event}.
+    """
+    return _FIELDS[type(event)](event)
+
+
+class WebWire:
+    """
+    The web client's JSON as a wire format for the fan-out.
+    """
+
+    @staticmethod
+    def encode(event) -> bytes:
+        return message(fields(event))
+
+    @staticmethod
+    def encodeOwn(event) -> bytes | None:
+        """
+        The actor's own copy of C{event}: the same frame as everyone's for a
+        line they said (the page shows it when it comes back), nothing for
+        the rest (the front end confirms joins and parts itself).
+        """
+        if type(event) in _OWN:
+            return WebWire.encode(event)
+        return None
+
+    @staticmethod
+    def encodeHistory(event) -> bytes:
+        """
+        C{event}, a stored room line, marked as history.
+        """
+        return message({**fields(event), "history": True})
