@@ -1,0 +1,150 @@
+"""
+Test helpers for the web front end: browsers as fakes on C{StringTransport}s
+beside line clients, over one real core and fan-out; reading the WebSocket
+frames the server writes; and a Chromium driven by Selenium.
+"""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import StringTransportWithDisconnection
+
+from chatd.web.protocol import WebFactory
+from support import MemoryClient, MemoryServer
+
+
+def readFrames(data: bytes):
+    """
+    The server frames in C{data}, as (opcode, payload) pairs; server frames
+    are never masked.
+    """
+    frames = []
+    while data:
+        opcode = data[0] & 0x0F
+        assert data[0] & 0x80, "every frame is final"
+        size = data[1]
+        assert not size & 0x80, "a server frame is not masked"
+        at = 2
+        if size == 126:
+            size, at = int.from_bytes(data[2:4], "big"), 4
+        elif size == 127:
+            size, at = int.from_bytes(data[2:10], "big"), 10
+        frames.append((opcode, data[at:at + size]))
+        assert len(data) >= at + size, "a frame is written whole"
+        data = data[at + size:]
+    return frames
+
+
+class FakeChannel:
+    """
+    What the web front end uses of the HTTP channel a WebSocket came on.
+    """
+
+    def __init__(self, transport):
+        self.transport = transport
+        self.timeout = "http"
+        self.dataReceived = lambda data: None
+
+    def setTimeout(self, timeout):
+        self.timeout = timeout
+
+
+class FakeRequest:
+    def __init__(self, transport, address):
+        self.channel = FakeChannel(transport)
+        self._address = address
+
+    def getClientAddress(self):
+        return self._address
+
+
+class Browser:
+    """
+    One browser's WebSocket, on a C{StringTransport}, after the handshake.
+    """
+
+    def __init__(self, factory, address):
+        self.transport = StringTransportWithDisconnection(peerAddress=address)
+        # As the HTTP channel leaves it: registered as the producer.
+        self.transport.registerProducer(object(), True)
+        self.request = FakeRequest(self.transport, address)
+        self.proto = factory.buildProtocol(self.request)
+        self.transport.protocol = self
+        self.proto.negotiationStarted(object())
+        self.proto.negotiationFinished()
+
+    def connectionLost(self, reason):
+        # StringTransportWithDisconnection tells its protocol.
+        self.proto.connectionLost(reason)
+
+    def send(self, **message):
+        self.sendText(json.dumps(message))
+
+    def sendText(self, text):
+        self.proto.textMessageReceived(text)
+
+    def frames(self):
+        """
+        The frames received since the last call.
+        """
+        data = self.transport.value()
+        self.transport.clear()
+        return readFrames(data)
+
+    def messages(self):
+        """
+        The JSON messages received since the last call (other frames are
+        left out).
+        """
+        return [json.loads(payload) for opcode, payload in self.frames() if opcode == 1]
+
+    def login(self, nick):
+        self.send(type="nick", nick=nick)
+        got = self.messages()
+        assert {"type": "you", "nick": nick} in got, got
+        return got
+
+
+class WebMemoryServer(MemoryServer):
+    """
+    L{MemoryServer}'s core and line factory, with a L{WebFactory} beside
+    them sharing its coalescer.
+    """
+
+    def __init__(self, webLimits=None, replay=20, **args):
+        super().__init__(replay=replay, **args)
+        kwargs = {} if webLimits is None else {"limits": webLimits}
+        self.web = WebFactory(self.core, self.clock, replay=replay,
+                              coalescer=self.factory.coalescer, **kwargs)
+
+    def browser(self, nick=None, host="127.0.0.1"):
+        self._port += 1
+        browser = Browser(self.web, IPv4Address("TCP", host, self._port))
+        hello = browser.messages()
+        assert hello and hello[0]["type"] == "hello", hello
+        if nick is not None:
+            browser.login(nick)
+        return browser
+
+
+def requireBrowser():
+    """
+    Skip when Chromium, its driver or Selenium is missing, unless CI demands
+    every tool.
+    """
+    missing = [name for name in ("chromium", "chromedriver") if shutil.which(name) is None]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("selenium")
+    if missing:
+        if os.environ.get("CHATD_REQUIRE_TOOLS"):
+            pytest.fail(f"{', '.join(missing)} required but not installed")
+        pytest.skip(f"{', '.join(missing)} not installed")
+
+
+__all__ = ["Browser", "MemoryClient", "WebMemoryServer", "readFrames", "requireBrowser"]
