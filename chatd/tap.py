@@ -9,7 +9,7 @@ import os
 import resource
 
 from twisted.application import service, strports
-from twisted.internet import endpoints, task
+from twisted.internet import defer, endpoints, task
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python import usage
@@ -22,6 +22,8 @@ from chatd.line.protocol import ChatFactory
 from chatd.storage import HistoryError
 from chatd.storage.accounts import SQLiteAccounts
 from chatd.storage.sqlite import SQLiteHistory
+from chatd.web.protocol import WebFactory
+from chatd.web.resource import OriginCheck, WebSite, normalOrigin
 
 DEFAULT_LISTEN = "tcp:55555:interface=127.0.0.1"
 LISTEN_BACKLOG = 4096
@@ -63,7 +65,8 @@ class Options(usage.Options):
         "Run chatd, a multi-user chat server that people reach with nc, telnet "
         "or chat-client. It listens on " + DEFAULT_LISTEN + " unless told "
         "otherwise with --listen, which takes a Twisted endpoint description "
-        "and may be given several times."
+        "and may be given several times. With --web it also serves the web "
+        "client, a page for browsers, on the endpoints given."
     )
     optParameters = [
         ["lobby", None, "#lobby", "The room every user joins on arrival."],
@@ -115,6 +118,8 @@ class Options(usage.Options):
         super().__init__()
         self["listen"] = []
         self["operators"] = []
+        self["web"] = []
+        self["web-origins"] = []
 
     def opt_operator(self, nick):
         """
@@ -135,16 +140,36 @@ class Options(usage.Options):
         """
         self["listen"].append(description)
 
+    def opt_web(self, description):
+        """
+        Serve the web client (the page and its WebSocket) on this endpoint
+        description (repeatable), e.g. tcp:8080:interface=127.0.0.1, or for
+        HTTPS ssl:8443:privateKey=KEY.pem:certKey=CERT.pem. [default: off]
+        """
+        self["web"].append(description)
+
+    def opt_web_origin(self, origin):
+        """
+        Also accept the web client's WebSocket from pages of this origin
+        (repeatable), e.g. https://chat.example; * accepts any. [default:
+        only the page's own origin]
+        """
+        if origin != "*" and normalOrigin(origin) is None:
+            raise usage.UsageError(f"--web-origin {origin}: expected an origin such as "
+                                   "https://chat.example:8443, or *")
+        self["web-origins"].append(origin)
+
     def postOptions(self):
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
-        for description in self["listen"]:
+        for option, description in ([("listen", d) for d in self["listen"]]
+                                    + [("web", d) for d in self["web"]]):
             try:
                 # Parsing needs no reactor; a bad description (or, for TLS, an
                 # unreadable key) is a usage error, not a traceback.
                 endpoints.serverFromString(None, description)
             except Exception as e:
-                problem = f"--listen {description}: {_listenProblem(e)}"
+                problem = f"--{option} {description}: {_listenProblem(e)}"
                 if isinstance(e, OSError) or type(e).__module__.startswith("OpenSSL"):
                     # A file problem: the usage text would only bury it.
                     raise StartFailure(f"chatd: {problem}") from None
@@ -235,9 +260,10 @@ class _ListeningService(strports.StreamServerEndpointService):
 
     _log = Logger()
 
-    def __init__(self, description, endpoint, factory):
+    def __init__(self, description, endpoint, factory, web=False):
         super().__init__(endpoint, factory)
         self._description = description
+        self._web = web
         # As strports.service does: a port that cannot be bound fails the
         # start, rather than leaving a daemon with nothing to listen on.
         self._raiseSynchronously = True
@@ -255,8 +281,14 @@ class _ListeningService(strports.StreamServerEndpointService):
     def _listening(self, port):
         if port is not None:
             address = port.getHost()
-            self._log.info("chatd listening on {host}:{port}",
-                           host=address.host, port=address.port)
+            if self._web:
+                scheme = "https" if self._description.lower().startswith("ssl:") else "http"
+                self._log.info("chatd listening on {host}:{port} (web client: "
+                               "{scheme}://{host}:{port}/)", host=address.host,
+                               port=address.port, scheme=scheme)
+            else:
+                self._log.info("chatd listening on {host}:{port}",
+                               host=address.host, port=address.port)
         return port
 
 
@@ -266,12 +298,14 @@ class _ShutdownNotice(service.Service):
     going down and lets their connections drain before the reactor stops.
     """
 
-    def __init__(self, factory):
-        self._factory = factory
+    def __init__(self, *factories):
+        self._factories = factories
 
     def stopService(self):
         super().stopService()
-        return self._factory.shutDown("The server is going down. Goodbye.")
+        return defer.gatherResults([
+            factory.shutDown("The server is going down. Goodbye.")
+            for factory in self._factories])
 
 
 class _AccountService(service.Service):
@@ -382,12 +416,22 @@ def makeService(config, reactor=None):
         # every line there will ever be.
         _HistoryService(history, reactor, config["history-days"]).setServiceParent(top)
         _AccountService(accounts, core, config["operators"]).setServiceParent(top)
+    # Browsers share the line protocol's connection counter (the limits are
+    # over all listeners) and its coalescer (one write per connection per
+    # turn, whichever front end it uses).
+    web = WebFactory(core, reactor, limits=limits, replay=config["replay"],
+                     coalescer=factory.coalescer, counter=factory._counter)
     # Started first, so stopped last: the listeners close before the
     # connected users are told and let go.
-    _ShutdownNotice(factory).setServiceParent(top)
+    _ShutdownNotice(factory, web).setServiceParent(top)
     for description in config["listen"]:
         endpoint = endpoints.serverFromString(reactor, _withBacklog(description))
         _ListeningService(description, endpoint, factory).setServiceParent(top)
+    originCheck = OriginCheck(config["web-origins"])
+    for description in config["web"]:
+        endpoint = endpoints.serverFromString(reactor, _withBacklog(description))
+        _ListeningService(description, endpoint, WebSite(web, originCheck),
+                          web=True).setServiceParent(top)
     return top
 
 

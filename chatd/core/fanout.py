@@ -14,9 +14,17 @@ class Fanout:
 
     def toRoom(self, room, event, exclude=None):
         """
-        Deliver C{event} to every member of C{room} except C{exclude}.
+        Deliver C{event} to every member of C{room} except C{exclude}, the
+        actor, who gets their wire format's own copy, if it has one.
         """
         self.toUsers(room.members.values(), event, exclude)
+        # (Until the seam lands on main: the web client shows a user's own
+        # lines when they come back.)
+        encodeOwn = getattr(exclude.wire, "encodeOwn", None) if exclude is not None else None
+        if encodeOwn is not None:
+            data = encodeOwn(event)
+            if data is not None:
+                exclude.outbox.send(data)
 
     def toUser(self, user, event):
         """

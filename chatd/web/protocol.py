@@ -17,6 +17,7 @@ protocol's.
 """
 
 from twisted.internet import error
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from chatd import __version__
@@ -497,6 +498,7 @@ class WebFactory:
         self._counter = counter or ConnectionCounter(limits.maxConnections, limits.maxPerAddress)
         self.connections = set()
         self.stopping = False
+        self._allClosed = None
 
     def buildProtocol(self, request):
         return WebChatProtocol(self, request)
@@ -511,6 +513,36 @@ class WebFactory:
         if connection in self.connections:
             self.connections.discard(connection)
             self._counter.release(connection.address)
+        if not self.connections and self._allClosed is not None:
+            allClosed, self._allClosed = self._allClosed, None
+            allClosed.callback(None)
+
+    def shutDown(self, text):
+        """
+        Tell every browser C{text}, stop acting on what they send and close
+        their connections once what was queued for them is written; those
+        that do not take it within L{SHUTDOWN_GRACE} seconds are cut off.
+
+        @return: a L{Deferred} that fires when every connection is closed.
+        """
+        self.stopping = True
+        self._allClosed = allClosed = Deferred()
+        connections = list(self.connections)
+        if not connections:
+            self._allClosed = None
+            allClosed.callback(None)
+            return allClosed
+        for connection in connections:
+            connection.sendLast(wire.notice(text))
+        for connection in connections:
+            connection.transport.loseConnection()
+        cutOff = self.clock.callLater(self.SHUTDOWN_GRACE, self._cutOff)
+        allClosed.addBoth(lambda result: cutOff.active() and cutOff.cancel())
+        return allClosed
+
+    def _cutOff(self):
+        for connection in list(self.connections):
+            connection.transport.abortConnection()
 
 
 def _lossReason(reason):

@@ -58,7 +58,7 @@ def asset(name: str) -> bytes:
     """
     The bytes of a file shipped in C{chatd/web/static}.
     """
-    return resources.files("chatd.web").joinpath("static", name).read_bytes()
+    return resources.files("chatd.web").joinpath("static").joinpath(name).read_bytes()
 
 
 def normalOrigin(origin: str) -> str | None:
