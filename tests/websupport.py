@@ -148,3 +148,127 @@ def requireBrowser():
 
 
 __all__ = ["Browser", "MemoryClient", "WebMemoryServer", "readFrames", "requireBrowser"]
+
+
+CHROMIUM_FLAGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu",
+    # Offline and quiet: nothing fetched in the background.
+    "--disable-background-networking", "--disable-component-update",
+    "--disable-default-apps", "--disable-sync", "--disable-extensions",
+    "--no-first-run", "--no-default-browser-check", "--metrics-recording-only",
+    "--disable-features=Translate,OptimizationHints,MediaRouter",
+    "--disable-dev-shm-usage",
+]
+
+WAIT = 15
+"""Seconds any wait for the page may take before the test fails."""
+
+
+def chromium(folder, width=1200, height=800):
+    """
+    A headless Chromium driven through Debian's chromedriver, with its
+    profile in C{folder}.
+    """
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--window-size={width},{height}")
+    options.add_argument(f"--user-data-dir={folder}")
+    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    driver.set_page_load_timeout(WAIT)
+    driver.set_script_timeout(WAIT)
+    return driver
+
+
+class Page:
+    """
+    The web client in one browser, read and driven as a person would:
+    through the elements they see.
+    """
+
+    def __init__(self, driver, url):
+        self.driver = driver
+        self.url = url
+        driver.get(url)
+
+    def wait(self, condition, what, timeout=WAIT):
+        """
+        Wait until C{condition()} is true; fail, saying C{what} was awaited
+        and what the page shows, after C{timeout} seconds.
+        """
+        from selenium.common.exceptions import TimeoutException
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        try:
+            return WebDriverWait(self.driver, timeout, poll_frequency=0.05).until(
+                lambda d: condition())
+        except TimeoutException:
+            raise AssertionError(f"waited {timeout} s for {what}; the page shows "
+                                 f"{self.logTexts()!r}") from None
+
+    def find(self, css):
+        from selenium.webdriver.common.by import By
+        return self.driver.find_element(By.CSS_SELECTOR, css)
+
+    def findAll(self, css):
+        from selenium.webdriver.common.by import By
+        return self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def login(self, nick):
+        field = self.find("#login-nick")
+        self.wait(lambda: field.is_displayed(), "the nickname prompt")
+        field.clear()
+        field.send_keys(nick + "\n")
+        self.wait(lambda: self.find("#me").text == nick, f"being {nick}")
+
+    def type(self, line):
+        from selenium.webdriver.common.keys import Keys
+        box = self.find("#say-input")
+        box.send_keys(line)
+        box.send_keys(Keys.ENTER)
+        self.wait(lambda: box.get_attribute("value") == "", "the line to be sent")
+
+    def logTexts(self):
+        """
+        The lines shown in the conversation on screen, as their text.
+        """
+        return self.driver.execute_script(
+            "return [...document.querySelectorAll('#log li')].map(li => li.textContent)")
+
+    def messages(self):
+        """
+        The messages shown in the conversation on screen, as (nick, text).
+        """
+        return [tuple(pair) for pair in self.driver.execute_script(
+            "return [...document.querySelectorAll('#log li.message')].map(li => "
+            "[li.querySelector('.nick').textContent, li.querySelector('.text').textContent])")]
+
+    def waitForMessage(self, nick, text):
+        self.wait(lambda: (nick, text) in self.messages(), f"<{nick}> {text}")
+
+    def room(self):
+        return self.find("#room-name").text
+
+    def sidebar(self):
+        """
+        The sidebar's entries: (name, unread count or 0), rooms then private.
+        """
+        return [tuple(e) for e in self.driver.execute_script(
+            "return [...document.querySelectorAll('.buffers button')].map(b => "
+            "[b.querySelector('.name').textContent, "
+            "Number((b.querySelector('.unread') || {}).textContent || 0)])")]
+
+    def open(self, name):
+        for button in self.findAll(".buffers button"):
+            if button.find_element("css selector", ".name").text == name:
+                button.click()
+                self.wait(lambda: self.room() in (name, "@" + name), f"{name} shown")
+                return
+        raise AssertionError(f"no sidebar entry {name}: {self.sidebar()}")
+
+    def members(self):
+        return [li.text for li in self.findAll("#members li")]

@@ -1,0 +1,238 @@
+"""
+The web client in a real browser: Debian's Chromium, headless, driven by
+Selenium, against C{twistd -n chat --web ...} started as a user starts it,
+beside an C{nc}-style line client on the same daemon.
+
+Skipped when Chromium, chromedriver or Selenium is missing, unless
+CHATD_REQUIRE_TOOLS is set (as in CI), where they fail.  With
+CHATD_SCREENSHOT=1 the conversation test saves docs/web-client.png for the
+README.
+"""
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from support import Daemon, LineClient
+from websupport import WAIT, Page, chromium, requireBrowser
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def webURL(daemon):
+    match = re.search(r"web client: (http\S+/)\)", daemon.logText())
+    assert match, daemon.logText()
+    return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def daemon():
+    requireBrowser()
+    folder = tempfile.mkdtemp(prefix="chatd-web-")
+    server = Daemon("--db", f"sqlite:{folder}/chat.sqlite3", "--web",
+                    "tcp:0:interface=127.0.0.1", listeners=2).start()
+    yield server
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def browsers(tmp_path):
+    """
+    Opens browsers on demand (C{open(url, width, height)}); closes them all.
+    """
+    opened = []
+
+    def open(url, width=1200, height=800):
+        driver = chromium(tmp_path / f"profile{len(opened)}", width, height)
+        opened.append(driver)
+        return Page(driver, url)
+
+    yield open
+    for driver in opened:
+        driver.quit()
+
+
+def lineUser(daemon, nick, room):
+    client = LineClient(daemon.port, timeout=WAIT)
+    client.login(nick)
+    client.send(f"/join {room}")
+    client.readUntil(lambda line: line.startswith(f"=== {room} members"))
+    client.sync()
+    return client
+
+
+def test_two_browsers_and_nc_in_one_room(daemon, browsers):
+    """
+    Two browser users and an nc user in one room: every line reaches every
+    other member exactly once, in order; the browsers show their own lines
+    once too; markup is shown as text and creates no element; links are
+    safe.
+    """
+    url = webURL(daemon)
+    ann, ben = browsers(url), browsers(url)
+    ann.login("ann")
+    ben.login("ben")
+    for page in (ann, ben):
+        page.type("/join #t1")
+        page.wait(lambda: page.room() == "#t1", "#t1 shown")
+    cat = lineUser(daemon, "cat", "#t1")
+    ann.wait(lambda: ann.members() == ["ann", "ben", "cat"], "the members, live")
+
+    script = [
+        (ann, "ann", "hello from a browser"),
+        (ben, "ben", "hello from another"),
+        (cat, "cat", "hello from nc"),
+        (ann, "ann", "<img src=x onerror=alert(1)>"),
+        (ben, "ben", "see https://example.com/a?b=1, or javascript:alert(2)"),
+        (cat, "cat", "<script>alert(3)</script> & done"),
+    ]
+    catSaw = []
+    for sender, nick, text in script:
+        if sender is cat:
+            cat.send(text)
+        else:
+            sender.type(text)
+        for page in (ann, ben):
+            page.waitForMessage(nick, text)
+        if sender is not cat:
+            catSaw += cat.readUntil(lambda line: line.endswith(text))
+
+    expected = [(nick, text) for _, nick, text in script]
+    assert ann.messages() == expected
+    assert ben.messages() == expected
+    assert [line for line in catSaw + cat.sync() if line.startswith("#t1 <")] == [
+        f"#t1 <{nick}> {text}" for sender, nick, text in script if sender is not cat]
+
+    for page in (ann, ben):
+        # Markup arrived as text: no element was made of it, nothing ran.
+        assert page.driver.execute_script(
+            "return document.querySelectorAll('#log img, #log script').length") == 0
+        assert page.driver.execute_script("return typeof window.alert") == "function"
+        links = page.findAll("#log a")
+        assert [(a.get_attribute("href"), a.get_attribute("rel"), a.text) for a in links] == [
+            ("https://example.com/a?b=1", "noopener noreferrer", "https://example.com/a?b=1")]
+    from selenium.common.exceptions import NoAlertPresentException
+    with pytest.raises(NoAlertPresentException):
+        ann.driver.switch_to.alert.text
+
+    # The lobby went on meanwhile: its entry counts what was not read.
+    cat.send("/join #lobby")
+    cat.send("psst, the lobby")
+    cat.sync()
+    ann.wait(lambda: ("#lobby", 1) in ann.sidebar(), "an unread count for #lobby")
+    ann.type("/topic release on Friday")
+    ben.wait(lambda: ben.find("#topic").text == "release on Friday", "the topic, live")
+
+    if os.environ.get("CHATD_SCREENSHOT"):
+        DOCS.mkdir(exist_ok=True)
+        ben.driver.save_screenshot(str(DOCS / "web-client.png"))
+    cat.close()
+
+
+def test_private_message_reaches_only_its_recipient(daemon, browsers):
+    """
+    A private message from the page reaches its recipient alone, as its own
+    sidebar entry; the other members see nothing of it.
+    """
+    url = webURL(daemon)
+    dan, eve = browsers(url), browsers(url)
+    dan.login("dan")
+    eve.login("eve")
+    for page in (dan, eve):
+        page.type("/join #t2")
+        page.wait(lambda: page.room() == "#t2", "#t2 shown")
+    fay = lineUser(daemon, "fay", "#t2")
+    gus = lineUser(daemon, "gus", "#t2")
+    dan.type("/msg fay for fay only")
+    dan.type("/msg eve for eve only")
+    assert fay.readUntil(lambda l: "for fay" in l)[-1] == "*dan* for fay only"
+    eve.wait(lambda: ("dan", 1) in eve.sidebar(), "a private entry with one unread")
+    eve.open("dan")
+    assert eve.messages() == [("dan", "for eve only")]
+    eve.type("and back")
+    dan.wait(lambda: ("eve", 1) in dan.sidebar(), "the answer")
+    # A barrier after everything: gus and fay saw no private line but fay's.
+    dan.type("a line for the room")
+    for client in (fay, gus):
+        client.readUntil(lambda l: l.endswith("a line for the room"))
+    assert [l for l in fay.sync() + gus.sync() if "only" in l or "back" in l] == []
+    eve.open("#t2")
+    assert eve.messages() == [("dan", "a line for the room")]
+    fay.close()
+    gus.close()
+
+
+def test_phone_width(daemon, browsers):
+    """
+    At a phone's width the conversation fills the screen, the rooms open
+    from a button and close again on choosing one, and talking works.
+    """
+    url = webURL(daemon)
+    hal = browsers(url, 390, 844)
+    hal.login("hal")
+    sidebar = hal.find("#sidebar")
+    assert not sidebar.is_displayed()
+    hal.type("/join #t3")
+    hal.wait(lambda: hal.room() == "#t3", "#t3 shown")
+    ivy = lineUser(daemon, "ivy", "#t3")
+    hal.type("small screen, big words")
+    assert ivy.readUntil(lambda l: "small" in l)[-1] == "#t3 <hal> small screen, big words"
+    ivy.send("seen on a phone")
+    hal.waitForMessage("ivy", "seen on a phone")
+    log = hal.find("#log")
+    assert log.size["width"] >= 350
+    hal.find("#toggle-sidebar").click()
+    hal.wait(sidebar.is_displayed, "the sidebar")
+    hal.open("#lobby")
+    hal.wait(lambda: not sidebar.is_displayed(), "the sidebar to close")
+    # Nothing wider than the screen: no sideways scrolling.
+    assert hal.driver.execute_script(
+        "return document.documentElement.scrollWidth <= window.innerWidth")
+    ivy.close()
+
+
+def test_reconnects_after_restart_and_shows_missed_lines_once(browsers, tmp_path):
+    """
+    After the daemon restarts, the page reconnects by itself, takes its
+    nickname and rooms back, and shows what was said meanwhile once, and
+    what it had shown already not again.
+    """
+    requireBrowser()
+    db = f"sqlite:{tmp_path}/chat.sqlite3"
+    first = Daemon("--db", db, "--web", "tcp:0:interface=127.0.0.1", listeners=2).start()
+    url = webURL(first)
+    webPort = int(re.search(r":(\d+)/$", url).group(1))
+    try:
+        joe = browsers(url)
+        joe.login("joe")
+        joe.type("/join #t4")
+        joe.wait(lambda: joe.room() == "#t4", "#t4 shown")
+        kim = lineUser(first, "kim", "#t4")
+        kim.send("before the restart")
+        joe.waitForMessage("kim", "before the restart")
+        joe.type("mine, before")
+        kim.readUntil(lambda l: l.endswith("mine, before"))
+    finally:
+        first.stop()
+    joe.wait(lambda: "offline" in joe.find("#status").text, "the page to notice")
+    second = Daemon("--db", db, "--web", f"tcp:{webPort}:interface=127.0.0.1",
+                    listeners=2).start()
+    try:
+        kim = lineUser(second, "kim", "#t4")
+        kim.send("while joe was away")
+        joe.wait(lambda: joe.find("#me").text == "joe"
+                 and joe.find("#status").text == "connected", "the page to be back", 40)
+        joe.waitForMessage("kim", "while joe was away")
+        kim.send("after the return")
+        joe.waitForMessage("kim", "after the return")
+        assert joe.room() == "#t4"
+        assert joe.messages() == [("kim", "before the restart"), ("joe", "mine, before"),
+                                  ("kim", "while joe was away"), ("kim", "after the return")]
+        kim.close()
+    finally:
+        second.stop()
