@@ -17,7 +17,7 @@ from importlib import resources
 from urllib.parse import urlsplit
 
 from twisted.logger import Logger
-from twisted.web import http, server, static
+from twisted.web import http, pages, server
 from twisted.web.resource import Resource
 from twisted.web.websocket import WebSocketResource
 
@@ -136,6 +136,9 @@ class ChatWebSocket(WebSocketResource):
         super().__init__(factory)
         self._originCheck = originCheck
 
+    def getChild(self, path, request):
+        return pages.notFound()
+
     def render_GET(self, request):
         if not self._originCheck.admits(request):
             origin = request.getHeader(b"origin")
@@ -146,6 +149,33 @@ class ChatWebSocket(WebSocketResource):
             return (b"This chat server does not accept WebSocket connections from "
                     b"pages of other sites.\n")
         return super().render_GET(request)
+
+
+class _Asset(Resource):
+    """
+    One file of the page, from memory.
+    """
+
+    def __init__(self, data, contentType):
+        super().__init__()
+        self._data = data
+        self._type = contentType.encode("ascii")
+
+    def render_GET(self, request):
+        request.setHeader(b"content-type", self._type)
+        return self._data
+
+    def getChild(self, path, request):
+        return pages.notFound()
+
+
+class _Root(Resource):
+    """
+    The assets and the WebSocket by name; nothing else exists.
+    """
+
+    def getChild(self, path, request):
+        return pages.notFound()
 
 
 class _Request(server.Request):
@@ -186,9 +216,9 @@ class WebSite(server.Site):
     requestFactory = _Request
 
     def __init__(self, wsFactory, originCheck=None, timeout=HTTP_IDLE_TIMEOUT):
-        root = Resource()
+        root = _Root()
         for path, (name, contentType) in ASSETS.items():
-            root.putChild(path, static.Data(asset(name), contentType))
+            root.putChild(path, _Asset(asset(name), contentType))
         root.putChild(b"ws", ChatWebSocket(wsFactory, originCheck or OriginCheck()))
         super().__init__(root, timeout=timeout)
         # twistd's log already has a line per connection; not one per asset.
