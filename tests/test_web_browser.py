@@ -5,8 +5,8 @@ beside an C{nc}-style line client on the same daemon.
 
 Skipped when Chromium, chromedriver or Selenium is missing, unless
 CHATD_REQUIRE_TOOLS is set (as in CI), where they fail.  With
-CHATD_SCREENSHOT=1 the conversation test saves docs/web-client.png for the
-README.
+CHATD_SCREENSHOT=1 test_conversation_in_local_time saves
+docs/web-client.png, the README's screenshot.
 """
 
 import os
@@ -127,10 +127,6 @@ def test_two_browsers_and_nc_in_one_room(daemon, browsers):
     ann.wait(lambda: ("#lobby", 1) in ann.sidebar(), "an unread count for #lobby")
     ann.type("/topic release on Friday")
     ben.wait(lambda: ben.find("#topic").text == "release on Friday", "the topic, live")
-
-    if os.environ.get("CHATD_SCREENSHOT"):
-        DOCS.mkdir(exist_ok=True)
-        ben.driver.save_screenshot(str(DOCS / "web-client.png"))
     cat.close()
 
 
@@ -236,3 +232,58 @@ def test_reconnects_after_restart_and_shows_missed_lines_once(browsers, tmp_path
         kim.close()
     finally:
         second.stop()
+
+
+def test_conversation_in_local_time(daemon, browsers, tmp_path):
+    """
+    A conversation as a person sees it: times in the reader's own time zone,
+    actions, a mention highlighted, a link, the topic, unread counts and a
+    private conversation in the sidebar.  With CHATD_SCREENSHOT=1 it is the
+    README's screenshot.
+    """
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    url = webURL(daemon)
+    maria, lee = browsers(url, 1100, 640), browsers(url)
+    maria.driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Tokyo"})
+    maria.login("maria")
+    lee.login("lee")
+    for page in (maria, lee):
+        page.type("/join #release")
+        page.wait(lambda: page.room() == "#release", "#release shown")
+    tom = lineUser(daemon, "tom", "#release")
+    tom.send("build 1.4.2 is green: https://ci.example.org/builds/1402")
+    maria.waitForMessage("tom", "build 1.4.2 is green: https://ci.example.org/builds/1402")
+    maria.type("great, I'll start the release notes")
+    lee.waitForMessage("maria", "great, I'll start the release notes")
+    lee.type("/me is reading the changelog")
+    maria.waitForMessage("lee", "is reading the changelog")
+    lee.type("maria: do we mention the web client?")
+    maria.waitForMessage("lee", "maria: do we mention the web client?")
+    maria.type("yes! anyone can join from a browser now")
+    tom.readUntil(lambda l: l.endswith("from a browser now"))
+    maria.type("/topic Release 1.4.2 on Friday")
+    lee.wait(lambda: lee.find("#topic").text == "Release 1.4.2 on Friday", "the topic")
+    tom.send("/join #lobby")
+    tom.send("coffee, anyone?")
+    lee.type("/msg maria I'll take the announcement")
+    maria.wait(lambda: ("#lobby", 1) in maria.sidebar() and ("lee", 1) in maria.sidebar(),
+               "unread counts for #lobby and lee")
+
+    action = maria.find("#log li.action")
+    assert action.text.endswith(" lee is reading the changelog")
+    mention = maria.findAll("#log li.mention")
+    assert [m.find_element("css selector", ".text").text for m in mention] == [
+        "maria: do we mention the web client?"]
+    # Each line's time is shown in the reader's zone (here Tokyo's), from
+    # the server's UTC time.
+    for stamp in maria.findAll("#log li time"):
+        utc = datetime.fromisoformat(stamp.get_attribute("datetime").replace("Z", "+00:00"))
+        assert stamp.text == utc.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%I:%M %p")
+    shot = tmp_path / "web-client.png"
+    if os.environ.get("CHATD_SCREENSHOT"):
+        DOCS.mkdir(exist_ok=True)
+        shot = DOCS / "web-client.png"
+    assert maria.driver.save_screenshot(str(shot))
+    tom.close()

@@ -244,18 +244,15 @@
     const li = el("li", cls);
     if (msg.id !== undefined && msg.id !== null) li.dataset.id = String(msg.id);
     if (msg.history) li.classList.add("history");
-    li.append(timeNode(msg.time));
-    li.append(el("span", nickClass(msg.nick), msg.nick));
     const body = el("span", "text");
     addLinks(body, msg.text);
-    li.append(body);
+    li.append(timeNode(msg.time), " ", el("span", nickClass(msg.nick), msg.nick), " ", body);
     return li;
   }
 
   function eventNode(text, time, cls = "event") {
     const li = el("li", cls);
-    li.append(timeNode(time));
-    li.append(el("span", "text", text));
+    li.append(timeNode(time), " ", el("span", "text", text));
     return li;
   }
 
