@@ -27,6 +27,8 @@ from zope.interface import implementer
 from chatd.core.chat import ChatCore
 from chatd.core.fanout import Fanout
 from chatd.core.names import roomKey
+from chatd.edge.gate import Gate
+from chatd.edge.limits import Limits
 from chatd.line.protocol import ChatFactory
 from chatd.storage import AccountError, IAccountStore, IHistoryStore
 
@@ -37,11 +39,13 @@ class MemoryServer:
     C{StringTransport}.
     """
 
-    def __init__(self, history=None, accounts=None, operators=(), **factoryArgs):
+    def __init__(self, history=None, accounts=None, operators=(), limits=Limits(),
+                 coalesceTurns=False, **factoryArgs):
         self.clock = Clock()
         self.core = ChatCore(Fanout(), self.clock, history=history, accounts=accounts,
                              operators=operators)
-        self.factory = ChatFactory(self.core, self.clock, **factoryArgs)
+        self.gate = Gate(self.clock, limits, coalesceTurns=coalesceTurns)
+        self.factory = ChatFactory(self.core, self.gate, **factoryArgs)
         self._port = 40000
 
     def connect(self, nick=None, host="127.0.0.1"):
@@ -443,6 +447,22 @@ class EventWire:
     @staticmethod
     def encode(event):
         return event
+
+    @staticmethod
+    def encodeOwn(event):
+        # Core tests look at what the others receive; the actor's own
+        # confirmations are checked with OwnEventWire.
+        return None
+
+
+class OwnEventWire(EventWire):
+    """
+    An L{EventWire} that also hands over the actor's confirmations, marked.
+    """
+
+    @staticmethod
+    def encodeOwn(event):
+        return ("own", event)
 
 
 class Inbox:

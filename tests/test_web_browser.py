@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from support import Daemon, LineClient
+from support import Daemon, LineClient, makeCertificate
 from websupport import WAIT, Page, chromium, requireBrowser
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
@@ -47,8 +47,9 @@ def browsers(tmp_path):
     """
     opened = []
 
-    def open(url, width=1200, height=800):
-        driver = chromium(tmp_path / f"profile{len(opened)}", width, height)
+    def open(url, width=1200, height=800, certificateErrors=False):
+        driver = chromium(tmp_path / f"profile{len(opened)}", width, height,
+                          certificateErrors)
         opened.append(driver)
         return Page(driver, url)
 
@@ -216,6 +217,7 @@ def test_reconnects_after_restart_and_shows_missed_lines_once(browsers, tmp_path
     finally:
         first.stop()
     joe.wait(lambda: "offline" in joe.find("#status").text, "the page to notice")
+    assert any(line.endswith("The server is going down. Goodbye.") for line in joe.logTexts())
     second = Daemon("--db", db, "--web", f"tcp:{webPort}:interface=127.0.0.1",
                     listeners=2).start()
     try:
@@ -287,3 +289,29 @@ def test_conversation_in_local_time(daemon, browsers, tmp_path):
         shot = DOCS / "web-client.png"
     assert maria.driver.save_screenshot(str(shot))
     tom.close()
+
+
+def test_https_and_wss(browsers, tmp_path):
+    """
+    An ssl: endpoint serves the page over HTTPS and the WebSocket over WSS,
+    with the same headers and the Origin check on https.
+    """
+    requireBrowser()
+    key, cert = makeCertificate(tmp_path)
+    server = Daemon("--db", "none", "--web",
+                    f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}",
+                    listeners=2).start()
+    try:
+        url = re.search(r"web client: (https://\S+/)\)", server.logText()).group(1)
+        page = browsers(url, certificateErrors=True)
+        page.login("tls-user")
+        assert page.driver.execute_script("return location.protocol") == "https:"
+        lisa = LineClient(server.port, timeout=WAIT)
+        lisa.login("lisa")
+        lisa.send("over plain tcp")
+        page.waitForMessage("lisa", "over plain tcp")
+        page.type("over wss")
+        assert lisa.readUntil(lambda l: "over wss" in l)[-1] == "#lobby <tls-user> over wss"
+        lisa.close()
+    finally:
+        server.stop()

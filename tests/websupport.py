@@ -105,21 +105,19 @@ class Browser:
     def login(self, nick):
         self.send(type="nick", nick=nick)
         got = self.messages()
-        assert {"type": "you", "nick": nick} in got, got
+        assert {"type": "you", "nick": nick, "old": None} in got, got
         return got
 
 
 class WebMemoryServer(MemoryServer):
     """
-    L{MemoryServer}'s core and line factory, with a L{WebFactory} beside
-    them sharing its coalescer.
+    L{MemoryServer}'s core, gate and line factory, with a L{WebFactory}
+    beside them.
     """
 
-    def __init__(self, webLimits=None, replay=20, **args):
+    def __init__(self, replay=20, **args):
         super().__init__(replay=replay, **args)
-        kwargs = {} if webLimits is None else {"limits": webLimits}
-        self.web = WebFactory(self.core, self.clock, replay=replay,
-                              coalescer=self.factory.coalescer, **kwargs)
+        self.web = WebFactory(self.core, self.gate, replay=replay)
 
     def browser(self, nick=None, host="127.0.0.1"):
         self._port += 1
@@ -164,10 +162,11 @@ WAIT = 15
 """Seconds any wait for the page may take before the test fails."""
 
 
-def chromium(folder, width=1200, height=800):
+def chromium(folder, width=1200, height=800, certificateErrors=False):
     """
     A headless Chromium driven through Debian's chromedriver, with its
-    profile in C{folder}.
+    profile in C{folder}; with C{certificateErrors}, one that accepts any
+    certificate (a test's self-signed one).
     """
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -178,6 +177,8 @@ def chromium(folder, width=1200, height=800):
         options.add_argument(flag)
     options.add_argument(f"--window-size={width},{height}")
     options.add_argument(f"--user-data-dir={folder}")
+    if certificateErrors:
+        options.add_argument("--ignore-certificate-errors")
     driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
     driver.set_page_load_timeout(WAIT)
     driver.set_script_timeout(WAIT)

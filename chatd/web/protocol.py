@@ -2,30 +2,40 @@
 The web front end: one browser's WebSocket, speaking the JSON protocol.
 
 It is a sibling of the line front end: it checks what arrives
-(L{chatd.web.messages}), acts on the core, and renders what comes back as
-JSON frames.  Events reach it through the same fan-out as every other front
-end, encoded once per event by L{chatd.web.wire.WebWire}; what only this
-connection is told (its room's members, an error) it builds itself.
+(L{chatd.web.messages}), acts through the session API, and renders what only
+this connection is told (its greeting, refusals) as JSON frames.  Everything
+else reaches it through the same fan-out as every other front end, encoded
+once per event by L{chatd.web.wire.WebWire}.  The connection's machinery
+(outbox, pacing, timers, history placed among live lines, closing) is the
+shared L{chatd.edge.connection.Connection}, and it passes the same
+L{chatd.edge.gate.Gate} as every other connection.
 
-Twisted's own C{twisted.web.websocket} carries the frames: it comes with
-Twisted (no second framework beside it), runs on the reactor the rest of
-chatd runs on, and hands over whole text messages.  Its write path is used
-only for the handshake, pongs and closes; chat frames go through the
-connection's L{Outbox} straight to the TCP transport, so that the send-queue
-limit, back-pressure and per-turn coalescing are exactly the line
-protocol's.
+Twisted's own C{twisted.web.websocket} carries the frames: it comes with the
+Twisted chatd runs on (no second framework beside it, on the same reactor),
+and hands over whole text messages.  Its writer is used only for the
+handshake, pongs and closes the peer starts; chat frames go through the
+connection's outbox straight to the TCP transport (a server's frames are not
+masked, so a frame's bytes are the same for every recipient), which keeps
+back-pressure, the send-queue limit and per-turn coalescing exactly the
+line protocol's.
 """
 
-from twisted.internet import error
-from twisted.internet.defer import Deferred
+import dataclasses
+import re
+from collections import deque
+
 from twisted.logger import Logger
 
 from chatd import __version__
-from chatd.core.chat import ChatError, User
-from chatd.core.names import NICK_RULES, nickKey, normalRoomName, roomKey
-from chatd.edge.limits import ACCEPT, DISCONNECT, ConnectionCounter, FloodGate, Limits
-from chatd.edge.outbox import Coalescer, Outbox
+from chatd.core.events import Entered
+from chatd.core.names import NICK_RULES
+from chatd.core.refusals import Refusal
+from chatd.edge.connection import Connection
 from chatd.line import commands as lineCommands
+from chatd.line import wire as lineWire
+from chatd.line.commands import LineError
+from chatd.line.protocol import ChatFactory
+from chatd.line.refusals import describe
 from chatd.web import wire
 from chatd.web.messages import MAX_FRAME_BYTES, MAX_TEXT_BYTES, BadMessage, parse
 from chatd.web.wire import WebWire
@@ -38,34 +48,44 @@ UNFINISHED_LIMIT = 4 * MAX_FRAME_BYTES
 disconnected: Twisted keeps an unfinished message in memory, so this bounds
 it (give or take one read)."""
 
-# Commands typed in the page's input that this front end answers with its
-# own JSON (a joined room's members, the sender's own message); every other
-# /command is the line front end's, run by its own code.
-_STRUCTURED = frozenset({"nick", "join", "part", "me", "msg", "topic", "quit", "ghost"})
+
+def refusalCode(refusal: Refusal) -> str:
+    """
+    The error code of C{refusal}: its kind, in the protocol's spelling
+    (C{NicknameTaken} is C{nickname-taken}).
+    """
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", type(refusal).__name__).lower()
+
+
+def refusalError(refusal: Refusal, re=None) -> dict:
+    """
+    The error frame's object for C{refusal}: its code, the line protocol's
+    words for it, and its fields.
+    """
+    more = {"re": re} if re is not None else {}
+    return wire.error(refusalCode(refusal), describe(refusal),
+                      detail=dataclasses.asdict(refusal), **more)
 
 
 class WebChatProtocol:
     """
     One browser's WebSocket (a L{twisted.web.websocket.WebSocketProtocol}).
+
+    @ivar conn: the connection's L{Connection}.
+    @ivar session: the L{chatd.core.session.Session} it acts through.
     """
 
     _log = Logger()
 
-    user = None
-    _live = False
-    _quitReason = None
-    _timeout = None
-    _idling = False
+    conn = None
+    session = None
 
     def __init__(self, factory, request):
         self.factory = factory
-        self.core = factory.core
         self._channel = request.channel
-        address = request.getClientAddress()
-        self.address = getattr(address, "host", None)
-        port = getattr(address, "port", None)
-        self.peer = f"{self.address}:{port}" if self.address is not None else str(address)
         self._unfinished = 0
+        self._paused = False
+        self._waiting = deque()
 
     # WebSocketProtocol
 
@@ -74,40 +94,23 @@ class WebChatProtocol:
 
     def negotiationFinished(self):
         channel = self._channel
-        self.transport = channel.transport
+        transport = channel.transport
         # The connection is a WebSocket now, not HTTP: no HTTP idle timeout,
         # and the outbox, not the HTTP channel, produces for the transport.
         channel.setTimeout(None)
-        self.transport.unregisterProducer()
+        transport.unregisterProducer()
         received = channel.dataReceived
         channel.dataReceived = lambda data: self._dataReceived(received, data)
-        refusal = self.factory.admit(self)
-        if refusal:
-            self.transport.write(wire.message(wire.error("refused", f"Connection refused: {refusal}"))
-                                 + wire.closeFrame(1008, "refused"))
-            self.transport.loseConnection()
-            self._log.info("refused {peer}: {why}", peer=self.peer, why=refusal)
+        self.conn = Connection(transport, self.factory.gate, WebWire, self)
+        if not self.conn.live:
             return
-        self._live = True
-        limits = self.factory.limits
-        self.outbox = Outbox(self.transport, limits.sendQueueBytes, self._sendQueueOverflowed,
-                             clock=self.factory.clock, grace=limits.sendQueueGrace,
-                             coalescer=self.factory.coalescer)
-        self.user = User(self.outbox, WebWire, host=self.address, hangUp=self._hangUp)
-        self._flood = FloodGate(self.factory.clock, limits.floodRate, limits.floodBurst,
-                                limits.floodKick)
-        if limits.loginTimeout:
-            self._timeout = self.factory.clock.callLater(
-                limits.loginTimeout, self._closeBecause,
-                f"no nickname chosen within {limits.loginTimeout:g} seconds")
         try:
-            self.core.admit(self.user)
-        except ChatError as e:
-            self._log.info("refused {peer}: {why}", peer=self.peer, why=str(e))
-            self._closeWith(wire.error("refused", str(e)))
+            self.session = self.conn.open(self.factory.core)
+        except Refusal as e:
+            self.conn.closeWith(wire.message(refusalError(e)) + wire.closeFrame(1008))
             return
         self.send({"type": "hello", "server": f"chatd {__version__}",
-                   "nickRules": NICK_RULES, "lobby": self.core.lobby,
+                   "nickRules": NICK_RULES, "lobby": self.factory.core.lobby,
                    "maxText": MAX_TEXT_BYTES})
 
     def _dataReceived(self, received, data):
@@ -115,38 +118,30 @@ class WebChatProtocol:
         Bytes for the WebSocket: counted, so that a message that never ends
         cannot grow without bound, and handled in one coalesced batch.
         """
-        if not self._live or self.transport.disconnecting:
+        if self.conn is None or not self.conn.live or self.conn.transport.disconnecting:
             return
         self._unfinished += len(data)
-        with self.factory.coalescer:
+        with self.factory.gate.coalescer:
             received(data)
-        if self._unfinished > UNFINISHED_LIMIT and self._live:
-            self._quitReason = "message too large"
-            self._closeWith(wire.error("too-large", f"a message is at most {MAX_FRAME_BYTES} "
-                                       "bytes; closing the connection"), code=1009)
+        if self._unfinished > UNFINISHED_LIMIT and self.conn.live:
+            self.conn.quitReason = "message too large"
+            self.conn.closeWith(wire.message(wire.error(
+                "too-large", f"a message is at most {MAX_FRAME_BYTES} bytes; closing "
+                "the connection")) + wire.closeFrame(1009))
 
     def textMessageReceived(self, text):
         self._unfinished = 0
-        if not self._live or self.transport.disconnecting or self.factory.stopping:
+        if self.session is None:
             return
-        verdict = self._flood.admit()
-        if verdict is not ACCEPT:
-            if verdict is DISCONNECT:
-                self._closeBecause("flooding")
-            else:
-                self.error("flood", "you are sending messages too fast; this one was not delivered")
+        if self._paused:
+            # Read before the pause: handled, in order, once it ends.
+            self._waiting.append(text)
             return
-        try:
-            message = parse(text)
-        except BadMessage as e:
-            self.error(e.code, e.text, e.re)
-        else:
-            self._act(message)
-        self._heard()
+        self._handle(text)
 
     def bytesMessageReceived(self, data):
         self._unfinished = 0
-        if self._live:
+        if self.session is not None and self.conn.accepting:
             self.error("bad-message", "binary messages are not part of this protocol; "
                        "send JSON text")
 
@@ -154,303 +149,213 @@ class WebChatProtocol:
         pass
 
     def connectionLost(self, reason):
-        if not self._live:
-            return
-        self._live = False
-        if self._timeout is not None and self._timeout.active():
-            self._timeout.cancel()
-        self.factory.forget(self)
-        self.outbox.close()
-        if self._quitReason is None and self.factory.stopping:
-            self._quitReason = "server shutdown"
-        why = self._quitReason or _lossReason(reason)
-        self.core.disconnect(self.user, why)
-        self._log.info("{nick} ({peer}, web) disconnected: {why}",
-                       nick=self.user.nick or "-", peer=self.peer, why=why)
+        if self.conn is not None:
+            self.conn.lost(reason)
+
+    # What the Connection paces
+
+    def pauseProducing(self):
+        self._paused = True
+        self.conn.transport.pauseProducing()
+
+    def resumeProducing(self):
+        self._paused = False
+        self.conn.transport.resumeProducing()
+        with self.factory.gate.coalescer:
+            while self._waiting and not self._paused:
+                self._handle(self._waiting.popleft())
+
+    def unread(self):
+        return self._unfinished + sum(len(text) for text in self._waiting)
 
     # Acting on a message
 
-    def _act(self, message):
-        kind = message["type"]
-        re = message["id"]
-        if self.user.nick is None and kind not in ("nick", "ping", "quit", "command"):
-            self.error("nick-needed", "choose a nickname first", re)
+    def _handle(self, text):
+        if not self.conn.accepting:
             return
         try:
-            getattr(self, "_do_" + kind)(message)
-        except ChatError as e:
-            code = "nick-refused" if kind == "nick" else "refused"
-            self.error(code, str(e), re)
+            try:
+                message = parse(text)
+            except BadMessage as e:
+                self.error(e.code, e.text, e.re)
+                return
+            self._act(message)
+        finally:
+            # Paced after it is handled: the next message may have to wait.
+            self.conn.lineHandled()
+
+    def _act(self, message):
+        re = message["id"]
+        try:
+            getattr(self, "_do_" + message["type"])(message)
+        except Refusal as e:
+            self.send(refusalError(e, re))
+        except LineError as e:
+            self.error(getattr(e, "code", "command"), str(e), re)
 
     def _do_ping(self, m):
         self.send({"type": "pong", "data": m["data"] or "", "re": m["id"]})
 
     def _do_nick(self, m):
-        nick = m["nick"]
-        if self.user.nick is None:
-            self.core.claimNick(self.user, nick)
-            self.send({"type": "you", "nick": self.user.nick})
-            self._showRoom(self.user.current, replay=True)
-            self.core.checkIdentity(self.user)
+        if self.session.nick is None:
+            self._showRoom(self.session.claim(m["nick"]))
         else:
-            self.core.rename(self.user, nick)
-            self.send({"type": "you", "nick": self.user.nick})
-            self.core.checkIdentity(self.user)
+            self.session.rename(m["nick"])
 
     def _do_join(self, m):
-        before = len(self.user.rooms)
-        room = self.core.join(self.user, m["room"])
-        self._showRoom(room, replay=len(self.user.rooms) != before)
+        room, joined = self.session.join(m["room"])
+        if joined:
+            self._showRoom(room)
+        else:
+            # Already a member: the room as it is, for the page to show.
+            self.send(wire.fields(_entered(room, self.session.nick)))
 
     def _do_part(self, m):
-        room = self.core.part(self.user, self._memberRoom(m["room"]).name, m["reason"] or "")
-        self.send({"type": "left", "room": room.name})
+        self.session.part(m["room"], m["reason"] or "")
 
     def _do_say(self, m):
-        self._inRoom(m["room"])
-        self._nonEmpty(m["text"], "text")
-        self.core.say(self.user, m["text"])
+        self.session.say(m["room"], _nonEmpty(m["text"]))
 
     def _do_act(self, m):
-        self._inRoom(m["room"])
-        self._nonEmpty(m["text"], "text")
-        self.core.act(self.user, m["text"])
+        self.session.act(m["room"], _nonEmpty(m["text"]))
 
     def _do_tell(self, m):
-        text = self._nonEmpty(m["text"], "text")
-        self.core.tell(self.user, m["nick"], text)
-        target = self.core.users.get(nickKey(m["nick"]))
-        # The sender's own copy, filed under the recipient as the server knows them.
-        self.send({"type": "private", "from": self.user.nick,
-                   "to": target.nick if target is not None else m["nick"],
-                   "text": text, "time": self.factory.clock.seconds()})
+        self.session.tell(m["nick"], _nonEmpty(m["text"]))
 
     def _do_topic(self, m):
-        self._inRoom(m["room"])
-        self.core.setTopic(self.user, m["topic"] or "")
+        self.session.setTopic(m["room"], m["topic"] or "")
 
     def _do_history(self, m):
-        room = self._memberRoom(m["room"])
+        room = self.session.memberRoom(m["room"])
         count = m["count"] or HISTORY_DEFAULT
         if not 1 <= count <= HISTORY_MAX:
-            raise ChatError(f"count: from 1 to {HISTORY_MAX}")
+            raise LineError(f"count: from 1 to {HISTORY_MAX}")
         before = m["before"]
-        # The store gives a room's last lines; older ones are found among
-        # the last HISTORY_MAX.
-        found = self.core.recent(self.user, room, HISTORY_MAX if before is not None else count)
-        if before is not None:
+        if before is None:
+            found = self.session.recent(room.name, count)
+        else:
+            # The store answers with a room's last lines: older ones are
+            # found among the last HISTORY_MAX.
+            found = self.session.recent(room.name, HISTORY_MAX)
             found.addCallback(lambda lines: [e for e in lines if e.id is not None
                                              and e.id < before][-count:])
-        self._showHistory(room, found, older=before is not None)
+        self.showReplay(room.name, found, older=before is not None)
 
     def _do_quit(self, m):
         self.quit(m["reason"] or "")
 
     def _do_command(self, m):
-        line = m["line"]
-        if not line.startswith("/") or line.startswith("//"):
-            # Not a command: a line for the room named, as typed.
-            text = line[1:] if line.startswith("//") else line
-            if self.user.nick is None:
-                return self._do_nick({"nick": text, "id": m["id"]})
-            return self._do_say({"room": m["room"], "text": text, "id": m["id"]})
-        name, _, arg = line[1:].partition(" ")
-        name, arg = name.lower(), arg.strip()
-        if name in _STRUCTURED and (arg or name == "quit"):
-            return self._structured(name, arg, m)
-        if m["room"] is not None and self.user.nick is not None:
-            # The line front end's commands act on the current room.
-            self.user.current = self._memberRoom(m["room"])
-        answering = lineCommands.dispatch(_LineCommands(self), line)
+        """
+        A line as typed in the page: the line front end's command table runs
+        it, in the room the page shows; its events come as they do to anyone,
+        its replies as C{reply} and C{error} frames.
+        """
+        answering = lineCommands.dispatch(_LineCommands(self, m["room"]), m["line"])
         if answering is not None:
             answering.addErrback(lambda f: self._log.failure("a command failed", f))
 
-    def _structured(self, name, arg, m):
-        """
-        A /command the page typed that this front end answers in JSON.
-        """
-        room = m["room"]
-        first, _, rest = arg.partition(" ")
-        rest = rest.strip()
-        if name == "nick":
-            return self._do_nick({"nick": first})
-        if name == "join":
-            return self._do_join({"room": first})
-        if name == "part":
-            return self._do_part({"room": first, "reason": rest})
-        if name == "me":
-            return self._do_act({"room": room, "text": arg})
-        if name == "msg":
-            if not rest:
-                raise ChatError("usage: /msg NICK TEXT")
-            return self._do_tell({"nick": first, "text": rest})
-        if name == "topic":
-            return self._do_topic({"room": room, "topic": "" if arg == "-" else arg})
-        if name == "quit":
-            return self.quit(arg)
-        if name == "ghost":
-            return self._ghost(first, rest)
-
-    def _ghost(self, nick, password):
-        if not password:
-            raise ChatError("usage: /ghost NICK PASSWORD")
-        arriving = self.user.nick is None
-        done = self.core.ghost(self.user, nick, password)
-
-        def ghosted(_):
-            self.send({"type": "you", "nick": self.user.nick, "identified": True})
-            if arriving:
-                self._showRoom(self.user.current, replay=True)
-
-        def refused(failure):
-            failure.trap(ChatError)
-            self.error("nick-refused" if arriving else "refused", failure.getErrorMessage())
-
-        done.addCallbacks(ghosted, refused)
-        done.addErrback(lambda f: self._log.failure("/ghost failed", f))
-
     # Helpers
 
-    def _memberRoom(self, name):
-        if name is None:
-            raise ChatError("name a room")
-        room = self.user.rooms.get(roomKey(normalRoomName(name)))
-        if room is None:
-            raise ChatError(f"you are not in {normalRoomName(name)}")
-        return room
+    def _showRoom(self, room):
+        """
+        After the core's welcome to C{room}: its last lines.
+        """
+        if self.session.keepsHistory and self.factory.replay > 0:
+            self.showReplay(room.name, self.session.recent(room.name, self.factory.replay))
 
-    def _inRoom(self, name):
+    def showReplay(self, room, found, older=False):
         """
-        Make the room C{name} the one the core's calls act on.
+        The room lines C{found} fires with, as history frames ended by a
+        C{replayed} frame, in order among live lines.
         """
-        self.user.current = self._memberRoom(name)
-        return self.user.current
-
-    @staticmethod
-    def _nonEmpty(text, name):
-        if not text:
-            raise ChatError(f"{name} is empty after cleaning; nothing was sent")
-        return text
-
-    def _showRoom(self, room, replay):
-        """
-        Tell the user about C{room}, which they are in: its name, topic and
-        members, then (on joining) its last lines.
-        """
-        members = sorted((u.nick for u in room.members.values()), key=str.lower)
-        self.send({"type": "room", "room": room.name, "topic": room.topic,
-                   "members": members})
-        if replay and self.core.history is not None and self.factory.replay > 0:
-            self._showHistory(room, self.core.recent(self.user, room, self.factory.replay))
-
-    def _showHistory(self, room, found, older=False):
-        """
-        The room lines C{found} fires with, as history frames, and after them
-        a C{replayed} frame; placed after everything sent so far and before
-        anything sent meanwhile.
-        """
-        def frames(stored):
-            data = [WebWire.encodeHistory(e) if not older
-                    else wire.message({**wire.fields(e), "history": True, "older": True})
-                    for e in stored]
-            data.append(wire.message({"type": "replayed", "room": room.name,
+        def render(stored):
+            extra = {"history": True, "older": True} if older else {"history": True}
+            data = [wire.message({**wire.fields(e), **extra}) for e in stored]
+            data.append(wire.message({"type": "replayed", "room": room,
                                       "count": len(stored), "older": older}))
             return b"".join(data)
 
-        def failed(failure):
-            self._log.failure("history for {nick} failed", failure, nick=self.user.nick)
-            return wire.message(wire.error("history", "history is unavailable right now"))
-
-        if found.called:
-            found.addCallbacks(frames, failed)
-            found.addCallback(lambda data: self.outbox.send(data))
-            return
-        place = self.outbox.hold()
-        tooLate = self.factory.clock.callLater(
-            self.factory.HISTORY_WAIT, self.outbox.fill, place,
-            wire.message(wire.error("history", "history took too long and was skipped")))
-
-        def arrived(data):
-            if tooLate.active():
-                tooLate.cancel()
-            self.outbox.fill(place, data)
-
-        found.addCallbacks(frames, failed)
-        found.addCallback(arrived)
+        self.conn.showHistory(found, render)
 
     # Talking to the browser
 
     def send(self, obj):
-        if self._live:
-            self.outbox.send(wire.message(obj))
+        if self.conn.live:
+            self.conn.send(wire.message(obj))
 
     def error(self, code, text, re=None):
         self.send(wire.error(code, text, **({"re": re} if re is not None else {})))
 
     def quit(self, reason):
-        self._quitReason = reason or "quit"
-        self.core.disconnect(self.user, reason)
-        self._closeWith(wire.reply("bye"))
+        self.conn.quit(reason, wire.message(wire.reply("bye")) + wire.closeFrame(1000))
 
-    def sendLast(self, obj):
-        """
-        Send C{obj} (if any) as this connection's last frame, then a close
-        frame, ahead of any history still being read.
-        """
-        if obj is not None:
-            self.outbox.send(wire.message(obj))
-        self.outbox.send(wire.closeFrame(1000))
-        self.outbox.finish()
 
-    def _closeWith(self, obj, code=1000):
-        if obj is not None:
-            self.outbox.send(wire.message(obj))
-        self.outbox.send(wire.closeFrame(code))
-        self.outbox.finish()
-        self.transport.loseConnection()
+class _Empty(LineError):
+    code = "empty"
 
-    def _hangUp(self):
-        self._closeWith(None)
 
-    def _closeBecause(self, why):
-        self._quitReason = why
-        self._closeWith(wire.notice(f"Closing your connection: {why}"))
-        self._log.info("closing {nick} ({peer}, web): {why}",
-                       nick=self.user.nick or "-", peer=self.peer, why=why)
+def _nonEmpty(text):
+    if not text:
+        raise _Empty("the text is empty once cleaned; nothing was sent")
+    return text
 
-    def _heard(self):
-        if self.user is None or self.user.nick is None or not self._live:
-            return
-        idle = self.factory.limits.idleTimeout
-        if self._timeout is not None and self._timeout.active():
-            if self._idling:
-                self._timeout.reset(idle)
-                return
-            self._timeout.cancel()
-        if idle:
-            self._idling = True
-            self._timeout = self.factory.clock.callLater(
-                idle, self._closeBecause, f"idle for {idle:g} seconds")
 
-    def _sendQueueOverflowed(self, pending):
-        self._quitReason = "send queue exceeded"
-        self._log.warn("dropping {nick} ({peer}, web): not reading; {pending} bytes "
-                       "waiting to be sent", nick=self.user.nick or "-", peer=self.peer,
-                       pending=pending)
+def _entered(room, nick):
+    return Entered(room.name, nick, room.topic,
+                   tuple(member.nick for member in room.members.values()))
 
 
 class _LineCommands:
     """
-    What the line front end's commands need of a connection, for a /command
-    typed in the page: their replies become C{reply} and C{error} frames,
-    the room lines they show become history frames.
+    What the line front end's commands need of a connection, for a line
+    typed in the page: the page's room is their current room; their replies
+    become C{reply} and C{error} frames, the room lines they show history
+    frames.
     """
 
-    def __init__(self, protocol):
+    def __init__(self, protocol, room):
         self._protocol = protocol
-        self.core = protocol.core
-        self.user = protocol.user
+        self._room = room
+        self._shown = None
+        self.session = protocol.session
         self.factory = protocol.factory
+
+    def currentRoom(self):
+        if self._room is not None:
+            return self.session.memberRoom(self._room)
+        rooms = self.session.rooms
+        if not rooms:
+            raise LineError("you are in no room; /join #room first")
+        return rooms[-1]
+
+    def talkIn(self, room):
+        # The page keeps its own current room; this is the one entered.
+        self._shown = room
+
+    def showHistory(self, found, header=None):
+        if header is None and self._shown is not None:
+            # A room just entered (/join, /ghost): its replay.
+            self._protocol.showReplay(self._shown.name, found)
+            return
+
+        def render(stored):
+            text = header(stored) if header is not None else None
+            frames = [wire.message(wire.reply(text))] if text is not None else []
+            return b"".join(frames + [WebWire.encodeHistory(e) for e in stored])
+
+        self._protocol.conn.showHistory(found, render)
+
+    def send(self, data):
+        # Lines a command built in the line protocol's own format (/who's
+        # member list): the same words, as frames.
+        for line in data.decode("utf-8").split("\r\n"):
+            parsed = lineWire.parseLine(line) if line else None
+            if parsed is not None:
+                kind = {lineWire.ERROR: "error", lineWire.NOTICE: "notice"}.get(parsed.kind)
+                if kind == "error":
+                    self.error(parsed.text)
+                else:
+                    self._protocol.send({"type": kind or "reply", "text": parsed.text})
 
     def reply(self, text):
         self._protocol.send(wire.reply(text))
@@ -467,85 +372,19 @@ class _LineCommands:
     def quit(self, reason):
         self._protocol.quit(reason)
 
-    def showHistory(self, found, header=None):
-        def withHeader(stored):
-            text = header(stored) if header is not None else None
-            return ([wire.message(wire.reply(text))] if text is not None else []) + \
-                [WebWire.encodeHistory(e) for e in stored]
-
-        protocol = self._protocol
-        found.addCallback(withHeader)
-        found.addCallback(lambda frames: protocol._live and protocol.outbox.send(b"".join(frames)))
-        found.addErrback(lambda f: protocol.error("history", "history is unavailable right now"))
-
 
 class WebFactory:
     """
-    Builds a L{WebChatProtocol} for each WebSocket, all sharing one core.
+    Builds a L{WebChatProtocol} for each WebSocket of every C{--web}
+    listener, all sharing one core and the server's gate.
 
-    @ivar connections: the open (admitted) connections.
+    @ivar replay: how many lines of history a room shows on joining it.
     """
 
-    HISTORY_WAIT = 3.0
-    SHUTDOWN_GRACE = 3.0
-
-    def __init__(self, core, clock, limits=Limits(), replay=20, coalescer=None, counter=None):
+    def __init__(self, core, gate, replay=ChatFactory.REPLAY):
         self.core = core
-        self.clock = clock
-        self.limits = limits
+        self.gate = gate
         self.replay = replay
-        self.coalescer = coalescer or Coalescer()
-        self._counter = counter or ConnectionCounter(limits.maxConnections, limits.maxPerAddress)
-        self.connections = set()
-        self.stopping = False
-        self._allClosed = None
 
     def buildProtocol(self, request):
         return WebChatProtocol(self, request)
-
-    def admit(self, connection):
-        refusal = self._counter.admit(connection.address)
-        if refusal is None:
-            self.connections.add(connection)
-        return refusal
-
-    def forget(self, connection):
-        if connection in self.connections:
-            self.connections.discard(connection)
-            self._counter.release(connection.address)
-        if not self.connections and self._allClosed is not None:
-            allClosed, self._allClosed = self._allClosed, None
-            allClosed.callback(None)
-
-    def shutDown(self, text):
-        """
-        Tell every browser C{text}, stop acting on what they send and close
-        their connections once what was queued for them is written; those
-        that do not take it within L{SHUTDOWN_GRACE} seconds are cut off.
-
-        @return: a L{Deferred} that fires when every connection is closed.
-        """
-        self.stopping = True
-        self._allClosed = allClosed = Deferred()
-        connections = list(self.connections)
-        if not connections:
-            self._allClosed = None
-            allClosed.callback(None)
-            return allClosed
-        for connection in connections:
-            connection.sendLast(wire.notice(text))
-        for connection in connections:
-            connection.transport.loseConnection()
-        cutOff = self.clock.callLater(self.SHUTDOWN_GRACE, self._cutOff)
-        allClosed.addBoth(lambda result: cutOff.active() and cutOff.cancel())
-        return allClosed
-
-    def _cutOff(self):
-        for connection in list(self.connections):
-            connection.transport.abortConnection()
-
-
-def _lossReason(reason):
-    if reason.check(error.ConnectionDone):
-        return "connection closed"
-    return "connection lost"

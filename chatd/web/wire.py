@@ -14,6 +14,7 @@ names what happened and every other field is a plain value.
 import json
 
 from chatd.core import events
+from chatd.core.names import nickKey
 
 OPCODE_TEXT = 0x1
 OPCODE_CLOSE = 0x8
@@ -73,11 +74,6 @@ def _line(kind):
     return fields
 
 
-def _private(e):
-    return {"type": "private", "from": e.sender, "to": getattr(e, "target", None),
-            "text": e.text, "time": e.time}
-
-
 def _topic(e):
     return {"type": "topic", "room": e.room, "nick": e.nick, "topic": e.topic,
             "time": e.time, "id": e.id}
@@ -86,8 +82,11 @@ def _topic(e):
 _FIELDS = {
     events.Said: _line("said"),
     events.Acted: _line("acted"),
-    events.PrivatelySaid: _private,
+    events.PrivatelySaid: lambda e: {"type": "private", "from": e.sender, "to": e.target,
+                                     "text": e.text, "time": e.time},
     events.Joined: lambda e: {"type": "joined", "room": e.room, "nick": e.nick},
+    events.Entered: lambda e: {"type": "room", "room": e.room, "topic": e.topic,
+                               "members": sorted(e.members, key=nickKey)},
     events.Parted: lambda e: {"type": "parted", "room": e.room, "nick": e.nick,
                               "reason": e.reason},
     events.Quit: lambda e: {"type": "quit", "room": e.room, "nick": e.nick,
@@ -110,17 +109,41 @@ _FIELDS = {
                                 "reason": e.reason},
     events.IdentifyRequired: lambda e: {"type": "identify-required", "nick": e.nick,
                                         "seconds": e.seconds},
-    events.GuestRenamed: lambda e: {"type": "you", "nick": e.new, "old": e.old,
-                                    "why": "guest"},
+    events.Identified: lambda e: {"type": "identified", "nick": e.nick},
+    events.GuestRenamed: lambda e: {"type": "guest", "old": e.old, "nick": e.new},
     events.Ghosted: lambda e: {"type": "ghosted", "nick": e.nick},
-    events.NowKnownAs: lambda e: {"type": "you", "nick": e.nick},
-    events.PutOut: lambda e: {"type": "left", "room": e.room, "why": "put-out"},
+    events.NowKnownAs: lambda e: {"type": "you", "nick": e.new, "old": e.old},
+    events.PutOut: lambda e: {"type": "left", "room": e.room, "putOut": True},
+    events.Refused: lambda e: error("refused", f"Connection refused: {e.reason}"),
+    events.SlowedDown: lambda e: notice("you are sending fast; your messages are "
+                                        "being delayed"),
+    events.Closing: lambda e: notice(f"Closing your connection: {e.reason}"),
+    events.ShuttingDown: lambda e: notice("The server is going down. Goodbye."),
+    events.HistoryUnavailable: lambda e: error(
+        "history", "history took too long and was skipped" if e.tooSlow
+        else "history is unavailable right now"),
 }
 
-# What the actor is sent of their own doing: their own lines, so that the
-# page shows them once, with the server's time and id, exactly as everyone
-# else sees them.
-_OWN = frozenset({events.Said, events.Acted, events.PrivatelySaid, events.TopicChanged})
+# Events after which the server closes the connection: their frame is
+# followed by a close frame with this code.
+_CLOSE_CODES = {
+    events.Refused: 1008,
+    events.Expelled: 1008,
+    events.Ghosted: 1008,
+    events.Closing: 1000,
+    events.ShuttingDown: 1001,
+}
+
+# What the actor is sent of their own doing: their own lines (the same frame
+# as everyone's, so that the page shows them once, with the server's time and
+# id), and their leaving a room.
+_OWN = {
+    events.Said: None,
+    events.Acted: None,
+    events.PrivatelySaid: None,
+    events.TopicChanged: None,
+    events.Parted: lambda e: {"type": "left", "room": e.room},
+}
 
 
 def fields(event) -> dict:
@@ -132,23 +155,26 @@ def fields(event) -> dict:
 
 class WebWire:
     """
-    The web client's JSON as a wire format for the fan-out.
+    The web client's JSON as a wire format for the fan-out (see
+    L{chatd.core.fanout}).
     """
 
     @staticmethod
     def encode(event) -> bytes:
-        return message(fields(event))
+        data = message(fields(event))
+        code = _CLOSE_CODES.get(type(event))
+        return data if code is None else data + closeFrame(code)
 
     @staticmethod
     def encodeOwn(event) -> bytes | None:
         """
         The actor's own copy of C{event}: the same frame as everyone's for a
-        line they said (the page shows it when it comes back), nothing for
-        the rest (the front end confirms joins and parts itself).
+        line they said, C{left} for a room they left, nothing for the rest.
         """
-        if type(event) in _OWN:
-            return WebWire.encode(event)
-        return None
+        if type(event) not in _OWN:
+            return None
+        own = _OWN[type(event)]
+        return WebWire.encode(event) if own is None else message(own(event))
 
     @staticmethod
     def encodeHistory(event) -> bytes:

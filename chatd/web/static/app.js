@@ -284,6 +284,7 @@
 
     you(msg) {
       const first = !state.loggedIn;
+      if (!first && msg.old && msg.old !== msg.nick) note(`you are now ${msg.nick}`);
       state.nick = msg.nick;
       state.wanted = msg.nick;
       state.loggedIn = true;
@@ -322,8 +323,30 @@
       const key = fold(msg.room);
       const buf = state.buffers.get(key);
       if (!buf) return;
-      if (msg.by) note(`you were put out of ${msg.room} by ${msg.by}` + (msg.reason ? ` (${msg.reason})` : ""));
       drop(key);
+      if (msg.putOut) note(`you were put out of ${msg.room}`);
+    },
+
+    guest(msg) {
+      note(`you did not identify as ${msg.old} in time; you are now ${msg.nick}`);
+      handlers.you(msg);
+    },
+
+    identified(msg) {
+      if (ui.password.open) ui.password.close();
+      note(`you are identified as ${msg.nick}`);
+    },
+
+    expelled(msg) {
+      state.quitting = true;
+      note(`${msg.by} banned you from this server` +
+        (msg.duration ? ` for ${duration(msg.duration)}` : "") + (msg.reason ? ` (${msg.reason})` : ""),
+        "error");
+    },
+
+    ghosted(msg) {
+      state.quitting = true;
+      note(`the owner of ${msg.nick} took the nickname back; goodbye`, "error");
     },
 
     said(msg) { roomLine(msg, "message"); },
@@ -398,11 +421,20 @@
     reply(msg) { note(msg.text, "reply"); },
 
     error(msg) {
-      if (!state.loggedIn && msg.code && msg.code.startsWith("nick")) {
-        askNick(msg.text);
+      if (ui.password.open) {
+        ui.passwordError.textContent = msg.text;
         return;
       }
-      if (ui.password.open) { ui.passwordError.textContent = msg.text; }
+      if (!state.loggedIn) {
+        // The nickname was refused (taken, invalid, banned): ask again; a
+        // registered one in use may be taken back with its password.
+        askNick(msg.text);
+        if (msg.code === "nickname-taken" && msg.detail && msg.detail.registered) {
+          askPassword(`${msg.detail.nick} is registered. If it is yours, type its password ` +
+            "to take it back from the other connection.", `ghost ${msg.detail.nick}`);
+        }
+        return;
+      }
       note(msg.text, "error");
     },
 
@@ -524,7 +556,8 @@
     if (!password) return;
     send({ type: "command", room: null, line: `/${passwordUse} ${password}` });
     ui.passwordInput.value = "";
-    ui.password.close();
+    ui.passwordError.textContent = "";
+    // It closes once the server says the password was right (identified).
   });
   ui.passwordCancel.addEventListener("click", () => ui.password.close());
 
