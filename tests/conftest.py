@@ -13,6 +13,18 @@ def pytest_configure(config):
     # Run by default (bounded); deselect with -m "not soak" for a quick run.
     config.addinivalue_line(
         "markers", "soak: a bounded load test with about a thousand clients")
+    # The fast subset (-m "not slow") runs in seconds; .ci/run runs all.
+    config.addinivalue_line(
+        "markers", "slow: an end-to-end test that takes more than a few seconds")
+
+
+def pytest_collection_modifyitems(config, items):
+    # A test that starts a daemon or another program is slow by nature; the
+    # rest run in memory.
+    for item in items:
+        module = vars(item.module)
+        if {"Daemon", "startDaemon", "runClient", "subprocess"} & module.keys():
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

@@ -224,8 +224,12 @@ class Moderation:
         """
         if self.isOperator(user):
             return True
-        if room.owner is not None and user.identified and room.owner == nickKey(user.nick):
+        key = nickKey(user.nick)
+        if room.owner is not None and user.identified and room.owner == key:
             return False
+        if not user.identified and (key in self.operators or key == room.owner):
+            # They may be who they say: tell them what is missing.
+            raise R.IdentifyFirst(user.nick)
         raise R.NotModerator(room.name)
 
     def _moderatable(self, user, room, nick):

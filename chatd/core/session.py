@@ -115,6 +115,18 @@ class Session:
     def tell(self, nick, text):
         self._core.tell(self._named(), nick, text)
 
+    def setAway(self, text):
+        """
+        Be away for C{text}, or back with C{""}.
+        """
+        self._core.setAway(self._named(), text)
+
+    def whois(self, nick):
+        """
+        @return: a L{chatd.core.chat.Whois}.
+        """
+        return self._core.whois(nick)
+
     def setTopic(self, room, topic):
         return self._core.setTopic(self._named(), room, topic)
 
