@@ -84,6 +84,7 @@ _FIELDS = {
     events.Acted: _line("acted"),
     events.PrivatelySaid: lambda e: {"type": "private", "from": e.sender, "to": e.target,
                                      "text": e.text, "time": e.time},
+    events.Away: lambda e: {"type": "away", "nick": e.nick, "text": e.text},
     events.Joined: lambda e: {"type": "joined", "room": e.room, "nick": e.nick},
     events.Entered: lambda e: {"type": "room", "room": e.room, "topic": e.topic,
                                "members": sorted(e.members, key=nickKey)},

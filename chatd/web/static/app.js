@@ -361,6 +361,13 @@
       if (!own) notifyIfHidden(`${msg.from} (private)`, msg.text);
     },
 
+    away(msg) {
+      const buf = state.buffers.get("@" + fold(msg.nick));
+      const text = `${msg.nick} is away: ${msg.text}`;
+      if (buf) addLine(buf, eventNode(text, null, "notice"));
+      else note(text);
+    },
+
     joined(msg) {
       memberEvent(msg.room, `${msg.nick} has joined`, (m) => m.set(fold(msg.nick), msg.nick));
     },
