@@ -315,3 +315,48 @@ def test_https_and_wss(browsers, tmp_path):
         lisa.close()
     finally:
         server.stop()
+
+
+def test_registered_nickname_asks_for_its_password(daemon, browsers):
+    """
+    A registered nickname asks for its password: one in use can be taken
+    back from the other connection (/ghost), one free is identified within
+    the time allowed.
+    """
+    url = webURL(daemon)
+    owner = LineClient(daemon.port, timeout=WAIT)
+    owner.login("nora")
+    owner.send("/register s3cret-pass")
+    owner.readUntil(lambda l: "is registered to you" in l)
+    page = browsers(url)
+    field = page.find("#login-nick")
+    page.wait(field.is_displayed, "the nickname prompt")
+    field.send_keys("nora\n")
+    password = page.find("#password-input")
+    page.wait(password.is_displayed, "the password prompt")
+    assert "nora is registered" in page.find("#password-why").text
+    password.send_keys("wrong-pass\n")
+    page.wait(lambda: "wrong password" in page.find("#password-error").text,
+              "the wrong password refused")
+    password.send_keys("s3cret-pass\n")
+    page.wait(lambda: page.find("#me").text == "nora", "being nora")
+    page.wait(lambda: not password.is_displayed(), "the password prompt to close")
+    assert owner.readUntil(lambda l: "took the nickname back" in l)[-1] == \
+        "-!- the owner of nora took the nickname back; goodbye"
+    owner.close()
+
+    # Free but registered: identify in time.
+    page.type("/nick otto")
+    page.wait(lambda: page.find("#me").text == "otto", "being otto")
+    page.type("/register otto-pass1")
+    page.wait(lambda: any("otto is registered" in t for t in page.logTexts()), "registered")
+    page.type("/nick someone")
+    page.wait(lambda: page.find("#me").text == "someone", "being someone")
+    other = browsers(url)
+    other.login("otto")
+    otherPassword = other.find("#password-input")
+    other.wait(otherPassword.is_displayed, "the identify prompt")
+    otherPassword.send_keys("otto-pass1\n")
+    other.wait(lambda: any(t.endswith("you are identified as otto") for t in other.logTexts()),
+               "identified")
+    assert not otherPassword.is_displayed()

@@ -495,3 +495,58 @@ def test_event_fields_plain_values():
         [(opcode, payload), *close] = readFrames(WebWire.encode(cls(**args)))
         assert opcode == 1 and isinstance(json.loads(payload)["type"], str), cls
         assert [opcode for opcode, _ in close] in ([], [8]), cls
+
+
+def test_search_and_history_commands_list_lines():
+    """
+    /search and /history typed in the page answer with their reply, then the
+    lines found, marked as found (not lines to file among the room's own).
+    """
+    history = MemoryHistory()
+    web = WebMemoryServer(history=history)
+    carol = web.connect("carol")
+    history.answer()
+    carol.send("the deploy is done")
+    carol.send("lunch?")
+    alice = web.browser()
+    alice.send(type="nick", nick="alice")
+    history.answer()
+    alice.messages()
+    alice.send(type="command", room="#lobby", line="/search deploy")
+    history.answer()
+    got = alice.messages()
+    assert [(m["type"], m.get("text"), m.get("found")) for m in got] == [
+        ("reply", "1 line in your rooms with deploy, newest first", None),
+        ("said", "the deploy is done", True)]
+    assert history.searched == [["#lobby"]]
+    alice.send(type="command", room="#lobby", line="/history 1")
+    history.answer()
+    assert [(m["type"], m.get("text"), m.get("found")) for m in alice.messages()] == [
+        ("reply", "#lobby: the last 1 line", None), ("said", "lunch?", True)]
+
+
+def test_every_refusal_has_a_code():
+    """
+    Every refusal of the core becomes an error frame: a code from its kind,
+    the line protocol's words, and its fields as plain JSON.
+    """
+    import dataclasses
+    from chatd.core import refusals
+    from chatd.web.protocol import refusalError
+
+    kinds = [c for c in vars(refusals).values()
+             if isinstance(c, type) and issubclass(c, refusals.Refusal) and c is not refusals.Refusal]
+    assert len(kinds) > 20
+    for kind in kinds:
+        args = {f.name: (1 if "int" in str(f.type) else
+                         False if "bool" in str(f.type) else "x")
+                for f in dataclasses.fields(kind)}
+        frame = refusalError(kind(**args))
+        assert re_code.match(frame["code"]), frame
+        assert frame["text"] and json.dumps(frame)
+    assert refusalError(refusals.NicknameTaken("bob", True))["code"] == "nickname-taken"
+    assert refusalError(refusals.NotInRoom("#x"))["code"] == "not-in-room"
+
+
+import re as _re  # noqa: E402
+re_code = _re.compile(r"[a-z]+(-[a-z]+)*\Z")

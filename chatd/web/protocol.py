@@ -339,9 +339,13 @@ class _LineCommands:
             return
 
         def render(stored):
+            # Lines found (/history, /search): a listing under its reply,
+            # marked so, not lines to file among the room's own.
             text = header(stored) if header is not None else None
             frames = [wire.message(wire.reply(text))] if text is not None else []
-            return b"".join(frames + [WebWire.encodeHistory(e) for e in stored])
+            frames += [wire.message({**wire.fields(e), "history": True, "found": True})
+                       for e in stored]
+            return b"".join(frames)
 
         self._protocol.conn.showHistory(found, render)
 

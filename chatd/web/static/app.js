@@ -400,6 +400,7 @@
     unmuted(msg) { memberEvent(msg.room, `${msg.by} unmuted ${msg.nick}`); },
 
     topic(msg) {
+      if (msg.found) { foundLine(msg); return; }
       const buf = roomBuffer(msg.room);
       if (!msg.history) {
         buf.topic = msg.topic;
@@ -448,7 +449,26 @@
     pong() {},
   };
 
+  // A line listed by /history or /search: shown where the command was typed,
+  // under its reply, with its room.
+  function foundLine(msg) {
+    const buf = state.buffers.get(state.current);
+    if (!buf) return;
+    const li = el("li", "found history");
+    const body = el("span", "text");
+    if (msg.type === "topic") {
+      body.textContent = msg.topic ? `${msg.nick} set the topic: ${msg.topic}` : `${msg.nick} cleared the topic`;
+    } else {
+      addLinks(body, msg.text);
+    }
+    const nick = el("span", nickClass(msg.nick), msg.nick);
+    if (msg.type === "acted") li.classList.add("action");
+    li.append(timeNode(msg.time), " ", el("span", "room", msg.room), " ", nick, " ", body);
+    addLine(buf, li);
+  }
+
   function roomLine(msg, cls) {
+    if (msg.found) { foundLine(msg); return; }
     const buf = roomBuffer(msg.room);
     const own = state.nick && fold(msg.nick) === fold(state.nick);
     const mention = !own && !msg.history && mentions(msg.text);
