@@ -97,10 +97,11 @@ class Room:
         so that a new nickname does not let them back in while it holds.
     """
 
-    __slots__ = ("name", "members", "topic", "owner", "muted", "expelled")
+    __slots__ = ("name", "key", "members", "topic", "owner", "muted", "expelled")
 
     def __init__(self, name, owner=None):
         self.name = name
+        self.key = roomKey(name)
         self.members = {}
         self.topic = ""
         self.owner = owner
@@ -405,7 +406,7 @@ class ChatCore:
         Take C{user} out of C{room} and tell the members left C{event}
         (L{None}: nothing).  An emptied room is gone.
         """
-        key = roomKey(room.name)
+        key = room.key
         del user.rooms[key]
         del room.members[nickKey(user.nick)]
         if not room.members:

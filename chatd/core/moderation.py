@@ -79,6 +79,9 @@ class Moderation:
         """
         Refuse C{user} a voice in C{room} while muted there.
         """
+        if not room.muted:
+            # Every line said passes here: most rooms mute nobody.
+            return
         key = nickKey(user.nick)
         if key not in room.muted:
             return
@@ -206,7 +209,7 @@ class Moderation:
         server = self._mayModerate(user, room)
         now = self._core.clock.seconds()
         return [ban for ban in self.bans.all()
-                if (server or roomKey(ban.room) == roomKey(room.name))
+                if (server or roomKey(ban.room) == room.key)
                 and (ban.until is None or ban.until > now)]
 
     def restoreBans(self, bans):

@@ -11,7 +11,6 @@ one.
 """
 
 from chatd.core import refusals as R
-from chatd.core.names import roomKey
 
 
 class Session:
@@ -87,7 +86,7 @@ class Session:
         """
         Whether the user is in C{room}, a L{chatd.core.chat.Room}.
         """
-        return self._user.rooms.get(roomKey(room.name)) is room
+        return self._user.rooms.get(room.key) is room
 
     def room(self, name):
         """
