@@ -360,3 +360,27 @@ def test_registered_nickname_asks_for_its_password(daemon, browsers):
     other.wait(lambda: any(t.endswith("you are identified as otto") for t in other.logTexts()),
                "identified")
     assert not otherPassword.is_displayed()
+
+
+def test_older_lines_on_demand(daemon, browsers):
+    """
+    Joining shows a room's last lines; "Load older lines" fetches the ones
+    before them, placed above, each once, in order.
+    """
+    url = webURL(daemon)
+    pat = lineUser(daemon, "pat", "#t6")
+    for i in range(30):
+        pat.send(f"line {i:02}")
+    pat.sync()
+    page = browsers(url)
+    page.login("quinn")
+    page.type("/join #t6")
+    page.wait(lambda: len(page.messages()) == 20, "the replay of 20 lines")
+    assert page.messages() == [("pat", f"line {i:02}") for i in range(10, 30)]
+    page.find("#older").click()
+    page.wait(lambda: len(page.messages()) == 30, "the 10 older lines")
+    assert page.messages() == [("pat", f"line {i:02}") for i in range(30)]
+    page.find("#older").click()
+    page.wait(lambda: not page.find("#older").is_displayed(), "nothing older left")
+    assert len(page.messages()) == 30
+    pat.close()
