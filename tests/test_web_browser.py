@@ -254,9 +254,9 @@ def test_conversation_in_local_time(daemon, browsers, tmp_path):
     for page in (maria, lee):
         page.type("/join #release")
         page.wait(lambda: page.room() == "#release", "#release shown")
-    tom = lineUser(daemon, "tom", "#release")
-    tom.send("build 1.4.2 is green: https://ci.example.org/builds/1402")
-    maria.waitForMessage("tom", "build 1.4.2 is green: https://ci.example.org/builds/1402")
+    sam = lineUser(daemon, "sam", "#release")
+    sam.send("build 1.4.2 is green: https://ci.example.org/builds/1402")
+    maria.waitForMessage("sam", "build 1.4.2 is green: https://ci.example.org/builds/1402")
     maria.type("great, I'll start the release notes")
     lee.waitForMessage("maria", "great, I'll start the release notes")
     lee.type("/me is reading the changelog")
@@ -264,11 +264,11 @@ def test_conversation_in_local_time(daemon, browsers, tmp_path):
     lee.type("maria: do we mention the web client?")
     maria.waitForMessage("lee", "maria: do we mention the web client?")
     maria.type("yes! anyone can join from a browser now")
-    tom.readUntil(lambda l: l.endswith("from a browser now"))
+    sam.readUntil(lambda l: l.endswith("from a browser now"))
     maria.type("/topic Release 1.4.2 on Friday")
     lee.wait(lambda: lee.find("#topic").text == "Release 1.4.2 on Friday", "the topic")
-    tom.send("/join #lobby")
-    tom.send("coffee, anyone?")
+    sam.send("/join #lobby")
+    sam.send("coffee, anyone?")
     lee.type("/msg maria I'll take the announcement")
     maria.wait(lambda: ("#lobby", 1) in maria.sidebar() and ("lee", 1) in maria.sidebar(),
                "unread counts for #lobby and lee")
@@ -278,6 +278,12 @@ def test_conversation_in_local_time(daemon, browsers, tmp_path):
     mention = maria.findAll("#log li.mention")
     assert [m.find_element("css selector", ".text").text for m in mention] == [
         "maria: do we mention the web client?"]
+    # Each nickname's colour is chat-client's choice for it: the CRC-32 of
+    # the folded nickname, over twelve colours.
+    import zlib
+    for node in maria.findAll("#log .nick"):
+        expected = f"n{zlib.crc32(node.text.lower().encode()) % 12}"
+        assert node.get_attribute("class").split() == ["nick", expected]
     # Each line's time is shown in the reader's zone (here Tokyo's), from
     # the server's UTC time.
     for stamp in maria.findAll("#log li time"):
@@ -288,7 +294,7 @@ def test_conversation_in_local_time(daemon, browsers, tmp_path):
         DOCS.mkdir(exist_ok=True)
         shot = DOCS / "web-client.png"
     assert maria.driver.save_screenshot(str(shot))
-    tom.close()
+    sam.close()
 
 
 def test_https_and_wss(browsers, tmp_path):

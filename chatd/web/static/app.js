@@ -82,15 +82,16 @@
   }
 
   function nickClass(nick) {
-    // CRC-32 of the folded nickname, as chat-client picks its colours: the
-    // same nickname has the same colour in every session.
+    // CRC-32 of the folded nickname over twelve colours, as chat-client
+    // picks its own: a nickname has the same colour in every session, and
+    // the same hue as in chat-client.
     let crc = -1;
     const bytes = new TextEncoder().encode(fold(nick));
     for (const b of bytes) {
       crc ^= b;
       for (let k = 0; k < 8; k++) crc = (crc >>> 1) ^ (0xEDB88320 & -(crc & 1));
     }
-    return "nick n" + (((crc ^ -1) >>> 0) % 16);
+    return "nick n" + (((crc ^ -1) >>> 0) % 12);
   }
 
   function timeNode(seconds) {
