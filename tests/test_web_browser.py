@@ -390,3 +390,37 @@ def test_older_lines_on_demand(daemon, browsers):
     page.wait(lambda: not page.find("#older").is_displayed(), "nothing older left")
     assert len(page.messages()) == 30
     pat.close()
+
+
+def test_keyboard_alone(daemon, browsers):
+    """
+    The page is usable from the keyboard: the nickname prompt has the focus,
+    Enter sends, Alt+Up/Down move between conversations, Tab completes a
+    member's nickname, Up recalls the line typed last.
+    """
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    url = webURL(daemon)
+    page = browsers(url)
+    page.wait(lambda: page.driver.switch_to.active_element.get_attribute("id") == "login-nick",
+              "the focus in the nickname prompt")
+    page.driver.switch_to.active_element.send_keys("rita\n")
+    page.wait(lambda: page.find("#me").text == "rita", "being rita")
+    box = page.find("#say-input")
+    box.send_keys("/join #t7\n")
+    page.wait(lambda: page.room() == "#t7", "#t7 shown")
+    uma = lineUser(daemon, "umaXY", "#t7")
+    page.wait(lambda: "umaXY" in page.members(), "uma among the members")
+    box.send_keys("um", Keys.TAB)
+    assert box.get_attribute("value") == "umaXY: "
+    box.send_keys("hello\n")
+    assert uma.readUntil(lambda l: "hello" in l)[-1] == "#t7 <rita> umaXY: hello"
+    box.send_keys(Keys.ARROW_UP)
+    assert box.get_attribute("value") == "umaXY: hello"
+    box.clear()
+    ActionChains(page.driver).key_down(Keys.ALT).send_keys(Keys.ARROW_UP).key_up(Keys.ALT).perform()
+    page.wait(lambda: page.room() == "#lobby", "#lobby shown by Alt+Up")
+    ActionChains(page.driver).key_down(Keys.ALT).send_keys(Keys.ARROW_DOWN).key_up(Keys.ALT).perform()
+    page.wait(lambda: page.room() == "#t7", "#t7 shown by Alt+Down")
+    uma.close()

@@ -172,6 +172,11 @@ def test_page_source_needs_nothing_inline():
     assert "<style" not in html
     assert not re.search(r"\sstyle=", html)
     assert not re.search(r"\son[a-z]+=", html)
+    # New messages are announced to screen readers; every control is named.
+    assert re.search(r'<ol id="log"[^>]*role="log"[^>]*aria-live="polite"', html)
+    for control in re.findall(r"<input[^>]*>", html):
+        ident = re.search(r'id="([^"]+)"', control).group(1)
+        assert f'<label for="{ident}"' in html, control
     script = asset("app.js").decode("utf-8")
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write",
                  "eval(", "new Function", "setAttribute(\"on", "javascript:"):
