@@ -424,3 +424,36 @@ def test_keyboard_alone(daemon, browsers):
     ActionChains(page.driver).key_down(Keys.ALT).send_keys(Keys.ARROW_DOWN).key_up(Keys.ALT).perform()
     page.wait(lambda: page.room() == "#t7", "#t7 shown by Alt+Down")
     uma.close()
+
+
+def test_notification_while_hidden(daemon, browsers):
+    """
+    While the tab is hidden and notifications are allowed, a private message
+    or a mention shows a desktop notification, and an ordinary message does
+    not.  (Headless Chromium has no desktop: the page's Notification and
+    visibility are stood in for, and what it asks of them recorded.)
+    """
+    url = webURL(daemon)
+    page = browsers(url)
+    page.login("vera")
+    page.type("/join #t8")
+    page.wait(lambda: page.room() == "#t8", "#t8 shown")
+    page.driver.execute_script("""
+        window.shown = [];
+        window.Notification = class {
+            constructor(title, options) { window.shown.push([title, options.body]); }
+        };
+        window.Notification.permission = "granted";
+        Object.defineProperty(document, "hidden", { get: () => true });
+    """)
+    walt = lineUser(daemon, "walt", "#t8")
+    walt.send("an ordinary line")
+    walt.send("vera: are you there?")
+    walt.send("/msg vera psst")
+    page.wait(lambda: page.driver.execute_script("return window.shown.length") >= 2,
+              "two notifications")
+    walt.sync()
+    assert page.driver.execute_script("return window.shown") == [
+        ["walt in #t8", "vera: are you there?"], ["walt (private)", "psst"]]
+    assert page.driver.title.startswith("(")
+    walt.close()
