@@ -550,3 +550,22 @@ def test_every_refusal_has_a_code():
 
 import re as _re  # noqa: E402
 re_code = _re.compile(r"[a-z]+(-[a-z]+)*\Z")
+
+
+def test_receive_queue_bound():
+    """
+    A browser that keeps more unread messages waiting than --recv-queue
+    allows, for longer than --recv-queue-time, is closed for flooding.
+    """
+    web = WebMemoryServer(limits=Limits(floodBurst=2, floodRate=1, recvQueueBytes=1024,
+                                        recvQueueTime=2))
+    alice = web.browser("alice")
+    alice.messages()
+    for i in range(40):
+        alice.send(type="say", room="#lobby", text=f"{i:02} " + "x" * 60)
+    assert alice.proto.unread() > 1024
+    for _ in range(3):
+        web.clock.advance(1)
+    notices = [m for m in alice.messages() if m["type"] == "notice"]
+    assert notices[-1]["text"].startswith("Closing your connection: Excess Flood")
+    assert not alice.transport.connected
