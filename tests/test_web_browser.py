@@ -218,19 +218,33 @@ def test_reconnects_after_restart_and_shows_missed_lines_once(browsers, tmp_path
         first.stop()
     joe.wait(lambda: "offline" in joe.find("#status").text, "the page to notice")
     assert any(line.endswith("The server is going down. Goodbye.") for line in joe.logTexts())
+    # More is said while joe is away than a replay holds (20 lines), on a
+    # daemon his page cannot reach; the page then fetches the lines before
+    # the replay until it meets one it had shown.
+    away = [f"while joe was away, {i:02}" for i in range(45)]
+    meanwhile = Daemon("--db", db, "--flood-burst", "100", listeners=1).start()
+    try:
+        kim = lineUser(meanwhile, "kim", "#t4")
+        for line in away:
+            kim.send(line)
+        kim.sync()
+        kim.close()
+    finally:
+        meanwhile.stop()
     second = Daemon("--db", db, "--web", f"tcp:{webPort}:interface=127.0.0.1",
                     listeners=2).start()
     try:
         kim = lineUser(second, "kim", "#t4")
-        kim.send("while joe was away")
         joe.wait(lambda: joe.find("#me").text == "joe"
-                 and joe.find("#status").text == "connected", "the page to be back", 40)
-        joe.waitForMessage("kim", "while joe was away")
+                 and joe.find("#status").text == "connected", "the page to be back", 60)
+        joe.waitForMessage("kim", away[-1])
         kim.send("after the return")
         joe.waitForMessage("kim", "after the return")
         assert joe.room() == "#t4"
-        assert joe.messages() == [("kim", "before the restart"), ("joe", "mine, before"),
-                                  ("kim", "while joe was away"), ("kim", "after the return")]
+        joe.wait(lambda: len(joe.messages()) == 48, "every line missed, once")
+        assert joe.messages() == (
+            [("kim", "before the restart"), ("joe", "mine, before")]
+            + [("kim", line) for line in away] + [("kim", "after the return")])
         kim.close()
     finally:
         second.stop()

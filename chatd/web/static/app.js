@@ -108,7 +108,7 @@
   function buffer(key, name, kind) {
     let buf = state.buffers.get(key);
     if (!buf) {
-      buf = { key, name, kind, nodes: [], ids: new Set(), oldest: null,
+      buf = { key, name, kind, nodes: [], ids: new Set(), oldest: null, catchUp: null,
               unread: 0, mention: false, topic: "", members: new Map(), joined: false,
               entry: null };
       state.buffers.set(key, buf);
@@ -203,8 +203,15 @@
   // above the ones shown.
   function addLine(buf, node, { id = null, counts = false, mention = false, before = false } = {}) {
     if (id !== null && id !== undefined) {
-      if (buf.ids.has(id)) return false;
+      if (buf.ids.has(id)) {
+        // Seen before: a replay after a reconnect reached what was shown.
+        if (buf.catchUp) buf.catchUp.met = true;
+        return false;
+      }
       buf.ids.add(id);
+      if (buf.catchUp && (buf.catchUp.oldest === null || id < buf.catchUp.oldest)) {
+        buf.catchUp.oldest = id;
+      }
       if (buf.oldest === null || id < buf.oldest) buf.oldest = id;
     }
     const shown = buf.key === state.current;
@@ -417,6 +424,17 @@
     replayed(msg) {
       const buf = state.buffers.get(fold(msg.room));
       if (!buf) return;
+      const catchUp = buf.catchUp;
+      if (catchUp) {
+        if (catchUp.met || msg.count === 0 || catchUp.oldest === null) {
+          buf.catchUp = null;
+        } else {
+          // More was said while away than the replay holds: the lines
+          // before it, until one already shown.
+          send({ type: "history", room: buf.name, before: catchUp.oldest, count: OLDER_STEP });
+          return;
+        }
+      }
       if (msg.older && msg.count === 0) buf.exhausted = true;
       if (buf.key === state.current) ui.older.hidden = buf.exhausted || buf.oldest === null;
     },
@@ -521,7 +539,12 @@
           .map((b) => b.name);
         const currentBuf = state.buffers.get(state.current);
         state.rejoin = { rooms, current: currentBuf && currentBuf.kind === "room" ? currentBuf.key : null };
-        for (const buf of state.buffers.values()) buf.joined = false;
+        for (const buf of state.buffers.values()) {
+          buf.joined = false;
+          // Once back, its replay must reach a line shown already, or the
+          // lines between are fetched too: no gap.
+          if (buf.kind === "room" && buf.ids.size) buf.catchUp = { met: false, oldest: null };
+        }
       }
       state.loggedIn = false;
       if (state.quitting) { setStatus("disconnected", true); return; }
