@@ -125,3 +125,24 @@ def test_sharesTheHistoryDatabase(path, calls):
     assert connection.execute("PRAGMA user_version").fetchone() == (schema.VERSION,)
     assert schema.VERSION >= 3
     assert connection.execute("SELECT count(*) FROM accounts").fetchone() == (1,)
+
+
+def test_keptRoomsOutliveTheProcess(path, calls):
+    """
+    A kept room is stored with its owner, topic and first history id; a new
+    topic replaces the old one and nothing else; the next store reads them
+    back.  The database file is created readable by its owner alone.
+    """
+    import os
+    import stat
+
+    store = openStore(path, calls)
+    calls.wait(store.keepRoom("#Den", "owner", "", 41))
+    calls.wait(store.keepRoom("#den", "someone-else", "new topic", 99))
+    calls.wait(store.keepRoom("#attic", "owner", "dusty", None))
+    calls.wait(store.close())
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    store = openStore(path, calls)
+    assert sorted(store.rooms()) == [("#Den", "owner", "new topic", 41),
+                                     ("#attic", "owner", "dusty", None)]
+    calls.wait(store.close())

@@ -93,7 +93,8 @@ class AccountError(Exception):
 
 class IAccountStore(Interface):
     """
-    Registered nicknames with their password hashes, and the bans in force.
+    Registered nicknames with their password hashes, the bans in force, and
+    the rooms kept for their registered owners.
 
     Called on the reactor thread.  Whether a nickname is registered, and the
     bans, are known at once (kept in memory); anything that hashes a password
@@ -142,6 +143,20 @@ class IAccountStore(Interface):
     def removeBan(ban):
         """
         @return: a L{Deferred} firing once C{ban} is forgotten.
+        """
+
+    def rooms():
+        """
+        Every kept room stored, as (name, owner's nickname key, topic, first
+        history id or L{None}) tuples, read when the store opened.
+        """
+
+    def keepRoom(name, owner, topic, firstId):
+        """
+        Store the kept room C{name} (owned by the nickname key C{owner}), or
+        its new C{topic} when it is stored already.
+
+        @return: a L{Deferred} firing once stored.
         """
 
     def close():

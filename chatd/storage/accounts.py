@@ -18,7 +18,7 @@ from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
 from chatd.core.bans import Ban, banKey
-from chatd.core.names import nickKey
+from chatd.core.names import nickKey, roomKey
 from chatd.storage import AccountError, IAccountStore, schema
 from chatd.storage.worker import STOP, answerJobs
 
@@ -45,6 +45,7 @@ class SQLiteAccounts:
         self._jobs = queue.SimpleQueue()
         self._registered = set()
         self._bans = []
+        self._rooms = []
         self._closed = Deferred()
         self._opened = False
 
@@ -60,6 +61,8 @@ class SQLiteAccounts:
                             connection.execute("SELECT nick_key FROM accounts")}
         self._bans = [Ban(*row) for row in connection.execute(
             f"SELECT {_BAN_COLUMNS} FROM bans ORDER BY time")]
+        self._rooms = list(connection.execute(
+            "SELECT name, owner_key, topic, first_id FROM rooms ORDER BY created"))
         # Verifying a nickname nobody registered costs as much as a real
         # one, so timing does not tell which nicknames are registered.
         self._decoy = self._hasher.hash("not a password")
@@ -135,6 +138,19 @@ class SQLiteAccounts:
                 (kind, targetKey, roomKey))
 
         return self._do(remove)
+
+    def rooms(self):
+        return list(self._rooms)
+
+    def keepRoom(self, name, owner, topic, firstId):
+        def keep(connection):
+            connection.execute(
+                "INSERT INTO rooms (room_key, name, owner_key, topic, first_id, created) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (room_key) DO UPDATE SET "
+                "topic = excluded.topic", (roomKey(name), name, owner, topic, firstId,
+                                           time.time()))
+
+        return self._do(keep)
 
     def close(self):
         if not self._opened:

@@ -78,6 +78,19 @@ MIGRATIONS = [
         PRIMARY KEY (kind, target_key, room_key)
     );
     """,
+    # 4: the rooms kept when they empty, those with a registered owner
+    # (chatd.core.chat): owner_key is the owner's folded nickname, first_id
+    # the history id from which the room's lines are its own (NULL: all).
+    """
+    CREATE TABLE rooms (
+        room_key TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        owner_key TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        first_id INTEGER,
+        created REAL NOT NULL
+    );
+    """,
 ]
 
 VERSION = len(MIGRATIONS)
@@ -100,7 +113,11 @@ def connect(path, readOnly=False):
         else:
             folder = os.path.dirname(path)
             if folder:
-                os.makedirs(folder, exist_ok=True)
+                os.makedirs(folder, mode=0o700, exist_ok=True)
+            # Created readable by its owner alone: it holds every room's
+            # history and the password hashes.  SQLite gives the -wal and
+            # -shm files the database file's permissions.
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
             connection = sqlite3.connect(path, isolation_level=None,
                                          check_same_thread=False)
     except FileExistsError as e:
