@@ -45,7 +45,7 @@ class BadMessage(Exception):
 _TEXT, _WORD, _INT = "text", "word", "int"
 
 SCHEMA = {
-    "nick": {"nick": (_WORD, True)},
+    "nick": {"nick": (_WORD, True), "password": (_TEXT, False)},
     "join": {"room": (_WORD, True)},
     "part": {"room": (_WORD, True), "reason": (_TEXT, False)},
     "say": {"room": (_WORD, True), "text": (_TEXT, True)},

@@ -63,8 +63,12 @@ def refusalError(refusal: Refusal, re=None) -> dict:
     words for it, and its fields.
     """
     more = {"re": re} if re is not None else {}
-    return wire.error(refusalCode(refusal), describe(refusal),
-                      detail=dataclasses.asdict(refusal), **more)
+    try:
+        text = describe(refusal)
+    except KeyError:
+        # A kind the line protocol has no words for (yet): its name.
+        text = refusalCode(refusal).replace("-", " ")
+    return wire.error(refusalCode(refusal), text, detail=dataclasses.asdict(refusal), **more)
 
 
 class WebChatProtocol:
@@ -197,10 +201,32 @@ class WebChatProtocol:
         self.send({"type": "pong", "data": m["data"] or "", "re": m["id"]})
 
     def _do_nick(self, m):
+        """
+        A first nickname or a new one; a registered one needs its password
+        (refused with C{password-required} without it), checked later.
+        """
+        password = m["password"]
         if self.session.nick is None:
-            self._showRoom(self.session.claim(m["nick"]))
+            if password is None:
+                self._showRoom(self.session.claim(m["nick"]))
+                return
+            done = self.session.claim(m["nick"], password)
+            done.addCallback(lambda room: room is not None and self._showRoom(room))
         else:
-            self.session.rename(m["nick"])
+            done = self.session.rename(m["nick"], password)
+            if password is None:
+                return
+        done.addErrback(self._refusedLater, m["id"])
+
+    def _refusedLater(self, failure, re):
+        """
+        A request answered later (a password checked) was refused: say why.
+        """
+        if failure.check(Refusal):
+            self.send(refusalError(failure.value, re))
+            return
+        self._log.failure("a request failed", failure)
+        self.error("internal", "that did not work; try again later", re)
 
     def _do_join(self, m):
         room, joined = self.session.join(m["room"])

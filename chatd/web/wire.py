@@ -108,10 +108,10 @@ _FIELDS = {
                                "by": e.by},
     events.Expelled: lambda e: {"type": "expelled", "by": e.by, "duration": e.duration,
                                 "reason": e.reason},
-    events.IdentifyRequired: lambda e: {"type": "identify-required", "nick": e.nick,
-                                        "seconds": e.seconds},
     events.Identified: lambda e: {"type": "identified", "nick": e.nick},
-    events.GuestRenamed: lambda e: {"type": "guest", "old": e.old, "nick": e.new},
+    events.PasswordDelayed: lambda e: notice(
+        f"many wrong passwords for {e.nick} came from your address lately; yours is "
+        f"checked in {e.seconds} seconds"),
     events.Ghosted: lambda e: {"type": "ghosted", "nick": e.nick},
     events.NowKnownAs: lambda e: {"type": "you", "nick": e.new, "old": e.old},
     events.PutOut: lambda e: {"type": "left", "room": e.room, "putOut": True},

@@ -292,6 +292,7 @@
 
     you(msg) {
       const first = !state.loggedIn;
+      if (ui.password.open) ui.password.close();
       if (!first && msg.old && msg.old !== msg.nick) note(`you are now ${msg.nick}`);
       state.nick = msg.nick;
       state.wanted = msg.nick;
@@ -333,11 +334,6 @@
       if (!buf) return;
       drop(key);
       if (msg.putOut) note(`you were put out of ${msg.room}`);
-    },
-
-    guest(msg) {
-      note(`you did not identify as ${msg.old} in time; you are now ${msg.nick}`);
-      handlers.you(msg);
     },
 
     identified(msg) {
@@ -439,11 +435,6 @@
       if (buf.key === state.current) ui.older.hidden = buf.exhausted || buf.oldest === null;
     },
 
-    "identify-required"(msg) {
-      note(`${msg.nick} is a registered nickname: identify within ${Math.round(msg.seconds)} s, or you will be renamed`);
-      askPassword(`${msg.nick} is registered. Type its password to keep it.`, "identify");
-    },
-
     notice(msg) { note(msg.text, "notice"); },
     reply(msg) { note(msg.text, "reply"); },
 
@@ -452,17 +443,20 @@
         ui.passwordError.textContent = msg.text;
         return;
       }
+      const registered = msg.code === "password-required" ||
+        (msg.code === "nickname-taken" && msg.detail && msg.detail.registered);
       if (!state.loggedIn) {
-        // The nickname was refused (taken, invalid, banned): ask again; a
-        // registered one in use may be taken back with its password.
+        // The nickname was refused (taken, invalid, banned): ask again.
         askNick(msg.text);
-        if (msg.code === "nickname-taken" && msg.detail && msg.detail.registered) {
-          askPassword(`${msg.detail.nick} is registered. If it is yours, type its password ` +
-            "to take it back from the other connection.", `ghost ${msg.detail.nick}`);
-        }
+      }
+      if (registered) {
+        // A registered nickname is taken with its password (from a stale
+        // connection of its owner's too).
+        askPassword(`${msg.detail.nick} is registered. If it is yours, type its password; ` +
+          "otherwise choose another nickname.", msg.detail.nick);
         return;
       }
-      note(msg.text, "error");
+      if (state.loggedIn) note(msg.text, "error");
     },
 
     pong() {},
@@ -580,9 +574,9 @@
     ui.loginNick.select();
   }
 
-  let passwordUse = "identify";
-  function askPassword(why, use) {
-    passwordUse = use;
+  let passwordNick = null;
+  function askPassword(why, nick) {
+    passwordNick = nick;
     ui.passwordWhy.textContent = why;
     ui.passwordError.textContent = "";
     ui.passwordInput.value = "";
@@ -605,10 +599,10 @@
     event.preventDefault();
     const password = ui.passwordInput.value;
     if (!password) return;
-    send({ type: "command", room: null, line: `/${passwordUse} ${password}` });
+    send({ type: "nick", nick: passwordNick, password });
     ui.passwordInput.value = "";
     ui.passwordError.textContent = "";
-    // It closes once the server says the password was right (identified).
+    // It closes once the server gives the nickname (you).
   });
   ui.passwordCancel.addEventListener("click", () => ui.password.close());
 
