@@ -403,14 +403,19 @@ class _HistoryService(_StoreService):
 
     PRUNE_EVERY = 3600.0
 
-    def __init__(self, store, clock, keepDays):
+    def __init__(self, store, clock, keepDays, core):
         super().__init__(store)
         self._clock = clock
         self._keepDays = keepDays
+        self._core = core
         self._pruning = None
 
     def opened(self):
         self._log.info("chatd keeps history in {path}", path=self._store.path)
+        # The lobby's topic as it was: history knows the last one set.
+        found = self._store.lastTopic(self._core.lobby)
+        found.addCallback(lambda last: last and self._core.restoreLobbyTopic(last[0]))
+        found.addErrback(lambda f: self._log.failure("reading the lobby's topic failed", f))
 
     def startService(self):
         super().startService()
@@ -456,13 +461,16 @@ def makeService(config, reactor=None):
                     operators=config["operators"])
     gate = Gate(reactor, limits, coalesceTurns=True)
     factory = ChatFactory(core, gate, replay=config["replay"])
+    if history is not None:
+        # While the history writer is behind, no connection's input is read.
+        history.registerProducer(gate, True)
     top = service.MultiService()
     if history is not None:
         # Started first: open before any listener accepts a line.  Stopped
         # together with the others, after them in order: by then the
         # shutdown notice has stopped all input, so closing the store stores
         # every line there will ever be.
-        _HistoryService(history, reactor, config["history-days"]).setServiceParent(top)
+        _HistoryService(history, reactor, config["history-days"], core).setServiceParent(top)
         _AccountService(accounts, core, config["operators"]).setServiceParent(top)
     # Browsers pass the same gate as every other connection: one count
     # against the limits, one batching of output, one shutdown.

@@ -91,6 +91,11 @@ MIGRATIONS = [
         created REAL NOT NULL
     );
     """,
+    # 5: a room's last topic, found at once however many lines the room has
+    # (a partial index: only topic lines are in it).
+    """
+    CREATE INDEX messages_topics ON messages (room_key, id) WHERE kind = 'topic';
+    """,
 ]
 
 VERSION = len(MIGRATIONS)
@@ -98,8 +103,8 @@ VERSION = len(MIGRATIONS)
 
 def connect(path, readOnly=False):
     """
-    Open the history database at C{path}, creating it and its folder when
-    missing and migrating it to L{VERSION}, or, with C{readOnly}, open an
+    Open the history database at C{path}, creating it (0600) and its folder
+    (0700) when missing and migrating it to L{VERSION}, or, with C{readOnly}, open an
     existing one for reading only.
 
     @return: an L{sqlite3.Connection} in autocommit mode (transactions are
@@ -114,10 +119,7 @@ def connect(path, readOnly=False):
             folder = os.path.dirname(path)
             if folder:
                 os.makedirs(folder, mode=0o700, exist_ok=True)
-            # Created readable by its owner alone: it holds every room's
-            # history and the password hashes.  SQLite gives the -wal and
-            # -shm files the database file's permissions.
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            _createPrivately(path)
             connection = sqlite3.connect(path, isolation_level=None,
                                          check_same_thread=False)
     except FileExistsError as e:
@@ -184,6 +186,19 @@ def _migrate(connection, version):
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
+
+
+def _createPrivately(path):
+    """
+    Create the file at C{path}, empty, readable and writable by its owner
+    only (0600), unless it exists.  SQLite gives the WAL and shared-memory
+    files it makes beside a database the database's permissions, so they are
+    private too.  An existing file keeps the permissions it has.
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 def _uriPath(path):
