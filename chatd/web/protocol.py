@@ -301,7 +301,13 @@ class WebChatProtocol:
                                       "count": len(stored), "older": older}))
             return b"".join(data)
 
-        self.conn.showHistory(found, render)
+        self.conn.showHistory(found, render, self._historyRefused)
+
+    def _historyRefused(self, refusal):
+        """
+        The bytes that say history was refused (the store is busy).
+        """
+        return wire.message(refusalError(refusal))
 
     # Talking to the browser
 
@@ -373,7 +379,7 @@ class _LineCommands:
                        for e in stored]
             return b"".join(frames)
 
-        self._protocol.conn.showHistory(found, render)
+        self._protocol.conn.showHistory(found, render, self._protocol._historyRefused)
 
     def send(self, data):
         # Lines a command built in the line protocol's own format (/who's
