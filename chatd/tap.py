@@ -139,23 +139,24 @@ class Options(usage.Options):
         self["operators"] = []
 
     def opt_operator(self, nick):
-        """
-        A nickname whose owner is an operator, once registered and identified
-        (repeatable).  Accounts are kept in --db, so operators need one.
-        """
         problem = nickProblem(nick)
         if problem:
             raise usage.UsageError(f"--operator {nick}: {problem}")
         self["operators"].append(nick)
 
     def opt_listen(self, description):
-        """
-        Listen on this endpoint description (repeatable), e.g.
-        tcp:55555:interface=127.0.0.1, tcp:6667, or for TLS
-        ssl:6697:privateKey=KEY.pem:certKey=CERT.pem.
-        [default: tcp:55555:interface=127.0.0.1]
-        """
         self["listen"].append(description)
+
+    # The help texts of the repeatable options, built so that --help shows
+    # no run of spaces (it keeps a docstring's indentation inside lines).
+    opt_operator.__doc__ = (
+        "A nickname whose owner is an operator, once registered and identified "
+        "(repeatable). Accounts are kept in --db, so operators need one.")
+    opt_listen.__doc__ = (
+        "Listen on this endpoint description (repeatable), e.g. "
+        "tcp:55555:interface=127.0.0.1, tcp:6667, or for TLS "
+        "ssl:6697:privateKey=KEY.pem:certKey=CERT.pem. "
+        "[default: tcp:55555:interface=127.0.0.1]")
 
     def postOptions(self):
         if not self["listen"]:
