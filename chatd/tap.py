@@ -144,42 +144,41 @@ class Options(usage.Options):
         self["web-origins"] = []
 
     def opt_operator(self, nick):
-        """
-        A nickname whose owner is an operator, once registered and identified
-        (repeatable).  Accounts are kept in --db, so operators need one.
-        """
         problem = nickProblem(nick)
         if problem:
             raise usage.UsageError(f"--operator {nick}: {problem}")
         self["operators"].append(nick)
 
     def opt_listen(self, description):
-        """
-        Listen on this endpoint description (repeatable), e.g.
-        tcp:55555:interface=127.0.0.1, tcp:6667, or for TLS
-        ssl:6697:privateKey=KEY.pem:certKey=CERT.pem.
-        [default: tcp:55555:interface=127.0.0.1]
-        """
         self["listen"].append(description)
 
     def opt_web(self, description):
-        """
-        Serve the web client (the page and its WebSocket) on this endpoint
-        description (repeatable), e.g. tcp:8080:interface=127.0.0.1, or for
-        HTTPS ssl:8443:privateKey=KEY.pem:certKey=CERT.pem. [default: off]
-        """
         self["web"].append(description)
 
     def opt_web_origin(self, origin):
-        """
-        Also accept the web client's WebSocket from pages of this origin
-        (repeatable), e.g. https://chat.example; * accepts any. [default:
-        only the page's own origin]
-        """
         if origin != "*" and normalOrigin(origin) is None:
             raise usage.UsageError(f"--web-origin {origin}: expected an origin such as "
                                    "https://chat.example:8443, or *")
         self["web-origins"].append(origin)
+
+    # The help texts of the repeatable options, built so that --help shows
+    # no run of spaces (it keeps a docstring's indentation inside lines).
+    opt_operator.__doc__ = (
+        "A nickname whose owner is an operator, once registered and identified "
+        "(repeatable). Accounts are kept in --db, so operators need one.")
+    opt_listen.__doc__ = (
+        "Listen on this endpoint description (repeatable), e.g. "
+        "tcp:55555:interface=127.0.0.1, tcp:6667, or for TLS "
+        "ssl:6697:privateKey=KEY.pem:certKey=CERT.pem. "
+        "[default: tcp:55555:interface=127.0.0.1]")
+    opt_web.__doc__ = (
+        "Serve the web client (the page and its WebSocket) on this endpoint "
+        "description (repeatable), e.g. tcp:8080:interface=127.0.0.1, or for HTTPS "
+        "ssl:8443:privateKey=KEY.pem:certKey=CERT.pem. [default: off]")
+    opt_web_origin.__doc__ = (
+        "Also accept the web client's WebSocket from pages of this origin "
+        "(repeatable), e.g. https://chat.example; * accepts any. "
+        "[default: only the page's own origin]")
 
     def postOptions(self):
         if not self["listen"]:
