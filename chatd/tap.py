@@ -26,6 +26,8 @@ from chatd.ops.config import withConfigFile
 from chatd.storage import HistoryError
 from chatd.storage.accounts import SQLiteAccounts
 from chatd.storage.sqlite import SQLiteHistory
+from chatd.web.protocol import WebFactory
+from chatd.web.resource import OriginCheck, WebSite, normalOrigin
 
 DEFAULT_LISTEN = "tcp:55555:interface=127.0.0.1"
 LISTEN_BACKLOG = 4096
@@ -87,7 +89,8 @@ class Options(usage.Options):
         "Run chatd, a multi-user chat server that people reach with nc, telnet "
         "or chat-client. It listens on " + DEFAULT_LISTEN + " unless told "
         "otherwise with --listen, which takes a Twisted endpoint description "
-        "and may be given several times."
+        "and may be given several times. With --web it also serves the web "
+        "client, a page for browsers, on the endpoints given."
     )
     optParameters = [
         ["lobby", None, "#lobby", "The room every user joins on arrival."],
@@ -142,12 +145,14 @@ class Options(usage.Options):
          "it again."],
     ]
     # Options that may be given several times (in a --config file: a list).
-    repeatable = ("listen", "operator")
+    repeatable = ("listen", "operator", "web", "web-origin")
 
     def __init__(self):
         super().__init__()
         self["listen"] = []
         self["operators"] = []
+        self["web"] = []
+        self["web-origins"] = []
 
     def parseOptions(self, options=None):
         if options is None:
@@ -158,34 +163,53 @@ class Options(usage.Options):
         super().parseOptions(withConfigFile(self.argv, self))
 
     def opt_operator(self, nick):
-        """
-        A nickname whose owner is an operator, once registered and identified
-        (repeatable).  Accounts are kept in --db, so operators need one.
-        """
         problem = nickProblem(nick)
         if problem:
             raise usage.UsageError(f"--operator {nick}: {problem}")
         self["operators"].append(nick)
 
     def opt_listen(self, description):
-        """
-        Listen on this endpoint description (repeatable), e.g.
-        tcp:55555:interface=127.0.0.1, tcp:6667, or for TLS
-        ssl:6697:privateKey=KEY.pem:certKey=CERT.pem.
-        [default: tcp:55555:interface=127.0.0.1]
-        """
         self["listen"].append(description)
+
+    def opt_web(self, description):
+        self["web"].append(description)
+
+    def opt_web_origin(self, origin):
+        if origin != "*" and normalOrigin(origin) is None:
+            raise usage.UsageError(f"--web-origin {origin}: expected an origin such as "
+                                   "https://chat.example:8443, or *")
+        self["web-origins"].append(origin)
+
+    # The help texts of the repeatable options, built so that --help shows
+    # no run of spaces (it keeps a docstring's indentation inside lines).
+    opt_operator.__doc__ = (
+        "A nickname whose owner is an operator, once registered and identified "
+        "(repeatable). Accounts are kept in --db, so operators need one.")
+    opt_listen.__doc__ = (
+        "Listen on this endpoint description (repeatable), e.g. "
+        "tcp:55555:interface=127.0.0.1, tcp:6667, or for TLS "
+        "ssl:6697:privateKey=KEY.pem:certKey=CERT.pem. "
+        "[default: tcp:55555:interface=127.0.0.1]")
+    opt_web.__doc__ = (
+        "Serve the web client (the page and its WebSocket) on this endpoint "
+        "description (repeatable), e.g. tcp:8080:interface=127.0.0.1, or for HTTPS "
+        "ssl:8443:privateKey=KEY.pem:certKey=CERT.pem. [default: off]")
+    opt_web_origin.__doc__ = (
+        "Also accept the web client's WebSocket from pages of this origin "
+        "(repeatable), e.g. https://chat.example; * accepts any. "
+        "[default: only the page's own origin]")
 
     def postOptions(self):
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
-        for description in self["listen"]:
+        for option, description in ([("listen", d) for d in self["listen"]]
+                                    + [("web", d) for d in self["web"]]):
             try:
                 # Parsing needs no reactor; a bad description (or, for TLS, an
                 # unreadable key) is a usage error, not a traceback.
                 endpoints.serverFromString(None, description)
             except Exception as e:
-                problem = f"--listen {description}: {_listenProblem(e)}"
+                problem = f"--{option} {description}: {_listenProblem(e)}"
                 if isinstance(e, OSError) or type(e).__module__.startswith("OpenSSL"):
                     # A file problem: the usage text would only bury it.
                     raise StartFailure(f"chatd: {problem}") from None
@@ -281,9 +305,11 @@ class _ListeningService(strports.StreamServerEndpointService):
     _log = Logger()
     port = None
 
-    def __init__(self, description, endpoint, factory, what="chatd listening on"):
+    def __init__(self, description, endpoint, factory, web=False,
+                 what="chatd listening on"):
         super().__init__(endpoint, factory)
         self._description = description
+        self._web = web
         self._what = what
         # As strports.service does: a port that cannot be bound fails the
         # start, rather than leaving a daemon with nothing to listen on.
@@ -303,8 +329,14 @@ class _ListeningService(strports.StreamServerEndpointService):
         if port is not None:
             self.port = port
             address = port.getHost()
-            self._log.info("{what} {host}:{port}", what=self._what,
-                           host=address.host, port=address.port)
+            if self._web:
+                scheme = "https" if self._description.lower().startswith("ssl:") else "http"
+                self._log.info("chatd listening on {host}:{port} (web client: "
+                               "{scheme}://{host}:{port}/)", host=address.host,
+                               port=address.port, scheme=scheme)
+            else:
+                self._log.info("{what} {host}:{port}", what=self._what,
+                               host=address.host, port=address.port)
         return port
 
 
@@ -483,6 +515,9 @@ def makeService(config, reactor=None):
         pruning = _HistoryService(history, reactor, config["history-days"], core)
         pruning.setServiceParent(top)
         _AccountService(accounts, core, config["operators"]).setServiceParent(top)
+    # Browsers pass the same gate as every other connection: one count
+    # against the limits, one batching of output, one shutdown.
+    web = WebFactory(core, gate, replay=config["replay"])
     listeners, tls = [], {}
     reloader = reload.Reloader(config, reactor, gate, core, pruning, tls)
     if config["metrics"] is not None:
@@ -495,15 +530,30 @@ def makeService(config, reactor=None):
     _ShutdownNotice(gate).setServiceParent(top)
     for description in config["listen"]:
         endpoint = endpoints.serverFromString(reactor, _withBacklog(description))
-        # An ssl: listener's certificate can be reloaded (SIGHUP).
-        swappable = reload.swappable(endpoint)
-        if swappable is not None:
-            tls[description] = swappable
         listener = _ListeningService(description, endpoint, factory)
+        _reloadable(description, endpoint, tls)
+        listener.setServiceParent(top)
+        listeners.append(listener)
+    originCheck = OriginCheck(config["web-origins"])
+    for description in config["web"]:
+        endpoint = endpoints.serverFromString(reactor, _withBacklog(description))
+        listener = _ListeningService(description, endpoint, WebSite(web, originCheck),
+                                     web=True)
+        _reloadable(description, endpoint, tls)
         listener.setServiceParent(top)
         listeners.append(listener)
     reloader.setServiceParent(top)
     return top
+
+
+def _reloadable(description, endpoint, tls):
+    """
+    Make the certificate of an ssl: C{endpoint} reloadable (SIGHUP), and
+    keep its L{reload.SwappableTLS} in C{tls} by C{description}.
+    """
+    swappable = reload.swappable(endpoint)
+    if swappable is not None:
+        tls[description] = swappable
 
 
 def _serveMetrics(description, reactor, gate, core, history, listeners, reloader):

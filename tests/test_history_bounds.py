@@ -19,17 +19,9 @@ from chatd.core import events
 from chatd.storage import HistoryBusy, QueryTooSlow, SearchTooComplex
 from chatd.storage import sqlite
 from chatd.storage.sqlite import SEARCH_TOKENS, SQLiteHistory, searchTokens
-from support import MemoryServer, ThreadCalls
+from support import MemoryServer
 
 
-@pytest.fixture
-def calls():
-    return ThreadCalls()
-
-
-@pytest.fixture
-def path(tmp_path):
-    return str(tmp_path / "data" / "chatd.sqlite3")
 
 
 class StalledHistory(SQLiteHistory):

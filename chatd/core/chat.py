@@ -397,20 +397,18 @@ class ChatCore:
         """
         Send C{text} to every other member of the room C{name}.
         """
-        room = self.memberRoom(user, name)
-        self.moderation.checkMayTalk(user, room)
-        event = events.Said(room.name, user.nick, text, self.clock.seconds(), self._newId())
-        user.active = event.time
-        self._record(event)
-        self.fanout.toRoom(room, event, user)
+        self._talk(events.Said, user, name, text)
 
     def act(self, user, name, text):
         """
         Send an action ("/me waves") to every other member of the room C{name}.
         """
+        self._talk(events.Acted, user, name, text)
+
+    def _talk(self, kind, user, name, text):
         room = self.memberRoom(user, name)
         self.moderation.checkMayTalk(user, room)
-        event = events.Acted(room.name, user.nick, text, self.clock.seconds(), self._newId())
+        event = kind(room.name, user.nick, text, self.clock.seconds(), self._newId())
         user.active = event.time
         self._record(event)
         self.fanout.toRoom(room, event, user)
