@@ -114,7 +114,9 @@ def test_frontendNames():
     """
     A front end is named by its wire format's package, or its own name.
     """
+    from chatd.web.wire import WebWire
     assert frontendOf(LineWire) == "line"
+    assert frontendOf(WebWire) == "web"
 
     class Named:
         frontend = "web"
