@@ -9,7 +9,7 @@ setup(
     # packages by hand (find_packages cannot see twisted.plugins), and map the
     # root explicitly so that an editable install puts this folder on sys.path.
     packages=["chatd", "chatd.core", "chatd.edge", "chatd.line", "chatd.client",
-              "chatd.storage", "twisted.plugins"],
+              "chatd.storage", "chatd.broker", "twisted.plugins"],
     package_dir={"": "."},
     # [tls]: pyOpenSSL and service_identity, for chat-client --tls and the
     # server's ssl: listeners; argon2-cffi hashes the passwords of registered
@@ -19,5 +19,8 @@ setup(
         "chat-client = chatd.client.script:main",
         "chatd-export = chatd.export:main",
     ]},
-    extras_require={"test": ["pytest", "pytest-timeout", "hypothesis"]},
+    # [broker]: redis-py, for --broker (several daemons sharing rooms); the
+    # tests need it too, so that the README's test command covers them.
+    extras_require={"broker": ["redis>=5"],
+                    "test": ["pytest", "pytest-timeout", "hypothesis", "redis>=5"]},
 )
