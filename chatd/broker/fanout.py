@@ -35,6 +35,7 @@ shown as having quit (C{node lost}).
 """
 
 import os
+from dataclasses import replace
 from collections import OrderedDict, deque
 from weakref import WeakKeyDictionary, WeakSet
 
@@ -93,9 +94,10 @@ class _Item:
     claim everything after it waits for.
     """
 
-    __slots__ = ("after", "user", "event", "own", "claim", "done")
+    __slots__ = ("after", "user", "event", "own", "claim", "done", "place")
 
     def __init__(self, after, user=None, event=None, own=False, claim=None):
+        self.place = None
         self.after = after
         self.user = user
         self.event = event
@@ -193,9 +195,13 @@ class BrokeredFanout(Fanout):
         if user in self._phantoms or isinstance(user, RemoteUser):
             return
         if getattr(event, "room", None) is not None:
+            # Published for the other daemons' mirrors (a room that empties
+            # here gets no other word of it); the actor is told here, in
+            # the order of their own requests.
+            if isinstance(event, _LEAVING):
+                self._leaveView(user, event.room)
             self._publishRoom(event, user, actorOnly=True)
-        else:
-            self._direct(user, event, True)
+        self._direct(user, event, True)
 
     def userGone(self, user):
         if isinstance(user, RemoteUser):
@@ -230,16 +236,17 @@ class BrokeredFanout(Fanout):
         if self.up is False:
             # Redis is away: local users are served now; the others get it
             # once Redis is back.
-            self._apply(entry, True, stash or {})
-            if self.link.backlog() > self.MAX_BACKLOG:
+            if self.link.backlog() < self.MAX_BACKLOG:
+                self.link.publish(seq, data, needs)
+            else:
                 self._dropped += 1
                 if self._dropped == 1:
                     self._log.warn("broker backlog full: events are delivered here "
                                    "but not shared with the other daemons")
-                return
+            self._apply(entry, True, stash or {})
         else:
             self._outstanding[seq] = (entry, stash or {})
-        self.link.publish(seq, data, needs)
+            self.link.publish(seq, data, needs)
 
     def _publishRoom(self, event, actor, actorOnly=False):
         users = self.core.users
@@ -265,12 +272,24 @@ class BrokeredFanout(Fanout):
                     return
         if isinstance(event, events.Joined) and local:
             stash["joiner"] = subject
+        elif isinstance(event, _LEAVING) and local:
+            # Whoever leaves sees nothing more of the room from now on, as
+            # with one daemon; the others see them leave in stream order.
+            self._leaveView(subject, event.room)
         needs = None
         for who in (subject, actor):
             if who is not None and who.nick is not None and nickKey(who.nick) in self._claims:
                 needs = nickKey(who.nick)
         self._publish({"k": "room", "e": event, "a": actor.nick if actor else None,
                        "o": actorOnly}, stash, needs)
+
+    def _leaveView(self, user, name):
+        rkey = roomKey(name)
+        view = self._view.get(rkey)
+        if view is not None and view.get(nickKey(user.nick)) is user:
+            del view[nickKey(user.nick)]
+            if not view:
+                del self._view[rkey]
 
     def _toRemote(self, user, event):
         entry = {"k": "to", "to": user.nick, "tn": user.node, "e": event}
@@ -374,8 +393,13 @@ class BrokeredFanout(Fanout):
         item = _Item(self._seq, user, event, own)
         if not self._local and self._ready(item):
             self._deliver(item)
-        else:
-            self._local.append(item)
+            return
+        # What the front end sends this user meanwhile (a reply, a history
+        # replay) goes after this, as with one daemon.
+        hold = getattr(user.outbox, "hold", None)
+        if hold is not None and user.connected:
+            item.place = hold()
+        self._local.append(item)
 
     def _ready(self, item):
         if item.claim is not None:
@@ -386,14 +410,51 @@ class BrokeredFanout(Fanout):
         while self._local and self._ready(self._local[0]):
             self._deliver(self._local.popleft())
 
+    def _entered(self, event):
+        """
+        The welcome to a room as of the newcomer's join in the stream: the
+        members whose joins came before theirs (the core, ahead of the
+        stream for this daemon's users, may know more, who the newcomer will
+        see join).
+        """
+        rkey = roomKey(event.room)
+        room = self.core.rooms.get(rkey)
+        if room is None:
+            return event
+        view = self._view.get(rkey, {})
+        members = tuple(user.nick for key, user in room.members.items()
+                        if isinstance(user, RemoteUser) or view.get(key) is user)
+        return replace(event, topic=room.topic, members=members)
+
+    def _deliverAll(self, users, event, actor=None):
+        """
+        L{Fanout.toUsers} for local users, here and now (its own would come
+        back to this class's C{toActor}).
+        """
+        encoded = {}
+        for user in users:
+            if user is actor:
+                Fanout.toActor(self, user, event)
+                continue
+            data = encoded.get(user.wire)
+            if data is None:
+                data = encoded[user.wire] = user.wire.encode(event)
+            user.outbox.send(data)
+
     def _deliver(self, item):
         user = item.user
-        if user is None or user in self._phantoms:
+        if user is None:
             return
-        if item.own:
-            Fanout.toActor(self, user, item.event)
-        else:
-            Fanout.toUser(self, user, item.event)
+        data = None
+        if user not in self._phantoms:
+            event = item.event
+            if isinstance(event, events.Entered):
+                event = self._entered(event)
+            data = user.wire.encodeOwn(event) if item.own else user.wire.encode(event)
+        if item.place is not None:
+            user.outbox.fill(item.place, data or b"")
+        elif data:
+            user.outbox.send(data)
 
     # From the link (reactor thread)
 
@@ -464,6 +525,8 @@ class BrokeredFanout(Fanout):
             if node == self.node:
                 if seq in self._outstanding:
                     self._ownReturned(seq)
+                elif seq > self.link.confirmed:
+                    self.link.confirmed = seq
                 continue
             if node in self._departed:
                 continue
@@ -550,18 +613,17 @@ class BrokeredFanout(Fanout):
         view = self._view.get(rkey)
         leaving = isinstance(event, _LEAVING)
         if entry.get("o"):
-            user = stash.get("actor")
-            if user is not None and user not in self._phantoms:
-                Fanout.toActor(self, user, event)
+            # The actor was told when it happened (L{toActor}).
+            pass
         elif view:
             skip = nickKey(event.nick) if leaving or isinstance(event, events.Joined) else None
             actorUser = view.get(nickKey(actorNick)) if actorNick else None
-            Fanout.toUsers(self, [u for k, u in view.items() if k != skip], event, actorUser)
+            self._deliverAll([u for k, u in view.items() if k != skip], event, actorUser)
         core = self.core
         if isinstance(event, events.Joined):
             if own:
                 joiner = stash.get("joiner")
-                if joiner is not None:
+                if joiner is not None and joiner.connected and rkey in joiner.rooms:
                     self._view.setdefault(rkey, {})[nickKey(event.nick)] = joiner
             else:
                 self._mirrorJoin(entry["n"], event.nick, event.room)
@@ -727,7 +789,7 @@ class BrokeredFanout(Fanout):
                 self.core.removeMember(user, room)
                 view = self._view.get(roomKey(room.name))
                 if view:
-                    Fanout.toUsers(self, list(view.values()),
+                    self._deliverAll(list(view.values()),
                                    events.Quit(room.name, user.nick, reason))
             del self.core.users[key]
             user.connected = False
