@@ -207,6 +207,9 @@ class BrokeredFanout(Fanout):
         if isinstance(user, RemoteUser):
             return
         if user in self._phantoms:
+            # Its nickname may have kept another daemon's user of that name
+            # out of the mirror here: ask everyone who is where.
+            self._publish({"k": "syncreq"})
             old = self._phantomOld.pop(user, None)
             if old is not None:
                 # A rename lost its race: the others know the old nickname.
@@ -497,6 +500,7 @@ class BrokeredFanout(Fanout):
         the others who is here.
         """
         self._log.warn("broker: Redis lost its data; claiming nicknames again")
+        self.link.resend()
         for key in list(self._owned):
             self.link.claim(key)
         self._publish({"k": "syncreq"})
@@ -534,16 +538,32 @@ class BrokeredFanout(Fanout):
             if fromInbox:
                 self._applyTo(entry)
                 continue
-            if seq:
-                if seq <= self._lastSeq.get(node, 0):
-                    continue
-                self._lastSeq[node] = seq
+            if seq and not self._firstSight(node, seq):
+                continue
             try:
                 self._apply(entry, False, {})
             except Exception:
                 self._log.failure("broker: could not apply an entry from {node}",
                                   node=node)
         self._pump()
+
+    def _firstSight(self, node, seq):
+        """
+        Whether C{node}'s entry C{seq} is new here: entries published again
+        after Redis lost its data may come after later ones, and are read
+        once.
+        """
+        seen = self._lastSeq.get(node)
+        if seen is None:
+            seen = self._lastSeq[node] = (set(), deque())
+        found, order = seen
+        if seq in found:
+            return False
+        found.add(seq)
+        order.append(seq)
+        if len(order) > 10_000:
+            found.discard(order.popleft())
+        return True
 
     def _ownReturned(self, seq):
         # Our entries come back in the order published; any before this one

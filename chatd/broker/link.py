@@ -203,6 +203,9 @@ class RedisLink:
     def release(self, key):
         self._ops.put(("release", key))
 
+    def resend(self):
+        self._ops.put(("resend",))
+
     def beat(self, keys, data):
         self._ops.put(("beat", tuple(keys), data))
 
@@ -229,7 +232,7 @@ class RedisLink:
         self.reactor.callFromThread(f, *args)
 
     def _reader(self):
-        client = cursor = None
+        client = cursor = epoch = None
         inboxCursor = b"0-0"
         attempt = 0
         while not self._stopping:
@@ -241,8 +244,12 @@ class RedisLink:
                         # A daemon starts at the stream's end: what it needs
                         # of the past, the others' snapshots tell it.
                         cursor = ops.tail()
-                    client.ping()
+                    now = ops.epoch()
                     self._call(self.target.linkUp)
+                    if epoch is not None and now != epoch:
+                        # Redis restarted without its data.
+                        self._call(self.target.linkReset)
+                    epoch = now
                     attempt = 0
                 cursor, inboxCursor, found = ops.read(cursor, inboxCursor, 1000)
                 if found:
@@ -257,10 +264,9 @@ class RedisLink:
                 attempt += 1
 
     def _writer(self):
-        client = epoch = None
+        writer = Writer(self)
+        client = None
         attempt = 0
-        sent = []  # (seq, data) published but maybe not yet read back
-        failedClaims = set()
         op = None
         while True:
             if op is None:
@@ -270,54 +276,18 @@ class RedisLink:
             try:
                 if client is None:
                     client = self._client()
-                    ops = Ops(client, self.node, self.lease)
-                    now = ops.epoch()
-                    if epoch is not None and now != epoch:
-                        # Redis came back without its data: publish again
-                        # what may not have reached the stream; the others
-                        # skip what they saw already.
-                        sent = [(s, d) for s, d in sent if s > self.confirmed]
-                        for s, d in sent:
-                            ops.publish(d)
-                        self._call(self.target.linkReset)
-                    epoch = now
+                    for call in writer.connect(Ops(client, self.node, self.lease)):
+                        self._call(*call)
                     attempt = 0
-                kind = op[0]
-                if kind == "publish":
-                    _, seq, data, needs = op
-                    if needs is not None and needs in failedClaims:
-                        self._call(self.target.skipped, seq)
-                    else:
-                        ops.publish(data)
-                        sent.append((seq, data))
-                        if len(sent) > 10_000:
-                            confirmed = self.confirmed
-                            sent = [(s, d) for s, d in sent if s > confirmed]
-                elif kind == "send":
-                    ops.send(op[1], op[2])
-                elif kind == "claim":
-                    _, key, old, _ = op
-                    won = ops.claim(key)
-                    if won:
-                        failedClaims.discard(key)
-                        if old is not None:
-                            ops.release(old)
-                    else:
-                        failedClaims.add(key)
-                    self._call(self.target.claimed, key, won)
-                elif kind == "release":
-                    ops.release(op[1])
-                elif kind == "beat":
-                    lost = ops.beat(op[1], op[2])
-                    if lost:
-                        self._call(self.target.nicksLost, lost)
+                for call in writer.do(op):
+                    self._call(*call)
                 op = None
             except Exception as e:
                 client = None
                 if op is not None and op[0] == "claim" and (
                         time.monotonic() - op[3] > self.CLAIM_PATIENCE or self._stopping):
-                    failedClaims.add(op[1])
-                    self._call(self.target.claimed, op[1], False)
+                    for call in writer.giveUp(op):
+                        self._call(*call)
                     op = None
                 elif op is not None and op[0] == "beat":
                     # The next heartbeat will do.
@@ -327,6 +297,71 @@ class RedisLink:
                 self._log.debug("broker write failed: {e}", e=e)
                 time.sleep(_backoff(attempt))
                 attempt += 1
+
+
+class Writer:
+    """
+    What a daemon writes to Redis, one operation at a time, in order; what
+    the reactor is to be told comes back as C{(method, *args)} calls on the
+    link's target.  Shared by L{RedisLink}'s thread and the tests' link.
+    """
+
+    def __init__(self, link):
+        self.link = link
+        self.ops = None
+        self.epoch = None
+        self.sent = []  # (seq, data) published, maybe not yet read back
+        self.failedClaims = set()
+
+    def connect(self, ops):
+        self.ops = ops
+        return []
+
+    def do(self, op):
+        ops, target = self.ops, self.link.target
+        kind = op[0]
+        if kind == "publish":
+            _, seq, data, needs = op
+            if needs is not None and needs in self.failedClaims:
+                return [(target.skipped, seq)]
+            ops.publish(data)
+            self.sent.append((seq, data))
+            if len(self.sent) > 10_000:
+                confirmed = self.link.confirmed
+                self.sent = [(s, d) for s, d in self.sent if s > confirmed]
+        elif kind == "resend":
+            # Redis lost its data: publish again what may not have reached
+            # the stream; the others skip what they saw already.
+            confirmed = self.link.confirmed
+            self.sent = [(s, d) for s, d in self.sent if s > confirmed]
+            for s, d in self.sent:
+                ops.publish(d)
+        elif kind == "send":
+            ops.send(op[1], op[2])
+        elif kind == "claim":
+            key, old = op[1], op[2]
+            won = ops.claim(key)
+            if won:
+                self.failedClaims.discard(key)
+                if old is not None:
+                    ops.release(old)
+            else:
+                self.failedClaims.add(key)
+            return [(target.claimed, key, won)]
+        elif kind == "release":
+            ops.release(op[1])
+        elif kind == "beat":
+            lost = ops.beat(op[1], op[2])
+            if lost:
+                return [(target.nicksLost, lost)]
+        return []
+
+    def giveUp(self, op):
+        """
+        A claim that Redis could not answer in time is lost.
+        """
+        self.failedClaims.add(op[1])
+        return [(self.link.target.claimed, op[1], False)]
 
 
 def decode(found):

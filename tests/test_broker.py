@@ -1,0 +1,300 @@
+"""
+Several daemons sharing rooms, in memory: the real cores, front ends and
+brokered fan-outs, on a fake of the Redis commands chatd uses, with every
+write and read run when the test says (L{brokersupport.Cluster.settle}).
+"""
+
+import dataclasses
+
+import pytest
+
+from brokersupport import Cluster
+from chatd.broker import codec
+from chatd.broker.fanout import BrokeredFanout
+from chatd.core import events
+
+
+def login(cluster, node, nick):
+    client = node.connect()
+    client.lines()
+    client.send(nick)
+    cluster.settle()
+    got = client.lines()
+    assert f"=== you are now {nick}" in got, got
+    return client
+
+
+def said(lines):
+    return [line for line in lines if line.startswith("#")]
+
+
+@pytest.fixture
+def cluster():
+    return Cluster("A", "B")
+
+
+def test_codecRoundTripsEveryEvent():
+    """
+    Every event class of the core is in the registry and comes back equal
+    from its bytes; anything else is refused.
+    """
+    classes = [c for c in vars(events).values()
+               if isinstance(c, type) and dataclasses.is_dataclass(c)]
+    assert set(codec.REGISTRY.values()) == set(classes)
+    samples = {int: 3, float: 1.5, str: "x é", bool: True}
+    for cls in classes:
+        values = {}
+        for field in dataclasses.fields(cls):
+            kind = field.type if isinstance(field.type, type) else str
+            if "tuple" in str(field.type):
+                values[field.name] = ("a", "b")
+            elif "float" in str(field.type):
+                values[field.name] = 2.5
+            elif "int" in str(field.type):
+                values[field.name] = 7
+            else:
+                values[field.name] = samples.get(kind, "x")
+        event = cls(**values)
+        assert codec.loads(codec.dumps({"e": event}))["e"] == event
+    with pytest.raises(codec.UnknownEvent):
+        codec.eventFromJSON({"t": "os.system", "command": "true"})
+
+
+def test_linesAcrossDaemonsExactlyOnceInOneOrder(cluster):
+    """
+    Two users on each daemon in one room: each line reaches every other
+    member exactly once, and every member sees the lines in the same order,
+    though each daemon's users spoke before any daemon read the stream.
+    """
+    a, b = cluster.nodes
+    alice, carol = login(cluster, a, "alice"), login(cluster, a, "carol")
+    bob, dave = login(cluster, b, "bob"), login(cluster, b, "dave")
+    for c in (alice, bob, carol, dave):
+        c.lines()
+    for i in range(5):
+        alice.send(f"a{i}")
+        bob.send(f"b{i}")
+    cluster.settle()
+    seen = {name: said(c.lines()) for name, c in
+            (("alice", alice), ("bob", bob), ("carol", carol), ("dave", dave))}
+    everything = seen["carol"]
+    assert sorted(everything) == sorted(
+        [f"#lobby <alice> a{i}" for i in range(5)] + [f"#lobby <bob> b{i}" for i in range(5)])
+    assert seen["dave"] == everything
+    assert seen["alice"] == [line for line in everything if "<alice>" not in line]
+    assert seen["bob"] == [line for line in everything if "<bob>" not in line]
+
+
+def test_joinsAndMembersAcrossDaemons(cluster):
+    """
+    Whoever joins on one daemon is announced on the other, listed by /who
+    and /rooms there, and sees the members of both in their welcome.
+    """
+    a, b = cluster.nodes
+    alice = login(cluster, a, "alice")
+    bob = login(cluster, b, "bob")
+    assert "-- #lobby bob has joined" in alice.lines()
+    bob.send("/join #dev")
+    cluster.settle()
+    bob.lines()
+    alice.send("/join #dev")
+    cluster.settle()
+    assert alice.lines()[:2] == ["=== joined #dev", "=== #dev members (2): alice bob"]
+    assert bob.lines() == ["-- #dev alice has joined"]
+    alice.send("/rooms")
+    alice.send("/who #lobby")
+    got = alice.lines()
+    assert got[0] == "=== 2 rooms"
+    assert sorted(got[1:3]) == ["=== #dev (2)", "=== #lobby (2)"]
+    assert got[3:] == ["=== #lobby members (2): alice bob"]
+
+
+def test_privateMessageAcrossDaemonsReachesOnlyItsTarget():
+    """
+    /msg to a user on another daemon reaches them alone, and nothing of it
+    stays in Redis once read.
+    """
+    cluster = Cluster("A", "B")
+    a, b = cluster.nodes
+    alice = login(cluster, a, "alice")
+    bob = login(cluster, b, "bob")
+    carol = login(cluster, b, "carol")
+    for c in (alice, bob, carol):
+        c.lines()
+    alice.send("/msg bob psst")
+    cluster.settle()
+    assert alice.lines() == ["=== to bob: psst"]
+    assert bob.lines() == ["*alice* psst"]
+    assert carol.lines() == []
+    kept = [f for name in cluster.redis.streams for _, f in cluster.redis.entries(name)]
+    assert not [f for f in kept if b"psst" in f[b"d"]]
+
+
+def test_topicAcrossDaemons(cluster):
+    """
+    A topic set on one daemon is announced on the other and shown to whoever
+    joins there later.
+    """
+    a, b = cluster.nodes
+    alice = login(cluster, a, "alice")
+    bob = login(cluster, b, "bob")
+    alice.send("/topic release on Friday")
+    cluster.settle()
+    assert "-- #lobby alice set the topic: release on Friday" in bob.lines()
+    bob.send("/topic")
+    assert "release on Friday" in bob.lines()[0]
+
+
+def test_nicknameTakenOnAnotherDaemon(cluster):
+    """
+    A nickname in use on one daemon is refused on the other, and free on
+    both once its user quits.
+    """
+    a, b = cluster.nodes
+    alice = login(cluster, a, "alice")
+    other = b.connect()
+    other.lines()
+    other.send("Alice")
+    cluster.settle()
+    assert other.lines()[0] == "!!! the nickname Alice is taken"
+    alice.send("/quit")
+    cluster.settle()
+    other.send("alice")
+    cluster.settle()
+    assert "=== you are now alice" in other.lines()
+
+
+def test_nicknameRaceExactlyOneWins(cluster):
+    """
+    Two daemons accept one nickname at the same moment (neither has heard of
+    the other's): Redis gives it to exactly one; the other's user is told so
+    and let go, and nobody ever sees the loser arrive.
+    """
+    a, b = cluster.nodes
+    watcher = login(cluster, a, "watcher")
+    watcher.lines()
+    first, second = a.connect(), b.connect()
+    first.lines()
+    second.lines()
+    first.send("alice")
+    second.send("alice")
+    cluster.settle()
+    got = [first.lines(), second.lines()]
+    winners = [g for g in got if "=== you are now alice" in g]
+    losers = [g for g in got if any("Closing your connection" in line for line in g)]
+    assert len(winners) == 1 and len(losers) == 1, got
+    assert not any("you are now" in line for line in losers[0])
+    assert watcher.lines().count("-- #lobby alice has joined") == 1
+    for node in (a, b):
+        assert [u.nick for u in node.core.rooms["#lobby"].members.values()].count("alice") == 1
+
+
+def test_lostDaemonUsersQuit(cluster):
+    """
+    A daemon that stops (its heartbeat is no longer read) is lost after the
+    lease: its users quit for the others with "node lost", and their
+    nicknames are free.
+    """
+    a, b = cluster.nodes
+    alice = login(cluster, a, "alice")
+    login(cluster, b, "bob")
+    alice.lines()
+    cluster.nodes.remove(b)  # no longer writes nor reads: as after kill -9
+    b.fanout._heart.stop()
+    for _ in range(int(BrokeredFanout.LEASE) + 2):
+        cluster.clock.advance(BrokeredFanout.BEAT)
+        cluster.settle()
+    assert alice.lines() == ["-- #lobby bob has quit (node lost)"]
+    alice.send("/who")
+    assert alice.lines() == ["=== #lobby members (1): alice"]
+    login(cluster, a, "bob")
+
+
+def test_lateDaemonSeesCurrentRooms(cluster):
+    """
+    A daemon that joins the cluster late learns who is where from the
+    others.
+    """
+    a, b = cluster.nodes
+    login(cluster, a, "alice").send("/join #dev")
+    cluster.settle()
+    c = cluster.add("C")
+    carol = login(cluster, c, "carol")
+    carol.send("/rooms")
+    carol.send("/who #dev")
+    got = carol.lines()[-4:]
+    assert got[0] == "=== 2 rooms"
+    assert sorted(got[1:3]) == ["=== #dev (1)", "=== #lobby (2)"]
+    assert got[3:] == ["=== #dev members (1): alice"]
+
+
+def test_partingUserSeesNothingMore(cluster):
+    """
+    Who leaves a room sees no line of it after their "left", even one said
+    on another daemon before their part reached the stream.
+    """
+    a, b = cluster.nodes
+    alice = login(cluster, a, "alice")
+    bob = login(cluster, b, "bob")
+    alice.lines()
+    bob.send("before")
+    alice.send("/part #lobby")
+    cluster.settle()
+    got = alice.lines()
+    assert got[0] == "=== left #lobby"
+    assert "#lobby <bob> before" not in got[1:]
+    assert "-- #lobby alice has left" in bob.lines()
+
+
+def test_brokerOutageLocalUsersGoOn(cluster):
+    """
+    While Redis cannot be reached, users of one daemon still talk to each
+    other; once it is back the other daemon gets those lines, once each, and
+    nobody gets anything twice.
+    """
+    a, b = cluster.nodes
+    alice, carol = login(cluster, a, "alice"), login(cluster, a, "carol")
+    bob = login(cluster, b, "bob")
+    for c in (alice, bob, carol):
+        c.lines()
+    cluster.redis.down = True
+    cluster.settle()
+    alice.send("while away")
+    cluster.settle()
+    assert carol.lines() == ["#lobby <alice> while away"]
+    assert bob.lines() == []
+    cluster.redis.down = False
+    cluster.settle()
+    alice.send("back")
+    cluster.settle()
+    assert bob.lines() == ["#lobby <alice> while away", "#lobby <alice> back"]
+    assert carol.lines() == ["#lobby <alice> back"]
+
+
+def test_brokerRestartWithoutData(cluster):
+    """
+    Redis restarts empty: the daemons claim their nicknames again, tell each
+    other who is where, and chat goes on without duplicates.
+    """
+    a, b = cluster.nodes
+    alice = login(cluster, a, "alice")
+    bob = login(cluster, b, "bob")
+    alice.lines()
+    bob.lines()
+    cluster.redis.down = True
+    cluster.clock.advance(BrokeredFanout.BEAT)
+    cluster.settle()
+    cluster.redis.restart()
+    cluster.redis.down = False
+    cluster.clock.advance(BrokeredFanout.BEAT)
+    cluster.settle()
+    assert cluster.redis.get(b"chatd:nick:alice") == b"A"
+    assert cluster.redis.get(b"chatd:nick:bob") == b"B"
+    alice.send("after")
+    cluster.settle()
+    assert bob.lines() == ["#lobby <alice> after"]
+    other = b.connect()
+    other.lines()
+    other.send("alice")
+    cluster.settle()
+    assert other.lines()[0] == "!!! the nickname alice is taken"
