@@ -252,11 +252,12 @@ class Node(MemoryServer):
     fan-out on the cluster's fake Redis.
     """
 
-    def __init__(self, cluster, name, limits=Limits(), **factoryArgs):
+    def __init__(self, cluster, name, limits=Limits(), accounts=None, operators=(),
+                 **factoryArgs):
         self.clock = cluster.clock
         self.link = MemoryLink(cluster.redis, name, BrokeredFanout.LEASE)
         self.fanout = BrokeredFanout(self.clock, self.link, node=name)
-        self.core = ChatCore(self.fanout, self.clock)
+        self.core = ChatCore(self.fanout, self.clock, accounts=accounts, operators=operators)
         self.fanout.attach(self.core)
         self.gate = Gate(self.clock, limits)
         self.factory = ChatFactory(self.core, self.gate, **factoryArgs)
@@ -278,8 +279,8 @@ class Cluster:
         for name in names:
             self.add(name)
 
-    def add(self, name):
-        node = Node(self, name)
+    def add(self, name, **kwargs):
+        node = Node(self, name, **kwargs)
         self.nodes.append(node)
         self.settle()
         return node

@@ -298,3 +298,35 @@ def test_brokerRestartWithoutData(cluster):
     other.send("alice")
     cluster.settle()
     assert other.lines()[0] == "!!! the nickname alice is taken"
+
+
+def test_kickAcrossDaemons():
+    """
+    An operator on one daemon kicks a user on another: everyone in the room
+    sees it once, the user is out of the room on their own daemon too, and
+    stays connected.
+    """
+    from support import MemoryAccounts
+
+    accounts = MemoryAccounts()
+    accounts.passwords.update(op="op-password")
+    cluster = Cluster()
+    a = cluster.add("A", accounts=accounts, operators=["op"])
+    b = cluster.add("B", accounts=accounts, operators=["op"])
+    op = login(cluster, a, "op")
+    op.send("/identify op-password")
+    bob = login(cluster, b, "bob")
+    carol = login(cluster, b, "carol")
+    for c in (op, bob, carol):
+        c.lines()
+    op.send("/kick bob spam")
+    cluster.settle()
+    assert op.lines() == ["-- #lobby bob was kicked by op (spam)"]
+    assert carol.lines() == ["-- #lobby bob was kicked by op (spam)"]
+    assert bob.lines() == ["-- #lobby bob was kicked by op (spam)", "=== left #lobby"]
+    assert bob.transport.connected
+    assert "bob" not in b.core.rooms["#lobby"].members
+    assert "bob" not in a.core.rooms["#lobby"].members
+    carol.send("hello")
+    cluster.settle()
+    assert bob.lines() == []

@@ -8,8 +8,9 @@ Keys (all under C{chatd:}):
   room line, join, part and rename one order, the same on every daemon.
   Trimmed to about L{STREAM_LENGTH} entries.
 - C{chatd:inbox:NODE}: what is for one daemon's users alone (private
-  messages).  The daemon deletes each entry as soon as it has read it, so that
-  no private message stays in Redis.
+  messages).  The daemon deletes each entry as soon as it has read it, and
+  the key expires two leases after the last message sent to it, so that no
+  private message stays in Redis (a dead daemon's inbox goes too).
 - C{chatd:nick:KEY}: who holds a nickname: the daemon's id, with a lease of
   C{lease} seconds that the holder renews every heartbeat.  Claimed with
   C{SET NX}: of two daemons claiming one nickname at once, exactly one wins.
@@ -73,8 +74,12 @@ class Ops:
                                 approximate=True)
 
     def send(self, node, data):
-        self.client.xadd(INBOX.format(node).encode(), {b"d": data}, maxlen=10_000,
-                         approximate=True)
+        name = INBOX.format(node).encode()
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xadd(name, {b"d": data}, maxlen=10_000, approximate=True)
+        # A daemon that died leaves no private message behind for long.
+        pipe.pexpire(name, self.leaseMs * 2)
+        pipe.execute()
 
     def claim(self, key):
         return bool(self.client.set(NICK.format(key).encode(), self.nodeBytes, nx=True,
