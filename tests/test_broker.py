@@ -330,3 +330,56 @@ def test_kickAcrossDaemons():
     carol.send("hello")
     cluster.settle()
     assert bob.lines() == []
+
+
+def operatorCluster():
+    from support import MemoryAccounts
+
+    accounts = MemoryAccounts()
+    accounts.passwords.update(op="op-password")
+    cluster = Cluster()
+    a = cluster.add("A", accounts=accounts, operators=["op"])
+    b = cluster.add("B", accounts=accounts, operators=["op"])
+    op = login(cluster, a, "op")
+    op.send("/identify op-password")
+    return cluster, a, b, op
+
+
+def test_muteAcrossDaemons():
+    """
+    A user muted by an operator on another daemon cannot talk until unmuted.
+    """
+    cluster, a, b, op = operatorCluster()
+    bob = login(cluster, b, "bob")
+    op.send("/mute bob")
+    cluster.settle()
+    bob.lines()
+    op.lines()
+    bob.send("can you hear me")
+    cluster.settle()
+    assert bob.lines()[0].startswith("!!! ")
+    assert op.lines() == []
+    op.send("/unmute bob")
+    cluster.settle()
+    bob.send("now?")
+    cluster.settle()
+    assert op.lines()[-1] == "#lobby <bob> now?"
+
+
+def test_serverBanAcrossDaemons():
+    """
+    An operator's ban of a user on another daemon: everyone sees them quit
+    once, and they are told why and let go.
+    """
+    cluster, a, b, op = operatorCluster()
+    bob = login(cluster, b, "bob")
+    carol = login(cluster, b, "carol")
+    for c in (op, bob, carol):
+        c.lines()
+    op.send("/ban bob 1h spam")
+    cluster.settle()
+    quits = [line for line in carol.lines() if "bob" in line and "quit" in line]
+    assert quits == ["-- #lobby bob has quit (banned)"]
+    assert [line for line in op.lines() if "quit" in line] == quits
+    assert not bob.transport.connected
+    assert "bob" not in b.core.users and "bob" not in a.core.users

@@ -184,6 +184,12 @@ class BrokeredFanout(Fanout):
     def toUser(self, user, event):
         if user in self._phantoms:
             return
+        if isinstance(event, events.PutOut):
+            # Put out of a room without a word to its members (a room ban):
+            # the mirrors elsewhere follow.
+            if not isinstance(user, RemoteUser):
+                self._leaveView(user, event.room)
+            self._publish({"k": "out", "nick": user.nick, "room": event.room})
         if isinstance(user, RemoteUser):
             self._toRemote(user, event)
             return
@@ -607,6 +613,13 @@ class BrokeredFanout(Fanout):
             self._mirrorRename(entry["n"], entry["old"], entry["new"])
         elif kind == "gone":
             self._mirrorGone(entry["nick"])
+        elif kind == "out":
+            key, rkey = nickKey(entry["nick"]), roomKey(entry["room"])
+            user, room = self.core.users.get(key), self.core.rooms.get(rkey)
+            if user is not None and room is not None and room.members.get(key) is user:
+                if not isinstance(user, RemoteUser):
+                    self._leaveView(user, room.name)
+                self.core.removeMember(user, room)
         elif kind == "syncreq":
             self._publishSnapshot()
         elif kind == "snap":
@@ -622,7 +635,8 @@ class BrokeredFanout(Fanout):
         if user is None:
             return
         if entry["k"] == "hang":
-            self.clock.callLater(0, self._close, user, "put out by a moderator")
+            # Told why already (Expelled, Ghosted), as with one daemon.
+            self.clock.callLater(0, user.hangUp)
         else:
             Fanout.toUser(self, user, entry["e"])
 
@@ -656,9 +670,9 @@ class BrokeredFanout(Fanout):
             if not own:
                 user = core.users.get(key)
                 room = core.rooms.get(rkey)
-                if (user is not None and room is not None and room.members.get(key) is user
-                        and (isinstance(user, RemoteUser) or isinstance(event, events.Kicked))):
-                    # A local user kicked from another daemon leaves here.
+                if user is not None and room is not None and room.members.get(key) is user:
+                    # A local user put out from another daemon (a kick, a
+                    # ban) leaves here too, with no second word of it.
                     core.removeMember(user, room)
         elif isinstance(event, events.Renamed):
             old, new = nickKey(event.old), nickKey(event.new)
