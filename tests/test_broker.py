@@ -383,3 +383,32 @@ def test_serverBanAcrossDaemons():
     assert [line for line in op.lines() if "quit" in line] == quits
     assert not bob.transport.connected
     assert "bob" not in b.core.users and "bob" not in a.core.users
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:6379", "redis://127.0.0.1",
+                                 "redis://127.0.0.1:notaport", "redis://127.0.0.1:6379/x"])
+def test_brokerOptionRefusesWhatIsNotARedisAddress(url):
+    """
+    --broker takes redis://HOST:PORT[/DB] and refuses anything else with a
+    usage error.
+    """
+    from twisted.python import usage
+
+    from chatd.tap import Options
+
+    with pytest.raises(usage.UsageError, match="--broker"):
+        Options().parseOptions(["--db", "none", "--broker", url])
+
+
+def test_brokerOptionDefaultsToNone():
+    """
+    Without --broker the daemon is alone; with it, the address is kept.
+    """
+    from chatd.tap import Options
+
+    options = Options()
+    options.parseOptions(["--db", "none"])
+    assert options["broker"] is None
+    options = Options()
+    options.parseOptions(["--db", "none", "--broker", "redis://10.0.0.5:6379/2"])
+    assert options["broker"] == "redis://10.0.0.5:6379/2"

@@ -172,3 +172,38 @@ def test_redisRestartChatGoesOn(redis):
     finally:
         a.stop()
         b.stop()
+
+
+def test_stoppedDaemonUsersQuitAtOnce(redis):
+    """
+    A daemon stopped with SIGTERM says so: its users quit for the others
+    with "server shutdown", without waiting for the lease.
+    """
+    a, b = startDaemons(redis, 2)
+    try:
+        alice, _ = login(a, "alice"), login(b, "bob")
+        alice.readUntil(lambda l: l == "-- #lobby bob has joined")
+        started = time.monotonic()
+        b.stop()
+        assert alice.readLine() == "-- #lobby bob has quit (server shutdown)"
+        assert time.monotonic() - started < BrokeredFanout.LEASE
+        assert alice.sync() == []
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_oneDaemonAloneNeedsNoRedis():
+    """
+    Without --broker, building the service imports neither the Redis client
+    nor the broker.
+    """
+    import subprocess
+    import sys
+
+    code = ("import sys; from chatd.tap import Options, makeService; o = Options(); "
+            "o.parseOptions(['--db', 'none']); makeService(o); "
+            "print('redis' in sys.modules, 'chatd.broker.fanout' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.split() == ["False", "False"], out.stderr

@@ -50,6 +50,8 @@ from chatd.core.names import nickKey, roomKey
 
 NODE_LOST = "node lost"
 NODE_STOPPED = "server shutdown"
+UNREACHABLE = ("the other chat servers cannot be reached to check nicknames; "
+               "try again in a moment")
 
 _LEAVING = (events.Parted, events.Quit, events.Kicked)
 _SKIPPED = object()
@@ -331,8 +333,7 @@ class BrokeredFanout(Fanout):
 
     def _startClaim(self, user, key, oldKey, oldNick):
         if self.up is False:
-            self._phantom(user, oldKey, oldNick, "the other chat servers cannot be "
-                          "reached to check nicknames; try again in a moment")
+            self._phantom(user, oldKey, oldNick, UNREACHABLE)
             return
         item = _Item(self._seq, claim=key)
         self._claims[key] = (user, oldKey, oldNick, item)
@@ -341,7 +342,8 @@ class BrokeredFanout(Fanout):
 
     def claimed(self, key, won):
         """
-        Redis answered a claim of the nickname C{key}.
+        Redis answered a claim of the nickname C{key}: C{won} is whether it
+        is ours, or L{None} when Redis could not be asked in time.
         """
         claim = self._claims.pop(key, None)
         if claim is None:
@@ -361,8 +363,9 @@ class BrokeredFanout(Fanout):
         else:
             self._log.info("{nick} lost the nickname to another daemon",
                            nick=user.nick)
-            self._phantom(user, oldKey, oldNick, f"the nickname {user.nick} was taken "
-                          "on another server at the same moment; connect again")
+            self._phantom(user, oldKey, oldNick, UNREACHABLE if won is None else
+                          f"the nickname {user.nick} was taken on another server at "
+                          "the same moment; connect again")
         self._pump()
 
     def nicksLost(self, keys):

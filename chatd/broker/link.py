@@ -240,6 +240,7 @@ class RedisLink:
         client = cursor = epoch = None
         inboxCursor = b"0-0"
         attempt = 0
+        down = False
         while not self._stopping:
             try:
                 if client is None:
@@ -250,6 +251,7 @@ class RedisLink:
                         # of the past, the others' snapshots tell it.
                         cursor = ops.tail()
                     now = ops.epoch()
+                    down = False
                     self._call(self.target.linkUp)
                     if epoch is not None and now != epoch:
                         # Redis restarted without its data.
@@ -262,9 +264,12 @@ class RedisLink:
             except Exception as e:
                 if self._stopping:
                     break
-                if client is not None:
+                if not down:
+                    # (Also when Redis cannot be reached at start: local
+                    # users are served meanwhile.)
                     self._call(self.target.linkDown, str(e))
-                    client = None
+                    down = True
+                client = None
                 time.sleep(_backoff(attempt))
                 attempt += 1
 
@@ -299,7 +304,8 @@ class RedisLink:
                     op = None
                 if self._stopping:
                     return
-                self._log.debug("broker write failed: {e}", e=e)
+                if attempt == 0:
+                    self._log.info("broker writes wait for Redis: {e}", e=e)
                 time.sleep(_backoff(attempt))
                 attempt += 1
 
@@ -366,7 +372,7 @@ class Writer:
         A claim that Redis could not answer in time is lost.
         """
         self.failedClaims.add(op[1])
-        return [(self.link.target.claimed, op[1], False)]
+        return [(self.link.target.claimed, op[1], None)]
 
 
 def decode(found):
