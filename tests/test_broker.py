@@ -412,3 +412,44 @@ def test_brokerOptionDefaultsToNone():
     options = Options()
     options.parseOptions(["--db", "none", "--broker", "redis://10.0.0.5:6379/2"])
     assert options["broker"] == "redis://10.0.0.5:6379/2"
+
+
+def test_renameAcrossDaemons(cluster):
+    """
+    A rename is announced on the other daemon and the old nickname is free
+    there at once, the new one taken.
+    """
+    a, b = cluster.nodes
+    alice = login(cluster, a, "alice")
+    bob = login(cluster, b, "bob")
+    bob.lines()
+    alice.send("/nick alicia")
+    cluster.settle()
+    assert bob.lines() == ["-- #lobby alice is now known as alicia"]
+    assert cluster.redis.get(b"chatd:nick:alice") is None
+    assert cluster.redis.get(b"chatd:nick:alicia") == b"A"
+    other = b.connect()
+    other.lines()
+    other.send("alicia")
+    cluster.settle()
+    assert other.lines()[0] == "!!! the nickname alicia is taken"
+    other.send("alice")
+    cluster.settle()
+    assert "=== you are now alice" in other.lines()
+
+
+def test_heartbeatKeepsNicknamesAcrossRedisLosingThem(cluster):
+    """
+    Redis forgets a nickname (a restart): the holder's heartbeat takes it
+    back, and claiming it again after the restart keeps its user connected.
+    """
+    a, b = cluster.nodes
+    alice = login(cluster, a, "alice")
+    cluster.redis.delete(b"chatd:nick:alice")
+    cluster.clock.advance(BrokeredFanout.BEAT)
+    cluster.settle()
+    assert cluster.redis.get(b"chatd:nick:alice") == b"A"
+    a.fanout.linkReset()
+    cluster.settle()
+    assert alice.transport.connected
+    assert cluster.redis.get(b"chatd:nick:alice") == b"A"

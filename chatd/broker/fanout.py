@@ -324,6 +324,8 @@ class BrokeredFanout(Fanout):
             if user not in self._phantoms:
                 self._publish({"k": "hello", "nick": event.new}, needs=new)
             return
+        if event.old == event.new:
+            return
         old = nickKey(event.old)
         if old != new and new not in self._claims and self._owned.get(new) is not user:
             self._startClaim(user, new, old, event.old)

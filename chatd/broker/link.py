@@ -82,8 +82,14 @@ class Ops:
         pipe.execute()
 
     def claim(self, key):
-        return bool(self.client.set(NICK.format(key).encode(), self.nodeBytes, nx=True,
-                                    px=self.leaseMs))
+        """
+        Whether the nickname C{key} is this daemon's now: taken with SET NX,
+        or already held (the heartbeat took it back after Redis lost it).
+        """
+        name = NICK.format(key).encode()
+        if self.client.set(name, self.nodeBytes, nx=True, px=self.leaseMs):
+            return True
+        return self.client.get(name) == self.nodeBytes
 
     def release(self, key):
         name = NICK.format(key).encode()
