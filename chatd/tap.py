@@ -466,7 +466,7 @@ def makeService(config, reactor=None):
         _HistoryService(history, reactor, config["history-days"]).setServiceParent(top)
         _AccountService(accounts, core, config["operators"]).setServiceParent(top)
     if config["broker"] is not None:
-        fanout.attach(core)
+        fanout.attach(core, gate.coalescer)
         # Before the listeners: stopped after them, so that the users' quits
         # reach the other daemons.
         _BrokerService(fanout, config["broker"]).setServiceParent(top)

@@ -197,7 +197,7 @@ class MemoryLink:
                     calls = self.writer.connect(Ops(self.redis, self.node, self.lease))
                     self.connected = True
                     self._call(calls)
-                self._call(self.writer.do(self.queue[0]))
+                self._call(self.writer.doMany([self.queue[0]]))
             except RedisDown:
                 self.connected = False
                 op = self.queue[0]
@@ -258,8 +258,8 @@ class Node(MemoryServer):
         self.link = MemoryLink(cluster.redis, name, BrokeredFanout.LEASE)
         self.fanout = BrokeredFanout(self.clock, self.link, node=name)
         self.core = ChatCore(self.fanout, self.clock, accounts=accounts, operators=operators)
-        self.fanout.attach(self.core)
         self.gate = Gate(self.clock, limits)
+        self.fanout.attach(self.core, self.gate.coalescer)
         self.factory = ChatFactory(self.core, self.gate, **factoryArgs)
         self._port = 40000 + 1000 * len(cluster.nodes)
         self.fanout.start()

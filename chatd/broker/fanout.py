@@ -152,11 +152,18 @@ class BrokeredFanout(Fanout):
         self._dropped = 0
         self._heart = LoopingCall(self._beat)
         self._heart.clock = clock
+        self.coalescer = None
 
     # Wiring
 
-    def attach(self, core):
+    def attach(self, core, coalescer=None):
+        """
+        @param coalescer: the gate's L{chatd.edge.outbox.Coalescer}: what a
+            read of the stream delivers reaches each recipient in one write,
+            as what a read of a connection makes the server say does.
+        """
         self.core = core
+        self.coalescer = coalescer
 
     def start(self):
         self.link.start(self)
@@ -534,6 +541,13 @@ class BrokeredFanout(Fanout):
         """
         Entries read from the stream or this daemon's inbox, in order.
         """
+        if self.coalescer is None:
+            self._received(found)
+        else:
+            with self.coalescer:
+                self._received(found)
+
+    def _received(self, found):
         for fromInbox, entry in found:
             node = entry.get("n")
             seq = entry.get("s", 0)

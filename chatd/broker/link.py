@@ -73,6 +73,12 @@ class Ops:
         return self.client.xadd(STREAM, {b"d": data}, maxlen=STREAM_LENGTH,
                                 approximate=True)
 
+    def publishMany(self, datas):
+        pipe = self.client.pipeline(transaction=False)
+        for data in datas:
+            pipe.xadd(STREAM, {b"d": data}, maxlen=STREAM_LENGTH, approximate=True)
+        pipe.execute()
+
     def send(self, node, data):
         name = INBOX.format(node).encode()
         pipe = self.client.pipeline(transaction=False)
@@ -283,31 +289,46 @@ class RedisLink:
         writer = Writer(self)
         client = None
         attempt = 0
-        op = None
+        batch = []
+        stop = False
         while True:
-            if op is None:
-                op = self._ops.get()
-                if op[0] == "stop":
+            if not batch:
+                if stop:
                     return
+                # Everything queued goes in one round trip: a thread waits
+                # for the GIL while the reactor works, so one entry per wake
+                # would cap the stream at a few hundred entries a second.
+                batch.append(self._ops.get())
+                while len(batch) < 1000:
+                    try:
+                        batch.append(self._ops.get_nowait())
+                    except queue.Empty:
+                        break
+                if batch[-1][0] == "stop":
+                    stop = True
+                    batch.pop()
+                    continue
             try:
                 if client is None:
                     client = self._client()
                     for call in writer.connect(Ops(client, self.node, self.lease)):
                         self._call(*call)
                     attempt = 0
-                for call in writer.do(op):
+                calls, batch = writer.doMany(batch), []
+                for call in calls:
                     self._call(*call)
-                op = None
             except Exception as e:
                 client = None
-                if op is not None and op[0] == "claim" and (
-                        time.monotonic() - op[3] > self.CLAIM_PATIENCE or self._stopping):
-                    for call in writer.giveUp(op):
-                        self._call(*call)
-                    op = None
-                elif op is not None and op[0] == "beat":
-                    # The next heartbeat will do.
-                    op = None
+                kept = []
+                for op in batch:
+                    if op[0] == "claim" and (time.monotonic() - op[3] > self.CLAIM_PATIENCE
+                                             or self._stopping):
+                        for call in writer.giveUp(op):
+                            self._call(*call)
+                    elif op[0] != "beat":
+                        # (The next heartbeat will do.)
+                        kept.append(op)
+                batch = kept
                 if self._stopping:
                     return
                 if attempt == 0:
@@ -333,6 +354,36 @@ class Writer:
     def connect(self, ops):
         self.ops = ops
         return []
+
+    def doMany(self, batch):
+        """
+        Run C{batch}, publishing each run of entries in one pipeline.  Run
+        again whole when it fails: the readers skip entries they saw.
+        """
+        calls = []
+        pending = []
+
+        def flush():
+            if pending:
+                self.ops.publishMany([data for _, data in pending])
+                self.sent.extend(pending)
+                del pending[:]
+
+        for op in batch:
+            if op[0] == "publish":
+                _, seq, data, needs = op
+                if needs is not None and needs in self.failedClaims:
+                    calls.append((self.link.target.skipped, seq))
+                else:
+                    pending.append((seq, data))
+                continue
+            flush()
+            calls.extend(self.do(op))
+        flush()
+        if len(self.sent) > 10_000:
+            confirmed = self.link.confirmed
+            self.sent = [(s, d) for s, d in self.sent if s > confirmed]
+        return calls
 
     def do(self, op):
         ops, target = self.ops, self.link.target
