@@ -35,8 +35,8 @@ shown as having quit (C{node lost}).
 """
 
 import os
-from dataclasses import replace
 from collections import OrderedDict, deque
+from dataclasses import replace
 from weakref import WeakKeyDictionary, WeakSet
 
 from twisted.internet.task import LoopingCall
