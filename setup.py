@@ -19,9 +19,10 @@ setup(
         "chat-client = chatd.client.script:main",
         "chatd-export = chatd.export:main",
     ]},
-    # [broker]: redis-py (with hiredis, its C reply parser: 1.4 -> 1.9 million
-    # brokered deliveries/s in bench/broker_bench.py), for --broker (several daemons sharing rooms); the
-    # tests need it too, so that the README's test command covers them.
+    # [broker]: redis-py, for --broker (several daemons sharing rooms), with
+    # hiredis, its C reply parser (1.4 -> 1.9 million brokered deliveries/s
+    # in bench/broker_bench.py); the tests need it too, so that the README's
+    # test command covers them.
     extras_require={"broker": ["redis[hiredis]>=5"],
                     "test": ["pytest", "pytest-timeout", "hypothesis", "redis[hiredis]>=5"]},
 )
