@@ -166,8 +166,8 @@ class MemoryLink:
     def send(self, node, data):
         self.queue.append(("send", node, data))
 
-    def claim(self, key, old=None):
-        self.queue.append(("claim", key, old, 0))
+    def claim(self, key, old=None, force=False):
+        self.queue.append(("claim", key, old, 0, force))
 
     def release(self, key):
         self.queue.append(("release", key))

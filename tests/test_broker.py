@@ -453,3 +453,38 @@ def test_heartbeatKeepsNicknamesAcrossRedisLosingThem(cluster):
     cluster.settle()
     assert alice.transport.connected
     assert cluster.redis.get(b"chatd:nick:alice") == b"A"
+
+
+def test_ghostAcrossDaemons():
+    """
+    /ghost of a registered nickname held on another daemon (both daemons
+    share the accounts): the stale holder is told and let go there, the
+    owner gets the nickname here, and every daemon knows who holds it now.
+    """
+    from support import MemoryAccounts
+
+    accounts = MemoryAccounts()
+    accounts.passwords.update(bob="bob-password")
+    cluster = Cluster()
+    a = cluster.add("A", accounts=accounts)
+    b = cluster.add("B", accounts=accounts)
+    c = cluster.add("C", accounts=accounts)
+    stale = login(cluster, b, "bob")
+    stale.send("/identify bob-password")
+    carol = login(cluster, c, "carol")
+    owner = login(cluster, a, "robert")
+    for client in (stale, carol, owner):
+        client.lines()
+    owner.send("/ghost bob bob-password")
+    cluster.settle()
+    assert "=== you are now bob" in owner.lines()
+    assert not stale.transport.connected
+    got = carol.lines()
+    assert got == ["-- #lobby bob has quit (ghosted)",
+                   "-- #lobby robert is now known as bob"], got
+    assert cluster.redis.get(b"chatd:nick:bob") == b"A"
+    for node in (b, c):
+        assert node.core.users["bob"].node == "A"
+    carol.send("/msg bob hi")
+    cluster.settle()
+    assert owner.lines() == ["*carol* hi"]

@@ -144,6 +144,7 @@ class BrokeredFanout(Fanout):
         self._owned = {}  # nick key -> local user whose nickname we hold
         self._phantoms = WeakSet()
         self._phantomOld = WeakKeyDictionary()
+        self._takeovers = set()
         self._nodes = {}  # node -> when last heard from
         self._lost = set()
         self._departed = set()
@@ -200,6 +201,10 @@ class BrokeredFanout(Fanout):
                 self._leaveView(user, event.room)
             self._publish({"k": "out", "nick": user.nick, "room": event.room})
         if isinstance(user, RemoteUser):
+            if isinstance(event, events.Ghosted):
+                # Its owner proved the nickname theirs here: the claim that
+                # follows takes it from the other daemon.
+                self._takeovers.add(nickKey(user.nick))
             self._toRemote(user, event)
             return
         if isinstance(event, events.NowKnownAs):
@@ -347,7 +352,11 @@ class BrokeredFanout(Fanout):
         item = _Item(self._seq, claim=key)
         self._claims[key] = (user, oldKey, oldNick, item)
         self._local.append(item)
-        self.link.claim(key, oldKey)
+        if key in self._takeovers:
+            self._takeovers.discard(key)
+            self.link.claim(key, oldKey, force=True)
+        else:
+            self.link.claim(key, oldKey)
 
     def claimed(self, key, won):
         """
@@ -631,7 +640,7 @@ class BrokeredFanout(Fanout):
         elif kind == "rename":
             self._mirrorRename(entry["n"], entry["old"], entry["new"])
         elif kind == "gone":
-            self._mirrorGone(entry["nick"])
+            self._mirrorGone(entry["nick"], entry["n"])
         elif kind == "out":
             key, rkey = nickKey(entry["nick"]), roomKey(entry["room"])
             user, room = self.core.users.get(key), self.core.rooms.get(rkey)
@@ -654,8 +663,11 @@ class BrokeredFanout(Fanout):
         if user is None:
             return
         if entry["k"] == "hang":
-            # Told why already (Expelled, Ghosted), as with one daemon.
-            self.clock.callLater(0, user.hangUp)
+            # Told why already (Expelled, Ghosted), and out of their rooms
+            # (their quit came from the other daemon): gone from the core
+            # now, so that whoever takes the nickname next is mirrored here.
+            self.core.disconnect(user, entry.get("r", "put out"))
+            user.hangUp()
         else:
             Fanout.toUser(self, user, entry["e"])
 
@@ -689,7 +701,11 @@ class BrokeredFanout(Fanout):
             if not own:
                 user = core.users.get(key)
                 room = core.rooms.get(rkey)
-                if user is not None and room is not None and room.members.get(key) is user:
+                if isinstance(user, RemoteUser) and isinstance(event, events.Quit):
+                    # Gone from the server: from every room at once, and from
+                    # the names, which may be taken next (a ghost).
+                    self._mirrorGone(user.nick, user.node)
+                elif user is not None and room is not None and room.members.get(key) is user:
                     # A local user put out from another daemon (a kick, a
                     # ban) leaves here too, with no second word of it.
                     core.removeMember(user, room)
@@ -750,10 +766,11 @@ class BrokeredFanout(Fanout):
         room.members[nickKey(nick)] = user
         user.rooms[rkey] = room
 
-    def _mirrorGone(self, nick):
+    def _mirrorGone(self, nick, node):
         key = nickKey(nick)
         user = self.core.users.get(key)
-        if not isinstance(user, RemoteUser):
+        if not isinstance(user, RemoteUser) or user.node != node:
+            # (The nickname is someone else's already: a ghost took it.)
             return
         for room in list(user.rooms.values()):
             self.core.removeMember(user, room)
@@ -801,7 +818,7 @@ class BrokeredFanout(Fanout):
         for key in list(self._byNode.get(node, ())):
             user = self.core.users.get(key)
             if isinstance(user, RemoteUser):
-                self._mirrorGone(user.nick)
+                self._mirrorGone(user.nick, node)
         for nick, rooms in entry["users"]:
             if self._mirrorUser(node, nick) is not None:
                 for name in rooms:

@@ -87,13 +87,14 @@ class Ops:
         pipe.pexpire(name, self.leaseMs * 2)
         pipe.execute()
 
-    def claim(self, key):
+    def claim(self, key, force=False):
         """
         Whether the nickname C{key} is this daemon's now: taken with SET NX,
-        or already held (the heartbeat took it back after Redis lost it).
+        or already held (the heartbeat took it back after Redis lost it);
+        C{force} takes it whoever holds it (a ghost).
         """
         name = NICK.format(key).encode()
-        if self.client.set(name, self.nodeBytes, nx=True, px=self.leaseMs):
+        if self.client.set(name, self.nodeBytes, nx=not force, px=self.leaseMs):
             return True
         return self.client.get(name) == self.nodeBytes
 
@@ -214,8 +215,8 @@ class RedisLink:
     def send(self, node, data):
         self._ops.put(("send", node, data))
 
-    def claim(self, key, old=None):
-        self._ops.put(("claim", key, old, time.monotonic()))
+    def claim(self, key, old=None, force=False):
+        self._ops.put(("claim", key, old, time.monotonic(), force))
 
     def release(self, key):
         self._ops.put(("release", key))
@@ -408,7 +409,7 @@ class Writer:
             ops.send(op[1], op[2])
         elif kind == "claim":
             key, old = op[1], op[2]
-            won = ops.claim(key)
+            won = ops.claim(key, force=len(op) > 4 and op[4])
             if won:
                 self.failedClaims.discard(key)
                 if old is not None:
