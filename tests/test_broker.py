@@ -488,3 +488,34 @@ def test_ghostAcrossDaemons():
     carol.send("/msg bob hi")
     cluster.settle()
     assert owner.lines() == ["*carol* hi"]
+
+
+def test_identifiedOnAnotherDaemon():
+    """
+    An operator identified on one daemon is known as identified, and so as
+    an operator, on the others, a late one too: /whois says so, and a room
+    owner there cannot kick them.
+    """
+    from support import MemoryAccounts
+
+    accounts = MemoryAccounts()
+    accounts.passwords.update(op="op-password", owner="owner-password")
+    cluster = Cluster()
+    a = cluster.add("A", accounts=accounts, operators=["op"])
+    b = cluster.add("B", accounts=accounts, operators=["op"])
+    owner = login(cluster, b, "owner")
+    owner.send("/identify owner-password")
+    owner.send("/join #mine")
+    cluster.settle()
+    op = login(cluster, a, "op")
+    op.send("/identify op-password")
+    op.send("/join #mine")
+    cluster.settle()
+    owner.lines()
+    owner.send("/whois op")
+    assert owner.lines()[0].startswith("=== op: identified; operator; in #lobby #mine; ")
+    owner.send("/kick op")
+    cluster.settle()
+    assert owner.lines() == ["!!! op is a moderator of #mine"]
+    late = cluster.add("C", accounts=accounts, operators=["op"])
+    assert late.core.moderation.isOperator(late.core.users["op"])

@@ -209,6 +209,10 @@ class BrokeredFanout(Fanout):
             return
         if isinstance(event, events.NowKnownAs):
             self._nickChanged(user, event)
+        elif isinstance(event, events.Identified):
+            # So that the others know them for an operator (who cannot be
+            # kicked) or a nickname's owner.
+            self._publish({"k": "ident", "nick": user.nick, "account": user.account})
         self._direct(user, event, False)
 
     def toActor(self, user, event):
@@ -641,6 +645,10 @@ class BrokeredFanout(Fanout):
             self._mirrorRename(entry["n"], entry["old"], entry["new"])
         elif kind == "gone":
             self._mirrorGone(entry["nick"], entry["n"])
+        elif kind == "ident":
+            user = self.core.users.get(nickKey(entry["nick"]))
+            if isinstance(user, RemoteUser) and user.node == entry["n"]:
+                user.account = entry["account"]
         elif kind == "out":
             key, rkey = nickKey(entry["nick"]), roomKey(entry["room"])
             user, room = self.core.users.get(key), self.core.rooms.get(rkey)
@@ -805,7 +813,8 @@ class BrokeredFanout(Fanout):
         for key, user in self._owned.items():
             if not user.connected or user in self._phantoms or user.nick is None:
                 continue
-            users.append([user.nick, [room.name for room in user.rooms.values()]])
+            users.append([user.nick, [room.name for room in user.rooms.values()],
+                          user.account])
             for room in user.rooms.values():
                 topics[room.name] = room.topic
         self._publish({"k": "snap", "users": users, "topics": topics})
@@ -819,8 +828,10 @@ class BrokeredFanout(Fanout):
             user = self.core.users.get(key)
             if isinstance(user, RemoteUser):
                 self._mirrorGone(user.nick, node)
-        for nick, rooms in entry["users"]:
-            if self._mirrorUser(node, nick) is not None:
+        for nick, rooms, *more in entry["users"]:
+            user = self._mirrorUser(node, nick)
+            if user is not None:
+                user.account = more[0] if more else None
                 for name in rooms:
                     self._mirrorJoin(node, nick, name)
         for name, topic in entry["topics"].items():
