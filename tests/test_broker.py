@@ -519,3 +519,28 @@ def test_identifiedOnAnotherDaemon():
     assert owner.lines() == ["!!! op is a moderator of #mine"]
     late = cluster.add("C", accounts=accounts, operators=["op"])
     assert late.core.moderation.isOperator(late.core.users["op"])
+
+
+def test_awayAcrossDaemons(cluster):
+    """
+    Within a heartbeat of going away on one daemon, a private message from
+    another gets the away reply, and /whois there shows it.
+    """
+    a, b = cluster.nodes
+    alice = login(cluster, a, "alice")
+    bob = login(cluster, b, "bob")
+    bob.send("/away lunch")
+    cluster.clock.advance(BrokeredFanout.BEAT)
+    cluster.settle()
+    alice.lines()
+    alice.send("/msg bob back soon?")
+    cluster.settle()
+    assert alice.lines() == ["=== to bob: back soon?", "=== bob is away: lunch"]
+    alice.send("/whois bob")
+    assert "away: lunch" in alice.lines()[0]
+    bob.send("/away")
+    cluster.clock.advance(BrokeredFanout.BEAT)
+    cluster.settle()
+    alice.send("/msg bob hi")
+    cluster.settle()
+    assert alice.lines() == ["=== to bob: hi"]

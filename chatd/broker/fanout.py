@@ -145,6 +145,7 @@ class BrokeredFanout(Fanout):
         self._phantoms = WeakSet()
         self._phantomOld = WeakKeyDictionary()
         self._takeovers = set()
+        self._awaySaid = {}  # nick key -> the away text the others know
         self._nodes = {}  # node -> when last heard from
         self._lost = set()
         self._departed = set()
@@ -645,6 +646,10 @@ class BrokeredFanout(Fanout):
             self._mirrorRename(entry["n"], entry["old"], entry["new"])
         elif kind == "gone":
             self._mirrorGone(entry["nick"], entry["n"])
+        elif kind == "away":
+            user = self.core.users.get(nickKey(entry["nick"]))
+            if isinstance(user, RemoteUser) and user.node == entry["n"]:
+                user.away = entry["text"]
         elif kind == "ident":
             user = self.core.users.get(nickKey(entry["nick"]))
             if isinstance(user, RemoteUser) and user.node == entry["n"]:
@@ -814,7 +819,7 @@ class BrokeredFanout(Fanout):
             if not user.connected or user in self._phantoms or user.nick is None:
                 continue
             users.append([user.nick, [room.name for room in user.rooms.values()],
-                          user.account])
+                          user.account, user.away])
             for room in user.rooms.values():
                 topics[room.name] = room.topic
         self._publish({"k": "snap", "users": users, "topics": topics})
@@ -832,6 +837,7 @@ class BrokeredFanout(Fanout):
             user = self._mirrorUser(node, nick)
             if user is not None:
                 user.account = more[0] if more else None
+                user.away = more[1] if len(more) > 1 else ""
                 for name in rooms:
                     self._mirrorJoin(node, nick, name)
         for name, topic in entry["topics"].items():
@@ -845,6 +851,15 @@ class BrokeredFanout(Fanout):
         if self.up is not True:
             return
         self.link.beat(list(self._owned), codec.dumps({"k": "hb", "n": self.node}))
+        # The core says nothing when someone goes away: the heartbeat tells
+        # the others (so /msg's away reply and /whois know it within a
+        # second).
+        for key, user in self._owned.items():
+            if user.away != self._awaySaid.get(key, ""):
+                self._awaySaid[key] = user.away
+                self._publish({"k": "away", "nick": user.nick, "text": user.away})
+        for key in [key for key in self._awaySaid if key not in self._owned]:
+            del self._awaySaid[key]
         now = self.clock.seconds()
         if now - self._upSince < self.lease:
             return
