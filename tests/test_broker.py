@@ -544,3 +544,31 @@ def test_awayAcrossDaemons(cluster):
     alice.send("/msg bob hi")
     cluster.settle()
     assert alice.lines() == ["=== to bob: hi"]
+
+
+def test_roomOwnerKnownOnOtherDaemons():
+    """
+    Whoever made a room while identified owns it on every daemon: they may
+    kick its members wherever those are, and nobody can kick them.
+    """
+    from support import MemoryAccounts
+
+    accounts = MemoryAccounts()
+    accounts.passwords.update(owner="owner-password")
+    cluster = Cluster()
+    a = cluster.add("A", accounts=accounts)
+    b = cluster.add("B", accounts=accounts)
+    owner = login(cluster, a, "owner")
+    owner.send("/identify owner-password")
+    owner.send("/join #mine")
+    cluster.settle()
+    bob = login(cluster, b, "bob")
+    bob.send("/join #mine")
+    cluster.settle()
+    assert b.core.rooms["#mine"].owner == "owner"
+    bob.lines()
+    bob.send("/kick owner")
+    cluster.settle()
+    assert bob.lines()[0].startswith("!!! ")
+    assert "owner" in b.core.rooms["#mine"].members
+    assert cluster.add("C", accounts=accounts).core.rooms["#mine"].owner == "owner"

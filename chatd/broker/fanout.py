@@ -180,7 +180,8 @@ class BrokeredFanout(Fanout):
     # What the core calls
 
     def toRoom(self, room, event, actor=None):
-        self._publishRoom(event, actor)
+        owner = room.owner if isinstance(event, events.Joined) else None
+        self._publishRoom(event, actor, owner=owner)
 
     def toUsers(self, users, event, actor=None):
         if getattr(event, "room", None) is not None:
@@ -276,7 +277,7 @@ class BrokeredFanout(Fanout):
             self._outstanding[seq] = (entry, stash or {})
             self.link.publish(seq, data, needs)
 
-    def _publishRoom(self, event, actor, actorOnly=False):
+    def _publishRoom(self, event, actor, actorOnly=False, owner=None):
         users = self.core.users
         stash = {}
         if actor is not None:
@@ -308,8 +309,11 @@ class BrokeredFanout(Fanout):
         for who in (subject, actor):
             if who is not None and who.nick is not None and nickKey(who.nick) in self._claims:
                 needs = nickKey(who.nick)
-        self._publish({"k": "room", "e": event, "a": actor.nick if actor else None,
-                       "o": actorOnly}, stash, needs)
+        entry = {"k": "room", "e": event, "a": actor.nick if actor else None, "o": actorOnly}
+        if owner is not None:
+            # Who owns the room, for the daemons that did not see it made.
+            entry["owner"] = owner
+        self._publish(entry, stash, needs)
 
     def _leaveView(self, user, name):
         rkey = roomKey(name)
@@ -705,6 +709,9 @@ class BrokeredFanout(Fanout):
                     self._view.setdefault(rkey, {})[nickKey(event.nick)] = joiner
             else:
                 self._mirrorJoin(entry["n"], event.nick, event.room)
+                room = core.rooms.get(rkey)
+                if room is not None and room.owner is None and entry.get("owner"):
+                    room.owner = entry["owner"]
         elif leaving:
             key = nickKey(event.nick)
             if view:
@@ -815,6 +822,7 @@ class BrokeredFanout(Fanout):
     def _publishSnapshot(self):
         users = []
         topics = {}
+        owners = {}
         for key, user in self._owned.items():
             if not user.connected or user in self._phantoms or user.nick is None:
                 continue
@@ -822,7 +830,9 @@ class BrokeredFanout(Fanout):
                           user.account, user.away])
             for room in user.rooms.values():
                 topics[room.name] = room.topic
-        self._publish({"k": "snap", "users": users, "topics": topics})
+                if room.owner is not None:
+                    owners[room.name] = room.owner
+        self._publish({"k": "snap", "users": users, "topics": topics, "owners": owners})
 
     def _mirrorSnapshot(self, node, entry):
         """
@@ -844,6 +854,9 @@ class BrokeredFanout(Fanout):
             room = self.core.rooms.get(roomKey(name))
             if room is not None:
                 room.topic = topic
+                owner = entry.get("owners", {}).get(name)
+                if owner is not None and room.owner is None:
+                    room.owner = owner
 
     # Heartbeat and lost daemons
 
