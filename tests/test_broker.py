@@ -572,3 +572,22 @@ def test_roomOwnerKnownOnOtherDaemons():
     assert bob.lines()[0].startswith("!!! ")
     assert "owner" in b.core.rooms["#mine"].members
     assert cluster.add("C", accounts=accounts).core.rooms["#mine"].owner == "owner"
+
+
+def test_snapshotDuringAClaimKeepsTheNewcomer(cluster):
+    """
+    A daemon asked who is here while a newcomer's claim is still out
+    includes them: the others, who may have read the newcomer's arrival
+    already, do not forget them.
+    """
+    a, b = cluster.nodes
+    watcher = login(cluster, b, "watcher")
+    alice = a.connect()
+    alice.send("alice")  # the claim is queued, not yet written
+    b.fanout._publish({"k": "syncreq"})
+    b.link.write()
+    a.link.read()  # A answers with its snapshot, queued after the claim
+    cluster.settle()
+    assert "=== you are now alice" in alice.lines()
+    watcher.send("/who")
+    assert watcher.lines()[-1] == "=== #lobby members (2): alice watcher"

@@ -823,8 +823,12 @@ class BrokeredFanout(Fanout):
         users = []
         topics = {}
         owners = {}
-        for key, user in self._owned.items():
-            if not user.connected or user in self._phantoms or user.nick is None:
+        # Everyone here, those whose nickname claim is still out too: their
+        # arrival may be in the stream before this.  (A claim lost later
+        # makes everyone send their snapshot again.)
+        for user in self.core.users.values():
+            if (isinstance(user, RemoteUser) or not user.connected
+                    or user in self._phantoms):
                 continue
             users.append([user.nick, [room.name for room in user.rooms.values()],
                           user.account, user.away])
