@@ -13,12 +13,15 @@ The core keeps the shape it has with one daemon: this fan-out mirrors the
 other daemons' users (L{RemoteUser}s) and their rooms and topics into the
 local core, from the same stream, so that C{/who}, C{/rooms}, C{/whois},
 C{/msg} and the core's own "is this nickname free" work unchanged; the mirror
-is changed directly, never through core calls that would emit events.
+is changed directly (or with C{removeMember} and no event), never through
+core calls that would emit events of their own.
 
 What the core hands to one local user (replies to their actions, a private
 message's confirmation) waits behind the room events that the same daemon
 emitted before it, so that a user sees, say, C{=== joined #dev} only after
-their earlier lines' events came back.
+their earlier lines' events came back; it keeps its place in the user's
+outbox meanwhile (C{Outbox.hold}), so that what the front end writes after
+it (a reply, a history replay) comes after it, as with one daemon.
 
 Nicknames are claimed in Redis (C{SET NX} with a lease that the heartbeat
 renews).  The core accepts a nickname when the local mirror knows no one
