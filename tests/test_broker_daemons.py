@@ -130,8 +130,8 @@ def test_killedDaemonUsersQuit(three):
     time: its users quit with "node lost", and their nicknames are free.
     """
     a, b, c = three
-    alice, bob = login(a, "alice"), login(b, "bob")
-    login(c, "carol")
+    # (Each client kept: one dropped would close its connection.)
+    alice, bob, carol = login(a, "alice"), login(b, "bob"), login(c, "carol")
     for client in (alice, bob):
         client.readUntil(lambda l: l == "-- #lobby carol has joined")
     started = time.monotonic()
@@ -181,7 +181,7 @@ def test_stoppedDaemonUsersQuitAtOnce(redis):
     """
     a, b = startDaemons(redis, 2)
     try:
-        alice, _ = login(a, "alice"), login(b, "bob")
+        alice, bob = login(a, "alice"), login(b, "bob")
         alice.readUntil(lambda l: l == "-- #lobby bob has joined")
         started = time.monotonic()
         b.stop()
