@@ -523,6 +523,7 @@ class ChatCore:
             self.removeMember(user, room, events.Quit(room.name, user.nick, reason))
         del self.users[nickKey(user.nick)]
         self.identity.forget(user)
+        self.fanout.userGone(user)
 
     def removeMember(self, user, room, event=None):
         """
