@@ -239,7 +239,9 @@ class Identity:
                 del self._failures[key]
                 continue
             if entry[0] >= free:
-                delay = max(delay, min(self.DELAY_MAX, 2.0 ** (entry[0] - free)))
+                # The exponent capped too: 2.0 ** 1024 overflows.
+                doublings = min(entry[0] - free, math.ceil(math.log2(self.DELAY_MAX)))
+                delay = max(delay, min(self.DELAY_MAX, 2.0 ** doublings))
         return delay
 
     def _failed(self, nick, host):

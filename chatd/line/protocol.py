@@ -133,12 +133,14 @@ class ChatProtocol(LineReceiver):
             # said under the nickname it gives), and none is taken for a
             # nickname (or lost) at the prompt meanwhile.
             self.conn.holdInput("password")
+            self.conn.awaitServer()
             answering.addBoth(self._answered)
         # The answer (to /ghost, say) comes once a password is checked:
         # ask again only after it, and only if needed.
         answering.addCallback(lambda _: self._promptIfNoNick())
 
     def _answered(self, result):
+        self.conn.serverAnswered()
         self.conn.releaseInput("password")
         self._endIfInputDone()
         return result
