@@ -359,3 +359,25 @@ def test_closingNoticeIsTheLastLine():
     for client in (alice, bob):
         assert client.lines() == ["-!- The server is going down. Goodbye."]
     assert server.gate.connections == set()
+
+
+def test_telnetNegotiationAndEndlessLinesArePacedLikeLines():
+    """
+    A stream of telnet negotiation (each asking for an answer) or one line
+    that never ends is paced like a flood of lines: reading from it pauses
+    (so what it keeps sending waits in the kernel, where --recv-queue counts
+    it), and the others are not held up.
+    """
+    limits = Limits(floodRate=5, floodBurst=20, recvQueueBytes=1024, recvQueueTime=5)
+    server = MemoryServer(limits=limits)
+    alice, negotiator, endless = (server.connect(n) for n in ("alice", "neg", "endless"))
+    server.clock.advance(10)
+    negotiator.sendBytes(bytes([255, 253, 1]) * 100)
+    assert negotiator.transport.producerState == "paused"
+    endless.sendBytes(b"x" * 5000)
+    for _ in range(25):
+        endless.sendBytes(b"x" * 5000)
+    assert endless.transport.producerState == "paused"
+    alice.lines()
+    alice.send("/ping still here")
+    assert alice.lines() == ["=== pong still here"]

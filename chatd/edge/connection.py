@@ -120,14 +120,15 @@ class Connection:
 
     # Input
 
-    def lineHandled(self):
+    def lineHandled(self, cost=1):
         """
-        The front end has acted on one line of input: count it against the
-        flood limits (the next line may have to wait) and push the idle
-        timeout back.
+        The front end has acted on one line of input (or on input worth
+        C{cost} lines: telnet negotiation, the rest of an over-long line):
+        count it against the flood limits (the next line may have to wait)
+        and push the idle timeout back.
         """
         floods = self._flood.floods
-        delay = self._flood.take()
+        delay = self._flood.take(cost)
         if delay:
             if self._flood.floods != floods:
                 # Once per flood, not per line.

@@ -76,9 +76,10 @@ class FloodGate:
         self._flooding = False
         self.floods = 0
 
-    def take(self):
+    def take(self, cost=1):
         """
-        Account for one line, handled now.
+        Account for one line handled now (or for C{cost} lines' worth of
+        input: telnet negotiation, say).
 
         @return: seconds to wait before handling the next line; 0 when it may
             be handled at once.
@@ -88,7 +89,7 @@ class FloodGate:
         self._stamp = now
         if tokens >= self._burst:
             self._flooding = False
-        tokens -= 1
+        tokens -= cost
         self._tokens = tokens
         if tokens >= 1:
             return 0.0
