@@ -191,14 +191,12 @@ class Options(usage.Options):
                                     + [("web", d) for d in self["web"]]):
             try:
                 # Parsing needs no reactor; a bad description (or, for TLS, an
-                # unreadable key) is a usage error, not a traceback.
+                # unreadable key) stops the start with one line saying why,
+                # not a traceback, nor the whole usage text burying it.
                 endpoints.serverFromString(None, description)
             except Exception as e:
-                problem = f"--{option} {description}: {_listenProblem(e)}"
-                if isinstance(e, OSError) or type(e).__module__.startswith("OpenSSL"):
-                    # A file problem: the usage text would only bury it.
-                    raise StartFailure(f"chatd: {problem}") from None
-                raise usage.UsageError(problem)
+                raise StartFailure(
+                    f"chatd: --{option} {description}: {_listenProblem(e)}") from None
         self["lobby"] = normalRoomName(self["lobby"])
         problem = roomProblem(self["lobby"])
         if problem:

@@ -248,13 +248,14 @@ def test_changePassword(trust):
 
 def test_registerRules(trust):
     """
-    A nickname registers once; a password has at least 8 characters and no
+    A nickname registers once (its identified owner is told they are
+    identified already); a password has at least 8 characters and no
     spaces; a server without an account store refuses registration.
     """
     owner = trust.arrive("owner", password="owner-password")
-    with pytest.raises(R.AlreadyRegistered) as e:
+    with pytest.raises(R.AlreadyIdentified) as e:
         owner.register("another-one")
-    assert e.value == R.AlreadyRegistered("owner")
+    assert e.value == R.AlreadyIdentified("owner")
     bob = trust.arrive("bob")
     for weak in ("short", "has a space"):
         with pytest.raises(R.WeakPassword) as e:

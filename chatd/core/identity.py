@@ -93,6 +93,8 @@ class Identity:
         accounts = self._requireAccounts()
         nick = user.nick
         key = nickKey(nick)
+        if user.identified:
+            raise R.AlreadyIdentified(nick)
         if accounts.isRegistered(nick):
             raise R.AlreadyRegistered(nick)
         self._checkPassword(password)
