@@ -272,3 +272,16 @@ def test_passwordDelayNeverOutlastsTheLoginTimeout(server):
     server.clock.pump([1] * 61)
     assert owner.lines()[:2] == ["=== you are identified as boss", "=== you are now boss"]
     assert not owner.transport.disconnecting
+
+
+def test_aConnectionLetGoSaysWhy(server):
+    """
+    A connection the core lets go (its nickname taken back by its owner)
+    ends with that reason, for the log, not as a plain closed connection.
+    """
+    stale = server.connect()
+    stale.send("/nick boss boss-password")
+    owner = server.connect()
+    owner.send("/nick boss boss-password")
+    assert stale.transport.disconnecting
+    assert stale.proto.conn.quitReason == "ghosted"

@@ -350,8 +350,9 @@ class Connection:
                        peer=self.peer, why=why)
 
     def _hangUp(self):
-        # The core lets a user go (a kick, a ban) after telling them why:
+        # The core lets a user go (a ban, a ghost) after telling them why:
         # that is their last line, and it must get out before the close.
+        self.quitReason = self.session.goneBecause
         self.closeWith(None)
 
     def _sendQueueOverflowed(self, pending):
