@@ -283,5 +283,5 @@ def test_aConnectionLetGoSaysWhy(server):
     stale.send("/nick boss boss-password")
     owner = server.connect()
     owner.send("/nick boss boss-password")
-    assert stale.transport.disconnecting
+    assert not stale.transport.connected
     assert stale.proto.conn.quitReason == "ghosted"
