@@ -381,3 +381,24 @@ def test_telnetNegotiationAndEndlessLinesArePacedLikeLines():
     alice.lines()
     alice.send("/ping still here")
     assert alice.lines() == ["=== pong still here"]
+
+
+def test_perAddressLimitsCountAnAddressGroup():
+    """
+    An attacker who picks its source address gains nothing: every loopback
+    address (127.x.y.z, ::1) counts as one, and so does an IPv6 /64; other
+    IPv4 addresses count apart.
+    """
+    from chatd.core.bans import addressGroup
+    from chatd.edge.limits import ConnectionCounter
+
+    assert addressGroup("127.0.0.2") == addressGroup("127.9.9.9") == addressGroup("::1")
+    assert addressGroup("2001:db8::1") == addressGroup("2001:db8::ffff:1") != addressGroup(
+        "2001:db8:0:1::1")
+    assert addressGroup("198.51.100.1") != addressGroup("198.51.100.2")
+    counter = ConnectionCounter(100, 2)
+    assert counter.admit("127.0.0.2") is None
+    assert counter.admit("127.0.0.3") is None
+    assert counter.admit("127.0.0.4") == "too many connections from 127.0.0.4"
+    counter.release("127.0.0.2")
+    assert counter.admit("::1") is None

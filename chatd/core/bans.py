@@ -94,6 +94,24 @@ def _ip(text):
     return getattr(address, "ipv4_mapped", None) or address
 
 
+def addressGroup(host):
+    """
+    The addresses that per-address limits count as one: one person can
+    easily use any of them.  An IPv4 address is its own group; an IPv6
+    address is its /64 (one network's, which its owner chooses addresses
+    in at will); every loopback address is one group (a local user may
+    connect from any 127.x.y.z).  Anything else (L{None}, a name) is itself.
+    """
+    address = _ip(host) if host else None
+    if address is None:
+        return host
+    if address.is_loopback:
+        return "loopback"
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
 def _network(key):
     """
     The range an address ban's key covers, or L{None} for a single address.
