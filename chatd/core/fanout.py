@@ -39,9 +39,10 @@ class Fanout:
         confirmations, counted likewise.
     """
 
-    def __init__(self):
-        self.deliveries = 0
-        self.sentBytes = 0
+    # (Class attributes, so that a subclass need not call this class's
+    # __init__; each instance counts in its own once it counts.)
+    deliveries = 0
+    sentBytes = 0
 
     def toRoom(self, room, event, actor=None):
         """
@@ -94,17 +95,33 @@ class Fanout:
                     data = encoded[wire] = wire.encode(event)
                 lastWire = wire
             user.outbox.send(data)
-        count = len(users) - confirmed
+        self.counted(users, encoded, confirmed and actor)
+
+    def counted(self, users, encoded, actor):
+        """
+        Count, once per event, the deliveries of an event to C{users} (a
+        sized collection) other than C{actor} (a member, or a false value),
+        and their bytes: C{encoded} holds the bytes per wire format.
+        """
+        count = len(users) - (1 if actor else 0)
         self.deliveries += count
         if len(encoded) == 1:
-            self.sentBytes += _size(data) * count
+            for data in encoded.values():
+                self.sentBytes += _size(data) * count
         elif encoded:
             # Several wire formats in one room: each recipient's share, summed
             # in C (no Python step per recipient).
             try:
                 sent = sum(map(len, map(encoded.get, map(_wireOf, users), repeat(b""))))
-                if confirmed:
+                if actor:
                     sent -= len(encoded.get(actor.wire, b""))
             except TypeError:
                 sent = 0
             self.sentBytes += sent
+
+    def userGone(self, user):
+        """
+        C{user} has left the server (their rooms were told already).  Nothing
+        to do for one daemon; a brokered fan-out frees their nickname in the
+        cluster.
+        """

@@ -4,8 +4,10 @@ hands them to the commands, and keeps the one piece of state the line protocol
 has and the core does not: which room plain text goes to.
 """
 
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineReceiver
+from zope.interface import implementer
 
 from chatd import __version__
 from chatd.core.names import NICK_RULES
@@ -17,8 +19,11 @@ from chatd.line.commands import LineError, dispatch
 from chatd.line.refusals import describe
 
 MAX_LINE_BYTES = 2048
+# Telnet's "interpret as command": every negotiation starts with it.
+IAC_BYTE = b"\xff"
 
 
+@implementer(IHalfCloseableProtocol)
 class ChatProtocol(LineReceiver):
     """
     One connected user speaking the line protocol.
@@ -39,6 +44,7 @@ class ChatProtocol(LineReceiver):
     session = None
     passwordFor = None
     _current = None
+    _inputEnded = False
 
     # Framework callbacks
 
@@ -67,7 +73,12 @@ class ChatProtocol(LineReceiver):
             self._linesReceived(data)
 
     def _linesReceived(self, data):
+        negotiations = data.count(IAC_BYTE)
         data = self._telnet.feed(data)
+        if negotiations:
+            # Telnet negotiation costs what lines cost, so that a stream of
+            # it (each asking for an answer) is paced like a flood of lines.
+            self.conn.lineHandled(negotiations)
         # Even with nothing new (input resumed after a pause), the lines
         # waiting are handled.
         while True:
@@ -75,12 +86,16 @@ class ChatProtocol(LineReceiver):
                 # The rest of an over-long line: drop it up to its end.
                 end = data.find(b"\n")
                 if end < 0:
+                    # Each read of it costs a line: an endless line is paced
+                    # (and closed as a flood) like any other.
+                    self.conn.lineHandled()
                     return
                 data = data[end + 1:]
                 self._skipping = False
             super().dataReceived(data)
             data, self._replay = self._replay, None
             if not data:
+                self._endIfInputDone()
                 return
 
     def lineLengthExceeded(self, line):
@@ -92,6 +107,7 @@ class ChatProtocol(LineReceiver):
         else:
             self._replay = line[end + 1:]
         self._tooLong()
+        self.conn.lineHandled()
 
     def lineReceived(self, raw):
         if not self.conn.accepting:
@@ -121,15 +137,46 @@ class ChatProtocol(LineReceiver):
         if answering is None:
             self._promptIfNoNick()
             return
-        if self.session.nick is None and not answering.called:
-            # A password is being checked at the prompt: the lines after it
-            # wait for the answer, so that none is taken for a nickname (or
-            # lost) meanwhile.
+        if not answering.called:
+            # A password is being checked: the lines after it wait for the
+            # answer, so that they are handled in order (a /ping after a
+            # /nick NAME PASSWORD is answered after it; a line after it is
+            # said under the nickname it gives), and none is taken for a
+            # nickname (or lost) at the prompt meanwhile.
             self.conn.holdInput("password")
-            answering.addBoth(lambda result: (self.conn.releaseInput("password"), result)[1])
+            self.conn.awaitServer()
+            answering.addBoth(self._answered)
         # The answer (to /ghost, say) comes once a password is checked:
         # ask again only after it, and only if needed.
         answering.addCallback(lambda _: self._promptIfNoNick())
+
+    def _answered(self, result):
+        self.conn.serverAnswered()
+        self.conn.releaseInput("password")
+        self._endIfInputDone()
+        return result
+
+    def readConnectionLost(self):
+        """
+        The peer will send nothing more (C{nc -N} at the end of its input):
+        the lines it sent are still handled and answered, then the
+        connection closes.
+        """
+        self._inputEnded = True
+        self._endIfInputDone()
+
+    def writeConnectionLost(self):
+        self.transport.loseConnection()
+
+    def _endIfInputDone(self):
+        """
+        Once the peer has ended its input and every line of it is handled,
+        close the connection after the answers (history being read
+        included).
+        """
+        if (self._inputEnded and self.conn.live and not self._buffer
+                and not self.conn.inputHeld):
+            self.conn.closeWhenAnswered("connection closed")
 
     def unread(self):
         """
