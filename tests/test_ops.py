@@ -395,3 +395,30 @@ def test_fanoutCountsPerEventAcrossWireFormats():
     assert fanout.deliveries == 3
     sent = sum(len(d) for m in members for d in m.outbox.got)
     assert fanout.sentBytes == sent == 5 + 4 + 5 + 10
+
+
+def test_brokeredDeliveriesAreCountedOnTheDaemonThatDelivers():
+    """
+    With several daemons sharing rooms, each daemon counts the deliveries it
+    makes to its own users: three lines from A to a room of two users on A
+    and two on B are 3 deliveries on A and 6 on B.
+    """
+    from brokersupport import Cluster
+
+    cluster = Cluster("A", "B")
+    a, b = cluster.nodes
+
+    def login(node, nick):
+        client = node.connect()
+        client.send(nick)
+        cluster.settle()
+        return client
+
+    clients = [login(a, "alice"), login(a, "carol"), login(b, "bob"), login(b, "dave")]
+    cluster.settle()
+    before = (a.fanout.deliveries, b.fanout.deliveries)
+    for text in ("one", "two", "three"):
+        clients[0].send(text)
+    cluster.settle()
+    assert (a.fanout.deliveries - before[0], b.fanout.deliveries - before[1]) == (3, 6)
+    assert [len([l for l in c.lines() if "<alice>" in l]) for c in clients] == [0, 3, 3, 3]
