@@ -18,6 +18,8 @@ from chatd.core.chat import ChatCore
 from chatd.core.fanout import Fanout
 from chatd.core.names import nickProblem, normalRoomName, roomProblem
 from chatd.edge.limits import Limits
+from chatd.irc.protocol import IrcFactory
+from chatd.irc.wire import IrcWire
 from chatd.line.protocol import ChatFactory
 from chatd.storage import HistoryError
 from chatd.storage.accounts import SQLiteAccounts
@@ -106,6 +108,10 @@ class Options(usage.Options):
          "How many of a room's last lines a user sees on joining it (0: none).", int],
         ["history-days", None, 0,
          "Forget history older than this many days (0: keep it forever).", int],
+        ["irc-name", None, "irc.chatd",
+         "The server name IRC clients see (the source of its numerics)."],
+        ["irc-network", None, "chatd",
+         "The network name IRC clients see (NETWORK in ISUPPORT)."],
         ["identify-time", None, 60,
          "Seconds someone using a registered nickname has to /identify before "
          "being renamed to a guest name.", int],
@@ -114,6 +120,7 @@ class Options(usage.Options):
     def __init__(self):
         super().__init__()
         self["listen"] = []
+        self["irc"] = []
         self["operators"] = []
 
     def opt_operator(self, nick):
@@ -135,20 +142,31 @@ class Options(usage.Options):
         """
         self["listen"].append(description)
 
+    def opt_irc(self, description):
+        """
+        Listen for IRC clients (irssi, WeeChat, HexChat) on this endpoint
+        description (repeatable), e.g. tcp:6667:interface=127.0.0.1, or for
+        TLS ssl:6697:privateKey=KEY.pem:certKey=CERT.pem. [default: none]
+        """
+        self["irc"].append(description)
+
     def postOptions(self):
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
-        for description in self["listen"]:
+        for option, description in ([("listen", d) for d in self["listen"]]
+                                    + [("irc", d) for d in self["irc"]]):
             try:
                 # Parsing needs no reactor; a bad description (or, for TLS, an
                 # unreadable key) is a usage error, not a traceback.
                 endpoints.serverFromString(None, description)
             except Exception as e:
-                problem = f"--listen {description}: {_listenProblem(e)}"
+                problem = f"--{option} {description}: {_listenProblem(e)}"
                 if isinstance(e, OSError) or type(e).__module__.startswith("OpenSSL"):
                     # A file problem: the usage text would only bury it.
                     raise StartFailure(f"chatd: {problem}") from None
                 raise usage.UsageError(problem)
+        if " " in self["irc-name"] or "." not in self["irc-name"]:
+            raise usage.UsageError("--irc-name: a server name has a dot and no spaces")
         self["lobby"] = normalRoomName(self["lobby"])
         problem = roomProblem(self["lobby"])
         if problem:
@@ -235,9 +253,10 @@ class _ListeningService(strports.StreamServerEndpointService):
 
     _log = Logger()
 
-    def __init__(self, description, endpoint, factory):
+    def __init__(self, description, endpoint, factory, kind=""):
         super().__init__(endpoint, factory)
         self._description = description
+        self._kind = kind
         # As strports.service does: a port that cannot be bound fails the
         # start, rather than leaving a daemon with nothing to listen on.
         self._raiseSynchronously = True
@@ -255,8 +274,8 @@ class _ListeningService(strports.StreamServerEndpointService):
     def _listening(self, port):
         if port is not None:
             address = port.getHost()
-            self._log.info("chatd listening on {host}:{port}",
-                           host=address.host, port=address.port)
+            self._log.info("chatd listening" + (" for IRC" if self._kind else "")
+                           + " on {host}:{port}", host=address.host, port=address.port)
         return port
 
 
@@ -388,6 +407,17 @@ def makeService(config, reactor=None):
     for description in config["listen"]:
         endpoint = endpoints.serverFromString(reactor, _withBacklog(description))
         _ListeningService(description, endpoint, factory).setServiceParent(top)
+    if config["irc"]:
+        # INTERIM, until the shared gate (seam plan): the IRC listeners
+        # count their connections apart from the line protocol's.
+        ircFactory = IrcFactory(core, reactor, limits=limits,
+                                wire=IrcWire(config["irc-name"]),
+                                network=config["irc-network"], coalesceTurns=True)
+        _ShutdownNotice(ircFactory).setServiceParent(top)
+        for description in config["irc"]:
+            endpoint = endpoints.serverFromString(reactor, _withBacklog(description))
+            _ListeningService(description, endpoint, ircFactory,
+                              kind="IRC").setServiceParent(top)
     return top
 
 
