@@ -26,15 +26,19 @@ from chatd.edge.outbox import Coalescer, Outbox
 from chatd.edge.sanitize import cleanText
 from chatd.irc import numerics as N
 from chatd.irc import session as S
-from chatd.irc.message import MAX_LINE_BYTES, encode, parse, splitText
-from chatd.irc.wire import CTCP, HIDDEN_HOST, IrcWire, Personal, banMask, banTarget
+from chatd.irc.message import (MAX_BODY_BYTES, MAX_CLIENT_TAG_BYTES, MAX_LINE_BYTES,
+                                encode, parse)
+from chatd.irc.wire import (CTCP, HIDDEN_HOST, IrcWire, Personal, banMask, banTarget,
+                             serverTime)
 
 # Commands a client may send before it is registered.
 _BEFORE_REGISTRATION = {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT",
                         "AUTHENTICATE"}
 # The capabilities chatd offers, with their values for CAP LS 302.
+# multi-prefix and userhost-in-names change only what NAMES shows (chatd has
+# one prefix, so multi-prefix changes nothing at all).
 CAPABILITIES = {"server-time": "", "sasl": "PLAIN", "message-tags": "",
-                "echo-message": ""}
+                "echo-message": "", "multi-prefix": "", "userhost-in-names": ""}
 
 
 class IrcOutbox:
@@ -165,11 +169,20 @@ class IrcProtocol(LineReceiver):
             return
         if raw.endswith(b"\r"):
             raw = raw[:-1]
+        if _tooLong(raw):
+            self.numeric(N.ERR_INPUTTOOLONG, "Input line was too long")
+            return
         raw, ctcp = _ctcp(raw)
         message = parse(cleanText(raw))
         if message is None:
             return
         command = message.command
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            # UTF8ONLY: the edge has repaired it (U+FFFD); say so.
+            self.send("WARN", command, "INVALID_UTF8",
+                      "Your message was not valid UTF-8 and was repaired")
         if not self.registered and command not in _BEFORE_REGISTRATION:
             self.numeric(N.ERR_NOTREGISTERED, "You have not registered")
             return
@@ -293,6 +306,7 @@ class IrcProtocol(LineReceiver):
                         self.caps.discard(w[1:])
                     else:
                         self.caps.add(w)
+                self._chooseWire()
                 self.send("CAP", self.nick or "*", "ACK", " ".join(wanted))
             else:
                 self.send("CAP", self.nick or "*", "NAK", " ".join(wanted))
@@ -302,6 +316,16 @@ class IrcProtocol(LineReceiver):
                 self._tryRegister()
         else:
             self.numeric("410", sub or "*", "Invalid CAP command")
+
+    def _chooseWire(self):
+        """
+        The wire format for the capabilities: with server-time tags or not.
+        """
+        wire = self.factory.wire
+        if ("server-time" in self.caps) != wire.tagged:
+            wire = wire.twin()
+        self.wire = wire
+        self.session.user.wire = wire
 
     def irc_NICK(self, params):
         nick = _param(params, 0)
@@ -343,7 +367,7 @@ class IrcProtocol(LineReceiver):
         if self.registered or self.username is not None:
             self.numeric(N.ERR_ALREADYREGISTERED, "You may not reregister")
             return
-        if len(params) < 4 or not params[0]:
+        if len(params) < 4 or not params[0] or not params[3]:
             raise _NeedMoreParams()
         # A username as the ident protocol would give it: short and plain.
         username = "".join(c for c in params[0] if c.isascii() and (c.isalnum() or c in "_-."))
@@ -355,7 +379,9 @@ class IrcProtocol(LineReceiver):
         if self.registered or self._capNegotiating or not self.nick or not self.username:
             return
         try:
-            lobby = self.session.claim(self.nick)
+            # IRC clients choose their channels (their own autojoin lists):
+            # unlike the line protocol's users, nobody is put in the lobby.
+            self.session.claim(self.nick, joinLobby=False)
         except S.NicknameTaken:
             self.numeric(N.ERR_NICKNAMEINUSE, self.nick, "Nickname is already in use")
             self.nick = None
@@ -374,8 +400,6 @@ class IrcProtocol(LineReceiver):
             self._timeout.cancel()
         self._timeout = None
         self._welcome()
-        if lobby is not None:
-            self._showJoined(lobby)
 
     def _rememberNick(self):
         self.wire.users[nickKey(self.nick)] = self._userhost()
@@ -474,7 +498,10 @@ class IrcProtocol(LineReceiver):
         self.numeric(N.RPL_ENDOFNAMES, room.name, "End of /NAMES list.")
 
     def _prefixed(self, room, user):
-        return ("@" if self.session.isModerator(room, user) else "") + user.nick
+        flag = "@" if self.session.isModerator(room, user) else ""
+        if "userhost-in-names" in self.caps:
+            return flag + self.wire.source(user.nick)
+        return flag + user.nick
 
     def irc_PART(self, params):
         reason = _param(params, 1)
@@ -589,25 +616,27 @@ class IrcProtocol(LineReceiver):
     def _toRoom(self, target, text, ctcp):
         room = self.session.room(target)
         if ctcp == "ACTION":
-            for piece in splitText(text, self.factory.TEXT_BYTES):
-                self.session.act(target, piece)
+            self.session.act(target, text)
             shown = f"{CTCP}ACTION {text}{CTCP}"
         else:
-            for piece in splitText(text, self.factory.TEXT_BYTES):
-                self.session.say(target, piece)
+            self.session.say(target, text)
             shown = text
+        self._echo("PRIVMSG", room.name, shown)
+
+    def _echo(self, command, target, text):
         if "echo-message" in self.caps:
-            self.outbox.send(encode("PRIVMSG", room.name, shown, prefix=self.source()))
+            tags = None
+            if "server-time" in self.caps:
+                tags = {"time": serverTime(self.factory.clock.seconds())}
+            self.outbox.send(encode(command, target, text, prefix=self.source(), tags=tags))
 
     def _toNick(self, target, text, ctcp, command):
         if ctcp == "ACTION":
             # The core has no private action: the line protocol shows it as
             # a private message starting with "* nick".
             text = f"* {self.nick} {text}"
-        for piece in splitText(text, self.factory.TEXT_BYTES):
-            self.session.tell(target, piece)
-        if "echo-message" in self.caps:
-            self.outbox.send(encode(command, target, text, prefix=self.source()))
+        self.session.tell(target, text)
+        self._echo(command, target, text)
         other = self.factory.clients.get(nickKey(target))
         if command == "PRIVMSG" and other is not None and other.away is not None:
             self.numeric(N.RPL_AWAY, other.nick, other.away)
@@ -638,10 +667,18 @@ class IrcProtocol(LineReceiver):
                 for user in list(room.members.values()):
                     self._whoReply(room.name, user, "@" if self.session.isModerator(room, user)
                                    else "")
+        elif "*" not in mask and "?" not in mask:
+            user = core.users.get(nickKey(mask))
+            if user is not None:
+                self._whoReply("*", user, "")
         else:
+            # Everyone is invisible (+i): a mask finds only the people who
+            # share a room with the asker.
             pattern = nickKey(mask)
+            me = self.session.user
             for key, user in list(core.users.items()):
-                if fnmatch.fnmatchcase(key, pattern):
+                if fnmatch.fnmatchcase(key, pattern) and (
+                        user is me or any(k in me.rooms for k in user.rooms)):
                     self._whoReply("*", user, "")
         self.numeric(N.RPL_ENDOFWHO, mask, "End of /WHO list.")
 
@@ -688,6 +725,11 @@ class IrcProtocol(LineReceiver):
         if away is not None:
             self.numeric(N.RPL_AWAY, user.nick, away)
         self.numeric(N.RPL_ENDOFWHOIS, user.nick, "End of /WHOIS list.")
+
+    def irc_TAGMSG(self, params):
+        # Client-only tags (typing notifications) have nowhere to go: the
+        # other front ends have no such thing.
+        pass
 
     def irc_AWAY(self, params):
         text = _param(params, 0)
@@ -827,6 +869,19 @@ def _required(params, index):
     return params[index]
 
 
+def _tooLong(raw):
+    """
+    Whether C{raw} is over IRC's limits: 510 bytes of message and 4094 of
+    client tags.
+    """
+    if raw.startswith(b"@"):
+        space = raw.find(b" ")
+        if space < 0 or space - 1 > MAX_CLIENT_TAG_BYTES:
+            return True
+        raw = raw[space + 1:].lstrip(b" ")
+    return len(raw) > MAX_BODY_BYTES - 2
+
+
 def _packWords(words, room):
     lines, current = [], ""
     for word in words:
@@ -881,10 +936,6 @@ class IrcFactory(Factory):
 
     PING_INTERVAL = 120.0
     SHUTDOWN_GRACE = 3.0
-    # The most text one PRIVMSG carries to the core, so that every IRC
-    # recipient's line (with the sender's source and the room) fits in 512
-    # bytes; longer text goes as several messages.
-    TEXT_BYTES = 350
 
     def __init__(self, core, clock, limits=Limits(), wire=None, network="chatd",
                  motd=None, coalesceTurns=False):
@@ -895,7 +946,8 @@ class IrcFactory(Factory):
         self.network = network
         self.motd = motd if motd is not None else [
             f"Welcome to chatd {__version__}.",
-            "The rooms here are shared with nc, telnet and chat-client users.",
+            "The rooms here are shared with nc, telnet and chat-client users;",
+            f"they all start in {core.lobby}: /join {core.lobby} to meet them.",
         ]
         self.created = _time.strftime("%Y-%m-%d %H:%M:%S UTC", _time.gmtime(clock.seconds()))
         self._counter = ConnectionCounter(limits.maxConnections, limits.maxPerAddress)

@@ -146,9 +146,25 @@ class Session:
             accounts = self.core.accounts
             raise NicknameTaken(nick, accounts is not None and accounts.isRegistered(nick))
 
-    def claim(self, nick):
+    def claim(self, nick, joinLobby=True):
+        """
+        Take C{nick} as this connection's first nickname and, unless told
+        not to, join the lobby.
+
+        @return: the lobby, or L{None}.
+        """
         self.checkNick(nick)
-        self._call(None, self.core.claimNick, nick)
+        if joinLobby:
+            self._call(None, self.core.claimNick, nick)
+        else:
+            # INTERIM: ChatCore.claimNick always joins the lobby; this is
+            # its first half.
+            try:
+                self.core._checkNotBanned(nick, self.user.host, "")
+            except ChatError as e:
+                raise _typed(e) from None
+            self.user.nick = nick
+            self.core.users[nickKey(nick)] = self.user
         self.core.checkIdentity(self.user)
         return self.user.current
 

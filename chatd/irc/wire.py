@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 
 from chatd.core import events
 from chatd.core.names import nickKey
+from chatd.irc.message import MAX_BODY_BYTES, splitText
 from chatd.irc.message import encode as line
 
 HIDDEN_HOST = "chatd"
@@ -54,13 +55,43 @@ class IrcWire:
     """
     Encodes core events as IRC lines.
 
+    Two instances serve one server: one for the clients that asked for the
+    C{server-time} capability (every line that has a time carries it as a
+    tag) and one for the others; both share one directory of users.  Each
+    is its own wire format, so the fan-out encodes an event at most once for
+    each.
+
     @ivar server: the server's name, the source of its own messages.
     @ivar users: C{user@host} of each IRC user, by nickname key.
+    @ivar tagged: whether lines carry C{server-time} tags.
     """
 
-    def __init__(self, server="My.Little.Server"):
+    def __init__(self, server="irc.chatd", users=None, tagged=False):
         self.server = server
-        self.users = {}
+        self.users = {} if users is None else users
+        self.tagged = tagged
+        self._twin = None
+
+    def twin(self):
+        """
+        The same wire with C{server-time} tags (or without, for the tagged one).
+        """
+        if self._twin is None:
+            self._twin = IrcWire(self.server, self.users, not self.tagged)
+            self._twin._twin = self
+        return self._twin
+
+    def _text(self, command, target, text, source, time, action=False):
+        """
+        The lines that carry C{text} from C{source} to C{target}: as many as
+        it takes for each to fit in 512 bytes, cut between words.
+        """
+        wrap = (f"{CTCP}ACTION ", CTCP) if action else ("", "")
+        overhead = len(f":{source} {command} {target} :{wrap[0]}{wrap[1]}\r\n".encode("utf-8"))
+        tags = {"time": serverTime(time)} if self.tagged and time else None
+        return b"".join(
+            line(command, target, wrap[0] + piece + wrap[1], prefix=source, tags=tags)
+            for piece in splitText(text, MAX_BODY_BYTES - overhead))
 
     def source(self, nick):
         """
@@ -74,10 +105,11 @@ class IrcWire:
     def encode(self, event) -> bytes:
         kind = type(event)
         if kind is events.Said:
-            return line("PRIVMSG", event.room, event.text, prefix=self.source(event.nick))
+            return self._text("PRIVMSG", event.room, event.text, self.source(event.nick),
+                              event.time)
         if kind is events.Acted:
-            return line("PRIVMSG", event.room, f"{CTCP}ACTION {event.text}{CTCP}",
-                        prefix=self.source(event.nick))
+            return self._text("PRIVMSG", event.room, event.text, self.source(event.nick),
+                              event.time, action=True)
         if kind is events.Joined:
             return line("JOIN", event.room, prefix=self.source(event.nick))
         if kind is events.Parted:
@@ -90,7 +122,9 @@ class IrcWire:
         if kind is events.Renamed:
             return line("NICK", event.new, prefix=self.source(event.old))
         if kind is events.TopicChanged:
-            return line("TOPIC", event.room, event.topic, prefix=self.source(event.nick))
+            tags = {"time": serverTime(event.time)} if self.tagged and event.time else None
+            return line("TOPIC", event.room, event.topic, prefix=self.source(event.nick),
+                        tags=tags)
         if kind is events.Kicked:
             return line("KICK", event.room, event.nick, _reasonOr(event.reason, event.by),
                         prefix=self.source(event.by))
@@ -108,21 +142,16 @@ class IrcWire:
                         prefix=self.source(event.by))
         return Personal(event)
 
-    def encodeHistory(self, event, tagged=False) -> bytes:
+    def encodeHistory(self, event) -> bytes:
         """
         C{event}, a stored room line, replayed: with its original time as a
-        C{server-time} tag when C{tagged}, else as the line protocol's
-        history lines show it, in front of the text.
+        C{server-time} tag, or without the capability, in front of the text
+        as the line protocol's history lines show it.
         """
-        if not tagged:
+        if not self.tagged and type(event) in (events.Said, events.Acted):
             stamp = datetime.fromtimestamp(event.time, timezone.utc).strftime("[%Y-%m-%d %H:%M] ")
-            if type(event) is events.Said:
-                event = events.Said(event.room, event.nick, stamp + event.text, event.time, event.id)
-            elif type(event) is events.Acted:
-                event = events.Acted(event.room, event.nick, event.text, event.time, event.id)
-            return self.encode(event)
-        data = self.encode(event)
-        return b"@time=" + serverTime(event.time).encode() + b" " + data
+            event = type(event)(event.room, event.nick, stamp + event.text, event.time, event.id)
+        return self.encode(event)
 
     def personal(self, event, me) -> bytes:
         """
@@ -132,7 +161,8 @@ class IrcWire:
         server = self.server
         if kind is events.PrivatelySaid:
             target = getattr(event, "target", me)
-            return line("PRIVMSG", target, event.text, prefix=self.source(event.sender))
+            return self._text("PRIVMSG", target, event.text, self.source(event.sender),
+                              event.time)
         if kind is events.PutOut:
             return line("KICK", event.room, me, "a moderator put you out",
                         prefix=server)
