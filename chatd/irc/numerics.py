@@ -33,6 +33,7 @@ RPL_NOTOPIC = "331"
 RPL_TOPIC = "332"
 RPL_TOPICWHOTIME = "333"
 RPL_WHOREPLY = "352"
+RPL_WHOSPCRPL = "354"
 RPL_NAMREPLY = "353"
 RPL_ENDOFNAMES = "366"
 RPL_BANLIST = "367"
@@ -108,5 +109,8 @@ def isupport(network: str) -> list[str]:
         "MODES=1",
         f"NETWORK={network}",
         "UTF8ONLY",
+        "WHOX",
+        "ELIST=MNU",
+        "TARGMAX=JOIN:,PART:,NAMES:,LIST:,KICK:4,PRIVMSG:4,NOTICE:4,WHOIS:1",
         "SAFELIST",
     ]

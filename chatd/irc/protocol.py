@@ -91,6 +91,7 @@ class IrcProtocol(LineReceiver):
     away = None
     _capNegotiating = False
     _quitReason = None
+    _whox = None
 
     # Framework callbacks
 
@@ -120,7 +121,7 @@ class IrcProtocol(LineReceiver):
         self.session = S.Session(self.factory.core, _Client(self), self.address)
         self._flood = FloodGate(self.factory.clock, limits.floodRate,
                                 limits.floodBurst, limits.floodKick)
-        self._lastHeard = self.factory.clock.seconds()
+        self._lastHeard = self._lastSpoke = self.factory.clock.seconds()
         self._pinged = False
         self._timeout = None
         if limits.loginTimeout:
@@ -569,15 +570,31 @@ class IrcProtocol(LineReceiver):
             self._names(room)
 
     def irc_LIST(self, params):
+        """
+        LIST, with ELIST's M (masks), N (negated masks) and U (member counts)
+        conditions: C{LIST #ch*,!*test,>2,<10}.
+        """
         core = self.session.core
-        wanted = None
-        if params and params[0]:
-            wanted = {nickKey(normalRoomName(n)) for n in params[0].split(",") if n}
+        masks, negated, conditions = [], [], []
+        for item in _param(params, 0).split(","):
+            if not item:
+                continue
+            if item[0] in "<>" and item[1:].isdigit():
+                conditions.append((item[0], int(item[1:])))
+            elif item.startswith("!"):
+                negated.append(nickKey(item[1:]))
+            else:
+                masks.append(nickKey(item))
         self.numeric(N.RPL_LISTSTART, "Channel", "Users  Name")
         for key, room in sorted(core.rooms.items()):
-            if wanted is not None and key not in wanted:
+            count = len(room.members)
+            if masks and not any(fnmatch.fnmatchcase(key, m) for m in masks):
                 continue
-            self.numeric(N.RPL_LIST, room.name, str(len(room.members)), room.topic)
+            if any(fnmatch.fnmatchcase(key, m) for m in negated):
+                continue
+            if any(count <= n if op == ">" else count >= n for op, n in conditions):
+                continue
+            self.numeric(N.RPL_LIST, room.name, str(count), room.topic)
         self.numeric(N.RPL_LISTEND, "End of /LIST")
 
     # Talking
@@ -597,6 +614,7 @@ class IrcProtocol(LineReceiver):
             # chatd's other front ends have no such thing.
             return
         command = "NOTICE" if notice else "PRIVMSG"
+        self._lastSpoke = self.factory.clock.seconds()
         for target in params[0].split(","):
             if not target:
                 continue
@@ -658,6 +676,13 @@ class IrcProtocol(LineReceiver):
     def irc_WHO(self, params):
         mask = _param(params, 0) or "*"
         core = self.session.core
+        fields = _param(params, 1)
+        if fields.startswith("%"):
+            # WHOX: the fields asked for, and a token to send back.
+            fields, _, token = fields[1:].partition(",")
+            self._whox = (fields, token[:3] or "0")
+        else:
+            self._whox = None
         if mask.startswith("#"):
             try:
                 room = self.session.room(mask)
@@ -696,8 +721,18 @@ class IrcProtocol(LineReceiver):
         here = "G" if away is not None else "H"
         if self.session.core.isOperator(user):
             here += "*"
-        self.numeric(N.RPL_WHOREPLY, where, username, HIDDEN_HOST, self.server,
-                     user.nick, here + flag, f"0 {realname}")
+        if self._whox is None:
+            self.numeric(N.RPL_WHOREPLY, where, username, HIDDEN_HOST, self.server,
+                         user.nick, here + flag, f"0 {realname}")
+            return
+        fields, token = self._whox
+        client = self.factory.clients.get(nickKey(user.nick))
+        idle = 0 if client is None else int(self.factory.clock.seconds() - client._lastSpoke)
+        values = {"t": token, "c": where, "u": username, "i": "255.255.255.255",
+                  "h": HIDDEN_HOST, "s": self.server, "n": user.nick, "f": here + flag,
+                  "d": "0", "l": str(max(idle, 0)),
+                  "a": user.nick if user.identified else "0", "o": "n/a", "r": realname}
+        self.numeric(N.RPL_WHOSPCRPL, *[values[c] for c in "tcuihsnfdlaor" if c in fields])
 
     def irc_WHOIS(self, params):
         nick = _required(params, 0)
