@@ -96,9 +96,9 @@ def serialize(command: str, *params: str, prefix: str = "", tags: dict | None = 
     trailing one when it needs to be (empty, holding a space, or starting
     with ":").
 
-    A body longer than L{MAX_BODY_BYTES} is cut, at a character boundary,
-    from its last parameter: senders split text that may be long first (see
-    L{splitText}), so this only guards the limit.
+    A line longer than L{MAX_BODY_BYTES} without its tags and source is cut,
+    at a character boundary, from its last parameter: senders split text that
+    may be long first (see L{splitText}), so this only guards the limit.
     """
     parts = []
     if tags:
@@ -115,7 +115,9 @@ def serialize(command: str, *params: str, prefix: str = "", tags: dict | None = 
             last = ":" + last
         parts.append(last)
     line = " ".join(parts)
-    body = len(line.encode("utf-8")) - (len(parts[0].encode("utf-8")) + 1 if tags else 0)
+    # The source does not count: see IrcWire._text.
+    skip = sum(len(part.encode("utf-8")) + 1 for part in parts[:bool(tags) + bool(prefix)])
+    body = len(line.encode("utf-8")) - skip
     if body > MAX_BODY_BYTES - 2:
         line = _cut(line, len(line.encode("utf-8")) - (body - (MAX_BODY_BYTES - 2)))
     return line

@@ -83,12 +83,20 @@ class IrcWire:
 
     def _text(self, command, target, text, source, time, action=False):
         """
-        The lines that carry C{text} from C{source} to C{target}: as many as
-        it takes for each to fit in 512 bytes, cut between words.
+        The lines that carry C{text} from C{source} to C{target}.
+
+        Text an IRC client could have sent in one line (510 bytes with its
+        command and target) goes in one line, longer than 512 bytes by the
+        source in front of it, as Ergo does and as clients accept: IRC
+        senders' words arrive whole.  Longer text (the line protocol allows
+        2048 bytes) is cut between words into as many lines as it takes.
         """
         wrap = (f"{CTCP}ACTION ", CTCP) if action else ("", "")
-        overhead = len(f":{source} {command} {target} :{wrap[0]}{wrap[1]}\r\n".encode("utf-8"))
         tags = {"time": serverTime(time)} if self.tagged and time else None
+        whole = wrap[0] + text + wrap[1]
+        if len(line(command, target, whole)) <= MAX_BODY_BYTES:
+            return line(command, target, whole, prefix=source, tags=tags)
+        overhead = len(f"{command} {target} :{wrap[0]}{wrap[1]}\r\n".encode("utf-8"))
         return b"".join(
             line(command, target, wrap[0] + piece + wrap[1], prefix=source, tags=tags)
             for piece in splitText(text, MAX_BODY_BYTES - overhead))
