@@ -10,16 +10,18 @@ happens in the rooms reaches the client as the fan-out's bytes, encoded once
 for every IRC user by L{chatd.irc.wire.IrcWire}.
 """
 
+import base64
 import fnmatch
 import time as _time
 
 from twisted.internet import error
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 
 from chatd import __version__
+from chatd.core.errors import ChatError
 from chatd.core.names import nickKey, normalRoomName
 from chatd.edge.limits import ACCEPT, DISCONNECT, ConnectionCounter, FloodGate, Limits
 from chatd.edge.outbox import Coalescer, Outbox
@@ -92,6 +94,7 @@ class IrcProtocol(LineReceiver):
     _capNegotiating = False
     _quitReason = None
     _whox = None
+    _saslPending = False
 
     # Framework callbacks
 
@@ -289,10 +292,11 @@ class IrcProtocol(LineReceiver):
             if not self.registered:
                 self._capNegotiating = True
             version = params[1] if len(params) > 1 else ""
+            offered = self._capabilities()
             if version.isdigit() and int(version) >= 302:
-                caps = " ".join(f"{k}={v}" if v else k for k, v in CAPABILITIES.items())
+                caps = " ".join(f"{k}={v}" if v else k for k, v in offered.items())
             else:
-                caps = " ".join(CAPABILITIES)
+                caps = " ".join(offered)
             self.send("CAP", self.nick or "*", "LS", caps)
         elif sub == "LIST":
             self.send("CAP", self.nick or "*", "LIST", " ".join(sorted(self.caps)))
@@ -301,7 +305,7 @@ class IrcProtocol(LineReceiver):
                 self._capNegotiating = True
             wanted = _param(params, 1).split()
             names = [w.lstrip("-") for w in wanted]
-            if all(name in CAPABILITIES for name in names):
+            if all(name in self._capabilities() for name in names):
                 for w in wanted:
                     if w.startswith("-"):
                         self.caps.discard(w[1:])
@@ -317,6 +321,14 @@ class IrcProtocol(LineReceiver):
                 self._tryRegister()
         else:
             self.numeric("410", sub or "*", "Invalid CAP command")
+
+    def _capabilities(self):
+        """
+        The capabilities offered: SASL only where there are accounts.
+        """
+        if self.session.core.accounts is None:
+            return {k: v for k, v in CAPABILITIES.items() if k != "sasl"}
+        return CAPABILITIES
 
     def _chooseWire(self):
         """
@@ -377,7 +389,8 @@ class IrcProtocol(LineReceiver):
         self._tryRegister()
 
     def _tryRegister(self):
-        if self.registered or self._capNegotiating or not self.nick or not self.username:
+        if (self.registered or self._capNegotiating or self._saslPending
+                or not self.nick or not self.username):
             return
         try:
             # IRC clients choose their channels (their own autojoin lists):
@@ -649,6 +662,9 @@ class IrcProtocol(LineReceiver):
             self.outbox.send(encode(command, target, text, prefix=self.source(), tags=tags))
 
     def _toNick(self, target, text, ctcp, command):
+        if nickKey(target) == "nickserv" and nickKey(target) not in self.session.core.users:
+            self._nickServ(text)
+            return
         if ctcp == "ACTION":
             # The core has no private action: the line protocol shows it as
             # a private message starting with "* nick".
@@ -658,6 +674,37 @@ class IrcProtocol(LineReceiver):
         other = self.factory.clients.get(nickKey(target))
         if command == "PRIVMSG" and other is not None and other.away is not None:
             self.numeric(N.RPL_AWAY, other.nick, other.away)
+
+    def _nickServ(self, text):
+        """
+        NickServ, as IRC clients and their users expect to find it: IDENTIFY
+        and REGISTER for chatd's registered nicknames.
+        """
+        verb, _, rest = text.partition(" ")
+        words = rest.split()
+        verb = verb.upper()
+        if verb == "IDENTIFY" and words:
+            done = self.session.identify(words[-1])
+            success = f"You are now identified as {self.nick}"
+        elif verb == "REGISTER" and words:
+            done = self.session.register(words[0])
+            success = f"{self.nick} is now registered to you"
+        else:
+            self._fromNickServ("Commands: IDENTIFY PASSWORD, REGISTER PASSWORD")
+            return
+
+        def failed(failure):
+            if not failure.check(S.Refusal, ChatError):
+                self._log.failure("NickServ {verb} failed", failure, verb=verb)
+                self._fromNickServ("That did not work; try again later")
+                return
+            self._fromNickServ(failure.getErrorMessage())
+
+        done.addCallbacks(lambda _: self._fromNickServ(success), failed)
+
+    def _fromNickServ(self, text):
+        if self._live:
+            self.send("NOTICE", self.nick, text, prefix="NickServ!NickServ@services")
 
     def _refusedMessage(self, target, e):
         if isinstance(e, S.NoSuchUser):
@@ -887,7 +934,71 @@ class IrcProtocol(LineReceiver):
     # Accounts: SASL PLAIN against chatd's registered nicknames
 
     def irc_AUTHENTICATE(self, params):
+        """
+        SASL PLAIN: the client proves it owns a registered nickname before
+        registering, so that a registered nickname needs no identifying
+        afterwards.
+        """
+        arg = _required(params, 0)
+        if self.registered or self.session.user.account is not None:
+            self.numeric(N.ERR_SASLALREADY, "You have already authenticated using SASL")
+            return
+        if "sasl" not in self.caps or self._saslPending:
+            self.numeric(N.ERR_SASLFAIL, "SASL authentication failed")
+            return
+        if arg == "*":
+            self._sasl = None
+            self.numeric(N.ERR_SASLABORTED, "SASL authentication aborted")
+            return
+        if self._sasl is None:
+            if arg.upper() != "PLAIN":
+                self.numeric(N.RPL_SASLMECHS, "PLAIN", "are available SASL mechanisms")
+                self.numeric(N.ERR_SASLFAIL, "SASL authentication failed")
+                return
+            self._sasl = ""
+            self.send("AUTHENTICATE", "+", prefix="")
+            return
+        if arg != "+":
+            self._sasl += arg
+        if len(self._sasl) > 800:
+            self._sasl = None
+            self.numeric(N.ERR_SASLTOOLONG, "SASL message too long")
+            return
+        if len(arg) == 400:
+            # More follows.
+            return
+        data, self._sasl = self._sasl, None
+        try:
+            _, account, password = base64.b64decode(data, validate=True).decode(
+                "utf-8").split("\0")
+        except ValueError:
+            self.numeric(N.ERR_SASLFAIL, "SASL authentication failed")
+            return
+        self._saslPending = True
+        try:
+            checked = self.session.checkPassword(account, password)
+        except S.Refusal:
+            checked = fail(S.Refused("wrong"))
+        checked.addCallbacks(self._saslDone, self._saslFailed, callbackArgs=(account,))
+
+    def _saslDone(self, result, account):
+        self._saslPending = False
+        if not self._live:
+            return
+        self.session.user.account = nickKey(account)
+        self.numeric(N.RPL_LOGGEDIN, f"{self.nick or account}!{self._userhost()}", account,
+                     f"You are now logged in as {account}")
+        self.numeric(N.RPL_SASLSUCCESS, "SASL authentication successful")
+        self._tryRegister()
+
+    def _saslFailed(self, failure):
+        self._saslPending = False
+        if not self._live:
+            return
+        if not failure.check(S.Refusal):
+            self._log.failure("SASL check failed", failure)
         self.numeric(N.ERR_SASLFAIL, "SASL authentication failed")
+        self._tryRegister()
 
 
 class _NeedMoreParams(Exception):

@@ -10,6 +10,8 @@ names the room of every call by making it the user's current room (the line
 protocol's UI state; an IRC user has no use for it).
 """
 
+from twisted.internet.defer import fail
+
 from chatd.core.chat import ChatError, User
 from chatd.core.names import nickKey, nickProblem, normalRoomName, roomKey, roomProblem
 
@@ -264,11 +266,47 @@ class Session:
         r = self.memberRoom(room)
         return self._call(r.name, self.core.recent, r, count)
 
+    def checkPassword(self, nick, password):
+        """
+        Check that C{password} is the registered nickname C{nick}'s (for
+        SASL, before any nickname is taken), with the core's limits on
+        attempts.
+
+        @return: a L{Deferred} firing when it is right, failing with a
+            L{Refusal} when it is not.
+        """
+        self._requireAccounts()
+        # INTERIM: the core's own check, which ChatCore keeps private.
+        try:
+            checked = self.core._checkOwner(self.user, nick, password)
+        except ChatError as e:
+            raise _typed(e) from None
+
+        def refused(failure):
+            failure.trap(ChatError)
+            raise _typed(failure.value)
+
+        return checked.addErrback(refused)
+
+    def _requireAccounts(self):
+        if self.core.accounts is None:
+            raise Refused("this server keeps no accounts")
+
     def identify(self, password):
-        return self._call(None, self.core.identify, password)
+        """
+        @return: a L{Deferred}; its failure is the core's L{ChatError}
+            (INTERIM: not yet typed).
+        """
+        try:
+            return self._call(None, self.core.identify, password)
+        except Refusal as e:
+            return fail(e)
 
     def register(self, password):
-        return self._call(None, self.core.register, password)
+        try:
+            return self._call(None, self.core.register, password)
+        except Refusal as e:
+            return fail(e)
 
     def quit(self, reason):
         self.core.disconnect(self.user, reason)
