@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 
 from chatd import __version__
+from chatd.core import events
 from chatd.core.errors import ChatError
 from chatd.core.names import nickKey, normalRoomName
 from chatd.edge.limits import ACCEPT, DISCONNECT, ConnectionCounter, FloodGate, Limits
@@ -51,16 +52,17 @@ class IrcOutbox:
     the bytes on to the real L{Outbox}.
     """
 
-    __slots__ = ("_protocol", "_outbox", "_last")
+    __slots__ = ("_protocol", "_outbox", "_last", "_previous")
 
     def __init__(self, protocol, outbox):
         self._protocol = protocol
         self._outbox = outbox
         self._last = b""
+        self._previous = b""
 
     def send(self, data):
         if type(data) is Personal:
-            data = self._protocol.personal(data.event)
+            data = self._protocol.personal(data.event, self._previous)
             if not data:
                 return
         elif data == self._last:
@@ -68,6 +70,7 @@ class IrcOutbox:
             # with the recipient: IRC shows it once.
             return
         self._last = data if (b" QUIT " in data[:100] or b" NICK " in data[:100]) else b""
+        self._previous = data
         self._outbox.send(data)
 
     def __getattr__(self, name):
@@ -230,10 +233,15 @@ class IrcProtocol(LineReceiver):
     def notice(self, text):
         self.send("NOTICE", self.nick or "*", text)
 
-    def personal(self, event):
+    def personal(self, event, previous):
         """
-        The bytes that show C{event}, told to this user alone (see L{IrcOutbox}).
+        The bytes that show C{event}, told to this user alone (see
+        L{IrcOutbox}); C{previous} is the last line the fan-out sent them.
         """
+        if type(event) is events.PutOut and (
+                f" KICK {event.room} {self.nick} ".encode("utf-8") in previous[:200]):
+            # The KICK just shown already took them out of the channel.
+            return b""
         return self.wire.personal(event, self.nick or "*")
 
     def close(self, reason):
@@ -617,15 +625,15 @@ class IrcProtocol(LineReceiver):
             if not notice:
                 self.numeric(N.ERR_NORECIPIENT, "No recipient given (PRIVMSG)")
             return
+        if ctcp not in (None, "ACTION"):
+            # Other CTCP queries (VERSION, PING, ...) are not passed on:
+            # chatd's other front ends have no such thing.
+            return
         if len(params) < 2 or not params[1]:
             if not notice:
                 self.numeric(N.ERR_NOTEXTTOSEND, "No text to send")
             return
         text = params[1]
-        if ctcp not in (None, "ACTION"):
-            # Other CTCP queries (VERSION, PING, ...) are not passed on:
-            # chatd's other front ends have no such thing.
-            return
         command = "NOTICE" if notice else "PRIVMSG"
         self._lastSpoke = self.factory.clock.seconds()
         for target in params[0].split(","):
@@ -908,7 +916,7 @@ class IrcProtocol(LineReceiver):
             if char == "b":
                 for ban in self.session.bans(room.name):
                     self.numeric(N.RPL_BANLIST, room.name, banMask(ban.target), ban.by,
-                                 str(int(ban.since)))
+                                 str(int(ban.time)))
             else:
                 self.session.memberRoom(room.name)
                 if self.session.isModerator(room):

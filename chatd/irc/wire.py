@@ -94,7 +94,8 @@ class IrcWire:
         wrap = (f"{CTCP}ACTION ", CTCP) if action else ("", "")
         tags = {"time": serverTime(time)} if self.tagged and time else None
         whole = wrap[0] + text + wrap[1]
-        if len(line(command, target, whole)) <= MAX_BODY_BYTES:
+        colon = not whole or " " in whole or whole.startswith(":")
+        if len(f"{command} {target} {':' * colon}{whole}\r\n".encode("utf-8")) <= MAX_BODY_BYTES:
             return line(command, target, whole, prefix=source, tags=tags)
         overhead = len(f"{command} {target} :{wrap[0]}{wrap[1]}\r\n".encode("utf-8"))
         return b"".join(
