@@ -16,7 +16,9 @@ from twisted.python import usage
 
 from chatd.core.chat import ChatCore
 from chatd.core.fanout import Fanout
+from chatd.core.identity import Identity
 from chatd.core.names import nickProblem, normalRoomName, roomProblem
+from chatd.edge.gate import Gate
 from chatd.edge.limits import Limits
 from chatd.irc.protocol import IrcFactory
 from chatd.irc.wire import IrcWire
@@ -79,14 +81,17 @@ class Options(usage.Options):
          "reading) before it is disconnected; four times --send-queue "
          "waiting disconnects at once.", float],
         ["flood-rate", None, Limits.floodRate,
-         "Lines per second a connection may send, sustained; faster lines "
-         "are refused with an error.", float],
+         "Lines per second a connection's lines are handled at, sustained; "
+         "faster lines wait their turn (nothing is refused).", float],
         ["flood-burst", None, Limits.floodBurst,
          "Lines a connection may send at once (a paste) before --flood-rate "
          "applies.", int],
-        ["flood-kick", None, Limits.floodKick,
-         "Lines refused in one flood before the connection is closed; a "
-         "flood ends once the full burst is available again.", int],
+        ["recv-queue", None, Limits.recvQueueBytes,
+         "Bytes of unread input (a flood waiting its turn) a connection may "
+         "keep for --recv-queue-time seconds before it is closed.", int],
+        ["recv-queue-time", None, Limits.recvQueueTime,
+         "Seconds a connection may keep more than --recv-queue bytes unread.",
+         float],
         ["max-connections", None, Limits.maxConnections,
          "Open connections allowed in all; more are refused.", int],
         ["max-per-address", None, Limits.maxPerAddress,
@@ -104,7 +109,7 @@ class Options(usage.Options):
          "Where room history is kept: sqlite:PATH (the file and its folder are "
          "created on first start), or none to keep no history. "
          f"[default: {DB_HELP_DEFAULT}, ~/.local/share when XDG_DATA_HOME is unset]"],
-        ["replay", None, 20,
+        ["replay", None, ChatFactory.REPLAY,
          "How many of a room's last lines a user sees on joining it (0: none).", int],
         ["history-days", None, 0,
          "Forget history older than this many days (0: keep it forever).", int],
@@ -112,7 +117,7 @@ class Options(usage.Options):
          "The server name IRC clients see (the source of its numerics)."],
         ["irc-network", None, "chatd",
          "The network name IRC clients see (NETWORK in ISUPPORT)."],
-        ["identify-time", None, 60,
+        ["identify-time", None, int(Identity.IDENTIFY_SECONDS),
          "Seconds someone using a registered nickname has to /identify before "
          "being renamed to a guest name.", int],
     ]
@@ -171,8 +176,9 @@ class Options(usage.Options):
         problem = roomProblem(self["lobby"])
         if problem:
             raise usage.UsageError(f"--lobby: {problem}")
-        if self["send-queue"] < 1024:
-            raise usage.UsageError("--send-queue: at least 1024 bytes")
+        for name in ("send-queue", "recv-queue"):
+            if self[name] < 1024:
+                raise usage.UsageError(f"--{name}: at least 1024 bytes")
         if self["db"] is None:
             self["db"] = defaultDatabase()
         self["history"] = databasePath(self["db"])
@@ -184,7 +190,7 @@ class Options(usage.Options):
                      "max-per-address", "max-rooms"):
             if self[name] <= 0:
                 raise usage.UsageError(f"--{name}: must be more than 0")
-        for name in ("send-queue-grace", "flood-kick", "login-timeout",
+        for name in ("send-queue-grace", "recv-queue-time", "login-timeout",
                      "idle-timeout"):
             if self[name] < 0:
                 raise usage.UsageError(f"--{name}: cannot be negative")
@@ -201,7 +207,8 @@ class Options(usage.Options):
             sendQueueGrace=self["send-queue-grace"],
             floodRate=self["flood-rate"],
             floodBurst=self["flood-burst"],
-            floodKick=self["flood-kick"],
+            recvQueueBytes=self["recv-queue"],
+            recvQueueTime=self["recv-queue-time"],
             maxConnections=self["max-connections"],
             maxPerAddress=self["max-per-address"],
             maxRooms=self["max-rooms"],
@@ -285,12 +292,12 @@ class _ShutdownNotice(service.Service):
     going down and lets their connections drain before the reactor stops.
     """
 
-    def __init__(self, factory):
-        self._factory = factory
+    def __init__(self, gate):
+        self._gate = gate
 
     def stopService(self):
         super().stopService()
-        return self._factory.shutDown("The server is going down. Goodbye.")
+        return self._gate.shutDown()
 
 
 class _AccountService(service.Service):
@@ -312,7 +319,7 @@ class _AccountService(service.Service):
         except HistoryError as e:
             raise StartFailure(f"chatd: {e}") from None
         bans = self._store.bans()
-        self._core.restoreBans(bans)
+        self._core.moderation.restoreBans(bans)
         self._log.info("chatd keeps accounts in {path}; bans in force: {count}",
                        path=self._store.path, count=len(bans))
         for nick in self._operators:
@@ -391,8 +398,8 @@ def makeService(config, reactor=None):
     core = ChatCore(Fanout(), reactor, lobby=config["lobby"], history=history,
                     maxRooms=limits.maxRooms, accounts=accounts,
                     operators=config["operators"], identifySeconds=config["identify-time"])
-    factory = ChatFactory(core, reactor, limits=limits, replay=config["replay"],
-                          coalesceTurns=True)
+    gate = Gate(reactor, limits, coalesceTurns=True)
+    factory = ChatFactory(core, gate, replay=config["replay"])
     top = service.MultiService()
     if history is not None:
         # Started first: open before any listener accepts a line.  Stopped
@@ -403,17 +410,14 @@ def makeService(config, reactor=None):
         _AccountService(accounts, core, config["operators"]).setServiceParent(top)
     # Started first, so stopped last: the listeners close before the
     # connected users are told and let go.
-    _ShutdownNotice(factory).setServiceParent(top)
+    _ShutdownNotice(gate).setServiceParent(top)
     for description in config["listen"]:
         endpoint = endpoints.serverFromString(reactor, _withBacklog(description))
         _ListeningService(description, endpoint, factory).setServiceParent(top)
     if config["irc"]:
-        # INTERIM, until the shared gate (seam plan): the IRC listeners
-        # count their connections apart from the line protocol's.
-        ircFactory = IrcFactory(core, reactor, limits=limits,
-                                wire=IrcWire(config["irc-name"]),
-                                network=config["irc-network"], coalesceTurns=True)
-        _ShutdownNotice(ircFactory).setServiceParent(top)
+        # The same core and gate: one count of connections, one shutdown.
+        ircFactory = IrcFactory(core, gate, wire=IrcWire(config["irc-name"]),
+                                network=config["irc-network"], replay=config["replay"])
         for description in config["irc"]:
             endpoint = endpoints.serverFromString(reactor, _withBacklog(description))
             _ListeningService(description, endpoint, ircFactory,

@@ -13,6 +13,9 @@ def pytest_configure(config):
     # Run by default (bounded); deselect with -m "not soak" for a quick run.
     config.addinivalue_line(
         "markers", "soak: a bounded load test with about a thousand clients")
+    # The fast subset (-m "not slow") runs in seconds; .ci/run runs all.
+    config.addinivalue_line(
+        "markers", "slow: an end-to-end test that takes more than a few seconds")
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ class IrcMemoryServer(MemoryServer):
     def __init__(self, **kwargs):
         ircArgs = kwargs.pop("irc", {})
         super().__init__(**kwargs)
-        self.irc = IrcFactory(self.core, self.clock, **ircArgs)
+        self.irc = IrcFactory(self.core, self.gate, **ircArgs)
 
     def connectIrc(self, nick=None, host="127.0.0.1", username=None):
         """

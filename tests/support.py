@@ -26,7 +26,9 @@ from zope.interface import implementer
 
 from chatd.core.chat import ChatCore
 from chatd.core.fanout import Fanout
-from chatd.core.names import roomKey
+from chatd.core.names import nickKey, roomKey
+from chatd.edge.gate import Gate
+from chatd.edge.limits import Limits
 from chatd.line.protocol import ChatFactory
 from chatd.storage import AccountError, IAccountStore, IHistoryStore
 
@@ -37,21 +39,24 @@ class MemoryServer:
     C{StringTransport}.
     """
 
-    def __init__(self, history=None, accounts=None, operators=(), **factoryArgs):
+    def __init__(self, history=None, accounts=None, operators=(), limits=Limits(),
+                 coalesceTurns=False, **factoryArgs):
         self.clock = Clock()
         self.core = ChatCore(Fanout(), self.clock, history=history, accounts=accounts,
                              operators=operators)
-        self.factory = ChatFactory(self.core, self.clock, **factoryArgs)
+        self.gate = Gate(self.clock, limits, coalesceTurns=coalesceTurns)
+        self.factory = ChatFactory(self.core, self.gate, **factoryArgs)
         self._port = 40000
 
-    def connect(self, nick=None, host="127.0.0.1"):
+    def connect(self, nick=None, host="127.0.0.1", factory=None):
         """
-        Open a connection from C{host}, optionally claim C{nick}, and return
+        Open a connection from C{host} (to the line protocol, unless another
+        front end's C{factory} is given), optionally claim C{nick}, and return
         it (with its output cleared when a nickname was claimed).
         """
         self._port += 1
         address = IPv4Address("TCP", host, self._port)
-        proto = self.factory.buildProtocol(address)
+        proto = (factory or self.factory).buildProtocol(address)
         transport = StringTransportWithDisconnection(peerAddress=address)
         transport.protocol = proto
         proto.makeConnection(transport)
@@ -403,20 +408,20 @@ class MemoryAccounts:
         self.verified = 0
 
     def isRegistered(self, nick):
-        return nick.lower() in self.passwords
+        return nickKey(nick) in self.passwords
 
     def register(self, nick, password):
         if self.isRegistered(nick):
             return fail(AccountError(f"{nick} is already registered"))
-        self.passwords[nick.lower()] = password
+        self.passwords[nickKey(nick)] = password
         return succeed(None)
 
     def verify(self, nick, password):
         self.verified += 1
-        return succeed(self.passwords.get(nick.lower()) == password)
+        return succeed(self.passwords.get(nickKey(nick)) == password)
 
     def changePassword(self, nick, password):
-        self.passwords[nick.lower()] = password
+        self.passwords[nickKey(nick)] = password
         return succeed(None)
 
     def bans(self):
@@ -443,6 +448,22 @@ class EventWire:
     @staticmethod
     def encode(event):
         return event
+
+    @staticmethod
+    def encodeOwn(event):
+        # Core tests look at what the others receive; the actor's own
+        # confirmations are checked with OwnEventWire.
+        return None
+
+
+class OwnEventWire(EventWire):
+    """
+    An L{EventWire} that also hands over the actor's confirmations, marked.
+    """
+
+    @staticmethod
+    def encodeOwn(event):
+        return ("own", event)
 
 
 class Inbox:

@@ -1,16 +1,18 @@
 """
 Registered nicknames in the core, with no reactor: registering, identifying,
 the time to identify before a guest name, /ghost, /password, and the limit
-on password attempts.
+on password attempts.  Users act through their
+L{chatd.core.session.Session}, as front ends do.
 """
 
 import pytest
 from twisted.internet.defer import Deferred
 
 from chatd.core import events
-from chatd.core.chat import ChatCore, ChatError
-from chatd.core.chat import User
-from trustsupport import EventWire, Inbox, Trust, clear, result
+from chatd.core import refusals as R
+from chatd.core.chat import ChatCore
+from chatd.core.fanout import Fanout
+from trustsupport import Trust, clear, result
 
 
 @pytest.fixture
@@ -20,20 +22,20 @@ def trust():
 
 def test_registerIdentifiesAndProtects(trust):
     """
-    /register on the current nickname identifies its owner at once; a later
+    /register on the nickname in use identifies its owner at once; a later
     connection using that nickname is not identified and is told it has
     60 seconds.
     """
     alice = trust.arrive("alice")
-    result(trust.core.register(alice, "correct-horse"))
+    result(alice.register("correct-horse"))
     assert alice.identified and trust.accounts.passwords["alice"] == "correct-horse"
-    trust.core.disconnect(alice, "quit")
-    other = User(Inbox(), EventWire, host="192.0.2.2")
-    trust.core.claimNick(other, "Alice")
-    other.outbox.take()
-    trust.core.checkIdentity(other)
+    alice.quit("quit")
+    other = trust.connect(host="192.0.2.2")
+    other.claim("Alice")
     assert not other.identified
-    assert other.outbox.take() == [events.IdentifyRequired("Alice", 60.0)]
+    assert other.outbox.take() == [events.NowKnownAs(None, "Alice"),
+                                   events.Entered("#lobby", "Alice", "", ("Alice",)),
+                                   events.IdentifyRequired("Alice", 60.0)]
 
 
 def test_unidentifiedUserIsToldAndRenamedToAGuest(trust):
@@ -42,19 +44,20 @@ def test_unidentifiedUserIsToldAndRenamedToAGuest(trust):
     once the time is up, a guest name: the user and their rooms are told.
     """
     watcher = trust.arrive("watcher")
-    user = trust.arrive("bob")
     trust.accounts.passwords["bob"] = "bobs-password"
-    trust.core.checkIdentity(user)
-    assert user.outbox.take() == [events.IdentifyRequired("bob", 60.0)]
+    user = trust.connect()
+    user.claim("bob")
+    assert user.outbox.take()[-1] == events.IdentifyRequired("bob", 60.0)
     trust.clock.advance(59)
     assert user.nick == "bob"
     clear(watcher)
     trust.clock.advance(1)
     guest = user.nick
     assert guest.startswith("Guest") and len(guest) == 9
-    assert user.outbox.take() == [events.GuestRenamed("bob", guest), events.NowKnownAs(guest)]
+    assert user.outbox.take() == [events.GuestRenamed("bob", guest),
+                                  events.NowKnownAs("bob", guest)]
     assert watcher.outbox.take() == [events.Renamed("#lobby", "bob", guest)]
-    assert "bob" not in trust.core.users
+    assert trust.core.user("bob") is None
 
 
 def test_identifyingInTimeKeepsTheNickname(trust):
@@ -64,7 +67,7 @@ def test_identifyingInTimeKeepsTheNickname(trust):
     """
     owner = trust.arrive("owner")
     assert not owner.identified
-    result(trust.core.identify(owner, "owner-password"))
+    result(owner.identify("owner-password"))
     assert owner.identified
     trust.clock.advance(120)
     assert owner.nick == "owner" and trust.clock.getDelayedCalls() == []
@@ -72,12 +75,12 @@ def test_identifyingInTimeKeepsTheNickname(trust):
 
 def test_wrongPasswordIsRefused(trust):
     """
-    A wrong password is refused with a clear message and identifies nobody.
+    A wrong password is refused, naming the nickname, and identifies nobody.
     """
     owner = trust.arrive("owner")
-    with pytest.raises(ChatError) as e:
-        result(trust.core.identify(owner, "guess"))
-    assert str(e.value) == "wrong password for owner"
+    with pytest.raises(R.WrongPassword) as e:
+        result(owner.identify("guess"))
+    assert e.value == R.WrongPassword("owner")
     assert not owner.identified
 
 
@@ -89,16 +92,16 @@ def test_attemptsAreRateLimited(trust):
     """
     for n in range(5):
         user = trust.arrive(f"try{n}", host=f"192.0.2.{n}")
-        with pytest.raises(ChatError):
-            result(trust.core.ghost(user, "owner", f"guess{n}"))
+        with pytest.raises(R.WrongPassword):
+            result(user.ghost("owner", f"guess{n}"))
     checked = trust.accounts.verified
     other = trust.arrive("other", host="192.0.2.99")
-    with pytest.raises(ChatError) as e:
-        trust.core.ghost(other, "owner", "owner-password")
-    assert str(e.value) == "too many password attempts for owner; try again in 300 seconds"
+    with pytest.raises(R.TooManyAttempts) as e:
+        other.ghost("owner", "owner-password")
+    assert e.value == R.TooManyAttempts("owner", False, 300)
     assert trust.accounts.verified == checked
     trust.clock.advance(300)
-    result(trust.core.ghost(other, "owner", "owner-password"))
+    result(other.ghost("owner", "owner-password"))
     assert other.nick == "owner" and other.identified
 
 
@@ -111,12 +114,11 @@ def test_attemptsFromOneAddressAreLimitedAcrossNicknames(trust):
         trust.accounts.passwords[nick] = "right-password"
     guesser = trust.arrive("guesser", host="203.0.113.5")
     for nick in ["a1", "a2", "a3", "a4", "a5"]:
-        with pytest.raises(ChatError):
-            result(trust.core.ghost(guesser, nick, "wrong"))
-    with pytest.raises(ChatError) as e:
-        trust.core.ghost(guesser, "a6", "right-password")
-    assert str(e.value) == ("too many password attempts from your address; "
-                            "try again in 300 seconds")
+        with pytest.raises(R.WrongPassword):
+            result(guesser.ghost(nick, "wrong"))
+    with pytest.raises(R.TooManyAttempts) as e:
+        guesser.ghost("a6", "right-password")
+    assert e.value == R.TooManyAttempts("a6", True, 300)
 
 
 def test_attemptsInFlightCount(trust):
@@ -128,9 +130,10 @@ def test_attemptsInFlightCount(trust):
     trust.accounts.verify = lambda nick, password: pending.append(password) or Deferred()
     user = trust.arrive("user")
     for n in range(5):
-        trust.core.ghost(user, "owner", f"guess{n}")
-    with pytest.raises(ChatError):
-        trust.core.ghost(user, "owner", "guess5")
+        user.ghost("owner", f"guess{n}")
+    with pytest.raises(R.TooManyAttempts) as e:
+        user.ghost("owner", "guess5")
+    assert e.value == R.TooManyAttempts("owner", False, 300)
     assert len(pending) == 5
 
 
@@ -143,13 +146,16 @@ def test_ghostFreesTheNickname(trust):
     watcher = trust.arrive("watcher")
     me = trust.arrive("me")
     clear(stale, watcher)
-    result(trust.core.ghost(me, "owner", "owner-password"))
+    result(me.ghost("owner", "owner-password"))
     assert stale.outbox.take() == [events.Ghosted("owner")]
-    assert stale.outbox.hungUp
+    assert stale.outbox.hungUp and not stale.connected
     assert watcher.outbox.take() == [events.Quit("#lobby", "owner", "ghosted"),
                                      events.Renamed("#lobby", "me", "owner")]
+    assert me.outbox.take() == [events.Quit("#lobby", "owner", "ghosted"),
+                                events.Identified("owner"),
+                                events.NowKnownAs("me", "owner")]
     assert me.nick == "owner" and me.identified
-    assert trust.core.users["owner"] is me
+    assert trust.holder("owner") is me.outbox
 
 
 def test_ghostWithWrongPasswordLeavesTheHolder(trust):
@@ -158,9 +164,11 @@ def test_ghostWithWrongPasswordLeavesTheHolder(trust):
     """
     holder = trust.arrive("owner", password="owner-password")
     me = trust.arrive("me")
-    with pytest.raises(ChatError):
-        result(trust.core.ghost(me, "owner", "nope-nope"))
-    assert trust.core.users["owner"] is holder and not holder.outbox.hungUp
+    with pytest.raises(R.WrongPassword) as e:
+        result(me.ghost("owner", "nope-nope"))
+    assert e.value == R.WrongPassword("owner")
+    assert trust.holder("owner") is holder.outbox and not holder.outbox.hungUp
+    assert me.nick == "me"
 
 
 def test_changePassword(trust):
@@ -169,13 +177,15 @@ def test_changePassword(trust):
     only the new one works.
     """
     owner = trust.arrive("owner")
-    with pytest.raises(ChatError) as e:
-        trust.core.changePassword(owner, "owner-password", "brand-new-pw")
-    assert str(e.value) == "identify as owner first"
-    result(trust.core.identify(owner, "owner-password"))
-    with pytest.raises(ChatError):
-        result(trust.core.changePassword(owner, "wrong-old", "brand-new-pw"))
-    result(trust.core.changePassword(owner, "owner-password", "brand-new-pw"))
+    with pytest.raises(R.IdentifyFirst) as e:
+        owner.changePassword("owner-password", "brand-new-pw")
+    assert e.value == R.IdentifyFirst("owner")
+    result(owner.identify("owner-password"))
+    with pytest.raises(R.WrongPassword) as e:
+        result(owner.changePassword("wrong-old", "brand-new-pw"))
+    assert e.value == R.WrongPassword("owner")
+    assert trust.accounts.passwords["owner"] == "owner-password"
+    result(owner.changePassword("owner-password", "brand-new-pw"))
     assert trust.accounts.passwords["owner"] == "brand-new-pw"
 
 
@@ -185,17 +195,20 @@ def test_registerRules(trust):
     spaces; a server without an account store refuses registration.
     """
     owner = trust.arrive("owner", password="owner-password")
-    with pytest.raises(ChatError) as e:
-        trust.core.register(owner, "another-one")
-    assert str(e.value) == "owner is already registered; /identify PASSWORD if it is yours"
+    with pytest.raises(R.AlreadyRegistered) as e:
+        owner.register("another-one")
+    assert e.value == R.AlreadyRegistered("owner")
     bob = trust.arrive("bob")
-    with pytest.raises(ChatError) as e:
-        trust.core.register(bob, "short")
-    assert str(e.value) == "a password has at least 8 characters and no spaces"
-    bare = ChatCore(trust.core._fanout, trust.clock)
-    with pytest.raises(ChatError) as e:
-        bare.register(bob, "long-enough")
-    assert str(e.value) == "this server keeps no accounts"
+    for weak in ("short", "has a space"):
+        with pytest.raises(R.WeakPassword) as e:
+            bob.register(weak)
+        assert e.value == R.WeakPassword(8)
+    assert "bob" not in trust.accounts.passwords
+    bare = trust.connect(core=ChatCore(Fanout(), trust.clock))
+    bare.claim("bob")
+    with pytest.raises(R.NoAccounts) as e:
+        bare.register("long-enough")
+    assert e.value == R.NoAccounts()
 
 
 def test_ghostBeforeChoosingANickname(trust):
@@ -204,10 +217,12 @@ def test_ghostBeforeChoosingANickname(trust):
     as it, identified, and the stale holder is gone.
     """
     stale = trust.arrive("owner", password="owner-password")
-    newcomer = User(Inbox(), EventWire, host="192.0.2.7")
-    result(trust.core.ghost(newcomer, "owner", "owner-password"))
+    newcomer = trust.connect(host="192.0.2.7")
+    result(newcomer.ghost("owner", "owner-password"))
     assert newcomer.nick == "owner" and newcomer.identified
-    assert trust.core.rooms["#lobby"].members == {"owner": newcomer}
+    lobby = trust.core.rooms["#lobby"]
+    assert list(lobby.members) == ["owner"] and newcomer.isIn(lobby)
+    assert trust.holder("owner") is newcomer.outbox
     assert stale.outbox.hungUp
 
 
@@ -220,8 +235,8 @@ def test_ghostAnsweredAfterTheCallerLeft(trust):
     caller = trust.arrive("caller")
     pending = Deferred()
     trust.accounts.verify = lambda nick, password: pending
-    done = trust.core.ghost(caller, "owner", "owner-password")
-    trust.core.disconnect(caller, "gone")
+    done = caller.ghost("owner", "owner-password")
+    caller.quit("gone")
     pending.callback(True)
     result(done)
-    assert trust.core.users["owner"] is holder and not holder.outbox.hungUp
+    assert trust.holder("owner") is holder.outbox and not holder.outbox.hungUp

@@ -1,14 +1,16 @@
 """
 The chat core's rules, with no reactor, sockets or wire format: each user's
 "wire" hands over the event itself, so tests see exactly which events reach
-whom.
+whom.  Every call names its room: which room a user is looking at is the
+front end's business, not the core's.
 """
 
 import pytest
 from twisted.internet.task import Clock
 
 from chatd.core import events
-from chatd.core.chat import ChatCore, ChatError, User
+from chatd.core import refusals as R
+from chatd.core.chat import ChatCore, User
 from chatd.core.fanout import Fanout
 from support import EventWire, Inbox
 
@@ -21,8 +23,13 @@ def core():
 
 
 def arrive(core, nick):
+    """
+    Connect a user, claim C{nick} and return them with nothing in their
+    inbox (their arrival's own C{NowKnownAs} is checked elsewhere).
+    """
     user = User(Inbox(), EventWire)
     core.claimNick(user, nick)
+    user.outbox.take()
     return user
 
 
@@ -34,13 +41,17 @@ def clear(*users):
 def test_claimJoinsLobbyAndAnnounces(core):
     """
     A new user lands in #lobby; the members already there hear it once and the
-    newcomer hears nothing about themselves.
+    newcomer hears their new nickname, then the room they entered (its topic
+    and members, themselves included), and no Joined about themselves.
     """
     alice = arrive(core, "alice")
-    bob = arrive(core, "bob")
+    bob = User(Inbox(), EventWire)
+    lobby = core.claimNick(bob, "bob")
     assert alice.outbox.take() == [events.Joined("#lobby", "bob")]
-    assert bob.outbox.take() == []
-    assert bob.current is core.rooms["#lobby"]
+    assert bob.outbox.take() == [events.NowKnownAs(None, "bob"),
+                                 events.Entered("#lobby", "bob", "", ("alice", "bob"))]
+    assert lobby is core.rooms["#lobby"]
+    assert bob.rooms == {"#lobby": lobby}
 
 
 def test_sayReachesEveryOtherMemberOnceInOrder(core):
@@ -52,9 +63,9 @@ def test_sayReachesEveryOtherMemberOnceInOrder(core):
     core.join(dave, "#elsewhere")
     core.part(dave, "#lobby")
     clear(alice, bob, carol, dave)
-    core.say(alice, "one")
-    core.say(bob, "two")
-    core.say(alice, "three")
+    core.say(alice, "#lobby", "one")
+    core.say(bob, "#lobby", "two")
+    core.say(alice, "#lobby", "three")
     said = lambda nick, text: events.Said("#lobby", nick, text, 1000.0)
     assert alice.outbox.take() == [said("bob", "two")]
     assert bob.outbox.take() == [said("alice", "one"), said("alice", "three")]
@@ -64,15 +75,32 @@ def test_sayReachesEveryOtherMemberOnceInOrder(core):
 
 def test_roomsAreIsolated(core):
     """
-    A message in one room never reaches members of another.
+    A message in one room never reaches members of another, even members of
+    the sender's other rooms.
     """
     alice, bob, carol = (arrive(core, n) for n in ["alice", "bob", "carol"])
     core.join(alice, "#dev")
     core.join(bob, "#dev")
     clear(alice, bob, carol)
-    core.say(alice, "dev talk")
+    core.say(alice, "#dev", "dev talk")
     assert bob.outbox.take() == [events.Said("#dev", "alice", "dev talk", 1000.0)]
     assert carol.outbox.take() == []
+
+
+def test_sayNamesItsRoom(core):
+    """
+    A user in several rooms talks in the room they name, whichever they
+    joined last; a room they are not in is refused, and nobody hears a thing.
+    """
+    alice, bob = arrive(core, "alice"), arrive(core, "bob")
+    core.join(alice, "#dev")
+    clear(alice, bob)
+    core.say(alice, "lobby", "hi lobby")
+    assert bob.outbox.take() == [events.Said("#lobby", "alice", "hi lobby", 1000.0)]
+    with pytest.raises(R.NotInRoom) as e:
+        core.say(bob, "#dev", "let me in")
+    assert e.value == R.NotInRoom("#dev")
+    assert alice.outbox.take() == []
 
 
 def test_tellReachesOnlyTheTarget(core):
@@ -83,7 +111,7 @@ def test_tellReachesOnlyTheTarget(core):
     alice, bob, carol = (arrive(core, n) for n in ["alice", "bob", "carol"])
     clear(alice, bob, carol)
     core.tell(alice, "BOB", "psst")
-    assert bob.outbox.take() == [events.PrivatelySaid("alice", "psst", 1000.0)]
+    assert bob.outbox.take() == [events.PrivatelySaid("alice", "bob", "psst", 1000.0)]
     assert alice.outbox.take() == []
     assert carol.outbox.take() == []
 
@@ -93,8 +121,9 @@ def test_tellUnknownNick(core):
     A private message to nobody is refused with the missing name.
     """
     alice = arrive(core, "alice")
-    with pytest.raises(ChatError, match="no such user: zed"):
+    with pytest.raises(R.NoSuchUser) as e:
         core.tell(alice, "zed", "hi")
+    assert e.value == R.NoSuchUser("zed")
 
 
 def test_nickTakenIgnoringCase(core):
@@ -104,25 +133,28 @@ def test_nickTakenIgnoringCase(core):
     """
     arrive(core, "Alice")
     user = User(Inbox(), EventWire)
-    with pytest.raises(ChatError, match="taken"):
+    with pytest.raises(R.NicknameTaken) as e:
         core.claimNick(user, "aLiCe")
-    assert user.nick is None
+    assert e.value == R.NicknameTaken("aLiCe", False)
+    assert user.nick is None and user.outbox.take() == []
     core.claimNick(user, "alice2")
     assert core.users["alice2"] is user
 
 
 def test_invalidNickRefused(core):
     """
-    An invalid nickname is refused with the rules.
+    An invalid nickname is refused with the rules, and nothing is claimed.
     """
-    with pytest.raises(ChatError, match="nickname"):
+    with pytest.raises(R.InvalidNickname) as e:
         core.claimNick(User(Inbox(), EventWire), "#lobby")
+    assert e.value.nick == "#lobby" and "nickname" in e.value.reason
+    assert core.users == {}
 
 
 def test_renameAnnouncedToEachRoomAndFreesOldNick(core):
     """
-    A rename is announced once in each of the user's rooms, and the old
-    nickname is free at once.
+    A rename is announced once in each of the user's rooms, the user is told
+    their new nickname once, and the old nickname is free at once.
     """
     alice, bob, carol = (arrive(core, n) for n in ["alice", "bob", "carol"])
     core.join(alice, "#dev")
@@ -132,10 +164,12 @@ def test_renameAnnouncedToEachRoomAndFreesOldNick(core):
     assert bob.outbox.take() == [events.Renamed("#lobby", "alice", "alicia"),
                                  events.Renamed("#dev", "alice", "alicia")]
     assert carol.outbox.take() == [events.Renamed("#lobby", "alice", "alicia")]
-    assert alice.outbox.take() == []
-    arrive(core, "alice")
+    assert alice.outbox.take() == [events.NowKnownAs("alice", "alicia")]
+    newAlice = arrive(core, "alice")
     core.tell(bob, "alicia", "found you")
-    assert alice.outbox.take()[-1] == events.PrivatelySaid("bob", "found you", 1000.0)
+    assert alice.outbox.take() == [events.Joined("#lobby", "alice"),
+                                   events.PrivatelySaid("bob", "alicia", "found you", 1000.0)]
+    assert newAlice.outbox.take() == []
 
 
 def test_renameCaseOnly(core):
@@ -145,6 +179,7 @@ def test_renameCaseOnly(core):
     alice = arrive(core, "alice")
     core.rename(alice, "Alice")
     assert alice.nick == "Alice" and core.users["alice"] is alice
+    assert alice.outbox.take() == [events.NowKnownAs("alice", "Alice")]
 
 
 def test_renameToTakenNickRefused(core):
@@ -153,9 +188,11 @@ def test_renameToTakenNickRefused(core):
     """
     alice = arrive(core, "alice")
     arrive(core, "bob")
-    with pytest.raises(ChatError, match="taken"):
+    clear(alice)
+    with pytest.raises(R.NicknameTaken) as e:
         core.rename(alice, "BOB")
-    assert alice.nick == "alice"
+    assert e.value == R.NicknameTaken("BOB", False)
+    assert alice.nick == "alice" and alice.outbox.take() == []
 
 
 def test_disconnectAnnouncesFreesAndIsIdempotent(core):
@@ -191,22 +228,24 @@ def test_emptyRoomDisappears(core):
     assert "#tmp" not in core.rooms
 
 
-def test_partFallsBackToLastJoinedRoom(core):
+def test_partLeavesOnlyTheNamedRoom(core):
     """
-    Leaving the current room makes the most recently joined remaining room
-    current; leaving the last one leaves the user in no room.
+    Parting takes the user out of the room named and no other, keeping the
+    others in the order joined (rejoining one does not move it); once out of
+    every room, the user can talk in none.
     """
     alice = arrive(core, "alice")
     core.join(alice, "#a")
     core.join(alice, "#b")
     core.join(alice, "#a")
-    core.part(alice)
-    assert alice.current.name == "#b"
+    assert core.part(alice, "#a") is not None
+    assert list(alice.rooms) == ["#lobby", "#b"]
     core.part(alice, "#b")
     core.part(alice, "#lobby")
-    assert alice.current is None
-    with pytest.raises(ChatError, match="no room"):
-        core.say(alice, "hello?")
+    assert alice.rooms == {}
+    with pytest.raises(R.NotInRoom) as e:
+        core.say(alice, "#lobby", "hello?")
+    assert e.value == R.NotInRoom("#lobby")
 
 
 def test_partNotMember(core):
@@ -214,20 +253,45 @@ def test_partNotMember(core):
     Leaving a room one is not in is refused.
     """
     alice = arrive(core, "alice")
-    with pytest.raises(ChatError, match="not in #nowhere"):
+    with pytest.raises(R.NotInRoom) as e:
         core.part(alice, "#nowhere")
+    assert e.value == R.NotInRoom("#nowhere")
 
 
-def test_joinTwiceOnlySwitches(core):
+def test_joinerIsShownTheRoom(core):
     """
-    Joining a room one is already in announces nothing and makes it current.
+    Whoever joins a room is shown its topic and its members in the order
+    they joined, themselves last; the members already there hear the join
+    once; nobody outside hears anything.
+    """
+    alice, bob, carol = (arrive(core, n) for n in ["alice", "bob", "carol"])
+    core.join(bob, "#dev")
+    core.setTopic(bob, "#dev", "bugs")
+    core.join(carol, "#dev")
+    clear(alice, bob, carol)
+    room, joinedNow = core.join(alice, "dev")
+    assert joinedNow and room is core.rooms["#dev"]
+    assert alice.outbox.take() == [events.Entered("#dev", "alice", "bugs",
+                                                  ("bob", "carol", "alice"))]
+    assert bob.outbox.take() == [events.Joined("#dev", "alice")]
+    assert carol.outbox.take() == [events.Joined("#dev", "alice")]
+    core.join(carol, "#other")
+    clear(alice, bob, carol)
+    core.join(bob, "#other")
+    assert carol.outbox.take() == [events.Joined("#other", "bob")]
+    assert alice.outbox.take() == []
+
+
+def test_joinTwiceAnnouncesNothing(core):
+    """
+    Joining a room one is already in announces nothing and says it was not
+    joined now.
     """
     alice, bob = arrive(core, "alice"), arrive(core, "bob")
     core.join(alice, "#dev")
     clear(alice, bob)
-    core.join(alice, "lobby")
-    assert alice.current.name == "#lobby"
-    assert bob.outbox.take() == []
+    assert core.join(alice, "lobby") == (core.rooms["#lobby"], False)
+    assert bob.outbox.take() == [] and alice.outbox.take() == []
 
 
 def test_roomNamesIgnoreCase(core):
@@ -235,10 +299,11 @@ def test_roomNamesIgnoreCase(core):
     #Dev and #dev are one room, keeping the name it was created with.
     """
     alice, bob = arrive(core, "alice"), arrive(core, "bob")
-    core.join(alice, "#Dev")
-    core.join(bob, "#dev")
-    assert bob.current is alice.current
-    assert bob.current.name == "#Dev"
+    created, joinedNow = core.join(alice, "#Dev")
+    assert joinedNow
+    room, joinedNow = core.join(bob, "#dev")
+    assert joinedNow and room is created
+    assert room.name == "#Dev" and core.memberRoom(bob, "#DEV") is room
 
 
 def test_topic(core):
@@ -247,9 +312,22 @@ def test_topic(core):
     """
     alice, bob = arrive(core, "alice"), arrive(core, "bob")
     clear(alice, bob)
-    core.setTopic(alice, "cake")
+    assert core.setTopic(alice, "#lobby", "cake") is core.rooms["#lobby"]
     assert core.rooms["#lobby"].topic == "cake"
     assert bob.outbox.take() == [events.TopicChanged("#lobby", "alice", "cake", 1000.0)]
+    assert alice.outbox.take() == []
+
+
+def test_unchangedTopicRefused(core):
+    """
+    Setting the topic a room already has is refused and announces nothing.
+    """
+    alice, bob = arrive(core, "alice"), arrive(core, "bob")
+    core.setTopic(alice, "#lobby", "cake")
+    clear(alice, bob)
+    with pytest.raises(R.TopicUnchanged) as e:
+        core.setTopic(bob, "#lobby", "cake")
+    assert e.value == R.TopicUnchanged("#lobby", "cake")
     assert alice.outbox.take() == []
 
 
@@ -266,6 +344,6 @@ def test_recipientDroppedDuringFanout(core):
             core.disconnect(bob, "too slow")
 
     bob.outbox = DroppingInbox()
-    core.say(alice, "hello")
+    core.say(alice, "#lobby", "hello")
     assert carol.outbox.take() == [events.Quit("#lobby", "bob", "too slow"),
                                    events.Said("#lobby", "alice", "hello", 1000.0)]

@@ -156,8 +156,10 @@ def test_severalListeners():
     """
     d = Daemon("--listen", "tcp:0:interface=127.0.0.1").start()
     try:
+        deadline = time.monotonic() + 10
         while d.logText().count("chatd listening on") < 2:
-            pass
+            assert time.monotonic() < deadline, d.logText()
+            time.sleep(0.01)
         ports = [int(l.rsplit(":", 1)[1]) for l in d.log if "chatd listening on" in l]
         a, b = LineClient(ports[0]), LineClient(ports[1])
         a.login("l_a")

@@ -10,8 +10,10 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
 from chatd.core import events
-from chatd.core.chat import ChatCore, ChatError, User
+from chatd.core.chat import ChatCore, User
+from chatd.core.refusals import NotInRoom
 from chatd.core.fanout import Fanout
+from chatd.edge.connection import Connection
 from chatd.edge.outbox import Outbox
 from chatd.line.wire import LineWire
 from support import MemoryHistory, MemoryServer
@@ -247,9 +249,10 @@ def test_coreRefusesHistoryOfARoomNotJoined(history):
     alice, bob = (User(Outbox(StringTransport(), 1000), LineWire) for _ in "ab")
     core.claimNick(alice, "alice")
     core.claimNick(bob, "bob")
-    room = core.join(alice, "#dev")
-    with pytest.raises(ChatError, match="you are not in #dev"):
-        core.recent(bob, room, 5)
+    core.join(alice, "#dev")
+    with pytest.raises(NotInRoom) as e:
+        core.recent(bob, "#dev", 5)
+    assert e.value == NotInRoom("#dev")
 
 
 def test_quitDuringReplaySaysBye(server, history):
@@ -275,7 +278,7 @@ def test_historyThatNeverComesIsSkipped(server, history):
     alice.send("one")
     bob.send("/history")
     alice.send("two")
-    server.clock.advance(server.factory.HISTORY_WAIT - 0.1)
+    server.clock.advance(Connection.HISTORY_WAIT - 0.1)
     assert bob.lines() == ["#lobby <alice> one"]
     server.clock.advance(0.1)
     assert bob.lines() == ["!!! history took too long and was skipped",

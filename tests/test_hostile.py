@@ -101,7 +101,7 @@ def test_hostileConnectionDisturbsNobody(chunks, logIn):
         bobGot += bob.lines()
         hostile.transport.clear()  # its telnet requests get telnet answers
     for client in (alice, bob):
-        assert client.proto in server.factory.connections
+        assert client.proto.conn in server.gate.connections
     checkSafe(aliceGot + bobGot)
     assert [l for l in aliceGot if l.startswith("#lobby <bob> ")] == [
         f"#lobby <bob> from bob {i}" for i in range(len(chunks))]
@@ -110,9 +110,9 @@ def test_hostileConnectionDisturbsNobody(chunks, logIn):
     # Whatever the hostile side got for a nickname follows the rules.
     for key, user in server.core.users.items():
         assert nickProblem(user.nick) is None and key == nickKey(user.nick)
-    live = hostile.proto in server.factory.connections
-    assert len(server.factory.connections) == 2 + live
-    assert server.factory.fromAddress("127.0.0.1") == 2 + live
+    live = hostile.proto.conn in server.gate.connections
+    assert len(server.gate.connections) == 2 + live
+    assert server.gate.fromAddress("127.0.0.1") == 2 + live
 
 
 @hostileSettings
@@ -137,7 +137,7 @@ def test_wellFormedLineAfterGarbageArrivesOnce(items):
     checkSafe(got)
     assert [l for l in got if l.startswith("#lobby <mallory> good ")] == [
         f"#lobby <mallory> good {i}" for i in range(len(items))]
-    assert mallory.proto in server.factory.connections
+    assert mallory.proto.conn in server.gate.connections
 
 
 nickDisguise = st.lists(st.sampled_from(INVISIBLE + CONFUSABLE), min_size=1, max_size=3)

@@ -7,11 +7,11 @@ import pytest
 from twisted.internet.task import Clock
 from twisted.python import usage
 
-from chatd.edge.limits import ACCEPT, DISCONNECT, REFUSE, FloodGate, Limits
+from chatd.edge.limits import FloodGate, Limits
 from chatd.tap import Options
 from support import MemoryServer
 
-FLOOD_ERROR = "!!! you are sending lines too fast; this one was not delivered"
+SLOWED = "-!- you are sending fast; your lines are being delayed"
 
 
 def said(nick, text, room="#lobby"):
@@ -20,89 +20,134 @@ def said(nick, text, room="#lobby"):
 
 def test_floodGateBucket():
     """
-    The bucket lets a burst through at once, then one line per 1/rate
-    seconds; refusals past the kick count ask for a disconnect, and a sender
-    who has its full burst back starts with a clean slate.
+    The bucket lets a burst through at once, then asks for a wait of 1/rate
+    seconds per line; it never refuses.  A flood is counted once, and a
+    sender who has its full burst back starts a new one.
     """
     clock = Clock()
-    gate = FloodGate(clock, rate=2, burst=3, kick=2)
-    assert [gate.admit() for _ in range(5)] == [ACCEPT] * 3 + [REFUSE] * 2
+    gate = FloodGate(clock, rate=2, burst=3)
+    assert [gate.take() for _ in range(2)] == [0, 0]
+    assert gate.floods == 0
+    # The third line empties the bucket: the next must wait half a second.
+    assert gate.take() == pytest.approx(0.5)
+    assert gate.floods == 1
     clock.advance(0.5)
-    assert [gate.admit(), gate.admit()] == [ACCEPT, DISCONNECT]
+    assert gate.take() == pytest.approx(0.5)
+    assert gate.floods == 1
     clock.advance(1.5)
-    assert [gate.admit() for _ in range(4)] == [ACCEPT] * 3 + [REFUSE]
+    assert gate.take() == 0
+    clock.advance(10)
+    assert [gate.take() for _ in range(3)][-1] == pytest.approx(0.5)
+    assert gate.floods == 2
 
 
 def test_pasteOfADozenLinesPasses():
     """
-    With the default limits a paste of a dozen lines (and up to the burst)
-    arrives whole, in order, with no error.
+    With the default limits a paste up to the burst arrives whole, in
+    order, at once, with no notice.
     """
     server = MemoryServer()
     alice, bob = server.connect("alice"), server.connect("bob")
     alice.lines()
     # Logging in spent a line of bob's burst.
-    paste = [f"paste line {i}" for i in range(Limits.floodBurst - 1)]
+    paste = [f"paste line {i}" for i in range(Limits.floodBurst - 2)]
     bob.sendBytes("".join(line + "\n" for line in paste).encode())
     assert bob.lines() == []
     assert alice.lines() == [said("bob", line) for line in paste]
 
 
-def test_excessLinesRefusedThenAllowedAgain():
+def test_fastLinesAreDelayedNotRefused():
     """
-    Lines beyond the burst each get an error and reach nobody; once time has
-    refilled the bucket, lines are delivered again.
+    Lines beyond the burst are not refused: they wait, reading from the
+    sender pauses, and they are handled one per 1/rate seconds, in order,
+    each reaching the others once; the sender is told once.
     """
     server = MemoryServer(limits=Limits(floodRate=1, floodBurst=3))
     alice, bob = server.connect("alice"), server.connect("bob")
     alice.lines()
     server.clock.advance(10)
-    for i in range(5):
-        bob.send(f"m{i}")
-    assert bob.lines() == [FLOOD_ERROR] * 2
+    bob.sendBytes(b"".join(b"m%d\n" % i for i in range(8)))
+    assert bob.lines() == [SLOWED]
     assert alice.lines() == [said("bob", f"m{i}") for i in range(3)]
+    assert bob.transport.producerState == "paused"
+    for i in range(3, 8):
+        server.clock.advance(0.99)
+        assert alice.lines() == []
+        server.clock.advance(0.01)
+        assert alice.lines() == [said("bob", f"m{i}")]
+    assert bob.lines() == []
     server.clock.advance(1)
-    bob.send("m5")
-    bob.send("m6")
-    assert alice.lines() == [said("bob", "m5")]
-    assert bob.lines() == [FLOOD_ERROR]
+    assert bob.transport.producerState == "producing"
     assert not bob.transport.disconnecting
 
 
-def test_sustainedFloodDisconnects():
+def test_delayedLinesKeepTheirOrderWithCommands():
     """
-    A sender that goes on flooding is disconnected after the kick count of
-    refused lines; the others see it quit for flooding and it frees its
-    place.
+    Commands wait in line with messages: a /ping sent after a flood is
+    answered only after every line before it was handled.
     """
-    server = MemoryServer(limits=Limits(floodRate=1, floodBurst=3, floodKick=5))
+    server = MemoryServer(limits=Limits(floodRate=10, floodBurst=2))
     alice, bob = server.connect("alice"), server.connect("bob")
     alice.lines()
     server.clock.advance(10)
-    for i in range(20):
-        bob.send(f"m{i}")
-    assert bob.lines() == [FLOOD_ERROR] * 5 + ["-!- Closing your connection: flooding"]
-    assert alice.lines() == [said("bob", f"m{i}") for i in range(3)] + [
-        "-- #lobby bob has quit (flooding)"]
-    assert server.factory.connections == {alice.proto}
-    assert server.factory.fromAddress("127.0.0.1") == 1
+    bob.sendBytes(b"a\nb\nc\n/ping done\n")
+    assert alice.lines() == [said("bob", "a"), said("bob", "b")]
+    assert bob.lines() == [SLOWED]
+    server.clock.pump([0.1] * 10)
+    assert alice.lines() == [said("bob", "c")]
+    assert bob.lines() == ["=== pong done"]
 
 
-def test_slowSenderJustOverTheRateIsNotKickedAtOnce():
+def test_floodersOthersAreNotSlowed():
     """
-    Refusals only count towards a disconnect within one flood: a user who
-    overruns the burst now and then but pauses in between is never kicked.
+    While one member is delayed, another's lines go straight through.
     """
-    server = MemoryServer(limits=Limits(floodRate=1, floodBurst=3, floodKick=2))
+    server = MemoryServer(limits=Limits(floodRate=1, floodBurst=3))
+    alice, bob, carol = (server.connect(n) for n in ("alice", "bob", "carol"))
+    alice.lines(), bob.lines()
+    server.clock.advance(10)
+    bob.sendBytes(b"".join(b"m%d\n" % i for i in range(10)))
+    alice.lines()
+    carol.send("hello")
+    assert alice.lines() == [said("carol", "hello")]
+
+
+def test_unreadInputOverTheBoundTooLongCloses():
+    """
+    A peer that keeps more unread input than --recv-queue for longer than
+    --recv-queue-time is closed with its reason; the others see it quit.
+    """
+    server = MemoryServer(limits=Limits(floodRate=1, floodBurst=3, recvQueueBytes=1024,
+                                        recvQueueTime=5))
     alice, bob = server.connect("alice"), server.connect("bob")
     alice.lines()
-    for round in range(10):
-        server.clock.advance(10)
-        for i in range(5):
-            bob.send(f"r{round} m{i}")
-        assert bob.lines() == [FLOOD_ERROR] * 2
+    server.clock.advance(10)
+    bob.sendBytes(b"".join(b"line %04d\n" % i for i in range(300)))
+    server.clock.pump([0.5] * 10)
     assert not bob.transport.disconnecting
-    assert len(alice.lines()) == 30
+    server.clock.pump([0.5] * 2)
+    assert bob.lines()[-1] == ("-!- Closing your connection: Excess Flood: more than "
+                               "1024 bytes unread for 5 seconds")
+    assert alice.lines()[-1] == ("-- #lobby bob has quit (Excess Flood: more than "
+                                 "1024 bytes unread for 5 seconds)")
+    assert server.gate.connections == {alice.proto.conn}
+    assert server.gate.fromAddress("127.0.0.1") == 1
+
+
+def test_unreadInputThatDrainsInTimeIsKept():
+    """
+    A paste over the bound that drains below it within --recv-queue-time is
+    handled whole: nothing is lost and the sender stays.
+    """
+    server = MemoryServer(limits=Limits(floodRate=100, floodBurst=3, recvQueueBytes=1024,
+                                        recvQueueTime=5))
+    alice, bob = server.connect("alice"), server.connect("bob")
+    alice.lines()
+    server.clock.advance(10)
+    bob.sendBytes(b"".join(b"line %04d\n" % i for i in range(200)))
+    server.clock.pump([0.01] * 300)
+    assert alice.lines() == [said("bob", "line %04d" % i) for i in range(200)]
+    assert not bob.transport.disconnecting
 
 
 def test_globalConnectionLimit():
@@ -120,9 +165,9 @@ def test_globalConnectionLimit():
     extra.send("carol")
     assert server.core.users.keys() == {"alice", "bob"}
     bob.send("/quit")
-    assert len(server.factory.connections) == 1
+    assert len(server.gate.connections) == 1
     carol = server.connect("carol")
-    assert carol.proto in server.factory.connections
+    assert carol.proto.conn in server.gate.connections
     assert set(server.core.users) == {"alice", "carol"}
 
 
@@ -137,16 +182,16 @@ def test_perAddressLimit():
     refused = server.connect(host="10.0.0.1")
     assert refused.lines() == ["-!- Connection refused: too many connections from 10.0.0.1"]
     other = server.connect("b1", host="10.0.0.2")
-    assert other.proto in server.factory.connections
-    assert server.factory.fromAddress("10.0.0.1") == 2
+    assert other.proto.conn in server.gate.connections
+    assert server.gate.fromAddress("10.0.0.1") == 2
     a1.transport.loseConnection()
     a1.transport.loseConnection()
-    assert server.factory.fromAddress("10.0.0.1") == 1
+    assert server.gate.fromAddress("10.0.0.1") == 1
     again = server.connect("a3", host="10.0.0.1")
-    assert again.proto in server.factory.connections
-    assert server.factory.fromAddress("10.0.0.1") == 2
-    assert len(server.factory.connections) == 3
-    assert a2.proto in server.factory.connections
+    assert again.proto.conn in server.gate.connections
+    assert server.gate.fromAddress("10.0.0.1") == 2
+    assert len(server.gate.connections) == 3
+    assert a2.proto.conn in server.gate.connections
 
 
 def test_loginTimeout():
@@ -168,9 +213,9 @@ def test_loginTimeout():
     server.clock.advance(5)
     assert lurker.lines() == [
         "-!- Closing your connection: no nickname chosen within 30 seconds"]
-    assert server.factory.connections == {alice.proto}
+    assert server.gate.connections == {alice.proto.conn}
     server.clock.advance(1000)
-    assert server.factory.connections == {alice.proto}
+    assert server.gate.connections == {alice.proto.conn}
     assert not server.clock.getDelayedCalls()
 
 
@@ -181,7 +226,7 @@ def test_idleTimeoutOffByDefault():
     server = MemoryServer()
     alice = server.connect("alice")
     server.clock.advance(10 ** 7)
-    assert alice.proto in server.factory.connections
+    assert alice.proto.conn in server.gate.connections
     assert server.clock.getDelayedCalls() == []
 
 
@@ -204,9 +249,9 @@ def test_idleTimeout():
     server.clock.advance(200)
     assert bob.lines() == ["-!- Closing your connection: idle for 300 seconds"]
     assert alice.lines() == ["-- #lobby bob has quit (idle for 300 seconds)"]
-    assert server.factory.connections == {alice.proto}
+    assert server.gate.connections == {alice.proto.conn}
     server.clock.advance(100)
-    assert server.factory.connections == set()
+    assert server.gate.connections == set()
     assert not server.clock.getDelayedCalls()
 
 
@@ -221,15 +266,15 @@ def test_burstOverSendQueueForgivenWhenDrained():
     alice, bob, carol = server.connect("alice"), server.connect("bob"), server.connect("carol")
     alice.lines(), bob.lines()
     paste = [f"line {i} " + "p" * 100 for i in range(100)]
-    bob.proto.outbox.pauseProducing()
-    carol.proto.outbox.pauseProducing()
+    bob.proto.conn.outbox.pauseProducing()
+    carol.proto.conn.outbox.pauseProducing()
     for line in paste:
         alice.send(line)
-    assert bob.proto.outbox.pending > 4096
-    bob.proto.outbox.resumeProducing()
+    assert bob.proto.conn.outbox.pending > 4096
+    bob.proto.conn.outbox.resumeProducing()
     server.clock.advance(1)
     alice.send("one more")
-    bob.proto.outbox.pauseProducing()
+    bob.proto.conn.outbox.pauseProducing()
     server.clock.advance(1)
     alice.send("and another")
     assert carol.transport.disconnected
@@ -247,10 +292,10 @@ def test_sendQueueHardCeiling():
                                         floodBurst=1000))
     alice, bob = server.connect("alice"), server.connect("bob")
     alice.lines()
-    bob.proto.outbox.pauseProducing()
+    bob.proto.conn.outbox.pauseProducing()
     for i in range(200):
         alice.send(f"line {i} " + "p" * 100)
-        assert bob.proto.outbox.pending <= 4 * 4096
+        assert bob.proto.conn.outbox.pending <= 4 * 4096
     assert bob.transport.disconnected
     assert alice.lines() == ["-- #lobby bob has quit (send queue exceeded)"]
 
@@ -286,13 +331,15 @@ def test_optionsDefaultsAndChecks():
     config.parseOptions([])
     assert config.limits() == Limits()
     config = Options()
-    config.parseOptions(["--flood-rate", "0.5", "--flood-burst", "12", "--flood-kick", "7",
+    config.parseOptions(["--flood-rate", "0.5", "--flood-burst", "12", "--recv-queue", "8192",
+                         "--recv-queue-time", "7",
                          "--max-connections", "5000", "--max-per-address", "9",
                          "--login-timeout", "0", "--idle-timeout", "600",
                          "--send-queue", "65536", "--send-queue-grace", "2",
                          "--max-rooms", "3"])
     assert config.limits() == Limits(
-        sendQueueBytes=65536, sendQueueGrace=2, floodRate=0.5, floodBurst=12, floodKick=7,
+        sendQueueBytes=65536, sendQueueGrace=2, floodRate=0.5, floodBurst=12,
+        recvQueueBytes=8192, recvQueueTime=7,
         maxConnections=5000, maxPerAddress=9, maxRooms=3, loginTimeout=0, idleTimeout=600)
     for bad in (["--flood-rate", "0"], ["--max-connections", "0"],
                 ["--max-per-address", "-1"], ["--idle-timeout", "-5"]):
@@ -308,7 +355,7 @@ def test_closingNoticeIsTheLastLine():
     server = MemoryServer()
     alice, bob = server.connect("alice"), server.connect("bob")
     alice.lines()
-    server.factory.shutDown("The server is going down. Goodbye.")
+    server.gate.shutDown()
     for client in (alice, bob):
         assert client.lines() == ["-!- The server is going down. Goodbye."]
-    assert server.factory.connections == set()
+    assert server.gate.connections == set()

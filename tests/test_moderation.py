@@ -1,12 +1,14 @@
 """
 Moderation rules in the core, with no reactor or sockets: who may kick, ban
-and mute, who may not, what everyone is told, and how long it lasts.
+and mute, who may not, what everyone is told, and how long it lasts.  Users
+act through their L{chatd.core.session.Session}, as front ends do, naming
+the room of every request.
 """
 
 import pytest
 
 from chatd.core import events
-from chatd.core.chat import ChatError
+from chatd.core import refusals as R
 from chatd.core.bans import ADDRESS, NICK, Ban
 from trustsupport import Trust, clear
 
@@ -18,20 +20,20 @@ def trust():
 
 def test_operatorKicksFromTheRoom(trust):
     """
-    An identified operator kicks a member out of the current room: every
-    member, the kicked one included, is told once; the kicked user is no
-    longer in the room but still connected.
+    An identified operator kicks a member out of a room: every member, the
+    kicked one included, is told once; the kicked user is no longer in the
+    room but still connected.
     """
     op = trust.arrive("op", password="op-password")
     bob, carol = trust.arrive("bob"), trust.arrive("carol")
     clear(op, bob, carol)
-    trust.core.kick(op, "bob", "calm down")
+    op.kick("#lobby", "bob", "calm down")
     kicked = events.Kicked("#lobby", "bob", "op", "calm down")
     assert [op.outbox.take(), bob.outbox.take(), carol.outbox.take()] == [
         [kicked], [kicked, events.PutOut("#lobby")], [kicked]]
-    assert "bob" not in trust.core.rooms["#lobby"].members
-    assert bob.current is None and not bob.outbox.hungUp
-    assert trust.core.users["bob"] is bob
+    assert "bob" not in trust.members("#lobby")
+    assert bob.rooms == [] and bob.connected and not bob.outbox.hungUp
+    assert trust.core.user("bob").outbox is bob.outbox
 
 
 def test_operatorMustBeIdentified(trust):
@@ -42,48 +44,68 @@ def test_operatorMustBeIdentified(trust):
     op = trust.arrive("op")
     bob = trust.arrive("bob")
     clear(op, bob)
-    with pytest.raises(ChatError) as e:
-        trust.core.kick(op, "bob")
-    assert str(e.value) == "you are not an operator nor the owner of #lobby"
-    assert bob.outbox.take() == [] and "bob" in trust.core.rooms["#lobby"].members
+    assert not op.isOperator
+    with pytest.raises(R.NotModerator) as e:
+        op.kick("#lobby", "bob")
+    assert e.value == R.NotModerator("#lobby")
+    assert bob.outbox.take() == [] and "bob" in trust.members("#lobby")
 
 
 def test_ordinaryUsersMayNotModerate(trust):
     """
-    A user who is neither operator nor owner may not kick, ban, mute, unban
-    or list bans.
+    A user who is neither operator nor owner may not kick, ban, mute,
+    unmute, unban or list bans.
     """
     alice, bob = trust.arrive("alice"), trust.arrive("bob")
-    refusal = "you are not an operator nor the owner of #lobby"
-    for attempt in (lambda: trust.core.kick(alice, "bob"),
-                    lambda: trust.core.ban(alice, "bob"),
-                    lambda: trust.core.mute(alice, "bob"),
-                    lambda: trust.core.unmute(alice, "bob"),
-                    lambda: trust.core.unban(alice, "bob"),
-                    lambda: trust.core.listBans(alice)):
-        with pytest.raises(ChatError) as e:
+    for attempt in (lambda: alice.kick("#lobby", "bob"),
+                    lambda: alice.ban("#lobby", "bob"),
+                    lambda: alice.mute("#lobby", "bob"),
+                    lambda: alice.unmute("#lobby", "bob"),
+                    lambda: alice.unban("#lobby", "bob"),
+                    lambda: alice.bans("#lobby")):
+        with pytest.raises(R.NotModerator) as e:
             attempt()
-        assert str(e.value) == refusal
+        assert e.value == R.NotModerator("#lobby")
     assert bob.outbox.take() == []
+
+
+def test_moderatingNeedsMembership(trust):
+    """
+    Even an operator moderates only in a room they are in: naming another
+    room is refused, and its members hear nothing.
+    """
+    op = trust.arrive("op", password="op-password")
+    bob = trust.arrive("bob")
+    bob.join("#side")
+    clear(bob)
+    with pytest.raises(R.NotInRoom) as e:
+        op.kick("#side", "bob")
+    assert e.value == R.NotInRoom("#side")
+    assert bob.outbox.take() == [] and bob.isIn(trust.core.rooms["#side"])
 
 
 def test_registeredCreatorOwnsTheRoom(trust):
     """
     The registered, identified creator of a room owns it and may kick there,
-    but not in the lobby or in another room.
+    but not in the lobby or in a room someone else created.
     """
     owner = trust.arrive("owner", password="owner-password")
     bob = trust.arrive("bob")
-    trust.core.join(owner, "#den")
-    trust.core.join(bob, "#den")
+    owner.join("#den")
+    bob.join("#den")
     assert trust.core.rooms["#den"].owner == "owner"
     clear(owner, bob)
-    trust.core.kick(owner, "bob", "")
+    owner.kick("#den", "bob", "")
     assert bob.outbox.take() == [events.Kicked("#den", "bob", "owner", ""),
                                  events.PutOut("#den")]
-    trust.core.join(owner, "#lobby")
-    with pytest.raises(ChatError):
-        trust.core.kick(owner, "bob")
+    with pytest.raises(R.NotModerator) as e:
+        owner.kick("#lobby", "bob")
+    assert e.value == R.NotModerator("#lobby")
+    bob.join("#bobs")
+    owner.join("#bobs")
+    with pytest.raises(R.NotModerator) as e:
+        owner.kick("#bobs", "bob")
+    assert e.value == R.NotModerator("#bobs")
 
 
 def test_unidentifiedCreatorOwnsNothing(trust):
@@ -92,11 +114,12 @@ def test_unidentifiedCreatorOwnsNothing(trust):
     cannot moderate it.
     """
     alice, bob = trust.arrive("alice"), trust.arrive("bob")
-    trust.core.join(alice, "#free")
-    trust.core.join(bob, "#free")
+    alice.join("#free")
+    bob.join("#free")
     assert trust.core.rooms["#free"].owner is None
-    with pytest.raises(ChatError):
-        trust.core.kick(alice, "bob")
+    with pytest.raises(R.NotModerator) as e:
+        alice.kick("#free", "bob")
+    assert e.value == R.NotModerator("#free")
 
 
 def test_moderatorsAreNotTargets(trust):
@@ -106,22 +129,24 @@ def test_moderatorsAreNotTargets(trust):
     """
     owner = trust.arrive("owner", password="owner-password")
     op = trust.arrive("op", password="op-password")
-    trust.core.join(owner, "#den")
-    trust.core.join(op, "#den")
-    with pytest.raises(ChatError) as e:
-        trust.core.kick(owner, "op")
-    assert str(e.value) == "op is a moderator of #den"
-    with pytest.raises(ChatError):
-        trust.core.mute(owner, "op")
-    with pytest.raises(ChatError) as e:
-        trust.core.ban(owner, "op")
-    assert str(e.value) == "op is an operator"
-    with pytest.raises(ChatError) as e:
-        trust.core.kick(op, "owner")
-    assert str(e.value) == "owner is a moderator of #den"
-    with pytest.raises(ChatError) as e:
-        trust.core.kick(op, "op")
-    assert str(e.value) == "you cannot do that to yourself"
+    owner.join("#den")
+    op.join("#den")
+    with pytest.raises(R.IsModerator) as e:
+        owner.kick("#den", "op")
+    assert e.value == R.IsModerator("op", "#den")
+    with pytest.raises(R.IsModerator) as e:
+        owner.mute("#den", "op")
+    assert e.value == R.IsModerator("op", "#den")
+    with pytest.raises(R.IsOperator) as e:
+        owner.ban("#den", "op")
+    assert e.value == R.IsOperator("op")
+    with pytest.raises(R.IsModerator) as e:
+        op.kick("#den", "owner")
+    assert e.value == R.IsModerator("owner", "#den")
+    with pytest.raises(R.NotToYourself) as e:
+        op.kick("#den", "op")
+    assert e.value == R.NotToYourself()
+    assert {"op", "owner"} <= set(trust.members("#den"))
 
 
 def test_serverBanByNickname(trust):
@@ -133,19 +158,36 @@ def test_serverBanByNickname(trust):
     op = trust.arrive("op", password="op-password")
     troll, carol = trust.arrive("troll", host="192.0.2.66"), trust.arrive("carol")
     clear(op, troll, carol)
-    trust.core.ban(op, "troll", 3600, "spam")
+    op.ban("#lobby", "troll", 3600, "spam")
     banned = events.Banned("#lobby", "troll", "op", 3600, "spam", True)
     assert carol.outbox.take() == [banned, events.Quit("#lobby", "troll", "banned")]
     assert troll.outbox.take() == [banned, events.Expelled("op", 3600, "spam")]
-    assert troll.outbox.hungUp and "troll" not in trust.core.users
+    assert troll.outbox.hungUp and not troll.connected
+    assert trust.core.user("troll") is None
     assert list(trust.accounts.stored.values()) == [
         Ban(NICK, "troll", "", 1000 + 3600, "spam", "op", 1000)]
-    with pytest.raises(ChatError) as e:
+    with pytest.raises(R.Banned) as e:
         trust.arrive("TROLL")
-    assert str(e.value) == "you are banned from this server for 3600 more seconds (spam)"
+    assert e.value == R.Banned("", 3600, "spam")
     trust.clock.advance(3600)
     trust.arrive("troll")
     assert trust.accounts.stored == {}
+
+
+def test_ghostDoesNotLiftANicknameBan(trust):
+    """
+    The right password does not take a banned nickname back: /ghost from
+    another nickname is refused as the ban says, and nobody becomes it.
+    """
+    op = trust.arrive("op", password="op-password")
+    trust.arrive("owner", password="owner-password")
+    op.ban("#lobby", "owner", 3600, "spam")
+    someone = trust.arrive("someone")
+    with pytest.raises(R.Banned) as e:
+        someone.ghost("owner", "owner-password")
+    assert e.value == R.Banned("", 3600, "spam")
+    assert someone.nick == "someone"
+    assert trust.core.user("owner") is None
 
 
 def test_serverBanByAddress(trust):
@@ -158,11 +200,11 @@ def test_serverBanByAddress(trust):
     one = trust.arrive("one", host="198.51.100.7")
     two = trust.arrive("two", host="198.51.100.7")
     other = trust.arrive("other", host="198.51.100.8")
-    trust.core.ban(op, "198.51.100.7", None, "")
+    op.ban("#lobby", "198.51.100.7", None, "")
     assert one.outbox.hungUp and two.outbox.hungUp and not other.outbox.hungUp
-    with pytest.raises(ChatError) as e:
+    with pytest.raises(R.Banned) as e:
         trust.arrive("fresh", host="198.51.100.7")
-    assert str(e.value) == "you are banned from this server"
+    assert e.value == R.Banned("", None, "")
     assert trust.accounts.stored[(ADDRESS, "198.51.100.7", "")].until is None
 
 
@@ -176,14 +218,14 @@ def test_serverBanByRange(trust):
     inside = [trust.arrive("one", host="198.51.100.7"),
               trust.arrive("two", host="198.51.100.200")]
     outside = trust.arrive("other", host="198.51.101.1")
-    trust.core.ban(op, "198.51.100.0/24", None, "")
+    op.ban("#lobby", "198.51.100.0/24", None, "")
     assert [u.outbox.hungUp for u in inside + [outside]] == [True, True, False]
-    with pytest.raises(ChatError) as e:
+    with pytest.raises(R.Banned) as e:
         trust.arrive("fresh", host="198.51.100.9")
-    assert str(e.value) == "you are banned from this server"
+    assert e.value == R.Banned("", None, "")
     assert (ADDRESS, "198.51.100.0/24", "") in trust.accounts.stored
     clear(op)
-    trust.core.unban(op, "198.51.100.77/24")
+    op.unban("#lobby", "198.51.100.77/24")
     assert op.outbox.take() == [events.Unbanned("#lobby", "198.51.100.0/24", "op")]
     assert trust.accounts.stored == {}
     trust.arrive("fresh", host="198.51.100.9")
@@ -195,12 +237,12 @@ def test_ipv6RangeAndSpellings(trust):
     a range covers only its own addresses.
     """
     op = trust.arrive("op", password="op-password")
-    trust.core.ban(op, "2001:DB8::/32", 60, "")
-    with pytest.raises(ChatError):
+    op.ban("#lobby", "2001:DB8::/32", 60, "")
+    with pytest.raises(R.Banned):
         trust.arrive("in", host="2001:db8:0:0::5")
     trust.arrive("out", host="2001:db9::1")
-    trust.core.ban(op, "2001:0db9:0000::0001", None, "")
-    with pytest.raises(ChatError):
+    op.ban("#lobby", "2001:0db9:0000::0001", None, "")
+    with pytest.raises(R.Banned):
         trust.arrive("again", host="2001:db9::1")
     trust.clock.advance(60)
     trust.arrive("later", host="2001:db8::5")
@@ -214,13 +256,14 @@ def test_ipv4ClientsOfADualStackListener(trust):
     through it.
     """
     op = trust.arrive("op", password="op-password", host="::ffff:192.0.2.1")
-    with pytest.raises(ChatError):
-        trust.core.ban(op, "192.0.2.0/24")
-    trust.core.ban(op, "198.51.100.7")
-    trust.core.ban(op, "203.0.113.0/24")
-    trust.core.ban(op, "::FFFF:198.51.100.9")
+    with pytest.raises(R.CoversOwnAddress) as e:
+        op.ban("#lobby", "192.0.2.0/24")
+    assert e.value == R.CoversOwnAddress("192.0.2.0/24")
+    op.ban("#lobby", "198.51.100.7")
+    op.ban("#lobby", "203.0.113.0/24")
+    op.ban("#lobby", "::FFFF:198.51.100.9")
     for host in ("::ffff:198.51.100.7", "::ffff:203.0.113.5", "198.51.100.9"):
-        with pytest.raises(ChatError):
+        with pytest.raises(R.Banned):
             trust.arrive("x", host=host)
     trust.arrive("fine", host="::ffff:198.51.100.8")
 
@@ -231,10 +274,10 @@ def test_badRangeRefused(trust, target):
     A range that is not a valid CIDR block is refused, and nothing is banned.
     """
     op = trust.arrive("op", password="op-password")
-    with pytest.raises(ChatError) as e:
-        trust.core.ban(op, target)
-    assert str(e.value) == f"cannot ban {target}: not a nickname nor an address"
-    assert trust.core.listBans(op) == []
+    with pytest.raises(R.InvalidBanTarget) as e:
+        op.ban("#lobby", target)
+    assert e.value == R.InvalidBanTarget(target)
+    assert op.bans("#lobby") == []
 
 
 def test_banCoveringYourOwnAddressRefused(trust):
@@ -244,10 +287,10 @@ def test_banCoveringYourOwnAddressRefused(trust):
     """
     op = trust.arrive("op", password="op-password")
     for target in ("192.0.2.1", "192.0.2.0/24"):
-        with pytest.raises(ChatError) as e:
-            trust.core.ban(op, target)
-        assert str(e.value) == f"{target} covers your own address"
-    assert trust.core.listBans(op) == []
+        with pytest.raises(R.CoversOwnAddress) as e:
+            op.ban("#lobby", target)
+        assert e.value == R.CoversOwnAddress(target)
+    assert op.bans("#lobby") == []
 
 
 def test_roomBanByOwner(trust):
@@ -257,20 +300,20 @@ def test_roomBanByOwner(trust):
     """
     owner = trust.arrive("owner", password="owner-password")
     bob = trust.arrive("bob")
-    trust.core.join(owner, "#den")
-    trust.core.join(bob, "#den")
+    owner.join("#den")
+    bob.join("#den")
     clear(owner, bob)
-    trust.core.ban(owner, "bob", None, "rude")
+    owner.ban("#den", "bob", None, "rude")
     banned = events.Banned("#den", "bob", "owner", None, "rude", False)
     assert owner.outbox.take() == [banned]
     assert bob.outbox.take() == [banned, events.PutOut("#den")]
-    assert list(bob.rooms) == ["#lobby"] and not bob.outbox.hungUp
-    with pytest.raises(ChatError) as e:
-        trust.core.join(bob, "#den")
-    assert str(e.value) == "you are banned from #den (rude)"
-    trust.core.unban(owner, "bob")
+    assert [room.name for room in bob.rooms] == ["#lobby"] and not bob.outbox.hungUp
+    with pytest.raises(R.Banned) as e:
+        bob.join("#den")
+    assert e.value == R.Banned("#den", None, "rude")
+    owner.unban("#den", "bob")
     assert owner.outbox.take() == [events.Unbanned("#den", "bob", "owner")]
-    trust.core.join(bob, "#den")
+    bob.join("#den")
 
 
 def test_unbanLiftsAServerBan(trust):
@@ -278,15 +321,15 @@ def test_unbanLiftsAServerBan(trust):
     An operator's /unban lifts a server ban, in memory and in the store.
     """
     op = trust.arrive("op", password="op-password")
-    trust.core.ban(op, "troll")
+    op.ban("#lobby", "troll")
     clear(op)
-    trust.core.unban(op, "troll")
+    op.unban("#lobby", "troll")
     assert op.outbox.take() == [events.Unbanned("#lobby", "troll", "op")]
     assert trust.accounts.stored == {}
     trust.arrive("troll")
-    with pytest.raises(ChatError) as e:
-        trust.core.unban(op, "troll")
-    assert str(e.value) == "troll is not banned here"
+    with pytest.raises(R.NotBanned) as e:
+        op.unban("#lobby", "troll")
+    assert e.value == R.NotBanned("troll")
 
 
 def test_restoredBansHold():
@@ -295,10 +338,11 @@ def test_restoredBansHold():
     """
     ban = Ban(NICK, "troll", "", None, "spam", "op", 500)
     trust = Trust(bans=[ban])
-    with pytest.raises(ChatError):
+    with pytest.raises(R.Banned) as e:
         trust.arrive("troll")
+    assert e.value == R.Banned("", None, "spam")
     op = trust.arrive("op", password="op-password")
-    assert trust.core.listBans(op) == [ban]
+    assert op.bans("#lobby") == [ban]
 
 
 def test_muteStopsTalkingUntilItEnds(trust):
@@ -308,17 +352,21 @@ def test_muteStopsTalkingUntilItEnds(trust):
     """
     op = trust.arrive("op", password="op-password")
     bob = trust.arrive("bob")
+    op.join("#side")
+    bob.join("#side")
     clear(op, bob)
-    trust.core.mute(op, "bob", 600)
+    op.mute("#lobby", "bob", 600)
     assert bob.outbox.take() == [events.Muted("#lobby", "bob", "op", 600)]
-    for attempt in (lambda: trust.core.say(bob, "hi"), lambda: trust.core.act(bob, "waves"),
-                    lambda: trust.core.setTopic(bob, "mine")):
-        with pytest.raises(ChatError) as e:
+    for attempt in (lambda: bob.say("#lobby", "hi"), lambda: bob.act("#lobby", "waves"),
+                    lambda: bob.setTopic("#lobby", "mine")):
+        with pytest.raises(R.Muted) as e:
             attempt()
-        assert str(e.value) == "you are muted in #lobby"
+        assert e.value == R.Muted("#lobby")
     assert op.outbox.take() == [events.Muted("#lobby", "bob", "op", 600)]
+    bob.say("#side", "over here")
+    assert op.outbox.take() == [events.Said("#side", "bob", "over here", 1000.0)]
     trust.clock.advance(600)
-    trust.core.say(bob, "back")
+    bob.say("#lobby", "back")
     assert [type(e) for e in op.outbox.take()] == [events.Said]
 
 
@@ -328,14 +376,14 @@ def test_unmute(trust):
     """
     op = trust.arrive("op", password="op-password")
     bob = trust.arrive("bob")
-    trust.core.mute(op, "bob")
+    op.mute("#lobby", "bob")
     clear(op, bob)
-    trust.core.unmute(op, "bob")
+    op.unmute("#lobby", "bob")
     assert bob.outbox.take() == [events.Unmuted("#lobby", "bob", "op")]
-    trust.core.say(bob, "free")
-    with pytest.raises(ChatError) as e:
-        trust.core.unmute(op, "bob")
-    assert str(e.value) == "bob is not muted in #lobby"
+    bob.say("#lobby", "free")
+    with pytest.raises(R.NotMuted) as e:
+        op.unmute("#lobby", "bob")
+    assert e.value == R.NotMuted("bob", "#lobby")
 
 
 def test_banTargetMustBeNickOrAddress(trust):
@@ -343,9 +391,9 @@ def test_banTargetMustBeNickOrAddress(trust):
     A ban target that is neither a nickname nor an address is refused.
     """
     op = trust.arrive("op", password="op-password")
-    with pytest.raises(ChatError) as e:
-        trust.core.ban(op, "#room")
-    assert str(e.value) == "cannot ban #room: not a nickname nor an address"
+    with pytest.raises(R.InvalidBanTarget) as e:
+        op.ban("#lobby", "#room")
+    assert e.value == R.InvalidBanTarget("#room")
 
 
 def test_roomBanFollowsTheUserAcrossNicknames(trust):
@@ -355,12 +403,13 @@ def test_roomBanFollowsTheUserAcrossNicknames(trust):
     ban is lifted they can.
     """
     owner = trust.arrive("owner", password="owner-password")
-    trust.core.join(owner, "#den")
+    owner.join("#den")
     bob = trust.arrive("bob")
-    trust.core.ban(owner, "bob", None, "")
-    trust.core.rename(bob, "notbob")
-    with pytest.raises(ChatError) as e:
-        trust.core.join(bob, "#den")
-    assert str(e.value) == "you are banned from #den"
-    trust.core.unban(owner, "bob")
-    trust.core.join(bob, "#den")
+    owner.ban("#den", "bob", None, "")
+    bob.rename("notbob")
+    with pytest.raises(R.Banned) as e:
+        bob.join("#den")
+    assert e.value == R.Banned("#den", None, "")
+    owner.unban("#den", "bob")
+    bob.join("#den")
+    assert bob.isIn(trust.core.rooms["#den"])

@@ -147,3 +147,37 @@ def test_telnetCrLfAndUtf8(daemon):
         assert settle(telnet, nc)[1] == ["#lobby <t_utf> grüße, €5, 漢字"]
     finally:
         telnet.close(), nc.close()
+
+
+@pytest.mark.slow
+def test_pasteOfTwoHundredLinesArrivesWhole(daemon):
+    """
+    Two hundred lines pasted at once into nc, on the default limits (a
+    burst of 20, then 5 a second): none is refused; every other member gets
+    each of them once, in order; the sender is told once that it is being
+    slowed, and what it sends after the paste is answered after it.
+    """
+    requireTool("nc")
+    nc = Terminal("nc", "127.0.0.1", str(daemon.port))
+    others = [daemon.client(), daemon.client()]
+    try:
+        login(nc, "paster")
+        for nick, other in zip(("reader_1", "reader_2"), others):
+            other.login(nick)
+            other.sync()
+        nc.sync()
+        paste = [f"pasted line {i:03d} of 200" for i in range(200)]
+        nc.typeBytes("".join(line + "\n" for line in paste).encode())
+        nc.type("/ping after the paste")
+        # 180 lines past the burst at 5 a second: 36 s.
+        told = nc.readUntil(lambda l: l == "=== pong after the paste", timeout=60)
+        assert told == ["-!- you are sending fast; your lines are being delayed",
+                        "=== pong after the paste"]
+        for other in others:
+            got = other.readUntil(lambda l: l.endswith("pasted line 199 of 200"))
+            assert got == [f"#lobby <paster> {line}" for line in paste]
+            assert other.sync() == []
+    finally:
+        nc.close()
+        for other in others:
+            other.close()

@@ -357,7 +357,7 @@ def test_slowReaderDroppedOthersServed(server):
     """
     small = type(server)(limits=Limits(sendQueueBytes=4096, sendQueueGrace=0, floodBurst=1000))
     alice, bob, carol = small.connect("alice"), small.connect("bob"), small.connect("carol")
-    bob.proto.outbox.pauseProducing()
+    bob.proto.conn.outbox.pauseProducing()
     alice.lines(), carol.lines()
     for i in range(200):
         alice.send(f"line {i} " + "p" * 40)

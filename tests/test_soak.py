@@ -7,6 +7,7 @@ still serves a new client.
 
 import random
 import re
+import time
 from collections import Counter
 
 import pytest
@@ -140,7 +141,9 @@ def test_soakThousandClientsWithChurn():
         # Once every connection is gone only the newcomer's lobby is left.
         probe = LineClient(daemon.port)
         probe.login("probe")
+        deadline = time.monotonic() + 30
         while True:
+            assert time.monotonic() < deadline, "rooms of the departed are still listed"
             probe.send("/rooms")
             lines = probe.readUntil(lambda l: re.fullmatch(r"=== \d+ rooms?", l))
             count = int(lines[-1].split()[1])

@@ -105,8 +105,8 @@ def test_ghostTakesTheNicknameBack(tmp_path, db):
         login(fresh, "alice2")
         fresh.send("/ghost alice tr0ub4dor&3")
         assert fresh.readUntil(lambda l: l.startswith("===")) == [
-            "-- #lobby alice has quit (ghosted)", "=== you are now alice"]
-        assert fresh.readLine() == "=== you are identified as alice"
+            "-- #lobby alice has quit (ghosted)", "=== you are identified as alice"]
+        assert fresh.readLine() == "=== you are now alice"
         assert stale.readUntil(lambda l: l.startswith("-!-")) == [
             "-- #lobby alice2 has joined",
             "-!- the owner of alice took the nickname back; goodbye"]
@@ -142,7 +142,7 @@ def test_ghostAtThePrompt(tmp_path, db):
         assert back.readLine() == "??? Choose a nickname:"
         back.send("/ghost alice tr0ub4dor&3")
         assert back.readUntil(lambda l: l.startswith("=== #lobby members")) == [
-            "=== you are now alice", "=== you are identified as alice", "=== joined #lobby",
+            "=== you are identified as alice", "=== you are now alice", "=== joined #lobby",
             "=== #lobby members (1): alice"]
         with pytest.raises(EOFError):
             stale.readUntil(lambda l: False)
@@ -237,8 +237,8 @@ def test_passwordsNeverStoredOrLogged(tmp_path, db):
         assert other.readLine() == "!!! wrong password for alice"
         other.send(f"/ghost alice {secrets[1]}")
         assert other.readUntil(lambda l: l.startswith("===")) == [
-            "-- #lobby alice has quit (ghosted)", "=== you are now alice"]
-        assert other.readLine() == "=== you are identified as alice"
+            "-- #lobby alice has quit (ghosted)", "=== you are identified as alice"]
+        assert other.readLine() == "=== you are now alice"
         other.send(f"/password {secrets[1]} {secrets[2]}")
         other.readLine()
         other.send(f"/identify {secrets[2]}")

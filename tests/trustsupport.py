@@ -5,16 +5,30 @@ events they receive, for tests of the trust rules with no reactor.
 
 from twisted.internet.task import Clock
 
-from chatd.core.chat import ChatCore, User
+from chatd.core.chat import ChatCore
 from chatd.core.fanout import Fanout
 from support import EventWire, Inbox, MemoryAccounts
+
+
+class Person:
+    """
+    One connection: its session's calls and properties, and C{outbox}, the
+    inbox its events reach (C{outbox.hungUp} once the core lets it go).
+    """
+
+    def __init__(self, session, outbox):
+        self.session = session
+        self.outbox = outbox
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
 
 
 class Trust:
     """
     A core whose operator is "op", with an account store in memory where
     "op" and "owner" are registered (password "op-password" and
-    "owner-password").
+    "owner-password"), and whose stored bans are in force.
     """
 
     def __init__(self, bans=()):
@@ -24,23 +38,38 @@ class Trust:
         self.accounts.passwords.update(op="op-password", owner="owner-password")
         self.core = ChatCore(Fanout(), self.clock, accounts=self.accounts,
                              operators=["op"])
-        self.core.restoreBans(self.accounts.bans())
+        self.core.moderation.restoreBans(self.accounts.bans())
+
+    def connect(self, host="192.0.2.1", core=None):
+        """
+        A new connection from C{host} that has not claimed a nickname yet.
+        """
+        inbox = Inbox()
+        session = (core or self.core).open(inbox, EventWire, host,
+                                           hangUp=lambda: setattr(inbox, "hungUp", True))
+        return Person(session, inbox)
 
     def arrive(self, nick, host="192.0.2.1", password=None):
         """
-        Connect a user from C{host}, claim C{nick} and identify with
-        C{password} when given; return the user with nothing in its inbox.
+        Connect from C{host}, claim C{nick} and identify with C{password}
+        when given; return the L{Person} with nothing in its inbox.
         """
-        inbox = Inbox()
-        user = User(inbox, EventWire, host=host,
-                    hangUp=lambda: setattr(inbox, "hungUp", True))
-        self.core.admit(user)
-        self.core.claimNick(user, nick)
-        self.core.checkIdentity(user)
+        person = self.connect(host)
+        person.claim(nick)
         if password is not None:
-            self.core.identify(user, password)
-        inbox.take()
-        return user
+            result(person.identify(password))
+        person.outbox.take()
+        return person
+
+    def holder(self, nick):
+        """
+        The inbox of whoever holds C{nick} now, or L{None}.
+        """
+        user = self.core.user(nick)
+        return None if user is None else user.outbox
+
+    def members(self, room):
+        return list(self.core.rooms[room].members)
 
 
 def clear(*users):

@@ -1,33 +1,29 @@
 """
 The chat core: users, nicknames, rooms and topics.
 
-It knows nothing of sockets or of any wire format.  Each request either
-happens, and the core hands the resulting event to the fan-out together with
-who should receive it, or it is refused with a L{ChatError} whose message tells
-the user why.
+It knows nothing of sockets, of any wire format, or of which room a front end
+shows its user: every request names its room.  Each request either happens,
+and the core hands the resulting events to the fan-out together with who
+should receive them (the actor gets their own confirmation), or it is refused
+with a typed L{chatd.core.refusals.Refusal}.
 
-The rules of trust are mixed in from their own modules: registered
-nicknames (L{chatd.core.identity}) and moderation (L{chatd.core.moderation}).  A user's
-address is plain text from the edge, used only to match bans.
+Front ends act through a L{chatd.core.session.Session} (L{ChatCore.open}).
+The rules that protect a person are composed objects the core consults on
+every path: registered nicknames (L{chatd.core.identity.Identity}) and
+moderation (L{chatd.core.moderation.Moderation}).  A user's address is plain
+text from the edge, used only to match bans.
 """
 
-import random
 import weakref
 
 from twisted.logger import Logger
 
 from chatd.core import events
-from chatd.core.bans import BanList
-from chatd.core.errors import ChatError
-from chatd.core.identity import IdentityRules
-from chatd.core.moderation import ModerationRules
-from chatd.core.names import (
-    nickKey,
-    nickProblem,
-    normalRoomName,
-    roomKey,
-    roomProblem,
-)
+from chatd.core import refusals as R
+from chatd.core.identity import Identity
+from chatd.core.moderation import Moderation
+from chatd.core.names import nickKey, nickProblem, normalRoomName, roomKey, roomProblem
+from chatd.core.session import Session
 
 
 class User:
@@ -36,7 +32,6 @@ class User:
 
     @ivar nick: the nickname, or L{None} until one is claimed.
     @ivar rooms: the rooms joined, by room key, in the order joined.
-    @ivar current: the room plain text goes to, or L{None}.
     @ivar outbox: where the fan-out puts this user's bytes.
     @ivar wire: the wire format that turns events into this user's bytes.
     @ivar host: the address the user connects from, as text, or L{None}.
@@ -46,13 +41,12 @@ class User:
     @ivar connected: false once the core has been told the user is gone.
     """
 
-    __slots__ = ("nick", "rooms", "current", "outbox", "wire", "host", "account",
+    __slots__ = ("nick", "rooms", "outbox", "wire", "host", "account",
                  "hangUp", "connected", "__weakref__")
 
     def __init__(self, outbox, wire, host=None, hangUp=None):
         self.nick = None
         self.rooms = {}
-        self.current = None
         self.outbox = outbox
         self.wire = wire
         self.host = host
@@ -92,23 +86,25 @@ class Room:
         self.expelled = weakref.WeakKeyDictionary()
 
 
-class ChatCore(IdentityRules, ModerationRules):
+class ChatCore:
     """
     The shared state of one chat server and the rules that change it.
 
     @ivar users: every user with a nickname, by nickname key.
     @ivar rooms: every room with at least one member, by room key.
+    @ivar fanout: the L{chatd.core.fanout.Fanout} that delivers events.
+    @ivar clock: the L{IReactorTime} that stamps messages and times
+        identification and bans.
+    @ivar identity: the L{Identity} rules for registered nicknames.
+    @ivar moderation: the L{Moderation} rules and the bans in force.
     """
 
     _log = Logger()
 
     def __init__(self, fanout, clock, lobby="#lobby", history=None, maxRooms=20,
-                 accounts=None, operators=(), identifySeconds=IdentityRules.IDENTIFY_SECONDS,
+                 accounts=None, operators=(), identifySeconds=Identity.IDENTIFY_SECONDS,
                  guestNames=None):
         """
-        @param fanout: a L{chatd.fanout.Fanout} that delivers events.
-        @param clock: an L{IReactorTime} that stamps messages and times
-            identification and bans.
         @param lobby: the room every user joins on arrival.
         @param history: an L{chatd.storage.IHistoryStore} that keeps room
             messages, actions and topic changes, or L{None} to keep nothing.
@@ -124,51 +120,71 @@ class ChatCore(IdentityRules, ModerationRules):
             has to identify before being renamed to a guest name.
         @param guestNames: a L{random.Random} that picks guest names.
         """
-        self._fanout = fanout
-        self._clock = clock
+        self.fanout = fanout
+        self.clock = clock
         self.lobby = lobby
         self.history = history
         self.maxRooms = maxRooms
         self.accounts = accounts
-        self.operators = frozenset(nickKey(nick) for nick in operators)
-        self.identifySeconds = identifySeconds
-        self._random = guestNames or random.Random()
-        self.bans = BanList()
         self.users = {}
         self.rooms = {}
-        self._identifyTimers = {}
-        self._attempts = {}
+        self.identity = Identity(self, accounts, identifySeconds, guestNames)
+        self.moderation = Moderation(self, accounts, operators)
 
-    def claimNick(self, user, nick):
+    def open(self, outbox, wire, host=None, hangUp=None):
+        """
+        A new connection: the session through which its front end acts.
+
+        @param outbox: where the fan-out puts the connection's bytes.
+        @param wire: the wire format of the connection's front end.
+        @param host: the address it connects from, as text, to match bans.
+        @param hangUp: called with no arguments when the core lets the
+            user go (a ban); the connection is to close.
+        @raise chatd.core.refusals.Banned: when the address is banned.
+        """
+        self.moderation.checkNotBanned(None, host, "")
+        return Session(self, User(outbox, wire, host, hangUp))
+
+    def claimNick(self, user, nick, lobby=True):
         """
         Give a newly connected C{user} their first nickname and bring them into
-        the lobby.
+        the lobby, unless C{lobby} is false.
+
+        @return: the lobby's L{Room}, or L{None}.
         """
         self._checkNickFree(nick)
-        self._checkNotBanned(nick, user.host, "")
+        self.moderation.checkNotBanned(nick, user.host, "")
         user.nick = nick
         self.users[nickKey(nick)] = user
         # With the disconnect line, the one log line a connection costs.
         self._log.info("{nick} logged in from {host}", nick=nick, host=user.host)
-        self.join(user, self.lobby)
+        self.fanout.toUser(user, events.NowKnownAs(None, nick))
+        room = self.join(user, self.lobby)[0] if lobby else None
+        self.identity.checkIdentity(user)
+        return room
 
     def rename(self, user, nick):
         """
         Change C{user}'s nickname and announce it to every room they are in.
         """
-        old = user.nick
-        if nick == old:
+        if nick == user.nick:
+            self.fanout.toUser(user, events.NowKnownAs(nick, nick))
             return
-        if nickKey(nick) != nickKey(old):
+        if nickKey(nick) != nickKey(user.nick):
             self._checkNickFree(nick)
-            self._checkNotBanned(nick, user.host, "")
+            self.moderation.checkNotBanned(nick, user.host, "")
         else:
             problem = nickProblem(nick)
             if problem:
-                raise ChatError(problem)
-        self._rename(user, nick)
+                raise R.InvalidNickname(nick, problem)
+        self.changeNick(user, nick)
+        self.identity.checkIdentity(user)
 
-    def _rename(self, user, nick):
+    def changeNick(self, user, nick):
+        """
+        Give C{user} the free nickname C{nick}, unchecked, and announce it:
+        the step a rename, a ghost and a guest rename share.
+        """
         old = user.nick
         del self.users[nickKey(old)]
         self.users[nickKey(nick)] = user
@@ -176,72 +192,75 @@ class ChatCore(IdentityRules, ModerationRules):
         for room in user.rooms.values():
             del room.members[nickKey(old)]
             room.members[nickKey(nick)] = user
-            self._fanout.toRoom(room, events.Renamed(room.name, old, nick), user)
+            self.fanout.toUsers(room.members.values(), events.Renamed(room.name, old, nick),
+                                user)
+        # Once to the user, however many rooms they share it with.
+        self.fanout.toUser(user, events.NowKnownAs(old, nick))
         self._log.info("{old} is now {new}", old=old, new=nick)
 
     def join(self, user, name):
         """
-        Put C{user} into the room C{name}, creating it on demand, and make it
-        their current room.  Joining a room one is in only makes it current.
+        Put C{user} into the room C{name}, creating it on demand.
 
-        @return: the L{Room}.
+        @return: the L{Room}, and whether the user joined it now (rather
+            than being in it already).
         """
         name = normalRoomName(name)
         problem = roomProblem(name)
         if problem:
-            raise ChatError(problem)
+            raise R.InvalidRoomName(name, problem)
         key = roomKey(name)
-        if key not in user.rooms and len(user.rooms) >= self.maxRooms:
-            raise ChatError(f"you are in {len(user.rooms)} rooms, the most "
-                            "allowed; /part one first")
+        room = user.rooms.get(key)
+        if room is not None:
+            return room, False
+        if len(user.rooms) >= self.maxRooms:
+            raise R.TooManyRooms(len(user.rooms))
         room = self.rooms.get(key)
-        if key not in user.rooms:
-            self._checkNotBanned(user.nick, user.host, name)
-            if room is not None and user in room.expelled:
-                self._checkNotExpelled(user, room)
+        self.moderation.checkMayJoin(user, name, room)
         if room is None:
             # A registered, identified user who creates a room owns it; the
             # lobby belongs to nobody.
             owner = nickKey(user.nick) if user.identified and key != roomKey(self.lobby) else None
             room = self.rooms[key] = Room(name, owner)
-        if key not in user.rooms:
-            self._fanout.toRoom(room, events.Joined(room.name, user.nick))
-            room.members[nickKey(user.nick)] = user
-            user.rooms[key] = room
-        user.current = room
-        return room
+        self.fanout.toRoom(room, events.Joined(room.name, user.nick))
+        room.members[nickKey(user.nick)] = user
+        user.rooms[key] = room
+        self.fanout.toUser(user, events.Entered(
+            room.name, user.nick, room.topic,
+            tuple(member.nick for member in room.members.values())))
+        return room, True
 
-    def part(self, user, name=None, reason=""):
+    def part(self, user, name, reason=""):
         """
-        Take C{user} out of the room C{name} (their current room by default).
+        Take C{user} out of the room C{name}.
 
         @return: the L{Room} left.
         """
-        room = self._memberRoom(user, name)
-        self._leave(user, room, events.Parted(room.name, user.nick, reason))
+        room = self.memberRoom(user, name)
+        event = events.Parted(room.name, user.nick, reason)
+        self.fanout.toActor(user, event)
+        self.removeMember(user, room, event)
         return room
 
-    def say(self, user, text):
+    def say(self, user, name, text):
         """
-        Send C{text} to every other member of C{user}'s current room.
+        Send C{text} to every other member of the room C{name}.
         """
-        room = self._currentRoom(user)
-        self._checkNotMuted(user, room)
-        event = events.Said(room.name, user.nick, text, self._clock.seconds(),
-                            self._newId())
+        room = self.memberRoom(user, name)
+        self.moderation.checkMayTalk(user, room)
+        event = events.Said(room.name, user.nick, text, self.clock.seconds(), self._newId())
         self._record(event)
-        self._fanout.toRoom(room, event, user)
+        self.fanout.toRoom(room, event, user)
 
-    def act(self, user, text):
+    def act(self, user, name, text):
         """
-        Send an action ("/me waves") to every other member of the current room.
+        Send an action ("/me waves") to every other member of the room C{name}.
         """
-        room = self._currentRoom(user)
-        self._checkNotMuted(user, room)
-        event = events.Acted(room.name, user.nick, text, self._clock.seconds(),
-                             self._newId())
+        room = self.memberRoom(user, name)
+        self.moderation.checkMayTalk(user, room)
+        event = events.Acted(room.name, user.nick, text, self.clock.seconds(), self._newId())
         self._record(event)
-        self._fanout.toRoom(room, event, user)
+        self.fanout.toRoom(room, event, user)
 
     def tell(self, user, nick, text):
         """
@@ -249,39 +268,38 @@ class ChatCore(IdentityRules, ModerationRules):
         """
         target = self.users.get(nickKey(nick))
         if target is None:
-            raise ChatError(f"no such user: {nick}")
-        event = events.PrivatelySaid(user.nick, text, self._clock.seconds())
-        self._fanout.toUser(target, event)
+            raise R.NoSuchUser(nick)
+        event = events.PrivatelySaid(user.nick, target.nick, text, self.clock.seconds())
+        self.fanout.toUser(target, event)
+        self.fanout.toActor(user, event)
 
-    def setTopic(self, user, topic):
+    def setTopic(self, user, name, topic):
         """
-        Set the topic of C{user}'s current room and announce it.
+        Set the topic of the room C{name} and announce it.
 
         @return: the L{Room}.
         """
-        room = self._currentRoom(user)
-        self._checkNotMuted(user, room)
+        room = self.memberRoom(user, name)
+        self.moderation.checkMayTalk(user, room)
         if topic == room.topic:
             # Nothing changes: nothing to announce, and nothing to store.
-            raise ChatError(f"{room.name} has no topic" if not topic
-                            else f"{room.name} topic is already: {topic}")
+            raise R.TopicUnchanged(room.name, topic)
         room.topic = topic
-        event = events.TopicChanged(room.name, user.nick, topic,
-                                    self._clock.seconds(), self._newId())
+        event = events.TopicChanged(room.name, user.nick, topic, self.clock.seconds(),
+                                    self._newId())
         self._record(event)
-        self._fanout.toRoom(room, event, user)
+        self.fanout.toRoom(room, event, user)
         return room
 
-    def recent(self, user, room, count):
+    def recent(self, user, name, count):
         """
-        The last C{count} lines of C{room}, which C{user} must be in, oldest
-        first; refused when the server keeps no history.
+        The last C{count} lines of the room C{name}, which C{user} must be
+        in, oldest first; refused when the server keeps no history.
 
         @return: a L{Deferred} firing with a list of events.
         """
         history = self._requireHistory()
-        if user.rooms.get(roomKey(room.name)) is not room:
-            raise ChatError(f"you are not in {room.name}")
+        room = self.memberRoom(user, name)
         # The store answers as of now: lines said from now on reach the user
         # live, and only live.
         return history.recent(room.name, count)
@@ -295,13 +313,7 @@ class ChatCore(IdentityRules, ModerationRules):
         """
         history = self._requireHistory()
         return history.search([room.name for room in user.rooms.values()],
-                               words, limit)
-
-    def currentRoom(self, user):
-        """
-        The room C{user}'s plain text goes to; refused when there is none.
-        """
-        return self._currentRoom(user)
+                              words, limit)
 
     def room(self, name):
         """
@@ -310,8 +322,24 @@ class ChatCore(IdentityRules, ModerationRules):
         name = normalRoomName(name)
         room = self.rooms.get(roomKey(name))
         if room is None:
-            raise ChatError(f"no such room: {name}")
+            raise R.NoSuchRoom(name)
         return room
+
+    def memberRoom(self, user, name):
+        """
+        The room called C{name}, which C{user} must be in.
+        """
+        name = normalRoomName(name)
+        room = user.rooms.get(roomKey(name))
+        if room is None:
+            raise R.NotInRoom(name)
+        return room
+
+    def user(self, nick):
+        """
+        The user called C{nick}, or L{None}.
+        """
+        return self.users.get(nickKey(nick))
 
     def disconnect(self, user, reason):
         """
@@ -322,9 +350,22 @@ class ChatCore(IdentityRules, ModerationRules):
         if user.nick is None or self.users.get(nickKey(user.nick)) is not user:
             return
         for room in list(user.rooms.values()):
-            self._leave(user, room, events.Quit(room.name, user.nick, reason))
+            self.removeMember(user, room, events.Quit(room.name, user.nick, reason))
         del self.users[nickKey(user.nick)]
-        self._cancelIdentify(user)
+        self.identity.forget(user)
+
+    def removeMember(self, user, room, event=None):
+        """
+        Take C{user} out of C{room} and tell the members left C{event}
+        (L{None}: nothing).  An emptied room is gone.
+        """
+        key = roomKey(room.name)
+        del user.rooms[key]
+        del room.members[nickKey(user.nick)]
+        if not room.members:
+            del self.rooms[key]
+        elif event is not None:
+            self.fanout.toRoom(room, event)
 
     def _newId(self):
         # Taken here, on the reactor thread, so that the event carries it
@@ -337,48 +378,12 @@ class ChatCore(IdentityRules, ModerationRules):
 
     def _requireHistory(self):
         if self.history is None:
-            raise ChatError("this server keeps no history")
+            raise R.NoHistory()
         return self.history
 
     def _checkNickFree(self, nick):
         problem = nickProblem(nick)
         if problem:
-            raise ChatError(problem)
+            raise R.InvalidNickname(nick, problem)
         if nickKey(nick) in self.users:
-            if self.accounts is not None and self.accounts.isRegistered(nick):
-                raise ChatError(f"the nickname {nick} is taken; "
-                                f"/ghost {nick} PASSWORD if it is yours")
-            raise ChatError(f"the nickname {nick} is taken")
-
-    def _currentRoom(self, user):
-        if user.current is None:
-            raise ChatError("you are in no room; /join #room first")
-        return user.current
-
-    def _memberRoom(self, user, name):
-        if name is None:
-            return self._currentRoom(user)
-        name = normalRoomName(name)
-        room = user.rooms.get(roomKey(name))
-        if room is None:
-            raise ChatError(f"you are not in {name}")
-        return room
-
-    def _leave(self, user, room, event, tellLeaver=False):
-        """
-        Take C{user} out of C{room} and tell its members C{event} (L{None}:
-        nothing), the leaver among them when C{tellLeaver}.
-        """
-        key = roomKey(room.name)
-        if tellLeaver and event is not None:
-            self._fanout.toUser(user, event)
-        del user.rooms[key]
-        del room.members[nickKey(user.nick)]
-        if user.current is room:
-            # Fall back to the room joined most recently, as a client would.
-            user.current = next(reversed(user.rooms.values()), None)
-        if not room.members:
-            del self.rooms[key]
-        elif event is not None:
-            self._fanout.toRoom(room, event)
-
+            raise R.NicknameTaken(nick, self.identity.isRegistered(nick))

@@ -1,9 +1,11 @@
 """
 What happens in chat, as plain values.
 
-The core emits these; each front end's wire format turns them into bytes.  A
-room event names its room; the actor is named by nickname, as it was when the
-event happened.
+The core emits these; each front end's wire format turns them into bytes (see
+L{chatd.core.fanout}).  A room event names its room; the actor is named by
+nickname, as it was when the event happened.  The actor of a room event
+receives it too, as their confirmation: each wire format decides whether and
+how to show it to them (C{encodeOwn}).
 
 Room messages, actions and topic changes are the lines worth keeping: they
 carry the server time they happened and, when the server keeps history, the
@@ -34,6 +36,7 @@ class Acted:
 @dataclass(frozen=True, slots=True)
 class PrivatelySaid:
     sender: str
+    target: str
     text: str
     time: float
 
@@ -42,6 +45,21 @@ class PrivatelySaid:
 class Joined:
     room: str
     nick: str
+
+
+@dataclass(frozen=True, slots=True)
+class Entered:
+    """
+    Told to the user who joined C{room} (the others are told L{Joined}):
+    what a newcomer is shown first.
+    """
+
+    room: str
+    nick: str
+    topic: str
+    members: tuple[str, ...]
+    """Every member's nickname, the newcomer's included, in the order they
+    joined."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +154,15 @@ class IdentifyRequired:
 
 
 @dataclass(frozen=True, slots=True)
+class Identified:
+    """
+    The user proved the registered nickname C{nick} is theirs.
+    """
+
+    nick: str
+
+
+@dataclass(frozen=True, slots=True)
 class GuestRenamed:
     """
     The user did not identify for C{old} in time and is now C{new}.
@@ -160,7 +187,13 @@ class Ghosted:
 
 @dataclass(frozen=True, slots=True)
 class NowKnownAs:
-    nick: str
+    """
+    The user's nickname is now C{new}: chosen (C{old} is L{None}), changed,
+    or changed for them.
+    """
+
+    old: str | None
+    new: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,3 +203,49 @@ class PutOut:
     """
 
     room: str
+
+
+# Told to one connection by the machinery around the core.
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """
+    The connection is not admitted, for C{reason}; it closes next.
+    """
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SlowedDown:
+    """
+    The connection sends faster than its lines are handled: they wait, in
+    order, and reading from it pauses meanwhile.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """
+    The server is closing the connection, for C{reason}.
+    """
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShuttingDown:
+    """
+    The server is going down; the connection closes next.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryUnavailable:
+    """
+    History asked for could not be shown: the store failed, or was too slow
+    (C{tooSlow}) and live lines could wait no longer.
+    """
+
+    tooSlow: bool

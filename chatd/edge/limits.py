@@ -1,10 +1,11 @@
 """
 The limits that keep one connection from hurting the others: how fast a
-connection may send lines, and how many connections there may be.
+connection's lines are handled, how much may wait, and how many connections
+there may be.
 
-Each rule is a small object that only counts and answers; the protocol acts on
-the answer (refuses a line, closes a connection) and says why.  Time comes from
-an injected L{IReactorTime}, so tests move it with a C{Clock}.
+Each rule is a small object that only counts and answers; the connection acts
+on the answer (delays reading, closes) and says why.  Time comes from an
+injected L{IReactorTime}, so tests move it with a C{Clock}.
 """
 
 from dataclasses import dataclass
@@ -22,11 +23,14 @@ class Limits:
     @ivar sendQueueGrace: seconds a client may stay over C{sendQueueBytes}
         (a burst it is still reading) before it is disconnected; more than
         four times C{sendQueueBytes} waiting disconnects at once.
-    @ivar floodRate: lines per second a connection may send, sustained.
+    @ivar floodRate: lines per second a connection's lines are handled at,
+        sustained; faster lines wait (the server stops reading meanwhile).
     @ivar floodBurst: lines a connection may send at once (a paste) before
         C{floodRate} applies.
-    @ivar floodKick: lines refused in one flood before the connection is
-        closed; a flood ends once the full burst is available again.
+    @ivar recvQueueBytes: unread input (lines waiting in the server and in
+        the kernel's receive buffer) a connection may keep...
+    @ivar recvQueueTime: ...for at most this many seconds before it is
+        closed for flooding ("Excess Flood").
     @ivar maxConnections: open connections allowed in all.
     @ivar maxPerAddress: open connections allowed from one IP address.
     @ivar maxRooms: rooms one user may be in at once.
@@ -38,7 +42,8 @@ class Limits:
     sendQueueGrace: float = 5.0
     floodRate: float = 5.0
     floodBurst: int = 20
-    floodKick: int = 100
+    recvQueueBytes: int = 64 * 1024
+    recvQueueTime: float = 30.0
     maxConnections: int = 1000
     maxPerAddress: int = 50
     maxRooms: int = 20
@@ -46,52 +51,51 @@ class Limits:
     idleTimeout: float = 0.0
 
 
-# What FloodGate.admit answers.
-ACCEPT = "accept"
-REFUSE = "refuse"
-DISCONNECT = "disconnect"
-
-
 class FloodGate:
     """
-    A token bucket for one connection's lines.
+    A token bucket that paces one connection's lines.
 
     The bucket holds up to C{burst} tokens and refills at C{rate} per second;
-    each line takes one.  A line that finds the bucket empty is refused.
-    Refusals are counted until the sender has slowed down enough to have its
-    full burst back; past C{kick} of them the sender is flooding on purpose.
+    each line handled takes one.  Nothing is refused: when the bucket runs
+    low, the answer is how long to wait before handling the next line.  A
+    flood lasts until the sender has slowed down enough to have its full
+    burst back.
+
+    @ivar floods: how many floods there have been: times the connection was
+        first delayed since its bucket was last full.
     """
 
-    __slots__ = ("_clock", "_rate", "_burst", "_kick", "_tokens", "_stamp",
-                 "_refused")
+    __slots__ = ("_clock", "_rate", "_burst", "_tokens", "_stamp", "_flooding", "floods")
 
-    def __init__(self, clock, rate, burst, kick):
+    def __init__(self, clock, rate, burst):
         self._clock = clock
         self._rate = rate
         self._burst = burst
-        self._kick = kick
         self._tokens = float(burst)
         self._stamp = clock.seconds()
-        self._refused = 0
+        self._flooding = False
+        self.floods = 0
 
-    def admit(self):
+    def take(self):
         """
-        Account for one more line.
+        Account for one line, handled now.
 
-        @return: L{ACCEPT} to act on it, L{REFUSE} to drop it, or
-            L{DISCONNECT} when the sender keeps flooding.
+        @return: seconds to wait before handling the next line; 0 when it may
+            be handled at once.
         """
         now = self._clock.seconds()
         tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate)
         self._stamp = now
         if tokens >= self._burst:
-            self._refused = 0
-        if tokens >= 1:
-            self._tokens = tokens - 1
-            return ACCEPT
+            self._flooding = False
+        tokens -= 1
         self._tokens = tokens
-        self._refused += 1
-        return DISCONNECT if self._refused > self._kick else REFUSE
+        if tokens >= 1:
+            return 0.0
+        if not self._flooding:
+            self._flooding = True
+            self.floods += 1
+        return (1 - tokens) / self._rate
 
 
 class ConnectionCounter:

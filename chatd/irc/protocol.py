@@ -1,38 +1,38 @@
 """
 The IRC front end: one L{IrcProtocol} per IRC client, beside the line
-protocol, over the same core and fan-out.
+protocol, over the same core, fan-out and gate.
 
 The protocol is thin: it splits the stream into lines (CRLF or LF), cleans
 each with the edge (L{chatd.edge.sanitize}), parses it
 (L{chatd.irc.message}), and hands it to one handler per command, which acts
-through the connection's session and answers with replies and numerics.  What
-happens in the rooms reaches the client as the fan-out's bytes, encoded once
-for every IRC user by L{chatd.irc.wire.IrcWire}.
+through the connection's L{chatd.core.session.Session} and answers with
+replies and numerics; the core's typed refusals become numerics
+(L{chatd.irc.refusals}).  What happens in the rooms reaches the client as the
+fan-out's bytes, encoded once for every IRC user by L{chatd.irc.wire.IrcWire}.
+The outbox, pacing, timers and closing are the shared
+L{chatd.edge.connection.Connection}'s.
 """
 
 import base64
+import binascii
 import fnmatch
 import time as _time
 
-from twisted.internet import error
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import fail
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
 
 from chatd import __version__
 from chatd.core import events
-from chatd.core.errors import ChatError
-from chatd.core.names import nickKey, normalRoomName
-from chatd.edge.limits import ACCEPT, DISCONNECT, ConnectionCounter, FloodGate, Limits
-from chatd.edge.outbox import Coalescer, Outbox
+from chatd.core import refusals as R
+from chatd.core.names import nickKey, nickProblem, roomKey
+from chatd.edge.connection import Connection
 from chatd.edge.sanitize import cleanText
 from chatd.irc import numerics as N
-from chatd.irc import session as S
-from chatd.irc.message import (MAX_BODY_BYTES, MAX_CLIENT_TAG_BYTES, MAX_LINE_BYTES,
-                                encode, parse)
-from chatd.irc.wire import (CTCP, HIDDEN_HOST, IrcWire, Personal, banMask, banTarget,
-                             serverTime)
+from chatd.irc.message import MAX_BODY_BYTES, MAX_CLIENT_TAG_BYTES, MAX_LINE_BYTES, encode, parse
+from chatd.irc.refusals import reply as refusalReply
+from chatd.irc.wire import CTCP, HIDDEN_HOST, IrcWire, Personal, banMask, banTarget, serverTime
 
 # Commands a client may send before it is registered.
 _BEFORE_REGISTRATION = {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT",
@@ -47,9 +47,9 @@ CAPABILITIES = {"server-time": "", "sasl": "PLAIN", "message-tags": "",
 class IrcOutbox:
     """
     What the fan-out sees as an IRC user's outbox: renders the events told to
-    this user alone (L{Personal}) with their nickname, and drops the copies
-    of a QUIT or NICK line the core sends once per shared room, then passes
-    the bytes on to the real L{Outbox}.
+    this user alone (L{Personal}), and drops the copies of a QUIT or NICK
+    line the core sends once per room the user shares with the quitter, then
+    passes the bytes on to the connection's outbox.
     """
 
     __slots__ = ("_protocol", "_outbox", "_last", "_previous")
@@ -66,20 +66,22 @@ class IrcOutbox:
             if not data:
                 return
         elif data == self._last:
-            # A quit or a rename is one event per room the user shares
-            # with the recipient: IRC shows it once.
+            # A quit or a rename is one event per room shared with the
+            # recipient: IRC shows it once.
             return
         self._last = data if (b" QUIT " in data[:100] or b" NICK " in data[:100]) else b""
         self._previous = data
         self._outbox.send(data)
 
-    def __getattr__(self, name):
-        return getattr(self._outbox, name)
-
 
 class IrcProtocol(LineReceiver):
     """
     One IRC client.
+
+    @ivar conn: the connection's L{Connection}: outbox, pacing, timers.
+    @ivar session: the L{chatd.core.session.Session}, opened when first
+        needed (SASL or registration), with the wire format the negotiated
+        capabilities ask for.
     """
 
     delimiter = b"\n"
@@ -87,64 +89,42 @@ class IrcProtocol(LineReceiver):
 
     _log = Logger()
 
+    conn = None
     session = None
-    _live = False
     registered = False
     nick = None
     username = None
     realname = ""
     away = None
     _capNegotiating = False
-    _quitReason = None
-    _whox = None
     _saslPending = False
+    _sasl = None
+    _whox = None
+    _keepalive = None
 
     # Framework callbacks
 
     def connectionMade(self):
-        address = self.transport.getPeer()
-        self.address = getattr(address, "host", None)
-        self.peer = f"{self.address}:{getattr(address, 'port', '')}"
         self.server = self.factory.wire.server
-        refusal = self.factory.admit(self)
-        if refusal:
-            self.transport.write(encode("ERROR", f"Closing link: {refusal}"))
-            self.transport.loseConnection()
-            return
-        self._live = True
-        if hasattr(self.transport, "setTcpNoDelay"):
-            self.transport.setTcpNoDelay(True)
-        limits = self.factory.limits
+        self.wire = self.factory.wire
         self.caps = set()
+        self.conn = Connection(self.transport, self.factory.gate, self.wire, self)
+        if not self.conn.live:
+            return
         self._skipping = False
         self._replay = None
-        self._sasl = None
-        self.outbox = Outbox(self.transport, limits.sendQueueBytes,
-                             self._sendQueueOverflowed, clock=self.factory.clock,
-                             grace=limits.sendQueueGrace,
-                             coalescer=self.factory.coalescer)
-        self.wire = self.factory.wire
-        self.session = S.Session(self.factory.core, _Client(self), self.address)
-        self._flood = FloodGate(self.factory.clock, limits.floodRate,
-                                limits.floodBurst, limits.floodKick)
-        self._lastHeard = self._lastSpoke = self.factory.clock.seconds()
+        self.clock = self.factory.gate.clock
+        self._lastHeard = self._lastSpoke = self.clock.seconds()
         self._pinged = False
-        self._timeout = None
-        if limits.loginTimeout:
-            self._timeout = self.factory.clock.callLater(
-                limits.loginTimeout, self.close, "Registration timed out")
-        self._keepalive = self.factory.clock.callLater(
-            self.factory.PING_INTERVAL, self._checkAlive)
-        try:
-            self.session.admit()
-        except S.Refusal as e:
-            self.close(str(e))
+        self._keepalive = self.clock.callLater(self.factory.PING_INTERVAL, self._checkAlive)
 
     def dataReceived(self, data):
-        if not self._live:
+        if self.conn is None or not self.conn.live:
             return
-        with self.factory.coalescer:
-            while data:
+        with self.conn.gate.coalescer:
+            # Even with nothing new (input resumed after a pause), the lines
+            # waiting are handled.
+            while True:
                 if self._skipping:
                     end = data.find(b"\n")
                     if end < 0:
@@ -153,6 +133,8 @@ class IrcProtocol(LineReceiver):
                     self._skipping = False
                 super().dataReceived(data)
                 data, self._replay = self._replay, None
+                if not data:
+                    return
 
     def lineLengthExceeded(self, line):
         end = line.find(b"\n")
@@ -162,18 +144,24 @@ class IrcProtocol(LineReceiver):
             self._replay = line[end + 1:]
         self.numeric(N.ERR_INPUTTOOLONG, "Input line was too long")
 
+    def unread(self):
+        """
+        Bytes read from the peer and not yet handled (see L{Connection}).
+        """
+        return len(self._buffer) + len(self._replay or b"")
+
     def lineReceived(self, raw):
-        if not self._live or self.transport.disconnecting or self.factory.stopping:
+        if not self.conn.accepting:
             return
-        self._lastHeard = self.factory.clock.seconds()
+        try:
+            self._handle(raw)
+        finally:
+            # Paced after it is handled: the next line may have to wait.
+            self.conn.lineHandled()
+
+    def _handle(self, raw):
+        self._lastHeard = self.clock.seconds()
         self._pinged = False
-        verdict = self._flood.admit()
-        if verdict is not ACCEPT:
-            if verdict is DISCONNECT:
-                self.close("Excess flood")
-            else:
-                self.notice("you are sending lines too fast; that one was dropped")
-            return
         if raw.endswith(b"\r"):
             raw = raw[:-1]
         if _tooLong(raw):
@@ -204,66 +192,57 @@ class IrcProtocol(LineReceiver):
                 handler(message.params)
         except _NeedMoreParams:
             self.numeric(N.ERR_NEEDMOREPARAMS, command, "Not enough parameters")
+        except R.Refusal as refusal:
+            self.refused(refusal, command)
 
     def connectionLost(self, reason):
-        if not self._live:
-            return
-        self._live = False
-        for timer in (self._timeout, self._keepalive):
-            if timer is not None and timer.active():
-                timer.cancel()
-        self.factory.forget(self)
-        self.outbox.close()
-        if self._quitReason is None and self.factory.stopping:
-            self._quitReason = "Server shutting down"
-        why = self._quitReason or ("Connection closed" if reason.check(error.ConnectionDone)
-                                   else "Connection lost")
-        self.session.quit(why)
+        if self._keepalive is not None and self._keepalive.active():
+            self._keepalive.cancel()
+        if self.conn is not None:
+            self.conn.lost(reason)
         self._forgetNick()
 
     # Output
 
     def send(self, command, *params, prefix=None):
-        self.outbox.send(encode(command, *params,
-                                prefix=self.server if prefix is None else prefix))
+        self.conn.send(encode(command, *params, prefix=self.server if prefix is None else prefix))
 
     def numeric(self, code, *params):
-        self.outbox.send(encode(code, self.nick or "*", *params, prefix=self.server))
+        self.conn.send(encode(code, self.nick or "*", *params, prefix=self.server))
 
     def notice(self, text):
         self.send("NOTICE", self.nick or "*", text)
+
+    def refused(self, refusal, command):
+        """
+        Tell the client its C{command} was refused for C{refusal}.
+        """
+        code, params = refusalReply(refusal, command)
+        self.numeric(code, *params)
 
     def personal(self, event, previous):
         """
         The bytes that show C{event}, told to this user alone (see
         L{IrcOutbox}); C{previous} is the last line the fan-out sent them.
         """
-        if type(event) is events.PutOut and (
+        kind = type(event)
+        if kind is events.Entered:
+            return self._entered(event)
+        if kind is events.NowKnownAs:
+            if event.old is None or event.old == event.new:
+                # Registration is shown by the welcome; a rename to the same
+                # nickname by nothing.
+                return b""
+            source = self.source()
+            self._forgetNick()
+            self.nick = event.new
+            self._rememberNick()
+            return encode("NICK", event.new, prefix=source)
+        if kind is events.PutOut and (
                 f" KICK {event.room} {self.nick} ".encode("utf-8") in previous[:200]):
             # The KICK just shown already took them out of the channel.
             return b""
         return self.wire.personal(event, self.nick or "*")
-
-    def close(self, reason):
-        """
-        Tell the client C{reason} with ERROR and close once it is written.
-        """
-        if not self._live:
-            return
-        if self._quitReason is None:
-            self._quitReason = reason
-        self.outbox.send(encode("ERROR", f"Closing link: ({self.username or '*'}@"
-                                         f"{self.address}) [{reason}]"))
-        self.outbox.finish()
-        self.transport.loseConnection()
-
-    def _sendQueueOverflowed(self, pending):
-        self._quitReason = "SendQ exceeded"
-        self._log.warn("dropping {nick} ({peer}): not reading; {pending} bytes waiting",
-                       nick=self.nick or "-", peer=self.peer, pending=pending)
-
-    def _hangUp(self):
-        self.close(self._quitReason or "Disconnected by the server")
 
     def source(self):
         return f"{self.nick}!{self._userhost()}"
@@ -274,19 +253,37 @@ class IrcProtocol(LineReceiver):
     # Keepalive
 
     def _checkAlive(self):
-        if not self._live:
+        if not self.conn.live:
             return
         interval = self.factory.PING_INTERVAL
-        silent = self.factory.clock.seconds() - self._lastHeard
+        silent = self.clock.seconds() - self._lastHeard
         if silent >= interval:
             if self._pinged:
-                self.close(f"Ping timeout: {int(silent)} seconds")
+                self.conn.close(f"Ping timeout: {int(silent)} seconds")
                 return
             self._pinged = True
-            self.send("PING", self.server)
-            self._keepalive = self.factory.clock.callLater(interval, self._checkAlive)
+            self.send("PING", self.server, prefix="")
+            self._keepalive = self.clock.callLater(interval, self._checkAlive)
             return
-        self._keepalive = self.factory.clock.callLater(interval - silent, self._checkAlive)
+        self._keepalive = self.clock.callLater(interval - silent, self._checkAlive)
+
+    # The session, opened when first needed
+
+    def _session(self):
+        """
+        The session, opened now if need be, with the wire format for the
+        capabilities negotiated so far.
+
+        @raise chatd.core.refusals.Refusal: the core will not have this
+            connection (a banned address).
+        """
+        if self.session is None:
+            self.conn.wire = self.wire
+            self.session = self.factory.core.open(
+                IrcOutbox(self, self.conn.outbox), self.wire, self.conn.address,
+                lambda: self.conn.closeWith(None))
+            self.conn.session = self.session
+        return self.session
 
     # Registration
 
@@ -299,7 +296,7 @@ class IrcProtocol(LineReceiver):
         if sub == "LS":
             if not self.registered:
                 self._capNegotiating = True
-            version = params[1] if len(params) > 1 else ""
+            version = _param(params, 1)
             offered = self._capabilities()
             if version.isdigit() and int(version) >= 302:
                 caps = " ".join(f"{k}={v}" if v else k for k, v in offered.items())
@@ -313,15 +310,22 @@ class IrcProtocol(LineReceiver):
                 self._capNegotiating = True
             wanted = _param(params, 1).split()
             names = [w.lstrip("-") for w in wanted]
-            if all(name in self._capabilities() for name in names):
+            tagged = "server-time" in self.caps
+            changesWire = any(n == "server-time" and w.startswith("-") == tagged
+                              for n, w in zip(names, wanted))
+            if (all(name in self._capabilities() for name in names)
+                    and not (changesWire and self.session is not None)):
                 for w in wanted:
                     if w.startswith("-"):
                         self.caps.discard(w[1:])
                     else:
                         self.caps.add(w)
-                self._chooseWire()
+                if ("server-time" in self.caps) != self.wire.tagged:
+                    self.wire = self.wire.twin()
                 self.send("CAP", self.nick or "*", "ACK", " ".join(wanted))
             else:
+                # (server-time is chosen with the session's wire format,
+                # before SASL or registration, for good.)
                 self.send("CAP", self.nick or "*", "NAK", " ".join(wanted))
         elif sub == "END":
             if not self.registered:
@@ -334,55 +338,27 @@ class IrcProtocol(LineReceiver):
         """
         The capabilities offered: SASL only where there are accounts.
         """
-        if self.session.core.accounts is None:
+        if self.factory.core.accounts is None:
             return {k: v for k, v in CAPABILITIES.items() if k != "sasl"}
         return CAPABILITIES
-
-    def _chooseWire(self):
-        """
-        The wire format for the capabilities: with server-time tags or not.
-        """
-        wire = self.factory.wire
-        if ("server-time" in self.caps) != wire.tagged:
-            wire = wire.twin()
-        self.wire = wire
-        self.session.user.wire = wire
 
     def irc_NICK(self, params):
         nick = _param(params, 0)
         if not nick:
             self.numeric(N.ERR_NONICKNAMEGIVEN, "No nickname given")
             return
-        if not self.registered:
-            try:
-                self.session.checkNick(nick)
-            except S.InvalidNickname:
-                self.numeric(N.ERR_ERRONEUSNICKNAME, nick, "Erroneous nickname")
-                return
-            except S.NicknameTaken:
-                self.numeric(N.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
-                return
-            self.nick = nick
-            self._tryRegister()
-            return
-        if nick == self.nick:
-            return
-        old = self.source()
-        try:
+        if self.registered:
+            # Shown by the core's NowKnownAs (see personal).
             self.session.rename(nick)
-        except S.InvalidNickname:
-            self.numeric(N.ERR_ERRONEUSNICKNAME, nick, "Erroneous nickname")
             return
-        except S.NicknameTaken:
-            self.numeric(N.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
+        # Said at once, as IRC servers do, rather than at registration.
+        problem = nickProblem(nick)
+        if problem or self.factory.core.user(nick) is not None:
+            self.refused(R.InvalidNickname(nick, problem) if problem
+                         else R.NicknameTaken(nick, False), "NICK")
             return
-        except S.Refusal as e:
-            self.notice(str(e))
-            return
-        self._forgetNick()
         self.nick = nick
-        self._rememberNick()
-        self.outbox.send(encode("NICK", nick, prefix=old))
+        self._tryRegister()
 
     def irc_USER(self, params):
         if self.registered or self.username is not None:
@@ -401,27 +377,31 @@ class IrcProtocol(LineReceiver):
                 or not self.nick or not self.username):
             return
         try:
+            session = self._session()
+        except R.Refusal as refusal:
+            self.refused(refusal, "NICK")
+            self.conn.close(refusalReply(refusal, "NICK")[1][-1])
+            return
+        # The welcome comes first, before what claiming the nickname tells
+        # the user (the core's confirmations, identification notices).
+        place = self.conn.outbox.hold()
+        try:
             # IRC clients choose their channels (their own autojoin lists):
             # unlike the line protocol's users, nobody is put in the lobby.
-            self.session.claim(self.nick, joinLobby=False)
-        except S.NicknameTaken:
-            self.numeric(N.ERR_NICKNAMEINUSE, self.nick, "Nickname is already in use")
-            self.nick = None
-            return
-        except S.InvalidNickname:
-            self.numeric(N.ERR_ERRONEUSNICKNAME, self.nick, "Erroneous nickname")
-            self.nick = None
-            return
-        except S.Refusal as e:
-            self.numeric(N.ERR_YOUREBANNEDCREEP, str(e))
-            self.close(str(e))
+            session.claim(self.nick, lobby=False)
+        except R.Refusal as refusal:
+            self.conn.outbox.fill(place, b"")
+            nick, self.nick = self.nick, None
+            if isinstance(refusal, R.Banned):
+                self.refused(refusal, "NICK")
+                self.conn.close(refusalReply(refusal, "NICK")[1][-1])
+                return
+            code, params = refusalReply(refusal, "NICK")
+            self.conn.send(encode(code, "*", *params, prefix=self.server))
             return
         self.registered = True
         self._rememberNick()
-        if self._timeout is not None and self._timeout.active():
-            self._timeout.cancel()
-        self._timeout = None
-        self._welcome()
+        self.conn.outbox.fill(place, self._welcome())
 
     def _rememberNick(self):
         self.wire.users[nickKey(self.nick)] = self._userhost()
@@ -436,27 +416,42 @@ class IrcProtocol(LineReceiver):
             self.wire.users.pop(key, None)
 
     def _welcome(self):
+        """
+        The welcome burst: 001-005 and the MOTD.
+        """
         network = self.factory.network
-        self.numeric(N.RPL_WELCOME, f"Welcome to the {network} IRC Network {self.source()}")
-        self.numeric(N.RPL_YOURHOST,
-                     f"Your host is {self.server}, running version chatd-{__version__}")
-        self.numeric(N.RPL_CREATED, f"This server was created {self.factory.created}")
-        self.numeric(N.RPL_MYINFO, self.server, f"chatd-{__version__}", "i", "bq")
+        me = self.nick
+
+        def numeric(code, *params):
+            return encode(code, me, *params, prefix=self.server)
+
+        lines = [
+            numeric(N.RPL_WELCOME, f"Welcome to the {network} IRC Network {self.source()}"),
+            numeric(N.RPL_YOURHOST,
+                    f"Your host is {self.server}, running version chatd-{__version__}"),
+            numeric(N.RPL_CREATED, f"This server was created {self.factory.created}"),
+            numeric(N.RPL_MYINFO, self.server, f"chatd-{__version__}", "i", "bq"),
+        ]
         tokens = N.isupport(network)
         for start in range(0, len(tokens), 12):
-            self.numeric(N.RPL_ISUPPORT, *tokens[start:start + 12],
-                         "are supported by this server")
-        self.irc_MOTD([])
+            lines.append(numeric(N.RPL_ISUPPORT, *tokens[start:start + 12],
+                                 "are supported by this server"))
+        lines.extend(self._motd())
+        return b"".join(lines)
+
+    def _motd(self):
+        motd = self.factory.motd
+        me = self.nick or "*"
+        if not motd:
+            return [encode(N.ERR_NOMOTD, me, "MOTD File is missing", prefix=self.server)]
+        return ([encode(N.RPL_MOTDSTART, me, f"- {self.server} Message of the day - ",
+                        prefix=self.server)]
+                + [encode(N.RPL_MOTD, me, f"- {line}", prefix=self.server) for line in motd]
+                + [encode(N.RPL_ENDOFMOTD, me, "End of /MOTD command.", prefix=self.server)])
 
     def irc_MOTD(self, params):
-        motd = self.factory.motd
-        if not motd:
-            self.numeric(N.ERR_NOMOTD, "MOTD File is missing")
-            return
-        self.numeric(N.RPL_MOTDSTART, f"- {self.server} Message of the day - ")
-        for line in motd:
-            self.numeric(N.RPL_MOTD, f"- {line}")
-        self.numeric(N.RPL_ENDOFMOTD, "End of /MOTD command.")
+        for data in self._motd():
+            self.conn.send(data)
 
     # Keepalive and leaving
 
@@ -471,17 +466,17 @@ class IrcProtocol(LineReceiver):
 
     def irc_QUIT(self, params):
         reason = _param(params, 0)
-        self._quitReason = f"Quit: {reason}" if reason else "Quit"
-        self.session.quit(self._quitReason)
-        self.close(self._quitReason)
+        reason = f"Quit: {reason}" if reason else "Quit"
+        self.conn.quit(reason, encode(
+            "ERROR", f"Closing link: ({self.username or '*'}@{self.conn.address}) [{reason}]"))
 
     # Rooms
 
     def irc_JOIN(self, params):
         names = _required(params, 0)
         if names == "0":
-            for room in list(self.session.rooms):
-                self._part(room.name, "")
+            for room in self.session.rooms:
+                self.session.part(room.name)
             return
         for name in names.split(","):
             if not name:
@@ -490,37 +485,59 @@ class IrcProtocol(LineReceiver):
                 self.numeric(N.ERR_NOSUCHCHANNEL, name, "No such channel")
                 continue
             try:
+                # Shown by the core's Entered (see personal).
                 room, joinedNow = self.session.join(name)
-            except S.InvalidRoomName:
-                self.numeric(N.ERR_NOSUCHCHANNEL, name, "No such channel")
+            except R.Refusal as refusal:
+                self.refused(refusal, "JOIN")
                 continue
-            except S.TooManyRooms:
-                self.numeric(N.ERR_TOOMANYCHANNELS, name, "You have joined too many channels")
-                continue
-            except S.Banned as e:
-                self.numeric(N.ERR_BANNEDFROMCHAN, name, f"Cannot join channel (+b): {e}")
-                continue
-            except S.Refusal as e:
-                self.numeric(N.ERR_UNKNOWNERROR, "JOIN", str(e))
-                continue
-            if joinedNow:
-                self._showJoined(room)
+            if joinedNow and self.factory.replay and self.session.keepsHistory:
+                self.conn.showHistory(self.session.recent(room.name, self.factory.replay),
+                                      self._renderHistory)
 
-    def _showJoined(self, room):
-        self.outbox.send(encode("JOIN", room.name, prefix=self.source()))
-        if room.topic:
-            self.numeric(N.RPL_TOPIC, room.name, room.topic)
-        self._names(room)
+    def _renderHistory(self, stored):
+        return b"".join(self.wire.encodeHistory(event) for event in stored)
 
-    def _names(self, room):
-        prefix = f"{N.RPL_NAMREPLY} {self.nick} = {room.name} :"
-        names = [self._prefixed(room, user) for user in room.members.values()]
-        for piece in _packWords(names, 400 - len(prefix)):
-            self.numeric(N.RPL_NAMREPLY, "=", room.name, piece)
-        self.numeric(N.RPL_ENDOFNAMES, room.name, "End of /NAMES list.")
+    def _entered(self, event):
+        """
+        What a newcomer to a channel is shown: its own JOIN, the topic and
+        the names.
+        """
+        lines = [encode("JOIN", event.room, prefix=self.source())]
+        if event.topic:
+            lines.append(encode(N.RPL_TOPIC, self.nick, event.room, event.topic,
+                                prefix=self.server))
+        room = self.factory.core.rooms.get(roomKey(event.room))
+        lines.extend(self._namesLines(room, event.room, event.members))
+        return b"".join(lines)
+
+    def _namesLines(self, room, name, nicks):
+        core = self.factory.core
+        names = []
+        for nick in nicks:
+            user = core.user(nick)
+            if user is not None:
+                names.append(self._prefixed(room, user))
+        head = f":{self.server} {N.RPL_NAMREPLY} {self.nick} = {name} :"
+        lines = [encode(N.RPL_NAMREPLY, self.nick, "=", name, piece, prefix=self.server)
+                 for piece in _packWords(names, MAX_BODY_BYTES - 2 - len(head))]
+        lines.append(encode(N.RPL_ENDOFNAMES, self.nick, name, "End of /NAMES list.",
+                            prefix=self.server))
+        return lines
+
+    def _isModerator(self, room, user):
+        """
+        Whether C{user} may moderate C{room}: an operator, or the room's
+        registered, identified owner.
+        """
+        if room is None:
+            return False
+        if self.factory.core.moderation.isOperator(user):
+            return True
+        return (room.owner is not None and user.identified
+                and room.owner == nickKey(user.nick))
 
     def _prefixed(self, room, user):
-        flag = "@" if self.session.isModerator(room, user) else ""
+        flag = "@" if self._isModerator(room, user) else ""
         if "userhost-in-names" in self.caps:
             return flag + self.wire.source(user.nick)
         return flag + user.nick
@@ -528,31 +545,22 @@ class IrcProtocol(LineReceiver):
     def irc_PART(self, params):
         reason = _param(params, 1)
         for name in _required(params, 0).split(","):
-            if name:
-                self._part(name, reason)
-
-    def _part(self, name, reason):
-        try:
-            room = self.session.part(name, reason)
-        except S.NoSuchRoom:
-            self.numeric(N.ERR_NOSUCHCHANNEL, name, "No such channel")
-            return
-        except S.NotInRoom:
-            self.numeric(N.ERR_NOTONCHANNEL, name, "You're not on that channel")
-            return
-        if reason:
-            self.outbox.send(encode("PART", room.name, reason, prefix=self.source()))
-        else:
-            self.outbox.send(encode("PART", room.name, prefix=self.source()))
+            if not name:
+                continue
+            try:
+                # Shown by the wire's own confirmation of Parted.
+                self.session.part(name, reason)
+            except R.NotInRoom as refusal:
+                if roomKey(refusal.room) not in self.factory.core.rooms:
+                    refusal = R.NoSuchRoom(refusal.room)
+                self.refused(refusal, "PART")
+            except R.Refusal as refusal:
+                self.refused(refusal, "PART")
 
     def irc_TOPIC(self, params):
         name = _required(params, 0)
         if len(params) < 2:
-            try:
-                room = self.session.room(name)
-            except S.NoSuchRoom:
-                self.numeric(N.ERR_NOSUCHCHANNEL, name, "No such channel")
-                return
+            room = self.session.room(name)
             if room.topic:
                 self.numeric(N.RPL_TOPIC, room.name, room.topic)
             else:
@@ -560,42 +568,39 @@ class IrcProtocol(LineReceiver):
             return
         topic = params[1][:N.TOPICLEN]
         try:
-            room = self.session.setTopic(name, topic)
-        except S.NoSuchRoom:
-            self.numeric(N.ERR_NOSUCHCHANNEL, name, "No such channel")
-            return
-        except S.NotInRoom:
-            self.numeric(N.ERR_NOTONCHANNEL, name, "You're not on that channel")
-            return
-        except S.Muted:
+            # Shown by the wire's own confirmation of TopicChanged.
+            self.session.setTopic(name, topic)
+        except R.NotInRoom as refusal:
+            self.session.room(name)
+            self.refused(refusal, "TOPIC")
+        except R.Muted:
             self.numeric(N.ERR_CHANOPRIVSNEEDED, name, "You are muted in this channel")
-            return
-        except S.Refusal:
-            # The topic is already that: nothing changes, nothing to say.
-            room = self.session.room(name)
-            self.outbox.send(encode("TOPIC", room.name, topic, prefix=self.source()))
-            return
-        self.outbox.send(encode("TOPIC", room.name, topic, prefix=self.source()))
+        except R.TopicUnchanged as refusal:
+            # Nothing changes, so nobody else is told; the setter sees the
+            # topic it asked for, as IRC servers show it.
+            self.conn.send(encode("TOPIC", refusal.room, topic, prefix=self.source()))
 
     def irc_NAMES(self, params):
+        core = self.factory.core
         if not params or not params[0]:
             for room in self.session.rooms:
-                self._names(room)
+                for data in self._namesLines(room, room.name, _nicks(room)):
+                    self.conn.send(data)
             return
         for name in params[0].split(","):
-            try:
-                room = self.session.room(name)
-            except S.NoSuchRoom:
+            room = core.rooms.get(roomKey(name))
+            if room is None:
                 self.numeric(N.RPL_ENDOFNAMES, name, "End of /NAMES list.")
                 continue
-            self._names(room)
+            for data in self._namesLines(room, room.name, _nicks(room)):
+                self.conn.send(data)
 
     def irc_LIST(self, params):
         """
         LIST, with ELIST's M (masks), N (negated masks) and U (member counts)
         conditions: C{LIST #ch*,!*test,>2,<10}.
         """
-        core = self.session.core
+        core = self.factory.core
         masks, negated, conditions = [], [], []
         for item in _param(params, 0).split(","):
             if not item:
@@ -635,7 +640,7 @@ class IrcProtocol(LineReceiver):
             return
         text = params[1]
         command = "NOTICE" if notice else "PRIVMSG"
-        self._lastSpoke = self.factory.clock.seconds()
+        self._lastSpoke = self.clock.seconds()
         for target in params[0].split(","):
             if not target:
                 continue
@@ -644,38 +649,39 @@ class IrcProtocol(LineReceiver):
                     self._toRoom(target, text, ctcp)
                 else:
                     self._toNick(target, text, ctcp, command)
-            except S.Refusal as e:
-                if notice:
-                    continue
-                self._refusedMessage(target, e)
+            except R.Refusal as refusal:
+                # No automatic reply to a NOTICE, errors included.
+                if not notice:
+                    if isinstance(refusal, R.NotInRoom) and \
+                            roomKey(refusal.room) not in self.factory.core.rooms:
+                        refusal = R.NoSuchRoom(refusal.room)
+                    self.refused(refusal, command)
 
     def irc_NOTICE(self, params, ctcp):
+        # chatd has no notices: an IRC user's NOTICE is a message (README).
         self.irc_PRIVMSG(params, ctcp, notice=True)
 
     def _toRoom(self, target, text, ctcp):
-        room = self.session.room(target)
         if ctcp == "ACTION":
             self.session.act(target, text)
             shown = f"{CTCP}ACTION {text}{CTCP}"
         else:
             self.session.say(target, text)
             shown = text
-        self._echo("PRIVMSG", room.name, shown)
+        self._echo("PRIVMSG", self.session.memberRoom(target).name, shown)
 
     def _echo(self, command, target, text):
         if "echo-message" in self.caps:
-            tags = None
-            if "server-time" in self.caps:
-                tags = {"time": serverTime(self.factory.clock.seconds())}
-            self.outbox.send(encode(command, target, text, prefix=self.source(), tags=tags))
+            tags = {"time": serverTime(self.clock.seconds())} if self.wire.tagged else None
+            self.conn.send(encode(command, target, text, prefix=self.source(), tags=tags))
 
     def _toNick(self, target, text, ctcp, command):
-        if nickKey(target) == "nickserv" and nickKey(target) not in self.session.core.users:
+        if nickKey(target) == "nickserv" and self.factory.core.user(target) is None:
             self._nickServ(text)
             return
         if ctcp == "ACTION":
-            # The core has no private action: the line protocol shows it as
-            # a private message starting with "* nick".
+            # The core has no private action: it goes as a private message
+            # starting with "* nick", as the line protocol would show it.
             text = f"* {self.nick} {text}"
         self.session.tell(target, text)
         self._echo(command, target, text)
@@ -691,46 +697,39 @@ class IrcProtocol(LineReceiver):
         verb, _, rest = text.partition(" ")
         words = rest.split()
         verb = verb.upper()
-        if verb == "IDENTIFY" and words:
-            done = self.session.identify(words[-1])
-            success = f"You are now identified as {self.nick}"
-        elif verb == "REGISTER" and words:
-            done = self.session.register(words[0])
-            success = f"{self.nick} is now registered to you"
-        else:
-            self._fromNickServ("Commands: IDENTIFY PASSWORD, REGISTER PASSWORD")
-            return
+        try:
+            if verb == "IDENTIFY" and words:
+                # Confirmed by the core's Identified (900).
+                done = self.session.identify(words[-1])
+                success = None
+            elif verb == "REGISTER" and words:
+                done = self.session.register(words[0])
+                success = f"{self.nick} is now registered to you"
+            else:
+                self._fromNickServ("Commands: IDENTIFY PASSWORD, REGISTER PASSWORD")
+                return
+        except R.Refusal as refusal:
+            done = fail(refusal)
 
         def failed(failure):
-            if not failure.check(S.Refusal, ChatError):
+            if not failure.check(R.Refusal):
                 self._log.failure("NickServ {verb} failed", failure, verb=verb)
                 self._fromNickServ("That did not work; try again later")
                 return
-            self._fromNickServ(failure.getErrorMessage())
+            code, params = refusalReply(failure.value, verb)
+            self._fromNickServ(params[-1])
 
-        done.addCallbacks(lambda _: self._fromNickServ(success), failed)
+        done.addCallbacks(lambda _: success and self._fromNickServ(success), failed)
 
     def _fromNickServ(self, text):
-        if self._live:
+        if self.conn.live:
             self.send("NOTICE", self.nick, text, prefix="NickServ!NickServ@services")
-
-    def _refusedMessage(self, target, e):
-        if isinstance(e, S.NoSuchUser):
-            self.numeric(N.ERR_NOSUCHNICK, target, "No such nick/channel")
-        elif isinstance(e, S.NoSuchRoom):
-            self.numeric(N.ERR_NOSUCHNICK, target, "No such nick/channel")
-        elif isinstance(e, S.NotInRoom):
-            self.numeric(N.ERR_CANNOTSENDTOCHAN, target, "Cannot send to channel (not a member)")
-        elif isinstance(e, S.Muted):
-            self.numeric(N.ERR_CANNOTSENDTOCHAN, target, "Cannot send to channel (you are muted)")
-        else:
-            self.numeric(N.ERR_CANNOTSENDTOCHAN, target, str(e))
 
     # Who is who
 
     def irc_WHO(self, params):
         mask = _param(params, 0) or "*"
-        core = self.session.core
+        core = self.factory.core
         fields = _param(params, 1)
         if fields.startswith("%"):
             # WHOX: the fields asked for, and a token to send back.
@@ -739,32 +738,30 @@ class IrcProtocol(LineReceiver):
         else:
             self._whox = None
         if mask.startswith("#"):
-            try:
-                room = self.session.room(mask)
-            except S.NoSuchRoom:
-                room = None
+            room = core.rooms.get(roomKey(mask))
             if room is not None:
                 for user in list(room.members.values()):
-                    self._whoReply(room.name, user, "@" if self.session.isModerator(room, user)
-                                   else "")
+                    self._whoReply(room.name, user,
+                                   "@" if self._isModerator(room, user) else "")
         elif "*" not in mask and "?" not in mask:
-            user = core.users.get(nickKey(mask))
+            user = core.user(mask)
             if user is not None:
                 self._whoReply("*", user, "")
         else:
             # Everyone is invisible (+i): a mask finds only the people who
             # share a room with the asker.
             pattern = nickKey(mask)
-            me = self.session.user
+            mine = {roomKey(room.name) for room in self.session.rooms}
             for key, user in list(core.users.items()):
                 if fnmatch.fnmatchcase(key, pattern) and (
-                        user is me or any(k in me.rooms for k in user.rooms)):
+                        key == nickKey(self.nick) or mine.intersection(user.rooms)):
                     self._whoReply("*", user, "")
         self.numeric(N.RPL_ENDOFWHO, mask, "End of /WHO list.")
 
     def _details(self, user):
         """
-        The username and real name to show for C{user}, of any front end.
+        The username, real name and away message to show for C{user}, of
+        any front end.
         """
         client = self.factory.clients.get(nickKey(user.nick))
         if client is not None:
@@ -774,7 +771,7 @@ class IrcProtocol(LineReceiver):
     def _whoReply(self, where, user, flag):
         username, realname, away = self._details(user)
         here = "G" if away is not None else "H"
-        if self.session.core.isOperator(user):
+        if self.factory.core.moderation.isOperator(user):
             here += "*"
         if self._whox is None:
             self.numeric(N.RPL_WHOREPLY, where, username, HIDDEN_HOST, self.server,
@@ -782,7 +779,7 @@ class IrcProtocol(LineReceiver):
             return
         fields, token = self._whox
         client = self.factory.clients.get(nickKey(user.nick))
-        idle = 0 if client is None else int(self.factory.clock.seconds() - client._lastSpoke)
+        idle = 0 if client is None else int(self.clock.seconds() - client._lastSpoke)
         values = {"t": token, "c": where, "u": username, "i": "255.255.255.255",
                   "h": HIDDEN_HOST, "s": self.server, "n": user.nick, "f": here + flag,
                   "d": "0", "l": str(max(idle, 0)),
@@ -794,21 +791,20 @@ class IrcProtocol(LineReceiver):
         if len(params) > 1:
             nick = params[1]
         nick = nick.split(",")[0]
-        core = self.session.core
-        user = core.users.get(nickKey(nick))
+        core = self.factory.core
+        user = core.user(nick)
         if user is None:
             self.numeric(N.ERR_NOSUCHNICK, nick, "No such nick/channel")
             self.numeric(N.RPL_ENDOFWHOIS, nick, "End of /WHOIS list.")
             return
         username, realname, away = self._details(user)
-        self.numeric(N.RPL_WHOISUSER, user.nick, username, HIDDEN_HOST, "*",
-                     realname)
-        rooms = [("@" if self.session.isModerator(room, user) else "") + room.name
+        self.numeric(N.RPL_WHOISUSER, user.nick, username, HIDDEN_HOST, "*", realname)
+        rooms = [("@" if self._isModerator(room, user) else "") + room.name
                  for room in user.rooms.values()]
         if rooms:
             self.numeric(N.RPL_WHOISCHANNELS, user.nick, " ".join(rooms))
         self.numeric(N.RPL_WHOISSERVER, user.nick, self.server, self.factory.network)
-        if core.isOperator(user):
+        if core.moderation.isOperator(user):
             self.numeric(N.RPL_WHOISOPERATOR, user.nick, "is an IRC operator")
         if user.identified:
             self.numeric(N.RPL_WHOISACCOUNT, user.nick, user.nick, "is logged in as")
@@ -831,19 +827,17 @@ class IrcProtocol(LineReceiver):
             self.numeric(N.RPL_UNAWAY, "You are no longer marked as being away")
 
     def irc_ISON(self, params):
-        users = self.session.core.users
-        found = [users[nickKey(n)].nick for p in params for n in p.split() if nickKey(n) in users]
+        core = self.factory.core
+        found = [core.user(n).nick for p in params for n in p.split() if core.user(n)]
         self.numeric("303", " ".join(found))
 
     def irc_USERHOST(self, params):
-        users = self.session.core.users
         replies = []
         for nick in params[:5]:
-            user = users.get(nickKey(nick))
+            user = self.factory.core.user(nick)
             if user is not None:
                 username, _, away = self._details(user)
-                replies.append(f"{user.nick}={'-' if away else '+'}{username}@"
-                               f"{HIDDEN_HOST}")
+                replies.append(f"{user.nick}={'-' if away else '+'}{username}@{HIDDEN_HOST}")
         self.numeric("302", " ".join(replies))
 
     # Moderation
@@ -854,30 +848,23 @@ class IrcProtocol(LineReceiver):
         reason = _param(params, 2)[:N.KICKLEN]
         for nick in nicks.split(","):
             try:
+                # Shown by the wire's own confirmation of Kicked.
                 self.session.kick(name, nick, reason)
-            except S.NoSuchRoom:
-                self.numeric(N.ERR_NOSUCHCHANNEL, name, "No such channel")
-            except S.NotInRoom:
-                self.numeric(N.ERR_NOTONCHANNEL, name, "You're not on that channel")
-            except S.NotModerator:
-                self.numeric(N.ERR_CHANOPRIVSNEEDED, name, "You're not channel operator")
-            except S.NoSuchUser:
-                self.numeric(N.ERR_NOSUCHNICK, nick, "No such nick/channel")
-            except S.TargetNotInRoom:
-                self.numeric(N.ERR_USERNOTINCHANNEL, nick, name, "They aren't on that channel")
-            except S.Refusal as e:
-                self.numeric(N.ERR_CHANOPRIVSNEEDED, name, str(e))
+            except R.NotInRoom as refusal:
+                if roomKey(refusal.room) not in self.factory.core.rooms:
+                    refusal = R.NoSuchRoom(refusal.room)
+                self.refused(refusal, "KICK")
+            except R.NotMember as refusal:
+                if self.factory.core.user(nick) is None:
+                    refusal = R.NoSuchUser(nick)
+                self.refused(refusal, "KICK")
 
     def irc_MODE(self, params):
         target = _required(params, 0)
         if not target.startswith("#"):
             self._userMode(target, params[1:])
             return
-        try:
-            room = self.session.room(target)
-        except S.NoSuchRoom:
-            self.numeric(N.ERR_NOSUCHCHANNEL, target, "No such channel")
-            return
+        room = self.session.room(target)
         if len(params) < 2:
             self.numeric(N.RPL_CHANNELMODEIS, room.name, "+")
             return
@@ -895,40 +882,36 @@ class IrcProtocol(LineReceiver):
                 continue
             mask = args.pop(0)
             try:
-                if char == "b":
-                    (self.session.ban if sign == "+" else self.session.unban)(
-                        room.name, banTarget(mask))
+                # Shown by the wire's own confirmation.
+                if char == "b" and sign == "+":
+                    self.session.ban(room.name, banTarget(mask))
+                elif char == "b":
+                    self.session.unban(room.name, banTarget(mask))
                 elif sign == "+":
                     self.session.mute(room.name, banTarget(mask))
                 else:
                     self.session.unmute(room.name, banTarget(mask))
-            except S.NotInRoom:
-                self.numeric(N.ERR_NOTONCHANNEL, room.name, "You're not on that channel")
-            except S.NotModerator:
-                self.numeric(N.ERR_CHANOPRIVSNEEDED, room.name, "You're not channel operator")
-            except S.Refusal as e:
-                self.numeric(N.ERR_UNKNOWNERROR, "MODE", str(e))
+            except R.Refusal as refusal:
+                self.refused(refusal, "MODE")
 
     def _listMode(self, room, char):
-        end = (N.RPL_ENDOFBANLIST, "End of channel ban list") if char == "b" else (
-            N.RPL_ENDOFQUIETLIST, "q", "End of channel quiet list")
-        try:
-            if char == "b":
+        if char == "b":
+            try:
                 for ban in self.session.bans(room.name):
                     self.numeric(N.RPL_BANLIST, room.name, banMask(ban.target), ban.by,
                                  str(int(ban.time)))
-            else:
-                self.session.memberRoom(room.name)
-                if self.session.isModerator(room):
-                    for key in room.muted:
-                        self.numeric(N.RPL_QUIETLIST, room.name, "q", banMask(key))
-        except S.Refusal:
-            pass
-        self.numeric(end[0], room.name, *end[1:])
+            except R.Refusal:
+                pass
+            self.numeric(N.RPL_ENDOFBANLIST, room.name, "End of channel ban list")
+            return
+        if self.session.isIn(room) and self._isModerator(room, self.factory.core.user(self.nick)):
+            for key in room.muted:
+                self.numeric(N.RPL_QUIETLIST, room.name, "q", banMask(key))
+        self.numeric(N.RPL_ENDOFQUIETLIST, room.name, "q", "End of channel quiet list")
 
     def _userMode(self, target, params):
         if nickKey(target) != nickKey(self.nick):
-            if nickKey(target) in self.session.core.users:
+            if self.factory.core.user(target) is not None:
                 self.numeric(N.ERR_USERSDONTMATCH, "Can't change mode for other users")
             else:
                 self.numeric(N.ERR_NOSUCHNICK, target, "No such nick/channel")
@@ -948,7 +931,7 @@ class IrcProtocol(LineReceiver):
         afterwards.
         """
         arg = _required(params, 0)
-        if self.registered or self.session.user.account is not None:
+        if self.registered:
             self.numeric(N.ERR_SASLALREADY, "You have already authenticated using SASL")
             return
         if "sasl" not in self.caps or self._saslPending:
@@ -979,21 +962,20 @@ class IrcProtocol(LineReceiver):
         try:
             _, account, password = base64.b64decode(data, validate=True).decode(
                 "utf-8").split("\0")
-        except ValueError:
+        except (ValueError, binascii.Error):
             self.numeric(N.ERR_SASLFAIL, "SASL authentication failed")
             return
         self._saslPending = True
         try:
-            checked = self.session.checkPassword(account, password)
-        except S.Refusal:
-            checked = fail(S.Refused("wrong"))
+            checked = self._session().authenticate(account, password)
+        except R.Refusal as refusal:
+            checked = fail(refusal)
         checked.addCallbacks(self._saslDone, self._saslFailed, callbackArgs=(account,))
 
     def _saslDone(self, result, account):
         self._saslPending = False
-        if not self._live:
+        if not self.conn.live:
             return
-        self.session.user.account = nickKey(account)
         self.numeric(N.RPL_LOGGEDIN, f"{self.nick or account}!{self._userhost()}", account,
                      f"You are now logged in as {account}")
         self.numeric(N.RPL_SASLSUCCESS, "SASL authentication successful")
@@ -1001,9 +983,9 @@ class IrcProtocol(LineReceiver):
 
     def _saslFailed(self, failure):
         self._saslPending = False
-        if not self._live:
+        if not self.conn.live:
             return
-        if not failure.check(S.Refusal):
+        if not failure.check(R.Refusal):
             self._log.failure("SASL check failed", failure)
         self.numeric(N.ERR_SASLFAIL, "SASL authentication failed")
         self._tryRegister()
@@ -1021,6 +1003,10 @@ def _required(params, index):
     if len(params) <= index or not params[index]:
         raise _NeedMoreParams()
     return params[index]
+
+
+def _nicks(room):
+    return [user.nick for user in room.members.values()]
 
 
 def _tooLong(raw):
@@ -1066,82 +1052,35 @@ def _ctcp(raw):
     return raw[:start + 2] + rest, verb.decode("ascii", "replace").upper()
 
 
-class _Client:
-    """
-    What the session needs of a connection: its outbox, wire and a way to
-    close it.
-    """
-
-    def __init__(self, protocol):
-        self.outbox = IrcOutbox(protocol, protocol.outbox)
-        self.wire = protocol.factory.wire
-        self.hangUp = protocol._hangUp
-
-
 class IrcFactory(Factory):
     """
-    Builds an L{IrcProtocol} for each IRC client, all over one core.
+    Builds an L{IrcProtocol} for each connection to an IRC listener.
 
+    @ivar core: the L{chatd.core.chat.ChatCore} every connection acts on.
+    @ivar gate: the L{chatd.edge.gate.Gate} shared with every other listener.
+    @ivar wire: the L{IrcWire} (its twin with server-time tags is
+        C{wire.twin()}).
     @ivar clients: the registered IRC connections, by nickname key.
+    @ivar replay: how many of a room's last lines a client joining it is
+        shown, when the core keeps history.
     """
 
     protocol = IrcProtocol
     noisy = False
 
     PING_INTERVAL = 120.0
-    SHUTDOWN_GRACE = 3.0
 
-    def __init__(self, core, clock, limits=Limits(), wire=None, network="chatd",
-                 motd=None, coalesceTurns=False):
+    def __init__(self, core, gate, wire=None, network="chatd", motd=None, replay=20):
         self.core = core
-        self.clock = clock
-        self.limits = limits
+        self.gate = gate
         self.wire = wire or IrcWire()
         self.network = network
+        self.replay = replay
         self.motd = motd if motd is not None else [
             f"Welcome to chatd {__version__}.",
             "The rooms here are shared with nc, telnet and chat-client users;",
             f"they all start in {core.lobby}: /join {core.lobby} to meet them.",
         ]
-        self.created = _time.strftime("%Y-%m-%d %H:%M:%S UTC", _time.gmtime(clock.seconds()))
-        self._counter = ConnectionCounter(limits.maxConnections, limits.maxPerAddress)
-        self.connections = set()
+        self.created = _time.strftime("%Y-%m-%d %H:%M:%S UTC",
+                                      _time.gmtime(gate.clock.seconds()))
         self.clients = {}
-        self.coalescer = Coalescer(clock if coalesceTurns else None)
-        self.stopping = False
-        self._allClosed = None
-
-    def admit(self, connection):
-        refusal = self._counter.admit(connection.address)
-        if refusal is None:
-            self.connections.add(connection)
-        return refusal
-
-    def forget(self, connection):
-        if connection not in self.connections:
-            return
-        self.connections.discard(connection)
-        self._counter.release(connection.address)
-        if not self.connections and self._allClosed is not None:
-            self._allClosed.callback(None)
-
-    def shutDown(self, text):
-        """
-        Close every IRC connection with C{text} as its ERROR.
-
-        @return: a L{Deferred} that fires when every connection is closed.
-        """
-        self.stopping = True
-        self._allClosed = Deferred()
-        if not self.connections:
-            self._allClosed.callback(None)
-            return self._allClosed
-        for connection in list(self.connections):
-            connection.close(text)
-        cutOff = self.clock.callLater(self.SHUTDOWN_GRACE, self._cutOff)
-        self._allClosed.addBoth(lambda result: cutOff.active() and cutOff.cancel())
-        return self._allClosed
-
-    def _cutOff(self):
-        for connection in list(self.connections):
-            connection.transport.abortConnection()

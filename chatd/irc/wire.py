@@ -9,10 +9,11 @@ connections keep up to date; users of other front ends get
 C{nick!~nick@HOST}, where C{HOST} is the same fixed name (chatd does not show
 anyone's address).
 
-Events told to one user alone (put out of a room, renamed to a guest, a
-private message) need the recipient's own nickname, which the event does not
-carry: L{IrcWire.encode} returns them as L{Personal} bytes, which the
-recipient's connection renders (L{chatd.irc.protocol.IrcOutbox}).
+Events told to one user alone (the welcome to a channel, a nickname
+change, being put out of a room) depend on the recipient: their nickname,
+their capabilities, what they were just told.  L{IrcWire.encode} returns
+them as L{Personal} bytes, which the recipient's connection renders
+(L{chatd.irc.protocol.IrcOutbox}).
 """
 
 from datetime import datetime, timezone
@@ -113,43 +114,37 @@ class IrcWire:
 
     def encode(self, event) -> bytes:
         kind = type(event)
-        if kind is events.Said:
-            return self._text("PRIVMSG", event.room, event.text, self.source(event.nick),
+        encoder = _ROOM_LINES.get(kind)
+        if encoder is not None:
+            return encoder(self, event)
+        if kind is events.PrivatelySaid:
+            return self._text("PRIVMSG", event.target, event.text, self.source(event.sender),
                               event.time)
-        if kind is events.Acted:
-            return self._text("PRIVMSG", event.room, event.text, self.source(event.nick),
-                              event.time, action=True)
-        if kind is events.Joined:
-            return line("JOIN", event.room, prefix=self.source(event.nick))
-        if kind is events.Parted:
-            if event.reason:
-                return line("PART", event.room, event.reason, prefix=self.source(event.nick))
-            return line("PART", event.room, prefix=self.source(event.nick))
-        if kind is events.Quit:
-            return line("QUIT", _reasonOr(event.reason, "Quit"),
-                        prefix=self.source(event.nick))
-        if kind is events.Renamed:
-            return line("NICK", event.new, prefix=self.source(event.old))
-        if kind is events.TopicChanged:
-            tags = {"time": serverTime(event.time)} if self.tagged and event.time else None
-            return line("TOPIC", event.room, event.topic, prefix=self.source(event.nick),
-                        tags=tags)
-        if kind is events.Kicked:
-            return line("KICK", event.room, event.nick, _reasonOr(event.reason, event.by),
-                        prefix=self.source(event.by))
-        if kind is events.Banned:
-            return line("MODE", event.room, "+b", banMask(event.target),
-                        prefix=self.source(event.by))
-        if kind is events.Unbanned:
-            return line("MODE", event.room, "-b", banMask(event.target),
-                        prefix=self.source(event.by))
-        if kind is events.Muted:
-            return line("MODE", event.room, "+q", banMask(event.nick),
-                        prefix=self.source(event.by))
-        if kind is events.Unmuted:
-            return line("MODE", event.room, "-q", banMask(event.nick),
-                        prefix=self.source(event.by))
+        # Told by the machinery around the core, before or after a session.
+        if kind is events.Closing:
+            return line("ERROR", f"Closing link: {event.reason}")
+        if kind is events.Refused:
+            return line("ERROR", f"Connection refused: {event.reason}")
+        if kind is events.ShuttingDown:
+            return line("ERROR", "Server shutting down")
+        if kind is events.SlowedDown:
+            return line("NOTICE", "*", "You are sending faster than the server handles; "
+                        "your lines wait their turn", prefix=self.server)
+        if kind is events.HistoryUnavailable:
+            return line("NOTICE", "*", "History took too long and was skipped"
+                        if event.tooSlow else "History is unavailable right now",
+                        prefix=self.server)
         return Personal(event)
+
+    def encodeOwn(self, event):
+        """
+        The actor's confirmation: IRC echoes a PART, TOPIC, KICK or MODE to
+        whoever did it; messages are echoed only with echo-message (by the
+        connection, which knows its capabilities).
+        """
+        if type(event) in _ECHOED:
+            return self.encode(event)
+        return None
 
     def encodeHistory(self, event) -> bytes:
         """
@@ -164,22 +159,17 @@ class IrcWire:
 
     def personal(self, event, me) -> bytes:
         """
-        The lines that show C{event}, told to the user called C{me} alone.
+        The lines that show C{event}, told to the user called C{me} alone,
+        for the events whose lines depend on nothing but the recipient's
+        nickname.
         """
         kind = type(event)
         server = self.server
-        if kind is events.PrivatelySaid:
-            target = getattr(event, "target", me)
-            return self._text("PRIVMSG", target, event.text, self.source(event.sender),
-                              event.time)
         if kind is events.PutOut:
-            return line("KICK", event.room, me, "a moderator put you out",
-                        prefix=server)
+            return line("KICK", event.room, me, "a moderator put you out", prefix=server)
         if kind is events.GuestRenamed:
-            return line("NICK", event.new, prefix=self.source(event.old))
-        if kind is events.NowKnownAs:
-            # Shown by the GuestRenamed before it.
-            return b""
+            return line("NOTICE", me, f"You did not identify as {event.old} in time; "
+                        f"you are now {event.new}", prefix=server)
         if kind is events.Expelled:
             why = f" for {int(event.duration)} seconds" if event.duration else ""
             return line("NOTICE", me, f"{event.by} banned you from this server{why}"
@@ -189,12 +179,52 @@ class IrcWire:
                         f"(SASL PLAIN, or /msg NickServ IDENTIFY PASSWORD) within "
                         f"{int(event.seconds)} seconds, or you will be renamed",
                         prefix=server)
+        if kind is events.Identified:
+            return line("900", me, f"{me}!{self.users.get(nickKey(me), '*@*')}", event.nick,
+                        f"You are now logged in as {event.nick}", prefix=server)
         if kind is events.Ghosted:
-            return line("NOTICE", me, f"the owner of {event.nick} took the nickname "
+            return line("NOTICE", me, f"The owner of {event.nick} took the nickname "
                         "back; goodbye", prefix=server)
-        # A room event told to one user (the kicked user's KICK, say).
-        data = self.encode(event)
-        return b"" if type(data) is Personal else data
+        return b""
+
+
+def _roomText(command, action=False):
+    return lambda wire, e: wire._text(command, e.room, e.text, wire.source(e.nick), e.time,
+                                      action)
+
+
+def _part(wire, e):
+    if e.reason:
+        return line("PART", e.room, e.reason, prefix=wire.source(e.nick))
+    return line("PART", e.room, prefix=wire.source(e.nick))
+
+
+def _topic(wire, e):
+    tags = {"time": serverTime(e.time)} if wire.tagged and e.time else None
+    return line("TOPIC", e.room, e.topic, prefix=wire.source(e.nick), tags=tags)
+
+
+_ROOM_LINES = {
+    events.Said: _roomText("PRIVMSG"),
+    events.Acted: _roomText("PRIVMSG", action=True),
+    events.Joined: lambda w, e: line("JOIN", e.room, prefix=w.source(e.nick)),
+    events.Parted: _part,
+    events.Quit: lambda w, e: line("QUIT", e.reason or "Quit", prefix=w.source(e.nick)),
+    events.Renamed: lambda w, e: line("NICK", e.new, prefix=w.source(e.old)),
+    events.TopicChanged: _topic,
+    events.Kicked: lambda w, e: line("KICK", e.room, e.nick, e.reason or e.by,
+                                     prefix=w.source(e.by)),
+    events.Banned: lambda w, e: line("MODE", e.room, "+b", banMask(e.target),
+                                     prefix=w.source(e.by)),
+    events.Unbanned: lambda w, e: line("MODE", e.room, "-b", banMask(e.target),
+                                       prefix=w.source(e.by)),
+    events.Muted: lambda w, e: line("MODE", e.room, "+q", banMask(e.nick),
+                                    prefix=w.source(e.by)),
+    events.Unmuted: lambda w, e: line("MODE", e.room, "-q", banMask(e.nick),
+                                      prefix=w.source(e.by)),
+}
+_ECHOED = {events.Parted, events.TopicChanged, events.Kicked, events.Banned,
+           events.Unbanned, events.Muted, events.Unmuted}
 
 
 def banMask(target: str) -> str:

@@ -1,6 +1,8 @@
 """
-The line protocol's commands: each one parses its arguments, calls the core and
-replies to the user who typed it.
+The line protocol's commands: each one parses its arguments, calls the
+session API and replies to the user who typed it.  The core tells the user
+what it did (events); the replies here add what only the line protocol shows,
+such as the room that plain text now goes to.
 
 The table is the single source of C{/help} and of the README's command list,
 so the two cannot drift from the code.
@@ -13,7 +15,10 @@ from typing import Callable
 
 from twisted.logger import Logger
 
-from chatd.core.chat import ChatError
+from chatd.core.names import roomKey
+from chatd.core.refusals import Refusal
+from chatd.line import wire
+from chatd.line.refusals import describe
 
 HISTORY_DEFAULT = 50
 HISTORY_MAX = 500
@@ -24,6 +29,13 @@ DURATION_MAX = 365 * 86400
 _log = Logger()
 _DURATION = re.compile(r"([1-9][0-9]{0,6})([smhd])\Z")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class LineError(Exception):
+    """
+    A line the line front end itself cannot act on (a usage error); the
+    message is for the user.
+    """
 
 
 @dataclass(frozen=True)
@@ -54,39 +66,34 @@ def command(name, usage, help, beforeNick=False):
 
 def _required(arg, usage):
     if not arg:
-        raise ChatError(f"usage: {usage}")
+        raise LineError(f"usage: {usage}")
     return arg
 
 
 def _oneWord(arg, usage):
     if not arg or " " in arg:
-        raise ChatError(f"usage: {usage}")
+        raise LineError(f"usage: {usage}")
     return arg
 
 
-def _members(room):
-    names = sorted((u.nick for u in room.members.values()), key=str.lower)
-    return f"{room.name} members ({len(names)}): {' '.join(names)}"
 
 
 def _lines(count):
     return f"{count} line" if count == 1 else f"{count} lines"
 
 
-def _showJoined(conn, room):
-    conn.reply(f"joined {room.name}")
-    if room.topic:
-        conn.reply(f"{room.name} topic: {room.topic}")
-    conn.reply(_members(room))
-    if conn.core.history is not None and conn.factory.replay > 0:
-        conn.showHistory(conn.core.recent(conn.user, room, conn.factory.replay))
+def _showRoom(conn, room):
+    """
+    After the core's welcome to C{room} (L{events.Entered}): plain text goes
+    there now, and its last lines are replayed.
+    """
+    conn.talkIn(room)
+    if conn.session.keepsHistory and conn.factory.replay > 0:
+        conn.showHistory(conn.session.recent(room.name, conn.factory.replay))
 
 
 def _claim(conn, nick):
-    conn.core.claimNick(conn.user, nick)
-    conn.reply(f"you are now {nick}")
-    _showJoined(conn, conn.user.current)
-    conn.core.checkIdentity(conn.user)
+    _showRoom(conn, conn.session.claim(nick))
 
 
 def _duration(word):
@@ -99,7 +106,7 @@ def _duration(word):
         return None
     seconds = int(match.group(1)) * _UNITS[match.group(2)]
     if seconds > DURATION_MAX:
-        raise ChatError("a duration is at most 365d")
+        raise LineError("a duration is at most 365d")
     return seconds
 
 
@@ -111,8 +118,8 @@ def _afterwards(conn, done, success):
     @return: C{done}, firing (with L{None}) once the answer is shown.
     """
     def failed(failure):
-        if failure.check(ChatError):
-            conn.error(failure.getErrorMessage())
+        if failure.check(Refusal):
+            conn.error(describe(failure.value))
             return
         _log.failure("a command failed", failure)
         conn.error("that did not work; try again later")
@@ -144,38 +151,34 @@ def helpLine(cmd):
 @command("nick", "NAME", "choose or change your nickname", beforeNick=True)
 def _nick(conn, arg):
     nick = _required(arg, "/nick NAME")
-    if conn.user.nick is None:
+    if conn.session.nick is None:
         _claim(conn, nick)
     else:
-        conn.core.rename(conn.user, nick)
-        conn.reply(f"you are now {nick}")
-        conn.core.checkIdentity(conn.user)
+        conn.session.rename(nick)
 
 
 @command("join", "#ROOM", "join a room (created on demand) and talk there")
 def _join(conn, arg):
-    name = _oneWord(arg, "/join #ROOM")
-    wasMember = len(conn.user.rooms)
-    room = conn.core.join(conn.user, name)
-    if len(conn.user.rooms) == wasMember:
+    room, joined = conn.session.join(_oneWord(arg, "/join #ROOM"))
+    if joined:
+        _showRoom(conn, room)
+    else:
+        conn.talkIn(room)
         conn.reply(f"now talking in {room.name}")
-        return
-    _showJoined(conn, room)
 
 
 @command("part", "[#ROOM [REASON]]", "leave a room (the current one by default)")
 def _part(conn, arg):
     # As /join: the first word names the room, with or without its #.
     name, _, reason = arg.partition(" ")
-    room = conn.core.part(conn.user, name or None, reason.strip())
-    conn.reply(f"left {room.name}")
-    if conn.user.current is not None:
-        conn.reply(f"now talking in {conn.user.current.name}")
+    conn.session.part(name or conn.currentRoom().name, reason.strip())
+    if conn.session.rooms:
+        conn.reply(f"now talking in {conn.currentRoom().name}")
 
 
 @command("rooms", "", "list the rooms with their member counts and topics")
 def _rooms(conn, arg):
-    rooms = sorted(conn.core.rooms.values(), key=lambda r: r.name.lower())
+    rooms = sorted(conn.session.allRooms(), key=lambda r: roomKey(r.name))
     conn.reply("1 room" if len(rooms) == 1 else f"{len(rooms)} rooms")
     for room in rooms:
         conn.reply(f"{room.name} ({len(room.members)}) {room.topic}".rstrip())
@@ -184,21 +187,20 @@ def _rooms(conn, arg):
 @command("who", "[#ROOM]", "list the members of a room (the current one by default)")
 def _who(conn, arg):
     if arg:
-        room = conn.core.room(_oneWord(arg, "/who [#ROOM]"))
+        room = conn.session.room(_oneWord(arg, "/who [#ROOM]"))
     else:
-        room = conn.core.currentRoom(conn.user)
-    conn.reply(_members(room))
+        room = conn.currentRoom()
+    nicks = (member.nick for member in room.members.values())
+    conn.send(wire.encodeLine(wire.members(room.name, nicks)))
 
 
 @command("topic", "[TEXT | -]",
          "show the current room's topic, set it to TEXT, or clear it with -")
 def _topic(conn, arg):
+    room = conn.currentRoom()
     if arg:
-        room = conn.core.setTopic(conn.user, "" if arg == "-" else arg)
-        conn.reply(f"{room.name} topic set: {room.topic}" if room.topic
-                   else f"{room.name} topic cleared")
+        conn.session.setTopic(room.name, "" if arg == "-" else arg)
         return
-    room = conn.core.currentRoom(conn.user)
     if room.topic:
         conn.reply(f"{room.name} topic: {room.topic}")
     else:
@@ -207,7 +209,7 @@ def _topic(conn, arg):
 
 @command("me", "ACTION", "act in the current room: /me waves")
 def _me(conn, arg):
-    conn.core.act(conn.user, _required(arg, "/me ACTION"))
+    conn.session.act(conn.currentRoom().name, _required(arg, "/me ACTION"))
 
 
 @command("msg", "NICK TEXT", "send TEXT to NICK alone")
@@ -215,8 +217,8 @@ def _msg(conn, arg):
     nick, _, text = arg.partition(" ")
     text = text.strip()
     if not nick or not text:
-        raise ChatError("usage: /msg NICK TEXT")
-    conn.core.tell(conn.user, nick, text)
+        raise LineError("usage: /msg NICK TEXT")
+    conn.session.tell(nick, text)
 
 
 @command("history", "[N]",
@@ -226,16 +228,16 @@ def _history(conn, arg):
     count = HISTORY_DEFAULT
     if arg:
         if not arg.isdigit() or not 1 <= int(arg) <= HISTORY_MAX:
-            raise ChatError(f"usage: /history [N], N from 1 to {HISTORY_MAX}")
+            raise LineError(f"usage: /history [N], N from 1 to {HISTORY_MAX}")
         count = int(arg)
-    room = conn.core.currentRoom(conn.user)
+    room = conn.currentRoom()
 
     def header(found):
         if not found:
             return f"{room.name} has no history"
         return f"{room.name}: the last {_lines(len(found))}"
 
-    conn.showHistory(conn.core.recent(conn.user, room, count), header)
+    conn.showHistory(conn.session.recent(room.name, count), header)
 
 
 @command("search", "WORDS",
@@ -243,7 +245,7 @@ def _history(conn, arg):
 def _search(conn, arg):
     words = _required(arg, "/search WORDS").split()
     if len(words) > SEARCH_WORDS:
-        raise ChatError(f"/search takes at most {SEARCH_WORDS} words")
+        raise LineError(f"/search takes at most {SEARCH_WORDS} words")
     wanted = " ".join(words)
 
     def header(found):
@@ -251,22 +253,21 @@ def _search(conn, arg):
             return f"nothing in your rooms matches {wanted}"
         return f"{_lines(len(found))} in your rooms with {wanted}, newest first"
 
-    conn.showHistory(conn.core.search(conn.user, words, SEARCH_LIMIT), header)
+    conn.showHistory(conn.session.search(words, SEARCH_LIMIT), header)
 
 
 @command("register", "PASSWORD", "register your nickname; only you can then use it")
 def _register(conn, arg):
-    nick = conn.user.nick
-    done = conn.core.register(conn.user, _required(arg, "/register PASSWORD"))
+    nick = conn.session.nick
+    done = conn.session.register(_required(arg, "/register PASSWORD"))
     return _afterwards(conn, done, lambda: f"{nick} is registered to you and you are "
                        "identified; next time, /identify PASSWORD")
 
 
 @command("identify", "PASSWORD", "prove the registered nickname you use is yours")
 def _identify(conn, arg):
-    nick = conn.user.nick
-    done = conn.core.identify(conn.user, _required(arg, "/identify PASSWORD"))
-    return _afterwards(conn, done, lambda: f"you are identified as {nick}")
+    done = conn.session.identify(_required(arg, "/identify PASSWORD"))
+    return _afterwards(conn, done, lambda: None)
 
 
 @command("ghost", "NICK PASSWORD",
@@ -274,16 +275,14 @@ def _identify(conn, arg):
 def _ghost(conn, arg):
     nick, _, password = arg.partition(" ")
     if not nick or not password.strip():
-        raise ChatError("usage: /ghost NICK PASSWORD")
-    arriving = conn.user.nick is None
-    done = conn.core.ghost(conn.user, nick, password.strip())
+        raise LineError("usage: /ghost NICK PASSWORD")
+    arriving = conn.session.nick is None
+    done = conn.session.ghost(nick, password.strip())
 
     def ghosted():
-        conn.reply(f"you are now {conn.user.nick}")
-        conn.reply(f"you are identified as {conn.user.nick}")
-        if arriving:
+        if arriving and conn.session.rooms:
             # The nickname chosen this way: show the arrival as for any other.
-            _showJoined(conn, conn.user.current)
+            _showRoom(conn, conn.session.rooms[0])
 
     return _afterwards(conn, done, ghosted)
 
@@ -292,15 +291,16 @@ def _ghost(conn, arg):
 def _password(conn, arg):
     old, _, new = arg.partition(" ")
     if not old or not new.strip():
-        raise ChatError("usage: /password OLD NEW")
-    done = conn.core.changePassword(conn.user, old, new.strip())
+        raise LineError("usage: /password OLD NEW")
+    done = conn.session.changePassword(old, new.strip())
     return _afterwards(conn, done, lambda: "your password is changed")
 
 
 @command("kick", "NICK [REASON]", "moderators: put NICK out of the current room")
 def _kick(conn, arg):
     nick, _, reason = arg.partition(" ")
-    conn.core.kick(conn.user, _required(nick, "/kick NICK [REASON]"), reason.strip())
+    nick = _required(nick, "/kick NICK [REASON]")
+    conn.session.kick(conn.currentRoom().name, nick, reason.strip())
 
 
 @command("ban", "NICK|ADDRESS [DURATION] [REASON]",
@@ -314,20 +314,21 @@ def _ban(conn, arg):
     duration = _duration(first)
     if duration is None:
         reason = rest
-    conn.core.ban(conn.user, target, duration, reason.strip())
+    conn.session.ban(conn.currentRoom().name, target, duration, reason.strip())
 
 
 @command("unban", "NICK|ADDRESS", "moderators: lift a ban")
 def _unban(conn, arg):
-    conn.core.unban(conn.user, _required(arg.split(" ", 1)[0], "/unban NICK|ADDRESS"))
+    target = _required(arg.split(" ", 1)[0], "/unban NICK|ADDRESS")
+    conn.session.unban(conn.currentRoom().name, target)
 
 
 @command("bans", "", "moderators: list the bans you may lift")
 def _bans(conn, arg):
-    bans = conn.core.listBans(conn.user)
+    bans = conn.session.bans(conn.currentRoom().name)
     conn.reply("1 ban" if len(bans) == 1 else f"{len(bans)} bans")
     for ban in bans:
-        left = None if ban.until is None else ban.until - conn.factory.clock.seconds()
+        left = None if ban.until is None else ban.until - conn.factory.gate.clock.seconds()
         until = "until lifted" if left is None else f"for {math.ceil(left)}s more"
         reason = f" ({ban.reason})" if ban.reason else ""
         conn.reply(f"{ban.target} from {ban.room or 'the server'} {until}, "
@@ -342,13 +343,14 @@ def _mute(conn, arg):
     if rest.strip():
         duration = _duration(rest.strip())
         if duration is None:
-            raise ChatError("a duration looks like 90s, 10m, 2h or 1d")
-    conn.core.mute(conn.user, nick, duration)
+            raise LineError("a duration looks like 90s, 10m, 2h or 1d")
+    conn.session.mute(conn.currentRoom().name, nick, duration)
 
 
 @command("unmute", "NICK", "moderators: let NICK talk again in the current room")
 def _unmute(conn, arg):
-    conn.core.unmute(conn.user, _required(arg.split(" ", 1)[0], "/unmute NICK"))
+    nick = _required(arg.split(" ", 1)[0], "/unmute NICK")
+    conn.session.unmute(conn.currentRoom().name, nick)
 
 
 @command("ping", "[TEXT]", "ask for \"=== pong TEXT\": proof that all you sent before was handled",
@@ -367,7 +369,8 @@ def dispatch(conn, line):
     Act on one clean line of text from C{conn}: a command, or a message for
     the current room (or, before a nickname is chosen, a nickname).
 
-    @raise ChatError: for the user, when the line is refused.
+    @raise Refusal: when the core refuses what the line asks.
+    @raise LineError: when the line cannot be acted on.
     @return: a L{Deferred} that fires once the answer is shown, when it
         comes later (a password is being checked); otherwise L{None}.
     """
@@ -375,11 +378,11 @@ def dispatch(conn, line):
         name, _, arg = line[1:].partition(" ")
         cmd = COMMANDS.get(name.lower())
         if cmd is None:
-            raise ChatError(f"unknown command /{name}; /help lists the commands")
-        if conn.user.nick is None and not cmd.beforeNick:
-            raise ChatError("choose a nickname first")
+            raise LineError(f"unknown command /{name}; /help lists the commands")
+        if conn.session.nick is None and not cmd.beforeNick:
+            raise LineError("choose a nickname first")
         return cmd.run(conn, arg.strip())
-    elif conn.user.nick is None:
+    elif conn.session.nick is None:
         _claim(conn, line)
     else:
-        conn.core.say(conn.user, line[1:] if line.startswith("//") else line)
+        conn.session.say(conn.currentRoom().name, line[1:] if line.startswith("//") else line)

@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from dataclasses import dataclass
 
 from chatd.core import events
+from chatd.core.names import nickKey
 
 DELIMITER = b"\r\n"
 
@@ -38,6 +39,13 @@ ERROR = "error"
 REPLY = "reply"
 PROMPT = "prompt"
 HISTORY = "history"
+
+
+def encodeLine(line: str) -> bytes:
+    """
+    C{line} as it goes on the wire: UTF-8, ended by the delimiter.
+    """
+    return line.encode("utf-8") + DELIMITER
 
 
 def notice(text: str) -> str:
@@ -108,6 +116,23 @@ def _bannedLine(e):
     return f"-- {e.room} {e.by} banned {e.target}{where}{_for(e.duration)}{_reason(e.reason)}"
 
 
+def members(room: str, nicks) -> str:
+    """
+    The reply that lists the members of C{room}, by nickname, in the order
+    people look names up.
+    """
+    names = sorted(nicks, key=nickKey)
+    return reply(f"{room} members ({len(names)}): {' '.join(names)}")
+
+
+def _enteredLines(e):
+    lines = [reply(f"joined {e.room}")]
+    if e.topic:
+        lines.append(reply(f"{e.room} topic: {e.topic}"))
+    lines.append(members(e.room, e.members))
+    return "\r\n".join(lines)
+
+
 _FORMATS = {
     events.Said: lambda e: f"{e.room} <{e.nick}> {e.text}",
     events.Acted: lambda e: f"* {e.room} {e.nick} {e.text}",
@@ -131,8 +156,25 @@ _FORMATS = {
         f"you did not identify as {e.old} in time; you are now {e.new}"),
     events.Ghosted: lambda e: notice(
         f"the owner of {e.nick} took the nickname back; goodbye"),
-    events.NowKnownAs: lambda e: reply(f"you are now {e.nick}"),
+    events.Entered: _enteredLines,
+    events.NowKnownAs: lambda e: reply(f"you are now {e.new}"),
+    events.Identified: lambda e: reply(f"you are identified as {e.nick}"),
     events.PutOut: lambda e: reply(f"left {e.room}"),
+    events.Refused: lambda e: notice(f"Connection refused: {e.reason}"),
+    events.SlowedDown: lambda e: notice(
+        "you are sending fast; your lines are being delayed"),
+    events.Closing: lambda e: notice(f"Closing your connection: {e.reason}"),
+    events.ShuttingDown: lambda e: notice("The server is going down. Goodbye."),
+    events.HistoryUnavailable: lambda e: error(
+        "history took too long and was skipped" if e.tooSlow
+        else "history is unavailable right now"),
+}
+
+# What the actor of an event is told: the replies to their own command.
+_OWN = {
+    events.Parted: lambda e: reply(f"left {e.room}"),
+    events.TopicChanged: lambda e: reply(f"{e.room} topic set: {e.topic}" if e.topic
+                                         else f"{e.room} topic cleared"),
 }
 
 
@@ -150,14 +192,23 @@ class LineWire:
 
     @staticmethod
     def encode(event) -> bytes:
-        return formatEvent(event).encode("utf-8") + DELIMITER
+        return encodeLine(formatEvent(event))
+
+    @staticmethod
+    def encodeOwn(event) -> bytes | None:
+        """
+        The reply that confirms C{event} to its actor; L{None} for events
+        the actor is not told of (their own room messages are not echoed).
+        """
+        own = _OWN.get(type(event))
+        return None if own is None else encodeLine(own(event))
 
     @staticmethod
     def encodeHistory(event) -> bytes:
         """
         C{event}, a stored room line, marked as history with its time.
         """
-        return history(event.time, formatEvent(event)).encode("utf-8") + DELIMITER
+        return encodeLine(history(event.time, formatEvent(event)))
 
 
 @dataclass(frozen=True)

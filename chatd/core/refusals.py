@@ -1,0 +1,215 @@
+"""
+Why the core refuses a request, as typed values.
+
+Each refusal names what went wrong and carries what a front end needs to say
+it in its own way: the line protocol as a C{!!!} line
+(L{chatd.line.refusals}), IRC as a numeric, the browser as an error code.
+None of them holds a sentence meant for a person, except where the reason
+itself is a rule's wording (what a nickname may look like).
+"""
+
+from dataclasses import dataclass
+
+
+class Refusal(Exception):
+    """
+    A request the core refuses; the subclass says why, in its fields.
+    """
+
+    def __str__(self):
+        # For logs and tracebacks: the generated repr names the kind and
+        # its fields.
+        return repr(self)
+
+
+# Names
+
+
+@dataclass
+class NoNickname(Refusal):
+    """The request needs a nickname, and none is chosen yet."""
+
+
+@dataclass
+class AlreadyNamed(Refusal):
+    """A first nickname was already chosen: C{nick}."""
+
+    nick: str
+
+
+@dataclass
+class InvalidNickname(Refusal):
+    nick: str
+    reason: str
+
+
+@dataclass
+class NicknameTaken(Refusal):
+    nick: str
+    registered: bool
+    """Whether it is registered, so that its owner may take it back."""
+
+
+@dataclass
+class InvalidRoomName(Refusal):
+    name: str
+    reason: str
+
+
+# Rooms and users
+
+
+@dataclass
+class NoSuchUser(Refusal):
+    nick: str
+
+
+@dataclass
+class NoSuchRoom(Refusal):
+    room: str
+
+
+@dataclass
+class NotInRoom(Refusal):
+    room: str
+
+
+@dataclass
+class TooManyRooms(Refusal):
+    count: int
+
+
+@dataclass
+class TopicUnchanged(Refusal):
+    room: str
+    topic: str
+
+
+@dataclass
+class NoHistory(Refusal):
+    """The server keeps no history."""
+
+
+# Moderation
+
+
+@dataclass
+class Banned(Refusal):
+    room: str
+    """The room, or C{""} for the whole server."""
+    seconds: int | None
+    """How long the ban still holds, or L{None} until lifted."""
+    reason: str
+
+
+@dataclass
+class Muted(Refusal):
+    room: str
+
+
+@dataclass
+class NotModerator(Refusal):
+    room: str
+
+
+@dataclass
+class NotMember(Refusal):
+    """C{nick} is not in C{room}, so cannot be kicked or muted there."""
+
+    nick: str
+    room: str
+
+
+@dataclass
+class NotToYourself(Refusal):
+    """A moderator's action aimed at themselves."""
+
+
+@dataclass
+class BanYourself(Refusal):
+    """A moderator's ban that names themselves."""
+
+
+@dataclass
+class IsModerator(Refusal):
+    nick: str
+    room: str
+
+
+@dataclass
+class IsOperator(Refusal):
+    nick: str
+
+
+@dataclass
+class CoversOwnAddress(Refusal):
+    target: str
+
+
+@dataclass
+class InvalidBanTarget(Refusal):
+    target: str
+
+
+@dataclass
+class NotBanned(Refusal):
+    target: str
+
+
+@dataclass
+class NotMuted(Refusal):
+    nick: str
+    room: str
+
+
+# Registered nicknames
+
+
+@dataclass
+class NoAccounts(Refusal):
+    """The server keeps no accounts."""
+
+
+@dataclass
+class AlreadyRegistered(Refusal):
+    nick: str
+
+
+@dataclass
+class WeakPassword(Refusal):
+    minimum: int
+
+
+@dataclass
+class AlreadyIdentified(Refusal):
+    nick: str
+
+
+@dataclass
+class NotRegistered(Refusal):
+    nick: str
+
+
+@dataclass
+class IdentifyFirst(Refusal):
+    nick: str
+
+
+@dataclass
+class TooManyAttempts(Refusal):
+    nick: str
+    fromAddress: bool
+    """Whether the address's attempts ran out, rather than the nickname's."""
+    seconds: int
+
+
+@dataclass
+class WrongPassword(Refusal):
+    nick: str
+
+
+@dataclass
+class AccountRefused(Refusal):
+    """The account store said no; C{reason} is its own words."""
+
+    reason: str

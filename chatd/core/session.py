@@ -1,0 +1,192 @@
+"""
+The session API: the one way a front end acts on the core.
+
+A front end opens one L{Session} per connection (L{ChatCore.open}) and calls
+it for everything its user does.  Every call names its room; a call either
+returns what happened or raises a typed L{chatd.core.refusals.Refusal}, and
+whatever the user and others are to be told reaches them as events through
+the fan-out.  The checks that protect a person (registered nicknames, bans,
+mutes) are made by the core behind these calls, so no front end can forget
+one.
+"""
+
+from chatd.core import refusals as R
+from chatd.core.names import roomKey
+
+
+class Session:
+    """
+    One connection's handle on the core.
+    """
+
+    __slots__ = ("_core", "_user")
+
+    def __init__(self, core, user):
+        self._core = core
+        self._user = user
+
+    # Who the user is
+
+    @property
+    def nick(self):
+        """
+        The nickname, or L{None} until one is claimed.
+        """
+        return self._user.nick
+
+    @property
+    def identified(self):
+        """
+        Whether the user proved they own the nickname they use.
+        """
+        return self._user.identified
+
+    @property
+    def isOperator(self):
+        return self._core.moderation.isOperator(self._user)
+
+    @property
+    def rooms(self):
+        """
+        The rooms the user is in, in the order joined.
+        """
+        return list(self._user.rooms.values())
+
+    @property
+    def connected(self):
+        """
+        Whether the core still counts the user as connected.
+        """
+        return self._user.connected
+
+    # Names and rooms
+
+    def claim(self, nick, lobby=True):
+        """
+        Take a first nickname and arrive in the lobby (unless C{lobby} is
+        false: IRC clients choose their own channels).
+
+        @return: the lobby's L{chatd.core.chat.Room}, or L{None}.
+        """
+        if self._user.nick is not None:
+            raise R.AlreadyNamed(self._user.nick)
+        return self._core.claimNick(self._user, nick, lobby)
+
+    def rename(self, nick):
+        self._core.rename(self._named(), nick)
+
+    def join(self, room):
+        """
+        @return: the L{chatd.core.chat.Room} and whether it was joined now.
+        """
+        return self._core.join(self._named(), room)
+
+    def part(self, room, reason=""):
+        return self._core.part(self._named(), room, reason)
+
+    def isIn(self, room):
+        """
+        Whether the user is in C{room}, a L{chatd.core.chat.Room}.
+        """
+        return self._user.rooms.get(roomKey(room.name)) is room
+
+    def room(self, name):
+        """
+        The existing room called C{name}, member or not.
+        """
+        return self._core.room(name)
+
+    def memberRoom(self, name):
+        """
+        The room called C{name}, which the user must be in.
+        """
+        return self._core.memberRoom(self._named(), name)
+
+    def allRooms(self):
+        return list(self._core.rooms.values())
+
+    # Talking
+
+    def say(self, room, text):
+        self._core.say(self._named(), room, text)
+
+    def act(self, room, text):
+        self._core.act(self._named(), room, text)
+
+    def tell(self, nick, text):
+        self._core.tell(self._named(), nick, text)
+
+    def setTopic(self, room, topic):
+        return self._core.setTopic(self._named(), room, topic)
+
+    # History
+
+    @property
+    def keepsHistory(self):
+        return self._core.history is not None
+
+    def recent(self, room, count):
+        return self._core.recent(self._named(), room, count)
+
+    def search(self, words, limit):
+        return self._core.search(self._named(), words, limit)
+
+    # Registered nicknames
+
+    def register(self, password):
+        return self._core.identity.register(self._named(), password)
+
+    def identify(self, password):
+        return self._core.identity.identify(self._named(), password)
+
+    def authenticate(self, nick, password):
+        """
+        Prove the registered nickname C{nick} is this user's before a
+        nickname is chosen (IRC's SASL PLAIN).
+        """
+        if self._user.nick is not None:
+            raise R.AlreadyNamed(self._user.nick)
+        return self._core.identity.authenticate(self._user, nick, password)
+
+    def ghost(self, nick, password):
+        return self._core.identity.ghost(self._user, nick, password)
+
+    def changePassword(self, old, new):
+        return self._core.identity.changePassword(self._named(), old, new)
+
+    # Moderation
+
+    def kick(self, room, nick, reason=""):
+        self._core.moderation.kick(self._named(), room, nick, reason)
+
+    def ban(self, room, target, duration=None, reason=""):
+        self._core.moderation.ban(self._named(), room, target, duration, reason)
+
+    def unban(self, room, target):
+        self._core.moderation.unban(self._named(), room, target)
+
+    def mute(self, room, nick, duration=None):
+        self._core.moderation.mute(self._named(), room, nick, duration)
+
+    def unmute(self, room, nick):
+        self._core.moderation.unmute(self._named(), room, nick)
+
+    def bans(self, room):
+        return self._core.moderation.listBans(self._named(), room)
+
+    # Leaving
+
+    def _named(self):
+        """
+        The user, who must have chosen a nickname for what is asked.
+        """
+        if self._user.nick is None:
+            raise R.NoNickname()
+        return self._user
+
+    def quit(self, reason):
+        """
+        The connection is going: tell the user's rooms, free the nickname.
+        Safe to call more than once.
+        """
+        self._core.disconnect(self._user, reason)

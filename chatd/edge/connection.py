@@ -1,0 +1,335 @@
+"""
+One client connection's machinery, whatever its front end: the bounded
+outbox, the pacing of its input, its timers, history placed in order among
+live lines, and one way to close with a reason.
+
+A front end's protocol builds a L{Connection} when its transport connects,
+hands it every line (or frame) it is about to act on, and renders only what is
+its own: its greeting, its replies, its refusals.  Everything here speaks to
+the peer through the front end's wire format, in events.
+"""
+
+import fcntl
+import struct
+import termios
+
+from twisted.internet import error
+from twisted.logger import Logger
+
+from chatd.core import events
+from chatd.edge.limits import FloodGate
+from chatd.edge.outbox import Outbox
+
+
+class Connection:
+    """
+    The machinery of one admitted connection.
+
+    @ivar transport: the connection's transport.
+    @ivar wire: the front end's wire format (see L{chatd.core.fanout}).
+    @ivar peer: the peer's address as text, for the log.
+    @ivar address: the peer's IP address as text, or L{None}.
+    @ivar refusal: why the gate did not admit the connection, or L{None};
+        a refused connection has been told and is closing, and nothing else
+        here may be used.
+    @ivar session: the L{chatd.core.session.Session}, once L{open}ed.
+    @ivar quitReason: why the connection is ending, once known.
+    """
+
+    _log = Logger()
+
+    # How long live lines wait for history being read before it is skipped.
+    HISTORY_WAIT = 3.0
+    # How long a closing connection may take to go (a peer that never reads,
+    # a TLS handshake that never completes) before it is cut off.
+    CLOSE_DEADLINE = 10.0
+
+    def __init__(self, transport, gate, wire, input):
+        """
+        @param input: what delivers the connection's input to its front end,
+            with C{pauseProducing()} (stop handling and reading),
+            C{resumeProducing()} and C{unread()} (bytes read but not yet
+            handled): usually the protocol itself.
+        """
+        self.transport = transport
+        self.gate = gate
+        self.wire = wire
+        self.session = None
+        self.quitReason = None
+        self._input = input
+        address = transport.getPeer()
+        self.peer = _describe(address)
+        self.address = getattr(address, "host", None)
+        self.live = False
+        self.refusal = gate.admit(self)
+        if self.refusal:
+            # Not a user: one line saying why, straight to the transport,
+            # and nothing read from it.
+            transport.write(wire.encode(events.Refused(self.refusal)))
+            transport.loseConnection()
+            self._log.info("refused {peer}: {why}", peer=self.peer, why=self.refusal)
+            return
+        self.live = True
+        if hasattr(transport, "setTcpNoDelay"):
+            transport.setTcpNoDelay(True)
+        limits = gate.limits
+        self.outbox = Outbox(transport, limits.sendQueueBytes, self._sendQueueOverflowed,
+                             clock=gate.clock, grace=limits.sendQueueGrace,
+                             coalescer=gate.coalescer)
+        self._flood = FloodGate(gate.clock, limits.floodRate, limits.floodBurst)
+        self._holds = set()
+        self._paced = None
+        self._overSince = None
+        self._closing = None
+        # One timer: until a nickname is chosen it is the login timeout, then
+        # the idle timeout (if any), pushed back by every line.
+        self._idling = False
+        self._timeout = None
+        if limits.loginTimeout:
+            self._timeout = gate.clock.callLater(
+                limits.loginTimeout, self.close,
+                f"no nickname chosen within {limits.loginTimeout:g} seconds")
+        if gate.inputPaused:
+            self.holdInput("storage")
+
+    def open(self, core):
+        """
+        Open the connection's session on C{core}.
+
+        @raise chatd.core.refusals.Refusal: when the core will not have this
+            connection (a banned address).
+        """
+        self.session = core.open(self.outbox, self.wire, self.address, self._hangUp)
+        return self.session
+
+    @property
+    def accepting(self):
+        """
+        Whether input is still to be acted on: not closing, nor the server
+        shutting down.
+        """
+        return self.live and not self.transport.disconnecting and not self.gate.stopping
+
+    def send(self, data):
+        self.outbox.send(data)
+
+    def sendEvent(self, event):
+        self.outbox.send(self.wire.encode(event))
+
+    # Input
+
+    def lineHandled(self):
+        """
+        The front end has acted on one line of input: count it against the
+        flood limits (the next line may have to wait) and push the idle
+        timeout back.
+        """
+        floods = self._flood.floods
+        delay = self._flood.take()
+        if delay:
+            if self._flood.floods != floods:
+                # Once per flood, not per line.
+                self.sendEvent(events.SlowedDown())
+            self.holdInput("flood")
+            self._paced = self.gate.clock.callLater(delay, self._paceOver)
+        self._heard()
+
+    def holdInput(self, why):
+        """
+        Stop handling and reading input for C{why} ("flood", "storage"),
+        until L{releaseInput} for every reason held.
+        """
+        if not self._holds:
+            self._input.pauseProducing()
+        self._holds.add(why)
+
+    def releaseInput(self, why):
+        if why not in self._holds:
+            return
+        self._holds.discard(why)
+        if not self._holds and self.accepting:
+            self._input.resumeProducing()
+
+    def _paceOver(self):
+        self._paced = None
+        if not self._overReceiveQueue():
+            self.releaseInput("flood")
+
+    def _overReceiveQueue(self):
+        """
+        Whether the peer has kept more unread input than allowed for longer
+        than allowed; if so, it is closed for flooding.
+        """
+        limits = self.gate.limits
+        unread = self._input.unread() + _kernelUnread(self.transport)
+        if unread <= limits.recvQueueBytes:
+            self._overSince = None
+            return False
+        now = self.gate.clock.seconds()
+        if self._overSince is None:
+            self._overSince = now
+        if now - self._overSince < limits.recvQueueTime:
+            return False
+        self.close(f"Excess Flood: more than {limits.recvQueueBytes} bytes unread "
+                   f"for {limits.recvQueueTime:g} seconds")
+        return True
+
+    def _heard(self):
+        """
+        A line arrived: once the user has a nickname, the idle timeout starts
+        over.
+        """
+        if self.session is None or self.session.nick is None or not self.live:
+            # The login timeout runs from the connection, not the last line.
+            return
+        idle = self.gate.limits.idleTimeout
+        if self._timeout is not None and self._timeout.active():
+            if self._idling:
+                self._timeout.reset(idle)
+                return
+            self._timeout.cancel()
+        if idle:
+            self._idling = True
+            self._timeout = self.gate.clock.callLater(
+                idle, self.close, f"idle for {idle:g} seconds")
+
+    # History
+
+    def showHistory(self, found, render):
+        """
+        Show what the L{Deferred} C{found} fires with (stored room lines),
+        rendered to bytes by C{render}, after everything already sent to
+        this connection and before anything sent meanwhile.
+        """
+        if found.called:
+            # Answered already (a room with nothing stored): there is nothing
+            # to keep a place for, nor a timer to set.
+            found.addCallbacks(render, self._historyFailed)
+            found.addCallback(lambda data: data and self.outbox.send(data))
+            return
+        place = self.outbox.hold()
+        # Live lines wait behind the place, unbounded by the send queue (the
+        # reader is not the slow one): a store that does not answer in time
+        # is given up on, and its late answer dropped.
+        tooLate = self.gate.clock.callLater(
+            self.HISTORY_WAIT, self.outbox.fill, place,
+            self.wire.encode(events.HistoryUnavailable(tooSlow=True)))
+
+        def arrived(data):
+            if tooLate.active():
+                tooLate.cancel()
+            self.outbox.fill(place, data)
+
+        found.addCallbacks(render, self._historyFailed)
+        found.addCallback(arrived)
+
+    def _historyFailed(self, failure):
+        nick = self.session.nick if self.session is not None else None
+        self._log.failure("history for {nick} failed", failure, nick=nick)
+        return self.wire.encode(events.HistoryUnavailable(tooSlow=False))
+
+    # Ending
+
+    def close(self, reason):
+        """
+        Close the connection for C{reason}, after telling the peer.
+        """
+        self.quitReason = reason
+        self.closeWith(self.wire.encode(events.Closing(reason)))
+        nick = self.session.nick if self.session is not None else None
+        self._log.info("closing {nick} ({peer}): {why}", nick=nick or "-",
+                       peer=self.peer, why=reason)
+
+    def quit(self, reason, farewell=None):
+        """
+        The user leaves: their rooms are told C{reason}, and the connection
+        closes after C{farewell} (bytes), if any.
+        """
+        self.quitReason = reason or "quit"
+        if self.session is not None:
+            self.session.quit(reason)
+        self.closeWith(farewell)
+
+    def closeWith(self, data):
+        """
+        Close the connection once C{data} (if any) and everything queued
+        before it are written; cut it off if that takes too long.
+        """
+        if not self.live or self._closing is not None:
+            return
+        self.sendLast(data)
+        self.transport.loseConnection()
+        if self.live:
+            # (Some transports are gone at once.)
+            self._closing = self.gate.clock.callLater(self.CLOSE_DEADLINE,
+                                                      self.transport.abortConnection)
+
+    def sendLast(self, data):
+        """
+        Send C{data} (if any) as this connection's last, ahead of any history
+        still being read, and nothing after it.
+        """
+        if data:
+            self.outbox.send(data)
+        self.outbox.finish()
+
+    def lost(self, reason):
+        """
+        The transport is gone (C{reason}, a L{Failure}): forget the
+        connection everywhere.  Safe to call more than once.
+        """
+        if not self.live:
+            return
+        self.live = False
+        for call in (self._timeout, self._paced, self._closing):
+            if call is not None and call.active():
+                call.cancel()
+        self.gate.forget(self)
+        self.outbox.close()
+        if self.quitReason is None and self.gate.stopping:
+            self.quitReason = "server shutdown"
+        why = self.quitReason or _lossReason(reason)
+        nick = None
+        if self.session is not None:
+            nick = self.session.nick
+            self.session.quit(why)
+        self._log.info("{nick} ({peer}) disconnected: {why}", nick=nick or "-",
+                       peer=self.peer, why=why)
+
+    def _hangUp(self):
+        # The core lets a user go (a kick, a ban) after telling them why:
+        # that is their last line, and it must get out before the close.
+        self.closeWith(None)
+
+    def _sendQueueOverflowed(self, pending):
+        self.quitReason = "send queue exceeded"
+        nick = self.session.nick if self.session is not None else None
+        self._log.warn("dropping {nick} ({peer}): not reading; {pending} bytes "
+                       "waiting to be sent (limit {limit} bytes, for at most "
+                       "{grace:g} seconds)", nick=nick or "-",
+                       peer=self.peer, pending=pending, limit=self.outbox.limit,
+                       grace=self.outbox.grace)
+
+
+def _kernelUnread(transport):
+    """
+    Bytes the peer sent that wait unread in the kernel (plain TCP only).
+    """
+    sock = getattr(transport, "socket", None)
+    if sock is None:
+        return 0
+    try:
+        return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0]
+    except (OSError, ValueError):
+        return 0
+
+
+def _describe(address):
+    host = getattr(address, "host", None)
+    return f"{host}:{address.port}" if host is not None else str(address)
+
+
+def _lossReason(reason):
+    if reason.check(error.ConnectionDone):
+        return "connection closed"
+    return "connection lost"

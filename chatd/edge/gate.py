@@ -1,0 +1,117 @@
+"""
+The gate every connection of every front end passes: one count of open
+connections against the server's limits, one batching of output per reactor
+turn, one pause of all input while storage catches up, and one shutdown.
+
+A second listener, or a second front end, shares the gate rather than keeping
+counts of its own, so C{--max-connections} means all connections.
+"""
+
+from twisted.internet.defer import Deferred
+
+from chatd.core import events
+from chatd.edge.limits import ConnectionCounter, Limits
+from chatd.edge.outbox import Coalescer
+
+
+class Gate:
+    """
+    The connections of one server, whatever their front end.
+
+    @ivar clock: the L{IReactorTime} every connection's timers use.
+    @ivar limits: the server's L{Limits}.
+    @ivar connections: the open, admitted L{chatd.edge.connection.Connection}s.
+    @ivar coalescer: the L{Coalescer} that batches every connection's output
+        while input is handled.
+    @ivar stopping: whether the server is shutting down and ignores input.
+    @ivar inputPaused: whether every connection's input waits (see
+        L{pauseInput}).
+    """
+
+    # How long a shutdown waits for clients to take their last lines.
+    SHUTDOWN_GRACE = 3.0
+
+    def __init__(self, clock, limits=Limits(), coalesceTurns=False):
+        """
+        @param coalesceTurns: whether output waits for the end of the reactor
+            turn (on C{clock}) rather than of each read; see L{Coalescer}.
+        """
+        self.clock = clock
+        self.limits = limits
+        self.connections = set()
+        self.coalescer = Coalescer(clock if coalesceTurns else None)
+        self.stopping = False
+        self.inputPaused = False
+        self._counter = ConnectionCounter(limits.maxConnections, limits.maxPerAddress)
+        self._allClosed = None
+
+    def admit(self, connection):
+        """
+        Count C{connection} among the open ones if the limits allow it.
+
+        @return: L{None} when admitted, else why not.
+        """
+        refusal = self._counter.admit(connection.address)
+        if refusal is None:
+            self.connections.add(connection)
+        return refusal
+
+    def fromAddress(self, address):
+        """
+        How many open connections come from the IP address C{address}.
+        """
+        return self._counter.fromAddress(address)
+
+    def forget(self, connection):
+        """
+        An admitted C{connection} has closed.  Safe to call more than once.
+        """
+        if connection not in self.connections:
+            return
+        self.connections.discard(connection)
+        self._counter.release(connection.address)
+        if not self.connections and self._allClosed is not None:
+            self._allClosed.callback(None)
+
+    def pauseInput(self):
+        """
+        Stop reading from every connection (storage is behind): senders wait,
+        in order, and memory stays flat.
+        """
+        self.inputPaused = True
+        for connection in list(self.connections):
+            connection.holdInput("storage")
+
+    def resumeInput(self):
+        self.inputPaused = False
+        for connection in list(self.connections):
+            connection.releaseInput("storage")
+
+    def shutDown(self):
+        """
+        Tell every client the server is going down, stop acting on their
+        input and close their connections once what was queued for them is
+        written; clients that do not take it within L{SHUTDOWN_GRACE} seconds
+        are cut off.
+
+        @return: a L{Deferred} that fires when every connection is closed.
+        """
+        self.stopping = True
+        self._allClosed = Deferred()
+        if not self.connections:
+            self._allClosed.callback(None)
+            return self._allClosed
+        connections = list(self.connections)
+        # Every notice is sent before any connection is let go, so that the
+        # notice is each client's last line, not others leaving after it.
+        for connection in connections:
+            connection.sendLast(connection.wire.encode(events.ShuttingDown()))
+        for connection in connections:
+            connection.transport.loseConnection()
+        cutOff = self.clock.callLater(self.SHUTDOWN_GRACE, self._cutOff)
+        self._allClosed.addBoth(lambda result: cutOff.active() and cutOff.cancel())
+        return self._allClosed
+
+    def _cutOff(self):
+        for connection in list(self.connections):
+            connection.transport.abortConnection()
