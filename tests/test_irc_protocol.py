@@ -567,3 +567,56 @@ def test_closedConnectionLeaves(server):
     alice.transport.loseConnection()
     assert bob.lines() == [":alice!~alice@chatd QUIT :connection closed"]
     assert "alice" not in server.core.users
+
+
+def test_everyRefusalHasANumeric():
+    """
+    Every refusal the core can raise has an IRC rendering: a numeric and
+    words, so that no refusal reaches an IRC client as a traceback.
+    """
+    import dataclasses
+
+    from chatd.core import refusals as R
+    from chatd.irc.refusals import reply
+
+    kinds = [k for k in vars(R).values()
+             if isinstance(k, type) and issubclass(k, R.Refusal) and k is not R.Refusal]
+    for kind in kinds:
+        values = {f.name: ("#r" if f.type in ("str", str) else 1)
+                  for f in dataclasses.fields(kind)}
+        if "registered" in values or "fromAddress" in values:
+            values.update({k: False for k in ("registered", "fromAddress") if k in values})
+        code, params = reply(kind(**values), "PRIVMSG")
+        assert len(code) == 3 and code.isdigit(), kind
+        assert params and params[-1], kind
+
+
+def test_historyOnJoin():
+    """
+    Joining a room shows its last lines once they are read, before what is
+    said meanwhile; with server-time they carry their original time.
+    """
+    from support import MemoryHistory
+
+    history = MemoryHistory()
+    server = IrcMemoryServer(history=history)
+    server.clock.advance(1700000000)
+    bob = server.connect("bob")
+    bob.send("before you came")
+    history.answer()
+    alice = server.connectIrc()
+    alice.send("CAP REQ server-time")
+    alice.send("NICK alice")
+    alice.send("USER a 0 * :A")
+    alice.send("CAP END")
+    alice.lines()
+    alice.send("JOIN #lobby")
+    bob.send("while reading")
+    assert alice.lines() == [
+        ":alice!~a@chatd JOIN #lobby",
+        f"{S} 353 alice = #lobby :bob alice",
+        f"{S} 366 alice #lobby :End of /NAMES list."]
+    history.answer()
+    assert alice.lines() == [
+        "@time=2023-11-14T22:13:20.000Z :bob!~bob@chatd PRIVMSG #lobby :before you came",
+        "@time=2023-11-14T22:13:20.000Z :bob!~bob@chatd PRIVMSG #lobby :while reading"]
