@@ -58,8 +58,8 @@ class IrcDaemon(Daemon):
     its "listening for IRC on" line.
     """
 
-    def __init__(self, *args, **kwargs):
-        super().__init__("--irc", "tcp:0:interface=127.0.0.1", *args, **kwargs)
+    def __init__(self, *args, irc="tcp:0:interface=127.0.0.1", **kwargs):
+        super().__init__("--irc", irc, *args, **kwargs)
         self.ircPort = None
 
     def _collect(self):
@@ -80,8 +80,14 @@ class IrcSocketClient:
     A blocking IRC client for a real daemon; every read has a deadline.
     """
 
-    def __init__(self, port, host="127.0.0.1", timeout=10):
+    def __init__(self, port, host="127.0.0.1", timeout=10, tls=None):
+        """
+        @param tls: an L{ssl.SSLContext} to speak TLS with; plain TCP by
+            default.
+        """
         self.sock = socket.create_connection((host, port), timeout=timeout)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=host)
         self.buffer = b""
 
     def send(self, line):

@@ -102,3 +102,35 @@ def test_irssi(tmp_path, daemon):
     finally:
         bob.close()
         tmux.close()
+
+
+def test_ircOverTls(tmp_path):
+    """
+    --irc ssl:... serves IRC over a verified TLS handshake, in the same rooms
+    as the plain line protocol.
+    """
+    import ssl
+
+    from support import makeCertificate
+
+    key, cert = makeCertificate(tmp_path)
+    daemon = IrcDaemon("--db", "none", cwd=tmp_path,
+                       irc=f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}").start()
+    context = ssl.create_default_context(cafile=str(cert))
+    try:
+        secure = IrcSocketClient(daemon.ircPort, tls=context)
+        assert secure.sock.version() in ("TLSv1.2", "TLSv1.3")
+        secure.register("alice")
+        secure.send("JOIN #lobby")
+        secure.sync()
+        bob = LineClient(daemon.port)
+        bob.login("bob")
+        bob.send("over the line")
+        # A barrier on bob's connection first: his line is handled.
+        assert bob.sync() == []
+        assert secure.sync() == [":bob!~bob@chatd JOIN #lobby",
+                                 ":bob!~bob@chatd PRIVMSG #lobby :over the line"]
+        secure.close()
+        bob.close()
+    finally:
+        daemon.stop()

@@ -620,3 +620,57 @@ def test_historyOnJoin():
     assert alice.lines() == [
         "@time=2023-11-14T22:13:20.000Z :bob!~bob@chatd PRIVMSG #lobby :before you came",
         "@time=2023-11-14T22:13:20.000Z :bob!~bob@chatd PRIVMSG #lobby :while reading"]
+
+
+def test_shutdownEndsWithError(server):
+    """
+    When the server shuts down, an IRC client's last line is ERROR, and
+    its connection closes.
+    """
+    alice = server.connectIrc("alice")
+    server.gate.shutDown()
+    assert alice.lines() == ["ERROR :Server shutting down"]
+    assert not alice.transport.connected
+
+
+def test_bannedAddressIsRefusedAtRegistration():
+    """
+    An address banned from the server is told 465 and ERROR, and gets no
+    nickname.
+    """
+    from chatd.core.bans import ADDRESS, Ban
+
+    server = IrcMemoryServer()
+    server.core.moderation.restoreBans([Ban(ADDRESS, "10.0.0.9", "", None, "spam", "op", 0)])
+    client = server.connectIrc(host="10.0.0.9")
+    client.send("NICK mallory")
+    client.send("USER m 0 * :M")
+    assert client.lines() == [f"{S} 465 mallory :You are banned from this server (spam)",
+                              "ERROR :Closing link: You are banned from this server (spam)"]
+    assert server.core.user("mallory") is None
+    assert not client.transport.connected
+
+
+def test_guestRenameFollowed():
+    """
+    Someone using a registered nickname who does not identify in time is
+    renamed: the IRC client is told NICK, and its later lines use the new
+    nickname.
+    """
+    accounts = MemoryAccounts()
+    accounts.passwords["alice"] = "alices-password"
+    server = IrcMemoryServer(accounts=accounts)
+    alice = server.connectIrc()
+    alice.send("NICK alice")
+    alice.send("USER al 0 * :A")
+    assert alice.lines()[-1].startswith(f"{S} NOTICE alice :alice is a registered nickname")
+    server.clock.advance(60)
+    lines = alice.lines()
+    guest = server.core.users.keys()
+    (guestKey,) = guest
+    guestNick = server.core.users[guestKey].nick
+    assert lines == [f"{S} NOTICE alice :You did not identify as alice in time; "
+                     f"you are now {guestNick}",
+                     f":alice!~al@chatd NICK {guestNick}"]
+    alice.send("JOIN #r")
+    assert alice.lines()[0] == f":{guestNick}!~al@chatd JOIN #r"
