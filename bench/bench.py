@@ -63,6 +63,12 @@ SCENARIOS = {
         args=dict(mode="fanout", members=1000, senders=10, window=64, duration=3),
         servers=("chatd", "chatd+history"),
         about="fanout-1000 on chatd with persistent history off and on"),
+    "flood": dict(
+        args=dict(mode="rate", members=100, senders=25, rate=100, duration=4),
+        servers=("chatd", "chatd+flooder"),
+        floodLimits="default",
+        about="one room of 100 at 100 messages/s (4/s per sender), on chatd's default "
+              "flood limits, without and with one more member flooding as fast as it can"),
 }
 
 # chatd's options that lift its limits for the benchmark, when it has them.
@@ -83,6 +89,7 @@ SMOKE = {
     "idle-10000": dict(members=20, rooms=4),
     "slow-reader": dict(members=5, senders=2, rate=100, duration=0.3),
     "history": dict(members=5, senders=2, duration=0.3),
+    "flood": dict(members=5, senders=2, rate=4, duration=0.5),
 }
 
 
@@ -110,6 +117,10 @@ def main(argv=None):
                         help="where latest.json and latest.md go (default: bench/results, "
                              "the published results, for a full run; a new temporary folder "
                              "with --smoke or --only)")
+    parser.add_argument("--compare", action="append", default=[], metavar="REV",
+                        help="also run chatd as it was at git revision REV (repeatable), "
+                             "as the server chatd@REV beside this checkout's chatd, in "
+                             "every scenario chatd runs in: a before/after in one run")
     parser.add_argument("--profile", type=Path,
                         help="py-spy record chatd during each of its runs, into this folder")
     options = parser.parse_args(argv)
@@ -164,6 +175,16 @@ class Bench:
         self.historyArgs = options.history_arg
         if self.historyArgs is None and self.hasDb:
             self.historyArgs = []
+        # Each revision to compare, exported from git into the work folder.
+        self.sources = {f"chatd@{rev}": self._export(rev) for rev in options.compare}
+
+    def _export(self, rev):
+        source = self.work / f"source-{rev}"
+        source.mkdir()
+        archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", rev],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
+        return source
 
     def _compile(self, name):
         binary = self.work / name
@@ -198,6 +219,9 @@ class Bench:
                 if where == name:
                     args[key] = value
             servers = [s for s in scenario["servers"] if self._available(s)]
+            if "chatd" in servers:
+                at = servers.index("chatd") + 1
+                servers[at:at] = list(self.sources)
             for turn in range(min(self.options.rounds, scenario.get("rounds", 99))):
                 order = servers if turn % 2 == 0 else servers[::-1]
                 for server in order:
@@ -227,6 +251,8 @@ class Bench:
             return self.haveInspircd
         if server == "chatd+history":
             return self.historyArgs is not None
+        if server == "chatd+flooder":
+            return True
         return True
 
     def _skipped(self, names):
@@ -244,7 +270,7 @@ class Bench:
         result = {"scenario": scenario, "server": server, "round": turn + 1}
         daemon = self.startServer(server, scenario, turn)
         try:
-            result.update(self.drive(daemon, args))
+            result.update(self.drive(daemon, args, flooder=server == "chatd+flooder"))
         except Exception as e:
             result["error"] = f"{type(e).__name__}: {e}"
         finally:
@@ -256,13 +282,19 @@ class Bench:
         folder = self.work / f"{server}-{label}"
         folder.mkdir()
         if server.startswith("chatd"):
-            extra = self.unlimited + list(self.options.chatd_arg)
+            # The limits lifted, as the peers', but for the flood limits in
+            # the scenario about them.
+            limits = self.unlimited
+            if SCENARIOS[scenario].get("floodLimits") == "default":
+                limits = [word for pair in zip(limits[::2], limits[1::2])
+                          if not pair[0].startswith("--flood") for word in pair]
+            extra = limits + list(self.options.chatd_arg)
             if server == "chatd+history" and self.options.history_arg:
                 extra += self.options.history_arg
             elif self.hasDb:
                 off = scenario == "history" and server == "chatd"
                 extra += ["--db", "none" if off else f"sqlite:{folder / 'chatd.sqlite3'}"]
-            daemon = Chatd(folder, extra)
+            daemon = Chatd(folder, extra, self.sources.get(server))
         elif server == "ngircd":
             daemon = Ngircd(folder)
         elif server == "inspircd":
@@ -273,7 +305,7 @@ class Bench:
             daemon.profile(self.options.profile / f"{label}-{server}.txt")
         return daemon
 
-    def drive(self, daemon, args):
+    def drive(self, daemon, args, flooder=False):
         command = [str(self.loadgen), "--proto", daemon.proto, "--port", str(daemon.port),
                    "--concurrency", str(daemon.logins)]
         for key, value in args.items():
@@ -283,6 +315,13 @@ class Bench:
                                text=True, bufsize=1)
         try:
             ready = _expect(gen, "READY")
+            if flooder:
+                flood = subprocess.Popen(
+                    [sys.executable, str(HERE / "flooder.py"), str(daemon.port), "flooder",
+                     "#r0"], stdout=subprocess.PIPE, text=True)
+                daemon.helpers.append(flood)
+                if flood.stdout.readline().strip() != "flooding":
+                    raise RuntimeError("the flooder did not get in")
             settle = _settle(daemon)
             rssReady = daemon.rss()
             cpu0, wall0 = daemon.cpu(), time.monotonic()
@@ -354,6 +393,13 @@ class Daemon:
     process = None
     _profiler = None
 
+    @property
+    def helpers(self):
+        """
+        Other processes of this run (a flooder), stopped with the server.
+        """
+        return self.__dict__.setdefault("_helpers", [])
+
     def rss(self):
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -373,6 +419,9 @@ class Daemon:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self):
+        for helper in self.helpers:
+            helper.kill()
+            helper.wait(timeout=30)
         if self._profiler is not None:
             self._profiler.send_signal(signal.SIGINT)
             self._profiler.wait(timeout=30)
@@ -388,16 +437,21 @@ class Daemon:
 
 class Chatd(Daemon):
     """
-    chatd as a user starts it: twistd in the foreground from this venv.
+    chatd as a user starts it: twistd in the foreground from this venv, with
+    this checkout's chatd or, given C{source}, the one exported there (its
+    package and plugin come first on the path).
     """
 
-    def __init__(self, folder, extra):
+    def __init__(self, folder, extra, source=None):
         twistd = Path(sys.executable).parent / "twistd"
         self.log = open(folder / "chatd.log", "w+")
+        env = dict(os.environ)
+        if source is not None:
+            env["PYTHONPATH"] = str(source)
         self.process = subprocess.Popen(
             [str(twistd), "-n", "--pidfile=", "chat",
              "--listen", "tcp:0:interface=127.0.0.1", *extra],
-            cwd=folder, stdout=self.log, stderr=subprocess.STDOUT)
+            cwd=folder, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 30
         while self.port is None:
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -592,6 +646,7 @@ METRICS = {
                     "slow_received"],
     "history": ["deliveries_per_s", "lost", "p50_ms", "p99_ms", "server_cpu_us_per_delivery",
                 "server_cpu_share"],
+    "flood": ["p50_ms", "p99_ms", "lost", "misordered", "server_cpu_share"],
 }
 
 
@@ -664,6 +719,10 @@ def targets(summary):
         if lost is not None:
             target(f"{scenario}: nothing lost, order kept", f"lost {lost}, misordered {order}",
                    lost == 0 and order == 0)
+    calm, flooded = get("flood", "chatd", "p99_ms"), get("flood", "chatd+flooder", "p99_ms")
+    if calm is not None and flooded is not None:
+        target("flood: the others' p99 unmoved by a flooder (within 20% or 1 ms)",
+               f"{calm:.2f} -> {flooded:.2f} ms", flooded <= max(calm * 1.2, calm + 1))
     p99 = get("latency-1000", "chatd", "p99_ms")
     if p99 is not None:
         target("p99 <= 5 ms at 100 msg/s with 1,000 members", f"{p99:.1f} ms", p99 <= 5,

@@ -300,24 +300,61 @@ class _ShutdownNotice(service.Service):
         return self._gate.shutDown()
 
 
-class _AccountService(service.Service):
+class _StoreService(service.Service):
     """
-    Opens the account store (in the history's database) before anyone can
-    connect, hands its bans to the core, and closes it on shutdown.
+    Opens a store before anyone can connect: in C{privilegedStartService}
+    under twistd (before it drops privileges and before any listener), and in
+    C{startService} under runners that never call that (C{twist}), so that
+    every runner behaves the same.  A store that cannot be opened stops the
+    start with one line saying why.
     """
 
     _log = Logger()
+    _opened = False
 
-    def __init__(self, store, core, operators):
+    def __init__(self, store):
         self._store = store
-        self._core = core
-        self._operators = operators
 
     def privilegedStartService(self):
+        self._open()
+        super().privilegedStartService()
+
+    def startService(self):
+        self._open()
+        super().startService()
+
+    def _open(self):
+        if self._opened:
+            return
         try:
             self._store.open()
         except HistoryError as e:
             raise StartFailure(f"chatd: {e}") from None
+        self._opened = True
+        self.opened()
+
+    def opened(self):
+        """
+        Called once the store is open.
+        """
+
+    def stopService(self):
+        super().stopService()
+        return self._store.close()
+
+
+class _AccountService(_StoreService):
+    """
+    Opens the account store (in the history's database), hands its bans to
+    the core, and closes it on shutdown.
+    """
+
+    def __init__(self, store, core, operators):
+        super().__init__(store)
+        self._core = core
+        self._operators = operators
+
+    def opened(self):
         bans = self._store.bans()
         self._core.moderation.restoreBans(bans)
         self._log.info("chatd keeps accounts in {path}; bans in force: {count}",
@@ -327,37 +364,25 @@ class _AccountService(service.Service):
                 # Whoever registers it first becomes an operator.
                 self._log.warn("operator {nick} is not registered yet: register it "
                                "before anyone else does", nick=nick)
-        super().privilegedStartService()
-
-    def stopService(self):
-        super().stopService()
-        return self._store.close()
 
 
-class _HistoryService(service.Service):
+class _HistoryService(_StoreService):
     """
-    Opens the history store before anyone can talk (a file that cannot be
-    used stops the start), prunes it now and then, and on shutdown stores
-    every pending line before letting the process exit.
+    Opens the history store before anyone can talk, prunes it now and then,
+    and on shutdown stores every pending line before letting the process
+    exit.
     """
-
-    _log = Logger()
 
     PRUNE_EVERY = 3600.0
 
     def __init__(self, store, clock, keepDays):
-        self._store = store
+        super().__init__(store)
         self._clock = clock
         self._keepDays = keepDays
         self._pruning = None
 
-    def privilegedStartService(self):
-        try:
-            self._store.open()
-        except HistoryError as e:
-            raise StartFailure(f"chatd: {e}") from None
+    def opened(self):
         self._log.info("chatd keeps history in {path}", path=self._store.path)
-        super().privilegedStartService()
 
     def startService(self):
         super().startService()
@@ -377,10 +402,9 @@ class _HistoryService(service.Service):
         return pruned
 
     def stopService(self):
-        super().stopService()
         if self._pruning is not None and self._pruning.running:
             self._pruning.stop()
-        return self._store.close()
+        return super().stopService()
 
 
 def makeService(config, reactor=None):

@@ -18,6 +18,15 @@ def pytest_configure(config):
         "markers", "slow: an end-to-end test that takes more than a few seconds")
 
 
+def pytest_collection_modifyitems(config, items):
+    # A test that starts a daemon or another program is slow by nature; the
+    # rest run in memory.
+    for item in items:
+        module = vars(item.module)
+        if {"Daemon", "startDaemon", "runClient", "subprocess"} & module.keys():
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def server():
     return MemoryServer()

@@ -270,15 +270,42 @@ def test_daemonizes(tmp_path):
     _waitFor(logfile, r"Server Shut Down")
 
 
+class RegexMatch(str):
+    """
+    Equal to any string the pattern matches in full, for exact line lists
+    with a part that varies (a time).
+    """
+
+    def __eq__(self, other):
+        return re.fullmatch(str(self), other) is not None
+
+    __hash__ = str.__hash__
+
+
 def test_twistRunsChat():
     """
-    The newer C{twist} runner starts the same plugin.
+    The newer C{twist} runner starts the same plugin, with history and
+    accounts as under twistd: a line said is stored, searched and replayed,
+    and a nickname can be registered.
     """
     twist = str(Path(twistdPath()).with_name("twist"))
     d = Daemon(runner=[twist, "--log-format=text", "chat"]).start()
     try:
         client = d.client()
         client.login("twist_user")
-        client.close()
+        client.send("kept under twist")
+        client.send("/history")
+        assert client.readUntil(lambda l: "kept under twist" in l) == [
+            "=== #lobby: the last 1 line",
+            RegexMatch(r"~ \S+ #lobby <twist_user> kept under twist")]
+        client.send("/search twist")
+        assert client.readLine() == "=== 1 line in your rooms with twist, newest first"
+        assert client.readLine() == RegexMatch(r"~ \S+ #lobby <twist_user> kept under twist")
+        client.send("/register long-enough")
+        assert client.readLine().startswith("=== twist_user is registered to you")
+        other = d.client()
+        other.login("twist_other")
+        assert other.readLine().endswith("#lobby <twist_user> kept under twist")
+        client.close(), other.close()
     finally:
         d.stop()

@@ -39,15 +39,15 @@ def test_operatorKicksFromTheRoom(trust):
 def test_operatorMustBeIdentified(trust):
     """
     Using an operator's nickname is not enough: until identified, "op" may
-    not kick, and nothing is announced.
+    not kick, is told to identify first, and nothing is announced.
     """
     op = trust.arrive("op")
     bob = trust.arrive("bob")
     clear(op, bob)
     assert not op.isOperator
-    with pytest.raises(R.NotModerator) as e:
+    with pytest.raises(R.IdentifyFirst) as e:
         op.kick("#lobby", "bob")
-    assert e.value == R.NotModerator("#lobby")
+    assert e.value == R.IdentifyFirst("op")
     assert bob.outbox.take() == [] and "bob" in trust.members("#lobby")
 
 

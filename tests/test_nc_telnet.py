@@ -107,7 +107,8 @@ def test_ncTelnetAndSocketChat(daemon):
         assert [l for l in ncGot if "telnet_user" in l] == fromTelnet
         assert sorted(telnetGot) == ["#ops <nc_user> hello from nc in ops",
                                      "=== now talking in #lobby"]
-        assert rawGot == ["#lobby <telnet_user> back in the lobby"]
+        assert rawGot == ["=== to nc_user: hi from a socket",
+                          "#lobby <telnet_user> back in the lobby"]
     finally:
         nc.close(), telnet.close(), raw.close()
 
@@ -164,6 +165,7 @@ def test_pasteOfTwoHundredLinesArrivesWhole(daemon):
         login(nc, "paster")
         for nick, other in zip(("reader_1", "reader_2"), others):
             other.login(nick)
+        for other in others:
             other.sync()
         nc.sync()
         paste = [f"pasted line {i:03d} of 200" for i in range(200)]

@@ -130,8 +130,8 @@ def test_actionAndLiteralSlash(server):
 
 def test_privateMessage(server):
     """
-    /msg reaches its target alone; an unknown target is an error for the
-    sender only.
+    /msg reaches its target alone, and the sender is told it went out; an
+    unknown target is an error for the sender only.
     """
     alice, bob, carol = server.connect("alice"), server.connect("bob"), server.connect("carol")
     for c in (alice, bob, carol):
@@ -139,7 +139,7 @@ def test_privateMessage(server):
     alice.send("/msg bob psst, secret")
     assert bob.lines() == ["*alice* psst, secret"]
     assert carol.lines() == []
-    assert alice.lines() == []
+    assert alice.lines() == ["=== to bob: psst, secret"]
     alice.send("/msg zed hello")
     assert alice.lines() == ["!!! no such user: zed"]
     alice.send("/msg bob")
@@ -453,3 +453,33 @@ def test_extraWordsRefused(server):
     assert alice.lines() == ["!!! usage: /who [#ROOM]"]
     alice.send("/who nosuch")
     assert alice.lines() == ["!!! no such room: #nosuch"]
+
+
+def test_awayWhoisAndAliases(server):
+    """
+    /away is told to whoever messages you and shown by /who; /whois says
+    who someone is; /names and /list are /who and /rooms; /part of a room
+    one is not in says so.
+    """
+    alice, bob = server.connect("alice"), server.connect("bob")
+    alice.lines()
+    bob.send("/away lunch")
+    assert bob.lines() == ["=== you are marked away: lunch"]
+    server.clock.advance(90)
+    alice.send("/msg bob back soon?")
+    assert alice.lines() == ["=== to bob: back soon?", "=== bob is away: lunch"]
+    assert bob.lines() == ["*alice* back soon?"]
+    alice.send("/names")
+    assert alice.lines() == ["=== #lobby members (2): alice bob", "=== #lobby away: bob (lunch)"]
+    alice.send("/whois bob")
+    assert alice.lines() == ["=== bob: not identified; in #lobby; idle 1m 30s; away: lunch"]
+    alice.send("/whois zed")
+    assert alice.lines() == ["!!! no such user: zed"]
+    bob.send("/away")
+    assert bob.lines() == ["=== you are back"]
+    alice.send("/who")
+    assert alice.lines() == ["=== #lobby members (2): alice bob"]
+    alice.send("/list")
+    assert alice.lines() == ["=== 1 room", "=== #lobby (2)"]
+    alice.send("/part #dev")
+    assert alice.lines() == ["!!! you are not in #dev"]

@@ -190,7 +190,7 @@ def test_refusedRequestsTellNobody(core):
 @pytest.mark.parametrize("refusal, text", [
     (R.NoSuchUser("zed"), "no such user: zed"),
     (R.NotInRoom("#dev"), "you are not in #dev"),
-    (R.Banned("#dev", 60, "spam"), "you are banned from #dev for 60 more seconds (spam)"),
+    (R.Banned("#dev", 60, "spam"), "you are banned from #dev for 1m more (spam)"),
     (R.Banned("", None, ""), "you are banned from this server"),
     (R.NotModerator("#lobby"), "you are not an operator nor the owner of #lobby"),
     (R.NicknameTaken("owner", True),

@@ -116,7 +116,7 @@ def test_bansList(server):
     server.clock.advance(60)
     boss.send("/bans")
     assert boss.lines() == ["=== 2 bans",
-                            "=== pest from the server for 540s more, by boss (noisy)",
+                            "=== pest from the server for 9m more, by boss (noisy)",
                             "=== 192.0.2.8 from the server until lifted, by boss"]
 
 

@@ -15,6 +15,7 @@ text from the edge, used only to match bans.
 """
 
 import weakref
+from dataclasses import dataclass
 
 from twisted.logger import Logger
 
@@ -39,10 +40,12 @@ class User:
         password for, or L{None}; it counts only while they use that nick.
     @ivar hangUp: called with no arguments to close the user's connection.
     @ivar connected: false once the core has been told the user is gone.
+    @ivar away: why the user is away, or C{""} while they are not.
+    @ivar active: when the user last said something (POSIX seconds).
     """
 
     __slots__ = ("nick", "rooms", "outbox", "wire", "host", "account",
-                 "hangUp", "connected", "__weakref__")
+                 "hangUp", "connected", "away", "active", "__weakref__")
 
     def __init__(self, outbox, wire, host=None, hangUp=None):
         self.nick = None
@@ -53,6 +56,8 @@ class User:
         self.account = None
         self.hangUp = hangUp or (lambda: None)
         self.connected = True
+        self.away = ""
+        self.active = 0.0
 
     @property
     def identified(self):
@@ -60,6 +65,23 @@ class User:
         Whether the user has proved they own the nickname they use now.
         """
         return self.nick is not None and self.account == nickKey(self.nick)
+
+
+@dataclass(frozen=True)
+class Whois:
+    """
+    What anyone may learn about a connected user.
+
+    @ivar idle: seconds since they last said anything.
+    @ivar away: why they are away, or C{""}.
+    """
+
+    nick: str
+    rooms: tuple[str, ...]
+    idle: float
+    identified: bool
+    operator: bool
+    away: str
 
 
 class Room:
@@ -75,10 +97,11 @@ class Room:
         so that a new nickname does not let them back in while it holds.
     """
 
-    __slots__ = ("name", "members", "topic", "owner", "muted", "expelled")
+    __slots__ = ("name", "key", "members", "topic", "owner", "muted", "expelled")
 
     def __init__(self, name, owner=None):
         self.name = name
+        self.key = roomKey(name)
         self.members = {}
         self.topic = ""
         self.owner = owner
@@ -158,6 +181,7 @@ class ChatCore:
         self.users[nickKey(nick)] = user
         # With the disconnect line, the one log line a connection costs.
         self._log.info("{nick} logged in from {host}", nick=nick, host=user.host)
+        user.active = self.clock.seconds()
         self.fanout.toUser(user, events.NowKnownAs(None, nick))
         room = self.join(user, self.lobby)[0] if lobby else None
         self.identity.checkIdentity(user)
@@ -249,6 +273,7 @@ class ChatCore:
         room = self.memberRoom(user, name)
         self.moderation.checkMayTalk(user, room)
         event = events.Said(room.name, user.nick, text, self.clock.seconds(), self._newId())
+        user.active = event.time
         self._record(event)
         self.fanout.toRoom(room, event, user)
 
@@ -259,6 +284,7 @@ class ChatCore:
         room = self.memberRoom(user, name)
         self.moderation.checkMayTalk(user, room)
         event = events.Acted(room.name, user.nick, text, self.clock.seconds(), self._newId())
+        user.active = event.time
         self._record(event)
         self.fanout.toRoom(room, event, user)
 
@@ -270,8 +296,29 @@ class ChatCore:
         if target is None:
             raise R.NoSuchUser(nick)
         event = events.PrivatelySaid(user.nick, target.nick, text, self.clock.seconds())
+        user.active = event.time
         self.fanout.toUser(target, event)
         self.fanout.toActor(user, event)
+        if target.away:
+            self.fanout.toUser(user, events.Away(target.nick, target.away))
+
+    def setAway(self, user, text):
+        """
+        Mark C{user} away, for C{text} (C{""}: back again): whoever sends them
+        a private message is told.
+        """
+        user.away = text
+
+    def whois(self, nick):
+        """
+        What anyone may learn about the user called C{nick}.
+        """
+        user = self.users.get(nickKey(nick))
+        if user is None:
+            raise R.NoSuchUser(nick)
+        return Whois(user.nick, tuple(room.name for room in user.rooms.values()),
+                     self.clock.seconds() - user.active, user.identified,
+                     self.moderation.isOperator(user), user.away)
 
     def setTopic(self, user, name, topic):
         """
@@ -359,7 +406,7 @@ class ChatCore:
         Take C{user} out of C{room} and tell the members left C{event}
         (L{None}: nothing).  An emptied room is gone.
         """
-        key = roomKey(room.name)
+        key = room.key
         del user.rooms[key]
         del room.members[nickKey(user.nick)]
         if not room.members:

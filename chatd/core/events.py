@@ -42,6 +42,16 @@ class PrivatelySaid:
 
 
 @dataclass(frozen=True, slots=True)
+class Away:
+    """
+    Told to whoever sends C{nick} a private message while C{nick} is away.
+    """
+
+    nick: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Joined:
     room: str
     nick: str

@@ -79,6 +79,9 @@ class Moderation:
         """
         Refuse C{user} a voice in C{room} while muted there.
         """
+        if not room.muted:
+            # Every line said passes here: most rooms mute nobody.
+            return
         key = nickKey(user.nick)
         if key not in room.muted:
             return
@@ -206,7 +209,7 @@ class Moderation:
         server = self._mayModerate(user, room)
         now = self._core.clock.seconds()
         return [ban for ban in self.bans.all()
-                if (server or roomKey(ban.room) == roomKey(room.name))
+                if (server or roomKey(ban.room) == room.key)
                 and (ban.until is None or ban.until > now)]
 
     def restoreBans(self, bans):
@@ -224,8 +227,12 @@ class Moderation:
         """
         if self.isOperator(user):
             return True
-        if room.owner is not None and user.identified and room.owner == nickKey(user.nick):
+        key = nickKey(user.nick)
+        if room.owner is not None and user.identified and room.owner == key:
             return False
+        if not user.identified and (key in self.operators or key == room.owner):
+            # They may be who they say: tell them what is missing.
+            raise R.IdentifyFirst(user.nick)
         raise R.NotModerator(room.name)
 
     def _moderatable(self, user, room, nick):

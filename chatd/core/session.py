@@ -11,7 +11,6 @@ one.
 """
 
 from chatd.core import refusals as R
-from chatd.core.names import roomKey
 
 
 class Session:
@@ -88,7 +87,7 @@ class Session:
         """
         Whether the user is in C{room}, a L{chatd.core.chat.Room}.
         """
-        return self._user.rooms.get(roomKey(room.name)) is room
+        return self._user.rooms.get(room.key) is room
 
     def room(self, name):
         """
@@ -115,6 +114,18 @@ class Session:
 
     def tell(self, nick, text):
         self._core.tell(self._named(), nick, text)
+
+    def setAway(self, text):
+        """
+        Be away for C{text}, or back with C{""}.
+        """
+        self._core.setAway(self._named(), text)
+
+    def whois(self, nick):
+        """
+        @return: a L{chatd.core.chat.Whois}.
+        """
+        return self._core.whois(nick)
 
     def setTopic(self, room, topic):
         return self._core.setTopic(self._named(), room, topic)

@@ -8,14 +8,13 @@ The table is the single source of C{/help} and of the README's command list,
 so the two cannot drift from the code.
 """
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Callable
 
 from twisted.logger import Logger
 
-from chatd.core.names import roomKey
+from chatd.core.names import nickKey, roomKey
 from chatd.core.refusals import Refusal
 from chatd.line import wire
 from chatd.line.refusals import describe
@@ -56,9 +55,15 @@ class Command:
 COMMANDS = {}
 
 
-def command(name, usage, help, beforeNick=False):
+def command(name, usage, help, beforeNick=False, alias=None):
+    """
+    Register the decorated function as the command C{name}, and as
+    C{alias} too when given.
+    """
     def register(run):
         COMMANDS[name] = Command(name, usage, help, run, beforeNick)
+        if alias is not None:
+            COMMANDS[alias] = Command(alias, usage, f"the same as /{name}", run, beforeNick)
         return run
 
     return register
@@ -176,7 +181,7 @@ def _part(conn, arg):
         conn.reply(f"now talking in {conn.currentRoom().name}")
 
 
-@command("rooms", "", "list the rooms with their member counts and topics")
+@command("rooms", "", "list the rooms with their member counts and topics", alias="list")
 def _rooms(conn, arg):
     rooms = sorted(conn.session.allRooms(), key=lambda r: roomKey(r.name))
     conn.reply("1 room" if len(rooms) == 1 else f"{len(rooms)} rooms")
@@ -184,14 +189,38 @@ def _rooms(conn, arg):
         conn.reply(f"{room.name} ({len(room.members)}) {room.topic}".rstrip())
 
 
-@command("who", "[#ROOM]", "list the members of a room (the current one by default)")
+@command("who", "[#ROOM]", "list the members of a room (the current one by default)",
+         alias="names")
 def _who(conn, arg):
     if arg:
         room = conn.session.room(_oneWord(arg, "/who [#ROOM]"))
     else:
         room = conn.currentRoom()
-    nicks = (member.nick for member in room.members.values())
-    conn.send(wire.encodeLine(wire.members(room.name, nicks)))
+    members = list(room.members.values())
+    conn.send(wire.encodeLine(wire.members(room.name, (m.nick for m in members))))
+    away = sorted((m for m in members if m.away), key=lambda m: nickKey(m.nick))
+    if away:
+        conn.reply(f"{room.name} away: " + ", ".join(f"{m.nick} ({m.away})" for m in away))
+
+
+@command("whois", "NICK", "show who NICK is: rooms, idle time, identified or not, away")
+def _whois(conn, arg):
+    found = conn.session.whois(_oneWord(arg, "/whois NICK"))
+    facts = ["identified" if found.identified else "not identified"]
+    if found.operator:
+        facts.append("operator")
+    facts.append(f"in {' '.join(found.rooms)}" if found.rooms else "in no room")
+    facts.append(f"idle {wire.duration(found.idle)}")
+    if found.away:
+        facts.append(f"away: {found.away}")
+    conn.reply(f"{found.nick}: " + "; ".join(facts))
+
+
+@command("away", "[TEXT]", "mark yourself away (shown to whoever messages you); "
+         "without TEXT, back again")
+def _away(conn, arg):
+    conn.session.setAway(arg)
+    conn.reply(f"you are marked away: {arg}" if arg else "you are back")
 
 
 @command("topic", "[TEXT | -]",
@@ -329,7 +358,7 @@ def _bans(conn, arg):
     conn.reply("1 ban" if len(bans) == 1 else f"{len(bans)} bans")
     for ban in bans:
         left = None if ban.until is None else ban.until - conn.factory.gate.clock.seconds()
-        until = "until lifted" if left is None else f"for {math.ceil(left)}s more"
+        until = "until lifted" if left is None else f"for {wire.duration(left)} more"
         reason = f" ({ban.reason})" if ban.reason else ""
         conn.reply(f"{ban.target} from {ban.room or 'the server'} {until}, "
                    f"by {ban.by}{reason}")

@@ -4,11 +4,12 @@ lines, which scripts and the companion client read.
 """
 
 from chatd.core import refusals as R
+from chatd.line.wire import duration
 
 
 def _banned(r):
     place = r.room or "this server"
-    until = "" if r.seconds is None else f" for {r.seconds} more seconds"
+    until = "" if r.seconds is None else f" for {duration(r.seconds)} more"
     return f"you are banned from {place}{until}" + (f" ({r.reason})" if r.reason else "")
 
 

@@ -21,6 +21,7 @@ Once published this format stays stable: scripts and the companion client
 parse it with L{parseLine}.
 """
 
+import math
 import re
 from datetime import datetime, timezone
 from dataclasses import dataclass
@@ -94,13 +95,20 @@ def _topicLine(e):
 
 def duration(seconds) -> str:
     """
-    C{seconds} as moderators type it: 90s, 10m, 2h, 1d.
+    C{seconds} as people read it and moderators type it, in at most two
+    units: 90s is 1m 30s, 7180s is 1h 59m (rounded down), 7200s is 2h.
     """
-    seconds = int(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    seconds = max(0, math.ceil(seconds))
+    units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+    for i, (unit, size) in enumerate(units):
+        if seconds >= size or size == 1:
+            text = f"{seconds // size}{unit}"
+            if size > 1:
+                smaller, smallSize = units[i + 1]
+                rest = seconds % size // smallSize
+                if rest:
+                    text += f" {rest}{smaller}"
+            return text
 
 
 def _reason(reason):
@@ -159,6 +167,7 @@ _FORMATS = {
     events.Entered: _enteredLines,
     events.NowKnownAs: lambda e: reply(f"you are now {e.new}"),
     events.Identified: lambda e: reply(f"you are identified as {e.nick}"),
+    events.Away: lambda e: reply(f"{e.nick} is away: {e.text}"),
     events.PutOut: lambda e: reply(f"left {e.room}"),
     events.Refused: lambda e: notice(f"Connection refused: {e.reason}"),
     events.SlowedDown: lambda e: notice(
@@ -172,6 +181,7 @@ _FORMATS = {
 
 # What the actor of an event is told: the replies to their own command.
 _OWN = {
+    events.PrivatelySaid: lambda e: reply(f"to {e.target}: {e.text}"),
     events.Parted: lambda e: reply(f"left {e.room}"),
     events.TopicChanged: lambda e: reply(f"{e.room} topic set: {e.topic}" if e.topic
                                          else f"{e.room} topic cleared"),
