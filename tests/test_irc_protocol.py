@@ -213,6 +213,7 @@ def test_privateMessages(server):
     assert bob.lines() == ["*alice* psst"]
     bob.send("/msg alice back")
     assert alice.lines() == [":bob!~bob@chatd PRIVMSG alice back"]
+    assert bob.lines() == ["=== to alice: back"]
     alice.send("PRIVMSG carol :just you")
     assert carol.lines() == [":alice!~alice@chatd PRIVMSG carol :just you"]
     assert bob.lines() == []
@@ -394,6 +395,7 @@ def test_whoWhoisListNames(server):
         f"{S} 311 alice bob ~bob chatd * :chatd line user",
         f"{S} 319 alice bob #lobby",
         f"{S} 312 alice bob irc.chatd chatd",
+        f"{S} 317 alice bob 0 :seconds idle",
         f"{S} 318 alice bob :End of /WHOIS list."]
     alice.send("WHOIS nobody")
     assert alice.lines() == [f"{S} 401 alice nobody :No such nick/channel",
@@ -409,7 +411,8 @@ def test_whoWhoisListNames(server):
 
 def test_away(server):
     """
-    AWAY sets (306) and clears (305); a PRIVMSG to someone away gets 301.
+    AWAY sets (306) and clears (305); a PRIVMSG to someone away, IRC or
+    line user, gets 301.
     """
     alice, carol = server.connectIrc("alice"), server.connectIrc("carol")
     alice.send("AWAY :at lunch")
@@ -419,6 +422,12 @@ def test_away(server):
     alice.send("AWAY")
     assert alice.lines() == [":carol!~carol@chatd PRIVMSG alice there?",
                              f"{S} 305 alice :You are no longer marked as being away"]
+    bob = server.connect("bob")
+    bob.send("/away gone fishing")
+    bob.lines()
+    carol.send("PRIVMSG bob :hi")
+    assert carol.lines() == [f"{S} 301 carol bob :gone fishing"]
+    assert bob.lines() == ["*carol* hi"]
 
 
 def test_unknownCommand(server):

@@ -95,7 +95,6 @@ class IrcProtocol(LineReceiver):
     nick = None
     username = None
     realname = ""
-    away = None
     _capNegotiating = False
     _saslPending = False
     _sasl = None
@@ -114,7 +113,7 @@ class IrcProtocol(LineReceiver):
         self._skipping = False
         self._replay = None
         self.clock = self.factory.gate.clock
-        self._lastHeard = self._lastSpoke = self.clock.seconds()
+        self._lastHeard = self.clock.seconds()
         self._pinged = False
         self._keepalive = self.clock.callLater(self.factory.PING_INTERVAL, self._checkAlive)
 
@@ -640,7 +639,6 @@ class IrcProtocol(LineReceiver):
             return
         text = params[1]
         command = "NOTICE" if notice else "PRIVMSG"
-        self._lastSpoke = self.clock.seconds()
         for target in params[0].split(","):
             if not target:
                 continue
@@ -683,11 +681,9 @@ class IrcProtocol(LineReceiver):
             # The core has no private action: it goes as a private message
             # starting with "* nick", as the line protocol would show it.
             text = f"* {self.nick} {text}"
+        # Someone away: the core tells the sender (Away, shown as 301).
         self.session.tell(target, text)
         self._echo(command, target, text)
-        other = self.factory.clients.get(nickKey(target))
-        if command == "PRIVMSG" and other is not None and other.away is not None:
-            self.numeric(N.RPL_AWAY, other.nick, other.away)
 
     def _nickServ(self, text):
         """
@@ -760,13 +756,14 @@ class IrcProtocol(LineReceiver):
 
     def _details(self, user):
         """
-        The username, real name and away message to show for C{user}, of
-        any front end.
+        The username, real name and away message (L{None} when not away) to
+        show for C{user}, of any front end.
         """
         client = self.factory.clients.get(nickKey(user.nick))
+        away = user.away or None
         if client is not None:
-            return "~" + client.username, client.realname, client.away
-        return "~" + user.nick, "chatd line user", None
+            return "~" + client.username, client.realname, away
+        return "~" + user.nick, "chatd line user", away
 
     def _whoReply(self, where, user, flag):
         username, realname, away = self._details(user)
@@ -778,8 +775,7 @@ class IrcProtocol(LineReceiver):
                          user.nick, here + flag, f"0 {realname}")
             return
         fields, token = self._whox
-        client = self.factory.clients.get(nickKey(user.nick))
-        idle = 0 if client is None else int(self.clock.seconds() - client._lastSpoke)
+        idle = int(self.clock.seconds() - user.active)
         values = {"t": token, "c": where, "u": username, "i": "255.255.255.255",
                   "h": HIDDEN_HOST, "s": self.server, "n": user.nick, "f": here + flag,
                   "d": "0", "l": str(max(idle, 0)),
@@ -792,25 +788,30 @@ class IrcProtocol(LineReceiver):
             nick = params[1]
         nick = nick.split(",")[0]
         core = self.factory.core
-        user = core.user(nick)
-        if user is None:
-            self.numeric(N.ERR_NOSUCHNICK, nick, "No such nick/channel")
+        try:
+            whois = self.session.whois(nick)
+        except R.NoSuchUser as refusal:
+            self.refused(refusal, "WHOIS")
             self.numeric(N.RPL_ENDOFWHOIS, nick, "End of /WHOIS list.")
             return
-        username, realname, away = self._details(user)
-        self.numeric(N.RPL_WHOISUSER, user.nick, username, HIDDEN_HOST, "*", realname)
-        rooms = [("@" if self._isModerator(room, user) else "") + room.name
-                 for room in user.rooms.values()]
+        user = core.user(nick)
+        username, realname, _ = self._details(user)
+        self.numeric(N.RPL_WHOISUSER, whois.nick, username, HIDDEN_HOST, "*", realname)
+        rooms = []
+        for name in whois.rooms:
+            room = core.rooms.get(roomKey(name))
+            rooms.append(("@" if self._isModerator(room, user) else "") + name)
         if rooms:
-            self.numeric(N.RPL_WHOISCHANNELS, user.nick, " ".join(rooms))
-        self.numeric(N.RPL_WHOISSERVER, user.nick, self.server, self.factory.network)
-        if core.moderation.isOperator(user):
-            self.numeric(N.RPL_WHOISOPERATOR, user.nick, "is an IRC operator")
-        if user.identified:
-            self.numeric(N.RPL_WHOISACCOUNT, user.nick, user.nick, "is logged in as")
-        if away is not None:
-            self.numeric(N.RPL_AWAY, user.nick, away)
-        self.numeric(N.RPL_ENDOFWHOIS, user.nick, "End of /WHOIS list.")
+            self.numeric(N.RPL_WHOISCHANNELS, whois.nick, " ".join(rooms))
+        self.numeric(N.RPL_WHOISSERVER, whois.nick, self.server, self.factory.network)
+        if whois.operator:
+            self.numeric(N.RPL_WHOISOPERATOR, whois.nick, "is an IRC operator")
+        if whois.identified:
+            self.numeric(N.RPL_WHOISACCOUNT, whois.nick, whois.nick, "is logged in as")
+        if whois.away:
+            self.numeric(N.RPL_AWAY, whois.nick, whois.away)
+        self.numeric(N.RPL_WHOISIDLE, whois.nick, str(int(whois.idle)), "seconds idle")
+        self.numeric(N.RPL_ENDOFWHOIS, whois.nick, "End of /WHOIS list.")
 
     def irc_TAGMSG(self, params):
         # Client-only tags (typing notifications) have nowhere to go: the
@@ -818,12 +819,11 @@ class IrcProtocol(LineReceiver):
         pass
 
     def irc_AWAY(self, params):
-        text = _param(params, 0)
+        text = _param(params, 0)[:N.AWAYLEN]
+        self.session.setAway(text)
         if text:
-            self.away = text[:N.AWAYLEN]
             self.numeric(N.RPL_NOWAWAY, "You have been marked as being away")
         else:
-            self.away = None
             self.numeric(N.RPL_UNAWAY, "You are no longer marked as being away")
 
     def irc_ISON(self, params):

@@ -182,6 +182,8 @@ class IrcWire:
         if kind is events.Identified:
             return line("900", me, f"{me}!{self.users.get(nickKey(me), '*@*')}", event.nick,
                         f"You are now logged in as {event.nick}", prefix=server)
+        if kind is events.Away:
+            return line("301", me, event.nick, event.text, prefix=server)
         if kind is events.Ghosted:
             return line("NOTICE", me, f"The owner of {event.nick} took the nickname "
                         "back; goodbye", prefix=server)
