@@ -32,7 +32,8 @@ from chatd.edge.sanitize import cleanText
 from chatd.irc import numerics as N
 from chatd.irc.message import MAX_BODY_BYTES, MAX_CLIENT_TAG_BYTES, MAX_LINE_BYTES, encode, parse
 from chatd.irc.refusals import reply as refusalReply
-from chatd.irc.wire import CTCP, HIDDEN_HOST, IrcWire, Personal, banMask, banTarget, serverTime
+from chatd.irc.wire import (CTCP, HIDDEN_HOST, IrcWire, Once, Personal, banMask, banTarget,
+                             serverTime)
 
 # Commands a client may send before it is registered.
 _BEFORE_REGISTRATION = {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT",
@@ -47,29 +48,31 @@ CAPABILITIES = {"server-time": "", "sasl": "PLAIN", "message-tags": "",
 class IrcOutbox:
     """
     What the fan-out sees as an IRC user's outbox: renders the events told to
-    this user alone (L{Personal}), and drops the copies of a QUIT or NICK
-    line the core sends once per room the user shares with the quitter, then
-    passes the bytes on to the connection's outbox.
+    this user alone (L{Personal}), and drops the second copy of a QUIT or
+    NICK line (L{Once}: the core tells a quit or a rename once per room the
+    recipient shares with the quitter), then passes the bytes on to the
+    connection's outbox.  A plain line costs one type check.
     """
 
-    __slots__ = ("_protocol", "_outbox", "_last", "_previous")
+    __slots__ = ("_protocol", "_outbox", "_previous")
 
     def __init__(self, protocol, outbox):
         self._protocol = protocol
         self._outbox = outbox
-        self._last = b""
         self._previous = b""
 
     def send(self, data):
-        if type(data) is Personal:
-            data = self._protocol.personal(data.event, self._previous)
-            if not data:
-                return
-        elif data == self._last:
-            # A quit or a rename is one event per room shared with the
-            # recipient: IRC shows it once.
-            return
-        self._last = data if (b" QUIT " in data[:100] or b" NICK " in data[:100]) else b""
+        kind = type(data)
+        if kind is not bytes:
+            if kind is Personal:
+                data = self._protocol.personal(data.event, self._previous)
+                if not data:
+                    return
+            elif kind is Once:
+                if data == self._previous:
+                    return
+                # The outbox tells its batches from plain bytes by type.
+                data = bytes(data)
         self._previous = data
         self._outbox.send(data)
 

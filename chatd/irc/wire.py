@@ -40,6 +40,15 @@ class Personal(bytes):
         return self
 
 
+class Once(bytes):
+    """
+    A line a recipient should see once even when the core tells it once per
+    room they share (a QUIT, a NICK): see L{chatd.irc.protocol.IrcOutbox}.
+    """
+
+    __slots__ = ()
+
+
 def serverTime(time: float) -> str:
     """
     C{time} (POSIX seconds) as the server-time tag gives it.
@@ -211,8 +220,8 @@ _ROOM_LINES = {
     events.Acted: _roomText("PRIVMSG", action=True),
     events.Joined: lambda w, e: line("JOIN", e.room, prefix=w.source(e.nick)),
     events.Parted: _part,
-    events.Quit: lambda w, e: line("QUIT", e.reason or "Quit", prefix=w.source(e.nick)),
-    events.Renamed: lambda w, e: line("NICK", e.new, prefix=w.source(e.old)),
+    events.Quit: lambda w, e: Once(line("QUIT", e.reason or "Quit", prefix=w.source(e.nick))),
+    events.Renamed: lambda w, e: Once(line("NICK", e.new, prefix=w.source(e.old))),
     events.TopicChanged: _topic,
     events.Kicked: lambda w, e: line("KICK", e.room, e.nick, e.reason or e.by,
                                      prefix=w.source(e.by)),
