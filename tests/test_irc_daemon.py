@@ -40,7 +40,7 @@ def test_ircAndLineUsersTalk(daemon):
         bob.send("one")
         bob.send("/me two")
         bob.send("/msg alice three")
-        assert bob.sync() == []
+        assert bob.sync() == ["=== to alice: three"]
         assert irc.sync() == [":bob!~bob@chatd PRIVMSG #lobby one",
                               ":bob!~bob@chatd PRIVMSG #lobby :\x01ACTION two\x01",
                               ":bob!~bob@chatd PRIVMSG alice three"]
