@@ -5,6 +5,10 @@ read).  It only reads the database, so it can run beside a live server.
 
     chatd-export '#lobby' > lobby.txt
     chatd-export --db sqlite:/srv/chat.sqlite3 --format jsonl '#lobby' > lobby.jsonl
+
+The exit status is 0 when lines were written, 1 when the room has no
+history (nothing was written: a misspelt room, say) or the database could
+not be read, and 2 for a usage error.
 """
 
 import json
@@ -14,6 +18,7 @@ import sys
 
 from twisted.python import usage
 
+from chatd import __version__
 from chatd.line import wire
 from chatd.core.names import normalRoomName, roomKey
 from chatd.storage import HistoryError, schema
@@ -36,6 +41,13 @@ class Options(usage.Options):
          f"The database, as chatd's --db takes it. [default: {DB_HELP_DEFAULT}]"],
         ["format", None, "text", "jsonl or text."],
     ]
+
+    def opt_version(self):
+        """
+        Display the version of chatd and exit.
+        """
+        print(f"chatd-export (chatd) {__version__}")
+        sys.exit(0)
 
     def parseArgs(self, room):
         self["room"] = normalRoomName(room)
@@ -93,7 +105,8 @@ def main(argv=None):
     try:
         config.parseOptions(argv)
     except usage.UsageError as e:
-        sys.exit(f"chatd-export: {e}\n{config}")
+        sys.stderr.write(f"chatd-export: {e}\n{config}")
+        sys.exit(2)
     try:
         count = export(config["path"], config["room"], config["format"], sys.stdout)
         sys.stdout.flush()
@@ -105,7 +118,9 @@ def main(argv=None):
     except (HistoryError, OSError, sqlite3.Error) as e:
         sys.exit(f"chatd-export: {e}")
     if not count:
-        sys.stderr.write(f"chatd-export: no history for {config['room']}\n")
+        # Nothing written is not success: a script must not take an empty
+        # export (a misspelt room) for a backup.
+        sys.exit(f"chatd-export: no history for {config['room']}")
 
 
 if __name__ == "__main__":

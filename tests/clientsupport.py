@@ -65,12 +65,12 @@ class LineReader:
             self.seen.append(line)
 
 
-def startDaemon(folder, port=0, listen="tcp:{port}:interface=127.0.0.1"):
+def startDaemon(folder, port=0, listen="tcp:{port}:interface=127.0.0.1", options=()):
     """
     chatd under twistd in C{folder}, listening on 127.0.0.1 (on C{port}, or
-    any free one).
+    any free one), with C{options} for C{twistd chat}.
     """
-    return Daemon(cwd=folder, listen=listen.format(port=port)).start()
+    return Daemon(*options, cwd=folder, listen=listen.format(port=port)).start()
 
 
 class ClientProcess:
@@ -105,15 +105,18 @@ class ClientProcess:
             self.process.wait(TIMEOUT)
 
 
-def runClient(folder, port, nick, stdin, *extra, command=(CHAT_CLIENT,), host="127.0.0.1"):
+def runClient(folder, port, nick, stdin, *extra, command=(CHAT_CLIENT,), host="127.0.0.1",
+              timeout=TIMEOUT):
     """
-    Run chat-client to the end with C{stdin}; return the completed process
-    (text).
+    Run chat-client to the end with C{stdin} (text, or L{None} for
+    /dev/null); return the completed process.
     """
     log = os.path.join(folder, f"client-{nick}.log")
+    streams = (dict(input=stdin.encode("utf-8")) if stdin is not None
+               else dict(stdin=subprocess.DEVNULL))
     return subprocess.run(
         [*command, "--nick", nick, "--log", log, *extra, host, str(port)],
-        cwd=folder, input=stdin.encode("utf-8"), capture_output=True, timeout=TIMEOUT)
+        cwd=folder, capture_output=True, timeout=timeout, **streams)
 
 
 def selfSignedCertificate(folder):

@@ -6,7 +6,13 @@ reconnecting service telling the session about failures and retries.
 import errno
 import os
 
+from OpenSSL import SSL
+from service_identity import VerificationError
+from service_identity.hazmat import DNS_ID, DNSMismatch
 from twisted.internet import defer, error
+from twisted.internet.interfaces import ISSLTransport
+from twisted.python.failure import Failure
+from zope.interface import directlyProvides
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.plugin import getPlugins
@@ -34,6 +40,9 @@ class RecordingSession:
 
     def connectFailed(self, reason):
         self.events.append(("failed", reason))
+
+    def untrusted(self, reason):
+        self.events.append(("untrusted", reason))
 
     def retrying(self, delay):
         # The delay has a random jitter of up to a second.
@@ -71,6 +80,57 @@ def test_closeAndLoss():
     proto, transport = _connect(session)
     session.connection.close()
     assert session.events[-1] == ("lost", "closed by the server")
+
+
+def test_tlsConnectedOnceHandshaken():
+    """
+    Over TLS the session hears of the connection only once the handshake is
+    done; a connection lost before that is a failure to connect.
+    """
+    session = RecordingSession()
+    proto = ChatClientFactory(session).buildProtocol(None)
+    transport = StringTransportWithDisconnection()
+    directlyProvides(transport, ISSLTransport)
+    transport.protocol = proto
+    proto.makeConnection(transport)
+    assert session.events == []
+    proto.handshakeCompleted()
+    assert session.events == [("connected",)]
+
+    session = RecordingSession()
+    proto = ChatClientFactory(session).buildProtocol(None)
+    transport = StringTransportWithDisconnection()
+    directlyProvides(transport, ISSLTransport)
+    proto.makeConnection(transport)
+    proto.connectionLost(Failure(error.ConnectionDone()))
+    assert session.events == [("failed", "the connection was closed during the TLS handshake")]
+
+
+def test_untrustedCertificate():
+    """
+    A certificate that fails verification, or is for another name, is told
+    to the session as such, in words, not as OpenSSL's list of tuples.
+    """
+    session = RecordingSession()
+    proto, transport = _connect(session)
+    proto.connectionLost(Failure(SSL.Error([("SSL routines", "", "certificate verify failed")])))
+    assert session.events[-1] == (
+        "untrusted", "no certificate authority this client trusts signed it "
+        "(certificate verify failed); use --ca FILE to trust the server's "
+        "certificate or the CA that signed it")
+
+    session = RecordingSession()
+    proto, transport = _connect(session)
+    mismatch = DNSMismatch(mismatched_id=DNS_ID("chat.example"))
+    proto.connectionLost(Failure(VerificationError(errors=[mismatch])))
+    assert session.events[-1] == (
+        "untrusted", "it was issued for another name than chat.example; "
+        "connect by the name it was issued for")
+
+    session = RecordingSession()
+    proto, transport = _connect(session)
+    proto.connectionLost(Failure(SSL.Error([("SSL routines", "", "unexpected eof")])))
+    assert session.events[-1] == ("lost", "[('SSL routines', '', 'unexpected eof')]")
 
 
 class FlakyEndpoint:

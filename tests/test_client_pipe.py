@@ -5,11 +5,13 @@ scripts send lines, read what comes back, and know whether it was delivered.
 
 import os
 import socket
+import subprocess
 import sys
+import threading
 
 import pytest
 
-from clientsupport import TWISTD, ClientProcess, runClient, startDaemon
+from clientsupport import CHAT_CLIENT, TIMEOUT, TWISTD, ClientProcess, runClient, startDaemon
 from support import LineClient
 
 
@@ -108,19 +110,147 @@ def test_pythonDashM(tmp_path, daemon, watcher):
     assert watcher.sync()[:2] == ["-- #lobby bot has joined", "#lobby <bot> hello"]
 
 
-def test_unreachable(tmp_path):
+def _closedPort():
     """
-    A server that cannot be reached: a clear message and status 1, at once.
+    A port on 127.0.0.1 that refuses connections: bound, not listening (keep
+    the socket open while using it).
     """
-    with socket.socket() as reserved:
-        # Bound but not listening: connections to it are refused.
-        reserved.bind(("127.0.0.1", 0))
-        port = reserved.getsockname()[1]
-        done = runClient(tmp_path, port, "bot", "hello\n")
+    reserved = socket.socket()
+    reserved.bind(("127.0.0.1", 0))
+    return reserved, reserved.getsockname()[1]
+
+
+@pytest.mark.parametrize("stdin", [None, "hello\n", ""], ids=["devnull", "lines", "empty"])
+def test_unreachable(tmp_path, stdin):
+    """
+    A server that cannot be reached: one clear line and status 1, at once,
+    whatever the input: lines, none at all (a pipe closed at once), or
+    /dev/null (the issue: it exited 0 silently).
+    """
+    reserved, port = _closedPort()
+    with reserved:
+        done = runClient(tmp_path, port, "bot", stdin)
     out, err = _text(done)
     assert done.returncode == 1
     assert out == []
     assert err == [f"chat-client: cannot reach 127.0.0.1:{port}: Connection refused"]
+
+
+def test_unreachableWithInputStillOpen(tmp_path):
+    """
+    Nor does a script whose input has not ended (tail -f | chat-client) wait
+    for it: an unreachable server is status 1 at once.
+    """
+    reserved, port = _closedPort()
+    with reserved:
+        client = subprocess.Popen(
+            [CHAT_CLIENT, "--nick", "bot", "--log", str(tmp_path / "bot.log"),
+             "127.0.0.1", str(port)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert client.wait(TIMEOUT) == 1
+            assert client.stderr.read().decode() == (
+                f"chat-client: cannot reach 127.0.0.1:{port}: Connection refused\n")
+        finally:
+            client.kill()
+            client.wait()
+            for stream in (client.stdin, client.stdout, client.stderr):
+                stream.close()
+
+
+def test_twoHundredLinesDeliveredInOrder(tmp_path):
+    """
+    Every line of a 200-line input reaches another member of the room, each
+    exactly once and in order, before the client exits with status 0; the
+    client's own pings never show on its stdout.  On the default flood
+    limits: the server slows the client down (a burst of 20 lines, then 5 a
+    second), so this takes about 45 s.
+    """
+    daemon = startDaemon(tmp_path)
+    watcher = LineClient(daemon.port)
+    try:
+        watcher.login("watcher")
+        watcher.send("/join #dev")
+        watcher.readUntil(lambda l: l.startswith("=== #dev members"))
+        lines = [f"line {n} of 200" for n in range(1, 201)]
+        done = runClient(tmp_path, daemon.port, "bot", "/join #dev\n" + "\n".join(lines) + "\n",
+                         timeout=120)
+        out, err = _text(done)
+        assert done.returncode == 0, err
+        assert err == [f"chat-client: connected to 127.0.0.1:{daemon.port}"]
+        # Told once per flood that it is being slowed down.
+        slowed = "-!- you are sending fast; your lines are being delayed"
+        assert slowed in out
+        assert [line for line in out[2:] if line != slowed] == [
+            "=== you are now bot", "=== joined #lobby", "=== #lobby members (2): bot watcher",
+            "=== joined #dev", "=== #dev members (2): bot watcher", "=== bye"]
+        assert not [line for line in out if "pong" in line or line.startswith("!!!")]
+        heard = watcher.readUntil(lambda l: l == "-- #dev bot has quit")
+        assert [l for l in heard if l.startswith("#dev <bot> ")] == [
+            "#dev <bot> " + line for line in lines]
+    finally:
+        watcher.close()
+        daemon.stop()
+
+
+class SilentServer:
+    """
+    Not chatd: a server that logs the client in, then takes its lines
+    without ever answering them, and closes the connection after C{after}
+    of them.
+    """
+
+    def __init__(self, after):
+        self.after = after
+        self.received = []
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen(1)
+        self._socket.settimeout(TIMEOUT)
+        self.port = self._socket.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        connection, _ = self._socket.accept()
+        with connection:
+            connection.settimeout(TIMEOUT)
+            connection.sendall(b"??? Choose a nickname:\r\n")
+            data = b""
+            while b"\n" not in data:
+                data += connection.recv(4096)
+            connection.sendall(b"=== you are now bot\r\n")
+            lines = data.split(b"\n")[1:]
+            while len([l for l in lines if not l.startswith(b"/ping")]) < self.after:
+                chunk = connection.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+                lines = data.split(b"\n")[1:]
+            self.received = [l.decode() for l in lines]
+
+    def close(self):
+        self._socket.close()
+
+
+def test_lostWithLinesUnconfirmed(tmp_path):
+    """
+    A connection lost while lines wait for the server's confirmation ends a
+    script with status 1 and one line saying how many were not confirmed;
+    the client neither waits on nor reconnects.
+    """
+    server = SilentServer(after=3)
+    try:
+        done = runClient(tmp_path, server.port, "bot", "one\ntwo\nthree\n")
+    finally:
+        server.close()
+    out, err = _text(done)
+    assert done.returncode == 1
+    assert [l for l in server.received if l and not l.startswith("/ping")] == [
+        "one", "two", "three"]
+    assert err == [
+        f"chat-client: connected to 127.0.0.1:{server.port}",
+        f"chat-client: connection to 127.0.0.1:{server.port} lost (closed by the server) "
+        "before the server confirmed 3 lines"]
 
 
 def test_underTwistd(tmp_path, daemon, watcher):

@@ -2,6 +2,7 @@
 Pipe mode's view and input, with fakes.
 """
 
+import contextlib
 import io
 
 from chatd.client.pipe import PipeInput, PipeView
@@ -42,6 +43,12 @@ class Recorder:
     def __init__(self):
         self.calls = []
 
+    @contextlib.contextmanager
+    def batch(self):
+        self.calls.append("<batch>")
+        yield
+        self.calls.append("</batch>")
+
     def send(self, text):
         self.calls.append(text)
 
@@ -51,12 +58,36 @@ class Recorder:
 
 def test_inputLinesThenQuit():
     """
-    Each input line is sent (LF or CRLF, UTF-8); a last line without its
-    newline too; the end of input is a quit.
+    Each input line is sent (LF or CRLF, UTF-8), the lines of one read in one
+    batch; a last line without its newline too; the end of input is a quit.
     """
     session = Recorder()
     reader = PipeInput(session)
     reader.dataReceived("one\r\ntwo é\nthr".encode("utf-8"))
     reader.dataReceived(b"ee")
     reader.connectionLost(None)
-    assert session.calls == ["one", "two é", "three", "<quit>"]
+    assert session.calls == ["<batch>", "one", "two é", "</batch>", "<batch>", "</batch>",
+                             "<batch>", "three", "</batch>", "<quit>"]
+
+
+def test_linesReadWhilePausedStillCount():
+    """
+    Lines left in the buffer while the session paused the input are sent
+    when the input ends, each as its own line.
+    """
+    session = Recorder()
+    reader = PipeInput(session)
+    reader.makeConnection(FakeStdin())
+    reader.pauseProducing()
+    reader.dataReceived(b"one\ntwo\nthree")
+    assert session.calls == ["<batch>", "</batch>"]
+    reader.connectionLost(None)
+    assert session.calls[2:] == ["<batch>", "one", "two", "three", "</batch>", "<quit>"]
+
+
+class FakeStdin:
+    def pauseProducing(self):
+        pass
+
+    def resumeProducing(self):
+        pass

@@ -9,7 +9,7 @@ from twisted.internet.task import Clock
 from chatd.line import wire
 from chatd.client import session as S
 from chatd.client.session import Session, alternateNick, commandName
-from clientfakes import WELCOME, FakeConnection, FakeView, connectedSession, loggedIn
+from clientfakes import OWN_PING, WELCOME, FakeConnection, FakeView, connectedSession, loggedIn
 
 
 def test_answersThePromptWithTheNick():
@@ -130,14 +130,17 @@ def test_followsRooms():
 def test_linesBeforeLoginWait():
     """
     Lines typed before the login completes are sent, in order, right after
-    it.
+    it (and after a ping of the session's own, which keeps errors answering
+    the login apart from the lines' own).
     """
     session, view, conn, _ = connectedSession(interactive=False, login=False)
     session.send("/join #ops")
     session.send("hello")
     assert conn.sent == []
     loggedIn(session, "alice")
-    assert conn.sent == ["/join #ops", "hello"]
+    assert conn.sent[0].startswith(OWN_PING)
+    assert conn.sent[1:3] == ["/join #ops", "hello"]
+    assert conn.said() == ["/join #ops", "hello"]
 
 
 def test_reconnectReclaimsNickAndRooms():
@@ -164,8 +167,9 @@ def test_reconnectReclaimsNickAndRooms():
     for line in WELCOME:
         session.lineReceived(line)
     loggedIn(session, "alicia")
-    assert conn2.sent == ["alicia", "/join #lobby", "/join #ops", "/join #dev",
-                          "/join #ops", "still there?"]
+    conn2.confirmAll(session)
+    assert conn2.said() == ["alicia", "/join #lobby", "/join #ops", "/join #dev",
+                            "/join #ops", "still there?"]
     assert view.outcome == []
 
 
@@ -236,6 +240,7 @@ def test_replaySkipsTheUsersOwnLinesAndGoesOnPastNewOnes():
     session.send("mine")
     session.send("/me nods")
     session.send("/topic cake")
+    conn.confirmAll(session)
     session.lineReceived("#lobby <bob> after")
     _reconnect(session)
     view.shown.clear()
@@ -252,20 +257,25 @@ def test_replaySkipsTheUsersOwnLinesAndGoesOnPastNewOnes():
 
 def test_echoesWhatOthersWillSee():
     """
-    In terminal mode the user's lines are shown as the others will see them:
-    text (and //text) as a room message, /me as an action, /msg as a private
-    message to its recipient; other commands are not echoed.
+    In terminal mode the user's lines are shown as the others will see them,
+    once the server confirmed them: text (and //text) as a room message, /me
+    as an action, /msg as a private message to its recipient; other commands
+    are not echoed.  Each line is followed by a ping of its own.
     """
     session, view, conn, _ = connectedSession("alice")
-    for line in ["hi all", "//slash", "/me waves", "/msg bob  psst  ", "/who", "/me"]:
+    lines = ["hi all", "//slash", "/me waves", "/msg bob  psst  ", "/who", "/me"]
+    for line in lines:
         session.send(line)
+    assert view.own == []
+    conn.confirmAll(session)
+    assert conn.sent[0::2] == lines
+    assert all(p.startswith(OWN_PING) for p in conn.sent[1::2])
     assert view.own == [
         wire.ServerLine(wire.ROOM_MESSAGE, "hi all", "#lobby", "alice"),
         wire.ServerLine(wire.ROOM_MESSAGE, "/slash", "#lobby", "alice"),
         wire.ServerLine(wire.ACTION, "waves", "#lobby", "alice"),
         wire.ServerLine(wire.PRIVATE, "psst", nick="bob"),
     ]
-    assert conn.sent == ["hi all", "//slash", "/me waves", "/msg bob  psst  ", "/who", "/me"]
 
 
 def test_pipeDoesNotEcho():
@@ -274,7 +284,8 @@ def test_pipeDoesNotEcho():
     """
     session, view, conn, _ = connectedSession(interactive=False)
     session.send("hello")
-    assert (conn.sent, view.own) == (["hello"], [])
+    conn.answerPings(session)
+    assert (conn.said(), view.own) == (["hello"], [])
 
 
 def test_offlineLinesWaitWithANote():
@@ -306,15 +317,33 @@ def test_pipeQuitConfirmed():
 
 def test_pipeQuitUnconfirmed():
     """
-    In pipe mode, a connection lost after /quit but before the server's bye
-    ends the session unsuccessfully: the lines may not have been delivered.
+    In pipe mode, /quit waits for every line to be confirmed; a connection
+    lost before that ends the session unsuccessfully, saying how many lines
+    may not have been delivered.
     """
     session, view, conn, _ = connectedSession(interactive=False)
+    session.send("one")
+    session.send("two")
     session.quit()
+    assert conn.said() == ["one", "two"]
     session.disconnected("connection lost")
     assert view.notes == ["connection to example:55555 lost (connection lost) "
-                          "before the server confirmed every line"]
+                          "before the server confirmed 2 lines"]
     assert view.outcome == [False]
+
+
+def test_pipeQuitAfterConfirmation():
+    """
+    In pipe mode, once every line is confirmed the session ends well after
+    /quit, whether the server's bye comes or the connection is lost first.
+    """
+    session, view, conn, _ = connectedSession(interactive=False)
+    session.send("one")
+    session.quit()
+    conn.answerPings(session)
+    assert conn.said() == ["one", "/quit"]
+    session.disconnected("connection lost")
+    assert view.outcome == [True]
 
 
 def test_pipeQuitWaitsForPendingLines():
@@ -327,7 +356,9 @@ def test_pipeQuitWaitsForPendingLines():
     session.send("/QUIT done")
     assert view.outcome == []
     loggedIn(session, "alice")
-    assert conn.sent == ["hello", "/quit done"]
+    assert conn.said() == ["hello"]
+    conn.answerPings(session)
+    assert conn.said() == ["hello", "/quit done"]
 
 
 def test_quitWithNothingToSend():
@@ -403,13 +434,13 @@ def test_helpers():
 
 def test_pipeGivesUpIfNeverIn():
     """
-    In pipe mode, a connection lost before the login completed (a refused
-    certificate, say) ends the session unsuccessfully instead of retrying
+    In pipe mode, a connection lost before the login completed (a server
+    that closes at once) ends the session unsuccessfully instead of retrying
     forever; once logged in, a later loss is retried.
     """
     session, view, conn, _ = connectedSession(interactive=False, login=False)
-    session.disconnected("certificate verify failed")
-    assert view.notes[-1] == "connection to example:55555 lost (certificate verify failed)"
+    session.disconnected("closed by the server")
+    assert view.notes[-1] == "connection to example:55555 lost (closed by the server)"
     assert view.outcome == [False]
 
     session, view, conn, _ = connectedSession(interactive=False)

@@ -36,6 +36,7 @@ class Screen:
         for line in WELCOME:
             self.session.lineReceived(line)
         loggedIn(self.session, "alice")
+        self.connection.answerPings(self.session)
         self.connection.sent.clear()
 
     def type(self, data: bytes):
@@ -78,8 +79,26 @@ def test_typedLineSurvivesIncomingLines():
     ]
     assert screen.cursor() == (len("[alice #lobby] hello "), len(rows) - 1)
     screen.type(b"X\r")
-    assert screen.connection.sent == ["hello Xwor"]
+    assert screen.connection.said() == ["hello Xwor"]
+    # Shown as said once the server confirmed it, not before.
+    assert screen.rows()[-2:] == ["*carol* two", "[alice #lobby] "]
+    screen.connection.answerPings(screen.session)
     assert screen.rows()[-2:] == ["#lobby <alice> hello Xwor", "[alice #lobby] "]
+
+
+def test_refusedLineShownAsRefused():
+    """
+    A line the server refuses is shown as refused, in the client's own
+    colour, after the server's error, and never as said.
+    """
+    screen = Screen()
+    screen.type(b"/msg nobody psst\r")
+    screen.connection.answerPings(screen.session, "!!! no such user: nobody")
+    rows = screen.rows()
+    assert rows[-3:] == ["!!! no such user: nobody",
+                         "[chat-client] refused by the server, not said: /msg nobody psst",
+                         "[alice #lobby] "]
+    assert not [row for row in rows if "-> *nobody*" in row]
 
 
 def test_utf8Reassembled():
@@ -94,7 +113,7 @@ def test_utf8Reassembled():
     assert screen.terminal.buffer == list(text)
     screen.type(b"\x7f")  # backspace takes the whole last character
     screen.type("字!".encode("utf-8") + b"\r")
-    assert screen.connection.sent == ["é ü € 漢字!"]
+    assert screen.connection.said() == ["é ü € 漢字!"]
 
 
 def test_wideCharactersMoveTheCursorByTheirWidth():

@@ -18,8 +18,8 @@ def tlsDaemon(tmp_path):
     d.stop()
 
 
-def _run(tmp_path, daemon, host, *options):
-    done = runClient(tmp_path, daemon.port, "sec", "hello\n", "--tls", *options, host=host)
+def _run(tmp_path, daemon, host, *options, stdin="hello\n"):
+    done = runClient(tmp_path, daemon.port, "sec", stdin, "--tls", *options, host=host)
     return done.returncode, done.stdout.decode().splitlines(), done.stderr.decode()
 
 
@@ -43,12 +43,31 @@ def test_insecureAcceptsAnything(tmp_path, tlsDaemon):
     assert out[-1] == "=== bye"
 
 
-def test_untrustedRefused(tmp_path, tlsDaemon):
+UNTRUSTED = ("chat-client: the server's certificate is not trusted: no certificate "
+             "authority this client trusts signed it (certificate verify failed); use "
+             "--ca FILE to trust the server's certificate or the CA that signed it\n")
+
+
+@pytest.mark.parametrize("stdin", ["hello\n", None], ids=["lines", "devnull"])
+def test_untrustedRefused(tmp_path, tlsDaemon, stdin):
     """
-    Without --ca the self-signed certificate is refused: nothing is sent, a
-    script is told and exits with status 1 rather than retrying forever.
+    Without --ca the self-signed certificate is refused: nothing is sent,
+    and a script is told in one clear line (not OpenSSL's list of tuples)
+    and exits with status 1 rather than retrying.
     """
-    code, out, err = _run(tmp_path, tlsDaemon, "localhost")
+    code, out, err = _run(tmp_path, tlsDaemon, "localhost", stdin=stdin)
     assert code == 1
     assert out == []
-    assert "certificate verify failed" in err
+    assert err == UNTRUSTED
+
+
+def test_certificateForAnotherName(tmp_path, tlsDaemon):
+    """
+    A certificate trusted with --ca but issued for another name than the
+    one connected to is refused too, saying so.
+    """
+    code, out, err = _run(tmp_path, tlsDaemon, "127.0.0.1", "--ca", tlsDaemon.cert)
+    assert code == 1
+    assert out == []
+    assert err == ("chat-client: the server's certificate is not trusted: it was issued "
+                   "for another name than 127.0.0.1; connect by the name it was issued for\n")

@@ -45,11 +45,12 @@ class Tmux:
     def keys(self, *keys):
         self._tmux("send-keys", *keys)
 
-    def rows(self):
+    def rows(self, scrolled=False):
         """
-        The screen, trailing blank rows left off.
+        The screen (with C{scrolled}, and the rows scrolled off it), trailing
+        blank rows left off.
         """
-        rows = self._tmux("capture-pane", "-p").split("\n")
+        rows = self._tmux("capture-pane", "-p", *(["-S", "-"] if scrolled else [])).split("\n")
         while rows and not rows[-1].strip():
             rows.pop()
         return rows
@@ -157,3 +158,95 @@ def test_historyAndReconnect(tmp_path):
         first.stop()
         if second is not None:
             second.stop()
+
+
+def test_refusedLineShownAsRefused(tmp_path, daemon):
+    """
+    On a terminal a line the server refuses (a message to nobody, a line
+    over the server's 2048 bytes) is shown as refused, after the server's
+    error, and never as said; a line taken is shown as said, once.
+    """
+    tmux = Tmux(tmp_path, f"{CHAT_CLIENT} --nick alice --log {tmp_path / 'a.log'} "
+                          f"127.0.0.1 {daemon.port}; sleep 60")
+    bob = LineClient(daemon.port)
+    try:
+        tmux.waitFor(lambda rows: rows[-1:] == ["[alice #lobby]"])
+        bob.login("bob")
+        tmux.type("/msg nobody psst")
+        tmux.keys("Enter")
+        long = "y" * 2100
+        tmux.type(long)
+        tmux.keys("Enter")
+        tmux.type("taken")
+        tmux.keys("Enter")
+        rows = tmux.waitFor(lambda rows: rows[-2:-1] == ["#lobby <alice> taken"])
+        assert bob.readLine() == "#lobby <alice> taken"
+        assert "!!! no such user: nobody" in rows
+        assert "[chat-client] refused by the server, not said: /msg nobody psst" in rows
+        assert rows.index("!!! no such user: nobody") < rows.index(
+            "[chat-client] refused by the server, not said: /msg nobody psst")
+        assert any(row.startswith("!!! line too long") for row in rows)
+        # The refused long line is named (wrapped over several rows), never said.
+        assert any(row.startswith("[chat-client] refused by the server, not said: yyy")
+                   for row in rows)
+        assert not [row for row in rows if "*nobody*" in row or row.startswith("#lobby <alice> y")]
+        assert rows.count("#lobby <alice> taken") == 1
+    finally:
+        bob.close()
+        tmux.close()
+
+
+def test_untrustedCertificateOnATerminal(tmp_path):
+    """
+    On a terminal too, a certificate that fails verification is said once,
+    in one clear line, and the client ends with status 1 instead of trying
+    again every few seconds.
+    """
+    from clientsupport import selfSignedCertificate
+
+    cert, key = selfSignedCertificate(tmp_path)
+    daemon = startDaemon(tmp_path, listen="ssl:{port}:interface=127.0.0.1:"
+                                          f"privateKey={key}:certKey={cert}")
+    tmux = Tmux(tmp_path, f"{CHAT_CLIENT} --tls --nick alice --log {tmp_path / 'a.log'} "
+                          f"localhost {daemon.port}; echo EXIT=$?; sleep 60")
+    try:
+        rows = tmux.waitFor(lambda rows: "EXIT=1" in rows)
+        # The note is wider than the 120 columns: it wraps.
+        screen = "".join(rows[:rows.index("EXIT=1")])
+        assert screen == ("[chat-client] the server's certificate is not trusted: no "
+                          "certificate authority this client trusts signed it (certificate "
+                          "verify failed); use --ca FILE to trust the server's certificate or "
+                          "the CA that signed it")
+    finally:
+        tmux.close()
+        daemon.stop()
+
+
+def test_pasteShownAsSaidAsTheServerTakesIt(tmp_path, daemon):
+    """
+    The issue's paste: 30 lines pasted at once, on the default flood limits
+    (the server slows a fast sender down).  Each line shows as said once,
+    in order, as the server takes it, and reaches the others whole.
+    """
+    tmux = Tmux(tmp_path, f"{CHAT_CLIENT} --nick dave --log {tmp_path / 'd.log'} "
+                          f"127.0.0.1 {daemon.port}; sleep 60")
+    bob = LineClient(daemon.port, timeout=WAIT * 4)
+    try:
+        tmux.waitFor(lambda rows: rows[-1:] == ["[dave #lobby]"])
+        bob.login("bob")
+        tmux.waitFor(lambda rows: "-- #lobby bob has joined" in rows)
+        lines = [f"pasted {n}" for n in range(1, 31)]
+        (tmp_path / "paste.txt").write_text("\n".join(lines) + "\n")
+        tmux._tmux("load-buffer", str(tmp_path / "paste.txt"))
+        tmux._tmux("paste-buffer")
+        heard = bob.readUntil(lambda l: l == "#lobby <dave> pasted 30")
+        assert [l for l in heard if l.startswith("#lobby <dave> ")] == [
+            "#lobby <dave> " + line for line in lines]
+        tmux.waitFor(lambda rows: rows[-2:] == ["#lobby <dave> pasted 30", "[dave #lobby]"])
+        rows = tmux.rows(scrolled=True)
+        assert [row for row in rows if row.startswith("#lobby <dave> ")] == [
+            "#lobby <dave> " + line for line in lines]
+        assert not [row for row in rows if row.startswith(("!!!", "[chat-client] refused"))]
+    finally:
+        bob.close()
+        tmux.close()

@@ -200,7 +200,7 @@ def test_operatorKicksAndBansAcrossARestart(tmp_path, db):
         login(boss, "boss")
         boss.readLine()  # asked to identify
         boss.send("/unban troll")
-        assert boss.readLine() == "!!! you are not an operator nor the owner of #lobby"
+        assert boss.readLine() == "!!! identify as boss first"
         boss.send("/identify b0ss-password")
         boss.readLine()
         boss.send("/bans")

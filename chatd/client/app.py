@@ -142,6 +142,7 @@ class ChatClientService(service.Service):
             reader = _Keys(self._screen, session)
         else:
             reader = PipeInput(session)
+            session.setInput(reader)
         # StandardIO only reads here: what it would write goes nowhere, so
         # that it never makes the real stdout non-blocking.
         StandardIO(reader, stdin=0, stdout=os.open(os.devnull, os.O_WRONLY),

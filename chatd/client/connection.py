@@ -8,7 +8,7 @@ import os
 
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import error
-from twisted.internet.interfaces import IStreamClientEndpoint
+from twisted.internet.interfaces import IHandshakeListener, ISSLTransport, IStreamClientEndpoint
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineReceiver
@@ -20,10 +20,15 @@ INITIAL_DELAY = 1.0
 MAX_DELAY = 30.0
 
 
+@implementer(IHandshakeListener)
 class ChatClientProtocol(LineReceiver):
     """
     One connection to chatd.  Server lines end in CRLF; lines sent end in LF,
     which the server accepts.
+
+    Over TLS the session hears of the connection only once the handshake is
+    done: a certificate refused is then a failure to connect, not a
+    connection lost.
     """
 
     delimiter = b"\n"
@@ -32,8 +37,17 @@ class ChatClientProtocol(LineReceiver):
     MAX_LENGTH = 256 * 1024
 
     _log = Logger()
+    _reported = False
 
     def connectionMade(self):
+        if not ISSLTransport.providedBy(self.transport):
+            self._report()
+
+    def handshakeCompleted(self):
+        self._report()
+
+    def _report(self):
+        self._reported = True
         self.factory.session.connected(self)
 
     def lineReceived(self, line):
@@ -43,7 +57,14 @@ class ChatClientProtocol(LineReceiver):
 
     def connectionLost(self, reason):
         self._log.info("connection lost: {reason}", reason=reason.getErrorMessage())
-        self.factory.session.disconnected(_lossReason(reason))
+        session = self.factory.session
+        untrusted = _untrustedReason(reason)
+        if untrusted is not None:
+            session.untrusted(untrusted)
+        elif not self._reported:
+            session.connectFailed(_failureText(reason))
+        else:
+            session.disconnected(_lossReason(reason))
 
     # What the session calls
 
@@ -75,7 +96,11 @@ class _ReportingEndpoint:
 
     def connect(self, factory):
         def failed(reason):
-            self._session.connectFailed(_failureText(reason))
+            untrusted = _untrustedReason(reason)
+            if untrusted is not None:
+                self._session.untrusted(untrusted)
+            else:
+                self._session.connectFailed(_failureText(reason))
             return reason
 
         return self._endpoint.connect(factory).addErrback(failed)
@@ -105,6 +130,9 @@ def _failureText(reason):
     value = reason.value
     if isinstance(value, error.ConnectError) and isinstance(value.osError, int):
         return os.strerror(value.osError)
+    if reason.check(error.ConnectionDone, error.ConnectionLost):
+        # Connected, but lost before the TLS handshake was done.
+        return "the connection was closed during the TLS handshake"
     return reason.getErrorMessage()
 
 
@@ -112,3 +140,35 @@ def _lossReason(reason):
     if reason.check(error.ConnectionDone):
         return "closed by the server"
     return reason.getErrorMessage()
+
+
+def _untrustedReason(reason):
+    """
+    If C{reason} is a TLS certificate that failed verification, why and what
+    to do, in a few words; otherwise L{None}.
+    """
+    value = reason.value
+    try:
+        from OpenSSL import SSL
+        from service_identity.exceptions import VerificationError
+    except ImportError:
+        return None
+    if isinstance(value, VerificationError):
+        # A certificate signed by a CA trusted, but for another name.
+        names = []
+        for mismatch in getattr(value, "errors", []):
+            wanted = getattr(mismatch, "mismatched_id", None)
+            name = getattr(wanted, "hostname", None) or getattr(wanted, "ip", None)
+            if isinstance(name, bytes):
+                name = name.decode("ascii", "replace")
+            if name is not None:
+                names.append(str(name))
+        return (f"it was issued for another name than {' or '.join(names) or 'this server'}; "
+                "connect by the name it was issued for")
+    if isinstance(value, SSL.Error):
+        entries = value.args[0] if value.args and isinstance(value.args[0], list) else []
+        if any("certificate verify failed" in str(entry) for entry in entries):
+            return ("no certificate authority this client trusts signed it "
+                    "(certificate verify failed); use --ca FILE to trust the "
+                    "server's certificate or the CA that signed it")
+    return None

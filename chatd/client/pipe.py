@@ -3,9 +3,11 @@ Pipe mode, for scripts: every line read from stdin is sent, every line
 received is printed to stdout as it came, and the client's own remarks go to
 stderr.
 
-At the end of its input the client says /quit and waits for the server to
-close the connection: the server acts on lines in order, so by then every
-line before was delivered.  The exit status says whether that was confirmed.
+Each line is confirmed by the server (see L{chatd.client.session}); while a
+window's worth of lines waits for the server, stdin is not read, so a server
+that slows a fast sender down slows the script down and loses nothing.  At
+the end of its input, once every line is confirmed, the client says /quit.
+The exit status says whether every line was confirmed.
 """
 
 from twisted.protocols.basic import LineReceiver
@@ -25,16 +27,24 @@ class PipeInput(LineReceiver):
     def __init__(self, session):
         self.session = session
 
+    def dataReceived(self, data):
+        # The lines of one read share their confirmation.
+        with self.session.batch():
+            super().dataReceived(data)
+
     def lineReceived(self, line):
         if line.endswith(b"\r"):
             line = line[:-1]
         self.session.send(line.decode("utf-8", "replace"))
 
     def connectionLost(self, reason):
-        # A last line without its newline still counts.
+        # Lines still buffered (read while paused), and a last line without
+        # its newline, still count.
         rest = self.clearLineBuffer()
-        if rest:
-            self.lineReceived(rest)
+        with self.session.batch():
+            for line in rest.split(b"\n"):
+                if line:
+                    self.lineReceived(line)
         self.session.quit()
 
 

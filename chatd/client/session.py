@@ -6,10 +6,28 @@ and for getting back there after the connection drops.
 It knows no sockets and no terminal: a connection (anything with
 C{sendText(text)} and C{close()}) and a view (see L{Session.__init__}) are
 handed to it, so that it is tested with fakes.
+
+How the client knows a line was taken: the server answers lines in order,
+and answers C{/ping TOKEN} with C{=== pong TOKEN} once everything sent before
+it was handled.  So every line the user sends is followed by a C{/ping} of
+the client's own, and when its pong comes back the lines before it were
+handled: a line answered meanwhile with an error (C{!!! ...}) was refused,
+any other was taken.  Only then does a terminal show the line as said (or as
+refused); the client's own pongs are never shown.
+
+On a terminal one line is sent at a time, each with its own ping, so that
+every error is surely its line's, whatever happens to the pings (a person
+types slower than a round trip).  Pipe mode, for throughput, sends up to
+L{Session.WINDOW} lines ahead, one ping per L{Session.BATCH}, and stops
+reading its input while a window's worth waits in the client.  Either way a
+server that reads slowly (flood control) slows the client down rather than
+making it lose lines, and every wait for a confirmation has a deadline.
 """
 
 import collections
+import contextlib
 import re
+import secrets
 
 from chatd.line import wire
 
@@ -23,6 +41,16 @@ OFFLINE = "offline"
 LOGIN = "login"
 ONLINE = "online"
 DONE = "done"
+
+# What a server refusing a line for its speed says (servers that delay a fast
+# sender instead never say it).
+TOO_FAST = "you are sending lines too fast"
+
+# Commands the server answers only once a password is checked, after lines
+# sent later may have been answered: a ping after one does not wait for its
+# answer.  Such a command is sent alone, and nothing after it until its
+# answer (one line, a reply or an error) is in.
+LATE_ANSWERS = frozenset(["/register", "/identify", "/ghost", "/password"])
 
 
 def alternateNick(nick: str, attempt: int) -> str:
@@ -43,6 +71,21 @@ def commandName(text: str) -> str:
     return text.split(" ", 1)[0].lower()
 
 
+class _Outgoing:
+    """
+    A line the user sent, waiting for the pong that confirms it.
+
+    @ivar text: the line.
+    @ivar ping: the token of the C{/ping} sent after it, once sent.
+    """
+
+    __slots__ = ("text", "ping")
+
+    def __init__(self, text):
+        self.text = text
+        self.ping = None
+
+
 class Session:
     """
     One user's session, kept across connections.
@@ -57,28 +100,50 @@ class Session:
     # How many nicknames to try by itself before giving up (pipe mode) or
     # asking the user (terminal mode).
     NICK_TRIES = 5
-    # How long a terminal user waits for the server to close after /quit.
+    # How long to wait for the server to close after /quit.
     QUIT_GRACE = 5.0
     # How many of each room's last lines are remembered, so that the replay
     # after joining again (a reconnect) does not show them twice.
     SEEN_LINES = 200
+    # In pipe mode, how many lines may wait for their confirmation at once
+    # (on a terminal: one); more wait in the client.  A server that reads
+    # slowly is thereby followed, not flooded, and a line lost with the
+    # connection is one of a few.  16 lines, 2 pings, the nickname and the
+    # login's ping fit in the default flood burst of chatd (20 lines).
+    WINDOW = 16
+    # In pipe mode, how many lines one /ping confirms (on a terminal: one).
+    BATCH = 8
+    # How long the server may take to confirm lines before it is given up
+    # as hung (the connection is closed).  A server delaying a fast sender
+    # confirms a full window in WINDOW / its flood rate seconds.
+    CONFIRM_TIMEOUT = 60.0
+    # After a line refused as too fast (by a server that refuses rather than
+    # delays a fast sender), how long to hold back before asking, with a
+    # /ping, where things stand: doubling with each refusal up to the most,
+    # long enough for such a server's default burst to come back whole (which
+    # also keeps it from taking the client for a flooder).
+    RESYNC_DELAY = 1.0
+    RESYNC_DELAY_MAX = 8.0
+    # In pipe mode, how many attempts in a row to reconnect may fail before
+    # the script is told (exit status 1) instead.
+    PIPE_RETRIES = 5
 
     def __init__(self, view, nick, clock, address, interactive):
         """
         @param view: what shows the session to the user, with
             C{show(raw, line)} for a server line (C{line} parsed by
             L{wire.parseLine}), C{showOwn(line)} for a line the user sent,
-            C{note(text)} for what the client itself says,
-            C{changed()} when the nickname or current room changed, and
+            once the server took it, C{note(text)} for what the client itself
+            says, C{changed()} when the nickname or current room changed, and
             C{finished(ok)} once the session is over.
         @param nick: the nickname to claim.
         @param clock: an L{IReactorTime}.
         @param address: how to name the server to the user.
         @param interactive: whether a person is typing (terminal mode) rather
-            than a script (pipe mode): it echoes the user's lines, asks the
-            user for a nickname when none could be had, keeps retrying when
-            it could not get in at first, and a quit does not wait
-            for lines not yet sent.
+            than a script (pipe mode): it echoes the user's lines once taken,
+            asks the user for a nickname when none could be had, keeps
+            retrying for as long as the user waits, and a quit does not wait
+            for lines not yet confirmed.
         """
         self.view = view
         self.nick = nick
@@ -91,17 +156,66 @@ class Session:
         self._interactive = interactive
         self._connection = None
         self._everLoggedIn = False
-        self._pending = []
         self._tries = 0
         self._userChoosesNick = False
         self._refusal = ""
         self._rejoin = ([], None)
         self._confirmed = False
         self._guard = None
+        self._quitLine = None
+        self._quitSent = False
+        # Lines not sent yet; lines sent and not confirmed; those of them
+        # not yet followed by a /ping; the tokens of the pings not answered;
+        # the errors received since the last pong.
+        self._queue = collections.deque()
+        self._inFlight = collections.deque()
+        self._unpinged = []
+        self._pings = collections.deque()
+        self._errors = []
+        self._pingPrefix = f"chat-client-{secrets.token_hex(4)}-"
+        self._pingCount = 0
+        self._batching = 0
+        self._confirmTimer = None
+        self._input = None
+        self._inputPaused = False
+        # After a refusal as too fast: the timer of the /ping that asks
+        # where things stand, and that ping's token; nothing new is sent
+        # until it is answered.
+        self._resyncTimer = None
+        self._resyncToken = None
+        # A command of LATE_ANSWERS sent, whose answer is awaited.
+        self._awaiting = None
+        # Once a line was refused as too fast, one line at a time.
+        self._careful = False
+        self._resyncDelay = self.RESYNC_DELAY
+        # Lines the server did not take: refused as too fast, or lost
+        # unconfirmed with the connection.  A script then exits with 1.
+        self._undelivered = 0
+        self._failures = 0
         # By room key: what the room's last lines were, and, while a join's
         # replay is coming, those of them the replay may repeat.
         self._seen = {}
         self._replaying = {}
+
+    def setInput(self, producer):
+        """
+        Pause C{producer} (an L{IPushProducer}: the script's stdin) while
+        lines wait in the client, and resume it once they are sent.
+        """
+        self._input = producer
+
+    @contextlib.contextmanager
+    def batch(self):
+        """
+        Lines sent inside share their /ping (in pipe mode: up to BATCH).
+        """
+        self._batching += 1
+        try:
+            yield
+        finally:
+            self._batching -= 1
+            if not self._batching:
+                self._pump()
 
     # What the connection tells it
 
@@ -121,14 +235,39 @@ class Session:
         self.view.note(f"cannot reach {self._address}: {reason}")
         self._giveUpIfNeverIn()
 
+    def untrusted(self, reason: str):
+        """
+        The server's TLS certificate failed verification: not a network
+        failure that trying again could mend, so the session ends.
+        """
+        if self.state == DONE:
+            return
+        self.view.note(f"the server's certificate is not trusted: {reason}")
+        self._finish(False)
+
     def retrying(self, delay: float):
+        if self.state == DONE:
+            return
+        if not self._interactive:
+            # A script needs its exit status some time.
+            self._failures += 1
+            if self._failures > self.PIPE_RETRIES:
+                self.view.note(f"giving up: {self._address} could not be reached again "
+                               f"in {self.PIPE_RETRIES} attempts")
+                self._finish(False)
+                return
         if self.state == OFFLINE and not self.quitting:
             self.view.note(f"trying again in {delay:.0f} s (Ctrl-C to give up)"
                            if self._interactive else f"trying again in {delay:.0f} s")
 
     def lineReceived(self, raw: str):
         line = wire.parseLine(raw)
+        if line is not None and line.kind == wire.REPLY and self._ownPong(line.text):
+            return
         if line is not None and line.room and self._shownBefore(line):
+            return
+        if line is not None and line.kind == wire.REPLY and self._confirmsOwnPrivate(line.text):
+            # The echo, once the pong is in, says the same: -> *bob* psst.
             return
         if line is not None and line.kind == wire.PROMPT and self.state == LOGIN:
             # A person sees only the prompts they are to answer; a script
@@ -139,27 +278,53 @@ class Session:
         self.view.show(raw, line)
         if line is None:
             return
-        if line.kind == wire.ERROR and self.state == LOGIN:
-            self._refusal = line.text
+        if line.kind == wire.ERROR:
+            if self.state == LOGIN:
+                self._refusal = line.text
+            elif self.state == ONLINE and self._awaiting is not None:
+                self._lateAnswer(line.text)
+            elif self.state == ONLINE:
+                self._errors.append(line.text)
+                if line.text.startswith(TOO_FAST):
+                    self._holdBack()
         elif line.kind == wire.REPLY:
             self._followReply(line.text)
+            if self.state == ONLINE and self._awaiting is not None:
+                self._lateAnswer(None)
 
     def disconnected(self, reason: str):
         self._connection = None
+        self._stopConfirmTimer()
         if self.state == DONE:
             return
+        lost = list(self._inFlight)
+        if self._awaiting is not None:
+            lost.append(_Outgoing(self._awaiting))
+        self._forgetInFlight()
         if self.state == ONLINE:
             # Where to go back to once logged in again.  A connection lost
             # while logging in leaves this as it was.
             self._rejoin = (self.rooms, self.current)
         self.state = OFFLINE
-        if self.quitting:
-            if not (self._confirmed or self._interactive):
-                self.view.note(f"connection to {self._address} lost ({reason}) "
-                               "before the server confirmed every line")
-            self._finish(self._confirmed or self._interactive)
+        if not self._interactive:
+            if lost:
+                self._undelivered += len(lost)
+                self.view.note(f"connection to {self._address} lost ({reason}) before the "
+                               f"server confirmed {_lines(len(lost))}")
+                self._finish(False)
+                return
+            if self._quitSent or self.quitting and self._nothingLeft():
+                # Every line was confirmed: the goodbye does not matter.
+                self._finishQuit()
+                return
+        elif self.quitting:
+            self._finish(True)
             return
         self.view.note(f"connection to {self._address} lost ({reason})")
+        for entry in lost:
+            if self._echo(entry.text) is not None:
+                self.view.note(f"not confirmed before the connection was lost, "
+                               f"so maybe not said: {entry.text}")
         self.view.changed()
         self._giveUpIfNeverIn()
 
@@ -167,7 +332,7 @@ class Session:
 
     def send(self, text: str):
         """
-        Send a line the user typed, or keep it until logged in.
+        Send a line the user typed, or keep it until it can be.
         """
         if not text.strip() or self.state == DONE:
             return
@@ -178,25 +343,19 @@ class Session:
         if self.state == LOGIN and self._userChoosesNick:
             self._connection.sendText(text)
             return
-        if self._interactive:
-            echo = self._echo(text, name)
-            if echo is not None:
-                self.view.showOwn(echo)
-                if echo.room:
-                    self._remember(echo.room.lower(), (echo.kind, echo.nick, echo.text))
-        if self.state == ONLINE:
-            self._connection.sendText(text)
-        else:
-            self._pending.append(text)
-            if self._interactive:
-                self.view.note("not logged in yet: it will be sent once in"
-                               if self.state == LOGIN else
-                               "not connected: it will be sent once back")
+        if self.quitting:
+            return
+        self._queue.append(text)
+        if self.state != ONLINE and self._interactive:
+            self.view.note("not logged in yet: it will be sent once in"
+                           if self.state == LOGIN else
+                           "not connected: it will be sent once back")
+        self._pump()
 
     def quit(self, reason: str = ""):
         """
-        Leave: say /quit and end once the server closes the connection, which
-        it does after acting on every line sent before.
+        Leave: once every line is confirmed (a person does not wait for
+        that), say /quit and end when the server closes the connection.
         """
         if self.state == DONE:
             return
@@ -205,18 +364,244 @@ class Session:
             self._finish(self._interactive)
             return
         self.quitting = True
-        line = "/quit " + reason if reason else "/quit"
-        if self.state == ONLINE:
-            self._connection.sendText(line)
-            if self._interactive:
-                self._guard = self._clock.callLater(self.QUIT_GRACE, self._giveUpWaiting)
-        elif self._pending and not self._interactive:
-            # A script's lines are sent first, whenever the server is back.
-            self._pending.append(line)
-        else:
-            self._finish(True)
+        self._quitLine = "/quit " + reason if reason else "/quit"
+        if self._interactive:
+            if self.state == ONLINE:
+                # What the user typed goes first, however the window is.
+                self._pump(ignoreWindow=True)
+                self._sendQuit()
+            else:
+                self._finish(True)
+        elif self.state == ONLINE:
+            self._pump()
+        elif self._everLoggedIn and self._nothingLeft():
+            # Everything was confirmed before the connection dropped.
+            self._finishQuit()
+        # Otherwise /quit follows the script's lines once (back) in; a
+        # server never reached is reported as such.
 
-    # Inside
+    # Inside: sending and confirming
+
+    def _pump(self, ignoreWindow=False):
+        """
+        Send what waits, as far as the window allows, each line or batch of
+        lines followed by a /ping; then, when quitting and everything is
+        confirmed, /quit.
+        """
+        if (self.state != ONLINE or self._resyncTimer is not None or self._resyncToken
+                or self._awaiting is not None):
+            self._flow()
+            return
+        batch = 1 if self._interactive or self._careful else self.BATCH
+        window = 1 if self._interactive or self._careful else self.WINDOW
+        while self._queue and (ignoreWindow or len(self._inFlight) < window):
+            if commandName(self._queue[0]) in LATE_ANSWERS:
+                # Once everything before is answered, so that the next
+                # answer is surely its own.
+                if not self._inFlight and not self._pings:
+                    self._sendAlone(self._queue.popleft())
+                break
+            entry = _Outgoing(self._queue.popleft())
+            self._inFlight.append(entry)
+            self._unpinged.append(entry)
+            self._connection.sendText(entry.text)
+            if len(self._unpinged) >= batch:
+                self._ping()
+        if self._unpinged and (not self._batching or self._queue):
+            self._ping()
+        self._flow()
+        if self.quitting and not self._interactive and self._nothingLeft():
+            self._sendQuit()
+
+    def _ping(self):
+        self._pingCount += 1
+        token = f"{self._pingPrefix}{self._pingCount}"
+        for entry in self._unpinged:
+            entry.ping = token
+        self._unpinged = []
+        self._pings.append(token)
+        self._connection.sendText("/ping " + token)
+        if self._confirmTimer is None:
+            self._confirmTimer = self._clock.callLater(self.CONFIRM_TIMEOUT, self._unconfirmed)
+        return token
+
+    def _sendAlone(self, text):
+        """
+        Send C{text}, a command of LATE_ANSWERS, and nothing after it until
+        its answer is in.
+        """
+        self._awaiting = text
+        self._connection.sendText(text)
+        if self._confirmTimer is None:
+            self._confirmTimer = self._clock.callLater(self.CONFIRM_TIMEOUT, self._unconfirmed)
+
+    def _lateAnswer(self, error):
+        """
+        The answer to the command awaited came: a reply, or the C{error}.
+        """
+        command, self._awaiting = self._awaiting, None
+        self._stopConfirmTimer()
+        if self._pings:
+            self._confirmTimer = self._clock.callLater(self.CONFIRM_TIMEOUT,
+                                                       self._unconfirmed)
+        if error is not None and error.startswith(TOO_FAST):
+            self._queue.appendleft(command)
+            self._holdBack()
+        self._pump()
+
+    def _holdBack(self):
+        """
+        A line (or ping) was refused as too fast: send nothing new for a
+        while, then ask where things stand.  (A ping refused would otherwise
+        leave the lines before it waiting for a pong that never comes.)
+        """
+        if self._resyncTimer is None:
+            delay = self._resyncDelay
+            self._resyncDelay = min(delay * 2, self.RESYNC_DELAY_MAX)
+            self._resyncToken = None
+            self._resyncTimer = self._clock.callLater(delay, self._resync)
+        self._careful = True
+
+    def _resync(self):
+        self._resyncTimer = None
+        if self.state == ONLINE:
+            self._resyncToken = self._ping()
+
+    def _stopResync(self):
+        if self._resyncTimer is not None and self._resyncTimer.active():
+            self._resyncTimer.cancel()
+        self._resyncTimer = self._resyncToken = None
+
+    def _flow(self):
+        """
+        Pause the input while a window's worth of lines waits in the client.
+        """
+        if self._input is None:
+            return
+        if len(self._queue) >= self.WINDOW and not self._inputPaused:
+            self._inputPaused = True
+            self._input.pauseProducing()
+        elif not self._queue and self._inputPaused:
+            self._inputPaused = False
+            self._input.resumeProducing()
+
+    def _ownPong(self, text):
+        """
+        If C{text} is the answer to one of the client's own pings, act on it
+        and return C{True}.
+        """
+        if not text.startswith("pong " + self._pingPrefix):
+            return False
+        token = text[5:]
+        if token not in self._pings:
+            # From a connection before this one.
+            return True
+        answered = set()
+        while True:
+            # Pings before this one that were never answered were refused
+            # (as too fast, by an older server).
+            first = self._pings.popleft()
+            answered.add(first)
+            if first == token:
+                break
+        missing = len(answered) - 1
+        if self._resyncToken in answered:
+            self._resyncToken = None
+        confirmed = []
+        while self._inFlight and self._inFlight[0].ping in answered:
+            confirmed.append(self._inFlight.popleft())
+        errors, self._errors = self._errors, []
+        self._stopConfirmTimer()
+        if self._pings:
+            self._confirmTimer = self._clock.callLater(self.CONFIRM_TIMEOUT,
+                                                       self._unconfirmed)
+        self._settle(confirmed, errors, missing)
+        self._pump()
+        return True
+
+    def _settle(self, confirmed, errors, missingPings):
+        """
+        Show the lines C{confirmed} as said or refused, given the C{errors}
+        the server answered them (and C{missingPings} refused pings) with.
+        """
+        tooFast = sum(1 for e in errors if e.startswith(TOO_FAST))
+        # A refused ping says it was too fast, too: those errors are its.
+        fromPings = min(missingPings, tooFast)
+        refusals = len(errors) - fromPings
+        if (confirmed and refusals == tooFast - fromPings == len(confirmed)
+                and not self._inFlight):
+            # Every one of these lines was refused, for its speed alone, and
+            # none sent after them is waiting: they go again, in order,
+            # before anything else.  (Once a line is refused as too fast the
+            # client sends one line at a time, so that this always holds.)
+            self._queue.extendleft(reversed([e.text for e in confirmed]))
+            return
+        self._undelivered += tooFast - fromPings
+        if not self._interactive:
+            return
+        for entry in confirmed:
+            echo = self._echo(entry.text)
+            if echo is None:
+                # A command: the server's answer to it is shown already.
+                continue
+            if refusals == 0:
+                self.view.showOwn(echo)
+                if echo.room:
+                    self._remember(echo.room.lower(), (echo.kind, echo.nick, echo.text))
+            elif refusals == len(confirmed):
+                self.view.note(f"refused by the server, not said: {entry.text}")
+            else:
+                self.view.note(f"maybe refused by the server, so maybe not said: {entry.text}")
+
+    def _confirmsOwnPrivate(self, text):
+        """
+        Whether C{text}, a reply, is the server's confirmation of the /msg
+        in flight ("to bob: psst"), which a terminal shows as its echo.
+        """
+        if not self._interactive or not self._inFlight:
+            return False
+        echo = self._echo(self._inFlight[0].text)
+        if echo is None or echo.kind != wire.PRIVATE or not text.startswith("to "):
+            return False
+        nick, _, body = text[3:].partition(": ")
+        return nick.lower() == echo.nick.lower() and body == echo.text
+
+    def _unconfirmed(self):
+        """
+        The server confirmed nothing for CONFIRM_TIMEOUT: it is hung, or the
+        network is; close, and let the loss be handled as any other.
+        """
+        self._confirmTimer = None
+        self.view.note(f"{self._address} confirmed nothing for "
+                       f"{self.CONFIRM_TIMEOUT:g} s; closing the connection")
+        if self._connection is not None:
+            self._connection.close()
+
+    def _stopConfirmTimer(self):
+        if self._confirmTimer is not None:
+            if self._confirmTimer.active():
+                self._confirmTimer.cancel()
+            self._confirmTimer = None
+
+    def _forgetInFlight(self):
+        self._stopResync()
+        self._awaiting = None
+        self._inFlight.clear()
+        self._unpinged = []
+        self._pings.clear()
+        self._errors = []
+
+    def _nothingLeft(self):
+        return not self._queue and not self._inFlight and self._awaiting is None
+
+    def _sendQuit(self):
+        if self._quitSent:
+            return
+        self._quitSent = True
+        self._connection.sendText(self._quitLine)
+        self._guard = self._clock.callLater(self.QUIT_GRACE, self._giveUpWaiting)
+
+    # Inside: logging in and following the server
 
     def _answerPrompt(self):
         """
@@ -250,7 +635,7 @@ class Session:
         return True
 
     def _followReply(self, text):
-        if self.quitting and text == "bye":
+        if self._quitSent and text == "bye":
             # Every line before the /quit was acted on.  Close from this side
             # too: over TLS the server's close may wait for ours.
             self._confirmed = True
@@ -318,21 +703,24 @@ class Session:
         self.state = ONLINE
         self._everLoggedIn = True
         self._userChoosesNick = False
+        self._failures = 0
         rooms, current = self._rejoin
         self._rejoin = ([], None)
-        for room in rooms:
-            self._connection.sendText("/join " + room)
+        rejoin = ["/join " + room for room in rooms]
         if current is not None and rooms and current != rooms[-1]:
-            self._connection.sendText("/join " + current)
-        pending, self._pending = self._pending, []
-        for text in pending:
-            self._connection.sendText(text)
+            rejoin.append("/join " + current)
+        # A ping of its own first: an error answering the login (a replay
+        # that took too long) is not an answer to the lines that follow.
+        self._ping()
+        self._queue.extendleft(reversed(rejoin))
+        self._pump(ignoreWindow=self.quitting and self._interactive)
 
-    def _echo(self, text, name):
+    def _echo(self, text):
         """
         The line others will see for C{text}, as a L{wire.ServerLine}, or
         L{None} for a command that shows nothing of its own.
         """
+        name = commandName(text)
         if name == "":
             if self.current is None:
                 return None
@@ -348,18 +736,36 @@ class Session:
         return None
 
     def _giveUpWaiting(self):
+        # The server never closed after /quit; every line was confirmed all
+        # the same (a person does not wait for that).
         self._guard = None
         if self._connection is not None:
             self._connection.close()
-        self._finish(True)
+        self._finishQuit()
+
+    def _finishQuit(self):
+        """
+        End after /quit: well for a person; for a script, if the server took
+        every line.
+        """
+        if self._undelivered and not self._interactive:
+            self.view.note(f"{_lines(self._undelivered)} not delivered: refused by "
+                           "the server as too fast")
+        self._finish(self._interactive or self._undelivered == 0)
 
     def _finish(self, ok):
         if self.state == DONE:
             return
         self.state = DONE
+        self._stopConfirmTimer()
+        self._stopResync()
         if self._guard is not None and self._guard.active():
             self._guard.cancel()
         self._guard = None
         if self._connection is not None:
             self._connection.close()
         self.view.finished(ok)
+
+
+def _lines(count):
+    return "1 line" if count == 1 else f"{count} lines"
