@@ -112,7 +112,7 @@ def test_capNegotiationHoldsRegistration(server):
     client.send("NICK alice")
     client.send("USER al 0 * :Alice")
     assert client.lines() == [f"{S} CAP * LS :server-time message-tags echo-message "
-                              "multi-prefix userhost-in-names"]
+                              "multi-prefix userhost-in-names batch"]
     client.send("CAP REQ :server-time bogus")
     client.send("CAP REQ :echo-message")
     assert client.lines() == [f"{S} CAP alice NAK :server-time bogus",
@@ -683,3 +683,32 @@ def test_guestRenameFollowed():
                      f":alice!~al@chatd NICK {guestNick}"]
     alice.send("JOIN #r")
     assert alice.lines()[0] == f":{guestNick}!~al@chatd JOIN #r"
+
+
+def test_historyInABatch():
+    """
+    With the batch capability, the replayed lines come inside a
+    chathistory batch, each tagged with it.
+    """
+    from support import MemoryHistory
+
+    history = MemoryHistory()
+    server = IrcMemoryServer(history=history)
+    server.clock.advance(1700000000)
+    bob = server.connect("bob")
+    bob.send("one")
+    bob.send("/me two")
+    alice = server.connectIrc()
+    alice.send("CAP REQ :batch server-time")
+    alice.send("NICK alice")
+    alice.send("USER a 0 * :A")
+    alice.send("CAP END")
+    alice.send("JOIN #lobby")
+    alice.lines()
+    history.answer()
+    assert alice.lines() == [
+        f"{S} BATCH +h1 chathistory #lobby",
+        "@batch=h1;time=2023-11-14T22:13:20.000Z :bob!~bob@chatd PRIVMSG #lobby one",
+        "@batch=h1;time=2023-11-14T22:13:20.000Z :bob!~bob@chatd PRIVMSG #lobby "
+        ":\x01ACTION two\x01",
+        f"{S} BATCH -h1"]

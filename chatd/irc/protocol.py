@@ -42,7 +42,8 @@ _BEFORE_REGISTRATION = {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT",
 # multi-prefix and userhost-in-names change only what NAMES shows (chatd has
 # one prefix, so multi-prefix changes nothing at all).
 CAPABILITIES = {"server-time": "", "sasl": "PLAIN", "message-tags": "",
-                "echo-message": "", "multi-prefix": "", "userhost-in-names": ""}
+                "echo-message": "", "multi-prefix": "", "userhost-in-names": "",
+                "batch": ""}
 
 
 class IrcOutbox:
@@ -103,6 +104,7 @@ class IrcProtocol(LineReceiver):
     _sasl = None
     _whox = None
     _keepalive = None
+    _batches = 0
 
     # Framework callbacks
 
@@ -494,10 +496,24 @@ class IrcProtocol(LineReceiver):
                 continue
             if joinedNow and self.factory.replay and self.session.keepsHistory:
                 self.conn.showHistory(self.session.recent(room.name, self.factory.replay),
-                                      self._renderHistory)
+                                      lambda stored, room=room.name: self._renderHistory(
+                                          room, stored))
 
-    def _renderHistory(self, stored):
-        return b"".join(self.wire.encodeHistory(event) for event in stored)
+    def _renderHistory(self, room, stored):
+        """
+        The lines that replay C{stored}: with the batch capability, inside a
+        C{chathistory} batch, so that clients know them for the past.
+        """
+        lines = [self.wire.encodeHistory(event) for event in stored]
+        if not lines or "batch" not in self.caps:
+            return b"".join(lines)
+        self._batches += 1
+        ref = f"h{self._batches}"
+        tag = f"@batch={ref}".encode()
+        tagged = [tag + b";" + data[1:] if data.startswith(b"@") else tag + b" " + data
+                  for data in lines]
+        return b"".join([encode("BATCH", f"+{ref}", "chathistory", room, prefix=self.server),
+                         *tagged, encode("BATCH", f"-{ref}", prefix=self.server)])
 
     def _entered(self, event):
         """
