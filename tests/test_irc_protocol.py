@@ -381,7 +381,8 @@ def test_whoWhoisListNames(server):
     """
     WHO, WHOIS, LIST and NAMES show IRC and line users alike.
     """
-    alice, bob = server.connectIrc("alice", username="al"), server.connect("bob")
+    alice = server.connectIrc("alice", username="al")
+    server.connect("bob")
     alice.send("JOIN #lobby")
     alice.send("AWAY :lunch")
     alice.lines()
@@ -712,3 +713,19 @@ def test_historyInABatch():
         "@batch=h1;time=2023-11-14T22:13:20.000Z :bob!~bob@chatd PRIVMSG #lobby "
         ":\x01ACTION two\x01",
         f"{S} BATCH -h1"]
+
+
+def test_bannedNicknameIsRefused():
+    """
+    A nickname banned from the server cannot register: 465 and ERROR.
+    """
+    from chatd.core.bans import NICK, Ban
+
+    server = IrcMemoryServer()
+    server.core.moderation.restoreBans([Ban(NICK, "troll", "", None, "", "op", 0)])
+    client = server.connectIrc()
+    client.send("NICK troll")
+    client.send("USER t 0 * :T")
+    assert client.lines() == [f"{S} 465 * :You are banned from this server",
+                              "ERROR :Closing link: You are banned from this server"]
+    assert server.core.user("troll") is None

@@ -395,7 +395,7 @@ class IrcProtocol(LineReceiver):
             session.claim(self.nick, lobby=False)
         except R.Refusal as refusal:
             self.conn.outbox.fill(place, b"")
-            nick, self.nick = self.nick, None
+            self.nick = None
             if isinstance(refusal, R.Banned):
                 self.refused(refusal, "NICK")
                 self.conn.close(refusalReply(refusal, "NICK")[1][-1])
