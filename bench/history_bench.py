@@ -26,7 +26,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 
-from chatd import events  # noqa: E402
+from chatd.core import events  # noqa: E402
 from chatd.storage.sqlite import SQLiteHistory  # noqa: E402
 from support import Daemon, LineClient, ThreadCalls  # noqa: E402
 

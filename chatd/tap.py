@@ -6,17 +6,19 @@ twistd plugin and C{chatd.tac} both call L{makeService}.
 """
 
 import os
+import re
 import resource
 
 from twisted.application import service, strports
 from twisted.internet import endpoints, task
 from twisted.internet.error import CannotListenError
+from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.python import usage
+from zope.interface import implementer
 
 from chatd.core.chat import ChatCore
 from chatd.core.fanout import Fanout
-from chatd.core.identity import Identity
 from chatd.core.names import nickProblem, normalRoomName, roomProblem
 from chatd.edge.gate import Gate
 from chatd.edge.limits import Limits
@@ -36,6 +38,26 @@ restart: the rest wait seconds for the kernel's retries.  (Measured with
 10,000 clients connecting at once: all in within 4 s with 4096; 5,520 in a
 minute with 511; 1,573 with 50.)"""
 DB_HELP_DEFAULT = "sqlite:$XDG_DATA_HOME/chatd/chatd.sqlite3"
+
+
+def _strict(kind):
+    """
+    A coercer for a numeric option that takes ASCII digits only (and, for
+    a float, one decimal point): int() and float() would also take "²",
+    "٣", "1_000" or " 5 ".
+    """
+    pattern = re.compile(r"-?[0-9]+\Z" if kind is int else r"-?[0-9]+(\.[0-9]+)?\Z")
+
+    def coerce(text):
+        if not pattern.match(str(text)):
+            raise ValueError(f"{text!r} is not a number written in digits 0-9")
+        return kind(text)
+
+    coerce.coerceDoc = "A number."
+    return coerce
+
+
+INT, FLOAT = _strict(int), _strict(float)
 
 
 def defaultDatabase():
@@ -75,51 +97,48 @@ class Options(usage.Options):
         # small public server.
         ["send-queue", None, Limits.sendQueueBytes,
          "Bytes that may wait for a client that does not read before it is "
-         "disconnected.", int],
+         "disconnected.", INT],
         ["send-queue-grace", None, Limits.sendQueueGrace,
          "Seconds a client may stay over --send-queue (a burst it is still "
          "reading) before it is disconnected; four times --send-queue "
-         "waiting disconnects at once.", float],
+         "waiting disconnects at once.", FLOAT],
         ["flood-rate", None, Limits.floodRate,
          "Lines per second a connection's lines are handled at, sustained; "
-         "faster lines wait their turn (nothing is refused).", float],
+         "faster lines wait their turn (nothing is refused).", FLOAT],
         ["flood-burst", None, Limits.floodBurst,
          "Lines a connection may send at once (a paste) before --flood-rate "
-         "applies.", int],
+         "applies.", INT],
         ["recv-queue", None, Limits.recvQueueBytes,
          "Bytes of unread input (a flood waiting its turn) a connection may "
-         "keep for --recv-queue-time seconds before it is closed.", int],
+         "keep for --recv-queue-time seconds before it is closed.", INT],
         ["recv-queue-time", None, Limits.recvQueueTime,
          "Seconds a connection may keep more than --recv-queue bytes unread.",
-         float],
+         FLOAT],
         ["max-connections", None, Limits.maxConnections,
-         "Open connections allowed in all; more are refused.", int],
+         "Open connections allowed in all; more are refused.", INT],
         ["max-per-address", None, Limits.maxPerAddress,
          "Open connections allowed from one IP address; more are refused.",
-         int],
+         INT],
         ["max-rooms", None, Limits.maxRooms,
-         "Rooms one user may be in at once.", int],
+         "Rooms one user may be in at once.", INT],
         ["login-timeout", None, Limits.loginTimeout,
          "Seconds a connection may take to choose a nickname (0: forever).",
-         float],
+         FLOAT],
         ["idle-timeout", None, Limits.idleTimeout,
          "Seconds a user may send nothing before being disconnected "
-         "(0: forever).", float],
+         "(0: forever).", FLOAT],
         ["db", None, None,
          "Where room history is kept: sqlite:PATH (the file and its folder are "
          "created on first start), or none to keep no history. "
          f"[default: {DB_HELP_DEFAULT}, ~/.local/share when XDG_DATA_HOME is unset]"],
         ["replay", None, ChatFactory.REPLAY,
-         "How many of a room's last lines a user sees on joining it (0: none).", int],
+         "How many of a room's last lines a user sees on joining it (0: none).", INT],
         ["history-days", None, 0,
-         "Forget history older than this many days (0: keep it forever).", int],
+         "Forget history older than this many days (0: keep it forever).", INT],
         ["irc-name", None, "irc.chatd",
          "The server name IRC clients see (the source of its numerics)."],
         ["irc-network", None, "chatd",
          "The network name IRC clients see (NETWORK in ISUPPORT)."],
-        ["identify-time", None, int(Identity.IDENTIFY_SECONDS),
-         "Seconds someone using a registered nickname has to /identify before "
-         "being renamed to a guest name.", int],
     ]
 
     def __init__(self):
@@ -194,9 +213,6 @@ class Options(usage.Options):
                      "idle-timeout"):
             if self[name] < 0:
                 raise usage.UsageError(f"--{name}: cannot be negative")
-
-        if self["identify-time"] < 1:
-            raise usage.UsageError("--identify-time: at least 1 second")
 
     def limits(self):
         """
@@ -286,6 +302,26 @@ class _ListeningService(strports.StreamServerEndpointService):
         return port
 
 
+@implementer(IPushProducer)
+class _AllInput:
+    """
+    Every connection's input, through the gate, as the push producer that
+    the history store pauses while its writer is behind.
+    """
+
+    def __init__(self, gate):
+        self._gate = gate
+
+    def pauseProducing(self):
+        self._gate.pauseInput()
+
+    def resumeProducing(self):
+        self._gate.resumeInput()
+
+    def stopProducing(self):
+        pass
+
+
 class _ShutdownNotice(service.Service):
     """
     On shutdown (SIGTERM, SIGINT), tells every connected user the server is
@@ -357,6 +393,7 @@ class _AccountService(_StoreService):
     def opened(self):
         bans = self._store.bans()
         self._core.moderation.restoreBans(bans)
+        self._core.restoreRooms(self._store.rooms())
         self._log.info("chatd keeps accounts in {path}; bans in force: {count}",
                        path=self._store.path, count=len(bans))
         for nick in self._operators:
@@ -413,6 +450,10 @@ def makeService(config, reactor=None):
     """
     if reactor is None:
         from twisted.internet import reactor
+    # Whatever the daemon creates (twistd's log file, opened after this)
+    # is readable by no one but its owner and group: it names who logged in
+    # from where.  The database is created 0600 (chatd.storage.schema).
+    os.umask(os.umask(0) | 0o027)
     limits = config.limits()
     _allowDescriptors(limits.maxConnections)
     history = accounts = None
@@ -421,9 +462,12 @@ def makeService(config, reactor=None):
         accounts = SQLiteAccounts(config["history"], reactor)
     core = ChatCore(Fanout(), reactor, lobby=config["lobby"], history=history,
                     maxRooms=limits.maxRooms, accounts=accounts,
-                    operators=config["operators"], identifySeconds=config["identify-time"])
+                    operators=config["operators"])
     gate = Gate(reactor, limits, coalesceTurns=True)
     factory = ChatFactory(core, gate, replay=config["replay"])
+    if history is not None:
+        # While the history writer is behind, no connection's input is read.
+        history.registerProducer(_AllInput(gate), True)
     top = service.MultiService()
     if history is not None:
         # Started first: open before any listener accepts a line.  Stopped

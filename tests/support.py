@@ -405,6 +405,7 @@ class MemoryAccounts:
     def __init__(self, bans=()):
         self.passwords = {}
         self.stored = {ban.key: ban for ban in bans}
+        self.kept = {}
         self.verified = 0
 
     def isRegistered(self, nick):
@@ -433,6 +434,15 @@ class MemoryAccounts:
 
     def removeBan(self, ban):
         self.stored.pop(ban.key, None)
+        return succeed(None)
+
+    def rooms(self):
+        return list(self.kept.values())
+
+    def keepRoom(self, name, owner, topic, firstId):
+        old = self.kept.get(roomKey(name))
+        self.kept[roomKey(name)] = (old or (name, owner, topic, firstId))[:2] + (
+            topic, (old or (0, 0, 0, firstId))[3])
         return succeed(None)
 
     def close(self):

@@ -5,12 +5,13 @@ verification, bans that outlive the process, and the shared schema.
 """
 
 import sqlite3
+import threading
 
 import pytest
 from argon2 import PasswordHasher
 
 from chatd.core.bans import ADDRESS, NICK, Ban
-from chatd.storage import AccountError, schema
+from chatd.storage import AccountError, AccountsBusy, schema
 from chatd.storage.accounts import SQLiteAccounts
 from chatd.storage.sqlite import SQLiteHistory
 from support import ThreadCalls
@@ -125,3 +126,71 @@ def test_sharesTheHistoryDatabase(path, calls):
     assert connection.execute("PRAGMA user_version").fetchone() == (schema.VERSION,)
     assert schema.VERSION >= 3
     assert connection.execute("SELECT count(*) FROM accounts").fetchone() == (1,)
+
+
+def test_keptRoomsOutliveTheProcess(path, calls):
+    """
+    A kept room is stored with its owner, topic and first history id; a new
+    topic replaces the old one and nothing else; the next store reads them
+    back.  The database file is created readable by its owner alone.
+    """
+    import os
+    import stat
+
+    store = openStore(path, calls)
+    calls.wait(store.keepRoom("#Den", "owner", "", 41))
+    calls.wait(store.keepRoom("#den", "someone-else", "new topic", 99))
+    calls.wait(store.keepRoom("#attic", "owner", "dusty", None))
+    calls.wait(store.close())
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    store = openStore(path, calls)
+    assert sorted(store.rooms()) == [("#Den", "owner", "new topic", 41),
+                                     ("#attic", "owner", "dusty", None)]
+
+
+class StalledHasher:
+    """
+    A password hasher that blocks in every hash and check until let go.
+    """
+
+    def __init__(self):
+        self.going = threading.Event()
+
+    def hash(self, password):
+        self.going.wait(10)
+        return FAST.hash(password)
+
+    def verify(self, hashed, password):
+        self.going.wait(10)
+        return FAST.verify(hashed, password)
+
+
+def test_passwordJobsBeyondTheBoundAreBusy(path, calls):
+    """
+    While hashing is stuck, at most C{maxHashing} password jobs wait; one
+    more register, verify or changePassword fails at once with AccountsBusy
+    (an AccountError, which the core shows as a refusal), and a refused
+    register does not keep the nickname.  Ban writes are still taken.  Once
+    hashing moves, the waiting jobs finish and new ones are taken again.
+    """
+    hasher = StalledHasher()
+    hasher.going.set()
+    store = SQLiteAccounts(path, calls, hasher=hasher, maxHashing=2)
+    store.open()
+    hasher.going.clear()
+    waiting = [store.register("alice", "a-password"), store.verify("alice", "a-password")]
+    for refused in (store.register("bob", "b-password"), store.verify("alice", "x"),
+                    store.changePassword("alice", "new-password")):
+        with pytest.raises(AccountsBusy) as busy:
+            calls.wait(refused)
+        assert isinstance(busy.value, AccountError)
+    assert str(busy.value) == "too many password checks are waiting; try again in a moment"
+    assert not store.isRegistered("bob")
+    ban = Ban(NICK, "troll", "", None, "", "op", 1.0)
+    added = store.addBan(ban)
+    hasher.going.set()
+    assert calls.wait(waiting[0]) is None
+    assert calls.wait(waiting[1]) is True
+    calls.wait(added)
+    calls.wait(store.register("bob", "b-password"))
+    calls.wait(store.close())

@@ -1,7 +1,8 @@
 """
-Registered nicknames in the core, with no reactor: registering, identifying,
-the time to identify before a guest name, /ghost, /password, and the limit
-on password attempts.  Users act through their
+Registered nicknames in the core, with no reactor: registering, taking a
+registered nickname only with its password, /ghost, /password, the delays
+that slow password guessing without locking out the owner, and the limit on
+registrations.  Users act through their
 L{chatd.core.session.Session}, as front ends do.
 """
 
@@ -22,119 +23,174 @@ def trust():
 
 def test_registerIdentifiesAndProtects(trust):
     """
-    /register on the nickname in use identifies its owner at once; a later
-    connection using that nickname is not identified and is told it has
-    60 seconds.
+    /register on the nickname in use identifies its owner at once; later,
+    nobody can take that nickname (in any case) without its password, and
+    the refusal tells nothing to anyone else.
     """
     alice = trust.arrive("alice")
+    watcher = trust.arrive("watcher")
     result(alice.register("correct-horse"))
     assert alice.identified and trust.accounts.passwords["alice"] == "correct-horse"
     alice.quit("quit")
-    other = trust.connect(host="192.0.2.2")
-    other.claim("Alice")
-    assert not other.identified
-    assert other.outbox.take() == [events.NowKnownAs(None, "Alice"),
-                                   events.Entered("#lobby", "Alice", "", ("Alice",)),
-                                   events.IdentifyRequired("Alice", 60.0)]
-
-
-def test_unidentifiedUserIsToldAndRenamedToAGuest(trust):
-    """
-    Taking a registered nickname without identifying brings a notice and,
-    once the time is up, a guest name: the user and their rooms are told.
-    """
-    watcher = trust.arrive("watcher")
-    trust.accounts.passwords["bob"] = "bobs-password"
-    user = trust.connect()
-    user.claim("bob")
-    assert user.outbox.take()[-1] == events.IdentifyRequired("bob", 60.0)
-    trust.clock.advance(59)
-    assert user.nick == "bob"
     clear(watcher)
-    trust.clock.advance(1)
-    guest = user.nick
-    assert guest.startswith("Guest") and len(guest) == 9
-    assert user.outbox.take() == [events.GuestRenamed("bob", guest),
-                                  events.NowKnownAs("bob", guest)]
-    assert watcher.outbox.take() == [events.Renamed("#lobby", "bob", guest)]
-    assert trust.core.user("bob") is None
+    other = trust.connect(host="192.0.2.2")
+    with pytest.raises(R.PasswordRequired) as e:
+        other.claim("Alice")
+    assert e.value == R.PasswordRequired("Alice")
+    assert other.nick is None and trust.core.user("alice") is None
+    assert other.outbox.take() == [] and watcher.outbox.take() == []
 
 
-def test_identifyingInTimeKeepsTheNickname(trust):
+def test_noRenameToARegisteredNicknameUnproved(trust):
     """
-    /identify with the right password before the time is up cancels the
-    rename.
+    /nick to a registered nickname without its password, or with a wrong
+    one, changes nothing and announces nothing; nothing is ever said under
+    it; with the right password the rename is done, identified.
     """
-    owner = trust.arrive("owner")
+    mallory, watcher = trust.arrive("mallory"), trust.arrive("watcher")
+    clear(mallory, watcher)
+    with pytest.raises(R.PasswordRequired):
+        mallory.rename("OP")
+    with pytest.raises(R.WrongPassword):
+        result(mallory.rename("op", "not-the-password"))
+    assert mallory.nick == "mallory" and watcher.outbox.take() == []
+    assert trust.core.user("op") is None
+    result(mallory.rename("op", "op-password"))
+    assert mallory.nick == "op" and mallory.identified and mallory.isOperator
+    assert watcher.outbox.take() == [events.Renamed("#lobby", "mallory", "op")]
+    assert trust.clock.getDelayedCalls() == []
+
+
+def test_ownerComesBackWithoutThePassword(trust):
+    """
+    Having proved a registered nickname on this connection, its owner may
+    use another and come back to it without the password; someone else may
+    not.
+    """
+    owner = trust.arrive("owner", password="owner-password")
+    owner.rename("away")
     assert not owner.identified
-    result(owner.identify("owner-password"))
+    owner.rename("owner")
     assert owner.identified
-    trust.clock.advance(120)
-    assert owner.nick == "owner" and trust.clock.getDelayedCalls() == []
+    other = trust.arrive("other")
+    owner.rename("away")
+    with pytest.raises(R.PasswordRequired):
+        other.rename("owner")
+
+
+def test_claimWithTheRightPassword(trust):
+    """
+    Claiming a registered nickname with its password brings its owner in,
+    identified, told so before the lobby.
+    """
+    owner = trust.connect()
+    room = result(owner.claim("owner", "owner-password"))
+    assert room is trust.core.rooms["#lobby"] and owner.identified
+    assert owner.outbox.take() == [events.Identified("owner"),
+                                   events.NowKnownAs(None, "owner"),
+                                   events.Entered("#lobby", "owner", "", ("owner",))]
 
 
 def test_wrongPasswordIsRefused(trust):
     """
-    A wrong password is refused, naming the nickname, and identifies nobody.
+    A wrong password is refused, naming the nickname, and gives no nickname.
     """
-    owner = trust.arrive("owner")
+    user = trust.connect()
     with pytest.raises(R.WrongPassword) as e:
-        result(owner.identify("guess"))
+        result(user.claim("owner", "guess-guess"))
     assert e.value == R.WrongPassword("owner")
-    assert not owner.identified
+    assert user.nick is None and trust.core.user("owner") is None
 
 
-def test_attemptsAreRateLimited(trust):
+def test_wrongPasswordsSlowButNeverLockOutTheOwner(trust):
     """
-    After five wrong passwords for a nickname within five minutes, further
-    attempts are refused without being checked, even from another address
-    and even with the right password; the limit passes with time.
+    Five wrong passwords for "owner" from the owner's own address (another
+    user sharing it) do not refuse the owner's right password: after the
+    three free ones each attempt waits twice as long (1 s, 2 s, 4 s), and
+    the owner's is checked after its wait, told how long.
     """
     for n in range(5):
-        user = trust.arrive(f"try{n}", host=f"192.0.2.{n}")
+        guesser = trust.connect()
+        d = guesser.claim("owner", f"guess-{n}")
+        trust.clock.advance(60)
         with pytest.raises(R.WrongPassword):
-            result(user.ghost("owner", f"guess{n}"))
+            result(d)
+    owner = trust.connect()
     checked = trust.accounts.verified
-    other = trust.arrive("other", host="192.0.2.99")
-    with pytest.raises(R.TooManyAttempts) as e:
-        other.ghost("owner", "owner-password")
-    assert e.value == R.TooManyAttempts("owner", False, 300)
-    assert trust.accounts.verified == checked
-    trust.clock.advance(300)
-    result(other.ghost("owner", "owner-password"))
-    assert other.nick == "owner" and other.identified
+    done = owner.claim("owner", "owner-password")
+    assert owner.outbox.take() == [events.PasswordDelayed("owner", 4)]
+    trust.clock.advance(3.9)
+    assert trust.accounts.verified == checked and owner.nick is None
+    trust.clock.advance(0.1)
+    result(done)
+    assert owner.nick == "owner" and owner.identified
+    # The right password forgets the wrong ones from that address.
+    assert trust.core.identity._delay("owner", "192.0.2.1") == 0
 
 
-def test_attemptsFromOneAddressAreLimitedAcrossNicknames(trust):
+def test_attemptDelayIsBounded(trust):
     """
-    One address guessing at many registered nicknames is limited too, and
-    told that the limit is its address's, not the nickname's.
+    However many wrong passwords came, an attempt waits at most DELAY_MAX
+    seconds; another address is not slowed at all.
     """
-    for nick in ["a1", "a2", "a3", "a4", "a5", "a6"]:
-        trust.accounts.passwords[nick] = "right-password"
-    guesser = trust.arrive("guesser", host="203.0.113.5")
-    for nick in ["a1", "a2", "a3", "a4", "a5"]:
+    identity = trust.core.identity
+    for n in range(40):
+        identity._failed("owner", "192.0.2.1")
+    assert identity._delay("owner", "192.0.2.1") == identity.DELAY_MAX == 60
+    assert identity._delay("owner", "192.0.2.99") == 0
+    trust.clock.advance(identity.ATTEMPT_WINDOW + 1)
+    assert identity._delay("owner", "192.0.2.1") == 0
+
+
+def test_oneAddressGuessingManyNicknamesIsSlowed(trust):
+    """
+    One address guessing at many registered nicknames is slowed too, once
+    it has had ADDRESS_FREE_ATTEMPTS wrong ones, whichever nickname is next.
+    """
+    identity = trust.core.identity
+    for n in range(identity.ADDRESS_FREE_ATTEMPTS):
+        trust.accounts.passwords[f"a{n}"] = "right-password"
+        guesser = trust.connect(host="203.0.113.5")
         with pytest.raises(R.WrongPassword):
-            result(guesser.ghost(nick, "wrong"))
-    with pytest.raises(R.TooManyAttempts) as e:
-        guesser.ghost("a6", "right-password")
-    assert e.value == R.TooManyAttempts("a6", True, 300)
+            result(guesser.claim(f"a{n}", "wrong-password"))
+    trust.accounts.passwords["fresh"] = "right-password"
+    late = trust.connect(host="203.0.113.5")
+    late.claim("fresh", "right-password")
+    assert late.outbox.take() == [events.PasswordDelayed("fresh", 1)]
 
 
-def test_attemptsInFlightCount(trust):
+def test_oneAttemptAtATimePerConnection(trust):
     """
-    Attempts count when made, not when answered, so many sent at once
-    cannot outrun the limit.
+    A connection's second password attempt while its first is being checked
+    is refused at once, unchecked: many sent at once cannot outrun the
+    delays.
     """
     pending = []
     trust.accounts.verify = lambda nick, password: pending.append(password) or Deferred()
     user = trust.arrive("user")
-    for n in range(5):
-        user.ghost("owner", f"guess{n}")
-    with pytest.raises(R.TooManyAttempts) as e:
-        user.ghost("owner", "guess5")
-    assert e.value == R.TooManyAttempts("owner", False, 300)
-    assert len(pending) == 5
+    user.ghost("owner", "guess-0")
+    with pytest.raises(R.AttemptWaiting) as e:
+        user.ghost("owner", "guess-1")
+    assert e.value == R.AttemptWaiting("owner")
+    assert pending == ["guess-0"]
+
+
+def test_registrationsPerAddressAreThrottled(trust):
+    """
+    An address may register REGISTER_BURST nicknames at once, then one per
+    REGISTER_EVERY seconds; another address is not held back.
+    """
+    identity = trust.core.identity
+    for n in range(identity.REGISTER_BURST):
+        result(trust.arrive(f"reg{n}", host="203.0.113.9").register("long-enough"))
+    late = trust.arrive("late", host="203.0.113.9")
+    with pytest.raises(R.TooManyRegistrations) as e:
+        late.register("long-enough")
+    assert e.value == R.TooManyRegistrations(60)
+    assert not trust.accounts.isRegistered("late")
+    result(trust.arrive("elsewhere", host="203.0.113.10").register("long-enough"))
+    trust.clock.advance(60)
+    result(late.register("long-enough"))
 
 
 def test_ghostFreesTheNickname(trust):
@@ -176,11 +232,11 @@ def test_changePassword(trust):
     /password needs the old password and an identified user; afterwards
     only the new one works.
     """
-    owner = trust.arrive("owner")
+    bob = trust.arrive("bob")
     with pytest.raises(R.IdentifyFirst) as e:
-        owner.changePassword("owner-password", "brand-new-pw")
-    assert e.value == R.IdentifyFirst("owner")
-    result(owner.identify("owner-password"))
+        bob.changePassword("owner-password", "brand-new-pw")
+    assert e.value == R.IdentifyFirst("bob")
+    owner = trust.arrive("owner", password="owner-password")
     with pytest.raises(R.WrongPassword) as e:
         result(owner.changePassword("wrong-old", "brand-new-pw"))
     assert e.value == R.WrongPassword("owner")

@@ -447,3 +447,32 @@ def test_pipeGivesUpIfNeverIn():
     session.disconnected("connection lost")
     session.connectFailed("Connection refused")
     assert view.outcome == []
+
+
+def test_passwordGivenWhenAskedAfterEveryConnect():
+    """
+    With a password, the client answers the server's password prompt for its
+    own nickname with it, once per connection (so a wrong one is not sent
+    again and again), and again after a reconnect; without one, it falls
+    back to another nickname as for a taken one.
+    """
+    view, conn = FakeView(), FakeConnection()
+    session = Session(view, "alice", Clock(), "x", False, password="s3cret-pass")
+    for attempt in range(2):
+        conn = FakeConnection()
+        session.connected(conn)
+        session.lineReceived(WELCOME[0])
+        session.lineReceived(WELCOME[1])
+        session.lineReceived("??? alice is registered: password (or another nickname)")
+        assert conn.sent == ["alice", "s3cret-pass"]
+        session.lineReceived("!!! wrong password for alice")
+        session.lineReceived("??? Choose a nickname:")
+        session.lineReceived("??? alice_ is registered: password (or another nickname)")
+        assert conn.sent == ["alice", "s3cret-pass", "alice_", "alice2"]
+        session.disconnected("gone")
+    plain = Session(FakeView(), "alice", Clock(), "x", False)
+    conn = FakeConnection()
+    plain.connected(conn)
+    plain.lineReceived(WELCOME[1])
+    plain.lineReceived("??? alice is registered: password (or another nickname)")
+    assert conn.sent == ["alice", "alice_"]

@@ -174,7 +174,7 @@ def test_historyCountBounded(server, history, arg):
     """
     alice = arrive(server, history, "alice")
     alice.send(f"/history {arg}")
-    assert alice.lines() == ["!!! usage: /history [N], N from 1 to 500"]
+    assert alice.lines() == ["!!! usage: /history [N], N a number from 1 to 500"]
 
 
 def test_searchLooksOnlyInTheUsersRooms(server, history):

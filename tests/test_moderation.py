@@ -10,7 +10,7 @@ import pytest
 from chatd.core import events
 from chatd.core import refusals as R
 from chatd.core.bans import ADDRESS, NICK, Ban
-from trustsupport import Trust, clear
+from trustsupport import Trust, clear, result
 
 
 @pytest.fixture
@@ -38,17 +38,27 @@ def test_operatorKicksFromTheRoom(trust):
 
 def test_operatorMustBeIdentified(trust):
     """
-    Using an operator's nickname is not enough: until identified, "op" may
-    not kick, is told to identify first, and nothing is announced.
+    Nobody can use an operator's nickname without its password; the operator
+    under another nickname is not an operator, may not kick, and is not
+    protected from moderation either: protection follows proof.
     """
-    op = trust.arrive("op")
+    impostor = trust.connect()
+    with pytest.raises(R.PasswordRequired):
+        impostor.claim("op")
+    op = trust.arrive("op", password="op-password")
+    owner = trust.arrive("owner", password="owner-password")
     bob = trust.arrive("bob")
+    owner.join("#den")
+    op.join("#den")
+    op.rename("op_away")
     clear(op, bob)
     assert not op.isOperator
-    with pytest.raises(R.IdentifyFirst) as e:
+    with pytest.raises(R.NotModerator) as e:
         op.kick("#lobby", "bob")
-    assert e.value == R.IdentifyFirst("op")
+    assert e.value == R.NotModerator("#lobby")
     assert bob.outbox.take() == [] and "bob" in trust.members("#lobby")
+    owner.kick("#den", "op_away")
+    assert "op_away" not in trust.members("#den")
 
 
 def test_ordinaryUsersMayNotModerate(trust):
@@ -413,3 +423,209 @@ def test_roomBanFollowsTheUserAcrossNicknames(trust):
     owner.unban("#den", "bob")
     bob.join("#den")
     assert bob.isIn(trust.core.rooms["#den"])
+
+
+def test_muteSurvivesARenameAndANewConnection(trust):
+    """
+    A muted user cannot shed the mute: /nick is refused while muted (and the
+    mute is the connection's anyway), and an identified user who comes back
+    on a new connection, taking their nickname back with /ghost, is still
+    muted through their account.
+    """
+    op = trust.arrive("op", password="op-password")
+    trust.accounts.passwords["chatty"] = "chatty-password"
+    chatty = trust.arrive("chatty", password="chatty-password")
+    bob = trust.arrive("bob")
+    op.mute("#lobby", "chatty", 600)
+    op.mute("#lobby", "bob")
+    with pytest.raises(R.NoRenameWhileMuted) as e:
+        bob.rename("notbob")
+    assert e.value == R.NoRenameWhileMuted("#lobby")
+    with pytest.raises(R.NoRenameWhileMuted):
+        bob.ghost("owner", "owner-password")
+    assert bob.nick == "bob"
+    bob.part("#lobby")
+    bob.rename("notbob")
+    bob.join("#lobby")
+    with pytest.raises(R.Muted):
+        bob.say("#lobby", "I am someone else now")
+    again = trust.connect(host="192.0.2.50")
+    result(again.ghost("chatty", "chatty-password"))
+    assert chatty.outbox.hungUp and again.nick == "chatty"
+    clear(op)
+    with pytest.raises(R.Muted):
+        again.say("#lobby", "fresh start")
+    assert op.outbox.take() == []
+    trust.clock.advance(600)
+    again.say("#lobby", "the mute ended")
+    op.unmute("#lobby", "notbob")
+    bob.say("#lobby", "unmuted")
+
+
+def test_serverBanOnARegisteredNicknameCoversItsAccount(trust):
+    """
+    A server ban on a registered nickname holds against its owner under any
+    nickname: /ghost is refused, and so is proving the account by taking the
+    nickname with its password from a fresh connection.
+    """
+    op = trust.arrive("op", password="op-password")
+    trust.accounts.passwords["troll"] = "troll-password"
+    trust.arrive("troll", password="troll-password")
+    op.ban("#lobby", "troll", None, "")
+    fresh = trust.connect(host="192.0.2.60")
+    with pytest.raises(R.Banned):
+        fresh.ghost("troll", "troll-password")
+    with pytest.raises(R.Banned):
+        fresh.claim("troll", "troll-password")
+    assert trust.core.user("troll") is None
+
+
+@pytest.mark.parametrize("target", ["0.0.0.0/0", "::/0", "0.0.0.0/0.0.0.0"])
+def test_noBanOnEveryone(trust, target):
+    """
+    A ban on every address of a family is refused, from any address.
+    """
+    owner = trust.arrive("owner", password="owner-password", host="::1")
+    owner.join("#den")
+    op = trust.arrive("op", password="op-password", host="198.51.100.1")
+    for moderator, room in ((owner, "#den"), (op, "#lobby")):
+        with pytest.raises(R.CoversEveryone) as e:
+            moderator.ban(room, target)
+        assert e.value == R.CoversEveryone(target)
+    assert op.bans("#lobby") == []
+
+
+def test_ownAddressRuleCoversBothFamilies(trust):
+    """
+    A moderator on ::1 cannot ban 127.0.0.1 (every local IPv4 user), nor one
+    on 127.0.0.1 ::1, nor a range holding either.
+    """
+    owner = trust.arrive("owner", password="owner-password", host="::1")
+    owner.join("#den")
+    for target in ("127.0.0.1", "127.0.0.0/8", "::1"):
+        with pytest.raises(R.CoversOwnAddress):
+            owner.ban("#den", target)
+    op = trust.arrive("op", password="op-password", host="127.0.0.1")
+    for target in ("::1", "::/1", "::ffff:127.0.0.1"):
+        with pytest.raises(R.CoversOwnAddress):
+            op.ban("#lobby", target)
+
+
+def test_noBanCoversAnOperator(trust):
+    """
+    A ban on the address of a connected, identified operator is refused;
+    and an operator connecting from a banned address, or joining a room
+    that bans them, gets in all the same.
+    """
+    op = trust.arrive("op", password="op-password", host="198.51.100.5")
+    owner = trust.arrive("owner", password="owner-password", host="192.0.2.9")
+    owner.join("#den")
+    op.join("#den")
+    with pytest.raises(R.CoversOperator) as e:
+        owner.ban("#den", "198.51.100.0/24")
+    assert e.value == R.CoversOperator("198.51.100.0/24", "op")
+    op.quit("bye")
+    owner.ban("#den", "198.51.100.0/24")
+    trust.core.moderation.bans.add(Ban(ADDRESS, "198.51.100.0/24", "", None, "", "x", 0))
+    with pytest.raises(R.Banned):
+        trust.arrive("someone", host="198.51.100.6")
+    back = trust.arrive("op", password="op-password", host="198.51.100.5")
+    back.join("#den")
+    assert back.isIn(trust.core.rooms["#den"])
+
+
+def test_operatorLiftsAnyBanFromAnywhere(trust):
+    """
+    An operator lists and lifts a room's ban from outside the room (and the
+    room is told); a room's owner lifts their own room's ban from elsewhere.
+    """
+    owner = trust.arrive("owner", password="owner-password")
+    bob = trust.arrive("bob")
+    owner.join("#den")
+    owner.ban("#den", "bob", None, "")
+    owner.ban("#den", "carol", None, "")
+    op = trust.arrive("op", password="op-password")
+    assert [b.target for b in op.bans("#lobby")] == ["bob", "carol"]
+    clear(owner, op)
+    op.unban("#den", "bob")
+    assert owner.outbox.take() == [events.Unbanned("#den", "bob", "op")]
+    assert op.outbox.take() == [events.Unbanned("#den", "bob", "op")]
+    bob.join("#den")
+    owner.part("#den")
+    clear(owner)
+    owner.unban("#den", "carol")
+    assert owner.outbox.take() == [events.Unbanned("#den", "carol", "owner")]
+    with pytest.raises(R.NotModerator):
+        bob.unban("#den", "carol")
+
+
+def test_ownedRoomIsKeptWhenItEmpties(trust):
+    """
+    A room created by its registered owner keeps owner, topic and bans when
+    it empties: whoever joins it next does not own it, and the banned stay
+    out.
+    """
+    owner = trust.arrive("owner", password="owner-password")
+    owner.join("#den")
+    owner.setTopic("#den", "the owner's den")
+    owner.ban("#den", "troll", None, "")
+    owner.part("#den")
+    assert "#den" not in trust.core.rooms
+    assert trust.accounts.kept["#den"] == ("#den", "owner", "the owner's den", None)
+    newcomer = trust.arrive("newcomer")
+    room, _ = newcomer.join("#den")
+    assert room.owner == "owner" and room.topic == "the owner's den"
+    with pytest.raises(R.NotModerator):
+        newcomer.unban("#den", "troll")
+    with pytest.raises(R.Banned):
+        trust.arrive("troll").join("#den")
+
+
+def test_keptRoomsComeBackAfterARestart(trust):
+    """
+    The rooms stored by an earlier run are kept rooms again, with owner and
+    topic.
+    """
+    trust.core.restoreRooms([("#Den", "owner", "back again", 7)])
+    visitor = trust.arrive("visitor")
+    room, _ = visitor.join("#den")
+    assert (room.name, room.owner, room.topic, room.firstId) == (
+        "#Den", "owner", "back again", 7)
+
+
+def test_aRoomCreatedAgainDoesNotHandOverItsPast():
+    """
+    A room without an owner that empties and is created again shows its new
+    members none of the earlier room's lines (replay and search alike); a
+    kept room shows its whole history, and so does the lobby.
+    """
+    from support import MemoryHistory
+
+    trust = Trust()
+    history = MemoryHistory()
+    trust.core.history = history
+    alice = trust.arrive("alice")
+    owner = trust.arrive("owner", password="owner-password")
+    for room in ("#free", "#den"):
+        owner.join(room) if room == "#den" else alice.join(room)
+    alice.say("#free", "secret plans")
+    owner.say("#den", "kept words")
+    alice.say("#lobby", "lobby words")
+    alice.part("#free")
+    owner.part("#den")
+    alice.quit("bye")
+    newcomer = trust.arrive("newcomer")
+    newcomer.join("#free")
+    newcomer.join("#den")
+
+    def read(deferred):
+        history.answer()
+        return [e.text for e in result(deferred)]
+
+    assert read(newcomer.recent("#free", 50)) == []
+    assert read(newcomer.search(["secret"], 20)) == []
+    assert read(newcomer.recent("#den", 50)) == ["kept words"]
+    assert read(newcomer.recent("#lobby", 50)) == ["lobby words"]
+    newcomer.say("#free", "new secret")
+    assert read(newcomer.recent("#free", 50)) == ["new secret"]
+    assert read(newcomer.search(["secret"], 20)) == ["new secret"]

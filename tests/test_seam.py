@@ -69,8 +69,8 @@ def test_jsonUserIsModeratedByTheSameRules():
     accounts = MemoryAccounts()
     accounts.passwords["owner"] = "owner-password"
     server = MemoryServer(accounts=accounts)
-    owner = server.connect("owner")
-    owner.send("/identify owner-password")
+    owner = server.connect()
+    owner.send("/nick owner owner-password")
     owner.send("/join #den")
     jo = jsonUser(server, "jo")
     jo.send(json.dumps({"do": "join", "room": "#den"}))

@@ -195,10 +195,10 @@ def test_refusedRequestsTellNobody(core):
     (R.NotModerator("#lobby"), "you are not an operator nor the owner of #lobby"),
     (R.NicknameTaken("owner", True),
      "the nickname owner is taken; /ghost owner PASSWORD if it is yours"),
-    (R.TooManyAttempts("owner", False, 300),
-     "too many password attempts for owner; try again in 300 seconds"),
-    (R.TooManyAttempts("a6", True, 300),
-     "too many password attempts from your address; try again in 300 seconds"),
+    (R.PasswordRequired("owner"), "owner is registered: /nick owner PASSWORD if it is yours"),
+    (R.CoversEveryone("::/0"), "::/0 covers everyone"),
+    (R.NoRenameWhileMuted("#dev"),
+     "you are muted in #dev; you cannot change nickname until the mute ends"),
     (R.WrongPassword("owner"), "wrong password for owner"),
 ])
 def test_lineFrontEndWordsUnchanged(refusal, text):

@@ -105,16 +105,20 @@ def test_helpDocumentsEveryOption():
 
 def test_trustOptions():
     """
-    --operator is repeatable and checked as a nickname; --identify-time
-    defaults to 60 seconds and must be positive.
+    --operator is repeatable and checked as a nickname; --identify-time is
+    gone (nobody holds a registered nickname unproved, so there is nothing
+    to time); numbers are ASCII digits only.
     """
     config = tap.Options()
     config.parseOptions(["--operator", "boss", "--operator", "Deputy"])
     assert config["operators"] == ["boss", "Deputy"]
-    assert config["identify-time"] == 60
+    assert "identify-time" not in config
     for args, message in [
         (["--operator", "9lives"], "--operator 9lives: a nickname is "),
-        (["--identify-time", "0"], "--identify-time: at least 1 second"),
+        (["--identify-time", "60"], "option --identify-time not recognized"),
+        (["--replay", "²"], "Parameter type enforcement failed"),
+        (["--max-rooms", "٣"], "Parameter type enforcement failed"),
+        (["--flood-rate", "1_0"], "Parameter type enforcement failed"),
     ]:
         with pytest.raises(usage.UsageError) as e:
             tap.Options().parseOptions(args)

@@ -17,9 +17,10 @@ def server():
 
 
 def operator(server):
-    boss = server.connect("boss")
-    boss.send("/identify boss-password")
-    assert boss.lines() == ["=== you are identified as boss"]
+    boss = server.connect()
+    boss.lines()
+    boss.send("/nick boss boss-password")
+    assert boss.lines()[:2] == ["=== you are identified as boss", "=== you are now boss"]
     return boss
 
 
@@ -58,17 +59,26 @@ def test_bannedUserIsToldAndDisconnected(server):
     assert not troll.transport.connected
 
 
-def test_bannedAddressIsRefusedOnConnecting(server):
+def test_bannedAddressIsRefusedItsNicknames(server):
     """
-    A connection from a banned address is told why and closed before it is
-    asked for a nickname.
+    A connection from a banned address is refused every nickname it tries,
+    with the reason; the operator, proving their nickname, gets in from it
+    all the same.
     """
     boss = operator(server)
     boss.send("/ban 198.51.100.0/24")
     boss.lines()
     refused = server.connect(host="198.51.100.7")
-    assert refused.lines() == ["!!! you are banned from this server"]
-    assert not refused.transport.connected
+    refused.lines()
+    refused.send("someone")
+    assert refused.lines() == ["!!! you are banned from this server",
+                               "??? Choose another nickname:"]
+    again = server.connect(host="198.51.100.8")
+    again.lines()
+    again.send("/nick boss boss-password")
+    assert again.lines()[:3] == [
+        "=== you are identified as boss", "=== you are now boss", "=== joined #lobby"]
+    assert not boss.transport.connected
 
 
 def test_banOnYourOwnAddressRefused(server):
@@ -128,11 +138,13 @@ def test_accountCommandReplies(server):
     bob = server.connect("bob")
     bob.send("/identify whatever-pw")
     assert bob.lines() == ["!!! bob is not registered"]
+    bob.send("/history ²")
+    assert bob.lines() == ["!!! usage: /history [N], N a number from 1 to 500"]
     bob.send("/register short")
     assert bob.lines() == ["!!! a password has at least 8 characters and no spaces"]
     bob.send("/register bobs-password")
     assert bob.lines() == ["=== bob is registered to you and you are identified; "
-                           "next time, /identify PASSWORD"]
+                           "from now on it takes this password"]
     bob.send("/password bobs-password")
     assert bob.lines() == ["!!! usage: /password OLD NEW"]
     bob.send("/password bobs-password bobs-new-password")
@@ -143,23 +155,65 @@ def test_accountCommandReplies(server):
     assert bob.lines() == ["!!! usage: /kick NICK [REASON]"]
 
 
-def test_registeredNickNeedsIdentifying(server):
+def test_registeredNicknameAsksForItsPassword(server):
     """
-    Choosing a registered nickname shows the join replies, then the notice
-    with the time to identify; the guest rename comes when it passes.
+    Choosing a registered nickname at the prompt asks for its password on
+    the same connection; a wrong one is refused and the nickname prompt comes
+    back; the right one brings the owner in, identified.  Nobody is ever
+    shown under that nickname meanwhile.
     """
-    impostor = server.connect()
-    impostor.lines()
-    impostor.send("boss")
-    assert impostor.lines() == [
-        "=== you are now boss", "=== joined #lobby", "=== #lobby members (1): boss",
-        "-!- boss is a registered nickname: /identify PASSWORD within 1m, "
-        "or you will be renamed"]
-    server.clock.advance(60)
-    notice, reply = impostor.lines()
-    guest = reply.rsplit(" ", 1)[1]
-    assert notice == f"-!- you did not identify as boss in time; you are now {guest}"
-    assert reply == f"=== you are now {guest}" and guest.startswith("Guest")
+    watcher = server.connect("watcher")
+    owner = server.connect()
+    owner.lines()
+    owner.send("boss")
+    assert owner.lines() == ["??? boss is registered: password (or another nickname)"]
+    owner.send("wrong-password")
+    assert owner.lines() == ["!!! wrong password for boss", "??? Choose a nickname:"]
+    owner.send("boss")
+    owner.lines()
+    owner.send("boss-password")
+    assert owner.lines() == ["=== you are identified as boss", "=== you are now boss",
+                             "=== joined #lobby", "=== #lobby members (2): boss watcher"]
+    assert watcher.lines() == ["-- #lobby boss has joined"]
+
+
+def test_passwordPromptTakesAnotherNickname(server):
+    """
+    At the password prompt, an answer that cannot be a password (shorter
+    than 8 characters) is another nickname; /nick works there too.
+    """
+    one, two = server.connect(), server.connect()
+    one.lines(), two.lines()
+    one.send("boss")
+    one.lines()
+    one.send("bob")
+    assert one.lines()[:2] == ["=== you are now bob", "=== joined #lobby"]
+    two.send("boss")
+    two.lines()
+    two.send("/nick carol")
+    assert two.lines()[:2] == ["=== you are now carol", "=== joined #lobby"]
+
+
+def test_nickToARegisteredNicknameNeedsItsPassword(server):
+    """
+    /nick to a registered nickname without its password is refused and
+    changes nothing; with a wrong one too; with the right one it is done.
+    Having proved it once, its owner may come back to it without it.
+    """
+    bob = server.connect("bob")
+    watcher = server.connect("watcher")
+    bob.lines()
+    bob.send("/nick boss")
+    assert bob.lines() == ["!!! boss is registered: /nick boss PASSWORD if it is yours"]
+    bob.send("/nick boss wrong-password")
+    assert bob.lines() == ["!!! wrong password for boss"]
+    watcher.lines()
+    bob.send("/nick boss boss-password")
+    assert bob.lines() == ["=== you are identified as boss", "=== you are now boss"]
+    assert watcher.lines() == ["-- #lobby bob is now known as boss"]
+    bob.send("/nick bob")
+    bob.send("/nick boss")
+    assert bob.lines() == ["=== you are now bob", "=== you are now boss"]
 
 
 @pytest.mark.parametrize("line", [
@@ -175,3 +229,28 @@ def test_moderationLinesAreRoomEvents(line):
     """
     parsed = wire.parseLine(line)
     assert (parsed.kind, parsed.room) == (wire.ROOM_EVENT, "#lobby")
+
+
+def test_linesWaitForThePasswordAtThePrompt():
+    """
+    Lines typed after a password at the nickname prompt wait until it is
+    checked: then they go to the room under the nickname it proved, in
+    order, rather than being taken for nicknames.
+    """
+    from twisted.internet.defer import Deferred
+
+    accounts = MemoryAccounts()
+    accounts.passwords["boss"] = "boss-password"
+    server = MemoryServer(accounts=accounts)
+    watcher = server.connect("watcher")
+    pending = Deferred()
+    accounts.verify = lambda nick, password: pending
+    boss = server.connect()
+    boss.lines()
+    boss.sendBytes(b"boss\nboss-password\nhi\nall here\n")
+    assert boss.lines() == ["??? boss is registered: password (or another nickname)"]
+    watcher.lines()
+    pending.callback(True)
+    assert boss.lines()[:2] == ["=== you are identified as boss", "=== you are now boss"]
+    assert watcher.lines() == ["-- #lobby boss has joined", "#lobby <boss> hi",
+                               "#lobby <boss> all here"]

@@ -32,7 +32,7 @@ def register(port, nick, password):
     login(client, nick)
     client.send(f"/register {password}")
     assert client.readLine() == (f"=== {nick} is registered to you and you are identified; "
-                                 "next time, /identify PASSWORD")
+                                 "from now on it takes this password")
     client.send("/quit")
     client.readUntil(lambda l: l == "=== bye")
     client.close()
@@ -41,7 +41,9 @@ def register(port, nick, password):
 def test_registerThenIdentifyOverTls(tmp_path, db):
     """
     alice registers on the plain listener, reconnects over TLS (checking the
-    server's certificate), is asked to identify, and does.
+    server's certificate), chooses her nickname and is asked its password on
+    the same connection; a wrong one brings the nickname prompt back, the
+    right one brings her in, identified.
     """
     key, cert = makeCertificate(tmp_path)
     daemon = Daemon("--db", db, "--listen",
@@ -52,39 +54,42 @@ def test_registerThenIdentifyOverTls(tmp_path, db):
         register(plainPort, "alice", "tr0ub4dor&3")
         context = ssl.create_default_context(cafile=cert)
         secure = LineClient(tlsPort, tls=context)
-        login(secure, "alice")
-        assert secure.readLine() == ("-!- alice is a registered nickname: /identify "
-                                     "PASSWORD within 1m, or you will be renamed")
-        secure.send("/identify wrong-password")
+        secure.readUntil(lambda l: l.startswith("??? "))
+        secure.send("alice")
+        assert secure.readLine() == "??? alice is registered: password (or another nickname)"
+        secure.send("wrong-password")
         assert secure.readLine() == "!!! wrong password for alice"
-        secure.send("/identify tr0ub4dor&3")
-        assert secure.readLine() == "=== you are identified as alice"
+        assert secure.readLine() == "??? Choose a nickname:"
+        secure.send("alice")
+        secure.readLine()
+        secure.send("tr0ub4dor&3")
+        assert secure.readUntil(lambda l: l.startswith("=== #lobby members")) == [
+            "=== you are identified as alice", "=== you are now alice",
+            "=== joined #lobby", "=== #lobby members (1): alice"]
         secure.close()
     finally:
         daemon.stop()
 
 
-def test_someoneElseCannotKeepARegisteredNickname(tmp_path, db):
+def test_someoneElseCannotTakeARegisteredNickname(tmp_path, db):
     """
-    While alice is away, mallory takes "alice": she is told to identify within
-    the time given (here --identify-time 1) and, when it passes, is renamed to
-    a guest name, which the room sees.
+    While alice is away, mallory chooses "alice": she is asked for its
+    password and, guessing wrong, is not alice; the lobby never hears of an
+    alice.
     """
-    daemon = Daemon("--db", db, "--identify-time", "1", cwd=tmp_path).start()
+    daemon = Daemon("--db", db, cwd=tmp_path).start()
     try:
         register(daemon.port, "alice", "tr0ub4dor&3")
         mallory, bystander = daemon.client(), daemon.client()
         login(bystander, "bystander")
-        assert login(mallory, "alice")[0] == "=== you are now alice"
-        assert mallory.readLine() == ("-!- alice is a registered nickname: /identify "
-                                      "PASSWORD within 1s, or you will be renamed")
-        renamed = mallory.readLine()
-        guest = renamed.rsplit(" ", 1)[1]
-        assert renamed == f"-!- you did not identify as alice in time; you are now {guest}"
-        assert mallory.readLine() == f"=== you are now {guest}"
-        assert guest.startswith("Guest")
-        assert settle(bystander) == [["-- #lobby alice has joined",
-                                      f"-- #lobby alice is now known as {guest}"]]
+        mallory.readUntil(lambda l: l.startswith("??? "))
+        mallory.send("alice")
+        assert mallory.readLine() == ("??? alice is registered: password "
+                                      "(or another nickname)")
+        mallory.send("password1")
+        assert mallory.readUntil(lambda l: l.startswith("??? ")) == [
+            "!!! wrong password for alice", "??? Choose a nickname:"]
+        assert settle(bystander) == [[]]
         mallory.close(), bystander.close()
     finally:
         daemon.stop()
@@ -119,9 +124,10 @@ def test_ghostTakesTheNicknameBack(tmp_path, db):
 
 def test_ghostAtThePrompt(tmp_path, db):
     """
-    Coming back while a stale connection still holds her nickname, alice is
-    told it is taken and how to get it back, and /ghost at the nickname
-    prompt brings her in as alice, identified.
+    Coming back while a stale connection still holds her nickname, alice
+    chooses it and is asked its password: the right one lets the stale
+    connection go and brings her in as alice, identified; /ghost at the
+    nickname prompt does the same.
     """
     daemon = Daemon("--db", db, cwd=tmp_path).start()
     try:
@@ -132,9 +138,15 @@ def test_ghostAtThePrompt(tmp_path, db):
         back = daemon.client()
         back.readUntil(lambda l: l.startswith("??? "))
         back.send("alice")
-        assert back.readLine() == ("!!! the nickname alice is taken; "
-                                   "/ghost alice PASSWORD if it is yours")
-        assert back.readLine() == "??? Choose another nickname:"
+        assert back.readLine() == "??? alice is registered: password (or another nickname)"
+        back.send("tr0ub4dor&3")
+        assert back.readUntil(lambda l: l.startswith("=== #lobby members")) == [
+            "=== you are identified as alice", "=== you are now alice", "=== joined #lobby",
+            "=== #lobby members (1): alice"]
+        with pytest.raises(EOFError):
+            stale.readUntil(lambda l: False)
+        stale, back = back, daemon.client()
+        back.readUntil(lambda l: l.startswith("??? "))
         # The answer comes once the password is checked, and the prompt
         # after it, only while a nickname is still wanted.
         back.send("/ghost alice wrong-password")
@@ -197,12 +209,12 @@ def test_operatorKicksAndBansAcrossARestart(tmp_path, db):
         troll.send("troll")
         assert troll.readLine() == "!!! you are banned from this server (spamming links)"
         boss = daemon.client()
-        login(boss, "boss")
-        boss.readLine()  # asked to identify
+        login(boss, "boss_")
         boss.send("/unban troll")
-        assert boss.readLine() == "!!! identify as boss first"
-        boss.send("/identify b0ss-password")
-        boss.readLine()
+        assert boss.readLine() == "!!! you are not an operator nor the owner of #lobby"
+        boss.send("/nick boss b0ss-password")
+        assert boss.readUntil(lambda l: l.startswith("=== you are now")) == [
+            "=== you are identified as boss", "=== you are now boss"]
         boss.send("/bans")
         assert boss.readUntil(lambda l: "spamming" in l) == [
             "=== 1 ban", "=== troll from the server until lifted, by boss (spamming links)"]

@@ -51,13 +51,15 @@ class Trust:
 
     def arrive(self, nick, host="192.0.2.1", password=None):
         """
-        Connect from C{host}, claim C{nick} and identify with C{password}
-        when given; return the L{Person} with nothing in its inbox.
+        Connect from C{host} and claim C{nick}, with C{password} when given
+        (a registered nickname needs it); return the L{Person} with nothing
+        in its inbox.
         """
         person = self.connect(host)
-        person.claim(nick)
-        if password is not None:
-            result(person.identify(password))
+        if password is None:
+            person.claim(nick)
+        else:
+            result(person.claim(nick, password))
         person.outbox.take()
         return person
 

@@ -136,7 +136,7 @@ class ChatClientService(service.Service):
             view = PipeView(self._stream(self._output.out), self._stream(self._output.err),
                             self._finished)
         session = Session(view, config["nick"], self._reactor, config.address(),
-                          self.interactive)
+                          self.interactive, password=config.get("password"))
         if self.interactive:
             self._startTerminal(session)
             reader = _Keys(self._screen, session)

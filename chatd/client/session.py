@@ -36,6 +36,8 @@ _NOW_NICK = re.compile(r"you are now (\S+)\Z")
 _JOINED = re.compile(r"joined (#\S+)\Z")
 _TALKING = re.compile(r"now talking in (#\S+)\Z")
 _LEFT = re.compile(r"left (#\S+)\Z")
+# The prompt for a registered nickname's password (chatd.line.commands).
+_PASSWORD = re.compile(r"(\S+) is registered: password")
 
 OFFLINE = "offline"
 LOGIN = "login"
@@ -128,7 +130,7 @@ class Session:
     # the script is told (exit status 1) instead.
     PIPE_RETRIES = 5
 
-    def __init__(self, view, nick, clock, address, interactive):
+    def __init__(self, view, nick, clock, address, interactive, password=None):
         """
         @param view: what shows the session to the user, with
             C{show(raw, line)} for a server line (C{line} parsed by
@@ -144,6 +146,8 @@ class Session:
             asks the user for a nickname when none could be had, keeps
             retrying for as long as the user waits, and a quit does not wait
             for lines not yet confirmed.
+        @param password: the password of C{nick}, given when the server asks
+            for it (after every reconnect too), or L{None}.
         """
         self.view = view
         self.nick = nick
@@ -154,6 +158,8 @@ class Session:
         self._clock = clock
         self._address = address
         self._interactive = interactive
+        self._password = password
+        self._passwordSent = False
         self._connection = None
         self._everLoggedIn = False
         self._tries = 0
@@ -225,6 +231,7 @@ class Session:
         self._tries = 0
         self._refusal = ""
         self._userChoosesNick = False
+        self._passwordSent = False
         # The server's replies fill these in again.
         self.rooms, self.current = [], None
         self.view.note(f"connected to {self._address}")
@@ -272,7 +279,7 @@ class Session:
         if line is not None and line.kind == wire.PROMPT and self.state == LOGIN:
             # A person sees only the prompts they are to answer; a script
             # sees every line.
-            if not self._answerPrompt() or not self._interactive:
+            if not self._answerPrompt(line.text) or not self._interactive:
                 self.view.show(raw, line)
             return
         self.view.show(raw, line)
@@ -603,15 +610,22 @@ class Session:
 
     # Inside: logging in and following the server
 
-    def _answerPrompt(self):
+    def _answerPrompt(self, text=""):
         """
-        Answer the nickname prompt with the next nickname to try, unless it
-        is the user's to answer.
+        Answer the nickname prompt with the next nickname to try, or the
+        password prompt for our own nickname with its password (once per
+        connection), unless it is the user's to answer.
 
         @return: whether it was answered.
         """
         if self._userChoosesNick:
             return False
+        asked = _PASSWORD.match(text)
+        if (asked and self._password and not self._passwordSent
+                and asked.group(1).lower() == self.nick.lower()):
+            self._passwordSent = True
+            self._connection.sendText(self._password)
+            return True
         # A ban is not to be worked around with another nickname.
         banned = self._refusal.startswith("you are banned")
         if self._tries == 0:

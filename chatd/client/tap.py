@@ -57,6 +57,9 @@ class Options(usage.Options):
          "file (e.g. the server's own self-signed one) instead of the system's CAs."],
         ["log", None, None, "Log to this file [default: "
          "$XDG_STATE_HOME/chatd/chat-client.log]."],
+        ["password-file", None, None, "Give the server the password of a "
+         "registered --nick from this file's first line (or CHATD_PASSWORD), "
+         "at every login; never on the command line, which others can read."],
     ]
 
     def parseArgs(self, host=None, port=None):
@@ -93,6 +96,13 @@ class Options(usage.Options):
             except OSError as e:
                 raise usage.UsageError(f"--ca: {e}")
         self["nick"] = self["nick"] or defaultNick()
+        self["password"] = os.environ.get("CHATD_PASSWORD") or None
+        if self["password-file"]:
+            try:
+                with open(self["password-file"]) as f:
+                    self["password"] = f.readline().strip() or None
+            except OSError as e:
+                raise usage.UsageError(f"--password-file: {e}")
         self["log"] = self["log"] or defaultLogPath()
 
     def address(self) -> str:

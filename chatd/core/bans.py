@@ -120,6 +120,30 @@ def covers(ban, nick, host):
     return address is not None and address in network
 
 
+def coversEveryone(ban):
+    """
+    Whether C{ban} is on a range holding every address of its family
+    (C{0.0.0.0/0}, C{::/0}): a ban on everyone, which nobody may set.
+    """
+    network = _network(ban.key[1]) if ban.kind == ADDRESS else None
+    return network is not None and network.prefixlen == 0
+
+
+_LOOPBACK = ("127.0.0.1", "::1")
+
+
+def coversLocal(ban, host):
+    """
+    Whether C{ban} covers a loopback address of either family while C{host}
+    is one: a moderator on C{::1} must not shut out everyone on C{127.0.0.1},
+    nor one on C{127.0.0.1} everyone on C{::1}.
+    """
+    address = _ip(host) if host else None
+    if address is None or not address.is_loopback:
+        return False
+    return any(covers(ban, None, local) for local in _LOOPBACK)
+
+
 class BanList:
     """
     The bans in force, looked up by the core on the reactor thread.

@@ -37,7 +37,9 @@ class User:
     @ivar wire: the wire format that turns events into this user's bytes.
     @ivar host: the address the user connects from, as text, or L{None}.
     @ivar account: the key of the registered nickname the user proved a
-        password for, or L{None}; it counts only while they use that nick.
+        password for on this connection, or L{None}; they are identified
+        while they use that nickname, and may take it back without its
+        password after using another.
     @ivar hangUp: called with no arguments to close the user's connection.
     @ivar connected: false once the core has been told the user is gone.
     @ivar away: why the user is away, or C{""} while they are not.
@@ -90,23 +92,39 @@ class Room:
 
     @ivar members: the users in the room, by nickname key.
     @ivar owner: the key of the registered nickname that created the room,
-        or L{None}.
-    @ivar muted: when each muted member's mute ends (L{None}: never), by
-        nickname key.
+        or L{None}.  A room with an owner is kept when it empties.
+    @ivar firstId: the history id before which the room's stored lines
+        belong to an earlier room of that name, not shown to this one's
+        members; L{None}: all of them are this room's (the lobby, and kept
+        rooms).
+    @ivar muted: when each muted user's mute ends (L{None}: never), by
+        L{User}: the mute follows the connection, under any nickname.
+    @ivar mutedAccounts: the same, by the account key of muted users who
+        had proved one, so that a new connection does not shed it.
     @ivar expelled: the key of the ban that put each user out of the room,
         so that a new nickname does not let them back in while it holds.
     """
 
-    __slots__ = ("name", "key", "members", "topic", "owner", "muted", "expelled")
+    __slots__ = ("name", "key", "members", "topic", "owner", "firstId", "muted",
+                 "mutedAccounts", "expelled")
 
-    def __init__(self, name, owner=None):
+    def __init__(self, name, owner=None, topic="", firstId=None):
         self.name = name
         self.key = roomKey(name)
         self.members = {}
-        self.topic = ""
+        self.topic = topic
         self.owner = owner
-        self.muted = {}
+        self.firstId = firstId
+        self.muted = weakref.WeakKeyDictionary()
+        self.mutedAccounts = {}
         self.expelled = weakref.WeakKeyDictionary()
+
+    def shows(self, event):
+        """
+        Whether the stored line C{event} is this room's to show (not an
+        earlier, emptied room's of the same name).
+        """
+        return self.firstId is None or (event.id or 0) >= self.firstId
 
 
 class ChatCore:
@@ -115,9 +133,11 @@ class ChatCore:
 
     @ivar users: every user with a nickname, by nickname key.
     @ivar rooms: every room with at least one member, by room key.
+    @ivar kept: the rooms with an owner and no members, by room key: they
+        keep their owner, topic, bans and history until someone joins.
     @ivar fanout: the L{chatd.core.fanout.Fanout} that delivers events.
     @ivar clock: the L{IReactorTime} that stamps messages and times
-        identification and bans.
+        password attempts, mutes and bans.
     @ivar identity: the L{Identity} rules for registered nicknames.
     @ivar moderation: the L{Moderation} rules and the bans in force.
     """
@@ -125,8 +145,7 @@ class ChatCore:
     _log = Logger()
 
     def __init__(self, fanout, clock, lobby="#lobby", history=None, maxRooms=20,
-                 accounts=None, operators=(), identifySeconds=Identity.IDENTIFY_SECONDS,
-                 guestNames=None):
+                 accounts=None, operators=()):
         """
         @param lobby: the room every user joins on arrival.
         @param history: an L{chatd.storage.IHistoryStore} that keeps room
@@ -139,9 +158,6 @@ class ChatCore:
             last until the server stops.
         @param operators: the nicknames of the server's operators; each must
             be registered and identified to act.
-        @param identifySeconds: how long someone using a registered nickname
-            has to identify before being renamed to a guest name.
-        @param guestNames: a L{random.Random} that picks guest names.
         """
         self.fanout = fanout
         self.clock = clock
@@ -151,8 +167,23 @@ class ChatCore:
         self.accounts = accounts
         self.users = {}
         self.rooms = {}
-        self.identity = Identity(self, accounts, identifySeconds, guestNames)
+        self.kept = {}
+        self._owned = {}
+        self.identity = Identity(self, accounts)
         self.moderation = Moderation(self, accounts, operators)
+
+    # Each registered nickname owns at most this many rooms (each kept in
+    # the database); a room created beyond that has no owner.
+    OWNED_MAX = 20
+
+    def restoreRooms(self, rooms):
+        """
+        Put back the kept rooms stored by an earlier run: (name, owner key,
+        topic, first id) tuples.
+        """
+        for name, owner, topic, firstId in rooms:
+            self.kept[roomKey(name)] = Room(name, owner, topic, firstId)
+            self._owned[owner] = self._owned.get(owner, 0) + 1
 
     def open(self, outbox, wire, host=None, hangUp=None):
         """
@@ -163,9 +194,10 @@ class ChatCore:
         @param host: the address it connects from, as text, to match bans.
         @param hangUp: called with no arguments when the core lets the
             user go (a ban); the connection is to close.
-        @raise chatd.core.refusals.Banned: when the address is banned.
+
+        A banned address is refused when it claims a nickname, not here:
+        an operator proving their nickname gets in from anywhere.
         """
-        self.moderation.checkNotBanned(None, host, "")
         return Session(self, User(outbox, wire, host, hangUp))
 
     def claimNick(self, user, nick, lobby=True):
@@ -174,9 +206,11 @@ class ChatCore:
         the lobby, unless C{lobby} is false.
 
         @return: the lobby's L{Room}, or L{None}.
+        @raise chatd.core.refusals.PasswordRequired: when C{nick} is
+            registered and C{user} has not proved it is theirs.
         """
-        self._checkNickFree(nick)
-        self.moderation.checkNotBanned(nick, user.host, "")
+        self._checkNickFree(user, nick)
+        self.moderation.checkNotBannedAs(user, nick)
         user.nick = nick
         self.users[nickKey(nick)] = user
         # With the disconnect line, the one log line a connection costs.
@@ -184,7 +218,6 @@ class ChatCore:
         user.active = self.clock.seconds()
         self.fanout.toUser(user, events.NowKnownAs(None, nick))
         room = self.join(user, self.lobby)[0] if lobby else None
-        self.identity.checkIdentity(user)
         return room
 
     def rename(self, user, nick):
@@ -195,19 +228,48 @@ class ChatCore:
             self.fanout.toUser(user, events.NowKnownAs(nick, nick))
             return
         if nickKey(nick) != nickKey(user.nick):
-            self._checkNickFree(nick)
-            self.moderation.checkNotBanned(nick, user.host, "")
+            self.moderation.checkMayRename(user)
+            holder = self.users.get(nickKey(nick))
+            if holder is not None and user.account == nickKey(nick):
+                # Proved on this connection already: a stale connection of
+                # the owner's gives it back.
+                self.takeNick(user, nick)
+                return
+            self._checkNickFree(user, nick)
+            self.moderation.checkNotBannedAs(user, nick)
         else:
             problem = nickProblem(nick)
             if problem:
                 raise R.InvalidNickname(nick, problem)
         self.changeNick(user, nick)
-        self.identity.checkIdentity(user)
+
+    def takeNick(self, user, nick):
+        """
+        Give C{user}, who proved C{nick} is theirs, that nickname: whoever
+        holds it is let go, and C{user} is told they are identified.
+
+        @return: the lobby's L{Room} when C{user} arrives by it, else L{None}.
+        """
+        holder = self.user(nick)
+        if holder is not None and holder is not user:
+            self.fanout.toUser(holder, events.Ghosted(holder.nick))
+            self.disconnect(holder, "ghosted")
+            holder.hangUp()
+            self._log.info("{by} ghosted {nick}", by=user.nick or "-", nick=nick)
+        self.fanout.toUser(user, events.Identified(nick))
+        if user.nick is None:
+            return self.claimNick(user, nick)
+        if user.nick != nick:
+            if nickKey(user.nick) == nickKey(nick):
+                self.changeNick(user, nick)
+            else:
+                self.rename(user, nick)
+        return None
 
     def changeNick(self, user, nick):
         """
         Give C{user} the free nickname C{nick}, unchecked, and announce it:
-        the step a rename, a ghost and a guest rename share.
+        the step a rename and a ghost share.
         """
         old = user.nick
         del self.users[nickKey(old)]
@@ -239,13 +301,13 @@ class ChatCore:
             return room, False
         if len(user.rooms) >= self.maxRooms:
             raise R.TooManyRooms(len(user.rooms))
-        room = self.rooms.get(key)
+        room = self.rooms.get(key) or self.kept.get(key)
         self.moderation.checkMayJoin(user, name, room)
         if room is None:
-            # A registered, identified user who creates a room owns it; the
-            # lobby belongs to nobody.
-            owner = nickKey(user.nick) if user.identified and key != roomKey(self.lobby) else None
-            room = self.rooms[key] = Room(name, owner)
+            room = self._create(user, name)
+        elif key not in self.rooms:
+            # A kept room: its owner, topic, bans and history are as left.
+            self.rooms[key] = self.kept.pop(key)
         self.fanout.toRoom(room, events.Joined(room.name, user.nick))
         room.members[nickKey(user.nick)] = user
         user.rooms[key] = room
@@ -253,6 +315,45 @@ class ChatCore:
             room.name, user.nick, room.topic,
             tuple(member.nick for member in room.members.values())))
         return room, True
+
+    def _create(self, user, name):
+        """
+        A new room called C{name}, created by C{user}.  A registered,
+        identified creator owns it (up to L{OWNED_MAX} rooms each) and it is
+        kept, with its history, when it empties; the lobby belongs to nobody
+        and always shows its history.  Any other room shows only the lines
+        said since it was created: not those of an earlier room of the same
+        name that emptied.
+        """
+        key = roomKey(name)
+        isLobby = key == roomKey(self.lobby)
+        owner = None
+        if user.identified and not isLobby:
+            if self._owned.get(nickKey(user.nick), 0) < self.OWNED_MAX:
+                owner = nickKey(user.nick)
+        firstId = None
+        if not isLobby and self.history is not None:
+            firstId = self.history.nextId()
+        room = self.rooms[key] = Room(name, owner, firstId=firstId)
+        if owner is not None:
+            self._owned[owner] = self._owned.get(owner, 0) + 1
+            self._keep(room)
+        return room
+
+    def _keep(self, room):
+        """
+        Store what a kept room keeps (owner, topic, where its history starts).
+        """
+        if self.accounts is not None and room.owner is not None:
+            done = self.accounts.keepRoom(room.name, room.owner, room.topic, room.firstId)
+            done.addErrback(lambda f: self._log.failure("storing a room failed", f))
+
+    def findRoom(self, name):
+        """
+        The room called C{name}, with members or kept, or L{None}.
+        """
+        key = roomKey(normalRoomName(name))
+        return self.rooms.get(key) or self.kept.get(key)
 
     def part(self, user, name, reason=""):
         """
@@ -332,6 +433,7 @@ class ChatCore:
             # Nothing changes: nothing to announce, and nothing to store.
             raise R.TopicUnchanged(room.name, topic)
         room.topic = topic
+        self._keep(room)
         event = events.TopicChanged(room.name, user.nick, topic, self.clock.seconds(),
                                     self._newId())
         self._record(event)
@@ -348,8 +450,10 @@ class ChatCore:
         history = self._requireHistory()
         room = self.memberRoom(user, name)
         # The store answers as of now: lines said from now on reach the user
-        # live, and only live.
-        return history.recent(room.name, count)
+        # live, and only live.  Lines are oldest first, so those of an
+        # earlier room of this name are the first ones, if any.
+        found = history.recent(room.name, count)
+        return found.addCallback(lambda lines: [e for e in lines if room.shows(e)])
 
     def search(self, user, words, limit):
         """
@@ -359,8 +463,11 @@ class ChatCore:
         @return: a L{Deferred} firing with a list of events.
         """
         history = self._requireHistory()
-        return history.search([room.name for room in user.rooms.values()],
-                              words, limit)
+        rooms = {roomKey(room.name): room for room in user.rooms.values()}
+        found = history.search([room.name for room in rooms.values()], words, limit)
+        return found.addCallback(lambda lines: [
+            e for e in lines if rooms.get(roomKey(e.room)) is None
+            or rooms[roomKey(e.room)].shows(e)])
 
     def room(self, name):
         """
@@ -411,6 +518,8 @@ class ChatCore:
         del room.members[nickKey(user.nick)]
         if not room.members:
             del self.rooms[key]
+            if room.owner is not None:
+                self.kept[key] = room
         elif event is not None:
             self.fanout.toRoom(room, event)
 
@@ -428,9 +537,15 @@ class ChatCore:
             raise R.NoHistory()
         return self.history
 
-    def _checkNickFree(self, nick):
+    def _checkNickFree(self, user, nick):
+        """
+        Refuse C{nick} to C{user} unless it is valid, theirs to use (not
+        registered, or proved theirs) and free.
+        """
         problem = nickProblem(nick)
         if problem:
             raise R.InvalidNickname(nick, problem)
+        if not self.identity.mayHold(user, nick):
+            raise R.PasswordRequired(nick)
         if nickKey(nick) in self.users:
             raise R.NicknameTaken(nick, self.identity.isRegistered(nick))

@@ -158,12 +158,6 @@ class Expelled:
 
 
 @dataclass(frozen=True, slots=True)
-class IdentifyRequired:
-    nick: str
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
 class Identified:
     """
     The user proved the registered nickname C{nick} is theirs.
@@ -173,13 +167,36 @@ class Identified:
 
 
 @dataclass(frozen=True, slots=True)
+class IdentifyRequired:
+    """
+    No longer emitted (nobody holds a registered nickname unproved); kept
+    only until the IRC and web front ends, written against it, drop it.
+    """
+
+    nick: str
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class GuestRenamed:
     """
-    The user did not identify for C{old} in time and is now C{new}.
+    No longer emitted (there are no guest renames); kept only until the IRC
+    and web front ends, written against it, drop it.
     """
 
     old: str
     new: str
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordDelayed:
+    """
+    Too many wrong passwords for C{nick} came from the user's address lately:
+    the one just given is checked in C{seconds}, not refused.
+    """
+
+    nick: str
+    seconds: int
 
 
 @dataclass(frozen=True, slots=True)

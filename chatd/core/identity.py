@@ -1,6 +1,12 @@
 """
-Registered nicknames: the rules for registering, identifying, ghosting and
-changing passwords, and the guest name for whoever does not identify in time.
+Registered nicknames: the rules for registering, proving a nickname is yours
+(taking it with its password, identifying, ghosting) and changing passwords,
+and the limits on password attempts and registrations.
+
+The rule everything here keeps: nobody holds a registered nickname without
+having proved, on their connection, that it is theirs.  So no line, action,
+topic or stored history row is ever attributed to a registered nickname by
+anyone but its owner, and no timer or guest name is needed.
 
 Composed into L{chatd.core.chat.ChatCore}, which it reaches only through its
 public operations.  Passwords go to the L{chatd.storage.IAccountStore} and are
@@ -8,9 +14,10 @@ checked there, off the reactor thread; the core keeps none, and logs none.
 """
 
 import math
-import random
+import weakref
 
-from twisted.internet.defer import maybeDeferred
+from twisted.internet.defer import maybeDeferred, succeed
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
 from chatd.core import events
@@ -21,73 +28,89 @@ from chatd.storage import AccountError
 
 class Identity:
     """
-    Registered nicknames: who has proved which is theirs, and the timers of
-    those who have not yet.
+    Registered nicknames: who has proved which is theirs, and how fast
+    passwords may be tried.
+
+    Wrong passwords are never answered by refusing the right one: they make
+    later attempts wait.  Each (registered nickname, address) pair may get
+    L{FREE_ATTEMPTS} wrong passwords checked at once; after that each attempt
+    from that address for that nickname is checked only after a delay that
+    doubles with every further wrong one (1 s, 2 s, 4 s ... at most
+    L{DELAY_MAX}), so the owner's right password always gets through within
+    L{DELAY_MAX}, whoever shares their address.  One address guessing at many
+    nicknames is slowed the same way after L{ADDRESS_FREE_ATTEMPTS} wrong
+    ones.  A connection has one attempt checked at a time.  Wrong attempts are
+    forgotten L{ATTEMPT_WINDOW} seconds after the last one; the right password
+    forgets its pair's.
     """
 
     _log = Logger()
 
-    IDENTIFY_SECONDS = 60.0
     PASSWORD_MIN = 8
-    # Wrong (or not yet checked) passwords allowed per nickname and per
-    # address within ATTEMPT_WINDOW seconds.
-    ATTEMPTS = 5
-    ATTEMPT_WINDOW = 300.0
+    FREE_ATTEMPTS = 3
+    ADDRESS_FREE_ATTEMPTS = 20
+    DELAY_MAX = 60.0
+    ATTEMPT_WINDOW = 900.0
+    # Registrations per address: a burst, then one per REGISTER_EVERY seconds
+    # (each costs a deliberately slow hash on the store's one thread).
+    REGISTER_BURST = 5
+    REGISTER_EVERY = 60.0
+    # Entries kept in the tables above before stale ones are swept out.
+    _TABLE_SWEEP = 10000
 
-    def __init__(self, core, accounts, identifySeconds=IDENTIFY_SECONDS, guestNames=None):
+    def __init__(self, core, accounts):
         """
         @param core: the L{chatd.core.chat.ChatCore} whose users these are.
         @param accounts: the L{chatd.storage.IAccountStore}, or L{None}.
-        @param identifySeconds: how long someone using a registered nickname
-            has to identify before being renamed to a guest name.
-        @param guestNames: a L{random.Random} that picks guest names.
         """
         self._core = core
         self._accounts = accounts
-        self.identifySeconds = identifySeconds
-        self._random = guestNames or random.Random()
-        self._timers = {}
-        self._attempts = {}
+        # (kind, ...) -> [wrong attempts, time of the last]
+        self._failures = {}
+        # address -> [registrations left, as of when]
+        self._registrations = {}
+        # Users with a password being checked (or waiting to be).
+        self._checking = weakref.WeakSet()
 
     def isRegistered(self, nick):
         return self._accounts is not None and self._accounts.isRegistered(nick)
 
-    def checkIdentity(self, user):
+    def mayHold(self, user, nick):
         """
-        After C{user} takes a nickname: if it is registered and they have not
-        proved it is theirs, tell them, and rename them to a guest name unless
-        they identify within L{identifySeconds}.
+        Whether C{user} may use C{nick} without giving its password: it is
+        not registered, or they proved it is theirs on this connection.
         """
-        self.forget(user)
-        if user.identified or not self.isRegistered(user.nick):
-            return
-        self._core.fanout.toUser(user, events.IdentifyRequired(user.nick,
-                                                               self.identifySeconds))
-        self._timers[user] = self._core.clock.callLater(
-            self.identifySeconds, self._identifyExpired, user, nickKey(user.nick))
+        return user.account == nickKey(nick) or not self.isRegistered(nick)
 
     def register(self, user, password):
         """
-        Register C{user}'s nickname with C{password}; they are identified
-        once it is done.
+        Register C{user}'s nickname with C{password}; they are its owner (and
+        identified) at once, unless the store refuses.
 
         @return: a L{Deferred} firing when registered, or failing with a
             L{chatd.core.refusals.Refusal}.
         """
         accounts = self._requireAccounts()
         nick = user.nick
+        key = nickKey(nick)
         if accounts.isRegistered(nick):
             raise R.AlreadyRegistered(nick)
         self._checkPassword(password)
+        self._takeRegistration(user.host)
         done = accounts.register(nick, password)
+        # The nickname is registered from now on (the store says so at
+        # once), and held by its owner.
+        previous, user.account = user.account, key
 
         def registered(result):
             self._log.info("{nick} registered", nick=nick)
-            if user.nick == nick:
-                user.account = nickKey(nick)
-                self.forget(user)
 
-        return done.addCallbacks(registered, _refused)
+        def refused(failure):
+            if user.account == key:
+                user.account = previous
+            return _refused(failure)
+
+        return done.addCallbacks(registered, refused)
 
     def identify(self, user, password):
         """
@@ -104,7 +127,6 @@ class Identity:
         def identified(result):
             if user.nick == nick:
                 user.account = nickKey(nick)
-                self.forget(user)
                 self._core.fanout.toUser(user, events.Identified(nick))
             self._log.info("{nick} identified", nick=nick)
 
@@ -113,8 +135,8 @@ class Identity:
     def authenticate(self, user, nick, password):
         """
         Prove, before choosing a nickname, that C{user} owns the registered
-        nickname C{nick} (IRC's SASL): once they take it, they are
-        identified.
+        nickname C{nick} (IRC's SASL): they may then claim it without its
+        password (see L{mayHold}).
 
         @return: a L{Deferred} firing when proved, or failing with a
             L{chatd.core.refusals.Refusal}.
@@ -127,41 +149,44 @@ class Identity:
 
         return checked.addCallback(proved)
 
-    def ghost(self, user, nick, password):
+    def take(self, user, nick, password):
         """
-        Free the registered nickname C{nick} from whoever holds it (a stale
-        connection, say) and give it to C{user}, who proves it is theirs.
-        C{user} may have no nickname yet: then this is how they claim theirs
-        and arrive in the lobby.
+        Give C{user} the nickname C{nick}, proving with C{password} that it is
+        theirs when it is registered: their first nickname (they arrive in
+        the lobby) or a new one.  Whoever holds it meanwhile (a stale
+        connection of the owner's) is let go.
 
-        @return: a L{Deferred} firing when C{user} is C{nick}, identified.
+        @return: a L{Deferred} firing with the lobby's
+            L{chatd.core.chat.Room} when C{user} arrives by it, else L{None};
+            failing with a L{chatd.core.refusals.Refusal}.
         """
+        core = self._core
         problem = nickProblem(nick)
         if problem:
             raise R.InvalidNickname(nick, problem)
-        # A password does not lift a ban on the nickname.
-        self._core.moderation.checkNotBanned(nick, user.host, "")
+        if user.nick is not None:
+            # Neither a new nickname nor a password sheds a mute.
+            core.moderation.checkMayRename(user)
+        if not self.isRegistered(nick):
+            # Nothing to prove: the password is not needed.
+            if user.nick is None:
+                return succeed(core.claimNick(user, nick))
+            core.rename(user, nick)
+            return succeed(None)
+        # A password does not lift a ban on the nickname nor the address;
+        # an operator's, whom no ban covers, is checked once proved.
+        if nickKey(nick) not in core.moderation.operators:
+            core.moderation.checkNotBannedAs(user, nick)
         checked = self._checkOwner(user, nick, password)
 
-        def ghosted(result):
+        def proved(result):
             if not user.connected:
-                return
-            core = self._core
-            holder = core.user(nick)
-            if holder is not None and holder is not user:
-                core.fanout.toUser(holder, events.Ghosted(holder.nick))
-                core.disconnect(holder, "ghosted")
-                holder.hangUp()
-                self._log.info("{by} ghosted {nick}", by=user.nick or "-", nick=nick)
+                return None
             user.account = nickKey(nick)
-            core.fanout.toUser(user, events.Identified(nick))
-            if user.nick is None:
-                core.claimNick(user, nick)
-            elif user.nick != nick:
-                core.changeNick(user, nick)
-            self.forget(user)
+            self._log.info("{nick} proved their nickname", nick=nick)
+            return core.takeNick(user, nick)
 
-        return checked.addCallback(ghosted)
+        return checked.addCallback(proved)
 
     def changePassword(self, user, old, new):
         """
@@ -182,11 +207,9 @@ class Identity:
 
     def forget(self, user):
         """
-        Stop timing C{user}'s identification: done, or no longer needed.
+        C{user} is gone: nothing of theirs is kept here.
         """
-        timer = self._timers.pop(user, None)
-        if timer is not None and timer.active():
-            timer.cancel()
+        self._checking.discard(user)
 
     def _requireAccounts(self):
         if self._accounts is None:
@@ -197,10 +220,58 @@ class Identity:
         if len(password) < self.PASSWORD_MIN or " " in password:
             raise R.WeakPassword(self.PASSWORD_MIN)
 
+    def _takeRegistration(self, host):
+        """
+        Count one registration from C{host}; refuse it when they come too
+        fast from there.
+        """
+        now = self._core.clock.seconds()
+        left, since = self._registrations.get(host, (self.REGISTER_BURST, now))
+        left = min(self.REGISTER_BURST, left + (now - since) / self.REGISTER_EVERY)
+        if left < 1:
+            raise R.TooManyRegistrations(math.ceil((1 - left) * self.REGISTER_EVERY))
+        if len(self._registrations) > self._TABLE_SWEEP:
+            full = now - self.REGISTER_BURST * self.REGISTER_EVERY
+            self._registrations = {h: v for h, v in self._registrations.items()
+                                   if v[1] > full}
+        self._registrations[host] = (left - 1, now)
+
+    def _attemptKeys(self, nick, host):
+        return [(("pair", nickKey(nick), host), self.FREE_ATTEMPTS),
+                (("address", host), self.ADDRESS_FREE_ATTEMPTS)]
+
+    def _delay(self, nick, host):
+        """
+        How long an attempt for C{nick} from C{host} waits before it is
+        checked (0: not at all).
+        """
+        now = self._core.clock.seconds()
+        delay = 0.0
+        for key, free in self._attemptKeys(nick, host):
+            entry = self._failures.get(key)
+            if entry is None:
+                continue
+            if now - entry[1] > self.ATTEMPT_WINDOW:
+                del self._failures[key]
+                continue
+            if entry[0] >= free:
+                delay = max(delay, min(self.DELAY_MAX, 2.0 ** (entry[0] - free)))
+        return delay
+
+    def _failed(self, nick, host):
+        now = self._core.clock.seconds()
+        if len(self._failures) > self._TABLE_SWEEP:
+            self._failures = {k: v for k, v in self._failures.items()
+                              if now - v[1] <= self.ATTEMPT_WINDOW}
+        for key, free in self._attemptKeys(nick, host):
+            entry = self._failures.setdefault(key, [0, now])
+            entry[0] += 1
+            entry[1] = now
+
     def _checkOwner(self, user, nick, password):
         """
-        Check C{password} is C{nick}'s, counting the attempt against both the
-        nickname and C{user}'s address until it proves right.
+        Check C{password} is C{nick}'s, after the delay earlier wrong
+        attempts for it from C{user}'s address call for.
 
         @return: a L{Deferred} firing when it is right, failing with a
             L{chatd.core.refusals.Refusal} when it is wrong.
@@ -208,51 +279,46 @@ class Identity:
         accounts = self._requireAccounts()
         if not accounts.isRegistered(nick):
             raise R.NotRegistered(nick)
-        keys = [("nick", nickKey(nick))] + ([("host", user.host)] if user.host else [])
-        now = self._core.clock.seconds()
-        for key in keys:
-            recent = [t for t in self._attempts.pop(key, ()) if t > now - self.ATTEMPT_WINDOW]
-            # Only keys with recent attempts stay, so the table stays small.
-            if recent:
-                self._attempts[key] = recent
-            if len(recent) >= self.ATTEMPTS:
-                wait = math.ceil(recent[0] + self.ATTEMPT_WINDOW - now)
-                raise R.TooManyAttempts(nick, key[0] == "host", wait)
-        # Counted before the answer, so that many attempts sent at once are
-        # limited too.
-        for key in keys:
-            self._attempts.setdefault(key, []).append(now)
-        checked = maybeDeferred(accounts.verify, nick, password)
+        if user in self._checking:
+            raise R.AttemptWaiting(nick)
+        host = user.host
+        delay = self._delay(nick, host)
+
+        def verify():
+            if not user.connected:
+                # Nobody is waiting for the answer: no hash, no count.
+                raise R.WrongPassword(nick)
+            return accounts.verify(nick, password)
+
+        self._checking.add(user)
+        if delay:
+            self._core.fanout.toUser(user, events.PasswordDelayed(nick, math.ceil(delay)))
+            checked = deferLater(self._core.clock, delay, verify)
+        else:
+            checked = maybeDeferred(verify)
 
         def answered(right):
+            self._checking.discard(user)
             if not right:
+                self._failed(nick, host)
                 self._log.info("wrong password for {nick} from {host}", nick=nick,
-                               host=user.host or "-")
+                               host=host or "-")
                 raise R.WrongPassword(nick)
-            self._attempts.pop(("nick", nickKey(nick)), None)
+            self._failures.pop(self._attemptKeys(nick, host)[0][0], None)
 
-        return checked.addCallbacks(answered, _refused)
+        def failed(failure):
+            self._checking.discard(user)
+            return _refused(failure)
 
-    def _identifyExpired(self, user, key):
-        del self._timers[user]
-        if user.nick is None or nickKey(user.nick) != key or user.identified:
-            return
-        if self._core.user(user.nick) is not user:
-            return
-        guest = self._guestName()
-        self._core.fanout.toUser(user, events.GuestRenamed(user.nick, guest))
-        self._core.changeNick(user, guest)
-
-    def _guestName(self):
-        while True:
-            nick = f"Guest{self._random.randrange(10000):04d}"
-            if self._core.user(nick) is None and not self.isRegistered(nick):
-                return nick
+        return checked.addCallbacks(answered, failed)
 
 
 def _refused(failure):
     """
-    An account store's refusal (L{AccountError}) becomes one for the user.
+    An account store's refusal (L{AccountError}) becomes one for the user;
+    a refusal stays one.
     """
+    if failure.check(R.Refusal):
+        return failure
     failure.trap(AccountError)
     raise R.AccountRefused(failure.getErrorMessage())

@@ -3,10 +3,14 @@ Moderation: who may kick, ban and mute whom, and what everyone is told.
 
 Operators (named in configuration, registered and identified) act in any room
 and ban from the whole server; a room's owner (its registered, identified
-creator) acts in that room only.  Composed into L{chatd.core.chat.ChatCore},
-which consults it on every path a banned or muted user could take, and which
-it reaches only through its public operations; the bans themselves are plain
-data in L{chatd.core.bans}.
+creator) acts in that room only.  Protection follows proof: only an
+identified operator or owner is protected from moderation, and no ban covers
+an identified operator (nor can one be set that would).  Mutes and bans
+follow the person: the connection, and the account they proved.
+
+Composed into L{chatd.core.chat.ChatCore}, which consults it on every path a
+banned or muted user could take, and which it reaches only through its public
+operations; the bans themselves are plain data in L{chatd.core.bans}.
 """
 
 import math
@@ -15,8 +19,9 @@ from twisted.logger import Logger
 
 from chatd.core import events
 from chatd.core import refusals as R
-from chatd.core.bans import NICK, Ban, BanList, covers, targetKind
-from chatd.core.names import nickKey, roomKey
+from chatd.core.bans import ADDRESS, NICK, Ban, BanList, covers, coversEveryone, \
+    coversLocal, targetKind
+from chatd.core.names import nickKey, normalRoomName, roomKey
 
 
 class Moderation:
@@ -46,27 +51,52 @@ class Moderation:
 
     # The checks the core makes
 
-    def checkNotBanned(self, nick, host, room):
+    def checkNotBanned(self, nick, host, room, account=None):
         """
-        Refuse C{nick} (or L{None}) from C{host} (or L{None}) if banned from
-        C{room} (C{""}: the server).
+        Refuse C{nick} (or L{None}) from C{host} (or L{None}), who proved the
+        account C{account} (or L{None}), if banned from C{room} (C{""}: the
+        server).
         """
         now = self._core.clock.seconds()
-        ban, ended = self.bans.find(nick, host, room, now)
-        for old in ended:
-            if self._accounts is not None:
-                self._store(self._accounts.removeBan(old), "forgetting an ended ban")
-        if ban is None:
+        for name in ([nick] + ([account] if account and account != nickKey(nick or "")
+                               else [])):
+            ban, ended = self.bans.find(name, host, room, now)
+            for old in ended:
+                if self._accounts is not None:
+                    self._store(self._accounts.removeBan(old), "forgetting an ended ban")
+            if ban is not None:
+                left = None if ban.until is None else math.ceil(ban.until - now)
+                raise R.Banned(room, left, ban.reason)
+
+    def checkNotBannedAs(self, user, nick):
+        """
+        Refuse C{user} the nickname C{nick} if a server ban covers it, their
+        address or their account.  An operator who proved their nickname is
+        not refused: no ban covers an operator.
+        """
+        if nickKey(nick) in self.operators and user.account == nickKey(nick):
             return
-        left = None if ban.until is None else math.ceil(ban.until - now)
-        raise R.Banned(room, left, ban.reason)
+        self.checkNotBanned(nick, user.host, "", user.account)
+
+    def checkMayRename(self, user):
+        """
+        Refuse C{user} a new nickname while they are muted in any of their
+        rooms (a mute follows them anyway; this keeps who is muted plain to
+        see).
+        """
+        for room in user.rooms.values():
+            if self._mutedUntil(user, room) is not False:
+                raise R.NoRenameWhileMuted(room.name)
 
     def checkMayJoin(self, user, name, room):
         """
         Refuse C{user} entry to the room C{name} (L{None} while it does not
-        exist) if a ban keeps them out, under any nickname.
+        exist) if a ban keeps them out, under any nickname; an operator is
+        never kept out.
         """
-        self.checkNotBanned(user.nick, user.host, name)
+        if self.isOperator(user):
+            return
+        self.checkNotBanned(user.nick, user.host, name, user.account)
         if room is None or user not in room.expelled:
             return
         ban = self.bans.get(room.expelled[user], self._core.clock.seconds())
@@ -77,19 +107,30 @@ class Moderation:
 
     def checkMayTalk(self, user, room):
         """
-        Refuse C{user} a voice in C{room} while muted there.
+        Refuse C{user} a voice in C{room} while muted there, under whatever
+        nickname, on this connection or through their account.
         """
-        if not room.muted:
+        if not (room.muted or room.mutedAccounts):
             # Every line said passes here: most rooms mute nobody.
             return
-        key = nickKey(user.nick)
-        if key not in room.muted:
-            return
-        until = room.muted[key]
-        if until is not None and until <= self._core.clock.seconds():
-            del room.muted[key]
-            return
-        raise R.Muted(room.name)
+        if self._mutedUntil(user, room) is not False:
+            raise R.Muted(room.name)
+
+    def _mutedUntil(self, user, room):
+        """
+        When C{user}'s mute in C{room} ends (L{None}: when lifted), or
+        L{False} when they are not muted there.
+        """
+        now = self._core.clock.seconds()
+        for table, key in ((room.muted, user), (room.mutedAccounts, user.account)):
+            if key is None or key not in table:
+                continue
+            until = table[key]
+            if until is not None and until <= now:
+                del table[key]
+                continue
+            return until
+        return False
 
     # What moderators do
 
@@ -100,8 +141,9 @@ class Moderation:
         core = self._core
         room = core.memberRoom(user, name)
         target = self._moderatable(user, room, nick)
-        self._log.info("{by} kicked {nick} from {room}: {reason}", by=user.nick,
-                       nick=target.nick, room=room.name, reason=reason)
+        # What the reason says is the room's business, not the log's.
+        self._log.info("{by} kicked {nick} from {room}{given}", by=user.nick,
+                       nick=target.nick, room=room.name, given=_given(reason))
         event = events.Kicked(room.name, target.nick, user.nick, reason)
         core.fanout.toUser(target, event)
         core.removeMember(target, room, event)
@@ -129,16 +171,23 @@ class Moderation:
         now = core.clock.seconds()
         ban = Ban(kind, target, "" if server else room.name,
                   None if duration is None else now + duration, reason, user.nick, now)
-        if covers(ban, None, user.host):
-            # On a server whose users all come through one address (every
-            # local user shares 127.0.0.1), that ban would take everyone.
-            raise R.CoversOwnAddress(target)
+        if kind == ADDRESS:
+            if coversEveryone(ban):
+                raise R.CoversEveryone(target)
+            if covers(ban, None, user.host) or coversLocal(ban, user.host):
+                # On a server whose users all come through one address (every
+                # local user shares 127.0.0.1, or ::1), that ban would take
+                # everyone.
+                raise R.CoversOwnAddress(target)
+        for other in core.users.values():
+            if self.isOperator(other) and _covers(ban, other):
+                raise R.CoversOperator(target, other.nick)
         self.bans.add(ban)
         if self._accounts is not None:
             self._store(self._accounts.addBan(ban), "storing a ban")
-        self._log.info("{by} banned {target} from {place} for {duration}: {reason}",
+        self._log.info("{by} banned {target} from {place} for {duration}{given}",
                        by=user.nick, target=target, place=ban.room or "the server",
-                       duration=_seconds(duration), reason=reason)
+                       duration=_seconds(duration), given=_given(reason))
         core.fanout.toRoom(room, events.Banned(room.name, target, user.nick, duration,
                                                reason, server))
         for covered in list(core.users.values()):
@@ -157,13 +206,16 @@ class Moderation:
 
     def unban(self, user, name, target):
         """
-        Lift the ban on C{target}: an operator's from the server (or else from
-        the room C{name}), a room owner's from their room.
+        Lift the ban on C{target}: an operator's from the server, or else
+        from the room C{name}, wherever they are; a room owner's from their
+        room, in it or not.
         """
-        room = self._core.memberRoom(user, name)
-        server = self._mayModerate(user, room)
+        core = self._core
+        name = normalRoomName(name)
+        room = core.findRoom(name)
+        server = self._mayModerate(user, room, name)
         kind = targetKind(target)
-        places = ["", room.name] if server else [room.name]
+        places = ["", name] if server else [name]
         for place in places:
             ban = self.bans.remove(kind, target, place) if kind else None
             if ban is not None:
@@ -175,7 +227,14 @@ class Moderation:
         # Named as it was banned: "/unban 10.1.2.3/8" lifts "10.0.0.0/8".
         self._log.info("{by} lifted the ban on {target} from {place}", by=user.nick,
                        target=ban.target, place=ban.room or "the server")
-        self._core.fanout.toRoom(room, events.Unbanned(room.name, ban.target, user.nick))
+        shown = room.name if room is not None else name
+        event = events.Unbanned(shown, ban.target, user.nick)
+        if room is not None and core.rooms.get(roomKey(room.name)) is room:
+            core.fanout.toRoom(room, event)
+            if room.members.get(nickKey(user.nick)) is user:
+                return
+        # Lifted from elsewhere: the moderator is told all the same.
+        core.fanout.toUser(user, event)
 
     def mute(self, user, name, nick, duration=None):
         """
@@ -185,8 +244,11 @@ class Moderation:
         core = self._core
         room = core.memberRoom(user, name)
         target = self._moderatable(user, room, nick)
-        room.muted[nickKey(target.nick)] = (
-            None if duration is None else core.clock.seconds() + duration)
+        until = None if duration is None else core.clock.seconds() + duration
+        room.muted[target] = until
+        if target.account is not None:
+            # A new connection that proves the same account is muted too.
+            room.mutedAccounts[target.account] = until
         self._log.info("{by} muted {nick} in {room} for {duration}", by=user.nick,
                        nick=target.nick, room=room.name, duration=_seconds(duration))
         core.fanout.toRoom(room, events.Muted(room.name, target.nick, user.nick, duration))
@@ -194,7 +256,13 @@ class Moderation:
     def unmute(self, user, name, nick):
         room = self._core.memberRoom(user, name)
         self._mayModerate(user, room)
-        if room.muted.pop(nickKey(nick), False) is False:
+        target = self._core.user(nick)
+        lifted = room.mutedAccounts.pop(nickKey(nick), False) is not False
+        if target is not None:
+            lifted = room.muted.pop(target, False) is not False or lifted
+            if target.account is not None:
+                lifted = room.mutedAccounts.pop(target.account, False) is not False or lifted
+        if not lifted:
             raise R.NotMuted(nick, room.name)
         self._log.info("{by} unmuted {nick} in {room}", by=user.nick, nick=nick,
                        room=room.name)
@@ -202,14 +270,15 @@ class Moderation:
 
     def listBans(self, user, name):
         """
-        The bans C{user} may lift: all of them for an operator, the room
-        C{name}'s for its owner.
+        The bans C{user} may lift: all of them for an operator, wherever they
+        are; the room C{name}'s for its owner.
         """
-        room = self._core.memberRoom(user, name)
-        server = self._mayModerate(user, room)
+        name = normalRoomName(name)
+        room = self._core.findRoom(name)
+        server = self._mayModerate(user, room, name)
         now = self._core.clock.seconds()
         return [ban for ban in self.bans.all()
-                if (server or roomKey(ban.room) == room.key)
+                if (server or roomKey(ban.room) == roomKey(name))
                 and (ban.until is None or ban.until > now)]
 
     def restoreBans(self, bans):
@@ -219,21 +288,24 @@ class Moderation:
         for ban in bans:
             self.bans.add(ban)
 
-    def _mayModerate(self, user, room):
+    def _mayModerate(self, user, room, name=None):
         """
-        Refuse C{user} unless they may moderate C{room}.
+        Refuse C{user} unless they may moderate C{room} (L{None}: the room
+        called C{name}, which does not exist).
 
         @return: whether they act as an operator (for the whole server).
         """
         if self.isOperator(user):
             return True
         key = nickKey(user.nick)
-        if room.owner is not None and user.identified and room.owner == key:
+        if (room is not None and room.owner is not None and user.identified
+                and room.owner == key):
             return False
-        if not user.identified and (key in self.operators or key == room.owner):
+        if not user.identified and (key in self.operators
+                                    or (room is not None and key == room.owner)):
             # They may be who they say: tell them what is missing.
             raise R.IdentifyFirst(user.nick)
-        raise R.NotModerator(room.name)
+        raise R.NotModerator(room.name if room is not None else name)
 
     def _moderatable(self, user, room, nick):
         """
@@ -245,8 +317,9 @@ class Moderation:
             raise R.NotMember(nick, room.name)
         if target is user:
             raise R.NotToYourself()
-        if nickKey(target.nick) in self.operators or (
-                room.owner is not None and room.owner == nickKey(target.nick)):
+        # Protection follows proof: a nickname alone protects nobody.
+        if self.isOperator(target) or (
+                target.identified and room.owner == nickKey(target.nick)):
             raise R.IsModerator(target.nick, room.name)
         return target
 
@@ -258,5 +331,16 @@ def _seconds(duration):
     return "ever" if duration is None else f"{duration} seconds"
 
 
+def _given(reason):
+    return " (a reason was given)" if reason else ""
+
+
 def _covers(ban, user):
-    return user.nick is not None and covers(ban, user.nick, user.host)
+    """
+    Whether C{ban} covers C{user}: their nickname, the account they proved,
+    or their address.
+    """
+    if user.nick is None:
+        return False
+    return covers(ban, user.nick, user.host) or (
+        user.account is not None and covers(ban, user.account, None))

@@ -44,6 +44,17 @@ class InvalidNickname(Refusal):
 
 
 @dataclass
+class PasswordRequired(Refusal):
+    """
+    C{nick} is registered and the user has not proved it is theirs: the
+    request needs its password (a front end asks for it, then calls again
+    with it).
+    """
+
+    nick: str
+
+
+@dataclass
 class NicknameTaken(Refusal):
     nick: str
     registered: bool
@@ -147,6 +158,28 @@ class CoversOwnAddress(Refusal):
 
 
 @dataclass
+class CoversEveryone(Refusal):
+    """A ban on a range that holds every address (C{0.0.0.0/0}, C{::/0})."""
+
+    target: str
+
+
+@dataclass
+class CoversOperator(Refusal):
+    """A ban that would cover the operator C{nick}, who is connected."""
+
+    target: str
+    nick: str
+
+
+@dataclass
+class NoRenameWhileMuted(Refusal):
+    """A muted user may not change nickname (the mute is theirs anyway)."""
+
+    room: str
+
+
+@dataclass
 class InvalidBanTarget(Refusal):
     target: str
 
@@ -196,10 +229,32 @@ class IdentifyFirst(Refusal):
 
 
 @dataclass
+class AttemptWaiting(Refusal):
+    """
+    A password for C{nick} from this connection is still being checked:
+    one attempt at a time.
+    """
+
+    nick: str
+
+
+@dataclass
 class TooManyAttempts(Refusal):
+    """
+    No longer raised (wrong passwords delay later attempts instead, see
+    L{chatd.core.identity.Identity}); kept only until the IRC front end,
+    written against it, drops it.
+    """
+
     nick: str
     fromAddress: bool
-    """Whether the address's attempts ran out, rather than the nickname's."""
+    seconds: int
+
+
+@dataclass
+class TooManyRegistrations(Refusal):
+    """Registrations from this address come too fast; try in C{seconds}."""
+
     seconds: int
 
 

@@ -60,19 +60,37 @@ class Session:
 
     # Names and rooms
 
-    def claim(self, nick, lobby=True):
+    def claim(self, nick, password=None, lobby=True):
         """
         Take a first nickname and arrive in the lobby (unless C{lobby} is
-        false: IRC clients choose their own channels).
+        false, without a password: IRC clients choose their own channels,
+        and prove a registered nickname first, with L{authenticate}).
 
-        @return: the lobby's L{chatd.core.chat.Room}, or L{None}.
+        A registered nickname needs its password: without one (or before it
+        is proved) the claim is refused with
+        L{chatd.core.refusals.PasswordRequired}, and the front end asks for
+        it and claims again with it.  Whoever holds the nickname meanwhile
+        (a stale connection of its owner's) is let go.
+
+        @return: the lobby's L{chatd.core.chat.Room}; with a C{password}, a
+            L{Deferred} firing with it once the password is checked (or
+            failing with a L{chatd.core.refusals.Refusal}).
         """
         if self._user.nick is not None:
             raise R.AlreadyNamed(self._user.nick)
-        return self._core.claimNick(self._user, nick, lobby)
+        if password is None:
+            return self._core.claimNick(self._user, nick, lobby)
+        return self._core.identity.take(self._user, nick, password)
 
-    def rename(self, nick):
-        self._core.rename(self._named(), nick)
+    def rename(self, nick, password=None):
+        """
+        Change nickname.  As with L{claim}, a registered nickname not proved
+        on this connection needs its C{password}: then the answer is a
+        L{Deferred}.
+        """
+        if password is None:
+            return self._core.rename(self._named(), nick)
+        return self._core.identity.take(self._named(), nick, password)
 
     def join(self, room):
         """
@@ -160,7 +178,14 @@ class Session:
         return self._core.identity.authenticate(self._user, nick, password)
 
     def ghost(self, nick, password):
-        return self._core.identity.ghost(self._user, nick, password)
+        """
+        Take the registered C{nick} back with its password, from whoever
+        holds it: L{claim} or L{rename} with a password, whichever applies.
+
+        @return: a L{Deferred} firing (with the lobby's room, when arriving
+            by it) once done.
+        """
+        return self._core.identity.take(self._user, nick, password)
 
     def changePassword(self, old, new):
         return self._core.identity.changePassword(self._named(), old, new)
@@ -174,6 +199,10 @@ class Session:
         self._core.moderation.ban(self._named(), room, target, duration, reason)
 
     def unban(self, room, target):
+        """
+        Lift the ban on C{target} in C{room}: an operator lifts a server ban
+        or a room's from anywhere, an owner their room's, in it or not.
+        """
         self._core.moderation.unban(self._named(), room, target)
 
     def mute(self, room, nick, duration=None):
@@ -183,6 +212,10 @@ class Session:
         self._core.moderation.unmute(self._named(), room, nick)
 
     def bans(self, room):
+        """
+        The bans the user may lift: every one for an operator, C{room}'s for
+        its owner.
+        """
         return self._core.moderation.listBans(self._named(), room)
 
     # Leaving

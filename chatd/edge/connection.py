@@ -245,7 +245,8 @@ class Connection:
         The user leaves: their rooms are told C{reason}, and the connection
         closes after C{farewell} (bytes), if any.
         """
-        self.quitReason = reason or "quit"
+        # For the log, which keeps no user text: whether a reason was given.
+        self.quitReason = "quit (a reason was given)" if reason else "quit"
         if self.session is not None:
             self.session.quit(reason)
         self.closeWith(farewell)

@@ -105,6 +105,7 @@ class IrcProtocol(LineReceiver):
     _whox = None
     _keepalive = None
     _batches = 0
+    _password = None
 
     # Framework callbacks
 
@@ -292,8 +293,14 @@ class IrcProtocol(LineReceiver):
     # Registration
 
     def irc_PASS(self, params):
+        """
+        There is no server password: PASS, as many networks take it, is
+        the password of the registered nickname the client registers with.
+        """
         if self.registered:
             self.numeric(N.ERR_ALREADYREGISTERED, "You may not reregister")
+            return
+        self._password = _required(params, 0)
 
     def irc_CAP(self, params):
         sub = _param(params, 0).upper()
@@ -393,13 +400,23 @@ class IrcProtocol(LineReceiver):
             # IRC clients choose their channels (their own autojoin lists):
             # unlike the line protocol's users, nobody is put in the lobby.
             session.claim(self.nick, lobby=False)
+        except R.PasswordRequired as refusal:
+            self.conn.outbox.fill(place, b"")
+            if self._password is not None:
+                # Proved with PASS, then registered.
+                password, self._password = self._password, None
+                self._prove(refusal.nick, password)
+                return
+            self.nick = None
+            self.refused(refusal, "NICK")
+            return
         except R.Refusal as refusal:
             self.conn.outbox.fill(place, b"")
-            self.nick = None
             if isinstance(refusal, R.Banned):
                 self.refused(refusal, "NICK")
                 self.conn.close(refusalReply(refusal, "NICK")[1][-1])
                 return
+            self.nick = None
             code, params = refusalReply(refusal, "NICK")
             self.conn.send(encode(code, "*", *params, prefix=self.server))
             return
@@ -713,7 +730,11 @@ class IrcProtocol(LineReceiver):
         words = rest.split()
         verb = verb.upper()
         try:
-            if verb == "IDENTIFY" and words:
+            if verb == "IDENTIFY" and len(words) == 2 and nickKey(words[0]) != nickKey(self.nick):
+                # Take another registered nickname: shown as NICK, 900.
+                done = self.session.rename(words[0], words[1])
+                success = None
+            elif verb == "IDENTIFY" and words:
                 # Confirmed by the core's Identified (900).
                 done = self.session.identify(words[-1])
                 success = None
@@ -990,6 +1011,30 @@ class IrcProtocol(LineReceiver):
         except R.Refusal as refusal:
             checked = fail(refusal)
         checked.addCallbacks(self._saslDone, self._saslFailed, callbackArgs=(account,))
+
+    def _prove(self, nick, password):
+        """
+        Check C{password} for the registered nickname C{nick} (given with
+        PASS), then go on registering; a wrong one is 464.
+        """
+        self._saslPending = True
+
+        def proved(result):
+            self._saslPending = False
+            self._tryRegister()
+
+        def wrong(failure):
+            self._saslPending = False
+            failure.trap(R.Refusal)
+            if self.conn.live:
+                self.nick = None
+                self.numeric(N.ERR_PASSWDMISMATCH, "Password incorrect")
+
+        try:
+            checked = self._session().authenticate(nick, password)
+        except R.Refusal as refusal:
+            checked = fail(refusal)
+        checked.addCallbacks(proved, wrong)
 
     def _saslDone(self, result, account):
         self._saslPending = False

@@ -32,12 +32,6 @@ def _noSuchRoom(r, command):
     return N.ERR_NOSUCHCHANNEL, (r.room, "No such channel")
 
 
-def _attempts(r, command):
-    whose = "from your address" if r.fromAddress else f"for {r.nick}"
-    return N.ERR_SASLFAIL, (f"Too many password attempts {whose}; "
-                            f"try again in {r.seconds} seconds",)
-
-
 def _fail(text):
     """
     A refusal with no numeric of its own: ERR_UNKNOWNERROR naming the
@@ -51,6 +45,10 @@ _REPLIES = {
     R.AlreadyNamed: lambda r, c: (N.ERR_ALREADYREGISTERED, ("You may not reregister",)),
     R.InvalidNickname: lambda r, c: (N.ERR_ERRONEUSNICKNAME, (r.nick, "Erroneous nickname")),
     R.NicknameTaken: lambda r, c: (N.ERR_NICKNAMEINUSE, (r.nick, "Nickname is already in use")),
+    R.PasswordRequired: lambda r, c: (N.ERR_NICKNAMEINUSE, (
+        r.nick, "Nickname is registered: log in with SASL or PASS, or "
+                f"/msg NickServ IDENTIFY {r.nick} PASSWORD")),
+    R.NoRenameWhileMuted: _fail(lambda r: f"You cannot change nickname while muted in {r.room}"),
     R.InvalidRoomName: lambda r, c: (N.ERR_NOSUCHCHANNEL, (r.name, "No such channel")),
     R.NoSuchUser: lambda r, c: (N.ERR_NOSUCHNICK, (r.nick, "No such nick/channel")),
     R.NoSuchRoom: _noSuchRoom,
@@ -71,6 +69,8 @@ _REPLIES = {
                                  (r.room, f"{r.nick} is a moderator of {r.room}")),
     R.IsOperator: _fail(lambda r: f"{r.nick} is an operator"),
     R.CoversOwnAddress: _fail(lambda r: f"{r.target} covers your own address"),
+    R.CoversEveryone: _fail(lambda r: f"{r.target} covers every address"),
+    R.CoversOperator: _fail(lambda r: f"{r.target} covers the operator {r.nick}"),
     R.InvalidBanTarget: _fail(lambda r: f"Cannot ban {r.target}: not a nickname nor an address"),
     R.NotBanned: _fail(lambda r: f"{r.target} is not banned here"),
     R.NotMuted: _fail(lambda r: f"{r.nick} is not muted in {r.room}"),
@@ -81,7 +81,9 @@ _REPLIES = {
     R.AlreadyIdentified: _fail(lambda r: f"You are already identified as {r.nick}"),
     R.NotRegistered: _fail(lambda r: f"{r.nick} is not registered"),
     R.IdentifyFirst: _fail(lambda r: f"Identify as {r.nick} first"),
-    R.TooManyAttempts: _attempts,
+    R.AttemptWaiting: _fail(lambda r: f"A password for {r.nick} is still being checked"),
+    R.TooManyRegistrations: _fail(lambda r: "Registrations from your address come too "
+                                            f"fast; try again in {r.seconds} seconds"),
     R.WrongPassword: _fail(lambda r: f"Wrong password for {r.nick}"),
     R.AccountRefused: _fail(lambda r: r.reason),
 }

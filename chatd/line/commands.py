@@ -15,7 +15,7 @@ from typing import Callable
 from twisted.logger import Logger
 
 from chatd.core.names import nickKey, roomKey
-from chatd.core.refusals import Refusal
+from chatd.core.refusals import PasswordRequired, Refusal
 from chatd.line import wire
 from chatd.line.refusals import describe
 
@@ -27,6 +27,11 @@ DURATION_MAX = 365 * 86400
 
 _log = Logger()
 _DURATION = re.compile(r"([1-9][0-9]{0,6})([smhd])\Z")
+# ASCII digits only: str.isdigit() and int() also take "²" or "٣".
+_NUMBER = re.compile(r"[0-9]{1,9}\Z")
+# An answer to the password prompt that cannot be a password (see
+# Identity.PASSWORD_MIN) is another nickname.
+_PASSWORD_MIN = 8
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -81,6 +86,16 @@ def _oneWord(arg, usage):
     return arg
 
 
+def number(text, low, high, usage):
+    """
+    The whole number C{text} spells in ASCII digits, from C{low} to
+    C{high}; anything else is a usage error saying so.
+    """
+    if not _NUMBER.match(text) or not low <= int(text) <= high:
+        raise LineError(f"usage: {usage}, N a number from {low} to {high}")
+    return int(text)
+
+
 
 
 def _lines(count):
@@ -97,8 +112,33 @@ def _showRoom(conn, room):
         conn.showHistory(conn.session.recent(room.name, conn.factory.replay))
 
 
-def _claim(conn, nick):
-    _showRoom(conn, conn.session.claim(nick))
+def _claim(conn, nick, password=None):
+    """
+    Take C{nick} as the first nickname.  A registered one needs its
+    password: without one the user is asked for it, and their next line
+    answers (see L{dispatch}).
+    """
+    conn.passwordFor = None
+    if password is None:
+        try:
+            room = conn.session.claim(nick)
+        except PasswordRequired as e:
+            conn.passwordFor = e.nick
+            conn.prompt(f"{e.nick} is registered: password (or another nickname)")
+            return None
+        _showRoom(conn, room)
+        return None
+    done = conn.session.claim(nick, password)
+    return _afterwards(conn, done, lambda room: _arrived(conn, room))
+
+
+def _arrived(conn, room):
+    """
+    After a nickname was taken with its password: show the lobby, when the
+    user arrived by it.
+    """
+    if room is not None:
+        _showRoom(conn, room)
 
 
 def _duration(word):
@@ -117,8 +157,8 @@ def _duration(word):
 
 def _afterwards(conn, done, success):
     """
-    Reply with C{success()} (unless it is L{None}) once C{done} fires; show
-    a refusal as an error.
+    Reply with C{success(result)} (unless it is L{None}) once C{done} fires
+    with C{result}; show a refusal as an error.
 
     @return: C{done}, firing (with L{None}) once the answer is shown.
     """
@@ -130,7 +170,7 @@ def _afterwards(conn, done, success):
         conn.error("that did not work; try again later")
 
     def succeeded(result):
-        text = success()
+        text = success(result)
         if text is not None:
             conn.reply(text)
 
@@ -153,13 +193,18 @@ def helpLine(cmd):
     return f"{synopsis:<22} {cmd.help}"
 
 
-@command("nick", "NAME", "choose or change your nickname", beforeNick=True)
+@command("nick", "NAME [PASSWORD]",
+         "choose or change your nickname; a registered one needs its password",
+         beforeNick=True)
 def _nick(conn, arg):
-    nick = _required(arg, "/nick NAME")
+    nick, _, password = _required(arg, "/nick NAME [PASSWORD]").partition(" ")
+    password = password.strip() or None
     if conn.session.nick is None:
-        _claim(conn, nick)
-    else:
+        return _claim(conn, nick, password)
+    if password is None:
         conn.session.rename(nick)
+        return None
+    return _afterwards(conn, conn.session.rename(nick, password), lambda _: None)
 
 
 @command("join", "#ROOM", "join a room (created on demand) and talk there")
@@ -256,9 +301,7 @@ def _msg(conn, arg):
 def _history(conn, arg):
     count = HISTORY_DEFAULT
     if arg:
-        if not arg.isdigit() or not 1 <= int(arg) <= HISTORY_MAX:
-            raise LineError(f"usage: /history [N], N from 1 to {HISTORY_MAX}")
-        count = int(arg)
+        count = number(arg, 1, HISTORY_MAX, "/history [N]")
     room = conn.currentRoom()
 
     def header(found):
@@ -289,14 +332,14 @@ def _search(conn, arg):
 def _register(conn, arg):
     nick = conn.session.nick
     done = conn.session.register(_required(arg, "/register PASSWORD"))
-    return _afterwards(conn, done, lambda: f"{nick} is registered to you and you are "
-                       "identified; next time, /identify PASSWORD")
+    return _afterwards(conn, done, lambda _: f"{nick} is registered to you and you are "
+                       "identified; from now on it takes this password")
 
 
 @command("identify", "PASSWORD", "prove the registered nickname you use is yours")
 def _identify(conn, arg):
     done = conn.session.identify(_required(arg, "/identify PASSWORD"))
-    return _afterwards(conn, done, lambda: None)
+    return _afterwards(conn, done, lambda _: None)
 
 
 @command("ghost", "NICK PASSWORD",
@@ -305,15 +348,10 @@ def _ghost(conn, arg):
     nick, _, password = arg.partition(" ")
     if not nick or not password.strip():
         raise LineError("usage: /ghost NICK PASSWORD")
-    arriving = conn.session.nick is None
+    conn.passwordFor = None
     done = conn.session.ghost(nick, password.strip())
 
-    def ghosted():
-        if arriving and conn.session.rooms:
-            # The nickname chosen this way: show the arrival as for any other.
-            _showRoom(conn, conn.session.rooms[0])
-
-    return _afterwards(conn, done, ghosted)
+    return _afterwards(conn, done, lambda room: _arrived(conn, room))
 
 
 @command("password", "OLD NEW", "change the password of your registered nickname")
@@ -322,7 +360,7 @@ def _password(conn, arg):
     if not old or not new.strip():
         raise LineError("usage: /password OLD NEW")
     done = conn.session.changePassword(old, new.strip())
-    return _afterwards(conn, done, lambda: "your password is changed")
+    return _afterwards(conn, done, lambda _: "your password is changed")
 
 
 @command("kick", "NICK [REASON]", "moderators: put NICK out of the current room")
@@ -346,15 +384,40 @@ def _ban(conn, arg):
     conn.session.ban(conn.currentRoom().name, target, duration, reason.strip())
 
 
-@command("unban", "NICK|ADDRESS", "moderators: lift a ban")
+def _roomAndWord(conn, arg, usage):
+    """
+    The room named first (when the line starts with one) or else the
+    current room, and the word after it.
+    """
+    words = arg.split()
+    if len(words) >= 2 and words[0].startswith("#"):
+        return words[0], words[1]
+    if not words:
+        raise LineError(f"usage: {usage}")
+    try:
+        return conn.currentRoom().name, words[0]
+    except LineError:
+        raise LineError(f"usage: {usage}") from None
+
+
+@command("unban", "[#ROOM] NICK|ADDRESS",
+         "moderators: lift a ban (from the server, or the room: the current one "
+         "by default)")
 def _unban(conn, arg):
-    target = _required(arg.split(" ", 1)[0], "/unban NICK|ADDRESS")
-    conn.session.unban(conn.currentRoom().name, target)
+    room, target = _roomAndWord(conn, arg, "/unban [#ROOM] NICK|ADDRESS")
+    conn.session.unban(room, target)
 
 
-@command("bans", "", "moderators: list the bans you may lift")
+@command("bans", "[#ROOM]", "moderators: list the bans you may lift")
 def _bans(conn, arg):
-    bans = conn.session.bans(conn.currentRoom().name)
+    if arg:
+        room = _oneWord(arg, "/bans [#ROOM]")
+    else:
+        try:
+            room = conn.currentRoom().name
+        except LineError:
+            raise LineError("usage: /bans [#ROOM]") from None
+    bans = conn.session.bans(room)
     conn.reply("1 ban" if len(bans) == 1 else f"{len(bans)} bans")
     for ban in bans:
         left = None if ban.until is None else ban.until - conn.factory.gate.clock.seconds()
@@ -411,7 +474,14 @@ def dispatch(conn, line):
         if conn.session.nick is None and not cmd.beforeNick:
             raise LineError("choose a nickname first")
         return cmd.run(conn, arg.strip())
+    elif conn.session.nick is None and conn.passwordFor is not None:
+        nick = conn.passwordFor
+        if len(line) < _PASSWORD_MIN or " " in line:
+            # Cannot be a password: another nickname.
+            return _claim(conn, line)
+        conn.passwordFor = None
+        return _claim(conn, nick, line)
     elif conn.session.nick is None:
-        _claim(conn, line)
+        return _claim(conn, line)
     else:
         conn.session.say(conn.currentRoom().name, line[1:] if line.startswith("//") else line)

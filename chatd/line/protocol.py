@@ -25,6 +25,8 @@ class ChatProtocol(LineReceiver):
 
     @ivar conn: the connection's L{Connection}: outbox, pacing, timers.
     @ivar session: the L{chatd.core.session.Session} it acts through.
+    @ivar passwordFor: the registered nickname whose password the user was
+        asked for at the nickname prompt, or L{None}.
     """
 
     # Input lines end in LF; a CR before it is dropped, so CRLF works too.
@@ -35,6 +37,7 @@ class ChatProtocol(LineReceiver):
 
     conn = None
     session = None
+    passwordFor = None
     _current = None
 
     # Framework callbacks
@@ -117,10 +120,16 @@ class ChatProtocol(LineReceiver):
             return
         if answering is None:
             self._promptIfNoNick()
-        else:
-            # The answer (to /ghost, say) comes once a password is checked:
-            # ask again only after it, and only if needed.
-            answering.addCallback(lambda _: self._promptIfNoNick())
+            return
+        if self.session.nick is None and not answering.called:
+            # A password is being checked at the prompt: the lines after it
+            # wait for the answer, so that none is taken for a nickname (or
+            # lost) meanwhile.
+            self.conn.holdInput("password")
+            answering.addBoth(lambda result: (self.conn.releaseInput("password"), result)[1])
+        # The answer (to /ghost, say) comes once a password is checked:
+        # ask again only after it, and only if needed.
+        answering.addCallback(lambda _: self._promptIfNoNick())
 
     def unread(self):
         """
@@ -191,7 +200,7 @@ class ChatProtocol(LineReceiver):
         self.conn.send(wire.encodeLine(wire.prompt(text)))
 
     def _promptIfNoNick(self):
-        if self.session.nick is None and self.conn.accepting:
+        if self.session.nick is None and self.passwordFor is None and self.conn.accepting:
             self.prompt("Choose a nickname:")
 
     def _tooLong(self):

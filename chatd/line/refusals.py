@@ -19,16 +19,13 @@ def _taken(r):
     return f"the nickname {r.nick} is taken"
 
 
-def _attempts(r):
-    whose = "from your address" if r.fromAddress else f"for {r.nick}"
-    return f"too many password attempts {whose}; try again in {r.seconds} seconds"
-
-
 _TEXT = {
     R.NoNickname: lambda r: "choose a nickname first",
     R.AlreadyNamed: lambda r: f"you are already {r.nick}",
     R.InvalidNickname: lambda r: r.reason,
     R.NicknameTaken: _taken,
+    R.PasswordRequired: lambda r: (f"{r.nick} is registered: /nick {r.nick} PASSWORD "
+                                   "if it is yours"),
     R.InvalidRoomName: lambda r: r.reason,
     R.NoSuchUser: lambda r: f"no such user: {r.nick}",
     R.NoSuchRoom: lambda r: f"no such room: {r.room}",
@@ -46,6 +43,10 @@ _TEXT = {
     R.IsModerator: lambda r: f"{r.nick} is a moderator of {r.room}",
     R.IsOperator: lambda r: f"{r.nick} is an operator",
     R.CoversOwnAddress: lambda r: f"{r.target} covers your own address",
+    R.CoversEveryone: lambda r: f"{r.target} covers everyone",
+    R.CoversOperator: lambda r: f"{r.target} covers the operator {r.nick}",
+    R.NoRenameWhileMuted: lambda r: (f"you are muted in {r.room}; "
+                                     "you cannot change nickname until the mute ends"),
     R.InvalidBanTarget: lambda r: f"cannot ban {r.target}: not a nickname nor an address",
     R.NotBanned: lambda r: f"{r.target} is not banned here",
     R.NotMuted: lambda r: f"{r.nick} is not muted in {r.room}",
@@ -57,7 +58,10 @@ _TEXT = {
     R.AlreadyIdentified: lambda r: f"you are already identified as {r.nick}",
     R.NotRegistered: lambda r: f"{r.nick} is not registered",
     R.IdentifyFirst: lambda r: f"identify as {r.nick} first",
-    R.TooManyAttempts: _attempts,
+    R.AttemptWaiting: lambda r: (f"your last password for {r.nick} is still being "
+                                 "checked; wait for the answer"),
+    R.TooManyRegistrations: lambda r: ("too many registrations from your address; "
+                                       f"try again in {r.seconds} seconds"),
     R.WrongPassword: lambda r: f"wrong password for {r.nick}",
     R.AccountRefused: lambda r: r.reason,
 }

@@ -157,11 +157,9 @@ _FORMATS = {
     events.Unmuted: lambda e: f"-- {e.room} {e.by} unmuted {e.nick}",
     events.Expelled: lambda e: notice(
         f"{e.by} banned you from this server{_for(e.duration)}{_reason(e.reason)}"),
-    events.IdentifyRequired: lambda e: notice(
-        f"{e.nick} is a registered nickname: /identify PASSWORD within "
-        f"{duration(e.seconds)}, or you will be renamed"),
-    events.GuestRenamed: lambda e: notice(
-        f"you did not identify as {e.old} in time; you are now {e.new}"),
+    events.PasswordDelayed: lambda e: notice(
+        f"many wrong passwords for {e.nick} came from your address lately; "
+        f"yours is checked in {e.seconds} seconds"),
     events.Ghosted: lambda e: notice(
         f"the owner of {e.nick} took the nickname back; goodbye"),
     events.Entered: _enteredLines,

@@ -19,6 +19,34 @@ class HistoryError(Exception):
     """
 
 
+class HistoryRefused(Exception):
+    """
+    A read the history store refuses or gives up on, with a message meant
+    for the user who asked (the front end shows it as a refusal; nothing is
+    wrong with the store).  One of its subclasses:
+    """
+
+
+class HistoryBusy(HistoryRefused):
+    """
+    Too many reads of this kind are waiting already; the request was not
+    queued.  Asking again a moment later may succeed.
+    """
+
+
+class SearchTooComplex(HistoryRefused):
+    """
+    The search words hold more tokens (words and the parts of words between
+    punctuation, as the full-text index splits them) than a search may have.
+    """
+
+
+class QueryTooSlow(HistoryRefused):
+    """
+    The read ran longer than the store's deadline and was stopped.
+    """
+
+
 class IHistoryStore(Interface):
     """
     Where room lines (L{chatd.events.Said}, L{chatd.events.Acted} and
@@ -43,16 +71,58 @@ class IHistoryStore(Interface):
     def append(event):
         """
         Queue C{event}, which carries its id from L{nextId}, for storage.
+        Never refused: when too much is waiting to be stored, the store asks
+        its registered producer to pause (see L{registerProducer}).
         """
 
-    def recent(room, count):
+    def registerProducer(producer, streaming):
+        """
+        Tell C{producer} (an L{twisted.internet.interfaces.IPushProducer},
+        the one thing that feeds the store: whatever reads every
+        connection's input) when the store falls behind.  When the lines
+        appended but not yet committed exceed the store's bound (in lines or
+        in bytes of text), it calls C{producer.pauseProducing()} once; when
+        the writer has caught up to half the bound, it calls
+        C{producer.resumeProducing()} once, on the reactor thread.  Lines
+        appended while paused are still taken (nothing is ever dropped), and
+        a C{pauseProducing} comes at once if the store is behind already.
+        The calls alternate and never nest: should the lines the producer
+        hands over while it resumes put the store over its bound again, the
+        C{pauseProducing} comes once C{resumeProducing} has returned.
+
+        @param streaming: must be L{True} (only push producers).
+        """
+
+    def unregisterProducer():
+        """
+        Stop telling the producer anything; if it was paused it stays so.
+        """
+
+    def recent(room, count, replay=True):
         """
         The last C{count} lines of the room called C{room}, oldest first, as
         of this call: nothing appended after it, even if the store gets to it
         before answering.  (A user who joins sees each line once: in the
         replay, or live.)
 
-        @return: a L{Deferred} firing with a L{list} of events.
+        @param replay: L{True} for a join's replay, answered ahead of every
+            search and /history request (its own queue and thread); L{False}
+            for a user's request for more (C{/history}), which waits with
+            the searches.
+        @return: a L{Deferred} firing with a L{list} of events, or failing
+            with L{HistoryBusy} when too many reads of that kind wait
+            already, or L{QueryTooSlow}.
+        """
+
+    def lastTopic(room):
+        """
+        The topic in force in the room called C{room} when its last topic
+        line was stored, as of this call: a tuple C{(topic, nick, time)}
+        (the setter's nickname and POSIX time), or L{None} when no topic
+        line is stored or the last one cleared the topic.  Answered ahead of
+        searches, as a replay is.
+
+        @return: a L{Deferred} firing with that tuple or L{None}.
         """
 
     def search(rooms, words, limit):
@@ -60,7 +130,8 @@ class IHistoryStore(Interface):
         The newest lines, at most C{limit}, in any of the rooms called
         C{rooms}, that contain every one of C{words}; newest first.
 
-        @return: a L{Deferred} firing with a L{list} of events.
+        @return: a L{Deferred} firing with a L{list} of events, or failing
+            with L{SearchTooComplex}, L{HistoryBusy} or L{QueryTooSlow}.
         """
 
     def prune(before):
@@ -91,15 +162,24 @@ class AccountError(Exception):
     """
 
 
+class AccountsBusy(AccountError):
+    """
+    Too many password checks are waiting already; the request was not
+    queued.  Asking again a moment later may succeed.
+    """
+
+
 class IAccountStore(Interface):
     """
-    Registered nicknames with their password hashes, and the bans in force.
+    Registered nicknames with their password hashes, the bans in force, and
+    the rooms kept for their registered owners.
 
     Called on the reactor thread.  Whether a nickname is registered, and the
     bans, are known at once (kept in memory); anything that hashes a password
     or writes happens elsewhere, its result arriving through a L{Deferred} on
-    the reactor thread.  Passwords are never stored, logged or kept: only
-    their salted hashes.
+    the reactor thread.  L{register}, L{verify} and L{changePassword} fail
+    with L{AccountsBusy} when too many of them wait already.  Passwords are
+    never stored, logged or kept: only their salted hashes.
     """
 
     def isRegistered(nick):
@@ -142,6 +222,20 @@ class IAccountStore(Interface):
     def removeBan(ban):
         """
         @return: a L{Deferred} firing once C{ban} is forgotten.
+        """
+
+    def rooms():
+        """
+        Every kept room stored, as (name, owner's nickname key, topic, first
+        history id or L{None}) tuples, read when the store opened.
+        """
+
+    def keepRoom(name, owner, topic, firstId):
+        """
+        Store the kept room C{name} (owned by the nickname key C{owner}), or
+        its new C{topic} when it is stored already.
+
+        @return: a L{Deferred} firing once stored.
         """
 
     def close():

@@ -18,11 +18,16 @@ from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
 from chatd.core.bans import Ban, banKey
-from chatd.core.names import nickKey
-from chatd.storage import AccountError, IAccountStore, schema
+from chatd.core.names import nickKey, roomKey
+from chatd.storage import AccountError, AccountsBusy, IAccountStore, schema
 from chatd.storage.worker import STOP, answerJobs
 
 _BAN_COLUMNS = "kind, target, room, until, reason, by, time"
+
+MAX_HASHING = 16
+"""Password jobs that may wait or run at once.  Each takes argon2's time
+(0.26-0.31 s at its default costs, measured on this project's busy 2-core
+machine), so the last one waits a few seconds at most."""
 
 
 @implementer(IAccountStore)
@@ -32,19 +37,23 @@ class SQLiteAccounts:
     file until L{open}.
     """
 
-    def __init__(self, path, reactor, hasher=None):
+    def __init__(self, path, reactor, hasher=None, maxHashing=MAX_HASHING):
         """
         @param reactor: an L{IReactorThreads}, whose C{callFromThread} the
             store's thread uses to hand results to the reactor thread.
         @param hasher: an L{argon2.PasswordHasher}; argon2's recommended
             costs by default.
+        @param maxHashing: see L{MAX_HASHING}.
         """
+        self._hashing = 0
+        self._maxHashing = maxHashing
         self.path = path
         self._reactor = reactor
         self._hasher = hasher or PasswordHasher()
         self._jobs = queue.SimpleQueue()
         self._registered = set()
         self._bans = []
+        self._rooms = []
         self._closed = Deferred()
         self._opened = False
 
@@ -60,6 +69,8 @@ class SQLiteAccounts:
                             connection.execute("SELECT nick_key FROM accounts")}
         self._bans = [Ban(*row) for row in connection.execute(
             f"SELECT {_BAN_COLUMNS} FROM bans ORDER BY time")]
+        self._rooms = list(connection.execute(
+            "SELECT name, owner_key, topic, first_id FROM rooms ORDER BY created"))
         # Verifying a nickname nobody registered costs as much as a real
         # one, so timing does not tell which nicknames are registered.
         self._decoy = self._hasher.hash("not a password")
@@ -78,6 +89,8 @@ class SQLiteAccounts:
         key = nickKey(nick)
         if key in self._registered:
             return _failed(AccountError(f"{nick} is already registered"))
+        if self._hashing >= self._maxHashing:
+            return _busy()
         # Taken now, so a second /register meanwhile is refused at once.
         self._registered.add(key)
 
@@ -86,7 +99,7 @@ class SQLiteAccounts:
                 "INSERT INTO accounts (nick_key, nick, password_hash, created) "
                 "VALUES (?, ?, ?, ?)", (key, nick, self._hasher.hash(password), time.time()))
 
-        done = self._do(register)
+        done = self._hash(register)
         done.addErrback(lambda failure: (self._registered.discard(key), failure)[1])
         return done
 
@@ -102,7 +115,7 @@ class SQLiteAccounts:
                 return False
             return row is not None
 
-        return self._do(verify)
+        return self._hash(verify)
 
     def changePassword(self, nick, password):
         key = nickKey(nick)
@@ -111,7 +124,7 @@ class SQLiteAccounts:
             connection.execute("UPDATE accounts SET password_hash = ? WHERE nick_key = ?",
                                (self._hasher.hash(password), key))
 
-        return self._do(change)
+        return self._hash(change)
 
     def bans(self):
         return list(self._bans)
@@ -136,6 +149,19 @@ class SQLiteAccounts:
 
         return self._do(remove)
 
+    def rooms(self):
+        return list(self._rooms)
+
+    def keepRoom(self, name, owner, topic, firstId):
+        def keep(connection):
+            connection.execute(
+                "INSERT INTO rooms (room_key, name, owner_key, topic, first_id, created) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (room_key) DO UPDATE SET "
+                "topic = excluded.topic", (roomKey(name), name, owner, topic, firstId,
+                                           time.time()))
+
+        return self._do(keep)
+
     def close(self):
         if not self._opened:
             return succeed(None)
@@ -147,7 +173,27 @@ class SQLiteAccounts:
         self._jobs.put((job, done))
         return done
 
+    def _hash(self, job):
+        """
+        Queue C{job}, which hashes a password, unless too many already wait.
+        """
+        if self._hashing >= self._maxHashing:
+            return _busy()
+        self._hashing += 1
+        done = self._do(job)
+        done.addBoth(self._hashed)
+        return done
+
+    def _hashed(self, result):
+        self._hashing -= 1
+        return result
+
     # The store's thread
+
+
+def _busy():
+    return _failed(AccountsBusy("too many password checks are waiting; "
+                                "try again in a moment"))
 
 
 def _failed(exception):

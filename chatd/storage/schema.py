@@ -78,6 +78,24 @@ MIGRATIONS = [
         PRIMARY KEY (kind, target_key, room_key)
     );
     """,
+    # 4: the rooms kept when they empty, those with a registered owner
+    # (chatd.core.chat): owner_key is the owner's folded nickname, first_id
+    # the history id from which the room's lines are its own (NULL: all).
+    """
+    CREATE TABLE rooms (
+        room_key TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        owner_key TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        first_id INTEGER,
+        created REAL NOT NULL
+    );
+    """,
+    # 5: a room's last topic, found at once however many lines the room has
+    # (a partial index: only topic lines are in it).
+    """
+    CREATE INDEX messages_topics ON messages (room_key, id) WHERE kind = 'topic';
+    """,
 ]
 
 VERSION = len(MIGRATIONS)
@@ -85,8 +103,8 @@ VERSION = len(MIGRATIONS)
 
 def connect(path, readOnly=False):
     """
-    Open the history database at C{path}, creating it and its folder when
-    missing and migrating it to L{VERSION}, or, with C{readOnly}, open an
+    Open the history database at C{path}, creating it (0600) and its folder
+    (0700) when missing and migrating it to L{VERSION}, or, with C{readOnly}, open an
     existing one for reading only.
 
     @return: an L{sqlite3.Connection} in autocommit mode (transactions are
@@ -100,7 +118,8 @@ def connect(path, readOnly=False):
         else:
             folder = os.path.dirname(path)
             if folder:
-                os.makedirs(folder, exist_ok=True)
+                os.makedirs(folder, mode=0o700, exist_ok=True)
+            _createPrivately(path)
             connection = sqlite3.connect(path, isolation_level=None,
                                          check_same_thread=False)
     except FileExistsError as e:
@@ -167,6 +186,19 @@ def _migrate(connection, version):
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
+
+
+def _createPrivately(path):
+    """
+    Create the file at C{path}, empty, readable and writable by its owner
+    only (0600), unless it exists.  SQLite gives the WAL and shared-memory
+    files it makes beside a database the database's permissions, so they are
+    private too.  An existing file keeps the permissions it has.
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
 
 
 def _uriPath(path):

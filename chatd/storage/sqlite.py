@@ -1,7 +1,7 @@
 """
 L{IHistoryStore} on an SQLite file.
 
-Two threads of our own do every database call, so the reactor thread never
+Three threads of our own do every database call, so the reactor thread never
 waits on SQLite:
 
 - the writer owns the only writing connection.  Lines queue up for it; it
@@ -10,16 +10,42 @@ waits on SQLite:
   commits a lone line at once, so a quiet server loses nothing to a crash
   that it could have kept; a busy one commits about 100 times a second
   however many lines arrive.
-- the reader owns a second connection and answers replay and search.  With
-  WAL it never waits for the writer, nor the writer for it.
+- two readers, each with a connection of its own: one answers joins' replays
+  (and a room's last topic), the other searches and C{/history} requests,
+  so that however many searches wait, a join's replay never waits behind
+  them.  With WAL they never wait for the writer, nor the writer for them.
+
+Every queue has a bound (see the README's table):
+
+- the writer's: lines appended but not yet committed are counted, in lines
+  and in bytes of text, on the reactor thread (two additions per line).
+  Past L{BEHIND_LINES} or L{BEHIND_BYTES} the store asks its registered
+  producer (whatever reads the connections) to pause, once; when the writer
+  is down to half of both it asks it to resume, once.  Lines are never
+  refused nor dropped: the daemon stops reading instead, so a sender is
+  slowed down, memory stays flat, and a C{kill -9} loses at most the bound
+  (plus what had been read from sockets already when reading paused).
+  L{BEHIND_BYTES} is small for a second of the writer's work on long lines
+  (measured: ~20 MB/s of 900-byte lines stored and indexed) because the
+  daemon's memory grows by about three bytes per byte of text waiting, and
+  it should grow by at most 32 MB.
+- each reader's: at most L{MAX_REPLAYS} replays and L{MAX_QUERIES} searches
+  or C{/history} requests wait or run; one more fails at once with
+  L{HistoryBusy}.  A read that runs longer than L{QUERY_SECONDS} in SQLite
+  is stopped (L{QueryTooSlow}), and a search of more than L{SEARCH_TOKENS}
+  tokens is refused before it is queued (L{SearchTooComplex}).
 
 Indexing a line for full-text search costs several times more than storing
 it, so the writer stores first and indexes when it has nothing to store
 (L{INDEX_CHUNK} lines at a time).  A burst is on disk as fast as it comes, and
 becomes searchable as soon as the writer catches up; a search catches up
-first, so it still finds every line said before it.
+first, so it still finds every line said before it.  Under a sustained load
+the index may lag by at most L{INDEX_BEHIND} lines: past that, the writer
+indexes a chunk after each commit, so that the lines it takes in are those
+it can both store and index (and the back-pressure above says so), and a
+search never makes the writer catch up on more than that.
 
-Both threads run at a lower priority than the reactor thread (on Linux):
+The store's threads run at a lower priority than the reactor thread (on Linux):
 measured on a busy 2-core machine, that kept live delivery at a few
 milliseconds where equal priority let it reach tens.
 
@@ -34,21 +60,24 @@ every line appended before it was asked for, and never waits behind lines that
 came later.
 """
 
+import math
 import os
 import queue
+import re
 import sqlite3
 import sys
 import threading
 import time
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from chatd.core import events
 from chatd.core.names import roomKey
-from chatd.storage import HistoryError, IHistoryStore, schema
+from chatd.storage import (HistoryBusy, HistoryError, IHistoryStore, QueryTooSlow,
+                           SearchTooComplex, schema)
 from chatd.storage.worker import STOP, answerJobs
 
 BATCH_WINDOW = 0.010
@@ -63,6 +92,39 @@ INDEX_CHUNK = 2000
 NICENESS = 10
 """How much lower the store's threads run than the reactor thread (Linux)."""
 
+BEHIND_LINES = 20_000
+"""Lines appended but not yet committed past which reading is paused."""
+
+BEHIND_BYTES = 6 * 1024 * 1024
+"""Bytes of text (characters, as counted by C{len}) appended but not yet
+committed past which reading is paused.  See bench/README-history.md for
+how both bounds compare with what the writer does in a second."""
+
+INDEX_BEHIND = 20_000
+"""Stored lines the search index may lag behind under a sustained load."""
+
+MAX_REPLAYS = 1000
+"""Replays (and last-topic look-ups) that may wait or run at once."""
+
+MAX_QUERIES = 32
+"""Searches and C{/history} requests that may wait or run at once."""
+
+QUERY_SECONDS = 1.0
+"""How long one read may run in SQLite before it is stopped."""
+
+SEARCH_TOKENS = 24
+"""Tokens (as the index splits words: C{q.q.q} is three) a search may hold."""
+
+_PROGRESS_STEPS = 10_000
+"""SQLite virtual machine steps between two looks at a read's deadline."""
+
+SLOW_COMMIT = 2.0
+"""Seconds a commit may take before the store warns in the log: while the
+writer is behind, the daemon reads no input, so a stuck disk stops the chat."""
+
+REPLAY, QUERY = "replay", "query"
+"""The two readers: joins' replays first, searches and /history after."""
+
 _INSERT = ("INSERT INTO messages (id, time, room_key, room, kind, nick, text) "
            "VALUES (?, ?, ?, ?, ?, ?, ?)")
 _COLUMNS = "id, time, room, kind, nick, text"
@@ -75,6 +137,10 @@ _ROOM_KEYS = """
         SELECT (SELECT min(room_key) FROM messages WHERE room_key > key)
         FROM kept WHERE key IS NOT NULL)
     SELECT key FROM kept WHERE key IS NOT NULL"""
+_LAST_TOPIC = ("SELECT text, nick, time FROM messages "
+               "WHERE room_key = ? AND kind = 'topic' AND id <= ? ORDER BY id DESC LIMIT 1")
+# A token as FTS5's unicode61 tokenizer sees one, near enough to count them.
+_TOKEN = re.compile(r"[^\W_]+")
 _EVENTS = {"said": events.Said, "acted": events.Acted, "topic": events.TopicChanged}
 
 
@@ -114,6 +180,13 @@ def toEvent(row):
     return _EVENTS[kind](room, nick, text, time, id)
 
 
+def searchTokens(words):
+    """
+    How many tokens the full-text index makes of C{words}: C{q.q.q} is three.
+    """
+    return sum(len(_TOKEN.findall(word)) for word in words)
+
+
 def matchExpression(words):
     """
     An FTS5 query for lines holding every one of C{words}, each taken
@@ -132,17 +205,45 @@ class SQLiteHistory:
 
     _log = Logger()
 
-    def __init__(self, path, reactor, batchWindow=BATCH_WINDOW):
+    def __init__(self, path, reactor, batchWindow=BATCH_WINDOW,
+                 behindLines=BEHIND_LINES, behindBytes=BEHIND_BYTES,
+                 maxReplays=MAX_REPLAYS, maxQueries=MAX_QUERIES,
+                 querySeconds=QUERY_SECONDS, indexBehind=INDEX_BEHIND):
         """
         @param reactor: an L{IReactorThreads}, whose C{callFromThread} the
             store's threads use to hand results to the reactor thread.
+        @param behindLines: see L{BEHIND_LINES}; the other bounds likewise.
         """
         self.path = path
         self._reactor = reactor
         self._batchWindow = batchWindow
         self._writes = queue.SimpleQueue()
-        self._reads = queue.SimpleQueue()
+        self._lanes = {REPLAY: queue.SimpleQueue(), QUERY: queue.SimpleQueue()}
         self._closed = Deferred()
+        self._readersLeft = len(self._lanes)
+        # Back-pressure.  The reactor thread alone counts what it queued,
+        # the writer alone what it finished (committed, or failed and
+        # logged); the difference is how far behind the writer is.
+        self._highLines, self._highBytes = behindLines, behindBytes
+        self._lowLines, self._lowBytes = behindLines // 2, behindBytes // 2
+        self._queuedLines = self._queuedBytes = 0
+        self._doneLines = self._doneBytes = 0
+        self._producer = None
+        self._paused = False
+        self._resumeAsked = False
+        self._resuming = False
+        self.pauses = 0
+        """How many times the store has paused its producer (for benchmarks)."""
+        self.mostBehind = (0, 0)
+        """The most lines and bytes waiting when reading paused (for benchmarks;
+        the lines already read from sockets then come on top)."""
+        # Reads waiting or running in each lane, and their bounds.  Each
+        # reader's deadline is read by its connection's progress handler.
+        self._deadlines = {REPLAY: [math.inf], QUERY: [math.inf]}
+        self._waiting = {REPLAY: 0, QUERY: 0}
+        self._maxWaiting = {REPLAY: maxReplays, QUERY: maxQueries}
+        self._querySeconds = querySeconds
+        self._indexBehind = indexBehind
         self._opened = False
         self._lastId = 0
         # The keys of the rooms with anything stored or queued (pruning may
@@ -169,11 +270,15 @@ class SQLiteHistory:
                 "(SELECT value FROM counters WHERE name = 'indexed'), "
                 "(SELECT value FROM counters WHERE name = 'last_id')").fetchone()
             self._roomsKept = {key for (key,) in writing.execute(_ROOM_KEYS)}
-            reading = sqlite3.connect(self.path, isolation_level=None,
-                                      check_same_thread=False)
-            reading.execute("PRAGMA query_only = ON")
+            readers = {}
+            for lane in self._lanes:
+                reading = readers[lane] = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False)
+                reading.execute("PRAGMA query_only = ON")
         except sqlite3.Error as e:
             writing.close()
+            for reading in readers.values():
+                reading.close()
             raise HistoryError(
                 f"cannot use the history database {self.path}: {e}") from None
         self._lastId = max(self._stored, used)
@@ -182,8 +287,9 @@ class SQLiteHistory:
         # the process still exits, as after kill -9.
         threading.Thread(target=self._writeLoop, args=(writing,),
                          name="chatd-history-writer", daemon=True).start()
-        threading.Thread(target=self._readLoop, args=(reading,),
-                         name="chatd-history-reader", daemon=True).start()
+        for lane, reading in readers.items():
+            threading.Thread(target=self._readLoop, args=(lane, reading),
+                             name=f"chatd-history-{lane}", daemon=True).start()
 
     # IHistoryStore, called on the reactor thread
 
@@ -195,20 +301,49 @@ class SQLiteHistory:
         row = _row(event)
         self._roomsKept.add(row[2])
         self._writes.put(row)
+        self._queuedLines += 1
+        self._queuedBytes += len(row[6])
+        if not self._paused and (
+                self._queuedLines - self._doneLines > self._highLines
+                or self._queuedBytes - self._doneBytes > self._highBytes):
+            self._fellBehind()
+
+    def registerProducer(self, producer, streaming):
+        if not streaming:
+            raise ValueError("the history store only takes push producers")
+        self._producer = producer
+        if self._paused:
+            producer.pauseProducing()
+
+    def unregisterProducer(self):
+        self._producer = None
 
     # A read is bounded by the last id handed out when it was asked: by the
     # time it runs, the writer may have committed later lines, which the
     # asker gets live.
 
-    def recent(self, room, count):
+    def recent(self, room, count, replay=True):
         key = roomKey(room)
         if key not in self._roomsKept:
             return succeed([])
-        return self._read(self._recent, key, count, self._lastId)
+        return self._read(REPLAY if replay else QUERY, self._recent,
+                          key, count, self._lastId)
+
+    def lastTopic(self, room):
+        key = roomKey(room)
+        if key not in self._roomsKept:
+            return succeed(None)
+        return self._read(REPLAY, self._lastTopic, key, self._lastId)
 
     def search(self, rooms, words, limit):
-        return self._read(self._search, sorted({roomKey(r) for r in rooms}),
-                          list(words), limit, self._lastId, indexed=True)
+        words = list(words)
+        tokens = searchTokens(words)
+        if tokens > SEARCH_TOKENS:
+            return fail(SearchTooComplex(
+                f"a search may hold at most {SEARCH_TOKENS} words and parts of "
+                f"words (a.b.c counts as 3); this one holds {tokens}"))
+        return self._read(QUERY, self._search, sorted({roomKey(r) for r in rooms}),
+                          words, limit, self._lastId, indexed=True, what="the search")
 
     def prune(self, before):
         done = Deferred()
@@ -223,19 +358,76 @@ class SQLiteHistory:
     def close(self):
         if not self._opened:
             return succeed(None)
+        if self.pauses:
+            self._log.info(
+                "the history writer fell behind {pauses} times (at most {lines} lines, "
+                "{bytes} bytes of text waiting when it did); reading was paused until "
+                "it caught up",
+                pauses=self.pauses, lines=self.mostBehind[0], bytes=self.mostBehind[1])
         self._writes.put(STOP)
         return self._closed
 
-    def _read(self, query, *args, indexed=False):
+    def _read(self, lane, query, *args, indexed=False, what="reading history"):
+        if self._waiting[lane] >= self._maxWaiting[lane]:
+            return fail(HistoryBusy("history is busy; try again in a moment"))
+        self._waiting[lane] += 1
         done = Deferred()
+        done.addBoth(self._answered, lane)
 
         def ready(connection):
             if indexed:
                 self._index(connection, None)
-            self._reads.put((lambda reading: query(reading, *args), done))
+            self._lanes[lane].put(
+                (lambda reading: self._timed(lane, what, reading, query, args), done))
 
         self._writes.put(ready)
         return done
+
+    def _answered(self, result, lane):
+        self._waiting[lane] -= 1
+        return result
+
+    def _fellBehind(self):
+        """
+        More is waiting to be stored than the bound: pause the producer.
+        """
+        self._paused = True
+        self.pauses += 1
+        self.mostBehind = (max(self.mostBehind[0], self._queuedLines - self._doneLines),
+                           max(self.mostBehind[1], self._queuedBytes - self._doneBytes))
+        if self._resuming:
+            # Lines handled while the producer resumes (what it had read
+            # already): it is paused again once its resume is over, never
+            # in the middle of it.
+            return
+        if self._producer is not None:
+            self._producer.pauseProducing()
+
+    def _caughtUp(self):
+        """
+        On the reactor thread, once the writer found itself down to the low
+        mark: resume the producer, unless more came meanwhile.
+        """
+        self._resumeAsked = False
+        behindLines = self._queuedLines - self._doneLines
+        behindBytes = self._queuedBytes - self._doneBytes
+        self.mostBehind = (max(self.mostBehind[0], behindLines),
+                           max(self.mostBehind[1], behindBytes))
+        if not self._paused or behindLines > self._lowLines or behindBytes > self._lowBytes:
+            # Still behind: the writer, which has those lines to commit,
+            # looks again after its next commit.
+            return
+        self._paused = False
+        producer = self._producer
+        if producer is None:
+            return
+        self._resuming = True
+        try:
+            producer.resumeProducing()
+        finally:
+            self._resuming = False
+        if self._paused and self._producer is producer:
+            producer.pauseProducing()
 
     # The writer thread
 
@@ -281,6 +473,14 @@ class SQLiteHistory:
                     self._reactor.callFromThread(
                         self._log.failure, "history writer job failed", Failure())
             self._commit(connection, rows)
+            if (self._paused and not self._resumeAsked
+                    and self._queuedLines - self._doneLines <= self._lowLines
+                    and self._queuedBytes - self._doneBytes <= self._lowBytes):
+                # Once per pause: the reactor thread decides (see _caughtUp).
+                self._resumeAsked = True
+                self._reactor.callFromThread(self._caughtUp)
+            if self._indexing and self._stored - self._indexed > self._indexBehind:
+                self._index(connection, INDEX_CHUNK)
             if stopping:
                 if writes.empty():
                     break
@@ -288,18 +488,15 @@ class SQLiteHistory:
                 writes.put(STOP)
                 stopping = False
         connection.close()
-        self._reads.put(STOP)
+        for lane in self._lanes.values():
+            lane.put(STOP)
 
     def _commit(self, connection, rows):
         if not rows:
             return
+        started = time.monotonic()
         try:
-            with schema.transaction(connection):
-                connection.executemany(_INSERT, rows)
-                # Ids only grow, so the batch's last is its highest.
-                connection.execute("UPDATE counters SET value = ? "
-                                   "WHERE name = 'last_id' AND value < ?",
-                                   (rows[-1][0], rows[-1][0]))
+            self._store(connection, rows)
         except sqlite3.Error:
             failure = Failure()
             self._reactor.callFromThread(
@@ -307,6 +504,26 @@ class SQLiteHistory:
                 failure, count=len(rows))
         else:
             self._stored = rows[-1][0]
+        took = time.monotonic() - started
+        if took > SLOW_COMMIT:
+            self._reactor.callFromThread(
+                self._log.warn, "storing {count} history lines took {seconds:.1f} s; "
+                "while the history writer is behind, no input is read",
+                count=len(rows), seconds=took)
+        # Finished with, stored or not: no longer waiting in memory.
+        self._doneBytes += sum(len(row[6]) for row in rows)
+        self._doneLines += len(rows)
+
+    def _store(self, connection, rows):
+        """
+        Commit C{rows} in one transaction (a test double may stall here).
+        """
+        with schema.transaction(connection):
+            connection.executemany(_INSERT, rows)
+            # Ids only grow, so the batch's last is its highest.
+            connection.execute("UPDATE counters SET value = ? "
+                               "WHERE name = 'last_id' AND value < ?",
+                               (rows[-1][0], rows[-1][0]))
 
     def _index(self, connection, limit):
         """
@@ -355,11 +572,38 @@ class SQLiteHistory:
                 self._writes.put(self._pruneJob(before, done, deleted + count))
         return prune
 
-    # The reader thread
+    # The reader threads
 
-    def _readLoop(self, connection):
+    def _readLoop(self, lane, connection):
         _yieldToTheReactor()
-        answerJobs(self._reads, connection, self._reactor, self._closed)
+        deadline = self._deadlines[lane]
+        # Returning true stops the statement running (OperationalError).
+        connection.set_progress_handler(lambda: time.monotonic() > deadline[0],
+                                        _PROGRESS_STEPS)
+        closed = Deferred()
+        closed.addCallback(self._readerClosed)
+        answerJobs(self._lanes[lane], connection, self._reactor, closed)
+
+    def _readerClosed(self, _):
+        self._readersLeft -= 1
+        if not self._readersLeft:
+            self._closed.callback(None)
+
+    def _timed(self, lane, what, connection, query, args):
+        """
+        Run C{query} on C{lane}'s reader, stopped after L{QUERY_SECONDS}.
+        """
+        deadline = self._deadlines[lane]
+        deadline[0] = time.monotonic() + self._querySeconds
+        try:
+            return query(connection, *args)
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline[0]:
+                raise QueryTooSlow(f"{what} took more than {self._querySeconds:g} s "
+                                   "and was stopped") from None
+            raise
+        finally:
+            deadline[0] = math.inf
 
     @staticmethod
     def _recent(connection, key, count, upTo):
@@ -367,6 +611,13 @@ class SQLiteHistory:
             f"SELECT {_COLUMNS} FROM messages WHERE room_key = ? AND id <= ? "
             "ORDER BY id DESC LIMIT ?", (key, upTo, count)).fetchall()
         return [toEvent(row) for row in reversed(rows)]
+
+    @staticmethod
+    def _lastTopic(connection, key, upTo):
+        row = connection.execute(_LAST_TOPIC, (key, upTo)).fetchone()
+        if row is None or not row[0]:
+            return None
+        return row
 
     @staticmethod
     def _search(connection, keys, words, limit, upTo):
