@@ -12,10 +12,8 @@ import resource
 from twisted.application import service, strports
 from twisted.internet import endpoints, task
 from twisted.internet.error import CannotListenError
-from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.python import usage
-from zope.interface import implementer
 
 from chatd.core.chat import ChatCore
 from chatd.core.fanout import Fanout
@@ -148,31 +146,31 @@ class Options(usage.Options):
         self["operators"] = []
 
     def opt_operator(self, nick):
-        """
-        A nickname whose owner is an operator, once registered and identified
-        (repeatable).  Accounts are kept in --db, so operators need one.
-        """
         problem = nickProblem(nick)
         if problem:
             raise usage.UsageError(f"--operator {nick}: {problem}")
         self["operators"].append(nick)
 
     def opt_listen(self, description):
-        """
-        Listen on this endpoint description (repeatable), e.g.
-        tcp:55555:interface=127.0.0.1, tcp:6667, or for TLS
-        ssl:6697:privateKey=KEY.pem:certKey=CERT.pem.
-        [default: tcp:55555:interface=127.0.0.1]
-        """
         self["listen"].append(description)
 
     def opt_irc(self, description):
-        """
-        Listen for IRC clients (irssi, WeeChat, HexChat) on this endpoint
-        description (repeatable), e.g. tcp:6667:interface=127.0.0.1, or for
-        TLS ssl:6697:privateKey=KEY.pem:certKey=CERT.pem. [default: none]
-        """
         self["irc"].append(description)
+
+    # The help texts of the repeatable options, built so that --help shows
+    # no run of spaces (it keeps a docstring's indentation inside lines).
+    opt_operator.__doc__ = (
+        "A nickname whose owner is an operator, once registered and identified "
+        "(repeatable). Accounts are kept in --db, so operators need one.")
+    opt_listen.__doc__ = (
+        "Listen on this endpoint description (repeatable), e.g. "
+        "tcp:55555:interface=127.0.0.1, tcp:6667, or for TLS "
+        "ssl:6697:privateKey=KEY.pem:certKey=CERT.pem. "
+        "[default: tcp:55555:interface=127.0.0.1]")
+    opt_irc.__doc__ = (
+        "Listen for IRC clients (irssi, WeeChat, HexChat) on this endpoint "
+        "description (repeatable), e.g. tcp:6667:interface=127.0.0.1, or for TLS "
+        "ssl:6697:privateKey=KEY.pem:certKey=CERT.pem. [default: none]")
 
     def postOptions(self):
         if not self["listen"]:
@@ -302,26 +300,6 @@ class _ListeningService(strports.StreamServerEndpointService):
         return port
 
 
-@implementer(IPushProducer)
-class _AllInput:
-    """
-    Every connection's input, through the gate, as the push producer that
-    the history store pauses while its writer is behind.
-    """
-
-    def __init__(self, gate):
-        self._gate = gate
-
-    def pauseProducing(self):
-        self._gate.pauseInput()
-
-    def resumeProducing(self):
-        self._gate.resumeInput()
-
-    def stopProducing(self):
-        pass
-
-
 class _ShutdownNotice(service.Service):
     """
     On shutdown (SIGTERM, SIGINT), tells every connected user the server is
@@ -412,14 +390,19 @@ class _HistoryService(_StoreService):
 
     PRUNE_EVERY = 3600.0
 
-    def __init__(self, store, clock, keepDays):
+    def __init__(self, store, clock, keepDays, core):
         super().__init__(store)
         self._clock = clock
         self._keepDays = keepDays
+        self._core = core
         self._pruning = None
 
     def opened(self):
         self._log.info("chatd keeps history in {path}", path=self._store.path)
+        # The lobby's topic as it was: history knows the last one set.
+        found = self._store.lastTopic(self._core.lobby)
+        found.addCallback(lambda last: last and self._core.restoreLobbyTopic(last[0]))
+        found.addErrback(lambda f: self._log.failure("reading the lobby's topic failed", f))
 
     def startService(self):
         super().startService()
@@ -467,14 +450,14 @@ def makeService(config, reactor=None):
     factory = ChatFactory(core, gate, replay=config["replay"])
     if history is not None:
         # While the history writer is behind, no connection's input is read.
-        history.registerProducer(_AllInput(gate), True)
+        history.registerProducer(gate, True)
     top = service.MultiService()
     if history is not None:
         # Started first: open before any listener accepts a line.  Stopped
         # together with the others, after them in order: by then the
         # shutdown notice has stopped all input, so closing the store stores
         # every line there will ever be.
-        _HistoryService(history, reactor, config["history-days"]).setServiceParent(top)
+        _HistoryService(history, reactor, config["history-days"], core).setServiceParent(top)
         _AccountService(accounts, core, config["operators"]).setServiceParent(top)
     # Started first, so stopped last: the listeners close before the
     # connected users are told and let go.

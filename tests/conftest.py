@@ -3,7 +3,7 @@ import tempfile
 
 import pytest
 
-from support import MemoryServer
+from support import MemoryServer, ThreadCalls
 
 
 def pytest_configure(config):
@@ -40,3 +40,27 @@ def privateDataHome(tmp_path, monkeypatch):
     in the user's home.
     """
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data-home"))
+
+
+@pytest.fixture
+def calls():
+    """
+    Waits for what a store's threads answer, with no reactor running.
+    """
+    return ThreadCalls()
+
+
+@pytest.fixture
+def path(tmp_path):
+    """
+    Where a test's database goes: a folder that does not exist yet.
+    """
+    return str(tmp_path / "data" / "chatd.sqlite3")
+
+
+@pytest.fixture
+def db(tmp_path):
+    """
+    A --db description for a daemon's own database in the test's folder.
+    """
+    return f"sqlite:{tmp_path / 'chatd.sqlite3'}"

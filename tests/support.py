@@ -24,6 +24,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransportWithDisconnection
 from zope.interface import implementer
 
+from chatd.core import events
 from chatd.core.chat import ChatCore
 from chatd.core.fanout import Fanout
 from chatd.core.names import nickKey, roomKey
@@ -319,9 +320,22 @@ class MemoryHistory:
     def append(self, event):
         self.lines.append(event)
 
-    def recent(self, room, count):
+    def recent(self, room, count, replay=True):
         found = [e for e in self.lines if roomKey(e.room) == roomKey(room)]
         return self._later(found[-count:])
+
+    def lastTopic(self, room):
+        topics = [e for e in self.lines if isinstance(e, events.TopicChanged)
+                  and roomKey(e.room) == roomKey(room)]
+        if not topics or not topics[-1].topic:
+            return succeed(None)
+        return succeed((topics[-1].topic, topics[-1].nick, topics[-1].time))
+
+    def registerProducer(self, producer, streaming):
+        self.producer = producer
+
+    def unregisterProducer(self):
+        self.producer = None
 
     def search(self, rooms, words, limit):
         self.searched.append(sorted(rooms))

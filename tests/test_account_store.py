@@ -14,20 +14,9 @@ from chatd.core.bans import ADDRESS, NICK, Ban
 from chatd.storage import AccountError, AccountsBusy, schema
 from chatd.storage.accounts import SQLiteAccounts
 from chatd.storage.sqlite import SQLiteHistory
-from support import ThreadCalls
 
 # Cheap costs: these tests are about what is stored, not about argon2.
 FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-
-
-@pytest.fixture
-def calls():
-    return ThreadCalls()
-
-
-@pytest.fixture
-def path(tmp_path):
-    return str(tmp_path / "chatd.sqlite3")
 
 
 def openStore(path, calls):

@@ -19,18 +19,9 @@ from chatd.core import events
 from chatd.storage import HistoryBusy, QueryTooSlow, SearchTooComplex
 from chatd.storage import sqlite
 from chatd.storage.sqlite import SEARCH_TOKENS, SQLiteHistory, searchTokens
-from chatd.tap import _AllInput
-from support import MemoryServer, ThreadCalls
+from support import MemoryServer
 
 
-@pytest.fixture
-def calls():
-    return ThreadCalls()
-
-
-@pytest.fixture
-def path(tmp_path):
-    return str(tmp_path / "data" / "chatd.sqlite3")
 
 
 class StalledHistory(SQLiteHistory):
@@ -423,7 +414,7 @@ def test_theStorePausesAndResumesAllInputThroughTheGate():
     paused; resuming resumes them all.
     """
     server = MemoryServer()
-    producer = _AllInput(server.gate)
+    producer = server.gate
     alice = server.connect("alice")
     producer.pauseProducing()
     bob = server.connect()

@@ -11,6 +11,7 @@ from twisted.internet.testing import StringTransport
 
 from chatd.core import events
 from chatd.core.chat import ChatCore, User
+from chatd.storage import HistoryBusy
 from chatd.core.refusals import NotInRoom
 from chatd.core.fanout import Fanout
 from chatd.edge.connection import Connection
@@ -222,11 +223,39 @@ def test_failedReadTellsTheUserAndReleasesLiveLines(server, history):
     held behind the read still arrive.
     """
     alice, bob = arrive(server, history, "alice"), arrive(server, history, "bob")
-    history.recent = lambda room, count: fail(RuntimeError("disk on fire"))
+    history.recent = lambda room, count, replay: fail(RuntimeError("disk on fire"))
     bob.send("/history")
     alice.send("still here")
     assert bob.lines() == ["!!! history is unavailable right now",
                            "#lobby <alice> still here"]
+
+
+def test_busyStoreIsARefusal(server, history):
+    """
+    A store too busy for one more search says so as a refusal, with no
+    traceback, and the live lines held behind it still arrive.
+    """
+    alice, bob = arrive(server, history, "alice"), arrive(server, history, "bob")
+    history.search = lambda rooms, words, limit: fail(
+        HistoryBusy("history is busy; try again in a moment"))
+    bob.send("/search cake")
+    alice.send("still here")
+    assert bob.lines() == ["!!! history is busy; try again in a moment",
+                           "#lobby <alice> still here"]
+
+
+def test_historyCommandIsNotAReplay(server, history):
+    """
+    /history asks the store as a user's request (read with the searches),
+    a join as a replay (read ahead of them).
+    """
+    asked = []
+    real = history.recent
+    history.recent = lambda room, count, replay: asked.append(replay) or real(room, count)
+    alice = arrive(server, history, "alice")
+    alice.send("/history 5")
+    history.answer()
+    assert asked == [True, False]
 
 
 def test_withoutHistory():

@@ -70,8 +70,8 @@ def test_restartKeepsHistory(tmp_path, stop):
     """
     Lines said just before the daemon is stopped (SIGTERM, or Ctrl-C's
     SIGINT) are all flushed: after a restart on the same database, joining
-    replays the last 20 oldest first, /history shows all of them, and
-    /search finds an old line.
+    replays the last 20 oldest first, /history shows all of them, /search
+    finds an old line, and the lobby's topic is back.
     """
     db = f"sqlite:{tmp_path}/chat.sqlite3"
     daemon = start(tmp_path, "--db", db)
@@ -91,6 +91,9 @@ def test_restartKeepsHistory(tmp_path, stop):
     assert [stamped(l) for l in shown[1:]] == [f"#lobby <alice> {l}" for l in lines[-500:]]
     bob.send("/search first words")
     assert [stamped(l) for l in bob.sync()[1:]] == ["#lobby <alice> the first words"]
+    # The lobby's topic is what it was.
+    bob.send("/topic")
+    assert bob.sync() == ["=== #lobby topic: cake"]
     bob.close()
     daemon.stop()
 

@@ -11,17 +11,8 @@ import pytest
 from chatd.core import events
 from chatd.storage import HistoryError, schema
 from chatd.storage.sqlite import SQLiteHistory, matchExpression
-from support import ThreadCalls
 
 
-@pytest.fixture
-def calls():
-    return ThreadCalls()
-
-
-@pytest.fixture
-def path(tmp_path):
-    return str(tmp_path / "data" / "chatd.sqlite3")
 
 
 def openStore(path, calls):

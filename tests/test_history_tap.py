@@ -9,8 +9,10 @@ from twisted.python import usage
 
 from chatd import tap
 from chatd.core import events
+from chatd.core.chat import ChatCore
+from chatd.core.fanout import Fanout
 from chatd.storage import HistoryError
-from support import MemoryHistory
+from support import EventWire, Inbox, MemoryHistory
 
 
 def parse(*args):
@@ -94,7 +96,7 @@ def test_unusableStoreStopsTheStart():
     A store that cannot be opened fails the start with one line for the
     operator.
     """
-    service = tap._HistoryService(Store("it is broken"), Clock(), 0)
+    service = tap._HistoryService(Store("it is broken"), Clock(), 0, ChatCore(Fanout(), Clock()))
     with pytest.raises(tap.StartFailure) as raised:
         service.privilegedStartService()
     assert str(raised.value) == "chatd: it is broken"
@@ -109,7 +111,7 @@ def test_prunesAtStartAndHourly():
     clock.advance(10 * 86400)
     for day in range(10):
         store.append(events.Said("#a", "alice", f"day {day}", day * 86400.0 + 7200, day))
-    service = tap._HistoryService(store, clock, 7)
+    service = tap._HistoryService(store, clock, 7, ChatCore(Fanout(), clock))
     service.privilegedStartService()
     service.startService()
     assert [e.text for e in store.lines] == ["day 3", "day 4", "day 5", "day 6",
@@ -120,3 +122,18 @@ def test_prunesAtStartAndHourly():
     assert [e.text for e in store.lines][0] == "day 4"
     service.stopService()
     assert store.closed and not clock.getDelayedCalls()
+
+
+def test_lobbyTopicComesBack():
+    """
+    The lobby's last topic, as history has it, is its topic again once the
+    store is open: the first to arrive sees it.
+    """
+    clock, store = Clock(), Store()
+    store.append(events.TopicChanged("#lobby", "alice", "release on Friday", 10.0, 1))
+    core = ChatCore(Fanout(), clock, history=store)
+    service = tap._HistoryService(store, clock, 0, core)
+    service.privilegedStartService()
+    inbox = Inbox()
+    core.open(inbox, EventWire).claim("bob")
+    assert inbox.take()[1] == events.Entered("#lobby", "bob", "release on Friday", ("bob",))

@@ -483,3 +483,17 @@ def test_awayWhoisAndAliases(server):
     assert alice.lines() == ["=== 1 room", "=== #lobby (2)"]
     alice.send("/part #dev")
     assert alice.lines() == ["!!! you are not in #dev"]
+
+
+def test_lobbyKeepsItsTopicWhenEmpty(server):
+    """
+    The lobby keeps its topic while nobody is in it: the next to arrive is
+    shown it.
+    """
+    alice = server.connect("alice")
+    alice.send("/topic release on Friday")
+    alice.send("/quit")
+    bob = server.connect()
+    bob.send("bob")
+    assert bob.lines()[-3:] == ["=== joined #lobby", "=== #lobby topic: release on Friday",
+                                "=== #lobby members (1): bob"]

@@ -48,3 +48,24 @@ def test_everyOptionDocumented():
     table = README[README.index("| option | default | meaning |"):]
     for option in options:
         assert f"| `--{option}" in table, option
+
+
+def test_firstSessionIsAsShown():
+    """
+    The README's first session (greeting, prompt, the nickname typed and the
+    replies to it) is what a new connection gets, word for word, with bob
+    already in the lobby and saying hi.
+    """
+    from support import MemoryServer
+
+    block = re.search(r"The server greets you.*?```\n(.*?)```", README, re.S).group(1)
+    shown = block.splitlines()
+    typed = [line for line in shown if not re.match(r"(-!-|\?\?\?|===|#lobby) ", line)]
+    assert typed == ["alice"]
+    server = MemoryServer()
+    bob = server.connect("bob")
+    alice = server.connect()
+    greeting = alice.lines()
+    alice.send("alice")
+    bob.send("hi alice!")
+    assert greeting + ["alice"] + alice.lines() == shown

@@ -123,3 +123,17 @@ def test_trustOptions():
         with pytest.raises(usage.UsageError) as e:
             tap.Options().parseOptions(args)
         assert str(e.value).startswith(message)
+
+
+def test_helpHasNoRunsOfSpaces():
+    """
+    Every option's help reads as prose in --help: no run of spaces inside a
+    sentence (a docstring's indentation once leaked into two of them).
+    """
+    help = str(tap.Options())
+    for line in help.splitlines():
+        text = line.strip()
+        if text.startswith("--"):
+            # The option's name is padded to the column of its help.
+            text = text.split(None, 1)[-1]
+        assert "  " not in text, line

@@ -14,27 +14,9 @@ import stat
 import subprocess
 import time
 
-import pytest
 
 from support import Daemon, LineClient, makeCertificate, settle, twistdPath
-
-
-@pytest.fixture
-def db(tmp_path):
-    return f"sqlite:{tmp_path / 'chatd.sqlite3'}"
-
-
-def register(port, nick, password):
-    """
-    Register C{nick} with C{password} on a connection of its own, then leave.
-    """
-    client = LineClient(port)
-    client.login(nick)
-    client.send(f"/register {password}")
-    assert client.readLine().startswith(f"=== {nick} is registered to you")
-    client.send("/quit")
-    client.readUntil(lambda l: l == "=== bye")
-    client.close()
+from trustsupport import register
 
 
 def arrive(port, nick, password):

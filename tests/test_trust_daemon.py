@@ -10,6 +10,7 @@ import ssl
 import pytest
 
 from support import Daemon, LineClient, makeCertificate, settle
+from trustsupport import register
 
 
 def login(client, nick):
@@ -17,25 +18,6 @@ def login(client, nick):
     Claim C{nick}; return the lines up to the lobby's member list.
     """
     return client.login(nick)
-
-
-@pytest.fixture
-def db(tmp_path):
-    return f"sqlite:{tmp_path / 'chatd.sqlite3'}"
-
-
-def register(port, nick, password):
-    """
-    Register C{nick} with C{password} on a connection of its own, then leave.
-    """
-    client = LineClient(port)
-    login(client, nick)
-    client.send(f"/register {password}")
-    assert client.readLine() == (f"=== {nick} is registered to you and you are identified; "
-                                 "from now on it takes this password")
-    client.send("/quit")
-    client.readUntil(lambda l: l == "=== bye")
-    client.close()
 
 
 def test_registerThenIdentifyOverTls(tmp_path, db):

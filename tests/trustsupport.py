@@ -7,7 +7,7 @@ from twisted.internet.task import Clock
 
 from chatd.core.chat import ChatCore
 from chatd.core.fanout import Fanout
-from support import EventWire, Inbox, MemoryAccounts
+from support import EventWire, Inbox, LineClient, MemoryAccounts
 
 
 class Person:
@@ -89,3 +89,18 @@ def result(deferred):
     if hasattr(outcome[0], "raiseException"):
         outcome[0].raiseException()
     return outcome[0]
+
+
+def register(port, nick, password):
+    """
+    Register C{nick} with C{password} on a connection of its own to the
+    daemon on C{port}, then leave.
+    """
+    client = LineClient(port)
+    client.login(nick)
+    client.send(f"/register {password}")
+    assert client.readLine() == (f"=== {nick} is registered to you and you are identified; "
+                                 "from now on it takes this password")
+    client.send("/quit")
+    client.readUntil(lambda l: l == "=== bye")
+    client.close()

@@ -25,6 +25,7 @@ from chatd.core.identity import Identity
 from chatd.core.moderation import Moderation
 from chatd.core.names import nickKey, nickProblem, normalRoomName, roomKey, roomProblem
 from chatd.core.session import Session
+from chatd.storage import HistoryRefused
 
 
 class User:
@@ -184,6 +185,18 @@ class ChatCore:
         for name, owner, topic, firstId in rooms:
             self.kept[roomKey(name)] = Room(name, owner, topic, firstId)
             self._owned[owner] = self._owned.get(owner, 0) + 1
+
+    def restoreLobbyTopic(self, topic):
+        """
+        Give the lobby the topic it had when the server last stopped (from
+        its history), unless someone has set one since.
+        """
+        key = roomKey(self.lobby)
+        room = self.rooms.get(key) or self.kept.get(key)
+        if room is None:
+            self.kept[key] = Room(self.lobby, topic=topic)
+        elif not room.topic:
+            room.topic = topic
 
     def open(self, outbox, wire, host=None, hangUp=None):
         """
@@ -371,20 +384,18 @@ class ChatCore:
         """
         Send C{text} to every other member of the room C{name}.
         """
-        room = self.memberRoom(user, name)
-        self.moderation.checkMayTalk(user, room)
-        event = events.Said(room.name, user.nick, text, self.clock.seconds(), self._newId())
-        user.active = event.time
-        self._record(event)
-        self.fanout.toRoom(room, event, user)
+        self._talk(events.Said, user, name, text)
 
     def act(self, user, name, text):
         """
         Send an action ("/me waves") to every other member of the room C{name}.
         """
+        self._talk(events.Acted, user, name, text)
+
+    def _talk(self, kind, user, name, text):
         room = self.memberRoom(user, name)
         self.moderation.checkMayTalk(user, room)
-        event = events.Acted(room.name, user.nick, text, self.clock.seconds(), self._newId())
+        event = kind(room.name, user.nick, text, self.clock.seconds(), self._newId())
         user.active = event.time
         self._record(event)
         self.fanout.toRoom(room, event, user)
@@ -440,19 +451,23 @@ class ChatCore:
         self.fanout.toRoom(room, event, user)
         return room
 
-    def recent(self, user, name, count):
+    def recent(self, user, name, count, replay=True):
         """
         The last C{count} lines of the room C{name}, which C{user} must be
         in, oldest first; refused when the server keeps no history.
 
-        @return: a L{Deferred} firing with a list of events.
+        @param replay: whether this is what a newcomer is shown (read ahead
+            of any search), rather than a user asking for more (C{/history},
+            read with the searches).
+        @return: a L{Deferred} firing with a list of events, or failing with
+            a L{chatd.core.refusals.Refusal} when the store is too busy.
         """
         history = self._requireHistory()
         room = self.memberRoom(user, name)
         # The store answers as of now: lines said from now on reach the user
         # live, and only live.  Lines are oldest first, so those of an
         # earlier room of this name are the first ones, if any.
-        found = history.recent(room.name, count)
+        found = history.recent(room.name, count, replay).addErrback(_historyRefused)
         return found.addCallback(lambda lines: [e for e in lines if room.shows(e)])
 
     def search(self, user, words, limit):
@@ -465,6 +480,7 @@ class ChatCore:
         history = self._requireHistory()
         rooms = {roomKey(room.name): room for room in user.rooms.values()}
         found = history.search([room.name for room in rooms.values()], words, limit)
+        found.addErrback(_historyRefused)
         return found.addCallback(lambda lines: [
             e for e in lines if rooms.get(roomKey(e.room)) is None
             or rooms[roomKey(e.room)].shows(e)])
@@ -518,7 +534,8 @@ class ChatCore:
         del room.members[nickKey(user.nick)]
         if not room.members:
             del self.rooms[key]
-            if room.owner is not None:
+            if room.owner is not None or key == roomKey(self.lobby):
+                # The lobby too keeps its topic while nobody is there.
                 self.kept[key] = room
         elif event is not None:
             self.fanout.toRoom(room, event)
@@ -549,3 +566,12 @@ class ChatCore:
             raise R.PasswordRequired(nick)
         if nickKey(nick) in self.users:
             raise R.NicknameTaken(nick, self.identity.isRegistered(nick))
+
+
+def _historyRefused(failure):
+    """
+    The history store's refusal of a read (too busy, too costly) becomes a
+    refusal for the user who asked.
+    """
+    failure.trap(HistoryRefused)
+    raise R.HistoryRefused(failure.getErrorMessage())

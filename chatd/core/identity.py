@@ -200,7 +200,8 @@ class Identity:
             raise R.IdentifyFirst(nick)
         self._checkPassword(new)
         checked = self._checkOwner(user, nick, old)
-        checked.addCallback(lambda _: self._accounts.changePassword(nick, new))
+        checked.addCallback(lambda _: self._accounts.changePassword(nick, new)
+                            .addErrback(_refused))
         checked.addCallback(lambda _: self._log.info("{nick} changed their password",
                                                      nick=nick))
         return checked

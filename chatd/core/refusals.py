@@ -101,6 +101,16 @@ class NoHistory(Refusal):
     """The server keeps no history."""
 
 
+@dataclass
+class HistoryRefused(Refusal):
+    """
+    The history store refused or gave up on a read (too many waiting, a
+    search too costly); C{reason} is its own words.
+    """
+
+    reason: str
+
+
 # Moderation
 
 

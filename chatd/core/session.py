@@ -154,8 +154,12 @@ class Session:
     def keepsHistory(self):
         return self._core.history is not None
 
-    def recent(self, room, count):
-        return self._core.recent(self._named(), room, count)
+    def recent(self, room, count, replay=True):
+        """
+        The last C{count} lines of C{room}: what a newcomer is shown
+        (C{replay}), or more that the user asked for.
+        """
+        return self._core.recent(self._named(), room, count, replay)
 
     def search(self, words, limit):
         return self._core.search(self._named(), words, limit)

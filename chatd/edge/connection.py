@@ -17,6 +17,7 @@ from twisted.internet import error
 from twisted.logger import Logger
 
 from chatd.core import events
+from chatd.core.refusals import Refusal
 from chatd.edge.limits import FloodGate
 from chatd.edge.outbox import Outbox
 
@@ -147,6 +148,9 @@ class Connection:
         if why not in self._holds:
             return
         self._holds.discard(why)
+        if why == "storage":
+            # Input that waited for storage is not held against the peer.
+            self._overSince = None
         if not self._holds and self.accepting:
             self._input.resumeProducing()
 
@@ -195,16 +199,19 @@ class Connection:
 
     # History
 
-    def showHistory(self, found, render):
+    def showHistory(self, found, render, refused):
         """
         Show what the L{Deferred} C{found} fires with (stored room lines),
         rendered to bytes by C{render}, after everything already sent to
-        this connection and before anything sent meanwhile.
+        this connection and before anything sent meanwhile; or the
+        L{chatd.core.refusals.Refusal} it fails with (the store is busy),
+        rendered by C{refused}.
         """
+        failed = lambda failure: self._historyFailed(failure, refused)
         if found.called:
             # Answered already (a room with nothing stored): there is nothing
             # to keep a place for, nor a timer to set.
-            found.addCallbacks(render, self._historyFailed)
+            found.addCallbacks(render, failed)
             found.addCallback(lambda data: data and self.outbox.send(data))
             return
         place = self.outbox.hold()
@@ -220,10 +227,12 @@ class Connection:
                 tooLate.cancel()
             self.outbox.fill(place, data)
 
-        found.addCallbacks(render, self._historyFailed)
+        found.addCallbacks(render, failed)
         found.addCallback(arrived)
 
-    def _historyFailed(self, failure):
+    def _historyFailed(self, failure, refused):
+        if failure.check(Refusal):
+            return refused(failure.value)
         nick = self.session.nick if self.session is not None else None
         self._log.failure("history for {nick} failed", failure, nick=nick)
         return self.wire.encode(events.HistoryUnavailable(tooSlow=False))

@@ -8,12 +8,15 @@ counts of its own, so C{--max-connections} means all connections.
 """
 
 from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IPushProducer
+from zope.interface import implementer
 
 from chatd.core import events
 from chatd.edge.limits import ConnectionCounter, Limits
 from chatd.edge.outbox import Coalescer
 
 
+@implementer(IPushProducer)
 class Gate:
     """
     The connections of one server, whatever their front end.
@@ -25,7 +28,7 @@ class Gate:
         while input is handled.
     @ivar stopping: whether the server is shutting down and ignores input.
     @ivar inputPaused: whether every connection's input waits (see
-        L{pauseInput}).
+        L{pauseProducing}).
     """
 
     # How long a shutdown waits for clients to take their last lines.
@@ -73,7 +76,10 @@ class Gate:
         if not self.connections and self._allClosed is not None:
             self._allClosed.callback(None)
 
-    def pauseInput(self):
+    # The push producer that the history store pauses while its writer is
+    # behind: every connection's input.
+
+    def pauseProducing(self):
         """
         Stop reading from every connection (storage is behind): senders wait,
         in order, and memory stays flat.
@@ -82,10 +88,13 @@ class Gate:
         for connection in list(self.connections):
             connection.holdInput("storage")
 
-    def resumeInput(self):
+    def resumeProducing(self):
         self.inputPaused = False
         for connection in list(self.connections):
             connection.releaseInput("storage")
+
+    def stopProducing(self):
+        pass
 
     def shutDown(self):
         """

@@ -309,7 +309,7 @@ def _history(conn, arg):
             return f"{room.name} has no history"
         return f"{room.name}: the last {_lines(len(found))}"
 
-    conn.showHistory(conn.session.recent(room.name, count), header)
+    conn.showHistory(conn.session.recent(room.name, count, replay=False), header)
 
 
 @command("search", "WORDS",

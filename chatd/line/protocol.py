@@ -179,7 +179,8 @@ class ChatProtocol(LineReceiver):
                 lines.insert(0, wire.encodeLine(wire.reply(text)))
             return b"".join(lines)
 
-        self.conn.showHistory(found, render)
+        self.conn.showHistory(found, render,
+                              lambda refusal: wire.encodeLine(wire.error(describe(refusal))))
 
     def quit(self, reason):
         self.conn.quit(reason, wire.encodeLine(wire.reply("bye")))

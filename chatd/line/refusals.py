@@ -34,6 +34,7 @@ _TEXT = {
     R.TopicUnchanged: lambda r: (f"{r.room} topic is already: {r.topic}" if r.topic
                                  else f"{r.room} has no topic"),
     R.NoHistory: lambda r: "this server keeps no history",
+    R.HistoryRefused: lambda r: r.reason,
     R.Banned: _banned,
     R.Muted: lambda r: f"you are muted in {r.room}",
     R.NotModerator: lambda r: f"you are not an operator nor the owner of {r.room}",
