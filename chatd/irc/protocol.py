@@ -514,7 +514,12 @@ class IrcProtocol(LineReceiver):
             if joinedNow and self.factory.replay and self.session.keepsHistory:
                 self.conn.showHistory(self.session.recent(room.name, self.factory.replay),
                                       lambda stored, room=room.name: self._renderHistory(
-                                          room, stored))
+                                          room, stored),
+                                      self._renderRefusal)
+
+    def _renderRefusal(self, refusal):
+        code, params = refusalReply(refusal, "JOIN")
+        return encode(code, self.nick or "*", *params, prefix=self.server)
 
     def _renderHistory(self, room, stored):
         """

@@ -57,6 +57,7 @@ _REPLIES = {
                                   ("*", f"You have joined too many channels ({r.count})")),
     R.TopicUnchanged: _fail(lambda r: f"The topic of {r.room} is already that"),
     R.NoHistory: _fail(lambda r: "This server keeps no history"),
+    R.HistoryRefused: _fail(lambda r: f"History is unavailable right now ({r.reason})"),
     R.Banned: _banned,
     R.Muted: lambda r, c: (N.ERR_CANNOTSENDTOCHAN,
                            (r.room, "Cannot send to channel (you are muted)")),
