@@ -9,15 +9,19 @@ setup(
     # packages by hand (find_packages cannot see twisted.plugins), and map the
     # root explicitly so that an editable install puts this folder on sys.path.
     packages=["chatd", "chatd.core", "chatd.edge", "chatd.line", "chatd.irc", "chatd.client",
-              "chatd.storage", "twisted.plugins"],
+              "chatd.storage", "chatd.web", "twisted.plugins"],
+    # The web client's page and assets, served from inside the package.
+    package_data={"chatd.web": ["static/*"]},
     package_dir={"": "."},
     # [tls]: pyOpenSSL and service_identity, for chat-client --tls and the
-    # server's ssl: listeners; argon2-cffi hashes the passwords of registered
-    # nicknames.
-    install_requires=["twisted[tls]>=24.3", "argon2-cffi>=21.2"],
+    # server's ssl: listeners; [websocket]: wsproto, for twisted.web.websocket
+    # (Twisted 25.5 and later), which the web client talks through;
+    # argon2-cffi hashes the passwords of registered nicknames.
+    install_requires=["twisted[tls,websocket]>=25.5", "argon2-cffi>=21.2"],
     entry_points={"console_scripts": [
         "chat-client = chatd.client.script:main",
         "chatd-export = chatd.export:main",
     ]},
-    extras_require={"test": ["pytest", "pytest-timeout", "hypothesis"]},
+    # selenium drives the system's Chromium in the web client's tests.
+    extras_require={"test": ["pytest", "pytest-timeout", "hypothesis", "selenium"]},
 )

@@ -26,6 +26,8 @@ from chatd.line.protocol import ChatFactory
 from chatd.storage import HistoryError
 from chatd.storage.accounts import SQLiteAccounts
 from chatd.storage.sqlite import SQLiteHistory
+from chatd.web.protocol import WebFactory
+from chatd.web.resource import OriginCheck, WebSite, normalOrigin
 
 DEFAULT_LISTEN = "tcp:55555:interface=127.0.0.1"
 LISTEN_BACKLOG = 4096
@@ -87,7 +89,8 @@ class Options(usage.Options):
         "Run chatd, a multi-user chat server that people reach with nc, telnet "
         "or chat-client. It listens on " + DEFAULT_LISTEN + " unless told "
         "otherwise with --listen, which takes a Twisted endpoint description "
-        "and may be given several times."
+        "and may be given several times. With --web it also serves the web "
+        "client, a page for browsers, on the endpoints given."
     )
     optParameters = [
         ["lobby", None, "#lobby", "The room every user joins on arrival."],
@@ -144,6 +147,8 @@ class Options(usage.Options):
         self["listen"] = []
         self["irc"] = []
         self["operators"] = []
+        self["web"] = []
+        self["web-origins"] = []
 
     def opt_operator(self, nick):
         problem = nickProblem(nick)
@@ -156,6 +161,15 @@ class Options(usage.Options):
 
     def opt_irc(self, description):
         self["irc"].append(description)
+
+    def opt_web(self, description):
+        self["web"].append(description)
+
+    def opt_web_origin(self, origin):
+        if origin != "*" and normalOrigin(origin) is None:
+            raise usage.UsageError(f"--web-origin {origin}: expected an origin such as "
+                                   "https://chat.example:8443, or *")
+        self["web-origins"].append(origin)
 
     # The help texts of the repeatable options, built so that --help shows
     # no run of spaces (it keeps a docstring's indentation inside lines).
@@ -171,12 +185,21 @@ class Options(usage.Options):
         "Listen for IRC clients (irssi, WeeChat, HexChat) on this endpoint "
         "description (repeatable), e.g. tcp:6667:interface=127.0.0.1, or for TLS "
         "ssl:6697:privateKey=KEY.pem:certKey=CERT.pem. [default: none]")
+    opt_web.__doc__ = (
+        "Serve the web client (the page and its WebSocket) on this endpoint "
+        "description (repeatable), e.g. tcp:8080:interface=127.0.0.1, or for HTTPS "
+        "ssl:8443:privateKey=KEY.pem:certKey=CERT.pem. [default: off]")
+    opt_web_origin.__doc__ = (
+        "Also accept the web client's WebSocket from pages of this origin "
+        "(repeatable), e.g. https://chat.example; * accepts any. "
+        "[default: only the page's own origin]")
 
     def postOptions(self):
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
         for option, description in ([("listen", d) for d in self["listen"]]
-                                    + [("irc", d) for d in self["irc"]]):
+                                    + [("irc", d) for d in self["irc"]]
+                                    + [("web", d) for d in self["web"]]):
             try:
                 # Parsing needs no reactor; a bad description (or, for TLS, an
                 # unreadable key) is a usage error, not a traceback.
@@ -274,9 +297,10 @@ class _ListeningService(strports.StreamServerEndpointService):
 
     _log = Logger()
 
-    def __init__(self, description, endpoint, factory, kind=""):
+    def __init__(self, description, endpoint, factory, web=False, kind=""):
         super().__init__(endpoint, factory)
         self._description = description
+        self._web = web
         self._kind = kind
         # As strports.service does: a port that cannot be bound fails the
         # start, rather than leaving a daemon with nothing to listen on.
@@ -295,8 +319,14 @@ class _ListeningService(strports.StreamServerEndpointService):
     def _listening(self, port):
         if port is not None:
             address = port.getHost()
-            self._log.info("chatd listening" + (" for IRC" if self._kind else "")
-                           + " on {host}:{port}", host=address.host, port=address.port)
+            if self._web:
+                scheme = "https" if self._description.lower().startswith("ssl:") else "http"
+                self._log.info("chatd listening on {host}:{port} (web client: "
+                               "{scheme}://{host}:{port}/)", host=address.host,
+                               port=address.port, scheme=scheme)
+            else:
+                self._log.info("chatd listening" + (" for IRC" if self._kind else "")
+                               + " on {host}:{port}", host=address.host, port=address.port)
         return port
 
 
@@ -459,6 +489,9 @@ def makeService(config, reactor=None):
         # every line there will ever be.
         _HistoryService(history, reactor, config["history-days"], core).setServiceParent(top)
         _AccountService(accounts, core, config["operators"]).setServiceParent(top)
+    # Browsers pass the same gate as every other connection: one count
+    # against the limits, one batching of output, one shutdown.
+    web = WebFactory(core, gate, replay=config["replay"])
     # Started first, so stopped last: the listeners close before the
     # connected users are told and let go.
     _ShutdownNotice(gate).setServiceParent(top)
@@ -473,6 +506,11 @@ def makeService(config, reactor=None):
             endpoint = endpoints.serverFromString(reactor, _withBacklog(description))
             _ListeningService(description, endpoint, ircFactory,
                               kind="IRC").setServiceParent(top)
+    originCheck = OriginCheck(config["web-origins"])
+    for description in config["web"]:
+        endpoint = endpoints.serverFromString(reactor, _withBacklog(description))
+        _ListeningService(description, endpoint, WebSite(web, originCheck),
+                          web=True).setServiceParent(top)
     return top
 
 

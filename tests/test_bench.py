@@ -60,3 +60,23 @@ def test_benchmarkSmokeRun(tmp_path):
         assert run["sent"] > 0, run
         assert run["delivered"] == run["expected"], run
         assert run["lost"] == 0 and run["misordered"] == 0 and run["stray"] == 0, run
+
+
+def test_webFanoutBenchRuns():
+    """
+    bench/web_fanout.py delivers every line to every member of both rooms,
+    and reports a cost for each front end.
+    """
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "web_fanout", Path(__file__).resolve().parent.parent / "bench" / "web_fanout.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    senders, transports = bench.build(20)
+    for kind in ("line", "web"):
+        before = [t.written for t in transports[kind]]
+        perDelivery, size = bench.measure(senders[kind], transports[kind], 5)
+        assert perDelivery > 0
+        # Every member got every line: the same bytes, the same size.
+        got = {t.written - b for t, b in zip(transports[kind], before)}
+        assert got == {5 * size} and size > 60

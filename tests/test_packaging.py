@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_twistdListsChatAfterInstall(tmp_path, editable):
     """
     After a fresh install (plain or editable), run from an unrelated folder,
-    C{twistd --help} lists the chat and chat-client commands, and the
-    chat-client command runs.
+    C{twistd --help} lists the chat and chat-client commands, the
+    chat-client command runs, and the web client's files are there.
     """
     env = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env)
@@ -34,3 +34,11 @@ def test_twistdListsChatAfterInstall(tmp_path, editable):
                             capture_output=True, text=True, cwd=tmp_path)
     assert client.returncode == 0, client.stderr
     assert "--insecure-accept-any-cert" in client.stdout
+    # The web client's page is installed with the package, and the
+    # WebSocket's dependency with it.
+    page = subprocess.run(
+        [env / "bin" / "python", "-c", "import wsproto; from chatd.web.resource import "
+         "ASSETS, asset; print(sum(len(asset(n)) > 0 for n, t in ASSETS.values()))"],
+        capture_output=True, text=True, cwd=tmp_path)
+    assert page.returncode == 0, page.stderr
+    assert page.stdout.strip() == "4"

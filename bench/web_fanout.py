@@ -1,0 +1,155 @@
+"""
+The web front end's cost per delivery beside the line protocol's, in memory.
+
+    .venv/bin/python bench/web_fanout.py [--members 1000] [--lines 200]
+
+Builds the real core, gate, fan-out, outboxes and both front ends' protocols
+over transports that take bytes and drop them (no sockets: the kernel's
+share is the same for both, give or take the frames' larger size), puts
+MEMBERS line clients in one room and MEMBERS browsers in another, and has a
+line client say LINES lines in each.  It prints the processor time per
+delivery for each, and their ratio (issue 14 asks the web front end to stay
+within 1.5x of the line protocol).  This measures what chatd's Python does
+per recipient, not a network: bench/run measures the daemon over sockets.
+"""
+
+import argparse
+import time
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+
+from chatd.core.chat import ChatCore
+from chatd.core.fanout import Fanout
+from chatd.edge.gate import Gate
+from chatd.edge.limits import Limits
+from chatd.line.protocol import ChatFactory
+from chatd.web.protocol import WebFactory
+
+
+class NullTransport:
+    """
+    A transport that accepts everything and keeps nothing.
+    """
+
+    disconnecting = False
+    connected = True
+
+    def __init__(self, port):
+        self._peer = IPv4Address("TCP", "127.0.0.1", port)
+        self.written = 0
+
+    def write(self, data):
+        self.written += len(data)
+
+    def writeSequence(self, seq):
+        for data in seq:
+            self.written += len(data)
+
+    def getPeer(self):
+        return self._peer
+
+    def getHost(self):
+        return IPv4Address("TCP", "127.0.0.1", 1)
+
+    def registerProducer(self, producer, streaming):
+        pass
+
+    def unregisterProducer(self):
+        pass
+
+    def pauseProducing(self):
+        pass
+
+    def resumeProducing(self):
+        pass
+
+    def loseConnection(self):
+        pass
+
+    def abortConnection(self):
+        pass
+
+
+class _Channel:
+    def __init__(self, transport):
+        self.transport = transport
+        self.dataReceived = lambda data: None
+
+    def setTimeout(self, timeout):
+        pass
+
+
+class _Request:
+    def __init__(self, transport):
+        self.channel = _Channel(transport)
+
+
+def build(members):
+    clock = Clock()
+    limits = Limits(floodRate=1e9, floodBurst=10**9, maxConnections=10**6,
+                    maxPerAddress=10**6, maxRooms=10, loginTimeout=0)
+    core = ChatCore(Fanout(), clock)
+    gate = Gate(clock, limits)
+    line = ChatFactory(core, gate, replay=0)
+    web = WebFactory(core, gate, replay=0)
+    transports = {"line": [], "web": []}
+    port = 10000
+    for i in range(members):
+        port += 1
+        t = NullTransport(port)
+        proto = line.buildProtocol(t.getPeer())
+        proto.makeConnection(t)
+        proto.dataReceived(f"l{i}\n/join #line\n".encode())
+        transports["line"].append(t)
+        port += 1
+        t = NullTransport(port)
+        proto = web.buildProtocol(_Request(t))
+        proto.negotiationStarted(None)
+        proto.negotiationFinished()
+        proto.textMessageReceived(f'{{"type":"nick","nick":"w{i}"}}')
+        proto.textMessageReceived('{"type":"join","room":"#web"}')
+        transports["web"].append(t)
+    senders = {}
+    for room in ("line", "web"):
+        port += 1
+        t = NullTransport(port)
+        proto = line.buildProtocol(t.getPeer())
+        proto.makeConnection(t)
+        proto.dataReceived(f"s{room}\n/join #{room}\n".encode())
+        senders[room] = proto
+    return senders, transports
+
+
+def measure(sender, transports, lines):
+    before = sum(t.written for t in transports)
+    start = time.process_time()
+    for n in range(lines):
+        sender.dataReceived(b"BMK %06d xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n" % n)
+    spent = time.process_time() - start
+    deliveries = lines * len(transports)
+    return spent / deliveries * 1e6, (sum(t.written for t in transports) - before) / deliveries
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--members", type=int, default=1000)
+    parser.add_argument("--lines", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    senders, transports = build(args.members)
+    results = {"line": [], "web": []}
+    for _ in range(args.rounds):
+        for kind in ("line", "web"):
+            results[kind].append(measure(senders[kind], transports[kind], args.lines))
+    best = {kind: min(r[0] for r in rs) for kind, rs in results.items()}
+    size = {kind: rs[0][1] for kind, rs in results.items()}
+    print(f"room of {args.members}, {args.lines} lines, best of {args.rounds}:")
+    for kind in ("line", "web"):
+        print(f"  {kind:4}  {best[kind]:.3f} us of CPU per delivery, {size[kind]:.0f} bytes each")
+    print(f"  web / line: {best['web'] / best['line']:.2f}x")
+    return best
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,481 @@
+"""
+The web client in a real browser: Debian's Chromium, headless, driven by
+Selenium, against C{twistd -n chat --web ...} started as a user starts it,
+beside an C{nc}-style line client on the same daemon.
+
+Skipped when Chromium, chromedriver or Selenium is missing, unless
+CHATD_REQUIRE_TOOLS is set (as in CI), where they fail.  With
+CHATD_SCREENSHOT=1 test_conversation_in_local_time saves
+docs/web-client.png, the README's screenshot.
+"""
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from support import Daemon, LineClient, makeCertificate
+from websupport import WAIT, Page, chromium, requireBrowser
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def webURL(daemon):
+    match = re.search(r"web client: (http\S+/)\)", daemon.logText())
+    assert match, daemon.logText()
+    return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def daemon():
+    requireBrowser()
+    folder = tempfile.mkdtemp(prefix="chatd-web-")
+    server = Daemon("--db", f"sqlite:{folder}/chat.sqlite3", "--web",
+                    "tcp:0:interface=127.0.0.1", listeners=2).start()
+    yield server
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def browsers(tmp_path):
+    """
+    Opens browsers on demand (C{open(url, width, height)}); closes them all.
+    """
+    opened = []
+
+    def open(url, width=1200, height=800, certificateErrors=False):
+        driver = chromium(tmp_path / f"profile{len(opened)}", width, height,
+                          certificateErrors)
+        opened.append(driver)
+        return Page(driver, url)
+
+    yield open
+    for driver in opened:
+        driver.quit()
+
+
+def lineUser(daemon, nick, room):
+    client = LineClient(daemon.port, timeout=WAIT)
+    client.login(nick)
+    client.send(f"/join {room}")
+    client.readUntil(lambda line: line.startswith(f"=== {room} members"))
+    client.sync()
+    return client
+
+
+def test_two_browsers_and_nc_in_one_room(daemon, browsers):
+    """
+    Two browser users and an nc user in one room: every line reaches every
+    other member exactly once, in order; the browsers show their own lines
+    once too; markup is shown as text and creates no element; links are
+    safe.
+    """
+    url = webURL(daemon)
+    ann, ben = browsers(url), browsers(url)
+    ann.login("ann")
+    ben.login("ben")
+    for page in (ann, ben):
+        page.type("/join #t1")
+        page.wait(lambda: page.room() == "#t1", "#t1 shown")
+    cat = lineUser(daemon, "cat", "#t1")
+    ann.wait(lambda: ann.members() == ["ann", "ben", "cat"], "the members, live")
+
+    script = [
+        (ann, "ann", "hello from a browser"),
+        (ben, "ben", "hello from another"),
+        (cat, "cat", "hello from nc"),
+        (ann, "ann", "<img src=x onerror=alert(1)>"),
+        (ben, "ben", "see https://example.com/a?b=1, or javascript:alert(2)"),
+        (cat, "cat", "<script>alert(3)</script> & done"),
+    ]
+    catSaw = []
+    for sender, nick, text in script:
+        if sender is cat:
+            cat.send(text)
+        else:
+            sender.type(text)
+        for page in (ann, ben):
+            page.waitForMessage(nick, text)
+        if sender is not cat:
+            catSaw += cat.readUntil(lambda line: line.endswith(text))
+
+    expected = [(nick, text) for _, nick, text in script]
+    assert ann.messages() == expected
+    assert ben.messages() == expected
+    assert [line for line in catSaw + cat.sync() if line.startswith("#t1 <")] == [
+        f"#t1 <{nick}> {text}" for sender, nick, text in script if sender is not cat]
+
+    for page in (ann, ben):
+        # Markup arrived as text: no element was made of it, nothing ran.
+        assert page.driver.execute_script(
+            "return document.querySelectorAll('#log img, #log script').length") == 0
+        assert page.driver.execute_script("return typeof window.alert") == "function"
+        links = page.findAll("#log a")
+        assert [(a.get_attribute("href"), a.get_attribute("rel"), a.text) for a in links] == [
+            ("https://example.com/a?b=1", "noopener noreferrer", "https://example.com/a?b=1")]
+    from selenium.common.exceptions import NoAlertPresentException
+    with pytest.raises(NoAlertPresentException):
+        ann.driver.switch_to.alert.text
+
+    # The lobby went on meanwhile: its entry counts what was not read.
+    cat.send("/join #lobby")
+    cat.send("psst, the lobby")
+    cat.sync()
+    ann.wait(lambda: ("#lobby", 1) in ann.sidebar(), "an unread count for #lobby")
+    ann.type("/topic release on Friday")
+    ben.wait(lambda: ben.find("#topic").text == "release on Friday", "the topic, live")
+    cat.close()
+
+
+def test_private_message_reaches_only_its_recipient(daemon, browsers):
+    """
+    A private message from the page reaches its recipient alone, as its own
+    sidebar entry; the other members see nothing of it.
+    """
+    url = webURL(daemon)
+    dan, eve = browsers(url), browsers(url)
+    dan.login("dan")
+    eve.login("eve")
+    for page in (dan, eve):
+        page.type("/join #t2")
+        page.wait(lambda: page.room() == "#t2", "#t2 shown")
+    fay = lineUser(daemon, "fay", "#t2")
+    gus = lineUser(daemon, "gus", "#t2")
+    dan.type("/msg fay for fay only")
+    dan.type("/msg eve for eve only")
+    assert fay.readUntil(lambda l: "for fay" in l)[-1] == "*dan* for fay only"
+    eve.wait(lambda: ("dan", 1) in eve.sidebar(), "a private entry with one unread")
+    eve.open("dan")
+    assert eve.messages() == [("dan", "for eve only")]
+    eve.type("and back")
+    dan.wait(lambda: ("eve", 1) in dan.sidebar(), "the answer")
+    # A barrier after everything: gus and fay saw no private line but fay's.
+    dan.type("a line for the room")
+    for client in (fay, gus):
+        client.readUntil(lambda l: l.endswith("a line for the room"))
+    assert [l for l in fay.sync() + gus.sync() if "only" in l or "back" in l] == []
+    eve.open("#t2")
+    assert eve.messages() == [("dan", "a line for the room")]
+    fay.close()
+    gus.close()
+
+
+def test_phone_width(daemon, browsers):
+    """
+    At a phone's width the conversation fills the screen, the rooms open
+    from a button and close again on choosing one, and talking works.
+    """
+    url = webURL(daemon)
+    hal = browsers(url, 390, 844)
+    hal.login("hal")
+    sidebar = hal.find("#sidebar")
+    assert not sidebar.is_displayed()
+    hal.type("/join #t3")
+    hal.wait(lambda: hal.room() == "#t3", "#t3 shown")
+    ivy = lineUser(daemon, "ivy", "#t3")
+    hal.type("small screen, big words")
+    assert ivy.readUntil(lambda l: "small" in l)[-1] == "#t3 <hal> small screen, big words"
+    ivy.send("seen on a phone")
+    hal.waitForMessage("ivy", "seen on a phone")
+    log = hal.find("#log")
+    assert log.size["width"] >= 350
+    hal.find("#toggle-sidebar").click()
+    hal.wait(sidebar.is_displayed, "the sidebar")
+    hal.open("#lobby")
+    hal.wait(lambda: not sidebar.is_displayed(), "the sidebar to close")
+    # Nothing wider than the screen: no sideways scrolling.
+    assert hal.driver.execute_script(
+        "return document.documentElement.scrollWidth <= window.innerWidth")
+    ivy.close()
+
+
+def test_reconnects_after_restart_and_shows_missed_lines_once(browsers, tmp_path):
+    """
+    After the daemon restarts, the page reconnects by itself, takes its
+    nickname and rooms back, and shows what was said meanwhile once, and
+    what it had shown already not again, even when more was said than a
+    replay holds.  (In the lobby: a room that empties is a new room when
+    created again, with no past; the lobby is one room for ever.)
+    """
+    requireBrowser()
+    db = f"sqlite:{tmp_path}/chat.sqlite3"
+    first = Daemon("--db", db, "--web", "tcp:0:interface=127.0.0.1", listeners=2).start()
+    url = webURL(first)
+    webPort = int(re.search(r":(\d+)/$", url).group(1))
+
+    def kimOn(daemon):
+        kim = LineClient(daemon.port, timeout=WAIT)
+        kim.login("kim")
+        return kim
+
+    try:
+        joe = browsers(url)
+        joe.login("joe")
+        joe.type("/join #t4")
+        joe.wait(lambda: joe.room() == "#t4", "#t4 shown")
+        joe.open("#lobby")
+        kim = kimOn(first)
+        kim.send("before the restart")
+        joe.waitForMessage("kim", "before the restart")
+        joe.type("mine, before")
+        kim.readUntil(lambda l: l.endswith("mine, before"))
+    finally:
+        first.stop()
+    joe.wait(lambda: "offline" in joe.find("#status").text, "the page to notice")
+    assert any(line.endswith("The server is going down. Goodbye.") for line in joe.logTexts())
+    # More is said while joe is away than a replay holds (20 lines), on a
+    # daemon his page cannot reach; the page then fetches the lines before
+    # the replay until it meets one it had shown.
+    away = [f"while joe was away, {i:02}" for i in range(45)]
+    meanwhile = Daemon("--db", db, "--flood-burst", "100", listeners=1).start()
+    try:
+        kim = kimOn(meanwhile)
+        for line in away:
+            kim.send(line)
+        kim.sync()
+        kim.close()
+    finally:
+        meanwhile.stop()
+    second = Daemon("--db", db, "--web", f"tcp:{webPort}:interface=127.0.0.1",
+                    listeners=2).start()
+    try:
+        kim = kimOn(second)
+        joe.wait(lambda: joe.find("#me").text == "joe"
+                 and joe.find("#status").text == "connected", "the page to be back", 60)
+        joe.waitForMessage("kim", away[-1])
+        kim.send("after the return")
+        joe.waitForMessage("kim", "after the return")
+        # Back in both rooms, showing the one it showed.
+        assert joe.room() == "#lobby"
+        kim.send("/who #t4")
+        assert kim.readUntil(lambda l: l.startswith("=== #t4 members"))[-1] == \
+            "=== #t4 members (1): joe"
+        assert [name for name, unread in joe.sidebar()] == ["#lobby", "#t4"]
+        joe.wait(lambda: len(joe.messages()) == 48, "every line missed, once")
+        assert joe.messages() == (
+            [("kim", "before the restart"), ("joe", "mine, before")]
+            + [("kim", line) for line in away] + [("kim", "after the return")])
+        kim.close()
+    finally:
+        second.stop()
+
+
+def test_conversation_in_local_time(daemon, browsers, tmp_path):
+    """
+    A conversation as a person sees it: times in the reader's own time zone,
+    actions, a mention highlighted, a link, the topic, unread counts and a
+    private conversation in the sidebar.  With CHATD_SCREENSHOT=1 it is the
+    README's screenshot.
+    """
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    url = webURL(daemon)
+    maria, lee = browsers(url, 1100, 640), browsers(url)
+    maria.driver.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "Asia/Tokyo"})
+    maria.login("maria")
+    lee.login("lee")
+    for page in (maria, lee):
+        page.type("/join #release")
+        page.wait(lambda: page.room() == "#release", "#release shown")
+    sam = lineUser(daemon, "sam", "#release")
+    sam.send("build 1.4.2 is green: https://ci.example.org/builds/1402")
+    maria.waitForMessage("sam", "build 1.4.2 is green: https://ci.example.org/builds/1402")
+    maria.type("great, I'll start the release notes")
+    lee.waitForMessage("maria", "great, I'll start the release notes")
+    lee.type("/me is reading the changelog")
+    maria.waitForMessage("lee", "is reading the changelog")
+    lee.type("maria: do we mention the web client?")
+    maria.waitForMessage("lee", "maria: do we mention the web client?")
+    maria.type("yes! anyone can join from a browser now")
+    sam.readUntil(lambda l: l.endswith("from a browser now"))
+    maria.type("/topic Release 1.4.2 on Friday")
+    lee.wait(lambda: lee.find("#topic").text == "Release 1.4.2 on Friday", "the topic")
+    sam.send("/join #lobby")
+    sam.send("coffee, anyone?")
+    lee.type("/msg maria I'll take the announcement")
+    maria.wait(lambda: ("#lobby", 1) in maria.sidebar() and ("lee", 1) in maria.sidebar(),
+               "unread counts for #lobby and lee")
+
+    action = maria.find("#log li.action")
+    assert action.text.endswith(" lee is reading the changelog")
+    mention = maria.findAll("#log li.mention")
+    assert [m.find_element("css selector", ".text").text for m in mention] == [
+        "maria: do we mention the web client?"]
+    # Each nickname's colour is chat-client's choice for it: the CRC-32 of
+    # the folded nickname, over twelve colours.
+    import zlib
+    for node in maria.findAll("#log .nick"):
+        expected = f"n{zlib.crc32(node.text.lower().encode()) % 12}"
+        assert node.get_attribute("class").split() == ["nick", expected]
+    # Each line's time is shown in the reader's zone (here Tokyo's), from
+    # the server's UTC time.
+    for stamp in maria.findAll("#log li time"):
+        utc = datetime.fromisoformat(stamp.get_attribute("datetime").replace("Z", "+00:00"))
+        assert stamp.text == utc.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%I:%M %p")
+    shot = tmp_path / "web-client.png"
+    if os.environ.get("CHATD_SCREENSHOT"):
+        DOCS.mkdir(exist_ok=True)
+        shot = DOCS / "web-client.png"
+    assert maria.driver.save_screenshot(str(shot))
+    sam.close()
+
+
+def test_https_and_wss(browsers, tmp_path):
+    """
+    An ssl: endpoint serves the page over HTTPS and the WebSocket over WSS,
+    with the same headers and the Origin check on https.
+    """
+    requireBrowser()
+    key, cert = makeCertificate(tmp_path)
+    server = Daemon("--db", "none", "--web",
+                    f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}",
+                    listeners=2).start()
+    try:
+        url = re.search(r"web client: (https://\S+/)\)", server.logText()).group(1)
+        page = browsers(url, certificateErrors=True)
+        page.login("tls-user")
+        assert page.driver.execute_script("return location.protocol") == "https:"
+        lisa = LineClient(server.port, timeout=WAIT)
+        lisa.login("lisa")
+        lisa.send("over plain tcp")
+        page.waitForMessage("lisa", "over plain tcp")
+        page.type("over wss")
+        assert lisa.readUntil(lambda l: "over wss" in l)[-1] == "#lobby <tls-user> over wss"
+        lisa.close()
+    finally:
+        server.stop()
+
+
+def test_registered_nickname_asks_for_its_password(daemon, browsers):
+    """
+    A registered nickname asks for its password: a wrong one is refused in
+    the prompt, the right one gives the nickname (and lets a stale holder
+    go); "Not now" goes back to choosing another.
+    """
+    url = webURL(daemon)
+    owner = LineClient(daemon.port, timeout=WAIT)
+    owner.login("nora")
+    owner.send("/register s3cret-pass")
+    owner.readUntil(lambda l: "is registered to you" in l)
+    page = browsers(url)
+    field = page.find("#login-nick")
+    page.wait(field.is_displayed, "the nickname prompt")
+    field.send_keys("nora\n")
+    password = page.find("#password-input")
+    page.wait(password.is_displayed, "the password prompt")
+    assert "nora is registered" in page.find("#password-why").text
+    password.send_keys("wrong-pass\n")
+    page.wait(lambda: "wrong password for nora" in page.find("#password-error").text,
+              "the wrong password refused")
+    password.send_keys("s3cret-pass\n")
+    page.wait(lambda: page.find("#me").text == "nora", "being nora")
+    page.wait(lambda: not password.is_displayed(), "the password prompt to close")
+    owner.readUntil(lambda l: "nora" in l and "goodbye" in l.lower())
+    owner.close()
+
+    other = browsers(url)
+    otherNick = other.find("#login-nick")
+    other.wait(otherNick.is_displayed, "the nickname prompt")
+    otherNick.send_keys("nora\n")
+    otherPassword = other.find("#password-input")
+    other.wait(otherPassword.is_displayed, "the password prompt")
+    other.find("#password-cancel").click()
+    other.wait(lambda: not otherPassword.is_displayed(), "the password prompt to close")
+    assert otherNick.is_displayed()
+    other.login("notnora")
+
+
+def test_older_lines_on_demand(daemon, browsers):
+    """
+    Joining shows a room's last lines; "Load older lines" fetches the ones
+    before them, placed above, each once, in order.
+    """
+    url = webURL(daemon)
+    pat = lineUser(daemon, "pat", "#t6")
+    for i in range(30):
+        pat.send(f"line {i:02}")
+    pat.sync()
+    page = browsers(url)
+    page.login("quinn")
+    page.type("/join #t6")
+    page.wait(lambda: len(page.messages()) == 20, "the replay of 20 lines")
+    assert page.messages() == [("pat", f"line {i:02}") for i in range(10, 30)]
+    page.find("#older").click()
+    page.wait(lambda: len(page.messages()) == 30, "the 10 older lines")
+    assert page.messages() == [("pat", f"line {i:02}") for i in range(30)]
+    page.find("#older").click()
+    page.wait(lambda: not page.find("#older").is_displayed(), "nothing older left")
+    assert len(page.messages()) == 30
+    pat.close()
+
+
+def test_keyboard_alone(daemon, browsers):
+    """
+    The page is usable from the keyboard: the nickname prompt has the focus,
+    Enter sends, Alt+Up/Down move between conversations, Tab completes a
+    member's nickname, Up recalls the line typed last.
+    """
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    url = webURL(daemon)
+    page = browsers(url)
+    page.wait(lambda: page.driver.switch_to.active_element.get_attribute("id") == "login-nick",
+              "the focus in the nickname prompt")
+    page.driver.switch_to.active_element.send_keys("rita\n")
+    page.wait(lambda: page.find("#me").text == "rita", "being rita")
+    box = page.find("#say-input")
+    box.send_keys("/join #t7\n")
+    page.wait(lambda: page.room() == "#t7", "#t7 shown")
+    uma = lineUser(daemon, "umaXY", "#t7")
+    page.wait(lambda: "umaXY" in page.members(), "uma among the members")
+    box.send_keys("um", Keys.TAB)
+    assert box.get_attribute("value") == "umaXY: "
+    box.send_keys("hello\n")
+    assert uma.readUntil(lambda l: "hello" in l)[-1] == "#t7 <rita> umaXY: hello"
+    box.send_keys(Keys.ARROW_UP)
+    assert box.get_attribute("value") == "umaXY: hello"
+    box.clear()
+    ActionChains(page.driver).key_down(Keys.ALT).send_keys(Keys.ARROW_UP).key_up(Keys.ALT).perform()
+    page.wait(lambda: page.room() == "#lobby", "#lobby shown by Alt+Up")
+    ActionChains(page.driver).key_down(Keys.ALT).send_keys(Keys.ARROW_DOWN).key_up(Keys.ALT).perform()
+    page.wait(lambda: page.room() == "#t7", "#t7 shown by Alt+Down")
+    uma.close()
+
+
+def test_notification_while_hidden(daemon, browsers):
+    """
+    While the tab is hidden and notifications are allowed, a private message
+    or a mention shows a desktop notification, and an ordinary message does
+    not.  (Headless Chromium has no desktop: the page's Notification and
+    visibility are stood in for, and what it asks of them recorded.)
+    """
+    url = webURL(daemon)
+    page = browsers(url)
+    page.login("vera")
+    page.type("/join #t8")
+    page.wait(lambda: page.room() == "#t8", "#t8 shown")
+    page.driver.execute_script("""
+        window.shown = [];
+        window.Notification = class {
+            constructor(title, options) { window.shown.push([title, options.body]); }
+        };
+        window.Notification.permission = "granted";
+        Object.defineProperty(document, "hidden", { get: () => true });
+    """)
+    walt = lineUser(daemon, "walt", "#t8")
+    walt.send("an ordinary line")
+    walt.send("vera: are you there?")
+    walt.send("/msg vera psst")
+    page.wait(lambda: page.driver.execute_script("return window.shown.length") >= 2,
+              "two notifications")
+    walt.sync()
+    assert page.driver.execute_script("return window.shown") == [
+        ["walt in #t8", "vera: are you there?"], ["walt (private)", "psst"]]
+    assert page.driver.title.startswith("(")
+    walt.close()

@@ -1,0 +1,200 @@
+"""
+The web front end's HTTP side, on in-memory transports: the page and its
+assets with their security headers, the Origin check on the WebSocket
+upgrade, the bound on request bodies; and the page's source, checked for
+what the Content-Security-Policy relies on.
+"""
+
+import re
+
+import pytest
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import StringTransport
+from twisted.python import usage
+
+from chatd.tap import Options
+from chatd.web.resource import (
+    ASSETS,
+    CONTENT_SECURITY_POLICY,
+    MAX_BODY_BYTES,
+    OriginCheck,
+    WebSite,
+    asset,
+    normalOrigin,
+)
+from websupport import WebMemoryServer, readFrames
+
+UPGRADE = (b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+           b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")
+
+
+def exchange(site, raw, secure=False):
+    """
+    Send C{raw} to C{site} on a new connection; return what it answered.
+    """
+    proto = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+    transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000),
+                                hostAddress=IPv4Address("TCP", "127.0.0.1", 8080))
+    if secure:
+        from zope.interface import alsoProvides
+        from twisted.internet.interfaces import ISSLTransport
+        alsoProvides(transport, ISSLTransport)
+        transport.setTcpNoDelay = lambda enabled: None
+    proto.makeConnection(transport)
+    proto.dataReceived(raw)
+    return transport.value()
+
+
+def status(response):
+    return int(response.split(b" ", 2)[1])
+
+
+def headers(response):
+    head = response.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")[1:]
+    return {k.lower(): v for k, v in (line.split(": ", 1) for line in head)}
+
+
+@pytest.fixture
+def site():
+    return WebSite(WebMemoryServer().web)
+
+
+def test_page_with_security_headers(site):
+    """
+    The page is served at / with a Content-Security-Policy allowing only its
+    own script and style, and the other protective headers.
+    """
+    response = exchange(site, b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n")
+    assert status(response) == 200
+    got = headers(response)
+    assert got["content-security-policy"] == CONTENT_SECURITY_POLICY
+    assert "script-src 'self';" in CONTENT_SECURITY_POLICY
+    assert "default-src 'none'" in CONTENT_SECURITY_POLICY
+    assert got["x-content-type-options"] == "nosniff"
+    assert got["x-frame-options"] == "DENY"
+    assert got["referrer-policy"] == "no-referrer"
+    assert got["content-type"] == "text/html; charset=utf-8"
+    assert response.endswith(asset("index.html"))
+
+
+@pytest.mark.parametrize("path", [p for p in ASSETS if p])
+def test_assets(site, path):
+    """
+    Each asset is served from the package with its type and the headers.
+    """
+    response = exchange(site, b"GET /" + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status(response) == 200
+    assert headers(response)["content-type"] == ASSETS[path][1]
+    assert "content-security-policy" in headers(response)
+    assert response.endswith(asset(ASSETS[path][0]))
+
+
+@pytest.mark.parametrize("path", [b"/nope", b"/static/", b"/../setup.py", b"/%2e%2e/setup.py",
+                                  b"/app.js/x", b"/ws/x"])
+def test_nothing_else_served(site, path):
+    """
+    Only the listed assets exist: other paths, traversals included, are not
+    found, and still carry the headers.
+    """
+    response = exchange(site, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status(response) == 404
+    assert "content-security-policy" in headers(response)
+
+
+def test_body_bounded(site):
+    """
+    A request body larger than the page could ever send is refused at once.
+    """
+    response = exchange(site, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                        % (MAX_BODY_BYTES + 1))
+    assert status(response) == 413
+    chunked = exchange(site, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       + b"1000\r\n" + b"x" * 0x1000 + b"\r\n" + b"1000\r\n" + b"x" * 0x1000)
+    assert status(chunked) == 413
+
+
+@pytest.mark.parametrize("origin, secure, allowed, accepted", [
+    (None, False, (), True),
+    (b"http://127.0.0.1:8080", False, (), True),
+    (b"HTTP://127.0.0.1:8080", False, (), True),
+    (b"https://127.0.0.1:8080", True, (), True),
+    (b"https://127.0.0.1:8080", False, (), False),
+    (b"http://127.0.0.1:8080", True, (), False),
+    (b"http://127.0.0.1:8081", False, (), False),
+    (b"http://evil.example", False, (), False),
+    (b"null", False, (), False),
+    (b"http://evil.example", False, ("http://evil.example:80",), True),
+    (b"http://evil.example", False, ("*",), True),
+    (b"http://other.example", False, ("http://evil.example",), False),
+])
+def test_origin_checked_on_upgrade(origin, secure, allowed, accepted):
+    """
+    The WebSocket upgrade is accepted from the page's own origin (scheme,
+    host and port), from origins allowed by --web-origin, and from clients
+    that are not browsers (no Origin); a page of any other site is refused.
+    """
+    site = WebSite(WebMemoryServer().web, OriginCheck(allowed))
+    raw = b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n" + UPGRADE
+    if origin is not None:
+        raw += b"Origin: " + origin + b"\r\n"
+    response = exchange(site, raw + b"\r\n", secure=secure)
+    if accepted:
+        assert status(response) == 101, response
+        body = response.split(b"\r\n\r\n", 1)[1]
+        [(opcode, payload)] = readFrames(body)
+        assert b'"type":"hello"' in payload
+    else:
+        assert status(response) == 403, response
+        assert b"other sites" in response
+
+
+def test_normal_origin():
+    """
+    Origins compare in one spelling, with the scheme's default port made
+    explicit; anything not an http(s) origin is none.
+    """
+    assert normalOrigin("https://Chat.Example") == "https://chat.example:443"
+    assert normalOrigin("http://[::1]:8080") == "http://[::1]:8080"
+    assert normalOrigin("ftp://x") is None
+    assert normalOrigin("http://x/path") is None
+    assert normalOrigin("http://x:99999") is None
+    assert normalOrigin("null") is None
+
+
+def test_page_source_needs_nothing_inline():
+    """
+    The page has no inline script, style or event handler (the CSP would
+    block them), and the script never parses HTML.
+    """
+    html = asset("index.html").decode("utf-8")
+    assert not re.search(r"<script(?![^>]*\bsrc=)", html)
+    assert "<style" not in html
+    assert not re.search(r"\sstyle=", html)
+    assert not re.search(r"\son[a-z]+=", html)
+    # New messages are announced to screen readers; every control is named.
+    assert re.search(r'<ol id="log"[^>]*role="log"[^>]*aria-live="polite"', html)
+    for control in re.findall(r"<input[^>]*>", html):
+        ident = re.search(r'id="([^"]+)"', control).group(1)
+        assert f'<label for="{ident}"' in html, control
+    script = asset("app.js").decode("utf-8")
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write",
+                 "eval(", "new Function", "setAttribute(\"on", "javascript:"):
+        assert sink not in script, sink
+
+
+def test_web_options():
+    """
+    --web takes endpoint descriptions (repeatable, checked at parse time) and
+    --web-origin origins or *.
+    """
+    options = Options()
+    options.parseOptions(["--db", "none", "--web", "tcp:8080", "--web", "tcp:8081",
+                          "--web-origin", "https://chat.example", "--web-origin", "*"])
+    assert options["web"] == ["tcp:8080", "tcp:8081"]
+    assert options["web-origins"] == ["https://chat.example", "*"]
+    with pytest.raises(usage.UsageError, match="--web nonsense:9"):
+        Options().parseOptions(["--db", "none", "--web", "nonsense:9"])
+    with pytest.raises(usage.UsageError, match="--web-origin"):
+        Options().parseOptions(["--db", "none", "--web-origin", "chat.example"])
+    assert Options().parseOptions(["--db", "none"]) is None
