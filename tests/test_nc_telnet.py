@@ -183,3 +183,30 @@ def test_pasteOfTwoHundredLinesArrivesWhole(daemon):
         nc.close()
         for other in others:
             other.close()
+
+
+def test_ncEndingItsInputStillGetsEveryAnswer(tmp_path):
+    """
+    A script that pipes lines into nc -N (which half-closes the connection
+    at the end of its input) gets every answer before the connection
+    closes: the join's replay and /history from the store, and the pong of
+    its last line; then the daemon closes, and nc exits.
+    """
+    requireTool("nc")
+    d = Daemon("--db", f"sqlite:{tmp_path / 'chat.sqlite3'}").start()
+    try:
+        talker = d.client()
+        talker.login("talker")
+        talker.send("something to remember")
+        talker.sync()
+        done = subprocess.run(
+            ["nc", "-N", "127.0.0.1", str(d.port)], input=b"reader\n/history 5\n/ping done\n",
+            capture_output=True, timeout=20)
+        lines = done.stdout.decode().splitlines()
+        assert lines[-1] == "=== pong done"
+        remembered = [l for l in lines if l.endswith("#lobby <talker> something to remember")]
+        assert len(remembered) == 2  # the replay, and /history
+        assert "=== #lobby: the last 1 line" in lines
+        talker.close()
+    finally:
+        d.stop()

@@ -144,6 +144,14 @@ class Connection:
             self._input.pauseProducing()
         self._holds.add(why)
 
+    @property
+    def inputHeld(self):
+        """
+        Whether input waits (pacing, storage, an answer), with lines still
+        to handle.
+        """
+        return bool(self._holds)
+
     def releaseInput(self, why):
         if why not in self._holds:
             return
@@ -259,6 +267,14 @@ class Connection:
         if self.session is not None:
             self.session.quit(reason)
         self.closeWith(farewell)
+
+    def closeWhenAnswered(self, reason):
+        """
+        The peer has ended its input and all of it is handled: close once
+        what it asked for is written, history still being read included.
+        """
+        self.quitReason = reason
+        self.outbox.whenFilled(lambda: self.closeWith(None))
 
     def closeWith(self, data):
         """

@@ -126,7 +126,8 @@ class Outbox:
 
     __slots__ = ("_transport", "limit", "_clock", "grace", "_overSince", "_paused",
                  "_backlog", "_size", "_closed", "_sealed", "_places", "_released",
-                 "onOverflow", "_coalescer", "_batch", "_batchSize", "_straight")
+                 "onOverflow", "_coalescer", "_batch", "_batchSize", "_straight",
+                 "_whenFilled")
 
     def __init__(self, transport, limit, onOverflow=None, clock=None, grace=0.0,
                  coalescer=None):
@@ -158,6 +159,7 @@ class Outbox:
         # What this turn gathered: None, one bytes object, or a list of them.
         self._batch = None
         self._batchSize = 0
+        self._whenFilled = None
         transport.registerProducer(self, True)
 
     def send(self, data):
@@ -215,6 +217,16 @@ class Outbox:
         self._straight = False
         return place
 
+    def whenFilled(self, then):
+        """
+        Call C{then} once no place kept by L{hold} is still empty: at once if
+        none is.
+        """
+        if not self._places:
+            then()
+        else:
+            self._whenFilled = then
+
     def fill(self, place, data):
         """
         Put C{data} in the C{place} kept by L{hold}, and send what no longer
@@ -227,6 +239,9 @@ class Outbox:
         self._updateStraight()
         self._size += len(data)
         self._released += self._flush()
+        if not self._places and self._whenFilled is not None:
+            then, self._whenFilled = self._whenFilled, None
+            then()
 
     def flush(self):
         """

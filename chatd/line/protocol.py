@@ -4,8 +4,10 @@ hands them to the commands, and keeps the one piece of state the line protocol
 has and the core does not: which room plain text goes to.
 """
 
+from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory
 from twisted.protocols.basic import LineReceiver
+from zope.interface import implementer
 
 from chatd import __version__
 from chatd.core.names import NICK_RULES
@@ -19,6 +21,7 @@ from chatd.line.refusals import describe
 MAX_LINE_BYTES = 2048
 
 
+@implementer(IHalfCloseableProtocol)
 class ChatProtocol(LineReceiver):
     """
     One connected user speaking the line protocol.
@@ -39,6 +42,7 @@ class ChatProtocol(LineReceiver):
     session = None
     passwordFor = None
     _current = None
+    _inputEnded = False
 
     # Framework callbacks
 
@@ -81,6 +85,7 @@ class ChatProtocol(LineReceiver):
             super().dataReceived(data)
             data, self._replay = self._replay, None
             if not data:
+                self._endIfInputDone()
                 return
 
     def lineLengthExceeded(self, line):
@@ -121,15 +126,44 @@ class ChatProtocol(LineReceiver):
         if answering is None:
             self._promptIfNoNick()
             return
-        if self.session.nick is None and not answering.called:
-            # A password is being checked at the prompt: the lines after it
-            # wait for the answer, so that none is taken for a nickname (or
-            # lost) meanwhile.
+        if not answering.called:
+            # A password is being checked: the lines after it wait for the
+            # answer, so that they are handled in order (a /ping after a
+            # /nick NAME PASSWORD is answered after it; a line after it is
+            # said under the nickname it gives), and none is taken for a
+            # nickname (or lost) at the prompt meanwhile.
             self.conn.holdInput("password")
-            answering.addBoth(lambda result: (self.conn.releaseInput("password"), result)[1])
+            answering.addBoth(self._answered)
         # The answer (to /ghost, say) comes once a password is checked:
         # ask again only after it, and only if needed.
         answering.addCallback(lambda _: self._promptIfNoNick())
+
+    def _answered(self, result):
+        self.conn.releaseInput("password")
+        self._endIfInputDone()
+        return result
+
+    def readConnectionLost(self):
+        """
+        The peer will send nothing more (C{nc -N} at the end of its input):
+        the lines it sent are still handled and answered, then the
+        connection closes.
+        """
+        self._inputEnded = True
+        self._endIfInputDone()
+
+    def writeConnectionLost(self):
+        self.transport.loseConnection()
+
+    def _endIfInputDone(self):
+        """
+        Once the peer has ended its input and every line of it is handled,
+        close the connection after the answers (history being read
+        included).
+        """
+        if (self._inputEnded and self.conn.live and not self._buffer
+                and not self.conn.inputHeld):
+            self.conn.closeWhenAnswered("connection closed")
 
     def unread(self):
         """
