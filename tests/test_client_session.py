@@ -211,6 +211,25 @@ def test_replayAfterReconnectSkipsLinesShown():
     assert view.shown == replay[4:] + ["#lobby <bob> live"]
 
 
+def test_historyAskedAfterAReconnectIsShownWhole():
+    """
+    After a reconnect, /history shows every line it brings, those shown
+    before the connection dropped too: only the join's replay skips them
+    (the skipping once lasted until the room's next live line).
+    """
+    session, view, conn, _ = connectedSession("alice")
+    session.lineReceived("#lobby <bob> before one")
+    session.lineReceived("#lobby <bob> before two")
+    _reconnect(session)
+    view.shown.clear()
+    asked = ["~ 2026-11-25T10:00:01Z #lobby <bob> before one",
+             "~ 2026-11-25T10:00:02Z #lobby <bob> before two"]
+    session.lineReceived("=== #lobby: the last 2 lines")
+    for line in asked:
+        session.lineReceived(line)
+    assert view.shown == ["=== #lobby: the last 2 lines"] + asked
+
+
 def test_replayOnFirstJoinAndHistoryCommandShowEverything():
     """
     The replay of a room never joined before is shown whole, and so is what

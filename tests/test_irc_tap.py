@@ -41,16 +41,23 @@ def test_ircListenersShareTheCoreAndGate():
     assert irc[0].network == "Example"
 
 
-@pytest.mark.parametrize("args", [
-    ["--irc", "tcp:port"],
-    ["--irc-name", "no dots"],
-])
-def test_badIrcOptions(args):
+def test_badIrcEndpointIsOneLine():
     """
-    A malformed --irc endpoint or server name is a usage error naming it.
+    A malformed --irc endpoint stops the start with one line naming it, as
+    a malformed --listen does.
     """
-    with pytest.raises(usage.UsageError, match=args[0]):
-        tap.Options().parseOptions(args)
+    with pytest.raises(tap.StartFailure) as e:
+        tap.Options().parseOptions(["--irc", "tcp:port"])
+    assert str(e.value).startswith("chatd: --irc tcp:port: ")
+    assert "\n" not in str(e.value)
+
+
+def test_badIrcName():
+    """
+    A server name without a dot, or with spaces, is a usage error.
+    """
+    with pytest.raises(usage.UsageError, match="--irc-name"):
+        tap.Options().parseOptions(["--irc-name", "no dots"])
 
 
 def test_helpShowsIrc():

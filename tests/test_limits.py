@@ -359,3 +359,46 @@ def test_closingNoticeIsTheLastLine():
     for client in (alice, bob):
         assert client.lines() == ["-!- The server is going down. Goodbye."]
     assert server.gate.connections == set()
+
+
+def test_telnetNegotiationAndEndlessLinesArePacedLikeLines():
+    """
+    A stream of telnet negotiation (each asking for an answer) or one line
+    that never ends is paced like a flood of lines: reading from it pauses
+    (so what it keeps sending waits in the kernel, where --recv-queue counts
+    it), and the others are not held up.
+    """
+    limits = Limits(floodRate=5, floodBurst=20, recvQueueBytes=1024, recvQueueTime=5)
+    server = MemoryServer(limits=limits)
+    alice, negotiator, endless = (server.connect(n) for n in ("alice", "neg", "endless"))
+    server.clock.advance(10)
+    negotiator.sendBytes(bytes([255, 253, 1]) * 100)
+    assert negotiator.transport.producerState == "paused"
+    endless.sendBytes(b"x" * 5000)
+    for _ in range(25):
+        endless.sendBytes(b"x" * 5000)
+    assert endless.transport.producerState == "paused"
+    alice.lines()
+    alice.send("/ping still here")
+    assert alice.lines() == ["=== pong still here"]
+
+
+def test_perAddressLimitsCountAnAddressGroup():
+    """
+    An attacker who picks its source address gains nothing: every loopback
+    address (127.x.y.z, ::1) counts as one, and so does an IPv6 /64; other
+    IPv4 addresses count apart.
+    """
+    from chatd.core.bans import addressGroup
+    from chatd.edge.limits import ConnectionCounter
+
+    assert addressGroup("127.0.0.2") == addressGroup("127.9.9.9") == addressGroup("::1")
+    assert addressGroup("2001:db8::1") == addressGroup("2001:db8::ffff:1") != addressGroup(
+        "2001:db8:0:1::1")
+    assert addressGroup("198.51.100.1") != addressGroup("198.51.100.2")
+    counter = ConnectionCounter(100, 2)
+    assert counter.admit("127.0.0.2") is None
+    assert counter.admit("127.0.0.3") is None
+    assert counter.admit("127.0.0.4") == "too many connections from 127.0.0.4"
+    counter.release("127.0.0.2")
+    assert counter.admit("::1") is None

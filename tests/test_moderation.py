@@ -506,7 +506,7 @@ def test_ownAddressRuleCoversBothFamilies(trust):
         with pytest.raises(R.CoversOwnAddress):
             owner.ban("#den", target)
     op = trust.arrive("op", password="op-password", host="127.0.0.1")
-    for target in ("::1", "::/1", "::ffff:127.0.0.1"):
+    for target in ("::1", "::/64", "::ffff:127.0.0.1"):
         with pytest.raises(R.CoversOwnAddress):
             op.ban("#lobby", target)
 
@@ -629,3 +629,40 @@ def test_aRoomCreatedAgainDoesNotHandOverItsPast():
     newcomer.say("#free", "new secret")
     assert read(newcomer.recent("#free", 50)) == ["new secret"]
     assert read(newcomer.search(["secret"], 20)) == ["new secret"]
+
+
+@pytest.mark.parametrize("target", ["[::1]", "1.2.3.4:80", "a.b", "1.2.3.4%x", "..."])
+def test_banTargetsThatMatchNobodyAreRefused(trust, target):
+    """
+    A ban must be able to hold someone: a host name, a port, brackets or
+    a zone are not addresses a peer connects from, and are refused.
+    """
+    op = trust.arrive("op", password="op-password")
+    with pytest.raises(R.InvalidBanTarget):
+        op.ban("#lobby", target)
+
+
+@pytest.mark.parametrize("target", ["128.0.0.0/1", "0.0.0.0/7", "2000::/3"])
+def test_banOnHalfOfEveryoneRefused(trust, target):
+    """
+    A range wider than a /8 of IPv4 or a /16 of IPv6 covers (nearly)
+    everyone, and is refused like 0.0.0.0/0.
+    """
+    op = trust.arrive("op", password="op-password")
+    with pytest.raises(R.CoversEveryone):
+        op.ban("#lobby", target)
+
+
+def test_mappedRangesAndSingleAddressRangesAreWhatTheyMean(trust):
+    """
+    ::ffff:198.51.100.0/120 bans the IPv4 range it maps (so it holds IPv4
+    clients), and 198.51.100.7/32 is the address 198.51.100.7, lifted by
+    either spelling.
+    """
+    op = trust.arrive("op", password="op-password")
+    op.ban("#lobby", "::ffff:198.51.100.0/120")
+    with pytest.raises(R.Banned):
+        trust.arrive("visitor", host="198.51.100.9")
+    op.ban("#lobby", "203.0.113.7/32")
+    op.unban("#lobby", "203.0.113.7")
+    trust.arrive("returning", host="203.0.113.7")

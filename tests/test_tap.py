@@ -51,9 +51,19 @@ def test_listenRepeatable():
     assert config["listen"] == ["tcp:1234", "unix:/tmp/chat.sock"]
 
 
+@pytest.mark.parametrize("args", [["--listen", "tcp:port"], ["--listen", "nonsense:1"]])
+def test_badEndpointIsOneLine(args):
+    """
+    A malformed endpoint stops the start with one line naming the option and
+    why, not the usage text.
+    """
+    with pytest.raises(tap.StartFailure) as e:
+        tap.Options().parseOptions(args)
+    assert str(e.value).startswith(f"chatd: --listen {args[1]}: ")
+    assert "\n" not in str(e.value)
+
+
 @pytest.mark.parametrize("args", [
-    ["--listen", "tcp:port"],
-    ["--listen", "nonsense:1"],
     ["--lobby", "lobby with spaces"],
     ["--send-queue", "10"],
 ])

@@ -254,3 +254,34 @@ def test_linesWaitForThePasswordAtThePrompt():
     assert boss.lines()[:2] == ["=== you are identified as boss", "=== you are now boss"]
     assert watcher.lines() == ["-- #lobby boss has joined", "#lobby <boss> hi",
                                "#lobby <boss> all here"]
+
+
+def test_passwordDelayNeverOutlastsTheLoginTimeout(server):
+    """
+    After many wrong passwords from one address the right one waits up to
+    a minute, as long as the login timeout: the timeout does not run while
+    the server makes the owner wait, so the owner gets in.
+    """
+    identity = server.core.identity
+    for n in range(20):
+        identity._failed("boss", "127.0.0.1")
+    owner = server.connect()
+    owner.send("boss")
+    owner.send("boss-password")
+    owner.lines()
+    server.clock.pump([1] * 61)
+    assert owner.lines()[:2] == ["=== you are identified as boss", "=== you are now boss"]
+    assert not owner.transport.disconnecting
+
+
+def test_aConnectionLetGoSaysWhy(server):
+    """
+    A connection the core lets go (its nickname taken back by its owner)
+    ends with that reason, for the log, not as a plain closed connection.
+    """
+    stale = server.connect()
+    stale.send("/nick boss boss-password")
+    owner = server.connect()
+    owner.send("/nick boss boss-password")
+    assert not stale.transport.connected
+    assert stale.proto.conn.quitReason == "ghosted"

@@ -13,7 +13,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.python import usage
 
-from chatd.tap import Options
+from chatd.tap import Options, StartFailure
 from chatd.web.resource import (
     ASSETS,
     CONTENT_SECURITY_POLICY,
@@ -193,7 +193,7 @@ def test_web_options():
                           "--web-origin", "https://chat.example", "--web-origin", "*"])
     assert options["web"] == ["tcp:8080", "tcp:8081"]
     assert options["web-origins"] == ["https://chat.example", "*"]
-    with pytest.raises(usage.UsageError, match="--web nonsense:9"):
+    with pytest.raises(StartFailure, match="--web nonsense:9"):
         Options().parseOptions(["--db", "none", "--web", "nonsense:9"])
     with pytest.raises(usage.UsageError, match="--web-origin"):
         Options().parseOptions(["--db", "none", "--web-origin", "chat.example"])

@@ -36,6 +36,9 @@ _NOW_NICK = re.compile(r"you are now (\S+)\Z")
 _JOINED = re.compile(r"joined (#\S+)\Z")
 _TALKING = re.compile(r"now talking in (#\S+)\Z")
 _LEFT = re.compile(r"left (#\S+)\Z")
+# The replies that head history a user asked for (/history, /search).
+_HISTORY_ASKED = re.compile(r"#\S+: the last \d+ lines?\Z|#\S+ has no history\Z"
+                            r"|\d+ lines? in your rooms with |nothing in your rooms matches ")
 # The prompt for a registered nickname's password (chatd.line.commands).
 _PASSWORD = re.compile(r"(\S+) is registered: password")
 
@@ -649,6 +652,10 @@ class Session:
         return True
 
     def _followReply(self, text):
+        if _HISTORY_ASKED.match(text):
+            # The history lines that follow were asked for (/history,
+            # /search): shown whole, whatever a replay skips.
+            self._replaying.clear()
         if self._quitSent and text == "bye":
             # Every line before the /quit was acted on.  Close from this side
             # too: over TLS the server's close may wait for ours.

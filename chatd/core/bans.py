@@ -59,11 +59,27 @@ def _addressKey(target):
     """
     if "/" in target:
         try:
-            return str(ipaddress.ip_network(target, strict=False))
+            network = _unmapped(ipaddress.ip_network(target, strict=False))
         except ValueError:
             return target.lower()
+        if network.prefixlen == network.max_prefixlen:
+            # 198.51.100.7/32 is the address 198.51.100.7.
+            return str(network.network_address)
+        return str(network)
     address = _ip(target)
     return target.lower() if address is None else str(address)
+
+
+def _unmapped(network):
+    """
+    An IPv4-mapped IPv6 range (::ffff:10.0.0.0/104) as the IPv4 range it
+    maps, which is how IPv4 clients of a dual-stack listener are matched.
+    """
+    if network.version == 6 and network.prefixlen >= 96:
+        mapped = network.network_address.ipv4_mapped
+        if mapped is not None:
+            return ipaddress.ip_network(f"{mapped}/{network.prefixlen - 96}")
+    return network
 
 
 def _ip(text):
@@ -76,6 +92,24 @@ def _ip(text):
     except ValueError:
         return None
     return getattr(address, "ipv4_mapped", None) or address
+
+
+def addressGroup(host):
+    """
+    The addresses that per-address limits count as one: one person can
+    easily use any of them.  An IPv4 address is its own group; an IPv6
+    address is its /64 (one network's, which its owner chooses addresses
+    in at will); every loopback address is one group (a local user may
+    connect from any 127.x.y.z).  Anything else (L{None}, a name) is itself.
+    """
+    address = _ip(host) if host else None
+    if address is None:
+        return host
+    if address.is_loopback:
+        return "loopback"
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
 
 
 def _network(key):
@@ -92,15 +126,16 @@ def targetKind(target):
     """
     if nickProblem(target) is None:
         return NICK
-    if "/" in target:
-        try:
+    # Only what can match a peer: the edge hands the core IP addresses, so
+    # a host name, a port or brackets would make a ban that holds nobody.
+    try:
+        if "/" in target:
             ipaddress.ip_network(target, strict=False)
-        except ValueError:
-            return None
-        return ADDRESS
-    if ("." in target or ":" in target) and " " not in target:
-        return ADDRESS
-    return None
+        else:
+            ipaddress.ip_address(target)
+    except ValueError:
+        return None
+    return ADDRESS
 
 
 def covers(ban, nick, host):
@@ -122,12 +157,17 @@ def covers(ban, nick, host):
 
 def coversEveryone(ban):
     """
-    Whether C{ban} is on a range holding every address of its family
-    (C{0.0.0.0/0}, C{::/0}): a ban on everyone, which nobody may set.
+    Whether C{ban} is on a range wider than L{WIDEST_RANGE} allows
+    (C{0.0.0.0/0}, C{::/0}, but also C{128.0.0.0/1}): a ban on everyone, or
+    half of everyone, which nobody may set.
     """
     network = _network(ban.key[1]) if ban.kind == ADDRESS else None
-    return network is not None and network.prefixlen == 0
+    return network is not None and network.prefixlen < WIDEST_RANGE[network.version]
 
+
+# The shortest prefix a ban's range may have, by IP version: a /8 of IPv4
+# is a large provider's worth of addresses, a /16 of IPv6 a region's.
+WIDEST_RANGE = {4: 8, 6: 16}
 
 _LOOPBACK = ("127.0.0.1", "::1")
 

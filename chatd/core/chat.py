@@ -43,12 +43,13 @@ class User:
         password after using another.
     @ivar hangUp: called with no arguments to close the user's connection.
     @ivar connected: false once the core has been told the user is gone.
+    @ivar goneBecause: why, once they are (ghosted, banned, their quit).
     @ivar away: why the user is away, or C{""} while they are not.
     @ivar active: when the user last said something (POSIX seconds).
     """
 
     __slots__ = ("nick", "rooms", "outbox", "wire", "host", "account",
-                 "hangUp", "connected", "away", "active", "__weakref__")
+                 "hangUp", "connected", "goneBecause", "away", "active", "__weakref__")
 
     def __init__(self, outbox, wire, host=None, hangUp=None):
         self.nick = None
@@ -59,6 +60,7 @@ class User:
         self.account = None
         self.hangUp = hangUp or (lambda: None)
         self.connected = True
+        self.goneBecause = None
         self.away = ""
         self.active = 0.0
 
@@ -516,13 +518,16 @@ class ChatCore:
         Forget C{user}: announce their quit to their rooms and free their
         nickname at once.  Safe to call more than once.
         """
-        user.connected = False
+        if user.connected:
+            user.connected = False
+            user.goneBecause = reason
         if user.nick is None or self.users.get(nickKey(user.nick)) is not user:
             return
         for room in list(user.rooms.values()):
             self.removeMember(user, room, events.Quit(room.name, user.nick, reason))
         del self.users[nickKey(user.nick)]
         self.identity.forget(user)
+        self.fanout.userGone(user)
 
     def removeMember(self, user, room, event=None):
         """

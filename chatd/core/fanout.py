@@ -64,3 +64,10 @@ class Fanout:
                     data = encoded[wire] = wire.encode(event)
                 lastWire = wire
             user.outbox.send(data)
+
+    def userGone(self, user):
+        """
+        C{user} has left the server (their rooms were told already).  Nothing
+        to do for one daemon; a brokered fan-out frees their nickname in the
+        cluster.
+        """

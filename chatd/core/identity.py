@@ -22,6 +22,7 @@ from twisted.logger import Logger
 
 from chatd.core import events
 from chatd.core import refusals as R
+from chatd.core.bans import addressGroup
 from chatd.core.names import nickKey, nickProblem
 from chatd.storage import AccountError
 
@@ -93,10 +94,12 @@ class Identity:
         accounts = self._requireAccounts()
         nick = user.nick
         key = nickKey(nick)
+        if user.identified:
+            raise R.AlreadyIdentified(nick)
         if accounts.isRegistered(nick):
             raise R.AlreadyRegistered(nick)
         self._checkPassword(password)
-        self._takeRegistration(user.host)
+        self._takeRegistration(addressGroup(user.host))
         done = accounts.register(nick, password)
         # The nickname is registered from now on (the store says so at
         # once), and held by its owner.
@@ -238,8 +241,11 @@ class Identity:
         self._registrations[host] = (left - 1, now)
 
     def _attemptKeys(self, nick, host):
-        return [(("pair", nickKey(nick), host), self.FREE_ATTEMPTS),
-                (("address", host), self.ADDRESS_FREE_ATTEMPTS)]
+        # By address group: another address of the same network (an IPv6
+        # /64, any loopback address) does not start afresh.
+        group = addressGroup(host)
+        return [(("pair", nickKey(nick), group), self.FREE_ATTEMPTS),
+                (("address", group), self.ADDRESS_FREE_ATTEMPTS)]
 
     def _delay(self, nick, host):
         """
@@ -256,7 +262,9 @@ class Identity:
                 del self._failures[key]
                 continue
             if entry[0] >= free:
-                delay = max(delay, min(self.DELAY_MAX, 2.0 ** (entry[0] - free)))
+                # The exponent capped too: 2.0 ** 1024 overflows.
+                doublings = min(entry[0] - free, math.ceil(math.log2(self.DELAY_MAX)))
+                delay = max(delay, min(self.DELAY_MAX, 2.0 ** doublings))
         return delay
 
     def _failed(self, nick, host):

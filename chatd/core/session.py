@@ -52,6 +52,13 @@ class Session:
         return list(self._user.rooms.values())
 
     @property
+    def goneBecause(self):
+        """
+        Why the core let the user go (ghosted, banned), or L{None}.
+        """
+        return self._user.goneBecause
+
+    @property
     def connected(self):
         """
         Whether the core still counts the user as connected.

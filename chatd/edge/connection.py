@@ -85,6 +85,7 @@ class Connection:
         # One timer: until a nickname is chosen it is the login timeout, then
         # the idle timeout (if any), pushed back by every line.
         self._idling = False
+        self._loginSuspended = False
         self._timeout = None
         if limits.loginTimeout:
             self._timeout = gate.clock.callLater(
@@ -119,14 +120,15 @@ class Connection:
 
     # Input
 
-    def lineHandled(self):
+    def lineHandled(self, cost=1):
         """
-        The front end has acted on one line of input: count it against the
-        flood limits (the next line may have to wait) and push the idle
-        timeout back.
+        The front end has acted on one line of input (or on input worth
+        C{cost} lines: telnet negotiation, the rest of an over-long line):
+        count it against the flood limits (the next line may have to wait)
+        and push the idle timeout back.
         """
         floods = self._flood.floods
-        delay = self._flood.take()
+        delay = self._flood.take(cost)
         if delay:
             if self._flood.floods != floods:
                 # Once per flood, not per line.
@@ -185,6 +187,31 @@ class Connection:
         self.close(f"Excess Flood: more than {limits.recvQueueBytes} bytes unread "
                    f"for {limits.recvQueueTime:g} seconds")
         return True
+
+    def awaitServer(self):
+        """
+        The connection waits on the server, not on its peer (a password
+        being checked, perhaps after a delay): the login timeout does not
+        run meanwhile, so that the wait can never outlast it.
+        """
+        if not self._idling and self._timeout is not None and self._timeout.active():
+            self._timeout.cancel()
+            self._timeout = None
+            self._loginSuspended = True
+
+    def serverAnswered(self):
+        """
+        The server has answered (see L{awaitServer}): if the peer still has
+        no nickname, the login timeout starts over.
+        """
+        if not self._loginSuspended:
+            return
+        self._loginSuspended = False
+        limits = self.gate.limits
+        if self.live and (self.session is None or self.session.nick is None):
+            self._timeout = self.gate.clock.callLater(
+                limits.loginTimeout, self.close,
+                f"no nickname chosen within {limits.loginTimeout:g} seconds")
 
     def _heard(self):
         """
@@ -323,8 +350,9 @@ class Connection:
                        peer=self.peer, why=why)
 
     def _hangUp(self):
-        # The core lets a user go (a kick, a ban) after telling them why:
+        # The core lets a user go (a ban, a ghost) after telling them why:
         # that is their last line, and it must get out before the close.
+        self.quitReason = self.session.goneBecause
         self.closeWith(None)
 
     def _sendQueueOverflowed(self, pending):

@@ -10,6 +10,8 @@ injected L{IReactorTime}, so tests move it with a C{Clock}.
 
 from dataclasses import dataclass
 
+from chatd.core.bans import addressGroup
+
 SEND_QUEUE_BYTES = 256 * 1024
 
 
@@ -76,9 +78,10 @@ class FloodGate:
         self._flooding = False
         self.floods = 0
 
-    def take(self):
+    def take(self, cost=1):
         """
-        Account for one line, handled now.
+        Account for one line handled now (or for C{cost} lines' worth of
+        input: telnet negotiation, say).
 
         @return: seconds to wait before handling the next line; 0 when it may
             be handled at once.
@@ -88,7 +91,7 @@ class FloodGate:
         self._stamp = now
         if tokens >= self._burst:
             self._flooding = False
-        tokens -= 1
+        tokens -= cost
         self._tokens = tokens
         if tokens >= 1:
             return 0.0
@@ -100,7 +103,8 @@ class FloodGate:
 
 class ConnectionCounter:
     """
-    Open connections, in all and per source address, against their maxima.
+    Open connections, in all and per source address (its group: see
+    L{addressGroup}), against their maxima.
     """
 
     def __init__(self, maxConnections, maxPerAddress):
@@ -121,10 +125,11 @@ class ConnectionCounter:
         if self.total >= self._max:
             return "the server is full; try again later"
         if address is not None:
-            count = self._perAddress.get(address, 0)
+            group = addressGroup(address)
+            count = self._perAddress.get(group, 0)
             if count >= self._maxPerAddress:
                 return f"too many connections from {address}"
-            self._perAddress[address] = count + 1
+            self._perAddress[group] = count + 1
         self.total += 1
         return None
 
@@ -135,14 +140,15 @@ class ConnectionCounter:
         self.total -= 1
         if address is None:
             return
-        count = self._perAddress[address] - 1
+        group = addressGroup(address)
+        count = self._perAddress[group] - 1
         if count:
-            self._perAddress[address] = count
+            self._perAddress[group] = count
         else:
-            del self._perAddress[address]
+            del self._perAddress[group]
 
     def fromAddress(self, address):
         """
         How many admitted connections from C{address} are open.
         """
-        return self._perAddress.get(address, 0)
+        return self._perAddress.get(addressGroup(address), 0)

@@ -19,6 +19,8 @@ from chatd.line.commands import LineError, dispatch
 from chatd.line.refusals import describe
 
 MAX_LINE_BYTES = 2048
+# Telnet's "interpret as command": every negotiation starts with it.
+IAC_BYTE = b"\xff"
 
 
 @implementer(IHalfCloseableProtocol)
@@ -71,7 +73,12 @@ class ChatProtocol(LineReceiver):
             self._linesReceived(data)
 
     def _linesReceived(self, data):
+        negotiations = data.count(IAC_BYTE)
         data = self._telnet.feed(data)
+        if negotiations:
+            # Telnet negotiation costs what lines cost, so that a stream of
+            # it (each asking for an answer) is paced like a flood of lines.
+            self.conn.lineHandled(negotiations)
         # Even with nothing new (input resumed after a pause), the lines
         # waiting are handled.
         while True:
@@ -79,6 +86,9 @@ class ChatProtocol(LineReceiver):
                 # The rest of an over-long line: drop it up to its end.
                 end = data.find(b"\n")
                 if end < 0:
+                    # Each read of it costs a line: an endless line is paced
+                    # (and closed as a flood) like any other.
+                    self.conn.lineHandled()
                     return
                 data = data[end + 1:]
                 self._skipping = False
@@ -97,6 +107,7 @@ class ChatProtocol(LineReceiver):
         else:
             self._replay = line[end + 1:]
         self._tooLong()
+        self.conn.lineHandled()
 
     def lineReceived(self, raw):
         if not self.conn.accepting:
@@ -133,12 +144,14 @@ class ChatProtocol(LineReceiver):
             # said under the nickname it gives), and none is taken for a
             # nickname (or lost) at the prompt meanwhile.
             self.conn.holdInput("password")
+            self.conn.awaitServer()
             answering.addBoth(self._answered)
         # The answer (to /ghost, say) comes once a password is checked:
         # ask again only after it, and only if needed.
         answering.addCallback(lambda _: self._promptIfNoNick())
 
     def _answered(self, result):
+        self.conn.serverAnswered()
         self.conn.releaseInput("password")
         self._endIfInputDone()
         return result

@@ -159,7 +159,7 @@ _FORMATS = {
         f"{e.by} banned you from this server{_for(e.duration)}{_reason(e.reason)}"),
     events.PasswordDelayed: lambda e: notice(
         f"many wrong passwords for {e.nick} came from your address lately; "
-        f"yours is checked in {e.seconds} seconds"),
+        f"yours is checked in {duration(e.seconds)}"),
     events.Ghosted: lambda e: notice(
         f"the owner of {e.nick} took the nickname back; goodbye"),
     events.Entered: _enteredLines,

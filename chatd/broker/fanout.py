@@ -1,0 +1,924 @@
+"""
+The fan-out of a daemon that is one of several sharing rooms through Redis.
+
+One Redis Stream (C{chatd:events}) carries what the core emits about rooms,
+from every daemon.  Its entry IDs are the cluster's one order: every daemon,
+the sender's own included, delivers a room's lines to its local members as it
+reads them back from the stream, so that members on different daemons see
+every room's lines, joins, parts and renames in one order.  One stream for all
+rooms rather than one per room: membership, renames and nicknames then change
+in the same order everywhere, and a daemon has one cursor to resume from.
+
+The core keeps the shape it has with one daemon: this fan-out mirrors the
+other daemons' users (L{RemoteUser}s) and their rooms and topics into the
+local core, from the same stream, so that C{/who}, C{/rooms}, C{/whois},
+C{/msg} and the core's own "is this nickname free" work unchanged; the mirror
+is changed directly (or with C{removeMember} and no event), never through
+core calls that would emit events of their own.
+
+What the core hands to one local user (replies to their actions, a private
+message's confirmation) waits behind the room events that the same daemon
+emitted before it, so that a user sees, say, C{=== joined #dev} only after
+their earlier lines' events came back; it keeps its place in the user's
+outbox meanwhile (C{Outbox.hold}), so that what the front end writes after
+it (a reply, a history replay) comes after it, as with one daemon.
+
+Nicknames are claimed in Redis (C{SET NX} with a lease that the heartbeat
+renews).  The core accepts a nickname when the local mirror knows no one
+holding it; the claim in Redis then decides: whatever the newcomer is told
+waits for it, and nothing of theirs is published unless it was won.  Of two
+daemons claiming one nickname at once, exactly one wins; the loser's user is
+told so and disconnected.
+
+When Redis cannot be reached, local users keep talking: events are delivered
+locally at once and published when Redis is back (the others get them late,
+in the order they were said); new nicknames are refused meanwhile.  A daemon
+whose heartbeat has not been read for C{lease} seconds is lost: its users are
+shown as having quit (C{node lost}).
+"""
+
+import os
+from collections import OrderedDict, deque
+from dataclasses import replace
+from weakref import WeakKeyDictionary, WeakSet
+
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from chatd.broker import codec
+from chatd.core import events
+from chatd.core.chat import Room, User
+from chatd.core.fanout import Fanout
+from chatd.core.names import nickKey, roomKey
+
+NODE_LOST = "node lost"
+NODE_STOPPED = "server shutdown"
+UNREACHABLE = ("the other chat servers cannot be reached to check nicknames; "
+               "try again in a moment")
+
+_LEAVING = (events.Parted, events.Quit, events.Kicked)
+_SKIPPED = object()
+
+
+class _Nowhere:
+    """
+    The outbox and wire of a user on another daemon: that daemon delivers to
+    them; nothing here does.
+    """
+
+    @staticmethod
+    def send(data):
+        pass
+
+    @staticmethod
+    def encode(event):
+        return b""
+
+    @staticmethod
+    def encodeOwn(event):
+        return None
+
+
+class RemoteUser(User):
+    """
+    A user connected to another daemon (C{node}), mirrored into this core.
+    """
+
+    __slots__ = ("node",)
+
+    def __init__(self, node, nick, hangUp):
+        super().__init__(_Nowhere, _Nowhere, None, hangUp)
+        self.node = node
+        self.nick = nick
+
+
+class _Item:
+    """
+    Something for one local user that waits for the room events published
+    before it (C{after}: the last own sequence number then), or a nickname
+    claim everything after it waits for.
+    """
+
+    __slots__ = ("after", "user", "event", "own", "claim", "done", "place")
+
+    def __init__(self, after, user=None, event=None, own=False, claim=None):
+        self.place = None
+        self.after = after
+        self.user = user
+        self.event = event
+        self.own = own
+        self.claim = claim
+        self.done = False
+
+
+class BrokeredFanout(Fanout):
+    """
+    A L{Fanout} for one daemon of several sharing one Redis.
+
+    @ivar node: this daemon's id in the cluster.
+    @ivar up: L{None} while connecting the first time, then whether Redis is
+        reachable.
+    """
+
+    _log = Logger()
+
+    # A daemon not heard from for this long is lost; nicknames are held for
+    # as long without renewal.
+    LEASE = 5.0
+    BEAT = 1.0
+    # Events waiting for Redis beyond this are delivered here but never
+    # published (logged).
+    MAX_BACKLOG = 100_000
+
+    def __init__(self, clock, link, node=None, lease=LEASE, beat=BEAT):
+        self.clock = clock
+        self.link = link
+        self.node = node or os.urandom(6).hex()
+        self.lease = lease
+        self.beatInterval = beat
+        self.core = None
+        self.up = None
+        self._upSince = clock.seconds()
+        self._seq = 0
+        self._outstanding = OrderedDict()  # own seq -> (entry, stash) not yet back
+        self._local = deque()
+        self._view = {}  # room key -> {nick key: local User}, in stream order
+        self._claims = {}  # nick key -> (user, old key, old nick, item)
+        self._owned = {}  # nick key -> local user whose nickname we hold
+        self._phantoms = WeakSet()
+        self._phantomOld = WeakKeyDictionary()
+        self._takeovers = set()
+        self._awaySaid = {}  # nick key -> the away text the others know
+        self._nodes = {}  # node -> when last heard from
+        self._lost = set()
+        self._departed = set()
+        self._lastSeq = {}
+        self._byNode = {}  # node -> nick keys of its users
+        self._dropped = 0
+        self._heart = LoopingCall(self._beat)
+        self._heart.clock = clock
+        self.coalescer = None
+
+    # Wiring
+
+    def attach(self, core, coalescer=None):
+        """
+        @param coalescer: the gate's L{chatd.edge.outbox.Coalescer}: what a
+            read of the stream delivers reaches each recipient in one write,
+            as what a read of a connection makes the server say does.
+        """
+        self.core = core
+        self.coalescer = coalescer
+
+    def start(self):
+        self.link.start(self)
+        self._heart.start(self.beatInterval, now=False)
+
+    def stop(self):
+        if self._heart.running:
+            self._heart.stop()
+        self._publish({"k": "bye"})
+        return self.link.stop()
+
+    # What the core calls
+
+    def toRoom(self, room, event, actor=None):
+        owner = room.owner if isinstance(event, events.Joined) else None
+        self._publishRoom(event, actor, owner=owner)
+
+    def toUsers(self, users, event, actor=None):
+        if getattr(event, "room", None) is not None:
+            self._publishRoom(event, actor)
+        else:
+            for user in tuple(users):
+                if user is actor:
+                    self.toActor(user, event)
+                else:
+                    self.toUser(user, event)
+
+    def toUser(self, user, event):
+        if user in self._phantoms:
+            return
+        if isinstance(event, events.PutOut):
+            # Put out of a room without a word to its members (a room ban):
+            # the mirrors elsewhere follow.
+            if not isinstance(user, RemoteUser):
+                self._leaveView(user, event.room)
+            self._publish({"k": "out", "nick": user.nick, "room": event.room})
+        if isinstance(user, RemoteUser):
+            if isinstance(event, events.Ghosted):
+                # Its owner proved the nickname theirs here: the claim that
+                # follows takes it from the other daemon.
+                self._takeovers.add(nickKey(user.nick))
+            self._toRemote(user, event)
+            return
+        if isinstance(event, events.NowKnownAs):
+            self._nickChanged(user, event)
+        elif isinstance(event, events.Identified) and user.nick is not None:
+            # So that the others know them for an operator (who cannot be
+            # kicked) or a nickname's owner.  (One who arrives by proving a
+            # nickname is announced with it: see _nickChanged.)
+            self._publish({"k": "ident", "nick": user.nick, "account": user.account})
+        self._direct(user, event, False)
+
+    def toActor(self, user, event):
+        if user in self._phantoms or isinstance(user, RemoteUser):
+            return
+        if getattr(event, "room", None) is not None:
+            # Published for the other daemons' mirrors (a room that empties
+            # here gets no other word of it); the actor is told here, in
+            # the order of their own requests.
+            if isinstance(event, _LEAVING):
+                self._leaveView(user, event.room)
+            self._publishRoom(event, user, actorOnly=True)
+        self._direct(user, event, True)
+
+    def userGone(self, user):
+        if isinstance(user, RemoteUser):
+            return
+        if user in self._phantoms:
+            # Its nickname may have kept another daemon's user of that name
+            # out of the mirror here: ask everyone who is where.
+            self._publish({"k": "syncreq"})
+            old = self._phantomOld.pop(user, None)
+            if old is not None:
+                # A rename lost its race: the others know the old nickname.
+                nick, key = old
+                for room in user.rooms.values():
+                    self._publish({"k": "room", "e": events.Quit(room.name, nick, "quit")})
+                self._publish({"k": "gone", "nick": nick})
+                if self._owned.get(key) is user:
+                    del self._owned[key]
+                    self.link.release(key)
+            return
+        key = nickKey(user.nick)
+        pending = key in self._claims
+        self._publish({"k": "gone", "nick": user.nick}, {"user": user},
+                      key if pending else None)
+        if self._owned.get(key) is user:
+            del self._owned[key]
+            self.link.release(key)
+
+    # Publishing
+
+    def _publish(self, entry, stash=None, needs=None):
+        self._seq += 1
+        seq = entry["s"] = self._seq
+        entry["n"] = self.node
+        data = codec.dumps(entry)
+        if self.up is False:
+            # Redis is away: local users are served now; the others get it
+            # once Redis is back.
+            if self.link.backlog() < self.MAX_BACKLOG:
+                self.link.publish(seq, data, needs)
+            else:
+                self._dropped += 1
+                if self._dropped == 1:
+                    self._log.warn("broker backlog full: events are delivered here "
+                                   "but not shared with the other daemons")
+            self._apply(entry, True, stash or {})
+        else:
+            self._outstanding[seq] = (entry, stash or {})
+            self.link.publish(seq, data, needs)
+
+    def _publishRoom(self, event, actor, actorOnly=False, owner=None):
+        users = self.core.users
+        stash = {}
+        if actor is not None:
+            if actor in self._phantoms:
+                return
+            if not isinstance(actor, RemoteUser):
+                stash["actor"] = actor
+        subject = None
+        if isinstance(event, events.Renamed):
+            subject = actor
+        elif isinstance(event, (events.Joined,) + _LEAVING):
+            subject = users.get(nickKey(event.nick))
+        if subject is not None and subject in self._phantoms:
+            return
+        local = subject is not None and not isinstance(subject, RemoteUser)
+        if isinstance(event, events.Renamed) and local:
+            new, old = nickKey(event.new), nickKey(event.old)
+            if new != old and new not in self._claims and self._owned.get(new) is not subject:
+                self._startClaim(subject, new, old, event.old)
+                if subject in self._phantoms:
+                    return
+        if isinstance(event, events.Joined) and local:
+            stash["joiner"] = subject
+        elif isinstance(event, _LEAVING) and local:
+            # Whoever leaves sees nothing more of the room from now on, as
+            # with one daemon; the others see them leave in stream order.
+            self._leaveView(subject, event.room)
+        needs = None
+        for who in (subject, actor):
+            if who is not None and who.nick is not None and nickKey(who.nick) in self._claims:
+                needs = nickKey(who.nick)
+        entry = {"k": "room", "e": event, "a": actor.nick if actor else None, "o": actorOnly}
+        if owner is not None:
+            # Who owns the room, for the daemons that did not see it made.
+            entry["owner"] = owner
+        self._publish(entry, stash, needs)
+
+    def _leaveView(self, user, name):
+        rkey = roomKey(name)
+        view = self._view.get(rkey)
+        if view is not None and view.get(nickKey(user.nick)) is user:
+            del view[nickKey(user.nick)]
+            if not view:
+                del self._view[rkey]
+
+    def _toRemote(self, user, event):
+        entry = {"k": "to", "to": user.nick, "tn": user.node, "e": event}
+        if isinstance(event, events.PrivatelySaid):
+            # Never kept: through the target daemon's inbox, which it empties
+            # as it reads.
+            entry["n"] = self.node
+            self.link.send(user.node, codec.dumps(entry))
+        else:
+            self._publish(entry)
+
+    def _hangRemote(self, user):
+        self._publish({"k": "hang", "to": user.nick, "tn": user.node})
+
+    # Nicknames
+
+    def _nickChanged(self, user, event):
+        new = nickKey(event.new)
+        if event.old is None:
+            self._startClaim(user, new, None, None)
+            if user not in self._phantoms:
+                self._publish({"k": "hello", "nick": event.new}, needs=new)
+                if user.identified:
+                    self._publish({"k": "ident", "nick": event.new, "account": user.account},
+                                  needs=new)
+            return
+        if event.old == event.new:
+            return
+        old = nickKey(event.old)
+        if old != new and new not in self._claims and self._owned.get(new) is not user:
+            self._startClaim(user, new, old, event.old)
+        if user not in self._phantoms:
+            self._publish({"k": "rename", "old": event.old, "new": event.new},
+                          needs=new if new in self._claims else None)
+
+    def _startClaim(self, user, key, oldKey, oldNick):
+        if self.up is False:
+            self._phantom(user, oldKey, oldNick, UNREACHABLE)
+            return
+        item = _Item(self._seq, claim=key)
+        self._claims[key] = (user, oldKey, oldNick, item)
+        self._local.append(item)
+        if key in self._takeovers:
+            self._takeovers.discard(key)
+            self.link.claim(key, oldKey, force=True)
+        else:
+            self.link.claim(key, oldKey)
+
+    def claimed(self, key, won):
+        """
+        Redis answered a claim of the nickname C{key}: C{won} is whether it
+        is ours, or L{None} when Redis could not be asked in time.
+        """
+        claim = self._claims.pop(key, None)
+        if claim is None:
+            # A nickname held already, claimed again after Redis lost it.
+            if not won:
+                self._loseOwned(key)
+            return
+        user, oldKey, oldNick, item = claim
+        item.done = True
+        if won:
+            if oldKey is not None and self._owned.get(oldKey) is user:
+                del self._owned[oldKey]
+            if user.connected:
+                self._owned[key] = user
+            else:
+                self.link.release(key)
+        else:
+            self._log.info("{nick} lost the nickname to another daemon",
+                           nick=user.nick)
+            self._phantom(user, oldKey, oldNick, UNREACHABLE if won is None else
+                          f"the nickname {user.nick} was taken on another server at "
+                          "the same moment; connect again")
+        self._pump()
+
+    def nicksLost(self, keys):
+        """
+        The heartbeat found nicknames held here that Redis gives to others.
+        """
+        for key in keys:
+            if key not in self._claims:
+                self._loseOwned(key)
+
+    def _loseOwned(self, key):
+        user = self._owned.pop(key, None)
+        if user is not None and user.connected:
+            self._close(user, f"the nickname {user.nick} was taken on another "
+                        "server while this one could not reach it")
+
+    def _phantom(self, user, oldKey, oldNick, reason):
+        """
+        C{user} does not get the nickname it was given here: nothing more of
+        theirs is published or delivered, and they are disconnected.
+        """
+        self._phantoms.add(user)
+        if oldKey is not None:
+            self._phantomOld[user] = (oldNick, oldKey)
+        self.clock.callLater(0, self._close, user, reason)
+
+    def _close(self, user, reason):
+        if user.connected:
+            user.outbox.send(user.wire.encode(events.Closing(reason)))
+            user.hangUp()
+
+    # Local delivery in order
+
+    def _direct(self, user, event, own):
+        if user in self._phantoms:
+            return
+        item = _Item(self._seq, user, event, own)
+        if not self._local and self._ready(item):
+            self._deliver(item)
+            return
+        # What the front end sends this user meanwhile (a reply, a history
+        # replay) goes after this, as with one daemon.
+        hold = getattr(user.outbox, "hold", None)
+        if hold is not None and user.connected:
+            item.place = hold()
+        self._local.append(item)
+
+    def _ready(self, item):
+        if item.claim is not None:
+            return item.done
+        return not self._outstanding or item.after < next(iter(self._outstanding))
+
+    def _pump(self):
+        while self._local and self._ready(self._local[0]):
+            self._deliver(self._local.popleft())
+
+    def _entered(self, event):
+        """
+        The welcome to a room as of the newcomer's join in the stream: the
+        members whose joins came before theirs (the core, ahead of the
+        stream for this daemon's users, may know more, who the newcomer will
+        see join).
+        """
+        rkey = roomKey(event.room)
+        room = self.core.rooms.get(rkey)
+        if room is None:
+            return event
+        view = self._view.get(rkey, {})
+        members = tuple(user.nick for key, user in room.members.items()
+                        if isinstance(user, RemoteUser) or view.get(key) is user)
+        return replace(event, topic=room.topic, members=members)
+
+    def _deliverAll(self, users, event, actor=None):
+        """
+        L{Fanout.toUsers} for local users, here and now (its own would come
+        back to this class's C{toActor}).
+        """
+        encoded = {}
+        for user in users:
+            if user is actor:
+                Fanout.toActor(self, user, event)
+                continue
+            data = encoded.get(user.wire)
+            if data is None:
+                data = encoded[user.wire] = user.wire.encode(event)
+            user.outbox.send(data)
+
+    def _deliver(self, item):
+        user = item.user
+        if user is None:
+            return
+        data = None
+        if user not in self._phantoms:
+            event = item.event
+            if isinstance(event, events.Entered):
+                event = self._entered(event)
+            data = user.wire.encodeOwn(event) if item.own else user.wire.encode(event)
+        if item.place is not None:
+            user.outbox.fill(item.place, data or b"")
+        elif data:
+            user.outbox.send(data)
+
+    # From the link (reactor thread)
+
+    def linkUp(self):
+        first = self.up is None
+        if self.up is True:
+            return
+        self.up = True
+        now = self.clock.seconds()
+        self._upSince = now
+        for node in self._nodes:
+            self._nodes[node] = now
+        if first:
+            self._log.info("broker: node {node} connected", node=self.node)
+            self._publish({"k": "syncreq"})
+        else:
+            self._log.info("broker: reconnected")
+        self._publishSnapshot()
+
+    def linkDown(self, why):
+        if self.up is False:
+            return
+        self.up = False
+        self._log.warn("broker unreachable ({why}); serving local users, "
+                       "reconnecting", why=why)
+        # What was published but not read back is delivered here now; its
+        # copy in the stream will be skipped.
+        outstanding, self._outstanding = self._outstanding, OrderedDict()
+        for seq, (entry, stash) in outstanding.items():
+            if stash is not _SKIPPED:
+                self._apply(entry, True, stash)
+        for item in self._local:
+            if item.claim is None:
+                item.after = -1
+        self._pump()
+
+    def linkReset(self):
+        """
+        Redis restarted without its data: claim our nicknames again and tell
+        the others who is here.
+        """
+        self._log.warn("broker: Redis lost its data; claiming nicknames again")
+        self.link.resend()
+        for key in list(self._owned):
+            self.link.claim(key)
+        self._publish({"k": "syncreq"})
+        self._publishSnapshot()
+
+    def skipped(self, seq):
+        if seq in self._outstanding:
+            self._outstanding[seq] = (None, _SKIPPED)
+        self._drainSkipped()
+        self._pump()
+
+    def _drainSkipped(self):
+        while self._outstanding:
+            seq, (entry, stash) = next(iter(self._outstanding.items()))
+            if stash is not _SKIPPED:
+                return
+            del self._outstanding[seq]
+
+    def received(self, found):
+        """
+        Entries read from the stream or this daemon's inbox, in order.
+        """
+        if self.coalescer is None:
+            self._received(found)
+        else:
+            with self.coalescer:
+                self._received(found)
+
+    def _received(self, found):
+        for fromInbox, entry in found:
+            node = entry.get("n")
+            seq = entry.get("s", 0)
+            if node == self.node:
+                if seq in self._outstanding:
+                    self._ownReturned(seq)
+                elif seq > self.link.confirmed:
+                    self.link.confirmed = seq
+                continue
+            if node in self._departed:
+                continue
+            self._seen(node)
+            if fromInbox:
+                self._applyTo(entry)
+                continue
+            if seq and not self._firstSight(node, seq):
+                continue
+            try:
+                self._apply(entry, False, {})
+            except Exception:
+                self._log.failure("broker: could not apply an entry from {node}",
+                                  node=node)
+        self._pump()
+
+    def _firstSight(self, node, seq):
+        """
+        Whether C{node}'s entry C{seq} is new here: entries published again
+        after Redis lost its data may come after later ones, and are read
+        once.
+        """
+        seen = self._lastSeq.get(node)
+        if seen is None:
+            seen = self._lastSeq[node] = (set(), deque())
+        found, order = seen
+        if seq in found:
+            return False
+        found.add(seq)
+        order.append(seq)
+        if len(order) > 10_000:
+            found.discard(order.popleft())
+        return True
+
+    def _ownReturned(self, seq):
+        # Our entries come back in the order published; any before this one
+        # still waiting were lost (Redis restarted) and are delivered now.
+        while self._outstanding:
+            first, (entry, stash) = self._outstanding.popitem(last=False)
+            if stash is not _SKIPPED:
+                self._apply(entry, True, stash)
+            if first == seq:
+                break
+        self.link.confirmed = seq
+        self._drainSkipped()
+
+    def _seen(self, node):
+        if node not in self._nodes and node in self._lost:
+            # Declared lost, yet here: ask everyone who is where.
+            self._lost.discard(node)
+            self._publish({"k": "syncreq"})
+        self._nodes[node] = self.clock.seconds()
+
+    # Applying an entry
+
+    def _apply(self, entry, own, stash):
+        kind = entry["k"]
+        if kind == "room":
+            self._applyRoom(entry, own, stash)
+        elif kind in ("to", "hang"):
+            self._applyTo(entry)
+        elif own:
+            if kind == "gone":
+                user = stash.get("user")
+                key = nickKey(entry["nick"])
+                for rkey, view in list(self._view.items()):
+                    if view.get(key) is user:
+                        del view[key]
+                        if not view:
+                            del self._view[rkey]
+        elif kind == "hello":
+            self._mirrorUser(entry["n"], entry["nick"])
+        elif kind == "rename":
+            self._mirrorRename(entry["n"], entry["old"], entry["new"])
+        elif kind == "gone":
+            self._mirrorGone(entry["nick"], entry["n"])
+        elif kind == "away":
+            user = self.core.users.get(nickKey(entry["nick"]))
+            if isinstance(user, RemoteUser) and user.node == entry["n"]:
+                user.away = entry["text"]
+        elif kind == "ident":
+            user = self.core.users.get(nickKey(entry["nick"]))
+            if isinstance(user, RemoteUser) and user.node == entry["n"]:
+                user.account = entry["account"]
+        elif kind == "out":
+            key, rkey = nickKey(entry["nick"]), roomKey(entry["room"])
+            user, room = self.core.users.get(key), self.core.rooms.get(rkey)
+            if user is not None and room is not None and room.members.get(key) is user:
+                if not isinstance(user, RemoteUser):
+                    self._leaveView(user, room.name)
+                self.core.removeMember(user, room)
+        elif kind == "syncreq":
+            self._publishSnapshot()
+        elif kind == "snap":
+            self._mirrorSnapshot(entry["n"], entry)
+        elif kind == "bye":
+            self._departed.add(entry["n"])
+            self._nodeLost(entry["n"], NODE_STOPPED)
+
+    def _applyTo(self, entry):
+        if entry.get("tn") != self.node:
+            return
+        user = self._localUser(entry["to"])
+        if user is None:
+            return
+        if entry["k"] == "hang":
+            # Told why already (Expelled, Ghosted), and out of their rooms
+            # (their quit came from the other daemon): gone from the core
+            # now, so that whoever takes the nickname next is mirrored here.
+            self.core.disconnect(user, entry.get("r", "put out"))
+            user.hangUp()
+        else:
+            Fanout.toUser(self, user, entry["e"])
+
+    def _applyRoom(self, entry, own, stash):
+        event = entry["e"]
+        actorNick = entry.get("a")
+        rkey = roomKey(event.room)
+        view = self._view.get(rkey)
+        leaving = isinstance(event, _LEAVING)
+        if entry.get("o"):
+            # The actor was told when it happened (L{toActor}).
+            pass
+        elif view:
+            skip = nickKey(event.nick) if leaving or isinstance(event, events.Joined) else None
+            actorUser = view.get(nickKey(actorNick)) if actorNick else None
+            self._deliverAll([u for k, u in view.items() if k != skip], event, actorUser)
+        core = self.core
+        if isinstance(event, events.Joined):
+            if own:
+                joiner = stash.get("joiner")
+                if joiner is not None and joiner.connected and rkey in joiner.rooms:
+                    self._view.setdefault(rkey, {})[nickKey(event.nick)] = joiner
+            else:
+                self._mirrorJoin(entry["n"], event.nick, event.room)
+                room = core.rooms.get(rkey)
+                if room is not None and room.owner is None and entry.get("owner"):
+                    room.owner = entry["owner"]
+        elif leaving:
+            key = nickKey(event.nick)
+            if view:
+                view.pop(key, None)
+                if not view:
+                    del self._view[rkey]
+            if not own:
+                user = core.users.get(key)
+                room = core.rooms.get(rkey)
+                if isinstance(user, RemoteUser) and isinstance(event, events.Quit):
+                    # Gone from the server: from every room at once, and from
+                    # the names, which may be taken next (a ghost).
+                    self._mirrorGone(user.nick, user.node)
+                elif user is not None and room is not None and room.members.get(key) is user:
+                    # A local user put out from another daemon (a kick, a
+                    # ban) leaves here too, with no second word of it.
+                    core.removeMember(user, room)
+        elif isinstance(event, events.Renamed):
+            old, new = nickKey(event.old), nickKey(event.new)
+            if view and old in view and old != new:
+                view[new] = view.pop(old)
+            if not own:
+                self._mirrorRename(entry["n"], event.old, event.new)
+        elif not own:
+            room = core.rooms.get(rkey)
+            if room is None:
+                return
+            if isinstance(event, events.TopicChanged):
+                room.topic = event.topic
+            elif isinstance(event, (events.Muted, events.Unmuted)):
+                # As the core keeps a mute: by connection and by account.
+                target = core.user(event.nick)
+                until = None
+                if isinstance(event, events.Muted) and event.duration is not None:
+                    until = self.clock.seconds() + event.duration
+                for table, key in ((room.muted, target), (room.mutedAccounts,
+                                                          target and target.account)):
+                    if key is None:
+                        continue
+                    if isinstance(event, events.Muted):
+                        table[key] = until
+                    else:
+                        table.pop(key, None)
+        if not own and actorNick:
+            user = core.users.get(nickKey(actorNick))
+            if isinstance(user, RemoteUser) and hasattr(event, "time"):
+                user.active = self.clock.seconds()
+
+    # The mirror of the other daemons' users
+
+    def _localUser(self, nick):
+        user = self.core.users.get(nickKey(nick))
+        if user is None or isinstance(user, RemoteUser) or user in self._phantoms:
+            return None
+        return user
+
+    def _mirrorUser(self, node, nick):
+        key = nickKey(nick)
+        users = self.core.users
+        user = users.get(key)
+        if user is None:
+            user = RemoteUser(node, nick, None)
+            user.hangUp = lambda user=user: self._hangRemote(user)
+            user.active = self.clock.seconds()
+            users[key] = user
+            self._byNode.setdefault(node, set()).add(key)
+        elif not isinstance(user, RemoteUser) or user.node != node:
+            self._log.warn("broker: {nick} from {node} is already someone else here",
+                           nick=nick, node=node)
+            return None
+        return user
+
+    def _mirrorJoin(self, node, nick, name):
+        user = self._mirrorUser(node, nick)
+        if user is None:
+            return
+        rkey = roomKey(name)
+        room = self.core.rooms.get(rkey)
+        if room is None:
+            room = self.core.rooms[rkey] = Room(name)
+        room.members[nickKey(nick)] = user
+        user.rooms[rkey] = room
+
+    def _mirrorGone(self, nick, node):
+        key = nickKey(nick)
+        user = self.core.users.get(key)
+        if not isinstance(user, RemoteUser) or user.node != node:
+            # (The nickname is someone else's already: a ghost took it.)
+            return
+        for room in list(user.rooms.values()):
+            self.core.removeMember(user, room)
+        del self.core.users[key]
+        user.connected = False
+        self._byNode.get(user.node, set()).discard(key)
+
+    def _mirrorRename(self, node, old, new):
+        users = self.core.users
+        oldKey, newKey = nickKey(old), nickKey(new)
+        user = users.get(oldKey)
+        if not isinstance(user, RemoteUser) or user.node != node:
+            return
+        if oldKey != newKey:
+            if newKey in users:
+                self._log.warn("broker: {old} from {node} renamed to {new}, who is "
+                               "someone else here", old=old, new=new, node=node)
+                return
+            del users[oldKey]
+            users[newKey] = user
+            for room in user.rooms.values():
+                del room.members[oldKey]
+                room.members[newKey] = user
+            keys = self._byNode.setdefault(node, set())
+            keys.discard(oldKey)
+            keys.add(newKey)
+        user.nick = new
+
+    def _publishSnapshot(self):
+        users = []
+        topics = {}
+        owners = {}
+        # Everyone here, those whose nickname claim is still out too: their
+        # arrival may be in the stream before this.  (A claim lost later
+        # makes everyone send their snapshot again.)
+        for user in self.core.users.values():
+            if (isinstance(user, RemoteUser) or not user.connected
+                    or user in self._phantoms):
+                continue
+            users.append([user.nick, [room.name for room in user.rooms.values()],
+                          user.account, user.away])
+            for room in user.rooms.values():
+                topics[room.name] = room.topic
+                if room.owner is not None:
+                    owners[room.name] = room.owner
+        self._publish({"k": "snap", "users": users, "topics": topics, "owners": owners})
+
+    def _mirrorSnapshot(self, node, entry):
+        """
+        Everyone on C{node}, as it says: the mirror of it is made anew,
+        silently (nobody is shown joining or leaving).
+        """
+        for key in list(self._byNode.get(node, ())):
+            user = self.core.users.get(key)
+            if isinstance(user, RemoteUser):
+                self._mirrorGone(user.nick, node)
+        for nick, rooms, *more in entry["users"]:
+            user = self._mirrorUser(node, nick)
+            if user is not None:
+                user.account = more[0] if more else None
+                user.away = more[1] if len(more) > 1 else ""
+                for name in rooms:
+                    self._mirrorJoin(node, nick, name)
+        for name, topic in entry["topics"].items():
+            room = self.core.rooms.get(roomKey(name))
+            if room is not None:
+                room.topic = topic
+                owner = entry.get("owners", {}).get(name)
+                if owner is not None and room.owner is None:
+                    room.owner = owner
+
+    # Heartbeat and lost daemons
+
+    def _beat(self):
+        if self.up is not True:
+            return
+        self.link.beat(list(self._owned), codec.dumps({"k": "hb", "n": self.node}))
+        # The core says nothing when someone goes away: the heartbeat tells
+        # the others (so /msg's away reply and /whois know it within a
+        # second).
+        for key, user in self._owned.items():
+            if user.away != self._awaySaid.get(key, ""):
+                self._awaySaid[key] = user.away
+                self._publish({"k": "away", "nick": user.nick, "text": user.away})
+        for key in [key for key in self._awaySaid if key not in self._owned]:
+            del self._awaySaid[key]
+        now = self.clock.seconds()
+        if now - self._upSince < self.lease:
+            return
+        for node, seen in list(self._nodes.items()):
+            if now - seen > self.lease:
+                self._nodeLost(node, NODE_LOST)
+
+    def _nodeLost(self, node, reason):
+        """
+        C{node} is gone: its users quit, as this daemon's members see it.
+        """
+        self._nodes.pop(node, None)
+        if reason == NODE_LOST:
+            self._lost.add(node)
+        keys = self._byNode.pop(node, set())
+        self._log.info("broker: node {node} is gone ({reason}); {n} users with it",
+                       node=node, reason=reason, n=len(keys))
+        for key in keys:
+            user = self.core.users.get(key)
+            if not isinstance(user, RemoteUser):
+                continue
+            for room in list(user.rooms.values()):
+                self.core.removeMember(user, room)
+                view = self._view.get(roomKey(room.name))
+                if view:
+                    self._deliverAll(list(view.values()),
+                                   events.Quit(room.name, user.nick, reason))
+            del self.core.users[key]
+            user.connected = False

@@ -1,0 +1,367 @@
+"""
+Test helpers for several daemons sharing rooms: an in-memory fake of the
+Redis commands chatd uses, a link that runs chatd's own operations and writer
+against it only when the test says so, and a cluster of in-memory servers
+(the real factory, core and brokered fan-out) on one fake Redis; and a
+throw-away redis-server for the end-to-end tests.
+"""
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections import deque
+
+from twisted.internet.defer import succeed
+
+from chatd.broker.fanout import BrokeredFanout
+from chatd.broker.link import Ops, Writer, decode
+from chatd.core.chat import ChatCore
+from chatd.edge.gate import Gate
+from chatd.edge.limits import Limits
+from chatd.line.protocol import ChatFactory
+from support import MemoryServer, requireTool
+
+
+class RedisDown(ConnectionError):
+    pass
+
+
+class FakeRedis:
+    """
+    The commands L{chatd.broker.link.Ops} uses, in memory, with the meanings
+    Redis gives them.  C{restart()} forgets everything, as a Redis without
+    persistence does; C{down} makes every command fail.
+    """
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.down = False
+        self._ids = 0
+        self.restart()
+
+    def restart(self):
+        self.values = {}
+        self.expires = {}
+        self.streams = {}
+
+    def _check(self):
+        if self.down:
+            raise RedisDown("redis is down")
+
+    def _alive(self, name):
+        until = self.expires.get(name)
+        if until is not None and until <= self.clock.seconds():
+            self.values.pop(name, None)
+            del self.expires[name]
+        return name in self.values
+
+    def set(self, name, value, nx=False, px=None):
+        self._check()
+        if nx and self._alive(name):
+            return None
+        self.values[name] = value if isinstance(value, bytes) else str(value).encode()
+        if px is None:
+            self.expires.pop(name, None)
+        else:
+            self.expires[name] = self.clock.seconds() + px / 1000
+        return True
+
+    def get(self, name):
+        self._check()
+        return self.values.get(name) if self._alive(name) else None
+
+    def delete(self, name):
+        self._check()
+        self.expires.pop(name, None)
+        return int(self.values.pop(name, None) is not None)
+
+    def pexpire(self, name, ms):
+        self._check()
+        if not self._alive(name):
+            return False
+        self.expires[name] = self.clock.seconds() + ms / 1000
+        return True
+
+    def xadd(self, name, fields, maxlen=None, approximate=True):
+        self._check()
+        self._ids += 1
+        entryId = f"{self._ids}-0".encode()
+        self.streams.setdefault(name, []).append((entryId, dict(fields)))
+        return entryId
+
+    def xrevrange(self, name, count=None):
+        self._check()
+        return list(reversed(self.streams.get(name, [])))[:count]
+
+    def xread(self, streams, count=None, block=None):
+        self._check()
+        found = []
+        for name, cursor in streams.items():
+            after = int(cursor.split(b"-")[0]) if isinstance(cursor, bytes) else int(
+                cursor.split("-")[0])
+            entries = [(i, f) for i, f in self.streams.get(name, [])
+                       if int(i.split(b"-")[0]) > after][:count]
+            if entries:
+                found.append([name, entries])
+        return found
+
+    def xdel(self, name, *ids):
+        self._check()
+        kept = [(i, f) for i, f in self.streams.get(name, []) if i not in ids]
+        self.streams[name] = kept
+
+    def pipeline(self, transaction=False):
+        return _Pipeline(self)
+
+    def entries(self, name=b"chatd:events"):
+        return list(self.streams.get(name, []))
+
+
+class _Pipeline:
+    def __init__(self, redis):
+        self._redis = redis
+        self._calls = []
+
+    def __getattr__(self, name):
+        method = getattr(self._redis, name)
+        return lambda *a, **kw: self._calls.append((method, a, kw))
+
+    def execute(self):
+        return [method(*a, **kw) for method, a, kw in self._calls]
+
+
+class MemoryLink:
+    """
+    A daemon's link to a L{FakeRedis}: chatd's own L{Ops} and L{Writer},
+    run when the test calls L{write} and L{read} instead of on threads.
+    """
+
+    def __init__(self, redis, node, lease):
+        self.redis = redis
+        self.node = node
+        self.lease = lease
+        self.target = None
+        self.confirmed = 0
+        self.queue = deque()
+        self.writer = Writer(self)
+        self.connected = False
+        self.readerUp = False
+        self.cursor = None
+        self.epoch = None
+        self.inboxCursor = b"0-0"
+
+    # What BrokeredFanout calls
+
+    def start(self, target):
+        self.target = target
+
+    def backlog(self):
+        return len(self.queue)
+
+    def publish(self, seq, data, needs=None):
+        self.queue.append(("publish", seq, data, needs))
+
+    def send(self, node, data):
+        self.queue.append(("send", node, data))
+
+    def claim(self, key, old=None, force=False):
+        self.queue.append(("claim", key, old, 0, force))
+
+    def release(self, key):
+        self.queue.append(("release", key))
+
+    def resend(self):
+        self.queue.append(("resend",))
+
+    def beat(self, keys, data):
+        self.queue.append(("beat", tuple(keys), data))
+
+    def stop(self):
+        self.write()
+        return succeed(None)
+
+    # What the tests call, as the threads would
+
+    def write(self):
+        """
+        Run the queued writes, as far as Redis lets.
+
+        @return: whether anything was written.
+        """
+        did = False
+        while self.queue:
+            try:
+                if not self.connected:
+                    calls = self.writer.connect(Ops(self.redis, self.node, self.lease))
+                    self.connected = True
+                    self._call(calls)
+                self._call(self.writer.doMany([self.queue[0]]))
+            except RedisDown:
+                self.connected = False
+                op = self.queue[0]
+                if op[0] in ("claim", "beat"):
+                    self.queue.popleft()
+                    if op[0] == "claim":
+                        self._call(self.writer.giveUp(op))
+                    continue
+                return did
+            self.queue.popleft()
+            did = True
+        return did
+
+    def read(self):
+        """
+        Read what waits in the stream and inbox, and hand it over.
+
+        @return: whether anything was read.
+        """
+        ops = Ops(self.redis, self.node, self.lease)
+        connected = False
+        try:
+            if self.cursor is None:
+                self.cursor = ops.tail()
+            if not self.readerUp:
+                epoch = ops.epoch()
+                self.readerUp = True
+                self.target.linkUp()
+                if self.epoch is not None and epoch != self.epoch:
+                    self.target.linkReset()
+                self.epoch = epoch
+                connected = True
+            self.cursor, self.inboxCursor, found = ops.read(self.cursor, self.inboxCursor,
+                                                            None)
+        except RedisDown as e:
+            if self.readerUp:
+                self.readerUp = False
+                self.target.linkDown(str(e))
+            return False
+        if found:
+            self.target.received(decode(found))
+        return bool(found) or connected
+
+    def _call(self, calls):
+        for f, *args in calls:
+            f(*args)
+
+
+class Node(MemoryServer):
+    """
+    One daemon of a cluster, in memory: L{MemoryServer} with a brokered
+    fan-out on the cluster's fake Redis.
+    """
+
+    def __init__(self, cluster, name, limits=Limits(), accounts=None, operators=(),
+                 **factoryArgs):
+        self.clock = cluster.clock
+        self.link = MemoryLink(cluster.redis, name, BrokeredFanout.LEASE)
+        self.fanout = BrokeredFanout(self.clock, self.link, node=name)
+        self.core = ChatCore(self.fanout, self.clock, accounts=accounts, operators=operators)
+        self.gate = Gate(self.clock, limits)
+        self.fanout.attach(self.core, self.gate.coalescer)
+        self.factory = ChatFactory(self.core, self.gate, **factoryArgs)
+        self._port = 40000 + 1000 * len(cluster.nodes)
+        self.fanout.start()
+
+
+class Cluster:
+    """
+    Several L{Node}s on one L{FakeRedis} and one clock.
+    """
+
+    def __init__(self, *names):
+        from twisted.internet.task import Clock
+
+        self.clock = Clock()
+        self.redis = FakeRedis(self.clock)
+        self.nodes = []
+        for name in names:
+            self.add(name)
+
+    def add(self, name, **kwargs):
+        node = Node(self, name, **kwargs)
+        self.nodes.append(node)
+        self.settle()
+        return node
+
+    def settle(self, rounds=100):
+        """
+        Write and read on every node until nothing moves (a bounded number
+        of rounds, so that a loop fails the test instead of hanging it).
+        """
+        for _ in range(rounds):
+            moved = False
+            for node in self.nodes:
+                moved |= node.link.write()
+            for node in self.nodes:
+                moved |= node.link.read()
+            self.clock.advance(0)
+            if not moved:
+                return
+        raise AssertionError("the cluster did not settle")
+
+
+def freePort():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisServer:
+    """
+    A throw-away redis-server on a free loopback port, in a folder of its
+    own, keeping nothing on disk.
+    """
+
+    def __init__(self, port=None):
+        requireTool("redis-server")
+        self.port = port or freePort()
+        self.folder = tempfile.mkdtemp(prefix="chatd-redis-")
+        self.process = None
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self, timeout=10):
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", self.folder],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.folder)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(64).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                pass
+            if self.process.poll() is not None:
+                raise AssertionError("redis-server exited at start")
+            time.sleep(0.05)
+        self.stop()
+        raise AssertionError(f"redis-server did not answer within {timeout} s")
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def waitFor(predicate, timeout=10, interval=0.05):
+    """
+    Wait until C{predicate()} is true; fail after C{timeout} seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"not true within {timeout} s: {predicate}")

@@ -1,0 +1,590 @@
+"""
+Several daemons sharing rooms, in memory: the real cores, front ends and
+brokered fan-outs, on a fake of the Redis commands chatd uses, with every
+write and read run when the test says (L{brokersupport.Cluster.settle}).
+"""
+
+import dataclasses
+
+import pytest
+
+from brokersupport import Cluster
+from chatd.broker import codec
+from chatd.broker.fanout import BrokeredFanout
+from chatd.core import events
+
+
+def login(cluster, node, nick, password=None):
+    """
+    Connect to C{node} and take C{nick}, with its C{password} if registered.
+    """
+    client = node.connect()
+    client.lines()
+    client.send(nick if password is None else f"/nick {nick} {password}")
+    cluster.settle()
+    got = client.lines()
+    assert f"=== you are now {nick}" in got, got
+    return client
+
+
+def said(lines):
+    return [line for line in lines if line.startswith("#")]
+
+
+@pytest.fixture
+def cluster():
+    return Cluster("A", "B")
+
+
+def test_codecRoundTripsEveryEvent():
+    """
+    Every event class of the core is in the registry and comes back equal
+    from its bytes; anything else is refused.
+    """
+    classes = [c for c in vars(events).values()
+               if isinstance(c, type) and dataclasses.is_dataclass(c)]
+    assert set(codec.REGISTRY.values()) == set(classes)
+    samples = {int: 3, float: 1.5, str: "x é", bool: True}
+    for cls in classes:
+        values = {}
+        for field in dataclasses.fields(cls):
+            kind = field.type if isinstance(field.type, type) else str
+            if "tuple" in str(field.type):
+                values[field.name] = ("a", "b")
+            elif "float" in str(field.type):
+                values[field.name] = 2.5
+            elif "int" in str(field.type):
+                values[field.name] = 7
+            else:
+                values[field.name] = samples.get(kind, "x")
+        event = cls(**values)
+        assert codec.loads(codec.dumps({"e": event}))["e"] == event
+    with pytest.raises(codec.UnknownEvent):
+        codec.eventFromJSON({"t": "os.system", "command": "true"})
+
+
+def test_linesAcrossDaemonsExactlyOnceInOneOrder(cluster):
+    """
+    Two users on each daemon in one room: each line reaches every other
+    member exactly once, and every member sees the lines in the same order,
+    though each daemon's users spoke before any daemon read the stream.
+    """
+    a, b = cluster.nodes
+    alice, carol = login(cluster, a, "alice"), login(cluster, a, "carol")
+    bob, dave = login(cluster, b, "bob"), login(cluster, b, "dave")
+    for c in (alice, bob, carol, dave):
+        c.lines()
+    for i in range(5):
+        alice.send(f"a{i}")
+        bob.send(f"b{i}")
+    cluster.settle()
+    seen = {name: said(c.lines()) for name, c in
+            (("alice", alice), ("bob", bob), ("carol", carol), ("dave", dave))}
+    everything = seen["carol"]
+    assert sorted(everything) == sorted(
+        [f"#lobby <alice> a{i}" for i in range(5)] + [f"#lobby <bob> b{i}" for i in range(5)])
+    assert seen["dave"] == everything
+    assert seen["alice"] == [line for line in everything if "<alice>" not in line]
+    assert seen["bob"] == [line for line in everything if "<bob>" not in line]
+
+
+def test_joinsAndMembersAcrossDaemons(cluster):
+    """
+    Whoever joins on one daemon is announced on the other, listed by /who
+    and /rooms there, and sees the members of both in their welcome.
+    """
+    a, b = cluster.nodes
+    alice = login(cluster, a, "alice")
+    bob = login(cluster, b, "bob")
+    assert "-- #lobby bob has joined" in alice.lines()
+    bob.send("/join #dev")
+    cluster.settle()
+    bob.lines()
+    alice.send("/join #dev")
+    cluster.settle()
+    assert alice.lines()[:2] == ["=== joined #dev", "=== #dev members (2): alice bob"]
+    assert bob.lines() == ["-- #dev alice has joined"]
+    alice.send("/rooms")
+    alice.send("/who #lobby")
+    got = alice.lines()
+    assert got[0] == "=== 2 rooms"
+    assert sorted(got[1:3]) == ["=== #dev (2)", "=== #lobby (2)"]
+    assert got[3:] == ["=== #lobby members (2): alice bob"]
+
+
+def test_privateMessageAcrossDaemonsReachesOnlyItsTarget():
+    """
+    /msg to a user on another daemon reaches them alone, and nothing of it
+    stays in Redis once read.
+    """
+    cluster = Cluster("A", "B")
+    a, b = cluster.nodes
+    alice = login(cluster, a, "alice")
+    bob = login(cluster, b, "bob")
+    carol = login(cluster, b, "carol")
+    for c in (alice, bob, carol):
+        c.lines()
+    alice.send("/msg bob psst")
+    cluster.settle()
+    assert alice.lines() == ["=== to bob: psst"]
+    assert bob.lines() == ["*alice* psst"]
+    assert carol.lines() == []
+    kept = [f for name in cluster.redis.streams for _, f in cluster.redis.entries(name)]
+    assert not [f for f in kept if b"psst" in f[b"d"]]
+
+
+def test_topicAcrossDaemons(cluster):
+    """
+    A topic set on one daemon is announced on the other and shown to whoever
+    joins there later.
+    """
+    a, b = cluster.nodes
+    alice = login(cluster, a, "alice")
+    bob = login(cluster, b, "bob")
+    alice.send("/topic release on Friday")
+    cluster.settle()
+    assert "-- #lobby alice set the topic: release on Friday" in bob.lines()
+    bob.send("/topic")
+    assert "release on Friday" in bob.lines()[0]
+
+
+def test_nicknameTakenOnAnotherDaemon(cluster):
+    """
+    A nickname in use on one daemon is refused on the other, and free on
+    both once its user quits.
+    """
+    a, b = cluster.nodes
+    alice = login(cluster, a, "alice")
+    other = b.connect()
+    other.lines()
+    other.send("Alice")
+    cluster.settle()
+    assert other.lines()[0] == "!!! the nickname Alice is taken"
+    alice.send("/quit")
+    cluster.settle()
+    other.send("alice")
+    cluster.settle()
+    assert "=== you are now alice" in other.lines()
+
+
+def test_nicknameRaceExactlyOneWins(cluster):
+    """
+    Two daemons accept one nickname at the same moment (neither has heard of
+    the other's): Redis gives it to exactly one; the other's user is told so
+    and let go, and nobody ever sees the loser arrive.
+    """
+    a, b = cluster.nodes
+    watcher = login(cluster, a, "watcher")
+    watcher.lines()
+    first, second = a.connect(), b.connect()
+    first.lines()
+    second.lines()
+    first.send("alice")
+    second.send("alice")
+    cluster.settle()
+    got = [first.lines(), second.lines()]
+    winners = [g for g in got if "=== you are now alice" in g]
+    losers = [g for g in got if any("Closing your connection" in line for line in g)]
+    assert len(winners) == 1 and len(losers) == 1, got
+    assert not any("you are now" in line for line in losers[0])
+    assert watcher.lines().count("-- #lobby alice has joined") == 1
+    for node in (a, b):
+        assert [u.nick for u in node.core.rooms["#lobby"].members.values()].count("alice") == 1
+
+
+def test_lostDaemonUsersQuit(cluster):
+    """
+    A daemon that stops (its heartbeat is no longer read) is lost after the
+    lease: its users quit for the others with "node lost", and their
+    nicknames are free.
+    """
+    a, b = cluster.nodes
+    alice = login(cluster, a, "alice")
+    login(cluster, b, "bob")
+    alice.lines()
+    cluster.nodes.remove(b)  # no longer writes nor reads: as after kill -9
+    b.fanout._heart.stop()
+    for _ in range(int(BrokeredFanout.LEASE) + 2):
+        cluster.clock.advance(BrokeredFanout.BEAT)
+        cluster.settle()
+    assert alice.lines() == ["-- #lobby bob has quit (node lost)"]
+    alice.send("/who")
+    assert alice.lines() == ["=== #lobby members (1): alice"]
+    login(cluster, a, "bob")
+
+
+def test_lateDaemonSeesCurrentRooms(cluster):
+    """
+    A daemon that joins the cluster late learns who is where from the
+    others.
+    """
+    a, b = cluster.nodes
+    login(cluster, a, "alice").send("/join #dev")
+    cluster.settle()
+    c = cluster.add("C")
+    carol = login(cluster, c, "carol")
+    carol.send("/rooms")
+    carol.send("/who #dev")
+    got = carol.lines()[-4:]
+    assert got[0] == "=== 2 rooms"
+    assert sorted(got[1:3]) == ["=== #dev (1)", "=== #lobby (2)"]
+    assert got[3:] == ["=== #dev members (1): alice"]
+
+
+def test_partingUserSeesNothingMore(cluster):
+    """
+    Who leaves a room sees no line of it after their "left", even one said
+    on another daemon before their part reached the stream.
+    """
+    a, b = cluster.nodes
+    alice = login(cluster, a, "alice")
+    bob = login(cluster, b, "bob")
+    alice.lines()
+    bob.send("before")
+    alice.send("/part #lobby")
+    cluster.settle()
+    got = alice.lines()
+    assert got[0] == "=== left #lobby"
+    assert "#lobby <bob> before" not in got[1:]
+    assert "-- #lobby alice has left" in bob.lines()
+
+
+def test_brokerOutageLocalUsersGoOn(cluster):
+    """
+    While Redis cannot be reached, users of one daemon still talk to each
+    other; once it is back the other daemon gets those lines, once each, and
+    nobody gets anything twice.
+    """
+    a, b = cluster.nodes
+    alice, carol = login(cluster, a, "alice"), login(cluster, a, "carol")
+    bob = login(cluster, b, "bob")
+    for c in (alice, bob, carol):
+        c.lines()
+    cluster.redis.down = True
+    cluster.settle()
+    alice.send("while away")
+    cluster.settle()
+    assert carol.lines() == ["#lobby <alice> while away"]
+    assert bob.lines() == []
+    cluster.redis.down = False
+    cluster.settle()
+    alice.send("back")
+    cluster.settle()
+    assert bob.lines() == ["#lobby <alice> while away", "#lobby <alice> back"]
+    assert carol.lines() == ["#lobby <alice> back"]
+
+
+def test_brokerRestartWithoutData(cluster):
+    """
+    Redis restarts empty: the daemons claim their nicknames again, tell each
+    other who is where, and chat goes on without duplicates.
+    """
+    a, b = cluster.nodes
+    alice = login(cluster, a, "alice")
+    bob = login(cluster, b, "bob")
+    alice.lines()
+    bob.lines()
+    cluster.redis.down = True
+    cluster.clock.advance(BrokeredFanout.BEAT)
+    cluster.settle()
+    cluster.redis.restart()
+    cluster.redis.down = False
+    cluster.clock.advance(BrokeredFanout.BEAT)
+    cluster.settle()
+    assert cluster.redis.get(b"chatd:nick:alice") == b"A"
+    assert cluster.redis.get(b"chatd:nick:bob") == b"B"
+    alice.send("after")
+    cluster.settle()
+    assert bob.lines() == ["#lobby <alice> after"]
+    other = b.connect()
+    other.lines()
+    other.send("alice")
+    cluster.settle()
+    assert other.lines()[0] == "!!! the nickname alice is taken"
+
+
+def test_kickAcrossDaemons():
+    """
+    An operator on one daemon kicks a user on another: everyone in the room
+    sees it once, the user is out of the room on their own daemon too, and
+    stays connected.
+    """
+    from support import MemoryAccounts
+
+    accounts = MemoryAccounts()
+    accounts.passwords.update(op="op-password")
+    cluster = Cluster()
+    a = cluster.add("A", accounts=accounts, operators=["op"])
+    b = cluster.add("B", accounts=accounts, operators=["op"])
+    op = login(cluster, a, "op", "op-password")
+    bob = login(cluster, b, "bob")
+    carol = login(cluster, b, "carol")
+    for c in (op, bob, carol):
+        c.lines()
+    op.send("/kick bob spam")
+    cluster.settle()
+    assert op.lines() == ["-- #lobby bob was kicked by op (spam)"]
+    assert carol.lines() == ["-- #lobby bob was kicked by op (spam)"]
+    assert bob.lines() == ["-- #lobby bob was kicked by op (spam)", "=== left #lobby"]
+    assert bob.transport.connected
+    assert "bob" not in b.core.rooms["#lobby"].members
+    assert "bob" not in a.core.rooms["#lobby"].members
+    carol.send("hello")
+    cluster.settle()
+    assert bob.lines() == []
+
+
+def operatorCluster():
+    from support import MemoryAccounts
+
+    accounts = MemoryAccounts()
+    accounts.passwords.update(op="op-password")
+    cluster = Cluster()
+    a = cluster.add("A", accounts=accounts, operators=["op"])
+    b = cluster.add("B", accounts=accounts, operators=["op"])
+    op = login(cluster, a, "op", "op-password")
+    return cluster, a, b, op
+
+
+def test_muteAcrossDaemons():
+    """
+    A user muted by an operator on another daemon cannot talk until unmuted.
+    """
+    cluster, a, b, op = operatorCluster()
+    bob = login(cluster, b, "bob")
+    op.send("/mute bob")
+    cluster.settle()
+    bob.lines()
+    op.lines()
+    bob.send("can you hear me")
+    cluster.settle()
+    assert bob.lines()[0].startswith("!!! ")
+    assert op.lines() == []
+    op.send("/unmute bob")
+    cluster.settle()
+    bob.send("now?")
+    cluster.settle()
+    assert op.lines()[-1] == "#lobby <bob> now?"
+
+
+def test_serverBanAcrossDaemons():
+    """
+    An operator's ban of a user on another daemon: everyone sees them quit
+    once, and they are told why and let go.
+    """
+    cluster, a, b, op = operatorCluster()
+    bob = login(cluster, b, "bob")
+    carol = login(cluster, b, "carol")
+    for c in (op, bob, carol):
+        c.lines()
+    op.send("/ban bob 1h spam")
+    cluster.settle()
+    quits = [line for line in carol.lines() if "bob" in line and "quit" in line]
+    assert quits == ["-- #lobby bob has quit (banned)"]
+    assert [line for line in op.lines() if "quit" in line] == quits
+    assert not bob.transport.connected
+    assert "bob" not in b.core.users and "bob" not in a.core.users
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:6379", "redis://127.0.0.1",
+                                 "redis://127.0.0.1:notaport", "redis://127.0.0.1:6379/x"])
+def test_brokerOptionRefusesWhatIsNotARedisAddress(url):
+    """
+    --broker takes redis://HOST:PORT[/DB] and refuses anything else with a
+    usage error.
+    """
+    from twisted.python import usage
+
+    from chatd.tap import Options
+
+    with pytest.raises(usage.UsageError, match="--broker"):
+        Options().parseOptions(["--db", "none", "--broker", url])
+
+
+def test_brokerOptionDefaultsToNone():
+    """
+    Without --broker the daemon is alone; with it, the address is kept.
+    """
+    from chatd.tap import Options
+
+    options = Options()
+    options.parseOptions(["--db", "none"])
+    assert options["broker"] is None
+    options = Options()
+    options.parseOptions(["--db", "none", "--broker", "redis://10.0.0.5:6379/2"])
+    assert options["broker"] == "redis://10.0.0.5:6379/2"
+
+
+def test_renameAcrossDaemons(cluster):
+    """
+    A rename is announced on the other daemon and the old nickname is free
+    there at once, the new one taken.
+    """
+    a, b = cluster.nodes
+    alice = login(cluster, a, "alice")
+    bob = login(cluster, b, "bob")
+    bob.lines()
+    alice.send("/nick alicia")
+    cluster.settle()
+    assert bob.lines() == ["-- #lobby alice is now known as alicia"]
+    assert cluster.redis.get(b"chatd:nick:alice") is None
+    assert cluster.redis.get(b"chatd:nick:alicia") == b"A"
+    other = b.connect()
+    other.lines()
+    other.send("alicia")
+    cluster.settle()
+    assert other.lines()[0] == "!!! the nickname alicia is taken"
+    other.send("alice")
+    cluster.settle()
+    assert "=== you are now alice" in other.lines()
+
+
+def test_heartbeatKeepsNicknamesAcrossRedisLosingThem(cluster):
+    """
+    Redis forgets a nickname (a restart): the holder's heartbeat takes it
+    back, and claiming it again after the restart keeps its user connected.
+    """
+    a, b = cluster.nodes
+    alice = login(cluster, a, "alice")
+    cluster.redis.delete(b"chatd:nick:alice")
+    cluster.clock.advance(BrokeredFanout.BEAT)
+    cluster.settle()
+    assert cluster.redis.get(b"chatd:nick:alice") == b"A"
+    a.fanout.linkReset()
+    cluster.settle()
+    assert alice.transport.connected
+    assert cluster.redis.get(b"chatd:nick:alice") == b"A"
+
+
+def test_ghostAcrossDaemons():
+    """
+    /ghost of a registered nickname held on another daemon (both daemons
+    share the accounts): the stale holder is told and let go there, the
+    owner gets the nickname here, and every daemon knows who holds it now.
+    """
+    from support import MemoryAccounts
+
+    accounts = MemoryAccounts()
+    accounts.passwords.update(bob="bob-password")
+    cluster = Cluster()
+    a = cluster.add("A", accounts=accounts)
+    b = cluster.add("B", accounts=accounts)
+    c = cluster.add("C", accounts=accounts)
+    stale = login(cluster, b, "bob", "bob-password")
+    carol = login(cluster, c, "carol")
+    owner = login(cluster, a, "robert")
+    for client in (stale, carol, owner):
+        client.lines()
+    owner.send("/ghost bob bob-password")
+    cluster.settle()
+    assert "=== you are now bob" in owner.lines()
+    assert not stale.transport.connected
+    got = carol.lines()
+    assert got == ["-- #lobby bob has quit (ghosted)",
+                   "-- #lobby robert is now known as bob"], got
+    assert cluster.redis.get(b"chatd:nick:bob") == b"A"
+    for node in (b, c):
+        assert node.core.users["bob"].node == "A"
+    carol.send("/msg bob hi")
+    cluster.settle()
+    assert owner.lines() == ["*carol* hi"]
+
+
+def test_identifiedOnAnotherDaemon():
+    """
+    An operator identified on one daemon is known as identified, and so as
+    an operator, on the others, a late one too: /whois says so, and a room
+    owner there cannot kick them.
+    """
+    from support import MemoryAccounts
+
+    accounts = MemoryAccounts()
+    accounts.passwords.update(op="op-password", owner="owner-password")
+    cluster = Cluster()
+    a = cluster.add("A", accounts=accounts, operators=["op"])
+    b = cluster.add("B", accounts=accounts, operators=["op"])
+    owner = login(cluster, b, "owner", "owner-password")
+    owner.send("/join #mine")
+    cluster.settle()
+    op = login(cluster, a, "op", "op-password")
+    op.send("/join #mine")
+    cluster.settle()
+    owner.lines()
+    owner.send("/whois op")
+    assert owner.lines()[0].startswith("=== op: identified; operator; in #lobby #mine; ")
+    owner.send("/kick op")
+    cluster.settle()
+    assert owner.lines() == ["!!! op is a moderator of #mine"]
+    late = cluster.add("C", accounts=accounts, operators=["op"])
+    assert late.core.moderation.isOperator(late.core.users["op"])
+
+
+def test_awayAcrossDaemons(cluster):
+    """
+    Within a heartbeat of going away on one daemon, a private message from
+    another gets the away reply, and /whois there shows it.
+    """
+    a, b = cluster.nodes
+    alice = login(cluster, a, "alice")
+    bob = login(cluster, b, "bob")
+    bob.send("/away lunch")
+    cluster.clock.advance(BrokeredFanout.BEAT)
+    cluster.settle()
+    alice.lines()
+    alice.send("/msg bob back soon?")
+    cluster.settle()
+    assert alice.lines() == ["=== to bob: back soon?", "=== bob is away: lunch"]
+    alice.send("/whois bob")
+    assert "away: lunch" in alice.lines()[0]
+    bob.send("/away")
+    cluster.clock.advance(BrokeredFanout.BEAT)
+    cluster.settle()
+    alice.send("/msg bob hi")
+    cluster.settle()
+    assert alice.lines() == ["=== to bob: hi"]
+
+
+def test_roomOwnerKnownOnOtherDaemons():
+    """
+    Whoever made a room while identified owns it on every daemon: they may
+    kick its members wherever those are, and nobody can kick them.
+    """
+    from support import MemoryAccounts
+
+    accounts = MemoryAccounts()
+    accounts.passwords.update(owner="owner-password")
+    cluster = Cluster()
+    a = cluster.add("A", accounts=accounts)
+    b = cluster.add("B", accounts=accounts)
+    owner = login(cluster, a, "owner", "owner-password")
+    owner.send("/join #mine")
+    cluster.settle()
+    bob = login(cluster, b, "bob")
+    bob.send("/join #mine")
+    cluster.settle()
+    assert b.core.rooms["#mine"].owner == "owner"
+    bob.lines()
+    bob.send("/kick owner")
+    cluster.settle()
+    assert bob.lines()[0].startswith("!!! ")
+    assert "owner" in b.core.rooms["#mine"].members
+    assert cluster.add("C", accounts=accounts).core.rooms["#mine"].owner == "owner"
+
+
+def test_snapshotDuringAClaimKeepsTheNewcomer(cluster):
+    """
+    A daemon asked who is here while a newcomer's claim is still out
+    includes them: the others, who may have read the newcomer's arrival
+    already, do not forget them.
+    """
+    a, b = cluster.nodes
+    watcher = login(cluster, b, "watcher")
+    alice = a.connect()
+    alice.send("alice")  # the claim is queued, not yet written
+    b.fanout._publish({"k": "syncreq"})
+    b.link.write()
+    a.link.read()  # A answers with its snapshot, queued after the claim
+    cluster.settle()
+    assert "=== you are now alice" in alice.lines()
+    watcher.send("/who")
+    assert watcher.lines()[-1] == "=== #lobby members (2): alice watcher"

@@ -1,0 +1,209 @@
+"""
+Several C{twistd -n chat --broker redis://...} daemons on one throw-away
+redis-server, with users on real sockets on each.
+"""
+
+import signal
+import threading
+import time
+
+import pytest
+
+from brokersupport import RedisServer, waitFor
+from chatd.broker.fanout import BrokeredFanout
+from support import Daemon
+
+# How long the others may take to notice a daemon killed with -9: the lease,
+# one heartbeat to notice it ran out, and slack for a busy machine.
+NOTICED_WITHIN = BrokeredFanout.LEASE + BrokeredFanout.BEAT + 3
+
+
+@pytest.fixture
+def redis():
+    server = RedisServer().start()
+    yield server
+    server.cleanup()
+
+
+def startDaemons(redis, count):
+    daemons = []
+    for _ in range(count):
+        daemons.append(Daemon("--broker", redis.url, "--flood-burst", "1000",
+                              "--db", "none").start())
+    for daemon in daemons:
+        waitFor(lambda: "connected" in daemon.logText(), timeout=10)
+    return daemons
+
+
+@pytest.fixture
+def three(redis):
+    daemons = startDaemons(redis, 3)
+    yield daemons
+    for daemon in daemons:
+        daemon.stop()
+
+
+def login(daemon, nick):
+    client = daemon.client()
+    client.login(nick)
+    return client
+
+
+def waitLines(client, count):
+    """
+    The next C{count} lines the client gets (each read has the client's
+    timeout).
+    """
+    return [client.readLine() for _ in range(count)]
+
+
+def test_threeDaemonsExactDeliveriesInOneOrder(three):
+    """
+    A user on each of three daemons in one room: every line reaches each
+    other member exactly once, all in one order; a private message across
+    daemons reaches its target alone.
+    """
+    a, b, c = three
+    alice, bob, carol = login(a, "alice"), login(b, "bob"), login(c, "carol")
+    # Everyone has seen everyone arrive before talking starts.
+    alice.readUntil(lambda l: l == "-- #lobby carol has joined")
+    bob.readUntil(lambda l: l == "-- #lobby carol has joined")
+    for i in range(20):
+        alice.send(f"a{i}")
+        bob.send(f"b{i}")
+        carol.send(f"c{i}")
+    got = {name: waitLines(client, 40) for name, client in
+           (("alice", alice), ("bob", bob), ("carol", carol))}
+    everything = {f"#lobby <{n}> {n[0]}{i}" for n in ("alice", "bob", "carol")
+                  for i in range(20)}
+    for name, lines in got.items():
+        assert set(lines) == {line for line in everything if f"<{name}>" not in line}
+        assert len(lines) == 40
+    # One order: any two members agree on the order of the lines both saw.
+    for x, y in (("alice", "bob"), ("bob", "carol"), ("alice", "carol")):
+        common = set(got[x]) & set(got[y])
+        assert [l for l in got[x] if l in common] == [l for l in got[y] if l in common]
+    alice.send("/msg carol psst")
+    assert carol.readLine() == "*alice* psst"
+    assert bob.sync() == []
+    assert alice.sync() == ["=== to carol: psst"]
+    bob.send("/who")
+    assert bob.sync() == ["=== #lobby members (3): alice bob carol"]
+
+
+def test_nicknameRaceAcrossDaemons(three):
+    """
+    Two daemons asked for one nickname at the same moment: exactly one user
+    gets it, every time.
+    """
+    a, b, _ = three
+    for round in range(10):
+        nick = f"racer{round}"
+        first, second = a.client(), b.client()
+        for client in (first, second):
+            client.readUntil(lambda l: l.startswith("??? "))
+        start = threading.Barrier(2, timeout=10)
+
+        def claim(client):
+            start.wait()
+            client.send(nick)
+
+        threads = [threading.Thread(target=claim, args=(c,)) for c in (first, second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        answers = [client.readLine() for client in (first, second)]
+        won = [a for a in answers if a == f"=== you are now {nick}"]
+        assert len(won) == 1, answers
+        lost = [a for a in answers if a != f"=== you are now {nick}"]
+        assert lost[0] in (f"!!! the nickname {nick} is taken",
+                           f"-!- Closing your connection: the nickname {nick} was taken "
+                           "on another server at the same moment; connect again"), answers
+        first.close()
+        second.close()
+
+
+def test_killedDaemonUsersQuit(three):
+    """
+    A daemon killed with -9 is noticed by the others within the documented
+    time: its users quit with "node lost", and their nicknames are free.
+    """
+    a, b, c = three
+    # (Each client kept: one dropped would close its connection.)
+    alice, bob, carol = login(a, "alice"), login(b, "bob"), login(c, "carol")
+    for client in (alice, bob):
+        client.readUntil(lambda l: l == "-- #lobby carol has joined")
+    started = time.monotonic()
+    c.stop(signal.SIGKILL)
+    assert alice.readUntil(lambda l: "carol" in l)[-1] == "-- #lobby carol has quit (node lost)"
+    assert time.monotonic() - started < NOTICED_WITHIN
+    assert bob.readUntil(lambda l: "carol" in l)[-1] == "-- #lobby carol has quit (node lost)"
+    login(b, "carol")
+    assert alice.readLine() == "-- #lobby carol has joined"
+
+
+def test_redisRestartChatGoesOn(redis):
+    """
+    Redis restarts without its data: each daemon keeps serving its users
+    meanwhile, reconnects, and chat across daemons goes on, without
+    duplicates, with nicknames still held.
+    """
+    a, b = startDaemons(redis, 2)
+    try:
+        alice, carol, bob = login(a, "alice"), login(a, "carol"), login(b, "bob")
+        alice.readUntil(lambda l: l == "-- #lobby bob has joined")
+        carol.readUntil(lambda l: l == "-- #lobby bob has joined")
+        redis.stop()
+        alice.send("while redis is away")
+        assert carol.readLine() == "#lobby <alice> while redis is away"
+        redis.start()
+        # Back: the line said meanwhile reaches the other daemon, once.
+        assert bob.readLine() == "#lobby <alice> while redis is away"
+        waitFor(lambda: a.logText().count("reconnected") and b.logText().count("reconnected"))
+        bob.send("after the restart")
+        assert alice.readLine() == "#lobby <bob> after the restart"
+        assert carol.readLine() == "#lobby <bob> after the restart"
+        assert alice.sync() == [] and carol.sync() == [] and bob.sync() == []
+        other = b.client()
+        other.readUntil(lambda l: l.startswith("??? "))
+        other.send("alice")
+        assert other.readLine() == "!!! the nickname alice is taken"
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_stoppedDaemonUsersQuitAtOnce(redis):
+    """
+    A daemon stopped with SIGTERM says so: its users quit for the others
+    with "server shutdown", without waiting for the lease.
+    """
+    a, b = startDaemons(redis, 2)
+    try:
+        alice, bob = login(a, "alice"), login(b, "bob")
+        alice.readUntil(lambda l: l == "-- #lobby bob has joined")
+        started = time.monotonic()
+        b.stop()
+        assert alice.readLine() == "-- #lobby bob has quit (server shutdown)"
+        assert time.monotonic() - started < BrokeredFanout.LEASE
+        assert alice.sync() == []
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_oneDaemonAloneNeedsNoRedis():
+    """
+    Without --broker, building the service imports neither the Redis client
+    nor the broker.
+    """
+    import subprocess
+    import sys
+
+    code = ("import sys; from chatd.tap import Options, makeService; o = Options(); "
+            "o.parseOptions(['--db', 'none']); makeService(o); "
+            "print('redis' in sys.modules, 'chatd.broker.fanout' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.split() == ["False", "False"], out.stderr
