@@ -734,3 +734,20 @@ def test_bannedNicknameIsRefused():
     assert client.lines() == [f"{S} 465 troll :You are banned from this server",
                               "ERROR :Closing link: You are banned from this server"]
     assert server.core.user("troll") is None
+
+
+def test_outboxHoldAndFillRender(server):
+    """
+    What is delivered into a kept place of an IRC user's outbox (the
+    broker's fan-out does that) is rendered as a direct send would be, in
+    its place.
+    """
+    from chatd.core import events
+
+    alice = server.connectIrc("alice")
+    outbox = server.core.user("alice").outbox
+    place = outbox.hold()
+    outbox.send(b"after\r\n")
+    assert alice.lines() == []
+    outbox.fill(place, server.irc.wire.encode(events.PutOut("#r")))
+    assert alice.lines() == [f"{S} KICK #r alice :a moderator put you out", "after"]

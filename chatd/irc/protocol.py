@@ -63,19 +63,34 @@ class IrcOutbox:
         self._previous = b""
 
     def send(self, data):
+        data = self._render(data)
+        if data:
+            self._outbox.send(data)
+
+    def hold(self):
+        """
+        Keep a place for bytes not ready yet (see L{Outbox.hold}): the
+        broker's fan-out keeps one for what it delivers late.
+        """
+        return self._outbox.hold()
+
+    def fill(self, place, data):
+        self._outbox.fill(place, self._render(data) if data else b"")
+
+    def _render(self, data):
         kind = type(data)
         if kind is not bytes:
             if kind is Personal:
                 data = self._protocol.personal(data.event, self._previous)
                 if not data:
-                    return
+                    return b""
             elif kind is Once:
                 if data == self._previous:
-                    return
+                    return b""
                 # The outbox tells its batches from plain bytes by type.
                 data = bytes(data)
         self._previous = data
-        self._outbox.send(data)
+        return data
 
 
 class IrcProtocol(LineReceiver):

@@ -39,6 +39,10 @@ class Personal(bytes):
         self.event = event
         return self
 
+    def __bool__(self):
+        # Something to deliver, for whoever tests "if data:" before sending.
+        return True
+
 
 class Once(bytes):
     """
