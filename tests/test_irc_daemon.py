@@ -134,3 +134,41 @@ def test_ircOverTls(tmp_path):
         bob.close()
     finally:
         daemon.stop()
+
+
+def test_ircAcrossTwoDaemons():
+    """
+    With --broker, an IRC user on one daemon and a line user on another
+    share a room: the IRC user's JOIN, names and messages, and the line
+    user's lines, cross the broker, each exactly once.
+    """
+    from brokersupport import RedisServer, waitFor
+
+    redis = RedisServer().start()
+    first = IrcDaemon("--broker", redis.url, "--db", "none").start()
+    second = IrcDaemon("--broker", redis.url, "--db", "none").start()
+    try:
+        for daemon in (first, second):
+            waitFor(lambda: "connected" in daemon.logText(), timeout=10)
+        bob = LineClient(second.port)
+        bob.login("bob")
+        irc = IrcSocketClient(first.ircPort)
+        irc.register("alice")
+        irc.send("JOIN #lobby")
+        got = irc.readUntil(lambda line: " 366 " in line)
+        assert got == [":alice!~alice@chatd JOIN #lobby",
+                       ":irc.chatd 353 alice = #lobby :bob alice",
+                       ":irc.chatd 366 alice #lobby :End of /NAMES list."]
+        assert bob.readLine() == "-- #lobby alice has joined"
+        irc.send("PRIVMSG #lobby :across the broker")
+        assert bob.readLine() == "#lobby <alice> across the broker"
+        bob.send("and back")
+        assert irc.readLine() == ":bob!~bob@chatd PRIVMSG #lobby :and back"
+        assert bob.sync() == []
+        assert irc.sync() == []
+        irc.close()
+        bob.close()
+    finally:
+        first.stop()
+        second.stop()
+        redis.cleanup()
