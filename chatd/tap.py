@@ -20,6 +20,8 @@ from chatd.core.fanout import Fanout
 from chatd.core.names import nickProblem, normalRoomName, roomProblem
 from chatd.edge.gate import Gate
 from chatd.edge.limits import Limits
+from chatd.irc.protocol import IrcFactory
+from chatd.irc.wire import IrcWire
 from chatd.line.protocol import ChatFactory
 from chatd.storage import HistoryError
 from chatd.storage.accounts import SQLiteAccounts
@@ -134,6 +136,10 @@ class Options(usage.Options):
          "How many of a room's last lines a user sees on joining it (0: none).", INT],
         ["history-days", None, 0,
          "Forget history older than this many days (0: keep it forever).", INT],
+        ["irc-name", None, "irc.chatd",
+         "The server name IRC clients see (the source of its numerics)."],
+        ["irc-network", None, "chatd",
+         "The network name IRC clients see (NETWORK in ISUPPORT)."],
         ["broker", None, None,
          "Share rooms with other chatd daemons through this Redis: "
          "redis://HOST:PORT[/DB] (see the README's \"Several daemons\"). "
@@ -143,6 +149,7 @@ class Options(usage.Options):
     def __init__(self):
         super().__init__()
         self["listen"] = []
+        self["irc"] = []
         self["operators"] = []
         self["web"] = []
         self["web-origins"] = []
@@ -155,6 +162,9 @@ class Options(usage.Options):
 
     def opt_listen(self, description):
         self["listen"].append(description)
+
+    def opt_irc(self, description):
+        self["irc"].append(description)
 
     def opt_web(self, description):
         self["web"].append(description)
@@ -175,6 +185,10 @@ class Options(usage.Options):
         "tcp:55555:interface=127.0.0.1, tcp:6667, or for TLS "
         "ssl:6697:privateKey=KEY.pem:certKey=CERT.pem. "
         "[default: tcp:55555:interface=127.0.0.1]")
+    opt_irc.__doc__ = (
+        "Listen for IRC clients (irssi, WeeChat, HexChat) on this endpoint "
+        "description (repeatable), e.g. tcp:6667:interface=127.0.0.1, or for TLS "
+        "ssl:6697:privateKey=KEY.pem:certKey=CERT.pem. [default: none]")
     opt_web.__doc__ = (
         "Serve the web client (the page and its WebSocket) on this endpoint "
         "description (repeatable), e.g. tcp:8080:interface=127.0.0.1, or for HTTPS "
@@ -188,6 +202,7 @@ class Options(usage.Options):
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
         for option, description in ([("listen", d) for d in self["listen"]]
+                                    + [("irc", d) for d in self["irc"]]
                                     + [("web", d) for d in self["web"]]):
             try:
                 # Parsing needs no reactor; a bad description (or, for TLS, an
@@ -197,6 +212,8 @@ class Options(usage.Options):
             except Exception as e:
                 raise StartFailure(
                     f"chatd: --{option} {description}: {_listenProblem(e)}") from None
+        if " " in self["irc-name"] or "." not in self["irc-name"]:
+            raise usage.UsageError("--irc-name: a server name has a dot and no spaces")
         self["lobby"] = normalRoomName(self["lobby"])
         problem = roomProblem(self["lobby"])
         if problem:
@@ -303,10 +320,11 @@ class _ListeningService(strports.StreamServerEndpointService):
 
     _log = Logger()
 
-    def __init__(self, description, endpoint, factory, web=False):
+    def __init__(self, description, endpoint, factory, web=False, kind=""):
         super().__init__(endpoint, factory)
         self._description = description
         self._web = web
+        self._kind = kind
         # As strports.service does: a port that cannot be bound fails the
         # start, rather than leaving a daemon with nothing to listen on.
         self._raiseSynchronously = True
@@ -330,8 +348,8 @@ class _ListeningService(strports.StreamServerEndpointService):
                                "{scheme}://{host}:{port}/)", host=address.host,
                                port=address.port, scheme=scheme)
             else:
-                self._log.info("chatd listening on {host}:{port}",
-                               host=address.host, port=address.port)
+                self._log.info("chatd listening" + (" for IRC" if self._kind else "")
+                               + " on {host}:{port}", host=address.host, port=address.port)
         return port
 
 
@@ -536,6 +554,14 @@ def makeService(config, reactor=None):
     for description in config["listen"]:
         endpoint = endpoints.serverFromString(reactor, _withBacklog(description))
         _ListeningService(description, endpoint, factory).setServiceParent(top)
+    if config["irc"]:
+        # The same core and gate: one count of connections, one shutdown.
+        ircFactory = IrcFactory(core, gate, wire=IrcWire(config["irc-name"]),
+                                network=config["irc-network"], replay=config["replay"])
+        for description in config["irc"]:
+            endpoint = endpoints.serverFromString(reactor, _withBacklog(description))
+            _ListeningService(description, endpoint, ircFactory,
+                              kind="IRC").setServiceParent(top)
     originCheck = OriginCheck(config["web-origins"])
     for description in config["web"]:
         endpoint = endpoints.serverFromString(reactor, _withBacklog(description))
