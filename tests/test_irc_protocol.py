@@ -589,8 +589,7 @@ def test_everyRefusalHasANumeric():
     from chatd.core import refusals as R
     from chatd.irc.refusals import reply
 
-    # (TooManyAttempts is no longer raised, and is going.)
-    retired = {R.Refusal, getattr(R, "TooManyAttempts", None)}
+    retired = {R.Refusal}
     kinds = [k for k in vars(R).values()
              if isinstance(k, type) and issubclass(k, R.Refusal) and k not in retired]
     for kind in kinds:

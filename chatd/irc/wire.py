@@ -180,18 +180,10 @@ class IrcWire:
         server = self.server
         if kind is events.PutOut:
             return line("KICK", event.room, me, "a moderator put you out", prefix=server)
-        if kind is events.GuestRenamed:
-            return line("NOTICE", me, f"You did not identify as {event.old} in time; "
-                        f"you are now {event.new}", prefix=server)
         if kind is events.Expelled:
             why = f" for {int(event.duration)} seconds" if event.duration else ""
             return line("NOTICE", me, f"{event.by} banned you from this server{why}"
                         + (f" ({event.reason})" if event.reason else ""), prefix=server)
-        if kind is events.IdentifyRequired:
-            return line("NOTICE", me, f"{event.nick} is a registered nickname: identify "
-                        f"(SASL PLAIN, or /msg NickServ IDENTIFY PASSWORD) within "
-                        f"{int(event.seconds)} seconds, or you will be renamed",
-                        prefix=server)
         if kind is events.Identified:
             return line("900", me, f"{me}!{self.users.get(nickKey(me), '*@*')}", event.nick,
                         f"You are now logged in as {event.nick}", prefix=server)
