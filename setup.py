@@ -8,9 +8,8 @@ setup(
     # The flat layout with a top-level twisted/plugins folder: list the
     # packages by hand (find_packages cannot see twisted.plugins), and map the
     # root explicitly so that an editable install puts this folder on sys.path.
-    packages=["chatd", "chatd.core", "chatd.edge", "chatd.line", "chatd.client",
-              "chatd.storage", "chatd.web", "chatd.broker", "chatd.ops",
-              "twisted.plugins"],
+    packages=["chatd", "chatd.core", "chatd.edge", "chatd.line", "chatd.irc", "chatd.client",
+              "chatd.storage", "chatd.web", "chatd.broker", "chatd.ops", "twisted.plugins"],
     # The web client's page and assets, served from inside the package.
     package_data={"chatd.web": ["static/*"]},
     package_dir={"": "."},

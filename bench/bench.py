@@ -38,15 +38,15 @@ TICKS = os.sysconf("SC_CLK_TCK")
 SCENARIOS = {
     "fanout-100": dict(
         args=dict(mode="fanout", members=100, senders=10, window=64, duration=2),
-        servers=("chatd", "ngircd", "inspircd", "ceiling"),
+        servers=("chatd", "chatd-irc", "ngircd", "inspircd", "ceiling"),
         about="one room of 100, 10 senders each keeping 64 messages in flight"),
     "fanout-1000": dict(
         args=dict(mode="fanout", members=1000, senders=10, window=64, duration=3),
-        servers=("chatd", "ngircd", "inspircd", "ceiling"),
+        servers=("chatd", "chatd-irc", "ngircd", "inspircd", "ceiling"),
         about="one room of 1,000, 10 senders each keeping 64 messages in flight"),
     "latency-1000": dict(
         args=dict(mode="rate", members=1000, senders=10, rate=100, duration=3),
-        servers=("chatd", "ngircd", "inspircd", "ceiling"),
+        servers=("chatd", "chatd-irc", "ngircd", "inspircd", "ceiling"),
         about="one room of 1,000, 100 messages/s in total from 10 senders"),
     "idle-10000": dict(
         args=dict(mode="idle", members=10000, rooms=100),
@@ -301,7 +301,8 @@ class Bench:
                 extra += ["--db", "none" if off else f"sqlite:{folder / 'chatd.sqlite3'}"]
             if server == "chatd+metrics":
                 extra += ["--metrics", "tcp:0:interface=127.0.0.1"]
-            daemon = Chatd(folder, extra, self.sources.get(server))
+            daemon = Chatd(folder, extra, self.sources.get(server),
+                           irc=server == "chatd-irc")
             if server == "chatd+metrics":
                 daemon.scrape()
         elif server == "ngircd":
@@ -445,19 +446,29 @@ class Daemon:
 
 
 class Chatd(Daemon):
-    metricsPort = None
     """
     chatd as a user starts it: twistd in the foreground from this venv, with
     this checkout's chatd or, given C{source}, the one exported there (its
     package and plugin come first on the path).
     """
 
-    def __init__(self, folder, extra, source=None):
+    metricsPort = None
+
+    def __init__(self, folder, extra, source=None, irc=False):
+        """
+        @param irc: whether the load speaks IRC, to chatd's IRC front end
+            (C{--irc}), rather than the line protocol.
+        """
         twistd = Path(sys.executable).parent / "twistd"
         self.log = open(folder / "chatd.log", "w+")
         env = dict(os.environ)
         if source is not None:
             env["PYTHONPATH"] = str(source)
+        wanted = "chatd listening on 127.0.0.1:"
+        if irc:
+            extra = ["--irc", "tcp:0:interface=127.0.0.1", *extra]
+            wanted = "chatd listening for IRC on 127.0.0.1:"
+            self.proto = "irc"
         self.process = subprocess.Popen(
             [str(twistd), "-n", "--pidfile=", "chat",
              "--listen", "tcp:0:interface=127.0.0.1", *extra],
@@ -470,7 +481,7 @@ class Chatd(Daemon):
             time.sleep(0.05)
             self.log.seek(0)
             for line in self.log:
-                if "chatd listening on 127.0.0.1:" in line:
+                if wanted in line:
                     self.port = int(line.rsplit(":", 1)[1])
                 if "chatd metrics on 127.0.0.1:" in line:
                     self.metricsPort = int(line.rsplit(":", 1)[1])
@@ -732,17 +743,21 @@ def targets(summary):
                 others[peer] = show(theirs)
         found.append({"target": what, "value": value, "met": met, "others": others})
 
-    mine = get("fanout-1000", "chatd", "deliveries_per_s")
-    for peer, name in (("ngircd", "ngircd"), ("inspircd", "InspIRCd")):
-        theirs = get("fanout-1000", peer, "deliveries_per_s")
-        if mine and theirs:
-            target(f"fan-out at 1,000: deliveries/s >= {name}'s", f"{mine / theirs:.2f}x",
-                   mine >= theirs)
-    for scenario in ("fanout-100", "fanout-1000", "latency-1000", "slow-reader"):
-        lost = get(scenario, "chatd", "lost")
-        order = get(scenario, "chatd", "misordered")
+    for server, what in (("chatd", ""), ("chatd-irc", "IRC ")):
+        mine = get("fanout-1000", server, "deliveries_per_s")
+        for peer, name in (("ngircd", "ngircd"), ("inspircd", "InspIRCd")):
+            theirs = get("fanout-1000", peer, "deliveries_per_s")
+            if mine and theirs:
+                target(f"{what}fan-out at 1,000: deliveries/s >= {name}'s",
+                       f"{mine / theirs:.2f}x", mine >= theirs)
+    for scenario, server in (("fanout-100", "chatd"), ("fanout-1000", "chatd"),
+                             ("latency-1000", "chatd"), ("slow-reader", "chatd"),
+                             ("fanout-1000", "chatd-irc"), ("latency-1000", "chatd-irc")):
+        lost = get(scenario, server, "lost")
+        order = get(scenario, server, "misordered")
         if lost is not None:
-            target(f"{scenario}: nothing lost, order kept", f"lost {lost}, misordered {order}",
+            where = scenario + (" over IRC" if server == "chatd-irc" else "")
+            target(f"{where}: nothing lost, order kept", f"lost {lost}, misordered {order}",
                    lost == 0 and order == 0)
     calm, flooded = get("flood", "chatd", "p99_ms"), get("flood", "chatd+flooder", "p99_ms")
     if calm is not None and flooded is not None:

@@ -20,6 +20,8 @@ from chatd.core.fanout import Fanout
 from chatd.core.names import nickProblem, normalRoomName, roomProblem
 from chatd.edge.gate import Gate
 from chatd.edge.limits import Limits
+from chatd.irc.protocol import IrcFactory
+from chatd.irc.wire import IrcWire
 from chatd.line.protocol import ChatFactory
 from chatd.ops import reload
 from chatd.ops.config import withConfigFile
@@ -136,6 +138,10 @@ class Options(usage.Options):
          "How many of a room's last lines a user sees on joining it (0: none).", INT],
         ["history-days", None, 0,
          "Forget history older than this many days (0: keep it forever).", INT],
+        ["irc-name", None, "irc.chatd",
+         "The server name IRC clients see (the source of its numerics)."],
+        ["irc-network", None, "chatd",
+         "The network name IRC clients see (NETWORK in ISUPPORT)."],
         ["broker", None, None,
          "Share rooms with other chatd daemons through this Redis: "
          "redis://HOST:PORT[/DB] (see the README's \"Several daemons\"). "
@@ -149,11 +155,12 @@ class Options(usage.Options):
          "it again."],
     ]
     # Options that may be given several times (in a --config file: a list).
-    repeatable = ("listen", "operator", "web", "web-origin")
+    repeatable = ("listen", "operator", "irc", "web", "web-origin")
 
     def __init__(self):
         super().__init__()
         self["listen"] = []
+        self["irc"] = []
         self["operators"] = []
         self["web"] = []
         self["web-origins"] = []
@@ -175,6 +182,9 @@ class Options(usage.Options):
     def opt_listen(self, description):
         self["listen"].append(description)
 
+    def opt_irc(self, description):
+        self["irc"].append(description)
+
     def opt_web(self, description):
         self["web"].append(description)
 
@@ -194,6 +204,10 @@ class Options(usage.Options):
         "tcp:55555:interface=127.0.0.1, tcp:6667, or for TLS "
         "ssl:6697:privateKey=KEY.pem:certKey=CERT.pem. "
         "[default: tcp:55555:interface=127.0.0.1]")
+    opt_irc.__doc__ = (
+        "Listen for IRC clients (irssi, WeeChat, HexChat) on this endpoint "
+        "description (repeatable), e.g. tcp:6667:interface=127.0.0.1, or for TLS "
+        "ssl:6697:privateKey=KEY.pem:certKey=CERT.pem. [default: none]")
     opt_web.__doc__ = (
         "Serve the web client (the page and its WebSocket) on this endpoint "
         "description (repeatable), e.g. tcp:8080:interface=127.0.0.1, or for HTTPS "
@@ -207,6 +221,7 @@ class Options(usage.Options):
         if not self["listen"]:
             self["listen"] = [DEFAULT_LISTEN]
         for option, description in ([("listen", d) for d in self["listen"]]
+                                    + [("irc", d) for d in self["irc"]]
                                     + [("web", d) for d in self["web"]]):
             try:
                 # Parsing needs no reactor; a bad description (or, for TLS, an
@@ -221,6 +236,8 @@ class Options(usage.Options):
                 endpoints.serverFromString(None, self["metrics"])
             except Exception as e:
                 raise usage.UsageError(f"--metrics {self['metrics']}: {_listenProblem(e)}")
+        if " " in self["irc-name"] or "." not in self["irc-name"]:
+            raise usage.UsageError("--irc-name: a server name has a dot and no spaces")
         self["lobby"] = normalRoomName(self["lobby"])
         problem = roomProblem(self["lobby"])
         if problem:
@@ -328,11 +345,15 @@ class _ListeningService(strports.StreamServerEndpointService):
     _log = Logger()
     port = None
 
-    def __init__(self, description, endpoint, factory, web=False,
-                 what="chatd listening on"):
+    def __init__(self, description, endpoint, factory, web=False, kind="", what=None):
+        """
+        @param what: what the log line says before the address, instead of
+            "chatd listening on" (the metrics listener's).
+        """
         super().__init__(endpoint, factory)
         self._description = description
         self._web = web
+        self._kind = kind
         self._what = what
         # As strports.service does: a port that cannot be bound fails the
         # start, rather than leaving a daemon with nothing to listen on.
@@ -358,8 +379,9 @@ class _ListeningService(strports.StreamServerEndpointService):
                                "{scheme}://{host}:{port}/)", host=address.host,
                                port=address.port, scheme=scheme)
             else:
-                self._log.info("{what} {host}:{port}", what=self._what,
-                               host=address.host, port=address.port)
+                self._log.info("{what} {host}:{port}", what=self._what or (
+                    "chatd listening" + (" for IRC" if self._kind else "") + " on"),
+                    host=address.host, port=address.port)
         return port
 
 
@@ -590,6 +612,16 @@ def makeService(config, reactor=None):
         _reloadable(description, endpoint, tls)
         listener.setServiceParent(top)
         listeners.append(listener)
+    if config["irc"]:
+        # The same core and gate: one count of connections, one shutdown.
+        ircFactory = IrcFactory(core, gate, wire=IrcWire(config["irc-name"]),
+                                network=config["irc-network"], replay=config["replay"])
+        for description in config["irc"]:
+            endpoint = endpoints.serverFromString(reactor, _withBacklog(description))
+            listener = _ListeningService(description, endpoint, ircFactory, kind="IRC")
+            _reloadable(description, endpoint, tls)
+            listener.setServiceParent(top)
+            listeners.append(listener)
     originCheck = OriginCheck(config["web-origins"])
     for description in config["web"]:
         endpoint = endpoints.serverFromString(reactor, _withBacklog(description))

@@ -117,6 +117,8 @@ def test_frontendNames():
     from chatd.web.wire import WebWire
     assert frontendOf(LineWire) == "line"
     assert frontendOf(WebWire) == "web"
+    from chatd.irc.wire import IrcWire
+    assert frontendOf(IrcWire("irc.example")) == "irc"
 
     class Named:
         frontend = "web"

@@ -99,7 +99,7 @@ def test_ownersRightPasswordWorksAfterOthersWrongOnes(tmp_path, db):
         boss.send("b0ss-password")
         lines = boss.readUntil(lambda l: l.startswith("=== #lobby members"))
         assert lines[0] == ("-!- many wrong passwords for boss came from your address "
-                            "lately; yours is checked in 4 seconds")
+                            "lately; yours is checked in 4s")
         assert lines[1:3] == ["=== you are identified as boss", "=== you are now boss"]
         assert time.monotonic() - started < 15
         mallory.close(), boss.close()

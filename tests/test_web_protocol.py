@@ -18,7 +18,6 @@ from websupport import WebMemoryServer, readFrames
 
 
 # Kept on main only until the front ends drop them: never emitted nor raised.
-RETIRED = {"IdentifyRequired", "GuestRenamed", "TooManyAttempts"}
 
 
 @pytest.fixture
@@ -493,7 +492,7 @@ def test_event_fields_plain_values():
     from chatd.core import events
     import dataclasses
     for cls in [c for c in vars(events).values() if dataclasses.is_dataclass(c)
-                and c.__name__ not in RETIRED]:
+               ]:
         args = {f.name: (1.0 if f.type in ("float", "float | None") else
                          False if f.type == "bool" else 1 if "int" in str(f.type) else "x")
                 for f in dataclasses.fields(cls)}
@@ -541,7 +540,7 @@ def test_every_refusal_has_a_code():
 
     kinds = [c for c in vars(refusals).values()
              if isinstance(c, type) and issubclass(c, refusals.Refusal)
-             and c is not refusals.Refusal and c.__name__ not in RETIRED]
+             and c is not refusals.Refusal]
     assert len(kinds) > 20
     for kind in kinds:
         args = {f.name: (1 if "int" in str(f.type) else

@@ -220,12 +220,12 @@ class ChatCore:
         """
         return Session(self, User(outbox, wire, host, hangUp))
 
-    def claimNick(self, user, nick):
+    def claimNick(self, user, nick, lobby=True):
         """
         Give a newly connected C{user} their first nickname and bring them into
-        the lobby.
+        the lobby, unless C{lobby} is false.
 
-        @return: the lobby's L{Room}.
+        @return: the lobby's L{Room}, or L{None}.
         @raise chatd.core.refusals.PasswordRequired: when C{nick} is
             registered and C{user} has not proved it is theirs.
         """
@@ -238,7 +238,7 @@ class ChatCore:
         self._log.info("{nick} logged in from {host}", nick=nick, host=user.host)
         user.active = self.clock.seconds()
         self.fanout.toUser(user, events.NowKnownAs(None, nick))
-        room, _ = self.join(user, self.lobby)
+        room = self.join(user, self.lobby)[0] if lobby else None
         return room
 
     def refusedLogin(self, refusal):

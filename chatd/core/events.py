@@ -167,28 +167,6 @@ class Identified:
 
 
 @dataclass(frozen=True, slots=True)
-class IdentifyRequired:
-    """
-    No longer emitted (nobody holds a registered nickname unproved); kept
-    only until the IRC and web front ends, written against it, drop it.
-    """
-
-    nick: str
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class GuestRenamed:
-    """
-    No longer emitted (there are no guest renames); kept only until the IRC
-    and web front ends, written against it, drop it.
-    """
-
-    old: str
-    new: str
-
-
-@dataclass(frozen=True, slots=True)
 class PasswordDelayed:
     """
     Too many wrong passwords for C{nick} came from the user's address lately:

@@ -135,6 +135,23 @@ class Identity:
 
         return checked.addCallback(identified)
 
+    def authenticate(self, user, nick, password):
+        """
+        Prove, before choosing a nickname, that C{user} owns the registered
+        nickname C{nick} (IRC's SASL): they may then claim it without its
+        password (see L{mayHold}).
+
+        @return: a L{Deferred} firing when proved, or failing with a
+            L{chatd.core.refusals.Refusal}.
+        """
+        checked = self._checkOwner(user, nick, password)
+
+        def proved(result):
+            user.account = nickKey(nick)
+            self._log.info("{nick} authenticated", nick=nick)
+
+        return checked.addCallback(proved)
+
     def take(self, user, nick, password):
         """
         Give C{user} the nickname C{nick}, proving with C{password} that it is

@@ -249,19 +249,6 @@ class AttemptWaiting(Refusal):
 
 
 @dataclass
-class TooManyAttempts(Refusal):
-    """
-    No longer raised (wrong passwords delay later attempts instead, see
-    L{chatd.core.identity.Identity}); kept only until the IRC front end,
-    written against it, drops it.
-    """
-
-    nick: str
-    fromAddress: bool
-    seconds: int
-
-
-@dataclass
 class TooManyRegistrations(Refusal):
     """Registrations from this address come too fast; try in C{seconds}."""
 

@@ -67,9 +67,11 @@ class Session:
 
     # Names and rooms
 
-    def claim(self, nick, password=None):
+    def claim(self, nick, password=None, lobby=True):
         """
-        Take a first nickname and arrive in the lobby.
+        Take a first nickname and arrive in the lobby (unless C{lobby} is
+        false, without a password: IRC clients choose their own channels,
+        and prove a registered nickname first, with L{authenticate}).
 
         A registered nickname needs its password: without one (or before it
         is proved) the claim is refused with
@@ -84,7 +86,7 @@ class Session:
         if self._user.nick is not None:
             raise R.AlreadyNamed(self._user.nick)
         if password is None:
-            return self._arriving(self._core.claimNick, self._user, nick)
+            return self._arriving(self._core.claimNick, self._user, nick, lobby)
         return self._arriving(self._core.identity.take, self._user, nick, password)
 
     def rename(self, nick, password=None):
@@ -176,6 +178,15 @@ class Session:
 
     def identify(self, password):
         return self._core.identity.identify(self._named(), password)
+
+    def authenticate(self, nick, password):
+        """
+        Prove the registered nickname C{nick} is this user's before a
+        nickname is chosen (IRC's SASL PLAIN).
+        """
+        if self._user.nick is not None:
+            raise R.AlreadyNamed(self._user.nick)
+        return self._core.identity.authenticate(self._user, nick, password)
 
     def ghost(self, nick, password):
         """

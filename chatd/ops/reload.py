@@ -32,8 +32,8 @@ LIMIT_OPTIONS = ("send-queue", "send-queue-grace", "flood-rate", "flood-burst",
                  "recv-queue", "recv-queue-time", "max-connections", "max-per-address",
                  "max-rooms", "login-timeout", "idle-timeout")
 # Those that only a restart applies.
-RESTART_OPTIONS = ("listen", "web", "web-origins", "lobby", "db", "replay", "metrics",
-                   "broker")
+RESTART_OPTIONS = ("listen", "irc", "irc-name", "irc-network", "web", "web-origins", "lobby",
+                   "db", "replay", "metrics", "broker")
 
 
 @implementer(IOpenSSLServerConnectionCreator, IOpenSSLContextFactory)

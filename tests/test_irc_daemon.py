@@ -1,0 +1,174 @@
+"""
+The IRC front end in a real daemon (twistd -n chat --irc tcp:0): an IRC
+client over a socket and irssi in tmux, talking with a line protocol user in
+the same rooms.
+"""
+
+import pytest
+
+from ircsupport import IrcDaemon, IrcSocketClient
+from support import LineClient, requireTool
+
+
+@pytest.fixture
+def daemon():
+    d = IrcDaemon("--db", "none").start()
+    yield d
+    d.stop()
+
+
+def test_ircAndLineUsersTalk(daemon):
+    """
+    Over real sockets: an IRC user and a line user meet in #lobby, see each
+    other join, and each gets the other's messages and actions exactly once,
+    in order; a private message reaches its target alone.
+    """
+    irc = IrcSocketClient(daemon.ircPort)
+    bob, carol = LineClient(daemon.port), LineClient(daemon.port)
+    try:
+        assert irc.register("alice")[0] == ":irc.chatd 001 alice :Welcome to the chatd " \
+                                           "IRC Network alice!~alice@chatd"
+        bob.login("bob")
+        carol.login("carol")
+        bob.sync()
+        irc.send("JOIN #lobby")
+        assert irc.sync() == [":alice!~alice@chatd JOIN #lobby",
+                              ":irc.chatd 353 alice = #lobby :bob carol alice",
+                              ":irc.chatd 366 alice #lobby :End of /NAMES list."]
+        assert bob.sync() == ["-- #lobby alice has joined"]
+        assert carol.sync() == ["-- #lobby alice has joined"]
+        bob.send("one")
+        bob.send("/me two")
+        bob.send("/msg alice three")
+        assert bob.sync() == ["=== to alice: three"]
+        assert irc.sync() == [":bob!~bob@chatd PRIVMSG #lobby one",
+                              ":bob!~bob@chatd PRIVMSG #lobby :\x01ACTION two\x01",
+                              ":bob!~bob@chatd PRIVMSG alice three"]
+        irc.send("PRIVMSG #lobby :hello both")
+        irc.send("PRIVMSG #lobby :\x01ACTION waves\x01")
+        irc.send("PRIVMSG bob :only bob")
+        assert irc.sync() == []
+        assert bob.sync() == ["#lobby <alice> hello both", "* #lobby alice waves",
+                              "*alice* only bob"]
+        assert carol.sync() == ["#lobby <bob> one", "* #lobby bob two",
+                                "#lobby <alice> hello both", "* #lobby alice waves"]
+        irc.send("QUIT :bye")
+        assert irc.readLine().startswith("ERROR :Closing link:")
+        assert bob.sync() == ["-- #lobby alice has quit (Quit: bye)"]
+    finally:
+        irc.close()
+        bob.close()
+        carol.close()
+
+
+def test_irssi(tmp_path, daemon):
+    """
+    irssi, in tmux: connects, joins #lobby and shows its members, the topic
+    a line user sets and what they say; what is typed in irssi reaches the
+    line user.
+    """
+    requireTool("tmux")
+    requireTool("irssi")
+    from test_client_tmux import Tmux
+
+    bob = LineClient(daemon.port)
+    tmux = Tmux(tmp_path, f"irssi --home={tmp_path / 'irssi'} -c 127.0.0.1 "
+                          f"-p {daemon.ircPort} -n alice; sleep 60")
+    try:
+        bob.login("bob")
+        bob.send("/topic all things chatd")
+        bob.sync()
+        tmux.waitFor(lambda rows: any("End of /MOTD" in row for row in rows))
+        tmux.type("/join #lobby")
+        tmux.keys("Enter")
+        rows = tmux.waitFor(lambda rows: any("Total of 2 nicks" in row for row in rows))
+        text = "\n".join(rows)
+        assert "Topic for #lobby: all things chatd" in text
+        assert "[ alice] [ bob]" in text
+        assert bob.sync() == ["-- #lobby alice has joined"]
+        bob.send("hello from the line")
+        bob.send("/me waves")
+        tmux.waitFor(lambda rows: any(row.endswith("< bob> hello from the line")
+                                      for row in rows)
+                     and any(row.endswith(" * bob waves") for row in rows))
+        tmux.type("hi bob, é € 漢字")
+        tmux.keys("Enter")
+        # The line client's reads time out (its deadline) if nothing comes.
+        assert bob.readLine() == "#lobby <alice> hi bob, é € 漢字"
+        tmux.type("/quit see you")
+        tmux.keys("Enter")
+        assert bob.readLine() == "-- #lobby alice has quit (Quit: see you)"
+        assert bob.sync() == []
+    finally:
+        bob.close()
+        tmux.close()
+
+
+def test_ircOverTls(tmp_path):
+    """
+    --irc ssl:... serves IRC over a verified TLS handshake, in the same rooms
+    as the plain line protocol.
+    """
+    import ssl
+
+    from support import makeCertificate
+
+    key, cert = makeCertificate(tmp_path)
+    daemon = IrcDaemon("--db", "none", cwd=tmp_path,
+                       irc=f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}").start()
+    context = ssl.create_default_context(cafile=str(cert))
+    try:
+        secure = IrcSocketClient(daemon.ircPort, tls=context)
+        assert secure.sock.version() in ("TLSv1.2", "TLSv1.3")
+        secure.register("alice")
+        secure.send("JOIN #lobby")
+        secure.sync()
+        bob = LineClient(daemon.port)
+        bob.login("bob")
+        bob.send("over the line")
+        # A barrier on bob's connection first: his line is handled.
+        assert bob.sync() == []
+        assert secure.sync() == [":bob!~bob@chatd JOIN #lobby",
+                                 ":bob!~bob@chatd PRIVMSG #lobby :over the line"]
+        secure.close()
+        bob.close()
+    finally:
+        daemon.stop()
+
+
+def test_ircAcrossTwoDaemons():
+    """
+    With --broker, an IRC user on one daemon and a line user on another
+    share a room: the IRC user's JOIN, names and messages, and the line
+    user's lines, cross the broker, each exactly once.
+    """
+    from brokersupport import RedisServer, waitFor
+
+    redis = RedisServer().start()
+    first = IrcDaemon("--broker", redis.url, "--db", "none").start()
+    second = IrcDaemon("--broker", redis.url, "--db", "none").start()
+    try:
+        for daemon in (first, second):
+            waitFor(lambda: "connected" in daemon.logText(), timeout=10)
+        bob = LineClient(second.port)
+        bob.login("bob")
+        irc = IrcSocketClient(first.ircPort)
+        irc.register("alice")
+        irc.send("JOIN #lobby")
+        got = irc.readUntil(lambda line: " 366 " in line)
+        assert got == [":alice!~alice@chatd JOIN #lobby",
+                       ":irc.chatd 353 alice = #lobby :bob alice",
+                       ":irc.chatd 366 alice #lobby :End of /NAMES list."]
+        assert bob.readLine() == "-- #lobby alice has joined"
+        irc.send("PRIVMSG #lobby :across the broker")
+        assert bob.readLine() == "#lobby <alice> across the broker"
+        bob.send("and back")
+        assert irc.readLine() == ":bob!~bob@chatd PRIVMSG #lobby :and back"
+        assert bob.sync() == []
+        assert irc.sync() == []
+        irc.close()
+        bob.close()
+    finally:
+        first.stop()
+        second.stop()
+        redis.cleanup()

@@ -1,0 +1,752 @@
+"""
+The IRC front end, in memory: the real core, fan-out and both front ends,
+each client on its own StringTransport.  Every test checks the exact lines
+each client gets, so that a line sent twice, to the wrong person or out of
+order fails it.
+"""
+
+import base64
+
+import pytest
+
+from chatd.irc.protocol import IrcFactory
+from ircsupport import IrcMemoryServer
+from support import MemoryAccounts
+
+S = ":irc.chatd"
+
+
+@pytest.fixture
+def server():
+    return IrcMemoryServer()
+
+
+def test_registrationBurst(server):
+    """
+    NICK and USER register: 001-004, ISUPPORT telling chatd's rules, and the
+    MOTD; nobody is put in any channel.
+    """
+    alice = server.connectIrc()
+    alice.send("NICK alice")
+    assert alice.lines() == []
+    alice.send("USER al 0 * :Alice Liddell")
+    lines = alice.lines()
+    assert [line.split()[1] for line in lines] == [
+        "001", "002", "003", "004", "005", "005", "375", "372", "372", "372", "376"]
+    assert lines[0] == f"{S} 001 alice :Welcome to the chatd IRC Network alice!~al@chatd"
+    tokens = " ".join(lines[4:6]).split()
+    for token in ["CASEMAPPING=ascii", "CHANTYPES=#", "NICKLEN=16", "CHANNELLEN=33",
+                  "TOPICLEN=390", "PREFIX=(o)@", "CHANMODES=bq,,,", "NETWORK=chatd",
+                  "UTF8ONLY"]:
+        assert token in tokens
+    assert server.core.users["alice"].rooms == {}
+
+
+def test_noMotd():
+    """
+    Without a MOTD, 422 says so.
+    """
+    server = IrcMemoryServer(irc={"motd": []})
+    alice = server.connectIrc()
+    alice.send("NICK alice")
+    alice.send("USER al 0 * :Alice")
+    assert alice.lines()[-1] == f"{S} 422 alice :MOTD File is missing"
+
+
+def test_pingBeforeRegistration(server):
+    """
+    PING is answered before registration; other commands get 451.
+    """
+    client = server.connectIrc()
+    client.send("PING :token")
+    client.send("JOIN #room")
+    assert client.lines() == [f"{S} PONG irc.chatd token",
+                              f"{S} 451 * :You have not registered"]
+
+
+def test_nicknameErrors(server):
+    """
+    A taken nickname is 433 and an invalid one 432, before and after
+    registration; NICK without one is 431; a failed change keeps the old
+    nickname.
+    """
+    server.connectIrc("alice")
+    server.connect("bob")
+    carol = server.connectIrc()
+    carol.send("NICK Alice")
+    carol.send("NICK bob")
+    carol.send("NICK 9lives")
+    carol.send("NICK")
+    assert carol.lines() == [
+        f"{S} 433 * Alice :Nickname is already in use",
+        f"{S} 433 * bob :Nickname is already in use",
+        f"{S} 432 * 9lives :Erroneous nickname",
+        f"{S} 431 * :No nickname given"]
+    carol.send("NICK carol")
+    carol.send("USER c 0 * :Carol")
+    carol.lines()
+    carol.send("NICK alice")
+    assert carol.lines() == [f"{S} 433 carol alice :Nickname is already in use"]
+    assert server.core.users["carol"].nick == "carol"
+
+
+def test_userErrors(server):
+    """
+    USER with too few parameters is 461; USER again is 462.
+    """
+    client = server.connectIrc()
+    client.send("USER only")
+    assert client.lines() == [f"{S} 461 * USER :Not enough parameters"]
+    alice = server.connectIrc("alice")
+    alice.send("USER al 0 * :Again")
+    assert alice.lines() == [f"{S} 462 alice :You may not reregister"]
+
+
+def test_capNegotiationHoldsRegistration(server):
+    """
+    CAP LS 302 lists the capabilities with values; registration waits for
+    CAP END; REQ of an unknown capability is NAKed whole.
+    """
+    client = server.connectIrc()
+    client.send("CAP LS 302")
+    client.send("NICK alice")
+    client.send("USER al 0 * :Alice")
+    assert client.lines() == [f"{S} CAP * LS :server-time message-tags echo-message "
+                              "multi-prefix userhost-in-names batch"]
+    client.send("CAP REQ :server-time bogus")
+    client.send("CAP REQ :echo-message")
+    assert client.lines() == [f"{S} CAP alice NAK :server-time bogus",
+                              f"{S} CAP alice ACK echo-message"]
+    client.send("CAP END")
+    assert client.lines()[0].startswith(f"{S} 001 alice ")
+
+
+def test_joinAndNames(server):
+    """
+    JOIN: the joiner gets its own JOIN, the topic (332) and the names
+    (353/366); each other member, IRC or line, is told once.
+    """
+    alice = server.connectIrc("alice")
+    bob = server.connect("bob")
+    bob.send("/join #dev")
+    bob.send("/topic all about dev")
+    bob.lines()
+    alice.send("JOIN #dev")
+    assert alice.lines() == [
+        ":alice!~alice@chatd JOIN #dev",
+        f"{S} 332 alice #dev :all about dev",
+        f"{S} 353 alice = #dev :bob alice",
+        f"{S} 366 alice #dev :End of /NAMES list."]
+    assert bob.lines() == ["-- #dev alice has joined"]
+    carol = server.connectIrc("carol")
+    carol.send("JOIN #dev,#other")
+    carol.lines()
+    assert alice.lines() == [":carol!~carol@chatd JOIN #dev"]
+    assert bob.lines() == ["-- #dev carol has joined"]
+
+
+def test_joinErrors(server):
+    """
+    A name chatd does not allow is 403; joining twice says nothing.
+    """
+    alice = server.connectIrc("alice")
+    alice.send("JOIN #bad!name")
+    alice.send("JOIN nohash")
+    assert alice.lines() == [f"{S} 403 alice #bad!name :No such channel",
+                             f"{S} 403 alice nohash :No such channel"]
+    alice.send("JOIN #a")
+    alice.lines()
+    alice.send("JOIN #a")
+    assert alice.lines() == []
+
+
+def test_roomMessages(server):
+    """
+    A PRIVMSG to a room reaches every other member once, IRC and line
+    users alike, and not the sender; a line user's message reaches IRC
+    users as a PRIVMSG.
+    """
+    alice, carol = server.connectIrc("alice"), server.connectIrc("carol")
+    bob = server.connect("bob")
+    outsider = server.connectIrc("dave")
+    for c in (alice, carol):
+        c.send("JOIN #dev")
+    bob.send("/join #dev")
+    for c in (alice, carol, bob, outsider):
+        c.lines()
+    alice.send("PRIVMSG #dev :hello all")
+    alice.send("PRIVMSG #dev :second")
+    assert alice.lines() == []
+    assert carol.lines() == [":alice!~alice@chatd PRIVMSG #dev :hello all",
+                             ":alice!~alice@chatd PRIVMSG #dev second"]
+    assert bob.lines() == ["#dev <alice> hello all", "#dev <alice> second"]
+    bob.send("hi from the line")
+    assert alice.lines() == [":bob!~bob@chatd PRIVMSG #dev :hi from the line"]
+    assert carol.lines() == [":bob!~bob@chatd PRIVMSG #dev :hi from the line"]
+    assert outsider.lines() == []
+
+
+def test_actions(server):
+    """
+    A line user's /me is a CTCP ACTION for IRC users, and an IRC user's
+    CTCP ACTION is an action for line users.
+    """
+    alice, bob = server.connectIrc("alice"), server.connect("bob")
+    alice.send("JOIN #lobby")
+    alice.lines(), bob.lines()
+    bob.send("/me waves")
+    assert alice.lines() == [":bob!~bob@chatd PRIVMSG #lobby :\x01ACTION waves\x01"]
+    alice.send("PRIVMSG #lobby :\x01ACTION waves back\x01")
+    assert bob.lines() == ["* #lobby alice waves back"]
+    alice.send("PRIVMSG bob :\x01VERSION\x01")
+    assert bob.lines() == [] and alice.lines() == []
+
+
+def test_privateMessages(server):
+    """
+    A private message reaches its target alone, from IRC to line, line to
+    IRC and IRC to IRC; an unknown target is 401.
+    """
+    alice, carol = server.connectIrc("alice"), server.connectIrc("carol")
+    bob = server.connect("bob")
+    alice.send("PRIVMSG bob :psst")
+    assert bob.lines() == ["*alice* psst"]
+    bob.send("/msg alice back")
+    assert alice.lines() == [":bob!~bob@chatd PRIVMSG alice back"]
+    assert bob.lines() == ["=== to alice: back"]
+    alice.send("PRIVMSG carol :just you")
+    assert carol.lines() == [":alice!~alice@chatd PRIVMSG carol :just you"]
+    assert bob.lines() == []
+    alice.send("PRIVMSG nobody :hello?")
+    assert alice.lines() == [f"{S} 401 alice nobody :No such nick/channel"]
+    alice.send("NOTICE nobody :hello?")
+    assert alice.lines() == []
+
+
+def test_messageErrors(server):
+    """
+    No recipient is 411, no text 412, a room one is not in 404, a room
+    that does not exist 401.
+    """
+    alice, bob = server.connectIrc("alice"), server.connectIrc("bob")
+    bob.send("JOIN #theirs")
+    alice.send("PRIVMSG")
+    alice.send("PRIVMSG #theirs")
+    alice.send("PRIVMSG #theirs :hi")
+    alice.send("PRIVMSG #nowhere :hi")
+    assert alice.lines() == [
+        f"{S} 411 alice :No recipient given (PRIVMSG)",
+        f"{S} 412 alice :No text to send",
+        f"{S} 404 alice #theirs :Cannot send to channel (not a member)",
+        f"{S} 401 alice #nowhere :No such nick/channel"]
+
+
+def test_echoMessageAndServerTime():
+    """
+    With echo-message the sender gets its message back; with server-time
+    every message carries the time it was said, and clients without it do
+    not.
+    """
+    server = IrcMemoryServer()
+    server.clock.advance(1700000000)
+    alice = server.connectIrc()
+    alice.send("CAP REQ :echo-message server-time")
+    alice.send("NICK alice")
+    alice.send("USER a 0 * :A")
+    alice.send("CAP END")
+    bob = server.connectIrc("bob")
+    alice.send("JOIN #t")
+    bob.send("JOIN #t")
+    alice.lines(), bob.lines()
+    bob.send("PRIVMSG #t :hi")
+    assert alice.lines() == ["@time=2023-11-14T22:13:20.000Z :bob!~bob@chatd PRIVMSG #t hi"]
+    alice.send("PRIVMSG #t :yo")
+    assert alice.lines() == ["@time=2023-11-14T22:13:20.000Z :alice!~a@chatd PRIVMSG #t yo"]
+    assert bob.lines() == [":alice!~a@chatd PRIVMSG #t yo"]
+
+
+def test_eventEncodedOncePerWire(server, monkeypatch):
+    """
+    The fan-out encodes a room message once for all IRC users (and once
+    for all line users), not once per recipient.
+    """
+    clients = [server.connectIrc(f"user{i}") for i in range(5)]
+    for c in clients:
+        c.send("JOIN #big")
+    for c in clients:
+        c.lines()
+    calls = []
+    wire = server.irc.wire
+    original = wire.encode
+    monkeypatch.setattr(wire, "encode", lambda e: calls.append(e) or original(e))
+    clients[0].send("PRIVMSG #big :once")
+    assert len(calls) == 1
+    assert [c.lines() for c in clients[1:]] == [[":user0!~user0@chatd PRIVMSG #big once"]] * 4
+
+
+def test_longLineTextIsSplit(server):
+    """
+    A line user's long message reaches IRC users whole, in several lines of
+    at most 512 bytes (not counting the source in front), cut between words.
+    """
+    alice, bob = server.connectIrc("alice"), server.connect("bob")
+    alice.send("JOIN #lobby")
+    alice.lines()
+    text = " ".join(f"w{i}" for i in range(400))
+    bob.send(text)
+    lines = alice.lines()
+    assert len(lines) > 1
+    source = ":bob!~bob@chatd "
+    assert all(line.startswith(source) and len(line[len(source):].encode()) + 2 <= 512
+               for line in lines)
+    assert " ".join(line.split(" :", 1)[1] for line in lines) == text
+
+
+def test_partAndQuit(server):
+    """
+    PART is echoed to the parter and told to the others; QUIT is told once
+    to someone sharing two rooms, and the quitter gets ERROR and is closed.
+    """
+    alice, bob = server.connectIrc("alice"), server.connectIrc("bob")
+    line = server.connect("carol")
+    for room in ("#a", "#b"):
+        alice.send(f"JOIN {room}")
+        bob.send(f"JOIN {room}")
+    line.send("/join #a")
+    alice.lines(), bob.lines(), line.lines()
+    alice.send("PART #b :bye b")
+    assert alice.lines() == [":alice!~alice@chatd PART #b :bye b"]
+    assert bob.lines() == [":alice!~alice@chatd PART #b :bye b"]
+    alice.send("JOIN #b")
+    alice.lines(), bob.lines()
+    alice.send("QUIT :off to bed")
+    assert alice.lines() == ["ERROR :Closing link: (alice@127.0.0.1) [Quit: off to bed]"]
+    assert not alice.transport.connected
+    assert bob.lines() == [":alice!~alice@chatd QUIT :Quit: off to bed"]
+    assert line.lines() == ["-- #a alice has quit (Quit: off to bed)"]
+    assert "alice" not in server.core.users
+
+
+def test_partErrors(server):
+    """
+    Leaving a room one is not in is 442; one that does not exist 403.
+    """
+    alice, bob = server.connectIrc("alice"), server.connectIrc("bob")
+    bob.send("JOIN #x")
+    alice.send("PART #x")
+    alice.send("PART #none")
+    assert alice.lines() == [f"{S} 442 alice #x :You're not on that channel",
+                             f"{S} 403 alice #none :No such channel"]
+
+
+def test_renameSeenOnceByEveryone(server):
+    """
+    A nickname change is echoed to the renamer, and shown once to someone
+    sharing two rooms with them, even from the line protocol.
+    """
+    alice, bob = server.connectIrc("alice"), server.connect("bob")
+    for room in ("#a", "#b"):
+        alice.send(f"JOIN {room}")
+        bob.send(f"/join {room}")
+    alice.lines(), bob.lines()
+    bob.send("/nick robert")
+    assert alice.lines() == [":bob!~bob@chatd NICK robert"]
+    assert bob.lines() == ["=== you are now robert"]
+    alice.send("NICK alicia")
+    assert alice.lines() == [":alice!~alice@chatd NICK alicia"]
+    assert bob.lines() == ["-- #a alice is now known as alicia",
+                           "-- #b alice is now known as alicia"]
+
+
+def test_topic(server):
+    """
+    TOPIC shows (331/332) and sets the topic; the setter and every member
+    see TOPIC, line users their own line.
+    """
+    alice, bob = server.connectIrc("alice"), server.connect("bob")
+    alice.send("JOIN #lobby")
+    alice.lines(), bob.lines()
+    alice.send("TOPIC #lobby")
+    alice.send("TOPIC #lobby :new topic")
+    assert alice.lines() == [f"{S} 331 alice #lobby :No topic is set",
+                             ":alice!~alice@chatd TOPIC #lobby :new topic"]
+    assert bob.lines() == ["-- #lobby alice set the topic: new topic"]
+    bob.send("/topic from the line")
+    assert alice.lines() == [":bob!~bob@chatd TOPIC #lobby :from the line"]
+    alice.send("TOPIC #lobby")
+    assert alice.lines() == [f"{S} 332 alice #lobby :from the line"]
+
+
+def test_whoWhoisListNames(server):
+    """
+    WHO, WHOIS, LIST and NAMES show IRC and line users alike.
+    """
+    alice = server.connectIrc("alice", username="al")
+    server.connect("bob")
+    alice.send("JOIN #lobby")
+    alice.send("AWAY :lunch")
+    alice.lines()
+    alice.send("WHO #lobby")
+    assert alice.lines() == [
+        f"{S} 352 alice #lobby ~bob chatd irc.chatd bob H :0 chatd line user",
+        f"{S} 352 alice #lobby ~al chatd irc.chatd alice G :0 Real alice",
+        f"{S} 315 alice #lobby :End of /WHO list."]
+    alice.send("WHOIS bob")
+    assert alice.lines() == [
+        f"{S} 311 alice bob ~bob chatd * :chatd line user",
+        f"{S} 319 alice bob #lobby",
+        f"{S} 312 alice bob irc.chatd chatd",
+        f"{S} 317 alice bob 0 :seconds idle",
+        f"{S} 318 alice bob :End of /WHOIS list."]
+    alice.send("WHOIS nobody")
+    assert alice.lines() == [f"{S} 401 alice nobody :No such nick/channel",
+                             f"{S} 318 alice nobody :End of /WHOIS list."]
+    alice.send("LIST")
+    assert alice.lines() == [f"{S} 321 alice Channel :Users  Name",
+                             f"{S} 322 alice #lobby 2 :",
+                             f"{S} 323 alice :End of /LIST"]
+    alice.send("NAMES #lobby")
+    assert alice.lines() == [f"{S} 353 alice = #lobby :bob alice",
+                             f"{S} 366 alice #lobby :End of /NAMES list."]
+
+
+def test_away(server):
+    """
+    AWAY sets (306) and clears (305); a PRIVMSG to someone away, IRC or
+    line user, gets 301.
+    """
+    alice, carol = server.connectIrc("alice"), server.connectIrc("carol")
+    alice.send("AWAY :at lunch")
+    assert alice.lines() == [f"{S} 306 alice :You have been marked as being away"]
+    carol.send("PRIVMSG alice :there?")
+    assert carol.lines() == [f"{S} 301 carol alice :at lunch"]
+    alice.send("AWAY")
+    assert alice.lines() == [":carol!~carol@chatd PRIVMSG alice there?",
+                             f"{S} 305 alice :You are no longer marked as being away"]
+    bob = server.connect("bob")
+    bob.send("/away gone fishing")
+    bob.lines()
+    carol.send("PRIVMSG bob :hi")
+    assert carol.lines() == [f"{S} 301 carol bob :gone fishing"]
+    assert bob.lines() == ["*carol* hi"]
+
+
+def test_unknownCommand(server):
+    """
+    An unknown command is 421.
+    """
+    alice = server.connectIrc("alice")
+    alice.send("FROB x")
+    assert alice.lines() == [f"{S} 421 alice FROB :Unknown command"]
+
+
+def test_lineTooLong(server):
+    """
+    A line over 512 bytes is refused with 417, and the lines after it are
+    read.
+    """
+    alice = server.connectIrc("alice")
+    alice.sendBytes(b"PRIVMSG #x :" + b"a" * 600 + b"\r\nPING :after\r\n")
+    assert alice.lines() == [f"{S} 417 alice :Input line was too long",
+                             f"{S} PONG irc.chatd after"]
+
+
+def test_lfAndEdgeCleaning(server):
+    """
+    Lines may end in LF alone; control characters and escapes are removed
+    by the edge before anyone sees them.
+    """
+    alice, bob = server.connectIrc("alice"), server.connect("bob")
+    alice.send("JOIN #lobby")
+    alice.lines(), bob.lines()
+    alice.sendBytes(b"PRIVMSG #lobby :red \x1b[31mtext\x07\n")
+    assert bob.lines() == ["#lobby <alice> red text"]
+
+
+def test_kickNeedsModerator(server):
+    """
+    KICK from someone who may not moderate the room is 482, and nobody is
+    kicked.
+    """
+    alice, bob = server.connectIrc("alice"), server.connectIrc("bob")
+    alice.send("JOIN #r")
+    bob.send("JOIN #r")
+    alice.lines(), bob.lines()
+    alice.send("KICK #r bob :out")
+    assert alice.lines() == [f"{S} 482 alice #r :You're not channel operator"]
+    assert bob.lines() == []
+
+
+def _identified(server, nick, password="a-good-password"):
+    """
+    An IRC client that logs in with SASL PLAIN as the registered C{nick}.
+    """
+    server.core.accounts.passwords[nick] = password
+    client = server.connectIrc()
+    client.send("CAP REQ :sasl")
+    client.send(f"NICK {nick}")
+    client.send(f"USER {nick} 0 * :{nick}")
+    client.send("AUTHENTICATE PLAIN")
+    client.send("AUTHENTICATE " + base64.b64encode(f"\0{nick}\0{password}".encode()).decode())
+    client.send("CAP END")
+    return client
+
+
+def test_saslPlain():
+    """
+    SASL PLAIN proves a registered nickname at login: 900 and 903, and the
+    user is identified; a wrong password is 904 and registration goes on
+    unidentified.
+    """
+    server = IrcMemoryServer(accounts=MemoryAccounts())
+    alice = _identified(server, "alice")
+    lines = alice.lines()
+    assert lines[:4] == [f"{S} CAP * ACK sasl", "AUTHENTICATE +",
+                         f"{S} 900 alice alice!~alice@chatd alice :You are now logged in as alice",
+                         f"{S} 903 alice :SASL authentication successful"]
+    assert lines[4].startswith(f"{S} 001 alice ")
+    assert server.core.users["alice"].identified
+    server.core.accounts.passwords["bob"] = "bobs-password"
+    bob = server.connectIrc()
+    bob.send("CAP REQ :sasl")
+    bob.send("AUTHENTICATE PLAIN")
+    bob.send("AUTHENTICATE " + base64.b64encode(b"\0bob\0wrong-password").decode())
+    assert bob.lines()[-1] == f"{S} 904 * :SASL authentication failed"
+
+
+def test_ownerModeration():
+    """
+    An identified owner shows as @, kicks (every member sees KICK once,
+    the kicked one included), bans (+b) and mutes (+q); the muted member
+    gets 404.
+    """
+    server = IrcMemoryServer(accounts=MemoryAccounts())
+    alice = _identified(server, "alice")
+    bob, carol = server.connectIrc("bob"), server.connect("carol")
+    alice.send("JOIN #mine")
+    bob.send("JOIN #mine")
+    carol.send("/join #mine")
+    alice.lines(), bob.lines(), carol.lines()
+    bob.send("NAMES #mine")
+    assert bob.lines()[0] == f"{S} 353 bob = #mine :@alice bob carol"
+    alice.send("MODE #mine +q bob")
+    assert alice.lines() == [":alice!~alice@chatd MODE #mine +q bob!*@*"]
+    assert bob.lines() == [":alice!~alice@chatd MODE #mine +q bob!*@*"]
+    bob.send("PRIVMSG #mine :can I talk?")
+    assert bob.lines() == [f"{S} 404 bob #mine :Cannot send to channel (you are muted)"]
+    assert carol.lines() == ["-- #mine alice muted bob"]
+    alice.send("KICK #mine bob :bye")
+    kick = ":alice!~alice@chatd KICK #mine bob bye"
+    assert alice.lines() == [kick]
+    assert bob.lines() == [kick]
+    assert carol.lines() == ["-- #mine bob was kicked by alice (bye)"]
+    alice.send("MODE #mine +b carol")
+    assert alice.lines() == [":alice!~alice@chatd MODE #mine +b carol!*@*"]
+    assert carol.lines() == ["-- #mine alice banned carol", "=== left #mine"]
+    alice.send("MODE #mine b")
+    assert alice.lines() == [f"{S} 367 alice #mine carol!*@* alice 0",
+                             f"{S} 368 alice #mine :End of channel ban list"]
+
+
+def test_keepalive(server):
+    """
+    A silent client is PINGed, and closed if it stays silent; any line
+    counts as an answer.
+    """
+    alice = server.connectIrc("alice")
+    server.clock.advance(IrcFactory.PING_INTERVAL)
+    assert alice.lines() == ["PING irc.chatd"]
+    alice.send("PONG irc.chatd")
+    server.clock.advance(IrcFactory.PING_INTERVAL)
+    assert alice.lines() == ["PING irc.chatd"]
+    assert alice.transport.connected
+    server.clock.advance(IrcFactory.PING_INTERVAL)
+    assert alice.lines() == ["ERROR :Closing link: Ping timeout: 240 seconds"]
+    assert not alice.transport.connected
+
+
+def test_closedConnectionLeaves(server):
+    """
+    A connection lost without QUIT leaves its rooms with a QUIT and frees
+    its nickname.
+    """
+    alice, bob = server.connectIrc("alice"), server.connectIrc("bob")
+    alice.send("JOIN #r")
+    bob.send("JOIN #r")
+    alice.lines(), bob.lines()
+    alice.transport.loseConnection()
+    assert bob.lines() == [":alice!~alice@chatd QUIT :connection closed"]
+    assert "alice" not in server.core.users
+
+
+def test_everyRefusalHasANumeric():
+    """
+    Every refusal the core can raise has an IRC rendering: a numeric and
+    words, so that no refusal reaches an IRC client as a traceback.
+    """
+    import dataclasses
+
+    from chatd.core import refusals as R
+    from chatd.irc.refusals import reply
+
+    retired = {R.Refusal}
+    kinds = [k for k in vars(R).values()
+             if isinstance(k, type) and issubclass(k, R.Refusal) and k not in retired]
+    for kind in kinds:
+        values = {f.name: ("#r" if f.type in ("str", str) else 1)
+                  for f in dataclasses.fields(kind)}
+        if "registered" in values or "fromAddress" in values:
+            values.update({k: False for k in ("registered", "fromAddress") if k in values})
+        code, params = reply(kind(**values), "PRIVMSG")
+        assert len(code) == 3 and code.isdigit(), kind
+        assert params and params[-1], kind
+
+
+def test_historyOnJoin():
+    """
+    Joining a room shows its last lines once they are read, before what is
+    said meanwhile; with server-time they carry their original time.
+    """
+    from support import MemoryHistory
+
+    history = MemoryHistory()
+    server = IrcMemoryServer(history=history)
+    server.clock.advance(1700000000)
+    bob = server.connect("bob")
+    bob.send("before you came")
+    history.answer()
+    alice = server.connectIrc()
+    alice.send("CAP REQ server-time")
+    alice.send("NICK alice")
+    alice.send("USER a 0 * :A")
+    alice.send("CAP END")
+    alice.lines()
+    alice.send("JOIN #lobby")
+    bob.send("while reading")
+    assert alice.lines() == [
+        ":alice!~a@chatd JOIN #lobby",
+        f"{S} 353 alice = #lobby :bob alice",
+        f"{S} 366 alice #lobby :End of /NAMES list."]
+    history.answer()
+    assert alice.lines() == [
+        "@time=2023-11-14T22:13:20.000Z :bob!~bob@chatd PRIVMSG #lobby :before you came",
+        "@time=2023-11-14T22:13:20.000Z :bob!~bob@chatd PRIVMSG #lobby :while reading"]
+
+
+def test_shutdownEndsWithError(server):
+    """
+    When the server shuts down, an IRC client's last line is ERROR, and
+    its connection closes.
+    """
+    alice = server.connectIrc("alice")
+    server.gate.shutDown()
+    assert alice.lines() == ["ERROR :Server shutting down"]
+    assert not alice.transport.connected
+
+
+def test_bannedAddressIsRefusedAtRegistration():
+    """
+    An address banned from the server is told 465 and ERROR, and gets no
+    nickname.
+    """
+    from chatd.core.bans import ADDRESS, Ban
+
+    server = IrcMemoryServer()
+    server.core.moderation.restoreBans([Ban(ADDRESS, "10.0.0.9", "", None, "spam", "op", 0)])
+    client = server.connectIrc(host="10.0.0.9")
+    client.send("NICK mallory")
+    client.send("USER m 0 * :M")
+    assert client.lines() == [f"{S} 465 mallory :You are banned from this server (spam)",
+                              "ERROR :Closing link: You are banned from this server (spam)"]
+    assert server.core.user("mallory") is None
+    assert not client.transport.connected
+
+
+def test_registeredNicknameNeedsItsPassword():
+    """
+    A registered nickname is refused without proof (433, saying how), taken
+    with PASS, and refused with a wrong PASS (464).
+    """
+    accounts = MemoryAccounts()
+    accounts.passwords["alice"] = "alices-password"
+    server = IrcMemoryServer(accounts=accounts)
+    client = server.connectIrc()
+    client.send("NICK alice")
+    client.send("USER al 0 * :A")
+    assert client.lines() == [f"{S} 433 * alice :Nickname is registered: log in with SASL "
+                              "or PASS, or /msg NickServ IDENTIFY alice PASSWORD"]
+    assert server.core.user("alice") is None
+    wrong = server.connectIrc()
+    wrong.send("PASS not-her-password")
+    wrong.send("NICK alice")
+    wrong.send("USER al 0 * :A")
+    assert wrong.lines() == [f"{S} 464 * :Password incorrect"]
+    right = server.connectIrc()
+    right.send("PASS alices-password")
+    right.send("NICK alice")
+    right.send("USER al 0 * :A")
+    lines = right.lines()
+    assert lines[0].startswith(f"{S} 001 alice ")
+    assert server.core.user("alice").identified
+
+
+def test_historyInABatch():
+    """
+    With the batch capability, the replayed lines come inside a
+    chathistory batch, each tagged with it.
+    """
+    from support import MemoryHistory
+
+    history = MemoryHistory()
+    server = IrcMemoryServer(history=history)
+    server.clock.advance(1700000000)
+    bob = server.connect("bob")
+    bob.send("one")
+    bob.send("/me two")
+    alice = server.connectIrc()
+    alice.send("CAP REQ :batch server-time")
+    alice.send("NICK alice")
+    alice.send("USER a 0 * :A")
+    alice.send("CAP END")
+    alice.send("JOIN #lobby")
+    alice.lines()
+    history.answer()
+    assert alice.lines() == [
+        f"{S} BATCH +h1 chathistory #lobby",
+        "@batch=h1;time=2023-11-14T22:13:20.000Z :bob!~bob@chatd PRIVMSG #lobby one",
+        "@batch=h1;time=2023-11-14T22:13:20.000Z :bob!~bob@chatd PRIVMSG #lobby "
+        ":\x01ACTION two\x01",
+        f"{S} BATCH -h1"]
+
+
+def test_bannedNicknameIsRefused():
+    """
+    A nickname banned from the server cannot register: 465 and ERROR.
+    """
+    from chatd.core.bans import NICK, Ban
+
+    server = IrcMemoryServer()
+    server.core.moderation.restoreBans([Ban(NICK, "troll", "", None, "", "op", 0)])
+    client = server.connectIrc()
+    client.send("NICK troll")
+    client.send("USER t 0 * :T")
+    assert client.lines() == [f"{S} 465 troll :You are banned from this server",
+                              "ERROR :Closing link: You are banned from this server"]
+    assert server.core.user("troll") is None
+
+
+def test_outboxHoldAndFillRender(server):
+    """
+    What is delivered into a kept place of an IRC user's outbox (the
+    broker's fan-out does that) is rendered as a direct send would be, in
+    its place.
+    """
+    from chatd.core import events
+
+    alice = server.connectIrc("alice")
+    outbox = server.core.user("alice").outbox
+    place = outbox.hold()
+    outbox.send(b"after\r\n")
+    assert alice.lines() == []
+    outbox.fill(place, server.irc.wire.encode(events.PutOut("#r")))
+    assert alice.lines() == [f"{S} KICK #r alice :a moderator put you out", "after"]
