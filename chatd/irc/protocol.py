@@ -21,13 +21,13 @@ import time as _time
 from twisted.internet.defer import fail
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
-from twisted.protocols.basic import LineReceiver
 
 from chatd import __version__
 from chatd.core import events
 from chatd.core import refusals as R
 from chatd.core.names import nickKey, nickProblem, roomKey
 from chatd.edge.connection import Connection
+from chatd.edge.lines import PacedLineReceiver
 from chatd.edge.sanitize import cleanText
 from chatd.irc import numerics as N
 from chatd.irc.message import MAX_BODY_BYTES, MAX_CLIENT_TAG_BYTES, MAX_LINE_BYTES, encode, parse
@@ -93,7 +93,7 @@ class IrcOutbox:
         return data
 
 
-class IrcProtocol(LineReceiver):
+class IrcProtocol(PacedLineReceiver):
     """
     One IRC client.
 
@@ -103,7 +103,6 @@ class IrcProtocol(LineReceiver):
         capabilities ask for.
     """
 
-    delimiter = b"\n"
     MAX_LENGTH = MAX_LINE_BYTES + 1
 
     _log = Logger()
@@ -131,55 +130,15 @@ class IrcProtocol(LineReceiver):
         self.conn = Connection(self.transport, self.factory.gate, self.wire, self)
         if not self.conn.live:
             return
-        self._skipping = False
-        self._replay = None
         self.clock = self.factory.gate.clock
         self._lastHeard = self.clock.seconds()
         self._pinged = False
         self._keepalive = self.clock.callLater(self.factory.PING_INTERVAL, self._checkAlive)
 
-    def dataReceived(self, data):
-        if self.conn is None or not self.conn.live:
-            return
-        with self.conn.gate.coalescer:
-            # Even with nothing new (input resumed after a pause), the lines
-            # waiting are handled.
-            while True:
-                if self._skipping:
-                    end = data.find(b"\n")
-                    if end < 0:
-                        return
-                    data = data[end + 1:]
-                    self._skipping = False
-                super().dataReceived(data)
-                data, self._replay = self._replay, None
-                if not data:
-                    return
-
-    def lineLengthExceeded(self, line):
-        end = line.find(b"\n")
-        if end < 0:
-            self._skipping = True
-        else:
-            self._replay = line[end + 1:]
+    def lineTooLong(self):
         self.numeric(N.ERR_INPUTTOOLONG, "Input line was too long")
 
-    def unread(self):
-        """
-        Bytes read from the peer and not yet handled (see L{Connection}).
-        """
-        return len(self._buffer) + len(self._replay or b"")
-
-    def lineReceived(self, raw):
-        if not self.conn.accepting:
-            return
-        try:
-            self._handle(raw)
-        finally:
-            # Paced after it is handled: the next line may have to wait.
-            self.conn.lineHandled()
-
-    def _handle(self, raw):
+    def handleLine(self, raw):
         self._lastHeard = self.clock.seconds()
         self._pinged = False
         if raw.endswith(b"\r"):
@@ -218,8 +177,7 @@ class IrcProtocol(LineReceiver):
     def connectionLost(self, reason):
         if self._keepalive is not None and self._keepalive.active():
             self._keepalive.cancel()
-        if self.conn is not None:
-            self.conn.lost(reason)
+        super().connectionLost(reason)
         self._forgetNick()
 
     # Output
@@ -911,13 +869,11 @@ class IrcProtocol(LineReceiver):
                 # Shown by the wire's own confirmation of Kicked.
                 self.session.kick(name, nick, reason)
             except R.NotInRoom as refusal:
-                if roomKey(refusal.room) not in self.factory.core.rooms:
-                    refusal = R.NoSuchRoom(refusal.room)
-                self.refused(refusal, "KICK")
+                gone = roomKey(refusal.room) not in self.factory.core.rooms
+                self.refused(R.NoSuchRoom(refusal.room) if gone else refusal, "KICK")
             except R.NotMember as refusal:
-                if self.factory.core.user(nick) is None:
-                    refusal = R.NoSuchUser(nick)
-                self.refused(refusal, "KICK")
+                gone = self.factory.core.user(nick) is None
+                self.refused(R.NoSuchUser(nick) if gone else refusal, "KICK")
 
     def irc_MODE(self, params):
         target = _required(params, 0)

@@ -1,18 +1,17 @@
 """
-The line front end: a thin C{LineReceiver} that turns bytes into clean lines,
+The line front end: a thin C{LineReceiver} (L{PacedLineReceiver}, which it
+shares with IRC) that turns bytes into clean lines,
 hands them to the commands, and keeps the one piece of state the line protocol
 has and the core does not: which room plain text goes to.
 """
 
-from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import Factory
-from twisted.protocols.basic import LineReceiver
-from zope.interface import implementer
 
 from chatd import __version__
 from chatd.core.names import NICK_RULES
 from chatd.core.refusals import Refusal
 from chatd.edge.connection import Connection
+from chatd.edge.lines import PacedLineReceiver
 from chatd.edge.sanitize import TelnetFilter, cleanText
 from chatd.line import wire
 from chatd.line.commands import LineError, dispatch
@@ -23,8 +22,7 @@ MAX_LINE_BYTES = 2048
 IAC_BYTE = b"\xff"
 
 
-@implementer(IHalfCloseableProtocol)
-class ChatProtocol(LineReceiver):
+class ChatProtocol(PacedLineReceiver):
     """
     One connected user speaking the line protocol.
 
@@ -34,17 +32,13 @@ class ChatProtocol(LineReceiver):
         asked for at the nickname prompt, or L{None}.
     """
 
-    # Input lines end in LF; a CR before it is dropped, so CRLF works too.
-    delimiter = b"\n"
-    # One more than the limit, for the CR of a CRLF; lineReceived checks the
+    # One more than the limit, for the CR of a CRLF; handleLine checks the
     # limit itself once the CR is gone.
     MAX_LENGTH = MAX_LINE_BYTES + 1
 
-    conn = None
     session = None
     passwordFor = None
     _current = None
-    _inputEnded = False
 
     # Framework callbacks
 
@@ -53,8 +47,6 @@ class ChatProtocol(LineReceiver):
         if not self.conn.live:
             return
         self._telnet = TelnetFilter(self.conn.send)
-        self._skipping = False
-        self._replay = None
         try:
             self.session = self.conn.open(self.factory.core)
         except Refusal as e:
@@ -64,65 +56,23 @@ class ChatProtocol(LineReceiver):
                     "current room; commands start with /, and /help lists them.")
         self.prompt(f"Choose a nickname ({NICK_RULES}):")
 
-    def dataReceived(self, data):
-        if self.conn is None or not self.conn.live:
-            return
-        # Everything this read makes the server say reaches each recipient's
-        # transport in one write (see Coalescer).
-        with self.conn.gate.coalescer:
-            self._linesReceived(data)
-
-    def _linesReceived(self, data):
+    def filterInput(self, data):
         negotiations = data.count(IAC_BYTE)
-        data = self._telnet.feed(data)
         if negotiations:
             # Telnet negotiation costs what lines cost, so that a stream of
             # it (each asking for an answer) is paced like a flood of lines.
             self.conn.lineHandled(negotiations)
-        # Even with nothing new (input resumed after a pause), the lines
-        # waiting are handled.
-        while True:
-            if self._skipping:
-                # The rest of an over-long line: drop it up to its end.
-                end = data.find(b"\n")
-                if end < 0:
-                    # Each read of it costs a line: an endless line is paced
-                    # (and closed as a flood) like any other.
-                    self.conn.lineHandled()
-                    return
-                data = data[end + 1:]
-                self._skipping = False
-            super().dataReceived(data)
-            data, self._replay = self._replay, None
-            if not data:
-                self._endIfInputDone()
-                return
+        return self._telnet.feed(data)
 
-    def lineLengthExceeded(self, line):
-        # LineReceiver hands over the long line and everything after it; keep
-        # what follows the long line's end so no other line is lost.
-        end = line.find(b"\n")
-        if end < 0:
-            self._skipping = True
-        else:
-            self._replay = line[end + 1:]
-        self._tooLong()
-        self.conn.lineHandled()
+    def lineTooLong(self):
+        self.error(f"line too long: at most {MAX_LINE_BYTES} bytes; "
+                   "it was not delivered")
 
-    def lineReceived(self, raw):
-        if not self.conn.accepting:
-            return
-        try:
-            self._handle(raw)
-        finally:
-            # Paced after it is handled: the next line may have to wait.
-            self.conn.lineHandled()
-
-    def _handle(self, raw):
+    def handleLine(self, raw):
         if raw.endswith(b"\r"):
             raw = raw[:-1]
         if len(raw) > MAX_LINE_BYTES:
-            self._tooLong()
+            self.lineTooLong()
             return
         text = cleanText(raw)
         if not text:
@@ -153,40 +103,8 @@ class ChatProtocol(LineReceiver):
     def _answered(self, result):
         self.conn.serverAnswered()
         self.conn.releaseInput("password")
-        self._endIfInputDone()
+        self.endIfInputDone()
         return result
-
-    def readConnectionLost(self):
-        """
-        The peer will send nothing more (C{nc -N} at the end of its input):
-        the lines it sent are still handled and answered, then the
-        connection closes.
-        """
-        self._inputEnded = True
-        self._endIfInputDone()
-
-    def writeConnectionLost(self):
-        self.transport.loseConnection()
-
-    def _endIfInputDone(self):
-        """
-        Once the peer has ended its input and every line of it is handled,
-        close the connection after the answers (history being read
-        included).
-        """
-        if (self._inputEnded and self.conn.live and not self._buffer
-                and not self.conn.inputHeld):
-            self.conn.closeWhenAnswered("connection closed")
-
-    def unread(self):
-        """
-        Bytes read from the peer and not yet handled (see L{Connection}).
-        """
-        return len(self._buffer) + len(self._replay or b"")
-
-    def connectionLost(self, reason):
-        if self.conn is not None:
-            self.conn.lost(reason)
 
     # The line protocol's own state
 
@@ -251,9 +169,6 @@ class ChatProtocol(LineReceiver):
         if self.session.nick is None and self.passwordFor is None and self.conn.accepting:
             self.prompt("Choose a nickname:")
 
-    def _tooLong(self):
-        self.error(f"line too long: at most {MAX_LINE_BYTES} bytes; "
-                   "it was not delivered")
 
 
 class ChatFactory(Factory):
