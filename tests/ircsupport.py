@@ -4,14 +4,13 @@ client on its own C{StringTransport}.
 """
 
 import re
-import socket
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransportWithDisconnection
 
 from chatd.irc.message import parse
 from chatd.irc.protocol import IrcFactory
-from support import Daemon, MemoryClient, MemoryServer
+from support import Daemon, LineClient, MemoryClient, MemoryServer
 
 
 class IrcMemoryServer(MemoryServer):
@@ -75,32 +74,14 @@ class IrcDaemon(Daemon):
                 self._listening.set()
 
 
-class IrcSocketClient:
+class IrcSocketClient(LineClient):
     """
-    A blocking IRC client for a real daemon; every read has a deadline.
+    A blocking IRC client for a real daemon; every read has a deadline (see
+    L{LineClient}, whose reading it shares).
     """
-
-    def __init__(self, port, host="127.0.0.1", timeout=10, tls=None):
-        """
-        @param tls: an L{ssl.SSLContext} to speak TLS with; plain TCP by
-            default.
-        """
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        if tls is not None:
-            self.sock = tls.wrap_socket(self.sock, server_hostname=host)
-        self.buffer = b""
 
     def send(self, line):
-        self.sock.sendall(line.encode("utf-8") + b"\r\n")
-
-    def readLine(self):
-        while b"\r\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError(f"connection closed; unread: {self.buffer!r}")
-            self.buffer += chunk
-        line, self.buffer = self.buffer.split(b"\r\n", 1)
-        return line.decode("utf-8")
+        self.sendBytes(line.encode("utf-8") + b"\r\n")
 
     def register(self, nick):
         """
@@ -110,19 +91,9 @@ class IrcSocketClient:
         self.send(f"USER {nick} 0 * :{nick}")
         return self.readUntil(lambda line: line.split(" ")[1:2] in (["376"], ["422"]))
 
-    def readUntil(self, predicate):
-        lines = []
-        while True:
-            lines.append(self.readLine())
-            if predicate(lines[-1]):
-                return lines
-
     def sync(self):
         """
         Everything received until the server answers a PING sent now.
         """
         self.send("PING :sync")
         return self.readUntil(lambda line: line.endswith(" PONG irc.chatd sync"))[:-1]
-
-    def close(self):
-        self.sock.close()
