@@ -10,7 +10,7 @@ import pytest
 
 from chatd.core import events
 from chatd.storage import HistoryError, schema
-from chatd.storage.sqlite import SQLiteHistory, matchExpression
+from chatd.storage.sqlite import WRITER_CACHE_KIB, SQLiteHistory, matchExpression
 
 
 
@@ -229,6 +229,23 @@ def test_walModeAndSynchronousNormal(path, calls):
     connection = sqlite3.connect(path)
     assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     connection.close()
+
+
+def test_writerPageCacheIsSmall(path, calls):
+    """
+    The writer's connection keeps a page cache of L{WRITER_CACHE_KIB}, not
+    SQLite's default 2,000 KiB (which a burst filled and the daemon kept).
+    """
+    store = openStore(path, calls)
+    seen = []
+    done = store.flush()
+    store._writes.put(lambda connection: seen.append(
+        connection.execute("PRAGMA cache_size").fetchone()[0]))
+    calls.wait(done)
+    calls.wait(store.flush())
+    calls.wait(store.close())
+    assert seen == [-WRITER_CACHE_KIB]
+    assert WRITER_CACHE_KIB < 2000
 
 
 def test_migratesAnOlderSchemaKeepingItsLines(path, calls, tmp_path):

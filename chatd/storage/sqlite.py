@@ -103,6 +103,15 @@ how both bounds compare with what the writer does in a second."""
 INDEX_BEHIND = 20_000
 """Stored lines the search index may lag behind under a sustained load."""
 
+WRITER_CACHE_KIB = 512
+"""The writer connection's page cache, in KiB (SQLite's default is 2,000).
+The writer appends: it touches the right edge of each B-tree and the index's
+newest segments, and what it misses is in the operating system's cache.
+SQLite's default cache filled up within seconds of a burst and stayed: 2.5 MB
+of the daemon's growth under bench.py's slow-reader load.  512 KiB stored as
+many lines per second as the default within this machine's noise; 256 KiB
+was measurably slower (bench/README.md)."""
+
 MAX_REPLAYS = 1000
 """Replays (and last-topic look-ups) that may wait or run at once."""
 
@@ -267,6 +276,7 @@ class SQLiteHistory:
         """
         writing = schema.connect(self.path)
         try:
+            writing.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
             # The writer's own state, handed over before its thread starts:
             # the highest id stored, and the highest indexed for search.
             self._stored, self._indexed, used = writing.execute(
