@@ -144,3 +144,29 @@ def test_finishWritesBacklogOfPausedReader():
     outbox.send(b"queued\n")
     outbox.finish()
     assert transport.value() == b"queued\n"
+
+
+def test_pausedBacklogIsJoinedKeepingOrderAndPlaces():
+    """
+    While the transport is paused, the backlog's sends are joined every
+    L{COMPACT_SENDS} (a reader that stopped reading does not pin thousands of
+    small objects), never across a place, and everything still comes out in
+    order, counted once.
+    """
+    from chatd.edge.outbox import COMPACT_SENDS
+    outbox, transport = makeOutbox(limit=10 ** 9)
+    outbox.pauseProducing()
+    sent = [b"%d\n" % i for i in range(COMPACT_SENDS * 3 + 7)]
+    for data in sent[:COMPACT_SENDS + 3]:
+        outbox.send(data)
+    place = outbox.hold()
+    for data in sent[COMPACT_SENDS + 3:]:
+        outbox.send(data)
+    assert len(outbox._backlog) < 20
+    assert outbox.pending == sum(map(len, sent))
+    outbox.resumeProducing()
+    assert transport.value() == b"".join(sent[:COMPACT_SENDS + 3])
+    outbox.fill(place, b"history\n")
+    assert transport.value() == (b"".join(sent[:COMPACT_SENDS + 3]) + b"history\n"
+                                 + b"".join(sent[COMPACT_SENDS + 3:]))
+    assert outbox.pending == 0

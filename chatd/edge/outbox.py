@@ -41,6 +41,14 @@ from twisted.internet.interfaces import IPushProducer
 # counts against the limit.
 FLUSH_BYTES = 64 * 1024
 
+# A backlog's newest sends are joined into one bytes object every this many:
+# each send is a small object shared with the other recipients, which only this
+# backlog keeps alive once they have been written to, and a reader that has
+# stopped reading would otherwise pin thousands of them (a megabyte at the
+# burst ceiling) in Python's small-object arenas, which are not given back
+# once the reader is gone.
+COMPACT_SENDS = 256
+
 
 class Coalescer:
     """
@@ -143,7 +151,7 @@ class Outbox:
     __slots__ = ("_transport", "limit", "_clock", "grace", "_overSince", "_paused",
                  "_backlog", "_size", "_closed", "_sealed", "_places", "_released",
                  "onOverflow", "_coalescer", "_batch", "_batchSize", "_straight",
-                 "_whenFilled")
+                 "_whenFilled", "_tail")
 
     def __init__(self, transport, limit, onOverflow=None, clock=None, grace=0.0,
                  coalescer=None):
@@ -176,6 +184,9 @@ class Outbox:
         self._batch = None
         self._batchSize = 0
         self._whenFilled = None
+        # How many sends at the end of the backlog (after any place) are
+        # not yet joined.
+        self._tail = 0
         transport.registerProducer(self, True)
 
     def send(self, data):
@@ -209,8 +220,16 @@ class Outbox:
             return
         if self._closed or self._sealed:
             return
-        self._backlog.append(data)
+        backlog = self._backlog
+        backlog.append(data)
         self._size += len(data)
+        self._tail += 1
+        if self._tail >= COMPACT_SENDS:
+            tail = min(self._tail, len(backlog))
+            joined = b"".join(backlog[-tail:])
+            del backlog[-tail:]
+            backlog.append(joined)
+            self._tail = 0
         # Only a reader too slow to take its bytes is dropped: what waits
         # behind a place while the transport could take it waits for us (and
         # only as long as the place's owner lets it: see
@@ -229,6 +248,7 @@ class Outbox:
         self.flush()
         place = _Place()
         self._backlog.append(place)
+        self._tail = 0
         self._places += 1
         self._straight = False
         return place
