@@ -59,6 +59,11 @@ SCENARIOS = {
         rounds=1,
         about="one room of 5 plus one member that never reads; 20,000 messages/s "
               "(5 MB for the member that does not read, more than the kernel buffers)"),
+    "fanout-1000-web": dict(
+        args=dict(mode="fanout", members=1000, senders=10, window=64, duration=3),
+        servers=("chatd", "chatd+web"),
+        about="fanout-1000 with every member on the line protocol (chatd), and with every "
+              "other member (senders too) a WebSocket client of the web front end (chatd+web)"),
     "history": dict(
         args=dict(mode="fanout", members=1000, senders=10, window=64, duration=3),
         servers=("chatd", "chatd+history"),
@@ -88,6 +93,7 @@ SMOKE = {
     "latency-1000": dict(members=5, senders=2, rate=50, duration=0.3),
     "idle-10000": dict(members=20, rooms=4),
     "slow-reader": dict(members=5, senders=2, rate=100, duration=0.3),
+    "fanout-1000-web": dict(members=8, senders=2, duration=0.3),
     "history": dict(members=5, senders=2, duration=0.3),
     "flood": dict(members=5, senders=2, rate=4, duration=0.5),
 }
@@ -302,7 +308,7 @@ class Bench:
             if server == "chatd+metrics":
                 extra += ["--metrics", "tcp:0:interface=127.0.0.1"]
             daemon = Chatd(folder, extra, self.sources.get(server),
-                           irc=server == "chatd-irc")
+                           irc=server == "chatd-irc", web=server == "chatd+web")
             if server == "chatd+metrics":
                 daemon.scrape()
         elif server == "ngircd":
@@ -318,6 +324,9 @@ class Bench:
     def drive(self, daemon, args, flooder=False):
         command = [str(self.loadgen), "--proto", daemon.proto, "--port", str(daemon.port),
                    "--concurrency", str(daemon.logins)]
+        if daemon.webPort:
+            # Every other member a WebSocket client of the web front end.
+            command += ["--web-port", str(daemon.webPort)]
         for key, value in args.items():
             command += [f"--{key}", str(value)]
         rssIdle, cpuStart = daemon.rss(), daemon.cpu()
@@ -397,6 +406,7 @@ def _expect(gen, tag):
 
 class Daemon:
     port = None
+    webPort = None
     proto = "chat"
     # Logins in flight at once: ngircd's listen backlog is 10.
     logins = 8
@@ -454,10 +464,12 @@ class Chatd(Daemon):
 
     metricsPort = None
 
-    def __init__(self, folder, extra, source=None, irc=False):
+    def __init__(self, folder, extra, source=None, irc=False, web=False):
         """
         @param irc: whether the load speaks IRC, to chatd's IRC front end
             (C{--irc}), rather than the line protocol.
+        @param web: whether the web front end listens too (C{--web}), for
+            the load's WebSocket clients.
         """
         twistd = Path(sys.executable).parent / "twistd"
         self.log = open(folder / "chatd.log", "w+")
@@ -469,19 +481,23 @@ class Chatd(Daemon):
             extra = ["--irc", "tcp:0:interface=127.0.0.1", *extra]
             wanted = "chatd listening for IRC on 127.0.0.1:"
             self.proto = "irc"
+        if web:
+            extra = ["--web", "tcp:0:interface=127.0.0.1", *extra]
         self.process = subprocess.Popen(
             [str(twistd), "-n", "--pidfile=", "chat",
              "--listen", "tcp:0:interface=127.0.0.1", *extra],
             cwd=folder, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + 30
-        while self.port is None:
+        while self.port is None or (web and self.webPort is None):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.log.seek(0)
                 raise RuntimeError(f"chatd did not start: {self.log.read()[-2000:]}")
             time.sleep(0.05)
             self.log.seek(0)
             for line in self.log:
-                if wanted in line:
+                if wanted in line and "(web client:" in line:
+                    self.webPort = int(line.split(wanted, 1)[1].split()[0])
+                elif wanted in line:
                     self.port = int(line.rsplit(":", 1)[1])
                 if "chatd metrics on 127.0.0.1:" in line:
                     self.metricsPort = int(line.rsplit(":", 1)[1])
@@ -680,6 +696,8 @@ METRICS = {
                    "bytes_per_connection", "server_rss_ready_kb"],
     "slow-reader": ["p50_ms", "p99_ms", "lost", "misordered", "server_rss_growth_kb", "slow_dropped",
                     "slow_received"],
+    "fanout-1000-web": ["deliveries_per_s", "lost", "misordered", "p50_ms", "p99_ms",
+                        "server_cpu_us_per_delivery", "server_cpu_share", "loadgen_cpu_share"],
     "history": ["deliveries_per_s", "lost", "p50_ms", "p99_ms", "server_cpu_us_per_delivery",
                 "server_cpu_share"],
     "flood": ["p50_ms", "p99_ms", "lost", "misordered", "server_cpu_share"],
@@ -752,13 +770,20 @@ def targets(summary):
                        f"{mine / theirs:.2f}x", mine >= theirs)
     for scenario, server in (("fanout-100", "chatd"), ("fanout-1000", "chatd"),
                              ("latency-1000", "chatd"), ("slow-reader", "chatd"),
-                             ("fanout-1000", "chatd-irc"), ("latency-1000", "chatd-irc")):
+                             ("fanout-1000", "chatd-irc"), ("latency-1000", "chatd-irc"),
+                             ("fanout-1000-web", "chatd+web")):
         lost = get(scenario, server, "lost")
         order = get(scenario, server, "misordered")
         if lost is not None:
             where = scenario + (" over IRC" if server == "chatd-irc" else "")
+            where += " (half WebSocket)" if server == "chatd+web" else ""
             target(f"{where}: nothing lost, order kept", f"lost {lost}, misordered {order}",
                    lost == 0 and order == 0)
+    line, mixed = get("fanout-1000-web", "chatd", "server_cpu_us_per_delivery"), \
+        get("fanout-1000-web", "chatd+web", "server_cpu_us_per_delivery")
+    if line and mixed:
+        target("fan-out at 1,000, half WebSocket: CPU per delivery <= 1.5x all-line",
+               f"{mixed / line:.2f}x ({mixed:.2f} vs {line:.2f} µs)", mixed <= 1.5 * line)
     calm, flooded = get("flood", "chatd", "p99_ms"), get("flood", "chatd+flooder", "p99_ms")
     if calm is not None and flooded is not None:
         target("flood: the others' p99 unmoved by a flooder (within 20% or 1 ms)",

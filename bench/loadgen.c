@@ -17,6 +17,11 @@
  *   rate    --rate messages/s in total, round robin over the senders, for
  *           --duration seconds: latency at a fixed load.
  *   idle    nothing: the phase ends at once (memory is read while READY).
+ * --web-port P puts every --web-every'th client (default 2: every other one,
+ * senders too) on chatd's WebSocket front end at P instead: an HTTP Upgrade
+ * handshake, then masked JSON text frames out (nick, join, part, say) and
+ * the server's unmasked frames in; a "said" frame carrying the marker counts
+ * as a line does (a browser is also sent its own lines: those are skipped).
  * --slow 1 adds one more member that joins and then never reads; it is not
  * counted in the deliveries, and is drained at the end to see whether the
  * server dropped it.
@@ -39,7 +44,7 @@
 
 enum { CHAT, IRC };
 enum { FANOUT, RATE, IDLE };
-enum { CONNECTING, LOGIN, JOINING, READY, DEAD };
+enum { CONNECTING, HANDSHAKE, LOGIN, JOINING, READY, DEAD };
 
 #define RING 65536               /* per-sender slots for in-flight messages */
 #define HIST_US 10               /* latency histogram resolution, in us */
@@ -47,13 +52,14 @@ enum { CONNECTING, LOGIN, JOINING, READY, DEAD };
 #define TEXT_LEN 64
 
 typedef struct {
-    int fd, idx, state, slow, eof;
+    int fd, idx, state, slow, eof, web;
     char *left; size_t leftlen, leftcap;   /* a partial line from the last read */
     char *out; size_t outlen, outoff, outcap;
     uint32_t events;
 } conn_t;
 
 static int proto = CHAT, mode = FANOUT, port, port2, members = 10, senders = 2, rooms = 1;
+static int webPort = 0, webEvery = 2;
 static int window = 16, conc = 32, slowOpt = 0, rcvbuf = 1 << 20;
 static double duration = 1.0, rate = 100.0, drainTimeout = 3.0, joinTimeout = 60.0;
 static conn_t *conns;
@@ -83,6 +89,21 @@ static void queue(conn_t *c, const char *data, size_t len) {
     }
     memcpy(c->out + c->outlen, data, len);
     c->outlen += len;
+}
+
+/* One client frame: final, text, masked (RFC 6455 5.3) with a fixed key. */
+static void queueFrame(conn_t *c, const char *payload, size_t len) {
+    static const unsigned char key[4] = {0x37, 0xfa, 0x21, 0x3d};
+    unsigned char buf[16 + 1024];
+    size_t h = 0;
+    if (len > 1024) { fprintf(stderr, "loadgen: frame too long\n"); exit(2); }
+    buf[h++] = 0x81;
+    if (len < 126) buf[h++] = 0x80 | (unsigned char)len;
+    else { buf[h++] = 0x80 | 126; buf[h++] = (unsigned char)(len >> 8); buf[h++] = (unsigned char)len; }
+    memcpy(buf + h, key, 4);
+    h += 4;
+    for (size_t i = 0; i < len; i++) buf[h + i] = (unsigned char)payload[i] ^ key[i & 3];
+    queue(c, (const char *)buf, h + len);
 }
 
 static void setEvents(conn_t *c, uint32_t ev) {
@@ -123,8 +144,9 @@ static void openOne(void) {
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
     /* --port2: every other client (senders too) on a second server. */
-    struct sockaddr_in a = {.sin_family = AF_INET,
-                            .sin_port = htons(port2 && c->idx % 2 ? port2 : port)};
+    int to = port2 && c->idx % 2 ? port2 : port;
+    if (c->web) to = webPort;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(to)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0 && errno != EINPROGRESS) die("connect");
     c->fd = fd;
@@ -148,6 +170,13 @@ static void writeMessage(int s) {
                      (unsigned long long)sent[s], (unsigned long long)t);
     memset(text + n, 'x', TEXT_LEN - n);
     int len;
+    if (c->web) {
+        len = snprintf(line, sizeof line, "{\"type\":\"say\",\"room\":\"#r%d\",\"text\":\"%.*s\"}",
+                       c->idx % rooms, TEXT_LEN, text);
+        queueFrame(c, line, len);
+        sent[s]++;
+        return;
+    }
     if (proto == CHAT)
         len = snprintf(line, sizeof line, "%.*s\n", TEXT_LEN, text);
     else
@@ -174,6 +203,7 @@ static void deliver(conn_t *r, const char *p, const char *end, uint64_t t) {
     int s = (int)v[0];
     uint64_t seq = v[1];
     if (s < 0 || s >= senders) { stray++; return; }
+    if (r->web && s == r->idx) return;   /* a browser's own line, sent back */
     uint64_t lat = t > v[2] ? (t - v[2]) / 1000 / HIST_US : 0;
     uint64_t *next = &nextSeq[(size_t)r->idx * senders + s];
     if (seq != *next) misordered++;
@@ -229,6 +259,74 @@ static void loginLine(conn_t *c, const char *p, size_t len) {
     }
 }
 
+static void webLogin(conn_t *c, const char *p, size_t len) {
+    char buf[256];
+    int room = c->slow ? 0 : c->idx % rooms;
+    if (c->state == LOGIN && memmem(p, len, "\"type\":\"hello\"", 14)) {
+        int n = snprintf(buf, sizeof buf, "{\"type\":\"nick\",\"nick\":\"u%d\"}", c->idx);
+        queueFrame(c, buf, n);
+        n = snprintf(buf, sizeof buf, "{\"type\":\"join\",\"room\":\"#r%d\"}", room);
+        queueFrame(c, buf, n);
+        n = snprintf(buf, sizeof buf, "{\"type\":\"part\",\"room\":\"#lobby\"}");
+        queueFrame(c, buf, n);
+        c->state = JOINING;
+    } else if (c->state == JOINING) {
+        int n = snprintf(buf, sizeof buf, "\"type\":\"room\",\"room\":\"#r%d\"", room);
+        if (memmem(p, len, buf, n)) becomeReady(c);
+    }
+    if (memmem(p, len, "\"type\":\"error\"", 14))
+        fprintf(stderr, "loadgen: web client %d refused: %.*s\n", c->idx, (int)len, p);
+}
+
+/* A WebSocket's bytes: the 101 answer, then whole frames; returns where the
+ * unfinished rest begins, or NULL when the client is dead. */
+static char *webBytes(conn_t *c, char *p, char *end, uint64_t t) {
+    if (c->state == HANDSHAKE) {
+        char *h = memmem(p, end - p, "\r\n\r\n", 4);
+        if (!h) return p;
+        if (!startsWith(p, h - p, "HTTP/1.1 101")) {
+            fprintf(stderr, "loadgen: web client %d: no upgrade: %.*s\n", c->idx,
+                    (int)(h - p), p);
+            markDead(c);
+            return NULL;
+        }
+        c->state = LOGIN;
+        p = h + 4;
+    }
+    while (end - p >= 2) {
+        unsigned char *b = (unsigned char *)p;
+        uint64_t len = b[1] & 0x7f;
+        size_t hdr = 2;
+        if (len == 126) {
+            if (end - p < 4) break;
+            len = (uint64_t)b[2] << 8 | b[3];
+            hdr = 4;
+        } else if (len == 127) {
+            if (end - p < 10) break;
+            len = 0;
+            for (int i = 0; i < 8; i++) len = len << 8 | b[2 + i];
+            hdr = 10;
+        }
+        if (b[1] & 0x80) hdr += 4;   /* a server does not mask; skipped, not unmasked */
+        if ((uint64_t)(end - p) < hdr + len) break;
+        char *payload = p + hdr;
+        int opcode = b[0] & 0x0f;
+        if (opcode == 0x1) {
+            if (c->state == READY) {
+                char *m = memmem(payload, len, "BMK ", 4);
+                if (m && memmem(payload, m - payload, "\"type\":\"said\"", 13))
+                    deliver(c, m + 4, payload + len, t);
+            } else {
+                webLogin(c, payload, len);
+            }
+        } else if (opcode == 0x8) {
+            fprintf(stderr, "loadgen: web client %d: closed by the server\n", c->idx);
+        }
+        p = payload + len;
+    }
+    return p;
+}
+
 static void readable(conn_t *c) {
     for (;;) {
         size_t keep = c->leftlen;
@@ -242,7 +340,11 @@ static void readable(conn_t *c) {
         }
         uint64_t t = now();
         char *p = scratch, *end = scratch + keep + n, *nl;
-        while ((nl = memchr(p, '\n', end - p))) {
+        if (c->web) {
+            p = webBytes(c, p, end, t);
+            if (!p) return;
+        }
+        while (!c->web && (nl = memchr(p, '\n', end - p))) {
             size_t len = nl - p;
             if (len && p[len - 1] == '\r') len--;
             if (c->state == READY) {
@@ -271,7 +373,16 @@ static void connected(conn_t *c) {
     getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
     if (err) { fprintf(stderr, "loadgen: connect: %s\n", strerror(err)); markDead(c); return; }
     c->state = LOGIN;
-    if (proto == IRC) {
+    if (c->web) {
+        char buf[512];
+        int n = snprintf(buf, sizeof buf,
+                         "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+                         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                         "Sec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:%d\r\n\r\n",
+                         webPort, webPort);
+        queue(c, buf, n);
+        c->state = HANDSHAKE;
+    } else if (proto == IRC) {
         char buf[128];
         int n = snprintf(buf, sizeof buf, "NICK u%d\r\nUSER u%d 0 * :u%d\r\n", c->idx, c->idx, c->idx);
         queue(c, buf, n);
@@ -382,6 +493,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--mode")) mode = !strcmp(v, "rate") ? RATE : !strcmp(v, "idle") ? IDLE : FANOUT;
         else if (!strcmp(k, "--port")) port = atoi(v);
         else if (!strcmp(k, "--port2")) port2 = atoi(v);
+        else if (!strcmp(k, "--web-port")) webPort = atoi(v);
+        else if (!strcmp(k, "--web-every")) webEvery = atoi(v);
         else if (!strcmp(k, "--members")) members = atoi(v);
         else if (!strcmp(k, "--senders")) senders = atoi(v);
         else if (!strcmp(k, "--rooms")) rooms = atoi(v);
@@ -402,7 +515,12 @@ int main(int argc, char **argv) {
     counts = calloc((size_t)senders * RING, 4);
     hist = calloc(HIST_N, 4);
     if (!conns || !nextSeq || !counts || !hist) die("calloc");
-    for (int i = 0; i < nconns; i++) { conns[i].idx = i; conns[i].slow = slowOpt && i == nconns - 1; }
+    if (webEvery < 1) webEvery = 1;
+    for (int i = 0; i < nconns; i++) {
+        conns[i].idx = i;
+        conns[i].slow = slowOpt && i == nconns - 1;
+        conns[i].web = webPort && i % webEvery == webEvery - 1;
+    }
     expectEach = (uint64_t)(members - 1);
 
     ep = epoll_create1(0);
