@@ -31,8 +31,9 @@ class Members(dict):
         self.byWire = {}
 
     def __setitem__(self, key, user):
-        if key in self:
-            self._ungroup(key, self[key])
+        old = self.get(key)
+        if old is not None and old.wire is not user.wire:
+            self._ungroup(key, old)
         super().__setitem__(key, user)
         group = self.byWire.get(user.wire)
         if group is None:
