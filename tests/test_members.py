@@ -75,3 +75,48 @@ def test_mixedRoomDeliversEachOnceAndCountsExactly():
     assert (short.encoded, long.encoded) == (1, 1)
     assert fanout.deliveries == 4
     assert fanout.sentBytes == 3 * 5 + 10 + 4
+
+
+def test_oneFormatIsItsOwnGroup():
+    """
+    A room of one wire format keeps no second reference to its members: its
+    single group is the members themselves, until a second format joins, and
+    again once the last member of the other format is gone.
+    """
+    line, web = Wire(b"line "), Wire(b"web ")
+    a, b, c = Member(line), Member(line), Member(web)
+    members = Room("#r").members
+    members["a"], members["b"] = a, b
+    assert members.byWire == {line: members} and members.byWire[line] is members
+    members["c"] = c
+    assert members.byWire[line] is not members
+    assert {w: list(g) for w, g in members.byWire.items()} == {line: ["a", "b"], web: ["c"]}
+    del members["a"]
+    members["a"] = a
+    assert list(members.byWire[line]) == ["b", "a"]
+    del members["c"]
+    assert members.byWire[line] is members and list(members) == ["b", "a"]
+
+
+def test_groupsFollowAnySequenceOfJoinsAndParts():
+    """
+    Through any sequence of joins and parts (a seeded random one of 2,000
+    steps over three formats), each group is exactly the members of its
+    format, in the room's order.
+    """
+    import random
+    chance = random.Random(14)
+    wires = [Wire(b"a "), Wire(b"b "), Wire(b"c ")]
+    members = Room("#r").members
+    for step in range(2000):
+        key = f"u{chance.randrange(30)}"
+        if key in members and chance.random() < 0.5:
+            del members[key]
+        elif key not in members:
+            members[key] = Member(chance.choice(wires))
+        expected = {}
+        for k, user in members.items():
+            expected.setdefault(user.wire, []).append(k)
+        assert {w: list(g) for w, g in members.byWire.items()} == expected, step
+        if len(expected) == 1:
+            assert next(iter(members.byWire.values())) is members

@@ -5,10 +5,13 @@ Most rooms are all one wire format, but a room where browsers, line clients
 and IRC clients talk is not, and there the members come in join order, the
 formats interleaved.  Walking them in that order costs the fan-out a look-up
 of each recipient's encoded bytes and, for the metrics, another pass over
-them to add up the bytes: over sockets, a room of 1,000 with every other member a
-browser cost 1.7x an all-line room per delivery (bench/README.md).  Grouped
-as they join, the fan-out hands each format's bytes to each group in a plain
-loop and counts a group's bytes with one multiplication.
+them to add up the bytes: over sockets, a room of 1,000 with every other
+member a browser cost 1.7x an all-line room per delivery (bench/README.md).
+Grouped as they join, the fan-out hands each format's bytes to each group in
+a plain loop and counts a group's bytes with one multiplication.
+
+A room of one format, the usual case, is its own single group: only a room
+that mixes formats keeps a second reference to each member.
 """
 
 
@@ -21,7 +24,8 @@ class Members(dict):
     fixed for their session (L{chatd.core.chat.ChatCore.open}).
 
     @ivar byWire: for each wire format among the members, its members by
-        nickname key, in the order they joined.
+        nickname key, in the order they joined: while there is one format,
+        this very C{dict}.
     """
 
     __slots__ = ("byWire",)
@@ -33,20 +37,35 @@ class Members(dict):
     def __setitem__(self, key, user):
         old = self.get(key)
         if old is not None and old.wire is not user.wire:
-            self._ungroup(key, old)
+            del self[key]
+        wire, groups = user.wire, self.byWire
+        if not groups:
+            groups[wire] = self
+        elif wire not in groups and len(groups) == 1:
+            # A second format: from now on each has a group of its own.
+            (first,) = groups
+            groups[first] = dict(self)
+            groups[wire] = {}
+        elif wire not in groups:
+            groups[wire] = {}
+        group = groups[wire]
+        if group is not self:
+            group[key] = user
         super().__setitem__(key, user)
-        group = self.byWire.get(user.wire)
-        if group is None:
-            group = self.byWire[user.wire] = {}
-        group[key] = user
 
     def __delitem__(self, key):
         user = self[key]
         super().__delitem__(key)
-        self._ungroup(key, user)
-
-    def _ungroup(self, key, user):
-        group = self.byWire[user.wire]
+        groups = self.byWire
+        group = groups[user.wire]
+        if group is self:
+            if not self:
+                groups.clear()
+            return
         del group[key]
         if not group:
-            del self.byWire[user.wire]
+            del groups[user.wire]
+            if len(groups) == 1:
+                # One format left: its group is the room's members again.
+                (wire,) = groups
+                groups[wire] = self
