@@ -124,7 +124,8 @@ def test_capNegotiationHoldsRegistration(server):
 def test_joinAndNames(server):
     """
     JOIN: the joiner gets its own JOIN, the topic (332) and the names
-    (353/366); each other member, IRC or line, is told once.
+    (353/366, the creator of a line user's room shown as @); each other
+    member, IRC or line, is told once.
     """
     alice = server.connectIrc("alice")
     bob = server.connect("bob")
@@ -135,7 +136,7 @@ def test_joinAndNames(server):
     assert alice.lines() == [
         ":alice!~alice@chatd JOIN #dev",
         f"{S} 332 alice #dev :all about dev",
-        f"{S} 353 alice = #dev :bob alice",
+        f"{S} 353 alice = #dev :@bob alice",
         f"{S} 366 alice #dev :End of /NAMES list."]
     assert bob.lines() == ["-- #dev alice has joined"]
     carol = server.connectIrc("carol")
@@ -396,7 +397,7 @@ def test_whoWhoisListNames(server):
         f"{S} 311 alice bob ~bob chatd * :chatd line user",
         f"{S} 319 alice bob #lobby",
         f"{S} 312 alice bob irc.chatd chatd",
-        f"{S} 317 alice bob 0 :seconds idle",
+        f"{S} 317 alice bob 0 0 :seconds idle, signon time",
         f"{S} 318 alice bob :End of /WHOIS list."]
     alice.send("WHOIS nobody")
     assert alice.lines() == [f"{S} 401 alice nobody :No such nick/channel",
@@ -465,12 +466,12 @@ def test_lfAndEdgeCleaning(server):
 
 def test_kickNeedsModerator(server):
     """
-    KICK from someone who may not moderate the room is 482, and nobody is
-    kicked.
+    KICK from someone who may not moderate the room (not its creator) is
+    482, and nobody is kicked.
     """
     alice, bob = server.connectIrc("alice"), server.connectIrc("bob")
-    alice.send("JOIN #r")
     bob.send("JOIN #r")
+    alice.send("JOIN #r")
     alice.lines(), bob.lines()
     alice.send("KICK #r bob :out")
     assert alice.lines() == [f"{S} 482 alice #r :You're not channel operator"]
@@ -750,3 +751,41 @@ def test_outboxHoldAndFillRender(server):
     assert alice.lines() == []
     outbox.fill(place, server.irc.wire.encode(events.PutOut("#r")))
     assert alice.lines() == [f"{S} KICK #r alice :a moderator put you out", "after"]
+
+
+def test_creatorIsChannelOperator(server):
+    """
+    The creator of a channel is its operator while they stay (a core rule,
+    shown as @ in NAMES, WHO and WHOIS): they kick, several nicknames at
+    once or in room and nickname pairs, each KICK its own line.
+    """
+    alice, bob, carol = (server.connectIrc(n) for n in ("alice", "bob", "carol"))
+    for client in (alice, bob, carol):
+        client.send("JOIN #r")
+    alice.lines(), bob.lines(), carol.lines()
+    bob.send("NAMES #r")
+    assert bob.lines() == [f"{S} 353 bob = #r :@alice bob carol",
+                           f"{S} 366 bob #r :End of /NAMES list."]
+    bob.send("WHO #r")
+    assert [line.split()[8] for line in bob.lines()[:-1]] == ["H@", "H", "H"]
+    bob.send("WHOIS alice")
+    assert f"{S} 319 bob alice @#r" in bob.lines()
+    alice.send("KICK #r,#r bob,carol :bye")
+    assert alice.lines() == [":alice!~alice@chatd KICK #r bob bye",
+                             ":alice!~alice@chatd KICK #r carol bye"]
+    alice.send("KICK #r,#r bob")
+    assert alice.lines() == [f"{S} 461 alice KICK :Not enough parameters"]
+
+
+def test_namesOfSeveralChannels(server):
+    """
+    NAMES of several channels: their 353s, then one 366 naming them all
+    (RFC 2812); a channel that does not exist adds nothing.
+    """
+    alice = server.connectIrc("alice")
+    alice.send("JOIN #a,#b")
+    alice.lines()
+    alice.send("NAMES #a,#none,#b")
+    assert alice.lines() == [f"{S} 353 alice = #a @alice",
+                             f"{S} 353 alice = #b @alice",
+                             f"{S} 366 alice #a,#none,#b :End of /NAMES list."]

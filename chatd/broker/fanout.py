@@ -790,7 +790,7 @@ class BrokeredFanout(Fanout):
         if user is None:
             user = RemoteUser(node, nick, None)
             user.hangUp = lambda user=user: self._hangRemote(user)
-            user.active = self.clock.seconds()
+            user.active = user.since = self.clock.seconds()
             users[key] = user
             self._byNode.setdefault(node, set()).add(key)
         elif not isinstance(user, RemoteUser) or user.node != node:

@@ -46,10 +46,12 @@ class User:
     @ivar goneBecause: why, once they are (ghosted, banned, their quit).
     @ivar away: why the user is away, or C{""} while they are not.
     @ivar active: when the user last said something (POSIX seconds).
+    @ivar since: when the user got their first nickname (POSIX seconds).
     """
 
     __slots__ = ("nick", "rooms", "outbox", "wire", "host", "account",
-                 "hangUp", "connected", "goneBecause", "away", "active", "__weakref__")
+                 "hangUp", "connected", "goneBecause", "away", "active", "since",
+                 "__weakref__")
 
     def __init__(self, outbox, wire, host=None, hangUp=None):
         self.nick = None
@@ -63,6 +65,7 @@ class User:
         self.goneBecause = None
         self.away = ""
         self.active = 0.0
+        self.since = 0.0
 
     @property
     def identified(self):
@@ -79,6 +82,7 @@ class Whois:
 
     @ivar idle: seconds since they last said anything.
     @ivar away: why they are away, or C{""}.
+    @ivar since: when they arrived (POSIX seconds).
     """
 
     nick: str
@@ -87,6 +91,7 @@ class Whois:
     identified: bool
     operator: bool
     away: str
+    since: float = 0.0
 
 
 class Room:
@@ -106,10 +111,15 @@ class Room:
         had proved one, so that a new connection does not shed it.
     @ivar expelled: the key of the ban that put each user out of the room,
         so that a new nickname does not let them back in while it holds.
+    @ivar creator: the L{User} who created the room, while they stay in it
+        and no moderator has muted them, or L{None}: they moderate it, as
+        the creator of a channel is its operator on every IRC server.
+        Unlike an owner, a creator is no registered nickname: their power
+        ends when they leave, and so do the room's bans if it is not kept.
     """
 
     __slots__ = ("name", "key", "members", "topic", "owner", "firstId", "muted",
-                 "mutedAccounts", "expelled")
+                 "mutedAccounts", "expelled", "creator")
 
     def __init__(self, name, owner=None, topic="", firstId=None):
         self.name = name
@@ -121,6 +131,7 @@ class Room:
         self.muted = weakref.WeakKeyDictionary()
         self.mutedAccounts = {}
         self.expelled = weakref.WeakKeyDictionary()
+        self.creator = None
 
     def shows(self, event):
         """
@@ -236,7 +247,7 @@ class ChatCore:
         self.logins += 1
         # With the disconnect line, the one log line a connection costs.
         self._log.info("{nick} logged in from {host}", nick=nick, host=user.host)
-        user.active = self.clock.seconds()
+        user.active = user.since = self.clock.seconds()
         self.fanout.toUser(user, events.NowKnownAs(None, nick))
         room = self.join(user, self.lobby)[0] if lobby else None
         return room
@@ -346,10 +357,11 @@ class ChatCore:
 
     def _create(self, user, name):
         """
-        A new room called C{name}, created by C{user}.  A registered,
-        identified creator owns it (up to L{OWNED_MAX} rooms each) and it is
-        kept, with its history, when it empties; the lobby belongs to nobody
-        and always shows its history.  Any other room shows only the lines
+        A new room called C{name}, created by C{user}, who moderates it while
+        they stay (L{Room.creator}).  A registered, identified creator also
+        owns it (up to L{OWNED_MAX} rooms each) and it is kept, with its
+        history, when it empties; the lobby belongs to nobody, is moderated
+        by operators alone, and always shows its history.  Any other room shows only the lines
         said since it was created: not those of an earlier room of the same
         name that emptied.
         """
@@ -363,6 +375,8 @@ class ChatCore:
         if not isLobby and self.history is not None:
             firstId = self.history.nextId()
         room = self.rooms[key] = Room(name, owner, firstId=firstId)
+        if not isLobby:
+            room.creator = user
         if owner is not None:
             self._owned[owner] = self._owned.get(owner, 0) + 1
             self._keep(room)
@@ -445,7 +459,7 @@ class ChatCore:
             raise R.NoSuchUser(nick)
         return Whois(user.nick, tuple(room.name for room in user.rooms.values()),
                      self.clock.seconds() - user.active, user.identified,
-                     self.moderation.isOperator(user), user.away)
+                     self.moderation.isOperator(user), user.away, user.since)
 
     def setTopic(self, user, name, topic):
         """
@@ -550,11 +564,15 @@ class ChatCore:
         key = room.key
         del user.rooms[key]
         del room.members[nickKey(user.nick)]
+        if room.creator is user:
+            room.creator = None
         if not room.members:
             del self.rooms[key]
             if room.owner is not None or key == roomKey(self.lobby):
                 # The lobby too keeps its topic while nobody is there.
                 self.kept[key] = room
+            else:
+                self.moderation.roomGone(room)
         elif event is not None:
             self.fanout.toRoom(room, event)
 

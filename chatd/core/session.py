@@ -243,6 +243,14 @@ class Session:
     def unmute(self, room, nick):
         self._core.moderation.unmute(self._named(), room, nick)
 
+    def moderators(self, room):
+        """
+        The members of C{room}, a L{chatd.core.chat.Room}, who moderate it
+        (operators, its owner, its creator), in the order they joined.
+        """
+        isModerator = self._core.moderation.isModerator
+        return [member for member in room.members.values() if isModerator(member, room)]
+
     def bans(self, room):
         """
         The bans the user may lift: every one for an operator, C{room}'s for

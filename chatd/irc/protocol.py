@@ -539,15 +539,10 @@ class IrcProtocol(PacedLineReceiver):
 
     def _isModerator(self, room, user):
         """
-        Whether C{user} may moderate C{room}: an operator, or the room's
-        registered, identified owner.
+        Whether C{user} may moderate C{room} (L{None}: nothing): shown as
+        C{@}.
         """
-        if room is None:
-            return False
-        if self.factory.core.moderation.isOperator(user):
-            return True
-        return (room.owner is not None and user.identified
-                and room.owner == nickKey(user.nick))
+        return room is not None and self.factory.core.moderation.isModerator(user, room)
 
     def _prefixed(self, room, user):
         flag = "@" if self._isModerator(room, user) else ""
@@ -594,19 +589,28 @@ class IrcProtocol(PacedLineReceiver):
             self.conn.send(encode("TOPIC", refusal.room, topic, prefix=self.source()))
 
     def irc_NAMES(self, params):
+        """
+        NAMES: every channel the user is in, or those named; for several
+        named, as RFC 2812 has it, their 353s and one 366 naming them all.
+        """
         core = self.factory.core
         if not params or not params[0]:
             for room in self.session.rooms:
                 for data in self._namesLines(room, room.name, _nicks(room)):
                     self.conn.send(data)
             return
-        for name in params[0].split(","):
+        names = [name for name in params[0].split(",") if name]
+        for name in names:
             room = core.rooms.get(roomKey(name))
             if room is None:
-                self.numeric(N.RPL_ENDOFNAMES, name, "End of /NAMES list.")
+                if len(names) == 1:
+                    self.numeric(N.RPL_ENDOFNAMES, name, "End of /NAMES list.")
                 continue
-            for data in self._namesLines(room, room.name, _nicks(room)):
+            lines = self._namesLines(room, room.name, _nicks(room))
+            for data in lines if len(names) == 1 else lines[:-1]:
                 self.conn.send(data)
+        if len(names) > 1:
+            self.numeric(N.RPL_ENDOFNAMES, params[0], "End of /NAMES list.")
 
     def irc_LIST(self, params):
         """
@@ -828,7 +832,8 @@ class IrcProtocol(PacedLineReceiver):
             self.numeric(N.RPL_WHOISACCOUNT, whois.nick, whois.nick, "is logged in as")
         if whois.away:
             self.numeric(N.RPL_AWAY, whois.nick, whois.away)
-        self.numeric(N.RPL_WHOISIDLE, whois.nick, str(int(whois.idle)), "seconds idle")
+        self.numeric(N.RPL_WHOISIDLE, whois.nick, str(int(whois.idle)), str(int(whois.since)),
+                     "seconds idle, signon time")
         self.numeric(N.RPL_ENDOFWHOIS, whois.nick, "End of /WHOIS list.")
 
     def irc_TAGMSG(self, params):
@@ -861,10 +866,17 @@ class IrcProtocol(PacedLineReceiver):
     # Moderation
 
     def irc_KICK(self, params):
-        name = _required(params, 0)
-        nicks = _required(params, 1)
+        """
+        KICK #room nick[,nick...], or as many rooms as nicks, in pairs.
+        """
+        names = _required(params, 0).split(",")
+        nicks = _required(params, 1).split(",")
         reason = _param(params, 2)[:N.KICKLEN]
-        for nick in nicks.split(","):
+        if len(names) == 1:
+            names = names * len(nicks)
+        elif len(names) != len(nicks):
+            raise _NeedMoreParams()
+        for name, nick in zip(names, nicks):
             try:
                 # Shown by the wire's own confirmation of Kicked.
                 self.session.kick(name, nick, reason)

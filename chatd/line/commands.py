@@ -243,6 +243,9 @@ def _who(conn, arg):
         room = conn.currentRoom()
     members = list(room.members.values())
     conn.send(wire.encodeLine(wire.members(room.name, (m.nick for m in members))))
+    moderators = conn.session.moderators(room)
+    if moderators:
+        conn.reply(f"{room.name} moderators: " + " ".join(m.nick for m in moderators))
     away = sorted((m for m in members if m.away), key=lambda m: nickKey(m.nick))
     if away:
         conn.reply(f"{room.name} away: " + ", ".join(f"{m.nick} ({m.away})" for m in away))
