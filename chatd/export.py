@@ -33,7 +33,7 @@ class Options(usage.Options):
     longdesc = (
         "Write the history of #ROOM, oldest line first, to standard output. "
         "jsonl gives one JSON object per line: id, time (POSIX seconds), utc, "
-        "room, kind (said, acted or topic), nick and text. text gives each "
+        "room, kind (said, notice, acted or topic), nick and text. text gives each "
         "line as chat shows it, after its UTC time."
     )
     optParameters = [

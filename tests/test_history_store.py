@@ -38,13 +38,14 @@ def test_createsFolderAndKeepsLinesAcrossReopening(path, calls):
         said(store, "#Dev", "alice", "hello"),
         events.Acted("#Dev", "bob", "waves", 1001.5, store.nextId()),
         events.TopicChanged("#Dev", "alice", "cake", 1002.0, store.nextId()),
+        events.Said("#Dev", "bob", "a notice", 1003.0, store.nextId(), notice=True),
     ]
-    store.append(kept[1])
-    store.append(kept[2])
+    for event in kept[1:]:
+        store.append(event)
     calls.wait(store.close())
     store = openStore(path, calls)
     assert calls.wait(store.recent("#dev", 10)) == kept
-    assert store.nextId() == 4
+    assert store.nextId() == 5
     calls.wait(store.close())
 
 

@@ -224,6 +224,35 @@ def test_privateMessages(server):
     assert alice.lines() == []
 
 
+def test_notices(server):
+    """
+    A NOTICE stays a notice in the core: IRC users get a NOTICE, line users
+    see the sender between dashes, in a room or privately; a line user's
+    message is never one.  Nothing answers a notice, not even an away
+    reply.
+    """
+    alice, carol = server.connectIrc("alice"), server.connectIrc("carol")
+    bob = server.connect("bob")
+    for c in (alice, carol):
+        c.send("JOIN #dev")
+    bob.send("/join #dev")
+    for c in (alice, carol, bob):
+        c.lines()
+    alice.send("NOTICE #dev :the build is green")
+    assert alice.lines() == []
+    assert carol.lines() == [":alice!~alice@chatd NOTICE #dev :the build is green"]
+    assert bob.lines() == ["#dev -alice- the build is green"]
+    carol.send("AWAY :lunch")
+    carol.lines()
+    alice.send("NOTICE carol :ping me later")
+    alice.send("NOTICE bob :and you")
+    assert carol.lines() == [":alice!~alice@chatd NOTICE carol :ping me later"]
+    assert bob.lines() == ["-alice- and you"]
+    assert alice.lines() == []
+    alice.send("PRIVMSG carol :hello")
+    assert alice.lines() == [f"{S} 301 alice carol lunch"]
+
+
 def test_messageErrors(server):
     """
     No recipient is 411, no text 412, a room one is not in 404, a room

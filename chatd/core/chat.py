@@ -409,11 +409,12 @@ class ChatCore:
         self.removeMember(user, room, event)
         return room
 
-    def say(self, user, name, text):
+    def say(self, user, name, text, notice=False):
         """
-        Send C{text} to every other member of the room C{name}.
+        Send C{text} to every other member of the room C{name}, as a notice
+        (L{events.Said.notice}) if C{notice}.
         """
-        self._talk(events.Said, user, name, text)
+        self._talk(events.Said, user, name, text, notice)
 
     def act(self, user, name, text):
         """
@@ -421,26 +422,29 @@ class ChatCore:
         """
         self._talk(events.Acted, user, name, text)
 
-    def _talk(self, kind, user, name, text):
+    def _talk(self, kind, user, name, text, *notice):
         room = self.memberRoom(user, name)
         self.moderation.checkMayTalk(user, room)
-        event = kind(room.name, user.nick, text, self.clock.seconds(), self._newId())
+        event = kind(room.name, user.nick, text, self.clock.seconds(), self._newId(), *notice)
         user.active = event.time
         self._record(event)
         self.fanout.toRoom(room, event, user)
 
-    def tell(self, user, nick, text):
+    def tell(self, user, nick, text, notice=False):
         """
-        Send C{text} to the user called C{nick} and nobody else.
+        Send C{text} to the user called C{nick} and nobody else, as a notice
+        if C{notice} (which tells the sender nothing of the recipient's
+        absence: nothing answers a notice).
         """
         target = self.users.get(nickKey(nick))
         if target is None:
             raise R.NoSuchUser(nick)
-        event = events.PrivatelySaid(user.nick, target.nick, text, self.clock.seconds())
+        event = events.PrivatelySaid(user.nick, target.nick, text, self.clock.seconds(),
+                                     notice)
         user.active = event.time
         self.fanout.toUser(target, event)
         self.fanout.toActor(user, event)
-        if target.away:
+        if target.away and not notice:
             self.fanout.toUser(user, events.Away(target.nick, target.away))
 
     def setAway(self, user, text):

@@ -22,6 +22,9 @@ class Said:
     text: str
     time: float
     id: int | None = None
+    notice: bool = False
+    """Said as a notice (IRC's NOTICE): text that asks for no answer, which
+    clients show apart and never answer automatically."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,8 @@ class PrivatelySaid:
     target: str
     text: str
     time: float
+    notice: bool = False
+    """As L{Said.notice}."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -131,14 +131,14 @@ class Session:
 
     # Talking
 
-    def say(self, room, text):
-        self._core.say(self._named(), room, text)
+    def say(self, room, text, notice=False):
+        self._core.say(self._named(), room, text, notice)
 
     def act(self, room, text):
         self._core.act(self._named(), room, text)
 
-    def tell(self, nick, text):
-        self._core.tell(self._named(), nick, text)
+    def tell(self, nick, text, notice=False):
+        self._core.tell(self._named(), nick, text, notice)
 
     def setAway(self, text):
         """

@@ -662,7 +662,7 @@ class IrcProtocol(PacedLineReceiver):
                 continue
             try:
                 if target.startswith("#"):
-                    self._toRoom(target, text, ctcp)
+                    self._toRoom(target, text, ctcp, notice)
                 else:
                     self._toNick(target, text, ctcp, command)
             except R.Refusal as refusal:
@@ -674,17 +674,19 @@ class IrcProtocol(PacedLineReceiver):
                     self.refused(refusal, command)
 
     def irc_NOTICE(self, params, ctcp):
-        # chatd has no notices: an IRC user's NOTICE is a message (README).
+        # A notice in the core too: IRC users get a NOTICE, line users
+        # "#room -alice- text" (README).
         self.irc_PRIVMSG(params, ctcp, notice=True)
 
-    def _toRoom(self, target, text, ctcp):
+    def _toRoom(self, target, text, ctcp, notice):
         if ctcp == "ACTION":
             self.session.act(target, text)
             shown = f"{CTCP}ACTION {text}{CTCP}"
         else:
-            self.session.say(target, text)
+            self.session.say(target, text, notice)
             shown = text
-        self._echo("PRIVMSG", self.session.memberRoom(target).name, shown)
+        self._echo("NOTICE" if notice and ctcp is None else "PRIVMSG",
+                   self.session.memberRoom(target).name, shown)
 
     def _echo(self, command, target, text):
         if "echo-message" in self.caps:
@@ -700,7 +702,7 @@ class IrcProtocol(PacedLineReceiver):
             # starting with "* nick", as the line protocol would show it.
             text = f"* {self.nick} {text}"
         # Someone away: the core tells the sender (Away, shown as 301).
-        self.session.tell(target, text)
+        self.session.tell(target, text, command == "NOTICE")
         self._echo(command, target, text)
 
     def _nickServ(self, text):

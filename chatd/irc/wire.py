@@ -16,6 +16,7 @@ them as L{Personal} bytes, which the recipient's connection renders
 (L{chatd.irc.protocol.IrcOutbox}).
 """
 
+import dataclasses
 from datetime import datetime, timezone
 
 from chatd.core import events
@@ -131,8 +132,8 @@ class IrcWire:
         if encoder is not None:
             return encoder(self, event)
         if kind is events.PrivatelySaid:
-            return self._text("PRIVMSG", event.target, event.text, self.source(event.sender),
-                              event.time)
+            return self._text("NOTICE" if event.notice else "PRIVMSG", event.target,
+                              event.text, self.source(event.sender), event.time)
         # Told by the machinery around the core, before or after a session.
         if kind is events.Closing:
             return line("ERROR", f"Closing link: {event.reason}")
@@ -167,7 +168,7 @@ class IrcWire:
         """
         if not self.tagged and type(event) in (events.Said, events.Acted):
             stamp = datetime.fromtimestamp(event.time, timezone.utc).strftime("[%Y-%m-%d %H:%M] ")
-            event = type(event)(event.room, event.nick, stamp + event.text, event.time, event.id)
+            event = dataclasses.replace(event, text=stamp + event.text)
         return self.encode(event)
 
     def personal(self, event, me) -> bytes:
@@ -198,9 +199,13 @@ class IrcWire:
         return b""
 
 
-def _roomText(command, action=False):
-    return lambda wire, e: wire._text(command, e.room, e.text, wire.source(e.nick), e.time,
-                                      action)
+def _said(wire, e):
+    return wire._text("NOTICE" if e.notice else "PRIVMSG", e.room, e.text,
+                      wire.source(e.nick), e.time)
+
+
+def _acted(wire, e):
+    return wire._text("PRIVMSG", e.room, e.text, wire.source(e.nick), e.time, action=True)
 
 
 def _part(wire, e):
@@ -215,8 +220,8 @@ def _topic(wire, e):
 
 
 _ROOM_LINES = {
-    events.Said: _roomText("PRIVMSG"),
-    events.Acted: _roomText("PRIVMSG", action=True),
+    events.Said: _said,
+    events.Acted: _acted,
     events.Joined: lambda w, e: line("JOIN", e.room, prefix=w.source(e.nick)),
     events.Parted: _part,
     events.Quit: lambda w, e: Once(line("QUIT", e.reason or "Quit", prefix=w.source(e.nick))),

@@ -60,6 +60,7 @@ every line appended before it was asked for, and never waits behind lines that
 came later.
 """
 
+import functools
 import math
 import os
 import queue
@@ -150,14 +151,15 @@ _LAST_TOPIC = ("SELECT text, nick, time FROM messages "
                "WHERE room_key = ? AND kind = 'topic' AND id <= ? ORDER BY id DESC LIMIT 1")
 # A token as FTS5's unicode61 tokenizer sees one, near enough to count them.
 _TOKEN = re.compile(r"[^\W_]+")
-_EVENTS = {"said": events.Said, "acted": events.Acted, "topic": events.TopicChanged}
+_EVENTS = {"said": events.Said, "acted": events.Acted, "topic": events.TopicChanged,
+           "notice": functools.partial(events.Said, notice=True)}
 
 
 def _row(event):
     kind = type(event)
     if kind is events.Said:
-        return (event.id, event.time, roomKey(event.room), event.room, "said",
-                event.nick, event.text)
+        return (event.id, event.time, roomKey(event.room), event.room,
+                "notice" if event.notice else "said", event.nick, event.text)
     if kind is events.Acted:
         return (event.id, event.time, roomKey(event.room), event.room, "acted",
                 event.nick, event.text)
