@@ -818,3 +818,31 @@ def test_namesOfSeveralChannels(server):
     assert alice.lines() == [f"{S} 353 alice = #a @alice",
                              f"{S} 353 alice = #b @alice",
                              f"{S} 366 alice #a,#none,#b :End of /NAMES list."]
+
+
+def test_operProvesAnOperatorsNickname():
+    """
+    OPER NAME PASSWORD proves the registered operator nickname NAME, taking
+    it (NICK, 900, then 381; WHO shows *); again, it just says 381.  A
+    nickname that is no operator's is 491, a wrong password 464, and
+    neither makes anyone an operator.
+    """
+    accounts = MemoryAccounts()
+    accounts.passwords.update(boss="boss-password")
+    server = IrcMemoryServer(accounts=accounts, operators=["boss"])
+    boss, other = server.connectIrc("bossy"), server.connectIrc("someone")
+    boss.send("OPER boss wrong-password")
+    boss.send("OPER someone x")
+    assert boss.lines() == [f"{S} 464 bossy :Password incorrect",
+                            f"{S} 491 bossy :someone is not an operator's nickname"]
+    other.send("WHO bossy")
+    assert other.lines()[0] == f"{S} 352 someone * ~bossy chatd irc.chatd bossy H :0 Real bossy"
+    boss.send("OPER boss boss-password")
+    assert boss.lines() == [
+        f"{S} 900 bossy bossy!~bossy@chatd boss :You are now logged in as boss",
+        ":bossy!~bossy@chatd NICK boss",
+        f"{S} 381 boss :You are now an IRC operator"]
+    other.send("WHO boss")
+    assert other.lines()[0] == f"{S} 352 someone * ~bossy chatd irc.chatd boss H* :0 Real bossy"
+    boss.send("OPER boss anything")
+    assert boss.lines() == [f"{S} 381 boss :You are now an IRC operator"]

@@ -745,6 +745,43 @@ class IrcProtocol(PacedLineReceiver):
         if self.conn.live:
             self.send("NOTICE", self.nick, text, prefix="NickServ!NickServ@services")
 
+    def irc_OPER(self, params):
+        """
+        OPER NAME PASSWORD: chatd's operators are registered nicknames named
+        by --operator, so OPER proves one, as NickServ IDENTIFY does: the
+        nickname in use, or NAME taken (shown as NICK).  There is no other
+        kind of operator: under another nickname, nobody is one.
+        """
+        name, password = _required(params, 0), _required(params, 1)
+        if nickKey(name) not in self.factory.core.moderation.operators:
+            self.numeric(N.ERR_NOOPERHOST, f"{name} is not an operator's nickname")
+            return
+        if self.session.isOperator and nickKey(name) == nickKey(self.nick):
+            self.numeric(N.RPL_YOUREOPER, "You are now an IRC operator")
+            return
+        try:
+            if nickKey(name) == nickKey(self.nick):
+                done = self.session.identify(password)
+            else:
+                done = self.session.rename(name, password)
+        except R.Refusal as refusal:
+            done = fail(refusal)
+
+        def proved(_):
+            if self.conn.live and self.session.isOperator:
+                self.numeric(N.RPL_YOUREOPER, "You are now an IRC operator")
+
+        def failed(failure):
+            if not failure.check(R.Refusal):
+                self._log.failure("OPER failed", failure)
+                self.numeric(N.ERR_UNKNOWNERROR, "OPER", "That did not work; try again later")
+            elif failure.check(R.WrongPassword):
+                self.numeric(N.ERR_PASSWDMISMATCH, "Password incorrect")
+            elif self.conn.live:
+                self.refused(failure.value, "OPER")
+
+        done.addCallbacks(proved, failed)
+
     # Who is who
 
     def irc_WHO(self, params):
