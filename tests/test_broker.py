@@ -588,3 +588,25 @@ def test_snapshotDuringAClaimKeepsTheNewcomer(cluster):
     assert "=== you are now alice" in alice.lines()
     watcher.send("/who")
     assert watcher.lines()[-1] == "=== #lobby members (2): alice watcher"
+
+
+def test_awayChangesToldOnOtherDaemons(cluster):
+    """
+    An away change on one daemon reaches, with the next heartbeat, the
+    users of another who share a room with the one who changed (each
+    daemon telling its own users: IRC's away-notify).
+    """
+    a, b = cluster.nodes
+    alice = login(cluster, a, "alice")
+    login(cluster, b, "bob")
+    cluster.settle()
+    alice.lines()
+    told = []
+    original = a.core.fanout.toEach
+    a.core.fanout.toEach = lambda users, event: (
+        told.append(([u.nick for u in users], event)), original(users, event))
+    b.core.setAway(b.core.users["bob"], "lunch")
+    cluster.clock.advance(BrokeredFanout.BEAT)
+    cluster.settle()
+    assert told == [(["alice"], events.AwayChanged("bob", "lunch"))]
+    assert alice.lines() == []

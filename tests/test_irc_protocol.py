@@ -112,7 +112,7 @@ def test_capNegotiationHoldsRegistration(server):
     client.send("NICK alice")
     client.send("USER al 0 * :Alice")
     assert client.lines() == [f"{S} CAP * LS :server-time message-tags echo-message "
-                              "multi-prefix userhost-in-names batch"]
+                              "multi-prefix userhost-in-names batch account-tag away-notify"]
     client.send("CAP REQ :server-time bogus")
     client.send("CAP REQ :echo-message")
     assert client.lines() == [f"{S} CAP alice NAK :server-time bogus",
@@ -846,3 +846,76 @@ def test_operProvesAnOperatorsNickname():
     assert other.lines()[0] == f"{S} 352 someone * ~bossy chatd irc.chatd boss H* :0 Real bossy"
     boss.send("OPER boss anything")
     assert boss.lines() == [f"{S} 381 boss :You are now an IRC operator"]
+
+
+def _withCaps(server, nick, caps):
+    """
+    An IRC client registered as C{nick} with the capabilities C{caps}.
+    """
+    client = server.connectIrc()
+    client.send(f"CAP REQ :{caps}")
+    client.send(f"NICK {nick}")
+    client.send(f"USER {nick} 0 * :{nick}")
+    client.send("CAP END")
+    client.lines()
+    return client
+
+
+def test_accountTag():
+    """
+    With account-tag, what an identified user does (messages of either
+    front end, joins, topics, echoes) carries their account; nothing from
+    someone unidentified does, and clients without the capability see no
+    tag.  It is chosen before registration: later it is refused.
+    """
+    server = IrcMemoryServer(accounts=MemoryAccounts())
+    alice = _identified(server, "alice")
+    carol = server.connect("carol")
+    carol.send("/register carols-password")
+    watcher = _withCaps(server, "watcher", "account-tag echo-message")
+    plain = server.connectIrc("plain")
+    bob = server.connectIrc("bob")
+    for client in (watcher, plain):
+        client.send("JOIN #lobby")
+    alice.lines(), carol.lines(), watcher.lines(), plain.lines()
+    alice.send("JOIN #lobby")
+    bob.send("JOIN #lobby")
+    alice.send("PRIVMSG #lobby :hi")
+    carol.send("hello")
+    bob.send("PRIVMSG #lobby :yo")
+    watcher.send("PRIVMSG #lobby :mine")
+    assert watcher.lines() == [
+        "@account=alice :alice!~alice@chatd JOIN #lobby",
+        ":bob!~bob@chatd JOIN #lobby",
+        "@account=alice :alice!~alice@chatd PRIVMSG #lobby hi",
+        "@account=carol :carol!~carol@chatd PRIVMSG #lobby hello",
+        ":bob!~bob@chatd PRIVMSG #lobby yo",
+        ":watcher!~watcher@chatd PRIVMSG #lobby mine"]
+    assert plain.lines()[2] == ":alice!~alice@chatd PRIVMSG #lobby hi"
+    watcher.send("CAP REQ :-account-tag")
+    assert watcher.lines() == [f"{S} CAP watcher NAK -account-tag"]
+
+
+def test_awayNotify():
+    """
+    With away-notify, those who share a room with someone going away or
+    coming back, from either front end, get AWAY (with the reason, or none);
+    nobody else does, and nothing is said when nothing changes.
+    """
+    server = IrcMemoryServer()
+    watcher = _withCaps(server, "watcher", "away-notify")
+    plain, alice, elsewhere = (server.connectIrc(n) for n in ("plain", "alice", "elsewhere"))
+    bob = server.connect("bob")
+    for client in (watcher, plain, alice):
+        client.send("JOIN #lobby")
+    for client in (watcher, plain, alice, bob, elsewhere):
+        client.lines()
+    alice.send("AWAY :lunch")
+    alice.send("AWAY :lunch")
+    bob.send("/away meeting")
+    alice.send("AWAY")
+    assert watcher.lines() == [":alice!~alice@chatd AWAY lunch",
+                               ":bob!~bob@chatd AWAY meeting",
+                               ":alice!~alice@chatd AWAY"]
+    assert plain.lines() == [] and elsewhere.lines() == []
+    assert bob.lines() == ["=== you are marked away: meeting"]

@@ -221,6 +221,16 @@ class BrokeredFanout(Fanout):
             self._publish({"k": "ident", "nick": user.nick, "account": user.account})
         self._direct(user, event, False)
 
+    def toEach(self, users, event):
+        """
+        L{Fanout.toEach} for the users here, in order with what this daemon
+        delivers them; each other daemon tells its own (an away change
+        reaches them with the next heartbeat).
+        """
+        for user in tuple(users):
+            if not isinstance(user, RemoteUser):
+                self._direct(user, event, False)
+
     def toActor(self, user, event):
         if user in self._phantoms or isinstance(user, RemoteUser):
             return
@@ -668,7 +678,8 @@ class BrokeredFanout(Fanout):
         elif kind == "away":
             user = self.core.users.get(nickKey(entry["nick"]))
             if isinstance(user, RemoteUser) and user.node == entry["n"]:
-                user.away = entry["text"]
+                # Told to those here who share a room with them.
+                self.core.setAway(user, entry["text"])
         elif kind == "ident":
             user = self.core.users.get(nickKey(entry["nick"]))
             if isinstance(user, RemoteUser) and user.node == entry["n"]:

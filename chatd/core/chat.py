@@ -450,9 +450,18 @@ class ChatCore:
     def setAway(self, user, text):
         """
         Mark C{user} away, for C{text} (C{""}: back again): whoever sends them
-        a private message is told.
+        a private message is told, and those who share a room with them are
+        told of the change (L{events.AwayChanged}).
         """
+        if text == user.away:
+            return
         user.away = text
+        sharing = {}
+        for room in user.rooms.values():
+            sharing.update(room.members)
+        sharing.pop(nickKey(user.nick), None)
+        if sharing:
+            self.fanout.toEach(sharing.values(), events.AwayChanged(user.nick, text))
 
     def whois(self, nick):
         """

@@ -57,6 +57,18 @@ class Away:
 
 
 @dataclass(frozen=True, slots=True)
+class AwayChanged:
+    """
+    C{nick} went away for C{text}, or is back (C{""}): told to whoever
+    shares a room with them, for the wire formats that show it (IRC's
+    away-notify); the others show nothing.
+    """
+
+    nick: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Joined:
     room: str
     nick: str

@@ -32,8 +32,8 @@ from chatd.edge.sanitize import cleanText
 from chatd.irc import numerics as N
 from chatd.irc.message import MAX_BODY_BYTES, MAX_CLIENT_TAG_BYTES, MAX_LINE_BYTES, encode, parse
 from chatd.irc.refusals import reply as refusalReply
-from chatd.irc.wire import (CTCP, HIDDEN_HOST, IrcWire, Once, Personal, banMask, banTarget,
-                             serverTime)
+from chatd.irc.wire import (CTCP, HIDDEN_HOST, TAG_CAPABILITIES, AwayLine, IrcWire, Once,
+                             Personal, banMask, banTarget)
 
 # Commands a client may send before it is registered.
 _BEFORE_REGISTRATION = {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT",
@@ -43,7 +43,7 @@ _BEFORE_REGISTRATION = {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT",
 # one prefix, so multi-prefix changes nothing at all).
 CAPABILITIES = {"server-time": "", "sasl": "PLAIN", "message-tags": "",
                 "echo-message": "", "multi-prefix": "", "userhost-in-names": "",
-                "batch": ""}
+                "batch": "", "account-tag": "", "away-notify": ""}
 
 
 class IrcOutbox:
@@ -88,6 +88,10 @@ class IrcOutbox:
                 if data == self._previous:
                     return b""
                 # The outbox tells its batches from plain bytes by type.
+                data = bytes(data)
+            elif kind is AwayLine:
+                if "away-notify" not in self._protocol.caps:
+                    return b""
                 data = bytes(data)
         self._previous = data
         return data
@@ -294,22 +298,22 @@ class IrcProtocol(PacedLineReceiver):
                 self._capNegotiating = True
             wanted = _param(params, 1).split()
             names = [w.lstrip("-") for w in wanted]
-            tagged = "server-time" in self.caps
-            changesWire = any(n == "server-time" and w.startswith("-") == tagged
-                              for n, w in zip(names, wanted))
+            caps = set(self.caps)
+            for w in wanted:
+                if w.startswith("-"):
+                    caps.discard(w[1:])
+                else:
+                    caps.add(w)
+            changesWire = (caps & TAG_CAPABILITIES) != (self.caps & TAG_CAPABILITIES)
             if (all(name in self._capabilities() for name in names)
                     and not (changesWire and self.session is not None)):
-                for w in wanted:
-                    if w.startswith("-"):
-                        self.caps.discard(w[1:])
-                    else:
-                        self.caps.add(w)
-                if ("server-time" in self.caps) != self.wire.tagged:
-                    self.wire = self.wire.twin()
+                self.caps = caps
+                self.wire = self.wire.variant(caps)
                 self.send("CAP", self.nick or "*", "ACK", " ".join(wanted))
             else:
-                # (server-time is chosen with the session's wire format,
-                # before SASL or registration, for good.)
+                # (server-time and account-tag are chosen with the
+                # session's wire format, before SASL or registration, for
+                # good.)
                 self.send("CAP", self.nick or "*", "NAK", " ".join(wanted))
         elif sub == "END":
             if not self.registered:
@@ -690,7 +694,7 @@ class IrcProtocol(PacedLineReceiver):
 
     def _echo(self, command, target, text):
         if "echo-message" in self.caps:
-            tags = {"time": serverTime(self.clock.seconds())} if self.wire.tagged else None
+            tags = self.wire.tagsFrom(self.nick, self.clock.seconds())
             self.conn.send(encode(command, target, text, prefix=self.source(), tags=tags))
 
     def _toNick(self, target, text, ctcp, command):
@@ -1149,8 +1153,8 @@ class IrcFactory(Factory):
 
     @ivar core: the L{chatd.core.chat.ChatCore} every connection acts on.
     @ivar gate: the L{chatd.edge.gate.Gate} shared with every other listener.
-    @ivar wire: the L{IrcWire} (its twin with server-time tags is
-        C{wire.twin()}).
+    @ivar wire: the L{IrcWire} for clients without tag capabilities (those
+        with some use C{wire.variant(caps)}).
     @ivar clients: the registered IRC connections, by nickname key.
     @ivar replay: how many of a room's last lines a client joining it is
         shown, when the core keeps history.
@@ -1165,6 +1169,7 @@ class IrcFactory(Factory):
         self.core = core
         self.gate = gate
         self.wire = wire or IrcWire()
+        self.wire.accountOf = self._accountOf
         self.network = network
         self.replay = replay
         self.motd = motd if motd is not None else [
@@ -1175,3 +1180,11 @@ class IrcFactory(Factory):
         self.created = _time.strftime("%Y-%m-%d %H:%M:%S UTC",
                                       _time.gmtime(gate.clock.seconds()))
         self.clients = {}
+
+    def _accountOf(self, nick):
+        """
+        The account of the user called C{nick}, of any front end, while they
+        are identified (for C{account-tag}), else L{None}.
+        """
+        user = self.core.user(nick)
+        return user.nick if user is not None and user.identified else None

@@ -45,6 +45,15 @@ class Personal(bytes):
         return True
 
 
+class AwayLine(bytes):
+    """
+    An AWAY line, for the recipients that asked for C{away-notify} alone
+    (see L{chatd.irc.protocol.IrcOutbox}).
+    """
+
+    __slots__ = ()
+
+
 class Once(bytes):
     """
     A line a recipient should see once even when the core tells it once per
@@ -66,37 +75,68 @@ def _reasonOr(reason, default):
     return reason or default
 
 
+TAG_CAPABILITIES = frozenset({"server-time", "account-tag"})
+"""The capabilities that add tags to what others do: each set of them is a
+wire format of its own."""
+
+
 class IrcWire:
     """
     Encodes core events as IRC lines.
 
-    Two instances serve one server: one for the clients that asked for the
-    C{server-time} capability (every line that has a time carries it as a
-    tag) and one for the others; both share one directory of users.  Each
-    is its own wire format, so the fan-out encodes an event at most once for
-    each.
+    One instance serves each set of tag capabilities clients chose (none;
+    C{server-time}: every line that has a time carries it; C{account-tag}:
+    every line from an identified user carries their account; both), all
+    sharing one directory of users.  Each is its own wire format, so the
+    fan-out encodes an event at most once for each.
 
     @ivar server: the server's name, the source of its own messages.
     @ivar users: C{user@host} of each IRC user, by nickname key.
+    @ivar tags: the tag capabilities of this wire's clients.
     @ivar tagged: whether lines carry C{server-time} tags.
+    @ivar accountOf: the account of the user called C{nick} while they are
+        identified, else L{None} (set by the IRC front end, which knows the
+        core).
     """
 
-    def __init__(self, server="irc.chatd", users=None, tagged=False):
+    def __init__(self, server="irc.chatd", users=None, tags=frozenset()):
         self.server = server
         self.users = {} if users is None else users
-        self.tagged = tagged
-        self._twin = None
+        self.tags = frozenset(tags)
+        self.tagged = "server-time" in self.tags
+        self._accountTagged = "account-tag" in self.tags
+        self.accountOf = lambda nick: None
+        self._variants = {self.tags: self}
 
-    def twin(self):
+    def variant(self, caps):
         """
-        The same wire with C{server-time} tags (or without, for the tagged one).
+        The wire for clients with the capabilities C{caps}.
         """
-        if self._twin is None:
-            self._twin = IrcWire(self.server, self.users, not self.tagged)
-            self._twin._twin = self
-        return self._twin
+        tags = frozenset(caps) & TAG_CAPABILITIES
+        wire = self._variants.get(tags)
+        if wire is None:
+            wire = self._variants[tags] = IrcWire(self.server, self.users, tags)
+            wire.accountOf = self.accountOf
+            wire._variants = self._variants
+        return wire
 
-    def _text(self, command, target, text, source, time, action=False):
+    def tagsFrom(self, nick, time=None):
+        """
+        The tags of a line from C{nick} at C{time} (L{None}: untimed), for
+        this wire's clients; L{None} when there are none.
+        """
+        if not self.tags:
+            return None
+        tags = {}
+        if self.tagged and time:
+            tags["time"] = serverTime(time)
+        if self._accountTagged:
+            account = self.accountOf(nick)
+            if account is not None:
+                tags["account"] = account
+        return tags or None
+
+    def _text(self, command, target, text, nick, time, action=False):
         """
         The lines that carry C{text} from C{source} to C{target}.
 
@@ -107,7 +147,8 @@ class IrcWire:
         2048 bytes) is cut between words into as many lines as it takes.
         """
         wrap = (f"{CTCP}ACTION ", CTCP) if action else ("", "")
-        tags = {"time": serverTime(time)} if self.tagged and time else None
+        tags = self.tagsFrom(nick, time)
+        source = self.source(nick)
         whole = wrap[0] + text + wrap[1]
         colon = not whole or " " in whole or whole.startswith(":")
         if len(f"{command} {target} {':' * colon}{whole}\r\n".encode("utf-8")) <= MAX_BODY_BYTES:
@@ -133,7 +174,7 @@ class IrcWire:
             return encoder(self, event)
         if kind is events.PrivatelySaid:
             return self._text("NOTICE" if event.notice else "PRIVMSG", event.target,
-                              event.text, self.source(event.sender), event.time)
+                              event.text, event.sender, event.time)
         # Told by the machinery around the core, before or after a session.
         if kind is events.Closing:
             return line("ERROR", f"Closing link: {event.reason}")
@@ -169,7 +210,8 @@ class IrcWire:
         if not self.tagged and type(event) in (events.Said, events.Acted):
             stamp = datetime.fromtimestamp(event.time, timezone.utc).strftime("[%Y-%m-%d %H:%M] ")
             event = dataclasses.replace(event, text=stamp + event.text)
-        return self.encode(event)
+        # Who is identified now says nothing of who was then.
+        return self.variant(self.tags - {"account-tag"}).encode(event)
 
     def personal(self, event, me) -> bytes:
         """
@@ -200,43 +242,66 @@ class IrcWire:
 
 
 def _said(wire, e):
-    return wire._text("NOTICE" if e.notice else "PRIVMSG", e.room, e.text,
-                      wire.source(e.nick), e.time)
+    return wire._text("NOTICE" if e.notice else "PRIVMSG", e.room, e.text, e.nick, e.time)
 
 
 def _acted(wire, e):
-    return wire._text("PRIVMSG", e.room, e.text, wire.source(e.nick), e.time, action=True)
+    return wire._text("PRIVMSG", e.room, e.text, e.nick, e.time, action=True)
+
+
+def _from(nick, command, *params, time=None):
+    """
+    An encoder of the line C{command} with C{params} (functions of the
+    event) from the user C{nick} (a function of the event), at C{time}.
+    """
+    def encode(wire, e):
+        who = nick(e)
+        return line(command, *[param(e) for param in params], prefix=wire.source(who),
+                    tags=wire.tagsFrom(who, time and time(e)))
+    return encode
 
 
 def _part(wire, e):
-    if e.reason:
-        return line("PART", e.room, e.reason, prefix=wire.source(e.nick))
-    return line("PART", e.room, prefix=wire.source(e.nick))
+    params = (e.room, e.reason) if e.reason else (e.room,)
+    return line("PART", *params, prefix=wire.source(e.nick), tags=wire.tagsFrom(e.nick))
 
 
-def _topic(wire, e):
-    tags = {"time": serverTime(e.time)} if wire.tagged and e.time else None
-    return line("TOPIC", e.room, e.topic, prefix=wire.source(e.nick), tags=tags)
+def _room(e):
+    return e.room
 
+
+def _nick(e):
+    return e.nick
+
+
+def _by(e):
+    return e.by
+
+
+def _mode(mode, target):
+    return _from(_by, "MODE", _room, lambda e: mode, lambda e: banMask(target(e)))
+
+
+_quit = _from(_nick, "QUIT", lambda e: e.reason or "Quit")
+_renamed = _from(lambda e: e.old, "NICK", lambda e: e.new)
 
 _ROOM_LINES = {
     events.Said: _said,
     events.Acted: _acted,
-    events.Joined: lambda w, e: line("JOIN", e.room, prefix=w.source(e.nick)),
+    events.Joined: _from(_nick, "JOIN", _room),
     events.Parted: _part,
-    events.Quit: lambda w, e: Once(line("QUIT", e.reason or "Quit", prefix=w.source(e.nick))),
-    events.Renamed: lambda w, e: Once(line("NICK", e.new, prefix=w.source(e.old))),
-    events.TopicChanged: _topic,
-    events.Kicked: lambda w, e: line("KICK", e.room, e.nick, e.reason or e.by,
-                                     prefix=w.source(e.by)),
-    events.Banned: lambda w, e: line("MODE", e.room, "+b", banMask(e.target),
-                                     prefix=w.source(e.by)),
-    events.Unbanned: lambda w, e: line("MODE", e.room, "-b", banMask(e.target),
-                                       prefix=w.source(e.by)),
-    events.Muted: lambda w, e: line("MODE", e.room, "+q", banMask(e.nick),
-                                    prefix=w.source(e.by)),
-    events.Unmuted: lambda w, e: line("MODE", e.room, "-q", banMask(e.nick),
-                                      prefix=w.source(e.by)),
+    events.Quit: lambda w, e: Once(_quit(w, e)),
+    events.Renamed: lambda w, e: Once(_renamed(w, e)),
+    events.TopicChanged: _from(_nick, "TOPIC", _room, lambda e: e.topic,
+                               time=lambda e: e.time),
+    events.Kicked: _from(_by, "KICK", _room, _nick, lambda e: e.reason or e.by),
+    events.Banned: _mode("+b", lambda e: e.target),
+    events.Unbanned: _mode("-b", lambda e: e.target),
+    events.Muted: _mode("+q", _nick),
+    events.Unmuted: _mode("-q", _nick),
+    events.AwayChanged: lambda w, e: AwayLine(
+        line("AWAY", e.text, prefix=w.source(e.nick), tags=w.tagsFrom(e.nick)) if e.text
+        else line("AWAY", prefix=w.source(e.nick), tags=w.tagsFrom(e.nick))),
 }
 _ECHOED = {events.Parted, events.TopicChanged, events.Kicked, events.Banned,
            events.Unbanned, events.Muted, events.Unmuted}

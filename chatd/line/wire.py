@@ -202,6 +202,9 @@ class LineWire:
 
     @staticmethod
     def encode(event) -> bytes:
+        if event.__class__ is events.AwayChanged:
+            # Shown on asking (/whois, /who, a private message's reply).
+            return b""
         return encodeLine(formatEvent(event))
 
     @staticmethod

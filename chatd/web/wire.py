@@ -95,6 +95,7 @@ _FIELDS = {
     events.Acted: _line("acted"),
     events.PrivatelySaid: _private,
     events.Away: lambda e: {"type": "away", "nick": e.nick, "text": e.text},
+    events.AwayChanged: lambda e: {"type": "presence", "nick": e.nick, "away": e.text},
     events.Joined: lambda e: {"type": "joined", "room": e.room, "nick": e.nick},
     events.Entered: lambda e: {"type": "room", "room": e.room, "topic": e.topic,
                                "members": sorted(e.members, key=nickKey)},
