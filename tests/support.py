@@ -324,6 +324,15 @@ class MemoryHistory:
         found = [e for e in self.lines if roomKey(e.room) == roomKey(room)]
         return self._later(found[-count:])
 
+    def page(self, room, count, before=None, after=None, oldest=False):
+        def value(event, bound):
+            return event.id if bound[0] == "id" else event.time
+
+        found = [e for e in self.lines if roomKey(e.room) == roomKey(room)
+                 and (before is None or value(e, before) < before[1])
+                 and (after is None or value(e, after) > after[1])]
+        return self._later(found[:count] if oldest else found[-count:])
+
     def lastTopic(self, room):
         topics = [e for e in self.lines if isinstance(e, events.TopicChanged)
                   and roomKey(e.room) == roomKey(room)]

@@ -329,3 +329,26 @@ def test_transactionCommitsOrRollsBack(tmp_path):
     assert not connection.in_transaction
     assert connection.execute("SELECT x FROM t").fetchall() == [(1,)]
     connection.close()
+
+
+def test_pageBetweenIdsAndTimes(path, calls):
+    """
+    A page is the lines of one room strictly between two bounds (ids or
+    times), oldest first: the newest of them, or the oldest when asked;
+    a line appended after the request is not in it.
+    """
+    store = openStore(path, calls)
+    lines = [said(store, "#a", "al", f"line {i}", time=1000.0 + i) for i in range(10)]
+    said(store, "#b", "bo", "elsewhere", time=1003.5)
+    ids = [e.id for e in lines]
+    asked = store.page("#a", 3)
+    said(store, "#a", "al", "too late", time=2000.0)
+    assert calls.wait(asked) == lines[7:]
+    assert calls.wait(store.page("#a", 3, before=("id", ids[5]))) == lines[2:5]
+    assert calls.wait(store.page("#a", 3, after=("id", ids[5]), oldest=True)) == lines[6:9]
+    assert calls.wait(store.page("#A", 10, before=("time", 1004.0),
+                                 after=("time", 1001.0))) == lines[2:4]
+    assert calls.wait(store.page("#a", 2, after=("time", 1001.5), oldest=True)) == lines[2:4]
+    assert calls.wait(store.page("#a", 5, before=("time", 999.0))) == []
+    assert calls.wait(store.page("#nowhere", 5)) == []
+    calls.wait(store.close())

@@ -6,12 +6,13 @@ order fails it.
 """
 
 import base64
+import re
 
 import pytest
 
 from chatd.irc.protocol import IrcFactory
 from ircsupport import IrcMemoryServer
-from support import MemoryAccounts
+from support import MemoryAccounts, MemoryHistory
 
 S = ":irc.chatd"
 
@@ -919,3 +920,130 @@ def test_awayNotify():
                                ":alice!~alice@chatd AWAY"]
     assert plain.lines() == [] and elsewhere.lines() == []
     assert bob.lines() == ["=== you are marked away: meeting"]
+
+
+def _historyServer():
+    """
+    A server keeping history, with eight lines said in #lobby by a line
+    user a second apart (ids 1 to 8), and an IRC client, alice, in #lobby
+    with batch, server-time, message-tags and draft/chathistory.
+    """
+    history = MemoryHistory()
+    server = IrcMemoryServer(history=history, irc={"replay": 0})
+    server.clock.advance(1700000000)
+    bob = server.connect("bob")
+    for i in range(1, 9):
+        bob.send(f"line {i}")
+        server.clock.advance(1)
+    alice = _withCaps(server, "alice", "batch server-time message-tags draft/chathistory")
+    alice.send("JOIN #lobby")
+    alice.lines()
+    return server, history, alice
+
+
+def _batch(alice, history):
+    """
+    The msgids of the lines in the one chathistory batch alice gets next
+    (once the store answered: AROUND reads twice).
+    """
+    history.answer()
+    history.answer()
+    lines = alice.lines()
+    assert lines[0].endswith(" BATCH +h1 chathistory #lobby") and lines[-1].endswith(
+        " BATCH -h1"), lines
+    return [int(re.search(r"msgid=(\d+)", line).group(1)) for line in lines[1:-1]]
+
+
+def test_chathistorySelectors():
+    """
+    CHATHISTORY answers LATEST, BEFORE, AFTER, AROUND and BETWEEN (both
+    ways) by msgid or timestamp, oldest first, in a batch whose lines carry
+    batch, msgid and time; a limit above 100 is 100.
+    """
+    cases = {
+        "LATEST #lobby * 3": [6, 7, 8],
+        "LATEST #lobby msgid=6 10": [7, 8],
+        "BEFORE #lobby msgid=4 2": [2, 3],
+        "AFTER #lobby msgid=4 2": [5, 6],
+        "AROUND #lobby msgid=5 4": [3, 4, 5, 6],
+        "BETWEEN #lobby msgid=2 msgid=7 3": [3, 4, 5],
+        "BETWEEN #lobby msgid=7 msgid=2 3": [4, 5, 6],
+        "BEFORE #lobby timestamp=2023-11-14T22:13:23.000Z 10": [1, 2, 3],
+        "AFTER #LOBBY timestamp=2023-11-14T22:13:25.500Z 1000": [7, 8],
+    }
+    for command, ids in cases.items():
+        server, history, alice = _historyServer()
+        alice.send("CHATHISTORY " + command)
+        assert _batch(alice, history) == ids, command
+    server, history, alice = _historyServer()
+    alice.send("CHATHISTORY LATEST #lobby * 1")
+    history.answer()
+    assert alice.lines() == [
+        f"{S} BATCH +h1 chathistory #lobby",
+        "@batch=h1;msgid=8;time=2023-11-14T22:13:27.000Z :bob!~bob@chatd PRIVMSG #lobby "
+        ":line 8",
+        f"{S} BATCH -h1"]
+
+
+def test_chathistoryRefusals():
+    """
+    CHATHISTORY refuses what it cannot answer with FAIL: an unknown
+    subcommand, missing or invalid parameters, a room the user is not in;
+    a nickname's history (private messages are never kept) is an empty
+    batch.  Without history the capability is not offered.
+    """
+    server, history, alice = _historyServer()
+    server.connect("carol")
+    alice.lines()
+    for command in ("TARGETS * * 10", "BEFORE #lobby 10", "BEFORE #lobby msgid=x 10",
+                    "BEFORE #lobby msgid=3 0", "BEFORE #elsewhere msgid=3 5",
+                    "LATEST nobody * 5", "LATEST carol * 5"):
+        alice.send("CHATHISTORY " + command)
+    assert alice.lines() == [
+        f"{S} FAIL CHATHISTORY UNKNOWN_COMMAND TARGETS :Unknown subcommand",
+        f"{S} FAIL CHATHISTORY NEED_MORE_PARAMS BEFORE :Missing parameters",
+        f"{S} FAIL CHATHISTORY INVALID_PARAMS BEFORE :Invalid parameters",
+        f"{S} FAIL CHATHISTORY INVALID_PARAMS BEFORE :Invalid parameters",
+        f"{S} FAIL CHATHISTORY INVALID_TARGET BEFORE #elsewhere :Not a member",
+        f"{S} FAIL CHATHISTORY INVALID_TARGET LATEST nobody :No such target",
+        f"{S} BATCH +h1 chathistory carol",
+        f"{S} BATCH -h1"]
+    client = IrcMemoryServer().connectIrc()
+    client.send("CAP LS 302")
+    assert "chathistory" not in client.lines()[0]
+
+
+def test_chathistoryUnderTheStoresLimits():
+    """
+    CHATHISTORY reads as any request for more history does: when the store
+    is too busy to take it, the client gets FAIL MESSAGE_ERROR with the
+    store's reason, and nothing else.
+    """
+    from twisted.internet.defer import fail
+
+    from chatd.storage import HistoryBusy
+
+    server, history, alice = _historyServer()
+    history.page = lambda *args, **kwargs: fail(HistoryBusy("history is busy; try again"))
+    alice.send("CHATHISTORY LATEST #lobby * 5")
+    assert alice.lines() == [
+        f"{S} FAIL CHATHISTORY MESSAGE_ERROR LATEST #lobby :History is unavailable right now "
+        "(history is busy; try again)"]
+
+
+def test_msgidOnStoredLines():
+    """
+    With message-tags, every stored line (live, echoed or replayed) carries
+    its history id as msgid, which CHATHISTORY takes; clients without it
+    see no tag.
+    """
+    server, history, alice = _historyServer()
+    alice.send("CAP REQ :echo-message")
+    assert alice.lines() == [f"{S} CAP alice ACK echo-message"]
+    plain = server.connectIrc("plain")
+    plain.send("JOIN #lobby")
+    alice.lines(), plain.lines()
+    alice.send("PRIVMSG #lobby :live")
+    assert alice.lines() == ["@msgid=9;time=2023-11-14T22:13:28.000Z :alice!~alice@chatd "
+                             "PRIVMSG #lobby live"]
+    assert plain.lines() == [":alice!~alice@chatd PRIVMSG #lobby live"]

@@ -512,6 +512,25 @@ class ChatCore:
         found = history.recent(room.name, count, replay).addErrback(_historyRefused)
         return found.addCallback(lambda lines: [e for e in lines if room.shows(e)])
 
+    def page(self, user, name, count, before=None, after=None, oldest=False):
+        """
+        At most C{count} lines of the room C{name}, which C{user} must be
+        in, strictly between the bounds C{after} and C{before} (L{None}, or
+        C{("id", ID)} or C{("time", SECONDS)}), oldest first: the newest of
+        them, or the oldest with C{oldest}.  Read as a user's request for
+        more (with the searches, under the store's limits).
+
+        @return: a L{Deferred} firing with a list of events.
+        """
+        history = self._requireHistory()
+        room = self.memberRoom(user, name)
+        if after is None and room.firstId is not None:
+            # Nothing of an earlier room of this name.
+            after = ("id", room.firstId - 1)
+        found = history.page(room.name, count, before, after, oldest)
+        found.addErrback(_historyRefused)
+        return found.addCallback(lambda lines: [e for e in lines if room.shows(e)])
+
     def search(self, user, words, limit):
         """
         The newest lines, at most C{limit}, holding every one of C{words}, in

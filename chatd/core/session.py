@@ -168,6 +168,12 @@ class Session:
         """
         return self._core.recent(self._named(), room, count, replay)
 
+    def page(self, room, count, before=None, after=None, oldest=False):
+        """
+        Lines of C{room} between two bounds (see L{ChatCore.page}).
+        """
+        return self._core.page(self._named(), room, count, before, after, oldest)
+
     def search(self, words, limit):
         return self._core.search(self._named(), words, limit)
 

@@ -89,13 +89,16 @@ KICKLEN = 255
 # that always take a parameter, then modes that take one only when set, then
 # flags.  chatd has bans and mutes and nothing else.
 CHANMODES = "bq,,,"
-# Owner (the room's registered creator, or an operator) shows as @.
+# Moderators (operators, the room's owner, its creator while there) show as @.
 PREFIX = "(o)@"
+# The most lines one CHATHISTORY request gets.
+CHATHISTORY_MAX = 100
 
 
-def isupport(network: str) -> list[str]:
+def isupport(network: str, history: bool = False) -> list[str]:
     """
-    The ISUPPORT tokens, in the order sent.
+    The ISUPPORT tokens, in the order sent; C{history}: the server keeps
+    history, which CHATHISTORY reads.
     """
     return [
         "CASEMAPPING=ascii",
@@ -115,4 +118,4 @@ def isupport(network: str) -> list[str]:
         "ELIST=MNU",
         "TARGMAX=JOIN:,PART:,NAMES:,LIST:,KICK:4,PRIVMSG:4,NOTICE:4,WHOIS:1",
         "SAFELIST",
-    ]
+    ] + ([f"CHATHISTORY={CHATHISTORY_MAX}", "MSGREFTYPES=msgid,timestamp"] if history else [])

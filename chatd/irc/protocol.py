@@ -17,6 +17,7 @@ import base64
 import binascii
 import fnmatch
 import time as _time
+from datetime import datetime, timezone
 
 from twisted.internet.defer import fail
 from twisted.internet.protocol import Factory
@@ -32,8 +33,8 @@ from chatd.edge.sanitize import cleanText
 from chatd.irc import numerics as N
 from chatd.irc.message import MAX_BODY_BYTES, MAX_CLIENT_TAG_BYTES, MAX_LINE_BYTES, encode, parse
 from chatd.irc.refusals import reply as refusalReply
-from chatd.irc.wire import (CTCP, HIDDEN_HOST, TAG_CAPABILITIES, AwayLine, IrcWire, Once,
-                             Personal, banMask, banTarget)
+from chatd.irc.wire import (HIDDEN_HOST, TAG_CAPABILITIES, AwayLine, Echo, IrcWire,
+                             Once, Personal, banMask, banTarget)
 
 # Commands a client may send before it is registered.
 _BEFORE_REGISTRATION = {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT",
@@ -43,7 +44,8 @@ _BEFORE_REGISTRATION = {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT",
 # one prefix, so multi-prefix changes nothing at all).
 CAPABILITIES = {"server-time": "", "sasl": "PLAIN", "message-tags": "",
                 "echo-message": "", "multi-prefix": "", "userhost-in-names": "",
-                "batch": "", "account-tag": "", "away-notify": ""}
+                "batch": "", "account-tag": "", "away-notify": "",
+                "draft/chathistory": ""}
 
 
 class IrcOutbox:
@@ -90,9 +92,13 @@ class IrcOutbox:
                 # The outbox tells its batches from plain bytes by type.
                 data = bytes(data)
             elif kind is AwayLine:
-                if "away-notify" not in self._protocol.caps:
+                if data.capability not in self._protocol.caps:
                     return b""
                 data = bytes(data)
+            elif kind is Echo:
+                if "echo-message" not in self._protocol.caps:
+                    return b""
+                data = self._protocol.wire.encode(data.event)
         self._previous = data
         return data
 
@@ -324,11 +330,13 @@ class IrcProtocol(PacedLineReceiver):
 
     def _capabilities(self):
         """
-        The capabilities offered: SASL only where there are accounts.
+        The capabilities offered: SASL only where there are accounts,
+        history only where it is kept.
         """
-        if self.factory.core.accounts is None:
-            return {k: v for k, v in CAPABILITIES.items() if k != "sasl"}
-        return CAPABILITIES
+        core = self.factory.core
+        return {k: v for k, v in CAPABILITIES.items()
+                if (k != "sasl" or core.accounts is not None)
+                and (k != "draft/chathistory" or core.history is not None)}
 
     def irc_NICK(self, params):
         nick = _param(params, 0)
@@ -430,7 +438,7 @@ class IrcProtocol(PacedLineReceiver):
             numeric(N.RPL_CREATED, f"This server was created {self.factory.created}"),
             numeric(N.RPL_MYINFO, self.server, f"chatd-{__version__}", "i", "bq"),
         ]
-        tokens = N.isupport(network)
+        tokens = N.isupport(network, self.factory.core.history is not None)
         for start in range(0, len(tokens), 12):
             lines.append(numeric(N.RPL_ISUPPORT, *tokens[start:start + 12],
                                  "are supported by this server"))
@@ -498,13 +506,14 @@ class IrcProtocol(PacedLineReceiver):
         code, params = refusalReply(refusal, "JOIN")
         return encode(code, self.nick or "*", *params, prefix=self.server)
 
-    def _renderHistory(self, room, stored):
+    def _renderHistory(self, room, stored, always=False):
         """
         The lines that replay C{stored}: with the batch capability, inside a
-        C{chathistory} batch, so that clients know them for the past.
+        C{chathistory} batch, so that clients know them for the past (an
+        empty one too if C{always}: the answer to CHATHISTORY).
         """
         lines = [self.wire.encodeHistory(event) for event in stored]
-        if not lines or "batch" not in self.caps:
+        if not (lines or always) or "batch" not in self.caps:
             return b"".join(lines)
         self._batches += 1
         ref = f"h{self._batches}"
@@ -513,6 +522,86 @@ class IrcProtocol(PacedLineReceiver):
                   for data in lines]
         return b"".join([encode("BATCH", f"+{ref}", "chathistory", room, prefix=self.server),
                          *tagged, encode("BATCH", f"-{ref}", prefix=self.server)])
+
+    def irc_CHATHISTORY(self, params):
+        """
+        draft/chathistory, as Ergo has it: LATEST, BEFORE, AFTER, AROUND and
+        BETWEEN a room's stored lines, by msgid (the history id every stored
+        line carries with message-tags) or timestamp, at most
+        L{N.CHATHISTORY_MAX}, oldest first, in a C{chathistory} batch.  Read
+        through the session as any request for more history is (members
+        only, under the store's limits); private messages are never kept,
+        so a nickname's history is an empty batch.
+        """
+        sub = _required(params, 0).upper()
+        if sub not in _CHATHISTORY:
+            self._fail("CHATHISTORY", "UNKNOWN_COMMAND", sub, "Unknown subcommand")
+            return
+        args = params[1:]
+        if len(args) < _CHATHISTORY[sub]:
+            self._fail("CHATHISTORY", "NEED_MORE_PARAMS", sub, "Missing parameters")
+            return
+        target, refs, limit = args[0], args[1:_CHATHISTORY[sub] - 1], args[_CHATHISTORY[sub] - 1]
+        bounds = [None if sub == "LATEST" and ref == "*" else _msgref(ref) for ref in refs]
+        if not limit.isdigit() or int(limit) < 1 or any(
+                b is False for b in bounds):
+            self._fail("CHATHISTORY", "INVALID_PARAMS", sub, "Invalid parameters")
+            return
+        count = min(int(limit), N.CHATHISTORY_MAX)
+        if not target.startswith("#"):
+            if self.factory.core.user(target) is None:
+                self._fail("CHATHISTORY", "INVALID_TARGET", sub, target, "No such target")
+            else:
+                self.conn.send(self._renderHistory(target, [], always=True))
+            return
+        try:
+            room = self.session.memberRoom(target)
+            found = self._chathistory(sub, room.name, count, bounds)
+        except R.Refusal as refusal:
+            if isinstance(refusal, (R.NotInRoom, R.NoSuchRoom)):
+                self._fail("CHATHISTORY", "INVALID_TARGET", sub, target, "Not a member")
+            else:
+                self._fail("CHATHISTORY", "MESSAGE_ERROR", sub, target,
+                           refusalReply(refusal, "CHATHISTORY")[1][-1])
+            return
+        self.conn.showHistory(found, lambda stored: self._renderHistory(room.name, stored,
+                                                                        always=True),
+                              lambda refusal: self._failLine(
+                                  "CHATHISTORY", "MESSAGE_ERROR", sub, target,
+                                  refusalReply(refusal, "CHATHISTORY")[1][-1]))
+
+    def _chathistory(self, sub, room, count, bounds):
+        """
+        The read that answers CHATHISTORY C{sub} for C{room}.
+        """
+        page = self.session.page
+        if sub == "LATEST":
+            return page(room, count, after=bounds[0])
+        if sub == "BEFORE":
+            return page(room, count, before=bounds[0])
+        if sub == "AFTER":
+            return page(room, count, after=bounds[0], oldest=True)
+        if sub == "AROUND":
+            # Half before it, the rest from it on.
+            older = page(room, count // 2, before=bounds[0]) if count > 1 else None
+            kind, value = bounds[0]
+            atOrAfter = (kind, value - 1) if kind == "id" else (kind, value - 0.0005)
+
+            def newer(found):
+                return page(room, count - len(found), after=atOrAfter, oldest=True
+                            ).addCallback(lambda more: found + more)
+            return older.addCallback(newer) if older is not None else newer([])
+        first, second = bounds
+        if first[0] == second[0] and first[1] > second[1]:
+            # Backwards from the first: the newest lines before it.
+            return page(room, count, before=first, after=second)
+        return page(room, count, after=first, before=second, oldest=True)
+
+    def _fail(self, command, code, *params):
+        self.conn.send(self._failLine(command, code, *params))
+
+    def _failLine(self, command, code, *params):
+        return encode("FAIL", command, code, *params, prefix=self.server)
 
     def _entered(self, event):
         """
@@ -685,17 +774,9 @@ class IrcProtocol(PacedLineReceiver):
     def _toRoom(self, target, text, ctcp, notice):
         if ctcp == "ACTION":
             self.session.act(target, text)
-            shown = f"{CTCP}ACTION {text}{CTCP}"
         else:
+            # Echoed by the wire's own confirmation (EchoLine).
             self.session.say(target, text, notice)
-            shown = text
-        self._echo("NOTICE" if notice and ctcp is None else "PRIVMSG",
-                   self.session.memberRoom(target).name, shown)
-
-    def _echo(self, command, target, text):
-        if "echo-message" in self.caps:
-            tags = self.wire.tagsFrom(self.nick, self.clock.seconds())
-            self.conn.send(encode(command, target, text, prefix=self.source(), tags=tags))
 
     def _toNick(self, target, text, ctcp, command):
         if nickKey(target) == "nickserv" and self.factory.core.user(target) is None:
@@ -707,7 +788,6 @@ class IrcProtocol(PacedLineReceiver):
             text = f"* {self.nick} {text}"
         # Someone away: the core tells the sender (Away, shown as 301).
         self.session.tell(target, text, command == "NOTICE")
-        self._echo(command, target, text)
 
     def _nickServ(self, text):
         """
@@ -1098,6 +1178,28 @@ def _required(params, index):
     if len(params) <= index or not params[index]:
         raise _NeedMoreParams()
     return params[index]
+
+
+# CHATHISTORY's subcommands, with how many parameters each takes.
+_CHATHISTORY = {"LATEST": 3, "BEFORE": 3, "AFTER": 3, "AROUND": 3, "BETWEEN": 4}
+
+
+def _msgref(ref):
+    """
+    A CHATHISTORY message reference as a history bound: C{msgid=ID} is
+    C{("id", ID)}, C{timestamp=...} C{("time", SECONDS)}; L{False} when it
+    is neither.
+    """
+    kind, _, value = ref.partition("=")
+    if kind == "msgid" and value.isdigit():
+        return ("id", int(value))
+    if kind == "timestamp":
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        return ("time", (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp())
+    return False
 
 
 def _nicks(room):

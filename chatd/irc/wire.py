@@ -52,6 +52,16 @@ class AwayLine(bytes):
     """
 
     __slots__ = ()
+    capability = "away-notify"
+
+
+class Echo(Personal):
+    """
+    The placeholder for a user's own message, shown back to them (by their
+    connection: L{chatd.irc.protocol.IrcOutbox}) only if they asked for
+    C{echo-message}, and then encoded as everyone else sees it, its msgid
+    included.
+    """
 
 
 class Once(bytes):
@@ -75,7 +85,7 @@ def _reasonOr(reason, default):
     return reason or default
 
 
-TAG_CAPABILITIES = frozenset({"server-time", "account-tag"})
+TAG_CAPABILITIES = frozenset({"server-time", "account-tag", "message-tags"})
 """The capabilities that add tags to what others do: each set of them is a
 wire format of its own."""
 
@@ -87,8 +97,10 @@ class IrcWire:
     One instance serves each set of tag capabilities clients chose (none;
     C{server-time}: every line that has a time carries it; C{account-tag}:
     every line from an identified user carries their account; both), all
-    sharing one directory of users.  Each is its own wire format, so the
-    fan-out encodes an event at most once for each.
+    sharing one directory of users; C{message-tags} adds each stored
+    line's C{msgid} (its history id, which C{CHATHISTORY} takes).  Each is
+    its own wire format, so the fan-out encodes an event at most once for
+    each.
 
     @ivar server: the server's name, the source of its own messages.
     @ivar users: C{user@host} of each IRC user, by nickname key.
@@ -105,6 +117,7 @@ class IrcWire:
         self.tags = frozenset(tags)
         self.tagged = "server-time" in self.tags
         self._accountTagged = "account-tag" in self.tags
+        self._msgids = "message-tags" in self.tags
         self.accountOf = lambda nick: None
         self._variants = {self.tags: self}
 
@@ -120,14 +133,17 @@ class IrcWire:
             wire._variants = self._variants
         return wire
 
-    def tagsFrom(self, nick, time=None):
+    def tagsFrom(self, nick, time=None, msgid=None):
         """
-        The tags of a line from C{nick} at C{time} (L{None}: untimed), for
-        this wire's clients; L{None} when there are none.
+        The tags of a line from C{nick} at C{time} (L{None}: untimed), the
+        stored line C{msgid} (or L{None}), for this wire's clients; L{None}
+        when there are none.
         """
         if not self.tags:
             return None
         tags = {}
+        if self._msgids and msgid is not None:
+            tags["msgid"] = str(msgid)
         if self.tagged and time:
             tags["time"] = serverTime(time)
         if self._accountTagged:
@@ -136,7 +152,7 @@ class IrcWire:
                 tags["account"] = account
         return tags or None
 
-    def _text(self, command, target, text, nick, time, action=False):
+    def _text(self, command, target, text, nick, time, action=False, msgid=None):
         """
         The lines that carry C{text} from C{source} to C{target}.
 
@@ -147,7 +163,7 @@ class IrcWire:
         2048 bytes) is cut between words into as many lines as it takes.
         """
         wrap = (f"{CTCP}ACTION ", CTCP) if action else ("", "")
-        tags = self.tagsFrom(nick, time)
+        tags = self.tagsFrom(nick, time, msgid)
         source = self.source(nick)
         whole = wrap[0] + text + wrap[1]
         colon = not whole or " " in whole or whole.startswith(":")
@@ -197,8 +213,11 @@ class IrcWire:
         whoever did it; messages are echoed only with echo-message (by the
         connection, which knows its capabilities).
         """
-        if type(event) in _ECHOED:
+        kind = type(event)
+        if kind in _ECHOED:
             return self.encode(event)
+        if kind in _MESSAGES:
+            return Echo(event)
         return None
 
     def encodeHistory(self, event) -> bytes:
@@ -242,22 +261,24 @@ class IrcWire:
 
 
 def _said(wire, e):
-    return wire._text("NOTICE" if e.notice else "PRIVMSG", e.room, e.text, e.nick, e.time)
+    return wire._text("NOTICE" if e.notice else "PRIVMSG", e.room, e.text, e.nick, e.time,
+                      msgid=e.id)
 
 
 def _acted(wire, e):
-    return wire._text("PRIVMSG", e.room, e.text, e.nick, e.time, action=True)
+    return wire._text("PRIVMSG", e.room, e.text, e.nick, e.time, action=True, msgid=e.id)
 
 
-def _from(nick, command, *params, time=None):
+def _from(nick, command, *params, stored=False):
     """
     An encoder of the line C{command} with C{params} (functions of the
-    event) from the user C{nick} (a function of the event), at C{time}.
+    event) from the user C{nick} (a function of the event); C{stored}: the
+    event is a stored line, with a time and an id.
     """
     def encode(wire, e):
         who = nick(e)
         return line(command, *[param(e) for param in params], prefix=wire.source(who),
-                    tags=wire.tagsFrom(who, time and time(e)))
+                    tags=wire.tagsFrom(who, e.time, e.id) if stored else wire.tagsFrom(who))
     return encode
 
 
@@ -292,8 +313,7 @@ _ROOM_LINES = {
     events.Parted: _part,
     events.Quit: lambda w, e: Once(_quit(w, e)),
     events.Renamed: lambda w, e: Once(_renamed(w, e)),
-    events.TopicChanged: _from(_nick, "TOPIC", _room, lambda e: e.topic,
-                               time=lambda e: e.time),
+    events.TopicChanged: _from(_nick, "TOPIC", _room, lambda e: e.topic, stored=True),
     events.Kicked: _from(_by, "KICK", _room, _nick, lambda e: e.reason or e.by),
     events.Banned: _mode("+b", lambda e: e.target),
     events.Unbanned: _mode("-b", lambda e: e.target),
@@ -303,6 +323,7 @@ _ROOM_LINES = {
         line("AWAY", e.text, prefix=w.source(e.nick), tags=w.tagsFrom(e.nick)) if e.text
         else line("AWAY", prefix=w.source(e.nick), tags=w.tagsFrom(e.nick))),
 }
+_MESSAGES = {events.Said, events.Acted, events.PrivatelySaid}
 _ECHOED = {events.Parted, events.TopicChanged, events.Kicked, events.Banned,
            events.Unbanned, events.Muted, events.Unmuted}
 

@@ -114,6 +114,19 @@ class IHistoryStore(Interface):
             already, or L{QueryTooSlow}.
         """
 
+    def page(room, count, before=None, after=None, oldest=False):
+        """
+        At most C{count} lines of the room called C{room} strictly between
+        C{after} and C{before}, as of this call, oldest first: the newest
+        such lines, or the oldest with C{oldest}.  Each bound is L{None}
+        (none), C{("id", ID)} or C{("time", SECONDS)} (POSIX).  A user's
+        request for more, as L{recent} with C{replay=False}: it waits with
+        the searches.
+
+        @return: a L{Deferred} firing with a L{list} of events, or failing
+            with L{HistoryBusy} or L{QueryTooSlow}.
+        """
+
     def lastTopic(room):
         """
         The topic in force in the room called C{room} when its last topic

@@ -352,6 +352,12 @@ class SQLiteHistory:
         return self._read(REPLAY if replay else QUERY, self._recent,
                           key, count, self._lastId)
 
+    def page(self, room, count, before=None, after=None, oldest=False):
+        key = roomKey(room)
+        if key not in self._roomsKept:
+            return succeed([])
+        return self._read(QUERY, self._page, key, count, before, after, oldest, self._lastId)
+
     def lastTopic(self, room):
         key = roomKey(room)
         if key not in self._roomsKept:
@@ -637,6 +643,32 @@ class SQLiteHistory:
             f"SELECT {_COLUMNS} FROM messages WHERE room_key = ? AND id <= ? "
             "ORDER BY id DESC LIMIT ?", (key, upTo, count)).fetchall()
         return [toEvent(row) for row in reversed(rows)]
+
+    @staticmethod
+    def _page(connection, key, count, before, after, oldest, upTo):
+        # A time bound becomes the id of the first line at or past it (ids
+        # and times rise together), found through the time index: the range
+        # read itself walks the room's index alone.
+        high, low = upTo + 1, 0
+        if before is not None:
+            if before[0] == "time":
+                row = connection.execute("SELECT id FROM messages WHERE time >= ? "
+                                         "ORDER BY time LIMIT 1", (before[1],)).fetchone()
+                high = min(high, row[0]) if row else high
+            else:
+                high = min(high, before[1])
+        if after is not None:
+            if after[0] == "time":
+                row = connection.execute("SELECT id FROM messages WHERE time <= ? "
+                                         "ORDER BY time DESC LIMIT 1", (after[1],)).fetchone()
+                low = max(low, row[0]) if row else low
+            else:
+                low = max(low, after[1])
+        rows = connection.execute(
+            f"SELECT {_COLUMNS} FROM messages WHERE room_key = ? AND id > ? AND id < ? "
+            f"ORDER BY id {'ASC' if oldest else 'DESC'} LIMIT ?",
+            (key, low, high, count)).fetchall()
+        return [toEvent(row) for row in (rows if oldest else reversed(rows))]
 
     @staticmethod
     def _lastTopic(connection, key, upTo):
