@@ -1,7 +1,7 @@
 """
 The IRC front end in a real daemon (twistd -n chat --irc tcp:0): an IRC
-client over a socket and irssi in tmux, talking with a line protocol user in
-the same rooms.
+client over a socket, irssi and WeeChat in tmux, talking with a line protocol
+user (a socket, or nc) in the same rooms.
 """
 
 import pytest
@@ -98,6 +98,53 @@ def test_irssi(tmp_path, daemon):
         tmux.type("/quit see you")
         tmux.keys("Enter")
         assert bob.readLine() == "-- #lobby alice has quit (Quit: see you)"
+        assert bob.sync() == []
+    finally:
+        bob.close()
+        tmux.close()
+
+
+def test_weechat(tmp_path, daemon):
+    """
+    WeeChat, in tmux, with the capabilities it asks for by itself
+    (server-time, message-tags, away-notify, ...): connects, joins #lobby
+    and shows the topic an nc user set and both members, in the nick list
+    too; what the nc user says and does appears, and what is typed in
+    WeeChat reaches the nc user.
+    """
+    requireTool("tmux")
+    requireTool("weechat")
+    requireTool("nc")
+    from test_client_tmux import Tmux
+    from test_nc_telnet import Terminal, login
+
+    bob = Terminal("nc", "127.0.0.1", str(daemon.port))
+    tmux = Tmux(tmp_path, f"weechat --dir {tmp_path / 'weechat'} --plugins irc --run-command "
+                          f"'/server add chatd 127.0.0.1/{daemon.ircPort} -notls -nicks=alice;"
+                          " /connect chatd'; sleep 60")
+    try:
+        login(bob, "bob")
+        bob.type("/topic all things chatd")
+        bob.sync()
+        tmux.waitFor(lambda rows: any("End of /MOTD" in row for row in rows))
+        tmux.type("/join #lobby")
+        tmux.keys("Enter")
+        rows = tmux.waitFor(lambda rows: any("Channel #lobby: 2 nicks" in row for row in rows))
+        text = "\n".join(rows)
+        assert 'Topic for #lobby is "all things chatd"' in text
+        # The nick list, at the right of every row.
+        assert [row.rsplit("\u2502", 1)[-1].strip() for row in rows[1:3]] == ["alice", "bob"]
+        assert bob.sync() == ["-- #lobby alice has joined"]
+        bob.type("hello from nc")
+        bob.type("/me waves")
+        tmux.waitFor(lambda rows: any("bob | hello from nc" in row for row in rows)
+                     and any("* | bob waves" in row for row in rows))
+        tmux.type("hi bob, é € 漢字")
+        tmux.keys("Enter")
+        assert bob.readUntil(lambda line: True) == ["#lobby <alice> hi bob, é € 漢字"]
+        tmux.type("/quit see you")
+        tmux.keys("Enter")
+        assert bob.readUntil(lambda line: True) == ["-- #lobby alice has quit (Quit: see you)"]
         assert bob.sync() == []
     finally:
         bob.close()
