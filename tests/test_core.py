@@ -366,3 +366,20 @@ def test_awayChangesReachThoseWhoShareARoom(core):
     assert bob.outbox.take() == [events.AwayChanged("alice", "lunch"),
                                  events.AwayChanged("alice", "")]
     assert alice.outbox.take() == [] and carol.outbox.take() == []
+
+
+def test_awayJoinerIsToldToTheRoom(core):
+    """
+    Someone away who joins a room is told to its members as away, after
+    their join (IRC's away-notify wants it); nobody away, nothing told.
+    """
+    alice, bob, carol = arrive(core, "alice"), arrive(core, "bob"), arrive(core, "carol")
+    core.join(bob, "#side")
+    core.setAway(alice, "lunch")
+    clear(alice, bob, carol)
+    core.join(alice, "#side")
+    assert bob.outbox.take() == [events.Joined("#side", "alice"),
+                                 events.AwayChanged("alice", "lunch")]
+    clear(alice)
+    core.join(carol, "#side")
+    assert [bob.outbox.take(), alice.outbox.take()] == [[events.Joined("#side", "carol")]] * 2

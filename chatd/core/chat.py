@@ -348,6 +348,9 @@ class ChatCore:
             # A kept room: its owner, topic, bans and history are as left.
             self.rooms[key] = self.kept.pop(key)
         self.fanout.toRoom(room, events.Joined(room.name, user.nick))
+        if user.away and room.members:
+            # The members now share a room with someone away.
+            self.fanout.toEach(room.members.values(), events.AwayChanged(user.nick, user.away))
         room.members[nickKey(user.nick)] = user
         user.rooms[key] = room
         self.fanout.toUser(user, events.Entered(

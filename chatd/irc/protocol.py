@@ -317,9 +317,9 @@ class IrcProtocol(PacedLineReceiver):
                 self.wire = self.wire.variant(caps)
                 self.send("CAP", self.nick or "*", "ACK", " ".join(wanted))
             else:
-                # (server-time and account-tag are chosen with the
-                # session's wire format, before SASL or registration, for
-                # good.)
+                # (The tag capabilities, TAG_CAPABILITIES, are chosen with
+                # the session's wire format, before SASL or registration,
+                # for good.)
                 self.send("CAP", self.nick or "*", "NAK", " ".join(wanted))
         elif sub == "END":
             if not self.registered:

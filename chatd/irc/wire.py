@@ -154,7 +154,8 @@ class IrcWire:
 
     def _text(self, command, target, text, nick, time, action=False, msgid=None):
         """
-        The lines that carry C{text} from C{source} to C{target}.
+        The lines that carry C{text} from the user C{nick} to C{target},
+        said at C{time}, stored as C{msgid} (or L{None}).
 
         Text an IRC client could have sent in one line (510 bytes with its
         command and target) goes in one line, longer than 512 bytes by the
