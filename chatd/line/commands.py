@@ -234,7 +234,8 @@ def _rooms(conn, arg):
         conn.reply(f"{room.name} ({len(room.members)}) {room.topic}".rstrip())
 
 
-@command("who", "[#ROOM]", "list the members of a room (the current one by default)",
+@command("who", "[#ROOM]",
+         "list the members of a room (the current one by default) and its moderators",
          alias="names")
 def _who(conn, arg):
     if arg:
