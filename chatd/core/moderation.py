@@ -303,9 +303,7 @@ class Moderation:
         go with it, so that nobody keeps a room's name from others by
         creating it once.
         """
-        for ban in self.bans.all():
-            if ban.room and roomKey(ban.room) == room.key:
-                self.bans.remove(ban.kind, ban.target, ban.room)
+        self.bans.removeRoom(room.name)
 
     def restoreBans(self, bans):
         """
