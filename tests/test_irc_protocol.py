@@ -1047,3 +1047,24 @@ def test_msgidOnStoredLines():
     assert alice.lines() == ["@msgid=9;time=2023-11-14T22:13:28.000Z :alice!~alice@chatd "
                              "PRIVMSG #lobby live"]
     assert plain.lines() == [":alice!~alice@chatd PRIVMSG #lobby live"]
+
+
+def test_mutedCreatorIsDeopped():
+    """
+    An operator who mutes a channel's creator takes their @ away: IRC
+    clients are told with -o after the +q.
+    """
+    accounts = MemoryAccounts()
+    accounts.passwords["boss"] = "boss-password"
+    server = IrcMemoryServer(accounts=accounts, operators=["boss"])
+    alice = server.connectIrc("alice")
+    boss = _identified(server, "boss", "boss-password")
+    alice.send("JOIN #r")
+    boss.send("JOIN #r")
+    alice.lines(), boss.lines()
+    boss.send("MODE #r +q alice")
+    assert alice.lines() == [":boss!~boss@chatd MODE #r +q alice!*@*",
+                             ":boss!~boss@chatd MODE #r -o alice"]
+    assert len(boss.lines()) == 2
+    boss.send("NAMES #r")
+    assert boss.lines()[0] == f"{S} 353 boss = #r :alice @boss"

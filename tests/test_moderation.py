@@ -190,7 +190,9 @@ def test_mutedCreatorLosesTheRoom(trust):
     op = trust.arrive("op", password="op-password")
     for person in (alice, bob, op):
         person.join("#free")
+    clear(bob)
     op.mute("#free", "alice")
+    assert bob.outbox.take() == [events.Muted("#free", "alice", "op", None, demoted=True)]
     room = trust.core.rooms["#free"]
     assert room.creator is None and [m.nick for m in op.moderators(room)] == ["op"]
     with pytest.raises(R.NotModerator):

@@ -151,6 +151,9 @@ class Muted:
     nick: str
     by: str
     duration: float | None
+    demoted: bool = False
+    """Whether the muted user was the room's creator, who moderates it no
+    more."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -259,7 +259,8 @@ class Moderation:
         target = self._moderatable(user, room, nick)
         until = None if duration is None else core.clock.seconds() + duration
         room.muted[target] = until
-        if room.creator is target:
+        demoted = room.creator is target
+        if demoted:
             # A muted creator could otherwise lift their own mute.
             room.creator = None
         if target.account is not None:
@@ -267,7 +268,8 @@ class Moderation:
             room.mutedAccounts[target.account] = until
         self._log.info("{by} muted {nick} in {room} for {duration}", by=user.nick,
                        nick=target.nick, room=room.name, duration=_seconds(duration))
-        core.fanout.toRoom(room, events.Muted(room.name, target.nick, user.nick, duration))
+        core.fanout.toRoom(room, events.Muted(room.name, target.nick, user.nick, duration,
+                                              demoted))
 
     def unmute(self, user, name, nick):
         room = self._core.memberRoom(user, name)

@@ -318,7 +318,9 @@ _ROOM_LINES = {
     events.Kicked: _from(_by, "KICK", _room, _nick, lambda e: e.reason or e.by),
     events.Banned: _mode("+b", lambda e: e.target),
     events.Unbanned: _mode("-b", lambda e: e.target),
-    events.Muted: _mode("+q", _nick),
+    events.Muted: lambda w, e: _mode("+q", _nick)(w, e) + (
+        line("MODE", e.room, "-o", e.nick, prefix=w.source(e.by), tags=w.tagsFrom(e.by))
+        if e.demoted else b""),
     events.Unmuted: _mode("-q", _nick),
     events.AwayChanged: lambda w, e: AwayLine(
         line("AWAY", e.text, prefix=w.source(e.nick), tags=w.tagsFrom(e.nick)) if e.text
