@@ -23,7 +23,7 @@ def pytest_collection_modifyitems(config, items):
     # rest run in memory.
     for item in items:
         module = vars(item.module)
-        if {"Daemon", "startDaemon", "runClient", "subprocess"} & module.keys():
+        if {"Daemon", "IrcDaemon", "startDaemon", "runClient", "subprocess"} & module.keys():
             item.add_marker(pytest.mark.slow)
 
 
