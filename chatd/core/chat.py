@@ -364,9 +364,9 @@ class ChatCore:
         they stay (L{Room.creator}).  A registered, identified creator also
         owns it (up to L{OWNED_MAX} rooms each) and it is kept, with its
         history, when it empties; the lobby belongs to nobody, is moderated
-        by operators alone, and always shows its history.  Any other room shows only the lines
-        said since it was created: not those of an earlier room of the same
-        name that emptied.
+        by operators alone, and always shows its history.  Any other room
+        shows only the lines said since it was created: not those of an
+        earlier room of the same name that emptied.
         """
         key = roomKey(name)
         isLobby = key == roomKey(self.lobby)

@@ -5,10 +5,11 @@ Operators (named in configuration, registered and identified) act in any room
 and ban from the whole server; a room's owner (its registered, identified
 creator) acts in that room only, and so does the creator of a room that is
 not kept, while they stay in it (as the creator of a channel is its operator
-on IRC servers): their room's bans end with the room.  Protection follows proof: only an
-identified operator or owner is protected from moderation, and no ban covers
-an identified operator (nor can one be set that would).  Mutes and bans
-follow the person: the connection, and the account they proved.
+on IRC servers): their room's bans end with the room.  Protection follows
+proof: only an identified operator or owner is protected from moderation,
+and no ban covers an identified operator (nor can one be set that would).
+Mutes and bans follow the person: the connection, and the account they
+proved.
 
 Composed into L{chatd.core.chat.ChatCore}, which consults it on every path a
 banned or muted user could take, and which it reaches only through its public
