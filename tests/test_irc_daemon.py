@@ -4,6 +4,9 @@ client over a socket, irssi and WeeChat in tmux, talking with a line protocol
 user (a socket, or nc) in the same rooms.
 """
 
+import re
+import time
+
 import pytest
 
 from ircsupport import IrcDaemon, IrcSocketClient
@@ -219,3 +222,41 @@ def test_ircAcrossTwoDaemons():
         first.stop()
         second.stop()
         redis.cleanup()
+
+
+def test_chathistoryFromSqlite(tmp_path):
+    """
+    CHATHISTORY over a real socket, read from the SQLite store: what a line
+    user said comes back by msgid and by timestamp, oldest first, in a
+    batch, with the msgid and time it was stored with; AFTER the timestamp
+    of a line starts after that line.
+    """
+    daemon = IrcDaemon("--db", f"sqlite:{tmp_path / 'chat.db'}", "--replay", "0",
+                       cwd=tmp_path).start()
+    try:
+        bob = LineClient(daemon.port)
+        bob.login("bob")
+        for i in range(1, 6):
+            bob.send(f"line {i}")
+            # Timestamps tell lines apart to the millisecond.
+            bob.sync()
+            time.sleep(0.01)
+        irc = IrcSocketClient(daemon.ircPort)
+        irc.send("CAP REQ :batch server-time message-tags draft/chathistory")
+        irc.send("CAP END")
+        irc.register("alice")
+        irc.send("JOIN #lobby")
+        irc.sync()
+        irc.send("CHATHISTORY LATEST #lobby * 2")
+        latest = irc.sync()
+        assert [line.rsplit(" :", 1)[-1] for line in latest[1:-1]] == ["line 4", "line 5"]
+        assert latest[0].endswith(" BATCH +h1 chathistory #lobby")
+        first = re.search(r"msgid=(\d+);time=(\S+) ", latest[1])
+        irc.send(f"CHATHISTORY BEFORE #lobby msgid={first.group(1)} 2")
+        assert [line.rsplit(" :", 1)[-1] for line in irc.sync()[1:-1]] == ["line 2", "line 3"]
+        irc.send(f"CHATHISTORY AFTER #lobby timestamp={first.group(2)} 5")
+        assert [line.rsplit(" :", 1)[-1] for line in irc.sync()[1:-1]] == ["line 5"]
+        irc.close()
+        bob.close()
+    finally:
+        daemon.stop()

@@ -970,6 +970,10 @@ def test_chathistorySelectors():
         "BETWEEN #lobby msgid=7 msgid=2 3": [4, 5, 6],
         "BEFORE #lobby timestamp=2023-11-14T22:13:23.000Z 10": [1, 2, 3],
         "AFTER #LOBBY timestamp=2023-11-14T22:13:25.500Z 1000": [7, 8],
+        # A line's own timestamp: after it, or around it, it included.
+        "AFTER #lobby timestamp=2023-11-14T22:13:24.000Z 2": [6, 7],
+        "AROUND #lobby timestamp=2023-11-14T22:13:24.000Z 2": [4, 5],
+        "LATEST #lobby timestamp=2023-11-14T22:13:26.000Z 5": [8],
     }
     for command, ids in cases.items():
         server, history, alice = _historyServer()

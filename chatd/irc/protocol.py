@@ -576,26 +576,26 @@ class IrcProtocol(PacedLineReceiver):
         """
         page = self.session.page
         if sub == "LATEST":
-            return page(room, count, after=bounds[0])
+            return page(room, count, after=_past(bounds[0]))
         if sub == "BEFORE":
             return page(room, count, before=bounds[0])
         if sub == "AFTER":
-            return page(room, count, after=bounds[0], oldest=True)
+            return page(room, count, after=_past(bounds[0]), oldest=True)
         if sub == "AROUND":
             # Half before it, the rest from it on.
             older = page(room, count // 2, before=bounds[0]) if count > 1 else None
             kind, value = bounds[0]
-            atOrAfter = (kind, value - 1) if kind == "id" else (kind, value - 0.0005)
+            fromIt = (kind, value - 1) if kind == "id" else (kind, value - _TICK / 1000)
 
             def newer(found):
-                return page(room, count - len(found), after=atOrAfter, oldest=True
+                return page(room, count - len(found), after=fromIt, oldest=True
                             ).addCallback(lambda more: found + more)
             return older.addCallback(newer) if older is not None else newer([])
         first, second = bounds
         if first[0] == second[0] and first[1] > second[1]:
             # Backwards from the first: the newest lines before it.
-            return page(room, count, before=first, after=second)
-        return page(room, count, after=first, before=second, oldest=True)
+            return page(room, count, before=first, after=_past(second))
+        return page(room, count, after=_past(first), before=second, oldest=True)
 
     def _fail(self, command, code, *params):
         self.conn.send(self._failLine(command, code, *params))
@@ -1182,6 +1182,22 @@ def _required(params, index):
 
 # CHATHISTORY's subcommands, with how many parameters each takes.
 _CHATHISTORY = {"LATEST": 3, "BEFORE": 3, "AFTER": 3, "AROUND": 3, "BETWEEN": 4}
+
+
+# A server-time tag gives milliseconds: a line tagged T was said within the
+# millisecond from T on.
+_TICK = 0.001
+
+
+def _past(bound):
+    """
+    The bound after which lines come after the line C{bound} names: past
+    the millisecond a timestamp names, which holds the line it was read
+    from.
+    """
+    if bound is None or bound[0] == "id":
+        return bound
+    return ("time", bound[1] + _TICK - _TICK / 1000)
 
 
 def _msgref(ref):
