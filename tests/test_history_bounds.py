@@ -17,8 +17,9 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
 from chatd.core import events
 from chatd.storage import HistoryBusy, QueryTooSlow, SearchTooComplex
-from chatd.storage import sqlite
-from chatd.storage.sqlite import SEARCH_TOKENS, SQLiteHistory, searchTokens
+from chatd.storage import threaded
+from chatd.storage.sqlite import SQLiteHistory
+from chatd.storage.threaded import SEARCH_TOKENS, searchTokens
 from support import MemoryServer
 
 
@@ -188,7 +189,7 @@ def test_slowCommitIsLogged(path, calls, monkeypatch):
     A commit that takes longer than SLOW_COMMIT is logged as a warning that
     says input is not read meanwhile.
     """
-    monkeypatch.setattr(sqlite, "SLOW_COMMIT", 0.05)
+    monkeypatch.setattr(threaded, "SLOW_COMMIT", 0.05)
     logged = []
     globalLogPublisher.addObserver(logged.append)
     try:
