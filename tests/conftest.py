@@ -64,3 +64,24 @@ def db(tmp_path):
     A --db description for a daemon's own database in the test's folder.
     """
     return f"sqlite:{tmp_path / 'chatd.sqlite3'}"
+
+
+@pytest.fixture(scope="session")
+def postgresServer():
+    """
+    One throw-away PostgreSQL server for the whole run, started when a test
+    first needs it (skipped where PostgreSQL is not installed).
+    """
+    from pgsupport import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def pgurl(postgresServer):
+    """
+    The URL of a fresh database of the test's own on that server.
+    """
+    return postgresServer.newDatabase()

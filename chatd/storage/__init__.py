@@ -2,11 +2,15 @@
 Storage behind interfaces, so that the core never knows which database keeps
 its data nor waits for one.
 
+- L{chatd.storage.threaded}: what every history store shares: the writer's
+  thread, its bound and back-pressure, the readers' threads and limits.
 - L{chatd.storage.schema}: the SQLite schema, its versions and migrations.
 - L{chatd.storage.sqlite}: L{IHistoryStore} on an SQLite file, written by one
   dedicated thread.
 - L{chatd.storage.accounts}: L{IAccountStore} in the same file, with its own
   thread, which also does the (deliberately slow) password hashing.
+- L{chatd.storage.pgschema}, L{chatd.storage.postgres}: both stores on a
+  PostgreSQL database that several daemons may share.
 - L{chatd.storage.worker}: the loop by which a store's thread answers jobs.
 """
 
@@ -44,6 +48,13 @@ class SearchTooComplex(HistoryRefused):
 class QueryTooSlow(HistoryRefused):
     """
     The read ran longer than the store's deadline and was stopped.
+    """
+
+
+class HistoryUnavailable(HistoryRefused):
+    """
+    The database that keeps history cannot be reached for now (a shared
+    database server restarting, say).
     """
 
 
@@ -222,6 +233,15 @@ class IAccountStore(Interface):
     def removeBan(ban):
         """
         @return: a L{Deferred} firing once C{ban} is forgotten.
+        """
+
+    def watch(watcher):
+        """
+        Tell C{watcher}, on the reactor thread, of the bans other daemons
+        sharing the database add and remove while this one runs:
+        C{watcher.storedBanAdded(ban)}, C{watcher.storedBanRemoved(ban)}
+        (for the bans this daemon changes too, once stored).  A store no
+        other daemon shares never calls them.
         """
 
     def rooms():
