@@ -85,3 +85,62 @@ def pgurl(postgresServer):
     The URL of a fresh database of the test's own on that server.
     """
     return postgresServer.newDatabase()
+
+
+class StoreBackend:
+    """
+    One of the databases the stores run on, for the store tests that every
+    backend must pass: where the test's database is (C{where}: a path or a
+    URL), the store classes, and a way to look inside.
+    """
+
+    def __init__(self, name, where, history, accounts, connect):
+        self.name = name
+        self.where = where
+        self.historyClass = history
+        self.accountsClass = accounts
+        self._connect = connect
+
+    def history(self, calls, cls=None, **kwargs):
+        """
+        An open history store (of C{cls}, a subclass of the backend's, if given).
+        """
+        store = (cls or self.historyClass)(self.where, calls, **kwargs)
+        store.open()
+        return store
+
+    def accounts(self, calls, **kwargs):
+        store = self.accountsClass(self.where, calls, **kwargs)
+        store.open()
+        return store
+
+    def query(self, sql):
+        """
+        The rows C{sql} finds in the database, read apart from the stores.
+        """
+        connection = self._connect(self.where)
+        try:
+            return [tuple(row) for row in connection.execute(sql).fetchall()]
+        finally:
+            connection.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.slow)])
+def backend(request, path):
+    """
+    Each store test runs once on SQLite and once on PostgreSQL (on the run's
+    own server: slow, skipped where PostgreSQL is not installed).
+    """
+    if request.param == "sqlite":
+        import sqlite3
+
+        from chatd.storage.accounts import SQLiteAccounts
+        from chatd.storage.sqlite import SQLiteHistory
+
+        return StoreBackend("sqlite", path, SQLiteHistory, SQLiteAccounts, sqlite3.connect)
+    import psycopg
+
+    from chatd.storage.postgres import PostgresAccounts, PostgresHistory
+
+    return StoreBackend("postgres", request.getfixturevalue("pgurl"), PostgresHistory,
+                        PostgresAccounts, psycopg.connect)

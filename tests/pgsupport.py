@@ -96,7 +96,10 @@ class PostgresServer:
         Stop the server at once (fast shutdown: connections are cut).
         """
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+            # pg_ctl waits until the server is gone, its lock file too (the
+            # process started may be runuser, which does not wait for that).
+            self._run("pg_ctl", "stop", "-D", self.data, "-m", "fast", "-w",
+                      "-t", str(timeout))
             self.process.wait(timeout)
         self.process = None
 

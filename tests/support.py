@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -394,6 +395,22 @@ class ThreadCalls:
         if hasattr(outcome[0], "raiseException"):
             outcome[0].raiseException()
         return outcome[0]
+
+    def until(self, predicate, timeout=10):
+        """
+        Run the queued calls until C{predicate()} is true; fail after
+        C{timeout} seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"not true within {timeout} s: {predicate}")
+            try:
+                f, args, kwargs = self._calls.get(timeout=min(left, 0.1))
+            except queue.Empty:
+                continue
+            f(*args, **kwargs)
 
 
 def startFailure(*args, cwd=None, timeout=30):

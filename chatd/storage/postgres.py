@@ -126,7 +126,8 @@ class PostgresHistory(ThreadedHistory):
         """
         pgschema.migrate(self._url)
         writing = pgschema.Reconnecting(self._url)
-        timeout = f"SET statement_timeout = {int(self._querySeconds * 1000)}"
+        # (0 would mean no deadline at all.)
+        timeout = f"SET statement_timeout = {max(1, int(self._querySeconds * 1000))}"
         readers = {lane: pgschema.Reconnecting(
             self._url, (timeout, "SET default_transaction_read_only = on"))
             for lane in self._lanes}
