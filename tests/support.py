@@ -306,17 +306,22 @@ class MemoryHistory:
 
     @ivar lines: every event appended, in order.
     @ivar searched: the rooms each search was asked to look in.
+    @ivar seen: the ids made by other daemons it was told of (L{observed}).
     """
 
     def __init__(self):
         self.lines = []
         self.searched = []
+        self.seen = []
         self._lastId = 0
         self._waiting = []
 
     def nextId(self):
         self._lastId += 1
         return self._lastId
+
+    def observed(self, id):
+        self.seen.append(id)
 
     def append(self, event):
         self.lines.append(event)

@@ -75,6 +75,22 @@ def test_daemonsSharingADatabaseMakeUniqueIdsInTheOrderLinesAreSaid(pgurl, calls
     calls.wait(b.close())
 
 
+def test_anIdSeenFromAnotherDaemonComesBeforeTheNextOwn(pgurl, calls):
+    """
+    Once told of an id another daemon made (a line it delivered), a store's
+    next ids are greater, even within the same millisecond and from a lower
+    slot: a reply sorts after what it answers.
+    """
+    b, a = openHistory(pgurl, calls), openHistory(pgurl, calls)
+    assert b.slot < a.slot
+    for _ in range(200):
+        theirs = a.nextId()
+        b.observed(theirs)
+        assert b.nextId() > theirs
+    calls.wait(a.close())
+    calls.wait(b.close())
+
+
 def test_slotsRunOutWithAClearError(pgurl, calls, monkeypatch):
     """
     A database shared by as many daemons as there are slots (here 3, not

@@ -79,6 +79,14 @@ class IHistoryStore(Interface):
         @rtype: L{int}
         """
 
+    def observed(id):
+        """
+        Another daemon sharing the store made the id C{id}, for a line this
+        daemon has just delivered: L{nextId} makes greater ones from now on
+        (a Lamport clock), so that a reply sorts after what it answers,
+        however close in time.  A store no other daemon shares ignores it.
+        """
+
     def append(event):
         """
         Queue C{event}, which carries its id from L{nextId}, for storage.

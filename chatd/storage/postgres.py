@@ -160,6 +160,11 @@ class PostgresHistory(ThreadedHistory):
         self._lastId = _makeId(self._ms, self._count, self.slot)
         return self._lastId
 
+    def observed(self, id):
+        ms, count, _ = idParts(id)
+        if (ms, count) > (self._ms, self._count):
+            self._ms, self._count = ms, count
+
     def close(self):
         if self._closing is None:
             self._closing = time.monotonic()

@@ -137,6 +137,10 @@ class SQLiteHistory(ThreadedHistory):
         self._lastId += 1
         return self._lastId
 
+    def observed(self, id):
+        # One daemon's own file: other daemons' ids are not of this file.
+        pass
+
     # ThreadedHistory's hooks
 
     def _appended(self, row):
