@@ -257,3 +257,31 @@ def test_linesWaitWhileTheDatabaseIsAwayAndArriveWhenItIsBack(postgresServer, pg
     calls.wait(store.flush(), timeout=30)
     assert calls.wait(store.recent("#a", 100)) == [before] + waiting
     calls.wait(store.close())
+
+
+def test_accountsRefusedWhileTheDatabaseIsAway(postgresServer, pgurl, calls):
+    """
+    With the server stopped, registering and checking passwords are refused
+    (an AccountError, shown to the user), bans and registered nicknames are
+    still known; once it is back, both work again, and the listener, back
+    too, hears of a nickname another daemon registers.
+    """
+    store = openAccounts(pgurl, calls)
+    calls.wait(store.register("alice", "a-password"))
+    postgresServer.stop()
+    try:
+        for refused in (store.register("bob", "b-password"),
+                        store.verify("alice", "a-password")):
+            with pytest.raises(AccountError) as away:
+                calls.wait(refused, timeout=20)
+            assert str(away.value) == ("accounts cannot be reached at the moment; "
+                                       "try again later")
+        assert store.isRegistered("alice") and not store.isRegistered("bob")
+    finally:
+        postgresServer.start()
+    other = openAccounts(pgurl, calls)
+    calls.wait(other.register("carol", "c-password"))
+    calls.wait(other.close())
+    calls.until(lambda: store.isRegistered("carol"), timeout=20)
+    assert calls.wait(store.verify("alice", "a-password")) is True
+    calls.wait(store.close())
