@@ -91,6 +91,34 @@ def test_anIdSeenFromAnotherDaemonComesBeforeTheNextOwn(pgurl, calls):
     calls.wait(b.close())
 
 
+def test_linesWhoseIdsClashAreLoggedAndTheRestKept(pgurl, calls):
+    """
+    Should another daemon have stored a line with an id this one made (its
+    slot taken over while the database was away), the rest of the batch is
+    stored all the same, and the loss is logged.
+    """
+    from twisted.logger import LogLevel, formatEvent, globalLogPublisher
+
+    a, b = openHistory(pgurl, calls), openHistory(pgurl, calls)
+    theirs = said(a, "#a", "alice", "first")
+    calls.wait(a.flush())
+    logged = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        b.append(events.Said("#a", "bob", "same id", 1000.0, theirs.id))
+        kept = said(b, "#a", "bob", "kept")
+        calls.wait(b.flush())
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    assert calls.wait(b.recent("#a", 10)) == [theirs, kept]
+    warnings = [formatEvent(e) for e in logged if e.get("log_level") == LogLevel.warn]
+    assert warnings == [f"1 history lines were not stored: another daemon stored lines "
+                        f"with their ids (slot {b.slot} was taken over while the database "
+                        "was away)"]
+    calls.wait(a.close())
+    calls.wait(b.close())
+
+
 def test_slotsRunOutWithAClearError(pgurl, calls, monkeypatch):
     """
     A database shared by as many daemons as there are slots (here 3, not

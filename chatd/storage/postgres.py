@@ -74,6 +74,8 @@ _SLOT_LOCK = 0x63686174
 _COLUMNS = "id, time, room, kind, nick, text"
 # COPY rather than INSERTs: 2.5 times the lines per second (bench/history_bench.py).
 _COPY = "COPY messages (id, time, room_key, room, kind, nick, text, words) FROM STDIN"
+_INSERT = ("INSERT INTO messages (id, time, room_key, room, kind, nick, text, words) "
+           "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)")
 _UNAVAILABLE = "history cannot be reached at the moment; try again later"
 
 
@@ -233,6 +235,8 @@ class PostgresHistory(ThreadedHistory):
                     with connection.cursor().copy(_COPY) as copy:
                         for row in rows:
                             copy.write_row(row)
+            except pgerrors.UniqueViolation:
+                self._storeClashing(connection, rows)
             except (psycopg.OperationalError, HistoryError) as e:
                 holder.drop()
                 if not self._down:
@@ -253,6 +257,22 @@ class PostgresHistory(ThreadedHistory):
                     self._log.info, "history database {path} reachable again",
                     path=self.path)
             return
+
+    def _storeClashing(self, connection, rows):
+        """
+        Store C{rows}, some of whose ids are stored already: another daemon
+        took this one's slot while its connection was away (a restart of
+        the server) and made the same id in the same millisecond.  The rest
+        of the batch is kept; the lines whose ids clash are logged and lost.
+        """
+        with connection.transaction():
+            with connection.cursor() as cursor:
+                cursor.executemany(_INSERT + " ON CONFLICT (id) DO NOTHING", rows)
+                stored = cursor.rowcount
+        self._reactor.callFromThread(
+            self._log.warn, "{count} history lines were not stored: another daemon "
+            "stored lines with their ids (slot {slot} was taken over while the "
+            "database was away)", count=len(rows) - stored, slot=self.slot)
 
     def _pruneChunk(self, holder, before, chunk):
         try:
