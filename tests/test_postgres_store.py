@@ -313,3 +313,27 @@ def test_accountsRefusedWhileTheDatabaseIsAway(postgresServer, pgurl, calls):
     calls.until(lambda: store.isRegistered("carol"), timeout=20)
     assert calls.wait(store.verify("alice", "a-password")) is True
     calls.wait(store.close())
+
+
+def test_closingWhileTheDatabaseIsAwayGivesUpAfterItsPatience(
+        postgresServer, pgurl, calls, monkeypatch):
+    """
+    A store closed while its database is away tries for CLOSE_PATIENCE
+    seconds more, then lets go, logging the lines it could not store.
+    """
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    monkeypatch.setattr(postgres, "CLOSE_PATIENCE", 0.5)
+    store = openHistory(pgurl, calls)
+    postgresServer.stop()
+    logged = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        for i in range(3):
+            said(store, "#a", "alice", f"lost {i}")
+        calls.until(lambda: store._down)
+        calls.wait(store.close(), timeout=20)
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+        postgresServer.start()
+    assert "3 history lines could not be stored" in [formatEvent(e) for e in logged]
