@@ -163,3 +163,19 @@ def test_chatGoesOnWhilePostgresIsAway(redis, pgurl, postgresServer):
     finally:
         a.stop()
         b.stop()
+
+
+def test_oneDaemonOnSQLiteNeedsNoPostgresClient(tmp_path):
+    """
+    With a SQLite --db, building the service imports neither psycopg nor
+    the PostgreSQL stores.
+    """
+    import subprocess
+    import sys
+
+    code = ("import sys; from chatd.tap import Options, makeService; o = Options(); "
+            f"o.parseOptions(['--db', 'sqlite:{tmp_path}/chat.sqlite3']); makeService(o); "
+            "print('psycopg' in sys.modules, 'chatd.storage.postgres' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.split() == ["False", "False"], out.stderr
