@@ -3,7 +3,7 @@ import tempfile
 
 import pytest
 
-from support import MemoryServer, ThreadCalls
+from support import Daemon, MemoryServer, ThreadCalls
 
 
 def pytest_configure(config):
@@ -19,11 +19,12 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    # A test that starts a daemon or another program is slow by nature; the
-    # rest run in memory.
+    # A test that starts a daemon (of any kind) or another program is slow by
+    # nature; the rest run in memory.
     for item in items:
         module = vars(item.module)
-        if {"Daemon", "startDaemon", "runClient", "subprocess"} & module.keys():
+        if ({"startDaemon", "runClient", "subprocess"} & module.keys()
+                or any(isinstance(v, type) and issubclass(v, Daemon) for v in module.values())):
             item.add_marker(pytest.mark.slow)
 
 
