@@ -22,7 +22,7 @@ from chatd import __version__
 from chatd.line import wire
 from chatd.core.names import normalRoomName, roomKey
 from chatd.storage import HistoryError, schema
-from chatd.storage.sqlite import toEvent
+from chatd.storage.threaded import toEvent
 from chatd.tap import DB_HELP_DEFAULT, databasePath, defaultDatabase
 
 FORMATS = ("jsonl", "text")

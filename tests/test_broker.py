@@ -9,6 +9,7 @@ import dataclasses
 import pytest
 
 from brokersupport import Cluster
+from support import MemoryHistory
 from chatd.broker import codec
 from chatd.broker.fanout import BrokeredFanout
 from chatd.core import events
@@ -610,3 +611,25 @@ def test_awayChangesToldOnOtherDaemons(cluster):
     cluster.settle()
     assert told == [(["alice"], events.AwayChanged("bob", "lunch"))]
     assert alice.lines() == []
+
+
+def test_linesSaidElsewhereMoveTheHistoryClock():
+    """
+    A daemon is told the id of each line said on another one as it reads it
+    from the stream (so that, on a shared store, its next ids sort after
+    it); of its own lines, nothing.
+    """
+    cluster = Cluster()
+    a = cluster.add("a", history=MemoryHistory())
+    b = cluster.add("b", history=MemoryHistory())
+    a.connect("alice")
+    bob = b.connect("bob")
+    cluster.settle()
+    bob.send("hello")
+    bob.send("/me waves")
+    bob.send("/topic cake")
+    cluster.settle()
+    said = [e.id for e in b.core.history.lines]
+    assert len(said) == 3
+    assert a.core.history.seen == said
+    assert b.core.history.seen == []

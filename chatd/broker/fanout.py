@@ -716,6 +716,10 @@ class BrokeredFanout(Fanout):
 
     def _applyRoom(self, entry, own, stash):
         event = entry["e"]
+        if not own and self.core.history is not None and getattr(event, "id", None):
+            # A line said elsewhere: this daemon's next ids sort after it (a
+            # shared store's ids are in the order lines were said).
+            self.core.history.observed(event.id)
         actorNick = entry.get("a")
         rkey = roomKey(event.room)
         view = self._view.get(rkey)

@@ -315,6 +315,19 @@ class Moderation:
         for ban in bans:
             self.bans.add(ban)
 
+    def storedBanAdded(self, ban):
+        """
+        Another daemon sharing the account store set C{ban} (or this one's
+        own was stored): it holds here too.
+        """
+        self.bans.add(ban)
+
+    def storedBanRemoved(self, ban):
+        """
+        Another daemon sharing the account store lifted C{ban}, or it ended.
+        """
+        self.bans.remove(ban.kind, ban.target, ban.room)
+
     def _mayModerate(self, user, room, name=None):
         """
         Refuse C{user} unless they may moderate C{room} (L{None}: the room
