@@ -1072,3 +1072,14 @@ def test_mutedCreatorIsDeopped():
     assert len(boss.lines()) == 2
     boss.send("NAMES #r")
     assert boss.lines()[0] == f"{S} 353 boss = #r :alice @boss"
+
+
+def test_time(server):
+    """
+    TIME: the server's time, as a POSIX timestamp and for people (391).
+    """
+    server.clock.advance(1700000000)
+    alice = server.connectIrc("alice")
+    alice.send("TIME")
+    assert alice.lines() == [
+        f"{S} 391 alice irc.chatd 1700000000 :Tuesday November 14 2023 -- 22:13:20 UTC"]

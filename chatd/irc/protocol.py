@@ -455,6 +455,11 @@ class IrcProtocol(PacedLineReceiver):
                 + [encode(N.RPL_MOTD, me, f"- {line}", prefix=self.server) for line in motd]
                 + [encode(N.RPL_ENDOFMOTD, me, "End of /MOTD command.", prefix=self.server)])
 
+    def irc_TIME(self, params):
+        now = self.clock.seconds()
+        self.numeric(N.RPL_TIME, self.server, str(int(now)),
+                     _time.strftime("%A %B %d %Y -- %H:%M:%S UTC", _time.gmtime(now)))
+
     def irc_MOTD(self, params):
         for data in self._motd():
             self.conn.send(data)
