@@ -546,10 +546,9 @@ class IrcProtocol(PacedLineReceiver):
         if len(args) < _CHATHISTORY[sub]:
             self._fail("CHATHISTORY", "NEED_MORE_PARAMS", sub, "Missing parameters")
             return
-        target, refs, limit = args[0], args[1:_CHATHISTORY[sub] - 1], args[_CHATHISTORY[sub] - 1]
+        target, *refs, limit = args[:_CHATHISTORY[sub]]
         bounds = [None if sub == "LATEST" and ref == "*" else _msgref(ref) for ref in refs]
-        if not limit.isdigit() or int(limit) < 1 or any(
-                b is False for b in bounds):
+        if not limit.isdigit() or int(limit) < 1 or False in bounds:
             self._fail("CHATHISTORY", "INVALID_PARAMS", sub, "Invalid parameters")
             return
         count = min(int(limit), N.CHATHISTORY_MAX)
