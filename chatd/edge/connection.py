@@ -145,7 +145,7 @@ class Connection:
             counts.floodDelaySeconds += delay
             if self._flood.floods != floods:
                 # Once per flood, not per line.
-                self.sendEvent(events.SlowedDown())
+                self.sendEvent(events.SlowedDown(self._nick()))
             self.holdInput("flood")
             self._paced = self.gate.clock.callLater(delay, self._paceOver)
         self._heard()
@@ -279,7 +279,7 @@ class Connection:
         # is given up on, and its late answer dropped.
         tooLate = self.gate.clock.callLater(
             self.HISTORY_WAIT, self.outbox.fill, place,
-            self._counted(self.wire.encode(events.HistoryUnavailable(tooSlow=True))))
+            self._counted(self.wire.encode(events.HistoryUnavailable(True, self._nick()))))
 
         def arrived(data):
             if tooLate.active():
@@ -292,9 +292,15 @@ class Connection:
     def _historyFailed(self, failure, refused):
         if failure.check(Refusal):
             return refused(failure.value)
-        nick = self.session.nick if self.session is not None else None
+        nick = self._nick()
         self._log.failure("history for {nick} failed", failure, nick=nick)
-        return self.wire.encode(events.HistoryUnavailable(tooSlow=False))
+        return self.wire.encode(events.HistoryUnavailable(False, nick))
+
+    def _nick(self):
+        """
+        The user's nickname, or L{None} before they have one.
+        """
+        return self.session.nick if self.session is not None else None
 
     # Ending
 
