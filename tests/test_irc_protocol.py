@@ -549,8 +549,8 @@ def test_saslPlain():
 def test_ownerModeration():
     """
     An identified owner shows as @, kicks (every member sees KICK once,
-    the kicked one included), bans (+b) and mutes (+q); the muted member
-    gets 404.
+    the kicked one included), bans (+b: whom it covers is kicked, seen by
+    everyone) and mutes (+q); the muted member gets 404.
     """
     server = IrcMemoryServer(accounts=MemoryAccounts())
     alice = _identified(server, "alice")
@@ -573,11 +573,18 @@ def test_ownerModeration():
     assert bob.lines() == [kick]
     assert carol.lines() == ["-- #mine bob was kicked by alice (bye)"]
     alice.send("MODE #mine +b carol")
-    assert alice.lines() == [":alice!~alice@chatd MODE #mine +b carol!*@*"]
-    assert carol.lines() == ["-- #mine alice banned carol", "=== left #mine"]
+    assert alice.lines() == [":alice!~alice@chatd MODE #mine +b carol!*@*",
+                             ":alice!~alice@chatd KICK #mine carol banned"]
+    assert carol.lines() == ["-- #mine alice banned carol",
+                             "-- #mine carol was kicked by alice (banned)", "=== left #mine"]
     alice.send("MODE #mine b")
     assert alice.lines() == [f"{S} 367 alice #mine carol!*@* alice 0",
                              f"{S} 368 alice #mine :End of channel ban list"]
+    bob.send("JOIN #mine")
+    bob.lines(), alice.lines()
+    alice.send("MODE #mine +b bob")
+    assert bob.lines() == [":alice!~alice@chatd MODE #mine +b bob!*@*",
+                           ":alice!~alice@chatd KICK #mine bob banned"]
 
 
 def test_keepalive(server):

@@ -213,6 +213,7 @@ def test_creatorsBansEndWithTheRoom(trust):
     clear(alice, bob)
     alice.ban("#free", "bob", None, "")
     assert bob.outbox.take() == [events.Banned("#free", "bob", "alice", None, "", False),
+                                 events.Kicked("#free", "bob", "alice", "banned"),
                                  events.PutOut("#free")]
     assert "bob" not in trust.members("#free") and bob.connected
     with pytest.raises(R.Banned):
@@ -398,18 +399,23 @@ def test_banCoveringYourOwnAddressRefused(trust):
 
 def test_roomBanByOwner(trust):
     """
-    A room owner's ban puts the user out of that room only and keeps them
-    from joining it again; they stay connected and in their other rooms.
+    A room owner's ban puts the user out of that room only, kicked with
+    the ban's reason for everyone there to see, and keeps them from
+    joining it again; they stay connected and in their other rooms.
     """
     owner = trust.arrive("owner", password="owner-password")
-    bob = trust.arrive("bob")
+    bob, carol = trust.arrive("bob"), trust.arrive("carol")
     owner.join("#den")
     bob.join("#den")
-    clear(owner, bob)
+    carol.join("#den")
+    clear(owner, bob, carol)
     owner.ban("#den", "bob", None, "rude")
     banned = events.Banned("#den", "bob", "owner", None, "rude", False)
-    assert owner.outbox.take() == [banned]
-    assert bob.outbox.take() == [banned, events.PutOut("#den")]
+    kicked = events.Kicked("#den", "bob", "owner", "rude")
+    assert owner.outbox.take() == [banned, kicked]
+    assert carol.outbox.take() == [banned, kicked]
+    assert bob.outbox.take() == [banned, kicked, events.PutOut("#den")]
+    assert trust.members("#den") == ["owner", "carol"]
     assert [room.name for room in bob.rooms] == ["#lobby"] and not bob.outbox.hungUp
     with pytest.raises(R.Banned) as e:
         bob.join("#den")

@@ -156,7 +156,15 @@ class Moderation:
         # What the reason says is the room's business, not the log's.
         self._log.info("{by} kicked {nick} from {room}{given}", by=user.nick,
                        nick=target.nick, room=room.name, given=_given(reason))
-        event = events.Kicked(room.name, target.nick, user.nick, reason)
+        self._putOut(room, target, user, reason)
+
+    def _putOut(self, room, target, by, reason):
+        """
+        Take C{target} out of C{room}, kicked by C{by}: everyone there sees
+        them go, and they are told.
+        """
+        core = self._core
+        event = events.Kicked(room.name, target.nick, by.nick, reason)
         core.fanout.toUser(target, event)
         core.removeMember(target, room, event)
         core.fanout.toUser(target, events.PutOut(room.name))
@@ -215,8 +223,9 @@ class Moderation:
                 # Whoever the ban covers now stays out under any nickname.
                 room.expelled[covered] = ban.key
                 if room.members.get(nickKey(covered.nick)) is covered:
-                    core.removeMember(covered, room)
-                    core.fanout.toUser(covered, events.PutOut(room.name))
+                    # Seen to go, kicked with the ban's reason, as IRC
+                    # services kick whom their bans cover.
+                    self._putOut(room, covered, user, reason or "banned")
 
     def unban(self, user, name, target):
         """
