@@ -765,3 +765,64 @@ def test_mappedRangesAndSingleAddressRangesAreWhatTheyMean(trust):
     op.ban("#lobby", "203.0.113.7/32")
     op.unban("#lobby", "203.0.113.7")
     trust.arrive("returning", host="203.0.113.7")
+
+
+def test_creatorLiftsOnlyACreatorsMute(trust):
+    """
+    A room's creator lifts or changes only the mutes a creator set: an
+    operator's mute, of the user or of the account they proved (once they
+    come back on a new connection too), is not theirs to lift nor to
+    shorten, and nobody is told anything; the operator lifts it.
+    """
+    trust.accounts.passwords["bob"] = "bob-password"
+    alice, carol = trust.arrive("alice"), trust.arrive("carol")
+    bob = trust.arrive("bob", password="bob-password")
+    op = trust.arrive("op", password="op-password")
+    for person in (alice, bob, carol, op):
+        person.join("#free")
+    op.mute("#free", "bob")
+    alice.mute("#free", "carol")
+    clear(alice, bob, carol, op)
+    with pytest.raises(R.MutedByHigher) as e:
+        alice.unmute("#free", "bob")
+    assert e.value == R.MutedByHigher("bob", "#free")
+    with pytest.raises(R.MutedByHigher):
+        alice.mute("#free", "bob", 1)
+    bob.quit("back soon")
+    bob = trust.arrive("bob", password="bob-password")
+    bob.join("#free")
+    clear(alice, bob, carol, op)
+    with pytest.raises(R.MutedByHigher):
+        alice.unmute("#free", "bob")
+    with pytest.raises(R.Muted):
+        bob.say("#free", "still muted?")
+    assert [p.outbox.take() for p in (alice, bob, carol, op)] == [[], [], [], []]
+    alice.unmute("#free", "carol")
+    unmuted = events.Unmuted("#free", "carol", "alice")
+    assert [p.outbox.take() for p in (alice, bob, carol, op)] == [[unmuted]] * 4
+    op.unmute("#free", "bob")
+    assert bob.outbox.take() == [events.Unmuted("#free", "bob", "op")]
+    alice.mute("#free", "bob")
+    alice.unmute("#free", "bob")
+    assert bob.outbox.take() == [events.Muted("#free", "bob", "alice", None),
+                                 events.Unmuted("#free", "bob", "alice")]
+
+
+def test_ownerCannotLiftAnOperatorsMute(trust):
+    """
+    Ranks hold for owners too: an operator's mute in an owned room is the
+    operator's to lift; the owner's own mute is the owner's.
+    """
+    owner = trust.arrive("owner", password="owner-password")
+    op = trust.arrive("op", password="op-password")
+    bob, carol = trust.arrive("bob"), trust.arrive("carol")
+    for person in (owner, op, bob, carol):
+        person.join("#den")
+    op.mute("#den", "bob")
+    owner.mute("#den", "carol")
+    with pytest.raises(R.MutedByHigher):
+        owner.unmute("#den", "bob")
+    owner.unmute("#den", "carol")
+    op.unmute("#den", "bob")
+    with pytest.raises(R.NotMuted):
+        owner.unmute("#den", "bob")

@@ -111,6 +111,10 @@ class Room:
         L{User}: the mute follows the connection, under any nickname.
     @ivar mutedAccounts: the same, by the account key of muted users who
         had proved one, so that a new connection does not shed it.
+    @ivar muteRanks: the rank (L{chatd.core.moderation.CREATOR}, ...) of the
+        moderator who muted each user, by the nickname and account keys of
+        those muted, so that only that rank or a higher lifts or changes
+        the mute.
     @ivar expelled: the key of the ban that put each user out of the room,
         so that a new nickname does not let them back in while it holds.
     @ivar creator: the L{User} who created the room, while they stay in it
@@ -121,7 +125,7 @@ class Room:
     """
 
     __slots__ = ("name", "key", "members", "topic", "owner", "firstId", "muted",
-                 "mutedAccounts", "expelled", "creator")
+                 "mutedAccounts", "muteRanks", "expelled", "creator")
 
     def __init__(self, name, owner=None, topic="", firstId=None):
         self.name = name
@@ -132,6 +136,7 @@ class Room:
         self.firstId = firstId
         self.muted = weakref.WeakKeyDictionary()
         self.mutedAccounts = {}
+        self.muteRanks = {}
         self.expelled = weakref.WeakKeyDictionary()
         self.creator = None
 

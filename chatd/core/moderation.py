@@ -26,6 +26,10 @@ from chatd.core.bans import ADDRESS, NICK, Ban, BanList, covers, coversEveryone,
     coversLocal, targetKind
 from chatd.core.names import nickKey, normalRoomName, roomKey
 
+# The ranks of moderators, lowest first: a mute is lifted or changed only by
+# a moderator of the rank that set it or a higher one.
+CREATOR, OWNER, OPERATOR = range(3)
+
 
 class Moderation:
     """
@@ -267,8 +271,14 @@ class Moderation:
         core = self._core
         room = core.memberRoom(user, name)
         target = self._moderatable(user, room, nick)
+        rank = self._rank(user, room)
+        keys = _muteKeys(target.nick, target)
+        if self._mutedUntil(target, room) is not False:
+            self._checkMuteRank(room, keys, rank, target.nick)
         until = None if duration is None else core.clock.seconds() + duration
         room.muted[target] = until
+        for key in keys:
+            room.muteRanks[key] = rank
         demoted = room.creator is target
         if demoted:
             # A muted creator could otherwise lift their own mute.
@@ -285,6 +295,12 @@ class Moderation:
         room = self._core.memberRoom(user, name)
         self._mayModerate(user, room)
         target = self._core.user(nick)
+        keys = _muteKeys(nick, target)
+        if ((target is not None and target in room.muted)
+                or any(key in room.mutedAccounts for key in keys)):
+            self._checkMuteRank(room, keys, self._rank(user, room), nick)
+        for key in keys:
+            room.muteRanks.pop(key, None)
         lifted = room.mutedAccounts.pop(nickKey(nick), False) is not False
         if target is not None:
             lifted = room.muted.pop(target, False) is not False or lifted
@@ -358,6 +374,24 @@ class Moderation:
             raise R.IdentifyFirst(user.nick)
         raise R.NotModerator(room.name if room is not None else name)
 
+    def _rank(self, user, room):
+        """
+        The rank of C{user}, who may moderate C{room}.
+        """
+        if self.isOperator(user):
+            return OPERATOR
+        if user.identified and room.owner == nickKey(user.nick):
+            return OWNER
+        return CREATOR
+
+    def _checkMuteRank(self, room, keys, rank, nick):
+        """
+        Refuse a moderator of C{rank} the mute in C{room} of C{nick} (known
+        by C{keys}) if a higher rank set it.
+        """
+        if any(room.muteRanks.get(key, CREATOR) > rank for key in keys):
+            raise R.MutedByHigher(nick, room.name)
+
     def _moderatable(self, user, room, nick):
         """
         The member C{nick} of C{room}, whom C{user} may kick or mute there.
@@ -376,6 +410,18 @@ class Moderation:
 
     def _store(self, done, what):
         done.addErrback(lambda failure: self._log.failure(what + " failed", failure))
+
+
+def _muteKeys(nick, user):
+    """
+    The keys a mute of C{nick} (the L{User} C{user}, or L{None} when gone)
+    is known by in L{Room.muteRanks}: their nickname's (a muted user cannot
+    rename) and their account's.
+    """
+    keys = {nickKey(nick)}
+    if user is not None and user.account is not None:
+        keys.add(user.account)
+    return keys
 
 
 def _seconds(duration):

@@ -205,6 +205,18 @@ class NotMuted(Refusal):
     room: str
 
 
+@dataclass
+class MutedByHigher(Refusal):
+    """
+    C{nick}'s mute in C{room} was set by a moderator of a higher rank (an
+    operator, the owner) than whoever would lift or change it (the owner,
+    the creator).
+    """
+
+    nick: str
+    room: str
+
+
 # Registered nicknames
 
 
