@@ -785,6 +785,11 @@ class BrokeredFanout(Fanout):
                         table[key] = until
                     else:
                         table.pop(key, None)
+                if isinstance(event, events.Muted):
+                    core.moderation.rankMute(room, event.nick, target,
+                                             core.users.get(nickKey(event.by)))
+                else:
+                    core.moderation.unrankMute(room, event.nick, target)
         if not own and actorNick:
             user = core.users.get(nickKey(actorNick))
             if isinstance(user, RemoteUser) and hasattr(event, "time"):

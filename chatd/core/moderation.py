@@ -271,14 +271,12 @@ class Moderation:
         core = self._core
         room = core.memberRoom(user, name)
         target = self._moderatable(user, room, nick)
-        rank = self._rank(user, room)
-        keys = _muteKeys(target.nick, target)
         if self._mutedUntil(target, room) is not False:
-            self._checkMuteRank(room, keys, rank, target.nick)
+            self._checkMuteRank(room, _muteKeys(target.nick, target),
+                                self._rank(user, room), target.nick)
         until = None if duration is None else core.clock.seconds() + duration
         room.muted[target] = until
-        for key in keys:
-            room.muteRanks[key] = rank
+        self.rankMute(room, target.nick, target, user)
         demoted = room.creator is target
         if demoted:
             # A muted creator could otherwise lift their own mute.
@@ -299,8 +297,7 @@ class Moderation:
         if ((target is not None and target in room.muted)
                 or any(key in room.mutedAccounts for key in keys)):
             self._checkMuteRank(room, keys, self._rank(user, room), nick)
-        for key in keys:
-            room.muteRanks.pop(key, None)
+        self.unrankMute(room, nick, target)
         lifted = room.mutedAccounts.pop(nickKey(nick), False) is not False
         if target is not None:
             lifted = room.muted.pop(target, False) is not False or lifted
@@ -311,6 +308,24 @@ class Moderation:
         self._log.info("{by} unmuted {nick} in {room}", by=user.nick, nick=nick,
                        room=room.name)
         self._core.fanout.toRoom(room, events.Unmuted(room.name, nick, user.nick))
+
+    def rankMute(self, room, nick, target, by):
+        """
+        Remember that C{by} (L{None}: someone unknown, as low as a creator)
+        muted C{nick} (the L{User} C{target}, or L{None}) in C{room}: from
+        now on only their rank or a higher one lifts or changes it.  The
+        broker's mirror of a mute set on another daemon calls it too.
+        """
+        rank = CREATOR if by is None else self._rank(by, room)
+        for key in _muteKeys(nick, target):
+            room.muteRanks[key] = rank
+
+    def unrankMute(self, room, nick, target):
+        """
+        Forget the rank that muted C{nick} in C{room}: the mute is lifted.
+        """
+        for key in _muteKeys(nick, target):
+            room.muteRanks.pop(key, None)
 
     def listBans(self, user, name):
         """
