@@ -826,3 +826,25 @@ def test_ownerCannotLiftAnOperatorsMute(trust):
     op.unmute("#den", "bob")
     with pytest.raises(R.NotMuted):
         owner.unmute("#den", "bob")
+
+
+def test_anAddressIsBannedUnderOneSpelling(trust):
+    """
+    An address or range is banned, announced and listed in its one
+    spelling: /32 of an address is that address, so banning both spellings
+    makes one ban, replaced (its duration and reason) by the second.
+    """
+    op = trust.arrive("op", password="op-password")
+    bob = trust.arrive("bob")
+    clear(op, bob)
+    op.ban("#lobby", "203.0.113.7", None, "")
+    op.ban("#lobby", "203.0.113.7/32", 60, "again")
+    op.ban("#lobby", "2001:DB8:0::1/128")
+    op.ban("#lobby", "198.51.100.77/24")
+    assert bob.outbox.take() == [
+        events.Banned("#lobby", "203.0.113.7", "op", None, "", True),
+        events.Banned("#lobby", "203.0.113.7", "op", 60, "again", True),
+        events.Banned("#lobby", "2001:db8::1", "op", None, "", True),
+        events.Banned("#lobby", "198.51.100.0/24", "op", None, "", True)]
+    assert [(ban.target, ban.reason) for ban in op.bans("#lobby")] == [
+        ("203.0.113.7", "again"), ("2001:db8::1", ""), ("198.51.100.0/24", "")]

@@ -23,7 +23,7 @@ from twisted.logger import Logger
 from chatd.core import events
 from chatd.core import refusals as R
 from chatd.core.bans import ADDRESS, NICK, Ban, BanList, covers, coversEveryone, \
-    coversLocal, targetKind
+    coversLocal, normalTarget, targetKind
 from chatd.core.names import nickKey, normalRoomName, roomKey
 
 # The ranks of moderators, lowest first: a mute is lifted or changed only by
@@ -193,7 +193,8 @@ class Moderation:
             if nickKey(target) in self.operators:
                 raise R.IsOperator(target)
         now = core.clock.seconds()
-        ban = Ban(kind, target, "" if server else room.name,
+        # Refusals quote the target as typed; the ban has its one spelling.
+        ban = Ban(kind, normalTarget(kind, target), "" if server else room.name,
                   None if duration is None else now + duration, reason, user.nick, now)
         if kind == ADDRESS:
             if coversEveryone(ban):
@@ -212,9 +213,9 @@ class Moderation:
             # this run: it is never stored.
             self._store(self._accounts.addBan(ban), "storing a ban")
         self._log.info("{by} banned {target} from {place} for {duration}{given}",
-                       by=user.nick, target=target, place=ban.room or "the server",
+                       by=user.nick, target=ban.target, place=ban.room or "the server",
                        duration=_seconds(duration), given=_given(reason))
-        core.fanout.toRoom(room, events.Banned(room.name, target, user.nick, duration,
+        core.fanout.toRoom(room, events.Banned(room.name, ban.target, user.nick, duration,
                                                reason, server))
         for covered in list(core.users.values()):
             if not _covers(ban, covered) or covered is user:
