@@ -25,12 +25,14 @@ setup(
         "chat-client = chatd.client.script:main",
         "chatd-export = chatd.export:main",
     ]},
-    # [broker]: redis-py, for --broker (several daemons sharing rooms), with
-    # hiredis, its C reply parser (1.4 -> 1.9 million brokered deliveries/s
-    # in bench/broker_bench.py); the tests need it too, so that the README's
-    # test command covers them, and selenium, which drives the system's
-    # Chromium in the web client's tests.
-    extras_require={"broker": ["redis[hiredis]>=5"],
+    # [broker]: hiredis, the C reply parser (and command packer) that the
+    # Redis project maintains, for --broker (several daemons sharing rooms):
+    # chatd speaks to Redis on the reactor (chatd/broker/resp.py), so it needs
+    # no client with threads of its own (redis-py) nor one with a parser in
+    # Python; the tests need it too, so that the README's test command covers
+    # them, and selenium, which drives the system's Chromium in the web
+    # client's tests.
+    extras_require={"broker": ["hiredis>=3"],
                     "test": ["pytest", "pytest-timeout", "hypothesis", "selenium",
-                             "redis[hiredis]>=5"]},
+                             "hiredis>=3"]},
 )

@@ -1,0 +1,158 @@
+"""
+A connection to Redis on the reactor: commands written in RESP (with
+hiredis's C C{pack_command}), replies read with hiredis's C parser.
+
+Redis answers a connection's commands in the order they came, so pipelining
+needs no more than a queue of what waits for answers, oldest first; each
+L{RedisProtocol.pipeline} is one write and one L{Deferred} for all its
+replies.
+"""
+
+from collections import deque
+from urllib.parse import unquote, urlsplit
+
+import hiredis
+from twisted.application.internet import ClientService, backoffPolicy
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.endpoints import HostnameEndpoint
+from twisted.internet.error import ConnectionClosed
+from twisted.internet.protocol import Factory, Protocol
+
+# What the parser returns while a reply is incomplete (a reply itself may be
+# None or False).
+_MORE = object()
+
+
+class RedisError(Exception):
+    """
+    Redis answered a command with an error, or the connection broke its
+    protocol or its deadline.
+    """
+
+
+class RedisProtocol(Protocol):
+    """
+    One connection to Redis.
+
+    @cvar TIMEOUT: how long Redis may take to answer, beyond the time a
+        command asks it to wait (a blocking read's), before the connection
+        is given up: a Redis that vanished without a word (a network that
+        drops everything) must not keep the daemon waiting for ever.
+    """
+
+    TIMEOUT = 5.0
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.closed = False
+        self._parser = hiredis.Reader(notEnoughData=_MORE)
+        # [deferred, replies expected, replies so far, deadline]
+        self._waiting = deque()
+        self._timer = None
+
+    def pipeline(self, commands, patience=0.0):
+        """
+        Send C{commands} (each a tuple of C{bytes}, C{str} or numbers) in
+        one write.
+
+        @param patience: how long Redis may take on purpose (a blocking
+            read's time), in seconds.
+        @return: a L{Deferred} that fires with the list of replies, in order,
+            or fails with the first error Redis answered or with the
+            connection's loss.
+        """
+        if self.closed:
+            return fail(ConnectionClosed("the connection to Redis is closed"))
+        if not commands:
+            # (Nothing to wait for: no reply will come.)
+            return succeed([])
+        done = Deferred()
+        self.transport.write(b"".join([hiredis.pack_command(c) for c in commands]))
+        self._waiting.append([done, len(commands), [],
+                              self.clock.seconds() + self.TIMEOUT + patience])
+        if self._timer is None:
+            self._arm()
+        return done
+
+    def close(self):
+        """
+        Drop the connection now; whatever waits for replies fails.
+        """
+        if not self.closed:
+            self.closed = True
+            self.transport.abortConnection()
+
+    def _arm(self):
+        # One timer, for the oldest: later commands are answered after it.
+        self._timer = self.clock.callLater(
+            max(0.0, self._waiting[0][3] - self.clock.seconds()), self._expired)
+
+    def _expired(self):
+        self._timer = None
+        self.close()
+
+    def dataReceived(self, data):
+        parser = self._parser
+        parser.feed(data)
+        waiting = self._waiting
+        while not self.closed:
+            try:
+                reply = parser.gets()
+            except hiredis.ProtocolError:
+                self.close()
+                return
+            if reply is _MORE:
+                return
+            if not waiting:
+                # Nothing was asked: not a Redis this client can follow.
+                self.close()
+                return
+            first = waiting[0]
+            replies = first[2]
+            replies.append(reply)
+            if len(replies) == first[1]:
+                waiting.popleft()
+                self._timer.cancel()
+                self._timer = None
+                if waiting:
+                    self._arm()
+                errors = [r for r in replies if isinstance(r, hiredis.ReplyError)]
+                if errors:
+                    first[0].errback(RedisError(str(errors[0])))
+                else:
+                    first[0].callback(replies)
+
+    def connectionLost(self, reason):
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        waiting, self._waiting = self._waiting, deque()
+        for entry in waiting:
+            entry[0].errback(reason)
+
+
+def connection(url, reactor):
+    """
+    A L{ClientService} that keeps one connection to the Redis at C{url}
+    (C{redis://[:PASSWORD@]HOST:PORT[/DB]}), connecting again after a loss
+    with backoff: 0.1 s, doubling to 2 s.  Its C{whenConnected} gives a
+    L{RedisProtocol} that has logged in and chosen the database.
+    """
+    parts = urlsplit(url)
+    setup = []
+    if parts.password is not None:
+        setup.append([b"AUTH"] + ([unquote(parts.username)] if parts.username else [])
+                     + [unquote(parts.password)])
+    if parts.path.strip("/"):
+        setup.append([b"SELECT", parts.path.strip("/")])
+
+    def prepare(protocol):
+        if setup:
+            return protocol.pipeline(setup)
+
+    endpoint = HostnameEndpoint(reactor, parts.hostname, parts.port, timeout=2)
+    factory = Factory.forProtocol(lambda: RedisProtocol(reactor))
+    factory.noisy = False
+    return ClientService(endpoint, factory, clock=reactor, prepareConnection=prepare,
+                         retryPolicy=backoffPolicy(0.1, 2.0, 2.0, jitter=lambda: 0))
