@@ -350,7 +350,10 @@ class RedisLink:
         self._reader = Reader(node)
         self._writes = connection(url, reactor)
         self._reads = connection(url, reactor)
-        self._writing = False  # a batch is on its way, or waits to connect
+        self._protocol = None  # the connection that writes, once connected
+        self._connecting = False
+        self._inFlight = deque()  # (batch, finish) sent, not yet answered
+        self._claiming = False  # a claim is in flight: the rest waits
         self._soon = None  # the call that writes what this turn queued
         self._waited = False  # the writes wait for Redis (logged once)
         self._down = False
@@ -398,7 +401,7 @@ class RedisLink:
         """
         self._stopped = Deferred()
         self._stopTimer = self.reactor.callLater(timeout, self._stop)
-        if not (self._writing or self._queue or self._writer.first):
+        if not (self._inFlight or self._queue or self._writer.first):
             self._stop()
         return self._stopped
 
@@ -420,38 +423,64 @@ class RedisLink:
         self._wake()
 
     def _wake(self):
-        if not self._writing and self._soon is None:
-            # Everything queued in this turn of the reactor goes in one write.
+        if self._soon is None:
+            # Everything queued in this turn of the reactor goes in one
+            # write (the transport sends it in the next one).
             self._soon = self.reactor.callLater(0, self._write)
 
     def _write(self):
+        """
+        Send what is queued, without waiting for the answers to what was
+        sent before: Redis runs one connection's commands in order.  Only
+        a claim is waited for, since what follows it depends on its answer.
+        """
         self._soon = None
-        if self._writing or not (self._queue or self._writer.first):
+        if self._protocol is None:
+            if not self._connecting:
+                self._connecting = True
+                # (Fails only when stopped.)
+                self._writes.whenConnected().addCallbacks(self._writeOn, lambda f: None)
             return
-        self._writing = True
-        # (Fails only when stopped.)
-        self._writes.whenConnected().addCallbacks(self._writeOn, lambda f: None)
+        protocol = self._protocol
+        while (self._queue or self._writer.first) and not self._claiming:
+            batch = self._writer.take(self._queue)
+            self._claiming = batch[-1][0] == "claim"
+            commands, finish = self._writer.plan(batch)
+            sent = (batch, finish)
+            self._inFlight.append(sent)
+            protocol.pipeline(commands).addCallbacks(
+                self._written, self._notWritten, callbackArgs=(sent,),
+                errbackArgs=(sent, protocol)).addErrback(self._failed)
+            if self._protocol is not protocol:
+                # (Failed at once: the connection was gone already.)
+                return
 
     def _writeOn(self, protocol):
-        batch = self._writer.take(self._queue)
-        commands, finish = self._writer.plan(batch)
-        protocol.pipeline(commands).addCallbacks(
-            self._written, self._notWritten, callbackArgs=(finish,),
-            errbackArgs=(batch, protocol)).addErrback(self._failed)
+        self._connecting = False
+        self._protocol = protocol
+        self._write()
 
-    def _written(self, replies, finish):
-        self._writing = False
+    def _written(self, replies, sent):
+        self._inFlight.popleft()
         self._waited = False
-        _tell(finish(replies))
+        if sent[0][-1][0] == "claim":
+            self._claiming = False
+        _tell(sent[1](replies))
         if self._queue or self._writer.first:
-            # At once: what was queued while this write waited goes now.
-            self._write()
-        elif self._stopped is not None:
+            self._wake()
+        elif self._stopped is not None and not self._inFlight:
             self._stop()
 
-    def _notWritten(self, failure, batch, protocol):
-        self._writing = False
+    def _notWritten(self, failure, sent, protocol):
+        if sent not in self._inFlight:
+            # (Taken back already with the first of its connection's.)
+            return
         protocol.close()
+        self._protocol = None
+        self._claiming = False
+        # Everything sent and not answered is written again, in order.
+        batch = [op for batch, _ in self._inFlight for op in batch]
+        self._inFlight.clear()
         stopping = self._stopped is not None
         giveUpBefore = (float("inf") if stopping
                         else self.reactor.seconds() - self.CLAIM_PATIENCE)

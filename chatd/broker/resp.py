@@ -50,6 +50,11 @@ class RedisProtocol(Protocol):
         self._waiting = deque()
         self._timer = None
 
+    def connectionMade(self):
+        # A command waits for nothing: Redis answers each at once, and a
+        # reply waited for is what the next command needs.
+        self.transport.setTcpNoDelay(True)
+
     def pipeline(self, commands, patience=0.0):
         """
         Send C{commands} (each a tuple of C{bytes}, C{str} or numbers) in
