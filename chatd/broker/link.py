@@ -420,7 +420,13 @@ class RedisLink:
 
     def _put(self, op):
         self._queue.append(op)
-        self._wake()
+        if self._inFlight or self._protocol is None:
+            self._wake()
+        else:
+            # Redis has answered everything: this goes at once, not after
+            # the rest of this turn's work (a line's fan-out here, others'
+            # lines); what comes while it is out waits for the turn's end.
+            self._write()
 
     def _wake(self):
         if self._soon is None:

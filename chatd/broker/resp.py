@@ -18,6 +18,8 @@ from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.error import ConnectionClosed
 from twisted.internet.protocol import Factory, Protocol
 
+from chatd.edge.outbox import writeNow
+
 # What the parser returns while a reply is incomplete (a reply itself may be
 # None or False).
 _MORE = object()
@@ -72,7 +74,10 @@ class RedisProtocol(Protocol):
             # (Nothing to wait for: no reply will come.)
             return succeed([])
         done = Deferred()
-        self.transport.write(b"".join([hiredis.pack_command(c) for c in commands]))
+        # Now, not on the reactor's next turn: a blocking read reaches Redis
+        # before this turn's deliveries are written, so that what comes
+        # meanwhile is read on the next turn, not the one after.
+        writeNow(self.transport, b"".join([hiredis.pack_command(c) for c in commands]))
         self._waiting.append([done, len(commands), [],
                               self.clock.seconds() + self.TIMEOUT + patience])
         if self._timer is None:
