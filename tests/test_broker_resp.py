@@ -130,3 +130,23 @@ def test_answeredInTimeKeepsTheConnection():
     assert second == [[None]]
     clock.advance(100)
     assert not protocol.closed
+
+
+def test_setupGoesFirstAndARefusalCloses():
+    """
+    The login and the choice of database go first on each connection; what
+    is sent next waits behind them, and fails with the connection when
+    Redis refuses them.
+    """
+    clock = Clock()
+    protocol = RedisProtocol(clock, [(b"AUTH", "pw"), (b"SELECT", "3")])
+    transport = TCPTransport()
+    protocol.makeConnection(transport)
+    after = results(protocol.pipeline([(b"GET", b"k")]))
+    assert transport.value() == (b"*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n"
+                                 b"*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n"
+                                 b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n")
+    protocol.dataReceived(b"-WRONGPASS invalid username-password pair\r\n+OK\r\n")
+    assert protocol.closed and transport.disconnected
+    protocol.connectionLost(Failure(ConnectionLost()))
+    assert after[0].check(ConnectionLost)

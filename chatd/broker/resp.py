@@ -17,6 +17,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.endpoints import HostnameEndpoint
 from twisted.internet.error import ConnectionClosed
 from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
 
 from chatd.edge.outbox import writeNow
 
@@ -27,8 +28,7 @@ _MORE = object()
 
 class RedisError(Exception):
     """
-    Redis answered a command with an error, or the connection broke its
-    protocol or its deadline.
+    Redis answered a command with an error.
     """
 
 
@@ -44,8 +44,16 @@ class RedisProtocol(Protocol):
 
     TIMEOUT = 5.0
 
-    def __init__(self, clock):
+    _log = Logger()
+
+    def __init__(self, clock, setup=()):
+        """
+        @param setup: the commands that begin each connection (C{AUTH},
+            C{SELECT}): what is sent after them waits behind their answers,
+            and the connection closes if Redis refuses them.
+        """
         self.clock = clock
+        self.setup = setup
         self.closed = False
         self._parser = hiredis.Reader(notEnoughData=_MORE)
         # [deferred, replies expected, replies so far, deadline]
@@ -56,6 +64,13 @@ class RedisProtocol(Protocol):
         # A command waits for nothing: Redis answers each at once, and a
         # reply waited for is what the next command needs.
         self.transport.setTcpNoDelay(True)
+        if self.setup:
+            self.pipeline(self.setup).addErrback(self._refused)
+
+    def _refused(self, failure):
+        if failure.check(RedisError):
+            self._log.warn("Redis refused chatd's connection: {e}", e=failure.value)
+            self.close()
 
     def pipeline(self, commands, patience=0.0):
         """
@@ -145,24 +160,19 @@ class RedisProtocol(Protocol):
 def connection(url, reactor):
     """
     A L{ClientService} that keeps one connection to the Redis at C{url}
-    (C{redis://[:PASSWORD@]HOST:PORT[/DB]}), connecting again after a loss
-    with backoff: 0.1 s, doubling to 2 s.  Its C{whenConnected} gives a
-    L{RedisProtocol} that has logged in and chosen the database.
+    (C{redis://[[USER]:PASSWORD@]HOST:PORT[/DB]}), connecting again after a
+    loss with backoff: 0.1 s, doubling to 2 s.  Its C{whenConnected} gives a
+    L{RedisProtocol} whose commands follow its login and choice of database.
     """
     parts = urlsplit(url)
     setup = []
     if parts.password is not None:
-        setup.append([b"AUTH"] + ([unquote(parts.username)] if parts.username else [])
-                     + [unquote(parts.password)])
+        user = (unquote(parts.username),) if parts.username else ()
+        setup.append((b"AUTH", *user, unquote(parts.password)))
     if parts.path.strip("/"):
-        setup.append([b"SELECT", parts.path.strip("/")])
-
-    def prepare(protocol):
-        if setup:
-            return protocol.pipeline(setup)
-
+        setup.append((b"SELECT", parts.path.strip("/")))
     endpoint = HostnameEndpoint(reactor, parts.hostname, parts.port, timeout=2)
-    factory = Factory.forProtocol(lambda: RedisProtocol(reactor))
+    factory = Factory.forProtocol(lambda: RedisProtocol(reactor, setup))
     factory.noisy = False
-    return ClientService(endpoint, factory, clock=reactor, prepareConnection=prepare,
+    return ClientService(endpoint, factory, clock=reactor,
                          retryPolicy=backoffPolicy(0.1, 2.0, 2.0, jitter=lambda: 0))
