@@ -338,7 +338,12 @@ class RedisLink:
     # How long one read waits for entries, in ms.
     BLOCK = 1000
 
-    def __init__(self, url, reactor, node, lease):
+    def __init__(self, url, reactor, node, lease, connect=connection):
+        """
+        @param connect: makes each of the two connections to C{url} (a
+            L{twisted.application.internet.ClientService}); the tests give
+            fakes.
+        """
         self.url = url
         self.reactor = reactor
         self.node = node
@@ -348,13 +353,14 @@ class RedisLink:
         self._queue = deque()
         self._writer = Writer(self, node, lease)
         self._reader = Reader(node)
-        self._writes = connection(url, reactor)
-        self._reads = connection(url, reactor)
+        self._writes = connect(url, reactor)
+        self._reads = connect(url, reactor)
         self._protocol = None  # the connection that writes, once connected
         self._connecting = False
         self._inFlight = deque()  # (batch, finish) sent, not yet answered
         self._claiming = False  # a claim is in flight: the rest waits
         self._soon = None  # the call that writes what this turn queued
+        self._writing = False  # in _write (what is queued meanwhile is taken)
         self._waited = False  # the writes wait for Redis (logged once)
         self._down = False
         self._stopped = None  # fires once stop() is done
@@ -420,7 +426,10 @@ class RedisLink:
 
     def _put(self, op):
         self._queue.append(op)
-        if self._inFlight or self._protocol is None:
+        if self._writing:
+            # (Called back while writing: the write takes it.)
+            return
+        if self._inFlight or self._protocol is None or self._soon is not None:
             self._wake()
         else:
             # Redis has answered everything: this goes at once, not after
@@ -448,18 +457,22 @@ class RedisLink:
                 self._writes.whenConnected().addCallbacks(self._writeOn, lambda f: None)
             return
         protocol = self._protocol
-        while (self._queue or self._writer.first) and not self._claiming:
-            batch = self._writer.take(self._queue)
-            self._claiming = batch[-1][0] == "claim"
-            commands, finish = self._writer.plan(batch)
-            sent = (batch, finish)
-            self._inFlight.append(sent)
-            protocol.pipeline(commands).addCallbacks(
-                self._written, self._notWritten, callbackArgs=(sent,),
-                errbackArgs=(sent, protocol)).addErrback(self._failed)
-            if self._protocol is not protocol:
-                # (Failed at once: the connection was gone already.)
-                return
+        self._writing = True
+        try:
+            while ((self._queue or self._writer.first) and not self._claiming
+                   and self._protocol is protocol):
+                batch = self._writer.take(self._queue)
+                self._claiming = batch[-1][0] == "claim"
+                commands, finish = self._writer.plan(batch)
+                sent = (batch, finish)
+                self._inFlight.append(sent)
+                # (Answered at once when it has no commands; failed at once
+                # when the connection was gone already.)
+                protocol.pipeline(commands).addCallbacks(
+                    self._written, self._notWritten, callbackArgs=(sent,),
+                    errbackArgs=(sent, protocol)).addErrback(self._failed)
+        finally:
+            self._writing = False
 
     def _writeOn(self, protocol):
         self._connecting = False
@@ -473,7 +486,8 @@ class RedisLink:
             self._claiming = False
         _tell(sent[1](replies))
         if self._queue or self._writer.first:
-            self._wake()
+            if not self._writing:
+                self._wake()
         elif self._stopped is not None and not self._inFlight:
             self._stop()
 
@@ -504,7 +518,8 @@ class RedisLink:
 
     def _impatient(self):
         # A claim still queued this long waits for a Redis that does not
-        # answer.
+        # answer.  (This runs CLAIM_PATIENCE after a claim was asked: that
+        # one counts, whatever the rounding of the clock.)
         giveUpBefore = self.reactor.seconds() - self.CLAIM_PATIENCE + 0.001
         if self._stopped is not None or not any(
                 op[0] == "claim" and op[3] < giveUpBefore for op in self._queue):
