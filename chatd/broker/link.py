@@ -22,11 +22,12 @@ Keys (all under C{chatd:}):
 L{Writer} and L{Reader} turn what the daemon asks into Redis commands and
 read their replies; they know nothing of connections, so that the tests run
 them on an in-memory Redis.  L{RedisLink} runs them on two connections of
-the reactor's own (L{chatd.broker.resp}), no thread: one writes, every
-operation queued since its last answer in one pipelined round trip, in the
+the reactor's own (L{chatd.broker.resp}), no thread: one writes, in the
 order asked, so that entries reach the stream in the order the core emitted
-them; the other only reads, with a blocking C{XREAD}, which costs the
-reactor nothing while it waits.
+them (an operation at once when Redis has answered everything, else what a
+turn of the reactor queued in one pipeline, sent without waiting for the
+answers to earlier ones); the other only reads, with a blocking C{XREAD},
+which costs the reactor nothing while it waits.
 """
 
 import os
