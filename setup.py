@@ -29,10 +29,13 @@ setup(
     # Redis project maintains, for --broker (several daemons sharing rooms):
     # chatd speaks to Redis on the reactor (chatd/broker/resp.py), so it needs
     # no client with threads of its own (redis-py) nor one with a parser in
-    # Python; the tests need it too, so that the README's test command covers
-    # them, and selenium, which drives the system's Chromium in the web
-    # client's tests.
+    # Python; [postgres]: psycopg 3, PostgreSQL's maintained Python driver,
+    # for --db postgresql://, with its binary wheel, which brings its own
+    # libpq (no compiler, no libpq-dev); 3.2 for Connection.notifies(timeout=...).
+    # The tests need both, so that the README's test command covers them, and
+    # selenium, which drives the system's Chromium in the web client's tests.
     extras_require={"broker": ["hiredis>=3"],
+                    "postgres": ["psycopg[binary]>=3.2"],
                     "test": ["pytest", "pytest-timeout", "hypothesis", "selenium",
-                             "hiredis>=3"]},
+                             "hiredis>=3", "psycopg[binary]>=3.2"]},
 )

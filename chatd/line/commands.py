@@ -234,7 +234,8 @@ def _rooms(conn, arg):
         conn.reply(f"{room.name} ({len(room.members)}) {room.topic}".rstrip())
 
 
-@command("who", "[#ROOM]", "list the members of a room (the current one by default)",
+@command("who", "[#ROOM]",
+         "list the members of a room (the current one by default) and its moderators",
          alias="names")
 def _who(conn, arg):
     if arg:
@@ -243,6 +244,9 @@ def _who(conn, arg):
         room = conn.currentRoom()
     members = list(room.members.values())
     conn.send(wire.encodeLine(wire.members(room.name, (m.nick for m in members))))
+    moderators = conn.session.moderators(room)
+    if moderators:
+        conn.reply(f"{room.name} moderators: " + " ".join(m.nick for m in moderators))
     away = sorted((m for m in members if m.away), key=lambda m: nickKey(m.nick))
     if away:
         conn.reply(f"{room.name} away: " + ", ".join(f"{m.nick} ({m.away})" for m in away))
