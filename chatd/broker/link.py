@@ -481,7 +481,8 @@ class RedisLink:
         self._write()
 
     def _written(self, replies, sent):
-        self._inFlight.popleft()
+        # (The oldest, but for a batch of nothing to write, answered at once.)
+        self._inFlight.remove(sent)
         self._waited = False
         if sent[0][-1][0] == "claim":
             self._claiming = False
