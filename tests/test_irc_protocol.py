@@ -1186,3 +1186,18 @@ def test_kickTargetsAtMostTargmax():
     assert lines[0] == f"{S} 407 alice z :Too many targets. Only 4 processed"
     assert [line.split()[3] for line in lines[1:]] == ["v", "w", "x", "y"]
     assert "z" in server.core.rooms["#r"].members
+
+
+def test_serverNoticesNameTheUser():
+    """
+    The notices the connection's machinery sends (history given up on, a
+    flood) are addressed to the user's nickname once they have one.
+    """
+    from chatd.edge.connection import Connection
+
+    history = MemoryHistory()
+    server = IrcMemoryServer(history=history)
+    alice = server.connectIrc("alice")
+    alice.send("JOIN #lobby")
+    server.clock.advance(Connection.HISTORY_WAIT)
+    assert alice.lines()[-1] == f"{S} NOTICE alice :History took too long and was skipped"
