@@ -1201,3 +1201,21 @@ def test_serverNoticesNameTheUser():
     alice.send("JOIN #lobby")
     server.clock.advance(Connection.HISTORY_WAIT)
     assert alice.lines()[-1] == f"{S} NOTICE alice :History took too long and was skipped"
+
+
+def test_eachModeChangeCostsALine():
+    """
+    A MODE line of several changes costs a line per change against flood
+    pacing, as a MODE line for each would.
+    """
+    server = IrcMemoryServer(limits=Limits(floodRate=1, floodBurst=3))
+    alice = server.connectIrc("alice")
+    others = [server.connectIrc(nick) for nick in ("v", "w", "x")]
+    for client in [alice] + others:
+        client.send("JOIN #r")
+    server.clock.advance(10)
+    alice.lines()
+    alice.send("MODE #r +qqq v w x")
+    assert alice.transport.producerState == "paused"
+    assert alice.lines() == [f":alice!~alice@chatd MODE #r +q {nick}!*@*" for nick in "vwx"] + [
+        SLOWED % "alice"]

@@ -1052,6 +1052,8 @@ class IrcProtocol(PacedLineReceiver):
             self.numeric(N.RPL_CHANNELMODEIS, room.name, "+")
             return
         modes, args = params[1], list(params[2:])
+        # Each change (a ban, a mute: said to the whole room) costs a line.
+        self.countAs(sum(char not in "+-" for char in modes))
         sign = "+"
         for char in modes:
             if char in "+-":

@@ -200,7 +200,8 @@ class IrcWire:
         if kind is events.ShuttingDown:
             return line("ERROR", "Server shutting down")
         if kind is events.SlowedDown:
-            return line("NOTICE", event.nick or "*", "You are sending faster than the server handles; "
+            return line("NOTICE", event.nick or "*",
+                        "You are sending faster than the server handles; "
                         "your lines wait their turn", prefix=self.server)
         if kind is events.HistoryUnavailable:
             return line("NOTICE", event.nick or "*", "History took too long and was skipped"
