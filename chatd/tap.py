@@ -562,7 +562,7 @@ def makeService(config, reactor=None):
     if config["history"] is not None:
         history = SQLiteHistory(config["history"], reactor)
         accounts = SQLiteAccounts(config["history"], reactor)
-    fanout = Fanout()
+    fanout = Fanout(reactor)
     if config["broker"] is not None:
         # Imported only here: one daemon alone needs no Redis client.
         from chatd.broker.fanout import BrokeredFanout

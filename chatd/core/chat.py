@@ -306,8 +306,7 @@ class ChatCore:
         for room in user.rooms.values():
             del room.members[nickKey(old)]
             room.members[nickKey(nick)] = user
-            self.fanout.toUsers(room.members.values(), events.Renamed(room.name, old, nick),
-                                user)
+            self.fanout.toRoom(room, events.Renamed(room.name, old, nick), user)
         # Once to the user, however many rooms they share it with.
         self.fanout.toUser(user, events.NowKnownAs(old, nick))
         self._log.info("{old} is now {new}", old=old, new=nick)
@@ -336,7 +335,7 @@ class ChatCore:
         elif key not in self.rooms:
             # A kept room: its owner, topic, bans and history are as left.
             self.rooms[key] = self.kept.pop(key)
-        self.fanout.toRoom(room, events.Joined(room.name, user.nick))
+        self.fanout.arrived(room, user)
         room.members[nickKey(user.nick)] = user
         user.rooms[key] = room
         self.fanout.toUser(user, events.Entered(

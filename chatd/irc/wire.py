@@ -218,6 +218,9 @@ _ROOM_LINES = {
     events.Said: _roomText("PRIVMSG"),
     events.Acted: _roomText("PRIVMSG", action=True),
     events.Joined: lambda w, e: line("JOIN", e.room, prefix=w.source(e.nick)),
+    # IRC has no word for several arrivals: one JOIN each.
+    events.Arrived: lambda w, e: b"".join(line("JOIN", e.room, prefix=w.source(nick))
+                                          for nick in e.nicks),
     events.Parted: _part,
     events.Quit: lambda w, e: Once(line("QUIT", e.reason or "Quit", prefix=w.source(e.nick))),
     events.Renamed: lambda w, e: Once(line("NICK", e.new, prefix=w.source(e.old))),

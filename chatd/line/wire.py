@@ -9,6 +9,8 @@ characters:
     *alice* psst                    a private message to you
     -- #lobby bob has joined        a room event: join, part, quit, rename, topic,
                                     and moderators' kicks, bans and mutes
+    -- #lobby ann, bob and 48 others have joined
+                                    many arrivals at once (see L{AGGREGATE_FROM})
     -!- Welcome to chatd            a notice from the server
     !!! no such user: carol         an error: your last line was refused
     === joined #lobby               a reply to your command
@@ -124,6 +126,18 @@ def _bannedLine(e):
     return f"-- {e.room} {e.by} banned {e.target}{where}{_for(e.duration)}{_reason(e.reason)}"
 
 
+# Arrivals announced together (chatd.core.arrivals) show as one line from
+# this many on, naming the first two; fewer show one line each.
+AGGREGATE_FROM = 4
+
+
+def _arrivedLines(e):
+    nicks = e.nicks
+    if len(nicks) < AGGREGATE_FROM:
+        return "\r\n".join(f"-- {e.room} {nick} has joined" for nick in nicks)
+    return f"-- {e.room} {nicks[0]}, {nicks[1]} and {len(nicks) - 2} others have joined"
+
+
 def members(room: str, nicks) -> str:
     """
     The reply that lists the members of C{room}, by nickname, in the order
@@ -146,6 +160,7 @@ _FORMATS = {
     events.Acted: lambda e: f"* {e.room} {e.nick} {e.text}",
     events.PrivatelySaid: lambda e: f"*{e.sender}* {e.text}",
     events.Joined: lambda e: f"-- {e.room} {e.nick} has joined",
+    events.Arrived: _arrivedLines,
     events.Parted: _partLine,
     events.Quit: _quitLine,
     events.Renamed: lambda e: f"-- {e.room} {e.old} is now known as {e.new}",
