@@ -16,6 +16,7 @@ text from the edge, used only to match bans.
 
 import weakref
 from dataclasses import dataclass
+from operator import attrgetter
 
 from twisted.logger import Logger
 
@@ -26,6 +27,9 @@ from chatd.core.moderation import Moderation
 from chatd.core.names import nickKey, nickProblem, normalRoomName, roomKey, roomProblem
 from chatd.core.session import Session
 from chatd.storage import HistoryRefused
+
+
+_nickOf = attrgetter("nick")
 
 
 class User:
@@ -339,8 +343,7 @@ class ChatCore:
         room.members[nickKey(user.nick)] = user
         user.rooms[key] = room
         self.fanout.toUser(user, events.Entered(
-            room.name, user.nick, room.topic,
-            tuple(member.nick for member in room.members.values())))
+            room.name, user.nick, room.topic, tuple(map(_nickOf, room.members.values()))))
         return room, True
 
     def _create(self, user, name):
@@ -519,6 +522,17 @@ class ChatCore:
             raise R.NotInRoom(name)
         return room
 
+    def roster(self, name, start=0, count=None):
+        """
+        Who is in the existing room C{name}: its members' nicknames in the
+        order people look names up, from the C{start}th, at most C{count}
+        (L{None}: all), and how many members it has in all.
+        """
+        members = self.room(name).members.values()
+        nicks = sorted(map(_nickOf, members), key=nickKey)
+        end = None if count is None else start + count
+        return nicks[start:end], len(nicks)
+
     def user(self, nick):
         """
         The user called C{nick}, or L{None}.
@@ -547,6 +561,9 @@ class ChatCore:
         (L{None}: nothing).  An emptied room is gone.
         """
         key = room.key
+        if event is not None:
+            # Those told of the departure are told of the arrival first.
+            self.fanout.announceArrivals(room)
         del user.rooms[key]
         del room.members[nickKey(user.nick)]
         if not room.members:

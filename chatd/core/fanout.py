@@ -66,6 +66,13 @@ class Fanout:
         else:
             self.arrivals.arrive(room, user)
 
+    def announceArrivals(self, room):
+        """
+        Announce the arrivals in C{room} not yet announced, now.
+        """
+        if self.arrivals is not None:
+            self.arrivals.announce(room)
+
     def toRoom(self, room, event, actor=None):
         """
         Deliver C{event} to every member of C{room}; C{actor}, if a member,
