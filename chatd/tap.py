@@ -562,7 +562,8 @@ def makeService(config, reactor=None):
     if config["history"] is not None:
         history = SQLiteHistory(config["history"], reactor)
         accounts = SQLiteAccounts(config["history"], reactor)
-    fanout = Fanout(reactor)
+    gate = Gate(reactor, limits, coalesceTurns=True)
+    fanout = Fanout(reactor, gate.coalescer)
     if config["broker"] is not None:
         # Imported only here: one daemon alone needs no Redis client.
         from chatd.broker.fanout import BrokeredFanout
@@ -573,7 +574,6 @@ def makeService(config, reactor=None):
     core = ChatCore(fanout, reactor, lobby=config["lobby"], history=history,
                     maxRooms=limits.maxRooms, accounts=accounts,
                     operators=config["operators"])
-    gate = Gate(reactor, limits, coalesceTurns=True)
     factory = ChatFactory(core, gate, replay=config["replay"])
     if history is not None:
         # While the history writer is behind, no connection's input is read.

@@ -18,6 +18,11 @@ from chatd.line.commands import LineError, dispatch
 from chatd.line.refusals import describe
 
 MAX_LINE_BYTES = 2048
+# What every connection is told first, encoded once: the same bytes for all.
+GREETING = (wire.encodeLine(wire.notice(
+    f"Welcome to chatd {__version__}. Lines you type go to your current room; "
+    "commands start with /, and /help lists them."))
+    + wire.encodeLine(wire.prompt(f"Choose a nickname ({NICK_RULES}):")))
 # Telnet's "interpret as command": every negotiation starts with it.
 IAC_BYTE = b"\xff"
 
@@ -52,9 +57,7 @@ class ChatProtocol(PacedLineReceiver):
         except Refusal as e:
             self.conn.closeWith(wire.encodeLine(wire.error(describe(e))))
             return
-        self.notice(f"Welcome to chatd {__version__}. Lines you type go to your "
-                    "current room; commands start with /, and /help lists them.")
-        self.prompt(f"Choose a nickname ({NICK_RULES}):")
+        self.send(GREETING)
 
     def filterInput(self, data):
         negotiations = data.count(IAC_BYTE)
