@@ -29,7 +29,7 @@ from chatd.core import events
 
 # In a room of at least this many members, at most one announcement of
 # arrivals in this many seconds.
-BIG_ROOM = 50
+BIG_ROOM = 10
 WINDOW = 0.5
 
 
