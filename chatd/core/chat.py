@@ -341,7 +341,7 @@ class ChatCore:
             self.rooms[key] = self.kept.pop(key)
         self.fanout.arrived(room, user)
         room.members[nickKey(user.nick)] = user
-        user.rooms[key] = room
+        user.rooms[room.key] = room
         self.fanout.toUser(user, events.Entered(
             room.name, user.nick, room.topic, tuple(map(_nickOf, room.members.values()))))
         return room, True

@@ -44,6 +44,7 @@ class ChatProtocol(PacedLineReceiver):
     session = None
     passwordFor = None
     _current = None
+    _telnet = None
 
     # Framework callbacks
 
@@ -51,7 +52,6 @@ class ChatProtocol(PacedLineReceiver):
         self.conn = Connection(self.transport, self.factory.gate, wire.LineWire, self)
         if not self.conn.live:
             return
-        self._telnet = TelnetFilter(self.conn.send)
         try:
             self.session = self.conn.open(self.factory.core)
         except Refusal as e:
@@ -65,6 +65,11 @@ class ChatProtocol(PacedLineReceiver):
             # Telnet negotiation costs what lines cost, so that a stream of
             # it (each asking for an answer) is paced like a flood of lines.
             self.conn.lineHandled(negotiations)
+        if self._telnet is None:
+            if not negotiations:
+                return data
+            # Made at the first negotiation: most clients never send one.
+            self._telnet = TelnetFilter(self.conn.send)
         return self._telnet.feed(data)
 
     def lineTooLong(self):
