@@ -284,3 +284,18 @@ def test_whoOfABigRoomIsPaginated():
     assert alice.lines() == ["=== #small members (1): m000"]
     alice.send("/who #small 1")
     assert alice.lines() == ["=== #small members (1), page 1 of 1: m000"]
+
+
+def test_ircAndWebShowEachArrival():
+    """
+    IRC has no word for several arrivals: a batch is one JOIN line each, in
+    order; the web client gets one joined object each, as for a lone one.
+    """
+    from chatd.irc.wire import IrcWire
+    from chatd.web.wire import WebWire
+
+    batch = events.Arrived("#lobby", ("ann", "bob"))
+    assert IrcWire().encode(batch) == (b":ann!~ann@chatd JOIN #lobby\r\n"
+                                       b":bob!~bob@chatd JOIN #lobby\r\n")
+    assert WebWire.encode(batch) == (WebWire.encode(events.Joined("#lobby", "ann"))
+                                     + WebWire.encode(events.Joined("#lobby", "bob")))
