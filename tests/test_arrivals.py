@@ -299,3 +299,24 @@ def test_ircAndWebShowEachArrival():
                                        b":bob!~bob@chatd JOIN #lobby\r\n")
     assert WebWire.encode(batch) == (WebWire.encode(events.Joined("#lobby", "ann"))
                                      + WebWire.encode(events.Joined("#lobby", "bob")))
+
+
+def test_aNewcomerIsShownTheMembersAsTheyAre(core, clock):
+    """
+    The member list a newcomer is shown follows every change before it:
+    arrivals, departures and renames, in the order of the room's table (the
+    order people joined, a renamed member listed anew).
+    """
+    def shown(user):
+        return [e.members for e in user.outbox.take() if isinstance(e, events.Entered)]
+
+    alice, bob = arrive(core, "alice"), arrive(core, "bob")
+    assert shown(bob) == [("alice", "bob")]
+    core.part(bob, "#lobby")
+    carol = arrive(core, "carol")
+    assert shown(carol) == [("alice", "carol")]
+    core.rename(alice, "ann")
+    dave = arrive(core, "dave")
+    assert shown(dave) == [("carol", "ann", "dave")]
+    core.join(bob, "#lobby")
+    assert shown(bob) == [("carol", "ann", "dave", "bob")]

@@ -110,10 +110,15 @@ class Room:
         had proved one, so that a new connection does not shed it.
     @ivar expelled: the key of the ban that put each user out of the room,
         so that a new nickname does not let them back in while it holds.
+    @ivar names: the members' nicknames in the order they joined, as each
+        newcomer is shown them, or L{None} until asked for: kept up to date
+        by a join (one copy in C, where listing a big room's members anew
+        for every newcomer would cost a Python step per member) and dropped
+        by any other change to C{members}.
     """
 
     __slots__ = ("name", "key", "members", "topic", "owner", "firstId", "muted",
-                 "mutedAccounts", "expelled")
+                 "mutedAccounts", "expelled", "names")
 
     def __init__(self, name, owner=None, topic="", firstId=None):
         self.name = name
@@ -125,6 +130,7 @@ class Room:
         self.muted = weakref.WeakKeyDictionary()
         self.mutedAccounts = {}
         self.expelled = weakref.WeakKeyDictionary()
+        self.names = None
 
     def shows(self, event):
         """
@@ -310,6 +316,7 @@ class ChatCore:
         for room in user.rooms.values():
             del room.members[nickKey(old)]
             room.members[nickKey(nick)] = user
+            room.names = None
             self.fanout.toRoom(room, events.Renamed(room.name, old, nick), user)
         # Once to the user, however many rooms they share it with.
         self.fanout.toUser(user, events.NowKnownAs(old, nick))
@@ -342,8 +349,11 @@ class ChatCore:
         self.fanout.arrived(room, user)
         room.members[nickKey(user.nick)] = user
         user.rooms[room.key] = room
-        self.fanout.toUser(user, events.Entered(
-            room.name, user.nick, room.topic, tuple(map(_nickOf, room.members.values()))))
+        if room.names is None:
+            room.names = tuple(map(_nickOf, room.members.values()))
+        else:
+            room.names += (user.nick,)
+        self.fanout.toUser(user, events.Entered(room.name, user.nick, room.topic, room.names))
         return room, True
 
     def _create(self, user, name):
@@ -566,6 +576,7 @@ class ChatCore:
             self.fanout.announceArrivals(room)
         del user.rooms[key]
         del room.members[nickKey(user.nick)]
+        room.names = None
         if not room.members:
             del self.rooms[key]
             if room.owner is not None or key == roomKey(self.lobby):
