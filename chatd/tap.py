@@ -562,8 +562,7 @@ def makeService(config, reactor=None):
     if config["history"] is not None:
         history = SQLiteHistory(config["history"], reactor)
         accounts = SQLiteAccounts(config["history"], reactor)
-    gate = Gate(reactor, limits, coalesceTurns=True)
-    fanout = Fanout(reactor, gate.coalescer)
+    fanout = Fanout(reactor)
     if config["broker"] is not None:
         # Imported only here: one daemon alone needs no Redis client.
         from chatd.broker.fanout import BrokeredFanout
@@ -574,6 +573,7 @@ def makeService(config, reactor=None):
     core = ChatCore(fanout, reactor, lobby=config["lobby"], history=history,
                     maxRooms=limits.maxRooms, accounts=accounts,
                     operators=config["operators"])
+    gate = Gate(reactor, limits, coalesceTurns=True)
     factory = ChatFactory(core, gate, replay=config["replay"])
     if history is not None:
         # While the history writer is behind, no connection's input is read.

@@ -23,8 +23,6 @@ must (the line protocol above a few names as one line, IRC as one C{JOIN}
 each).
 """
 
-from contextlib import nullcontext
-
 from chatd.core import events
 
 # In a room of at least this many members, at most one announcement of
@@ -41,18 +39,14 @@ class Arrivals:
     @ivar bigRoom: how many members make a room big.
     """
 
-    def __init__(self, clock, fanout, batch=None, window=WINDOW, bigRoom=BIG_ROOM):
+    def __init__(self, clock, fanout, window=WINDOW, bigRoom=BIG_ROOM):
         """
         @param clock: the L{IReactorTime} that times the windows.
         @param fanout: the L{chatd.core.fanout.Fanout} that delivers the
             announcements.
-        @param batch: a context manager within which what the announcements
-            send waits to be written with the rest of a reactor turn's
-            output (L{chatd.edge.outbox.Coalescer}), or L{None}.
         """
         self._clock = clock
         self._fanout = fanout
-        self._batch = batch or nullcontext()
         self.window = window
         self.bigRoom = bigRoom
         # Room -> the users waiting to be announced there, in the order they
@@ -92,8 +86,7 @@ class Arrivals:
         # Emptied first: a delivery may disconnect its recipient, whose
         # departure announces what waits (nothing, now) before it.
         self._waiting[room] = []
-        with self._batch:
-            self._tell(room, waiting)
+        self._tell(room, waiting)
         if len(room.members) >= self.bigRoom:
             # Those who come next wait for the window to end.
             self._clock.callLater(self.window, self._due, room)

@@ -48,17 +48,14 @@ class Fanout:
     sentBytes = 0
     arrivals = None
 
-    def __init__(self, clock=None, batch=None):
+    def __init__(self, clock=None):
         """
         @param clock: an L{IReactorTime} to announce each room's arrivals
             together (L{chatd.core.arrivals}), or L{None} to announce each
             as it happens.
-        @param batch: the context manager within which announcements made
-            outside any read join the rest of a turn's output
-            (L{chatd.edge.outbox.Coalescer}), or L{None}.
         """
         if clock is not None:
-            self.arrivals = Arrivals(clock, self, batch)
+            self.arrivals = Arrivals(clock, self)
 
     def arrived(self, room, user):
         """
