@@ -27,10 +27,14 @@ setup(
     ]},
     # [broker]: redis-py, for --broker (several daemons sharing rooms), with
     # hiredis, its C reply parser (1.4 -> 1.9 million brokered deliveries/s
-    # in bench/broker_bench.py); the tests need it too, so that the README's
-    # test command covers them, and selenium, which drives the system's
-    # Chromium in the web client's tests.
+    # in bench/broker_bench.py); [postgres]: psycopg 3, PostgreSQL's
+    # maintained Python driver, for --db postgresql://, with its binary
+    # wheel, which brings its own libpq (no compiler, no libpq-dev); 3.2 for
+    # Connection.notifies(timeout=...).  The tests need both, so that the
+    # README's test command covers them, and selenium, which drives the
+    # system's Chromium in the web client's tests.
     extras_require={"broker": ["redis[hiredis]>=5"],
+                    "postgres": ["psycopg[binary]>=3.2"],
                     "test": ["pytest", "pytest-timeout", "hypothesis", "selenium",
-                             "redis[hiredis]>=5"]},
+                             "redis[hiredis]>=5", "psycopg[binary]>=3.2"]},
 )

@@ -3,15 +3,18 @@ How fast history is persisted, and what keeping it costs live delivery.
 
 Not a test: it prints numbers for bench/README-history.md.  Two parts:
 
-- store: the SQLite store alone, fed from this thread as the reactor would
-  feed it, by many talkers in many rooms; lines persisted per second, both
-  flat out and at a steady offered rate (does the writer keep up?).
+- store: the SQLite store alone (and the PostgreSQL one, with --postgres
+  URL: an empty database of its own, which it fills), fed from this thread
+  as the reactor would feed it, by many talkers in many rooms; lines
+  persisted per second, both flat out and at a steady offered rate (does
+  the writer keep up?).
 - daemon: a real chatd (twistd subprocess) with many talkers, each alone in
   its room, flat out (persisted per second, end to end), then at a steady
   rate while a probe pair measures live delivery latency, with history on
   and with --db none.
 
     .venv/bin/python bench/history_bench.py [--seconds 5] [--talkers 200]
+        [--postgres postgresql://USER@HOST:PORT/NAME]
 """
 
 import argparse
@@ -43,10 +46,24 @@ def text(i):
     return " ".join(WORDS[(i * 7 + k * 3) % len(WORDS)] for k in range(8)) + f" {i}"
 
 
-def storeFlatOut(folder, count, talkers, rooms):
-    calls = ThreadCalls()
-    store = SQLiteHistory(os.path.join(folder, "flat.sqlite3"), calls)
+def openStore(folder, name, calls, postgres):
+    """
+    An open history store: in the SQLite file C{name} in C{folder}, or in
+    the PostgreSQL database C{postgres} when given.
+    """
+    if postgres:
+        from chatd.storage.postgres import PostgresHistory
+
+        store = PostgresHistory(postgres, calls)
+    else:
+        store = SQLiteHistory(os.path.join(folder, name), calls)
     store.open()
+    return store
+
+
+def storeFlatOut(folder, count, talkers, rooms, postgres=None):
+    calls = ThreadCalls()
+    store = openStore(folder, "flat.sqlite3", calls, postgres)
     start = time.perf_counter()
     for i in range(count):
         store.append(events.Said(f"#room{i % rooms}", f"talker{i % talkers}", text(i),
@@ -58,16 +75,15 @@ def storeFlatOut(folder, count, talkers, rooms):
     calls.wait(store.search(["#room0"], ["cake"], 1), timeout=600)
     searchable = time.perf_counter() - start
     calls.wait(store.close())
-    print(f"store, flat out: {count:,} lines from {talkers} talkers in {rooms} rooms: "
+    print(f"store ({'PostgreSQL' if postgres else 'SQLite'}), flat out: {count:,} lines from {talkers} talkers in {rooms} rooms: "
           f"queued in {queued:.2f}s ({count / queued:,.0f}/s on the calling thread), "
           f"persisted in {total:.2f}s: {count / total:,.0f} lines/s; all searchable "
           f"after {searchable:.2f}s: {count / searchable:,.0f} lines/s")
 
 
-def storeSteady(folder, rate, seconds, talkers, rooms):
+def storeSteady(folder, rate, seconds, talkers, rooms, postgres=None):
     calls = ThreadCalls()
-    store = SQLiteHistory(os.path.join(folder, "steady.sqlite3"), calls)
-    store.open()
+    store = openStore(folder, "steady.sqlite3", calls, postgres)
     tick = 0.01
     perTick = int(rate * tick)
     lags = []
@@ -92,7 +108,7 @@ def storeSteady(folder, rate, seconds, talkers, rooms):
     calls.wait(store.search(["#room0"], ["cake"], 1), timeout=600)
     catchUp = time.perf_counter() - asked
     calls.wait(store.close())
-    print(f"store, steady {rate:,}/s offered for {seconds}s: {i / total:,.0f} lines/s "
+    print(f"store ({'PostgreSQL' if postgres else 'SQLite'}), steady {rate:,}/s offered for {seconds}s: {i / total:,.0f} lines/s "
           f"persisted; flush round trip median {statistics.median(lags) * 1000:.1f} ms, "
           f"max {max(lags) * 1000:.1f} ms; a search at the end waited "
           f"{catchUp * 1000:.0f} ms for the index to catch up")
@@ -223,11 +239,14 @@ def main():
                         help="lines the talkers send flat out")
     parser.add_argument("--part", choices=["all", "store", "daemon", "latency"],
                         default="all")
+    parser.add_argument("--postgres", metavar="URL",
+                        help="also measure the PostgreSQL store, in this empty database")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         if args.part in ("all", "store"):
-            storeFlatOut(folder, 300_000, args.talkers, 50)
-            storeSteady(folder, 50_000, args.seconds, args.talkers, 50)
+            for postgres in [None] + ([args.postgres] if args.postgres else []):
+                storeFlatOut(folder, 300_000, args.talkers, 50, postgres)
+                storeSteady(folder, 50_000, args.seconds, args.talkers, 50, postgres)
         if args.part in ("all", "daemon"):
             for history in ("off", "on"):
                 daemonFlatOut(folder, args.talkers, args.lines, history)

@@ -20,7 +20,7 @@ The package is laid out along the seams a line crosses:
 - L{chatd.line}: the line protocol front end (nc, telnet, chat-client): its
   protocol, commands, refusal texts and wire format.
 - L{chatd.storage}: history and accounts behind interfaces, off the reactor
-  thread.
+  thread, in SQLite or in a PostgreSQL database several daemons share.
 - L{chatd.tap}: command-line options and service wiring for twistd.
 
 Beside that path:

@@ -22,7 +22,7 @@ from chatd import __version__
 from chatd.line import wire
 from chatd.core.names import normalRoomName, roomKey
 from chatd.storage import HistoryError, schema
-from chatd.storage.sqlite import toEvent
+from chatd.storage.threaded import toEvent
 from chatd.tap import DB_HELP_DEFAULT, databasePath, defaultDatabase
 
 FORMATS = ("jsonl", "text")
@@ -33,7 +33,7 @@ class Options(usage.Options):
     longdesc = (
         "Write the history of #ROOM, oldest line first, to standard output. "
         "jsonl gives one JSON object per line: id, time (POSIX seconds), utc, "
-        "room, kind (said, acted or topic), nick and text. text gives each "
+        "room, kind (said, notice, acted or topic), nick and text. text gives each "
         "line as chat shows it, after its UTC time."
     )
     optParameters = [

@@ -71,6 +71,14 @@ def defaultDatabase():
     return "sqlite:" + os.path.join(data, "chatd", "chatd.sqlite3")
 
 
+def isPostgres(description):
+    """
+    Whether the C{--db} description names a PostgreSQL database (a libpq
+    URI), which several daemons may share.
+    """
+    return description.startswith(("postgresql://", "postgres://"))
+
+
 def databasePath(description):
     """
     The SQLite file a C{--db} description names, or L{None} for C{none}.
@@ -131,7 +139,9 @@ class Options(usage.Options):
          "Seconds a user may send nothing before being disconnected "
          "(0: forever).", FLOAT],
         ["db", None, None,
-         "Where room history is kept: sqlite:PATH (the file and its folder are "
+         "Where room history, accounts and bans are kept: sqlite:PATH (the file "
+         "and its folder are created on first start), postgresql://USER@HOST:PORT/NAME "
+         "(a PostgreSQL database, which several daemons may share; its tables are "
          "created on first start), or none to keep no history. "
          f"[default: {DB_HELP_DEFAULT}, ~/.local/share when XDG_DATA_HOME is unset]"],
         ["replay", None, ChatFactory.REPLAY,
@@ -247,7 +257,16 @@ class Options(usage.Options):
                 raise usage.UsageError(f"--{name}: at least 1024 bytes")
         if self["db"] is None:
             self["db"] = defaultDatabase()
-        self["history"] = databasePath(self["db"])
+        self["postgres"] = self["history"] = None
+        if isPostgres(self["db"]):
+            self["postgres"] = self["db"]
+        else:
+            try:
+                self["history"] = databasePath(self["db"])
+            except usage.UsageError:
+                raise usage.UsageError(
+                    f"--db {self['db']}: expected sqlite:PATH, "
+                    "postgresql://USER@HOST:PORT/NAME or none") from None
         if self["replay"] < 0:
             raise usage.UsageError("--replay: 0 or more lines")
         if self["history-days"] < 0:
@@ -456,6 +475,8 @@ class _AccountService(_StoreService):
     def opened(self):
         bans = self._store.bans()
         self._core.moderation.restoreBans(bans)
+        # Other daemons sharing the database ban and lift bans too.
+        self._store.watch(self._core.moderation)
         self._core.restoreRooms(self._store.rooms())
         self._log.info("chatd keeps accounts in {path}; bans in force: {count}",
                        path=self._store.path, count=len(bans))
@@ -562,6 +583,12 @@ def makeService(config, reactor=None):
     if config["history"] is not None:
         history = SQLiteHistory(config["history"], reactor)
         accounts = SQLiteAccounts(config["history"], reactor)
+    elif config["postgres"] is not None:
+        # Imported only here: one daemon on SQLite needs no PostgreSQL client.
+        from chatd.storage.postgres import PostgresAccounts, PostgresHistory
+
+        history = PostgresHistory(config["postgres"], reactor)
+        accounts = PostgresAccounts(config["postgres"], reactor)
     fanout = Fanout(reactor)
     if config["broker"] is not None:
         # Imported only here: one daemon alone needs no Redis client.

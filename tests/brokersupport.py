@@ -253,11 +253,12 @@ class Node(MemoryServer):
     """
 
     def __init__(self, cluster, name, limits=Limits(), accounts=None, operators=(),
-                 **factoryArgs):
+                 history=None, **factoryArgs):
         self.clock = cluster.clock
         self.link = MemoryLink(cluster.redis, name, BrokeredFanout.LEASE)
         self.fanout = BrokeredFanout(self.clock, self.link, node=name)
-        self.core = ChatCore(self.fanout, self.clock, accounts=accounts, operators=operators)
+        self.core = ChatCore(self.fanout, self.clock, accounts=accounts, operators=operators,
+                             history=history)
         self.gate = Gate(self.clock, limits)
         self.fanout.attach(self.core, self.gate.coalescer)
         self.factory = ChatFactory(self.core, self.gate, **factoryArgs)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -311,11 +312,13 @@ class MemoryHistory:
 
     @ivar lines: every event appended, in order.
     @ivar searched: the rooms each search was asked to look in.
+    @ivar seen: the ids made by other daemons it was told of (L{observed}).
     """
 
     def __init__(self):
         self.lines = []
         self.searched = []
+        self.seen = []
         self._lastId = 0
         self._waiting = []
 
@@ -323,12 +326,24 @@ class MemoryHistory:
         self._lastId += 1
         return self._lastId
 
+    def observed(self, id):
+        self.seen.append(id)
+
     def append(self, event):
         self.lines.append(event)
 
     def recent(self, room, count, replay=True):
         found = [e for e in self.lines if roomKey(e.room) == roomKey(room)]
         return self._later(found[-count:])
+
+    def page(self, room, count, before=None, after=None, oldest=False):
+        def value(event, bound):
+            return event.id if bound[0] == "id" else event.time
+
+        found = [e for e in self.lines if roomKey(e.room) == roomKey(room)
+                 and (before is None or value(e, before) < before[1])
+                 and (after is None or value(e, after) > after[1])]
+        return self._later(found[:count] if oldest else found[-count:])
 
     def lastTopic(self, room):
         topics = [e for e in self.lines if isinstance(e, events.TopicChanged)
@@ -400,6 +415,22 @@ class ThreadCalls:
         if hasattr(outcome[0], "raiseException"):
             outcome[0].raiseException()
         return outcome[0]
+
+    def until(self, predicate, timeout=10):
+        """
+        Run the queued calls until C{predicate()} is true; fail after
+        C{timeout} seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"not true within {timeout} s: {predicate}")
+            try:
+                f, args, kwargs = self._calls.get(timeout=min(left, 0.1))
+            except queue.Empty:
+                continue
+            f(*args, **kwargs)
 
 
 def startFailure(*args, cwd=None, timeout=30):

@@ -1,7 +1,8 @@
 """
-The SQLite account store, driven from the test's thread as the reactor would
-drive it (L{ThreadCalls} stands in for C{callFromThread}): argon2 hashes,
-verification, bans that outlive the process, and the shared schema.
+The account store, on SQLite and on PostgreSQL (the backend fixture), driven
+from the test's thread as the reactor would drive it (L{ThreadCalls} stands
+in for C{callFromThread}): argon2 hashes, verification, bans that outlive the
+process, and the shared schema.
 """
 
 import sqlite3
@@ -19,26 +20,28 @@ from chatd.storage.sqlite import SQLiteHistory
 FAST = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 
 
-def openStore(path, calls):
-    store = SQLiteAccounts(path, calls, hasher=FAST)
-    store.open()
-    return store
+def openStore(backend, calls):
+    return backend.accounts(calls, hasher=FAST)
 
 
-def test_registerStoresOnlyASaltedHash(path, calls):
+def test_registerStoresOnlyASaltedHash(backend, calls):
     """
     A registered password is stored as an argon2id hash, salted (two equal
-    passwords hash differently), and never in the clear anywhere in the file.
+    passwords hash differently), and never in the clear anywhere in the file
+    (an SQLite file: PostgreSQL's files are the server's).
     """
-    store = openStore(path, calls)
+    store = openStore(backend, calls)
     calls.wait(store.register("Alice", "same-password"))
     calls.wait(store.register("bob", "same-password"))
     calls.wait(store.close())
-    rows = sqlite3.connect(path).execute(
-        "SELECT nick_key, nick, password_hash FROM accounts ORDER BY nick_key").fetchall()
+    rows = backend.query(
+        "SELECT nick_key, nick, password_hash FROM accounts ORDER BY nick_key")
     assert [(key, nick) for key, nick, _ in rows] == [("alice", "Alice"), ("bob", "bob")]
     assert all(h.startswith("$argon2id$") for _, _, h in rows)
     assert rows[0][2] != rows[1][2]
+    if backend.name != "sqlite":
+        return
+    path = backend.where
     for name in (path, path + "-wal"):
         try:
             with open(name, "rb") as f:
@@ -47,31 +50,31 @@ def test_registerStoresOnlyASaltedHash(path, calls):
             pass
 
 
-def test_verifyAndChangePassword(path, calls):
+def test_verifyAndChangePassword(backend, calls):
     """
     verify is true only for the right password of a registered nickname (in
     any case); after changePassword only the new one verifies, also after
     reopening.
     """
-    store = openStore(path, calls)
+    store = openStore(backend, calls)
     calls.wait(store.register("alice", "first-password"))
     assert calls.wait(store.verify("ALICE", "first-password")) is True
     assert calls.wait(store.verify("alice", "wrong")) is False
     assert calls.wait(store.verify("nobody", "first-password")) is False
     calls.wait(store.changePassword("alice", "second-password"))
     calls.wait(store.close())
-    store = openStore(path, calls)
+    store = openStore(backend, calls)
     assert store.isRegistered("Alice") and not store.isRegistered("bob")
     assert calls.wait(store.verify("alice", "first-password")) is False
     assert calls.wait(store.verify("alice", "second-password")) is True
     calls.wait(store.close())
 
 
-def test_registerTwiceIsRefused(path, calls):
+def test_registerTwiceIsRefused(backend, calls):
     """
     A nickname registers once, whatever its case.
     """
-    store = openStore(path, calls)
+    store = openStore(backend, calls)
     calls.wait(store.register("alice", "first-password"))
     with pytest.raises(AccountError) as e:
         calls.wait(store.register("Alice", "other-password"))
@@ -79,13 +82,13 @@ def test_registerTwiceIsRefused(path, calls):
     calls.wait(store.close())
 
 
-def test_bansPersistAcrossReopening(path, calls):
+def test_bansPersistAcrossReopening(backend, calls):
     """
     Bans added are read back by the next store on the same file; a ban
     added again for the same target and place replaces the old one; removed
     bans are gone.
     """
-    store = openStore(path, calls)
+    store = openStore(backend, calls)
     server = Ban(NICK, "Troll", "", None, "spam", "op", 100.0)
     room = Ban(ADDRESS, "192.0.2.9", "#den", 5000.0, "", "owner", 200.0)
     gone = Ban(NICK, "pest", "", None, "", "op", 300.0)
@@ -95,7 +98,7 @@ def test_bansPersistAcrossReopening(path, calls):
     calls.wait(store.addBan(renewed))
     calls.wait(store.removeBan(gone))
     calls.wait(store.close())
-    store = openStore(path, calls)
+    store = openStore(backend, calls)
     assert store.bans() == [room, renewed]
     calls.wait(store.close())
 
@@ -107,7 +110,8 @@ def test_sharesTheHistoryDatabase(path, calls):
     """
     history = SQLiteHistory(path, calls)
     history.open()
-    store = openStore(path, calls)
+    store = SQLiteAccounts(path, calls, hasher=FAST)
+    store.open()
     calls.wait(store.register("alice", "a-password"))
     calls.wait(history.close())
     calls.wait(store.close())
@@ -117,22 +121,23 @@ def test_sharesTheHistoryDatabase(path, calls):
     assert connection.execute("SELECT count(*) FROM accounts").fetchone() == (1,)
 
 
-def test_keptRoomsOutliveTheProcess(path, calls):
+def test_keptRoomsOutliveTheProcess(backend, calls):
     """
     A kept room is stored with its owner, topic and first history id; a new
     topic replaces the old one and nothing else; the next store reads them
-    back.  The database file is created readable by its owner alone.
+    back.  An SQLite database file is created readable by its owner alone.
     """
     import os
     import stat
 
-    store = openStore(path, calls)
+    store = openStore(backend, calls)
     calls.wait(store.keepRoom("#Den", "owner", "", 41))
     calls.wait(store.keepRoom("#den", "someone-else", "new topic", 99))
     calls.wait(store.keepRoom("#attic", "owner", "dusty", None))
     calls.wait(store.close())
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    store = openStore(path, calls)
+    if backend.name == "sqlite":
+        assert stat.S_IMODE(os.stat(backend.where).st_mode) == 0o600
+    store = openStore(backend, calls)
     assert sorted(store.rooms()) == [("#Den", "owner", "new topic", 41),
                                      ("#attic", "owner", "dusty", None)]
 
@@ -154,7 +159,7 @@ class StalledHasher:
         return FAST.verify(hashed, password)
 
 
-def test_passwordJobsBeyondTheBoundAreBusy(path, calls):
+def test_passwordJobsBeyondTheBoundAreBusy(backend, calls):
     """
     While hashing is stuck, at most C{maxHashing} password jobs wait; one
     more register, verify or changePassword fails at once with AccountsBusy
@@ -164,8 +169,7 @@ def test_passwordJobsBeyondTheBoundAreBusy(path, calls):
     """
     hasher = StalledHasher()
     hasher.going.set()
-    store = SQLiteAccounts(path, calls, hasher=hasher, maxHashing=2)
-    store.open()
+    store = backend.accounts(calls, hasher=hasher, maxHashing=2)
     hasher.going.clear()
     waiting = [store.register("alice", "a-password"), store.verify("alice", "a-password")]
     for refused in (store.register("bob", "b-password"), store.verify("alice", "x"),

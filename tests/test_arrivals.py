@@ -281,9 +281,11 @@ def test_whoOfABigRoomIsPaginated():
     alice.send("/join #small")
     alice.lines()
     alice.send("/who #small")
-    assert alice.lines() == ["=== #small members (1): m000"]
+    # (Its creator moderates it.)
+    assert alice.lines() == ["=== #small members (1): m000", "=== #small moderators: m000"]
     alice.send("/who #small 1")
-    assert alice.lines() == ["=== #small members (1), page 1 of 1: m000"]
+    assert alice.lines() == ["=== #small members (1), page 1 of 1: m000",
+                             "=== #small moderators: m000"]
 
 
 def test_ircAndWebShowEachArrival():
@@ -320,3 +322,20 @@ def test_aNewcomerIsShownTheMembersAsTheyAre(core, clock):
     assert shown(dave) == [("carol", "ann", "dave")]
     core.join(bob, "#lobby")
     assert shown(bob) == [("carol", "ann", "dave", "bob")]
+
+
+def test_aNewcomerAwayIsAnnouncedBeforeTheirAway(core, clock):
+    """
+    The members of a room someone away joins are told of the arrival, then
+    that the newcomer is away: never of the away of someone not yet there.
+    """
+    alice, bob = arrive(core, "alice"), arrive(core, "bob")
+    core.join(alice, "#den")
+    settled(clock, alice, bob)
+    core.setAway(bob, "lunch")
+    clear(alice)
+    core.join(bob, "#den")
+    assert received(alice, (events.Joined, events.Arrived, events.AwayChanged)) == [
+        events.Joined("#den", "bob"), events.AwayChanged("bob", "lunch")]
+    clock.advance(1)
+    assert received(alice) == []

@@ -9,6 +9,7 @@ import dataclasses
 import pytest
 
 from brokersupport import Cluster
+from support import MemoryHistory
 from chatd.broker import codec
 from chatd.broker.fanout import BrokeredFanout
 from chatd.core import events
@@ -588,3 +589,47 @@ def test_snapshotDuringAClaimKeepsTheNewcomer(cluster):
     assert "=== you are now alice" in alice.lines()
     watcher.send("/who")
     assert watcher.lines()[-1] == "=== #lobby members (2): alice watcher"
+
+
+def test_awayChangesToldOnOtherDaemons(cluster):
+    """
+    An away change on one daemon reaches, with the next heartbeat, the
+    users of another who share a room with the one who changed (each
+    daemon telling its own users: IRC's away-notify).
+    """
+    a, b = cluster.nodes
+    alice = login(cluster, a, "alice")
+    login(cluster, b, "bob")
+    cluster.settle()
+    alice.lines()
+    told = []
+    original = a.core.fanout.toEach
+    a.core.fanout.toEach = lambda users, event: (
+        told.append(([u.nick for u in users], event)), original(users, event))
+    b.core.setAway(b.core.users["bob"], "lunch")
+    cluster.clock.advance(BrokeredFanout.BEAT)
+    cluster.settle()
+    assert told == [(["alice"], events.AwayChanged("bob", "lunch"))]
+    assert alice.lines() == []
+
+
+def test_linesSaidElsewhereMoveTheHistoryClock():
+    """
+    A daemon is told the id of each line said on another one as it reads it
+    from the stream (so that, on a shared store, its next ids sort after
+    it); of its own lines, nothing.
+    """
+    cluster = Cluster()
+    a = cluster.add("a", history=MemoryHistory())
+    b = cluster.add("b", history=MemoryHistory())
+    a.connect("alice")
+    bob = b.connect("bob")
+    cluster.settle()
+    bob.send("hello")
+    bob.send("/me waves")
+    bob.send("/topic cake")
+    cluster.settle()
+    said = [e.id for e in b.core.history.lines]
+    assert len(said) == 3
+    assert a.core.history.seen == said
+    assert b.core.history.seen == []

@@ -11,7 +11,8 @@ def test_plainIsAsItCame():
     """
     Without colour every line is shown exactly as the server sent it.
     """
-    for raw in ["#lobby <bob> hi", "*bob* psst", "!!! no such user: carol", "new?"]:
+    for raw in ["#lobby <bob> hi", "*bob* psst", "!!! no such user: carol", "new?",
+                "#lobby -bob- notice", "-bob- psst"]:
         assert render.formatLine(raw, wire.parseLine(raw), colour=False) == raw
 
 
@@ -37,7 +38,8 @@ def test_colouredRoomMessage():
 def test_colourByKind():
     """
     Errors are red, notices cyan, replies green, prompts yellow, room events
-    and history dim, private messages magenta; unknown lines stay plain.
+    and history dim, private messages magenta; an IRC user's notices look
+    like messages with the nickname between dashes; unknown lines stay plain.
     """
     cases = {
         "!!! no": "\x1b[31m!!! no\x1b[0m",
@@ -47,6 +49,8 @@ def test_colourByKind():
         "-- #a bob has joined": "\x1b[2m-- #a bob has joined\x1b[0m",
         "~ 2026-11-25T21:03:11Z #a <b> x": "\x1b[2m~ 2026-11-25T21:03:11Z #a <b> x\x1b[0m",
         "*bob* psst": "\x1b[1;35m*bob*\x1b[0m psst",
+        "#a -bob- ci is green": "#a -\x1b[93mbob\x1b[0m- ci is green",
+        "-bob- psst": "\x1b[1;35m-bob-\x1b[0m psst",
         "odd": "odd",
     }
     for raw, shown in cases.items():

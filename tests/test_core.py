@@ -347,3 +347,39 @@ def test_recipientDroppedDuringFanout(core):
     core.say(alice, "#lobby", "hello")
     assert carol.outbox.take() == [events.Quit("#lobby", "bob", "too slow"),
                                    events.Said("#lobby", "alice", "hello", 1000.0)]
+
+
+def test_awayChangesReachThoseWhoShareARoom(core):
+    """
+    Going away and coming back is told once to each user who shares a room
+    with the one who changed (however many rooms they share), and to
+    nobody else; setting the same reason again tells nobody.
+    """
+    alice, bob, carol = arrive(core, "alice"), arrive(core, "bob"), arrive(core, "carol")
+    core.join(alice, "#side")
+    core.join(bob, "#side")
+    core.part(carol, "#lobby")
+    clear(alice, bob, carol)
+    core.setAway(alice, "lunch")
+    core.setAway(alice, "lunch")
+    core.setAway(alice, "")
+    assert bob.outbox.take() == [events.AwayChanged("alice", "lunch"),
+                                 events.AwayChanged("alice", "")]
+    assert alice.outbox.take() == [] and carol.outbox.take() == []
+
+
+def test_awayJoinerIsToldToTheRoom(core):
+    """
+    Someone away who joins a room is told to its members as away, after
+    their join (IRC's away-notify wants it); nobody away, nothing told.
+    """
+    alice, bob, carol = arrive(core, "alice"), arrive(core, "bob"), arrive(core, "carol")
+    core.join(bob, "#side")
+    core.setAway(alice, "lunch")
+    clear(alice, bob, carol)
+    core.join(alice, "#side")
+    assert bob.outbox.take() == [events.Joined("#side", "alice"),
+                                 events.AwayChanged("alice", "lunch")]
+    clear(alice)
+    core.join(carol, "#side")
+    assert [bob.outbox.take(), alice.outbox.take()] == [[events.Joined("#side", "carol")]] * 2

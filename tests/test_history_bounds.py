@@ -3,7 +3,8 @@ The history store's bounds: the writer's backlog (back-pressure on whatever
 reads the connections), the two readers' queues, a read's deadline, the
 size of a search, a room's last topic served like a replay, and the file's
 permissions.  Driven as in test_history_store, with test doubles that stall
-SQLite where a bound must hold while it is stuck.
+the database where a bound must hold while it is stuck; most run on SQLite
+and on PostgreSQL (the backend fixture).
 """
 
 import os
@@ -17,17 +18,19 @@ from twisted.logger import LogLevel, formatEvent, globalLogPublisher
 
 from chatd.core import events
 from chatd.storage import HistoryBusy, QueryTooSlow, SearchTooComplex
-from chatd.storage import sqlite
-from chatd.storage.sqlite import SEARCH_TOKENS, SQLiteHistory, searchTokens
+from chatd.storage import threaded
+from chatd.storage.sqlite import SQLiteHistory
+from chatd.storage.threaded import SEARCH_TOKENS, searchTokens
 from support import MemoryServer
 
 
 
 
-class StalledHistory(SQLiteHistory):
+class Stalled:
     """
-    An SQLite store whose writer blocks in every commit, and whose query
-    reader blocks in every search, until the test lets them go.
+    A store whose writer blocks in every commit, and whose query reader
+    blocks in every search, until the test lets them go (mixed into each
+    backend's store by L{stalled}).
     """
 
     def __init__(self, *args, **kwargs):
@@ -75,18 +78,22 @@ class Producer:
         pass
 
 
+def stalled(backend, calls, **kwargs):
+    """
+    An open store of C{backend}'s that stalls when the test says so.
+    """
+    cls = type("Stalled" + backend.historyClass.__name__, (Stalled, backend.historyClass), {})
+    return backend.history(calls, cls, **kwargs)
+
+
 def said(store, room, nick, text, time=1000.0):
     event = events.Said(room, nick, text, time, store.nextId())
     store.append(event)
     return event
 
 
-def stored(path):
-    connection = sqlite3.connect(path)
-    try:
-        return connection.execute("SELECT count(*) FROM messages").fetchone()[0]
-    finally:
-        connection.close()
+def stored(backend):
+    return backend.query("SELECT count(*) FROM messages")[0][0]
 
 
 def readUntilPaused(store, producer, text="x"):
@@ -100,16 +107,15 @@ def readUntilPaused(store, producer, text="x"):
     return count
 
 
-def test_stalledWriterPausesReadingOnceAndResumesOnce(path, calls):
+def test_stalledWriterPausesReadingOnceAndResumesOnce(backend, calls):
     """
-    With SQLite stuck, the store takes lines until more than its bound wait,
+    With the database stuck, the store takes lines until more than its bound wait,
     then pauses its producer, once, however many more lines come meanwhile
-    (the rest of what was read already); once SQLite moves again and the
+    (the rest of what was read already); once the database moves again and the
     writer is down to half the bound, the producer is resumed, once; every
     line is stored.  It happens again at the next stall.
     """
-    store = StalledHistory(path, calls, behindLines=100)
-    store.open()
+    store = stalled(backend, calls, behindLines=100)
     producer = Producer()
     store.registerProducer(producer, True)
     store.writing.clear()
@@ -122,7 +128,7 @@ def test_stalledWriterPausesReadingOnceAndResumesOnce(path, calls):
     calls.wait(producer.resumed)
     assert (producer.pauses, producer.resumes) == (1, 1)
     calls.wait(store.flush())
-    assert stored(path) == 151
+    assert stored(backend) == 151
 
     store.writing.clear()
     assert readUntilPaused(store, producer) == 101
@@ -130,13 +136,13 @@ def test_stalledWriterPausesReadingOnceAndResumesOnce(path, calls):
     calls.wait(producer.resumed)
     assert (producer.pauses, producer.resumes) == (2, 2)
     calls.wait(store.close())
-    assert stored(path) == 252
+    assert stored(backend) == 252
 
 
 class EagerProducer(Producer):
     """
     A producer that, as it resumes, handles what it had read already: enough
-    lines (with SQLite stuck again) to put the store over its bound.
+    lines (with the database stuck again) to put the store over its bound.
     """
 
     def __init__(self, store, lines):
@@ -158,15 +164,14 @@ class EagerProducer(Producer):
         self.inResume = False
 
 
-def test_fallingBehindWhileResumingPausesAfterTheResume(path, calls):
+def test_fallingBehindWhileResumingPausesAfterTheResume(backend, calls):
     """
     Lines appended while the producer resumes (what it had read already)
     that put the store over its bound again pause it once its resume is
     over, never in the middle of it (a gate resuming one connection after
     another would otherwise resume the rest after being paused).
     """
-    store = StalledHistory(path, calls, behindLines=100)
-    store.open()
+    store = stalled(backend, calls, behindLines=100)
     producer = EagerProducer(store, 200)
     store.registerProducer(producer, True)
     store.writing.clear()
@@ -180,20 +185,19 @@ def test_fallingBehindWhileResumingPausesAfterTheResume(path, calls):
     calls.wait(producer.resumed)
     assert (producer.pauses, producer.resumes) == (2, 2)
     calls.wait(store.close())
-    assert stored(path) == 301
+    assert stored(backend) == 301
 
 
-def test_slowCommitIsLogged(path, calls, monkeypatch):
+def test_slowCommitIsLogged(backend, calls, monkeypatch):
     """
     A commit that takes longer than SLOW_COMMIT is logged as a warning that
     says input is not read meanwhile.
     """
-    monkeypatch.setattr(sqlite, "SLOW_COMMIT", 0.05)
+    monkeypatch.setattr(threaded, "SLOW_COMMIT", 0.05)
     logged = []
     globalLogPublisher.addObserver(logged.append)
     try:
-        store = StalledHistory(path, calls)
-        store.open()
+        store = stalled(backend, calls)
         store.writing.clear()
         said(store, "#a", "alice", "slow")
         flushed = store.flush()
@@ -208,12 +212,11 @@ def test_slowCommitIsLogged(path, calls, monkeypatch):
     assert warnings[0].endswith("while the history writer is behind, no input is read")
 
 
-def test_boundInBytesOfText(path, calls):
+def test_boundInBytesOfText(backend, calls):
     """
     Long lines reach the bound in bytes before the bound in lines.
     """
-    store = StalledHistory(path, calls, behindLines=10_000, behindBytes=1000)
-    store.open()
+    store = stalled(backend, calls, behindLines=10_000, behindBytes=1000)
     producer = Producer()
     store.registerProducer(producer, True)
     store.writing.clear()
@@ -221,16 +224,15 @@ def test_boundInBytesOfText(path, calls):
     store.writing.set()
     calls.wait(producer.resumed)
     calls.wait(store.close())
-    assert stored(path) == 11
+    assert stored(backend) == 11
 
 
-def test_producerRegisteredWhileBehindIsPausedAtOnce(path, calls):
+def test_producerRegisteredWhileBehindIsPausedAtOnce(backend, calls):
     """
     A producer registered while the store is behind is paused at once; one
     unregistered is told nothing more; only push producers are taken.
     """
-    store = StalledHistory(path, calls, behindLines=10)
-    store.open()
+    store = stalled(backend, calls, behindLines=10)
     store.writing.clear()
     for i in range(20):
         said(store, "#a", "alice", "x")
@@ -246,30 +248,28 @@ def test_producerRegisteredWhileBehindIsPausedAtOnce(path, calls):
     calls.wait(store.close())
 
 
-def test_writerKeepsUpWithoutPausing(path, calls):
+def test_writerKeepsUpWithoutPausing(backend, calls):
     """
     A writer that keeps up never pauses anyone.
     """
-    store = SQLiteHistory(path, calls)
-    store.open()
+    store = backend.history(calls)
     producer = Producer()
     store.registerProducer(producer, True)
     for i in range(5000):
         said(store, "#a", "alice", f"line {i}")
     calls.wait(store.close())
     assert producer.pauses == 0
-    assert stored(path) == 5000
+    assert stored(backend) == 5000
 
 
-def test_searchesWaitingBeyondTheBoundAreBusyButReplaysGoOn(path, calls):
+def test_searchesWaitingBeyondTheBoundAreBusyButReplaysGoOn(backend, calls):
     """
     While searches are stuck, at most C{maxQueries} of them (and /history
     requests, which share their reader) wait; one more is refused at once
     with HistoryBusy.  A join's replay and a last-topic look-up are answered
     meanwhile, and once the searches finish, searching works again.
     """
-    store = StalledHistory(path, calls, maxQueries=3)
-    store.open()
+    store = stalled(backend, calls, maxQueries=3)
     line = said(store, "#a", "alice", "cake")
     store.searching.clear()
     waiting = [store.search(["#a"], ["cake"], 5) for i in range(2)]
@@ -287,13 +287,12 @@ def test_searchesWaitingBeyondTheBoundAreBusyButReplaysGoOn(path, calls):
     calls.wait(store.close())
 
 
-def test_replaysWaitingBeyondTheirBoundAreBusy(path, calls):
+def test_replaysWaitingBeyondTheirBoundAreBusy(backend, calls):
     """
     Replays have a bound too, far above any normal join rate: with the
     writer stuck, one more than C{maxReplays} is refused with HistoryBusy.
     """
-    store = StalledHistory(path, calls, maxReplays=2)
-    store.open()
+    store = stalled(backend, calls, maxReplays=2)
     said(store, "#a", "alice", "hello")
     store.writing.clear()
     said(store, "#a", "alice", "stuck behind")
@@ -306,13 +305,12 @@ def test_replaysWaitingBeyondTheirBoundAreBusy(path, calls):
     calls.wait(store.close())
 
 
-def test_slowSearchIsStoppedAtTheDeadline(path, calls):
+def test_slowSearchIsStoppedAtTheDeadline(backend, calls):
     """
-    A search that runs in SQLite longer than the store's deadline is
+    A search that runs in the database longer than the store's deadline is
     stopped and fails with QueryTooSlow, saying so; the reader goes on.
     """
-    store = SQLiteHistory(path, calls, querySeconds=0.0)
-    store.open()
+    store = backend.history(calls, querySeconds=0.0)
     for i in range(20000):
         said(store, "#big", "alice", f"common word {i}")
     said(store, "#small", "bob", "nothing to see")
@@ -320,21 +318,19 @@ def test_slowSearchIsStoppedAtTheDeadline(path, calls):
         calls.wait(store.search(["#small"], ["common"], 5))
     assert str(slow.value) == "the search took more than 0 s and was stopped"
     calls.wait(store.close())
-    store = SQLiteHistory(path, calls)
-    store.open()
+    store = backend.history(calls)
     assert calls.wait(store.search(["#small"], ["common"], 5)) == []
     calls.wait(store.close())
 
 
-def test_searchOfTooManyTokensIsRefused(path, calls):
+def test_searchOfTooManyTokensIsRefused(backend, calls):
     """
     Words are counted in tokens, as the index splits them (q.q.q is three);
     a search of more than SEARCH_TOKENS is refused before it is queued, one
     of exactly SEARCH_TOKENS runs.
     """
     assert searchTokens(["q.q.q", "café", "a_b", "---"]) == 3 + 1 + 2 + 0
-    store = SQLiteHistory(path, calls)
-    store.open()
+    store = backend.history(calls)
     line = said(store, "#a", "alice", " ".join(["q"] * 30))
     with pytest.raises(SearchTooComplex) as refused:
         calls.wait(store.search(["#a"], [".".join(["q"] * 1000)], 5))
@@ -345,15 +341,14 @@ def test_searchOfTooManyTokensIsRefused(path, calls):
     calls.wait(store.close())
 
 
-def test_lastTopic(path, calls):
+def test_lastTopic(backend, calls):
     """
     lastTopic gives the topic, its setter and time from the room's last
     topic line, as of the call (one appended just before is seen), in any
     case of the room's name, also after reopening; None for a room with no
     topic line, or whose last one cleared the topic.
     """
-    store = SQLiteHistory(path, calls)
-    store.open()
+    store = backend.history(calls)
     assert calls.wait(store.lastTopic("#dev")) is None
     store.append(events.TopicChanged("#Dev", "alice", "old", 10.0, store.nextId()))
     store.append(events.TopicChanged("#Dev", "alice", "release on Friday", 20.0,
@@ -363,8 +358,7 @@ def test_lastTopic(path, calls):
     assert calls.wait(store.lastTopic("#DEV")) == ("release on Friday", "alice", 20.0)
     assert calls.wait(store.lastTopic("#other")) is None
     calls.wait(store.close())
-    store = SQLiteHistory(path, calls)
-    store.open()
+    store = backend.history(calls)
     assert calls.wait(store.lastTopic("#dev")) == ("release on Friday", "alice", 20.0)
     calls.wait(store.close())
 

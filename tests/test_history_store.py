@@ -1,7 +1,8 @@
 """
-The SQLite history store, driven from the test's thread as the reactor would
-drive it: its threads hand results back through a stand-in for
-C{callFromThread} (L{ThreadCalls}), which the test runs while it waits.
+The history store, on SQLite and on PostgreSQL (the backend fixture),
+driven from the test's thread as the reactor would drive it: its threads
+hand results back through a stand-in for C{callFromThread} (L{ThreadCalls}),
+which the test runs while it waits.
 """
 
 import sqlite3
@@ -21,55 +22,70 @@ def openStore(path, calls):
     return store
 
 
+def assertIdsGoOn(backend, store, last):
+    """
+    The store's next id comes after C{last}: the next number, in an SQLite
+    file of one daemon's own; a greater one in PostgreSQL, whose ids carry
+    the time and the daemon's slot (chatd.storage.postgres).
+    """
+    following = store.nextId()
+    if backend.name == "sqlite":
+        assert following == last + 1
+    else:
+        assert following > last
+
+
 def said(store, room, nick, text, time=1000.0):
     event = events.Said(room, nick, text, time, store.nextId())
     store.append(event)
     return event
 
 
-def test_createsFolderAndKeepsLinesAcrossReopening(path, calls):
+def test_createsFolderAndKeepsLinesAcrossReopening(backend, calls):
     """
-    The file and its folder are created on first open; every kind of room
-    line comes back after closing and opening again, oldest first, with its
-    id, time and the room's spelling, and new ids go on from the old ones.
+    The database (an SQLite file and its folder) is created on first open;
+    every kind of room line comes back after closing and opening again,
+    oldest first, with its id, time and the room's spelling, and new ids go
+    on from the old ones.
     """
-    store = openStore(path, calls)
+    store = backend.history(calls)
     kept = [
         said(store, "#Dev", "alice", "hello"),
         events.Acted("#Dev", "bob", "waves", 1001.5, store.nextId()),
         events.TopicChanged("#Dev", "alice", "cake", 1002.0, store.nextId()),
+        events.Said("#Dev", "bob", "a notice", 1003.0, store.nextId(), notice=True),
     ]
-    store.append(kept[1])
-    store.append(kept[2])
+    for event in kept[1:]:
+        store.append(event)
     calls.wait(store.close())
-    store = openStore(path, calls)
+    store = backend.history(calls)
     assert calls.wait(store.recent("#dev", 10)) == kept
-    assert store.nextId() == 4
+    assertIdsGoOn(backend, store, kept[-1].id)
     calls.wait(store.close())
 
 
-def test_linesComeBackExactly(path, calls):
+def test_linesComeBackExactly(backend, calls):
     """
     Whatever a line holds (quotes, backslashes, text that looks like JSON or
     SQL, characters outside the BMP, combining marks) and whatever its time,
     it comes back from the file as it went in.
     """
-    store = openStore(path, calls)
+    store = backend.history(calls)
     texts = ['"quoted" \\ back\\slash', '["json", 1, null]', "'); DROP TABLE messages; --",
              "emoji \U0001F600 and e\u0301", "\u2028 line separator \u00a0"]
     kept = [said(store, "#a", "al", text, time=1764110000.123456 + i)
             for i, text in enumerate(texts)]
     calls.wait(store.close())
-    store = openStore(path, calls)
+    store = backend.history(calls)
     assert calls.wait(store.recent("#a", 10)) == kept
     calls.wait(store.close())
 
 
-def test_recentIsTheLastLinesOfOneRoom(path, calls):
+def test_recentIsTheLastLinesOfOneRoom(backend, calls):
     """
     recent() gives the last N lines of the named room only, oldest first.
     """
-    store = openStore(path, calls)
+    store = backend.history(calls)
     lines = [said(store, "#a", "alice", f"a{i}") for i in range(5)]
     said(store, "#b", "bob", "elsewhere")
     assert calls.wait(store.recent("#A", 3)) == lines[2:]
@@ -81,7 +97,8 @@ def test_roomWithNothingStoredAnswersAtOnce(path, calls):
     """
     recent() of a room that has never had a line stored answers before the
     store's threads are asked anything, in this run or after a reopening;
-    rooms with lines from an earlier run are still read.
+    rooms with lines from an earlier run are still read.  (SQLite only: in
+    PostgreSQL another daemon may store a room's lines at any time.)
     """
     store = openStore(path, calls)
     kept = [said(store, "#a", "alice", "a1"), said(store, "#c", "carol", "c1")]
@@ -94,12 +111,12 @@ def test_roomWithNothingStoredAnswersAtOnce(path, calls):
     calls.wait(store.close())
 
 
-def test_readsSeeEveryLineAppendedBeforeThem(path, calls):
+def test_readsSeeEveryLineAppendedBeforeThem(backend, calls):
     """
     A read asked right after an append, with no flush between, finds it:
     reads wait in the writer's queue until what came before is committed.
     """
-    store = openStore(path, calls)
+    store = backend.history(calls)
     for i in range(1000):
         last = said(store, "#a", "alice", f"line {i}")
     assert calls.wait(store.recent("#a", 1)) == [last]
@@ -107,12 +124,12 @@ def test_readsSeeEveryLineAppendedBeforeThem(path, calls):
     calls.wait(store.close())
 
 
-def test_readsSeeNoLineAppendedAfterThem(path, calls):
+def test_readsSeeNoLineAppendedAfterThem(backend, calls):
     """
     A read asked before more lines are appended does not see them, however
     late it runs: they reach the asker live, and must not come twice.
     """
-    store = openStore(path, calls)
+    store = backend.history(calls)
     first = said(store, "#a", "alice", "cake before")
     recent = store.recent("#a", 10)
     found = store.search(["#a"], ["cake"], 10)
@@ -123,12 +140,12 @@ def test_readsSeeNoLineAppendedAfterThem(path, calls):
     calls.wait(store.close())
 
 
-def test_searchOnlyInTheGivenRoomsNewestFirstBounded(path, calls):
+def test_searchOnlyInTheGivenRoomsNewestFirstBounded(backend, calls):
     """
     search() matches whole words (any case, accents ignored) that must all
     be present, only in the rooms given, newest first, at most C{limit}.
     """
-    store = openStore(path, calls)
+    store = backend.history(calls)
     said(store, "#secret", "eve", "the cake is here")
     old = said(store, "#a", "alice", "Cake for everyone")
     mid = said(store, "#b", "bob", "more CAKE, café")
@@ -142,12 +159,12 @@ def test_searchOnlyInTheGivenRoomsNewestFirstBounded(path, calls):
 
 
 @pytest.mark.parametrize("word", ['"', "cake*", "NOT", "a OR b", "(", "^x", "---", "NEAR(a b)"])
-def test_searchTakesWordsLiterally(path, calls, word):
+def test_searchTakesWordsLiterally(backend, calls, word):
     """
     Words that are FTS5 query syntax are searched as text, never parsed: no
     error, and an operator finds only lines that hold it as a word.
     """
-    store = openStore(path, calls)
+    store = backend.history(calls)
     said(store, "#a", "alice", "cakes and pies")
     found = calls.wait(store.search(["#a"], [word], 10))
     assert found == []
@@ -161,23 +178,23 @@ def test_matchExpressionQuotesEachWord():
     assert matchExpression(['say "hi"', "OR"]) == '"say ""hi""" "OR"'
 
 
-def test_pruneForgetsOlderLinesButNeverReusesIds(path, calls):
+def test_pruneForgetsOlderLinesButNeverReusesIds(backend, calls):
     """
     prune() deletes exactly the lines older than the given time, also from
     search, in chunks; once every line is gone, ids still go on after the
     highest one ever used, across reopening.
     """
-    store = openStore(path, calls)
+    store = backend.history(calls)
     for i in range(12000):
-        said(store, "#a", "alice", f"word{i % 3}", time=float(i))
+        last = said(store, "#a", "alice", f"word{i % 3}", time=float(i))
     assert calls.wait(store.prune(11990.0)) == 11990
     left = calls.wait(store.recent("#a", 100))
     assert [e.time for e in left] == [float(i) for i in range(11990, 12000)]
     assert len(calls.wait(store.search(["#a"], ["word0"], 100))) == 3
     assert calls.wait(store.prune(1e9)) == 10
     calls.wait(store.close())
-    store = openStore(path, calls)
-    assert store.nextId() == 12001
+    store = backend.history(calls)
+    assertIdsGoOn(backend, store, last.id)
     calls.wait(store.close())
 
 
@@ -207,17 +224,15 @@ def test_linesStoredButNotYetIndexedAreIndexedLater(path, calls):
     connection.close()
 
 
-def test_closeStoresEverythingPending(path, calls):
+def test_closeStoresEverythingPending(backend, calls):
     """
     Lines appended just before close() are all on disk once it fires.
     """
-    store = openStore(path, calls)
+    store = backend.history(calls)
     for i in range(5000):
-        said(store, "#a", "alice", f"line {i}")
+        last = said(store, "#a", "alice", f"line {i}")
     calls.wait(store.close())
-    connection = sqlite3.connect(path)
-    assert connection.execute("SELECT count(*), max(id) FROM messages").fetchone() == (5000, 5000)
-    connection.close()
+    assert backend.query("SELECT count(*), max(id) FROM messages") == [(5000, last.id)]
 
 
 def test_walModeAndSynchronousNormal(path, calls):
@@ -328,3 +343,26 @@ def test_transactionCommitsOrRollsBack(tmp_path):
     assert not connection.in_transaction
     assert connection.execute("SELECT x FROM t").fetchall() == [(1,)]
     connection.close()
+
+
+def test_pageBetweenIdsAndTimes(backend, calls):
+    """
+    A page is the lines of one room strictly between two bounds (ids or
+    times), oldest first: the newest of them, or the oldest when asked;
+    a line appended after the request is not in it.
+    """
+    store = backend.history(calls)
+    lines = [said(store, "#a", "al", f"line {i}", time=1000.0 + i) for i in range(10)]
+    said(store, "#b", "bo", "elsewhere", time=1003.5)
+    ids = [e.id for e in lines]
+    asked = store.page("#a", 3)
+    said(store, "#a", "al", "too late", time=2000.0)
+    assert calls.wait(asked) == lines[7:]
+    assert calls.wait(store.page("#a", 3, before=("id", ids[5]))) == lines[2:5]
+    assert calls.wait(store.page("#a", 3, after=("id", ids[5]), oldest=True)) == lines[6:9]
+    assert calls.wait(store.page("#A", 10, before=("time", 1004.0),
+                                 after=("time", 1001.0))) == lines[2:4]
+    assert calls.wait(store.page("#a", 2, after=("time", 1001.5), oldest=True)) == lines[2:4]
+    assert calls.wait(store.page("#a", 5, before=("time", 999.0))) == []
+    assert calls.wait(store.page("#nowhere", 5)) == []
+    calls.wait(store.close())

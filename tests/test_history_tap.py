@@ -46,9 +46,23 @@ def test_dbOption(tmp_path, monkeypatch):
     assert parse("--db", "none")["history"] is None
 
 
+@pytest.mark.parametrize("url", ["postgresql://chatd@db.example:5432/chatd",
+                                 "postgres://chatd:secret@10.0.0.5/chat"])
+def test_postgresDatabase(url):
+    """
+    A PostgreSQL URL (either scheme libpq takes) names the database that
+    keeps history and accounts; no SQLite file then.
+    """
+    config = parse("--db", url)
+    assert config["postgres"] == url
+    assert config["history"] is None
+
+
 @pytest.mark.parametrize("args, message", [
-    (["--db", "postgres://x"], "--db postgres://x: expected sqlite:PATH or none"),
-    (["--db", "sqlite:"], "--db sqlite:: expected sqlite:PATH or none"),
+    (["--db", "mysql://x"], "--db mysql://x: expected sqlite:PATH, "
+                            "postgresql://USER@HOST:PORT/NAME or none"),
+    (["--db", "sqlite:"], "--db sqlite:: expected sqlite:PATH, "
+                          "postgresql://USER@HOST:PORT/NAME or none"),
     (["--replay", "-1"], "--replay: 0 or more lines"),
     (["--history-days", "-3"], "--history-days: 0 or more days"),
 ])

@@ -1,8 +1,11 @@
 """
 The IRC front end in a real daemon (twistd -n chat --irc tcp:0): an IRC
-client over a socket and irssi in tmux, talking with a line protocol user in
-the same rooms.
+client over a socket, irssi and WeeChat in tmux, talking with a line protocol
+user (a socket, or nc) in the same rooms.
 """
+
+import re
+import time
 
 import pytest
 
@@ -104,6 +107,53 @@ def test_irssi(tmp_path, daemon):
         tmux.close()
 
 
+def test_weechat(tmp_path, daemon):
+    """
+    WeeChat, in tmux, with the capabilities it asks for by itself
+    (server-time, message-tags, away-notify, ...): connects, joins #lobby
+    and shows the topic an nc user set and both members, in the nick list
+    too; what the nc user says and does appears, and what is typed in
+    WeeChat reaches the nc user.
+    """
+    requireTool("tmux")
+    requireTool("weechat")
+    requireTool("nc")
+    from test_client_tmux import Tmux
+    from test_nc_telnet import Terminal, login
+
+    bob = Terminal("nc", "127.0.0.1", str(daemon.port))
+    tmux = Tmux(tmp_path, f"weechat --dir {tmp_path / 'weechat'} --plugins irc --run-command "
+                          f"'/server add chatd 127.0.0.1/{daemon.ircPort} -notls -nicks=alice;"
+                          " /connect chatd'; sleep 60")
+    try:
+        login(bob, "bob")
+        bob.type("/topic all things chatd")
+        bob.sync()
+        tmux.waitFor(lambda rows: any("End of /MOTD" in row for row in rows))
+        tmux.type("/join #lobby")
+        tmux.keys("Enter")
+        rows = tmux.waitFor(lambda rows: any("Channel #lobby: 2 nicks" in row for row in rows))
+        text = "\n".join(rows)
+        assert 'Topic for #lobby is "all things chatd"' in text
+        # The nick list, at the right of every row.
+        assert [row.rsplit("\u2502", 1)[-1].strip() for row in rows[1:3]] == ["alice", "bob"]
+        assert bob.sync() == ["-- #lobby alice has joined"]
+        bob.type("hello from nc")
+        bob.type("/me waves")
+        tmux.waitFor(lambda rows: any("bob | hello from nc" in row for row in rows)
+                     and any("* | bob waves" in row for row in rows))
+        tmux.type("hi bob, é € 漢字")
+        tmux.keys("Enter")
+        assert bob.readUntil(lambda line: True) == ["#lobby <alice> hi bob, é € 漢字"]
+        tmux.type("/quit see you")
+        tmux.keys("Enter")
+        assert bob.readUntil(lambda line: True) == ["-- #lobby alice has quit (Quit: see you)"]
+        assert bob.sync() == []
+    finally:
+        bob.close()
+        tmux.close()
+
+
 def test_ircOverTls(tmp_path):
     """
     --irc ssl:... serves IRC over a verified TLS handshake, in the same rooms
@@ -172,3 +222,41 @@ def test_ircAcrossTwoDaemons():
         first.stop()
         second.stop()
         redis.cleanup()
+
+
+def test_chathistoryFromSqlite(tmp_path):
+    """
+    CHATHISTORY over a real socket, read from the SQLite store: what a line
+    user said comes back by msgid and by timestamp, oldest first, in a
+    batch, with the msgid and time it was stored with; AFTER the timestamp
+    of a line starts after that line.
+    """
+    daemon = IrcDaemon("--db", f"sqlite:{tmp_path / 'chat.db'}", "--replay", "0",
+                       cwd=tmp_path).start()
+    try:
+        bob = LineClient(daemon.port)
+        bob.login("bob")
+        for i in range(1, 6):
+            bob.send(f"line {i}")
+            # Timestamps tell lines apart to the millisecond.
+            bob.sync()
+            time.sleep(0.01)
+        irc = IrcSocketClient(daemon.ircPort)
+        irc.send("CAP REQ :batch server-time message-tags draft/chathistory")
+        irc.send("CAP END")
+        irc.register("alice")
+        irc.send("JOIN #lobby")
+        irc.sync()
+        irc.send("CHATHISTORY LATEST #lobby * 2")
+        latest = irc.sync()
+        assert [line.rsplit(" :", 1)[-1] for line in latest[1:-1]] == ["line 4", "line 5"]
+        assert latest[0].endswith(" BATCH +h1 chathistory #lobby")
+        first = re.search(r"msgid=(\d+);time=(\S+) ", latest[1])
+        irc.send(f"CHATHISTORY BEFORE #lobby msgid={first.group(1)} 2")
+        assert [line.rsplit(" :", 1)[-1] for line in irc.sync()[1:-1]] == ["line 2", "line 3"]
+        irc.send(f"CHATHISTORY AFTER #lobby timestamp={first.group(2)} 5")
+        assert [line.rsplit(" :", 1)[-1] for line in irc.sync()[1:-1]] == ["line 5"]
+        irc.close()
+        bob.close()
+    finally:
+        daemon.stop()

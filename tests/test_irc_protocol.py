@@ -6,12 +6,13 @@ order fails it.
 """
 
 import base64
+import re
 
 import pytest
 
 from chatd.irc.protocol import IrcFactory
 from ircsupport import IrcMemoryServer
-from support import MemoryAccounts
+from support import MemoryAccounts, MemoryHistory
 
 S = ":irc.chatd"
 
@@ -112,7 +113,7 @@ def test_capNegotiationHoldsRegistration(server):
     client.send("NICK alice")
     client.send("USER al 0 * :Alice")
     assert client.lines() == [f"{S} CAP * LS :server-time message-tags echo-message "
-                              "multi-prefix userhost-in-names batch"]
+                              "multi-prefix userhost-in-names batch account-tag away-notify"]
     client.send("CAP REQ :server-time bogus")
     client.send("CAP REQ :echo-message")
     assert client.lines() == [f"{S} CAP alice NAK :server-time bogus",
@@ -124,7 +125,8 @@ def test_capNegotiationHoldsRegistration(server):
 def test_joinAndNames(server):
     """
     JOIN: the joiner gets its own JOIN, the topic (332) and the names
-    (353/366); each other member, IRC or line, is told once.
+    (353/366, the creator of a line user's room shown as @); each other
+    member, IRC or line, is told once.
     """
     alice = server.connectIrc("alice")
     bob = server.connect("bob")
@@ -135,7 +137,7 @@ def test_joinAndNames(server):
     assert alice.lines() == [
         ":alice!~alice@chatd JOIN #dev",
         f"{S} 332 alice #dev :all about dev",
-        f"{S} 353 alice = #dev :bob alice",
+        f"{S} 353 alice = #dev :@bob alice",
         f"{S} 366 alice #dev :End of /NAMES list."]
     assert bob.lines() == ["-- #dev alice has joined"]
     carol = server.connectIrc("carol")
@@ -221,6 +223,35 @@ def test_privateMessages(server):
     assert alice.lines() == [f"{S} 401 alice nobody :No such nick/channel"]
     alice.send("NOTICE nobody :hello?")
     assert alice.lines() == []
+
+
+def test_notices(server):
+    """
+    A NOTICE stays a notice in the core: IRC users get a NOTICE, line users
+    see the sender between dashes, in a room or privately; a line user's
+    message is never one.  Nothing answers a notice, not even an away
+    reply.
+    """
+    alice, carol = server.connectIrc("alice"), server.connectIrc("carol")
+    bob = server.connect("bob")
+    for c in (alice, carol):
+        c.send("JOIN #dev")
+    bob.send("/join #dev")
+    for c in (alice, carol, bob):
+        c.lines()
+    alice.send("NOTICE #dev :the build is green")
+    assert alice.lines() == []
+    assert carol.lines() == [":alice!~alice@chatd NOTICE #dev :the build is green"]
+    assert bob.lines() == ["#dev -alice- the build is green"]
+    carol.send("AWAY :lunch")
+    carol.lines()
+    alice.send("NOTICE carol :ping me later")
+    alice.send("NOTICE bob :and you")
+    assert carol.lines() == [":alice!~alice@chatd NOTICE carol :ping me later"]
+    assert bob.lines() == ["-alice- and you"]
+    assert alice.lines() == []
+    alice.send("PRIVMSG carol :hello")
+    assert alice.lines() == [f"{S} 301 alice carol lunch"]
 
 
 def test_messageErrors(server):
@@ -396,7 +427,7 @@ def test_whoWhoisListNames(server):
         f"{S} 311 alice bob ~bob chatd * :chatd line user",
         f"{S} 319 alice bob #lobby",
         f"{S} 312 alice bob irc.chatd chatd",
-        f"{S} 317 alice bob 0 :seconds idle",
+        f"{S} 317 alice bob 0 0 :seconds idle, signon time",
         f"{S} 318 alice bob :End of /WHOIS list."]
     alice.send("WHOIS nobody")
     assert alice.lines() == [f"{S} 401 alice nobody :No such nick/channel",
@@ -465,12 +496,12 @@ def test_lfAndEdgeCleaning(server):
 
 def test_kickNeedsModerator(server):
     """
-    KICK from someone who may not moderate the room is 482, and nobody is
-    kicked.
+    KICK from someone who may not moderate the room (not its creator) is
+    482, and nobody is kicked.
     """
     alice, bob = server.connectIrc("alice"), server.connectIrc("bob")
-    alice.send("JOIN #r")
     bob.send("JOIN #r")
+    alice.send("JOIN #r")
     alice.lines(), bob.lines()
     alice.send("KICK #r bob :out")
     assert alice.lines() == [f"{S} 482 alice #r :You're not channel operator"]
@@ -750,3 +781,305 @@ def test_outboxHoldAndFillRender(server):
     assert alice.lines() == []
     outbox.fill(place, server.irc.wire.encode(events.PutOut("#r")))
     assert alice.lines() == [f"{S} KICK #r alice :a moderator put you out", "after"]
+
+
+def test_creatorIsChannelOperator(server):
+    """
+    The creator of a channel is its operator while they stay (a core rule,
+    shown as @ in NAMES, WHO and WHOIS): they kick, several nicknames at
+    once or in room and nickname pairs, each KICK its own line.
+    """
+    alice, bob, carol = (server.connectIrc(n) for n in ("alice", "bob", "carol"))
+    for client in (alice, bob, carol):
+        client.send("JOIN #r")
+    alice.lines(), bob.lines(), carol.lines()
+    bob.send("NAMES #r")
+    assert bob.lines() == [f"{S} 353 bob = #r :@alice bob carol",
+                           f"{S} 366 bob #r :End of /NAMES list."]
+    bob.send("WHO #r")
+    assert [line.split()[8] for line in bob.lines()[:-1]] == ["H@", "H", "H"]
+    bob.send("WHOIS alice")
+    assert f"{S} 319 bob alice @#r" in bob.lines()
+    alice.send("KICK #r,#r bob,carol :bye")
+    assert alice.lines() == [":alice!~alice@chatd KICK #r bob bye",
+                             ":alice!~alice@chatd KICK #r carol bye"]
+    alice.send("KICK #r,#r bob")
+    assert alice.lines() == [f"{S} 461 alice KICK :Not enough parameters"]
+
+
+def test_namesOfSeveralChannels(server):
+    """
+    NAMES of several channels: their 353s, then one 366 naming them all
+    (RFC 2812); a channel that does not exist adds nothing.
+    """
+    alice = server.connectIrc("alice")
+    alice.send("JOIN #a,#b")
+    alice.lines()
+    alice.send("NAMES #a,#none,#b")
+    assert alice.lines() == [f"{S} 353 alice = #a @alice",
+                             f"{S} 353 alice = #b @alice",
+                             f"{S} 366 alice #a,#none,#b :End of /NAMES list."]
+
+
+def test_operProvesAnOperatorsNickname():
+    """
+    OPER NAME PASSWORD proves the registered operator nickname NAME, taking
+    it (NICK, 900, then 381; WHO shows *); again, it just says 381.  A
+    nickname that is no operator's is 491, a wrong password 464, and
+    neither makes anyone an operator.
+    """
+    accounts = MemoryAccounts()
+    accounts.passwords.update(boss="boss-password")
+    server = IrcMemoryServer(accounts=accounts, operators=["boss"])
+    boss, other = server.connectIrc("bossy"), server.connectIrc("someone")
+    boss.send("OPER boss wrong-password")
+    boss.send("OPER someone x")
+    assert boss.lines() == [f"{S} 464 bossy :Password incorrect",
+                            f"{S} 491 bossy :someone is not an operator's nickname"]
+    other.send("WHO bossy")
+    assert other.lines()[0] == f"{S} 352 someone * ~bossy chatd irc.chatd bossy H :0 Real bossy"
+    boss.send("OPER boss boss-password")
+    assert boss.lines() == [
+        f"{S} 900 bossy bossy!~bossy@chatd boss :You are now logged in as boss",
+        ":bossy!~bossy@chatd NICK boss",
+        f"{S} 381 boss :You are now an IRC operator"]
+    other.send("WHO boss")
+    assert other.lines()[0] == f"{S} 352 someone * ~bossy chatd irc.chatd boss H* :0 Real bossy"
+    boss.send("OPER boss anything")
+    assert boss.lines() == [f"{S} 381 boss :You are now an IRC operator"]
+
+
+def _withCaps(server, nick, caps):
+    """
+    An IRC client registered as C{nick} with the capabilities C{caps}.
+    """
+    client = server.connectIrc()
+    client.send(f"CAP REQ :{caps}")
+    client.send(f"NICK {nick}")
+    client.send(f"USER {nick} 0 * :{nick}")
+    client.send("CAP END")
+    client.lines()
+    return client
+
+
+def test_accountTag():
+    """
+    With account-tag, what an identified user does (messages of either
+    front end, joins, topics, echoes) carries their account; nothing from
+    someone unidentified does, and clients without the capability see no
+    tag.  It is chosen before registration: later it is refused.
+    """
+    server = IrcMemoryServer(accounts=MemoryAccounts())
+    alice = _identified(server, "alice")
+    carol = server.connect("carol")
+    carol.send("/register carols-password")
+    watcher = _withCaps(server, "watcher", "account-tag echo-message")
+    plain = server.connectIrc("plain")
+    bob = server.connectIrc("bob")
+    for client in (watcher, plain):
+        client.send("JOIN #lobby")
+    alice.lines(), carol.lines(), watcher.lines(), plain.lines()
+    alice.send("JOIN #lobby")
+    bob.send("JOIN #lobby")
+    alice.send("PRIVMSG #lobby :hi")
+    carol.send("hello")
+    bob.send("PRIVMSG #lobby :yo")
+    watcher.send("PRIVMSG #lobby :mine")
+    assert watcher.lines() == [
+        "@account=alice :alice!~alice@chatd JOIN #lobby",
+        ":bob!~bob@chatd JOIN #lobby",
+        "@account=alice :alice!~alice@chatd PRIVMSG #lobby hi",
+        "@account=carol :carol!~carol@chatd PRIVMSG #lobby hello",
+        ":bob!~bob@chatd PRIVMSG #lobby yo",
+        ":watcher!~watcher@chatd PRIVMSG #lobby mine"]
+    assert plain.lines()[2] == ":alice!~alice@chatd PRIVMSG #lobby hi"
+    watcher.send("CAP REQ :-account-tag")
+    assert watcher.lines() == [f"{S} CAP watcher NAK -account-tag"]
+
+
+def test_awayNotify():
+    """
+    With away-notify, those who share a room with someone going away or
+    coming back, from either front end, get AWAY (with the reason, or none);
+    nobody else does, and nothing is said when nothing changes.
+    """
+    server = IrcMemoryServer()
+    watcher = _withCaps(server, "watcher", "away-notify")
+    plain, alice, elsewhere = (server.connectIrc(n) for n in ("plain", "alice", "elsewhere"))
+    bob = server.connect("bob")
+    for client in (watcher, plain, alice):
+        client.send("JOIN #lobby")
+    for client in (watcher, plain, alice, bob, elsewhere):
+        client.lines()
+    alice.send("AWAY :lunch")
+    alice.send("AWAY :lunch")
+    bob.send("/away meeting")
+    alice.send("AWAY")
+    assert watcher.lines() == [":alice!~alice@chatd AWAY lunch",
+                               ":bob!~bob@chatd AWAY meeting",
+                               ":alice!~alice@chatd AWAY"]
+    assert plain.lines() == [] and elsewhere.lines() == []
+    assert bob.lines() == ["=== you are marked away: meeting"]
+
+
+def _historyServer():
+    """
+    A server keeping history, with eight lines said in #lobby by a line
+    user a second apart (ids 1 to 8), and an IRC client, alice, in #lobby
+    with batch, server-time, message-tags and draft/chathistory.
+    """
+    history = MemoryHistory()
+    server = IrcMemoryServer(history=history, irc={"replay": 0})
+    server.clock.advance(1700000000)
+    bob = server.connect("bob")
+    for i in range(1, 9):
+        bob.send(f"line {i}")
+        server.clock.advance(1)
+    alice = _withCaps(server, "alice", "batch server-time message-tags draft/chathistory")
+    alice.send("JOIN #lobby")
+    alice.lines()
+    return server, history, alice
+
+
+def _batch(alice, history):
+    """
+    The msgids of the lines in the one chathistory batch alice gets next
+    (once the store answered: AROUND reads twice).
+    """
+    history.answer()
+    history.answer()
+    lines = alice.lines()
+    assert lines[0].endswith(" BATCH +h1 chathistory #lobby") and lines[-1].endswith(
+        " BATCH -h1"), lines
+    return [int(re.search(r"msgid=(\d+)", line).group(1)) for line in lines[1:-1]]
+
+
+def test_chathistorySelectors():
+    """
+    CHATHISTORY answers LATEST, BEFORE, AFTER, AROUND and BETWEEN (both
+    ways) by msgid or timestamp, oldest first, in a batch whose lines carry
+    batch, msgid and time; a limit above 100 is 100.
+    """
+    cases = {
+        "LATEST #lobby * 3": [6, 7, 8],
+        "LATEST #lobby msgid=6 10": [7, 8],
+        "BEFORE #lobby msgid=4 2": [2, 3],
+        "AFTER #lobby msgid=4 2": [5, 6],
+        "AROUND #lobby msgid=5 4": [3, 4, 5, 6],
+        "BETWEEN #lobby msgid=2 msgid=7 3": [3, 4, 5],
+        "BETWEEN #lobby msgid=7 msgid=2 3": [4, 5, 6],
+        "BEFORE #lobby timestamp=2023-11-14T22:13:23.000Z 10": [1, 2, 3],
+        "AFTER #LOBBY timestamp=2023-11-14T22:13:25.500Z 1000": [7, 8],
+        # A line's own timestamp: after it, or around it, it included.
+        "AFTER #lobby timestamp=2023-11-14T22:13:24.000Z 2": [6, 7],
+        "AROUND #lobby timestamp=2023-11-14T22:13:24.000Z 2": [4, 5],
+        "LATEST #lobby timestamp=2023-11-14T22:13:26.000Z 5": [8],
+    }
+    for command, ids in cases.items():
+        server, history, alice = _historyServer()
+        alice.send("CHATHISTORY " + command)
+        assert _batch(alice, history) == ids, command
+    server, history, alice = _historyServer()
+    alice.send("CHATHISTORY LATEST #lobby * 1")
+    history.answer()
+    assert alice.lines() == [
+        f"{S} BATCH +h1 chathistory #lobby",
+        "@batch=h1;msgid=8;time=2023-11-14T22:13:27.000Z :bob!~bob@chatd PRIVMSG #lobby "
+        ":line 8",
+        f"{S} BATCH -h1"]
+
+
+def test_chathistoryRefusals():
+    """
+    CHATHISTORY refuses what it cannot answer with FAIL: an unknown
+    subcommand, missing or invalid parameters, a room the user is not in;
+    a nickname's history (private messages are never kept) is an empty
+    batch.  Without history the capability is not offered.
+    """
+    server, history, alice = _historyServer()
+    server.connect("carol")
+    alice.lines()
+    for command in ("TARGETS * * 10", "BEFORE #lobby 10", "BEFORE #lobby msgid=x 10",
+                    "BEFORE #lobby msgid=3 0", "BEFORE #elsewhere msgid=3 5",
+                    "LATEST nobody * 5", "LATEST carol * 5"):
+        alice.send("CHATHISTORY " + command)
+    assert alice.lines() == [
+        f"{S} FAIL CHATHISTORY UNKNOWN_COMMAND TARGETS :Unknown subcommand",
+        f"{S} FAIL CHATHISTORY NEED_MORE_PARAMS BEFORE :Missing parameters",
+        f"{S} FAIL CHATHISTORY INVALID_PARAMS BEFORE :Invalid parameters",
+        f"{S} FAIL CHATHISTORY INVALID_PARAMS BEFORE :Invalid parameters",
+        f"{S} FAIL CHATHISTORY INVALID_TARGET BEFORE #elsewhere :Not a member",
+        f"{S} FAIL CHATHISTORY INVALID_TARGET LATEST nobody :No such target",
+        f"{S} BATCH +h1 chathistory carol",
+        f"{S} BATCH -h1"]
+    client = IrcMemoryServer().connectIrc()
+    client.send("CAP LS 302")
+    assert "chathistory" not in client.lines()[0]
+
+
+def test_chathistoryUnderTheStoresLimits():
+    """
+    CHATHISTORY reads as any request for more history does: when the store
+    is too busy to take it, the client gets FAIL MESSAGE_ERROR with the
+    store's reason, and nothing else.
+    """
+    from twisted.internet.defer import fail
+
+    from chatd.storage import HistoryBusy
+
+    server, history, alice = _historyServer()
+    history.page = lambda *args, **kwargs: fail(HistoryBusy("history is busy; try again"))
+    alice.send("CHATHISTORY LATEST #lobby * 5")
+    assert alice.lines() == [
+        f"{S} FAIL CHATHISTORY MESSAGE_ERROR LATEST #lobby :History is unavailable right now "
+        "(history is busy; try again)"]
+
+
+def test_msgidOnStoredLines():
+    """
+    With message-tags, every stored line (live, echoed or replayed) carries
+    its history id as msgid, which CHATHISTORY takes; clients without it
+    see no tag.
+    """
+    server, history, alice = _historyServer()
+    alice.send("CAP REQ :echo-message")
+    assert alice.lines() == [f"{S} CAP alice ACK echo-message"]
+    plain = server.connectIrc("plain")
+    plain.send("JOIN #lobby")
+    alice.lines(), plain.lines()
+    alice.send("PRIVMSG #lobby :live")
+    assert alice.lines() == ["@msgid=9;time=2023-11-14T22:13:28.000Z :alice!~alice@chatd "
+                             "PRIVMSG #lobby live"]
+    assert plain.lines() == [":alice!~alice@chatd PRIVMSG #lobby live"]
+
+
+def test_mutedCreatorIsDeopped():
+    """
+    An operator who mutes a channel's creator takes their @ away: IRC
+    clients are told with -o after the +q.
+    """
+    accounts = MemoryAccounts()
+    accounts.passwords["boss"] = "boss-password"
+    server = IrcMemoryServer(accounts=accounts, operators=["boss"])
+    alice = server.connectIrc("alice")
+    boss = _identified(server, "boss", "boss-password")
+    alice.send("JOIN #r")
+    boss.send("JOIN #r")
+    alice.lines(), boss.lines()
+    boss.send("MODE #r +q alice")
+    assert alice.lines() == [":boss!~boss@chatd MODE #r +q alice!*@*",
+                             ":boss!~boss@chatd MODE #r -o alice"]
+    assert len(boss.lines()) == 2
+    boss.send("NAMES #r")
+    assert boss.lines()[0] == f"{S} 353 boss = #r :alice @boss"
+
+
+def test_time(server):
+    """
+    TIME: the server's time, as a POSIX timestamp and for people (391).
+    """
+    server.clock.advance(1700000000)
+    alice = server.connectIrc("alice")
+    alice.send("TIME")
+    assert alice.lines() == [
+        f"{S} 391 alice irc.chatd 1700000000 :Tuesday November 14 2023 -- 22:13:20 UTC"]

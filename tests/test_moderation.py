@@ -118,18 +118,111 @@ def test_registeredCreatorOwnsTheRoom(trust):
     assert e.value == R.NotModerator("#bobs")
 
 
-def test_unidentifiedCreatorOwnsNothing(trust):
+def test_creatorModeratesWhileTheyStay(trust):
     """
-    A room created by someone not identified has no owner, so its creator
-    cannot moderate it.
+    The creator of a room moderates it while they are in it, as the creator
+    of a channel is its operator on IRC servers, registered or not; not
+    being identified, they own nothing: the room is not kept.  Nobody else
+    there moderates it, and the lobby has no creator.
+    """
+    alice, bob, carol = trust.arrive("alice"), trust.arrive("bob"), trust.arrive("carol")
+    alice.join("#free")
+    bob.join("#free")
+    carol.join("#free")
+    room = trust.core.rooms["#free"]
+    assert room.owner is None and room.creator is trust.core.user("alice")
+    assert [m.nick for m in alice.moderators(room)] == ["alice"]
+    with pytest.raises(R.NotModerator) as e:
+        bob.kick("#free", "carol")
+    assert e.value == R.NotModerator("#free")
+    with pytest.raises(R.NotModerator):
+        alice.kick("#lobby", "bob")
+    clear(alice, bob, carol)
+    alice.kick("#free", "bob", "out")
+    kicked = events.Kicked("#free", "bob", "alice", "out")
+    assert [alice.outbox.take(), bob.outbox.take(), carol.outbox.take()] == [
+        [kicked], [kicked, events.PutOut("#free")], [kicked]]
+    alice.mute("#free", "carol")
+    with pytest.raises(R.Muted):
+        carol.say("#free", "hello?")
+    alice.unmute("#free", "carol")
+    alice.part("#free")
+    assert room.creator is None and carol.moderators(room) == []
+    alice.join("#free")
+    with pytest.raises(R.NotModerator):
+        alice.kick("#free", "carol")
+    alice.part("#free")
+    carol.part("#free")
+    assert "#free" not in trust.core.rooms and "#free" not in trust.core.kept
+
+
+def test_creatorCannotTouchOperatorsOrOwners(trust):
+    """
+    A creator's power stops at those who protect everyone: an identified
+    operator is no target for them, and a kept room's first joiner is no
+    creator, so its registered owner keeps it.
+    """
+    alice = trust.arrive("alice")
+    op = trust.arrive("op", password="op-password")
+    alice.join("#free")
+    op.join("#free")
+    clear(alice, op)
+    for attempt in (lambda: alice.kick("#free", "op"), lambda: alice.mute("#free", "op")):
+        with pytest.raises(R.IsModerator):
+            attempt()
+    with pytest.raises(R.IsOperator):
+        alice.ban("#free", "op")
+    owner = trust.arrive("owner", password="owner-password")
+    owner.join("#den")
+    owner.part("#den")
+    room, _ = alice.join("#den")
+    assert room.owner == "owner" and room.creator is None
+    with pytest.raises(R.NotModerator):
+        alice.ban("#den", "bob")
+
+
+def test_mutedCreatorLosesTheRoom(trust):
+    """
+    An operator who mutes a room's creator takes their moderation away too:
+    a creator could otherwise lift their own mute.
+    """
+    alice, bob = trust.arrive("alice"), trust.arrive("bob")
+    op = trust.arrive("op", password="op-password")
+    for person in (alice, bob, op):
+        person.join("#free")
+    clear(bob)
+    op.mute("#free", "alice")
+    assert bob.outbox.take() == [events.Muted("#free", "alice", "op", None, demoted=True)]
+    room = trust.core.rooms["#free"]
+    assert room.creator is None and [m.nick for m in op.moderators(room)] == ["op"]
+    with pytest.raises(R.NotModerator):
+        alice.unmute("#free", "alice")
+    with pytest.raises(R.Muted):
+        alice.say("#free", "unfair")
+
+
+def test_creatorsBansEndWithTheRoom(trust):
+    """
+    A creator bans from their room alone, the ban is never stored, and it
+    ends when the room empties: creating a room once does not keep its
+    name from anyone afterwards.
     """
     alice, bob = trust.arrive("alice"), trust.arrive("bob")
     alice.join("#free")
     bob.join("#free")
-    assert trust.core.rooms["#free"].owner is None
-    with pytest.raises(R.NotModerator) as e:
-        alice.kick("#free", "bob")
-    assert e.value == R.NotModerator("#free")
+    clear(alice, bob)
+    alice.ban("#free", "bob", None, "")
+    assert bob.outbox.take() == [events.Banned("#free", "bob", "alice", None, "", False),
+                                 events.PutOut("#free")]
+    assert "bob" not in trust.members("#free") and bob.connected
+    with pytest.raises(R.Banned):
+        bob.join("#free")
+    bob.join("#other")
+    assert trust.accounts.bans() == []
+    alice.part("#free")
+    bob.join("#free")
+    assert trust.core.rooms["#free"].creator is trust.core.user("bob")
+    assert trust.core.moderation.bans.all() == []
 
 
 def test_moderatorsAreNotTargets(trust):

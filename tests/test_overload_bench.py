@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from chatd.storage.sqlite import BEHIND_BYTES
+from chatd.storage.threaded import BEHIND_BYTES
 
 # Starts daemons (through the bench), which the conftest cannot see here.
 pytestmark = pytest.mark.slow

@@ -190,7 +190,7 @@ def test_roomsWhoTopic(server):
     alice.send("/who")
     assert alice.lines() == ["=== #lobby members (2): alice bob"]
     alice.send("/who #dev")
-    assert alice.lines() == ["=== #dev members (1): bob"]
+    assert alice.lines() == ["=== #dev members (1): bob", "=== #dev moderators: bob"]
     alice.send("/who #nowhere")
     assert alice.lines() == ["!!! no such room: #nowhere"]
 

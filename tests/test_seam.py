@@ -50,10 +50,11 @@ def test_jsonAndLineUsersTalkInOneRoom():
     jo.send(json.dumps({"do": "say", "room": "#lobby", "text": "hi from json"}))
     assert alice.lines() == bob.lines() == ["#lobby <jo> hi from json"]
     assert received(jo) == [{"event": "Said", "room": "#lobby", "nick": "jo",
-                             "text": "hi from json", "time": 0.0, "id": None, "own": True}]
+                             "text": "hi from json", "time": 0.0, "id": None, "notice": False,
+                             "own": True}]
     alice.send("hello jo")
     assert received(jo) == [{"event": "Said", "room": "#lobby", "nick": "alice",
-                             "text": "hello jo", "time": 0.0, "id": None}]
+                             "text": "hello jo", "time": 0.0, "id": None, "notice": False}]
     assert bob.lines() == ["#lobby <alice> hello jo"]
     jo.send(json.dumps({"do": "tell", "nick": "bob", "text": "psst"}))
     assert bob.lines() == ["*jo* psst"]

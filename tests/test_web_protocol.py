@@ -608,3 +608,23 @@ def lastErrorText(web, nick):
     from chatd.core.refusals import PasswordRequired
     from chatd.line.refusals import describe
     return describe(PasswordRequired(nick))
+
+
+def test_notices_are_marked():
+    """
+    A notice (an IRC user's NOTICE) is a said or private message with
+    "notice": true; other messages carry no such field.
+    """
+    from chatd.core import events
+
+    def shown(event):
+        [(opcode, payload)] = readFrames(WebWire.encode(event))
+        return json.loads(payload)
+
+    assert shown(events.Said("#r", "al", "hi", 5.0, 7, notice=True)) == {
+        "type": "said", "room": "#r", "nick": "al", "text": "hi", "time": 5.0, "id": 7,
+        "notice": True}
+    assert "notice" not in shown(events.Said("#r", "al", "hi", 5.0, 7))
+    assert shown(events.PrivatelySaid("al", "bo", "psst", 5.0, notice=True)) == {
+        "type": "private", "from": "al", "to": "bo", "text": "psst", "time": 5.0,
+        "notice": True}

@@ -221,6 +221,16 @@ class BrokeredFanout(Fanout):
             self._publish({"k": "ident", "nick": user.nick, "account": user.account})
         self._direct(user, event, False)
 
+    def toEach(self, users, event):
+        """
+        L{Fanout.toEach} for the users here, in order with what this daemon
+        delivers them; each other daemon tells its own (an away change
+        reaches them with the next heartbeat).
+        """
+        for user in tuple(users):
+            if not isinstance(user, RemoteUser):
+                self._direct(user, event, False)
+
     def toActor(self, user, event):
         if user in self._phantoms or isinstance(user, RemoteUser):
             return
@@ -668,7 +678,8 @@ class BrokeredFanout(Fanout):
         elif kind == "away":
             user = self.core.users.get(nickKey(entry["nick"]))
             if isinstance(user, RemoteUser) and user.node == entry["n"]:
-                user.away = entry["text"]
+                # Told to those here who share a room with them.
+                self.core.setAway(user, entry["text"])
         elif kind == "ident":
             user = self.core.users.get(nickKey(entry["nick"]))
             if isinstance(user, RemoteUser) and user.node == entry["n"]:
@@ -705,6 +716,10 @@ class BrokeredFanout(Fanout):
 
     def _applyRoom(self, entry, own, stash):
         event = entry["e"]
+        if not own and self.core.history is not None and getattr(event, "id", None):
+            # A line said elsewhere: this daemon's next ids sort after it (a
+            # shared store's ids are in the order lines were said).
+            self.core.history.observed(event.id)
         actorNick = entry.get("a")
         rkey = roomKey(event.room)
         view = self._view.get(rkey)
@@ -790,7 +805,7 @@ class BrokeredFanout(Fanout):
         if user is None:
             user = RemoteUser(node, nick, None)
             user.hangUp = lambda user=user: self._hangRemote(user)
-            user.active = self.clock.seconds()
+            user.active = user.since = self.clock.seconds()
             users[key] = user
             self._byNode.setdefault(node, set()).add(key)
         elif not isinstance(user, RemoteUser) or user.node != node:

@@ -76,11 +76,14 @@ def formatLine(raw: str, line, colour: bool) -> str:
     if not colour or line is None:
         return raw
     if line.kind == wire.ROOM_MESSAGE:
+        if line.notice:
+            return f"{line.room} -{_nick(line.nick, colour)}- {safe(line.text)}"
         return f"{line.room} <{_nick(line.nick, colour)}> {safe(line.text)}"
     if line.kind == wire.ACTION:
         return f"* {line.room} {_nick(line.nick, colour)} {safe(line.text)}"
     if line.kind == wire.PRIVATE:
-        return _paint(f"*{line.nick}*", _BOLD + ";35", colour) + " " + safe(line.text)
+        sender = f"-{line.nick}-" if line.notice else f"*{line.nick}*"
+        return _paint(sender, _BOLD + ";35", colour) + " " + safe(line.text)
     return _paint(raw, _KIND_COLOURS.get(line.kind), colour)
 
 

@@ -194,11 +194,15 @@ class BanList:
         # The keys of the bans on ranges, which are matched one by one;
         # every other ban is found by its key.
         self._ranges = set()
+        # The keys of each room's bans, by room key (not the server's).
+        self._rooms = {}
 
     def add(self, ban):
         self._bans[ban.key] = ban
         if ban.kind == ADDRESS and _network(ban.key[1]) is not None:
             self._ranges.add(ban.key)
+        if ban.room:
+            self._rooms.setdefault(ban.key[2], set()).add(ban.key)
 
     def remove(self, kind, target, room):
         """
@@ -206,7 +210,20 @@ class BanList:
         """
         key = banKey(kind, target, room)
         self._ranges.discard(key)
+        keys = self._rooms.get(key[2])
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._rooms[key[2]]
         return self._bans.pop(key, None)
+
+    def removeRoom(self, room):
+        """
+        Lift every ban from the room called C{room}.
+        """
+        for key in list(self._rooms.get(roomKey(room), ())):
+            ban = self._bans[key]
+            self.remove(ban.kind, ban.target, ban.room)
 
     def get(self, key, now):
         """

@@ -50,10 +50,12 @@ class User:
     @ivar goneBecause: why, once they are (ghosted, banned, their quit).
     @ivar away: why the user is away, or C{""} while they are not.
     @ivar active: when the user last said something (POSIX seconds).
+    @ivar since: when the user got their first nickname (POSIX seconds).
     """
 
     __slots__ = ("nick", "rooms", "outbox", "wire", "host", "account",
-                 "hangUp", "connected", "goneBecause", "away", "active", "__weakref__")
+                 "hangUp", "connected", "goneBecause", "away", "active", "since",
+                 "__weakref__")
 
     def __init__(self, outbox, wire, host=None, hangUp=None):
         self.nick = None
@@ -67,6 +69,7 @@ class User:
         self.goneBecause = None
         self.away = ""
         self.active = 0.0
+        self.since = 0.0
 
     @property
     def identified(self):
@@ -83,6 +86,7 @@ class Whois:
 
     @ivar idle: seconds since they last said anything.
     @ivar away: why they are away, or C{""}.
+    @ivar since: when they arrived (POSIX seconds).
     """
 
     nick: str
@@ -91,6 +95,7 @@ class Whois:
     identified: bool
     operator: bool
     away: str
+    since: float = 0.0
 
 
 class Room:
@@ -110,6 +115,11 @@ class Room:
         had proved one, so that a new connection does not shed it.
     @ivar expelled: the key of the ban that put each user out of the room,
         so that a new nickname does not let them back in while it holds.
+    @ivar creator: the L{User} who created the room, while they stay in it
+        and no moderator has muted them, or L{None}: they moderate it, as
+        the creator of a channel is its operator on every IRC server.
+        Unlike an owner, a creator is no registered nickname: their power
+        ends when they leave, and so do the room's bans if it is not kept.
     @ivar names: the members' nicknames in the order they joined, as each
         newcomer is shown them, or L{None} until asked for: kept up to date
         by a join (one copy in C, where listing a big room's members anew
@@ -118,7 +128,7 @@ class Room:
     """
 
     __slots__ = ("name", "key", "members", "topic", "owner", "firstId", "muted",
-                 "mutedAccounts", "expelled", "names")
+                 "mutedAccounts", "expelled", "creator", "names")
 
     def __init__(self, name, owner=None, topic="", firstId=None):
         self.name = name
@@ -130,6 +140,7 @@ class Room:
         self.muted = weakref.WeakKeyDictionary()
         self.mutedAccounts = {}
         self.expelled = weakref.WeakKeyDictionary()
+        self.creator = None
         self.names = None
 
     def shows(self, event):
@@ -246,7 +257,7 @@ class ChatCore:
         self.logins += 1
         # With the disconnect line, the one log line a connection costs.
         self._log.info("{nick} logged in from {host}", nick=nick, host=user.host)
-        user.active = self.clock.seconds()
+        user.active = user.since = self.clock.seconds()
         self.fanout.toUser(user, events.NowKnownAs(None, nick))
         room = self.join(user, self.lobby)[0] if lobby else None
         return room
@@ -349,6 +360,12 @@ class ChatCore:
         self.fanout.arrived(room, user)
         room.members[nickKey(user.nick)] = user
         user.rooms[room.key] = room
+        if user.away and len(room.members) > 1:
+            # The members now share a room with someone away: told once they
+            # have been told of the arrival.
+            self.fanout.announceArrivals(room)
+            self.fanout.toEach([m for m in room.members.values() if m is not user],
+                               events.AwayChanged(user.nick, user.away))
         if room.names is None:
             room.names = tuple(map(_nickOf, room.members.values()))
         else:
@@ -358,12 +375,13 @@ class ChatCore:
 
     def _create(self, user, name):
         """
-        A new room called C{name}, created by C{user}.  A registered,
-        identified creator owns it (up to L{OWNED_MAX} rooms each) and it is
-        kept, with its history, when it empties; the lobby belongs to nobody
-        and always shows its history.  Any other room shows only the lines
-        said since it was created: not those of an earlier room of the same
-        name that emptied.
+        A new room called C{name}, created by C{user}, who moderates it while
+        they stay (L{Room.creator}).  A registered, identified creator also
+        owns it (up to L{OWNED_MAX} rooms each) and it is kept, with its
+        history, when it empties; the lobby belongs to nobody, is moderated
+        by operators alone, and always shows its history.  Any other room
+        shows only the lines said since it was created: not those of an
+        earlier room of the same name that emptied.
         """
         key = roomKey(name)
         isLobby = key == roomKey(self.lobby)
@@ -375,6 +393,8 @@ class ChatCore:
         if not isLobby and self.history is not None:
             firstId = self.history.nextId()
         room = self.rooms[key] = Room(name, owner, firstId=firstId)
+        if not isLobby:
+            room.creator = user
         if owner is not None:
             self._owned[owner] = self._owned.get(owner, 0) + 1
             self._keep(room)
@@ -407,11 +427,12 @@ class ChatCore:
         self.removeMember(user, room, event)
         return room
 
-    def say(self, user, name, text):
+    def say(self, user, name, text, notice=False):
         """
-        Send C{text} to every other member of the room C{name}.
+        Send C{text} to every other member of the room C{name}, as a notice
+        (L{events.Said.notice}) if C{notice}.
         """
-        self._talk(events.Said, user, name, text)
+        self._talk(events.Said, user, name, text, notice)
 
     def act(self, user, name, text):
         """
@@ -419,34 +440,46 @@ class ChatCore:
         """
         self._talk(events.Acted, user, name, text)
 
-    def _talk(self, kind, user, name, text):
+    def _talk(self, kind, user, name, text, *notice):
         room = self.memberRoom(user, name)
         self.moderation.checkMayTalk(user, room)
-        event = kind(room.name, user.nick, text, self.clock.seconds(), self._newId())
+        event = kind(room.name, user.nick, text, self.clock.seconds(), self._newId(), *notice)
         user.active = event.time
         self._record(event)
         self.fanout.toRoom(room, event, user)
 
-    def tell(self, user, nick, text):
+    def tell(self, user, nick, text, notice=False):
         """
-        Send C{text} to the user called C{nick} and nobody else.
+        Send C{text} to the user called C{nick} and nobody else, as a notice
+        if C{notice} (which tells the sender nothing of the recipient's
+        absence: nothing answers a notice).
         """
         target = self.users.get(nickKey(nick))
         if target is None:
             raise R.NoSuchUser(nick)
-        event = events.PrivatelySaid(user.nick, target.nick, text, self.clock.seconds())
+        event = events.PrivatelySaid(user.nick, target.nick, text, self.clock.seconds(),
+                                     notice)
         user.active = event.time
         self.fanout.toUser(target, event)
         self.fanout.toActor(user, event)
-        if target.away:
+        if target.away and not notice:
             self.fanout.toUser(user, events.Away(target.nick, target.away))
 
     def setAway(self, user, text):
         """
         Mark C{user} away, for C{text} (C{""}: back again): whoever sends them
-        a private message is told.
+        a private message is told, and those who share a room with them are
+        told of the change (L{events.AwayChanged}).
         """
+        if text == user.away:
+            return
         user.away = text
+        sharing = {}
+        for room in user.rooms.values():
+            sharing.update(room.members)
+        sharing.pop(nickKey(user.nick), None)
+        if sharing:
+            self.fanout.toEach(sharing.values(), events.AwayChanged(user.nick, text))
 
     def whois(self, nick):
         """
@@ -457,7 +490,7 @@ class ChatCore:
             raise R.NoSuchUser(nick)
         return Whois(user.nick, tuple(room.name for room in user.rooms.values()),
                      self.clock.seconds() - user.active, user.identified,
-                     self.moderation.isOperator(user), user.away)
+                     self.moderation.isOperator(user), user.away, user.since)
 
     def setTopic(self, user, name, topic):
         """
@@ -495,6 +528,25 @@ class ChatCore:
         # live, and only live.  Lines are oldest first, so those of an
         # earlier room of this name are the first ones, if any.
         found = history.recent(room.name, count, replay).addErrback(_historyRefused)
+        return found.addCallback(lambda lines: [e for e in lines if room.shows(e)])
+
+    def page(self, user, name, count, before=None, after=None, oldest=False):
+        """
+        At most C{count} lines of the room C{name}, which C{user} must be
+        in, strictly between the bounds C{after} and C{before} (L{None}, or
+        C{("id", ID)} or C{("time", SECONDS)}), oldest first: the newest of
+        them, or the oldest with C{oldest}.  Read as a user's request for
+        more (with the searches, under the store's limits).
+
+        @return: a L{Deferred} firing with a list of events.
+        """
+        history = self._requireHistory()
+        room = self.memberRoom(user, name)
+        if after is None and room.firstId is not None:
+            # Nothing of an earlier room of this name.
+            after = ("id", room.firstId - 1)
+        found = history.page(room.name, count, before, after, oldest)
+        found.addErrback(_historyRefused)
         return found.addCallback(lambda lines: [e for e in lines if room.shows(e)])
 
     def search(self, user, words, limit):
@@ -577,11 +629,15 @@ class ChatCore:
         del user.rooms[key]
         del room.members[nickKey(user.nick)]
         room.names = None
+        if room.creator is user:
+            room.creator = None
         if not room.members:
             del self.rooms[key]
             if room.owner is not None or key == roomKey(self.lobby):
                 # The lobby too keeps its topic while nobody is there.
                 self.kept[key] = room
+            else:
+                self.moderation.roomGone(room)
         elif event is not None:
             self.fanout.toRoom(room, event)
 

@@ -22,6 +22,9 @@ class Said:
     text: str
     time: float
     id: int | None = None
+    notice: bool = False
+    """Said as a notice (IRC's NOTICE): text that asks for no answer, which
+    clients show apart and never answer automatically."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +42,26 @@ class PrivatelySaid:
     target: str
     text: str
     time: float
+    notice: bool = False
+    """As L{Said.notice}."""
 
 
 @dataclass(frozen=True, slots=True)
 class Away:
     """
     Told to whoever sends C{nick} a private message while C{nick} is away.
+    """
+
+    nick: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class AwayChanged:
+    """
+    C{nick} went away for C{text}, or is back (C{""}): told to whoever
+    shares a room with them, for the wire formats that show it (IRC's
+    away-notify); the others show nothing.
     """
 
     nick: str
@@ -145,6 +162,9 @@ class Muted:
     nick: str
     by: str
     duration: float | None
+    demoted: bool = False
+    """Whether the muted user was the room's creator, who moderates it no
+    more."""
 
 
 @dataclass(frozen=True, slots=True)

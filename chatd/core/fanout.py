@@ -129,6 +129,23 @@ class Fanout:
             user.outbox.send(data)
         self.counted(users, encoded, confirmed and actor)
 
+    def toEach(self, users, event):
+        """
+        Deliver C{event}, which some wire formats do not show (they encode
+        it as C{b""}), to each of C{users} whose wire format shows it: for
+        rare events (away changes), off the hot path of L{toUsers}.
+        """
+        encoded = {}
+        for user in tuple(users):
+            wire = user.wire
+            data = encoded.get(wire)
+            if data is None:
+                data = encoded[wire] = wire.encode(event)
+            if data:
+                self.deliveries += 1
+                self.sentBytes += _size(data)
+                user.outbox.send(data)
+
     def counted(self, users, encoded, actor):
         """
         Count, once per event, the deliveries of an event to C{users} (a

@@ -3,10 +3,13 @@ Moderation: who may kick, ban and mute whom, and what everyone is told.
 
 Operators (named in configuration, registered and identified) act in any room
 and ban from the whole server; a room's owner (its registered, identified
-creator) acts in that room only.  Protection follows proof: only an
-identified operator or owner is protected from moderation, and no ban covers
-an identified operator (nor can one be set that would).  Mutes and bans
-follow the person: the connection, and the account they proved.
+creator) acts in that room only, and so does the creator of a room that is
+not kept, while they stay in it (as the creator of a channel is its operator
+on IRC servers): their room's bans end with the room.  Protection follows
+proof: only an identified operator or owner is protected from moderation,
+and no ban covers an identified operator (nor can one be set that would).
+Mutes and bans follow the person: the connection, and the account they
+proved.
 
 Composed into L{chatd.core.chat.ChatCore}, which consults it on every path a
 banned or muted user could take, and which it reaches only through its public
@@ -48,6 +51,15 @@ class Moderation:
 
     def isOperator(self, user):
         return user.identified and nickKey(user.nick) in self.operators
+
+    def isModerator(self, user, room):
+        """
+        Whether C{user} may moderate C{room}: an operator, the room's
+        registered, identified owner, or its creator while they stay.
+        """
+        return (self.isOperator(user) or room.creator is user
+                or (room.owner is not None and user.identified
+                    and room.owner == nickKey(user.nick)))
 
     # The checks the core makes
 
@@ -183,7 +195,9 @@ class Moderation:
             if self.isOperator(other) and _covers(ban, other):
                 raise R.CoversOperator(target, other.nick)
         self.bans.add(ban)
-        if self._accounts is not None:
+        if self._accounts is not None and (server or room.owner is not None):
+            # A creator's ban ends with their room (L{roomGone}), within
+            # this run: it is never stored.
             self._store(self._accounts.addBan(ban), "storing a ban")
         self._log.info("{by} banned {target} from {place} for {duration}{given}",
                        by=user.nick, target=target, place=ban.room or "the server",
@@ -246,12 +260,17 @@ class Moderation:
         target = self._moderatable(user, room, nick)
         until = None if duration is None else core.clock.seconds() + duration
         room.muted[target] = until
+        demoted = room.creator is target
+        if demoted:
+            # A muted creator could otherwise lift their own mute.
+            room.creator = None
         if target.account is not None:
             # A new connection that proves the same account is muted too.
             room.mutedAccounts[target.account] = until
         self._log.info("{by} muted {nick} in {room} for {duration}", by=user.nick,
                        nick=target.nick, room=room.name, duration=_seconds(duration))
-        core.fanout.toRoom(room, events.Muted(room.name, target.nick, user.nick, duration))
+        core.fanout.toRoom(room, events.Muted(room.name, target.nick, user.nick, duration,
+                                              demoted))
 
     def unmute(self, user, name, nick):
         room = self._core.memberRoom(user, name)
@@ -281,12 +300,33 @@ class Moderation:
                 if (server or roomKey(ban.room) == roomKey(name))
                 and (ban.until is None or ban.until > now)]
 
+    def roomGone(self, room):
+        """
+        C{room}, which is not kept, emptied: its bans, set by its creator,
+        go with it, so that nobody keeps a room's name from others by
+        creating it once.
+        """
+        self.bans.removeRoom(room.name)
+
     def restoreBans(self, bans):
         """
         Put back the bans stored by an earlier run.
         """
         for ban in bans:
             self.bans.add(ban)
+
+    def storedBanAdded(self, ban):
+        """
+        Another daemon sharing the account store set C{ban} (or this one's
+        own was stored): it holds here too.
+        """
+        self.bans.add(ban)
+
+    def storedBanRemoved(self, ban):
+        """
+        Another daemon sharing the account store lifted C{ban}, or it ended.
+        """
+        self.bans.remove(ban.kind, ban.target, ban.room)
 
     def _mayModerate(self, user, room, name=None):
         """
@@ -297,6 +337,8 @@ class Moderation:
         """
         if self.isOperator(user):
             return True
+        if room is not None and room.creator is user:
+            return False
         key = nickKey(user.nick)
         if (room is not None and room.owner is not None and user.identified
                 and room.owner == key):

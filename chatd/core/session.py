@@ -138,14 +138,14 @@ class Session:
 
     # Talking
 
-    def say(self, room, text):
-        self._core.say(self._named(), room, text)
+    def say(self, room, text, notice=False):
+        self._core.say(self._named(), room, text, notice)
 
     def act(self, room, text):
         self._core.act(self._named(), room, text)
 
-    def tell(self, nick, text):
-        self._core.tell(self._named(), nick, text)
+    def tell(self, nick, text, notice=False):
+        self._core.tell(self._named(), nick, text, notice)
 
     def setAway(self, text):
         """
@@ -174,6 +174,12 @@ class Session:
         (C{replay}), or more that the user asked for.
         """
         return self._core.recent(self._named(), room, count, replay)
+
+    def page(self, room, count, before=None, after=None, oldest=False):
+        """
+        Lines of C{room} between two bounds (see L{ChatCore.page}).
+        """
+        return self._core.page(self._named(), room, count, before, after, oldest)
 
     def search(self, words, limit):
         return self._core.search(self._named(), words, limit)
@@ -249,6 +255,14 @@ class Session:
 
     def unmute(self, room, nick):
         self._core.moderation.unmute(self._named(), room, nick)
+
+    def moderators(self, room):
+        """
+        The members of C{room}, a L{chatd.core.chat.Room}, who moderate it
+        (operators, its owner, its creator), in the order they joined.
+        """
+        isModerator = self._core.moderation.isModerator
+        return [member for member in room.members.values() if isModerator(member, room)]
 
     def bans(self, room):
         """

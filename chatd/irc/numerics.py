@@ -42,6 +42,8 @@ RPL_MOTD = "372"
 RPL_MOTDSTART = "375"
 RPL_ENDOFMOTD = "376"
 RPL_WHOISHOST = "378"
+RPL_YOUREOPER = "381"
+RPL_TIME = "391"
 RPL_QUIETLIST = "728"
 RPL_ENDOFQUIETLIST = "729"
 ERR_UNKNOWNERROR = "400"
@@ -68,6 +70,7 @@ ERR_YOUREBANNEDCREEP = "465"
 ERR_CHANNELISFULL = "471"
 ERR_UNKNOWNMODE = "472"
 ERR_BANNEDFROMCHAN = "474"
+ERR_NOOPERHOST = "491"
 ERR_CHANOPRIVSNEEDED = "482"
 ERR_UMODEUNKNOWNFLAG = "501"
 ERR_USERSDONTMATCH = "502"
@@ -87,13 +90,16 @@ KICKLEN = 255
 # that always take a parameter, then modes that take one only when set, then
 # flags.  chatd has bans and mutes and nothing else.
 CHANMODES = "bq,,,"
-# Owner (the room's registered creator, or an operator) shows as @.
+# Moderators (operators, the room's owner, its creator while there) show as @.
 PREFIX = "(o)@"
+# The most lines one CHATHISTORY request gets.
+CHATHISTORY_MAX = 100
 
 
-def isupport(network: str) -> list[str]:
+def isupport(network: str, history: bool = False) -> list[str]:
     """
-    The ISUPPORT tokens, in the order sent.
+    The ISUPPORT tokens, in the order sent; C{history}: the server keeps
+    history, which CHATHISTORY reads.
     """
     return [
         "CASEMAPPING=ascii",
@@ -113,4 +119,4 @@ def isupport(network: str) -> list[str]:
         "ELIST=MNU",
         "TARGMAX=JOIN:,PART:,NAMES:,LIST:,KICK:4,PRIVMSG:4,NOTICE:4,WHOIS:1",
         "SAFELIST",
-    ]
+    ] + ([f"CHATHISTORY={CHATHISTORY_MAX}", "MSGREFTYPES=msgid,timestamp"] if history else [])

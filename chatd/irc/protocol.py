@@ -17,6 +17,7 @@ import base64
 import binascii
 import fnmatch
 import time as _time
+from datetime import datetime, timezone
 
 from twisted.internet.defer import fail
 from twisted.internet.protocol import Factory
@@ -32,8 +33,8 @@ from chatd.edge.sanitize import cleanText
 from chatd.irc import numerics as N
 from chatd.irc.message import MAX_BODY_BYTES, MAX_CLIENT_TAG_BYTES, MAX_LINE_BYTES, encode, parse
 from chatd.irc.refusals import reply as refusalReply
-from chatd.irc.wire import (CTCP, HIDDEN_HOST, IrcWire, Once, Personal, banMask, banTarget,
-                             serverTime)
+from chatd.irc.wire import (HIDDEN_HOST, TAG_CAPABILITIES, AwayLine, Echo, IrcWire,
+                             Once, Personal, banMask, banTarget)
 
 # Commands a client may send before it is registered.
 _BEFORE_REGISTRATION = {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT",
@@ -43,7 +44,8 @@ _BEFORE_REGISTRATION = {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT",
 # one prefix, so multi-prefix changes nothing at all).
 CAPABILITIES = {"server-time": "", "sasl": "PLAIN", "message-tags": "",
                 "echo-message": "", "multi-prefix": "", "userhost-in-names": "",
-                "batch": ""}
+                "batch": "", "account-tag": "", "away-notify": "",
+                "draft/chathistory": ""}
 
 
 class IrcOutbox:
@@ -89,6 +91,14 @@ class IrcOutbox:
                     return b""
                 # The outbox tells its batches from plain bytes by type.
                 data = bytes(data)
+            elif kind is AwayLine:
+                if data.capability not in self._protocol.caps:
+                    return b""
+                data = bytes(data)
+            elif kind is Echo:
+                if "echo-message" not in self._protocol.caps:
+                    return b""
+                data = self._protocol.wire.encode(data.event)
         self._previous = data
         return data
 
@@ -294,22 +304,22 @@ class IrcProtocol(PacedLineReceiver):
                 self._capNegotiating = True
             wanted = _param(params, 1).split()
             names = [w.lstrip("-") for w in wanted]
-            tagged = "server-time" in self.caps
-            changesWire = any(n == "server-time" and w.startswith("-") == tagged
-                              for n, w in zip(names, wanted))
+            caps = set(self.caps)
+            for w in wanted:
+                if w.startswith("-"):
+                    caps.discard(w[1:])
+                else:
+                    caps.add(w)
+            changesWire = (caps & TAG_CAPABILITIES) != (self.caps & TAG_CAPABILITIES)
             if (all(name in self._capabilities() for name in names)
                     and not (changesWire and self.session is not None)):
-                for w in wanted:
-                    if w.startswith("-"):
-                        self.caps.discard(w[1:])
-                    else:
-                        self.caps.add(w)
-                if ("server-time" in self.caps) != self.wire.tagged:
-                    self.wire = self.wire.twin()
+                self.caps = caps
+                self.wire = self.wire.variant(caps)
                 self.send("CAP", self.nick or "*", "ACK", " ".join(wanted))
             else:
-                # (server-time is chosen with the session's wire format,
-                # before SASL or registration, for good.)
+                # (The tag capabilities, TAG_CAPABILITIES, are chosen with
+                # the session's wire format, before SASL or registration,
+                # for good.)
                 self.send("CAP", self.nick or "*", "NAK", " ".join(wanted))
         elif sub == "END":
             if not self.registered:
@@ -320,11 +330,13 @@ class IrcProtocol(PacedLineReceiver):
 
     def _capabilities(self):
         """
-        The capabilities offered: SASL only where there are accounts.
+        The capabilities offered: SASL only where there are accounts,
+        history only where it is kept.
         """
-        if self.factory.core.accounts is None:
-            return {k: v for k, v in CAPABILITIES.items() if k != "sasl"}
-        return CAPABILITIES
+        core = self.factory.core
+        return {k: v for k, v in CAPABILITIES.items()
+                if (k != "sasl" or core.accounts is not None)
+                and (k != "draft/chathistory" or core.history is not None)}
 
     def irc_NICK(self, params):
         nick = _param(params, 0)
@@ -426,7 +438,7 @@ class IrcProtocol(PacedLineReceiver):
             numeric(N.RPL_CREATED, f"This server was created {self.factory.created}"),
             numeric(N.RPL_MYINFO, self.server, f"chatd-{__version__}", "i", "bq"),
         ]
-        tokens = N.isupport(network)
+        tokens = N.isupport(network, self.factory.core.history is not None)
         for start in range(0, len(tokens), 12):
             lines.append(numeric(N.RPL_ISUPPORT, *tokens[start:start + 12],
                                  "are supported by this server"))
@@ -442,6 +454,11 @@ class IrcProtocol(PacedLineReceiver):
                         prefix=self.server)]
                 + [encode(N.RPL_MOTD, me, f"- {line}", prefix=self.server) for line in motd]
                 + [encode(N.RPL_ENDOFMOTD, me, "End of /MOTD command.", prefix=self.server)])
+
+    def irc_TIME(self, params):
+        now = self.clock.seconds()
+        self.numeric(N.RPL_TIME, self.server, str(int(now)),
+                     _time.strftime("%A %B %d %Y -- %H:%M:%S UTC", _time.gmtime(now)))
 
     def irc_MOTD(self, params):
         for data in self._motd():
@@ -494,13 +511,14 @@ class IrcProtocol(PacedLineReceiver):
         code, params = refusalReply(refusal, "JOIN")
         return encode(code, self.nick or "*", *params, prefix=self.server)
 
-    def _renderHistory(self, room, stored):
+    def _renderHistory(self, room, stored, always=False):
         """
         The lines that replay C{stored}: with the batch capability, inside a
-        C{chathistory} batch, so that clients know them for the past.
+        C{chathistory} batch, so that clients know them for the past (an
+        empty one too if C{always}: the answer to CHATHISTORY).
         """
         lines = [self.wire.encodeHistory(event) for event in stored]
-        if not lines or "batch" not in self.caps:
+        if not (lines or always) or "batch" not in self.caps:
             return b"".join(lines)
         self._batches += 1
         ref = f"h{self._batches}"
@@ -509,6 +527,85 @@ class IrcProtocol(PacedLineReceiver):
                   for data in lines]
         return b"".join([encode("BATCH", f"+{ref}", "chathistory", room, prefix=self.server),
                          *tagged, encode("BATCH", f"-{ref}", prefix=self.server)])
+
+    def irc_CHATHISTORY(self, params):
+        """
+        draft/chathistory, as Ergo has it: LATEST, BEFORE, AFTER, AROUND and
+        BETWEEN a room's stored lines, by msgid (the history id every stored
+        line carries with message-tags) or timestamp, at most
+        L{N.CHATHISTORY_MAX}, oldest first, in a C{chathistory} batch.  Read
+        through the session as any request for more history is (members
+        only, under the store's limits); private messages are never kept,
+        so a nickname's history is an empty batch.
+        """
+        sub = _required(params, 0).upper()
+        if sub not in _CHATHISTORY:
+            self._fail("CHATHISTORY", "UNKNOWN_COMMAND", sub, "Unknown subcommand")
+            return
+        args = params[1:]
+        if len(args) < _CHATHISTORY[sub]:
+            self._fail("CHATHISTORY", "NEED_MORE_PARAMS", sub, "Missing parameters")
+            return
+        target, *refs, limit = args[:_CHATHISTORY[sub]]
+        bounds = [None if sub == "LATEST" and ref == "*" else _msgref(ref) for ref in refs]
+        if not limit.isdigit() or int(limit) < 1 or False in bounds:
+            self._fail("CHATHISTORY", "INVALID_PARAMS", sub, "Invalid parameters")
+            return
+        count = min(int(limit), N.CHATHISTORY_MAX)
+        if not target.startswith("#"):
+            if self.factory.core.user(target) is None:
+                self._fail("CHATHISTORY", "INVALID_TARGET", sub, target, "No such target")
+            else:
+                self.conn.send(self._renderHistory(target, [], always=True))
+            return
+        try:
+            room = self.session.memberRoom(target)
+            found = self._chathistory(sub, room.name, count, bounds)
+        except R.Refusal as refusal:
+            if isinstance(refusal, (R.NotInRoom, R.NoSuchRoom)):
+                self._fail("CHATHISTORY", "INVALID_TARGET", sub, target, "Not a member")
+            else:
+                self._fail("CHATHISTORY", "MESSAGE_ERROR", sub, target,
+                           refusalReply(refusal, "CHATHISTORY")[1][-1])
+            return
+        self.conn.showHistory(found, lambda stored: self._renderHistory(room.name, stored,
+                                                                        always=True),
+                              lambda refusal: self._failLine(
+                                  "CHATHISTORY", "MESSAGE_ERROR", sub, target,
+                                  refusalReply(refusal, "CHATHISTORY")[1][-1]))
+
+    def _chathistory(self, sub, room, count, bounds):
+        """
+        The read that answers CHATHISTORY C{sub} for C{room}.
+        """
+        page = self.session.page
+        if sub == "LATEST":
+            return page(room, count, after=_past(bounds[0]))
+        if sub == "BEFORE":
+            return page(room, count, before=bounds[0])
+        if sub == "AFTER":
+            return page(room, count, after=_past(bounds[0]), oldest=True)
+        if sub == "AROUND":
+            # Half before it, the rest from it on.
+            older = page(room, count // 2, before=bounds[0]) if count > 1 else None
+            kind, value = bounds[0]
+            fromIt = (kind, value - 1) if kind == "id" else (kind, value - _TICK / 1000)
+
+            def newer(found):
+                return page(room, count - len(found), after=fromIt, oldest=True
+                            ).addCallback(lambda more: found + more)
+            return older.addCallback(newer) if older is not None else newer([])
+        first, second = bounds
+        if first[0] == second[0] and first[1] > second[1]:
+            # Backwards from the first: the newest lines before it.
+            return page(room, count, before=first, after=_past(second))
+        return page(room, count, after=_past(first), before=second, oldest=True)
+
+    def _fail(self, command, code, *params):
+        self.conn.send(self._failLine(command, code, *params))
+
+    def _failLine(self, command, code, *params):
+        return encode("FAIL", command, code, *params, prefix=self.server)
 
     def _entered(self, event):
         """
@@ -539,15 +636,10 @@ class IrcProtocol(PacedLineReceiver):
 
     def _isModerator(self, room, user):
         """
-        Whether C{user} may moderate C{room}: an operator, or the room's
-        registered, identified owner.
+        Whether C{user} may moderate C{room} (L{None}: nothing): shown as
+        C{@}.
         """
-        if room is None:
-            return False
-        if self.factory.core.moderation.isOperator(user):
-            return True
-        return (room.owner is not None and user.identified
-                and room.owner == nickKey(user.nick))
+        return room is not None and self.factory.core.moderation.isModerator(user, room)
 
     def _prefixed(self, room, user):
         flag = "@" if self._isModerator(room, user) else ""
@@ -594,19 +686,28 @@ class IrcProtocol(PacedLineReceiver):
             self.conn.send(encode("TOPIC", refusal.room, topic, prefix=self.source()))
 
     def irc_NAMES(self, params):
+        """
+        NAMES: every channel the user is in, or those named; for several
+        named, as RFC 2812 has it, their 353s and one 366 naming them all.
+        """
         core = self.factory.core
         if not params or not params[0]:
             for room in self.session.rooms:
                 for data in self._namesLines(room, room.name, _nicks(room)):
                     self.conn.send(data)
             return
-        for name in params[0].split(","):
+        names = [name for name in params[0].split(",") if name]
+        for name in names:
             room = core.rooms.get(roomKey(name))
             if room is None:
-                self.numeric(N.RPL_ENDOFNAMES, name, "End of /NAMES list.")
+                if len(names) == 1:
+                    self.numeric(N.RPL_ENDOFNAMES, name, "End of /NAMES list.")
                 continue
-            for data in self._namesLines(room, room.name, _nicks(room)):
+            lines = self._namesLines(room, room.name, _nicks(room))
+            for data in lines if len(names) == 1 else lines[:-1]:
                 self.conn.send(data)
+        if len(names) > 1:
+            self.numeric(N.RPL_ENDOFNAMES, params[0], "End of /NAMES list.")
 
     def irc_LIST(self, params):
         """
@@ -658,7 +759,7 @@ class IrcProtocol(PacedLineReceiver):
                 continue
             try:
                 if target.startswith("#"):
-                    self._toRoom(target, text, ctcp)
+                    self._toRoom(target, text, ctcp, notice)
                 else:
                     self._toNick(target, text, ctcp, command)
             except R.Refusal as refusal:
@@ -670,22 +771,16 @@ class IrcProtocol(PacedLineReceiver):
                     self.refused(refusal, command)
 
     def irc_NOTICE(self, params, ctcp):
-        # chatd has no notices: an IRC user's NOTICE is a message (README).
+        # A notice in the core too: IRC users get a NOTICE, line users
+        # "#room -alice- text" (README).
         self.irc_PRIVMSG(params, ctcp, notice=True)
 
-    def _toRoom(self, target, text, ctcp):
+    def _toRoom(self, target, text, ctcp, notice):
         if ctcp == "ACTION":
             self.session.act(target, text)
-            shown = f"{CTCP}ACTION {text}{CTCP}"
         else:
-            self.session.say(target, text)
-            shown = text
-        self._echo("PRIVMSG", self.session.memberRoom(target).name, shown)
-
-    def _echo(self, command, target, text):
-        if "echo-message" in self.caps:
-            tags = {"time": serverTime(self.clock.seconds())} if self.wire.tagged else None
-            self.conn.send(encode(command, target, text, prefix=self.source(), tags=tags))
+            # Echoed by the wire's own confirmation (EchoLine).
+            self.session.say(target, text, notice)
 
     def _toNick(self, target, text, ctcp, command):
         if nickKey(target) == "nickserv" and self.factory.core.user(target) is None:
@@ -696,8 +791,7 @@ class IrcProtocol(PacedLineReceiver):
             # starting with "* nick", as the line protocol would show it.
             text = f"* {self.nick} {text}"
         # Someone away: the core tells the sender (Away, shown as 301).
-        self.session.tell(target, text)
-        self._echo(command, target, text)
+        self.session.tell(target, text, command == "NOTICE")
 
     def _nickServ(self, text):
         """
@@ -738,6 +832,43 @@ class IrcProtocol(PacedLineReceiver):
     def _fromNickServ(self, text):
         if self.conn.live:
             self.send("NOTICE", self.nick, text, prefix="NickServ!NickServ@services")
+
+    def irc_OPER(self, params):
+        """
+        OPER NAME PASSWORD: chatd's operators are registered nicknames named
+        by --operator, so OPER proves one, as NickServ IDENTIFY does: the
+        nickname in use, or NAME taken (shown as NICK).  There is no other
+        kind of operator: under another nickname, nobody is one.
+        """
+        name, password = _required(params, 0), _required(params, 1)
+        if nickKey(name) not in self.factory.core.moderation.operators:
+            self.numeric(N.ERR_NOOPERHOST, f"{name} is not an operator's nickname")
+            return
+        if self.session.isOperator and nickKey(name) == nickKey(self.nick):
+            self.numeric(N.RPL_YOUREOPER, "You are now an IRC operator")
+            return
+        try:
+            if nickKey(name) == nickKey(self.nick):
+                done = self.session.identify(password)
+            else:
+                done = self.session.rename(name, password)
+        except R.Refusal as refusal:
+            done = fail(refusal)
+
+        def proved(_):
+            if self.conn.live and self.session.isOperator:
+                self.numeric(N.RPL_YOUREOPER, "You are now an IRC operator")
+
+        def failed(failure):
+            if not failure.check(R.Refusal):
+                self._log.failure("OPER failed", failure)
+                self.numeric(N.ERR_UNKNOWNERROR, "OPER", "That did not work; try again later")
+            elif failure.check(R.WrongPassword):
+                self.numeric(N.ERR_PASSWDMISMATCH, "Password incorrect")
+            elif self.conn.live:
+                self.refused(failure.value, "OPER")
+
+        done.addCallbacks(proved, failed)
 
     # Who is who
 
@@ -828,7 +959,8 @@ class IrcProtocol(PacedLineReceiver):
             self.numeric(N.RPL_WHOISACCOUNT, whois.nick, whois.nick, "is logged in as")
         if whois.away:
             self.numeric(N.RPL_AWAY, whois.nick, whois.away)
-        self.numeric(N.RPL_WHOISIDLE, whois.nick, str(int(whois.idle)), "seconds idle")
+        self.numeric(N.RPL_WHOISIDLE, whois.nick, str(int(whois.idle)), str(int(whois.since)),
+                     "seconds idle, signon time")
         self.numeric(N.RPL_ENDOFWHOIS, whois.nick, "End of /WHOIS list.")
 
     def irc_TAGMSG(self, params):
@@ -861,10 +993,17 @@ class IrcProtocol(PacedLineReceiver):
     # Moderation
 
     def irc_KICK(self, params):
-        name = _required(params, 0)
-        nicks = _required(params, 1)
+        """
+        KICK #room nick[,nick...], or as many rooms as nicks, in pairs.
+        """
+        names = _required(params, 0).split(",")
+        nicks = _required(params, 1).split(",")
         reason = _param(params, 2)[:N.KICKLEN]
-        for nick in nicks.split(","):
+        if len(names) == 1:
+            names = names * len(nicks)
+        elif len(names) != len(nicks):
+            raise _NeedMoreParams()
+        for name, nick in zip(names, nicks):
             try:
                 # Shown by the wire's own confirmation of Kicked.
                 self.session.kick(name, nick, reason)
@@ -1045,6 +1184,44 @@ def _required(params, index):
     return params[index]
 
 
+# CHATHISTORY's subcommands, with how many parameters each takes.
+_CHATHISTORY = {"LATEST": 3, "BEFORE": 3, "AFTER": 3, "AROUND": 3, "BETWEEN": 4}
+
+
+# A server-time tag gives milliseconds: a line tagged T was said within the
+# millisecond from T on.
+_TICK = 0.001
+
+
+def _past(bound):
+    """
+    The bound after which lines come after the line C{bound} names: past
+    the millisecond a timestamp names, which holds the line it was read
+    from.
+    """
+    if bound is None or bound[0] == "id":
+        return bound
+    return ("time", bound[1] + _TICK - _TICK / 1000)
+
+
+def _msgref(ref):
+    """
+    A CHATHISTORY message reference as a history bound: C{msgid=ID} is
+    C{("id", ID)}, C{timestamp=...} C{("time", SECONDS)}; L{False} when it
+    is neither.
+    """
+    kind, _, value = ref.partition("=")
+    if kind == "msgid" and value.isdigit():
+        return ("id", int(value))
+    if kind == "timestamp":
+        try:
+            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return False
+        return ("time", (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp())
+    return False
+
+
 def _nicks(room):
     return [user.nick for user in room.members.values()]
 
@@ -1098,8 +1275,8 @@ class IrcFactory(Factory):
 
     @ivar core: the L{chatd.core.chat.ChatCore} every connection acts on.
     @ivar gate: the L{chatd.edge.gate.Gate} shared with every other listener.
-    @ivar wire: the L{IrcWire} (its twin with server-time tags is
-        C{wire.twin()}).
+    @ivar wire: the L{IrcWire} for clients without tag capabilities (those
+        with some use C{wire.variant(caps)}).
     @ivar clients: the registered IRC connections, by nickname key.
     @ivar replay: how many of a room's last lines a client joining it is
         shown, when the core keeps history.
@@ -1114,6 +1291,7 @@ class IrcFactory(Factory):
         self.core = core
         self.gate = gate
         self.wire = wire or IrcWire()
+        self.wire.accountOf = self._accountOf
         self.network = network
         self.replay = replay
         self.motd = motd if motd is not None else [
@@ -1124,3 +1302,11 @@ class IrcFactory(Factory):
         self.created = _time.strftime("%Y-%m-%d %H:%M:%S UTC",
                                       _time.gmtime(gate.clock.seconds()))
         self.clients = {}
+
+    def _accountOf(self, nick):
+        """
+        The account of the user called C{nick}, of any front end, while they
+        are identified (for C{account-tag}), else L{None}.
+        """
+        user = self.core.user(nick)
+        return user.nick if user is not None and user.identified else None

@@ -16,6 +16,7 @@ them as L{Personal} bytes, which the recipient's connection renders
 (L{chatd.irc.protocol.IrcOutbox}).
 """
 
+import dataclasses
 from datetime import datetime, timezone
 
 from chatd.core import events
@@ -44,6 +45,25 @@ class Personal(bytes):
         return True
 
 
+class AwayLine(bytes):
+    """
+    An AWAY line, for the recipients that asked for C{away-notify} alone
+    (see L{chatd.irc.protocol.IrcOutbox}).
+    """
+
+    __slots__ = ()
+    capability = "away-notify"
+
+
+class Echo(Personal):
+    """
+    The placeholder for a user's own message, shown back to them (by their
+    connection: L{chatd.irc.protocol.IrcOutbox}) only if they asked for
+    C{echo-message}, and then encoded as everyone else sees it, its msgid
+    included.
+    """
+
+
 class Once(bytes):
     """
     A line a recipient should see once even when the core tells it once per
@@ -65,39 +85,77 @@ def _reasonOr(reason, default):
     return reason or default
 
 
+TAG_CAPABILITIES = frozenset({"server-time", "account-tag", "message-tags"})
+"""The capabilities that add tags to what others do: each set of them is a
+wire format of its own."""
+
+
 class IrcWire:
     """
     Encodes core events as IRC lines.
 
-    Two instances serve one server: one for the clients that asked for the
-    C{server-time} capability (every line that has a time carries it as a
-    tag) and one for the others; both share one directory of users.  Each
-    is its own wire format, so the fan-out encodes an event at most once for
+    One instance serves each set of tag capabilities clients chose (none;
+    C{server-time}: every line that has a time carries it; C{account-tag}:
+    every line from an identified user carries their account; both), all
+    sharing one directory of users; C{message-tags} adds each stored
+    line's C{msgid} (its history id, which C{CHATHISTORY} takes).  Each is
+    its own wire format, so the fan-out encodes an event at most once for
     each.
 
     @ivar server: the server's name, the source of its own messages.
     @ivar users: C{user@host} of each IRC user, by nickname key.
+    @ivar tags: the tag capabilities of this wire's clients.
     @ivar tagged: whether lines carry C{server-time} tags.
+    @ivar accountOf: the account of the user called C{nick} while they are
+        identified, else L{None} (set by the IRC front end, which knows the
+        core).
     """
 
-    def __init__(self, server="irc.chatd", users=None, tagged=False):
+    def __init__(self, server="irc.chatd", users=None, tags=frozenset()):
         self.server = server
         self.users = {} if users is None else users
-        self.tagged = tagged
-        self._twin = None
+        self.tags = frozenset(tags)
+        self.tagged = "server-time" in self.tags
+        self._accountTagged = "account-tag" in self.tags
+        self._msgids = "message-tags" in self.tags
+        self.accountOf = lambda nick: None
+        self._variants = {self.tags: self}
 
-    def twin(self):
+    def variant(self, caps):
         """
-        The same wire with C{server-time} tags (or without, for the tagged one).
+        The wire for clients with the capabilities C{caps}.
         """
-        if self._twin is None:
-            self._twin = IrcWire(self.server, self.users, not self.tagged)
-            self._twin._twin = self
-        return self._twin
+        tags = frozenset(caps) & TAG_CAPABILITIES
+        wire = self._variants.get(tags)
+        if wire is None:
+            wire = self._variants[tags] = IrcWire(self.server, self.users, tags)
+            wire.accountOf = self.accountOf
+            wire._variants = self._variants
+        return wire
 
-    def _text(self, command, target, text, source, time, action=False):
+    def tagsFrom(self, nick, time=None, msgid=None):
         """
-        The lines that carry C{text} from C{source} to C{target}.
+        The tags of a line from C{nick} at C{time} (L{None}: untimed), the
+        stored line C{msgid} (or L{None}), for this wire's clients; L{None}
+        when there are none.
+        """
+        if not self.tags:
+            return None
+        tags = {}
+        if self._msgids and msgid is not None:
+            tags["msgid"] = str(msgid)
+        if self.tagged and time:
+            tags["time"] = serverTime(time)
+        if self._accountTagged:
+            account = self.accountOf(nick)
+            if account is not None:
+                tags["account"] = account
+        return tags or None
+
+    def _text(self, command, target, text, nick, time, action=False, msgid=None):
+        """
+        The lines that carry C{text} from the user C{nick} to C{target},
+        said at C{time}, stored as C{msgid} (or L{None}).
 
         Text an IRC client could have sent in one line (510 bytes with its
         command and target) goes in one line, longer than 512 bytes by the
@@ -106,7 +164,8 @@ class IrcWire:
         2048 bytes) is cut between words into as many lines as it takes.
         """
         wrap = (f"{CTCP}ACTION ", CTCP) if action else ("", "")
-        tags = {"time": serverTime(time)} if self.tagged and time else None
+        tags = self.tagsFrom(nick, time, msgid)
+        source = self.source(nick)
         whole = wrap[0] + text + wrap[1]
         colon = not whole or " " in whole or whole.startswith(":")
         if len(f"{command} {target} {':' * colon}{whole}\r\n".encode("utf-8")) <= MAX_BODY_BYTES:
@@ -131,8 +190,8 @@ class IrcWire:
         if encoder is not None:
             return encoder(self, event)
         if kind is events.PrivatelySaid:
-            return self._text("PRIVMSG", event.target, event.text, self.source(event.sender),
-                              event.time)
+            return self._text("NOTICE" if event.notice else "PRIVMSG", event.target,
+                              event.text, event.sender, event.time)
         # Told by the machinery around the core, before or after a session.
         if kind is events.Closing:
             return line("ERROR", f"Closing link: {event.reason}")
@@ -155,8 +214,11 @@ class IrcWire:
         whoever did it; messages are echoed only with echo-message (by the
         connection, which knows its capabilities).
         """
-        if type(event) in _ECHOED:
+        kind = type(event)
+        if kind in _ECHOED:
             return self.encode(event)
+        if kind in _MESSAGES:
+            return Echo(event)
         return None
 
     def encodeHistory(self, event) -> bytes:
@@ -167,8 +229,9 @@ class IrcWire:
         """
         if not self.tagged and type(event) in (events.Said, events.Acted):
             stamp = datetime.fromtimestamp(event.time, timezone.utc).strftime("[%Y-%m-%d %H:%M] ")
-            event = type(event)(event.room, event.nick, stamp + event.text, event.time, event.id)
-        return self.encode(event)
+            event = dataclasses.replace(event, text=stamp + event.text)
+        # Who is identified now says nothing of who was then.
+        return self.variant(self.tags - {"account-tag"}).encode(event)
 
     def personal(self, event, me) -> bytes:
         """
@@ -198,44 +261,75 @@ class IrcWire:
         return b""
 
 
-def _roomText(command, action=False):
-    return lambda wire, e: wire._text(command, e.room, e.text, wire.source(e.nick), e.time,
-                                      action)
+def _said(wire, e):
+    return wire._text("NOTICE" if e.notice else "PRIVMSG", e.room, e.text, e.nick, e.time,
+                      msgid=e.id)
+
+
+def _acted(wire, e):
+    return wire._text("PRIVMSG", e.room, e.text, e.nick, e.time, action=True, msgid=e.id)
+
+
+def _from(nick, command, *params, stored=False):
+    """
+    An encoder of the line C{command} with C{params} (functions of the
+    event) from the user C{nick} (a function of the event); C{stored}: the
+    event is a stored line, with a time and an id.
+    """
+    def encode(wire, e):
+        who = nick(e)
+        return line(command, *[param(e) for param in params], prefix=wire.source(who),
+                    tags=wire.tagsFrom(who, e.time, e.id) if stored else wire.tagsFrom(who))
+    return encode
 
 
 def _part(wire, e):
-    if e.reason:
-        return line("PART", e.room, e.reason, prefix=wire.source(e.nick))
-    return line("PART", e.room, prefix=wire.source(e.nick))
+    params = (e.room, e.reason) if e.reason else (e.room,)
+    return line("PART", *params, prefix=wire.source(e.nick), tags=wire.tagsFrom(e.nick))
 
 
-def _topic(wire, e):
-    tags = {"time": serverTime(e.time)} if wire.tagged and e.time else None
-    return line("TOPIC", e.room, e.topic, prefix=wire.source(e.nick), tags=tags)
+def _room(e):
+    return e.room
 
+
+def _nick(e):
+    return e.nick
+
+
+def _by(e):
+    return e.by
+
+
+def _mode(mode, target):
+    return _from(_by, "MODE", _room, lambda e: mode, lambda e: banMask(target(e)))
+
+
+_quit = _from(_nick, "QUIT", lambda e: e.reason or "Quit")
+_renamed = _from(lambda e: e.old, "NICK", lambda e: e.new)
 
 _ROOM_LINES = {
-    events.Said: _roomText("PRIVMSG"),
-    events.Acted: _roomText("PRIVMSG", action=True),
-    events.Joined: lambda w, e: line("JOIN", e.room, prefix=w.source(e.nick)),
+    events.Said: _said,
+    events.Acted: _acted,
+    events.Joined: _from(_nick, "JOIN", _room),
     # IRC has no word for several arrivals: one JOIN each.
-    events.Arrived: lambda w, e: b"".join(line("JOIN", e.room, prefix=w.source(nick))
-                                          for nick in e.nicks),
+    events.Arrived: lambda w, e: b"".join(_ROOM_LINES[events.Joined](w, events.Joined(e.room, n))
+                                          for n in e.nicks),
     events.Parted: _part,
-    events.Quit: lambda w, e: Once(line("QUIT", e.reason or "Quit", prefix=w.source(e.nick))),
-    events.Renamed: lambda w, e: Once(line("NICK", e.new, prefix=w.source(e.old))),
-    events.TopicChanged: _topic,
-    events.Kicked: lambda w, e: line("KICK", e.room, e.nick, e.reason or e.by,
-                                     prefix=w.source(e.by)),
-    events.Banned: lambda w, e: line("MODE", e.room, "+b", banMask(e.target),
-                                     prefix=w.source(e.by)),
-    events.Unbanned: lambda w, e: line("MODE", e.room, "-b", banMask(e.target),
-                                       prefix=w.source(e.by)),
-    events.Muted: lambda w, e: line("MODE", e.room, "+q", banMask(e.nick),
-                                    prefix=w.source(e.by)),
-    events.Unmuted: lambda w, e: line("MODE", e.room, "-q", banMask(e.nick),
-                                      prefix=w.source(e.by)),
+    events.Quit: lambda w, e: Once(_quit(w, e)),
+    events.Renamed: lambda w, e: Once(_renamed(w, e)),
+    events.TopicChanged: _from(_nick, "TOPIC", _room, lambda e: e.topic, stored=True),
+    events.Kicked: _from(_by, "KICK", _room, _nick, lambda e: e.reason or e.by),
+    events.Banned: _mode("+b", lambda e: e.target),
+    events.Unbanned: _mode("-b", lambda e: e.target),
+    events.Muted: lambda w, e: _mode("+q", _nick)(w, e) + (
+        line("MODE", e.room, "-o", e.nick, prefix=w.source(e.by), tags=w.tagsFrom(e.by))
+        if e.demoted else b""),
+    events.Unmuted: _mode("-q", _nick),
+    events.AwayChanged: lambda w, e: AwayLine(
+        line("AWAY", e.text, prefix=w.source(e.nick), tags=w.tagsFrom(e.nick)) if e.text
+        else line("AWAY", prefix=w.source(e.nick), tags=w.tagsFrom(e.nick))),
 }
+_MESSAGES = {events.Said, events.Acted, events.PrivatelySaid}
 _ECHOED = {events.Parted, events.TopicChanged, events.Kicked, events.Banned,
            events.Unbanned, events.Muted, events.Unmuted}
 

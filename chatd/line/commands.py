@@ -235,7 +235,8 @@ def _rooms(conn, arg):
 
 
 @command("who", "[#ROOM] [PAGE]", "list the members of a room (the current one by "
-         f"default), {wire.WHO_PAGE} a page in a bigger room", alias="names")
+         f"default), {wire.WHO_PAGE} a page in a bigger room, and its moderators",
+         alias="names")
 def _who(conn, arg):
     usage = "/who [#ROOM] [PAGE]"
     words = arg.split()
@@ -251,6 +252,9 @@ def _who(conn, arg):
         conn.send(wire.encodeLine(wire.members(room.name, nicks)))
     else:
         conn.send(wire.encodeLine(wire.membersPage(room.name, nicks, total, page or 1)))
+    moderators = conn.session.moderators(room)
+    if moderators:
+        conn.reply(f"{room.name} moderators: " + " ".join(m.nick for m in moderators))
     shown = {nickKey(nick) for nick in nicks}
     away = sorted((m for key, m in room.members.items() if key in shown and m.away),
                   key=lambda m: nickKey(m.nick))

@@ -183,9 +183,11 @@ def _enteredLines(e):
 
 
 _FORMATS = {
-    events.Said: lambda e: f"{e.room} <{e.nick}> {e.text}",
+    events.Said: lambda e: (f"{e.room} -{e.nick}- {e.text}" if e.notice
+                            else f"{e.room} <{e.nick}> {e.text}"),
     events.Acted: lambda e: f"* {e.room} {e.nick} {e.text}",
-    events.PrivatelySaid: lambda e: f"*{e.sender}* {e.text}",
+    events.PrivatelySaid: lambda e: (f"-{e.sender}- {e.text}" if e.notice
+                                     else f"*{e.sender}* {e.text}"),
     events.Joined: lambda e: f"-- {e.room} {e.nick} has joined",
     events.Arrived: _arrivedLines,
     events.Parted: _partLine,
@@ -242,6 +244,9 @@ class LineWire:
 
     @staticmethod
     def encode(event) -> bytes:
+        if event.__class__ is events.AwayChanged:
+            # Shown on asking (/whois, /who, a private message's reply).
+            return b""
         return encodeLine(formatEvent(event))
 
     @staticmethod
@@ -275,6 +280,9 @@ class ServerLine:
     """For history lines, the UTC time in ISO 8601 form."""
     original: str = ""
     """For history lines, the kind of the line from the past."""
+    notice: bool = False
+    """For room and private messages, whether it is a notice (an IRC user's
+    NOTICE: C{#room -nick- text}, C{-nick- text})."""
 
 
 _PARSERS = [
@@ -282,6 +290,11 @@ _PARSERS = [
     (re.compile(r"\* (?P<room>#\S+) (?P<nick>\S+) ?(?P<text>.*)\Z", re.S), ACTION),
     (re.compile(r"\*(?P<nick>[^*\s]+)\* ?(?P<text>.*)\Z", re.S), PRIVATE),
     (re.compile(r"-- (?P<room>#\S+) (?P<text>.*)\Z", re.S), ROOM_EVENT),
+]
+# Notices (an IRC user's NOTICE): room and private messages, marked.
+_NOTICES = [
+    (re.compile(r"(?P<room>#\S+) -(?P<nick>[^-!\s]\S*)- ?(?P<text>.*)\Z", re.S), ROOM_MESSAGE),
+    (re.compile(r"-(?P<nick>[^-!\s]\S*)- ?(?P<text>.*)\Z", re.S), PRIVATE),
 ]
 _SIGILS = {"-!- ": NOTICE, "!!! ": ERROR, "=== ": REPLY, "??? ": PROMPT}
 
@@ -295,7 +308,8 @@ def parseLine(line: str) -> ServerLine | None:
         past = parseLine(rest)
         if past is None or past.kind == HISTORY:
             return None
-        return ServerLine(HISTORY, past.text, past.room, past.nick, stamp, past.kind)
+        return ServerLine(HISTORY, past.text, past.room, past.nick, stamp, past.kind,
+                          past.notice)
     kind = _SIGILS.get(line[:4])
     if kind is not None:
         return ServerLine(kind, line[4:])
@@ -303,4 +317,8 @@ def parseLine(line: str) -> ServerLine | None:
         match = pattern.match(line)
         if match:
             return ServerLine(kind=kind, **match.groupdict())
+    for pattern, kind in _NOTICES:
+        match = pattern.match(line)
+        if match:
+            return ServerLine(kind=kind, notice=True, **match.groupdict())
     return None

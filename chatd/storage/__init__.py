@@ -2,11 +2,15 @@
 Storage behind interfaces, so that the core never knows which database keeps
 its data nor waits for one.
 
+- L{chatd.storage.threaded}: what every history store shares: the writer's
+  thread, its bound and back-pressure, the readers' threads and limits.
 - L{chatd.storage.schema}: the SQLite schema, its versions and migrations.
 - L{chatd.storage.sqlite}: L{IHistoryStore} on an SQLite file, written by one
   dedicated thread.
 - L{chatd.storage.accounts}: L{IAccountStore} in the same file, with its own
   thread, which also does the (deliberately slow) password hashing.
+- L{chatd.storage.pgschema}, L{chatd.storage.postgres}: both stores on a
+  PostgreSQL database that several daemons may share.
 - L{chatd.storage.worker}: the loop by which a store's thread answers jobs.
 """
 
@@ -47,6 +51,13 @@ class QueryTooSlow(HistoryRefused):
     """
 
 
+class HistoryUnavailable(HistoryRefused):
+    """
+    The database that keeps history cannot be reached for now (a shared
+    database server restarting, say).
+    """
+
+
 class IHistoryStore(Interface):
     """
     Where room lines (L{chatd.events.Said}, L{chatd.events.Acted} and
@@ -66,6 +77,14 @@ class IHistoryStore(Interface):
         run or any earlier one, without waiting for the database.
 
         @rtype: L{int}
+        """
+
+    def observed(id):
+        """
+        Another daemon sharing the store made the id C{id}, for a line this
+        daemon has just delivered: L{nextId} makes greater ones from now on
+        (a Lamport clock), so that a reply sorts after what it answers,
+        however close in time.  A store no other daemon shares ignores it.
         """
 
     def append(event):
@@ -112,6 +131,19 @@ class IHistoryStore(Interface):
         @return: a L{Deferred} firing with a L{list} of events, or failing
             with L{HistoryBusy} when too many reads of that kind wait
             already, or L{QueryTooSlow}.
+        """
+
+    def page(room, count, before=None, after=None, oldest=False):
+        """
+        At most C{count} lines of the room called C{room} strictly between
+        C{after} and C{before}, as of this call, oldest first: the newest
+        such lines, or the oldest with C{oldest}.  Each bound is L{None}
+        (none), C{("id", ID)} or C{("time", SECONDS)} (POSIX).  A user's
+        request for more, as L{recent} with C{replay=False}: it waits with
+        the searches.
+
+        @return: a L{Deferred} firing with a L{list} of events, or failing
+            with L{HistoryBusy} or L{QueryTooSlow}.
         """
 
     def lastTopic(room):
@@ -222,6 +254,15 @@ class IAccountStore(Interface):
     def removeBan(ban):
         """
         @return: a L{Deferred} firing once C{ban} is forgotten.
+        """
+
+    def watch(watcher):
+        """
+        Tell C{watcher}, on the reactor thread, of the bans other daemons
+        sharing the database add and remove while this one runs:
+        C{watcher.storedBanAdded(ban)}, C{watcher.storedBanRemoved(ban)}
+        (for the bans this daemon changes too, once stored).  A store no
+        other daemon shares never calls them.
         """
 
     def rooms():

@@ -1,14 +1,18 @@
 """
-L{IAccountStore} in the history's SQLite file (schema version 3 and up).
+L{IAccountStore} in the history's database: L{ThreadedAccounts}, what is the
+same whichever database keeps them, and L{SQLiteAccounts}, in the history's
+SQLite file (schema version 3 and up).  (L{chatd.storage.postgres} has the
+PostgreSQL one.)
 
 One thread of our own does every database call and every password hash, in
-the order asked, so the reactor thread never waits for SQLite nor for argon2,
-which is slow on purpose.  The registered nicknames and the bans are read once
-when the store opens and kept in memory, so the core can ask about them at
-once; writes go to the thread and reach the file in order.
+the order asked, so the reactor thread never waits for the database nor for
+argon2, which is slow on purpose.  The registered nicknames and the bans are
+read once when the store opens and kept in memory, so the core can ask about
+them at once; writes go to the thread and reach the database in order.
 """
 
 import queue
+import sqlite3
 import threading
 import time
 
@@ -22,7 +26,7 @@ from chatd.core.names import nickKey, roomKey
 from chatd.storage import AccountError, AccountsBusy, IAccountStore, schema
 from chatd.storage.worker import STOP, answerJobs
 
-_BAN_COLUMNS = "kind, target, room, until, reason, by, time"
+_BAN_COLUMNS = 'kind, target, room, until, reason, "by", time'
 
 MAX_HASHING = 16
 """Password jobs that may wait or run at once.  Each takes argon2's time
@@ -30,12 +34,19 @@ MAX_HASHING = 16
 machine), so the last one waits a few seconds at most."""
 
 
-@implementer(IAccountStore)
-class SQLiteAccounts:
+class ThreadedAccounts:
     """
-    Accounts and bans in the SQLite file at C{path}.  Nothing touches the
-    file until L{open}.
+    Accounts and bans in a database, with one thread of their own.  A
+    subclass's C{open} reads them (L{_read}) and starts the thread
+    (L{_start}).  Jobs get a connection whose C{execute} takes SQL with C{?}
+    for its parameters, as SQLite's does, and which SQLite and PostgreSQL
+    both understand.
+
+    @cvar duplicate: the exception the database raises for a key stored
+        already.
     """
+
+    duplicate = Exception
 
     def __init__(self, path, reactor, hasher=None, maxHashing=MAX_HASHING):
         """
@@ -57,20 +68,21 @@ class SQLiteAccounts:
         self._closed = Deferred()
         self._opened = False
 
-    def open(self):
+    def _read(self, connection):
         """
-        Open (creating or migrating) the database, read the registered
-        nicknames and the bans, and start the thread.
-
-        @raise chatd.storage.HistoryError: when the file cannot be used.
+        Read the registered nicknames, the bans and the kept rooms through
+        C{connection}.
         """
-        connection = schema.connect(self.path)
         self._registered = {key for (key,) in
                             connection.execute("SELECT nick_key FROM accounts")}
-        self._bans = [Ban(*row) for row in connection.execute(
-            f"SELECT {_BAN_COLUMNS} FROM bans ORDER BY time")]
-        self._rooms = list(connection.execute(
-            "SELECT name, owner_key, topic, first_id FROM rooms ORDER BY created"))
+        self._bans = readBans(connection)
+        self._rooms = [tuple(row) for row in connection.execute(
+            "SELECT name, owner_key, topic, first_id FROM rooms ORDER BY created")]
+
+    def _start(self, connection):
+        """
+        Start the store's thread, which uses C{connection}.
+        """
         # Verifying a nickname nobody registered costs as much as a real
         # one, so timing does not tell which nicknames are registered.
         self._decoy = self._hasher.hash("not a password")
@@ -95,9 +107,14 @@ class SQLiteAccounts:
         self._registered.add(key)
 
         def register(connection):
-            connection.execute(
-                "INSERT INTO accounts (nick_key, nick, password_hash, created) "
-                "VALUES (?, ?, ?, ?)", (key, nick, self._hasher.hash(password), time.time()))
+            try:
+                connection.execute(
+                    "INSERT INTO accounts (nick_key, nick, password_hash, created) "
+                    "VALUES (?, ?, ?, ?)",
+                    (key, nick, self._hasher.hash(password), time.time()))
+            except self.duplicate:
+                # Registered meanwhile by another daemon sharing the database.
+                raise AccountError(f"{nick} is already registered") from None
 
         done = self._hash(register)
         done.addErrback(lambda failure: (self._registered.discard(key), failure)[1])
@@ -132,8 +149,11 @@ class SQLiteAccounts:
     def addBan(self, ban):
         def add(connection):
             connection.execute(
-                f"INSERT OR REPLACE INTO bans (target_key, room_key, {_BAN_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO bans (target_key, room_key, {_BAN_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (kind, target_key, room_key) DO UPDATE SET "
+                "target = excluded.target, room = excluded.room, until = excluded.until, "
+                'reason = excluded.reason, "by" = excluded."by", time = excluded.time',
                 (ban.key[1], ban.key[2], ban.kind, ban.target, ban.room, ban.until,
                  ban.reason, ban.by, ban.time))
 
@@ -188,7 +208,38 @@ class SQLiteAccounts:
         self._hashing -= 1
         return result
 
-    # The store's thread
+
+@implementer(IAccountStore)
+class SQLiteAccounts(ThreadedAccounts):
+    """
+    Accounts and bans in the SQLite file at C{path}.  Nothing touches the
+    file until L{open}.
+    """
+
+    duplicate = sqlite3.IntegrityError
+
+    def open(self):
+        """
+        Open (creating or migrating) the database, read the registered
+        nicknames and the bans, and start the thread.
+
+        @raise chatd.storage.HistoryError: when the file cannot be used.
+        """
+        connection = schema.connect(self.path)
+        self._read(connection)
+        self._start(connection)
+
+    def watch(self, watcher):
+        # Nothing else writes this file while the daemon runs.
+        pass
+
+
+def readBans(connection):
+    """
+    Every ban stored, oldest first, read through C{connection}.
+    """
+    return [Ban(*row) for row in connection.execute(
+        f"SELECT {_BAN_COLUMNS} FROM bans ORDER BY time, kind, target_key, room_key")]
 
 
 def _busy():

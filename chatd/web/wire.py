@@ -69,9 +69,20 @@ def error(code: str, text: str, **more) -> dict:
 
 def _line(kind):
     def fields(e):
-        return {"type": kind, "room": e.room, "nick": e.nick, "text": e.text,
-                "time": e.time, "id": e.id}
+        shown = {"type": kind, "room": e.room, "nick": e.nick, "text": e.text,
+                 "time": e.time, "id": e.id}
+        if getattr(e, "notice", False):
+            shown["notice"] = True
+        return shown
     return fields
+
+
+def _private(e):
+    shown = {"type": "private", "from": e.sender, "to": e.target, "text": e.text,
+             "time": e.time}
+    if e.notice:
+        shown["notice"] = True
+    return shown
 
 
 def _topic(e):
@@ -82,9 +93,9 @@ def _topic(e):
 _FIELDS = {
     events.Said: _line("said"),
     events.Acted: _line("acted"),
-    events.PrivatelySaid: lambda e: {"type": "private", "from": e.sender, "to": e.target,
-                                     "text": e.text, "time": e.time},
+    events.PrivatelySaid: _private,
     events.Away: lambda e: {"type": "away", "nick": e.nick, "text": e.text},
+    events.AwayChanged: lambda e: {"type": "presence", "nick": e.nick, "away": e.text},
     events.Joined: lambda e: {"type": "joined", "room": e.room, "nick": e.nick},
     events.Entered: lambda e: {"type": "room", "room": e.room, "topic": e.topic,
                                "members": sorted(e.members, key=nickKey)},

@@ -252,6 +252,8 @@
     const li = el("li", cls);
     if (msg.id !== undefined && msg.id !== null) li.dataset.id = String(msg.id);
     if (msg.history) li.classList.add("history");
+    // A notice (an IRC user's NOTICE) asks for no answer: shown apart.
+    if (msg.notice) li.classList.add("noticed");
     const body = el("span", "text");
     addLinks(body, msg.text);
     li.append(timeNode(msg.time), " ", el("span", nickClass(msg.nick), msg.nick), " ", body);

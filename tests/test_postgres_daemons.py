@@ -1,0 +1,181 @@
+"""
+Several C{twistd -n chat} daemons on one throw-away Redis and one throw-away
+PostgreSQL: history said on one is replayed, paged and searched on another,
+accounts and server bans hold on all, and the chat goes on while PostgreSQL
+is away.
+"""
+
+import time
+
+import psycopg
+import pytest
+
+from brokersupport import RedisServer, waitFor
+from support import Daemon
+from trustsupport import register
+
+
+@pytest.fixture
+def redis():
+    server = RedisServer().start()
+    yield server
+    server.cleanup()
+
+
+def startDaemons(redis, pgurl, count):
+    daemons = []
+    try:
+        for _ in range(count):
+            daemons.append(Daemon("--broker", redis.url, "--db", pgurl, "--operator", "op",
+                                  "--flood-burst", "1000").start())
+        for daemon in daemons:
+            waitFor(lambda: "connected" in daemon.logText(), timeout=10)
+    except BaseException:
+        for daemon in daemons:
+            daemon.stop()
+        raise
+    return daemons
+
+
+@pytest.fixture
+def three(redis, pgurl):
+    daemons = startDaemons(redis, pgurl, 3)
+    yield daemons
+    for daemon in daemons:
+        daemon.stop()
+
+
+def login(daemon, nick):
+    client = daemon.client()
+    client.login(nick)
+    return client
+
+
+def stamped(line):
+    """
+    A history line without its "~ " mark and time.
+    """
+    assert line.startswith("~ 20") and line[21:23] == "Z ", line
+    return line[23:]
+
+
+def storedLines(pgurl):
+    with psycopg.connect(pgurl) as connection:
+        return connection.execute("SELECT count(*) FROM messages").fetchone()[0]
+
+
+def test_historySaidOnOneDaemonIsReadOnTheOthers(three, pgurl):
+    """
+    alice on A and bob on B answer each other in turn; carol, arriving later
+    on C, has it all replayed in the order it was said, pages it with
+    /history and finds it with /search.
+    """
+    a, b, c = three
+    alice, bob = login(a, "alice"), login(b, "bob")
+    alice.readUntil(lambda l: l == "-- #lobby bob has joined")
+    said = []
+    for i in range(5):
+        alice.send(f"ping {i}")
+        assert bob.readLine() == f"#lobby <alice> ping {i}"
+        bob.send(f"pong {i}")
+        assert alice.readLine() == f"#lobby <bob> pong {i}"
+        said += [f"#lobby <alice> ping {i}", f"#lobby <bob> pong {i}"]
+    waitFor(lambda: storedLines(pgurl) == 10)
+    carol = c.client()
+    joined = carol.login("carol")
+    replay = carol.sync()
+    assert [stamped(l) for l in joined + replay if l.startswith("~ ")] == said
+    carol.send("/history 4")
+    shown = carol.sync()
+    assert shown[0] == "=== #lobby: the last 4 lines"
+    assert [stamped(l) for l in shown[1:]] == said[-4:]
+    carol.send("/search pong 3")
+    assert [stamped(l) for l in carol.sync()[1:]] == ["#lobby <bob> pong 3"]
+
+
+def test_accountsAndServerBansHoldOnEveryDaemon(three):
+    """
+    alice registers on A; on B, someone else choosing "alice" is asked for
+    its password, and the right one makes them alice.  The operator, on A,
+    bans a nickname from the server: on C it is refused.
+    """
+    a, b, c = three
+    register(a.port, "alice", "tr0ub4dor&3")
+    time.sleep(0.5)
+    mallory = b.client()
+    mallory.readUntil(lambda l: l.startswith("??? "))
+    mallory.send("alice")
+    assert mallory.readLine() == "??? alice is registered: password (or another nickname)"
+    mallory.send("wrong-password")
+    assert mallory.readLine() == "!!! wrong password for alice"
+    owner = b.client()
+    owner.readUntil(lambda l: l.startswith("??? "))
+    owner.send("alice")
+    owner.readLine()
+    owner.send("tr0ub4dor&3")
+    assert owner.readUntil(lambda l: l.startswith("=== #lobby members"))[:2] == [
+        "=== you are identified as alice", "=== you are now alice"]
+
+    register(a.port, "op", "op-password")
+    op = a.client()
+    op.readUntil(lambda l: l.startswith("??? "))
+    op.send("op")
+    op.readLine()
+    op.send("op-password")
+    op.readUntil(lambda l: l.startswith("=== #lobby members"))
+    op.send("/ban troll 1h spam")
+    op.sync()
+    time.sleep(0.5)
+    troll = c.client()
+    troll.readUntil(lambda l: l.startswith("??? "))
+    troll.send("troll")
+    assert troll.readLine() == "!!! you are banned from this server for 1h more (spam)"
+
+
+def test_chatGoesOnWhilePostgresIsAway(redis, pgurl, postgresServer):
+    """
+    PostgreSQL stops: alice on A and bob on B keep talking (each line
+    reaches the other once); once it is back, the lines said meanwhile are
+    in the history, read on B.
+    """
+    a, b = startDaemons(redis, pgurl, 2)
+    try:
+        alice, bob = login(a, "alice"), login(b, "bob")
+        alice.readUntil(lambda l: l == "-- #lobby bob has joined")
+        # Their joins' replays read and shown, before the database goes.
+        assert alice.sync() == [] and bob.sync() == []
+        postgresServer.stop()
+        try:
+            for i in range(3):
+                alice.send(f"while away {i}")
+                assert bob.readLine() == f"#lobby <alice> while away {i}"
+            bob.send("still here")
+            assert alice.readLine() == "#lobby <bob> still here"
+        finally:
+            postgresServer.start()
+        waitFor(lambda: storedLines(pgurl) == 4, timeout=30)
+        bob.send("/history 10")
+        shown = bob.sync()
+        assert [stamped(l) for l in shown[1:]] == [
+            "#lobby <alice> while away 0", "#lobby <alice> while away 1",
+            "#lobby <alice> while away 2", "#lobby <bob> still here"]
+        assert "reachable again" in a.logText()
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_oneDaemonOnSQLiteNeedsNoPostgresClient(tmp_path):
+    """
+    With a SQLite --db, building the service imports neither psycopg nor
+    the PostgreSQL stores.
+    """
+    import subprocess
+    import sys
+
+    code = ("import sys; from chatd.tap import Options, makeService; o = Options(); "
+            f"o.parseOptions(['--db', 'sqlite:{tmp_path}/chat.sqlite3']); makeService(o); "
+            "print('psycopg' in sys.modules, 'chatd.storage.postgres' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)
+    assert out.stdout.split() == ["False", "False"], out.stderr
