@@ -9,10 +9,10 @@ reactor turn they happened in (a turn with many arrivals costs one fan-out per
 room, not one per arrival), and in a room of L{BIG_ROOM} members or more at
 most once per L{WINDOW} seconds: the first arrival in a quiet room at the end
 of its turn, the ones that follow within the window together when it ends.
-Anything else that happens in the
-room (a line said, a departure, a rename, a topic) first announces the
-arrivals waiting, so that nobody ever hears from or of a newcomer before
-hearing that they arrived.
+Anything else that happens in the room (a line said, a departure, a rename, a
+topic, the newcomer's being away) first announces the arrivals waiting, so
+that nobody ever hears from or of a newcomer before hearing that they
+arrived.
 
 Who is told what: a member who was in the room before the first arrival of a
 batch is told every arrival of it; a newcomer of the batch, who was shown the
