@@ -339,3 +339,36 @@ def test_aNewcomerAwayIsAnnouncedBeforeTheirAway(core, clock):
         events.Joined("#den", "bob"), events.AwayChanged("bob", "lunch")]
     clock.advance(1)
     assert received(alice) == []
+
+
+def test_lineProtocolLineAfterArrivalsComesAfterThem():
+    """
+    Over the line protocol: in a big room whose window is open, a newcomer's
+    line brings out the arrivals waiting (theirs among them) first, as one
+    aggregate line; every member gets each arrival once, and nothing more
+    when the window ends.
+    """
+    server = MemoryServer(announceTogether=True)
+    members = crowd(server, 12)
+    server.clock.advance(0)
+    server.clock.advance(1)
+    first = members[0]
+    first.lines()
+    news = crowd(server, 5, prefix="n")
+    server.clock.advance(0)
+    assert first.lines() == ["-- #lobby n000, n001 and 3 others have joined"]
+    # Each newcomer of that batch is told of those after them.
+    assert news[0].lines() == ["-- #lobby n001, n002 and 2 others have joined"]
+    assert news[3].lines() == ["-- #lobby n004 has joined"]
+    assert news[4].lines() == []
+    late = crowd(server, 4, prefix="p")
+    late[1].send("hello")
+    assert first.lines() == ["-- #lobby p000, p001 and 2 others have joined",
+                             "#lobby <p001> hello"]
+    assert news[0].lines() == ["-- #lobby p000, p001 and 2 others have joined",
+                               "#lobby <p001> hello"]
+    assert late[0].lines() == ["-- #lobby p001 has joined", "-- #lobby p002 has joined",
+                               "-- #lobby p003 has joined", "#lobby <p001> hello"]
+    assert late[3].lines() == ["#lobby <p001> hello"]
+    server.clock.advance(1)
+    assert [c.lines() for c in (first, news[0], late[0], late[3])] == [[], [], [], []]
