@@ -372,3 +372,21 @@ def test_lineProtocolLineAfterArrivalsComesAfterThem():
     assert late[3].lines() == ["#lobby <p001> hello"]
     server.clock.advance(1)
     assert [c.lines() for c in (first, news[0], late[0], late[3])] == [[], [], [], []]
+
+
+def test_awayAfterArrivingComesAfterTheArrival(core, clock):
+    """
+    A newcomer going away before being announced is announced first, then
+    away.
+    """
+    alice, bob, carol = (arrive(core, n) for n in ["alice", "bob", "carol"])
+    settled(clock, alice, bob, carol)
+    arrive(core, "dave")
+    clock.advance(0)
+    clear(alice, bob, carol)
+    erin = arrive(core, "erin")
+    core.setAway(erin, "lunch")
+    assert received(alice, (events.Joined, events.AwayChanged)) == [
+        events.Joined("#lobby", "erin"), events.AwayChanged("erin", "lunch")]
+    clock.advance(1)
+    assert received(alice) == []

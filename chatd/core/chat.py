@@ -476,6 +476,8 @@ class ChatCore:
         user.away = text
         sharing = {}
         for room in user.rooms.values():
+            # Nobody hears of the away of someone not yet announced to them.
+            self.fanout.announceArrivals(room)
             sharing.update(room.members)
         sharing.pop(nickKey(user.nick), None)
         if sharing:
