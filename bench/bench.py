@@ -240,6 +240,12 @@ class Bench:
             if "chatd" in servers:
                 at = servers.index("chatd") + 1
                 servers[at:at] = list(self.sources)
+                # A variant of chatd (chatd+web) beside its twin at each
+                # revision (chatd+web@REV), for the variant's before/after.
+                for variant in [s for s in servers if s.startswith("chatd+")]:
+                    at = servers.index(variant) + 1
+                    servers[at:at] = [variant + source[len("chatd"):]
+                                      for source in self.sources]
                 if self.options.metrics:
                     servers.insert(at, "chatd+metrics")
             for turn in range(min(self.options.rounds, scenario.get("rounds", 99))):
@@ -265,6 +271,7 @@ class Bench:
         }
 
     def _available(self, server):
+        server = server.partition("@")[0]
         if server == "ngircd":
             return self.haveNgircd
         if server == "inspircd":
@@ -292,7 +299,8 @@ class Bench:
         try:
             if server.startswith("chatd") and SCENARIOS[scenario].get("chatdLobby"):
                 args = {**args, "lobby": 1}
-            result.update(self.drive(daemon, args, flooder=server == "chatd+flooder"))
+            result.update(self.drive(daemon, args,
+                                     flooder=server.partition("@")[0] == "chatd+flooder"))
         except Exception as e:
             result["error"] = f"{type(e).__name__}: {e}"
         finally:
@@ -303,7 +311,12 @@ class Bench:
         label = f"{scenario}-{turn}"
         folder = self.work / f"{server}-{label}"
         folder.mkdir()
+        name = server
         if server.startswith("chatd"):
+            # chatd+web@REV: the variant chatd+web of chatd@REV.
+            variant, at, rev = server.partition("@")
+            source = self.sources.get(f"chatd{at}{rev}")
+            server = variant
             # The limits lifted, as the peers', but for the flood limits in
             # the scenario about them.
             limits = self.unlimited
@@ -318,7 +331,7 @@ class Bench:
                 extra += ["--db", "none" if off else f"sqlite:{folder / 'chatd.sqlite3'}"]
             if server == "chatd+metrics":
                 extra += ["--metrics", "tcp:0:interface=127.0.0.1"]
-            daemon = Chatd(folder, extra, self.sources.get(server),
+            daemon = Chatd(folder, extra, source,
                            irc=server == "chatd-irc", web=server == "chatd+web")
             if server == "chatd+metrics":
                 daemon.scrape()
@@ -329,7 +342,7 @@ class Bench:
         else:
             daemon = Ceiling(folder, self.ceiling)
         if self.options.profile and server.startswith("chatd"):
-            daemon.profile(self.options.profile / f"{label}-{server}.txt")
+            daemon.profile(self.options.profile / f"{label}-{name}.txt")
         return daemon
 
     def drive(self, daemon, args, flooder=False):
@@ -792,11 +805,16 @@ def targets(summary):
             where += " (half WebSocket)" if server == "chatd+web" else ""
             target(f"{where}: nothing lost, order kept", f"lost {lost}, misordered {order}",
                    lost == 0 and order == 0)
-    line, mixed = get("fanout-1000-web", "chatd", "server_cpu_us_per_delivery"), \
-        get("fanout-1000-web", "chatd+web", "server_cpu_us_per_delivery")
-    if line and mixed:
-        target("fan-out at 1,000, half WebSocket: CPU per delivery <= 1.5x all-line",
-               f"{mixed / line:.2f}x ({mixed:.2f} vs {line:.2f} µs)", mixed <= 1.5 * line)
+    # This checkout's, then each compared revision's (chatd@REV beside
+    # chatd+web@REV).
+    web = summary.get("fanout-1000-web", {}).get("servers", {})
+    for at in [""] + [s[len("chatd"):] for s in web if s.startswith("chatd@")]:
+        line = get("fanout-1000-web", "chatd" + at, "server_cpu_us_per_delivery")
+        mixed = get("fanout-1000-web", "chatd+web" + at, "server_cpu_us_per_delivery")
+        if line and mixed:
+            target(f"fan-out at 1,000, half WebSocket: CPU per delivery <= 1.5x all-line"
+                   + (f" (chatd{at})" if at else ""),
+                   f"{mixed / line:.2f}x ({mixed:.2f} vs {line:.2f} µs)", mixed <= 1.5 * line)
     calm, flooded = get("flood", "chatd", "p99_ms"), get("flood", "chatd+flooder", "p99_ms")
     if calm is not None and flooded is not None:
         target("flood: the others' p99 unmoved by a flooder (within 20% or 1 ms)",

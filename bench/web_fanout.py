@@ -6,9 +6,10 @@ The web front end's cost per delivery beside the line protocol's, in memory.
 Builds the real core, gate, fan-out, outboxes and both front ends' protocols
 over transports that take bytes and drop them (no sockets: the kernel's
 share is the same for both, give or take the frames' larger size), puts
-MEMBERS line clients in one room and MEMBERS browsers in another, and has a
-line client say LINES lines in each.  It prints the processor time per
-delivery for each, and their ratio (issue 14 asks the web front end to stay
+MEMBERS line clients in one room, MEMBERS browsers in another and MEMBERS of
+both, alternating, in a third, and has a line client say LINES lines in
+each.  It prints the processor time per delivery for each, and their ratio
+to the line room's (issue 14 asks the web front end to stay
 within 1.5x of the line protocol).  This measures what chatd's Python does
 per recipient, not a network: bench/run measures the daemon over sockets.
 """
@@ -25,6 +26,11 @@ from chatd.edge.gate import Gate
 from chatd.edge.limits import Limits
 from chatd.line.protocol import ChatFactory
 from chatd.web.protocol import WebFactory
+
+
+# Each room's members: all line clients, all browsers, and every other one a
+# browser.
+ROOMS = ("line", "web", "mixed")
 
 
 class NullTransport:
@@ -91,33 +97,34 @@ def build(members):
                     maxPerAddress=10**6, maxRooms=10, loginTimeout=0)
     core = ChatCore(Fanout(), clock)
     gate = Gate(clock, limits)
-    line = ChatFactory(core, gate, replay=0)
-    web = WebFactory(core, gate, replay=0)
-    transports = {"line": [], "web": []}
+    factories = {"line": ChatFactory(core, gate, replay=0),
+                 "web": WebFactory(core, gate, replay=0)}
     port = 10000
+
+    def connect(kind, nick, room):
+        nonlocal port
+        port += 1
+        t = NullTransport(port)
+        if kind == "line":
+            proto = factories["line"].buildProtocol(t.getPeer())
+            proto.makeConnection(t)
+            proto.dataReceived(f"{nick}\n/join #{room}\n".encode())
+        else:
+            proto = factories["web"].buildProtocol(_Request(t))
+            proto.negotiationStarted(None)
+            proto.negotiationFinished()
+            proto.textMessageReceived(f'{{"type":"nick","nick":"{nick}"}}')
+            proto.textMessageReceived(f'{{"type":"join","room":"#{room}"}}')
+        return proto, t
+
+    # In the mixed room the formats alternate in join order, as they do
+    # when browsers and line clients come and go.
+    transports = {room: [] for room in ROOMS}
     for i in range(members):
-        port += 1
-        t = NullTransport(port)
-        proto = line.buildProtocol(t.getPeer())
-        proto.makeConnection(t)
-        proto.dataReceived(f"l{i}\n/join #line\n".encode())
-        transports["line"].append(t)
-        port += 1
-        t = NullTransport(port)
-        proto = web.buildProtocol(_Request(t))
-        proto.negotiationStarted(None)
-        proto.negotiationFinished()
-        proto.textMessageReceived(f'{{"type":"nick","nick":"w{i}"}}')
-        proto.textMessageReceived('{"type":"join","room":"#web"}')
-        transports["web"].append(t)
-    senders = {}
-    for room in ("line", "web"):
-        port += 1
-        t = NullTransport(port)
-        proto = line.buildProtocol(t.getPeer())
-        proto.makeConnection(t)
-        proto.dataReceived(f"s{room}\n/join #{room}\n".encode())
-        senders[room] = proto
+        for room in ROOMS:
+            kind = room if room != "mixed" else ("line", "web")[i % 2]
+            transports[room].append(connect(kind, f"{room[0]}{i}", room)[1])
+    senders = {room: connect("line", f"s{room}", room)[0] for room in ROOMS}
     return senders, transports
 
 
@@ -138,16 +145,18 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     senders, transports = build(args.members)
-    results = {"line": [], "web": []}
+    results = {room: [] for room in ROOMS}
     for _ in range(args.rounds):
-        for kind in ("line", "web"):
+        for kind in ROOMS:
             results[kind].append(measure(senders[kind], transports[kind], args.lines))
     best = {kind: min(r[0] for r in rs) for kind, rs in results.items()}
     size = {kind: rs[0][1] for kind, rs in results.items()}
     print(f"room of {args.members}, {args.lines} lines, best of {args.rounds}:")
-    for kind in ("line", "web"):
-        print(f"  {kind:4}  {best[kind]:.3f} us of CPU per delivery, {size[kind]:.0f} bytes each")
-    print(f"  web / line: {best['web'] / best['line']:.2f}x")
+    for kind in ROOMS:
+        print(f"  {kind:5}  {best[kind]:.3f} us of CPU per delivery, "
+              f"{size[kind]:.0f} bytes each")
+    for kind in ROOMS[1:]:
+        print(f"  {kind} / line: {best[kind] / best['line']:.2f}x")
     return best
 
 

@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from chatd.core import events
 from chatd.core import refusals as R
 from chatd.core.identity import Identity
+from chatd.core.members import Members
 from chatd.core.moderation import Moderation
 from chatd.core.names import nickKey, nickProblem, normalRoomName, roomKey, roomProblem
 from chatd.core.session import Session
@@ -102,7 +103,8 @@ class Room:
     """
     A named set of users with a topic.
 
-    @ivar members: the users in the room, by nickname key.
+    @ivar members: the users in the room, by nickname key (L{Members}: also
+        grouped by wire format, for the fan-out).
     @ivar owner: the key of the registered nickname that created the room,
         or L{None}.  A room with an owner is kept when it empties.
     @ivar firstId: the history id before which the room's stored lines
@@ -133,7 +135,7 @@ class Room:
     def __init__(self, name, owner=None, topic="", firstId=None):
         self.name = name
         self.key = roomKey(name)
-        self.members = {}
+        self.members = Members()
         self.topic = topic
         self.owner = owner
         self.firstId = firstId
