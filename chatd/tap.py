@@ -589,7 +589,7 @@ def makeService(config, reactor=None):
 
         history = PostgresHistory(config["postgres"], reactor)
         accounts = PostgresAccounts(config["postgres"], reactor)
-    fanout = Fanout()
+    fanout = Fanout(reactor)
     if config["broker"] is not None:
         # Imported only here: one daemon alone needs no Redis client.
         from chatd.broker.fanout import BrokeredFanout

@@ -42,9 +42,15 @@ class MemoryServer:
     """
 
     def __init__(self, history=None, accounts=None, operators=(), limits=Limits(),
-                 coalesceTurns=False, **factoryArgs):
+                 coalesceTurns=False, announceTogether=False, **factoryArgs):
+        """
+        @param announceTogether: whether arrivals are announced together, as
+            a daemon announces them (L{chatd.core.arrivals}), rather than
+            each as it happens.
+        """
         self.clock = Clock()
-        self.core = ChatCore(Fanout(), self.clock, history=history, accounts=accounts,
+        fanout = Fanout(self.clock) if announceTogether else Fanout()
+        self.core = ChatCore(fanout, self.clock, history=history, accounts=accounts,
                              operators=operators)
         self.gate = Gate(self.clock, limits, coalesceTurns=coalesceTurns)
         self.factory = ChatFactory(self.core, self.gate, **factoryArgs)

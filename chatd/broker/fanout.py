@@ -823,6 +823,7 @@ class BrokeredFanout(Fanout):
         if room is None:
             room = self.core.rooms[rkey] = Room(name)
         room.members[nickKey(nick)] = user
+        room.names = None
         user.rooms[rkey] = room
 
     def _mirrorGone(self, nick, node):
@@ -853,10 +854,13 @@ class BrokeredFanout(Fanout):
             for room in user.rooms.values():
                 del room.members[oldKey]
                 room.members[newKey] = user
+                room.names = None
             keys = self._byNode.setdefault(node, set())
             keys.discard(oldKey)
             keys.add(newKey)
         user.nick = new
+        for room in user.rooms.values():
+            room.names = None
 
     def _publishSnapshot(self):
         users = []

@@ -16,6 +16,7 @@ text from the edge, used only to match bans.
 
 import weakref
 from dataclasses import dataclass
+from operator import attrgetter
 
 from twisted.logger import Logger
 
@@ -27,6 +28,9 @@ from chatd.core.moderation import Moderation
 from chatd.core.names import nickKey, nickProblem, normalRoomName, roomKey, roomProblem
 from chatd.core.session import Session
 from chatd.storage import HistoryRefused
+
+
+_nickOf = attrgetter("nick")
 
 
 class User:
@@ -118,10 +122,15 @@ class Room:
         the creator of a channel is its operator on every IRC server.
         Unlike an owner, a creator is no registered nickname: their power
         ends when they leave, and so do the room's bans if it is not kept.
+    @ivar names: the members' nicknames in the order they joined, as each
+        newcomer is shown them, or L{None} until asked for: kept up to date
+        by a join (one copy in C, where listing a big room's members anew
+        for every newcomer would cost a Python step per member) and dropped
+        by any other change to C{members}.
     """
 
     __slots__ = ("name", "key", "members", "topic", "owner", "firstId", "muted",
-                 "mutedAccounts", "expelled", "creator")
+                 "mutedAccounts", "expelled", "creator", "names")
 
     def __init__(self, name, owner=None, topic="", firstId=None):
         self.name = name
@@ -134,6 +143,7 @@ class Room:
         self.mutedAccounts = {}
         self.expelled = weakref.WeakKeyDictionary()
         self.creator = None
+        self.names = None
 
     def shows(self, event):
         """
@@ -319,8 +329,8 @@ class ChatCore:
         for room in user.rooms.values():
             del room.members[nickKey(old)]
             room.members[nickKey(nick)] = user
-            self.fanout.toUsers(room.members.values(), events.Renamed(room.name, old, nick),
-                                user)
+            room.names = None
+            self.fanout.toRoom(room, events.Renamed(room.name, old, nick), user)
         # Once to the user, however many rooms they share it with.
         self.fanout.toUser(user, events.NowKnownAs(old, nick))
         self._log.info("{old} is now {new}", old=old, new=nick)
@@ -349,15 +359,20 @@ class ChatCore:
         elif key not in self.rooms:
             # A kept room: its owner, topic, bans and history are as left.
             self.rooms[key] = self.kept.pop(key)
-        self.fanout.toRoom(room, events.Joined(room.name, user.nick))
-        if user.away and room.members:
-            # The members now share a room with someone away.
-            self.fanout.toEach(room.members.values(), events.AwayChanged(user.nick, user.away))
+        self.fanout.arrived(room, user)
         room.members[nickKey(user.nick)] = user
-        user.rooms[key] = room
-        self.fanout.toUser(user, events.Entered(
-            room.name, user.nick, room.topic,
-            tuple(member.nick for member in room.members.values())))
+        user.rooms[room.key] = room
+        if user.away and len(room.members) > 1:
+            # The members now share a room with someone away: told once they
+            # have been told of the arrival.
+            self.fanout.announceArrivals(room)
+            self.fanout.toEach([m for m in room.members.values() if m is not user],
+                               events.AwayChanged(user.nick, user.away))
+        if room.names is None:
+            room.names = tuple(map(_nickOf, room.members.values()))
+        else:
+            room.names += (user.nick,)
+        self.fanout.toUser(user, events.Entered(room.name, user.nick, room.topic, room.names))
         return room, True
 
     def _create(self, user, name):
@@ -463,6 +478,8 @@ class ChatCore:
         user.away = text
         sharing = {}
         for room in user.rooms.values():
+            # Nobody hears of the away of someone not yet announced to them.
+            self.fanout.announceArrivals(room)
             sharing.update(room.members)
         sharing.pop(nickKey(user.nick), None)
         if sharing:
@@ -571,6 +588,17 @@ class ChatCore:
             raise R.NotInRoom(name)
         return room
 
+    def roster(self, name, start=0, count=None):
+        """
+        Who is in the existing room C{name}: its members' nicknames in the
+        order people look names up, from the C{start}th, at most C{count}
+        (L{None}: all), and how many members it has in all.
+        """
+        members = self.room(name).members.values()
+        nicks = sorted(map(_nickOf, members), key=nickKey)
+        end = None if count is None else start + count
+        return nicks[start:end], len(nicks)
+
     def user(self, nick):
         """
         The user called C{nick}, or L{None}.
@@ -599,8 +627,12 @@ class ChatCore:
         (L{None}: nothing).  An emptied room is gone.
         """
         key = room.key
+        if event is not None:
+            # Those told of the departure are told of the arrival first.
+            self.fanout.announceArrivals(room)
         del user.rooms[key]
         del room.members[nickKey(user.nick)]
+        room.names = None
         if room.creator is user:
             room.creator = None
         if not room.members:
