@@ -124,15 +124,17 @@ def test_sharesTheHistoryDatabase(path, calls):
 def test_keptRoomsOutliveTheProcess(backend, calls):
     """
     A kept room is stored with its owner, topic and first history id; a new
-    topic replaces the old one and nothing else; the next store reads them
-    back.  An SQLite database file is created readable by its owner alone.
+    topic from its owner replaces the old one and nothing else; the next
+    store reads them back.  An SQLite database file is created readable by
+    its owner alone.
     """
     import os
     import stat
 
     store = openStore(backend, calls)
-    calls.wait(store.keepRoom("#Den", "owner", "", 41))
-    calls.wait(store.keepRoom("#den", "someone-else", "new topic", 99))
+    assert calls.wait(store.keepRoom("#Den", "owner", "", 41)) == ("#Den", "owner", "", 41)
+    assert calls.wait(store.keepRoom("#den", "owner", "new topic", 99)) == (
+        "#Den", "owner", "new topic", 41)
     calls.wait(store.keepRoom("#attic", "owner", "dusty", None))
     calls.wait(store.close())
     if backend.name == "sqlite":
@@ -140,6 +142,22 @@ def test_keptRoomsOutliveTheProcess(backend, calls):
     store = openStore(backend, calls)
     assert sorted(store.rooms()) == [("#Den", "owner", "new topic", 41),
                                      ("#attic", "owner", "dusty", None)]
+
+
+def test_keptRoomIsItsFirstKeepersAlone(backend, calls):
+    """
+    Keeping a room stored with another owner (kept first through another
+    daemon sharing the database) changes nothing, neither its owner nor its
+    topic, and answers with the room as stored: the loser learns who owns
+    it.
+    """
+    store = openStore(backend, calls)
+    calls.wait(store.keepRoom("#olga2", "olga", "olga's", 41))
+    assert calls.wait(store.keepRoom("#OLGA2", "mallory", "mine now", 99)) == (
+        "#olga2", "olga", "olga's", 41)
+    calls.wait(store.close())
+    assert backend.query("SELECT name, owner_key, topic, first_id FROM rooms") == [
+        ("#olga2", "olga", "olga's", 41)]
 
 
 class StalledHasher:
