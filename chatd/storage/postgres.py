@@ -467,20 +467,23 @@ class PostgresAccounts(ThreadedAccounts):
                     known = self._compareBans(connection, known)
                     self._reactor.callFromThread(self._roomsKept, readRooms(connection))
                 bans = False
+                rooms = []
                 for notice in connection.notifies(timeout=0.5, stop_after=1):
                     if notice.channel == "chatd_accounts":
                         self._reactor.callFromThread(self._registeredElsewhere,
                                                      [notice.payload])
                     elif notice.channel == "chatd_rooms":
-                        # Read now: the row as it is, after every change
-                        # announced so far.
-                        row = readRoom(connection, notice.payload, "%s")
-                        if row is not None:
-                            self._reactor.callFromThread(self._roomsKept, [row])
+                        rooms.append(notice.payload)
                     else:
                         bans = True
                 if bans:
                     known = self._compareBans(connection, known)
+                # Read once the notices are: each row as it is now, after
+                # every change announced so far.
+                rows = [readRoom(connection, key, "%s") for key in rooms]
+                if rows:
+                    self._reactor.callFromThread(self._roomsKept,
+                                                 [row for row in rows if row is not None])
             except psycopg.Error:
                 if connection is not None:
                     connection.close()
