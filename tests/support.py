@@ -474,7 +474,10 @@ class MemoryAccounts:
         return list(self.stored.values())
 
     def addBan(self, ban):
-        self.stored[ban.key] = ban
+        # As the stores do: a kept room's bans are its owner's to store.
+        kept = self.kept.get(roomKey(ban.room)) if ban.room else None
+        if kept is None or kept[1] == nickKey(ban.by):
+            self.stored[ban.key] = ban
         return succeed(None)
 
     def removeBan(self, ban):

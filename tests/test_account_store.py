@@ -160,6 +160,27 @@ def test_keptRoomIsItsFirstKeepersAlone(backend, calls):
         ("#olga2", "olga", "olga's", 41)]
 
 
+def test_roomBansStoredOnlyByTheStoredOwner(backend, calls):
+    """
+    A ban on a kept room is stored only when its owner set it: a daemon
+    that thought someone else owned the room for a moment (they created it
+    before it heard the room was kept elsewhere) stores nothing of theirs.
+    Bans on the server and on rooms nobody keeps are stored as before.
+    """
+    store = openStore(backend, calls)
+    calls.wait(store.keepRoom("#olga2", "olga", "", 41))
+    calls.wait(store.addBan(Ban(NICK, "olga", "#OLGA2", None, "", "mallory", 1.0)))
+    calls.wait(store.addBan(Ban(NICK, "bob", "#olga2", None, "", "mallory", 2.0)))
+    byOwner = Ban(NICK, "bob", "#olga2", 500.0, "", "Olga", 3.0)
+    elsewhere = Ban(NICK, "olga", "#free", None, "", "mallory", 4.0)
+    server = Ban(ADDRESS, "10.0.0.0/8", "", None, "", "op", 5.0)
+    for ban in (byOwner, elsewhere, server):
+        calls.wait(store.addBan(ban))
+    calls.wait(store.addBan(Ban(NICK, "bob", "#olga2", None, "", "mallory", 6.0)))
+    calls.wait(store.close())
+    assert openStore(backend, calls).bans() == [byOwner, elsewhere, server]
+
+
 class StalledHasher:
     """
     A password hasher that blocks in every hash and check until let go.

@@ -246,7 +246,9 @@ class IAccountStore(Interface):
 
     def addBan(ban):
         """
-        Store C{ban}, replacing any ban with the same target and place.
+        Store C{ban}, replacing any ban with the same target and place;
+        a room ban only when the room is not stored kept for an owner other
+        than C{ban.by}.
 
         @return: a L{Deferred} firing once stored.
         """

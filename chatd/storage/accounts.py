@@ -148,14 +148,20 @@ class ThreadedAccounts:
 
     def addBan(self, ban):
         def add(connection):
+            # A room ban is stored only by the room's stored owner (or for a
+            # room nobody keeps): a daemon that thinks another its owner
+            # for a moment (it created the room before hearing it was kept
+            # elsewhere) stores nothing.  (The WHERE also tells SQLite that
+            # ON CONFLICT is not the SELECT's.)
             connection.execute(
                 f"INSERT INTO bans (target_key, room_key, {_BAN_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM rooms "
+                "WHERE room_key = ? AND owner_key <> ?) "
                 "ON CONFLICT (kind, target_key, room_key) DO UPDATE SET "
                 "target = excluded.target, room = excluded.room, until = excluded.until, "
                 'reason = excluded.reason, "by" = excluded."by", time = excluded.time',
                 (ban.key[1], ban.key[2], ban.kind, ban.target, ban.room, ban.until,
-                 ban.reason, ban.by, ban.time))
+                 ban.reason, ban.by, ban.time, ban.key[2], nickKey(ban.by)))
 
         return self._do(add)
 
