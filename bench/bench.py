@@ -188,12 +188,7 @@ class Bench:
         self.sources = {f"chatd@{rev}": self._export(rev) for rev in options.compare}
 
     def _export(self, rev):
-        source = self.work / f"source-{rev}"
-        source.mkdir()
-        archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", rev],
-                                 check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
-        return source
+        return export(rev, self.work)
 
     def _compile(self, name):
         binary = self.work / name
@@ -387,6 +382,19 @@ class Bench:
             joined = ready["joined"] or 1
             out["bytes_per_connection"] = round((rssReady - rssIdle) * 1024 / joined)
         return out
+
+
+def export(rev, work):
+    """
+    chatd's source as it was at git revision C{rev}, exported into a new
+    folder under C{work}.
+    """
+    source = work / f"source-{rev}"
+    source.mkdir()
+    archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", rev],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
+    return source
 
 
 def _settle(daemon, quiet=0.2, limit=10):

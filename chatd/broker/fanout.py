@@ -520,7 +520,7 @@ class BrokeredFanout(Fanout):
         elif data:
             user.outbox.send(data)
 
-    # From the link (reactor thread)
+    # From the link
 
     def linkUp(self):
         first = self.up is None
