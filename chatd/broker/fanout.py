@@ -821,7 +821,10 @@ class BrokeredFanout(Fanout):
         rkey = roomKey(name)
         room = self.core.rooms.get(rkey)
         if room is None:
-            room = self.core.rooms[rkey] = Room(name)
+            # A room kept here keeps its owner, topic and bans: another
+            # daemon's word never makes it someone else's.
+            room = self.core.kept.pop(rkey, None) or Room(name)
+            self.core.rooms[rkey] = room
         room.members[nickKey(nick)] = user
         room.names = None
         user.rooms[rkey] = room

@@ -212,9 +212,47 @@ class ChatCore:
         Put back the kept rooms stored by an earlier run: (name, owner key,
         topic, first id) tuples.
         """
-        for name, owner, topic, firstId in rooms:
-            self.kept[roomKey(name)] = Room(name, owner, topic, firstId)
-            self._owned[owner] = self._owned.get(owner, 0) + 1
+        for row in rooms:
+            self.storedRoomKept(*row)
+
+    def storedRoomKept(self, name, owner, topic, firstId):
+        """
+        The room C{name} is stored kept for C{owner}, with C{topic}: by this
+        daemon, an earlier run, or another daemon sharing the database.  The
+        first to keep a room owns it (the store never gives it to another),
+        so the stored owner is the owner here too: a room this daemon
+        thought its creator's, or nobody's, becomes the stored owner's,
+        with their topic and history, and its creator (who lost the race to
+        keep it) no longer moderates it, as anyone who joins a kept room
+        does not.
+        """
+        key = roomKey(name)
+        if key == roomKey(self.lobby):
+            return
+        room = self.rooms.get(key) or self.kept.get(key)
+        if room is None:
+            self.kept[key] = Room(name, owner, topic, firstId)
+            self._countOwned(owner, 1)
+            return
+        if room.owner == owner:
+            if key in self.kept:
+                # Nobody here to change it: the newest topic stored holds.
+                room.topic = topic
+            return
+        self._log.info("{room} is {owner}'s, kept through another daemon",
+                       room=room.name, owner=owner)
+        self._countOwned(room.owner, -1)
+        self._countOwned(owner, 1)
+        room.owner, room.topic, room.firstId = owner, topic, firstId
+        room.creator = None
+
+    def _countOwned(self, owner, change):
+        if owner is not None:
+            count = self._owned.get(owner, 0) + change
+            if count > 0:
+                self._owned[owner] = count
+            else:
+                self._owned.pop(owner, None)
 
     def restoreLobbyTopic(self, topic):
         """
@@ -408,6 +446,8 @@ class ChatCore:
         """
         if self.accounts is not None and room.owner is not None:
             done = self.accounts.keepRoom(room.name, room.owner, room.topic, room.firstId)
+            # Kept first through another daemon: the room is its owner's.
+            done.addCallback(lambda stored: stored and self.storedRoomKept(*stored))
             done.addErrback(lambda f: self._log.failure("storing a room failed", f))
 
     def findRoom(self, name):
