@@ -826,8 +826,12 @@ class BrokeredFanout(Fanout):
         rkey = roomKey(name)
         room = self.core.rooms.get(rkey)
         if room is None:
-            room = self.core.rooms[rkey] = Room(name)
+            # A room kept here keeps its owner, topic and bans: another
+            # daemon's word never makes it someone else's.
+            room = self.core.kept.pop(rkey, None) or Room(name)
+            self.core.rooms[rkey] = room
         room.members[nickKey(nick)] = user
+        room.names = None
         user.rooms[rkey] = room
 
     def _mirrorGone(self, nick, node):
@@ -858,10 +862,13 @@ class BrokeredFanout(Fanout):
             for room in user.rooms.values():
                 del room.members[oldKey]
                 room.members[newKey] = user
+                room.names = None
             keys = self._byNode.setdefault(node, set())
             keys.discard(oldKey)
             keys.add(newKey)
         user.nick = new
+        for room in user.rooms.values():
+            room.names = None
 
     def _publishSnapshot(self):
         users = []

@@ -75,6 +75,17 @@ class Joined:
 
 
 @dataclass(frozen=True, slots=True)
+class Arrived:
+    """
+    Several users joined C{room}, in this order, and are announced together
+    (see L{chatd.core.arrivals}): each of them as a L{Joined} would show it.
+    """
+
+    room: str
+    nicks: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Entered:
     """
     Told to the user who joined C{room} (the others are told L{Joined}):

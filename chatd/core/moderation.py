@@ -7,7 +7,8 @@ creator) acts in that room only, and so does the creator of a room that is
 not kept, while they stay in it (as the creator of a channel is its operator
 on IRC servers): their room's bans end with the room.  Protection follows
 proof: only an identified operator or owner is protected from moderation,
-and no ban covers an identified operator (nor can one be set that would).
+and no ban covers an identified operator (nor can one be set that would),
+nor an identified owner in their own room.
 Mutes and bans follow the person: the connection, and the account they
 proved.
 
@@ -61,9 +62,15 @@ class Moderation:
         Whether C{user} may moderate C{room}: an operator, the room's
         registered, identified owner, or its creator while they stay.
         """
-        return (self.isOperator(user) or room.creator is user
-                or (room.owner is not None and user.identified
-                    and room.owner == nickKey(user.nick)))
+        return self.isOperator(user) or room.creator is user or self.isOwner(user, room)
+
+    def isOwner(self, user, room):
+        """
+        Whether C{user} is the registered, identified owner of C{room}
+        (L{None}: a room that does not exist).
+        """
+        return (room is not None and room.owner is not None and user.identified
+                and room.owner == nickKey(user.nick))
 
     # The checks the core makes
 
@@ -108,9 +115,11 @@ class Moderation:
         """
         Refuse C{user} entry to the room C{name} (L{None} while it does not
         exist) if a ban keeps them out, under any nickname; an operator is
-        never kept out.
+        never kept out, and nor is a room's identified owner from their
+        room (whoever set a ban that names them: another daemon's creator of
+        a room of that name, say).
         """
-        if self.isOperator(user):
+        if self.isOperator(user) or self.isOwner(user, room):
             return
         self.checkNotBanned(user.nick, user.host, name, user.account)
         if room is None or user not in room.expelled:
@@ -192,6 +201,8 @@ class Moderation:
                 raise R.BanYourself()
             if nickKey(target) in self.operators:
                 raise R.IsOperator(target)
+            if not server and nickKey(target) == room.owner:
+                raise R.IsModerator(target, room.name)
         now = core.clock.seconds()
         # Refusals quote the target as typed; the ban has its one spelling.
         ban = Ban(kind, normalTarget(kind, target), "" if server else room.name,
@@ -218,7 +229,8 @@ class Moderation:
         core.fanout.toRoom(room, events.Banned(room.name, ban.target, user.nick, duration,
                                                reason, server))
         for covered in list(core.users.values()):
-            if not _covers(ban, covered) or covered is user:
+            if (not _covers(ban, covered) or covered is user
+                    or (not server and self.isOwner(covered, room))):
                 continue
             if server:
                 core.fanout.toUser(covered, events.Expelled(user.nick, duration, reason))

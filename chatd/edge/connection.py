@@ -28,7 +28,8 @@ class Connection:
 
     @ivar transport: the connection's transport.
     @ivar wire: the front end's wire format (see L{chatd.core.fanout}).
-    @ivar peer: the peer's address as text, for the log.
+    @ivar peer: the peer's address as text, for the log (made when
+        asked: it is asked for rarely, and kept by thousands).
     @ivar address: the peer's IP address as text, or L{None}.
     @ivar refusal: why the gate did not admit the connection, or L{None};
         a refused connection has been told and is closing, and nothing else
@@ -36,6 +37,12 @@ class Connection:
     @ivar session: the L{chatd.core.session.Session}, once L{open}ed.
     @ivar quitReason: why the connection is ending, once known.
     """
+
+    # Slots: thousands of connections are open at once, and a dict of this
+    # many attributes would be most of what one costs.
+    __slots__ = ("transport", "gate", "wire", "session", "quitReason", "_input", "address",
+                 "live", "refusal", "outbox", "_flood", "_holds", "_paced", "_overSince",
+                 "_closing", "_idling", "_loginSuspended", "_timeout")
 
     _log = Logger()
 
@@ -58,9 +65,7 @@ class Connection:
         self.session = None
         self.quitReason = None
         self._input = input
-        address = transport.getPeer()
-        self.peer = _describe(address)
-        self.address = getattr(address, "host", None)
+        self.address = getattr(transport.getPeer(), "host", None)
         self.live = False
         self.refusal = gate.admit(self)
         if self.refusal:
@@ -78,7 +83,9 @@ class Connection:
                              clock=gate.clock, grace=limits.sendQueueGrace,
                              coalescer=gate.coalescer)
         self._flood = FloodGate(gate.clock, limits.floodRate, limits.floodBurst)
-        self._holds = set()
+        # The reasons input is held, once it has been (a set is 216 bytes,
+        # and most connections never need one).
+        self._holds = None
         self._paced = None
         self._overSince = None
         self._closing = None
@@ -93,6 +100,10 @@ class Connection:
                 f"no nickname chosen within {limits.loginTimeout:g} seconds")
         if gate.inputPaused:
             self.holdInput("storage")
+
+    @property
+    def peer(self):
+        return _describe(self.transport.getPeer())
 
     def open(self, core):
         """
@@ -168,6 +179,8 @@ class Connection:
         """
         if not self._holds:
             self._input.pauseProducing()
+        if self._holds is None:
+            self._holds = set()
         self._holds.add(why)
 
     @property
@@ -179,7 +192,7 @@ class Connection:
         return bool(self._holds)
 
     def releaseInput(self, why):
-        if why not in self._holds:
+        if not self._holds or why not in self._holds:
             return
         self._holds.discard(why)
         if why == "storage":

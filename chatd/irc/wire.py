@@ -312,6 +312,9 @@ _ROOM_LINES = {
     events.Said: _said,
     events.Acted: _acted,
     events.Joined: _from(_nick, "JOIN", _room),
+    # IRC has no word for several arrivals: one JOIN each.
+    events.Arrived: lambda w, e: b"".join(_ROOM_LINES[events.Joined](w, events.Joined(e.room, n))
+                                          for n in e.nicks),
     events.Parted: _part,
     events.Quit: lambda w, e: Once(_quit(w, e)),
     events.Renamed: lambda w, e: Once(_renamed(w, e)),
