@@ -848,3 +848,41 @@ def test_anAddressIsBannedUnderOneSpelling(trust):
         events.Banned("#lobby", "198.51.100.0/24", "op", None, "", True)]
     assert [(ban.target, ban.reason) for ban in op.bans("#lobby")] == [
         ("203.0.113.7", "again"), ("2001:db8::1", ""), ("198.51.100.0/24", "")]
+
+
+def test_creatorLiftsOnlyACreatorsRoomBanAndMute(trust):
+    """
+    Where a room has both a creator and an owner (an owner learnt of while
+    the room is live), the creator may neither lift nor replace the owner's
+    ban, nor lift the owner's mute; the owner lifts the creator's.
+    """
+    maud = trust.arrive("maud")
+    maud.join("#den")
+    trust.core.rooms["#den"].owner = "owner"
+    owner = trust.arrive("owner", password="owner-password")
+    bob = trust.arrive("bob")
+    for person in (owner, bob):
+        person.join("#den")
+    owner.ban("#den", "troll", None, "for good")
+    clear(maud, owner, bob)
+    with pytest.raises(R.BannedByHigher) as e:
+        maud.unban("#den", "Troll")
+    assert e.value == R.BannedByHigher("Troll", "#den")
+    with pytest.raises(R.BannedByHigher):
+        maud.ban("#den", "troll", 1)
+    assert [(ban.target, ban.by, ban.until) for ban in owner.bans("#den")] == [
+        ("troll", "owner", None)]
+    owner.mute("#den", "bob")
+    with pytest.raises(R.MutedByHigher):
+        maud.unmute("#den", "bob")
+    maud.ban("#den", "spammer")
+    owner.unban("#den", "spammer")
+    owner.unmute("#den", "bob")
+    maud.mute("#den", "bob")
+    owner.unmute("#den", "bob")
+    unbanned = events.Unbanned("#den", "spammer", "owner")
+    assert bob.outbox.take() == [
+        events.Muted("#den", "bob", "owner", None),
+        events.Banned("#den", "spammer", "maud", None, "", False), unbanned,
+        events.Unmuted("#den", "bob", "owner"), events.Muted("#den", "bob", "maud", None),
+        events.Unmuted("#den", "bob", "owner")]

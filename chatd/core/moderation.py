@@ -23,12 +23,12 @@ from twisted.logger import Logger
 
 from chatd.core import events
 from chatd.core import refusals as R
-from chatd.core.bans import ADDRESS, NICK, Ban, BanList, covers, coversEveryone, \
+from chatd.core.bans import ADDRESS, NICK, Ban, BanList, banKey, covers, coversEveryone, \
     coversLocal, normalTarget, targetKind
 from chatd.core.names import nickKey, normalRoomName, roomKey
 
-# The ranks of moderators, lowest first: a mute is lifted or changed only by
-# a moderator of the rank that set it or a higher one.
+# The ranks of moderators, lowest first: a mute or a room ban is lifted or
+# changed only by a moderator of the rank that set it or a higher one.
 CREATOR, OWNER, OPERATOR = range(3)
 
 
@@ -218,6 +218,8 @@ class Moderation:
         for other in core.users.values():
             if self.isOperator(other) and _covers(ban, other):
                 raise R.CoversOperator(target, other.nick)
+        if not server:
+            self._checkBanRank(user, room, ban.key, target)
         self.bans.add(ban)
         if self._accounts is not None and (server or room.owner is not None):
             # A creator's ban ends with their room (L{roomGone}), within
@@ -255,6 +257,8 @@ class Moderation:
         room = core.findRoom(name)
         server = self._mayModerate(user, room, name)
         kind = targetKind(target)
+        if kind and not server:
+            self._checkBanRank(user, room, banKey(kind, target, name), target)
         places = ["", name] if server else [name]
         for place in places:
             ban = self.bans.remove(kind, target, place) if kind else None
@@ -419,6 +423,18 @@ class Moderation:
         """
         if any(room.muteRanks.get(key, CREATOR) > rank for key in keys):
             raise R.MutedByHigher(nick, room.name)
+
+    def _checkBanRank(self, user, room, key, target):
+        """
+        Refuse C{user} the room ban with C{key} in C{room} (on C{target}, as
+        typed), to lift or replace, if its owner set it and they are only
+        its creator.  (Operators' bans are the server's, which only they
+        lift; the owner's are named by the owner's nickname.)
+        """
+        ban = self.bans.get(key, self._core.clock.seconds())
+        if (ban is not None and room.owner is not None and nickKey(ban.by) == room.owner
+                and self._rank(user, room) < OWNER):
+            raise R.BannedByHigher(target, room.name)
 
     def _moderatable(self, user, room, nick):
         """

@@ -217,6 +217,17 @@ class MutedByHigher(Refusal):
     room: str
 
 
+@dataclass
+class BannedByHigher(Refusal):
+    """
+    The ban on C{target} in C{room} was set by its owner, and a creator
+    would lift or change it.
+    """
+
+    target: str
+    room: str
+
+
 # Registered nicknames
 
 

@@ -77,6 +77,8 @@ _REPLIES = {
     R.NotMuted: _fail(lambda r: f"{r.nick} is not muted in {r.room}"),
     R.MutedByHigher: lambda r, c: (N.ERR_CHANOPRIVSNEEDED, (
         r.room, f"{r.nick} was muted by an operator or the channel's owner")),
+    R.BannedByHigher: lambda r, c: (N.ERR_CHANOPRIVSNEEDED, (
+        r.room, f"The ban on {r.target} was set by the channel's owner")),
     R.NoAccounts: _fail(lambda r: "This server keeps no accounts"),
     R.AlreadyRegistered: _fail(lambda r: f"{r.nick} is already registered"),
     R.WeakPassword: _fail(lambda r: f"A password has at least {r.minimum} characters "

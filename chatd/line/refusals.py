@@ -54,6 +54,8 @@ _TEXT = {
     R.NotMuted: lambda r: f"{r.nick} is not muted in {r.room}",
     R.MutedByHigher: lambda r: (f"{r.nick} was muted in {r.room} by an operator or its "
                                 "owner: only they may change that"),
+    R.BannedByHigher: lambda r: (f"the ban on {r.target} in {r.room} was set by its owner: "
+                                 "only they or an operator may change it"),
     R.NoAccounts: lambda r: "this server keeps no accounts",
     R.AlreadyRegistered: lambda r: (f"{r.nick} is already registered; "
                                     "/identify PASSWORD if it is yours"),
