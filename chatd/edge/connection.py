@@ -264,6 +264,9 @@ class Connection:
                 self._timeout.reset(idle)
                 return
             self._timeout.cancel()
+        # A cancelled call kept would keep its arguments and bound methods
+        # (some 400 bytes) for as long as the connection is open.
+        self._timeout = None
         if idle:
             self._idling = True
             self._timeout = self.gate.clock.callLater(
