@@ -19,6 +19,7 @@ from chatd.core.chat import ChatCore
 from chatd.core.fanout import Fanout
 from chatd.core.names import nickProblem, normalRoomName, roomProblem
 from chatd.edge.gate import Gate
+from chatd.edge.leantcp import useLeanServer
 from chatd.edge.limits import Limits
 from chatd.irc.protocol import IrcFactory
 from chatd.irc.wire import IrcWire
@@ -391,6 +392,7 @@ class _ListeningService(strports.StreamServerEndpointService):
     def _listening(self, port):
         if port is not None:
             self.port = port
+            useLeanServer(port)
             address = port.getHost()
             if self._web:
                 scheme = "https" if self._description.lower().startswith("ssl:") else "http"
