@@ -79,9 +79,10 @@ class Connection:
         if hasattr(transport, "setTcpNoDelay"):
             transport.setTcpNoDelay(True)
         limits = gate.limits
-        self.outbox = Outbox(transport, limits.sendQueueBytes, self._sendQueueOverflowed,
-                             clock=gate.clock, grace=limits.sendQueueGrace,
-                             coalescer=gate.coalescer)
+        self.outbox = _ConnectionOutbox(transport, limits.sendQueueBytes, clock=gate.clock,
+                                        grace=limits.sendQueueGrace,
+                                        coalescer=gate.coalescer)
+        self.outbox.connection = self
         self._flood = FloodGate(gate.clock, limits.floodRate, limits.floodBurst)
         # The reasons input is held, once it has been (a set is 216 bytes,
         # and most connections never need one).
@@ -410,6 +411,19 @@ class Connection:
                        "{grace:g} seconds)", nick=nick or "-",
                        peer=self.peer, pending=pending, limit=self.outbox.limit,
                        grace=self.outbox.grace)
+
+
+class _ConnectionOutbox(Outbox):
+    """
+    A connection's outbox, which tells the connection itself when its reader
+    is dropped: a slot, where an C{onOverflow} bound method would be 64 more
+    bytes kept for every connection.
+    """
+
+    __slots__ = ("connection",)
+
+    def overflowed(self, pending):
+        self.connection._sendQueueOverflowed(pending)
 
 
 def _kernelUnread(transport):

@@ -401,11 +401,19 @@ class Outbox:
             self._overSince = now
         return now - self._overSince >= self.grace
 
+    def overflowed(self, pending):
+        """
+        The backlog (C{pending} bytes) has been dropped, and the connection
+        is about to be aborted: call C{onOverflow}, if any.  (A subclass may
+        act itself instead, rather than keep a callable in every outbox.)
+        """
+        if self.onOverflow is not None:
+            self.onOverflow(pending)
+
     def _overflow(self):
         pending = self._size
         self.close()
-        if self.onOverflow is not None:
-            self.onOverflow(pending)
+        self.overflowed(pending)
         self._transport.abortConnection()
 
 
