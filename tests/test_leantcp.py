@@ -81,3 +81,20 @@ def test_useLeanServer():
     other = Other()
     useLeanServer(other)
     assert other.transport is tcp.Server
+
+
+def test_writesGatheredOnlyWhileWaiting():
+    """
+    A L{LeanServer} writes what it is given, in order, and keeps a list for
+    gathered writes only while some wait.
+    """
+    lean, peer = accepted(LeanServer)
+    assert "_waitingWrites" not in vars(lean)
+    lean.write(b"one ")
+    lean.writeSequence([b"two ", b"three"])
+    assert lean._tempDataBuffer == [b"one ", b"two ", b"three"]
+    lean.doWrite()
+    assert peer.recv(100) == b"one two three"
+    assert "_waitingWrites" not in vars(lean)
+    lean.socket.close()
+    peer.close()
