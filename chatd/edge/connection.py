@@ -79,6 +79,7 @@ class Connection:
                              coalescer=gate.coalescer)
         self._flood = FloodGate(gate.clock, limits.floodRate, limits.floodBurst)
         self._holds = set()
+        self._reading = 0
         self._paced = None
         self._overSince = None
         self._closing = None
@@ -163,8 +164,8 @@ class Connection:
 
     def holdInput(self, why):
         """
-        Stop handling and reading input for C{why} ("flood", "storage"),
-        until L{releaseInput} for every reason held.
+        Stop handling and reading input for C{why} ("flood", "storage",
+        "history"), until L{releaseInput} for every reason held.
         """
         if not self._holds:
             self._input.pauseProducing()
@@ -258,13 +259,22 @@ class Connection:
 
     # History
 
-    def showHistory(self, found, render, refused):
+    def showHistory(self, found, render, refused, replay=False):
         """
         Show what the L{Deferred} C{found} fires with (stored room lines),
         rendered to bytes by C{render}, after everything already sent to
         this connection and before anything sent meanwhile; or the
         L{chatd.core.refusals.Refusal} it fails with (the store is busy),
         rendered by C{refused}.
+
+        Unless this is a join's C{replay}, no more of this connection's
+        input is handled or read until the store answers: each connection
+        has at most one read it asked for (C{/history}, C{/search},
+        C{CHATHISTORY}) waiting or running, so that however fast one peer
+        asks, the store's bounded queues stay shared among everyone (a peer
+        asking faster than the store answers only slows itself down).  A
+        join's replay holds nothing: joins are paced as lines are, and the
+        lines after a join need not wait on the database.
         """
         failed = lambda failure: self._historyFailed(failure, refused)
         if found.called:
@@ -273,6 +283,10 @@ class Connection:
             found.addCallbacks(render, failed)
             found.addCallback(lambda data: data and self.send(data))
             return
+        if not replay:
+            self._reading += 1
+            self.holdInput("history")
+            found.addBoth(self._historyRead)
         place = self.outbox.hold()
         # Live lines wait behind the place, unbounded by the send queue (the
         # reader is not the slow one): a store that does not answer in time
@@ -288,6 +302,12 @@ class Connection:
 
         found.addCallbacks(render, failed)
         found.addCallback(arrived)
+
+    def _historyRead(self, result):
+        self._reading -= 1
+        if not self._reading:
+            self.releaseInput("history")
+        return result
 
     def _historyFailed(self, failure, refused):
         if failure.check(Refusal):
