@@ -49,6 +49,7 @@ from chatd.broker import codec
 from chatd.core import events
 from chatd.core.chat import Room, User
 from chatd.core.fanout import Fanout
+from chatd.core.moderation import muteNick, unmuteNick
 from chatd.core.names import nickKey, roomKey
 
 NODE_LOST = "node lost"
@@ -772,7 +773,8 @@ class BrokeredFanout(Fanout):
             if isinstance(event, events.TopicChanged):
                 room.topic = event.topic
             elif isinstance(event, (events.Muted, events.Unmuted)):
-                # As the core keeps a mute: by connection and by account.
+                # As the core keeps a mute: by connection, account and
+                # nickname.
                 target = core.user(event.nick)
                 until = None
                 if isinstance(event, events.Muted) and event.duration is not None:
@@ -785,6 +787,10 @@ class BrokeredFanout(Fanout):
                         table[key] = until
                     else:
                         table.pop(key, None)
+                if isinstance(event, events.Muted):
+                    muteNick(room, event.nick, until, target)
+                else:
+                    unmuteNick(room, event.nick, target)
         if not own and actorNick:
             user = core.users.get(nickKey(actorNick))
             if isinstance(user, RemoteUser) and hasattr(event, "time"):

@@ -111,6 +111,9 @@ class Room:
         L{User}: the mute follows the connection, under any nickname.
     @ivar mutedAccounts: the same, by the account key of muted users who
         had proved one, so that a new connection does not shed it.
+    @ivar mutedNicks: the same, by the key of the nickname each muted user
+        had, and a weak reference to them: whoever comes back under it (a
+        reconnect) is muted too, while the room lives.
     @ivar expelled: the key of the ban that put each user out of the room,
         so that a new nickname does not let them back in while it holds.
     @ivar creator: the L{User} who created the room, while they stay in it
@@ -121,7 +124,7 @@ class Room:
     """
 
     __slots__ = ("name", "key", "members", "topic", "owner", "firstId", "muted",
-                 "mutedAccounts", "expelled", "creator")
+                 "mutedAccounts", "mutedNicks", "expelled", "creator")
 
     def __init__(self, name, owner=None, topic="", firstId=None):
         self.name = name
@@ -132,6 +135,7 @@ class Room:
         self.firstId = firstId
         self.muted = weakref.WeakKeyDictionary()
         self.mutedAccounts = {}
+        self.mutedNicks = {}
         self.expelled = weakref.WeakKeyDictionary()
         self.creator = None
 
