@@ -286,7 +286,6 @@ class Connection:
         if not replay:
             self._reading += 1
             self.holdInput("history")
-            found.addBoth(self._historyRead)
         place = self.outbox.hold()
         # Live lines wait behind the place, unbounded by the send queue (the
         # reader is not the slow one): a store that does not answer in time
@@ -302,6 +301,9 @@ class Connection:
 
         found.addCallbacks(render, failed)
         found.addCallback(arrived)
+        if not replay:
+            # Answered (or failed): the next line read may ask for more.
+            found.addBoth(self._historyRead)
 
     def _historyRead(self, result):
         self._reading -= 1
