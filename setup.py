@@ -25,16 +25,17 @@ setup(
         "chat-client = chatd.client.script:main",
         "chatd-export = chatd.export:main",
     ]},
-    # [broker]: redis-py, for --broker (several daemons sharing rooms), with
-    # hiredis, its C reply parser (1.4 -> 1.9 million brokered deliveries/s
-    # in bench/broker_bench.py); [postgres]: psycopg 3, PostgreSQL's
-    # maintained Python driver, for --db postgresql://, with its binary
-    # wheel, which brings its own libpq (no compiler, no libpq-dev); 3.2 for
-    # Connection.notifies(timeout=...).  The tests need both, so that the
-    # README's test command covers them, and selenium, which drives the
-    # system's Chromium in the web client's tests.
-    extras_require={"broker": ["redis[hiredis]>=5"],
+    # [broker]: hiredis, the C reply parser (and command packer) that the
+    # Redis project maintains, for --broker (several daemons sharing rooms):
+    # chatd speaks to Redis on the reactor (chatd/broker/resp.py), so it needs
+    # no client with threads of its own (redis-py) nor one with a parser in
+    # Python; [postgres]: psycopg 3, PostgreSQL's maintained Python driver,
+    # for --db postgresql://, with its binary wheel, which brings its own
+    # libpq (no compiler, no libpq-dev); 3.2 for Connection.notifies(timeout=...).
+    # The tests need both, so that the README's test command covers them, and
+    # selenium, which drives the system's Chromium in the web client's tests.
+    extras_require={"broker": ["hiredis>=3"],
                     "postgres": ["psycopg[binary]>=3.2"],
                     "test": ["pytest", "pytest-timeout", "hypothesis", "selenium",
-                             "redis[hiredis]>=5", "psycopg[binary]>=3.2"]},
+                             "hiredis>=3", "psycopg[binary]>=3.2"]},
 )

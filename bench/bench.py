@@ -53,6 +53,14 @@ SCENARIOS = {
         servers=("chatd", "ngircd", "inspircd", "ceiling"),
         rounds=1,  # memory hardly varies; ngircd takes half a minute to join
         about="10,000 connections joined to 100 rooms of 100, then idle"),
+    "lobby-5000": dict(
+        args=dict(mode="idle", members=5000, rooms=1),
+        servers=("chatd", "ngircd", "inspircd", "ceiling"),
+        # chatd's clients stay in the lobby they arrive in; the others (with
+        # no lobby) join their one room, #r0.
+        chatdLobby=True,
+        rounds=1,
+        about="5,000 connections logged in to one room (chatd: its lobby), then idle"),
     "slow-reader": dict(
         args=dict(mode="rate", members=5, senders=4, rate=20000, duration=3, slow=1),
         servers=("chatd", "ngircd", "inspircd"),
@@ -92,6 +100,7 @@ SMOKE = {
     "fanout-1000": dict(members=8, senders=2, duration=0.3),
     "latency-1000": dict(members=5, senders=2, rate=50, duration=0.3),
     "idle-10000": dict(members=20, rooms=4),
+    "lobby-5000": dict(members=20),
     "slow-reader": dict(members=5, senders=2, rate=100, duration=0.3),
     "fanout-1000-web": dict(members=8, senders=2, duration=0.3),
     "history": dict(members=5, senders=2, duration=0.3),
@@ -188,12 +197,7 @@ class Bench:
         self.sources = {f"chatd@{rev}": self._export(rev) for rev in options.compare}
 
     def _export(self, rev):
-        source = self.work / f"source-{rev}"
-        source.mkdir()
-        archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", rev],
-                                 check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
-        return source
+        return export(rev, self.work)
 
     def _compile(self, name):
         binary = self.work / name
@@ -288,6 +292,8 @@ class Bench:
         result = {"scenario": scenario, "server": server, "round": turn + 1}
         daemon = self.startServer(server, scenario, turn)
         try:
+            if server.startswith("chatd") and SCENARIOS[scenario].get("chatdLobby"):
+                args = {**args, "lobby": 1}
             result.update(self.drive(daemon, args,
                                      flooder=server.partition("@")[0] == "chatd+flooder"))
         except Exception as e:
@@ -387,6 +393,19 @@ class Bench:
             joined = ready["joined"] or 1
             out["bytes_per_connection"] = round((rssReady - rssIdle) * 1024 / joined)
         return out
+
+
+def export(rev, work):
+    """
+    chatd's source as it was at git revision C{rev}, exported into a new
+    folder under C{work}.
+    """
+    source = work / f"source-{rev}"
+    source.mkdir()
+    archive = subprocess.run(["git", "-C", str(HERE.parent), "archive", rev],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
+    return source
 
 
 def _settle(daemon, quiet=0.2, limit=10):
@@ -707,6 +726,8 @@ METRICS = {
     "latency-1000": ["p50_ms", "p99_ms", "lost", "misordered", "server_cpu_share"],
     "idle-10000": ["joined", "logins_in_flight", "join_s", "server_join_cpu_s",
                    "bytes_per_connection", "server_rss_ready_kb"],
+    "lobby-5000": ["joined", "logins_in_flight", "join_s", "server_join_cpu_s",
+                   "bytes_per_connection", "server_rss_ready_kb"],
     "slow-reader": ["p50_ms", "p99_ms", "lost", "misordered", "server_rss_growth_kb", "slow_dropped",
                     "slow_received"],
     "fanout-1000-web": ["deliveries_per_s", "lost", "misordered", "p50_ms", "p99_ms",
@@ -812,13 +833,22 @@ def targets(summary):
                "latency-1000", "p99_ms", lambda v: f"{v:.1f} ms")
     per = get("idle-10000", "chatd", "bytes_per_connection")
     if per is not None:
-        target("<= 3 KB per idle joined connection", f"{per / 1024:.2f} KB", per <= 3072,
+        target("<= 2.0 KB per idle joined connection", f"{per / 1024:.2f} KB", per <= 2048,
                "idle-10000", "bytes_per_connection", lambda v: f"{v / 1024:.2f} KB")
     joinS = get("idle-10000", "chatd", "join_s")
     joined = get("idle-10000", "chatd", "joined")
     if joinS is not None:
         target(f"{joined:,} joined in under 2 s", f"{joinS:.2f} s", joinS < 2,
                "idle-10000", "join_s", lambda v: f"{v:.2f} s")
+    cpu = get("lobby-5000", "chatd", "server_join_cpu_s")
+    if cpu is not None:
+        target("5,000 into one lobby: <= 2 s of chatd CPU", f"{cpu:.2f} s", cpu <= 2,
+               "lobby-5000", "server_join_cpu_s", lambda v: f"{v:.2f} s")
+    mine = get("idle-10000", "chatd", "server_join_cpu_s")
+    theirs = get("idle-10000", "inspircd", "server_join_cpu_s")
+    if mine is not None and theirs:
+        target("10,000 into rooms of 100: login-and-join CPU <= InspIRCd's",
+               f"{mine / theirs:.2f}x ({mine:.2f} vs {theirs:.2f} s)", mine <= theirs)
     off, on = get("history", "chatd", "deliveries_per_s"), \
         get("history", "chatd+history", "deliveries_per_s")
     if off and on:

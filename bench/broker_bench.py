@@ -3,18 +3,23 @@ Several daemons (issue 16): one room of 1,000 split across two chatd daemons
 on one Redis, beside one chatd alone, in the same run.
 
     .venv/bin/python bench/broker_bench.py [--rounds N] [--members N]
+        [--compare REV] [--profile DIR] [--out FILE]
 
-For each round and each setup ("one daemon", "two daemons + Redis") it starts
-the servers afresh and drives them with bench/loadgen.c (with --port2, every
-other client, senders too, on the second daemon):
+For each round and each setup ("one daemon", "two daemons + Redis", and with
+--compare "two daemons + Redis @REV": chatd as it was at git revision REV) it
+starts the servers afresh, in an order that alternates from round to round,
+and drives them with bench/loadgen.c (with --port2, every other client,
+senders too, on the second daemon):
 
 - fanout: 10 senders each keeping 64 messages in flight for 3 s:
   deliveries/s;
 - rate: 100 messages/s in all from 10 senders for 3 s: delivery latency
   p50/p99, where (for two daemons) half the deliveries cross daemons.
 
-and prints a table; "lost" must be 0.  CPU is the daemons' (and Redis's) own,
-read from /proc.
+and prints a line a run; "lost" must be 0.  CPU is each process's own (Redis,
+then the daemons), read from /proc, and the load generator's own (getrusage):
+on a machine of few cores, what the load generator and Redis use is not there
+for the daemons.
 """
 
 import argparse
@@ -41,10 +46,13 @@ class Redis(bench.Daemon):
         bench._waitForPort(self.port, self.process, self.log)
 
 
-def start(setup, folder, extra):
+def start(setup, folder, extra, sources):
     """
     The processes of C{setup}, and the ports of its chat daemons.
+
+    @param sources: a revision's exported source by setup, for C{... @REV}.
     """
+    source = sources.get(setup)
     if setup == "one daemon":
         daemon = bench.Chatd(folder, extra)
         return [daemon], [daemon.port]
@@ -54,7 +62,8 @@ def start(setup, folder, extra):
         sub = folder / name
         sub.mkdir()
         daemons.append(bench.Chatd(sub, extra + ["--broker",
-                                                 f"redis://127.0.0.1:{redis.port}"]))
+                                                 f"redis://127.0.0.1:{redis.port}"],
+                                   source))
     for daemon in daemons:
         deadline = time.monotonic() + 10
         while True:
@@ -98,9 +107,20 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--members", type=int, default=1000)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--compare", metavar="REV",
+                        help="also run two daemons as chatd was at git revision REV "
+                             "(its broker may need what this checkout no longer installs)")
+    parser.add_argument("--profile", type=Path,
+                        help="py-spy record every chatd of every run into this folder")
     options = parser.parse_args(argv)
     bench._raiseFileLimit()
     work = Path(tempfile.mkdtemp(prefix="chatd-broker-bench-"))
+    setups = ["one daemon", "two daemons + Redis"]
+    sources = {}
+    if options.compare:
+        setup = f"two daemons + Redis @{options.compare}"
+        sources[setup] = bench.export(options.compare, work)
+        setups.append(setup)
     loadgen = work / "loadgen"
     subprocess.run(["gcc", "-O2", "-o", str(loadgen), str(bench.HERE / "loadgen.c")],
                    check=True)
@@ -117,24 +137,36 @@ def main(argv=None):
     }
     results = []
     for turn in range(options.rounds):
-        setups = ["one daemon", "two daemons + Redis"]
+        # Each setup first as often as last: a neighbour's load on this
+        # shared machine falls on all alike.
+        order = setups[turn % len(setups):] + setups[:turn % len(setups)]
         if turn % 2:
-            setups.reverse()
+            order.reverse()
         for scenario, args in scenarios.items():
-            for setup in setups:
-                folder = work / f"{scenario}-{turn}-{setup.replace(' ', '_')}"
+            for setup in order:
+                label = f"{scenario}-{turn}-{setup.replace(' ', '_').replace('@', '')}"
+                folder = work / label
                 folder.mkdir()
-                processes, ports = start(setup, folder, extra)
+                processes, ports = start(setup, folder, extra, sources)
+                if options.profile:
+                    for i, process in enumerate(processes):
+                        if isinstance(process, bench.Chatd):
+                            process.profile(options.profile / f"{label}-{i}.txt")
                 try:
                     out = drive(loadgen, processes, ports, args)
                 finally:
                     for process in reversed(processes):
                         process.stop()
                 out.update(scenario=scenario, setup=setup, round=turn + 1)
+                # CPU per delivery, each process's and the load generator's.
+                out["cpu_us_per_delivery"] = [
+                    round(c * 1e6 / max(out["delivered"], 1), 3)
+                    for c in out["cpu_s"] + [out["loadgen_cpu_s"]]]
                 results.append(out)
                 print(json.dumps({k: out.get(k) for k in (
                     "scenario", "setup", "round", "delivered", "lost", "misordered",
-                    "deliveries_per_s", "p50_ms", "p99_ms", "cpu_s")}), flush=True)
+                    "deliveries_per_s", "p50_ms", "p99_ms", "cpu_s", "loadgen_cpu_s",
+                    "wall_s", "cpu_us_per_delivery")}), flush=True)
     if options.out:
         options.out.write_text(json.dumps(results, indent=1))
 

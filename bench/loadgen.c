@@ -59,6 +59,10 @@ typedef struct {
 } conn_t;
 
 static int proto = CHAT, mode = FANOUT, port, port2, members = 10, senders = 2, rooms = 1;
+/* chatd's line protocol only: stay in the lobby every login arrives in
+ * ("/join #lobby" just makes it the current room), instead of moving to a
+ * room #rN. */
+static int lobby = 0;
 static int webPort = 0, webEvery = 2;
 static int window = 16, conc = 32, slowOpt = 0, rcvbuf = 1 << 20;
 static double duration = 1.0, rate = 100.0, drainTimeout = 3.0, joinTimeout = 60.0;
@@ -238,7 +242,8 @@ static void loginLine(conn_t *c, const char *p, size_t len) {
     int room = c->slow ? 0 : c->idx % rooms;
     if (proto == CHAT) {
         if (c->state == LOGIN && startsWith(p, len, "??? ")) {
-            int n = snprintf(buf, sizeof buf, "u%d\n/join #r%d\n/part #lobby\n", c->idx, room);
+            int n = lobby ? snprintf(buf, sizeof buf, "u%d\n/join #lobby\n", c->idx)
+                          : snprintf(buf, sizeof buf, "u%d\n/join #r%d\n/part #lobby\n", c->idx, room);
             queue(c, buf, n);
             c->state = JOINING;
         } else if (c->state == JOINING && startsWith(p, len, "=== now talking in")) {
@@ -498,6 +503,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(k, "--members")) members = atoi(v);
         else if (!strcmp(k, "--senders")) senders = atoi(v);
         else if (!strcmp(k, "--rooms")) rooms = atoi(v);
+        else if (!strcmp(k, "--lobby")) lobby = atoi(v);
         else if (!strcmp(k, "--window")) window = atoi(v);
         else if (!strcmp(k, "--concurrency")) conc = atoi(v);
         else if (!strcmp(k, "--slow")) slowOpt = atoi(v);

@@ -478,6 +478,8 @@ class _AccountService(_StoreService):
         # Other daemons sharing the database ban and lift bans too.
         self._store.watch(self._core.moderation)
         self._core.restoreRooms(self._store.rooms())
+        # And keep rooms: the first to keep one owns it, on every daemon.
+        self._store.watchRooms(self._core)
         self._log.info("chatd keeps accounts in {path}; bans in force: {count}",
                        path=self._store.path, count=len(bans))
         for nick in self._operators:
@@ -589,7 +591,7 @@ def makeService(config, reactor=None):
 
         history = PostgresHistory(config["postgres"], reactor)
         accounts = PostgresAccounts(config["postgres"], reactor)
-    fanout = Fanout()
+    fanout = Fanout(reactor)
     if config["broker"] is not None:
         # Imported only here: one daemon alone needs no Redis client.
         from chatd.broker.fanout import BrokeredFanout

@@ -1,7 +1,8 @@
 """
 Test helpers for several daemons sharing rooms: an in-memory fake of the
-Redis commands chatd uses, a link that runs chatd's own operations and writer
-against it only when the test says so, and a cluster of in-memory servers
+Redis commands chatd uses, a link that runs chatd's own writer and reader
+(their commands and their reading of the replies) against it only when the
+test says so, and a cluster of in-memory servers
 (the real factory, core and brokered fan-out) on one fake Redis; and a
 throw-away redis-server for the end-to-end tests.
 """
@@ -16,7 +17,7 @@ from collections import deque
 from twisted.internet.defer import succeed
 
 from chatd.broker.fanout import BrokeredFanout
-from chatd.broker.link import Ops, Writer, decode
+from chatd.broker.link import RELEASE, Reader, Writer
 from chatd.core.chat import ChatCore
 from chatd.edge.gate import Gate
 from chatd.edge.limits import Limits
@@ -28,11 +29,22 @@ class RedisDown(ConnectionError):
     pass
 
 
+def _bytes(value):
+    if isinstance(value, bytes):
+        return value
+    return (value if isinstance(value, str) else str(value)).encode()
+
+
+def _flat(fields):
+    return [x for pair in fields.items() for x in pair]
+
+
 class FakeRedis:
     """
-    The commands L{chatd.broker.link.Ops} uses, in memory, with the meanings
-    Redis gives them.  C{restart()} forgets everything, as a Redis without
-    persistence does; C{down} makes every command fail.
+    The commands L{chatd.broker.link} sends, in memory, with the meanings and
+    the replies (as hiredis reads them) Redis gives them.  C{restart()}
+    forgets everything, as a Redis without persistence does; C{down} makes
+    every command fail.
     """
 
     def __init__(self, clock):
@@ -46,6 +58,17 @@ class FakeRedis:
         self.expires = {}
         self.streams = {}
 
+    def run(self, commands):
+        """
+        Run C{commands} (as L{chatd.broker.resp.RedisProtocol.pipeline}
+        takes them) and return their replies.
+        """
+        return [self.command(*[_bytes(arg) for arg in command]) for command in commands]
+
+    def command(self, name, *args):
+        self._check()
+        return getattr(self, "_" + name.decode().lower())(*args)
+
     def _check(self):
         if self.down:
             raise RedisDown("redis is down")
@@ -57,11 +80,13 @@ class FakeRedis:
             del self.expires[name]
         return name in self.values
 
+    # What the tests look at and change
+
     def set(self, name, value, nx=False, px=None):
         self._check()
         if nx and self._alive(name):
             return None
-        self.values[name] = value if isinstance(value, bytes) else str(value).encode()
+        self.values[name] = value
         if px is None:
             self.expires.pop(name, None)
         else:
@@ -77,65 +102,67 @@ class FakeRedis:
         self.expires.pop(name, None)
         return int(self.values.pop(name, None) is not None)
 
-    def pexpire(self, name, ms):
-        self._check()
-        if not self._alive(name):
-            return False
-        self.expires[name] = self.clock.seconds() + ms / 1000
-        return True
-
-    def xadd(self, name, fields, maxlen=None, approximate=True):
-        self._check()
-        self._ids += 1
-        entryId = f"{self._ids}-0".encode()
-        self.streams.setdefault(name, []).append((entryId, dict(fields)))
-        return entryId
-
-    def xrevrange(self, name, count=None):
-        self._check()
-        return list(reversed(self.streams.get(name, [])))[:count]
-
-    def xread(self, streams, count=None, block=None):
-        self._check()
-        found = []
-        for name, cursor in streams.items():
-            after = int(cursor.split(b"-")[0]) if isinstance(cursor, bytes) else int(
-                cursor.split("-")[0])
-            entries = [(i, f) for i, f in self.streams.get(name, [])
-                       if int(i.split(b"-")[0]) > after][:count]
-            if entries:
-                found.append([name, entries])
-        return found
-
-    def xdel(self, name, *ids):
-        self._check()
-        kept = [(i, f) for i, f in self.streams.get(name, []) if i not in ids]
-        self.streams[name] = kept
-
-    def pipeline(self, transaction=False):
-        return _Pipeline(self)
-
     def entries(self, name=b"chatd:events"):
         return list(self.streams.get(name, []))
 
+    # The commands
 
-class _Pipeline:
-    def __init__(self, redis):
-        self._redis = redis
-        self._calls = []
+    def _set(self, name, value, *options):
+        px = int(options[options.index(b"PX") + 1]) if b"PX" in options else None
+        return b"OK" if self.set(name, value, nx=b"NX" in options, px=px) else None
 
-    def __getattr__(self, name):
-        method = getattr(self._redis, name)
-        return lambda *a, **kw: self._calls.append((method, a, kw))
+    def _get(self, name):
+        return self.get(name)
 
-    def execute(self):
-        return [method(*a, **kw) for method, a, kw in self._calls]
+    def _pexpire(self, name, ms):
+        if not self._alive(name):
+            return 0
+        self.expires[name] = self.clock.seconds() + int(ms) / 1000
+        return 1
+
+    def _eval(self, script, keys, name, value):
+        # The one script chatd runs.
+        assert script == RELEASE and keys == b"1"
+        return self.delete(name) if self.get(name) == value else 0
+
+    def _xadd(self, name, *args):
+        # (MAXLEN ~ N: trimming is not modelled.)
+        at = args.index(b"*")
+        self._ids += 1
+        entryId = f"{self._ids}-0".encode()
+        fields = dict(zip(args[at + 1::2], args[at + 2::2]))
+        self.streams.setdefault(name, []).append((entryId, fields))
+        return entryId
+
+    def _xrevrange(self, name, end, start, countWord, count):
+        last = list(reversed(self.streams.get(name, [])))[:int(count)]
+        return [[i, _flat(f)] for i, f in last]
+
+    def _xread(self, *args):
+        count = int(args[args.index(b"COUNT") + 1])
+        names = args[args.index(b"STREAMS") + 1:]
+        half = len(names) // 2
+        found = []
+        for name, cursor in zip(names[:half], names[half:]):
+            after = int(cursor.split(b"-")[0])
+            entries = [[i, _flat(f)] for i, f in self.streams.get(name, [])
+                       if int(i.split(b"-")[0]) > after][:count]
+            if entries:
+                found.append([name, entries])
+        return found or None
+
+    def _xdel(self, name, *ids):
+        kept = [(i, f) for i, f in self.streams.get(name, []) if i not in ids]
+        deleted = len(self.streams.get(name, [])) - len(kept)
+        self.streams[name] = kept
+        return deleted
 
 
 class MemoryLink:
     """
-    A daemon's link to a L{FakeRedis}: chatd's own L{Ops} and L{Writer},
-    run when the test calls L{write} and L{read} instead of on threads.
+    A daemon's link to a L{FakeRedis}: chatd's own L{Writer} and L{Reader},
+    run when the test calls L{write} and L{read}, as L{RedisLink} runs them
+    when Redis answers.
     """
 
     def __init__(self, redis, node, lease):
@@ -145,12 +172,9 @@ class MemoryLink:
         self.target = None
         self.confirmed = 0
         self.queue = deque()
-        self.writer = Writer(self)
-        self.connected = False
+        self.writer = Writer(self, node, lease)
+        self.reader = Reader(node)
         self.readerUp = False
-        self.cursor = None
-        self.epoch = None
-        self.inboxCursor = b"0-0"
 
     # What BrokeredFanout calls
 
@@ -182,7 +206,7 @@ class MemoryLink:
         self.write()
         return succeed(None)
 
-    # What the tests call, as the threads would
+    # What the tests call, as Redis's answers would
 
     def write(self):
         """
@@ -191,23 +215,19 @@ class MemoryLink:
         @return: whether anything was written.
         """
         did = False
-        while self.queue:
+        while self.queue or self.writer.first:
+            batch = self.writer.take(self.queue)
+            commands, finish = self.writer.plan(batch)
             try:
-                if not self.connected:
-                    calls = self.writer.connect(Ops(self.redis, self.node, self.lease))
-                    self.connected = True
-                    self._call(calls)
-                self._call(self.writer.doMany([self.queue[0]]))
+                replies = self.redis.run(commands)
             except RedisDown:
-                self.connected = False
-                op = self.queue[0]
-                if op[0] in ("claim", "beat"):
-                    self.queue.popleft()
-                    if op[0] == "claim":
-                        self._call(self.writer.giveUp(op))
-                    continue
+                # As the link does, but at once: claims are given up,
+                # heartbeats dropped, the rest written once Redis is back.
+                kept, calls = self.writer.failed(batch, float("inf"))
+                self.queue.extendleft(reversed(kept))
+                self._call(calls)
                 return did
-            self.queue.popleft()
+            self._call(finish(replies))
             did = True
         return did
 
@@ -217,28 +237,21 @@ class MemoryLink:
 
         @return: whether anything was read.
         """
-        ops = Ops(self.redis, self.node, self.lease)
         connected = False
         try:
-            if self.cursor is None:
-                self.cursor = ops.tail()
             if not self.readerUp:
-                epoch = ops.epoch()
-                self.readerUp = True
-                self.target.linkUp()
-                if self.epoch is not None and epoch != self.epoch:
-                    self.target.linkReset()
-                self.epoch = epoch
-                connected = True
-            self.cursor, self.inboxCursor, found = ops.read(self.cursor, self.inboxCursor,
-                                                            None)
+                calls = self.reader.connected(self.target,
+                                              self.redis.run(self.reader.connecting()))
+                self.readerUp = connected = True
+                self._call(calls)
+            found = self.reader.got(self.redis.run(self.reader.read()))
         except RedisDown as e:
             if self.readerUp:
                 self.readerUp = False
                 self.target.linkDown(str(e))
             return False
         if found:
-            self.target.received(decode(found))
+            self.target.received(found)
         return bool(found) or connected
 
     def _call(self, calls):

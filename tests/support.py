@@ -42,9 +42,15 @@ class MemoryServer:
     """
 
     def __init__(self, history=None, accounts=None, operators=(), limits=Limits(),
-                 coalesceTurns=False, **factoryArgs):
+                 coalesceTurns=False, announceTogether=False, **factoryArgs):
+        """
+        @param announceTogether: whether arrivals are announced together, as
+            a daemon announces them (L{chatd.core.arrivals}), rather than
+            each as it happens.
+        """
         self.clock = Clock()
-        self.core = ChatCore(Fanout(), self.clock, history=history, accounts=accounts,
+        fanout = Fanout(self.clock) if announceTogether else Fanout()
+        self.core = ChatCore(fanout, self.clock, history=history, accounts=accounts,
                              operators=operators)
         self.gate = Gate(self.clock, limits, coalesceTurns=coalesceTurns)
         self.factory = ChatFactory(self.core, self.gate, **factoryArgs)
@@ -474,7 +480,10 @@ class MemoryAccounts:
         return list(self.stored.values())
 
     def addBan(self, ban):
-        self.stored[ban.key] = ban
+        # As the stores do: a kept room's bans are its owner's to store.
+        kept = self.kept.get(roomKey(ban.room)) if ban.room else None
+        if kept is None or kept[1] == nickKey(ban.by):
+            self.stored[ban.key] = ban
         return succeed(None)
 
     def removeBan(self, ban):
@@ -485,10 +494,13 @@ class MemoryAccounts:
         return list(self.kept.values())
 
     def keepRoom(self, name, owner, topic, firstId):
+        # As the stores do: the first to keep a room owns it.
         old = self.kept.get(roomKey(name))
-        self.kept[roomKey(name)] = (old or (name, owner, topic, firstId))[:2] + (
-            topic, (old or (0, 0, 0, firstId))[3])
-        return succeed(None)
+        if old is None:
+            old = self.kept[roomKey(name)] = (name, owner, topic, firstId)
+        elif old[1] == owner:
+            old = self.kept[roomKey(name)] = old[:2] + (topic, old[3])
+        return succeed(old)
 
     def close(self):
         return succeed(None)

@@ -124,15 +124,17 @@ def test_sharesTheHistoryDatabase(path, calls):
 def test_keptRoomsOutliveTheProcess(backend, calls):
     """
     A kept room is stored with its owner, topic and first history id; a new
-    topic replaces the old one and nothing else; the next store reads them
-    back.  An SQLite database file is created readable by its owner alone.
+    topic from its owner replaces the old one and nothing else; the next
+    store reads them back.  An SQLite database file is created readable by
+    its owner alone.
     """
     import os
     import stat
 
     store = openStore(backend, calls)
-    calls.wait(store.keepRoom("#Den", "owner", "", 41))
-    calls.wait(store.keepRoom("#den", "someone-else", "new topic", 99))
+    assert calls.wait(store.keepRoom("#Den", "owner", "", 41)) == ("#Den", "owner", "", 41)
+    assert calls.wait(store.keepRoom("#den", "owner", "new topic", 99)) == (
+        "#Den", "owner", "new topic", 41)
     calls.wait(store.keepRoom("#attic", "owner", "dusty", None))
     calls.wait(store.close())
     if backend.name == "sqlite":
@@ -140,6 +142,43 @@ def test_keptRoomsOutliveTheProcess(backend, calls):
     store = openStore(backend, calls)
     assert sorted(store.rooms()) == [("#Den", "owner", "new topic", 41),
                                      ("#attic", "owner", "dusty", None)]
+
+
+def test_keptRoomIsItsFirstKeepersAlone(backend, calls):
+    """
+    Keeping a room stored with another owner (kept first through another
+    daemon sharing the database) changes nothing, neither its owner nor its
+    topic, and answers with the room as stored: the loser learns who owns
+    it.
+    """
+    store = openStore(backend, calls)
+    calls.wait(store.keepRoom("#olga2", "olga", "olga's", 41))
+    assert calls.wait(store.keepRoom("#OLGA2", "mallory", "mine now", 99)) == (
+        "#olga2", "olga", "olga's", 41)
+    calls.wait(store.close())
+    assert backend.query("SELECT name, owner_key, topic, first_id FROM rooms") == [
+        ("#olga2", "olga", "olga's", 41)]
+
+
+def test_roomBansStoredOnlyByTheStoredOwner(backend, calls):
+    """
+    A ban on a kept room is stored only when its owner set it: a daemon
+    that thought someone else owned the room for a moment (they created it
+    before it heard the room was kept elsewhere) stores nothing of theirs.
+    Bans on the server and on rooms nobody keeps are stored as before.
+    """
+    store = openStore(backend, calls)
+    calls.wait(store.keepRoom("#olga2", "olga", "", 41))
+    calls.wait(store.addBan(Ban(NICK, "olga", "#OLGA2", None, "", "mallory", 1.0)))
+    calls.wait(store.addBan(Ban(NICK, "bob", "#olga2", None, "", "mallory", 2.0)))
+    byOwner = Ban(NICK, "bob", "#olga2", 500.0, "", "Olga", 3.0)
+    elsewhere = Ban(NICK, "olga", "#free", None, "", "mallory", 4.0)
+    server = Ban(ADDRESS, "10.0.0.0/8", "", None, "", "op", 5.0)
+    for ban in (byOwner, elsewhere, server):
+        calls.wait(store.addBan(ban))
+    calls.wait(store.addBan(Ban(NICK, "bob", "#olga2", None, "", "mallory", 6.0)))
+    calls.wait(store.close())
+    assert openStore(backend, calls).bans() == [byOwner, elsewhere, server]
 
 
 class StalledHasher:

@@ -54,7 +54,8 @@ def test_benchmarkSmokeRun(tmp_path):
     assert servers >= ({"chatd", "ceiling"} | ({"ngircd"} if haveNgircd else set())
                        | ({"inspircd"} if haveInspircd else set()))
     for run in results["runs"]:
-        if run["scenario"] == "idle-10000":
+        if results["scenarios"][run["scenario"]]["args"]["mode"] == "idle":
+            # Logged in and joined, then nothing sent (idle-10000, lobby-5000).
             assert run["joined"] == 20 and run["failed"] == 0, run
             continue
         assert run["sent"] > 0, run
@@ -89,3 +90,29 @@ def test_webFanoutBenchRuns():
             assert line > 5 * sizes["line"] and web > 5 * sizes["web"]
         else:
             assert set(got) == {5 * sizes[kind]} and sizes[kind] > 60
+
+
+def test_brokerBenchRuns(tmp_path):
+    """
+    One round of bench/broker_bench.py at a toy size, with a revision beside
+    this checkout (--compare): every setup of both scenarios ran, lost
+    nothing and kept order, and each run has the CPU per delivery of every
+    process and of the load generator.
+    """
+    for program in ("gcc", "redis-server"):
+        if not _have(program):
+            if REQUIRE:
+                pytest.fail(f"{program} is missing (the broker benchmark needs it)")
+            pytest.skip(f"{program} is missing")
+    out = tmp_path / "broker.json"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "broker_bench.py"), "--rounds", "1",
+                    "--members", "20", "--compare", "HEAD", "--out", str(out)],
+                   check=True, timeout=300, capture_output=True)
+    runs = json.loads(out.read_text())
+    assert sorted((r["scenario"], r["setup"]) for r in runs) == sorted(
+        (scenario, setup) for scenario in ("fanout", "rate")
+        for setup in ("one daemon", "two daemons + Redis", "two daemons + Redis @HEAD"))
+    for run in runs:
+        assert run["delivered"] == run["expected"] > 0, run
+        assert run["lost"] == 0 and run["misordered"] == 0, run
+        assert len(run["cpu_us_per_delivery"]) == len(run["cpu_s"]) + 1, run

@@ -657,3 +657,26 @@ def test_linesSaidElsewhereMoveTheHistoryClock():
     assert len(said) == 3
     assert a.core.history.seen == said
     assert b.core.history.seen == []
+
+
+def test_creatorCannotLiftAnOperatorsMuteFromAnotherDaemon():
+    """
+    A mute keeps the rank of whoever set it on every daemon: a room's
+    creator on another daemon than the operator who muted someone there
+    cannot lift it; the operator can.
+    """
+    cluster, a, b, op = operatorCluster()
+    alice, bob = login(cluster, b, "alice"), login(cluster, b, "bob")
+    for person in (alice, bob, op):
+        person.send("/join #free")
+        cluster.settle()
+    op.send("/mute bob")
+    cluster.settle()
+    alice.lines(), op.lines()
+    alice.send("/unmute bob")
+    cluster.settle()
+    assert alice.lines() == [
+        "!!! bob was muted in #free by an operator or its owner: only they may change that"]
+    op.send("/unmute bob")
+    cluster.settle()
+    assert alice.lines() == ["-- #free op unmuted bob"]

@@ -195,7 +195,7 @@ def test_stoppedDaemonUsersQuitAtOnce(redis):
 
 def test_oneDaemonAloneNeedsNoRedis():
     """
-    Without --broker, building the service imports neither the Redis client
+    Without --broker, building the service imports neither the Redis reply parser
     nor the broker.
     """
     import subprocess
@@ -203,7 +203,7 @@ def test_oneDaemonAloneNeedsNoRedis():
 
     code = ("import sys; from chatd.tap import Options, makeService; o = Options(); "
             "o.parseOptions(['--db', 'none']); makeService(o); "
-            "print('redis' in sys.modules, 'chatd.broker.fanout' in sys.modules)")
+            "print('hiredis' in sys.modules, 'chatd.broker.fanout' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert out.stdout.split() == ["False", "False"], out.stderr

@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from chatd.edge.limits import Limits
 from chatd.irc.protocol import IrcFactory
 from ircsupport import IrcMemoryServer
 from support import MemoryAccounts, MemoryHistory
@@ -548,8 +549,8 @@ def test_saslPlain():
 def test_ownerModeration():
     """
     An identified owner shows as @, kicks (every member sees KICK once,
-    the kicked one included), bans (+b) and mutes (+q); the muted member
-    gets 404.
+    the kicked one included), bans (+b: whom it covers is kicked, seen by
+    everyone) and mutes (+q); the muted member gets 404.
     """
     server = IrcMemoryServer(accounts=MemoryAccounts())
     alice = _identified(server, "alice")
@@ -572,11 +573,18 @@ def test_ownerModeration():
     assert bob.lines() == [kick]
     assert carol.lines() == ["-- #mine bob was kicked by alice (bye)"]
     alice.send("MODE #mine +b carol")
-    assert alice.lines() == [":alice!~alice@chatd MODE #mine +b carol!*@*"]
-    assert carol.lines() == ["-- #mine alice banned carol", "=== left #mine"]
+    assert alice.lines() == [":alice!~alice@chatd MODE #mine +b carol!*@*",
+                             ":alice!~alice@chatd KICK #mine carol banned"]
+    assert carol.lines() == ["-- #mine alice banned carol",
+                             "-- #mine carol was kicked by alice (banned)", "=== left #mine"]
     alice.send("MODE #mine b")
     assert alice.lines() == [f"{S} 367 alice #mine carol!*@* alice 0",
                              f"{S} 368 alice #mine :End of channel ban list"]
+    bob.send("JOIN #mine")
+    bob.lines(), alice.lines()
+    alice.send("MODE #mine +b bob")
+    assert bob.lines() == [":alice!~alice@chatd MODE #mine +b bob!*@*",
+                           ":alice!~alice@chatd KICK #mine bob banned"]
 
 
 def test_keepalive(server):
@@ -1102,3 +1110,131 @@ def test_time(server):
     alice.send("TIME")
     assert alice.lines() == [
         f"{S} 391 alice irc.chatd 1700000000 :Tuesday November 14 2023 -- 22:13:20 UTC"]
+
+
+SLOWED = (f"{S} NOTICE %s :You are sending faster than the server handles; "
+          "your lines wait their turn")
+
+
+def test_messageTargetsAreDistinctAndAtMostTargmax():
+    """
+    PRIVMSG to a list of targets reaches each once, however often (and in
+    whatever case) it is named, and at most TARGMAX's four: the rest are
+    refused with one 407 naming the first left out.  A room named over and
+    over is said to, and stored, once.  A NOTICE is refused nothing aloud.
+    """
+    history = MemoryHistory()
+    server = IrcMemoryServer(history=history, limits=Limits(floodBurst=1000))
+    alice = server.connectIrc("alice")
+    others = {nick: server.connectIrc(nick) for nick in ("v", "w", "x", "y", "z")}
+    alice.send("JOIN #r")
+    alice.lines()
+    alice.send("PRIVMSG " + ",".join(["v", "V"] * 60) + " :just once")
+    assert others["v"].lines() == [":alice!~alice@chatd PRIVMSG v :just once"]
+    assert alice.lines() == []
+    alice.send("PRIVMSG " + ",".join(["#r", "#R"] * 75) + " :once here")
+    history.answer()
+    assert [event.text for event in history.lines] == ["once here"]
+    alice.send("PRIVMSG v,w,v,x,y,z :to four")
+    assert alice.lines() == [f"{S} 407 alice z :Too many recipients. Only 4 processed"]
+    for nick in "vwxy":
+        assert others[nick].lines() == [f":alice!~alice@chatd PRIVMSG {nick} :to four"]
+    assert others["z"].lines() == []
+    alice.send("NOTICE z,y,x,w,v :quiet one")
+    assert alice.lines() == []
+    assert others["v"].lines() == []
+    for nick in "zyxw":
+        assert others[nick].lines() == [f":alice!~alice@chatd NOTICE {nick} :quiet one"]
+
+
+def test_eachMessageTargetCostsALine():
+    """
+    A line naming four targets costs four lines against flood pacing: a
+    burst of eight takes two such lines, and the third waits.
+    """
+    server = IrcMemoryServer(limits=Limits(floodRate=1, floodBurst=8))
+    alice = server.connectIrc("alice")
+    others = [server.connectIrc(nick) for nick in ("v", "w", "x", "y")]
+    server.clock.advance(10)
+    alice.sendBytes(b"PRIVMSG v,w,x,y :one\r\nPRIVMSG v,w,x,y :two\r\n"
+                    b"PRIVMSG v,w,x,y :three\r\n")
+    assert alice.lines() == [SLOWED % "alice"]
+    assert alice.transport.producerState == "paused"
+    for client in others:
+        assert [line.split()[-1] for line in client.lines()] == ["one", "two"]
+    server.clock.advance(4)
+    for client in others:
+        assert [line.split()[-1] for line in client.lines()] == ["three"]
+
+
+def test_eachRoomJoinedOrPartedCostsALine():
+    """
+    JOIN and PART of several channels cost a line per channel (each named
+    once), as a JOIN or PART of each would; ISUPPORT says so (no TARGMAX
+    for them) and how many channels one may be in (CHANLIMIT).
+    """
+    server = IrcMemoryServer(limits=Limits(floodRate=1, floodBurst=6))
+    alice = server.connectIrc()
+    alice.send("NICK alice")
+    alice.send("USER a 0 * :A")
+    tokens = " ".join(line for line in alice.lines() if " 005 " in line).split()
+    assert "CHANLIMIT=#:20" in tokens
+    assert "TARGMAX=JOIN:,PART:,NAMES:,LIST:,KICK:4,PRIVMSG:4,NOTICE:4,WHOIS:1" in tokens
+    server.clock.advance(10)
+    alice.send("JOIN #a,#b,#A,#c")
+    assert alice.transport.producerState == "producing"
+    alice.send("PART #a,#b,#c")
+    assert alice.transport.producerState == "paused"
+    assert [line.split()[1] for line in alice.lines() if " NOTICE " not in line] == [
+        "JOIN", "353", "366", "JOIN", "353", "366", "JOIN", "353", "366",
+        "PART", "PART", "PART"]
+
+
+def test_kickTargetsAtMostTargmax():
+    """
+    KICK names at most TARGMAX's four: the rest are refused with 407.
+    """
+    server = IrcMemoryServer(limits=Limits(floodBurst=1000))
+    alice = server.connectIrc("alice")
+    others = [server.connectIrc(nick) for nick in ("v", "w", "x", "y", "z")]
+    for client in [alice] + others:
+        client.send("JOIN #r")
+    alice.lines()
+    alice.send("KICK #r v,w,x,y,z :out")
+    lines = alice.lines()
+    assert lines[0] == f"{S} 407 alice z :Too many targets. Only 4 processed"
+    assert [line.split()[3] for line in lines[1:]] == ["v", "w", "x", "y"]
+    assert "z" in server.core.rooms["#r"].members
+
+
+def test_serverNoticesNameTheUser():
+    """
+    The notices the connection's machinery sends (history given up on, a
+    flood) are addressed to the user's nickname once they have one.
+    """
+    from chatd.edge.connection import Connection
+
+    history = MemoryHistory()
+    server = IrcMemoryServer(history=history)
+    alice = server.connectIrc("alice")
+    alice.send("JOIN #lobby")
+    server.clock.advance(Connection.HISTORY_WAIT)
+    assert alice.lines()[-1] == f"{S} NOTICE alice :History took too long and was skipped"
+
+
+def test_eachModeChangeCostsALine():
+    """
+    A MODE line of several changes costs a line per change against flood
+    pacing, as a MODE line for each would.
+    """
+    server = IrcMemoryServer(limits=Limits(floodRate=1, floodBurst=3))
+    alice = server.connectIrc("alice")
+    others = [server.connectIrc(nick) for nick in ("v", "w", "x")]
+    for client in [alice] + others:
+        client.send("JOIN #r")
+    server.clock.advance(10)
+    alice.lines()
+    alice.send("MODE #r +qqq v w x")
+    assert alice.transport.producerState == "paused"
+    assert alice.lines() == [f":alice!~alice@chatd MODE #r +q {nick}!*@*" for nick in "vwx"] + [
+        SLOWED % "alice"]

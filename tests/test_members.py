@@ -5,32 +5,7 @@ the fan-out that walks them a group at a time.
 
 from chatd.core.chat import Room
 from chatd.core.fanout import Fanout
-
-
-class Wire:
-    def __init__(self, prefix, own=None):
-        self.prefix, self.own = prefix, own
-        self.encoded = 0
-
-    def encode(self, event):
-        self.encoded += 1
-        return self.prefix + event + b"\r\n"
-
-    def encodeOwn(self, event):
-        return self.own
-
-
-class Box:
-    def __init__(self):
-        self.got = []
-
-    def send(self, data):
-        self.got.append(data)
-
-
-class Member:
-    def __init__(self, wire):
-        self.wire, self.outbox = wire, Box()
+from fanoutfakes import Member, Wire
 
 
 def test_groupedAsTheyJoinAndLeave():

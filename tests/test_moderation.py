@@ -213,6 +213,7 @@ def test_creatorsBansEndWithTheRoom(trust):
     clear(alice, bob)
     alice.ban("#free", "bob", None, "")
     assert bob.outbox.take() == [events.Banned("#free", "bob", "alice", None, "", False),
+                                 events.Kicked("#free", "bob", "alice", "banned"),
                                  events.PutOut("#free")]
     assert "bob" not in trust.members("#free") and bob.connected
     with pytest.raises(R.Banned):
@@ -398,18 +399,23 @@ def test_banCoveringYourOwnAddressRefused(trust):
 
 def test_roomBanByOwner(trust):
     """
-    A room owner's ban puts the user out of that room only and keeps them
-    from joining it again; they stay connected and in their other rooms.
+    A room owner's ban puts the user out of that room only, kicked with
+    the ban's reason for everyone there to see, and keeps them from
+    joining it again; they stay connected and in their other rooms.
     """
     owner = trust.arrive("owner", password="owner-password")
-    bob = trust.arrive("bob")
+    bob, carol = trust.arrive("bob"), trust.arrive("carol")
     owner.join("#den")
     bob.join("#den")
-    clear(owner, bob)
+    carol.join("#den")
+    clear(owner, bob, carol)
     owner.ban("#den", "bob", None, "rude")
     banned = events.Banned("#den", "bob", "owner", None, "rude", False)
-    assert owner.outbox.take() == [banned]
-    assert bob.outbox.take() == [banned, events.PutOut("#den")]
+    kicked = events.Kicked("#den", "bob", "owner", "rude")
+    assert owner.outbox.take() == [banned, kicked]
+    assert carol.outbox.take() == [banned, kicked]
+    assert bob.outbox.take() == [banned, kicked, events.PutOut("#den")]
+    assert trust.members("#den") == ["owner", "carol"]
     assert [room.name for room in bob.rooms] == ["#lobby"] and not bob.outbox.hungUp
     with pytest.raises(R.Banned) as e:
         bob.join("#den")
@@ -825,3 +831,150 @@ def test_mappedRangesAndSingleAddressRangesAreWhatTheyMean(trust):
     op.ban("#lobby", "203.0.113.7/32")
     op.unban("#lobby", "203.0.113.7")
     trust.arrive("returning", host="203.0.113.7")
+
+
+def test_creatorLiftsOnlyACreatorsMute(trust):
+    """
+    A room's creator lifts or changes only the mutes a creator set: an
+    operator's mute, of the user or of the account they proved (once they
+    come back on a new connection too), is not theirs to lift nor to
+    shorten, and nobody is told anything; the operator lifts it.
+    """
+    trust.accounts.passwords["bob"] = "bob-password"
+    alice, carol = trust.arrive("alice"), trust.arrive("carol")
+    bob = trust.arrive("bob", password="bob-password")
+    op = trust.arrive("op", password="op-password")
+    for person in (alice, bob, carol, op):
+        person.join("#free")
+    op.mute("#free", "bob")
+    alice.mute("#free", "carol")
+    clear(alice, bob, carol, op)
+    with pytest.raises(R.MutedByHigher) as e:
+        alice.unmute("#free", "bob")
+    assert e.value == R.MutedByHigher("bob", "#free")
+    with pytest.raises(R.MutedByHigher):
+        alice.mute("#free", "bob", 1)
+    bob.quit("back soon")
+    bob = trust.arrive("bob", password="bob-password")
+    bob.join("#free")
+    clear(alice, bob, carol, op)
+    with pytest.raises(R.MutedByHigher):
+        alice.unmute("#free", "bob")
+    with pytest.raises(R.Muted):
+        bob.say("#free", "still muted?")
+    assert [p.outbox.take() for p in (alice, bob, carol, op)] == [[], [], [], []]
+    alice.unmute("#free", "carol")
+    unmuted = events.Unmuted("#free", "carol", "alice")
+    assert [p.outbox.take() for p in (alice, bob, carol, op)] == [[unmuted]] * 4
+    op.unmute("#free", "bob")
+    assert bob.outbox.take() == [events.Unmuted("#free", "bob", "op")]
+    alice.mute("#free", "bob")
+    alice.unmute("#free", "bob")
+    assert bob.outbox.take() == [events.Muted("#free", "bob", "alice", None),
+                                 events.Unmuted("#free", "bob", "alice")]
+
+
+def test_ownerCannotLiftAnOperatorsMute(trust):
+    """
+    Ranks hold for owners too: an operator's mute in an owned room is the
+    operator's to lift; the owner's own mute is the owner's.
+    """
+    owner = trust.arrive("owner", password="owner-password")
+    op = trust.arrive("op", password="op-password")
+    bob, carol = trust.arrive("bob"), trust.arrive("carol")
+    for person in (owner, op, bob, carol):
+        person.join("#den")
+    op.mute("#den", "bob")
+    owner.mute("#den", "carol")
+    with pytest.raises(R.MutedByHigher):
+        owner.unmute("#den", "bob")
+    owner.unmute("#den", "carol")
+    op.unmute("#den", "bob")
+    with pytest.raises(R.NotMuted):
+        owner.unmute("#den", "bob")
+
+
+def test_anAddressIsBannedUnderOneSpelling(trust):
+    """
+    An address or range is banned, announced and listed in its one
+    spelling: /32 of an address is that address, so banning both spellings
+    makes one ban, replaced (its duration and reason) by the second.
+    """
+    op = trust.arrive("op", password="op-password")
+    bob = trust.arrive("bob")
+    clear(op, bob)
+    op.ban("#lobby", "203.0.113.7", None, "")
+    op.ban("#lobby", "203.0.113.7/32", 60, "again")
+    op.ban("#lobby", "2001:DB8:0::1/128")
+    op.ban("#lobby", "198.51.100.77/24")
+    assert bob.outbox.take() == [
+        events.Banned("#lobby", "203.0.113.7", "op", None, "", True),
+        events.Banned("#lobby", "203.0.113.7", "op", 60, "again", True),
+        events.Banned("#lobby", "2001:db8::1", "op", None, "", True),
+        events.Banned("#lobby", "198.51.100.0/24", "op", None, "", True)]
+    assert [(ban.target, ban.reason) for ban in op.bans("#lobby")] == [
+        ("203.0.113.7", "again"), ("2001:db8::1", ""), ("198.51.100.0/24", "")]
+
+
+def test_creatorLiftsOnlyACreatorsRoomBanAndMute(trust):
+    """
+    Where a room has both a creator and an owner (an owner learnt of while
+    the room is live), the creator may neither lift nor replace the owner's
+    ban, nor lift the owner's mute; the owner lifts the creator's.
+    """
+    maud = trust.arrive("maud")
+    maud.join("#den")
+    trust.core.rooms["#den"].owner = "owner"
+    owner = trust.arrive("owner", password="owner-password")
+    bob = trust.arrive("bob")
+    for person in (owner, bob):
+        person.join("#den")
+    owner.ban("#den", "troll", None, "for good")
+    clear(maud, owner, bob)
+    with pytest.raises(R.BannedByHigher) as e:
+        maud.unban("#den", "Troll")
+    assert e.value == R.BannedByHigher("Troll", "#den")
+    with pytest.raises(R.BannedByHigher):
+        maud.ban("#den", "troll", 1)
+    assert [(ban.target, ban.by, ban.until) for ban in owner.bans("#den")] == [
+        ("troll", "owner", None)]
+    owner.mute("#den", "bob")
+    with pytest.raises(R.MutedByHigher):
+        maud.unmute("#den", "bob")
+    maud.ban("#den", "spammer")
+    owner.unban("#den", "spammer")
+    owner.unmute("#den", "bob")
+    maud.mute("#den", "bob")
+    owner.unmute("#den", "bob")
+    unbanned = events.Unbanned("#den", "spammer", "owner")
+    assert bob.outbox.take() == [
+        events.Muted("#den", "bob", "owner", None),
+        events.Banned("#den", "spammer", "maud", None, "", False), unbanned,
+        events.Unmuted("#den", "bob", "owner"), events.Muted("#den", "bob", "maud", None),
+        events.Unmuted("#den", "bob", "owner")]
+
+
+def test_creatorCannotLiftAnOperatorsMuteOfANickname(trust):
+    """
+    An operator's mute of a user who proved no nickname holds the nickname
+    (they come back under it on a new connection): the room's creator may
+    not lift it, with the user there or gone; the operator may.
+    """
+    alice, dave = trust.arrive("alice"), trust.arrive("dave")
+    op = trust.arrive("op", password="op-password")
+    for person in (alice, dave, op):
+        person.join("#free")
+    op.mute("#free", "dave")
+    dave.quit("brb")
+    with pytest.raises(R.MutedByHigher):
+        alice.unmute("#free", "dave")
+    dave = trust.arrive("dave", host="198.51.100.3")
+    dave.join("#free")
+    with pytest.raises(R.MutedByHigher):
+        alice.unmute("#free", "dave")
+    with pytest.raises(R.Muted):
+        dave.say("#free", "still muted?")
+    op.unmute("#free", "dave")
+    clear(op)
+    dave.say("#free", "free")
+    assert op.outbox.take() == [events.Said("#free", "dave", "free", 1000.0)]

@@ -368,32 +368,12 @@ def test_fanoutCountsPerEventAcrossWireFormats():
     confirmation counts as bytes, not as a delivery.
     """
     from chatd.core.fanout import Fanout
-
-    class Wire:
-        def __init__(self, prefix, own=None):
-            self.prefix, self.own = prefix, own
-
-        def encode(self, event):
-            return self.prefix + b"x\r\n"
-
-        def encodeOwn(self, event):
-            return self.own
-
-    class Box:
-        def __init__(self):
-            self.got = []
-
-        def send(self, data):
-            self.got.append(data)
-
-    class Member:
-        def __init__(self, wire):
-            self.wire, self.outbox = wire, Box()
+    from fanoutfakes import Member, Wire
 
     short, long = Wire(b"a "), Wire(b"longer ", own=b"ok\r\n")
     members = [Member(short), Member(long), Member(short), Member(long)]
     fanout = Fanout()
-    fanout.toUsers(members, object(), actor=members[1])
+    fanout.toUsers(members, b"x", actor=members[1])
     assert fanout.deliveries == 3
     sent = sum(len(d) for m in members for d in m.outbox.got)
     assert fanout.sentBytes == sent == 5 + 4 + 5 + 10

@@ -179,3 +179,78 @@ def test_oneDaemonOnSQLiteNeedsNoPostgresClient(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert out.stdout.split() == ["False", "False"], out.stderr
+
+
+def identify(daemon, nick, password):
+    """
+    A client of C{daemon} that took the registered C{nick} with its password.
+    """
+    client = daemon.client()
+    client.readUntil(lambda l: l.startswith("??? "))
+    client.send(nick)
+    client.readLine()
+    client.send(password)
+    assert client.readUntil(lambda l: l.startswith("=== #lobby members"))[:2] == [
+        f"=== you are identified as {nick}", f"=== you are now {nick}"]
+    return client
+
+
+def storedRows(pgurl, sql):
+    with psycopg.connect(pgurl) as connection:
+        return [tuple(row) for row in connection.execute(sql)]
+
+
+def test_keptRoomIsItsOwnersOnEveryDaemon(pgurl):
+    """
+    Daemons A and B share one PostgreSQL, no broker.  On A, olga keeps
+    #olga2 (she registers, joins it, sets its topic, talks and leaves).  B,
+    running all along, learns of it: on B, mallory, registered and
+    identified, who joins #olga2 finds olga's topic and may not ban olga
+    from it; nothing is stored of her attempt, and olga, back on A, joins
+    her room and still owns it.
+    """
+    from test_ops_daemon import metricsPort, scrape, value
+
+    a = Daemon("--db", pgurl, "--flood-burst", "1000").start()
+    b = Daemon("--db", pgurl, "--flood-burst", "1000",
+               "--metrics", "tcp:0:interface=127.0.0.1").start()
+    try:
+        register(a.port, "olga", "olga-password")
+        register(b.port, "mallory", "mallory-password")
+        port = metricsPort(b)
+        before = value(scrape(port), "chatd_rooms_kept")
+        olga = identify(a, "olga", "olga-password")
+        for line in ("/join #olga2", "/topic olga's plans", "olga's words", "/part"):
+            olga.send(line)
+        olga.sync()
+        waitFor(lambda: storedRows(pgurl, "SELECT name, owner_key, topic FROM rooms") == [
+            ("#olga2", "olga", "olga's plans")], timeout=10)
+        # B, running already, hears of it from the database.
+        waitFor(lambda: value(scrape(port), "chatd_rooms_kept") == before + 1, timeout=10)
+
+        mallory = identify(b, "mallory", "mallory-password")
+        mallory.send("/join #olga2")
+        joined = mallory.readUntil(lambda l: l.startswith("=== #olga2 members"))
+        assert joined[:2] == ["=== joined #olga2", "=== #olga2 topic: olga's plans"]
+        # The kept room's history, hers to read as anyone's who joins it.
+        assert [l[23:] for l in mallory.sync()] == [
+            "-- #olga2 olga set the topic: olga's plans", "#olga2 <olga> olga's words"]
+        mallory.send("/ban olga")
+        assert mallory.readLine() == "!!! you are not an operator nor the owner of #olga2"
+        mallory.send("/part")
+        mallory.sync()
+        assert storedRows(pgurl, "SELECT target FROM bans") == []
+        assert storedRows(pgurl, "SELECT name, owner_key, topic FROM rooms") == [
+            ("#olga2", "olga", "olga's plans")]
+
+        olga.send("/join #olga2")
+        joined = olga.readUntil(lambda l: l.startswith("=== #olga2 members"))
+        assert joined[:2] == ["=== joined #olga2", "=== #olga2 topic: olga's plans"]
+        olga.sync()
+        olga.send("/ban mallory")
+        assert olga.readLine() == "-- #olga2 olga banned mallory"
+        waitFor(lambda: storedRows(pgurl, "SELECT target, room FROM bans") == [
+            ("mallory", "#olga2")], timeout=10)
+    finally:
+        a.stop()
+        b.stop()

@@ -337,3 +337,37 @@ def test_closingWhileTheDatabaseIsAwayGivesUpAfterItsPatience(
         globalLogPublisher.removeObserver(logged.append)
         postgresServer.start()
     assert "3 history lines could not be stored" in [formatEvent(e) for e in logged]
+
+
+class RoomWatcher:
+    def __init__(self):
+        self.kept = []
+
+    def storedRoomKept(self, name, owner, topic, firstId):
+        self.kept.append((name, owner, topic, firstId))
+
+
+def test_roomsKeptByOneDaemonReachTheOthers(pgurl, calls):
+    """
+    A room kept through one daemon's store, and its new topic, are told to
+    the others' room watchers; another owner keeping it after that changes
+    nothing, and learns whose it is.  A store opened later is told of every
+    kept room when it connects.
+    """
+    a, b = openAccounts(pgurl, calls), openAccounts(pgurl, calls)
+    watcher = RoomWatcher()
+    b.watchRooms(watcher)
+    calls.wait(a.keepRoom("#olga2", "olga", "", 41))
+    calls.until(lambda: watcher.kept[-1:] == [("#olga2", "olga", "", 41)])
+    # (Twice, should b's listener have read every room as it connected.)
+    assert set(watcher.kept) == {("#olga2", "olga", "", 41)}
+    calls.wait(a.keepRoom("#olga2", "olga", "plans", 41))
+    calls.until(lambda: watcher.kept[-1:] == [("#olga2", "olga", "plans", 41)])
+    assert calls.wait(b.keepRoom("#OLGA2", "mallory", "mine", 99)) == (
+        "#olga2", "olga", "plans", 41)
+    c = openAccounts(pgurl, calls)
+    late = RoomWatcher()
+    c.watchRooms(late)
+    calls.until(lambda: late.kept == [("#olga2", "olga", "plans", 41)])
+    for store in (a, b, c):
+        calls.wait(store.close())

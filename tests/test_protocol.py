@@ -450,7 +450,7 @@ def test_extraWordsRefused(server):
     alice.send("/join #bad room")
     assert alice.lines() == ["!!! usage: /join #ROOM"]
     alice.send("/who #lobby extra")
-    assert alice.lines() == ["!!! usage: /who [#ROOM]"]
+    assert alice.lines() == ["!!! usage: /who [#ROOM] [PAGE]"]
     alice.send("/who nosuch")
     assert alice.lines() == ["!!! no such room: #nosuch"]
 

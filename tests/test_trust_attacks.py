@@ -274,7 +274,7 @@ def test_ownedRoomKeptAcrossARestart(tmp_path, db):
         visitor.send("/ban owner")
         visitor.send("/join #free")
         lines = visitor.sync()
-        assert "!!! you are not an operator nor the owner of #den" in lines
+        assert "!!! you do not moderate #den: operators, its owner and its creator do" in lines
         assert not any("first #free" in l for l in lines)
         visitor.send("/join #den")
         visitor.send("/history")

@@ -193,7 +193,8 @@ def test_operatorKicksAndBansAcrossARestart(tmp_path, db):
         boss = daemon.client()
         login(boss, "boss_")
         boss.send("/unban troll")
-        assert boss.readLine() == "!!! you are not an operator nor the owner of #lobby"
+        assert boss.readLine() == ("!!! you do not moderate #lobby: operators, its owner "
+                                   "and its creator do")
         boss.send("/nick boss b0ss-password")
         assert boss.readUntil(lambda l: l.startswith("=== you are now")) == [
             "=== you are identified as boss", "=== you are now boss"]

@@ -12,5 +12,7 @@ The broker sits behind the fan-out; the core does not know it is there.
   so that every member sees one order), mirrors the other daemons' users and
   rooms into the local core, and claims nicknames in Redis.
 - L{chatd.broker.link}: the Redis operations, and L{RedisLink}, which runs them
-  with redis-py on two threads of its own so that the reactor never waits.
+  on two connections of the reactor's own, so that the reactor never waits.
+- L{chatd.broker.resp}: one connection to Redis on the reactor, pipelined,
+  its replies read by hiredis's C parser.
 """

@@ -521,7 +521,7 @@ class BrokeredFanout(Fanout):
         elif data:
             user.outbox.send(data)
 
-    # From the link (reactor thread)
+    # From the link
 
     def linkUp(self):
         first = self.up is None
@@ -789,8 +789,11 @@ class BrokeredFanout(Fanout):
                         table.pop(key, None)
                 if isinstance(event, events.Muted):
                     muteNick(room, event.nick, until, target)
+                    core.moderation.rankMute(room, event.nick, target,
+                                             core.users.get(nickKey(event.by)))
                 else:
                     unmuteNick(room, event.nick, target)
+                    core.moderation.unrankMute(room, event.nick, target)
         if not own and actorNick:
             user = core.users.get(nickKey(actorNick))
             if isinstance(user, RemoteUser) and hasattr(event, "time"):
@@ -827,8 +830,12 @@ class BrokeredFanout(Fanout):
         rkey = roomKey(name)
         room = self.core.rooms.get(rkey)
         if room is None:
-            room = self.core.rooms[rkey] = Room(name)
+            # A room kept here keeps its owner, topic and bans: another
+            # daemon's word never makes it someone else's.
+            room = self.core.kept.pop(rkey, None) or Room(name)
+            self.core.rooms[rkey] = room
         room.members[nickKey(nick)] = user
+        room.names = None
         user.rooms[rkey] = room
 
     def _mirrorGone(self, nick, node):
@@ -859,10 +866,13 @@ class BrokeredFanout(Fanout):
             for room in user.rooms.values():
                 del room.members[oldKey]
                 room.members[newKey] = user
+                room.names = None
             keys = self._byNode.setdefault(node, set())
             keys.discard(oldKey)
             keys.add(newKey)
         user.nick = new
+        for room in user.rooms.values():
+            room.names = None
 
     def _publishSnapshot(self):
         users = []

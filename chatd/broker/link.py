@@ -1,6 +1,6 @@
 """
 The Redis operations a daemon of a cluster uses, and L{RedisLink}, which runs
-them off the reactor thread.
+them on the reactor.
 
 Keys (all under C{chatd:}):
 
@@ -19,154 +19,315 @@ Keys (all under C{chatd:}):
   data has none or another, which tells a daemon that what it had published
   but not yet read back may be lost.
 
-redis-py (not txredisapi) on two threads: the client is maintained, speaks
-streams natively, and a blocking C{XREAD} on a thread of its own is the
-simplest correct reader; a second thread runs every write in order, so
-entries reach the stream in the order the core emitted them.
+L{Writer} and L{Reader} turn what the daemon asks into Redis commands and
+read their replies; they know nothing of connections, so that the tests run
+them on an in-memory Redis.  L{RedisLink} runs them on two connections of
+the reactor's own (L{chatd.broker.resp}), no thread: one writes, in the
+order asked, so that entries reach the stream in the order the core emitted
+them (an operation at once when Redis has answered everything, else what a
+turn of the reactor queued in one pipeline, sent without waiting for the
+answers to earlier ones); the other only reads, with a blocking C{XREAD},
+which costs the reactor nothing while it waits.
 """
 
 import os
-import queue
-import threading
-import time
+from collections import deque
+from functools import partial
 
+from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
 
 from chatd.broker import codec
+from chatd.broker.resp import connection
 
 STREAM = b"chatd:events"
 STREAM_LENGTH = 100_000
 INBOX = "chatd:inbox:{}"
+INBOX_LENGTH = 10_000
 NICK = "chatd:nick:{}"
 NODE = "chatd:node:{}"
 EPOCH = b"chatd:epoch"
+# Operations written, or entries read, in one round trip at most.
+BATCH = 1000
+
+# Deletes a nickname only while this daemon holds it, in one step: between a
+# GET and a DEL, another daemon could take it (its lease ran out).
+RELEASE = (b"if redis.call('get', KEYS[1]) == ARGV[1] then "
+           b"return redis.call('del', KEYS[1]) end return 0")
 
 
-class Ops:
+def _nick(key):
+    return NICK.format(key).encode()
+
+
+def _xadd(name, data, length):
+    return (b"XADD", name, b"MAXLEN", b"~", length, b"*", b"d", data)
+
+
+class Writer:
     """
-    The Redis commands chatd uses, on one redis-py-like C{client}: the
-    threads of L{RedisLink} and the tests' in-memory fake share them.
+    What a daemon writes to Redis, as commands, in the order asked; what the
+    link's target is to be told comes back as C{(method, *args)} calls.
+
+    The link queues operations as tuples: C{("publish", seq, data, needs)},
+    C{("send", node, data)}, C{("claim", key, old, asked, force)},
+    C{("release", key)}, C{("resend",)}, C{("beat", keys, data)}.
+
+    @ivar first: operations that go before anything queued: the release of
+        a renamed user's old nickname once the new one is won, the renewal
+        of the nicknames a heartbeat found held.
     """
 
-    def __init__(self, client, node, lease):
-        self.client = client
-        self.node = node
-        self.nodeBytes = node.encode()
+    def __init__(self, link, node, lease):
+        self.link = link
+        self.node = node.encode()
+        self.nodeKey = NODE.format(node).encode()
         self.leaseMs = int(lease * 1000)
-        self.inboxKey = INBOX.format(node).encode()
+        self.sent = []  # (seq, data) published, maybe not yet read back
+        self.failedClaims = set()
+        self.first = deque()
 
-    def epoch(self):
+    def take(self, queue):
         """
-        The current epoch, made now if Redis has none.
+        The next batch to write: what L{first} holds, then operations from
+        C{queue} (a deque), up to L{BATCH}, ending with the first claim: what
+        follows a claim depends on its answer.
         """
-        self.client.set(EPOCH, os.urandom(8).hex(), nx=True)
-        return self.client.get(EPOCH)
+        batch = list(self.first)
+        self.first.clear()
+        while queue and len(batch) < BATCH:
+            op = queue.popleft()
+            batch.append(op)
+            if op[0] == "claim":
+                break
+        return batch
 
-    def tail(self):
+    def plan(self, batch):
         """
-        The ID of the stream's last entry, or C{0-0}.
+        The commands that write C{batch}, in one pipeline.  Written again
+        whole when it fails: the readers skip entries they saw.
+
+        @return: the commands, and a function of their replies that returns
+            the calls for the link's target.
         """
-        last = self.client.xrevrange(STREAM, count=1)
-        return last[0][0] if last else b"0-0"
+        commands = []
+        steps = []  # (how many replies, what reads them or None)
+        published = []
 
-    def publish(self, data):
-        return self.client.xadd(STREAM, {b"d": data}, maxlen=STREAM_LENGTH,
-                                approximate=True)
+        def flush():
+            if published:
+                steps.append((len(published), partial(self._published, list(published))))
+                del published[:]
 
-    def publishMany(self, datas):
-        pipe = self.client.pipeline(transaction=False)
-        for data in datas:
-            pipe.xadd(STREAM, {b"d": data}, maxlen=STREAM_LENGTH, approximate=True)
-        pipe.execute()
+        for op in batch:
+            kind = op[0]
+            if kind == "publish":
+                _, seq, data, needs = op
+                if needs is not None and needs in self.failedClaims:
+                    flush()
+                    steps.append((0, partial(self._skipped, seq)))
+                else:
+                    commands.append(_xadd(STREAM, data, STREAM_LENGTH))
+                    published.append((seq, data))
+                continue
+            flush()
+            count, then = self._plan(op, commands)
+            steps.append((count, then))
+        flush()
 
-    def send(self, node, data):
-        name = INBOX.format(node).encode()
-        pipe = self.client.pipeline(transaction=False)
-        pipe.xadd(name, {b"d": data}, maxlen=10_000, approximate=True)
-        # A daemon that died leaves no private message behind for long.
-        pipe.pexpire(name, self.leaseMs * 2)
-        pipe.execute()
+        def finish(replies):
+            calls = []
+            at = 0
+            for count, then in steps:
+                if then is not None:
+                    calls.extend(then(replies[at:at + count]))
+                at += count
+            return calls
 
-    def claim(self, key, force=False):
-        """
-        Whether the nickname C{key} is this daemon's now: taken with SET NX,
-        or already held (the heartbeat took it back after Redis lost it);
-        C{force} takes it whoever holds it (a ghost).
-        """
-        name = NICK.format(key).encode()
-        if self.client.set(name, self.nodeBytes, nx=not force, px=self.leaseMs):
-            return True
-        return self.client.get(name) == self.nodeBytes
+        return commands, finish
 
-    def release(self, key):
-        name = NICK.format(key).encode()
-        if self.client.get(name) == self.nodeBytes:
-            self.client.delete(name)
+    def _plan(self, op, commands):
+        kind = op[0]
+        node, ms = self.node, self.leaseMs
+        if kind == "resend":
+            # Redis lost its data: publish again what may not have reached
+            # the stream; the others skip what they saw already.
+            confirmed = self.link.confirmed
+            self.sent = [(s, d) for s, d in self.sent if s > confirmed]
+            commands.extend(_xadd(STREAM, d, STREAM_LENGTH) for _, d in self.sent)
+            return len(self.sent), None
+        if kind == "send":
+            name = INBOX.format(op[1]).encode()
+            # A daemon that died leaves no private message behind for long.
+            commands += [_xadd(name, op[2], INBOX_LENGTH), (b"PEXPIRE", name, ms * 2)]
+            return 2, None
+        if kind == "claim":
+            _, key, old, _, force = op
+            name = _nick(key)
+            # SET NX takes it if free; GET says whether it is ours (also
+            # when held already: the heartbeat took it back after Redis
+            # lost it).  C{force} takes it whoever holds it (a ghost).
+            claim = (b"SET", name, node, b"PX", ms) if force else (
+                b"SET", name, node, b"NX", b"PX", ms)
+            commands += [claim, (b"GET", name)]
+            return 2, partial(self._claimed, key, old)
+        if kind == "release":
+            commands.append((b"EVAL", RELEASE, 1, _nick(op[1]), node))
+            return 1, None
+        if kind == "renew":
+            commands.extend((b"PEXPIRE", _nick(key), ms) for key in op[1])
+            return len(op[1]), None
+        if kind == "beat":
+            keys = op[1]
+            commands.append((b"SET", self.nodeKey, b"1", b"PX", ms))
+            for key in keys:
+                # SET NX takes a key that vanished (Redis lost it); GET says
+                # whose it is now.
+                commands += [(b"SET", _nick(key), node, b"NX", b"PX", ms),
+                             (b"GET", _nick(key))]
+            commands.append(_xadd(STREAM, op[2], STREAM_LENGTH))
+            return 2 + 2 * len(keys), partial(self._beaten, keys)
+        raise ValueError(f"no such broker operation: {kind}")
 
-    def beat(self, keys, data):
-        """
-        Renew this daemon's lease and its nicknames', and say it lives.
+    def _published(self, entries, replies):
+        self.sent.extend(entries)
+        if len(self.sent) > 10_000:
+            confirmed = self.link.confirmed
+            self.sent = [(s, d) for s, d in self.sent if s > confirmed]
+        return ()
 
-        @return: the keys this daemon no longer holds (lost while Redis was
-            away, or never won).
-        """
-        pipe = self.client.pipeline(transaction=False)
-        pipe.set(NODE.format(self.node).encode(), b"1", px=self.leaseMs)
-        for key in keys:
-            # SET NX takes a key that vanished (Redis lost it); GET says
-            # whose it is now.
-            pipe.set(NICK.format(key).encode(), self.nodeBytes, nx=True, px=self.leaseMs)
-            pipe.get(NICK.format(key).encode())
-        pipe.xadd(STREAM, {b"d": data}, maxlen=STREAM_LENGTH, approximate=True)
-        results = pipe.execute()
-        lost = []
-        pipe = self.client.pipeline(transaction=False)
+    def _skipped(self, seq, replies):
+        return [(self.link.target.skipped, seq)]
+
+    def _claimed(self, key, old, replies):
+        won = replies[1] == self.node
+        if won:
+            self.failedClaims.discard(key)
+            if old is not None:
+                self.first.append(("release", old))
+        else:
+            self.failedClaims.add(key)
+        return [(self.link.target.claimed, key, won)]
+
+    def _beaten(self, keys, replies):
+        ours, lost = [], []
         for i, key in enumerate(keys):
-            if results[2 + 2 * i] == self.nodeBytes:
-                # Renewed only where it is ours.
-                pipe.pexpire(NICK.format(key).encode(), self.leaseMs)
-            else:
-                lost.append(key)
-        pipe.execute()
-        return lost
+            (ours if replies[2 + 2 * i] == self.node else lost).append(key)
+        if ours:
+            # Renewed only where it is ours.
+            self.first.append(("renew", ours))
+        return [(self.link.target.nicksLost, lost)] if lost else ()
 
-    def read(self, cursor, inboxCursor, block):
+    def failed(self, batch, giveUpBefore):
         """
-        What the stream and this daemon's inbox hold after the cursors,
-        waiting up to C{block} ms for something.
+        C{batch} could not be written.
 
-        @return: the new cursors, and a list of C{(fromInbox, data)}.
+        @param giveUpBefore: claims asked before this time are given up.
+        @return: what of it is to be written once Redis is back (neither
+            heartbeats, which the next will do, nor claims given up), and
+            the calls for the claims given up.
         """
-        got = self.client.xread({STREAM: cursor, self.inboxKey: inboxCursor},
-                                count=1000, block=block) or []
+        kept, calls = [], []
+        for op in batch:
+            if op[0] == "claim" and op[3] < giveUpBefore:
+                calls += self.giveUp(op)
+            elif op[0] not in ("beat", "renew"):
+                kept.append(op)
+        return kept, calls
+
+    def giveUp(self, op):
+        """
+        A claim that Redis could not answer in time is lost.
+        """
+        self.failedClaims.add(op[1])
+        return [(self.link.target.claimed, op[1], None)]
+
+
+class Reader:
+    """
+    How a daemon follows the stream and its inbox, as commands and replies.
+    """
+
+    def __init__(self, node):
+        self.inboxKey = INBOX.format(node).encode()
+        self.cursor = None
+        self.inboxCursor = b"0-0"
+        self.epoch = None
+        self._delete = []  # inbox entries read, deleted with the next read
+
+    def connecting(self):
+        """
+        The commands that begin a connection: the epoch (made now if Redis
+        has none) and, the first time, the stream's last entry.
+        """
+        commands = [(b"SET", EPOCH, os.urandom(8).hex(), b"NX"), (b"GET", EPOCH)]
+        if self.cursor is None:
+            commands.append((b"XREVRANGE", STREAM, b"+", b"-", b"COUNT", 1))
+        return commands
+
+    def connected(self, target, replies):
+        """
+        The replies to L{connecting}.
+
+        @return: the calls for C{target}.
+        """
+        if self.cursor is None:
+            # A daemon starts at the stream's end: what it needs of the
+            # past, the others' snapshots tell it.
+            last = replies[2]
+            self.cursor = last[0][0] if last else b"0-0"
+        epoch, self.epoch = self.epoch, replies[1]
+        calls = [(target.linkUp,)]
+        if epoch is not None and epoch != self.epoch:
+            # Redis restarted without its data.
+            calls.append((target.linkReset,))
+        return calls
+
+    def read(self, block=None):
+        """
+        The commands that read what the stream and the inbox hold after the
+        cursors, waiting up to C{block} ms for something.
+        """
+        commands = []
+        if self._delete:
+            # Read: a private message stays nowhere.
+            commands.append((b"XDEL", self.inboxKey, *self._delete))
+            self._delete = []
+        xread = (b"XREAD", b"COUNT", BATCH)
+        if block is not None:
+            xread += (b"BLOCK", block)
+        commands.append(xread + (b"STREAMS", STREAM, self.inboxKey, self.cursor,
+                                 self.inboxCursor))
+        return commands
+
+    def got(self, replies):
+        """
+        The replies to L{read}: the entries, decoded, as C{(fromInbox,
+        entry)}, the cursors moved past them.
+        """
         found = []
-        inboxIds = []
-        for name, entries in got:
-            name = name if isinstance(name, bytes) else name.encode()
+        for name, entries in replies[-1] or ():
             fromInbox = name == self.inboxKey
             for entryId, fields in entries:
-                found.append((fromInbox, fields[b"d"]))
-                if fromInbox:
-                    inboxCursor = entryId
-                    inboxIds.append(entryId)
-                else:
-                    cursor = entryId
-        if inboxIds:
-            # Read: a private message stays nowhere.
-            self.client.xdel(self.inboxKey, *inboxIds)
-        return cursor, inboxCursor, found
+                found.append((fromInbox, fields[fields.index(b"d") + 1]))
+            if fromInbox:
+                self.inboxCursor = entryId
+                self._delete.extend(entryId for entryId, _ in entries)
+            else:
+                self.cursor = entryId
+        return decode(found)
 
 
-def _backoff(attempt):
-    return min(0.1 * 2 ** attempt, 2.0)
+def _tell(calls):
+    for f, *args in calls:
+        f(*args)
 
 
 class RedisLink:
     """
-    The daemon's connection to Redis: a reader thread that follows the
-    stream and the inbox, and a writer thread that runs every write in the
-    order asked.  Neither ever blocks the reactor: results come back with
-    C{callFromThread}.
+    The daemon's link to Redis, on the reactor: a connection that follows
+    the stream and the inbox, and one that writes every operation in the
+    order asked.  Neither ever blocks the reactor.
 
     Reconnects with backoff (0.1 s doubling to 2 s) for as long as it takes.
     """
@@ -175,23 +336,36 @@ class RedisLink:
 
     # How long a nickname claim may wait for Redis before it is refused.
     CLAIM_PATIENCE = 3.0
+    # How long one read waits for entries, in ms.
+    BLOCK = 1000
 
-    def __init__(self, url, reactor, node, lease):
+    def __init__(self, url, reactor, node, lease, connect=connection):
+        """
+        @param connect: makes each of the two connections to C{url} (a
+            L{twisted.application.internet.ClientService}); the tests give
+            fakes.
+        """
         self.url = url
         self.reactor = reactor
         self.node = node
         self.lease = lease
         self.target = None
-        self._ops = queue.Queue()
-        self._stopping = False
         self.confirmed = 0
-        self._threads = []
-
-    def _client(self):
-        import redis
-
-        return redis.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=2,
-                                    health_check_interval=0)
+        self._queue = deque()
+        self._writer = Writer(self, node, lease)
+        self._reader = Reader(node)
+        self._writes = connect(url, reactor)
+        self._reads = connect(url, reactor)
+        self._protocol = None  # the connection that writes, once connected
+        self._connecting = False
+        self._inFlight = deque()  # (batch, finish) sent, not yet answered
+        self._claiming = False  # a claim is in flight: the rest waits
+        self._soon = None  # the call that writes what this turn queued
+        self._writing = False  # in _write (what is queued meanwhile is taken)
+        self._waited = False  # the writes wait for Redis (logged once)
+        self._down = False
+        self._stopped = None  # fires once stop() is done
+        self._stopTimer = None
 
     # From the reactor
 
@@ -200,32 +374,31 @@ class RedisLink:
         Start following Redis on behalf of C{target} (a L{BrokeredFanout}).
         """
         self.target = target
-        for run in (self._reader, self._writer):
-            thread = threading.Thread(target=run, name=f"chatd-broker-{run.__name__[1:]}",
-                                      daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self._writes.startService()
+        self._reads.startService()
+        self._follow()
 
     def backlog(self):
-        return self._ops.qsize()
+        return len(self._queue)
 
     def publish(self, seq, data, needs=None):
-        self._ops.put(("publish", seq, data, needs))
+        self._put(("publish", seq, data, needs))
 
     def send(self, node, data):
-        self._ops.put(("send", node, data))
+        self._put(("send", node, data))
 
     def claim(self, key, old=None, force=False):
-        self._ops.put(("claim", key, old, time.monotonic(), force))
+        self._put(("claim", key, old, self.reactor.seconds(), force))
+        self.reactor.callLater(self.CLAIM_PATIENCE, self._impatient)
 
     def release(self, key):
-        self._ops.put(("release", key))
+        self._put(("release", key))
 
     def resend(self):
-        self._ops.put(("resend",))
+        self._put(("resend",))
 
     def beat(self, keys, data):
-        self._ops.put(("beat", tuple(keys), data))
+        self._put(("beat", tuple(keys), data))
 
     def stop(self, timeout=2.0):
         """
@@ -233,204 +406,181 @@ class RedisLink:
 
         @return: a L{Deferred} that fires once stopped.
         """
-        self._ops.put(("stop",))
-        self._stopping = True
-        from twisted.internet import threads
+        self._stopped = Deferred()
+        self._stopTimer = self.reactor.callLater(timeout, self._stop)
+        if not (self._inFlight or self._queue or self._writer.first):
+            self._stop()
+        return self._stopped
 
-        def join():
-            deadline = time.monotonic() + timeout
-            for thread in self._threads:
-                thread.join(max(0.0, deadline - time.monotonic()))
+    def _stop(self):
+        if self._stopTimer is None:
+            return
+        if self._stopTimer.active():
+            self._stopTimer.cancel()
+        self._stopTimer = None
+        if self._soon is not None and self._soon.active():
+            self._soon.cancel()
+        done = gatherResults([self._writes.stopService(), self._reads.stopService()])
+        done.addBoth(lambda _: None).chainDeferred(self._stopped)
 
-        return threads.deferToThread(join)
+    # Writing
 
-    # The threads
+    def _put(self, op):
+        self._queue.append(op)
+        if self._writing:
+            # (Called back while writing: the write takes it.)
+            return
+        if self._inFlight or self._protocol is None or self._soon is not None:
+            self._wake()
+        else:
+            # Redis has answered everything: this goes at once, not after
+            # the rest of this turn's work (a line's fan-out here, others'
+            # lines); what comes while it is out waits for the turn's end.
+            self._write()
 
-    def _call(self, f, *args):
-        self.reactor.callFromThread(f, *args)
+    def _wake(self):
+        if self._soon is None:
+            # Everything queued in this turn of the reactor goes in one
+            # write (the transport sends it in the next one).
+            self._soon = self.reactor.callLater(0, self._write)
 
-    def _reader(self):
-        client = cursor = epoch = None
-        inboxCursor = b"0-0"
-        attempt = 0
-        down = False
-        while not self._stopping:
-            try:
-                if client is None:
-                    client = self._client()
-                    ops = Ops(client, self.node, self.lease)
-                    if cursor is None:
-                        # A daemon starts at the stream's end: what it needs
-                        # of the past, the others' snapshots tell it.
-                        cursor = ops.tail()
-                    now = ops.epoch()
-                    down = False
-                    self._call(self.target.linkUp)
-                    if epoch is not None and now != epoch:
-                        # Redis restarted without its data.
-                        self._call(self.target.linkReset)
-                    epoch = now
-                    attempt = 0
-                cursor, inboxCursor, found = ops.read(cursor, inboxCursor, 1000)
-                if found:
-                    self._call(self.target.received, decode(found))
-            except Exception as e:
-                if self._stopping:
-                    break
-                if not down:
-                    # (Also when Redis cannot be reached at start: local
-                    # users are served meanwhile.)
-                    self._call(self.target.linkDown, str(e))
-                    down = True
-                client = None
-                time.sleep(_backoff(attempt))
-                attempt += 1
-
-    def _writer(self):
-        writer = Writer(self)
-        client = None
-        attempt = 0
-        batch = []
-        stop = False
-        while True:
-            if not batch:
-                if stop:
-                    return
-                # Everything queued goes in one round trip: a thread waits
-                # for the GIL while the reactor works, so one entry per wake
-                # would cap the stream at a few hundred entries a second.
-                batch.append(self._ops.get())
-                while len(batch) < 1000:
-                    try:
-                        batch.append(self._ops.get_nowait())
-                    except queue.Empty:
-                        break
-                if batch[-1][0] == "stop":
-                    stop = True
-                    batch.pop()
-                    continue
-            try:
-                if client is None:
-                    client = self._client()
-                    for call in writer.connect(Ops(client, self.node, self.lease)):
-                        self._call(*call)
-                    attempt = 0
-                calls, batch = writer.doMany(batch), []
-                for call in calls:
-                    self._call(*call)
-            except Exception as e:
-                client = None
-                kept = []
-                for op in batch:
-                    if op[0] == "claim" and (time.monotonic() - op[3] > self.CLAIM_PATIENCE
-                                             or self._stopping):
-                        for call in writer.giveUp(op):
-                            self._call(*call)
-                    elif op[0] != "beat":
-                        # (The next heartbeat will do.)
-                        kept.append(op)
-                batch = kept
-                if self._stopping:
-                    return
-                if attempt == 0:
-                    self._log.info("broker writes wait for Redis: {e}", e=e)
-                time.sleep(_backoff(attempt))
-                attempt += 1
-
-
-class Writer:
-    """
-    What a daemon writes to Redis, one operation at a time, in order; what
-    the reactor is to be told comes back as C{(method, *args)} calls on the
-    link's target.  Shared by L{RedisLink}'s thread and the tests' link.
-    """
-
-    def __init__(self, link):
-        self.link = link
-        self.ops = None
-        self.epoch = None
-        self.sent = []  # (seq, data) published, maybe not yet read back
-        self.failedClaims = set()
-
-    def connect(self, ops):
-        self.ops = ops
-        return []
-
-    def doMany(self, batch):
+    def _write(self):
         """
-        Run C{batch}, publishing each run of entries in one pipeline.  Run
-        again whole when it fails: the readers skip entries they saw.
+        Send what is queued, without waiting for the answers to what was
+        sent before: Redis runs one connection's commands in order.  Only
+        a claim is waited for, since what follows it depends on its answer.
         """
-        calls = []
-        pending = []
+        self._soon = None
+        if self._protocol is None:
+            if not self._connecting:
+                self._connecting = True
+                # (Fails only when stopped.)
+                self._writes.whenConnected().addCallbacks(self._writeOn, lambda f: None)
+            return
+        protocol = self._protocol
+        self._writing = True
+        try:
+            while ((self._queue or self._writer.first) and not self._claiming
+                   and self._protocol is protocol):
+                batch = self._writer.take(self._queue)
+                self._claiming = batch[-1][0] == "claim"
+                commands, finish = self._writer.plan(batch)
+                sent = (batch, finish)
+                self._inFlight.append(sent)
+                # (Answered at once when it has no commands; failed at once
+                # when the connection was gone already.)
+                protocol.pipeline(commands).addCallbacks(
+                    self._written, self._notWritten, callbackArgs=(sent,),
+                    errbackArgs=(sent, protocol)).addErrback(self._failed)
+        finally:
+            self._writing = False
 
-        def flush():
-            if pending:
-                self.ops.publishMany([data for _, data in pending])
-                self.sent.extend(pending)
-                del pending[:]
+    def _writeOn(self, protocol):
+        self._connecting = False
+        self._protocol = protocol
+        self._write()
 
-        for op in batch:
-            if op[0] == "publish":
-                _, seq, data, needs = op
-                if needs is not None and needs in self.failedClaims:
-                    calls.append((self.link.target.skipped, seq))
-                else:
-                    pending.append((seq, data))
-                continue
-            flush()
-            calls.extend(self.do(op))
-        flush()
-        if len(self.sent) > 10_000:
-            confirmed = self.link.confirmed
-            self.sent = [(s, d) for s, d in self.sent if s > confirmed]
-        return calls
+    def _written(self, replies, sent):
+        # (The oldest, but for a batch of nothing to write, answered at once.)
+        self._inFlight.remove(sent)
+        self._waited = False
+        if sent[0][-1][0] == "claim":
+            self._claiming = False
+        _tell(sent[1](replies))
+        if self._queue or self._writer.first:
+            if not self._writing:
+                self._wake()
+        elif self._stopped is not None and not self._inFlight:
+            self._stop()
 
-    def do(self, op):
-        ops, target = self.ops, self.link.target
-        kind = op[0]
-        if kind == "publish":
-            _, seq, data, needs = op
-            if needs is not None and needs in self.failedClaims:
-                return [(target.skipped, seq)]
-            ops.publish(data)
-            self.sent.append((seq, data))
-            if len(self.sent) > 10_000:
-                confirmed = self.link.confirmed
-                self.sent = [(s, d) for s, d in self.sent if s > confirmed]
-        elif kind == "resend":
-            # Redis lost its data: publish again what may not have reached
-            # the stream; the others skip what they saw already.
-            confirmed = self.link.confirmed
-            self.sent = [(s, d) for s, d in self.sent if s > confirmed]
-            for s, d in self.sent:
-                ops.publish(d)
-        elif kind == "send":
-            ops.send(op[1], op[2])
-        elif kind == "claim":
-            key, old = op[1], op[2]
-            won = ops.claim(key, force=len(op) > 4 and op[4])
-            if won:
-                self.failedClaims.discard(key)
-                if old is not None:
-                    ops.release(old)
+    def _notWritten(self, failure, sent, protocol):
+        if sent not in self._inFlight:
+            # (Taken back already with the first of its connection's.)
+            return
+        protocol.close()
+        self._protocol = None
+        self._claiming = False
+        # Everything sent and not answered is written again, in order.
+        batch = [op for batch, _ in self._inFlight for op in batch]
+        self._inFlight.clear()
+        stopping = self._stopped is not None
+        giveUpBefore = (float("inf") if stopping
+                        else self.reactor.seconds() - self.CLAIM_PATIENCE)
+        kept, calls = self._writer.failed(batch, giveUpBefore)
+        self._queue.extendleft(reversed(kept))
+        _tell(calls)
+        if stopping:
+            self._stop()
+            return
+        if not self._waited:
+            self._waited = True
+            self._log.info("broker writes wait for Redis: {e}", e=failure.value)
+        # Once the connection is back (its own backoff).
+        self._wake()
+
+    def _impatient(self):
+        # A claim still queued this long waits for a Redis that does not
+        # answer.  (This runs CLAIM_PATIENCE after a claim was asked: that
+        # one counts, whatever the rounding of the clock.)
+        giveUpBefore = self.reactor.seconds() - self.CLAIM_PATIENCE + 0.001
+        if self._stopped is not None or not any(
+                op[0] == "claim" and op[3] < giveUpBefore for op in self._queue):
+            return
+        kept = deque()
+        for op in self._queue:
+            if op[0] == "claim" and op[3] < giveUpBefore:
+                _tell(self._writer.giveUp(op))
             else:
-                self.failedClaims.add(key)
-            return [(target.claimed, key, won)]
-        elif kind == "release":
-            ops.release(op[1])
-        elif kind == "beat":
-            lost = ops.beat(op[1], op[2])
-            if lost:
-                return [(target.nicksLost, lost)]
-        return []
+                kept.append(op)
+        self._queue = kept
 
-    def giveUp(self, op):
-        """
-        A claim that Redis could not answer in time is lost.
-        """
-        self.failedClaims.add(op[1])
-        return [(self.link.target.claimed, op[1], None)]
+    # Reading
+
+    def _follow(self):
+        if self._stopped is not None:
+            return
+        # (Fails after one failed attempt: linkDown tells the target.)
+        self._reads.whenConnected(failAfterFailures=1).addCallbacks(
+            self._readFrom, self._unreachable)
+
+    def _readFrom(self, protocol):
+        protocol.pipeline(self._reader.connecting()).addCallbacks(
+            self._connected, self._unreachable, callbackArgs=(protocol,),
+            errbackArgs=(protocol,)).addErrback(self._failed)
+
+    def _connected(self, replies, protocol):
+        self._down = False
+        calls = self._reader.connected(self.target, replies)
+        self._read(protocol)
+        _tell(calls)
+
+    def _read(self, protocol):
+        protocol.pipeline(self._reader.read(self.BLOCK), patience=self.BLOCK / 1000).addCallbacks(
+            self._got, self._unreachable, callbackArgs=(protocol,),
+            errbackArgs=(protocol,)).addErrback(self._failed)
+
+    def _got(self, replies, protocol):
+        found = self._reader.got(replies)
+        # The next read goes first: Redis gathers what comes next while
+        # these are delivered.
+        self._read(protocol)
+        if found:
+            self.target.received(found)
+
+    def _failed(self, failure):
+        self._log.failure("broker link", failure)
+
+    def _unreachable(self, failure, protocol=None):
+        if self._stopped is not None:
+            return
+        if protocol is not None:
+            protocol.close()
+        if not self._down:
+            # (Also when Redis cannot be reached at start: local users are
+            # served meanwhile.)
+            self._down = True
+            self.target.linkDown(str(failure.value))
+        self.reactor.callLater(0, self._follow)
 
 
 def decode(found):

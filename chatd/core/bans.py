@@ -49,6 +49,15 @@ def banKey(kind, target, room):
     return (kind, folded, roomKey(room))
 
 
+def normalTarget(kind, target):
+    """
+    How a ban on C{target} of C{kind} is named: a nickname as typed, an
+    address or range in its one spelling (see L{_addressKey}), so that
+    C{198.51.100.7/32} is banned, shown and listed as C{198.51.100.7}.
+    """
+    return target if kind == NICK else _addressKey(target)
+
+
 def _addressKey(target):
     """
     One spelling per address or range, so that C{/unban} finds a ban however

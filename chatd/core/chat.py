@@ -16,6 +16,7 @@ text from the edge, used only to match bans.
 
 import weakref
 from dataclasses import dataclass
+from operator import attrgetter
 
 from twisted.logger import Logger
 
@@ -27,6 +28,9 @@ from chatd.core.moderation import Moderation
 from chatd.core.names import nickKey, nickProblem, normalRoomName, roomKey, roomProblem
 from chatd.core.session import Session
 from chatd.storage import HistoryRefused
+
+
+_nickOf = attrgetter("nick")
 
 
 class User:
@@ -114,6 +118,10 @@ class Room:
     @ivar mutedNicks: the same, by the key of the nickname each muted user
         had, and a weak reference to them: whoever comes back under it (a
         reconnect) is muted too, while the room lives.
+    @ivar muteRanks: the rank (L{chatd.core.moderation.CREATOR}, ...) of the
+        moderator who muted each user, by the nickname and account keys of
+        those muted, so that only that rank or a higher lifts or changes
+        the mute.
     @ivar expelled: the key of the ban that put each user out of the room,
         so that a new nickname does not let them back in while it holds.
     @ivar creator: the L{User} who created the room, while they stay in it
@@ -121,10 +129,16 @@ class Room:
         the creator of a channel is its operator on every IRC server.
         Unlike an owner, a creator is no registered nickname: their power
         ends when they leave, and so do the room's bans if it is not kept.
+    @ivar names: the members' nicknames in the order they joined, as each
+        newcomer is shown them, or L{None} until asked for: kept up to date
+        by a join (one copy in C, where listing a big room's members anew
+        for every newcomer would cost a Python step per member) and dropped
+        by any other change to C{members}.
     """
 
     __slots__ = ("name", "key", "members", "topic", "owner", "firstId", "muted",
-                 "mutedAccounts", "mutedNicks", "expelled", "creator")
+                 "mutedAccounts", "mutedNicks", "muteRanks", "expelled", "creator",
+                 "names")
 
     def __init__(self, name, owner=None, topic="", firstId=None):
         self.name = name
@@ -136,8 +150,10 @@ class Room:
         self.muted = weakref.WeakKeyDictionary()
         self.mutedAccounts = {}
         self.mutedNicks = {}
+        self.muteRanks = {}
         self.expelled = weakref.WeakKeyDictionary()
         self.creator = None
+        self.names = None
 
     def shows(self, event):
         """
@@ -206,9 +222,47 @@ class ChatCore:
         Put back the kept rooms stored by an earlier run: (name, owner key,
         topic, first id) tuples.
         """
-        for name, owner, topic, firstId in rooms:
-            self.kept[roomKey(name)] = Room(name, owner, topic, firstId)
-            self._owned[owner] = self._owned.get(owner, 0) + 1
+        for row in rooms:
+            self.storedRoomKept(*row)
+
+    def storedRoomKept(self, name, owner, topic, firstId):
+        """
+        The room C{name} is stored kept for C{owner}, with C{topic}: by this
+        daemon, an earlier run, or another daemon sharing the database.  The
+        first to keep a room owns it (the store never gives it to another),
+        so the stored owner is the owner here too: a room this daemon
+        thought its creator's, or nobody's, becomes the stored owner's,
+        with their topic and history, and its creator (who lost the race to
+        keep it) no longer moderates it, as anyone who joins a kept room
+        does not.
+        """
+        key = roomKey(name)
+        if key == roomKey(self.lobby):
+            return
+        room = self.rooms.get(key) or self.kept.get(key)
+        if room is None:
+            self.kept[key] = Room(name, owner, topic, firstId)
+            self._countOwned(owner, 1)
+            return
+        if room.owner == owner:
+            if key in self.kept:
+                # Nobody here to change it: the newest topic stored holds.
+                room.topic = topic
+            return
+        self._log.info("{room} is {owner}'s, kept through another daemon",
+                       room=room.name, owner=owner)
+        self._countOwned(room.owner, -1)
+        self._countOwned(owner, 1)
+        room.owner, room.topic, room.firstId = owner, topic, firstId
+        room.creator = None
+
+    def _countOwned(self, owner, change):
+        if owner is not None:
+            count = self._owned.get(owner, 0) + change
+            if count > 0:
+                self._owned[owner] = count
+            else:
+                self._owned.pop(owner, None)
 
     def restoreLobbyTopic(self, topic):
         """
@@ -323,8 +377,8 @@ class ChatCore:
         for room in user.rooms.values():
             del room.members[nickKey(old)]
             room.members[nickKey(nick)] = user
-            self.fanout.toUsers(room.members.values(), events.Renamed(room.name, old, nick),
-                                user)
+            room.names = None
+            self.fanout.toRoom(room, events.Renamed(room.name, old, nick), user)
         # Once to the user, however many rooms they share it with.
         self.fanout.toUser(user, events.NowKnownAs(old, nick))
         self._log.info("{old} is now {new}", old=old, new=nick)
@@ -353,15 +407,20 @@ class ChatCore:
         elif key not in self.rooms:
             # A kept room: its owner, topic, bans and history are as left.
             self.rooms[key] = self.kept.pop(key)
-        self.fanout.toRoom(room, events.Joined(room.name, user.nick))
-        if user.away and room.members:
-            # The members now share a room with someone away.
-            self.fanout.toEach(room.members.values(), events.AwayChanged(user.nick, user.away))
+        self.fanout.arrived(room, user)
         room.members[nickKey(user.nick)] = user
-        user.rooms[key] = room
-        self.fanout.toUser(user, events.Entered(
-            room.name, user.nick, room.topic,
-            tuple(member.nick for member in room.members.values())))
+        user.rooms[room.key] = room
+        if user.away and len(room.members) > 1:
+            # The members now share a room with someone away: told once they
+            # have been told of the arrival.
+            self.fanout.announceArrivals(room)
+            self.fanout.toEach([m for m in room.members.values() if m is not user],
+                               events.AwayChanged(user.nick, user.away))
+        if room.names is None:
+            room.names = tuple(map(_nickOf, room.members.values()))
+        else:
+            room.names += (user.nick,)
+        self.fanout.toUser(user, events.Entered(room.name, user.nick, room.topic, room.names))
         return room, True
 
     def _create(self, user, name):
@@ -397,6 +456,8 @@ class ChatCore:
         """
         if self.accounts is not None and room.owner is not None:
             done = self.accounts.keepRoom(room.name, room.owner, room.topic, room.firstId)
+            # Kept first through another daemon: the room is its owner's.
+            done.addCallback(lambda stored: stored and self.storedRoomKept(*stored))
             done.addErrback(lambda f: self._log.failure("storing a room failed", f))
 
     def findRoom(self, name):
@@ -467,6 +528,8 @@ class ChatCore:
         user.away = text
         sharing = {}
         for room in user.rooms.values():
+            # Nobody hears of the away of someone not yet announced to them.
+            self.fanout.announceArrivals(room)
             sharing.update(room.members)
         sharing.pop(nickKey(user.nick), None)
         if sharing:
@@ -575,6 +638,17 @@ class ChatCore:
             raise R.NotInRoom(name)
         return room
 
+    def roster(self, name, start=0, count=None):
+        """
+        Who is in the existing room C{name}: its members' nicknames in the
+        order people look names up, from the C{start}th, at most C{count}
+        (L{None}: all), and how many members it has in all.
+        """
+        members = self.room(name).members.values()
+        nicks = sorted(map(_nickOf, members), key=nickKey)
+        end = None if count is None else start + count
+        return nicks[start:end], len(nicks)
+
     def user(self, nick):
         """
         The user called C{nick}, or L{None}.
@@ -603,8 +677,12 @@ class ChatCore:
         (L{None}: nothing).  An emptied room is gone.
         """
         key = room.key
+        if event is not None:
+            # Those told of the departure are told of the arrival first.
+            self.fanout.announceArrivals(room)
         del user.rooms[key]
         del room.members[nickKey(user.nick)]
+        room.names = None
         if room.creator is user:
             room.creator = None
         if not room.members:

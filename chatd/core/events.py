@@ -75,6 +75,17 @@ class Joined:
 
 
 @dataclass(frozen=True, slots=True)
+class Arrived:
+    """
+    Several users joined C{room}, in this order, and are announced together
+    (see L{chatd.core.arrivals}): each of them as a L{Joined} would show it.
+    """
+
+    room: str
+    nicks: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Entered:
     """
     Told to the user who joined C{room} (the others are told L{Joined}):
@@ -246,8 +257,11 @@ class Refused:
 class SlowedDown:
     """
     The connection sends faster than its lines are handled: they wait, in
-    order, and reading from it pauses meanwhile.
+    order, and reading from it pauses meanwhile.  C{nick}: the user's
+    nickname, if they have one (IRC addresses its notice to it).
     """
+
+    nick: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +284,9 @@ class ShuttingDown:
 class HistoryUnavailable:
     """
     History asked for could not be shown: the store failed, or was too slow
-    (C{tooSlow}) and live lines could wait no longer.
+    (C{tooSlow}) and live lines could wait no longer.  C{nick}: as for
+    L{SlowedDown}.
     """
 
     tooSlow: bool
+    nick: str | None = None

@@ -17,6 +17,9 @@ A wire format is any object with:
 from itertools import repeat
 from operator import attrgetter
 
+from chatd.core import events
+from chatd.core.arrivals import Arrivals
+
 _wireOf = attrgetter("wire")
 
 
@@ -43,11 +46,38 @@ class Fanout:
     # __init__; each instance counts in its own once it counts.)
     deliveries = 0
     sentBytes = 0
+    arrivals = None
+
+    def __init__(self, clock=None):
+        """
+        @param clock: an L{IReactorTime} to announce each room's arrivals
+            together (L{chatd.core.arrivals}), or L{None} to announce each
+            as it happens.
+        """
+        if clock is not None:
+            self.arrivals = Arrivals(clock, self)
+
+    def arrived(self, room, user):
+        """
+        Tell C{room}'s members that C{user}, not yet one of them, arrived.
+        """
+        if self.arrivals is None:
+            self.toRoom(room, events.Joined(room.name, user.nick))
+        else:
+            self.arrivals.arrive(room, user)
+
+    def announceArrivals(self, room):
+        """
+        Announce the arrivals in C{room} not yet announced, now.
+        """
+        if self.arrivals is not None:
+            self.arrivals.announce(room)
 
     def toRoom(self, room, event, actor=None):
         """
         Deliver C{event} to every member of C{room}; C{actor}, if a member,
-        gets its own confirmation of it instead.
+        gets its own confirmation of it instead.  Arrivals not yet announced
+        there are announced first (L{chatd.core.arrivals}).
 
         The members are walked one wire format at a time
         (L{chatd.core.members.Members.byWire}): each format's bytes are
@@ -55,6 +85,8 @@ class Fanout:
         recipient, and counted with one multiplication, however the formats
         are mixed in the room.
         """
+        if self.arrivals is not None:
+            self.arrivals.announce(room)
         # A snapshot: a delivery may disconnect its recipient, which changes
         # the groups being walked.
         groups = [(wire, tuple(users.values()))

@@ -7,7 +7,8 @@ creator) acts in that room only, and so does the creator of a room that is
 not kept, while they stay in it (as the creator of a channel is its operator
 on IRC servers): their room's bans end with the room.  Protection follows
 proof: only an identified operator or owner is protected from moderation,
-and no ban covers an identified operator (nor can one be set that would).
+and no ban covers an identified operator (nor can one be set that would),
+nor an identified owner in their own room.
 Mutes and bans follow the person: the connection, and the account they
 proved; a mute also the nickname, for as long as the room lives (not the
 address, which strangers may share: see L{mute}).
@@ -24,9 +25,13 @@ from twisted.logger import Logger
 
 from chatd.core import events
 from chatd.core import refusals as R
-from chatd.core.bans import ADDRESS, NICK, Ban, BanList, covers, coversEveryone, \
-    coversLocal, targetKind
+from chatd.core.bans import ADDRESS, NICK, Ban, BanList, banKey, covers, coversEveryone, \
+    coversLocal, normalTarget, targetKind
 from chatd.core.names import nickKey, normalRoomName, roomKey
+
+# The ranks of moderators, lowest first: a mute or a room ban is lifted or
+# changed only by a moderator of the rank that set it or a higher one.
+CREATOR, OWNER, OPERATOR = range(3)
 
 
 class Moderation:
@@ -59,9 +64,15 @@ class Moderation:
         Whether C{user} may moderate C{room}: an operator, the room's
         registered, identified owner, or its creator while they stay.
         """
-        return (self.isOperator(user) or room.creator is user
-                or (room.owner is not None and user.identified
-                    and room.owner == nickKey(user.nick)))
+        return self.isOperator(user) or room.creator is user or self.isOwner(user, room)
+
+    def isOwner(self, user, room):
+        """
+        Whether C{user} is the registered, identified owner of C{room}
+        (L{None}: a room that does not exist).
+        """
+        return (room is not None and room.owner is not None and user.identified
+                and room.owner == nickKey(user.nick))
 
     # The checks the core makes
 
@@ -106,9 +117,11 @@ class Moderation:
         """
         Refuse C{user} entry to the room C{name} (L{None} while it does not
         exist) if a ban keeps them out, under any nickname; an operator is
-        never kept out.
+        never kept out, and nor is a room's identified owner from their
+        room (whoever set a ban that names them: another daemon's creator of
+        a room of that name, say).
         """
-        if self.isOperator(user):
+        if self.isOperator(user) or self.isOwner(user, room):
             return
         self.checkNotBanned(user.nick, user.host, name, user.account)
         if room is None or user not in room.expelled:
@@ -166,7 +179,15 @@ class Moderation:
         # What the reason says is the room's business, not the log's.
         self._log.info("{by} kicked {nick} from {room}{given}", by=user.nick,
                        nick=target.nick, room=room.name, given=_given(reason))
-        event = events.Kicked(room.name, target.nick, user.nick, reason)
+        self._putOut(room, target, user, reason)
+
+    def _putOut(self, room, target, by, reason):
+        """
+        Take C{target} out of C{room}, kicked by C{by}: everyone there sees
+        them go, and they are told.
+        """
+        core = self._core
+        event = events.Kicked(room.name, target.nick, by.nick, reason)
         core.fanout.toUser(target, event)
         core.removeMember(target, room, event)
         core.fanout.toUser(target, events.PutOut(room.name))
@@ -190,8 +211,11 @@ class Moderation:
                 raise R.BanYourself()
             if nickKey(target) in self.operators:
                 raise R.IsOperator(target)
+            if not server and nickKey(target) == room.owner:
+                raise R.IsModerator(target, room.name)
         now = core.clock.seconds()
-        ban = Ban(kind, target, "" if server else room.name,
+        # Refusals quote the target as typed; the ban has its one spelling.
+        ban = Ban(kind, normalTarget(kind, target), "" if server else room.name,
                   None if duration is None else now + duration, reason, user.nick, now)
         if kind == ADDRESS:
             if coversEveryone(ban):
@@ -204,18 +228,21 @@ class Moderation:
         for other in core.users.values():
             if self.isOperator(other) and _covers(ban, other):
                 raise R.CoversOperator(target, other.nick)
+        if not server:
+            self._checkBanRank(user, room, ban.key, target)
         self.bans.add(ban)
         if self._accounts is not None and (server or room.owner is not None):
             # A creator's ban ends with their room (L{roomGone}), within
             # this run: it is never stored.
             self._store(self._accounts.addBan(ban), "storing a ban")
         self._log.info("{by} banned {target} from {place} for {duration}{given}",
-                       by=user.nick, target=target, place=ban.room or "the server",
+                       by=user.nick, target=ban.target, place=ban.room or "the server",
                        duration=_seconds(duration), given=_given(reason))
-        core.fanout.toRoom(room, events.Banned(room.name, target, user.nick, duration,
+        core.fanout.toRoom(room, events.Banned(room.name, ban.target, user.nick, duration,
                                                reason, server))
         for covered in list(core.users.values()):
-            if not _covers(ban, covered) or covered is user:
+            if (not _covers(ban, covered) or covered is user
+                    or (not server and self.isOwner(covered, room))):
                 continue
             if server:
                 core.fanout.toUser(covered, events.Expelled(user.nick, duration, reason))
@@ -225,8 +252,9 @@ class Moderation:
                 # Whoever the ban covers now stays out under any nickname.
                 room.expelled[covered] = ban.key
                 if room.members.get(nickKey(covered.nick)) is covered:
-                    core.removeMember(covered, room)
-                    core.fanout.toUser(covered, events.PutOut(room.name))
+                    # Seen to go, kicked with the ban's reason, as IRC
+                    # services kick whom their bans cover.
+                    self._putOut(room, covered, user, reason or "banned")
 
     def unban(self, user, name, target):
         """
@@ -239,6 +267,8 @@ class Moderation:
         room = core.findRoom(name)
         server = self._mayModerate(user, room, name)
         kind = targetKind(target)
+        if kind and not server:
+            self._checkBanRank(user, room, banKey(kind, target, name), target)
         places = ["", name] if server else [name]
         for place in places:
             ban = self.bans.remove(kind, target, place) if kind else None
@@ -276,8 +306,12 @@ class Moderation:
         core = self._core
         room = core.memberRoom(user, name)
         target = self._moderatable(user, room, nick)
+        if self._mutedUntil(target, room) is not False:
+            self._checkMuteRank(room, _muteKeys(target.nick, target),
+                                self._rank(user, room), target.nick)
         until = None if duration is None else core.clock.seconds() + duration
         room.muted[target] = until
+        self.rankMute(room, target.nick, target, user)
         demoted = room.creator is target
         if demoted:
             # A muted creator could otherwise lift their own mute.
@@ -295,6 +329,11 @@ class Moderation:
         room = self._core.memberRoom(user, name)
         self._mayModerate(user, room)
         target = self._core.user(nick)
+        keys = _muteKeys(nick, target)
+        if ((target is not None and target in room.muted)
+                or any(key in room.mutedAccounts or key in room.mutedNicks for key in keys)):
+            self._checkMuteRank(room, keys, self._rank(user, room), nick)
+        self.unrankMute(room, nick, target)
         lifted = room.mutedAccounts.pop(nickKey(nick), False) is not False
         lifted = unmuteNick(room, nick, target) or lifted
         if target is not None:
@@ -306,6 +345,24 @@ class Moderation:
         self._log.info("{by} unmuted {nick} in {room}", by=user.nick, nick=nick,
                        room=room.name)
         self._core.fanout.toRoom(room, events.Unmuted(room.name, nick, user.nick))
+
+    def rankMute(self, room, nick, target, by):
+        """
+        Remember that C{by} (L{None}: someone unknown, as low as a creator)
+        muted C{nick} (the L{User} C{target}, or L{None}) in C{room}: from
+        now on only their rank or a higher one lifts or changes it.  The
+        broker's mirror of a mute set on another daemon calls it too.
+        """
+        rank = CREATOR if by is None else self._rank(by, room)
+        for key in _muteKeys(nick, target):
+            room.muteRanks[key] = rank
+
+    def unrankMute(self, room, nick, target):
+        """
+        Forget the rank that muted C{nick} in C{room}: the mute is lifted.
+        """
+        for key in _muteKeys(nick, target):
+            room.muteRanks.pop(key, None)
 
     def listBans(self, user, name):
         """
@@ -369,6 +426,36 @@ class Moderation:
             raise R.IdentifyFirst(user.nick)
         raise R.NotModerator(room.name if room is not None else name)
 
+    def _rank(self, user, room):
+        """
+        The rank of C{user}, who may moderate C{room}.
+        """
+        if self.isOperator(user):
+            return OPERATOR
+        if user.identified and room.owner == nickKey(user.nick):
+            return OWNER
+        return CREATOR
+
+    def _checkMuteRank(self, room, keys, rank, nick):
+        """
+        Refuse a moderator of C{rank} the mute in C{room} of C{nick} (known
+        by C{keys}) if a higher rank set it.
+        """
+        if any(room.muteRanks.get(key, CREATOR) > rank for key in keys):
+            raise R.MutedByHigher(nick, room.name)
+
+    def _checkBanRank(self, user, room, key, target):
+        """
+        Refuse C{user} the room ban with C{key} in C{room} (on C{target}, as
+        typed), to lift or replace, if its owner set it and they are only
+        its creator.  (Operators' bans are the server's, which only they
+        lift; the owner's are named by the owner's nickname.)
+        """
+        ban = self.bans.get(key, self._core.clock.seconds())
+        if (ban is not None and room.owner is not None and nickKey(ban.by) == room.owner
+                and self._rank(user, room) < OWNER):
+            raise R.BannedByHigher(target, room.name)
+
     def _moderatable(self, user, room, nick):
         """
         The member C{nick} of C{room}, whom C{user} may kick or mute there.
@@ -412,6 +499,18 @@ def unmuteNick(room, nick, user):
                 del room.mutedNicks[key]
                 lifted = True
     return lifted
+
+
+def _muteKeys(nick, user):
+    """
+    The keys a mute of C{nick} (the L{User} C{user}, or L{None} when gone)
+    is known by in L{Room.muteRanks}: their nickname's (a muted user cannot
+    rename) and their account's.
+    """
+    keys = {nickKey(nick)}
+    if user is not None and user.account is not None:
+        keys.add(user.account)
+    return keys
 
 
 def _seconds(duration):

@@ -35,7 +35,10 @@ def nickKey(nick: str) -> str:
     The form under which a nickname is unique: "Alice" and "alice" are the same
     user.
     """
-    return nick.translate(_ASCII_LOWER)
+    key = nick.translate(_ASCII_LOWER)
+    # The nickname itself when it is its own key: the users' and rooms'
+    # tables then share the one string.
+    return nick if key == nick else key
 
 
 def nickProblem(nick: str) -> str | None:

@@ -205,6 +205,29 @@ class NotMuted(Refusal):
     room: str
 
 
+@dataclass
+class MutedByHigher(Refusal):
+    """
+    C{nick}'s mute in C{room} was set by a moderator of a higher rank (an
+    operator, the owner) than whoever would lift or change it (the owner,
+    the creator).
+    """
+
+    nick: str
+    room: str
+
+
+@dataclass
+class BannedByHigher(Refusal):
+    """
+    The ban on C{target} in C{room} was set by its owner, and a creator
+    would lift or change it.
+    """
+
+    target: str
+    room: str
+
+
 # Registered nicknames
 
 

@@ -126,6 +126,13 @@ class Session:
         """
         return self._core.memberRoom(self._named(), name)
 
+    def roster(self, room, start=0, count=None):
+        """
+        The nicknames in the room called C{room}, sorted, from C{start}, at
+        most C{count}; and how many there are.
+        """
+        return self._core.roster(room, start, count)
+
     def allRooms(self):
         return list(self._core.rooms.values())
 

@@ -28,7 +28,8 @@ class Connection:
 
     @ivar transport: the connection's transport.
     @ivar wire: the front end's wire format (see L{chatd.core.fanout}).
-    @ivar peer: the peer's address as text, for the log.
+    @ivar peer: the peer's address as text, for the log (made when
+        asked: it is asked for rarely, and kept by thousands).
     @ivar address: the peer's IP address as text, or L{None}.
     @ivar refusal: why the gate did not admit the connection, or L{None};
         a refused connection has been told and is closing, and nothing else
@@ -36,6 +37,13 @@ class Connection:
     @ivar session: the L{chatd.core.session.Session}, once L{open}ed.
     @ivar quitReason: why the connection is ending, once known.
     """
+
+    # Slots: thousands of connections are open at once, and a dict of this
+    # many attributes would be most of what one costs.
+    __slots__ = ("transport", "gate", "wire", "session", "quitReason", "_input", "address",
+                 "live", "refusal", "outbox", "_flood", "_holds", "_reading", "_paced",
+                 "_overSince",
+                 "_closing", "_idling", "_loginSuspended", "_timeout")
 
     _log = Logger()
 
@@ -58,9 +66,7 @@ class Connection:
         self.session = None
         self.quitReason = None
         self._input = input
-        address = transport.getPeer()
-        self.peer = _describe(address)
-        self.address = getattr(address, "host", None)
+        self.address = getattr(transport.getPeer(), "host", None)
         self.live = False
         self.refusal = gate.admit(self)
         if self.refusal:
@@ -78,7 +84,9 @@ class Connection:
                              clock=gate.clock, grace=limits.sendQueueGrace,
                              coalescer=gate.coalescer)
         self._flood = FloodGate(gate.clock, limits.floodRate, limits.floodBurst)
-        self._holds = set()
+        # The reasons input is held, once it has been (a set is 216 bytes,
+        # and most connections never need one).
+        self._holds = None
         self._reading = 0
         self._paced = None
         self._overSince = None
@@ -94,6 +102,10 @@ class Connection:
                 f"no nickname chosen within {limits.loginTimeout:g} seconds")
         if gate.inputPaused:
             self.holdInput("storage")
+
+    @property
+    def peer(self):
+        return _describe(self.transport.getPeer())
 
     def open(self, core):
         """
@@ -146,7 +158,7 @@ class Connection:
             counts.floodDelaySeconds += delay
             if self._flood.floods != floods:
                 # Once per flood, not per line.
-                self.sendEvent(events.SlowedDown())
+                self.sendEvent(events.SlowedDown(self._nick()))
             self.holdInput("flood")
             self._paced = self.gate.clock.callLater(delay, self._paceOver)
         self._heard()
@@ -169,6 +181,8 @@ class Connection:
         """
         if not self._holds:
             self._input.pauseProducing()
+        if self._holds is None:
+            self._holds = set()
         self._holds.add(why)
 
     @property
@@ -180,7 +194,7 @@ class Connection:
         return bool(self._holds)
 
     def releaseInput(self, why):
-        if why not in self._holds:
+        if not self._holds or why not in self._holds:
             return
         self._holds.discard(why)
         if why == "storage":
@@ -292,7 +306,7 @@ class Connection:
         # is given up on, and its late answer dropped.
         tooLate = self.gate.clock.callLater(
             self.HISTORY_WAIT, self.outbox.fill, place,
-            self._counted(self.wire.encode(events.HistoryUnavailable(tooSlow=True))))
+            self._counted(self.wire.encode(events.HistoryUnavailable(True, self._nick()))))
 
         def arrived(data):
             if tooLate.active():
@@ -314,9 +328,15 @@ class Connection:
     def _historyFailed(self, failure, refused):
         if failure.check(Refusal):
             return refused(failure.value)
-        nick = self.session.nick if self.session is not None else None
+        nick = self._nick()
         self._log.failure("history for {nick} failed", failure, nick=nick)
-        return self.wire.encode(events.HistoryUnavailable(tooSlow=False))
+        return self.wire.encode(events.HistoryUnavailable(False, nick))
+
+    def _nick(self):
+        """
+        The user's nickname, or L{None} before they have one.
+        """
+        return self.session.nick if self.session is not None else None
 
     # Ending
 

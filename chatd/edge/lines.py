@@ -32,6 +32,7 @@ class PacedLineReceiver(LineReceiver):
     delimiter = b"\n"
 
     conn = None
+    _worth = 1
     _skipping = False
     _replay = None
     _inputEnded = False
@@ -47,6 +48,14 @@ class PacedLineReceiver(LineReceiver):
         Tell the peer a line was too long and was not acted on.
         """
         raise NotImplementedError()
+
+    def countAs(self, lines):
+        """
+        Count the line being handled as C{lines} lines against the flood
+        limits: one that acts several times (a message to several targets,
+        a join of several rooms) costs what that many lines would.
+        """
+        self._worth = max(self._worth, lines)
 
     def filterInput(self, data):
         """
@@ -100,7 +109,8 @@ class PacedLineReceiver(LineReceiver):
             self.handleLine(raw)
         finally:
             # Paced after it is handled: the next line may have to wait.
-            self.conn.lineHandled()
+            worth, self._worth = self._worth, 1
+            self.conn.lineHandled(worth)
 
     def readConnectionLost(self):
         """

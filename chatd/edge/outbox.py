@@ -290,29 +290,7 @@ class Outbox:
             self._write(batch if type(batch) is bytes else b"".join(batch))
 
     def _write(self, data):
-        """
-        Hand C{data} to the peer, straight to the socket when nothing is
-        waiting before it.
-
-        A transport's write only buffers: the reactor sends on its next turn,
-        after watching the socket for writability (an epoll_ctl to start, one
-        to stop), for every recipient of every message.  When the transport
-        holds nothing, the kernel can usually take the bytes at once, in
-        order; only what it does not take goes through the transport, whose
-        buffering and producer pauses then apply as before.
-        """
-        transport = self._transport
-        if isinstance(transport, tcp.Connection) and _holdsNothing(transport):
-            try:
-                sent = transport.socket.send(data)
-            except OSError:
-                # Full (EAGAIN) or broken: the transport finds out which on
-                # its own next write and reports a broken connection itself.
-                sent = 0
-            if sent == len(data):
-                return
-            data = data[sent:]
-        transport.write(data)
+        writeNow(self._transport, data)
 
     @property
     def pending(self):
@@ -421,6 +399,31 @@ class Outbox:
         if self.onOverflow is not None:
             self.onOverflow(pending)
         self._transport.abortConnection()
+
+
+def writeNow(transport, data):
+    """
+    Hand C{data} to C{transport}'s peer, straight to the socket when
+    nothing is waiting before it.
+
+    A transport's write only buffers: the reactor sends on its next turn,
+    after watching the socket for writability (an epoll_ctl to start, one
+    to stop), for every recipient of every message.  When the transport
+    holds nothing, the kernel can usually take the bytes at once, in
+    order; only what it does not take goes through the transport, whose
+    buffering and producer pauses then apply as before.
+    """
+    if isinstance(transport, tcp.Connection) and _holdsNothing(transport):
+        try:
+            sent = transport.socket.send(data)
+        except OSError:
+            # Full (EAGAIN) or broken: the transport finds out which on
+            # its own next write and reports a broken connection itself.
+            sent = 0
+        if sent == len(data):
+            return
+        data = data[sent:]
+    transport.write(data)
 
 
 def _holdsNothing(transport):

@@ -52,6 +52,7 @@ ERR_NOSUCHSERVER = "402"
 ERR_NOSUCHCHANNEL = "403"
 ERR_CANNOTSENDTOCHAN = "404"
 ERR_TOOMANYCHANNELS = "405"
+ERR_TOOMANYTARGETS = "407"
 ERR_NORECIPIENT = "411"
 ERR_NOTEXTTOSEND = "412"
 ERR_INPUTTOOLONG = "417"
@@ -92,14 +93,20 @@ KICKLEN = 255
 CHANMODES = "bq,,,"
 # Moderators (operators, the room's owner, its creator while there) show as @.
 PREFIX = "(o)@"
+# The most targets one PRIVMSG, NOTICE or KICK acts on (TARGMAX): each costs
+# a line against flood pacing all the same, so that a list of targets sends
+# no more than as many lines would.
+MESSAGE_TARGETS = 4
+KICK_TARGETS = 4
 # The most lines one CHATHISTORY request gets.
 CHATHISTORY_MAX = 100
 
 
-def isupport(network: str, history: bool = False) -> list[str]:
+def isupport(network: str, history: bool = False, maxRooms: int = 20) -> list[str]:
     """
     The ISUPPORT tokens, in the order sent; C{history}: the server keeps
-    history, which CHATHISTORY reads.
+    history, which CHATHISTORY reads; C{maxRooms}: the most channels one
+    user may be in.
     """
     return [
         "CASEMAPPING=ascii",
@@ -111,12 +118,15 @@ def isupport(network: str, history: bool = False) -> list[str]:
         f"KICKLEN={KICKLEN}",
         f"PREFIX={PREFIX}",
         f"CHANMODES={CHANMODES}",
+        f"CHANLIMIT=#:{maxRooms}",
         "MAXLIST=bq:100",
         "MODES=1",
         f"NETWORK={network}",
         "UTF8ONLY",
         "WHOX",
         "ELIST=MNU",
-        "TARGMAX=JOIN:,PART:,NAMES:,LIST:,KICK:4,PRIVMSG:4,NOTICE:4,WHOIS:1",
+        # JOIN and PART take any number of channels, each paced as a line.
+        f"TARGMAX=JOIN:,PART:,NAMES:,LIST:,KICK:{KICK_TARGETS},PRIVMSG:{MESSAGE_TARGETS},"
+        f"NOTICE:{MESSAGE_TARGETS},WHOIS:1",
         "SAFELIST",
     ] + ([f"CHATHISTORY={CHATHISTORY_MAX}", "MSGREFTYPES=msgid,timestamp"] if history else [])

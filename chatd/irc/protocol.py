@@ -438,7 +438,8 @@ class IrcProtocol(PacedLineReceiver):
             numeric(N.RPL_CREATED, f"This server was created {self.factory.created}"),
             numeric(N.RPL_MYINFO, self.server, f"chatd-{__version__}", "i", "bq"),
         ]
-        tokens = N.isupport(network, self.factory.core.history is not None)
+        core = self.factory.core
+        tokens = N.isupport(network, core.history is not None, core.maxRooms)
         for start in range(0, len(tokens), 12):
             lines.append(numeric(N.RPL_ISUPPORT, *tokens[start:start + 12],
                                  "are supported by this server"))
@@ -484,14 +485,20 @@ class IrcProtocol(PacedLineReceiver):
     # Rooms
 
     def irc_JOIN(self, params):
+        """
+        JOIN #a,#b...: each channel costs a line against flood pacing, as
+        a JOIN of each would.
+        """
         names = _required(params, 0)
         if names == "0":
-            for room in self.session.rooms:
+            rooms = list(self.session.rooms)
+            self.countAs(len(rooms))
+            for room in rooms:
                 self.session.part(room.name)
             return
-        for name in names.split(","):
-            if not name:
-                continue
+        names = _distinct(names)
+        self.countAs(len(names))
+        for name in names:
             if not name.startswith("#"):
                 self.numeric(N.ERR_NOSUCHCHANNEL, name, "No such channel")
                 continue
@@ -649,9 +656,9 @@ class IrcProtocol(PacedLineReceiver):
 
     def irc_PART(self, params):
         reason = _param(params, 1)
-        for name in _required(params, 0).split(","):
-            if not name:
-                continue
+        names = _distinct(_required(params, 0))
+        self.countAs(len(names))
+        for name in names:
             try:
                 # Shown by the wire's own confirmation of Parted.
                 self.session.part(name, reason)
@@ -754,9 +761,7 @@ class IrcProtocol(PacedLineReceiver):
             return
         text = params[1]
         command = "NOTICE" if notice else "PRIVMSG"
-        for target in params[0].split(","):
-            if not target:
-                continue
+        for target in self._targets(params[0], N.MESSAGE_TARGETS, command, notice):
             try:
                 if target.startswith("#"):
                     self._toRoom(target, text, ctcp, notice)
@@ -769,6 +774,23 @@ class IrcProtocol(PacedLineReceiver):
                             roomKey(refusal.room) not in self.factory.core.rooms:
                         refusal = R.NoSuchRoom(refusal.room)
                     self.refused(refusal, command)
+
+    def _targets(self, field, most, command, quiet=False):
+        """
+        The targets a command names in C{field}, each once (as the core
+        folds names), and at most C{most} of them (TARGMAX), as Solanum
+        takes them: the first C{most}, and 407 for the rest (unless
+        C{quiet}: nothing answers a NOTICE).  Each counts as a line against
+        flood pacing.
+        """
+        targets = _distinct(field)
+        if len(targets) > most:
+            if not quiet:
+                self.numeric(N.ERR_TOOMANYTARGETS, targets[most],
+                             f"Too many recipients. Only {most} processed")
+            targets = targets[:most]
+        self.countAs(len(targets))
+        return targets
 
     def irc_NOTICE(self, params, ctcp):
         # A notice in the core too: IRC users get a NOTICE, line users
@@ -1003,7 +1025,13 @@ class IrcProtocol(PacedLineReceiver):
             names = names * len(nicks)
         elif len(names) != len(nicks):
             raise _NeedMoreParams()
-        for name, nick in zip(names, nicks):
+        pairs = list(zip(names, nicks))
+        if len(pairs) > N.KICK_TARGETS:
+            self.numeric(N.ERR_TOOMANYTARGETS, nicks[N.KICK_TARGETS],
+                         f"Too many targets. Only {N.KICK_TARGETS} processed")
+            pairs = pairs[:N.KICK_TARGETS]
+        self.countAs(len(pairs))
+        for name, nick in pairs:
             try:
                 # Shown by the wire's own confirmation of Kicked.
                 self.session.kick(name, nick, reason)
@@ -1024,6 +1052,8 @@ class IrcProtocol(PacedLineReceiver):
             self.numeric(N.RPL_CHANNELMODEIS, room.name, "+")
             return
         modes, args = params[1], list(params[2:])
+        # Each change (a ban, a mute: said to the whole room) costs a line.
+        self.countAs(sum(char not in "+-" for char in modes))
         sign = "+"
         for char in modes:
             if char in "+-":
@@ -1220,6 +1250,20 @@ def _msgref(ref):
             return False
         return ("time", (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp())
     return False
+
+
+def _distinct(field):
+    """
+    The names in a comma-separated C{field}, in order, each once: empty ones
+    and repeats (C{#Dev} after C{#dev}, as the core folds names) left out.
+    """
+    seen, names = set(), []
+    for name in field.split(","):
+        key = roomKey(name) if name.startswith("#") else nickKey(name)
+        if name and key not in seen:
+            seen.add(key)
+            names.append(name)
+    return names
 
 
 def _nicks(room):

@@ -75,6 +75,10 @@ _REPLIES = {
     R.InvalidBanTarget: _fail(lambda r: f"Cannot ban {r.target}: not a nickname nor an address"),
     R.NotBanned: _fail(lambda r: f"{r.target} is not banned here"),
     R.NotMuted: _fail(lambda r: f"{r.nick} is not muted in {r.room}"),
+    R.MutedByHigher: lambda r, c: (N.ERR_CHANOPRIVSNEEDED, (
+        r.room, f"{r.nick} was muted by an operator or the channel's owner")),
+    R.BannedByHigher: lambda r, c: (N.ERR_CHANOPRIVSNEEDED, (
+        r.room, f"The ban on {r.target} was set by the channel's owner")),
     R.NoAccounts: _fail(lambda r: "This server keeps no accounts"),
     R.AlreadyRegistered: _fail(lambda r: f"{r.nick} is already registered"),
     R.WeakPassword: _fail(lambda r: f"A password has at least {r.minimum} characters "

@@ -200,10 +200,11 @@ class IrcWire:
         if kind is events.ShuttingDown:
             return line("ERROR", "Server shutting down")
         if kind is events.SlowedDown:
-            return line("NOTICE", "*", "You are sending faster than the server handles; "
+            return line("NOTICE", event.nick or "*",
+                        "You are sending faster than the server handles; "
                         "your lines wait their turn", prefix=self.server)
         if kind is events.HistoryUnavailable:
-            return line("NOTICE", "*", "History took too long and was skipped"
+            return line("NOTICE", event.nick or "*", "History took too long and was skipped"
                         if event.tooSlow else "History is unavailable right now",
                         prefix=self.server)
         return Personal(event)
@@ -311,6 +312,9 @@ _ROOM_LINES = {
     events.Said: _said,
     events.Acted: _acted,
     events.Joined: _from(_nick, "JOIN", _room),
+    # IRC has no word for several arrivals: one JOIN each.
+    events.Arrived: lambda w, e: b"".join(_ROOM_LINES[events.Joined](w, events.Joined(e.room, n))
+                                          for n in e.nicks),
     events.Parted: _part,
     events.Quit: lambda w, e: Once(_quit(w, e)),
     events.Renamed: lambda w, e: Once(_renamed(w, e)),

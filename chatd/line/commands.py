@@ -234,20 +234,30 @@ def _rooms(conn, arg):
         conn.reply(f"{room.name} ({len(room.members)}) {room.topic}".rstrip())
 
 
-@command("who", "[#ROOM]",
-         "list the members of a room (the current one by default) and its moderators",
+@command("who", "[#ROOM] [PAGE]", "list the members of a room (the current one by "
+         f"default), {wire.WHO_PAGE} a page in a bigger room, and its moderators",
          alias="names")
 def _who(conn, arg):
-    if arg:
-        room = conn.session.room(_oneWord(arg, "/who [#ROOM]"))
+    usage = "/who [#ROOM] [PAGE]"
+    words = arg.split()
+    page = None
+    if words and _NUMBER.match(words[-1]):
+        page = number(words.pop(), 1, 10 ** 9, usage)
+    if len(words) > 1:
+        raise LineError(f"usage: {usage}")
+    room = conn.session.room(words[0]) if words else conn.currentRoom()
+    size = wire.WHO_PAGE
+    nicks, total = conn.session.roster(room.name, ((page or 1) - 1) * size, size)
+    if page is None and total <= size:
+        conn.send(wire.encodeLine(wire.members(room.name, nicks)))
     else:
-        room = conn.currentRoom()
-    members = list(room.members.values())
-    conn.send(wire.encodeLine(wire.members(room.name, (m.nick for m in members))))
+        conn.send(wire.encodeLine(wire.membersPage(room.name, nicks, total, page or 1)))
     moderators = conn.session.moderators(room)
     if moderators:
         conn.reply(f"{room.name} moderators: " + " ".join(m.nick for m in moderators))
-    away = sorted((m for m in members if m.away), key=lambda m: nickKey(m.nick))
+    shown = {nickKey(nick) for nick in nicks}
+    away = sorted((m for key, m in room.members.items() if key in shown and m.away),
+                  key=lambda m: nickKey(m.nick))
     if away:
         conn.reply(f"{room.name} away: " + ", ".join(f"{m.nick} ({m.away})" for m in away))
 

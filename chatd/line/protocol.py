@@ -18,6 +18,11 @@ from chatd.line.commands import LineError, dispatch
 from chatd.line.refusals import describe
 
 MAX_LINE_BYTES = 2048
+# What every connection is told first, encoded once: the same bytes for all.
+GREETING = (wire.encodeLine(wire.notice(
+    f"Welcome to chatd {__version__}. Lines you type go to your current room; "
+    "commands start with /, and /help lists them."))
+    + wire.encodeLine(wire.prompt(f"Choose a nickname ({NICK_RULES}):")))
 # Telnet's "interpret as command": every negotiation starts with it.
 IAC_BYTE = b"\xff"
 
@@ -39,6 +44,7 @@ class ChatProtocol(PacedLineReceiver):
     session = None
     passwordFor = None
     _current = None
+    _telnet = None
 
     # Framework callbacks
 
@@ -46,15 +52,12 @@ class ChatProtocol(PacedLineReceiver):
         self.conn = Connection(self.transport, self.factory.gate, wire.LineWire, self)
         if not self.conn.live:
             return
-        self._telnet = TelnetFilter(self.conn.send)
         try:
             self.session = self.conn.open(self.factory.core)
         except Refusal as e:
             self.conn.closeWith(wire.encodeLine(wire.error(describe(e))))
             return
-        self.notice(f"Welcome to chatd {__version__}. Lines you type go to your "
-                    "current room; commands start with /, and /help lists them.")
-        self.prompt(f"Choose a nickname ({NICK_RULES}):")
+        self.send(GREETING)
 
     def filterInput(self, data):
         negotiations = data.count(IAC_BYTE)
@@ -62,6 +65,11 @@ class ChatProtocol(PacedLineReceiver):
             # Telnet negotiation costs what lines cost, so that a stream of
             # it (each asking for an answer) is paced like a flood of lines.
             self.conn.lineHandled(negotiations)
+        if self._telnet is None:
+            if not negotiations:
+                return data
+            # Made at the first negotiation: most clients never send one.
+            self._telnet = TelnetFilter(self.conn.send)
         return self._telnet.feed(data)
 
     def lineTooLong(self):

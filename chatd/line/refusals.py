@@ -37,7 +37,8 @@ _TEXT = {
     R.HistoryRefused: lambda r: r.reason,
     R.Banned: _banned,
     R.Muted: lambda r: f"you are muted in {r.room}",
-    R.NotModerator: lambda r: f"you are not an operator nor the owner of {r.room}",
+    R.NotModerator: lambda r: (f"you do not moderate {r.room}: operators, its owner and "
+                               "its creator do"),
     R.NotMember: lambda r: f"{r.nick} is not in {r.room}",
     R.NotToYourself: lambda r: "you cannot do that to yourself",
     R.BanYourself: lambda r: "you cannot ban yourself",
@@ -51,6 +52,10 @@ _TEXT = {
     R.InvalidBanTarget: lambda r: f"cannot ban {r.target}: not a nickname nor an address",
     R.NotBanned: lambda r: f"{r.target} is not banned here",
     R.NotMuted: lambda r: f"{r.nick} is not muted in {r.room}",
+    R.MutedByHigher: lambda r: (f"{r.nick} was muted in {r.room} by an operator or its "
+                                "owner: only they may change that"),
+    R.BannedByHigher: lambda r: (f"the ban on {r.target} in {r.room} was set by its owner: "
+                                 "only they or an operator may change it"),
     R.NoAccounts: lambda r: "this server keeps no accounts",
     R.AlreadyRegistered: lambda r: (f"{r.nick} is already registered; "
                                     "/identify PASSWORD if it is yours"),

@@ -9,6 +9,8 @@ characters:
     *alice* psst                    a private message to you
     -- #lobby bob has joined        a room event: join, part, quit, rename, topic,
                                     and moderators' kicks, bans and mutes
+    -- #lobby ann, bob and 48 others have joined
+                                    many arrivals at once (see L{AGGREGATE_FROM})
     -!- Welcome to chatd            a notice from the server
     !!! no such user: carol         an error: your last line was refused
     === joined #lobby               a reply to your command
@@ -124,6 +126,23 @@ def _bannedLine(e):
     return f"-- {e.room} {e.by} banned {e.target}{where}{_for(e.duration)}{_reason(e.reason)}"
 
 
+# Arrivals announced together (chatd.core.arrivals) show as one line from
+# this many on, naming the first two; fewer show one line each.
+AGGREGATE_FROM = 4
+
+
+def _arrivedLines(e):
+    nicks = e.nicks
+    if len(nicks) < AGGREGATE_FROM:
+        return "\r\n".join(f"-- {e.room} {nick} has joined" for nick in nicks)
+    return f"-- {e.room} {nicks[0]}, {nicks[1]} and {len(nicks) - 2} others have joined"
+
+
+# A room's members are listed this many at a time: all of them on entering
+# a room of at most this many, and a page of /who in a bigger one.
+WHO_PAGE = 100
+
+
 def members(room: str, nicks) -> str:
     """
     The reply that lists the members of C{room}, by nickname, in the order
@@ -133,11 +152,33 @@ def members(room: str, nicks) -> str:
     return reply(f"{room} members ({len(names)}): {' '.join(names)}")
 
 
+def membersPage(room: str, nicks, total: int, page: int) -> str:
+    """
+    The reply that lists page C{page} (from 1) of C{room}'s C{total}
+    members, C{nicks} (sorted already).
+    """
+    pages = -(-total // WHO_PAGE)
+    return reply(f"{room} members ({total}), page {page} of {pages}: {' '.join(nicks)}")
+
+
+def tooManyMembers(room: str, total: int) -> str:
+    """
+    What a newcomer to a room too big to list is told instead of its members.
+    """
+    return reply(f"{room} members ({total}), too many to list: "
+                 f"/who {room} PAGE shows them {WHO_PAGE} at a time")
+
+
 def _enteredLines(e):
     lines = [reply(f"joined {e.room}")]
     if e.topic:
         lines.append(reply(f"{e.room} topic: {e.topic}"))
-    lines.append(members(e.room, e.members))
+    if len(e.members) > WHO_PAGE:
+        # Sorting and sending thousands of names to every newcomer of a big
+        # room would cost more than all the rest of their arrival.
+        lines.append(tooManyMembers(e.room, len(e.members)))
+    else:
+        lines.append(members(e.room, e.members))
     return "\r\n".join(lines)
 
 
@@ -148,6 +189,7 @@ _FORMATS = {
     events.PrivatelySaid: lambda e: (f"-{e.sender}- {e.text}" if e.notice
                                      else f"*{e.sender}* {e.text}"),
     events.Joined: lambda e: f"-- {e.room} {e.nick} has joined",
+    events.Arrived: _arrivedLines,
     events.Parted: _partLine,
     events.Quit: _quitLine,
     events.Renamed: lambda e: f"-- {e.room} {e.old} is now known as {e.new}",

@@ -245,7 +245,9 @@ class IAccountStore(Interface):
 
     def addBan(ban):
         """
-        Store C{ban}, replacing any ban with the same target and place.
+        Store C{ban}, replacing any ban with the same target and place;
+        a room ban only when the room is not stored kept for an owner other
+        than C{ban.by}.
 
         @return: a L{Deferred} firing once stored.
         """
@@ -273,9 +275,24 @@ class IAccountStore(Interface):
     def keepRoom(name, owner, topic, firstId):
         """
         Store the kept room C{name} (owned by the nickname key C{owner}), or
-        its new C{topic} when it is stored already.
+        its new C{topic} when it is stored already with that owner.  A room
+        stored with another owner (kept first through another daemon
+        sharing the database) is left as it is: the first to keep a room
+        owns it.
 
-        @return: a L{Deferred} firing once stored.
+        @return: a L{Deferred} firing once stored with the room as stored
+            now, a (name, owner's nickname key, topic, first history id)
+            tuple: another owner's when C{owner} lost it.
+        """
+
+    def watchRooms(watcher):
+        """
+        Tell C{watcher}, on the reactor thread, of the rooms other daemons
+        sharing the database keep while this one runs (and of those this
+        one keeps, once stored), and of their new topics:
+        C{watcher.storedRoomKept(name, owner, topic, firstId)}, once or more
+        for each change, and for every kept room after the store
+        reconnects.  A store no other daemon shares never calls it.
         """
 
     def close():

@@ -27,6 +27,7 @@ from chatd.storage import AccountError, AccountsBusy, IAccountStore, schema
 from chatd.storage.worker import STOP, answerJobs
 
 _BAN_COLUMNS = 'kind, target, room, until, reason, "by", time'
+_ROOM_COLUMNS = "name, owner_key, topic, first_id"
 
 MAX_HASHING = 16
 """Password jobs that may wait or run at once.  Each takes argon2's time
@@ -76,8 +77,7 @@ class ThreadedAccounts:
         self._registered = {key for (key,) in
                             connection.execute("SELECT nick_key FROM accounts")}
         self._bans = readBans(connection)
-        self._rooms = [tuple(row) for row in connection.execute(
-            "SELECT name, owner_key, topic, first_id FROM rooms ORDER BY created")]
+        self._rooms = readRooms(connection)
 
     def _start(self, connection):
         """
@@ -148,14 +148,20 @@ class ThreadedAccounts:
 
     def addBan(self, ban):
         def add(connection):
+            # A room ban is stored only by the room's stored owner (or for a
+            # room nobody keeps): a daemon that thinks another its owner
+            # for a moment (it created the room before hearing it was kept
+            # elsewhere) stores nothing.  (The WHERE also tells SQLite that
+            # ON CONFLICT is not the SELECT's.)
             connection.execute(
                 f"INSERT INTO bans (target_key, room_key, {_BAN_COLUMNS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "SELECT ?, ?, ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM rooms "
+                "WHERE room_key = ? AND owner_key <> ?) "
                 "ON CONFLICT (kind, target_key, room_key) DO UPDATE SET "
                 "target = excluded.target, room = excluded.room, until = excluded.until, "
                 'reason = excluded.reason, "by" = excluded."by", time = excluded.time',
                 (ban.key[1], ban.key[2], ban.kind, ban.target, ban.room, ban.until,
-                 ban.reason, ban.by, ban.time))
+                 ban.reason, ban.by, ban.time, ban.key[2], nickKey(ban.by)))
 
         return self._do(add)
 
@@ -173,12 +179,18 @@ class ThreadedAccounts:
         return list(self._rooms)
 
     def keepRoom(self, name, owner, topic, firstId):
+        key = roomKey(name)
+
         def keep(connection):
+            # The first to keep a room owns it: another owner's row (kept
+            # meanwhile through another daemon sharing the database) is
+            # left as it is, and its caller learns who owns the room.
             connection.execute(
                 "INSERT INTO rooms (room_key, name, owner_key, topic, first_id, created) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (room_key) DO UPDATE SET "
-                "topic = excluded.topic", (roomKey(name), name, owner, topic, firstId,
-                                           time.time()))
+                "topic = excluded.topic WHERE rooms.owner_key = excluded.owner_key",
+                (key, name, owner, topic, firstId, time.time()))
+            return readRoom(connection, key)
 
         return self._do(keep)
 
@@ -232,6 +244,28 @@ class SQLiteAccounts(ThreadedAccounts):
     def watch(self, watcher):
         # Nothing else writes this file while the daemon runs.
         pass
+
+    watchRooms = watch
+
+
+def readRooms(connection):
+    """
+    Every kept room stored, oldest first, read through C{connection}, as
+    (name, owner's nickname key, topic, first history id) tuples.
+    """
+    return [tuple(row) for row in connection.execute(
+        f"SELECT {_ROOM_COLUMNS} FROM rooms ORDER BY created")]
+
+
+def readRoom(connection, key, mark="?"):
+    """
+    The kept room stored under the room key C{key}, read through
+    C{connection} (whose parameters are written C{mark}), as L{readRooms}
+    gives them, or L{None}.
+    """
+    row = connection.execute(f"SELECT {_ROOM_COLUMNS} FROM rooms WHERE room_key = {mark}",
+                             (key,)).fetchone()
+    return None if row is None else tuple(row)
 
 
 def readBans(connection):

@@ -12,8 +12,9 @@ newer chatd and is refused rather than misread.
 The tables are those of the SQLite schema (L{chatd.storage.schema}), less
 SQLite's full-text index: a line's search words (L{foldedTokens}, folded as
 SQLite's tokenizer folds them) are kept beside it and found through a GIN
-index on their array.  Triggers announce accounts and bans (C{NOTIFY}) to the
-other daemons sharing the database (L{chatd.storage.postgres}).
+index on their array.  Triggers announce accounts, bans and kept rooms
+(C{NOTIFY}) to the other daemons sharing the database
+(L{chatd.storage.postgres}).
 """
 
 import psycopg
@@ -84,6 +85,17 @@ MIGRATIONS = [
     END $$;
     CREATE TRIGGER bans_announced AFTER INSERT OR UPDATE OR DELETE ON bans
         FOR EACH STATEMENT EXECUTE FUNCTION chatd_bans_changed();
+    """,
+    # 2: kept rooms are announced too (their key), so that every daemon
+    # knows the rooms kept through the others, and who owns them.
+    """
+    CREATE FUNCTION chatd_room_kept() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('chatd_rooms', NEW.room_key);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER rooms_announced AFTER INSERT OR UPDATE ON rooms
+        FOR EACH ROW EXECUTE FUNCTION chatd_room_kept();
     """,
 ]
 

@@ -50,7 +50,8 @@ from zope.interface import implementer
 
 from chatd.storage import (AccountError, HistoryError, HistoryUnavailable, IAccountStore,
                            IHistoryStore, pgschema)
-from chatd.storage.accounts import MAX_HASHING, ThreadedAccounts, readBans
+from chatd.storage.accounts import MAX_HASHING, ThreadedAccounts, readBans, readRoom, \
+    readRooms
 from chatd.storage.threaded import (BATCH_WINDOW, BEHIND_BYTES, BEHIND_LINES, MAX_QUERIES,
                                     MAX_REPLAYS, QUERY_SECONDS, ThreadedHistory,
                                     foldedTokens, pageRows, toEvent)
@@ -375,10 +376,11 @@ class PostgresAccounts(ThreadedAccounts):
     Accounts, bans and kept rooms in the PostgreSQL database at C{url}.
     Nothing connects until L{open}.
 
-    Other daemons sharing the database register nicknames and change bans
-    while this one runs: a thread of its own listens for what the schema's
-    triggers announce (C{LISTEN}), and reads again everything announced (and
-    everything, after a reconnection, to catch up on what it missed).
+    Other daemons sharing the database register nicknames, change bans and
+    keep rooms while this one runs: a thread of its own listens for what the
+    schema's triggers announce (C{LISTEN}), and reads again everything
+    announced (and everything, after a reconnection, to catch up on what it
+    missed).
     """
 
     duplicate = pgerrors.UniqueViolation
@@ -388,6 +390,7 @@ class PostgresAccounts(ThreadedAccounts):
         super().__init__(pgschema.describe(url), reactor, hasher, maxHashing)
         self._url = url
         self._watcher = None
+        self._roomWatcher = None
         self._stopping = threading.Event()
         self._listener = None
 
@@ -414,6 +417,9 @@ class PostgresAccounts(ThreadedAccounts):
     def watch(self, watcher):
         self._watcher = watcher
 
+    def watchRooms(self, watcher):
+        self._roomWatcher = watcher
+
     def close(self):
         self._stopping.set()
         return super().close()
@@ -422,6 +428,11 @@ class PostgresAccounts(ThreadedAccounts):
 
     def _registeredElsewhere(self, keys):
         self._registered.update(keys)
+
+    def _roomsKept(self, rows):
+        if self._roomWatcher is not None:
+            for row in rows:
+                self._roomWatcher.storedRoomKept(*row)
 
     def _bansChanged(self, added, removed):
         gone = {ban.key for ban in removed + added}
@@ -448,20 +459,31 @@ class PostgresAccounts(ThreadedAccounts):
                     connection = pgschema.connect(self._url)
                     connection.execute("LISTEN chatd_accounts")
                     connection.execute("LISTEN chatd_bans")
+                    connection.execute("LISTEN chatd_rooms")
                     # Whatever was announced while nobody listened.
                     keys = [key for (key,) in
                             connection.execute("SELECT nick_key FROM accounts")]
                     self._reactor.callFromThread(self._registeredElsewhere, keys)
                     known = self._compareBans(connection, known)
+                    self._reactor.callFromThread(self._roomsKept, readRooms(connection))
                 bans = False
+                rooms = []
                 for notice in connection.notifies(timeout=0.5, stop_after=1):
                     if notice.channel == "chatd_accounts":
                         self._reactor.callFromThread(self._registeredElsewhere,
                                                      [notice.payload])
+                    elif notice.channel == "chatd_rooms":
+                        rooms.append(notice.payload)
                     else:
                         bans = True
                 if bans:
                     known = self._compareBans(connection, known)
+                # Read once the notices are: each row as it is now, after
+                # every change announced so far.
+                rows = [readRoom(connection, key, "%s") for key in rooms]
+                if rows:
+                    self._reactor.callFromThread(self._roomsKept,
+                                                 [row for row in rows if row is not None])
             except psycopg.Error:
                 if connection is not None:
                     connection.close()

@@ -173,6 +173,11 @@ class WebWire:
 
     @staticmethod
     def encode(event) -> bytes:
+        if type(event) is events.Arrived:
+            # Arrivals announced together: the frames of their joins, so that
+            # a browser follows them as it follows one.
+            return b"".join(message(fields(events.Joined(event.room, nick)))
+                            for nick in event.nicks)
         data = message(fields(event))
         code = _CLOSE_CODES.get(type(event))
         return data if code is None else data + closeFrame(code)

@@ -1,0 +1,117 @@
+"""
+Arrivals in a room, announced together.
+
+A restart brings everyone back at once, and a big lobby is where new people
+land: announced one by one, N arrivals in a room cost N fan-outs to up to N
+members, N² deliveries, and in a room of 5,000 that is most of a server's
+work.  So a room's arrivals are announced together at the end of the
+reactor turn they happened in (a turn with many arrivals costs one fan-out per
+room, not one per arrival), and in a room of L{BIG_ROOM} members or more at
+most once per L{WINDOW} seconds: the first arrival in a quiet room at the end
+of its turn, the ones that follow within the window together when it ends.
+Anything else that happens in the room (a line said, a departure, a rename, a
+topic, the newcomer's being away) first announces the arrivals waiting, so
+that nobody ever hears from or of a newcomer before hearing that they
+arrived.
+
+Who is told what: a member who was in the room before the first arrival of a
+batch is told every arrival of it; a newcomer of the batch, who was shown the
+room's members on entering (L{chatd.core.events.Entered}), is told only the
+arrivals after theirs.  A batch of one is a plain L{chatd.core.events.Joined};
+of more, an L{chatd.core.events.Arrived}, which each wire format shows as it
+must (the line protocol above a few names as one line, IRC as one C{JOIN}
+each).
+"""
+
+from chatd.core import events
+
+# In a room of at least this many members, at most one announcement of
+# arrivals in this many seconds.
+BIG_ROOM = 10
+WINDOW = 0.5
+
+
+class Arrivals:
+    """
+    The arrivals waiting to be announced, per room.
+
+    @ivar window: the least time between two announcements in a big room.
+    @ivar bigRoom: how many members make a room big.
+    """
+
+    def __init__(self, clock, fanout, window=WINDOW, bigRoom=BIG_ROOM):
+        """
+        @param clock: the L{IReactorTime} that times the windows.
+        @param fanout: the L{chatd.core.fanout.Fanout} that delivers the
+            announcements.
+        """
+        self._clock = clock
+        self._fanout = fanout
+        self.window = window
+        self.bigRoom = bigRoom
+        # Room -> the users waiting to be announced there, in the order they
+        # arrived, with their nicknames then.  A room is here while an
+        # announcement is due, with or without anyone still waiting.
+        self._waiting = {}
+
+    def arrive(self, room, user):
+        """
+        C{user}, who is not yet among C{room}'s members, arrives there: the
+        members will be told.
+        """
+        waiting = self._waiting.get(room)
+        if waiting is None:
+            # Announced once this turn's other reads are done.
+            waiting = self._waiting[room] = []
+            self._clock.callLater(0, self._due, room)
+        waiting.append((user, user.nick))
+
+    def announce(self, room):
+        """
+        Tell C{room}'s members of the arrivals waiting there now, before
+        anything else happens in the room.
+        """
+        waiting = self._waiting.get(room)
+        if waiting:
+            self._waiting[room] = []
+            self._tell(room, waiting)
+
+    def _due(self, room):
+        waiting = self._waiting.get(room)
+        if not waiting:
+            # A whole window without an arrival, or they were announced
+            # early: the room is quiet again.
+            del self._waiting[room]
+            return
+        # Emptied first: a delivery may disconnect its recipient, whose
+        # departure announces what waits (nothing, now) before it.
+        self._waiting[room] = []
+        self._tell(room, waiting)
+        if len(room.members) >= self.bigRoom:
+            # Those who come next wait for the window to end.
+            self._clock.callLater(self.window, self._due, room)
+        else:
+            del self._waiting[room]
+
+    def _tell(self, room, waiting):
+        # Those who left meanwhile without a word (put out, or mirrored
+        # away) were never announced, so they are not now either; those who
+        # left with one had this called first.
+        waiting = [(user, nick) for user, nick in waiting if user.rooms.get(room.key) is room]
+        if not waiting:
+            return
+        fanout = self._fanout
+        nicks = tuple(nick for _, nick in waiting)
+        newcomers = {user: i for i, (user, _) in enumerate(waiting)}
+        fanout.toUsers([m for m in room.members.values() if m not in newcomers],
+                       _announcement(room.name, nicks))
+        # Each newcomer of the batch saw those before them among the members.
+        for user, i in newcomers.items():
+            if i + 1 < len(nicks):
+                fanout.toUser(user, _announcement(room.name, nicks[i + 1:]))
+
+
+def _announcement(room, nicks):
+    if len(nicks) == 1:
+        return events.Joined(room, nicks[0])
+    return events.Arrived(room, nicks)

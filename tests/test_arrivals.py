@@ -1,0 +1,392 @@
+"""
+Arrivals announced together (chatd.core.arrivals): each member is told each
+arrival exactly once, alone or with others, and always before anything the
+newcomer says or anything else that happens in the room after it.
+"""
+
+import pytest
+from twisted.internet.task import Clock
+
+from chatd.core import events
+from chatd.core.chat import ChatCore, User
+from chatd.core.fanout import Fanout
+from chatd.line.wire import parseLine
+from support import EventWire, Inbox, MemoryServer
+
+
+@pytest.fixture
+def clock():
+    clock = Clock()
+    clock.advance(1000)
+    return clock
+
+
+@pytest.fixture
+def core(clock):
+    core = ChatCore(Fanout(clock), clock)
+    # A room of 3 or more counts as big here, so that small tests show it.
+    core.fanout.arrivals.bigRoom = 3
+    return core
+
+
+def arrive(core, nick):
+    """
+    Connect a user and claim C{nick} (announced when the clock says so).
+    """
+    user = User(Inbox(), EventWire)
+    core.claimNick(user, nick)
+    return user
+
+
+def settled(clock, *users):
+    """
+    Let the current turn and any window end, and empty the users' inboxes.
+    """
+    clock.advance(0)
+    clock.advance(1)
+    for user in users:
+        user.outbox.take()
+
+
+def clear(*users):
+    for user in users:
+        user.outbox.take()
+
+
+def received(user, kinds=(events.Joined, events.Arrived, events.Said, events.Quit,
+                          events.Renamed, events.Parted)):
+    """
+    What C{user} was told about the room, leaving out their own replies.
+    """
+    return [e for e in user.outbox.take() if isinstance(e, kinds)]
+
+
+def test_oneTurnsArrivalsAreOneAnnouncement(core, clock):
+    """
+    Arrivals in one reactor turn reach the members already there as one
+    announcement, at the end of the turn; a newcomer of that turn is told
+    only those after them (the others were among the members it was shown).
+    """
+    alice = arrive(core, "alice")
+    settled(clock, alice)
+    bob, carol, dave = (arrive(core, n) for n in ["bob", "carol", "dave"])
+    assert received(alice) == []
+    assert [e.members for e in dave.outbox.events if isinstance(e, events.Entered)] == [
+        ("alice", "bob", "carol", "dave")]
+    clock.advance(0)
+    assert received(alice) == [events.Arrived("#lobby", ("bob", "carol", "dave"))]
+    assert received(bob) == [events.Arrived("#lobby", ("carol", "dave"))]
+    assert received(carol) == [events.Joined("#lobby", "dave")]
+    assert received(dave) == []
+    clock.advance(10)
+    assert [received(u) for u in (alice, bob, carol, dave)] == [[], [], [], []]
+
+
+def test_aSmallRoomAnnouncesEveryTurn(core, clock):
+    """
+    Below the big-room size, every turn's arrivals are announced at its end:
+    no window holds them.
+    """
+    core.fanout.arrivals.bigRoom = 10
+    alice = arrive(core, "alice")
+    settled(clock, alice)
+    for nick in ["bob", "carol", "dave"]:
+        arrive(core, nick)
+        clock.advance(0)
+        assert received(alice) == [events.Joined("#lobby", nick)]
+
+
+def test_aBigRoomAnnouncesOncePerWindow(core, clock):
+    """
+    In a big room the arrivals that follow an announcement wait for the
+    window to end, and are then announced together; a window without
+    arrivals makes the room quiet again, so the next one is told at once.
+    """
+    alice, bob, carol = (arrive(core, n) for n in ["alice", "bob", "carol"])
+    settled(clock, alice, bob, carol)
+    dave = arrive(core, "dave")
+    clock.advance(0)
+    assert received(alice) == [events.Joined("#lobby", "dave")]
+    clear(bob, carol, dave)
+    erin = arrive(core, "erin")
+    clock.advance(0.2)
+    frank = arrive(core, "frank")
+    clock.advance(0.29)
+    assert received(alice) == []
+    clock.advance(0.01)
+    announced = [events.Arrived("#lobby", ("erin", "frank"))]
+    assert [received(u) for u in (alice, bob, carol, dave)] == [announced] * 4
+    assert received(erin) == [events.Joined("#lobby", "frank")]
+    assert received(frank) == []
+    clock.advance(0.5)
+    arrive(core, "gina")
+    clock.advance(0)
+    assert received(alice) == [events.Joined("#lobby", "gina")]
+
+
+def test_aNewcomersLineComesAfterTheirArrival(core, clock):
+    """
+    Whatever happens in a room (here the newcomer speaking) first announces
+    the arrivals waiting there, so no member hears from someone before
+    hearing they arrived, and nobody hears an arrival twice.
+    """
+    alice, bob, carol = (arrive(core, n) for n in ["alice", "bob", "carol"])
+    settled(clock, alice, bob, carol)
+    arrive(core, "dave")
+    # Announced at the end of the turn; the room's window opens.
+    clock.advance(0)
+    clear(alice, bob, carol)
+    erin = arrive(core, "erin")
+    frank = arrive(core, "frank")
+    core.say(erin, "#lobby", "hello")
+    said = events.Said("#lobby", "erin", "hello", clock.seconds())
+    assert received(alice) == [events.Arrived("#lobby", ("erin", "frank")), said]
+    assert received(frank) == [said]
+    assert received(erin) == [events.Joined("#lobby", "frank")]
+    clock.advance(1)
+    assert received(alice) == []
+    assert received(frank) == []
+
+
+def test_aDepartureComesAfterTheArrival(core, clock):
+    """
+    A newcomer who leaves before being announced is announced first, then
+    their leaving: the members' view of the room stays whole.
+    """
+    alice, bob, carol = (arrive(core, n) for n in ["alice", "bob", "carol"])
+    settled(clock, alice, bob, carol)
+    arrive(core, "dave")
+    # Announced at the end of the turn; the room's window opens.
+    clock.advance(0)
+    clear(alice, bob, carol)
+    erin = arrive(core, "erin")
+    core.disconnect(erin, "gone")
+    assert received(alice) == [events.Joined("#lobby", "erin"),
+                               events.Quit("#lobby", "erin", "gone")]
+    clock.advance(1)
+    assert received(alice) == []
+
+
+def test_aRenameComesAfterTheArrival(core, clock):
+    """
+    A newcomer renamed before being announced is announced by the name they
+    arrived with, then renamed.
+    """
+    alice, bob, carol = (arrive(core, n) for n in ["alice", "bob", "carol"])
+    settled(clock, alice, bob, carol)
+    arrive(core, "dave")
+    # Announced at the end of the turn; the room's window opens.
+    clock.advance(0)
+    clear(alice, bob, carol)
+    erin = arrive(core, "erin")
+    core.rename(erin, "erin2")
+    assert received(alice) == [events.Joined("#lobby", "erin"),
+                               events.Renamed("#lobby", "erin", "erin2")]
+    clock.advance(1)
+    assert received(alice) == []
+
+
+def test_aNewcomerPutOutSilentlyIsNeverAnnounced(core, clock):
+    """
+    A newcomer taken out of the room without a word before being announced
+    (as a mirror of another daemon's room may be) is not announced later.
+    """
+    alice, bob, carol = (arrive(core, n) for n in ["alice", "bob", "carol"])
+    settled(clock, alice, bob, carol)
+    erin = arrive(core, "erin")
+    core.removeMember(erin, core.rooms["#lobby"])
+    clock.advance(0)
+    assert received(alice) == []
+
+
+def test_withoutAClockEachArrivalIsToldAtOnce():
+    """
+    A fan-out given no clock (a brokered one orders the cluster's events
+    itself) announces each arrival as it happens.
+    """
+    core = ChatCore(Fanout(), Clock())
+    alice = arrive(core, "alice")
+    alice.outbox.take()
+    arrive(core, "bob")
+    assert received(alice) == [events.Joined("#lobby", "bob")]
+
+
+def test_lineProtocolShowsManyArrivalsAsOneLine(clock):
+    """
+    On the line protocol a few arrivals announced together are one line
+    each, as lone ones are; from four on, one parseable room event line
+    naming the first two and counting the others.
+    """
+    server = MemoryServer(announceTogether=True)
+    alice = server.connect("alice")
+    server.clock.advance(0)
+    for nick in ["b1", "b2", "b3"]:
+        server.connect(nick)
+    server.clock.advance(0)
+    assert alice.lines() == ["-- #lobby b1 has joined", "-- #lobby b2 has joined",
+                             "-- #lobby b3 has joined"]
+    for i in range(30):
+        server.connect(f"c{i}")
+    server.clock.advance(0)
+    lines = alice.lines()
+    assert lines == ["-- #lobby c0, c1 and 28 others have joined"]
+    parsed = parseLine(lines[0])
+    assert (parsed.kind, parsed.room) == ("event", "#lobby")
+
+
+def crowd(server, count, prefix="m"):
+    """
+    Log C{count} users in, each from their own address.
+    """
+    return [server.connect(f"{prefix}{i:03}", host=f"10.0.{i // 200}.{i % 200 + 1}")
+            for i in range(count)]
+
+
+def test_aNewcomerToABigRoomIsToldHowManyNotWho():
+    """
+    Entering a room of more than a page of members, a newcomer is told how
+    many there are and how to list them, not every name; up to a page, every
+    name as before.
+    """
+    server = MemoryServer()
+    crowd(server, 99)
+    hundredth = server.connect()
+    hundredth.lines()
+    hundredth.send("m100")
+    assert hundredth.lines()[-1].startswith("=== #lobby members (100): m000 m001 ")
+    late = server.connect()
+    late.lines()
+    late.send("m101")
+    assert late.lines() == [
+        "=== you are now m101", "=== joined #lobby",
+        "=== #lobby members (101), too many to list: /who #lobby PAGE shows them 100 at a time"]
+
+
+def test_whoOfABigRoomIsPaginated():
+    """
+    /who of a room of more than a page lists a page at a time, sorted, and
+    says which page of how many; a small room is listed whole, as before.
+    """
+    server = MemoryServer()
+    members = crowd(server, 250)
+    alice = members[0]
+    alice.lines()
+    alice.send("/who")
+    names = [f"m{i:03}" for i in range(250)]
+    assert alice.lines() == [f"=== #lobby members (250), page 1 of 3: {' '.join(names[:100])}"]
+    alice.send("/who #lobby 3")
+    assert alice.lines() == [f"=== #lobby members (250), page 3 of 3: {' '.join(names[200:])}"]
+    alice.send("/who 4")
+    assert alice.lines() == ["=== #lobby members (250), page 4 of 3: "]
+    alice.send("/join #small")
+    alice.lines()
+    alice.send("/who #small")
+    # (Its creator moderates it.)
+    assert alice.lines() == ["=== #small members (1): m000", "=== #small moderators: m000"]
+    alice.send("/who #small 1")
+    assert alice.lines() == ["=== #small members (1), page 1 of 1: m000",
+                             "=== #small moderators: m000"]
+
+
+def test_ircAndWebShowEachArrival():
+    """
+    IRC has no word for several arrivals: a batch is one JOIN line each, in
+    order; the web client gets one joined object each, as for a lone one.
+    """
+    from chatd.irc.wire import IrcWire
+    from chatd.web.wire import WebWire
+
+    batch = events.Arrived("#lobby", ("ann", "bob"))
+    assert IrcWire().encode(batch) == (b":ann!~ann@chatd JOIN #lobby\r\n"
+                                       b":bob!~bob@chatd JOIN #lobby\r\n")
+    assert WebWire.encode(batch) == (WebWire.encode(events.Joined("#lobby", "ann"))
+                                     + WebWire.encode(events.Joined("#lobby", "bob")))
+
+
+def test_aNewcomerIsShownTheMembersAsTheyAre(core, clock):
+    """
+    The member list a newcomer is shown follows every change before it:
+    arrivals, departures and renames, in the order of the room's table (the
+    order people joined, a renamed member listed anew).
+    """
+    def shown(user):
+        return [e.members for e in user.outbox.take() if isinstance(e, events.Entered)]
+
+    alice, bob = arrive(core, "alice"), arrive(core, "bob")
+    assert shown(bob) == [("alice", "bob")]
+    core.part(bob, "#lobby")
+    carol = arrive(core, "carol")
+    assert shown(carol) == [("alice", "carol")]
+    core.rename(alice, "ann")
+    dave = arrive(core, "dave")
+    assert shown(dave) == [("carol", "ann", "dave")]
+    core.join(bob, "#lobby")
+    assert shown(bob) == [("carol", "ann", "dave", "bob")]
+
+
+def test_aNewcomerAwayIsAnnouncedBeforeTheirAway(core, clock):
+    """
+    The members of a room someone away joins are told of the arrival, then
+    that the newcomer is away: never of the away of someone not yet there.
+    """
+    alice, bob = arrive(core, "alice"), arrive(core, "bob")
+    core.join(alice, "#den")
+    settled(clock, alice, bob)
+    core.setAway(bob, "lunch")
+    clear(alice)
+    core.join(bob, "#den")
+    assert received(alice, (events.Joined, events.Arrived, events.AwayChanged)) == [
+        events.Joined("#den", "bob"), events.AwayChanged("bob", "lunch")]
+    clock.advance(1)
+    assert received(alice) == []
+
+
+def test_lineProtocolLineAfterArrivalsComesAfterThem():
+    """
+    Over the line protocol: in a big room whose window is open, a newcomer's
+    line brings out the arrivals waiting (theirs among them) first, as one
+    aggregate line; every member gets each arrival once, and nothing more
+    when the window ends.
+    """
+    server = MemoryServer(announceTogether=True)
+    members = crowd(server, 12)
+    server.clock.advance(0)
+    server.clock.advance(1)
+    first = members[0]
+    first.lines()
+    news = crowd(server, 5, prefix="n")
+    server.clock.advance(0)
+    assert first.lines() == ["-- #lobby n000, n001 and 3 others have joined"]
+    # Each newcomer of that batch is told of those after them.
+    assert news[0].lines() == ["-- #lobby n001, n002 and 2 others have joined"]
+    assert news[3].lines() == ["-- #lobby n004 has joined"]
+    assert news[4].lines() == []
+    late = crowd(server, 4, prefix="p")
+    late[1].send("hello")
+    assert first.lines() == ["-- #lobby p000, p001 and 2 others have joined",
+                             "#lobby <p001> hello"]
+    assert news[0].lines() == ["-- #lobby p000, p001 and 2 others have joined",
+                               "#lobby <p001> hello"]
+    assert late[0].lines() == ["-- #lobby p001 has joined", "-- #lobby p002 has joined",
+                               "-- #lobby p003 has joined", "#lobby <p001> hello"]
+    assert late[3].lines() == ["#lobby <p001> hello"]
+    server.clock.advance(1)
+    assert [c.lines() for c in (first, news[0], late[0], late[3])] == [[], [], [], []]
+
+
+def test_awayAfterArrivingComesAfterTheArrival(core, clock):
+    """
+    A newcomer going away before being announced is announced first, then
+    away.
+    """
+    alice, bob, carol = (arrive(core, n) for n in ["alice", "bob", "carol"])
+    settled(clock, alice, bob, carol)
+    arrive(core, "dave")
+    clock.advance(0)
+    clear(alice, bob, carol)
+    erin = arrive(core, "erin")
+    core.setAway(erin, "lunch")
+    assert received(alice, (events.Joined, events.AwayChanged)) == [
+        events.Joined("#lobby", "erin"), events.AwayChanged("erin", "lunch")]
+    clock.advance(1)
+    assert received(alice) == []
