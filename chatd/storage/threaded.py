@@ -36,11 +36,11 @@ Every queue has a bound (see the README's table):
   waiting, and it should grow by at most 32 MB.
 - each reader's: at most L{MAX_REPLAYS} replays and pages, and
   L{MAX_QUERIES} searches, wait or run; one more fails at once with
-  L{HistoryBusy}.  (A connection has at most one read waiting or running:
-  see L{chatd.edge.connection.Connection.showHistory}.)  A read that runs longer than L{QUERY_SECONDS} in the
-  database is stopped (L{QueryTooSlow}), and a search of more than
-  L{SEARCH_TOKENS} tokens is refused before it is queued
-  (L{SearchTooComplex}).
+  L{HistoryBusy}.  (A connection has at most one read it asked for waiting
+  or running: see L{chatd.edge.connection.Connection.showHistory}.)  A
+  read that runs longer than L{QUERY_SECONDS} in the database is stopped
+  (L{QueryTooSlow}), and a search of more than L{SEARCH_TOKENS} tokens is
+  refused before it is queued (L{SearchTooComplex}).
 
 The store's threads run at a lower priority than the reactor thread (on Linux):
 measured on a busy 2-core machine, that kept live delivery at a few
