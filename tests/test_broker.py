@@ -368,6 +368,30 @@ def test_muteAcrossDaemons():
     assert op.lines()[-1] == "#lobby <bob> now?"
 
 
+def test_muteHoldsTheNicknameOnEveryDaemon():
+    """
+    A mute set on another daemon holds the muted nickname there too: the
+    muted user, reconnecting under it, is still muted; unmuted, they talk.
+    """
+    cluster, a, b, op = operatorCluster()
+    bob = login(cluster, b, "bob")
+    op.send("/mute bob")
+    cluster.settle()
+    bob.send("/quit")
+    cluster.settle()
+    bob = login(cluster, b, "bob")
+    op.lines()
+    bob.send("can you hear me")
+    cluster.settle()
+    assert bob.lines() == ["!!! you are muted in #lobby"]
+    assert op.lines() == []
+    op.send("/unmute bob")
+    cluster.settle()
+    bob.send("now?")
+    cluster.settle()
+    assert op.lines()[-1] == "#lobby <bob> now?"
+
+
 def test_serverBanAcrossDaemons():
     """
     An operator's ban of a user on another daemon: everyone sees them quit
@@ -489,6 +513,29 @@ def test_ghostAcrossDaemons():
     carol.send("/msg bob hi")
     cluster.settle()
     assert owner.lines() == ["*carol* hi"]
+
+
+def test_registeredIsIdentifiedOnAnotherDaemon():
+    """
+    Registering a nickname on one daemon shows its owner identified on the
+    others (found by a new-user trial: /whois there said "not identified").
+    """
+    from support import MemoryAccounts
+
+    accounts = MemoryAccounts()
+    cluster = Cluster()
+    a = cluster.add("A", accounts=accounts)
+    b = cluster.add("B", accounts=accounts)
+    uno = login(cluster, a, "uno")
+    dos = login(cluster, b, "dos")
+    dos.send("/whois uno")
+    cluster.settle()
+    assert dos.lines()[0].startswith("=== uno: not identified; ")
+    uno.send("/register unopass-123")
+    cluster.settle()
+    dos.send("/whois uno")
+    cluster.settle()
+    assert dos.lines()[0].startswith("=== uno: identified; ")
 
 
 def test_identifiedOnAnotherDaemon():

@@ -49,6 +49,7 @@ from chatd.broker import codec
 from chatd.core import events
 from chatd.core.chat import Room, User
 from chatd.core.fanout import Fanout
+from chatd.core.moderation import muteNick, unmuteNick
 from chatd.core.names import nickKey, roomKey
 
 NODE_LOST = "node lost"
@@ -214,11 +215,8 @@ class BrokeredFanout(Fanout):
             return
         if isinstance(event, events.NowKnownAs):
             self._nickChanged(user, event)
-        elif isinstance(event, events.Identified) and user.nick is not None:
-            # So that the others know them for an operator (who cannot be
-            # kicked) or a nickname's owner.  (One who arrives by proving a
-            # nickname is announced with it: see _nickChanged.)
-            self._publish({"k": "ident", "nick": user.nick, "account": user.account})
+        elif isinstance(event, events.Identified):
+            self.proved(user)
         self._direct(user, event, False)
 
     def toEach(self, users, event):
@@ -242,6 +240,14 @@ class BrokeredFanout(Fanout):
                 self._leaveView(user, event.room)
             self._publishRoom(event, user, actorOnly=True)
         self._direct(user, event, True)
+
+    def proved(self, user):
+        if isinstance(user, RemoteUser) or user.nick is None:
+            return
+        # So that the others know them for an operator (who cannot be
+        # kicked) or a nickname's owner.  (One who arrives by proving a
+        # nickname is announced with it: see _nickChanged.)
+        self._publish({"k": "ident", "nick": user.nick, "account": user.account})
 
     def userGone(self, user):
         if isinstance(user, RemoteUser):
@@ -772,7 +778,8 @@ class BrokeredFanout(Fanout):
             if isinstance(event, events.TopicChanged):
                 room.topic = event.topic
             elif isinstance(event, (events.Muted, events.Unmuted)):
-                # As the core keeps a mute: by connection and by account.
+                # As the core keeps a mute: by connection, account and
+                # nickname.
                 target = core.user(event.nick)
                 until = None
                 if isinstance(event, events.Muted) and event.duration is not None:
@@ -786,9 +793,11 @@ class BrokeredFanout(Fanout):
                     else:
                         table.pop(key, None)
                 if isinstance(event, events.Muted):
+                    muteNick(room, event.nick, until, target)
                     core.moderation.rankMute(room, event.nick, target,
                                              core.users.get(nickKey(event.by)))
                 else:
+                    unmuteNick(room, event.nick, target)
                     core.moderation.unrankMute(room, event.nick, target)
         if not own and actorNick:
             user = core.users.get(nickKey(actorNick))
