@@ -818,7 +818,7 @@ class BrokeredFanout(Fanout):
         user = users.get(key)
         if user is None:
             user = RemoteUser(node, nick, None)
-            user.hangUp = lambda user=user: self._hangRemote(user)
+            user.onHangUp = lambda user=user: self._hangRemote(user)
             user.active = user.since = self.clock.seconds()
             users[key] = user
             self._byNode.setdefault(node, set()).add(key)

@@ -46,7 +46,8 @@ class User:
         password for on this connection, or L{None}; they are identified
         while they use that nickname, and may take it back without its
         password after using another.
-    @ivar hangUp: called with no arguments to close the user's connection.
+    @ivar onHangUp: called with no arguments to close the user's
+        connection (see L{hangUp}), or L{None}.
     @ivar connected: false once the core has been told the user is gone.
     @ivar goneBecause: why, once they are (ghosted, banned, their quit).
     @ivar away: why the user is away, or C{""} while they are not.
@@ -55,7 +56,7 @@ class User:
     """
 
     __slots__ = ("nick", "rooms", "outbox", "wire", "host", "account",
-                 "hangUp", "connected", "goneBecause", "away", "active", "since",
+                 "onHangUp", "connected", "goneBecause", "away", "active", "since",
                  "__weakref__")
 
     def __init__(self, outbox, wire, host=None, hangUp=None):
@@ -65,12 +66,25 @@ class User:
         self.wire = wire
         self.host = host
         self.account = None
-        self.hangUp = hangUp or (lambda: None)
+        self.onHangUp = hangUp
         self.connected = True
         self.goneBecause = None
         self.away = ""
         self.active = 0.0
         self.since = 0.0
+
+    def hangUp(self):
+        """
+        Close the user's connection: by C{onHangUp}, or else by the outbox's
+        own C{hangUp}, if it has one (a connection's outbox has: a callable
+        kept per user would be 64 more bytes for every connection).
+        """
+        if self.onHangUp is not None:
+            self.onHangUp()
+            return
+        hangUp = getattr(self.outbox, "hangUp", None)
+        if hangUp is not None:
+            hangUp()
 
     @property
     def identified(self):
@@ -284,7 +298,8 @@ class ChatCore:
         @param wire: the wire format of the connection's front end.
         @param host: the address it connects from, as text, to match bans.
         @param hangUp: called with no arguments when the core lets the
-            user go (a ban); the connection is to close.
+            user go (a ban); the connection is to close.  Without it, the
+            outbox's C{hangUp} is called, if it has one.
 
         A banned address is refused when it claims a nickname, not here:
         an operator proving their nickname gets in from anywhere.

@@ -115,7 +115,8 @@ class Connection:
         @raise chatd.core.refusals.Refusal: when the core will not have this
             connection (a banned address).
         """
-        self.session = core.open(self.outbox, self.wire, self.address, self._hangUp)
+        # (Its outbox hangs up: see _ConnectionOutbox.)
+        self.session = core.open(self.outbox, self.wire, self.address)
         return self.session
 
     @property
@@ -439,14 +440,18 @@ class Connection:
 class _ConnectionOutbox(Outbox):
     """
     A connection's outbox, which tells the connection itself when its reader
-    is dropped: a slot, where an C{onOverflow} bound method would be 64 more
-    bytes kept for every connection.
+    is dropped, and which the core hangs up through (L{chatd.core.chat.User.hangUp}): a
+    slot, where the C{onOverflow} and C{hangUp} bound methods would be 128
+    more bytes kept for every connection.
     """
 
     __slots__ = ("connection",)
 
     def overflowed(self, pending):
         self.connection._sendQueueOverflowed(pending)
+
+    def hangUp(self):
+        self.connection._hangUp()
 
 
 def _kernelUnread(transport):
