@@ -30,8 +30,12 @@ class LeanServer(tcp.Server):
     """
 
     def _logstr(self):
+        # Made for every event the reactor dispatches (Twisted logs each
+        # under its transport's prefix): the protocol's own logPrefix is
+        # asked directly, as _getLogPrefix would after a slower check.
         protocol = getattr(self, "protocol", None)
-        prefix = self._getLogPrefix(protocol) if protocol is not None else "-"
+        logPrefix = getattr(protocol, "logPrefix", None)
+        prefix = logPrefix() if logPrefix is not None else type(protocol).__name__
         return f"{prefix},{self.sessionno},{self.hostname}"
 
     def _repstr(self):
