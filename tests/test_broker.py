@@ -754,3 +754,28 @@ def test_lineStoredBeforeTheJoinerReadsItIsShownOnceLive():
     assert [line for line in got if "#dev <alice>" in line] == [
         "~ 1970-01-01T00:00:01Z #dev <alice> old", "#dev <alice> crossing",
         "#dev <alice> after"], got
+
+
+def test_storeOfItsOwnReplaysItsOwnLinesAlone():
+    """
+    Daemons each with a store of their own (a SQLite file each) replay
+    their own lines alone, as read when the joiner asked: nothing of what
+    the stream said is added.
+    """
+    cluster = Cluster()
+    a = cluster.add("a", history=MemoryHistory())
+    b = cluster.add("b", history=MemoryHistory())
+    alice, bob = login(cluster, a, "alice"), login(cluster, b, "bob")
+    carol = login(cluster, b, "carol")
+    for person in (alice, carol):
+        person.send("/join #dev")
+        cluster.settle()
+    alice.send("from a")
+    carol.send("from b")
+    cluster.settle()
+    bob.send("/join #dev")
+    b.core.history.answer()
+    cluster.settle()
+    got = bob.lines()
+    assert [line for line in got if "#dev <" in line] == [
+        "~ 1970-01-01T00:00:00Z #dev <carol> from b"], got

@@ -48,7 +48,7 @@ from collections import OrderedDict, deque
 from dataclasses import replace
 from weakref import WeakKeyDictionary, WeakSet
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -291,7 +291,9 @@ class BrokeredFanout(Fanout):
         if waiting is None:
             return read().addCallback(self._before, rkey, count, self._heardCount)
         found = Deferred()
-        waiting.append(lambda mark: read().addCallback(
+        # (Called as the stream is read: a store that raises fails the
+        # replay, not the reading.)
+        waiting.append(lambda mark: maybeDeferred(read).addCallback(
             self._before, rkey, count, mark).chainDeferred(found))
         return found
 
@@ -853,10 +855,10 @@ class BrokeredFanout(Fanout):
                 joiner = stash.get("joiner")
                 if joiner is not None and joiner.connected and rkey in joiner.rooms:
                     self._view.setdefault(rkey, {})[nickKey(event.nick)] = joiner
-                seating = self._seating.get(joiner, {})
+                seating = self._seating.get(joiner, {}) if joiner is not None else {}
                 for seated in seating.pop(rkey, ()):
                     seated(self._heardCount)
-                if not seating:
+                if joiner is not None and not seating:
                     self._seating.pop(joiner, None)
             else:
                 self._mirrorJoin(entry["n"], event.nick, event.room)
