@@ -491,6 +491,29 @@ def test_ghostAcrossDaemons():
     assert owner.lines() == ["*carol* hi"]
 
 
+def test_registeredIsIdentifiedOnAnotherDaemon():
+    """
+    Registering a nickname on one daemon shows its owner identified on the
+    others (found by a new-user trial: /whois there said "not identified").
+    """
+    from support import MemoryAccounts
+
+    accounts = MemoryAccounts()
+    cluster = Cluster()
+    a = cluster.add("A", accounts=accounts)
+    b = cluster.add("B", accounts=accounts)
+    uno = login(cluster, a, "uno")
+    dos = login(cluster, b, "dos")
+    dos.send("/whois uno")
+    cluster.settle()
+    assert dos.lines()[0].startswith("=== uno: not identified; ")
+    uno.send("/register unopass-123")
+    cluster.settle()
+    dos.send("/whois uno")
+    cluster.settle()
+    assert dos.lines()[0].startswith("=== uno: identified; ")
+
+
 def test_identifiedOnAnotherDaemon():
     """
     An operator identified on one daemon is known as identified, and so as

@@ -52,7 +52,8 @@ def test_impostorNeverSpeaksAsTheOwner(tmp_path, db):
                                       "(or another nickname)")
         mallory.send("iamthehelper-trustme")
         assert mallory.readUntil(lambda l: l.startswith("??? ")) == [
-            "!!! wrong password for helper", "??? Choose a nickname:"]
+            "!!! wrong password for helper",
+            "??? helper is registered: password again (or another nickname)"]
         mallory.send("helper_")
         mallory.readUntil(lambda l: l.startswith("=== #lobby members"))
         for attempt in ("/nick helper", "/nick HELPER", "/nick helper guess-guess"):

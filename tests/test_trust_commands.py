@@ -158,8 +158,8 @@ def test_accountCommandReplies(server):
 def test_registeredNicknameAsksForItsPassword(server):
     """
     Choosing a registered nickname at the prompt asks for its password on
-    the same connection; a wrong one is refused and the nickname prompt comes
-    back; the right one brings the owner in, identified.  Nobody is ever
+    the same connection; a wrong one is refused and the password asked
+    again; the right one brings the owner in, identified.  Nobody is ever
     shown under that nickname meanwhile.
     """
     watcher = server.connect("watcher")
@@ -168,13 +168,30 @@ def test_registeredNicknameAsksForItsPassword(server):
     owner.send("boss")
     assert owner.lines() == ["??? boss is registered: password (or another nickname)"]
     owner.send("wrong-password")
-    assert owner.lines() == ["!!! wrong password for boss", "??? Choose a nickname:"]
-    owner.send("boss")
-    owner.lines()
+    assert owner.lines() == ["!!! wrong password for boss",
+                             "??? boss is registered: password again (or another nickname)"]
+    # The next try is a password again, never a nickname shown to everyone.
     owner.send("boss-password")
     assert owner.lines() == ["=== you are identified as boss", "=== you are now boss",
                              "=== joined #lobby", "=== #lobby members (2): boss watcher"]
     assert watcher.lines() == ["-- #lobby boss has joined"]
+
+
+def test_afterAWrongPasswordAnotherNicknameStillWorks(server):
+    """
+    Asked for the password again after a wrong one, an answer that cannot be
+    a password is another nickname, and nobody saw the wrong try.
+    """
+    watcher = server.connect("watcher")
+    owner = server.connect()
+    owner.lines()
+    owner.send("boss")
+    owner.send("wrong-password")
+    owner.lines()
+    owner.send("bossy")
+    assert owner.lines() == ["=== you are now bossy", "=== joined #lobby",
+                             "=== #lobby members (2): bossy watcher"]
+    assert watcher.lines() == ["-- #lobby bossy has joined"]
 
 
 def test_passwordPromptTakesAnotherNickname(server):

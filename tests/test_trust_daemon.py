@@ -41,9 +41,8 @@ def test_registerThenIdentifyOverTls(tmp_path, db):
         assert secure.readLine() == "??? alice is registered: password (or another nickname)"
         secure.send("wrong-password")
         assert secure.readLine() == "!!! wrong password for alice"
-        assert secure.readLine() == "??? Choose a nickname:"
-        secure.send("alice")
-        secure.readLine()
+        assert secure.readLine() == ("??? alice is registered: password again "
+                                     "(or another nickname)")
         secure.send("tr0ub4dor&3")
         assert secure.readUntil(lambda l: l.startswith("=== #lobby members")) == [
             "=== you are identified as alice", "=== you are now alice",
@@ -70,7 +69,8 @@ def test_someoneElseCannotTakeARegisteredNickname(tmp_path, db):
                                       "(or another nickname)")
         mallory.send("password1")
         assert mallory.readUntil(lambda l: l.startswith("??? ")) == [
-            "!!! wrong password for alice", "??? Choose a nickname:"]
+            "!!! wrong password for alice",
+            "??? alice is registered: password again (or another nickname)"]
         assert settle(bystander) == [[]]
         mallory.close(), bystander.close()
     finally:

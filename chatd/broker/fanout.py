@@ -248,11 +248,8 @@ class BrokeredFanout(Fanout):
             return
         if isinstance(event, events.NowKnownAs):
             self._nickChanged(user, event)
-        elif isinstance(event, events.Identified) and user.nick is not None:
-            # So that the others know them for an operator (who cannot be
-            # kicked) or a nickname's owner.  (One who arrives by proving a
-            # nickname is announced with it: see _nickChanged.)
-            self._publish({"k": "ident", "nick": user.nick, "account": user.account})
+        elif isinstance(event, events.Identified):
+            self.proved(user)
         self._direct(user, event, False)
 
     def toEach(self, users, event):
@@ -354,6 +351,14 @@ class BrokeredFanout(Fanout):
                 heard.since = lines.popleft()[1]
             if not lines:
                 del self._heard[rkey]
+
+    def proved(self, user):
+        if isinstance(user, RemoteUser) or user.nick is None:
+            return
+        # So that the others know them for an operator (who cannot be
+        # kicked) or a nickname's owner.  (One who arrives by proving a
+        # nickname is announced with it: see _nickChanged.)
+        self._publish({"k": "ident", "nick": user.nick, "account": user.account})
 
     def userGone(self, user):
         if isinstance(user, RemoteUser):

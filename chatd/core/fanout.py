@@ -198,6 +198,13 @@ class Fanout:
         """
         return read()
 
+    def proved(self, user):
+        """
+        C{user} now owns the nickname they use (they registered it).  Nothing
+        to do for one daemon; a brokered fan-out tells the other daemons, who
+        show them identified.
+        """
+
     def userGone(self, user):
         """
         C{user} has left the server (their rooms were told already).  Nothing

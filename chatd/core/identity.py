@@ -107,6 +107,8 @@ class Identity:
 
         def registered(result):
             self._log.info("{nick} registered", nick=nick)
+            if user.nick == nick and user.account == key:
+                self._core.fanout.proved(user)
 
         def refused(failure):
             if user.account == key:

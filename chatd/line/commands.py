@@ -15,7 +15,8 @@ from typing import Callable
 from twisted.logger import Logger
 
 from chatd.core.names import nickKey, roomKey
-from chatd.core.refusals import PasswordRequired, Refusal
+from chatd.core.refusals import AccountRefused, AttemptWaiting, PasswordRequired, Refusal, \
+    WrongPassword
 from chatd.line import wire
 from chatd.line.refusals import describe
 
@@ -129,7 +130,20 @@ def _claim(conn, nick, password=None):
         _showRoom(conn, room)
         return None
     done = conn.session.claim(nick, password)
-    return _afterwards(conn, done, lambda room: _arrived(conn, room))
+
+    def askAgain(failure):
+        # A refused password leaves the user at the password question, not
+        # at the nickname prompt, where the next try of their password
+        # would become their public nickname (and a log line).
+        if failure.check(WrongPassword, AccountRefused, AttemptWaiting) \
+                and conn.session.nick is None and conn.passwordFor is None:
+            conn.passwordFor = nick
+            conn.error(describe(failure.value))
+            conn.prompt(f"{nick} is registered: password again (or another nickname)")
+            return None
+        return failure
+
+    return _afterwards(conn, done.addErrback(askAgain), lambda room: _arrived(conn, room))
 
 
 def _arrived(conn, room):
