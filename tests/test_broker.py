@@ -802,3 +802,24 @@ def test_storeOfItsOwnReplaysItsOwnLinesAlone():
     got = bob.lines()
     assert [line for line in got if "#dev <" in line] == [
         "~ 1970-01-01T00:00:00Z #dev <carol> from b"], got
+
+
+def test_linesForgottenFromABusyRoomAreReplayedFromTheStore():
+    """
+    A daemon remembers at most L{BrokeredFanout.HEARD_LINES} of a room's
+    lines: those it forgot, stored since, are in a join's replay (not taken
+    for lines on their way).
+    """
+    shared, cluster, a, b, alice, bob = sharedCluster()
+    b.fanout.HEARD_LINES = 2
+    for _ in range(5):
+        cluster.clock.advance(BrokeredFanout.BEAT)
+        cluster.settle()
+    for word in ("one", "two", "three"):
+        alice.send(word)
+    settleAll(cluster, shared)
+    bob.send("/join #dev")
+    settleAll(cluster, shared)
+    got = bob.lines()
+    assert [line for line in got if "#dev <alice>" in line] == [
+        "~ 1970-01-01T00:00:06Z #dev <alice> " + word for word in ("one", "two", "three")], got
