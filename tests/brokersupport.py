@@ -442,7 +442,7 @@ class _DaemonHistory(MemoryHistory):
     def append(self, event):
         self.pending.append(event)
 
-    def recent(self, room, count, replay=True):
+    def recent(self, room, count):
         bound = self.store.lastId
         deferred = Deferred()
 

@@ -334,7 +334,7 @@ class MemoryHistory:
     def append(self, event):
         self.lines.append(event)
 
-    def recent(self, room, count, replay=True):
+    def recent(self, room, count):
         found = [e for e in self.lines if roomKey(e.room) == roomKey(room)]
         return self._later(found[-count:])
 

@@ -7,12 +7,14 @@ L{chatd.core.session.Session}, as front ends do.
 """
 
 import pytest
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 
 from chatd.core import events
 from chatd.core import refusals as R
 from chatd.core.chat import ChatCore
 from chatd.core.fanout import Fanout
+from chatd.storage import AccountsBusy
+from chatd.storage.accounts import MAX_HASHING
 from trustsupport import Trust, clear, result
 
 
@@ -174,6 +176,45 @@ def test_oneAttemptAtATimePerConnection(trust):
         user.ghost("owner", "guess-1")
     assert e.value == R.AttemptWaiting("owner")
     assert pending == ["guess-0"]
+
+
+def test_passwordChecksTakeFairTurnsRatherThanBeingRefused(trust):
+    """
+    Password checks wait their turn, never refused for others' load, and
+    turns go round address groups and, within one, nicknames: 44
+    connections on loopback logging in as one account, with its right
+    password, leave the store (which refuses more than MAX_HASHING waiting)
+    two checks at a time, and olga's right password, also from loopback, is
+    hashed after only three of theirs; every check is answered.
+    """
+    trust.accounts.passwords.update(mallory="mallory-password", olga="olga-password")
+    hashing = []
+
+    def verify(nick, password):
+        if len(hashing) >= MAX_HASHING:
+            return fail(AccountsBusy("too many password checks are waiting; "
+                                     "try again in a moment"))
+        hashing.append((nick, trust.accounts.passwords.get(nick) == password, Deferred()))
+        return hashing[-1][2]
+
+    def hashOne():
+        nick, right, done = hashing.pop(0)
+        done.callback(right)
+        return nick
+
+    trust.accounts.verify = verify
+    floods = [trust.connect(host="127.0.0.1") for i in range(44)]
+    proving = [flood.authenticate("mallory", "mallory-password") for flood in floods]
+    olga = trust.connect(host="127.0.0.2")
+    claimed = olga.claim("olga", "olga-password")
+    assert not claimed.called
+    assert len(hashing) == 2
+    assert [hashOne() for i in range(4)] == ["mallory"] * 3 + ["olga"]
+    result(claimed)
+    assert olga.nick == "olga" and olga.identified
+    while hashing:
+        hashOne()
+    assert [result(p) for p in proving] == [None] * 44
 
 
 def test_registrationsPerAddressAreThrottled(trust):

@@ -368,6 +368,30 @@ def test_muteAcrossDaemons():
     assert op.lines()[-1] == "#lobby <bob> now?"
 
 
+def test_muteHoldsTheNicknameOnEveryDaemon():
+    """
+    A mute set on another daemon holds the muted nickname there too: the
+    muted user, reconnecting under it, is still muted; unmuted, they talk.
+    """
+    cluster, a, b, op = operatorCluster()
+    bob = login(cluster, b, "bob")
+    op.send("/mute bob")
+    cluster.settle()
+    bob.send("/quit")
+    cluster.settle()
+    bob = login(cluster, b, "bob")
+    op.lines()
+    bob.send("can you hear me")
+    cluster.settle()
+    assert bob.lines() == ["!!! you are muted in #lobby"]
+    assert op.lines() == []
+    op.send("/unmute bob")
+    cluster.settle()
+    bob.send("now?")
+    cluster.settle()
+    assert op.lines()[-1] == "#lobby <bob> now?"
+
+
 def test_serverBanAcrossDaemons():
     """
     An operator's ban of a user on another daemon: everyone sees them quit

@@ -262,24 +262,22 @@ def test_writerKeepsUpWithoutPausing(backend, calls):
     assert stored(backend) == 5000
 
 
-def test_searchesWaitingBeyondTheBoundAreBusyButReplaysGoOn(backend, calls):
+def test_searchesWaitingBeyondTheBoundAreBusyButOtherReadsGoOn(backend, calls):
     """
-    While searches are stuck, at most C{maxQueries} of them (and /history
-    requests, which share their reader) wait; one more is refused at once
-    with HistoryBusy.  A join's replay and a last-topic look-up are answered
-    meanwhile, and once the searches finish, searching works again.
+    While searches are stuck, at most C{maxQueries} of them wait; one more is
+    refused at once with HistoryBusy.  A join's replay, a last-topic look-up,
+    /history and a CHATHISTORY page are answered meanwhile (their reader is
+    not the searches'), and once the searches finish, searching works again.
     """
     store = stalled(backend, calls, maxQueries=3)
     line = said(store, "#a", "alice", "cake")
     store.searching.clear()
-    waiting = [store.search(["#a"], ["cake"], 5) for i in range(2)]
-    waiting.append(store.recent("#a", 5, replay=False))
+    waiting = [store.search(["#a"], ["cake"], 5) for i in range(3)]
     with pytest.raises(HistoryBusy) as busy:
         calls.wait(store.search(["#a"], ["cake"], 5))
     assert str(busy.value) == "history is busy; try again in a moment"
-    with pytest.raises(HistoryBusy):
-        calls.wait(store.recent("#a", 5, replay=False))
     assert calls.wait(store.recent("#a", 5)) == [line]
+    assert calls.wait(store.page("#a", 5, before=("id", line.id + 1))) == [line]
     assert calls.wait(store.lastTopic("#a")) is None
     store.searching.set()
     assert [calls.wait(d) for d in waiting] == [[line], [line], [line]]

@@ -223,7 +223,7 @@ def test_failedReadTellsTheUserAndReleasesLiveLines(server, history):
     held behind the read still arrive.
     """
     alice, bob = arrive(server, history, "alice"), arrive(server, history, "bob")
-    history.recent = lambda room, count, replay: fail(RuntimeError("disk on fire"))
+    history.recent = lambda room, count: fail(RuntimeError("disk on fire"))
     bob.send("/history")
     alice.send("still here")
     assert bob.lines() == ["!!! history is unavailable right now",
@@ -244,18 +244,35 @@ def test_busyStoreIsARefusal(server, history):
                            "#lobby <alice> still here"]
 
 
-def test_historyCommandIsNotAReplay(server, history):
+def test_oneReadAskedForAtATimePerConnection(server, history):
     """
-    /history asks the store as a user's request (read with the searches),
-    a join as a replay (read ahead of them).
+    A connection has one read it asked for (/search, /history) waiting in
+    the store at a time: the lines after it wait (unread) until the store
+    answers, so that one fast asker cannot fill the store's queues for
+    everyone; another connection asks meanwhile, and nothing is lost.
     """
     asked = []
-    real = history.recent
-    history.recent = lambda room, count, replay: asked.append(replay) or real(room, count)
-    alice = arrive(server, history, "alice")
-    alice.send("/history 5")
+    for name in ("recent", "search"):
+        real = getattr(history, name)
+        setattr(history, name, lambda *args, real=real, name=name:
+                asked.append(name) or real(*args))
+    alice, bob = arrive(server, history, "alice"), arrive(server, history, "bob")
+    alice.send("cake")
+    alice.lines(), bob.lines()
+    asked.clear()
+    alice.sendBytes(b"/search cake\n/search cake\n/history 1\n")
+    bob.send("/history 1")
+    assert asked == ["search", "recent"]
     history.answer()
-    assert asked == [True, False]
+    assert asked == ["search", "recent", "search"]
+    history.answer()
+    assert asked == ["search", "recent", "search", "recent"]
+    history.answer()
+    assert asked == ["search", "recent", "search", "recent"]
+    cake = "~ 2025-11-25T21:03:11Z #lobby <alice> cake"
+    found = ["=== 1 line in your rooms with cake, newest first", cake]
+    assert alice.lines() == found * 2 + ["=== #lobby: the last 1 line", cake]
+    assert bob.lines() == ["=== #lobby: the last 1 line", cake]
 
 
 def test_withoutHistory():

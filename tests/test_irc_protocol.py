@@ -1043,6 +1043,25 @@ def test_chathistoryUnderTheStoresLimits():
         "(history is busy; try again)"]
 
 
+def test_chathistoryOneReadAtATime():
+    """
+    A client's second CHATHISTORY waits, unread, until the store answered
+    its first (one read asked for per connection at a time); both are
+    answered, in order.
+    """
+    server, history, alice = _historyServer()
+    asked = []
+    real = history.page
+    history.page = lambda *args, **kwargs: asked.append(args[1]) or real(*args, **kwargs)
+    alice.sendBytes(b"CHATHISTORY LATEST #lobby * 2\r\nCHATHISTORY LATEST #lobby * 3\r\n")
+    assert asked == [2]
+    history.answer()
+    assert asked == [2, 3]
+    history.answer()
+    batches = [line for line in alice.lines() if " BATCH +" in line]
+    assert len(batches) == 2
+
+
 def test_msgidOnStoredLines():
     """
     With message-tags, every stored line (live, echoed or replayed) carries

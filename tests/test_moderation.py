@@ -561,6 +561,72 @@ def test_muteSurvivesARenameAndANewConnection(trust):
     bob.say("#lobby", "unmuted")
 
 
+def test_muteHoldsTheNicknameAcrossAReconnect(trust):
+    """
+    A mute also holds the nickname, while the room lives: an unproved user
+    who comes back under it, on a new connection from anywhere, is still
+    muted (before, the connection alone was); under a new nickname on a new
+    connection they are not (a mute does not take the address, which
+    strangers share); /unmute of the nickname lifts it.
+    """
+    op = trust.arrive("op", password="op-password")
+    bob = trust.arrive("bob", host="192.0.2.7")
+    op.mute("#lobby", "bob", 600)
+    bob.quit("brb")
+    again = trust.arrive("bob", host="198.51.100.9")
+    clear(op)
+    with pytest.raises(R.Muted) as e:
+        again.say("#lobby", "fresh start")
+    assert e.value == R.Muted("#lobby")
+    with pytest.raises(R.NoRenameWhileMuted):
+        again.rename("notbob")
+    other = trust.arrive("robert", host="192.0.2.7")
+    clear(op)
+    other.say("#lobby", "a new name")
+    assert op.outbox.take() == [events.Said("#lobby", "robert", "a new name", 1000.0)]
+    again.quit("gone")
+    op.unmute("#lobby", "bob")
+    third = trust.arrive("bob", host="192.0.2.7")
+    third.say("#lobby", "unmuted")
+    assert op.outbox.take()[-1] == events.Said("#lobby", "bob", "unmuted", 1000.0)
+
+
+def test_unmuteLiftsTheNicknameTheMuteWasUnder(trust):
+    """
+    A muted user who parted and came back under another nickname, once
+    unmuted under it, may take their first nickname back and talk.
+    """
+    op = trust.arrive("op", password="op-password")
+    bob = trust.arrive("bob")
+    op.mute("#lobby", "bob")
+    bob.part("#lobby")
+    bob.rename("notbob")
+    bob.join("#lobby")
+    op.unmute("#lobby", "notbob")
+    bob.rename("bob")
+    clear(op)
+    bob.say("#lobby", "me again")
+    assert op.outbox.take() == [events.Said("#lobby", "bob", "me again", 1000.0)]
+
+
+def test_nicknameMuteDoesNotSilenceAnOperatorWhoProvesIt():
+    """
+    A stranger muted under an operator's nickname before it was registered
+    does not leave the operator muted once they register and prove it.
+    """
+    trust = Trust(operators=["op", "op2"])
+    op = trust.arrive("op", password="op-password")
+    stranger = trust.arrive("op2")
+    op.mute("#lobby", "op2")
+    stranger.quit("gone")
+    real = trust.arrive("op2")
+    result(real.register("op2-password"))
+    assert real.isOperator
+    clear(op)
+    real.say("#lobby", "it is me")
+    assert op.outbox.take() == [events.Said("#lobby", "op2", "it is me", 1000.0)]
+
+
 def test_serverBanOnARegisteredNicknameCoversItsAccount(trust):
     """
     A server ban on a registered nickname holds against its owner under any
@@ -886,3 +952,29 @@ def test_creatorLiftsOnlyACreatorsRoomBanAndMute(trust):
         events.Banned("#den", "spammer", "maud", None, "", False), unbanned,
         events.Unmuted("#den", "bob", "owner"), events.Muted("#den", "bob", "maud", None),
         events.Unmuted("#den", "bob", "owner")]
+
+
+def test_creatorCannotLiftAnOperatorsMuteOfANickname(trust):
+    """
+    An operator's mute of a user who proved no nickname holds the nickname
+    (they come back under it on a new connection): the room's creator may
+    not lift it, with the user there or gone; the operator may.
+    """
+    alice, dave = trust.arrive("alice"), trust.arrive("dave")
+    op = trust.arrive("op", password="op-password")
+    for person in (alice, dave, op):
+        person.join("#free")
+    op.mute("#free", "dave")
+    dave.quit("brb")
+    with pytest.raises(R.MutedByHigher):
+        alice.unmute("#free", "dave")
+    dave = trust.arrive("dave", host="198.51.100.3")
+    dave.join("#free")
+    with pytest.raises(R.MutedByHigher):
+        alice.unmute("#free", "dave")
+    with pytest.raises(R.Muted):
+        dave.say("#free", "still muted?")
+    op.unmute("#free", "dave")
+    clear(op)
+    dave.say("#free", "free")
+    assert op.outbox.take() == [events.Said("#free", "dave", "free", 1000.0)]

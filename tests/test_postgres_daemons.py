@@ -237,7 +237,8 @@ def test_keptRoomIsItsOwnersOnEveryDaemon(pgurl):
         assert [l[23:] for l in mallory.sync()] == [
             "-- #olga2 olga set the topic: olga's plans", "#olga2 <olga> olga's words"]
         mallory.send("/ban olga")
-        assert mallory.readLine() == "!!! you are not an operator nor the owner of #olga2"
+        assert mallory.readLine() == ("!!! you do not moderate #olga2: operators, its owner "
+                                      "and its creator do")
         mallory.send("/part")
         mallory.sync()
         assert storedRows(pgurl, "SELECT target FROM bans") == []

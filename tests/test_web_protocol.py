@@ -460,6 +460,32 @@ def test_older_lines_on_demand():
     assert got[-1] == {"type": "replayed", "room": "#lobby", "count": 2, "older": True}
 
 
+def test_one_history_request_at_a_time():
+    """
+    A page's second history request waits until the store answered its
+    first (one read asked for per connection at a time); both are answered.
+    """
+    history = MemoryHistory()
+    web = WebMemoryServer(history=history, replay=2)
+    carol = web.connect("carol")
+    carol.send("l0")
+    alice = web.browser()
+    alice.send(type="nick", nick="alice")
+    history.answer()
+    alice.messages()
+    asked = []
+    real = history.recent
+    history.recent = lambda room, count: asked.append(count) or real(room, count)
+    alice.send(type="history", room="#lobby", count=1)
+    alice.send(type="history", room="#lobby", count=2)
+    assert asked == [1]
+    history.answer()
+    assert asked == [1, 2]
+    history.answer()
+    got = [m for m in alice.messages() if m["type"] == "replayed"]
+    assert [m["count"] for m in got] == [1, 1]
+
+
 def test_quit_closes():
     """
     A quit is announced to the room with its reason and closes the socket

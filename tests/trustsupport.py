@@ -26,18 +26,18 @@ class Person:
 
 class Trust:
     """
-    A core whose operator is "op", with an account store in memory where
+    A core whose operator is "op" (or C{operators}), with an account store in memory where
     "op" and "owner" are registered (password "op-password" and
     "owner-password"), and whose stored bans are in force.
     """
 
-    def __init__(self, bans=()):
+    def __init__(self, bans=(), operators=("op",)):
         self.clock = Clock()
         self.clock.advance(1000)
         self.accounts = MemoryAccounts(bans)
         self.accounts.passwords.update(op="op-password", owner="owner-password")
         self.core = ChatCore(Fanout(), self.clock, accounts=self.accounts,
-                             operators=["op"])
+                             operators=operators)
         self.core.moderation.restoreBans(self.accounts.bans())
 
     def connect(self, host="192.0.2.1", core=None):

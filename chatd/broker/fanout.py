@@ -56,6 +56,7 @@ from chatd.broker import codec
 from chatd.core import events
 from chatd.core.chat import Room, User
 from chatd.core.fanout import Fanout
+from chatd.core.moderation import muteNick, unmuteNick
 from chatd.core.names import nickKey, roomKey
 
 NODE_LOST = "node lost"
@@ -900,7 +901,8 @@ class BrokeredFanout(Fanout):
             if isinstance(event, events.TopicChanged):
                 room.topic = event.topic
             elif isinstance(event, (events.Muted, events.Unmuted)):
-                # As the core keeps a mute: by connection and by account.
+                # As the core keeps a mute: by connection, account and
+                # nickname.
                 target = core.user(event.nick)
                 until = None
                 if isinstance(event, events.Muted) and event.duration is not None:
@@ -914,9 +916,11 @@ class BrokeredFanout(Fanout):
                     else:
                         table.pop(key, None)
                 if isinstance(event, events.Muted):
+                    muteNick(room, event.nick, until, target)
                     core.moderation.rankMute(room, event.nick, target,
                                              core.users.get(nickKey(event.by)))
                 else:
+                    unmuteNick(room, event.nick, target)
                     core.moderation.unrankMute(room, event.nick, target)
         if not own and actorNick:
             user = core.users.get(nickKey(actorNick))

@@ -115,6 +115,9 @@ class Room:
         L{User}: the mute follows the connection, under any nickname.
     @ivar mutedAccounts: the same, by the account key of muted users who
         had proved one, so that a new connection does not shed it.
+    @ivar mutedNicks: the same, by the key of the nickname each muted user
+        had, and a weak reference to them: whoever comes back under it (a
+        reconnect) is muted too, while the room lives.
     @ivar muteRanks: the rank (L{chatd.core.moderation.CREATOR}, ...) of the
         moderator who muted each user, by the nickname and account keys of
         those muted, so that only that rank or a higher lifts or changes
@@ -134,7 +137,8 @@ class Room:
     """
 
     __slots__ = ("name", "key", "members", "topic", "owner", "firstId", "muted",
-                 "mutedAccounts", "muteRanks", "expelled", "creator", "names")
+                 "mutedAccounts", "mutedNicks", "muteRanks", "expelled", "creator",
+                 "names")
 
     def __init__(self, name, owner=None, topic="", firstId=None):
         self.name = name
@@ -145,6 +149,7 @@ class Room:
         self.firstId = firstId
         self.muted = weakref.WeakKeyDictionary()
         self.mutedAccounts = {}
+        self.mutedNicks = {}
         self.muteRanks = {}
         self.expelled = weakref.WeakKeyDictionary()
         self.creator = None
@@ -560,14 +565,14 @@ class ChatCore:
         self.fanout.toRoom(room, event, user)
         return room
 
-    def recent(self, user, name, count, replay=True):
+    def recent(self, user, name, count):
         """
         The last C{count} lines of the room C{name}, which C{user} must be
         in, oldest first; refused when the server keeps no history.
 
-        @param replay: whether this is what a newcomer is shown (read ahead
-            of any search), rather than a user asking for more (C{/history},
-            read with the searches).
+        What a newcomer is shown, or a user asking for more (C{/history}):
+        either is read ahead of any search.
+
         @return: a L{Deferred} firing with a list of events, or failing with
             a L{chatd.core.refusals.Refusal} when the store is too busy.
         """
@@ -578,7 +583,7 @@ class ChatCore:
         # only live.  Lines are oldest first, so those of an earlier room of
         # this name are the first ones, if any.
         found = self.fanout.readHistory(user, room, count,
-                                        lambda: history.recent(room.name, count, replay))
+                                        lambda: history.recent(room.name, count))
         found.addErrback(_historyRefused)
         return found.addCallback(lambda lines: [e for e in lines if room.shows(e)])
 
@@ -588,7 +593,7 @@ class ChatCore:
         in, strictly between the bounds C{after} and C{before} (L{None}, or
         C{("id", ID)} or C{("time", SECONDS)}), oldest first: the newest of
         them, or the oldest with C{oldest}.  Read as a user's request for
-        more (with the searches, under the store's limits).
+        more (ahead of the searches, under the store's limits).
 
         @return: a L{Deferred} firing with a list of events.
         """

@@ -16,7 +16,7 @@ checked there, off the reactor thread; the core keeps none, and logs none.
 import math
 import weakref
 
-from twisted.internet.defer import maybeDeferred, succeed
+from twisted.internet.defer import succeed
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 
@@ -24,6 +24,7 @@ from chatd.core import events
 from chatd.core import refusals as R
 from chatd.core.bans import addressGroup
 from chatd.core.names import nickKey, nickProblem
+from chatd.core.turns import Turns
 from chatd.storage import AccountError
 
 
@@ -43,6 +44,10 @@ class Identity:
     ones.  A connection has one attempt checked at a time.  Wrong attempts are
     forgotten L{ATTEMPT_WINDOW} seconds after the last one; the right password
     forgets its pair's.
+
+    Nor is the right password refused because others' checks keep the store
+    busy: every password the store hashes waits for its turn (L{Turns}),
+    fairly among address groups and nicknames.
     """
 
     _log = Logger()
@@ -72,6 +77,7 @@ class Identity:
         self._registrations = {}
         # Users with a password being checked (or waiting to be).
         self._checking = weakref.WeakSet()
+        self._turns = Turns()
 
     def isRegistered(self, nick):
         return self._accounts is not None and self._accounts.isRegistered(nick)
@@ -100,6 +106,9 @@ class Identity:
             raise R.AlreadyRegistered(nick)
         self._checkPassword(password)
         self._takeRegistration(addressGroup(user.host))
+        # Straight to the store, which takes the nickname at once (a second
+        # /register meanwhile is refused); registrations are few enough per
+        # address (above) not to need turns.
         done = accounts.register(nick, password)
         # The nickname is registered from now on (the store says so at
         # once), and held by its owner.
@@ -205,8 +214,9 @@ class Identity:
             raise R.IdentifyFirst(nick)
         self._checkPassword(new)
         checked = self._checkOwner(user, nick, old)
-        checked.addCallback(lambda _: self._accounts.changePassword(nick, new)
-                            .addErrback(_refused))
+        checked.addCallback(lambda _: self._turns.take(
+            addressGroup(user.host), nickKey(nick),
+            lambda: self._accounts.changePassword(nick, new)).addErrback(_refused))
         checked.addCallback(lambda _: self._log.info("{nick} changed their password",
                                                      nick=nick))
         return checked
@@ -301,12 +311,15 @@ class Identity:
                 raise R.WrongPassword(nick)
             return accounts.verify(nick, password)
 
+        def wait():
+            return self._turns.take(addressGroup(host), nickKey(nick), verify)
+
         self._checking.add(user)
         if delay:
             self._core.fanout.toUser(user, events.PasswordDelayed(nick, math.ceil(delay)))
-            checked = deferLater(self._core.clock, delay, verify)
+            checked = deferLater(self._core.clock, delay, wait)
         else:
-            checked = maybeDeferred(verify)
+            checked = wait()
 
         def answered(right):
             self._checking.discard(user)

@@ -10,7 +10,8 @@ proof: only an identified operator or owner is protected from moderation,
 and no ban covers an identified operator (nor can one be set that would),
 nor an identified owner in their own room.
 Mutes and bans follow the person: the connection, and the account they
-proved.
+proved; a mute also the nickname, for as long as the room lives (not the
+address, which strangers may share: see L{mute}).
 
 Composed into L{chatd.core.chat.ChatCore}, which consults it on every path a
 banned or muted user could take, and which it reaches only through its public
@@ -18,6 +19,7 @@ operations; the bans themselves are plain data in L{chatd.core.bans}.
 """
 
 import math
+import weakref
 
 from twisted.logger import Logger
 
@@ -135,7 +137,7 @@ class Moderation:
         Refuse C{user} a voice in C{room} while muted there, under whatever
         nickname, on this connection or through their account.
         """
-        if not (room.muted or room.mutedAccounts):
+        if not (room.muted or room.mutedAccounts or room.mutedNicks):
             # Every line said passes here: most rooms mute nobody.
             return
         if self._mutedUntil(user, room) is not False:
@@ -147,10 +149,18 @@ class Moderation:
         L{False} when they are not muted there.
         """
         now = self._core.clock.seconds()
-        for table, key in ((room.muted, user), (room.mutedAccounts, user.account)):
+        nick = user.nick and nickKey(user.nick)
+        if self.isOperator(user) or (user.identified and room.owner == nick):
+            # Whoever proved a moderator's nickname is not the stranger
+            # muted under it earlier, before it was registered.
+            nick = None
+        for table, key in ((room.muted, user), (room.mutedAccounts, user.account),
+                           (room.mutedNicks, nick)):
             if key is None or key not in table:
                 continue
             until = table[key]
+            if table is room.mutedNicks:
+                until = until[0]
             if until is not None and until <= now:
                 del table[key]
                 continue
@@ -283,7 +293,15 @@ class Moderation:
     def mute(self, user, name, nick, duration=None):
         """
         Stop C{nick} talking in the room C{name}, for C{duration} seconds or
-        until unmuted.
+        until unmuted: on their connection, under the account they proved,
+        and under the nickname, whoever comes back with it.
+
+        Not by address: who shares an address with the muted user later (a
+        NAT, a shared host; every local user is 127.0.0.1) says nothing
+        about who they are, and a mute must not silence a stranger.  So an
+        unproved user who comes back on a new connection under a new
+        nickname is not muted; a room ban on their address is the tool for
+        that (announced, listed and lifted as bans are).
         """
         core = self._core
         room = core.memberRoom(user, name)
@@ -301,6 +319,7 @@ class Moderation:
         if target.account is not None:
             # A new connection that proves the same account is muted too.
             room.mutedAccounts[target.account] = until
+        muteNick(room, target.nick, until, target)
         self._log.info("{by} muted {nick} in {room} for {duration}", by=user.nick,
                        nick=target.nick, room=room.name, duration=_seconds(duration))
         core.fanout.toRoom(room, events.Muted(room.name, target.nick, user.nick, duration,
@@ -312,10 +331,11 @@ class Moderation:
         target = self._core.user(nick)
         keys = _muteKeys(nick, target)
         if ((target is not None and target in room.muted)
-                or any(key in room.mutedAccounts for key in keys)):
+                or any(key in room.mutedAccounts or key in room.mutedNicks for key in keys)):
             self._checkMuteRank(room, keys, self._rank(user, room), nick)
         self.unrankMute(room, nick, target)
         lifted = room.mutedAccounts.pop(nickKey(nick), False) is not False
+        lifted = unmuteNick(room, nick, target) or lifted
         if target is not None:
             lifted = room.muted.pop(target, False) is not False or lifted
             if target.account is not None:
@@ -454,6 +474,31 @@ class Moderation:
 
     def _store(self, done, what):
         done.addErrback(lambda failure: self._log.failure(what + " failed", failure))
+
+
+def muteNick(room, nick, until, user):
+    """
+    Mute the nickname C{nick} in C{room} until C{until} (L{None}: until
+    lifted), as that of C{user} (a L{chatd.core.chat.User}, or L{None}).
+    """
+    room.mutedNicks[nickKey(nick)] = (until, None if user is None else weakref.ref(user))
+
+
+def unmuteNick(room, nick, user):
+    """
+    Lift the mute on the nickname C{nick} in C{room}, and on every nickname
+    muted as C{user}'s (L{None}: nobody's), which they may since have left
+    (parting, then renaming).
+
+    @return: whether one was lifted.
+    """
+    lifted = room.mutedNicks.pop(nickKey(nick), None) is not None
+    if user is not None:
+        for key, (until, muted) in list(room.mutedNicks.items()):
+            if muted is not None and muted() is user:
+                del room.mutedNicks[key]
+                lifted = True
+    return lifted
 
 
 def _muteKeys(nick, user):

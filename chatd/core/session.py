@@ -168,12 +168,12 @@ class Session:
     def keepsHistory(self):
         return self._core.history is not None
 
-    def recent(self, room, count, replay=True):
+    def recent(self, room, count):
         """
-        The last C{count} lines of C{room}: what a newcomer is shown
-        (C{replay}), or more that the user asked for.
+        The last C{count} lines of C{room}: what a newcomer is shown, or
+        more that the user asked for.
         """
-        return self._core.recent(self._named(), room, count, replay)
+        return self._core.recent(self._named(), room, count)
 
     def page(self, room, count, before=None, after=None, oldest=False):
         """

@@ -41,7 +41,8 @@ class Connection:
     # Slots: thousands of connections are open at once, and a dict of this
     # many attributes would be most of what one costs.
     __slots__ = ("transport", "gate", "wire", "session", "quitReason", "_input", "address",
-                 "live", "refusal", "outbox", "_flood", "_holds", "_paced", "_overSince",
+                 "live", "refusal", "outbox", "_flood", "_holds", "_reading", "_paced",
+                 "_overSince",
                  "_closing", "_idling", "_loginSuspended", "_timeout")
 
     _log = Logger()
@@ -86,6 +87,7 @@ class Connection:
         # The reasons input is held, once it has been (a set is 216 bytes,
         # and most connections never need one).
         self._holds = None
+        self._reading = 0
         self._paced = None
         self._overSince = None
         self._closing = None
@@ -174,8 +176,8 @@ class Connection:
 
     def holdInput(self, why):
         """
-        Stop handling and reading input for C{why} ("flood", "storage"),
-        until L{releaseInput} for every reason held.
+        Stop handling and reading input for C{why} ("flood", "storage",
+        "history"), until L{releaseInput} for every reason held.
         """
         if not self._holds:
             self._input.pauseProducing()
@@ -271,13 +273,22 @@ class Connection:
 
     # History
 
-    def showHistory(self, found, render, refused):
+    def showHistory(self, found, render, refused, replay=False):
         """
         Show what the L{Deferred} C{found} fires with (stored room lines),
         rendered to bytes by C{render}, after everything already sent to
         this connection and before anything sent meanwhile; or the
         L{chatd.core.refusals.Refusal} it fails with (the store is busy),
         rendered by C{refused}.
+
+        Unless this is a join's C{replay}, no more of this connection's
+        input is handled or read until the store answers: each connection
+        has at most one read it asked for (C{/history}, C{/search},
+        C{CHATHISTORY}) waiting or running, so that however fast one peer
+        asks, the store's bounded queues stay shared among everyone (a peer
+        asking faster than the store answers only slows itself down).  A
+        join's replay holds nothing: joins are paced as lines are, and the
+        lines after a join need not wait on the database.
         """
         failed = lambda failure: self._historyFailed(failure, refused)
         if found.called:
@@ -286,6 +297,9 @@ class Connection:
             found.addCallbacks(render, failed)
             found.addCallback(lambda data: data and self.send(data))
             return
+        if not replay:
+            self._reading += 1
+            self.holdInput("history")
         place = self.outbox.hold()
         # Live lines wait behind the place, unbounded by the send queue (the
         # reader is not the slow one): a store that does not answer in time
@@ -301,6 +315,15 @@ class Connection:
 
         found.addCallbacks(render, failed)
         found.addCallback(arrived)
+        if not replay:
+            # Answered (or failed): the next line read may ask for more.
+            found.addBoth(self._historyRead)
+
+    def _historyRead(self, result):
+        self._reading -= 1
+        if not self._reading:
+            self.releaseInput("history")
+        return result
 
     def _historyFailed(self, failure, refused):
         if failure.check(Refusal):

@@ -512,7 +512,7 @@ class IrcProtocol(PacedLineReceiver):
                 self.conn.showHistory(self.session.recent(room.name, self.factory.replay),
                                       lambda stored, room=room.name: self._renderHistory(
                                           room, stored),
-                                      self._renderRefusal)
+                                      self._renderRefusal, replay=True)
 
     def _renderRefusal(self, refusal):
         code, params = refusalReply(refusal, "JOIN")

@@ -110,7 +110,7 @@ def _showRoom(conn, room):
     """
     conn.talkIn(room)
     if conn.session.keepsHistory and conn.factory.replay > 0:
-        conn.showHistory(conn.session.recent(room.name, conn.factory.replay))
+        conn.showHistory(conn.session.recent(room.name, conn.factory.replay), replay=True)
 
 
 def _claim(conn, nick, password=None):
@@ -337,7 +337,7 @@ def _history(conn, arg):
             return f"{room.name} has no history"
         return f"{room.name}: the last {_lines(len(found))}"
 
-    conn.showHistory(conn.session.recent(room.name, count, replay=False), header)
+    conn.showHistory(conn.session.recent(room.name, count), header)
 
 
 @command("search", "WORDS",

@@ -137,13 +137,15 @@ class ChatProtocol(PacedLineReceiver):
 
     # What the commands call
 
-    def showHistory(self, found, header=None):
+    def showHistory(self, found, header=None, replay=False):
         """
         Show the room lines C{found} fires with, marked as history, in order
         among live lines (see L{Connection.showHistory}).
 
         @param header: called with the lines found; returns a reply to show
             before them, or L{None}.
+        @param replay: whether this is a join's replay, rather than lines
+            the user asked for.
         """
         def render(stored):
             lines = [wire.LineWire.encodeHistory(e) for e in stored]
@@ -153,7 +155,8 @@ class ChatProtocol(PacedLineReceiver):
             return b"".join(lines)
 
         self.conn.showHistory(found, render,
-                              lambda refusal: wire.encodeLine(wire.error(describe(refusal))))
+                              lambda refusal: wire.encodeLine(wire.error(describe(refusal))),
+                              replay)
 
     def quit(self, reason):
         self.conn.quit(reason, wire.encodeLine(wire.reply("bye")))

@@ -122,17 +122,17 @@ class IHistoryStore(Interface):
         Stop telling the producer anything; if it was paused it stays so.
         """
 
-    def recent(room, count, replay=True):
+    def recent(room, count):
         """
         The last C{count} lines of the room called C{room}, oldest first, as
         of this call: nothing appended after it, even if the store gets to it
         before answering.  (A user who joins sees each line once: in the
         replay, or live.)
 
-        @param replay: L{True} for a join's replay, answered ahead of every
-            search and /history request (its own queue and thread); L{False}
-            for a user's request for more (C{/history}), which waits with
-            the searches.
+        A join's replay or a user's request for more (C{/history}): either
+        is answered ahead of every search (its own queue and thread), so
+        that searches, however many and slow, never hold them up.
+
         @return: a L{Deferred} firing with a L{list} of events, or failing
             with L{HistoryBusy} when too many reads of that kind wait
             already, or L{QueryTooSlow}.
@@ -143,9 +143,8 @@ class IHistoryStore(Interface):
         At most C{count} lines of the room called C{room} strictly between
         C{after} and C{before}, as of this call, oldest first: the newest
         such lines, or the oldest with C{oldest}.  Each bound is L{None}
-        (none), C{("id", ID)} or C{("time", SECONDS)} (POSIX).  A user's
-        request for more, as L{recent} with C{replay=False}: it waits with
-        the searches.
+        (none), C{("id", ID)} or C{("time", SECONDS)} (POSIX).  Answered
+        ahead of searches, as L{recent} is.
 
         @return: a L{Deferred} firing with a L{list} of events, or failing
             with L{HistoryBusy} or L{QueryTooSlow}.

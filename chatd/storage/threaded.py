@@ -14,10 +14,11 @@ waits on the database:
   in one transaction (group commit).  An idle writer commits a lone line at
   once, so a quiet server loses nothing to a crash that it could have kept; a
   busy one commits about 100 times a second however many lines arrive.
-- two readers, each with a connection of its own: one answers joins' replays
-  (and a room's last topic), the other searches and C{/history} requests,
-  so that however many searches wait, a join's replay never waits behind
-  them.
+- two readers, each with a connection of its own: one answers reads of a
+  room's lines by position (joins' replays, a room's last topic, C{/history}
+  and IRC C{CHATHISTORY} pages: short reads along the room's index), the
+  other free-text searches, so that however many searches wait (each may
+  take up to L{QUERY_SECONDS}), a replay or a page never waits behind them.
 
 Every queue has a bound (see the README's table):
 
@@ -33,12 +34,13 @@ Every queue has a bound (see the README's table):
   (measured: ~20 MB/s of 900-byte lines stored and indexed in SQLite)
   because the daemon's memory grows by about three bytes per byte of text
   waiting, and it should grow by at most 32 MB.
-- each reader's: at most L{MAX_REPLAYS} replays and L{MAX_QUERIES} searches
-  or C{/history} requests wait or run; one more fails at once with
-  L{HistoryBusy}.  A read that runs longer than L{QUERY_SECONDS} in the
-  database is stopped (L{QueryTooSlow}), and a search of more than
-  L{SEARCH_TOKENS} tokens is refused before it is queued
-  (L{SearchTooComplex}).
+- each reader's: at most L{MAX_REPLAYS} replays and pages, and
+  L{MAX_QUERIES} searches, wait or run; one more fails at once with
+  L{HistoryBusy}.  (A connection has at most one read it asked for waiting
+  or running: see L{chatd.edge.connection.Connection.showHistory}.)  A
+  read that runs longer than L{QUERY_SECONDS} in the database is stopped
+  (L{QueryTooSlow}), and a search of more than L{SEARCH_TOKENS} tokens is
+  refused before it is queued (L{SearchTooComplex}).
 
 The store's threads run at a lower priority than the reactor thread (on Linux):
 measured on a busy 2-core machine, that kept live delivery at a few
@@ -92,10 +94,11 @@ committed past which reading is paused.  See bench/README-history.md for
 how both bounds compare with what the writer does in a second."""
 
 MAX_REPLAYS = 1000
-"""Replays (and last-topic look-ups) that may wait or run at once."""
+"""Replays, last-topic look-ups, C{/history} and C{CHATHISTORY} pages that
+may wait or run at once."""
 
 MAX_QUERIES = 32
-"""Searches and C{/history} requests that may wait or run at once."""
+"""Searches that may wait or run at once."""
 
 QUERY_SECONDS = 1.0
 """How long one read may run in the database before it is stopped."""
@@ -108,7 +111,7 @@ SLOW_COMMIT = 2.0
 writer is behind, the daemon reads no input, so a stuck disk stops the chat."""
 
 REPLAY, QUERY = "replay", "query"
-"""The two readers: joins' replays first, searches and /history after."""
+"""The two readers: reads by position (replays, /history), and searches."""
 
 # A token as SQLite FTS5's unicode61 tokenizer sees one, near enough to count
 # them (and, in PostgreSQL, to make them).
@@ -371,18 +374,17 @@ class ThreadedHistory:
     # time it runs, the writer may have committed later lines, which the
     # asker gets live.
 
-    def recent(self, room, count, replay=True):
+    def recent(self, room, count):
         key = roomKey(room)
         if not self._mayHold(key):
             return succeed([])
-        return self._read(REPLAY if replay else QUERY, self._recent,
-                          key, count, self._readBound())
+        return self._read(REPLAY, self._recent, key, count, self._readBound())
 
     def page(self, room, count, before=None, after=None, oldest=False):
         key = roomKey(room)
         if not self._mayHold(key):
             return succeed([])
-        return self._read(QUERY, self._page, key, count, before, after, oldest,
+        return self._read(REPLAY, self._page, key, count, before, after, oldest,
                           self._readBound())
 
     def lastTopic(self, room):

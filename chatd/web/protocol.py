@@ -287,12 +287,14 @@ class WebChatProtocol:
         After the core's welcome to C{room}: its last lines.
         """
         if self.session.keepsHistory and self.factory.replay > 0:
-            self.showReplay(room.name, self.session.recent(room.name, self.factory.replay))
+            self.showReplay(room.name, self.session.recent(room.name, self.factory.replay),
+                            replay=True)
 
-    def showReplay(self, room, found, older=False):
+    def showReplay(self, room, found, older=False, replay=False):
         """
         The room lines C{found} fires with, as history frames ended by a
-        C{replayed} frame, in order among live lines.
+        C{replayed} frame, in order among live lines: a join's C{replay}, or
+        lines asked for (see L{Connection.showHistory}).
         """
         def render(stored):
             extra = {"history": True, "older": True} if older else {"history": True}
@@ -301,7 +303,7 @@ class WebChatProtocol:
                                       "count": len(stored), "older": older}))
             return b"".join(data)
 
-        self.conn.showHistory(found, render, self._historyRefused)
+        self.conn.showHistory(found, render, self._historyRefused, replay)
 
     def _historyRefused(self, refusal):
         """
@@ -364,10 +366,10 @@ class _LineCommands:
         # The page keeps its own current room; this is the one entered.
         self._shown = room
 
-    def showHistory(self, found, header=None):
-        if header is None and self._shown is not None:
-            # A room just entered (/join, /ghost): its replay.
-            self._protocol.showReplay(self._shown.name, found)
+    def showHistory(self, found, header=None, replay=False):
+        if replay:
+            # A room just entered (/join, /ghost).
+            self._protocol.showReplay(self._shown.name, found, replay=True)
             return
 
         def render(stored):
