@@ -14,15 +14,16 @@ import tempfile
 import time
 from collections import deque
 
-from twisted.internet.defer import succeed
+from twisted.internet.defer import Deferred, succeed
 
 from chatd.broker.fanout import BrokeredFanout
 from chatd.broker.link import RELEASE, Reader, Writer
 from chatd.core.chat import ChatCore
+from chatd.core.names import roomKey
 from chatd.edge.gate import Gate
 from chatd.edge.limits import Limits
 from chatd.line.protocol import ChatFactory
-from support import MemoryServer, requireTool
+from support import MemoryHistory, MemoryServer, requireTool
 
 
 class RedisDown(ConnectionError):
@@ -379,3 +380,77 @@ def waitFor(predicate, timeout=10, interval=0.05):
             return
         time.sleep(interval)
     raise AssertionError(f"not true within {timeout} s: {predicate}")
+
+
+class SharedHistory:
+    """
+    One history store shared by the daemons of a L{Cluster}, as PostgreSQL
+    is: each daemon's lines are stored by its own writer, later
+    (L{commit}), and reads answer when the test says (L{answer}) with what
+    was committed then, up to the ids handed out when they were asked.
+
+    @ivar committed: the lines stored, in the order they were committed.
+    """
+
+    def __init__(self):
+        self.committed = []
+        self.lastId = 0
+        self.views = []
+
+    def view(self):
+        """
+        @return: a new daemon's L{IHistoryStore} on this store.
+        """
+        view = _DaemonHistory(self)
+        self.views.append(view)
+        return view
+
+    def commit(self):
+        """
+        Every daemon's writer commits what it was given.
+        """
+        for view in self.views:
+            self.committed.extend(view.pending)
+            view.pending = []
+
+    def answer(self):
+        """
+        Answer every read asked so far, in order.
+        """
+        for view in self.views:
+            view.answer()
+
+
+class _DaemonHistory(MemoryHistory):
+    """
+    One daemon's side of a L{SharedHistory}: ids from the one counter (in
+    the order lines were said, as PostgreSQL's are), lines stored only once
+    committed.
+    """
+
+    shared = True
+
+    def __init__(self, store):
+        super().__init__()
+        self.store = store
+        self.pending = []
+
+    def nextId(self):
+        self.store.lastId += 1
+        return self.store.lastId
+
+    def append(self, event):
+        self.pending.append(event)
+
+    def recent(self, room, count):
+        bound = self.store.lastId
+        deferred = Deferred()
+
+        def read(ignored):
+            found = sorted((e for e in self.store.committed
+                            if roomKey(e.room) == roomKey(room) and e.id <= bound),
+                           key=lambda e: e.id)
+            return found[-count:]
+
+        self._waiting.append((deferred, None))
+        return deferred.addCallback(read)

@@ -315,6 +315,8 @@ class MemoryHistory:
     @ivar seen: the ids made by other daemons it was told of (L{observed}).
     """
 
+    shared = False
+
     def __init__(self):
         self.lines = []
         self.searched = []

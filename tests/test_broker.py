@@ -8,7 +8,7 @@ import dataclasses
 
 import pytest
 
-from brokersupport import Cluster
+from brokersupport import Cluster, SharedHistory
 from support import MemoryHistory
 from chatd.broker import codec
 from chatd.broker.fanout import BrokeredFanout
@@ -703,3 +703,147 @@ def test_creatorCannotLiftAnOperatorsMuteFromAnotherDaemon():
     op.send("/unmute bob")
     cluster.settle()
     assert alice.lines() == ["-- #free op unmuted bob"]
+
+
+def sharedCluster():
+    """
+    Two daemons sharing one history store (as on one PostgreSQL), with
+    alice in #dev on the first and bob in the lobby on the second.
+    """
+    shared = SharedHistory()
+    cluster = Cluster()
+    a = cluster.add("a", history=shared.view())
+    b = cluster.add("b", history=shared.view())
+    alice, bob = login(cluster, a, "alice"), login(cluster, b, "bob")
+    alice.send("/join #dev")
+    settleAll(cluster, shared)
+    # (Lines said from now on are said after either daemon began reading.)
+    cluster.clock.advance(1)
+    alice.lines(), bob.lines()
+    return shared, cluster, a, b, alice, bob
+
+
+def settleAll(cluster, shared):
+    """
+    Let the stream, the writers and the readers all finish.
+    """
+    for _ in range(5):
+        cluster.settle()
+        shared.commit()
+        shared.answer()
+    cluster.settle()
+
+
+REPLAYED = "~ 1970-01-01T00:00:01Z #dev <alice> "
+
+
+def test_joinShowsALineSaidElsewhereJustBeforeItOnce():
+    """
+    A line said on another daemon just before a join, in the stream before
+    it but not yet stored there when the joiner's replay is read, is shown
+    to the joiner once: in the replay.  (Neither the store, which had not
+    got it, nor the live lines, which start at the join, had it.)
+    """
+    shared, cluster, a, b, alice, bob = sharedCluster()
+    alice.send("early")
+    cluster.settle()
+    bob.send("/join #dev")
+    cluster.settle()
+    shared.answer()
+    settleAll(cluster, shared)
+    alice.send("late")
+    settleAll(cluster, shared)
+    got = bob.lines()
+    assert [line for line in got if "early" in line or "late" in line] == [
+        REPLAYED + "early", "#dev <alice> late"], got
+
+
+def test_lineCrossingAJoinIsShownOnceLive():
+    """
+    A line said on another daemon as someone joins, after the join in the
+    stream but stored before the joiner's replay is read, is shown once:
+    live, not in the replay too.
+    """
+    shared, cluster, a, b, alice, bob = sharedCluster()
+    alice.send("crossing")
+    bob.send("/join #dev")
+    b.link.write()
+    shared.commit()
+    settleAll(cluster, shared)
+    got = bob.lines()
+    assert [line for line in got if "crossing" in line] == ["#dev <alice> crossing"], got
+
+
+def test_lineStoredBeforeTheJoinerReadsItIsShownOnceLive():
+    """
+    A line said on another daemon as someone joins, after the join in the
+    stream, stored before the joiner's replay is read and before the
+    joiner's daemon read it from the stream, is shown once: live, when it
+    arrives, not in the replay.  A line stored long before the join, which
+    the daemon no longer remembers reading, is in the replay.
+    """
+    shared, cluster, a, b, alice, bob = sharedCluster()
+    alice.send("old")
+    settleAll(cluster, shared)
+    for _ in range(int(BrokeredFanout.HEARD_SECONDS / BrokeredFanout.BEAT) + 1):
+        cluster.clock.advance(BrokeredFanout.BEAT)
+        cluster.settle()
+    alice.send("crossing")
+    bob.send("/join #dev")
+    b.link.write()
+    b.link.read()
+    shared.commit()
+    shared.answer()
+    settleAll(cluster, shared)
+    alice.send("after")
+    settleAll(cluster, shared)
+    got = bob.lines()
+    assert [line for line in got if "#dev <alice>" in line] == [
+        "~ 1970-01-01T00:00:01Z #dev <alice> old", "#dev <alice> crossing",
+        "#dev <alice> after"], got
+
+
+def test_storeOfItsOwnReplaysItsOwnLinesAlone():
+    """
+    Daemons each with a store of their own (a SQLite file each) replay
+    their own lines alone, as read when the joiner asked: nothing of what
+    the stream said is added.
+    """
+    cluster = Cluster()
+    a = cluster.add("a", history=MemoryHistory())
+    b = cluster.add("b", history=MemoryHistory())
+    alice, bob = login(cluster, a, "alice"), login(cluster, b, "bob")
+    carol = login(cluster, b, "carol")
+    for person in (alice, carol):
+        person.send("/join #dev")
+        cluster.settle()
+    alice.send("from a")
+    carol.send("from b")
+    cluster.settle()
+    bob.send("/join #dev")
+    b.core.history.answer()
+    cluster.settle()
+    got = bob.lines()
+    assert [line for line in got if "#dev <" in line] == [
+        "~ 1970-01-01T00:00:00Z #dev <carol> from b"], got
+
+
+def test_linesForgottenFromABusyRoomAreReplayedFromTheStore():
+    """
+    A daemon remembers at most L{BrokeredFanout.HEARD_LINES} of a room's
+    lines: those it forgot, stored since, are in a join's replay (not taken
+    for lines on their way).
+    """
+    shared, cluster, a, b, alice, bob = sharedCluster()
+    b.fanout.HEARD_LINES = 2
+    for _ in range(5):
+        cluster.clock.advance(BrokeredFanout.BEAT)
+        cluster.settle()
+    for word in ("one", "two", "three"):
+        alice.send(word)
+    settleAll(cluster, shared)
+    bob.send("/join #dev")
+    settleAll(cluster, shared)
+    got = bob.lines()
+    assert [line for line in got if "#dev <alice>" in line] == [
+        "~ 1970-01-01T00:00:06Z #dev <alice> " + word for word in ("one", "two", "three")], got

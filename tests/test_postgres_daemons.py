@@ -5,6 +5,7 @@ accounts and server bans hold on all, and the chat goes on while PostgreSQL
 is away.
 """
 
+import threading
 import time
 
 import psycopg
@@ -253,5 +254,51 @@ def test_keptRoomIsItsOwnersOnEveryDaemon(pgurl):
         waitFor(lambda: storedRows(pgurl, "SELECT target, room FROM bans") == [
             ("mallory", "#olga2")], timeout=10)
     finally:
+        a.stop()
+        b.stop()
+
+
+def test_eachLineOnceAroundJoinsWhileAnotherDaemonTalks(redis, pgurl):
+    """
+    alice on A talks in #dev every 2 ms while bob on B joins and leaves it
+    again and again: each time, what bob is shown of alice's lines (the
+    replay, then live) is each line once, in order, with none missing
+    between the replay and the live lines, though many lines were still on
+    their way to PostgreSQL or through Redis as he joined.
+    """
+    a, b = (Daemon("--broker", redis.url, "--db", pgurl, "--flood-rate", "10000",
+                   "--flood-burst", "10000").start() for _ in range(2))
+    stop = threading.Event()
+    talker = None
+    try:
+        for daemon in (a, b):
+            waitFor(lambda: "connected" in daemon.logText(), timeout=10)
+        alice, bob = login(a, "alice"), login(b, "bob")
+        alice.send("/join #dev")
+        alice.sync()
+
+        def talk():
+            for i in range(100_000):
+                if stop.is_set():
+                    return
+                alice.send(f"n{i}")
+                time.sleep(0.002)
+
+        talker = threading.Thread(target=talk, daemon=True)
+        talker.start()
+        time.sleep(0.2)
+        for attempt in range(15):
+            bob.send("/join #dev")
+            time.sleep(0.03 + 0.01 * (attempt % 4))
+            bob.send("/part")
+            shown = [line.rsplit(" ", 1)[1] for line in bob.sync() if "#dev <alice> n" in line]
+            numbers = [int(word[1:]) for word in shown]
+            assert numbers, attempt
+            assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), (
+                f"join {attempt}: {numbers}")
+    finally:
+        stop.set()
+        if talker is not None:
+            talker.join(5)
         a.stop()
         b.stop()

@@ -30,6 +30,12 @@ waits for it, and nothing of theirs is published unless it was won.  Of two
 daemons claiming one nickname at once, exactly one wins; the loser's user is
 told so and disconnected.
 
+On a shared history store (PostgreSQL), a join's replay is read once the
+join has come back from the stream, and is made of the lines before the join
+in the stream: those the store has, less those this daemon read after the
+join or has not read yet (the joiner gets them live), plus those it read
+before the join that their daemon had not stored yet (L{readHistory}).
+
 When Redis cannot be reached, local users keep talking: events are delivered
 locally at once and published when Redis is back (the others get them late,
 in the order they were said); new nicknames are refused meanwhile.  A daemon
@@ -42,6 +48,7 @@ from collections import OrderedDict, deque
 from dataclasses import replace
 from weakref import WeakKeyDictionary, WeakSet
 
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -112,6 +119,20 @@ class _Item:
         self.done = False
 
 
+class _Heard:
+    """
+    A room's lines this daemon read from the stream lately, in the order
+    read: C{(count, when read, event)}, where C{count} numbers every room
+    line read; every line read after C{since} (POSIX) is among them.
+    """
+
+    __slots__ = ("lines", "since")
+
+    def __init__(self, since):
+        self.lines = deque()
+        self.since = since
+
+
 class BrokeredFanout(Fanout):
     """
     A L{Fanout} for one daemon of several sharing one Redis.
@@ -130,6 +151,15 @@ class BrokeredFanout(Fanout):
     # Events waiting for Redis beyond this are delivered here but never
     # published (logged).
     MAX_BACKLOG = 100_000
+    # A room's lines read from the stream are remembered this long, and at
+    # most this many, for the joins' replays (see readHistory): a line its
+    # daemon stores later than that may be missing from a replay.
+    HEARD_SECONDS = 30.0
+    HEARD_LINES = 500
+    # How far daemons' clocks may disagree (NTP keeps them within
+    # milliseconds): a line is taken for one not read yet only if said this
+    # long after the daemon began remembering.
+    SKEW = 1.0
 
     def __init__(self, clock, link, node=None, lease=LEASE, beat=BEAT):
         self.clock = clock
@@ -159,6 +189,10 @@ class BrokeredFanout(Fanout):
         self._heart = LoopingCall(self._beat)
         self._heart.clock = clock
         self.coalescer = None
+        self._heard = {}  # room key -> _Heard
+        self._heardCount = 0
+        self._readingSince = None
+        self._seating = WeakKeyDictionary()  # local user -> {room key: [callables]}
 
     # Wiring
 
@@ -241,6 +275,84 @@ class BrokeredFanout(Fanout):
             self._publishRoom(event, user, actorOnly=True)
         self._direct(user, event, True)
 
+    def readHistory(self, user, room, count, read):
+        """
+        L{Fanout.readHistory} on a shared store: read once C{user}'s join
+        of C{room} has come back from the stream, and made of the lines
+        before their place in the stream, so that each line is shown to
+        them once, in this or live.
+        """
+        if not self.core.history.shared:
+            return read()
+        rkey = roomKey(room.name)
+        waiting = self._seating.get(user, {}).get(rkey)
+        if waiting is None:
+            return read().addCallback(self._before, rkey, count, self._heardCount)
+        found = Deferred()
+        # (Called as the stream is read: a store that raises fails the
+        # replay, not the reading.)
+        waiting.append(lambda mark: maybeDeferred(read).addCallback(
+            self._before, rkey, count, mark).chainDeferred(found))
+        return found
+
+    def _before(self, stored, rkey, count, mark):
+        """
+        The last C{count} lines of the room C{rkey} before the place in the
+        stream where C{mark} room lines had been read here: C{stored} (the
+        store's answer, asked then), less what was read after that place,
+        less what is not read yet (coming live), plus what was read before
+        it and not stored yet.
+        """
+        heard = self._heard.get(rkey) or _Heard(self._remembersSince())
+        before, after = {}, set()
+        for number, when, event in heard.lines:
+            if number <= mark:
+                before[event.id] = event
+            else:
+                after.add(event.id)
+        lines = {}
+        for event in stored:
+            if event.id in after:
+                continue
+            if event.id not in before and event.time > heard.since + self.SKEW:
+                # Said since this daemon remembers every line read: not
+                # read yet, so after the place, on its way live.
+                continue
+            lines[event.id] = event
+        for id, event in before.items():
+            lines.setdefault(id, event)
+        return [lines[id] for id in sorted(lines)][-count:]
+
+    def _remembersSince(self):
+        """
+        Since when every room line read here is remembered, in a room of
+        which none is: lines older than L{HEARD_SECONDS} are forgotten.
+        """
+        now = self.clock.seconds()
+        since = now if self._readingSince is None else self._readingSince
+        return max(since, now - self.HEARD_SECONDS)
+
+    def _hear(self, rkey, event):
+        heard = self._heard.get(rkey)
+        if heard is None:
+            heard = self._heard[rkey] = _Heard(self._remembersSince())
+        self._heardCount += 1
+        heard.lines.append((self._heardCount, self.clock.seconds(), event))
+        if len(heard.lines) > self.HEARD_LINES:
+            heard.since = heard.lines.popleft()[1]
+
+    def _forgetHeard(self):
+        """
+        Forget the lines read longer ago than L{HEARD_SECONDS}.
+        """
+        horizon = self.clock.seconds() - self.HEARD_SECONDS
+        for rkey, heard in list(self._heard.items()):
+            lines = heard.lines
+            while lines and lines[0][1] < horizon:
+                heard.since = lines.popleft()[1]
+            if not lines:
+                del self._heard[rkey]
+
     def proved(self, user):
         if isinstance(user, RemoteUser) or user.nick is None:
             return
@@ -321,6 +433,8 @@ class BrokeredFanout(Fanout):
                     return
         if isinstance(event, events.Joined) and local:
             stash["joiner"] = subject
+            # Its replay waits for the join to come back (readHistory).
+            self._seating.setdefault(subject, {})[roomKey(event.room)] = []
         elif isinstance(event, _LEAVING) and local:
             # Whoever leaves sees nothing more of the room from now on, as
             # with one daemon; the others see them leave in stream order.
@@ -538,6 +652,7 @@ class BrokeredFanout(Fanout):
         for node in self._nodes:
             self._nodes[node] = now
         if first:
+            self._readingSince = now
             self._log.info("broker: node {node} connected", node=self.node)
             self._publish({"k": "syncreq"})
         else:
@@ -728,6 +843,9 @@ class BrokeredFanout(Fanout):
             self.core.history.observed(event.id)
         actorNick = entry.get("a")
         rkey = roomKey(event.room)
+        history = self.core.history
+        if history is not None and history.shared and getattr(event, "id", None):
+            self._hear(rkey, event)
         view = self._view.get(rkey)
         leaving = isinstance(event, _LEAVING)
         if entry.get("o"):
@@ -743,6 +861,11 @@ class BrokeredFanout(Fanout):
                 joiner = stash.get("joiner")
                 if joiner is not None and joiner.connected and rkey in joiner.rooms:
                     self._view.setdefault(rkey, {})[nickKey(event.nick)] = joiner
+                seating = self._seating.get(joiner, {}) if joiner is not None else {}
+                for seated in seating.pop(rkey, ()):
+                    seated(self._heardCount)
+                if joiner is not None and not seating:
+                    self._seating.pop(joiner, None)
             else:
                 self._mirrorJoin(entry["n"], event.nick, event.room)
                 room = core.rooms.get(rkey)
@@ -937,6 +1060,7 @@ class BrokeredFanout(Fanout):
                 self._publish({"k": "away", "nick": user.nick, "text": user.away})
         for key in [key for key in self._awaySaid if key not in self._owned]:
             del self._awaySaid[key]
+        self._forgetHeard()
         now = self.clock.seconds()
         if now - self._upSince < self.lease:
             return

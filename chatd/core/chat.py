@@ -593,10 +593,13 @@ class ChatCore:
         """
         history = self._requireHistory()
         room = self.memberRoom(user, name)
-        # The store answers as of now: lines said from now on reach the user
-        # live, and only live.  Lines are oldest first, so those of an
-        # earlier room of this name are the first ones, if any.
-        found = history.recent(room.name, count).addErrback(_historyRefused)
+        # The store answers as of the user's place among the room's lines
+        # (now, with one daemon): lines after it reach the user live, and
+        # only live.  Lines are oldest first, so those of an earlier room of
+        # this name are the first ones, if any.
+        found = self.fanout.readHistory(user, room, count,
+                                        lambda: history.recent(room.name, count))
+        found.addErrback(_historyRefused)
         return found.addCallback(lambda lines: [e for e in lines if room.shows(e)])
 
     def page(self, user, name, count, before=None, after=None, oldest=False):

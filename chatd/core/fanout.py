@@ -188,6 +188,16 @@ class Fanout:
                 sent = 0
             self.sentBytes += sent
 
+    def readHistory(self, user, room, count, read):
+        """
+        The last C{count} stored lines of C{room}, which C{user} is in, as
+        the store's read C{read()} answers them (a L{Deferred}).  With one
+        daemon every line is stored as it is delivered, so the store's
+        answer as of now is what the user has not been shown live.  (A
+        brokered fan-out reads later and adds what the stream said.)
+        """
+        return read()
+
     def proved(self, user):
         """
         C{user} now owns the nickname they use (they registered it).  Nothing

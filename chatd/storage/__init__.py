@@ -14,7 +14,7 @@ its data nor waits for one.
 - L{chatd.storage.worker}: the loop by which a store's thread answers jobs.
 """
 
-from zope.interface import Interface
+from zope.interface import Attribute, Interface
 
 
 class HistoryError(Exception):
@@ -70,6 +70,11 @@ class IHistoryStore(Interface):
     history finds their own line, and one who joins a room gets each line
     once, either in the replay or live.
     """
+
+    shared = Attribute(
+        "Whether other daemons store their lines here too (PostgreSQL), so "
+        "that a read finds lines said on any of them once their daemon has "
+        "stored them; L{False} for a store of this daemon's lines alone.")
 
     def nextId():
         """

@@ -102,6 +102,8 @@ class PostgresHistory(ThreadedHistory):
     string or URI).  Nothing connects until L{open}.
     """
 
+    shared = True
+
     errors = psycopg.Error
     _log = Logger()
 

@@ -78,6 +78,8 @@ class SQLiteHistory(ThreadedHistory):
     Nothing touches the file until L{open}.
     """
 
+    shared = False
+
     errors = sqlite3.Error
 
     def __init__(self, path, reactor, batchWindow=BATCH_WINDOW,
