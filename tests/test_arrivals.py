@@ -61,6 +61,23 @@ def received(user, kinds=(events.Joined, events.Arrived, events.Said, events.Qui
     return [e for e in user.outbox.take() if isinstance(e, kinds)]
 
 
+
+def windowOpen(core, clock):
+    """
+    Alice, Bob and Carol settled in the lobby, and Dave announced to them at
+    the end of a turn, which opens the room's window: the next arrivals
+    wait for it.
+
+    @return: alice, bob and carol, with nothing left to read.
+    """
+    alice, bob, carol = (arrive(core, n) for n in ["alice", "bob", "carol"])
+    settled(clock, alice, bob, carol)
+    arrive(core, "dave")
+    clock.advance(0)
+    clear(alice, bob, carol)
+    return alice, bob, carol
+
+
 def test_oneTurnsArrivalsAreOneAnnouncement(core, clock):
     """
     Arrivals in one reactor turn reach the members already there as one
@@ -130,12 +147,7 @@ def test_aNewcomersLineComesAfterTheirArrival(core, clock):
     the arrivals waiting there, so no member hears from someone before
     hearing they arrived, and nobody hears an arrival twice.
     """
-    alice, bob, carol = (arrive(core, n) for n in ["alice", "bob", "carol"])
-    settled(clock, alice, bob, carol)
-    arrive(core, "dave")
-    # Announced at the end of the turn; the room's window opens.
-    clock.advance(0)
-    clear(alice, bob, carol)
+    alice, bob, carol = windowOpen(core, clock)
     erin = arrive(core, "erin")
     frank = arrive(core, "frank")
     core.say(erin, "#lobby", "hello")
@@ -153,12 +165,7 @@ def test_aDepartureComesAfterTheArrival(core, clock):
     A newcomer who leaves before being announced is announced first, then
     their leaving: the members' view of the room stays whole.
     """
-    alice, bob, carol = (arrive(core, n) for n in ["alice", "bob", "carol"])
-    settled(clock, alice, bob, carol)
-    arrive(core, "dave")
-    # Announced at the end of the turn; the room's window opens.
-    clock.advance(0)
-    clear(alice, bob, carol)
+    alice, bob, carol = windowOpen(core, clock)
     erin = arrive(core, "erin")
     core.disconnect(erin, "gone")
     assert received(alice) == [events.Joined("#lobby", "erin"),
@@ -172,12 +179,7 @@ def test_aRenameComesAfterTheArrival(core, clock):
     A newcomer renamed before being announced is announced by the name they
     arrived with, then renamed.
     """
-    alice, bob, carol = (arrive(core, n) for n in ["alice", "bob", "carol"])
-    settled(clock, alice, bob, carol)
-    arrive(core, "dave")
-    # Announced at the end of the turn; the room's window opens.
-    clock.advance(0)
-    clear(alice, bob, carol)
+    alice, bob, carol = windowOpen(core, clock)
     erin = arrive(core, "erin")
     core.rename(erin, "erin2")
     assert received(alice) == [events.Joined("#lobby", "erin"),
