@@ -248,8 +248,8 @@ def _rooms(conn, arg):
         conn.reply(f"{room.name} ({len(room.members)}) {room.topic}".rstrip())
 
 
-@command("who", "[#ROOM] [PAGE]", "list the members of a room (the current one by "
-         f"default), {wire.WHO_PAGE} a page in a bigger room, and its moderators",
+@command("who", "[#ROOM] [PAGE]", "who is in a room (the current one by default), "
+         f"away or moderating; {wire.WHO_PAGE} a page",
          alias="names")
 def _who(conn, arg):
     usage = "/who [#ROOM] [PAGE]"
@@ -399,9 +399,8 @@ def _kick(conn, arg):
 
 
 @command("ban", "NICK|ADDRESS [DURATION] [REASON]",
-         "moderators: ban from the server (operators) or the current room "
-         "(its owner), for a time (10m, 2h, 1d) or until lifted; ADDRESS may be "
-         "a range (10.0.0.0/8)")
+         "moderators: ban from the current room, or the server (operators); "
+         "for 10m, 2h, 1d or until lifted")
 def _ban(conn, arg):
     target, _, rest = arg.partition(" ")
     _required(target, "/ban NICK|ADDRESS [DURATION] [REASON]")
@@ -429,8 +428,7 @@ def _roomAndWord(conn, arg, usage):
 
 
 @command("unban", "[#ROOM] NICK|ADDRESS",
-         "moderators: lift a ban (from the server, or the room: the current one "
-         "by default)")
+         "moderators: lift a ban (the current room's by default)")
 def _unban(conn, arg):
     room, target = _roomAndWord(conn, arg, "/unban [#ROOM] NICK|ADDRESS")
     conn.session.unban(room, target)
