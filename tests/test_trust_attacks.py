@@ -99,8 +99,8 @@ def test_ownersRightPasswordWorksAfterOthersWrongOnes(tmp_path, db):
         started = time.monotonic()
         boss.send("b0ss-password")
         lines = boss.readUntil(lambda l: l.startswith("=== #lobby members"))
-        assert lines[0] == ("-!- many wrong passwords for boss came from your address "
-                            "lately; yours is checked in 4s")
+        assert lines[0] == ("-!- many wrong passwords came from your address lately; "
+                            "your password for boss is checked in 4s")
         assert lines[1:3] == ["=== you are identified as boss", "=== you are now boss"]
         assert time.monotonic() - started < 15
         mallory.close(), boss.close()

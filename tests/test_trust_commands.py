@@ -177,6 +177,22 @@ def test_registeredNicknameAsksForItsPassword(server):
     assert watcher.lines() == ["-- #lobby boss has joined"]
 
 
+def test_nicknameAndPasswordOnOneLineAtThePrompt(server):
+    """
+    A nickname and its password typed on one line at the prompt are taken
+    as /nick NAME PASSWORD: the owner comes in, and the password is never
+    refused as a bad nickname (to be typed again alone, where it would
+    become one).
+    """
+    watcher = server.connect("watcher")
+    owner = server.connect()
+    owner.lines()
+    owner.send("boss boss-password")
+    assert owner.lines() == ["=== you are identified as boss", "=== you are now boss",
+                             "=== joined #lobby", "=== #lobby members (2): boss watcher"]
+    assert watcher.lines() == ["-- #lobby boss has joined"]
+
+
 def test_afterAWrongPasswordAnotherNicknameStillWorks(server):
     """
     Asked for the password again after a wrong one, an answer that cannot be

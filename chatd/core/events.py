@@ -200,8 +200,9 @@ class Identified:
 @dataclass(frozen=True, slots=True)
 class PasswordDelayed:
     """
-    Too many wrong passwords for C{nick} came from the user's address lately:
-    the one just given is checked in C{seconds}, not refused.
+    Too many wrong passwords came from the user's address lately (for
+    C{nick}, or for any nickname): the one just given for C{nick} is checked
+    in C{seconds}, not refused.
     """
 
     nick: str

@@ -252,8 +252,9 @@ class IrcWire:
             return line("900", me, f"{me}!{self.users.get(nickKey(me), '*@*')}", event.nick,
                         f"You are now logged in as {event.nick}", prefix=server)
         if kind is events.PasswordDelayed:
-            return line("NOTICE", me, f"Too many wrong passwords for {event.nick} lately: "
-                        f"this one is checked in {event.seconds} seconds", prefix=server)
+            return line("NOTICE", me, "Too many wrong passwords from your address lately: "
+                        f"this one for {event.nick} is checked in {event.seconds} seconds",
+                        prefix=server)
         if kind is events.Away:
             return line("301", me, event.nick, event.text, prefix=server)
         if kind is events.Ghosted:

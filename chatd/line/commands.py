@@ -146,6 +146,20 @@ def _claim(conn, nick, password=None):
     return _afterwards(conn, done.addErrback(askAgain), lambda room: _arrived(conn, room))
 
 
+def _claimTyped(conn, line):
+    """
+    Take what was typed at the nickname prompt: a nickname, or a nickname
+    and a word that can be its password (as C{/nick NAME PASSWORD} does),
+    so that a password typed after its nickname is never refused as a bad
+    nickname and then typed again, alone, where it would become one.
+    """
+    nick, _, password = line.partition(" ")
+    if len(password) < _PASSWORD_MIN or " " in password:
+        # Cannot be a password: the line is a (bad) nickname.
+        return _claim(conn, line)
+    return _claim(conn, nick, password)
+
+
 def _arrived(conn, room):
     """
     After a nickname was taken with its password: show the lobby, when the
@@ -504,10 +518,10 @@ def dispatch(conn, line):
         nick = conn.passwordFor
         if len(line) < _PASSWORD_MIN or " " in line:
             # Cannot be a password: another nickname.
-            return _claim(conn, line)
+            return _claimTyped(conn, line)
         conn.passwordFor = None
         return _claim(conn, nick, line)
     elif conn.session.nick is None:
-        return _claim(conn, line)
+        return _claimTyped(conn, line)
     else:
         conn.session.say(conn.currentRoom().name, line[1:] if line.startswith("//") else line)

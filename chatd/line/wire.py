@@ -202,8 +202,8 @@ _FORMATS = {
     events.Expelled: lambda e: notice(
         f"{e.by} banned you from this server{_for(e.duration)}{_reason(e.reason)}"),
     events.PasswordDelayed: lambda e: notice(
-        f"many wrong passwords for {e.nick} came from your address lately; "
-        f"yours is checked in {duration(e.seconds)}"),
+        f"many wrong passwords came from your address lately; your password for "
+        f"{e.nick} is checked in {duration(e.seconds)}"),
     events.Ghosted: lambda e: notice(
         f"the owner of {e.nick} took the nickname back; goodbye"),
     events.Entered: _enteredLines,

@@ -121,8 +121,8 @@ _FIELDS = {
                                 "reason": e.reason},
     events.Identified: lambda e: {"type": "identified", "nick": e.nick},
     events.PasswordDelayed: lambda e: notice(
-        f"many wrong passwords for {e.nick} came from your address lately; yours is "
-        f"checked in {e.seconds} seconds"),
+        f"many wrong passwords came from your address lately; your password for "
+        f"{e.nick} is checked in {e.seconds} seconds"),
     events.Ghosted: lambda e: {"type": "ghosted", "nick": e.nick},
     events.NowKnownAs: lambda e: {"type": "you", "nick": e.new, "old": e.old},
     events.PutOut: lambda e: {"type": "left", "room": e.room, "putOut": True},
