@@ -50,12 +50,12 @@ SCENARIOS = {
         about="one room of 1,000, 100 messages/s in total from 10 senders"),
     "idle-10000": dict(
         args=dict(mode="idle", members=10000, rooms=100),
-        servers=("chatd", "ngircd", "inspircd", "ceiling"),
+        servers=("chatd", "ngircd", "inspircd", "ceiling", "twisted", "twisted-silent"),
         rounds=1,  # memory hardly varies; ngircd takes half a minute to join
         about="10,000 connections joined to 100 rooms of 100, then idle"),
     "lobby-5000": dict(
         args=dict(mode="idle", members=5000, rooms=1),
-        servers=("chatd", "ngircd", "inspircd", "ceiling"),
+        servers=("chatd", "ngircd", "inspircd", "ceiling", "twisted"),
         # chatd's clients stay in the lobby they arrive in; the others (with
         # no lobby) join their one room, #r0.
         chatdLobby=True,
@@ -139,6 +139,10 @@ def main(argv=None):
     parser.add_argument("--metrics", action="store_true",
                         help="also run this checkout's chatd with --metrics on, scraped "
                              "every second, as the server chatd+metrics")
+    parser.add_argument("--logins", type=int, metavar="N",
+                        help="logins in flight at once for chatd, the ceiling and the "
+                             "Twisted floor (default 8, as ngircd's listen backlog of 10 "
+                             "needs; InspIRCd is always given every login at once)")
     parser.add_argument("--profile", type=Path,
                         help="py-spy record chatd during each of its runs, into this folder")
     options = parser.parse_args(argv)
@@ -334,8 +338,12 @@ class Bench:
             daemon = Ngircd(folder)
         elif server == "inspircd":
             daemon = Inspircd(folder)
+        elif server.startswith("twisted"):
+            daemon = TwistedFloor(folder, silent=server == "twisted-silent")
         else:
             daemon = Ceiling(folder, self.ceiling)
+        if server != "ngircd" and server != "inspircd" and self.options.logins:
+            daemon.logins = self.options.logins
         if self.options.profile and server.startswith("chatd"):
             daemon.profile(self.options.profile / f"{label}-{name}.txt")
         return daemon
@@ -349,6 +357,7 @@ class Bench:
         for key, value in args.items():
             command += [f"--{key}", str(value)]
         rssIdle, cpuStart = daemon.rss(), daemon.cpu()
+        userStart, systemStart = daemon.cpuSplit()
         gen = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                text=True, bufsize=1)
         try:
@@ -364,6 +373,7 @@ class Bench:
             rssReady = daemon.rss()
             cpu0, wall0 = daemon.cpu(), time.monotonic()
             joinCpu = cpu0 - cpuStart
+            user, system = daemon.cpuSplit()
             sampler = PeakSampler(daemon)
             gen.stdin.write("go\n")
             gen.stdin.flush()
@@ -377,6 +387,10 @@ class Bench:
         out["server_cpu_s"] = round(cpu, 3)
         out["settle_s"] = round(settle, 3)
         out["server_join_cpu_s"] = round(joinCpu, 3)
+        # The kernel's share (system time): the sockets' work, which any
+        # server does; the rest is the server's own.
+        out["server_join_user_s"] = round(user - userStart, 3)
+        out["server_join_system_s"] = round(system - systemStart, 3)
         out["logins_in_flight"] = min(daemon.logins, int(args["members"]))
         # CPU per delivery: unlike deliveries/s, barely moved by other work
         # on a shared machine.
@@ -459,8 +473,14 @@ class Daemon:
         return 0
 
     def cpu(self):
+        return sum(self.cpuSplit())
+
+    def cpuSplit(self):
+        """
+        The server's CPU time so far, user and system, in seconds.
+        """
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICKS
+        return int(fields[11]) / TICKS, int(fields[12]) / TICKS
 
     def profile(self, out):
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -645,6 +665,20 @@ class Ceiling(Daemon):
         self.port = int(self.process.stdout.readline().split()[-1])
 
 
+class TwistedFloor(Daemon):
+    """
+    bench/twisted_floor.py: the ceiling's work done the least a Twisted
+    server can do it, on chatd's Python and Twisted.
+    """
+
+    def __init__(self, folder, silent=False):
+        self.log = open(folder / "twisted.log", "w+")
+        self.process = subprocess.Popen(
+            [sys.executable, str(HERE / "twisted_floor.py"), "0"] + ["--silent"] * silent,
+            stdout=subprocess.PIPE, stderr=self.log, text=True)
+        self.port = int(self.process.stdout.readline().split()[-1])
+
+
 def _freePort():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -716,7 +750,7 @@ def machine():
 
 # What each scenario reports, and which way is better.
 # The servers chatd is measured beside, in the order their columns appear.
-PEERS = ("ngircd", "inspircd", "ceiling")
+PEERS = ("ngircd", "inspircd", "ceiling", "twisted", "twisted-silent")
 
 METRICS = {
     "fanout-100": ["deliveries_per_s", "lost", "misordered", "p50_ms", "p99_ms",
@@ -725,8 +759,10 @@ METRICS = {
                    "server_cpu_us_per_delivery", "server_cpu_share", "loadgen_cpu_share"],
     "latency-1000": ["p50_ms", "p99_ms", "lost", "misordered", "server_cpu_share"],
     "idle-10000": ["joined", "logins_in_flight", "join_s", "server_join_cpu_s",
+                   "server_join_user_s", "server_join_system_s",
                    "bytes_per_connection", "server_rss_ready_kb"],
     "lobby-5000": ["joined", "logins_in_flight", "join_s", "server_join_cpu_s",
+                   "server_join_user_s", "server_join_system_s",
                    "bytes_per_connection", "server_rss_ready_kb"],
     "slow-reader": ["p50_ms", "p99_ms", "lost", "misordered", "server_rss_growth_kb", "slow_dropped",
                     "slow_received"],
