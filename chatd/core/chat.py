@@ -25,7 +25,8 @@ from chatd.core import refusals as R
 from chatd.core.identity import Identity
 from chatd.core.members import Members
 from chatd.core.moderation import Moderation
-from chatd.core.names import nickKey, nickProblem, normalRoomName, roomKey, roomProblem
+from chatd.core.names import (nickKey, nickProblem, normalRoomName, roomKey, roomProblem,
+                              sortedNicks)
 from chatd.core.session import Session
 from chatd.storage import HistoryRefused
 
@@ -663,7 +664,7 @@ class ChatCore:
         (L{None}: all), and how many members it has in all.
         """
         members = self.room(name).members.values()
-        nicks = sorted(map(_nickOf, members), key=nickKey)
+        nicks = sortedNicks(map(_nickOf, members))
         end = None if count is None else start + count
         return nicks[start:end], len(nicks)
 
