@@ -600,8 +600,8 @@ class ChatCore:
         # this name are the first ones, if any.
         found = self.fanout.readHistory(user, room, count,
                                         lambda: history.recent(room.name, count))
-        found.addErrback(_historyRefused)
-        return found.addCallback(lambda lines: [e for e in lines if room.shows(e)])
+        return found.addCallbacks(lambda lines: [e for e in lines if room.shows(e)],
+                                  _historyRefused)
 
     def page(self, user, name, count, before=None, after=None, oldest=False):
         """
@@ -619,8 +619,8 @@ class ChatCore:
             # Nothing of an earlier room of this name.
             after = ("id", room.firstId - 1)
         found = history.page(room.name, count, before, after, oldest)
-        found.addErrback(_historyRefused)
-        return found.addCallback(lambda lines: [e for e in lines if room.shows(e)])
+        return found.addCallbacks(lambda lines: [e for e in lines if room.shows(e)],
+                                  _historyRefused)
 
     def search(self, user, words, limit):
         """
