@@ -391,7 +391,9 @@ class Bench:
         # server does; the rest is the server's own.
         out["server_join_user_s"] = round(user - userStart, 3)
         out["server_join_system_s"] = round(system - systemStart, 3)
-        out["logins_in_flight"] = min(daemon.logins, int(args["members"]))
+        # (--set SCENARIO.concurrency=N, after it on the command line, wins.)
+        logins = int(args.get("concurrency", daemon.logins))
+        out["logins_in_flight"] = min(logins, int(args["members"]))
         # CPU per delivery: unlike deliveries/s, barely moved by other work
         # on a shared machine.
         if result["delivered"]:
