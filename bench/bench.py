@@ -407,7 +407,9 @@ class Bench:
         # server does; the rest is the server's own.
         out["server_join_user_s"] = round(user - userStart, 3)
         out["server_join_system_s"] = round(system - systemStart, 3)
-        out["logins_in_flight"] = min(daemon.logins, int(args["members"]))
+        # (--set SCENARIO.concurrency=N, after it on the command line, wins.)
+        logins = int(args.get("concurrency", daemon.logins))
+        out["logins_in_flight"] = min(logins, int(args["members"]))
         # CPU per delivery: unlike deliveries/s, barely moved by other work
         # on a shared machine.
         if result["delivered"]:
@@ -901,6 +903,27 @@ def targets(summary):
     if mine is not None and theirs:
         target("10,000 into rooms of 100: login-and-join CPU <= InspIRCd's",
                f"{mine / theirs:.2f}x ({mine:.2f} vs {theirs:.2f} s)", mine <= theirs)
+    # Issue 18's targets for the scenarios that are not about arrivals.
+    best = min((v for v in (get("latency-1000", peer, "p99_ms") for peer in ("ngircd", "inspircd"))
+                if v is not None), default=None)
+    if p99 is not None and best:
+        target("latency-1000: p99 <= 0.8x the best peer's", f"{p99 / best:.2f}x "
+               f"({p99:.1f} vs {best:.1f} ms)", p99 <= 0.8 * best)
+    perDelivery = get("fanout-1000", "chatd", "server_cpu_us_per_delivery")
+    if perDelivery is not None:
+        target("fanout-1000: CPU per delivery <= 0.2 µs", f"{perDelivery:.3f} µs",
+               perDelivery <= 0.2, "fanout-1000", "server_cpu_us_per_delivery",
+               lambda v: f"{v:.3f} µs")
+    mine, theirs = get("fanout-100", "chatd", "deliveries_per_s"), \
+        get("fanout-100", "ngircd", "deliveries_per_s")
+    if mine and theirs:
+        target("fanout-100: deliveries/s >= 1.5x ngircd's", f"{mine / theirs:.2f}x",
+               mine >= 1.5 * theirs)
+    growth = get("slow-reader", "chatd", "server_rss_growth_kb")
+    if growth is not None:
+        target("slow-reader: memory growth <= 2 MB", f"{growth / 1024:.2f} MB",
+               growth <= 2048, "slow-reader", "server_rss_growth_kb",
+               lambda v: f"{v / 1024:.2f} MB")
     off, on = get("history", "chatd", "deliveries_per_s"), \
         get("history", "chatd+history", "deliveries_per_s")
     if off and on:
