@@ -58,6 +58,7 @@ class _Transport:
     """
 
     disconnecting = False
+    # Writes to every transport of the storm.
     writes = 0
 
     def __init__(self, address):
@@ -82,13 +83,16 @@ class _Transport:
         self.disconnecting = True
 
 
-def probe():
+def probe(n=N):
     """
-    One storm, in this process, with whichever chatd is first on the path.
+    One storm of C{n} logins, in this process, with whichever chatd is first
+    on the path.
+
+    @return: the CPU seconds it took, how many joined, and how many writes
+        the transports were given.
     """
     from twisted.internet.address import IPv4Address
     from twisted.internet.task import Clock
-    from twisted.logger import globalLogBeginner, textFileLogObserver
 
     from chatd.core.chat import ChatCore
     from chatd.core.fanout import Fanout
@@ -96,25 +100,23 @@ def probe():
     from chatd.edge.limits import Limits
     from chatd.line.protocol import ChatFactory
 
-    # The log line of each login is written, as twistd writes it.
-    globalLogBeginner.beginLoggingTo([textFileLogObserver(open(os.devnull, "w"))],
-                                     redirectStandardIO=False)
     clock = Clock()
     core = ChatCore(Fanout(clock), clock, history=_History())
-    limits = Limits(floodRate=1e9, floodBurst=10 ** 9, maxConnections=N + 10,
-                    maxPerAddress=N + 10, loginTimeout=0)
+    limits = Limits(floodRate=1e9, floodBurst=10 ** 9, maxConnections=n + 10,
+                    maxPerAddress=n + 10, loginTimeout=0)
     factory = ChatFactory(core, Gate(clock, limits, coalesceTurns=True))
     protocols, reads, accepted = [], [], 0
+    _Transport.writes = 0
     start = time.process_time()
-    while accepted < N or reads:
+    while accepted < n or reads:
         arriving, reads = reads, []
-        for i in range(accepted, min(N, accepted + ACCEPTS)):
+        for i in range(accepted, min(n, accepted + ACCEPTS)):
             address = IPv4Address("TCP", "127.0.0.1", 20000 + i)
             proto = factory.buildProtocol(address)
             proto.makeConnection(_Transport(address))
             protocols.append(proto)
             reads.append((proto, f"u{i}\n/join #r{i % ROOMS}\n/part #lobby\n".encode()))
-        accepted = min(N, accepted + ACCEPTS)
+        accepted = min(n, accepted + ACCEPTS)
         for proto, data in arriving:
             proto.dataReceived(data)
         clock.advance(0)
@@ -124,7 +126,7 @@ def probe():
         clock.advance(TURN)
     cpu = time.process_time() - start
     joined = sum(1 for p in protocols if p.session.nick and len(p.session.rooms) == 1)
-    print(json.dumps({"cpu_s": cpu, "joined": joined, "writes": _Transport.writes}))
+    return {"cpu_s": cpu, "joined": joined, "writes": _Transport.writes}
 
 
 def export(rev, work):
@@ -152,7 +154,12 @@ def main(argv=None):
     parser.add_argument("--probe", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.probe:
-        probe()
+        from twisted.logger import globalLogBeginner, textFileLogObserver
+
+        # The log line of each login is written, as twistd writes it.
+        globalLogBeginner.beginLoggingTo([textFileLogObserver(open(os.devnull, "w"))],
+                                         redirectStandardIO=False)
+        print(json.dumps(probe()))
         return
     with tempfile.TemporaryDirectory() as work:
         sources = {"this checkout": HERE.parent}
