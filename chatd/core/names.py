@@ -33,8 +33,8 @@ _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrst
 def _asciiLower(text: str) -> str:
     # An ASCII string's str.lower maps A-Z alone, as the table does, and is
     # several times faster (the table is looked up character by character):
-    # the members' names are sorted by nickKey for every newcomer.  Only
-    # text with other characters needs the table.
+    # a login asks for a dozen keys.  Only text with other characters needs
+    # the table.
     return text.lower() if text.isascii() else text.translate(_ASCII_LOWER)
 
 
