@@ -8,9 +8,10 @@ its deadline is stopped by SQLite's progress handler.
 
 Indexing a line for full-text search costs several times more than storing
 it, so the writer stores first and indexes when it has nothing to store
-(L{INDEX_CHUNK} lines at a time).  A burst is on disk as fast as it comes, and
-becomes searchable as soon as the writer catches up; a search catches up
-first, so it still finds every line said before it.  Under a sustained load
+(L{INDEX_CHUNK} lines at a time: at once when L{INDEX_SOON} lines wait, else
+once nothing has come for L{INDEX_IDLE} seconds).  A burst is on disk as fast
+as it comes, and becomes searchable as soon as the writer catches up; a
+search catches up first, so it still finds every line said before it.  Under a sustained load
 the index may lag by at most L{INDEX_BEHIND} lines: past that, the writer
 indexes a chunk after each commit, so that the lines it takes in are those
 it can both store and index (and the back-pressure says so), and a search
