@@ -847,3 +847,160 @@ def test_linesForgottenFromABusyRoomAreReplayedFromTheStore():
     got = bob.lines()
     assert [line for line in got if "#dev <alice>" in line] == [
         "~ 1970-01-01T00:00:06Z #dev <alice> " + word for word in ("one", "two", "three")], got
+
+
+@pytest.fixture
+def failures():
+    """
+    The failures logged meanwhile (an exception in the fan-out's reading
+    is logged, not raised).
+    """
+    from twisted.logger import globalLogPublisher
+
+    logged = []
+
+    def observe(event):
+        if "log_failure" in event:
+            logged.append(event["log_failure"])
+
+    globalLogPublisher.addObserver(observe)
+    yield logged
+    globalLogPublisher.removeObserver(observe)
+
+
+def renameRace(cluster, *after):
+    """
+    rca on A and rcb on B, with a watcher on each, all in #lobby: both ask
+    for the nickname racex at the same moment, rcb then sends C{after}.
+
+    @return: the clients, and what each was sent, by nickname.
+    """
+    a, b = cluster.nodes
+    clients = {"wa": login(cluster, a, "wa"), "wb": login(cluster, b, "wb"),
+               "rca": login(cluster, a, "rca"), "rcb": login(cluster, b, "rcb")}
+    for c in clients.values():
+        c.lines()
+    # A wins: its claim reaches Redis first.
+    clients["rca"].send("/nick racex")
+    clients["rcb"].send("/nick racex")
+    for line in after:
+        clients["rcb"].send(line)
+    cluster.settle()
+    return clients, {nick: c.lines() for nick, c in clients.items()}
+
+
+def test_renameRaceLoserKeepsNicknameAndRooms(cluster, failures):
+    """
+    Two users on two daemons ask for one nickname at once: the winner is
+    renamed; the loser is told, keeps their nickname, connection and rooms,
+    and nobody sees them renamed or leave.
+    """
+    clients, got = renameRace(cluster)
+    # (The winner is also shown their own rename as a member: finding 9 of
+    # the trial, not this test's business.)
+    assert got["rca"][0] == "=== you are now racex"
+    assert got["rcb"] == ["!!! the nickname racex was taken on another server at the "
+                          "same moment; you are still rcb",
+                          "-- #lobby rca is now known as racex"]
+    for watcher in ("wa", "wb"):
+        assert got[watcher] == ["-- #lobby rca is now known as racex"]
+    clients["rcb"].send("still here")
+    cluster.settle()
+    for watcher in ("wa", "wb"):
+        assert clients[watcher].lines() == ["#lobby <rcb> still here"]
+    for node in cluster.nodes:
+        members = node.core.rooms["#lobby"].members
+        assert sorted(members) == ["racex", "rcb", "wa", "wb"]
+        assert members["rcb"].nick == "rcb"
+    assert cluster.redis.get(b"chatd:nick:rcb") == b"B"
+    assert cluster.redis.get(b"chatd:nick:racex") == b"A"
+    assert failures == []
+
+
+def test_renameRaceLoserLinesSaidMeanwhileAreShownUnderTheirNickname(cluster, failures):
+    """
+    What the loser of a rename race said before Redis answered is shown to
+    everyone once, under the nickname they kept.
+    """
+    clients, got = renameRace(cluster, "hello", "/join #dev")
+    assert got["rcb"][0].startswith("!!! the nickname racex was taken")
+    assert got["rcb"][1:3] == ["=== joined #dev", "=== #dev members (1): rcb"]
+    for watcher in ("wa", "wb"):
+        assert got[watcher] == ["-- #lobby rca is now known as racex",
+                                "#lobby <rcb> hello"]
+    clients["wa"].send("/who #dev")
+    assert clients["wa"].lines() == ["=== #dev members (1): rcb"]
+    assert failures == []
+
+
+def test_renameRaceLoserWhoLeavesMeanwhileIsSeenLeaving(cluster, failures):
+    """
+    The loser of a rename race who quits before Redis answers is seen to
+    quit under the nickname everyone knew, on every daemon, and that
+    nickname is free.
+    """
+    clients, got = renameRace(cluster, "/quit bye")
+    for watcher in ("wa", "wb"):
+        assert got[watcher] == ["-- #lobby rca is now known as racex",
+                                "-- #lobby rcb has quit (bye)"]
+    for node in cluster.nodes:
+        assert "rcb" not in node.core.users and "racex" in node.core.users
+    assert cluster.redis.get(b"chatd:nick:rcb") is None
+    login(cluster, cluster.nodes[0], "rcb")
+    assert failures == []
+
+
+def test_renameWhileRedisIsAwayIsRefused(cluster, failures):
+    """
+    /nick while the daemon cannot reach Redis is refused: the user keeps
+    their nickname, rooms and connection, and nobody sees a change.
+    """
+    a, b = cluster.nodes
+    alice, carol = login(cluster, a, "alice"), login(cluster, a, "carol")
+    bob = login(cluster, b, "bob")
+    for c in (alice, bob, carol):
+        c.lines()
+    cluster.redis.down = True
+    cluster.settle()
+    alice.send("/nick dupe")
+    alice.send("still me")
+    cluster.settle()
+    assert alice.lines() == [
+        "!!! the other chat servers cannot be reached to check nicknames; try dupe "
+        "again in a moment; you are still alice"]
+    assert alice.transport.connected
+    assert carol.lines() == ["#lobby <alice> still me"]
+    cluster.redis.down = False
+    cluster.settle()
+    assert bob.lines() == ["#lobby <alice> still me"]
+    alice.send("/nick dupe")
+    cluster.settle()
+    # (And their own rename as a member: finding 9 of the trial.)
+    assert alice.lines()[0] == "=== you are now dupe"
+    assert bob.lines() == ["-- #lobby alice is now known as dupe"]
+    assert carol.lines() == ["-- #lobby alice is now known as dupe"]
+    assert failures == []
+
+
+def test_renameRefusedInEachWireFormat():
+    """
+    A rename refused after the fact reads in IRC as a NICK refused at once
+    (433 when taken, 437 when it cannot be checked: the client keeps its
+    nickname), and in the browser as an error naming both nicknames.
+    """
+    import json
+
+    from chatd.irc.wire import IrcWire
+    from chatd.web.wire import WebWire
+
+    irc = IrcWire(server="irc.test")
+    taken = events.RenameRefused("racex", "rcb", True)
+    away = events.RenameRefused("racex", "rcb", False)
+    assert irc.personal(taken, "rcb") == (
+        b":irc.test 433 rcb racex :Nickname is already in use\r\n")
+    assert irc.personal(away, "rcb") == (
+        b":irc.test 437 rcb racex :Nickname is temporarily unavailable\r\n")
+    shown = json.loads(WebWire.encode(taken)[4:])
+    assert (shown["type"], shown["code"], shown["nick"], shown["kept"]) == (
+        "error", "nickname-taken", "racex", "rcb")
+    assert json.loads(WebWire.encode(away)[4:])["code"] == "nickname-unconfirmed"

@@ -178,6 +178,12 @@ class BrokeredFanout(Fanout):
         self._owned = {}  # nick key -> local user whose nickname we hold
         self._phantoms = WeakSet()
         self._phantomOld = WeakKeyDictionary()
+        # Renames refused here: user -> (old key, old nick) while the core
+        # finishes the change (Redis away), and user -> (old nick, new
+        # nick) once undone, to tell the others under the old nickname what
+        # the user did meanwhile.
+        self._refused = WeakKeyDictionary()
+        self._undone = WeakKeyDictionary()
         self._takeovers = set()
         self._awaySaid = {}  # nick key -> the away text the others know
         self._nodes = {}  # node -> when last heard from
@@ -248,7 +254,8 @@ class BrokeredFanout(Fanout):
             self._toRemote(user, event)
             return
         if isinstance(event, events.NowKnownAs):
-            self._nickChanged(user, event)
+            if not self._nickChanged(user, event):
+                return
         elif isinstance(event, events.Identified):
             self.proved(user)
         self._direct(user, event, False)
@@ -370,11 +377,15 @@ class BrokeredFanout(Fanout):
             self._publish({"k": "syncreq"})
             old = self._phantomOld.pop(user, None)
             if old is not None:
-                # A rename lost its race: the others know the old nickname.
+                # A rename that could not be undone: the others know the old
+                # nickname, in the rooms where they saw the user join.
                 nick, key = old
-                for room in user.rooms.values():
-                    self._publish({"k": "room", "e": events.Quit(room.name, nick, "quit")})
-                self._publish({"k": "gone", "nick": nick})
+                for rkey, view in list(self._view.items()):
+                    if view.get(key) is user:
+                        room = self.core.rooms.get(rkey) or self.core.kept.get(rkey)
+                        self._publish({"k": "room", "e": events.Quit(
+                            room.name if room else rkey, nick, user.goneBecause or "quit")})
+                self._publish({"k": "gone", "nick": nick}, {"user": user})
                 if self._owned.get(key) is user:
                     del self._owned[key]
                     self.link.release(key)
@@ -429,8 +440,8 @@ class BrokeredFanout(Fanout):
             new, old = nickKey(event.new), nickKey(event.old)
             if new != old and new not in self._claims and self._owned.get(new) is not subject:
                 self._startClaim(subject, new, old, event.old)
-                if subject in self._phantoms:
-                    return
+            if subject in self._phantoms or subject in self._refused:
+                return
         if isinstance(event, events.Joined) and local:
             stash["joiner"] = subject
             # Its replay waits for the join to come back (readHistory).
@@ -443,6 +454,9 @@ class BrokeredFanout(Fanout):
         for who in (subject, actor):
             if who is not None and who.nick is not None and nickKey(who.nick) in self._claims:
                 needs = nickKey(who.nick)
+                # Told again under their old nickname if the claim is lost
+                # by a rename (L{_retell}).
+                stash["claimant"] = who
         entry = {"k": "room", "e": event, "a": actor.nick if actor else None, "o": actorOnly}
         if owner is not None:
             # Who owns the room, for the daemons that did not see it made.
@@ -473,6 +487,12 @@ class BrokeredFanout(Fanout):
     # Nicknames
 
     def _nickChanged(self, user, event):
+        """
+        C{user}'s nickname changed here (or was chosen): claim it.
+
+        @return: whether C{user} is to be told (false when the change is
+            refused and undone).
+        """
         new = nickKey(event.new)
         if event.old is None:
             self._startClaim(user, new, None, None)
@@ -481,19 +501,30 @@ class BrokeredFanout(Fanout):
                 if user.identified:
                     self._publish({"k": "ident", "nick": event.new, "account": user.account},
                                   needs=new)
-            return
+            return True
         if event.old == event.new:
-            return
+            return True
         old = nickKey(event.old)
         if old != new and new not in self._claims and self._owned.get(new) is not user:
             self._startClaim(user, new, old, event.old)
+        refused = self._refused.pop(user, None)
+        if refused is not None:
+            # The core is done with the change: undo it.
+            self._refuseRename(user, *refused, taken=False)
+            return False
         if user not in self._phantoms:
             self._publish({"k": "rename", "old": event.old, "new": event.new},
                           needs=new if new in self._claims else None)
+        return True
 
     def _startClaim(self, user, key, oldKey, oldNick):
         if self.up is False:
-            self._phantom(user, oldKey, oldNick, UNREACHABLE)
+            if oldKey is None:
+                self._phantom(user, None, None, UNREACHABLE)
+            else:
+                # Refused, and undone once the core has finished the
+                # change (L{_nickChanged}): nothing of it is published.
+                self._refused.setdefault(user, (oldKey, oldNick))
             return
         item = _Item(self._seq, claim=key)
         self._claims[key] = (user, oldKey, oldNick, item)
@@ -524,13 +555,92 @@ class BrokeredFanout(Fanout):
                 self._owned[key] = user
             else:
                 self.link.release(key)
-        else:
+        elif oldKey is None:
             self._log.info("{nick} lost the nickname to another daemon",
                            nick=user.nick)
-            self._phantom(user, oldKey, oldNick, UNREACHABLE if won is None else
+            self._phantom(user, None, None, UNREACHABLE if won is None else
                           f"the nickname {user.nick} was taken on another server at "
                           "the same moment; connect again")
+        else:
+            self._log.info("{old} could not become {nick}: {why}", old=oldNick,
+                           nick=user.nick, why="taken elsewhere" if won is False
+                           else "Redis did not answer")
+            self._refuseRename(user, oldKey, oldNick, taken=won is False)
         self._pump()
+
+    def _refuseRename(self, user, oldKey, oldNick, taken):
+        """
+        C{user}'s rename from C{oldNick}, done by the core, could not be
+        confirmed in Redis (C{taken}: another daemon's user has the
+        nickname): undo it, and tell them instead of "you are now".  The
+        others never saw it: what the user did meanwhile is told to them
+        again under the old nickname (L{_retell}), a departure too.
+        """
+        core = self.core
+        new = user.nick
+        newKey = nickKey(new)
+        self._undone[user] = (oldNick, new)
+        if not user.connected:
+            return
+        if core.users.get(newKey) is not user or core.users.get(oldKey) not in (None, user):
+            # Renamed again meanwhile, or the old nickname given to someone
+            # else here: nothing to go back to.
+            self._phantom(user, oldKey, oldNick, UNREACHABLE if not taken else
+                          f"the nickname {new} was taken on another server at "
+                          "the same moment; connect again")
+            return
+        del core.users[newKey]
+        core.users[oldKey] = user
+        user.nick = oldNick
+        for room in user.rooms.values():
+            del room.members[newKey]
+            room.members[oldKey] = user
+            room.names = None
+        for rkey, view in self._view.items():
+            if view.get(newKey) is user:
+                # Shown here already (Redis went away before the claim was
+                # answered): shown undone.
+                del view[newKey]
+                view[oldKey] = user
+                self._deliverAll([u for u in view.values() if u is not user],
+                                 events.Renamed(core.rooms[rkey].name, new, oldNick))
+        refusal = events.RenameRefused(new, oldNick, taken)
+        for item in self._local:
+            if item.user is user and item.event == events.NowKnownAs(oldNick, new):
+                item.event = refusal
+                break
+        else:
+            self._direct(user, refusal, False)
+        # A snapshot published meanwhile named them by the new nickname.
+        self._publishSnapshot()
+
+    def _retell(self, entry, stash):
+        """
+        C{entry} was not published: it needed a nickname that a rename then
+        could not claim.  Publish it again under the nickname its user kept.
+        """
+        user = stash.get("claimant") or stash.get("user")
+        undone = self._undone.get(user) if user is not None else None
+        if undone is None or entry["k"] not in ("room", "gone"):
+            return
+        old, new = undone
+        entry = {k: v for k, v in entry.items() if k not in ("s", "n")}
+        if entry["k"] == "gone":
+            entry["nick"] = old
+            self._publish(entry, stash)
+            if self._owned.get(nickKey(old)) is user:
+                del self._owned[nickKey(old)]
+                self.link.release(nickKey(old))
+            return
+        event = entry["e"]
+        if isinstance(event, events.Renamed):
+            return
+        fields = {field: old for field in ("nick", "by")
+                  if nickKey(getattr(event, field, None) or "") == nickKey(new)}
+        entry["e"] = replace(event, **fields)
+        if entry.get("a") and nickKey(entry["a"]) == nickKey(new):
+            entry["a"] = old
+        self._publish(entry, stash)
 
     def nicksLost(self, keys):
         """
@@ -586,7 +696,7 @@ class BrokeredFanout(Fanout):
         while self._local and self._ready(self._local[0]):
             self._deliver(self._local.popleft())
 
-    def _entered(self, event):
+    def _entered(self, event, joiner):
         """
         The welcome to a room as of the newcomer's join in the stream: the
         members whose joins came before theirs (the core, ahead of the
@@ -598,8 +708,11 @@ class BrokeredFanout(Fanout):
         if room is None:
             return event
         view = self._view.get(rkey, {})
+        # (The newcomer's own join may come back later than this: told
+        # again under the nickname kept after a rename refused, L{_retell}.)
         members = tuple(user.nick for key, user in room.members.items()
-                        if isinstance(user, RemoteUser) or view.get(key) is user)
+                        if isinstance(user, RemoteUser) or view.get(key) is user
+                        or user is joiner)
         return replace(event, topic=room.topic, members=members)
 
     def _deliverAll(self, users, event, actor=None):
@@ -629,7 +742,7 @@ class BrokeredFanout(Fanout):
         if user not in self._phantoms:
             event = item.event
             if isinstance(event, events.Entered):
-                event = self._entered(event)
+                event = self._entered(event, user)
             data = user.wire.encodeOwn(event) if item.own else user.wire.encode(event)
         if data:
             # For the metrics (an actor's confirmation is not a delivery).
@@ -689,8 +802,10 @@ class BrokeredFanout(Fanout):
         self._publishSnapshot()
 
     def skipped(self, seq):
-        if seq in self._outstanding:
+        found = self._outstanding.get(seq)
+        if found is not None and found[1] is not _SKIPPED:
             self._outstanding[seq] = (None, _SKIPPED)
+            self._retell(*found)
         self._drainSkipped()
         self._pump()
 
@@ -786,7 +901,7 @@ class BrokeredFanout(Fanout):
                 user = stash.get("user")
                 key = nickKey(entry["nick"])
                 for rkey, view in list(self._view.items()):
-                    if view.get(key) is user:
+                    if user is not None and view.get(key) is user:
                         del view[key]
                         if not view:
                             del self._view[rkey]
