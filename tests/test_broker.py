@@ -11,7 +11,7 @@ import pytest
 from brokersupport import Cluster, SharedHistory
 from support import MemoryHistory
 from chatd.broker import codec
-from chatd.broker.fanout import BrokeredFanout
+from chatd.broker.fanout import BrokeredFanout, RemoteUser
 from chatd.core import events
 
 
@@ -1004,3 +1004,115 @@ def test_renameRefusedInEachWireFormat():
     assert (shown["type"], shown["code"], shown["nick"], shown["kept"]) == (
         "error", "nickname-taken", "racex", "rcb")
     assert json.loads(WebWire.encode(away)[4:])["code"] == "nickname-unconfirmed"
+
+
+def stopped(cluster, node):
+    """
+    Stop C{node} as C{kill -STOP} would: it neither writes, reads nor
+    beats, and its users' lines wait in it.
+    """
+    cluster.nodes.remove(node)
+    node.fanout._heart.stop()
+
+
+def resumed(cluster, node, beats=3):
+    """
+    Resume C{node} (C{kill -CONT}), then let C{beats} heartbeats go by.
+    """
+    cluster.nodes.append(node)
+    node.fanout._heart.start(BrokeredFanout.BEAT, now=True)
+    for _ in range(beats):
+        cluster.settle()
+        cluster.clock.advance(BrokeredFanout.BEAT)
+    cluster.settle()
+
+
+def test_lostDaemonBackAfterItsUsersNicknameWasTaken(failures):
+    """
+    A daemon stopped for longer than the lease, then back: the others took
+    it for lost, and meanwhile a newcomer took one of its users' nickname.
+    The newcomer stays in their rooms everywhere and is never shown
+    leaving; the old user's lines from the stop are not shown as the
+    newcomer's; the old user is let go; the daemon's other users are shown
+    joining again where they were shown quitting; and the stopped daemon's
+    users are not told that everyone else quit.
+    """
+    cluster = Cluster("A", "B")
+    a, b = cluster.nodes
+    qwatch = login(cluster, a, "qwatch")
+    parted, pwatch = login(cluster, b, "parted"), login(cluster, b, "pwatch")
+    for c in (qwatch, parted, pwatch):
+        c.lines()
+    stopped(cluster, b)
+    parted.send("said while stopped")
+    for _ in range(int(BrokeredFanout.LEASE) + 2):
+        cluster.clock.advance(BrokeredFanout.BEAT)
+        cluster.settle()
+    assert sorted(qwatch.lines()) == ["-- #lobby parted has quit (node lost)",
+                                      "-- #lobby pwatch has quit (node lost)"]
+    newcomer = login(cluster, a, "parted")
+    newcomer.lines()
+    assert qwatch.lines() == ["-- #lobby parted has joined"]
+    resumed(cluster, b)
+    assert not parted.transport.connected
+    assert parted.lines()[-1] == ("-!- Closing your connection: the nickname parted was "
+                                  "taken on another server while this one could not reach it")
+    assert qwatch.lines() == ["-- #lobby pwatch has joined"]
+    assert newcomer.lines() == ["-- #lobby pwatch has joined"]
+    assert pwatch.lines() == ["#lobby <parted> said while stopped",
+                              "-- #lobby parted has quit (nickname taken elsewhere)",
+                              "-- #lobby parted has joined"]
+    newcomer.send("I am new")
+    pwatch.send("welcome back")
+    cluster.settle()
+    assert qwatch.lines() == ["#lobby <parted> I am new", "#lobby <pwatch> welcome back"]
+    assert pwatch.lines() == ["#lobby <parted> I am new"]
+    assert newcomer.lines() == ["#lobby <pwatch> welcome back"]
+    for node in (a, b):
+        assert sorted(node.core.rooms["#lobby"].members) == ["parted", "pwatch", "qwatch"]
+    assert not isinstance(a.core.users["parted"], RemoteUser)
+    assert b.core.users["parted"].node == "A"
+    assert failures == []
+
+
+def test_daemonCutOffFromRedisBackAfterItsUsersNicknameWasTaken(failures):
+    """
+    A daemon cut off from Redis for longer than the lease serves its users
+    meanwhile; the others take it for lost, and a newcomer takes one of its
+    users' nickname.  Once it is back, as after a stop: the newcomer keeps
+    their place, the old user's lines are not shown as theirs, its other
+    users are shown joining again, and its own users were never told that
+    everyone else quit.
+    """
+    cluster = Cluster("A", "B")
+    a, b = cluster.nodes
+    qwatch = login(cluster, a, "qwatch")
+    parted, pwatch = login(cluster, b, "parted"), login(cluster, b, "pwatch")
+    for c in (qwatch, parted, pwatch):
+        c.lines()
+    b.link.cut = True
+    cluster.settle()
+    parted.send("said while cut off")
+    for _ in range(int(BrokeredFanout.LEASE) + 2):
+        cluster.clock.advance(BrokeredFanout.BEAT)
+        cluster.settle()
+    assert pwatch.lines() == ["#lobby <parted> said while cut off"]
+    newcomer = login(cluster, a, "parted")
+    newcomer.lines()
+    qwatch.lines()
+    b.link.cut = False
+    for _ in range(3):
+        cluster.settle()
+        cluster.clock.advance(BrokeredFanout.BEAT)
+    cluster.settle()
+    assert not parted.transport.connected
+    assert qwatch.lines() == ["-- #lobby pwatch has joined"]
+    assert newcomer.lines() == ["-- #lobby pwatch has joined"]
+    assert pwatch.lines() == ["-- #lobby parted has quit (nickname taken elsewhere)",
+                              "-- #lobby parted has joined"]
+    newcomer.send("I am new")
+    cluster.settle()
+    assert qwatch.lines() == pwatch.lines() == ["#lobby <parted> I am new"]
+    for node in (a, b):
+        assert sorted(node.core.rooms["#lobby"].members) == ["parted", "pwatch", "qwatch"]
+    assert failures == []

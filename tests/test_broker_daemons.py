@@ -207,3 +207,49 @@ def test_oneDaemonAloneNeedsNoRedis():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert out.stdout.split() == ["False", "False"], out.stderr
+
+
+def test_stoppedDaemonBackAfterItsUsersNicknameWasTaken(redis):
+    """
+    A daemon stopped (kill -STOP) for longer than the lease, then resumed,
+    after a newcomer on another daemon took one of its users' nickname:
+    the newcomer stays in #lobby and is never shown leaving, the old user's
+    line from the stop is not shown as the newcomer's, the resumed daemon's
+    other user is shown joining again, and its users were not told that
+    everyone else quit.
+    """
+    a, b = startDaemons(redis, 2)
+    try:
+        qwatch = login(a, "qwatch")
+        parted, pwatch = login(b, "parted"), login(b, "pwatch")
+        qwatch.readUntil(lambda l: l == "-- #lobby pwatch has joined")
+        pwatch.sync()
+        b.process.send_signal(signal.SIGSTOP)
+        try:
+            parted.send("said while stopped")
+            assert sorted(waitLines(qwatch, 2)) == [
+                "-- #lobby parted has quit (node lost)", "-- #lobby pwatch has quit (node lost)"]
+            newcomer = login(a, "parted")
+            assert qwatch.readLine() == "-- #lobby parted has joined"
+        finally:
+            b.process.send_signal(signal.SIGCONT)
+        assert qwatch.readLine() == "-- #lobby pwatch has joined"
+        # (The newcomer came after pwatch was taken for lost.)
+        assert newcomer.readLine() == "-- #lobby pwatch has joined"
+        assert parted.readUntil(lambda l: l.startswith("-!- "))[-1] == (
+            "-!- Closing your connection: the nickname parted was taken on another server "
+            "while this one could not reach it")
+        assert pwatch.readUntil(lambda l: "has joined" in l) == [
+            "#lobby <parted> said while stopped",
+            "-- #lobby parted has quit (nickname taken elsewhere)",
+            "-- #lobby parted has joined"]
+        newcomer.send("I am new")
+        assert pwatch.readLine() == qwatch.readLine() == "#lobby <parted> I am new"
+        assert newcomer.sync() == [] and qwatch.sync() == [] and pwatch.sync() == []
+        newcomer.send("/whois parted")
+        assert "#lobby" in " ".join(newcomer.sync())
+        assert "Traceback" not in a.logText() + b.logText()
+    finally:
+        b.process.send_signal(signal.SIGCONT)
+        a.stop()
+        b.stop()

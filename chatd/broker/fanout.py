@@ -61,10 +61,13 @@ from chatd.core.names import nickKey, roomKey
 
 NODE_LOST = "node lost"
 NODE_STOPPED = "server shutdown"
+NICK_TAKEN = "nickname taken elsewhere"
 UNREACHABLE = ("the other chat servers cannot be reached to check nicknames; "
                "try again in a moment")
 
 _LEAVING = (events.Parted, events.Quit, events.Kicked)
+# Room events said or done by the user they name.
+_SPOKEN = (events.Said, events.Acted, events.TopicChanged)
 _SKIPPED = object()
 
 
@@ -170,6 +173,9 @@ class BrokeredFanout(Fanout):
         self.core = None
         self.up = None
         self._upSince = clock.seconds()
+        # When this daemon last read its own heartbeat back: while it reads
+        # nothing, it cannot tell who else is alive.
+        self._readAt = clock.seconds()
         self._seq = 0
         self._outstanding = OrderedDict()  # own seq -> (entry, stash) not yet back
         self._local = deque()
@@ -186,6 +192,7 @@ class BrokeredFanout(Fanout):
         self._undone = WeakKeyDictionary()
         self._takeovers = set()
         self._awaySaid = {}  # nick key -> the away text the others know
+        self._leftAt = {}  # nick key -> own seq of the last "gone" of it
         self._nodes = {}  # node -> when last heard from
         self._lost = set()
         self._departed = set()
@@ -418,6 +425,8 @@ class BrokeredFanout(Fanout):
             self._apply(entry, True, stash or {})
         else:
             self._outstanding[seq] = (entry, stash or {})
+            if entry["k"] == "gone":
+                self._leftAt[nickKey(entry["nick"])] = seq
             self.link.publish(seq, data, needs)
 
     def _publishRoom(self, event, actor, actorOnly=False, owner=None):
@@ -458,6 +467,10 @@ class BrokeredFanout(Fanout):
                 # by a rename (L{_retell}).
                 stash["claimant"] = who
         entry = {"k": "room", "e": event, "a": actor.nick if actor else None, "o": actorOnly}
+        if isinstance(subject, RemoteUser):
+            # Whose this is (a ghost's or a ban's quit, a kick): the
+            # others apply it to that daemon's user of the name alone.
+            entry["sn"] = subject.node
         if owner is not None:
             # Who owns the room, for the daemons that did not see it made.
             entry["owner"] = owner
@@ -653,8 +666,15 @@ class BrokeredFanout(Fanout):
     def _loseOwned(self, key):
         user = self._owned.pop(key, None)
         if user is not None and user.connected:
-            self._close(user, f"the nickname {user.nick} was taken on another "
-                        "server while this one could not reach it")
+            user.outbox.send(user.wire.encode(events.Closing(
+                f"the nickname {user.nick} was taken on another server while this one "
+                "could not reach it")))
+            # Gone at once, not when the connection is closed: its holder
+            # elsewhere, kept out of the mirror here by this user, is in the
+            # snapshots asked for after its departure.
+            self.core.disconnect(user, NICK_TAKEN)
+            user.hangUp()
+            self._publish({"k": "syncreq"})
 
     def _phantom(self, user, oldKey, oldNick, reason):
         """
@@ -761,7 +781,7 @@ class BrokeredFanout(Fanout):
             return
         self.up = True
         now = self.clock.seconds()
-        self._upSince = now
+        self._upSince = self._readAt = now
         for node in self._nodes:
             self._nodes[node] = now
         if first:
@@ -831,6 +851,8 @@ class BrokeredFanout(Fanout):
             node = entry.get("n")
             seq = entry.get("s", 0)
             if node == self.node:
+                if entry.get("k") == "hb":
+                    self._readAt = self.clock.seconds()
                 if seq in self._outstanding:
                     self._ownReturned(seq)
                 elif seq > self.link.confirmed:
@@ -961,10 +983,12 @@ class BrokeredFanout(Fanout):
         history = self.core.history
         if history is not None and history.shared and getattr(event, "id", None):
             self._hear(rkey, event)
-        view = self._view.get(rkey)
         leaving = isinstance(event, _LEAVING)
-        if entry.get("o"):
-            # The actor was told when it happened (L{toActor}).
+        shown = own or self._attribute(entry, event)
+        view = self._view.get(rkey)
+        if entry.get("o") or not shown:
+            # The actor was told when it happened (L{toActor}); or it is
+            # about someone else of that name here.
             pass
         elif view:
             skip = nickKey(event.nick) if leaving or isinstance(event, events.Joined) else None
@@ -981,18 +1005,18 @@ class BrokeredFanout(Fanout):
                     seated(self._heardCount)
                 if joiner is not None and not seating:
                     self._seating.pop(joiner, None)
-            else:
+            elif shown:
                 self._mirrorJoin(entry["n"], event.nick, event.room)
                 room = core.rooms.get(rkey)
                 if room is not None and room.owner is None and entry.get("owner"):
                     room.owner = entry["owner"]
         elif leaving:
             key = nickKey(event.nick)
-            if view:
+            if view and shown:
                 view.pop(key, None)
                 if not view:
                     del self._view[rkey]
-            if not own:
+            if not own and shown:
                 user = core.users.get(key)
                 room = core.rooms.get(rkey)
                 if isinstance(user, RemoteUser) and isinstance(event, events.Quit):
@@ -1044,6 +1068,64 @@ class BrokeredFanout(Fanout):
 
     # The mirror of the other daemons' users
 
+    def _attribute(self, entry, event):
+        """
+        Whether C{event}, read from another daemon, is about the user of
+        its nickname here: the one on the daemon it names (the one who said
+        it, or C{"sn"}).  A daemon cut off from Redis for longer than the
+        lease may have a user whose nickname someone else took meanwhile:
+        what it says of them is not shown as the newcomer's, and its word
+        never puts the newcomer out.  One of its users that this daemon
+        forgot (taken for lost) is brought back, shown joining, before what
+        they say.
+        """
+        if isinstance(event, events.Renamed):
+            nick = event.old
+        elif isinstance(event, _SPOKEN + _LEAVING + (events.Joined,)):
+            nick = event.nick
+        else:
+            return True
+        node = entry.get("sn", entry["n"])
+        key = nickKey(nick)
+        user = self.core.users.get(key)
+        if user is None:
+            if self._stillOurs(key):
+                return False
+            if isinstance(event, _LEAVING):
+                # Never known here, or their quit was shown already.
+                return False
+            if not isinstance(event, events.Joined):
+                self._rejoin(node, nick, event.room)
+            return True
+        if node == self.node:
+            return not isinstance(user, RemoteUser)
+        if isinstance(user, RemoteUser) and user.node == node:
+            return True
+        self._log.info("broker: {nick} of {node} is someone else here; not shown: {event}",
+                       nick=nick, node=node, event=type(event).__name__)
+        return False
+
+    def _stillOurs(self, key):
+        """
+        Whether, at the place in the stream read now, the nickname C{key}
+        is still one of this daemon's users', though gone from here since
+        (their departure is not read back yet).
+        """
+        return self._leftAt.get(key) in self._outstanding
+
+    def _rejoin(self, node, nick, name):
+        """
+        Mirror C{node}'s user C{nick} into the room C{name} and show them
+        joining it, to the members here who were told they quit.
+        """
+        if self._mirrorJoin(node, nick, name):
+            self._showJoined(nick, name)
+
+    def _showJoined(self, nick, name):
+        view = self._view.get(roomKey(name))
+        if view:
+            self._deliverAll(list(view.values()), events.Joined(name, nick))
+
     def _localUser(self, nick):
         user = self.core.users.get(nickKey(nick))
         if user is None or isinstance(user, RemoteUser) or user in self._phantoms:
@@ -1055,6 +1137,8 @@ class BrokeredFanout(Fanout):
         users = self.core.users
         user = users.get(key)
         if user is None:
+            if self._stillOurs(key):
+                return None
             user = RemoteUser(node, nick, None)
             user.onHangUp = lambda user=user: self._hangRemote(user)
             user.active = user.since = self.clock.seconds()
@@ -1067,9 +1151,13 @@ class BrokeredFanout(Fanout):
         return user
 
     def _mirrorJoin(self, node, nick, name):
+        """
+        @return: whether C{node}'s C{nick} is in the room C{name} now and
+            was not before.
+        """
         user = self._mirrorUser(node, nick)
         if user is None:
-            return
+            return False
         rkey = roomKey(name)
         room = self.core.rooms.get(rkey)
         if room is None:
@@ -1077,9 +1165,11 @@ class BrokeredFanout(Fanout):
             # daemon's word never makes it someone else's.
             room = self.core.kept.pop(rkey, None) or Room(name)
             self.core.rooms[rkey] = room
+        new = rkey not in user.rooms
         room.members[nickKey(nick)] = user
         room.names = None
         user.rooms[rkey] = room
+        return new
 
     def _mirrorGone(self, nick, node):
         key = nickKey(nick)
@@ -1138,12 +1228,16 @@ class BrokeredFanout(Fanout):
 
     def _mirrorSnapshot(self, node, entry):
         """
-        Everyone on C{node}, as it says: the mirror of it is made anew,
-        silently (nobody is shown joining or leaving).
+        Everyone on C{node}, as it says: the mirror of it is made anew.
+        Whoever is in a room here now and was not before is shown joining
+        it (a daemon taken for lost and back, a nickname free again here):
+        the members here were told they quit, or never saw them come.
         """
+        before = set()
         for key in list(self._byNode.get(node, ())):
             user = self.core.users.get(key)
             if isinstance(user, RemoteUser):
+                before.update((key, rkey) for rkey in user.rooms)
                 self._mirrorGone(user.nick, node)
         for nick, rooms, *more in entry["users"]:
             user = self._mirrorUser(node, nick)
@@ -1151,7 +1245,9 @@ class BrokeredFanout(Fanout):
                 user.account = more[0] if more else None
                 user.away = more[1] if len(more) > 1 else ""
                 for name in rooms:
-                    self._mirrorJoin(node, nick, name)
+                    if (self._mirrorJoin(node, nick, name)
+                            and (nickKey(nick), roomKey(name)) not in before):
+                        self._showJoined(nick, name)
         for name, topic in entry["topics"].items():
             room = self.core.rooms.get(roomKey(name))
             if room is not None:
@@ -1175,9 +1271,14 @@ class BrokeredFanout(Fanout):
                 self._publish({"k": "away", "nick": user.nick, "text": user.away})
         for key in [key for key in self._awaySaid if key not in self._owned]:
             del self._awaySaid[key]
+        for key in [key for key, seq in self._leftAt.items() if seq not in self._outstanding]:
+            del self._leftAt[key]
         self._forgetHeard()
         now = self.clock.seconds()
-        if now - self._upSince < self.lease:
+        if now - self._upSince < self.lease or now - self._readAt > 2 * self.beatInterval:
+            # Just connected, or this daemon's own reading is behind (its
+            # process was stopped, its Redis connection stalls): the others
+            # are judged once it has caught up with them.
             return
         for node, seen in list(self._nodes.items()):
             if now - seen > self.lease:
