@@ -1116,3 +1116,94 @@ def test_daemonCutOffFromRedisBackAfterItsUsersNicknameWasTaken(failures):
     for node in (a, b):
         assert sorted(node.core.rooms["#lobby"].members) == ["parted", "pwatch", "qwatch"]
     assert failures == []
+
+
+def test_muteKnownToADaemonThatJoinsLate(failures):
+    """
+    A mute set before a daemon joined the cluster (or restarted) holds
+    there: the muted user, reconnecting to it under the same nickname, is
+    still muted; unmuted, they talk.
+    """
+    cluster, a, b, op = operatorCluster()
+    mutee = login(cluster, b, "mutee")
+    op.send("/mute mutee 10m")
+    cluster.settle()
+    c = cluster.add("C")
+    mutee.send("/quit")
+    cluster.settle()
+    mutee = login(cluster, c, "mutee")
+    op.lines()
+    mutee.send("can you hear me")
+    cluster.settle()
+    assert mutee.lines() == ["!!! you are muted in #lobby"]
+    assert op.lines() == []
+    op.send("/unmute mutee")
+    cluster.settle()
+    mutee.send("now?")
+    cluster.settle()
+    assert op.lines()[-1] == "#lobby <mutee> now?"
+    assert failures == []
+
+
+def test_muteEndsOnTimeOnADaemonThatJoinsLate():
+    """
+    A mute for a while, told to a daemon that joined later, ends there when
+    it ends everywhere.
+    """
+    cluster, a, b, op = operatorCluster()
+    mutee = login(cluster, b, "mutee")
+    op.send("/mute mutee 1m")
+    cluster.settle()
+    cluster.clock.advance(30)
+    c = cluster.add("C")
+    mutee.send("/quit")
+    cluster.settle()
+    mutee = login(cluster, c, "mutee")
+    mutee.send("muted still")
+    cluster.settle()
+    assert mutee.lines() == ["!!! you are muted in #lobby"]
+    cluster.clock.advance(31)
+    op.lines()
+    mutee.send("free now")
+    cluster.settle()
+    assert op.lines() == ["#lobby <mutee> free now"]
+
+
+def test_unmuteNotUndoneByASnapshotMadeBeforeIt():
+    """
+    A snapshot made by a daemon that had not read an unmute yet does not
+    bring the mute back where it was lifted.
+    """
+    cluster, a, b, op = operatorCluster()
+    mutee = login(cluster, b, "mutee")
+    op.send("/mute mutee")
+    cluster.settle()
+    stale = {"k": "snap", "n": "B", "users": [["mutee", ["#lobby"], None, ""]],
+             "topics": {"#lobby": ""}, "owners": {},
+             "mutes": {"#lobby": [["n", "mutee", None, 2]]}}
+    op.send("/unmute mutee")
+    cluster.settle()
+    a.fanout._mirrorSnapshot("B", stale)
+    mutee.send("/quit")
+    cluster.settle()
+    mutee = login(cluster, a, "mutee")
+    op.lines()
+    mutee.send("free")
+    cluster.settle()
+    assert op.lines() == ["#lobby <mutee> free"]
+
+
+def test_daemonJoiningLateKeepsWhatOthersKnowOfEachOther(cluster):
+    """
+    The snapshots a late daemon asks for make the others' mirrors match,
+    without making them anew: a user of another daemon keeps their idle
+    time there.
+    """
+    a, b = cluster.nodes
+    alice = login(cluster, a, "alice")
+    login(cluster, b, "bob")
+    cluster.clock.advance(120)
+    cluster.add("C")
+    alice.lines()
+    alice.send("/whois bob")
+    assert "idle 2m" in " ".join(alice.lines())

@@ -57,6 +57,14 @@ def waitLines(client, count):
     return [client.readLine() for _ in range(count)]
 
 
+def ask(client, command):
+    """
+    The one line that answers C{command}.
+    """
+    client.send(command)
+    return client.readLine()
+
+
 def test_threeDaemonsExactDeliveriesInOneOrder(three):
     """
     A user on each of three daemons in one room: every line reaches each
@@ -253,3 +261,36 @@ def test_stoppedDaemonBackAfterItsUsersNicknameWasTaken(redis):
         b.process.send_signal(signal.SIGCONT)
         a.stop()
         b.stop()
+
+
+def test_muteHoldsOnADaemonStartedAfterIt(redis):
+    """
+    A mute set before a daemon started holds there: the muted user,
+    reconnecting to it under the same nickname, is still muted.
+    """
+    a, b = startDaemons(redis, 2)
+    c = None
+    try:
+        boss, mutee = login(a, "boss"), login(b, "mutee")
+        boss.send("/join #mroom")
+        boss.readUntil(lambda l: l.startswith("=== #mroom members"))
+        # (Once mutee's daemon knows the room is boss's: mutee is no creator.)
+        waitFor(lambda: "boss" in ask(mutee, "/who #mroom"))
+        mutee.send("/join #mroom")
+        boss.readUntil(lambda l: l == "-- #mroom mutee has joined")
+        boss.send("/mute mutee 10m")
+        assert mutee.readUntil(lambda l: "muted" in l)[-1] == "-- #mroom boss muted mutee for 10m"
+        b.stop()
+        (c,) = startDaemons(redis, 1)
+        mutee = login(c, "mutee")
+        mutee.send("/join #mroom")
+        mutee.readUntil(lambda l: l.startswith("=== #mroom members"))
+        mutee.send("can you hear me")
+        mutee.send("/ping done")
+        assert mutee.readUntil(lambda l: l == "=== pong done") == [
+            "!!! you are muted in #mroom", "=== pong done"]
+        assert "can you hear me" not in " ".join(boss.sync())
+    finally:
+        for daemon in (a, b, c):
+            if daemon is not None:
+                daemon.stop()

@@ -193,6 +193,7 @@ class BrokeredFanout(Fanout):
         self._takeovers = set()
         self._awaySaid = {}  # nick key -> the away text the others know
         self._leftAt = {}  # nick key -> own seq of the last "gone" of it
+        self._lifted = {}  # (room key, nick key) -> when its mute was lifted
         self._nodes = {}  # node -> when last heard from
         self._lost = set()
         self._departed = set()
@@ -1027,6 +1028,8 @@ class BrokeredFanout(Fanout):
                     # A local user put out from another daemon (a kick, a
                     # ban) leaves here too, with no second word of it.
                     core.removeMember(user, room)
+        elif isinstance(event, events.Unmuted) and own:
+            self._liftedMute(rkey, event.nick)
         elif isinstance(event, events.Renamed):
             old, new = nickKey(event.old), nickKey(event.new)
             if view and old in view and old != new:
@@ -1061,10 +1064,18 @@ class BrokeredFanout(Fanout):
                 else:
                     unmuteNick(room, event.nick, target)
                     core.moderation.unrankMute(room, event.nick, target)
+                    self._liftedMute(rkey, event.nick)
         if not own and actorNick:
             user = core.users.get(nickKey(actorNick))
             if isinstance(user, RemoteUser) and hasattr(event, "time"):
                 user.active = self.clock.seconds()
+
+    def _liftedMute(self, rkey, nick):
+        now = self.clock.seconds()
+        self._lifted[rkey, nickKey(nick)] = now
+        for key, when in list(self._lifted.items()):
+            if now - when >= self.HEARD_SECONDS:
+                del self._lifted[key]
 
     # The mirror of the other daemons' users
 
@@ -1211,6 +1222,7 @@ class BrokeredFanout(Fanout):
         users = []
         topics = {}
         owners = {}
+        mutes = {}
         # Everyone here, those whose nickname claim is still out too: their
         # arrival may be in the stream before this.  (A claim lost later
         # makes everyone send their snapshot again.)
@@ -1224,29 +1236,77 @@ class BrokeredFanout(Fanout):
                 topics[room.name] = room.topic
                 if room.owner is not None:
                     owners[room.name] = room.owner
-        self._publish({"k": "snap", "users": users, "topics": topics, "owners": owners})
+                if room.name not in mutes and (room.mutedNicks or room.mutedAccounts):
+                    mutes[room.name] = self._mutesOf(room)
+        self._publish({"k": "snap", "users": users, "topics": topics, "owners": owners,
+                       "mutes": mutes})
+
+    def _mutesOf(self, room):
+        """
+        The mutes of C{room} as a snapshot tells them: C{[kind, key,
+        seconds left or None, rank]}, by nickname (C{"n"}) and by account
+        (C{"a"}); a mute by connection is one by the nickname it had.
+        """
+        now = self.clock.seconds()
+        found = []
+        for kind, table in (("n", room.mutedNicks), ("a", room.mutedAccounts)):
+            for key, until in table.items():
+                if kind == "n":
+                    until = until[0]
+                if until is not None and until <= now:
+                    continue
+                found.append([kind, key, None if until is None else until - now,
+                              room.muteRanks.get(key)])
+        return found
+
+    def _mirrorMutes(self, room, mutes):
+        """
+        Hold here the mutes of C{room} that a snapshot tells (see
+        L{_mutesOf}), but those lifted here lately: the snapshot may have
+        been made before its daemon read the unmute.
+        """
+        now = self.clock.seconds()
+        for kind, key, left, rank in mutes:
+            lifted = self._lifted.get((room.key, key))
+            if lifted is not None and now - lifted < self.HEARD_SECONDS:
+                continue
+            until = None if left is None else now + left
+            if kind == "n":
+                if key not in room.mutedNicks:
+                    muteNick(room, key, until, None)
+            else:
+                room.mutedAccounts.setdefault(key, until)
+            if rank is not None:
+                room.muteRanks.setdefault(key, rank)
 
     def _mirrorSnapshot(self, node, entry):
         """
-        Everyone on C{node}, as it says: the mirror of it is made anew.
-        Whoever is in a room here now and was not before is shown joining
-        it (a daemon taken for lost and back, a nickname free again here):
-        the members here were told they quit, or never saw them come.
+        Everyone on C{node}, as it says, and the topics and mutes of their
+        rooms: the mirror of it is made to match.  Whoever is in a room
+        here now and was not before is shown joining it (a daemon taken for
+        lost and back, a nickname free again here): the members here were
+        told they quit, or never saw them come.  (Who is no longer listed
+        goes silently, as before.)
         """
-        before = set()
+        listed = {nickKey(nick): {roomKey(name) for name in rooms}
+                  for nick, rooms, *more in entry["users"]}
         for key in list(self._byNode.get(node, ())):
             user = self.core.users.get(key)
-            if isinstance(user, RemoteUser):
-                before.update((key, rkey) for rkey in user.rooms)
+            if not isinstance(user, RemoteUser) or user.node != node:
+                continue
+            if key not in listed:
                 self._mirrorGone(user.nick, node)
+                continue
+            for rkey, room in list(user.rooms.items()):
+                if rkey not in listed[key]:
+                    self.core.removeMember(user, room)
         for nick, rooms, *more in entry["users"]:
             user = self._mirrorUser(node, nick)
             if user is not None:
                 user.account = more[0] if more else None
                 user.away = more[1] if len(more) > 1 else ""
                 for name in rooms:
-                    if (self._mirrorJoin(node, nick, name)
-                            and (nickKey(nick), roomKey(name)) not in before):
+                    if self._mirrorJoin(node, nick, name):
                         self._showJoined(nick, name)
         for name, topic in entry["topics"].items():
             room = self.core.rooms.get(roomKey(name))
@@ -1255,6 +1315,7 @@ class BrokeredFanout(Fanout):
                 owner = entry.get("owners", {}).get(name)
                 if owner is not None and room.owner is None:
                     room.owner = owner
+                self._mirrorMutes(room, entry.get("mutes", {}).get(name, ()))
 
     # Heartbeat and lost daemons
 
