@@ -294,3 +294,78 @@ def test_muteHoldsOnADaemonStartedAfterIt(redis):
         for daemon in (a, b, c):
             if daemon is not None:
                 daemon.stop()
+
+
+def test_renameRaceAcrossDaemonsKeepsTheLoser(three):
+    """
+    Two users on two daemons ask for one new nickname at the same moment:
+    exactly one is renamed; the other is told, keeps their nickname and
+    connection; a watcher on the third daemon sees one rename, no quit.
+    """
+    a, b, c = three
+    watcher = login(c, "watcher")
+    for round in range(3):
+        first, second = login(a, f"rca{round}"), login(b, f"rcb{round}")
+        watcher.readUntil(lambda l: l == f"-- #lobby rcb{round} has joined")
+        first.sync(), second.sync()
+        nick = f"racex{round}"
+        start = threading.Barrier(2, timeout=10)
+
+        def rename(client):
+            start.wait()
+            client.send(f"/nick {nick}")
+
+        threads = [threading.Thread(target=rename, args=(c,)) for c in (first, second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        answers = [client.readLine() for client in (first, second)]
+        won = [i for i, answer in enumerate(answers) if answer == f"=== you are now {nick}"]
+        assert len(won) == 1, answers
+        loser = 1 - won[0]
+        kept = (f"rca{round}", f"rcb{round}")[loser]
+        assert answers[loser] in (
+            f"!!! the nickname {nick} is taken",
+            f"!!! the nickname {nick} was taken on another server at the same moment; "
+            f"you are still {kept}"), answers
+        renamed = (f"rca{round}", f"rcb{round}")[won[0]]
+        assert watcher.readLine() == f"-- #lobby {renamed} is now known as {nick}"
+        (first, second)[loser].send("still here")
+        assert watcher.readLine() == f"#lobby <{kept}> still here"
+        assert watcher.sync() == []
+        first.send("/quit bye")
+        second.send("/quit bye")
+        assert sorted(waitLines(watcher, 2)) == sorted(
+            f"-- #lobby {who} has quit (bye)" for who in (kept, nick))
+        first.close()
+        second.close()
+    for daemon in three:
+        assert "Traceback" not in daemon.logText()
+
+
+def test_renameWhileRedisIsAwayIsRefused(redis):
+    """
+    /nick while the daemon cannot reach Redis is refused: the user keeps
+    their nickname and connection, and nobody is told they left.
+    """
+    a, b = startDaemons(redis, 2)
+    try:
+        alice, carol, bob = login(a, "alice"), login(a, "carol"), login(b, "bob")
+        carol.readUntil(lambda l: l == "-- #lobby bob has joined")
+        alice.sync()
+        redis.stop()
+        waitFor(lambda: "broker unreachable" in a.logText())
+        alice.send("/nick dupe")
+        assert alice.readLine() == (
+            "!!! the other chat servers cannot be reached to check nicknames; try dupe "
+            "again in a moment; you are still alice")
+        alice.send("still alice")
+        assert carol.readLine() == "#lobby <alice> still alice"
+        redis.start()
+        assert bob.readLine() == "#lobby <alice> still alice"
+        assert alice.sync() == [] and carol.sync() == [] and bob.sync() == []
+        assert "Traceback" not in a.logText() + b.logText()
+    finally:
+        a.stop()
+        b.stop()
