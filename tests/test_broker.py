@@ -1207,3 +1207,25 @@ def test_daemonJoiningLateKeepsWhatOthersKnowOfEachOther(cluster):
     alice.lines()
     alice.send("/whois bob")
     assert "idle 2m" in " ".join(alice.lines())
+
+
+def test_renameRaceLoserDuringASnapshotIsNotShownArriving(cluster, failures):
+    """
+    Everyone is asked who is where while a rename is being claimed (a
+    daemon starting, say): the snapshots name the loser of the race by the
+    nickname they kept, so nobody sees them arrive or leave.
+    """
+    a, b = cluster.nodes
+    clients = {"wa": login(cluster, a, "wa"), "wb": login(cluster, b, "wb"),
+               "rca": login(cluster, a, "rca"), "rcb": login(cluster, b, "rcb")}
+    for c in clients.values():
+        c.lines()
+    clients["rca"].send("/nick racex")
+    clients["rcb"].send("/nick racex")
+    b.fanout._publishSnapshot()
+    cluster.settle()
+    for watcher in ("wa", "wb"):
+        assert clients[watcher].lines() == ["-- #lobby rca is now known as racex"]
+    for node in cluster.nodes:
+        assert sorted(node.core.rooms["#lobby"].members) == ["racex", "rcb", "wa", "wb"]
+    assert failures == []

@@ -193,6 +193,7 @@ class BrokeredFanout(Fanout):
         self._takeovers = set()
         self._awaySaid = {}  # nick key -> the away text the others know
         self._leftAt = {}  # nick key -> own seq of the last "gone" of it
+        self._snapshotDue = False
         self._lifted = {}  # (room key, nick key) -> when its mute was lifted
         self._nodes = {}  # node -> when last heard from
         self._lost = set()
@@ -580,6 +581,8 @@ class BrokeredFanout(Fanout):
                            nick=user.nick, why="taken elsewhere" if won is False
                            else "Redis did not answer")
             self._refuseRename(user, oldKey, oldNick, taken=won is False)
+        if self._snapshotDue and not self._claims:
+            self._publishSnapshot()
         self._pump()
 
     def _refuseRename(self, user, oldKey, oldNick, taken):
@@ -1219,13 +1222,19 @@ class BrokeredFanout(Fanout):
             room.names = None
 
     def _publishSnapshot(self):
+        if self._claims:
+            # Made once every nickname claimed here is answered (a Redis
+            # round trip), so that it names each user as the others know
+            # them at its place in the stream: by the nickname won, or by
+            # the one kept when a rename was refused; and none who lost
+            # their first one.
+            self._snapshotDue = True
+            return
+        self._snapshotDue = False
         users = []
         topics = {}
         owners = {}
         mutes = {}
-        # Everyone here, those whose nickname claim is still out too: their
-        # arrival may be in the stream before this.  (A claim lost later
-        # makes everyone send their snapshot again.)
         for user in self.core.users.values():
             if (isinstance(user, RemoteUser) or not user.connected
                     or user in self._phantoms):
