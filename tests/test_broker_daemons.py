@@ -306,7 +306,8 @@ def test_renameRaceAcrossDaemonsKeepsTheLoser(three):
     watcher = login(c, "watcher")
     for round in range(3):
         first, second = login(a, f"rca{round}"), login(b, f"rcb{round}")
-        watcher.readUntil(lambda l: l == f"-- #lobby rcb{round} has joined")
+        for client in (watcher, first):
+            client.readUntil(lambda l: l == f"-- #lobby rcb{round} has joined")
         first.sync(), second.sync()
         nick = f"racex{round}"
         start = threading.Barrier(2, timeout=10)
