@@ -1229,3 +1229,22 @@ def test_renameRaceLoserDuringASnapshotIsNotShownArriving(cluster, failures):
     for node in cluster.nodes:
         assert sorted(node.core.rooms["#lobby"].members) == ["racex", "rcb", "wa", "wb"]
     assert failures == []
+
+
+def test_roomBanPutsOutItsTargetOnEveryDaemon(cluster):
+    """
+    A room's creator bans a member on another daemon: the member is out of
+    the room on both daemons, and is told so.
+    """
+    a, b = cluster.nodes
+    creator, victim = login(cluster, a, "creator"), login(cluster, b, "victim")
+    creator.send("/join #cb")
+    cluster.settle()
+    victim.send("/join #cb")
+    cluster.settle()
+    creator.lines(), victim.lines()
+    creator.send("/ban victim 10m bye")
+    cluster.settle()
+    assert "=== left #cb" in victim.lines()
+    for node in (a, b):
+        assert sorted(node.core.rooms["#cb"].members) == ["creator"]

@@ -194,6 +194,7 @@ class BrokeredFanout(Fanout):
         self._awaySaid = {}  # nick key -> the away text the others know
         self._leftAt = {}  # nick key -> own seq of the last "gone" of it
         self._snapshotDue = False
+        self._forgotten = {}  # lost node -> {nick key: (nick, room names)}
         self._lifted = {}  # (room key, nick key) -> when its mute was lifted
         self._nodes = {}  # node -> when last heard from
         self._lost = set()
@@ -254,7 +255,8 @@ class BrokeredFanout(Fanout):
             # the mirrors elsewhere follow.
             if not isinstance(user, RemoteUser):
                 self._leaveView(user, event.room)
-            self._publish({"k": "out", "nick": user.nick, "room": event.room})
+            self._publish({"k": "out", "nick": user.nick, "room": event.room,
+                           "sn": user.node if isinstance(user, RemoteUser) else self.node})
         if isinstance(user, RemoteUser):
             if isinstance(event, events.Ghosted):
                 # Its owner proved the nickname theirs here: the claim that
@@ -949,7 +951,8 @@ class BrokeredFanout(Fanout):
         elif kind == "out":
             key, rkey = nickKey(entry["nick"]), roomKey(entry["room"])
             user, room = self.core.users.get(key), self.core.rooms.get(rkey)
-            if user is not None and room is not None and room.members.get(key) is user:
+            if (user is not None and room is not None and room.members.get(key) is user
+                    and self._isOf(user, entry.get("sn", entry["n"]))):
                 if not isinstance(user, RemoteUser):
                     self._leaveView(user, room.name)
                 self.core.removeMember(user, room)
@@ -1109,15 +1112,21 @@ class BrokeredFanout(Fanout):
                 # Never known here, or their quit was shown already.
                 return False
             if not isinstance(event, events.Joined):
-                self._rejoin(node, nick, event.room)
+                self._rejoin(node, key)
             return True
-        if node == self.node:
-            return not isinstance(user, RemoteUser)
-        if isinstance(user, RemoteUser) and user.node == node:
+        if self._isOf(user, node):
             return True
         self._log.info("broker: {nick} of {node} is someone else here; not shown: {event}",
                        nick=nick, node=node, event=type(event).__name__)
         return False
+
+    def _isOf(self, user, node):
+        """
+        Whether C{user} (here) is the one on C{node}.
+        """
+        if node == self.node:
+            return not isinstance(user, RemoteUser)
+        return isinstance(user, RemoteUser) and user.node == node
 
     def _stillOurs(self, key):
         """
@@ -1127,13 +1136,17 @@ class BrokeredFanout(Fanout):
         """
         return self._leftAt.get(key) in self._outstanding
 
-    def _rejoin(self, node, nick, name):
+    def _rejoin(self, node, key):
         """
-        Mirror C{node}'s user C{nick} into the room C{name} and show them
-        joining it, to the members here who were told they quit.
+        If C{node}'s user of the nickname C{key} was shown quitting when
+        C{node} was taken for lost, mirror them again into the rooms they
+        were in and show them joining, before what they say now.  (Its
+        snapshot, which follows, would do it after.)
         """
-        if self._mirrorJoin(node, nick, name):
-            self._showJoined(nick, name)
+        nick, rooms = self._forgotten.get(node, {}).pop(key, (None, ()))
+        for name in rooms:
+            if self._mirrorJoin(node, nick, name):
+                self._showJoined(nick, name)
 
     def _showJoined(self, nick, name):
         view = self._view.get(roomKey(name))
@@ -1297,6 +1310,7 @@ class BrokeredFanout(Fanout):
         told they quit, or never saw them come.  (Who is no longer listed
         goes silently, as before.)
         """
+        self._forgotten.pop(node, None)
         listed = {nickKey(nick): {roomKey(name) for name in rooms}
                   for nick, rooms, *more in entry["users"]}
         for key in list(self._byNode.get(node, ())):
@@ -1359,8 +1373,11 @@ class BrokeredFanout(Fanout):
         C{node} is gone: its users quit, as this daemon's members see it.
         """
         self._nodes.pop(node, None)
+        forgotten = {}
         if reason == NODE_LOST:
             self._lost.add(node)
+            # Shown joining again should it come back (L{_rejoin}).
+            self._forgotten[node] = forgotten
         keys = self._byNode.pop(node, set())
         self._log.info("broker: node {node} is gone ({reason}); {n} users with it",
                        node=node, reason=reason, n=len(keys))
@@ -1368,6 +1385,7 @@ class BrokeredFanout(Fanout):
             user = self.core.users.get(key)
             if not isinstance(user, RemoteUser):
                 continue
+            forgotten[key] = (user.nick, [room.name for room in user.rooms.values()])
             for room in list(user.rooms.values()):
                 self.core.removeMember(user, room)
                 view = self._view.get(roomKey(room.name))
