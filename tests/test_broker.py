@@ -1248,3 +1248,31 @@ def test_roomBanPutsOutItsTargetOnEveryDaemon(cluster):
     assert "=== left #cb" in victim.lines()
     for node in (a, b):
         assert sorted(node.core.rooms["#cb"].members) == ["creator"]
+
+
+def test_renameRefusedToAnIrcClientKeepsItsNickname(cluster, failures):
+    """
+    An IRC client whose NICK loses a race to another daemon gets 433, as
+    for a NICK refused at once, and no NICK line: it keeps its nickname,
+    and what it says next is shown under it.
+    """
+    from chatd.irc.protocol import IrcFactory
+
+    a, b = cluster.nodes
+    watcher, rca = login(cluster, a, "watcher"), login(cluster, a, "rca")
+    irc = b.connect(factory=IrcFactory(b.core, b.gate))
+    irc.send("NICK rcb")
+    irc.send("USER rcb 0 * :rcb")
+    irc.send("JOIN #lobby")
+    cluster.settle()
+    irc.lines(), watcher.lines()
+    rca.send("/nick racex")
+    irc.send("NICK racex")
+    cluster.settle()
+    got = irc.lines()
+    assert got[0].endswith(" 433 rcb racex :Nickname is already in use"), got
+    assert got[1:] == [":rca!~rca@chatd NICK racex"]
+    irc.send("PRIVMSG #lobby :still rcb")
+    cluster.settle()
+    assert watcher.lines() == ["-- #lobby rca is now known as racex", "#lobby <rcb> still rcb"]
+    assert failures == []
