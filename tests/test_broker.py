@@ -1276,3 +1276,22 @@ def test_renameRefusedToAnIrcClientKeepsItsNickname(cluster, failures):
     cluster.settle()
     assert watcher.lines() == ["-- #lobby rca is now known as racex", "#lobby <rcb> still rcb"]
     assert failures == []
+
+
+def test_renameRaceLoserRenamedAgainMeanwhileIsSeenLeaving(cluster, failures):
+    """
+    The loser of a rename race who renamed again before Redis answered has
+    no nickname to go back to: they are let go, and everyone who saw them
+    sees them quit under the nickname they knew, on every daemon.
+    """
+    clients, got = renameRace(cluster, "/nick other")
+    assert not clients["rcb"].transport.connected
+    for watcher in ("wa", "wb"):
+        assert got[watcher] == ["-- #lobby rca is now known as racex",
+                                "-- #lobby rcb has quit (connection closed)"], got[watcher]
+    for node in cluster.nodes:
+        assert sorted(node.core.rooms["#lobby"].members) == ["racex", "wa", "wb"]
+        assert not {"rcb", "other"} & set(node.core.users)
+    assert cluster.redis.get(b"chatd:nick:rcb") is None
+    assert cluster.redis.get(b"chatd:nick:other") is None
+    assert failures == []

@@ -527,7 +527,7 @@ class BrokeredFanout(Fanout):
         refused = self._refused.pop(user, None)
         if refused is not None:
             # The core is done with the change: undo it.
-            self._refuseRename(user, *refused, taken=False)
+            self._refuseRename(user, new, *refused, taken=False)
             return False
         if user not in self._phantoms:
             self._publish({"k": "rename", "old": event.old, "new": event.new},
@@ -568,7 +568,7 @@ class BrokeredFanout(Fanout):
         if won:
             if oldKey is not None and self._owned.get(oldKey) is user:
                 del self._owned[oldKey]
-            if user.connected:
+            if user.connected and user not in self._phantoms:
                 self._owned[key] = user
             else:
                 self.link.release(key)
@@ -582,26 +582,25 @@ class BrokeredFanout(Fanout):
             self._log.info("{old} could not become {nick}: {why}", old=oldNick,
                            nick=user.nick, why="taken elsewhere" if won is False
                            else "Redis did not answer")
-            self._refuseRename(user, oldKey, oldNick, taken=won is False)
+            self._refuseRename(user, key, oldKey, oldNick, taken=won is False)
         if self._snapshotDue and not self._claims:
             self._publishSnapshot()
         self._pump()
 
-    def _refuseRename(self, user, oldKey, oldNick, taken):
+    def _refuseRename(self, user, newKey, oldKey, oldNick, taken):
         """
-        C{user}'s rename from C{oldNick}, done by the core, could not be
-        confirmed in Redis (C{taken}: another daemon's user has the
-        nickname): undo it, and tell them instead of "you are now".  The
-        others never saw it: what the user did meanwhile is told to them
-        again under the old nickname (L{_retell}), a departure too.
+        C{user}'s rename from C{oldNick} to the nickname C{newKey}, done by
+        the core, could not be confirmed in Redis (C{taken}: another
+        daemon's user has it): undo it, and tell them instead of "you are
+        now".  The others never saw it: what the user did meanwhile is told
+        to them again under the old nickname (L{_retell}), a departure too.
         """
         core = self.core
         new = user.nick
-        newKey = nickKey(new)
         self._undone[user] = (oldNick, new)
         if not user.connected:
             return
-        if core.users.get(newKey) is not user or core.users.get(oldKey) not in (None, user):
+        if nickKey(new) != newKey or core.users.get(oldKey) not in (None, user):
             # Renamed again meanwhile, or the old nickname given to someone
             # else here: nothing to go back to.
             self._phantom(user, oldKey, oldNick, UNREACHABLE if not taken else
@@ -981,6 +980,10 @@ class BrokeredFanout(Fanout):
 
     def _applyRoom(self, entry, own, stash):
         event = entry["e"]
+        if own and isinstance(event, events.Renamed) and stash.get("actor") in self._phantoms:
+            # A rename after one that was refused, its claim won only once
+            # they were let go: never theirs.
+            return
         if not own and self.core.history is not None and getattr(event, "id", None):
             # A line said elsewhere: this daemon's next ids sort after it (a
             # shared store's ids are in the order lines were said).
