@@ -1295,3 +1295,28 @@ def test_renameRaceLoserRenamedAgainMeanwhileIsSeenLeaving(cluster, failures):
     assert cluster.redis.get(b"chatd:nick:rcb") is None
     assert cluster.redis.get(b"chatd:nick:other") is None
     assert failures == []
+
+
+def test_snapshotWaitsForClaimsOnlySoLong(cluster):
+    """
+    A snapshot waits for the nickname claims out on its daemon, but not
+    for longer than SNAPSHOT_PATIENCE: claims that keep coming (a crowd
+    logging in) do not keep the others from learning who is where.
+    """
+    a, b = cluster.nodes
+    login(cluster, b, "bob")
+
+    def snapshots():
+        found = [codec.loads(fields[b"d"]) for _, fields in cluster.redis.entries()]
+        return [e for e in found if e["k"] == "snap" and e["n"] == "B"]
+
+    before = len(snapshots())
+    b.fanout._claims["stuck"] = None  # a claim that is never answered
+    b.fanout._publishSnapshot()
+    cluster.settle()
+    assert len(snapshots()) == before
+    cluster.clock.advance(BrokeredFanout.SNAPSHOT_PATIENCE)
+    cluster.settle()
+    assert len(snapshots()) == before + 1
+    assert snapshots()[-1]["users"][0][0] == "bob"
+    del b.fanout._claims["stuck"]

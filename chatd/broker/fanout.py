@@ -158,6 +158,8 @@ class BrokeredFanout(Fanout):
     # most this many, for the joins' replays (see readHistory): a line its
     # daemon stores later than that may be missing from a replay.
     HEARD_SECONDS = 30.0
+    # How long a snapshot waits for the nickname claims out here.
+    SNAPSHOT_PATIENCE = 1.0
     HEARD_LINES = 500
     # How far daemons' clocks may disagree (NTP keeps them within
     # milliseconds): a line is taken for one not read yet only if said this
@@ -193,7 +195,7 @@ class BrokeredFanout(Fanout):
         self._takeovers = set()
         self._awaySaid = {}  # nick key -> the away text the others know
         self._leftAt = {}  # nick key -> own seq of the last "gone" of it
-        self._snapshotDue = False
+        self._snapshotDue = None  # since when a snapshot waits for claims
         self._forgotten = {}  # lost node -> {nick key: (nick, room names)}
         self._lifted = {}  # (room key, nick key) -> when its mute was lifted
         self._nodes = {}  # node -> when last heard from
@@ -583,7 +585,7 @@ class BrokeredFanout(Fanout):
                            nick=user.nick, why="taken elsewhere" if won is False
                            else "Redis did not answer")
             self._refuseRename(user, key, oldKey, oldNick, taken=won is False)
-        if self._snapshotDue and not self._claims:
+        if self._snapshotDue is not None and not self._claims:
             self._publishSnapshot()
         self._pump()
 
@@ -1238,15 +1240,18 @@ class BrokeredFanout(Fanout):
             room.names = None
 
     def _publishSnapshot(self):
-        if self._claims:
+        now = self.clock.seconds()
+        if self._snapshotDue is None:
+            self._snapshotDue = now
+        if self._claims and now - self._snapshotDue < self.SNAPSHOT_PATIENCE:
             # Made once every nickname claimed here is answered (a Redis
             # round trip), so that it names each user as the others know
             # them at its place in the stream: by the nickname won, or by
             # the one kept when a rename was refused; and none who lost
-            # their first one.
-            self._snapshotDue = True
+            # their first one.  (Not for longer than this, if claims keep
+            # coming: those still out are then named by what they asked.)
             return
-        self._snapshotDue = False
+        self._snapshotDue = None
         users = []
         topics = {}
         owners = {}
@@ -1361,6 +1366,8 @@ class BrokeredFanout(Fanout):
         for key in [key for key, seq in self._leftAt.items() if seq not in self._outstanding]:
             del self._leftAt[key]
         self._forgetHeard()
+        if self._snapshotDue is not None:
+            self._publishSnapshot()
         now = self.clock.seconds()
         if now - self._upSince < self.lease or now - self._readAt > 2 * self.beatInterval:
             # Just connected, or this daemon's own reading is behind (its
