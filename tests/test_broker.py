@@ -1320,3 +1320,24 @@ def test_snapshotWaitsForClaimsOnlySoLong(cluster):
     assert len(snapshots()) == before + 1
     assert snapshots()[-1]["users"][0][0] == "bob"
     del b.fanout._claims["stuck"]
+
+
+def test_manyUsersOfADaemonBackAreShownArrivingTogether(failures):
+    """
+    The users of a daemon taken for lost and back are shown arriving again
+    in one line when they are many, as a crowd arriving is.
+    """
+    cluster = Cluster("A", "B")
+    a, b = cluster.nodes
+    watcher = login(cluster, a, "watcher")
+    crowd = [login(cluster, b, f"u{i}") for i in range(6)]
+    watcher.lines()
+    stopped(cluster, b)
+    for _ in range(int(BrokeredFanout.LEASE) + 2):
+        cluster.clock.advance(BrokeredFanout.BEAT)
+        cluster.settle()
+    assert len(watcher.lines()) == 6
+    resumed(cluster, b)
+    assert watcher.lines() == ["-- #lobby u0, u1 and 4 others have joined"]
+    assert all(c.transport.connected for c in crowd)
+    assert failures == []

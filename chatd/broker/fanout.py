@@ -158,13 +158,13 @@ class BrokeredFanout(Fanout):
     # most this many, for the joins' replays (see readHistory): a line its
     # daemon stores later than that may be missing from a replay.
     HEARD_SECONDS = 30.0
-    # How long a snapshot waits for the nickname claims out here.
-    SNAPSHOT_PATIENCE = 1.0
     HEARD_LINES = 500
     # How far daemons' clocks may disagree (NTP keeps them within
     # milliseconds): a line is taken for one not read yet only if said this
     # long after the daemon began remembering.
     SKEW = 1.0
+    # How long a snapshot waits for the nickname claims out here.
+    SNAPSHOT_PATIENCE = 1.0
 
     def __init__(self, clock, link, node=None, lease=LEASE, beat=BEAT):
         self.clock = clock
@@ -1151,12 +1151,17 @@ class BrokeredFanout(Fanout):
         nick, rooms = self._forgotten.get(node, {}).pop(key, (None, ()))
         for name in rooms:
             if self._mirrorJoin(node, nick, name):
-                self._showJoined(nick, name)
+                self._showJoined(name, events.Joined(name, nick))
 
-    def _showJoined(self, nick, name):
+    def _showJoined(self, name, event):
+        """
+        Show the members here of the room C{name} someone arriving there
+        (C{event}: L{events.Joined} or L{events.Arrived}) whom they were
+        told had quit, or never saw come.
+        """
         view = self._view.get(roomKey(name))
         if view:
-            self._deliverAll(list(view.values()), events.Joined(name, nick))
+            self._deliverAll(list(view.values()), event)
 
     def _localUser(self, nick):
         user = self.core.users.get(nickKey(nick))
@@ -1331,6 +1336,7 @@ class BrokeredFanout(Fanout):
             for rkey, room in list(user.rooms.items()):
                 if rkey not in listed[key]:
                     self.core.removeMember(user, room)
+        arrived = {}
         for nick, rooms, *more in entry["users"]:
             user = self._mirrorUser(node, nick)
             if user is not None:
@@ -1338,7 +1344,10 @@ class BrokeredFanout(Fanout):
                 user.away = more[1] if len(more) > 1 else ""
                 for name in rooms:
                     if self._mirrorJoin(node, nick, name):
-                        self._showJoined(nick, name)
+                        arrived.setdefault(name, []).append(nick)
+        for name, nicks in arrived.items():
+            # (In one line from a few on: a daemon back may bring many.)
+            self._showJoined(name, events.Arrived(name, tuple(nicks)))
         for name, topic in entry["topics"].items():
             room = self.core.rooms.get(roomKey(name))
             if room is not None:
