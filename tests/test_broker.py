@@ -1341,3 +1341,29 @@ def test_manyUsersOfADaemonBackAreShownArrivingTogether(failures):
     assert watcher.lines() == ["-- #lobby u0, u1 and 4 others have joined"]
     assert all(c.transport.connected for c in crowd)
     assert failures == []
+
+
+def test_ownEntryThatFailsDoesNotStopTheRead(cluster, failures):
+    """
+    Should applying one of this daemon's own entries fail (as a KeyError
+    did, trial 16), the failure is logged and the rest of what was read in
+    the same go is still delivered.
+    """
+    a, b = cluster.nodes
+    alice, carol = login(cluster, a, "alice"), login(cluster, a, "carol")
+    bob = login(cluster, b, "bob")
+    for c in (alice, bob, carol):
+        c.lines()
+    applyRoom = a.fanout._applyRoom
+
+    def failing(entry, own, stash):
+        if own and getattr(entry["e"], "text", None) == "boom":
+            raise KeyError("boom")
+        return applyRoom(entry, own, stash)
+
+    a.fanout._applyRoom = failing
+    alice.send("boom")
+    bob.send("after")
+    cluster.settle()
+    assert carol.lines() == ["#lobby <bob> after"]
+    assert [f.type for f in failures] == [KeyError]

@@ -904,7 +904,11 @@ class BrokeredFanout(Fanout):
         while self._outstanding:
             first, (entry, stash) = self._outstanding.popitem(last=False)
             if stash is not _SKIPPED:
-                self._apply(entry, True, stash)
+                try:
+                    self._apply(entry, True, stash)
+                except Exception:
+                    # Logged; the rest of what was read still goes out.
+                    self._log.failure("broker: could not apply an entry of this daemon")
             if first == seq:
                 break
         self.link.confirmed = seq
