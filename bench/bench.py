@@ -114,11 +114,17 @@ def main(argv=None):
                         help="run only this scenario (repeatable)")
     parser.add_argument("--rounds", type=int, default=2,
                         help="turns of each server per scenario; the median is reported")
+    parser.add_argument("--all-rounds", action="store_true",
+                        help="give every scenario --rounds rounds, also those that run "
+                             "once by default (idle-10000, lobby-5000, slow-reader)")
     parser.add_argument("--smoke", action="store_true",
                         help="a few clients for a fraction of a second each (the test "
                              "suite's run; about half a minute in all)")
     parser.add_argument("--no-ngircd", action="store_true", help="leave ngircd out")
     parser.add_argument("--no-inspircd", action="store_true", help="leave InspIRCd out")
+    parser.add_argument("--chatd-only", action="store_true",
+                        help="leave every peer out (ngircd, InspIRCd, the ceiling, the "
+                             "Twisted floor): chatd and its --compare revisions alone")
     parser.add_argument("--chatd-arg", action="append", default=[],
                         help="an extra argument for every chatd (repeatable; "
                              "write --chatd-arg=--option=value)")
@@ -145,6 +151,8 @@ def main(argv=None):
                              "needs; InspIRCd is always given every login at once)")
     parser.add_argument("--profile", type=Path,
                         help="py-spy record chatd during each of its runs, into this folder")
+    parser.add_argument("--profile-rate", type=int, default=200, metavar="HZ",
+                        help="py-spy's samples per second with --profile (default 200)")
     options = parser.parse_args(argv)
 
     _raiseFileLimit()
@@ -247,7 +255,10 @@ class Bench:
                                       for source in self.sources]
                 if self.options.metrics:
                     servers.insert(at, "chatd+metrics")
-            for turn in range(min(self.options.rounds, scenario.get("rounds", 99))):
+            rounds = self.options.rounds
+            if not self.options.all_rounds:
+                rounds = min(rounds, scenario.get("rounds", rounds))
+            for turn in range(rounds):
                 order = servers if turn % 2 == 0 else servers[::-1]
                 for server in order:
                     print(f"{name}: {server} (round {turn + 1})", file=sys.stderr, flush=True)
@@ -271,6 +282,8 @@ class Bench:
 
     def _available(self, server):
         server = server.partition("@")[0]
+        if self.options.chatd_only and server in PEERS:
+            return False
         if server == "ngircd":
             return self.haveNgircd
         if server == "inspircd":
@@ -287,6 +300,8 @@ class Bench:
             skipped["ngircd"] = "not installed (apt-get install ngircd) or --no-ngircd"
         if not self.haveInspircd:
             skipped["inspircd"] = "not installed (apt-get install inspircd) or --no-inspircd"
+        if self.options.chatd_only:
+            skipped["peers"] = "--chatd-only"
         if "history" in names and self.historyArgs is None:
             skipped["chatd+history"] = ("chatd has no --db option yet (persistent history, "
                                         "issue 3); pass --history-arg to measure it")
@@ -345,7 +360,8 @@ class Bench:
         if server != "ngircd" and server != "inspircd" and self.options.logins:
             daemon.logins = self.options.logins
         if self.options.profile and server.startswith("chatd"):
-            daemon.profile(self.options.profile / f"{label}-{name}.txt")
+            daemon.profile(self.options.profile / f"{label}-{name}.txt",
+                           self.options.profile_rate)
         return daemon
 
     def drive(self, daemon, args, flooder=False):
@@ -484,11 +500,11 @@ class Daemon:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return int(fields[11]) / TICKS, int(fields[12]) / TICKS
 
-    def profile(self, out):
+    def profile(self, out, rate=200):
         out.parent.mkdir(parents=True, exist_ok=True)
         pyspy = Path(sys.executable).parent / "py-spy"
         self._profiler = subprocess.Popen(
-            [str(pyspy), "record", "--nonblocking", "-r", "200", "-f", "raw", "-o", str(out),
+            [str(pyspy), "record", "--nonblocking", "-r", str(rate), "-f", "raw", "-o", str(out),
              "--pid", str(self.process.pid)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -135,10 +135,43 @@ def test_aBigRoomAnnouncesOncePerWindow(core, clock):
     assert [received(u) for u in (alice, bob, carol, dave)] == [announced] * 4
     assert received(erin) == [events.Joined("#lobby", "frank")]
     assert received(frank) == []
-    clock.advance(0.5)
+    # The window that follows is a long one (see the next test).
+    clock.advance(2)
     arrive(core, "gina")
     clock.advance(0)
     assert received(alice) == [events.Joined("#lobby", "gina")]
+
+
+def test_aBigRoomAnnouncesLessOftenWhileArrivalsKeepComing(core, clock):
+    """
+    In a big room, once a window has ended with arrivals, they keep coming:
+    the next window is the long one, and so are those after it while each
+    ends with arrivals.  One without arrivals makes the room quiet again.
+    """
+    alice, bob, carol = (arrive(core, n) for n in ["alice", "bob", "carol"])
+    settled(clock, alice, bob, carol)
+    arrive(core, "dave")
+    clock.advance(0)
+    assert received(alice) == [events.Joined("#lobby", "dave")]
+    arrive(core, "erin")
+    clock.advance(0.5)
+    assert received(alice) == [events.Joined("#lobby", "erin")]
+    for window in range(2):
+        nicks = [f"f{window}", f"g{window}"]
+        for nick in nicks:
+            arrive(core, nick)
+            clock.advance(0.5)
+        clock.advance(0.99)
+        assert received(alice) == []
+        clock.advance(0.01)
+        assert received(alice) == [events.Arrived("#lobby", tuple(nicks))]
+    # A long window without arrivals: quiet again, and the next is told at
+    # the end of its turn.
+    clock.advance(2)
+    assert received(alice) == []
+    arrive(core, "hank")
+    clock.advance(0)
+    assert received(alice) == [events.Joined("#lobby", "hank")]
 
 
 def test_aNewcomersLineComesAfterTheirArrival(core, clock):

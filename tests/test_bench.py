@@ -92,6 +92,22 @@ def test_webFanoutBenchRuns():
             assert set(got) == {5 * sizes[kind]} and sizes[kind] > 60
 
 
+def test_loginProbeRuns():
+    """
+    bench/loginprobe.py logs every client in and into its room, in process,
+    and counts what the transports were given: at least the greeting and one
+    write of the replies to each login's three lines.
+    """
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "loginprobe", Path(__file__).resolve().parent.parent / "bench" / "loginprobe.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.probe(2000)
+    assert result["joined"] == 2000
+    assert result["writes"] > 2 * 2000 and result["cpu_s"] > 0
+
+
 def test_brokerBenchRuns(tmp_path):
     """
     One round of bench/broker_bench.py at a toy size, with a revision beside

@@ -6,11 +6,12 @@ which the test runs while it waits.
 """
 
 import sqlite3
+import time
 
 import pytest
 
 from chatd.core import events
-from chatd.storage import HistoryError, schema
+from chatd.storage import HistoryError, schema, sqlite as sqliteStore
 from chatd.storage.sqlite import WRITER_CACHE_KIB, SQLiteHistory, matchExpression
 
 
@@ -222,6 +223,39 @@ def test_linesStoredButNotYetIndexedAreIndexedLater(path, calls):
     assert connection.execute(
         "INSERT INTO messages_search (messages_search, rank) VALUES ('integrity-check', 1)")
     connection.close()
+
+
+def waitUntilIndexed(store, count, seconds=5.0):
+    """
+    Wait (at most C{seconds}) until the writer has indexed C{count} lines;
+    return how many it has.
+    """
+    deadline = time.monotonic() + seconds
+    while store._indexed < count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return store._indexed
+
+
+def test_idleWriterIndexesAFewLinesOnceIdleAndManyAtOnce(path, calls, monkeypatch):
+    """
+    The writer indexes a few stored lines once nothing has come to store
+    for L{INDEX_IDLE} seconds, not after every commit (a transaction each);
+    L{INDEX_SOON} lines waiting are indexed as soon as nothing is queued.
+    """
+    store = openStore(path, calls)
+    for i in range(3):
+        said(store, "#a", "alice", f"word{i}")
+    calls.wait(store.flush())
+    time.sleep(sqliteStore.INDEX_IDLE / 5)
+    assert store._indexed == 0
+    assert waitUntilIndexed(store, 3) == 3
+    # Now only the count can make the writer index soon.
+    monkeypatch.setattr(sqliteStore, "INDEX_IDLE", 60.0)
+    for i in range(sqliteStore.INDEX_SOON):
+        said(store, "#a", "alice", f"more{i}")
+    calls.wait(store.flush())
+    assert waitUntilIndexed(store, 3 + sqliteStore.INDEX_SOON) == 3 + sqliteStore.INDEX_SOON
+    calls.wait(store.close())
 
 
 def test_closeStoresEverythingPending(backend, calls):

@@ -402,3 +402,25 @@ def test_perAddressLimitsCountAnAddressGroup():
     assert counter.admit("127.0.0.4") == "too many connections from 127.0.0.4"
     counter.release("127.0.0.2")
     assert counter.admit("::1") is None
+
+
+def test_addressAnswersKeptBounded():
+    """
+    The parsed answers for addresses are kept for the last
+    L{chatd.core.bans.ADDRESSES_KEPT} addresses only: connections from ever
+    more addresses cannot grow them.  And they are the answers: the limits
+    count the same after an address is no longer kept as before.
+    """
+    from chatd.core import bans
+    from chatd.edge.limits import ConnectionCounter
+
+    counter = ConnectionCounter(10 ** 6, 1)
+    for i in range(1, bans.ADDRESSES_KEPT * 3):
+        address = f"2001:db8:{i:x}::1"
+        assert counter.admit(address) is None
+        assert bans.addressGroup(address) == f"2001:db8:{i:x}::/64"
+        assert bans._addressKey(address.upper()) == address
+    assert bans.addressGroup.cache_info().currsize <= bans.ADDRESSES_KEPT
+    assert bans._addressKey.cache_info().currsize <= bans.ADDRESSES_KEPT
+    # The first group, long since no longer kept, still counts its one.
+    assert counter.admit("2001:db8:1::2") == "too many connections from 2001:db8:1::2"

@@ -4,7 +4,8 @@ The nickname and room-name rules.
 
 import pytest
 
-from chatd.core.names import nickKey, nickProblem, normalRoomName, roomProblem
+from chatd.core.names import (nickKey, nickProblem, normalRoomName, roomKey, roomProblem,
+                              sortedNicks)
 
 
 @pytest.mark.parametrize("nick", ["alice", "Bob", "x", "a" * 16, "[away]", "_x-1", "c`{|}^\\"])
@@ -43,3 +44,28 @@ def test_roomNames():
     assert roomProblem("#") is not None
     assert roomProblem("#a b") is not None
     assert roomProblem("#" + "a" * 33) is not None
+
+
+def test_keysFoldASCIILettersOnly():
+    """
+    Only A-Z fold: a look-alike such as the Kelvin sign (U+212A), which
+    str.lower would make a "k", stays itself, in nicknames and room names
+    alike.
+    """
+    assert nickKey("ALICE") == "alice"
+    assert nickKey("AL\u212aCE\u00c9") == "al\u212ace\u00c9"
+    assert roomKey("#DEV") == "#dev"
+    assert roomKey("#D\u212a") == "#d\u212a"
+
+
+@pytest.mark.parametrize("nicks", [
+    ["bob", "Alice", "carol", "[x]", "_y", "Zed", "alice2", "^z", "Bob-1"],
+    ["b\u212a", "BK", "bj", "Bl", "\u00c9a", "ea"],
+])
+def test_sortedNicks(nicks):
+    """
+    Names are listed in nickKey's order (case aside), whatever characters
+    they hold.
+    """
+    assert sortedNicks(nicks) == sorted(nicks, key=nickKey)
+    assert sortedNicks(iter(nicks)) == sorted(nicks, key=nickKey)

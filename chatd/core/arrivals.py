@@ -7,8 +7,13 @@ members, N² deliveries, and in a room of 5,000 that is most of a server's
 work.  So a room's arrivals are announced together at the end of the
 reactor turn they happened in (a turn with many arrivals costs one fan-out per
 room, not one per arrival), and in a room of L{BIG_ROOM} members or more at
-most once per L{WINDOW} seconds: the first arrival in a quiet room at the end
-of its turn, the ones that follow within the window together when it ends.
+most once per window: the first arrival in a quiet room at the end of its
+turn, the ones that follow within the window together when it ends.  The
+first window after a quiet spell is L{WINDOW} seconds; while arrivals keep
+coming, the next ones are L{LONG_WINDOW}: each announcement is a send to
+every member, and a storm of arrivals (a restart bringing everyone back)
+would otherwise cost one to each member every L{WINDOW} seconds for as long
+as it lasts.
 Anything else that happens in the room (a line said, a departure, a rename, a
 topic, the newcomer's being away) first announces the arrivals waiting, so
 that nobody ever hears from or of a newcomer before hearing that they
@@ -26,9 +31,11 @@ each).
 from chatd.core import events
 
 # In a room of at least this many members, at most one announcement of
-# arrivals in this many seconds.
+# arrivals in a window: this many seconds after a quiet spell, the long one
+# while arrivals keep coming.
 BIG_ROOM = 10
 WINDOW = 0.5
+LONG_WINDOW = 2.0
 
 
 class Arrivals:
@@ -36,10 +43,13 @@ class Arrivals:
     The arrivals waiting to be announced, per room.
 
     @ivar window: the least time between two announcements in a big room.
+    @ivar longWindow: the time between two announcements in a big room
+        while arrivals keep coming.
     @ivar bigRoom: how many members make a room big.
     """
 
-    def __init__(self, clock, fanout, window=WINDOW, bigRoom=BIG_ROOM):
+    def __init__(self, clock, fanout, window=WINDOW, bigRoom=BIG_ROOM,
+                 longWindow=LONG_WINDOW):
         """
         @param clock: the L{IReactorTime} that times the windows.
         @param fanout: the L{chatd.core.fanout.Fanout} that delivers the
@@ -48,10 +58,14 @@ class Arrivals:
         self._clock = clock
         self._fanout = fanout
         self.window = window
+        self.longWindow = longWindow
         self.bigRoom = bigRoom
         # Room -> the users waiting to be announced there, in the order they
-        # arrived, with their nicknames then.  A room is here while an
-        # announcement is due, with or without anyone still waiting.
+        # arrived, each followed by their nickname then: one flat list (a
+        # pair per arrival would be 56 bytes more each, and a storm of
+        # arrivals keeps thousands waiting for a long window).  A room is
+        # here while an announcement is due, with or without anyone still
+        # waiting.
         self._waiting = {}
 
     def arrive(self, room, user):
@@ -64,7 +78,8 @@ class Arrivals:
             # Announced once this turn's other reads are done.
             waiting = self._waiting[room] = []
             self._clock.callLater(0, self._due, room)
-        waiting.append((user, user.nick))
+        waiting.append(user)
+        waiting.append(user.nick)
 
     def announce(self, room):
         """
@@ -76,7 +91,11 @@ class Arrivals:
             self._waiting[room] = []
             self._tell(room, waiting)
 
-    def _due(self, room):
+    def _due(self, room, window=0.0):
+        """
+        The window of C{window} seconds (0: the turn of a first arrival)
+        has ended in C{room}.
+        """
         waiting = self._waiting.get(room)
         if not waiting:
             # A whole window without an arrival, or they were announced
@@ -88,8 +107,10 @@ class Arrivals:
         self._waiting[room] = []
         self._tell(room, waiting)
         if len(room.members) >= self.bigRoom:
-            # Those who come next wait for the window to end.
-            self._clock.callLater(self.window, self._due, room)
+            # Those who come next wait for the window to end: a long one
+            # while they keep coming.
+            window = self.longWindow if window else self.window
+            self._clock.callLater(window, self._due, room, window)
         else:
             del self._waiting[room]
 
@@ -97,7 +118,8 @@ class Arrivals:
         # Those who left meanwhile without a word (put out, or mirrored
         # away) were never announced, so they are not now either; those who
         # left with one had this called first.
-        waiting = [(user, nick) for user, nick in waiting if user.rooms.get(room.key) is room]
+        waiting = [(user, nick) for user, nick in zip(waiting[::2], waiting[1::2])
+                   if user.rooms.get(room.key) is room]
         if not waiting:
             return
         fanout = self._fanout

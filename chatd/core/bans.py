@@ -10,11 +10,19 @@ so a target with either is an address, and anything else is a nickname.
 
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 
 from chatd.core.names import nickKey, nickProblem, roomKey
 
 NICK = "nick"
 ADDRESS = "address"
+
+# Parsing an address takes microseconds, and a login asks about its address
+# several times (its count per address when accepted, the ban checks of its
+# nickname and of each room it joins): the answers for this many of the
+# addresses seen last are kept.  Bounded, so that connections from many
+# addresses (an attacker's) cost no more than each one's own parsing.
+ADDRESSES_KEPT = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +66,7 @@ def normalTarget(kind, target):
     return target if kind == NICK else _addressKey(target)
 
 
+@lru_cache(maxsize=ADDRESSES_KEPT)
 def _addressKey(target):
     """
     One spelling per address or range, so that C{/unban} finds a ban however
@@ -103,6 +112,7 @@ def _ip(text):
     return getattr(address, "ipv4_mapped", None) or address
 
 
+@lru_cache(maxsize=ADDRESSES_KEPT)
 def addressGroup(host):
     """
     The addresses that per-address limits count as one: one person can

@@ -25,7 +25,8 @@ from chatd.core import refusals as R
 from chatd.core.identity import Identity
 from chatd.core.members import Members
 from chatd.core.moderation import Moderation
-from chatd.core.names import nickKey, nickProblem, normalRoomName, roomKey, roomProblem
+from chatd.core.names import (nickKey, nickProblem, normalRoomName, roomKey, roomProblem,
+                              sortedNicks)
 from chatd.core.session import Session
 from chatd.storage import HistoryRefused
 
@@ -599,8 +600,8 @@ class ChatCore:
         # this name are the first ones, if any.
         found = self.fanout.readHistory(user, room, count,
                                         lambda: history.recent(room.name, count))
-        found.addErrback(_historyRefused)
-        return found.addCallback(lambda lines: [e for e in lines if room.shows(e)])
+        return found.addCallbacks(lambda lines: [e for e in lines if room.shows(e)],
+                                  _historyRefused)
 
     def page(self, user, name, count, before=None, after=None, oldest=False):
         """
@@ -618,8 +619,8 @@ class ChatCore:
             # Nothing of an earlier room of this name.
             after = ("id", room.firstId - 1)
         found = history.page(room.name, count, before, after, oldest)
-        found.addErrback(_historyRefused)
-        return found.addCallback(lambda lines: [e for e in lines if room.shows(e)])
+        return found.addCallbacks(lambda lines: [e for e in lines if room.shows(e)],
+                                  _historyRefused)
 
     def search(self, user, words, limit):
         """
@@ -663,7 +664,7 @@ class ChatCore:
         (L{None}: all), and how many members it has in all.
         """
         members = self.room(name).members.values()
-        nicks = sorted(map(_nickOf, members), key=nickKey)
+        nicks = sortedNicks(map(_nickOf, members))
         end = None if count is None else start + count
         return nicks[start:end], len(nicks)
 

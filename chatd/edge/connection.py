@@ -298,9 +298,10 @@ class Connection:
         failed = lambda failure: self._historyFailed(failure, refused)
         if found.called:
             # Answered already (a room with nothing stored): there is nothing
-            # to keep a place for, nor a timer to set.
-            found.addCallbacks(render, failed)
-            found.addCallback(lambda data: data and self.send(data))
+            # to keep a place for, nor a timer to set.  (One callback, not
+            # two: every join of an empty room comes this way.)
+            found.addCallbacks(lambda stored: self._sendAny(render(stored)),
+                               lambda failure: self._sendAny(failed(failure)))
             return
         if not replay:
             self._reading += 1
@@ -323,6 +324,10 @@ class Connection:
         if not replay:
             # Answered (or failed): the next line read may ask for more.
             found.addBoth(self._historyRead)
+
+    def _sendAny(self, data):
+        if data:
+            self.send(data)
 
     def _historyRead(self, result):
         self._reading -= 1

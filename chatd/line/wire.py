@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from dataclasses import dataclass
 
 from chatd.core import events
-from chatd.core.names import nickKey
+from chatd.core.names import sortedNicks
 
 DELIMITER = b"\r\n"
 
@@ -148,7 +148,7 @@ def members(room: str, nicks) -> str:
     The reply that lists the members of C{room}, by nickname, in the order
     people look names up.
     """
-    names = sorted(nicks, key=nickKey)
+    names = sortedNicks(nicks)
     return reply(f"{room} members ({len(names)}): {' '.join(names)}")
 
 

@@ -8,9 +8,10 @@ its deadline is stopped by SQLite's progress handler.
 
 Indexing a line for full-text search costs several times more than storing
 it, so the writer stores first and indexes when it has nothing to store
-(L{INDEX_CHUNK} lines at a time).  A burst is on disk as fast as it comes, and
-becomes searchable as soon as the writer catches up; a search catches up
-first, so it still finds every line said before it.  Under a sustained load
+(L{INDEX_CHUNK} lines at a time: at once when L{INDEX_SOON} lines wait, else
+once nothing has come for L{INDEX_IDLE} seconds).  A burst is on disk as fast
+as it comes, and becomes searchable as soon as the writer catches up; a
+search catches up first, so it still finds every line said before it.  Under a sustained load
 the index may lag by at most L{INDEX_BEHIND} lines: past that, the writer
 indexes a chunk after each commit, so that the lines it takes in are those
 it can both store and index (and the back-pressure says so), and a search
@@ -33,6 +34,17 @@ INDEX_CHUNK = 2000
 
 INDEX_BEHIND = 20_000
 """Stored lines the search index may lag behind under a sustained load."""
+
+INDEX_SOON = 200
+"""Stored lines the idle writer indexes as soon as nothing is queued; fewer
+wait until nothing has come to store for L{INDEX_IDLE} seconds.  Each
+indexing is a transaction, and FTS5 writes a segment per transaction: at a
+moderate rate (100 lines/s) the writer indexed one line after every commit,
+twice the transactions and the GIL's comings and goings (bench/README.md).
+A search indexes what is left first, so it still finds every line."""
+
+INDEX_IDLE = 0.5
+"""Seconds without lines to store after which the writer indexes any."""
 
 WRITER_CACHE_KIB = 512
 """The writer connection's page cache, in KiB (SQLite's default is 2,000).
@@ -153,7 +165,9 @@ class SQLiteHistory(ThreadedHistory):
         return key in self._roomsKept
 
     def _idleWork(self):
-        return self._indexing and self._indexed < self._stored
+        if not self._indexing or self._indexed >= self._stored:
+            return None
+        return 0 if self._stored - self._indexed >= INDEX_SOON else INDEX_IDLE
 
     def _doIdleWork(self, connection):
         self._index(connection, INDEX_CHUNK)

@@ -312,9 +312,10 @@ class ThreadedHistory:
     def _idleWork(self):
         """
         Whether the writer has work of its own (L{_doIdleWork}) to do while
-        nothing is queued.
+        nothing is queued: L{None} if not, else the seconds it first waits
+        for something to store (0 to do it as soon as nothing is queued).
         """
-        return False
+        return None
 
     def _doIdleWork(self, connection):
         pass
@@ -497,9 +498,10 @@ class ThreadedHistory:
         lastCommit = float("-inf")
         stopping = False
         while True:
-            if self._idleWork():
+            idleAfter = self._idleWork()
+            if idleAfter is not None:
                 try:
-                    first = writes.get_nowait()
+                    first = writes.get(timeout=idleAfter) if idleAfter else writes.get_nowait()
                 except queue.Empty:
                     self._doIdleWork(connection)
                     continue

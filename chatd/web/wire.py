@@ -14,7 +14,7 @@ names what happened and every other field is a plain value.
 import json
 
 from chatd.core import events
-from chatd.core.names import nickKey
+from chatd.core.names import sortedNicks
 
 OPCODE_TEXT = 0x1
 OPCODE_CLOSE = 0x8
@@ -98,7 +98,7 @@ _FIELDS = {
     events.AwayChanged: lambda e: {"type": "presence", "nick": e.nick, "away": e.text},
     events.Joined: lambda e: {"type": "joined", "room": e.room, "nick": e.nick},
     events.Entered: lambda e: {"type": "room", "room": e.room, "topic": e.topic,
-                               "members": sorted(e.members, key=nickKey)},
+                               "members": sortedNicks(e.members)},
     events.Parted: lambda e: {"type": "parted", "room": e.room, "nick": e.nick,
                               "reason": e.reason},
     events.Quit: lambda e: {"type": "quit", "room": e.room, "nick": e.nick,
