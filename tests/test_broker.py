@@ -1367,3 +1367,41 @@ def test_ownEntryThatFailsDoesNotStopTheRead(cluster, failures):
     cluster.settle()
     assert carol.lines() == ["#lobby <bob> after"]
     assert [f.type for f in failures] == [KeyError]
+
+
+def test_renameUnconfirmedAfterRedisWentAwayIsUndoneEverywhere(cluster, failures):
+    """
+    Redis goes away between a /nick and its claim's answer: the daemon
+    shows its own users the rename and what the user said meanwhile at
+    once (as it does all it publishes while Redis is away), then the claim
+    is given up.  Its users are shown the rename undone; the others, once
+    Redis is back, get what the user said under the nickname they kept, and
+    never the rename.
+    """
+    a, b = cluster.nodes
+    wa, wb, rcb = login(cluster, a, "wa"), login(cluster, b, "wb"), login(cluster, b, "rcb")
+    for c in (wa, wb, rcb):
+        c.lines()
+    b.link.cut = True
+    rcb.send("/nick racex")
+    rcb.send("hi")
+    b.link.read()  # B finds Redis away before the claim is answered ...
+    b.link.write()  # ... which is then given up.
+    assert wb.lines() == ["-- #lobby rcb is now known as racex", "#lobby <racex> hi",
+                          "-- #lobby racex is now known as rcb"]
+    # (The user is shown their own rename as a member: finding 9 of the
+    # trial; so they are shown it undone too, after being told why.)
+    assert rcb.lines() == [
+        "!!! the other chat servers cannot be reached to check nicknames; try racex again "
+        "in a moment; you are still rcb",
+        "-- #lobby rcb is now known as racex", "-- #lobby racex is now known as rcb"]
+    b.link.cut = False
+    cluster.settle()
+    assert wa.lines() == ["#lobby <rcb> hi"]
+    assert wb.lines() == []
+    rcb.send("back")
+    cluster.settle()
+    assert wa.lines() == wb.lines() == ["#lobby <rcb> back"]
+    for node in (a, b):
+        assert sorted(node.core.rooms["#lobby"].members) == ["rcb", "wa", "wb"]
+    assert failures == []

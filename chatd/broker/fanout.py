@@ -192,6 +192,9 @@ class BrokeredFanout(Fanout):
         # the user did meanwhile.
         self._refused = WeakKeyDictionary()
         self._undone = WeakKeyDictionary()
+        # Own entries told here already (Redis away) that wait for a
+        # nickname claim before they are published: seq -> (entry, stash).
+        self._held = {}
         self._takeovers = set()
         self._awaySaid = {}  # nick key -> the away text the others know
         self._leftAt = {}  # nick key -> own seq of the last "gone" of it
@@ -413,11 +416,22 @@ class BrokeredFanout(Fanout):
 
     # Publishing
 
-    def _publish(self, entry, stash=None, needs=None):
+    def _publish(self, entry, stash=None, needs=None, here=True):
+        """
+        Publish C{entry} for every daemon; this one applies it when it comes
+        back from the stream (at once while Redis is away), unless C{here}
+        is false (told here already).
+
+        @param needs: the key of the nickname claim it waits for: not
+            published if that claim is lost.
+        """
         self._seq += 1
         seq = entry["s"] = self._seq
         entry["n"] = self.node
         data = codec.dumps(entry)
+        stash = {} if stash is None else stash
+        if needs is not None:
+            stash["needs"] = needs
         if self.up is False:
             # Redis is away: local users are served now; the others get it
             # once Redis is back.
@@ -428,9 +442,12 @@ class BrokeredFanout(Fanout):
                 if self._dropped == 1:
                     self._log.warn("broker backlog full: events are delivered here "
                                    "but not shared with the other daemons")
-            self._apply(entry, True, stash or {})
+            if needs is not None:
+                self._held[seq] = (entry, stash)
+            if here:
+                self._apply(entry, True, stash)
         else:
-            self._outstanding[seq] = (entry, stash or {})
+            self._outstanding[seq] = (entry, stash if here else _SKIPPED)
             if entry["k"] == "gone":
                 self._leftAt[nickKey(entry["nick"])] = seq
             self.link.publish(seq, data, needs)
@@ -567,6 +584,8 @@ class BrokeredFanout(Fanout):
             return
         user, oldKey, oldNick, item = claim
         item.done = True
+        held = [self._held.pop(seq) for seq, (_, stash) in list(self._held.items())
+                if stash.get("needs") == key]
         if won:
             if oldKey is not None and self._owned.get(oldKey) is user:
                 del self._owned[oldKey]
@@ -585,6 +604,9 @@ class BrokeredFanout(Fanout):
                            nick=user.nick, why="taken elsewhere" if won is False
                            else "Redis did not answer")
             self._refuseRename(user, key, oldKey, oldNick, taken=won is False)
+            for entry, stash in held:
+                # Told here already: for the others alone.
+                self._retell(entry, stash, here=False)
         if self._snapshotDue is not None and not self._claims:
             self._publishSnapshot()
         self._pump()
@@ -599,15 +621,23 @@ class BrokeredFanout(Fanout):
         """
         core = self.core
         new = user.nick
-        self._undone[user] = (oldNick, new)
-        if not user.connected:
-            return
-        if nickKey(new) != newKey or core.users.get(oldKey) not in (None, user):
+        if nickKey(new) != newKey or (user.connected and
+                                      core.users.get(oldKey) not in (None, user)):
             # Renamed again meanwhile, or the old nickname given to someone
             # else here: nothing to go back to.
-            self._phantom(user, oldKey, oldNick, UNREACHABLE if not taken else
-                          f"the nickname {new} was taken on another server at "
-                          "the same moment; connect again")
+            if user.connected:
+                self._phantom(user, oldKey, oldNick, UNREACHABLE if not taken else
+                              f"the nickname {new} was taken on another server at "
+                              "the same moment; connect again")
+            return
+        self._undone[user] = (oldNick, new)
+        for seq, (entry, stash) in list(self._outstanding.items()):
+            if stash is not _SKIPPED and stash.get("needs") == newKey:
+                # Never to be published as it is (the writer skips it):
+                # told again, now, under the old nickname.
+                self._outstanding[seq] = (None, _SKIPPED)
+                self._retell(entry, stash)
+        if not user.connected:
             return
         del core.users[newKey]
         core.users[oldKey] = user
@@ -618,11 +648,11 @@ class BrokeredFanout(Fanout):
             room.names = None
         for rkey, view in self._view.items():
             if view.get(newKey) is user:
-                # Shown here already (Redis went away before the claim was
-                # answered): shown undone.
+                # Shown here already, to the user too (Redis went away
+                # before the claim was answered): shown undone.
                 del view[newKey]
                 view[oldKey] = user
-                self._deliverAll([u for u in view.values() if u is not user],
+                self._deliverAll(list(view.values()),
                                  events.Renamed(core.rooms[rkey].name, new, oldNick))
         refusal = events.RenameRefused(new, oldNick, taken)
         for item in self._local:
@@ -634,20 +664,23 @@ class BrokeredFanout(Fanout):
         # A snapshot published meanwhile named them by the new nickname.
         self._publishSnapshot()
 
-    def _retell(self, entry, stash):
+    def _retell(self, entry, stash, here=True):
         """
-        C{entry} was not published: it needed a nickname that a rename then
-        could not claim.  Publish it again under the nickname its user kept.
+        C{entry} is not to be published: it needed a nickname that a rename
+        then could not claim.  Publish it under the nickname its user kept
+        (for the others alone unless C{here}).
         """
         user = stash.get("claimant") or stash.get("user")
         undone = self._undone.get(user) if user is not None else None
-        if undone is None or entry["k"] not in ("room", "gone"):
+        if (undone is None or entry["k"] not in ("room", "gone")
+                or stash.get("needs") != nickKey(undone[1])):
             return
         old, new = undone
         entry = {k: v for k, v in entry.items() if k not in ("s", "n")}
+        stash = {k: v for k, v in stash.items() if k not in ("needs", "claimant")}
         if entry["k"] == "gone":
             entry["nick"] = old
-            self._publish(entry, stash)
+            self._publish(entry, stash, here=here)
             if self._owned.get(nickKey(old)) is user:
                 del self._owned[nickKey(old)]
                 self.link.release(nickKey(old))
@@ -660,7 +693,7 @@ class BrokeredFanout(Fanout):
         entry["e"] = replace(event, **fields)
         if entry.get("a") and nickKey(entry["a"]) == nickKey(new):
             entry["a"] = old
-        self._publish(entry, stash)
+        self._publish(entry, stash, here=here)
 
     def nicksLost(self, keys):
         """
@@ -810,6 +843,8 @@ class BrokeredFanout(Fanout):
         outstanding, self._outstanding = self._outstanding, OrderedDict()
         for seq, (entry, stash) in outstanding.items():
             if stash is not _SKIPPED:
+                if stash.get("needs") is not None:
+                    self._held[seq] = (entry, stash)
                 self._apply(entry, True, stash)
         for item in self._local:
             if item.claim is None:
@@ -858,6 +893,7 @@ class BrokeredFanout(Fanout):
             node = entry.get("n")
             seq = entry.get("s", 0)
             if node == self.node:
+                self._held.pop(seq, None)
                 if entry.get("k") == "hb":
                     self._readAt = self.clock.seconds()
                 if seq in self._outstanding:
