@@ -1405,3 +1405,30 @@ def test_renameUnconfirmedAfterRedisWentAwayIsUndoneEverywhere(cluster, failures
     for node in (a, b):
         assert sorted(node.core.rooms["#lobby"].members) == ["rcb", "wa", "wb"]
     assert failures == []
+
+
+def test_loginUnconfirmedAfterRedisWentAwayIsSeenLeaving(cluster, failures):
+    """
+    Redis goes away between a login and its claim's answer: the daemon
+    shows its users the newcomer at once, then the claim is given up and
+    the newcomer let go: those users see them leave; the others never saw
+    them.
+    """
+    a, b = cluster.nodes
+    wa, wb = login(cluster, a, "wa"), login(cluster, b, "wb")
+    wa.lines(), wb.lines()
+    b.link.cut = True
+    newbie = b.connect()
+    newbie.lines()
+    newbie.send("newbie")
+    b.link.read()
+    b.link.write()
+    cluster.clock.advance(0)
+    assert not newbie.transport.connected
+    assert wb.lines() == ["-- #lobby newbie has joined",
+                          "-- #lobby newbie has quit (connection closed)"]
+    b.link.cut = False
+    cluster.settle()
+    assert wa.lines() == [] and wb.lines() == []
+    assert "newbie" not in b.core.rooms["#lobby"].members
+    assert failures == []

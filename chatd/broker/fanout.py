@@ -405,6 +405,17 @@ class BrokeredFanout(Fanout):
                 if self._owned.get(key) is user:
                     del self._owned[key]
                     self.link.release(key)
+            key = nickKey(user.nick)
+            for rkey, view in list(self._view.items()):
+                if view.get(key) is user:
+                    # Shown arriving here alone (told at once while Redis
+                    # was away), never to the others: shown leaving here.
+                    del view[key]
+                    if not view:
+                        del self._view[rkey]
+                    room = self.core.rooms.get(rkey) or self.core.kept.get(rkey)
+                    self._deliverAll(list(view.values()), events.Quit(
+                        room.name if room else rkey, user.nick, user.goneBecause or "quit"))
             return
         key = nickKey(user.nick)
         pending = key in self._claims
