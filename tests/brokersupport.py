@@ -176,6 +176,8 @@ class MemoryLink:
         self.writer = Writer(self, node, lease)
         self.reader = Reader(node)
         self.readerUp = False
+        # This daemon alone cannot reach Redis (its network is cut).
+        self.cut = False
 
     # What BrokeredFanout calls
 
@@ -220,7 +222,7 @@ class MemoryLink:
             batch = self.writer.take(self.queue)
             commands, finish = self.writer.plan(batch)
             try:
-                replies = self.redis.run(commands)
+                replies = self._run(commands)
             except RedisDown:
                 # As the link does, but at once: claims are given up,
                 # heartbeats dropped, the rest written once Redis is back.
@@ -242,10 +244,10 @@ class MemoryLink:
         try:
             if not self.readerUp:
                 calls = self.reader.connected(self.target,
-                                              self.redis.run(self.reader.connecting()))
+                                              self._run(self.reader.connecting()))
                 self.readerUp = connected = True
                 self._call(calls)
-            found = self.reader.got(self.redis.run(self.reader.read()))
+            found = self.reader.got(self._run(self.reader.read()))
         except RedisDown as e:
             if self.readerUp:
                 self.readerUp = False
@@ -254,6 +256,11 @@ class MemoryLink:
         if found:
             self.target.received(found)
         return bool(found) or connected
+
+    def _run(self, commands):
+        if self.cut:
+            raise RedisDown("this daemon's network is cut")
+        return self.redis.run(commands)
 
     def _call(self, calls):
         for f, *args in calls:

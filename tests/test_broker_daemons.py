@@ -57,6 +57,14 @@ def waitLines(client, count):
     return [client.readLine() for _ in range(count)]
 
 
+def ask(client, command):
+    """
+    The one line that answers C{command}.
+    """
+    client.send(command)
+    return client.readLine()
+
+
 def test_threeDaemonsExactDeliveriesInOneOrder(three):
     """
     A user on each of three daemons in one room: every line reaches each
@@ -207,3 +215,158 @@ def test_oneDaemonAloneNeedsNoRedis():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60)
     assert out.stdout.split() == ["False", "False"], out.stderr
+
+
+def test_stoppedDaemonBackAfterItsUsersNicknameWasTaken(redis):
+    """
+    A daemon stopped (kill -STOP) for longer than the lease, then resumed,
+    after a newcomer on another daemon took one of its users' nickname:
+    the newcomer stays in #lobby and is never shown leaving, the old user's
+    line from the stop is not shown as the newcomer's, the resumed daemon's
+    other user is shown joining again, and its users were not told that
+    everyone else quit.
+    """
+    a, b = startDaemons(redis, 2)
+    try:
+        qwatch = login(a, "qwatch")
+        parted, pwatch = login(b, "parted"), login(b, "pwatch")
+        qwatch.readUntil(lambda l: l == "-- #lobby pwatch has joined")
+        pwatch.sync()
+        b.process.send_signal(signal.SIGSTOP)
+        try:
+            parted.send("said while stopped")
+            assert sorted(waitLines(qwatch, 2)) == [
+                "-- #lobby parted has quit (node lost)", "-- #lobby pwatch has quit (node lost)"]
+            newcomer = login(a, "parted")
+            assert qwatch.readLine() == "-- #lobby parted has joined"
+        finally:
+            b.process.send_signal(signal.SIGCONT)
+        assert qwatch.readLine() == "-- #lobby pwatch has joined"
+        # (The newcomer came after pwatch was taken for lost.)
+        assert newcomer.readLine() == "-- #lobby pwatch has joined"
+        assert parted.readUntil(lambda l: l.startswith("-!- "))[-1] == (
+            "-!- Closing your connection: the nickname parted was taken on another server "
+            "while this one could not reach it")
+        assert pwatch.readUntil(lambda l: "has joined" in l) == [
+            "#lobby <parted> said while stopped",
+            "-- #lobby parted has quit (nickname taken elsewhere)",
+            "-- #lobby parted has joined"]
+        newcomer.send("I am new")
+        assert pwatch.readLine() == qwatch.readLine() == "#lobby <parted> I am new"
+        assert newcomer.sync() == [] and qwatch.sync() == [] and pwatch.sync() == []
+        newcomer.send("/whois parted")
+        assert "#lobby" in " ".join(newcomer.sync())
+        assert "Traceback" not in a.logText() + b.logText()
+    finally:
+        b.process.send_signal(signal.SIGCONT)
+        a.stop()
+        b.stop()
+
+
+def test_muteHoldsOnADaemonStartedAfterIt(redis):
+    """
+    A mute set before a daemon started holds there: the muted user,
+    reconnecting to it under the same nickname, is still muted.
+    """
+    a, b = startDaemons(redis, 2)
+    c = None
+    try:
+        boss, mutee = login(a, "boss"), login(b, "mutee")
+        boss.send("/join #mroom")
+        boss.readUntil(lambda l: l.startswith("=== #mroom members"))
+        # (Once mutee's daemon knows the room is boss's: mutee is no creator.)
+        waitFor(lambda: "boss" in ask(mutee, "/who #mroom"))
+        mutee.send("/join #mroom")
+        boss.readUntil(lambda l: l == "-- #mroom mutee has joined")
+        boss.send("/mute mutee 10m")
+        assert mutee.readUntil(lambda l: "muted" in l)[-1] == "-- #mroom boss muted mutee for 10m"
+        b.stop()
+        (c,) = startDaemons(redis, 1)
+        mutee = login(c, "mutee")
+        mutee.send("/join #mroom")
+        mutee.readUntil(lambda l: l.startswith("=== #mroom members"))
+        mutee.send("can you hear me")
+        mutee.send("/ping done")
+        assert mutee.readUntil(lambda l: l == "=== pong done") == [
+            "!!! you are muted in #mroom", "=== pong done"]
+        assert "can you hear me" not in " ".join(boss.sync())
+    finally:
+        for daemon in (a, b, c):
+            if daemon is not None:
+                daemon.stop()
+
+
+def test_renameRaceAcrossDaemonsKeepsTheLoser(three):
+    """
+    Two users on two daemons ask for one new nickname at the same moment:
+    exactly one is renamed; the other is told, keeps their nickname and
+    connection; a watcher on the third daemon sees one rename, no quit.
+    """
+    a, b, c = three
+    watcher = login(c, "watcher")
+    for round in range(3):
+        first, second = login(a, f"rca{round}"), login(b, f"rcb{round}")
+        for client in (watcher, first):
+            client.readUntil(lambda l: l == f"-- #lobby rcb{round} has joined")
+        first.sync(), second.sync()
+        nick = f"racex{round}"
+        start = threading.Barrier(2, timeout=10)
+
+        def rename(client):
+            start.wait()
+            client.send(f"/nick {nick}")
+
+        threads = [threading.Thread(target=rename, args=(c,)) for c in (first, second)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        answers = [client.readLine() for client in (first, second)]
+        won = [i for i, answer in enumerate(answers) if answer == f"=== you are now {nick}"]
+        assert len(won) == 1, answers
+        loser = 1 - won[0]
+        kept = (f"rca{round}", f"rcb{round}")[loser]
+        assert answers[loser] in (
+            f"!!! the nickname {nick} is taken",
+            f"!!! the nickname {nick} was taken on another server at the same moment; "
+            f"you are still {kept}"), answers
+        renamed = (f"rca{round}", f"rcb{round}")[won[0]]
+        assert watcher.readLine() == f"-- #lobby {renamed} is now known as {nick}"
+        (first, second)[loser].send("still here")
+        assert watcher.readLine() == f"#lobby <{kept}> still here"
+        assert watcher.sync() == []
+        first.send("/quit bye")
+        second.send("/quit bye")
+        assert sorted(waitLines(watcher, 2)) == sorted(
+            f"-- #lobby {who} has quit (bye)" for who in (kept, nick))
+        first.close()
+        second.close()
+    for daemon in three:
+        assert "Traceback" not in daemon.logText()
+
+
+def test_renameWhileRedisIsAwayIsRefused(redis):
+    """
+    /nick while the daemon cannot reach Redis is refused: the user keeps
+    their nickname and connection, and nobody is told they left.
+    """
+    a, b = startDaemons(redis, 2)
+    try:
+        alice, carol, bob = login(a, "alice"), login(a, "carol"), login(b, "bob")
+        carol.readUntil(lambda l: l == "-- #lobby bob has joined")
+        alice.sync()
+        redis.stop()
+        waitFor(lambda: "broker unreachable" in a.logText())
+        alice.send("/nick dupe")
+        assert alice.readLine() == (
+            "!!! the other chat servers cannot be reached to check nicknames; try dupe "
+            "again in a moment; you are still alice")
+        alice.send("still alice")
+        assert carol.readLine() == "#lobby <alice> still alice"
+        redis.start()
+        assert bob.readLine() == "#lobby <alice> still alice"
+        assert alice.sync() == [] and carol.sync() == [] and bob.sync() == []
+        assert "Traceback" not in a.logText() + b.logText()
+    finally:
+        a.stop()
+        b.stop()

@@ -497,3 +497,35 @@ def test_lobbyKeepsItsTopicWhenEmpty(server):
     bob.send("bob")
     assert bob.lines()[-3:] == ["=== joined #lobby", "=== #lobby topic: release on Friday",
                                 "=== #lobby members (1): bob"]
+
+
+def test_bytesFfThatNegotiateNothingAreTextAndCostNoLines():
+    """
+    0xFF bytes outside a telnet negotiation (an nc user can send anything)
+    are invalid UTF-8 like any other, shown as U+FFFD, and cost what the
+    line they are in costs, not a line each: a line of them does not stop
+    its sender.
+    """
+    from support import MemoryServer
+
+    server = MemoryServer(limits=Limits(floodRate=1, floodBurst=5))
+    alice, bob = server.connect("alice"), server.connect("bob")
+    alice.lines()
+    alice.sendBytes(b"\xff" * 2048 + b"\n")
+    alice.sendBytes(b"odd \xff end\n")
+    assert bob.lines() == ["#lobby <alice> " + "\ufffd" * 1024,
+                           "#lobby <alice> odd \ufffd end"]
+    assert alice.transport.producerState == "producing"
+
+
+def test_strayTelnetVerbKeepsTheLineEnd(server):
+    """
+    A line that ends in 0xFF 0xFE (telnet's IAC DONT, but with no option
+    after it) still ends there: the next line is a line of its own.
+    """
+    alice = server.connect("alice")
+    alice.lines()
+    alice.sendBytes(b"/away gone\xff\xfe\n/join #odd\n")
+    got = alice.lines()
+    assert got[0] == "=== you are marked away: gone\ufffd\ufffd", got
+    assert got[1] == "=== joined #odd"

@@ -68,9 +68,38 @@ def test_unicodeKept():
 def test_strayIacKeepsFollowingLines():
     """
     An IAC followed by a byte that is no telnet command (a stray 0xFF from nc)
-    loses only the IAC: the newline after it still ends the line.
+    is kept, as the invalid UTF-8 it is (shown as U+FFFD), and negotiates
+    nothing: the newline after it still ends the line.
     """
-    assert TelnetFilter().feed(b"bad \xff\nnext\n") == b"bad \nnext\n"
+    f = TelnetFilter()
+    assert f.feed(b"bad \xff\nnext\n") == b"bad \xff\nnext\n"
+    assert f.negotiations == 0
+
+
+def test_strayVerbBeforeALineEndKeepsTheLineEnd():
+    """
+    IAC and a verb (0xFF 0xFE: DONT) just before a line end negotiate
+    nothing: the line end stays, and the bytes are kept as text.
+    """
+    f = TelnetFilter()
+    assert f.feed(b"/away gone\xff\xfe\n/join #odd\n") == (
+        b"/away gone\xff\xfe\n/join #odd\n")
+    assert f.feed(b"x\xff\xfb\r\n") == b"x\xff\xfb\r\n"
+    assert f.negotiations == 0
+
+
+def test_doubledIacIsOneLiteralByte():
+    """
+    IAC IAC is telnet's escape for a 0xFF byte: one is kept, and nothing was
+    negotiated.  Only what negotiates is counted.
+    """
+    f = TelnetFilter()
+    assert f.feed(b"\xff" * 7) == b"\xff" * 3
+    # (The seventh, split from the eighth, makes one with it.)
+    assert f.feed(b"\xff\xff\n") == b"\xff\xff\n"
+    assert f.negotiations == 0
+    f.feed(IAC + DO + b"\x01" + IAC + b"\xf1" + IAC + SB + b"\x18\x00xterm" + IAC + SE + b"ok")
+    assert f.negotiations == 3
 
 
 def test_unterminatedSubnegotiationIsBounded():

@@ -61,10 +61,13 @@ from chatd.core.names import nickKey, roomKey
 
 NODE_LOST = "node lost"
 NODE_STOPPED = "server shutdown"
+NICK_TAKEN = "nickname taken elsewhere"
 UNREACHABLE = ("the other chat servers cannot be reached to check nicknames; "
                "try again in a moment")
 
 _LEAVING = (events.Parted, events.Quit, events.Kicked)
+# Room events said or done by the user they name.
+_SPOKEN = (events.Said, events.Acted, events.TopicChanged)
 _SKIPPED = object()
 
 
@@ -160,6 +163,8 @@ class BrokeredFanout(Fanout):
     # milliseconds): a line is taken for one not read yet only if said this
     # long after the daemon began remembering.
     SKEW = 1.0
+    # How long a snapshot waits for the nickname claims out here.
+    SNAPSHOT_PATIENCE = 1.0
 
     def __init__(self, clock, link, node=None, lease=LEASE, beat=BEAT):
         self.clock = clock
@@ -170,6 +175,9 @@ class BrokeredFanout(Fanout):
         self.core = None
         self.up = None
         self._upSince = clock.seconds()
+        # When this daemon last read its own heartbeat back: while it reads
+        # nothing, it cannot tell who else is alive.
+        self._readAt = clock.seconds()
         self._seq = 0
         self._outstanding = OrderedDict()  # own seq -> (entry, stash) not yet back
         self._local = deque()
@@ -178,8 +186,21 @@ class BrokeredFanout(Fanout):
         self._owned = {}  # nick key -> local user whose nickname we hold
         self._phantoms = WeakSet()
         self._phantomOld = WeakKeyDictionary()
+        # Renames refused here: user -> (old key, old nick) while the core
+        # finishes the change (Redis away), and user -> (old nick, new
+        # nick) once undone, to tell the others under the old nickname what
+        # the user did meanwhile.
+        self._refused = WeakKeyDictionary()
+        self._undone = WeakKeyDictionary()
+        # Own entries told here already (Redis away) that wait for a
+        # nickname claim before they are published: seq -> (entry, stash).
+        self._held = {}
         self._takeovers = set()
         self._awaySaid = {}  # nick key -> the away text the others know
+        self._leftAt = {}  # nick key -> own seq of the last "gone" of it
+        self._snapshotDue = None  # since when a snapshot waits for claims
+        self._forgotten = {}  # lost node -> {nick key: (nick, room names)}
+        self._lifted = {}  # (room key, nick key) -> when its mute was lifted
         self._nodes = {}  # node -> when last heard from
         self._lost = set()
         self._departed = set()
@@ -239,7 +260,8 @@ class BrokeredFanout(Fanout):
             # the mirrors elsewhere follow.
             if not isinstance(user, RemoteUser):
                 self._leaveView(user, event.room)
-            self._publish({"k": "out", "nick": user.nick, "room": event.room})
+            self._publish({"k": "out", "nick": user.nick, "room": event.room,
+                           "sn": user.node if isinstance(user, RemoteUser) else self.node})
         if isinstance(user, RemoteUser):
             if isinstance(event, events.Ghosted):
                 # Its owner proved the nickname theirs here: the claim that
@@ -248,7 +270,8 @@ class BrokeredFanout(Fanout):
             self._toRemote(user, event)
             return
         if isinstance(event, events.NowKnownAs):
-            self._nickChanged(user, event)
+            if not self._nickChanged(user, event):
+                return
         elif isinstance(event, events.Identified):
             self.proved(user)
         self._direct(user, event, False)
@@ -370,14 +393,29 @@ class BrokeredFanout(Fanout):
             self._publish({"k": "syncreq"})
             old = self._phantomOld.pop(user, None)
             if old is not None:
-                # A rename lost its race: the others know the old nickname.
+                # A rename that could not be undone: the others know the old
+                # nickname, in the rooms where they saw the user join.
                 nick, key = old
-                for room in user.rooms.values():
-                    self._publish({"k": "room", "e": events.Quit(room.name, nick, "quit")})
-                self._publish({"k": "gone", "nick": nick})
+                for rkey, view in list(self._view.items()):
+                    if view.get(key) is user:
+                        room = self.core.rooms.get(rkey) or self.core.kept.get(rkey)
+                        self._publish({"k": "room", "e": events.Quit(
+                            room.name if room else rkey, nick, user.goneBecause or "quit")})
+                self._publish({"k": "gone", "nick": nick}, {"user": user})
                 if self._owned.get(key) is user:
                     del self._owned[key]
                     self.link.release(key)
+            key = nickKey(user.nick)
+            for rkey, view in list(self._view.items()):
+                if view.get(key) is user:
+                    # Shown arriving here alone (told at once while Redis
+                    # was away), never to the others: shown leaving here.
+                    del view[key]
+                    if not view:
+                        del self._view[rkey]
+                    room = self.core.rooms.get(rkey) or self.core.kept.get(rkey)
+                    self._deliverAll(list(view.values()), events.Quit(
+                        room.name if room else rkey, user.nick, user.goneBecause or "quit"))
             return
         key = nickKey(user.nick)
         pending = key in self._claims
@@ -389,11 +427,22 @@ class BrokeredFanout(Fanout):
 
     # Publishing
 
-    def _publish(self, entry, stash=None, needs=None):
+    def _publish(self, entry, stash=None, needs=None, here=True):
+        """
+        Publish C{entry} for every daemon; this one applies it when it comes
+        back from the stream (at once while Redis is away), unless C{here}
+        is false (told here already).
+
+        @param needs: the key of the nickname claim it waits for: not
+            published if that claim is lost.
+        """
         self._seq += 1
         seq = entry["s"] = self._seq
         entry["n"] = self.node
         data = codec.dumps(entry)
+        stash = {} if stash is None else stash
+        if needs is not None:
+            stash["needs"] = needs
         if self.up is False:
             # Redis is away: local users are served now; the others get it
             # once Redis is back.
@@ -404,9 +453,14 @@ class BrokeredFanout(Fanout):
                 if self._dropped == 1:
                     self._log.warn("broker backlog full: events are delivered here "
                                    "but not shared with the other daemons")
-            self._apply(entry, True, stash or {})
+            if needs is not None:
+                self._held[seq] = (entry, stash)
+            if here:
+                self._apply(entry, True, stash)
         else:
-            self._outstanding[seq] = (entry, stash or {})
+            self._outstanding[seq] = (entry, stash if here else _SKIPPED)
+            if entry["k"] == "gone":
+                self._leftAt[nickKey(entry["nick"])] = seq
             self.link.publish(seq, data, needs)
 
     def _publishRoom(self, event, actor, actorOnly=False, owner=None):
@@ -429,8 +483,8 @@ class BrokeredFanout(Fanout):
             new, old = nickKey(event.new), nickKey(event.old)
             if new != old and new not in self._claims and self._owned.get(new) is not subject:
                 self._startClaim(subject, new, old, event.old)
-                if subject in self._phantoms:
-                    return
+            if subject in self._phantoms or subject in self._refused:
+                return
         if isinstance(event, events.Joined) and local:
             stash["joiner"] = subject
             # Its replay waits for the join to come back (readHistory).
@@ -443,7 +497,14 @@ class BrokeredFanout(Fanout):
         for who in (subject, actor):
             if who is not None and who.nick is not None and nickKey(who.nick) in self._claims:
                 needs = nickKey(who.nick)
+                # Told again under their old nickname if the claim is lost
+                # by a rename (L{_retell}).
+                stash["claimant"] = who
         entry = {"k": "room", "e": event, "a": actor.nick if actor else None, "o": actorOnly}
+        if isinstance(subject, RemoteUser):
+            # Whose this is (a ghost's or a ban's quit, a kick): the
+            # others apply it to that daemon's user of the name alone.
+            entry["sn"] = subject.node
         if owner is not None:
             # Who owns the room, for the daemons that did not see it made.
             entry["owner"] = owner
@@ -473,6 +534,12 @@ class BrokeredFanout(Fanout):
     # Nicknames
 
     def _nickChanged(self, user, event):
+        """
+        C{user}'s nickname changed here (or was chosen): claim it.
+
+        @return: whether C{user} is to be told (false when the change is
+            refused and undone).
+        """
         new = nickKey(event.new)
         if event.old is None:
             self._startClaim(user, new, None, None)
@@ -481,19 +548,30 @@ class BrokeredFanout(Fanout):
                 if user.identified:
                     self._publish({"k": "ident", "nick": event.new, "account": user.account},
                                   needs=new)
-            return
+            return True
         if event.old == event.new:
-            return
+            return True
         old = nickKey(event.old)
         if old != new and new not in self._claims and self._owned.get(new) is not user:
             self._startClaim(user, new, old, event.old)
+        refused = self._refused.pop(user, None)
+        if refused is not None:
+            # The core is done with the change: undo it.
+            self._refuseRename(user, new, *refused, taken=False)
+            return False
         if user not in self._phantoms:
             self._publish({"k": "rename", "old": event.old, "new": event.new},
                           needs=new if new in self._claims else None)
+        return True
 
     def _startClaim(self, user, key, oldKey, oldNick):
         if self.up is False:
-            self._phantom(user, oldKey, oldNick, UNREACHABLE)
+            if oldKey is None:
+                self._phantom(user, None, None, UNREACHABLE)
+            else:
+                # Refused, and undone once the core has finished the
+                # change (L{_nickChanged}): nothing of it is published.
+                self._refused.setdefault(user, (oldKey, oldNick))
             return
         item = _Item(self._seq, claim=key)
         self._claims[key] = (user, oldKey, oldNick, item)
@@ -517,20 +595,116 @@ class BrokeredFanout(Fanout):
             return
         user, oldKey, oldNick, item = claim
         item.done = True
+        held = [self._held.pop(seq) for seq, (_, stash) in list(self._held.items())
+                if stash.get("needs") == key]
         if won:
             if oldKey is not None and self._owned.get(oldKey) is user:
                 del self._owned[oldKey]
-            if user.connected:
+            if user.connected and user not in self._phantoms:
                 self._owned[key] = user
             else:
                 self.link.release(key)
-        else:
+        elif oldKey is None:
             self._log.info("{nick} lost the nickname to another daemon",
                            nick=user.nick)
-            self._phantom(user, oldKey, oldNick, UNREACHABLE if won is None else
+            self._phantom(user, None, None, UNREACHABLE if won is None else
                           f"the nickname {user.nick} was taken on another server at "
                           "the same moment; connect again")
+        else:
+            self._log.info("{old} could not become {nick}: {why}", old=oldNick,
+                           nick=user.nick, why="taken elsewhere" if won is False
+                           else "Redis did not answer")
+            self._refuseRename(user, key, oldKey, oldNick, taken=won is False)
+            for entry, stash in held:
+                # Told here already: for the others alone.
+                self._retell(entry, stash, here=False)
+        if self._snapshotDue is not None and not self._claims:
+            self._publishSnapshot()
         self._pump()
+
+    def _refuseRename(self, user, newKey, oldKey, oldNick, taken):
+        """
+        C{user}'s rename from C{oldNick} to the nickname C{newKey}, done by
+        the core, could not be confirmed in Redis (C{taken}: another
+        daemon's user has it): undo it, and tell them instead of "you are
+        now".  The others never saw it: what the user did meanwhile is told
+        to them again under the old nickname (L{_retell}), a departure too.
+        """
+        core = self.core
+        new = user.nick
+        if nickKey(new) != newKey or (user.connected and
+                                      core.users.get(oldKey) not in (None, user)):
+            # Renamed again meanwhile, or the old nickname given to someone
+            # else here: nothing to go back to.
+            if user.connected:
+                self._phantom(user, oldKey, oldNick, UNREACHABLE if not taken else
+                              f"the nickname {new} was taken on another server at "
+                              "the same moment; connect again")
+            return
+        self._undone[user] = (oldNick, new)
+        for seq, (entry, stash) in list(self._outstanding.items()):
+            if stash is not _SKIPPED and stash.get("needs") == newKey:
+                # Never to be published as it is (the writer skips it):
+                # told again, now, under the old nickname.
+                self._outstanding[seq] = (None, _SKIPPED)
+                self._retell(entry, stash)
+        if not user.connected:
+            return
+        del core.users[newKey]
+        core.users[oldKey] = user
+        user.nick = oldNick
+        for room in user.rooms.values():
+            del room.members[newKey]
+            room.members[oldKey] = user
+            room.names = None
+        for rkey, view in self._view.items():
+            if view.get(newKey) is user:
+                # Shown here already, to the user too (Redis went away
+                # before the claim was answered): shown undone.
+                del view[newKey]
+                view[oldKey] = user
+                self._deliverAll(list(view.values()),
+                                 events.Renamed(core.rooms[rkey].name, new, oldNick))
+        refusal = events.RenameRefused(new, oldNick, taken)
+        for item in self._local:
+            if item.user is user and item.event == events.NowKnownAs(oldNick, new):
+                item.event = refusal
+                break
+        else:
+            self._direct(user, refusal, False)
+        # A snapshot published meanwhile named them by the new nickname.
+        self._publishSnapshot()
+
+    def _retell(self, entry, stash, here=True):
+        """
+        C{entry} is not to be published: it needed a nickname that a rename
+        then could not claim.  Publish it under the nickname its user kept
+        (for the others alone unless C{here}).
+        """
+        user = stash.get("claimant") or stash.get("user")
+        undone = self._undone.get(user) if user is not None else None
+        if (undone is None or entry["k"] not in ("room", "gone")
+                or stash.get("needs") != nickKey(undone[1])):
+            return
+        old, new = undone
+        entry = {k: v for k, v in entry.items() if k not in ("s", "n")}
+        stash = {k: v for k, v in stash.items() if k not in ("needs", "claimant")}
+        if entry["k"] == "gone":
+            entry["nick"] = old
+            self._publish(entry, stash, here=here)
+            if self._owned.get(nickKey(old)) is user:
+                del self._owned[nickKey(old)]
+                self.link.release(nickKey(old))
+            return
+        event = entry["e"]
+        if isinstance(event, events.Renamed):
+            return
+        fields = {field: old for field in ("nick", "by")
+                  if nickKey(getattr(event, field, None) or "") == nickKey(new)}
+        entry["e"] = replace(event, **fields)
+        if entry.get("a") and nickKey(entry["a"]) == nickKey(new):
+            entry["a"] = old
+        self._publish(entry, stash, here=here)
 
     def nicksLost(self, keys):
         """
@@ -543,8 +717,15 @@ class BrokeredFanout(Fanout):
     def _loseOwned(self, key):
         user = self._owned.pop(key, None)
         if user is not None and user.connected:
-            self._close(user, f"the nickname {user.nick} was taken on another "
-                        "server while this one could not reach it")
+            user.outbox.send(user.wire.encode(events.Closing(
+                f"the nickname {user.nick} was taken on another server while this one "
+                "could not reach it")))
+            # Gone at once, not when the connection is closed: its holder
+            # elsewhere, kept out of the mirror here by this user, is in the
+            # snapshots asked for after its departure.
+            self.core.disconnect(user, NICK_TAKEN)
+            user.hangUp()
+            self._publish({"k": "syncreq"})
 
     def _phantom(self, user, oldKey, oldNick, reason):
         """
@@ -586,7 +767,7 @@ class BrokeredFanout(Fanout):
         while self._local and self._ready(self._local[0]):
             self._deliver(self._local.popleft())
 
-    def _entered(self, event):
+    def _entered(self, event, joiner):
         """
         The welcome to a room as of the newcomer's join in the stream: the
         members whose joins came before theirs (the core, ahead of the
@@ -598,8 +779,11 @@ class BrokeredFanout(Fanout):
         if room is None:
             return event
         view = self._view.get(rkey, {})
+        # (The newcomer's own join may come back later than this: told
+        # again under the nickname kept after a rename refused, L{_retell}.)
         members = tuple(user.nick for key, user in room.members.items()
-                        if isinstance(user, RemoteUser) or view.get(key) is user)
+                        if isinstance(user, RemoteUser) or view.get(key) is user
+                        or user is joiner)
         return replace(event, topic=room.topic, members=members)
 
     def _deliverAll(self, users, event, actor=None):
@@ -629,7 +813,7 @@ class BrokeredFanout(Fanout):
         if user not in self._phantoms:
             event = item.event
             if isinstance(event, events.Entered):
-                event = self._entered(event)
+                event = self._entered(event, user)
             data = user.wire.encodeOwn(event) if item.own else user.wire.encode(event)
         if data:
             # For the metrics (an actor's confirmation is not a delivery).
@@ -648,7 +832,7 @@ class BrokeredFanout(Fanout):
             return
         self.up = True
         now = self.clock.seconds()
-        self._upSince = now
+        self._upSince = self._readAt = now
         for node in self._nodes:
             self._nodes[node] = now
         if first:
@@ -670,6 +854,8 @@ class BrokeredFanout(Fanout):
         outstanding, self._outstanding = self._outstanding, OrderedDict()
         for seq, (entry, stash) in outstanding.items():
             if stash is not _SKIPPED:
+                if stash.get("needs") is not None:
+                    self._held[seq] = (entry, stash)
                 self._apply(entry, True, stash)
         for item in self._local:
             if item.claim is None:
@@ -689,8 +875,10 @@ class BrokeredFanout(Fanout):
         self._publishSnapshot()
 
     def skipped(self, seq):
-        if seq in self._outstanding:
+        found = self._outstanding.get(seq)
+        if found is not None and found[1] is not _SKIPPED:
             self._outstanding[seq] = (None, _SKIPPED)
+            self._retell(*found)
         self._drainSkipped()
         self._pump()
 
@@ -716,6 +904,9 @@ class BrokeredFanout(Fanout):
             node = entry.get("n")
             seq = entry.get("s", 0)
             if node == self.node:
+                self._held.pop(seq, None)
+                if entry.get("k") == "hb":
+                    self._readAt = self.clock.seconds()
                 if seq in self._outstanding:
                     self._ownReturned(seq)
                 elif seq > self.link.confirmed:
@@ -760,7 +951,11 @@ class BrokeredFanout(Fanout):
         while self._outstanding:
             first, (entry, stash) = self._outstanding.popitem(last=False)
             if stash is not _SKIPPED:
-                self._apply(entry, True, stash)
+                try:
+                    self._apply(entry, True, stash)
+                except Exception:
+                    # Logged; the rest of what was read still goes out.
+                    self._log.failure("broker: could not apply an entry of this daemon")
             if first == seq:
                 break
         self.link.confirmed = seq
@@ -786,7 +981,7 @@ class BrokeredFanout(Fanout):
                 user = stash.get("user")
                 key = nickKey(entry["nick"])
                 for rkey, view in list(self._view.items()):
-                    if view.get(key) is user:
+                    if user is not None and view.get(key) is user:
                         del view[key]
                         if not view:
                             del self._view[rkey]
@@ -808,7 +1003,8 @@ class BrokeredFanout(Fanout):
         elif kind == "out":
             key, rkey = nickKey(entry["nick"]), roomKey(entry["room"])
             user, room = self.core.users.get(key), self.core.rooms.get(rkey)
-            if user is not None and room is not None and room.members.get(key) is user:
+            if (user is not None and room is not None and room.members.get(key) is user
+                    and self._isOf(user, entry.get("sn", entry["n"]))):
                 if not isinstance(user, RemoteUser):
                     self._leaveView(user, room.name)
                 self.core.removeMember(user, room)
@@ -837,6 +1033,10 @@ class BrokeredFanout(Fanout):
 
     def _applyRoom(self, entry, own, stash):
         event = entry["e"]
+        if own and isinstance(event, events.Renamed) and stash.get("actor") in self._phantoms:
+            # A rename after one that was refused, its claim won only once
+            # they were let go: never theirs.
+            return
         if not own and self.core.history is not None and getattr(event, "id", None):
             # A line said elsewhere: this daemon's next ids sort after it (a
             # shared store's ids are in the order lines were said).
@@ -846,10 +1046,12 @@ class BrokeredFanout(Fanout):
         history = self.core.history
         if history is not None and history.shared and getattr(event, "id", None):
             self._hear(rkey, event)
-        view = self._view.get(rkey)
         leaving = isinstance(event, _LEAVING)
-        if entry.get("o"):
-            # The actor was told when it happened (L{toActor}).
+        shown = own or self._attribute(entry, event)
+        view = self._view.get(rkey)
+        if entry.get("o") or not shown:
+            # The actor was told when it happened (L{toActor}); or it is
+            # about someone else of that name here.
             pass
         elif view:
             skip = nickKey(event.nick) if leaving or isinstance(event, events.Joined) else None
@@ -866,18 +1068,18 @@ class BrokeredFanout(Fanout):
                     seated(self._heardCount)
                 if joiner is not None and not seating:
                     self._seating.pop(joiner, None)
-            else:
+            elif shown:
                 self._mirrorJoin(entry["n"], event.nick, event.room)
                 room = core.rooms.get(rkey)
                 if room is not None and room.owner is None and entry.get("owner"):
                     room.owner = entry["owner"]
         elif leaving:
             key = nickKey(event.nick)
-            if view:
+            if view and shown:
                 view.pop(key, None)
                 if not view:
                     del self._view[rkey]
-            if not own:
+            if not own and shown:
                 user = core.users.get(key)
                 room = core.rooms.get(rkey)
                 if isinstance(user, RemoteUser) and isinstance(event, events.Quit):
@@ -888,6 +1090,8 @@ class BrokeredFanout(Fanout):
                     # A local user put out from another daemon (a kick, a
                     # ban) leaves here too, with no second word of it.
                     core.removeMember(user, room)
+        elif isinstance(event, events.Unmuted) and own:
+            self._liftedMute(rkey, event.nick)
         elif isinstance(event, events.Renamed):
             old, new = nickKey(event.old), nickKey(event.new)
             if view and old in view and old != new:
@@ -922,12 +1126,93 @@ class BrokeredFanout(Fanout):
                 else:
                     unmuteNick(room, event.nick, target)
                     core.moderation.unrankMute(room, event.nick, target)
+                    self._liftedMute(rkey, event.nick)
         if not own and actorNick:
             user = core.users.get(nickKey(actorNick))
             if isinstance(user, RemoteUser) and hasattr(event, "time"):
                 user.active = self.clock.seconds()
 
+    def _liftedMute(self, rkey, nick):
+        now = self.clock.seconds()
+        self._lifted[rkey, nickKey(nick)] = now
+        for key, when in list(self._lifted.items()):
+            if now - when >= self.HEARD_SECONDS:
+                del self._lifted[key]
+
     # The mirror of the other daemons' users
+
+    def _attribute(self, entry, event):
+        """
+        Whether C{event}, read from another daemon, is about the user of
+        its nickname here: the one on the daemon it names (the one who said
+        it, or C{"sn"}).  A daemon cut off from Redis for longer than the
+        lease may have a user whose nickname someone else took meanwhile:
+        what it says of them is not shown as the newcomer's, and its word
+        never puts the newcomer out.  One of its users that this daemon
+        forgot (taken for lost) is brought back, shown joining, before what
+        they say.
+        """
+        if isinstance(event, events.Renamed):
+            nick = event.old
+        elif isinstance(event, _SPOKEN + _LEAVING + (events.Joined,)):
+            nick = event.nick
+        else:
+            return True
+        node = entry.get("sn", entry["n"])
+        key = nickKey(nick)
+        user = self.core.users.get(key)
+        if user is None:
+            if self._stillOurs(key):
+                return False
+            if isinstance(event, _LEAVING):
+                # Never known here, or their quit was shown already.
+                return False
+            if not isinstance(event, events.Joined):
+                self._rejoin(node, key)
+            return True
+        if self._isOf(user, node):
+            return True
+        self._log.info("broker: {nick} of {node} is someone else here; not shown: {event}",
+                       nick=nick, node=node, event=type(event).__name__)
+        return False
+
+    def _isOf(self, user, node):
+        """
+        Whether C{user} (here) is the one on C{node}.
+        """
+        if node == self.node:
+            return not isinstance(user, RemoteUser)
+        return isinstance(user, RemoteUser) and user.node == node
+
+    def _stillOurs(self, key):
+        """
+        Whether, at the place in the stream read now, the nickname C{key}
+        is still one of this daemon's users', though gone from here since
+        (their departure is not read back yet).
+        """
+        return self._leftAt.get(key) in self._outstanding
+
+    def _rejoin(self, node, key):
+        """
+        If C{node}'s user of the nickname C{key} was shown quitting when
+        C{node} was taken for lost, mirror them again into the rooms they
+        were in and show them joining, before what they say now.  (Its
+        snapshot, which follows, would do it after.)
+        """
+        nick, rooms = self._forgotten.get(node, {}).pop(key, (None, ()))
+        for name in rooms:
+            if self._mirrorJoin(node, nick, name):
+                self._showJoined(name, events.Joined(name, nick))
+
+    def _showJoined(self, name, event):
+        """
+        Show the members here of the room C{name} someone arriving there
+        (C{event}: L{events.Joined} or L{events.Arrived}) whom they were
+        told had quit, or never saw come.
+        """
+        view = self._view.get(roomKey(name))
+        if view:
+            self._deliverAll(list(view.values()), event)
 
     def _localUser(self, nick):
         user = self.core.users.get(nickKey(nick))
@@ -940,6 +1225,8 @@ class BrokeredFanout(Fanout):
         users = self.core.users
         user = users.get(key)
         if user is None:
+            if self._stillOurs(key):
+                return None
             user = RemoteUser(node, nick, None)
             user.onHangUp = lambda user=user: self._hangRemote(user)
             user.active = user.since = self.clock.seconds()
@@ -952,9 +1239,13 @@ class BrokeredFanout(Fanout):
         return user
 
     def _mirrorJoin(self, node, nick, name):
+        """
+        @return: whether C{node}'s C{nick} is in the room C{name} now and
+            was not before.
+        """
         user = self._mirrorUser(node, nick)
         if user is None:
-            return
+            return False
         rkey = roomKey(name)
         room = self.core.rooms.get(rkey)
         if room is None:
@@ -962,9 +1253,11 @@ class BrokeredFanout(Fanout):
             # daemon's word never makes it someone else's.
             room = self.core.kept.pop(rkey, None) or Room(name)
             self.core.rooms[rkey] = room
+        new = rkey not in user.rooms
         room.members[nickKey(nick)] = user
         room.names = None
         user.rooms[rkey] = room
+        return new
 
     def _mirrorGone(self, nick, node):
         key = nickKey(nick)
@@ -1003,12 +1296,22 @@ class BrokeredFanout(Fanout):
             room.names = None
 
     def _publishSnapshot(self):
+        now = self.clock.seconds()
+        if self._snapshotDue is None:
+            self._snapshotDue = now
+        if self._claims and now - self._snapshotDue < self.SNAPSHOT_PATIENCE:
+            # Made once every nickname claimed here is answered (a Redis
+            # round trip), so that it names each user as the others know
+            # them at its place in the stream: by the nickname won, or by
+            # the one kept when a rename was refused; and none who lost
+            # their first one.  (Not for longer than this, if claims keep
+            # coming: those still out are then named by what they asked.)
+            return
+        self._snapshotDue = None
         users = []
         topics = {}
         owners = {}
-        # Everyone here, those whose nickname claim is still out too: their
-        # arrival may be in the stream before this.  (A claim lost later
-        # makes everyone send their snapshot again.)
+        mutes = {}
         for user in self.core.users.values():
             if (isinstance(user, RemoteUser) or not user.connected
                     or user in self._phantoms):
@@ -1019,24 +1322,83 @@ class BrokeredFanout(Fanout):
                 topics[room.name] = room.topic
                 if room.owner is not None:
                     owners[room.name] = room.owner
-        self._publish({"k": "snap", "users": users, "topics": topics, "owners": owners})
+                if room.name not in mutes and (room.mutedNicks or room.mutedAccounts):
+                    mutes[room.name] = self._mutesOf(room)
+        self._publish({"k": "snap", "users": users, "topics": topics, "owners": owners,
+                       "mutes": mutes})
+
+    def _mutesOf(self, room):
+        """
+        The mutes of C{room} as a snapshot tells them: C{[kind, key,
+        seconds left or None, rank]}, by nickname (C{"n"}) and by account
+        (C{"a"}); a mute by connection is one by the nickname it had.
+        """
+        now = self.clock.seconds()
+        found = []
+        for kind, table in (("n", room.mutedNicks), ("a", room.mutedAccounts)):
+            for key, until in table.items():
+                if kind == "n":
+                    until = until[0]
+                if until is not None and until <= now:
+                    continue
+                found.append([kind, key, None if until is None else until - now,
+                              room.muteRanks.get(key)])
+        return found
+
+    def _mirrorMutes(self, room, mutes):
+        """
+        Hold here the mutes of C{room} that a snapshot tells (see
+        L{_mutesOf}), but those lifted here lately: the snapshot may have
+        been made before its daemon read the unmute.
+        """
+        now = self.clock.seconds()
+        for kind, key, left, rank in mutes:
+            lifted = self._lifted.get((room.key, key))
+            if lifted is not None and now - lifted < self.HEARD_SECONDS:
+                continue
+            until = None if left is None else now + left
+            if kind == "n":
+                if key not in room.mutedNicks:
+                    muteNick(room, key, until, None)
+            else:
+                room.mutedAccounts.setdefault(key, until)
+            if rank is not None:
+                room.muteRanks.setdefault(key, rank)
 
     def _mirrorSnapshot(self, node, entry):
         """
-        Everyone on C{node}, as it says: the mirror of it is made anew,
-        silently (nobody is shown joining or leaving).
+        Everyone on C{node}, as it says, and the topics and mutes of their
+        rooms: the mirror of it is made to match.  Whoever is in a room
+        here now and was not before is shown joining it (a daemon taken for
+        lost and back, a nickname free again here): the members here were
+        told they quit, or never saw them come.  (Who is no longer listed
+        goes silently, as before.)
         """
+        self._forgotten.pop(node, None)
+        listed = {nickKey(nick): {roomKey(name) for name in rooms}
+                  for nick, rooms, *more in entry["users"]}
         for key in list(self._byNode.get(node, ())):
             user = self.core.users.get(key)
-            if isinstance(user, RemoteUser):
+            if not isinstance(user, RemoteUser) or user.node != node:
+                continue
+            if key not in listed:
                 self._mirrorGone(user.nick, node)
+                continue
+            for rkey, room in list(user.rooms.items()):
+                if rkey not in listed[key]:
+                    self.core.removeMember(user, room)
+        arrived = {}
         for nick, rooms, *more in entry["users"]:
             user = self._mirrorUser(node, nick)
             if user is not None:
                 user.account = more[0] if more else None
                 user.away = more[1] if len(more) > 1 else ""
                 for name in rooms:
-                    self._mirrorJoin(node, nick, name)
+                    if self._mirrorJoin(node, nick, name):
+                        arrived.setdefault(name, []).append(nick)
+        for name, nicks in arrived.items():
+            # (In one line from a few on: a daemon back may bring many.)
+            self._showJoined(name, events.Arrived(name, tuple(nicks)))
         for name, topic in entry["topics"].items():
             room = self.core.rooms.get(roomKey(name))
             if room is not None:
@@ -1044,6 +1406,7 @@ class BrokeredFanout(Fanout):
                 owner = entry.get("owners", {}).get(name)
                 if owner is not None and room.owner is None:
                     room.owner = owner
+                self._mirrorMutes(room, entry.get("mutes", {}).get(name, ()))
 
     # Heartbeat and lost daemons
 
@@ -1060,9 +1423,16 @@ class BrokeredFanout(Fanout):
                 self._publish({"k": "away", "nick": user.nick, "text": user.away})
         for key in [key for key in self._awaySaid if key not in self._owned]:
             del self._awaySaid[key]
+        for key in [key for key, seq in self._leftAt.items() if seq not in self._outstanding]:
+            del self._leftAt[key]
         self._forgetHeard()
+        if self._snapshotDue is not None:
+            self._publishSnapshot()
         now = self.clock.seconds()
-        if now - self._upSince < self.lease:
+        if now - self._upSince < self.lease or now - self._readAt > 2 * self.beatInterval:
+            # Just connected, or this daemon's own reading is behind (its
+            # process was stopped, its Redis connection stalls): the others
+            # are judged once it has caught up with them.
             return
         for node, seen in list(self._nodes.items()):
             if now - seen > self.lease:
@@ -1073,8 +1443,11 @@ class BrokeredFanout(Fanout):
         C{node} is gone: its users quit, as this daemon's members see it.
         """
         self._nodes.pop(node, None)
+        forgotten = {}
         if reason == NODE_LOST:
             self._lost.add(node)
+            # Shown joining again should it come back (L{_rejoin}).
+            self._forgotten[node] = forgotten
         keys = self._byNode.pop(node, set())
         self._log.info("broker: node {node} is gone ({reason}); {n} users with it",
                        node=node, reason=reason, n=len(keys))
@@ -1082,6 +1455,7 @@ class BrokeredFanout(Fanout):
             user = self.core.users.get(key)
             if not isinstance(user, RemoteUser):
                 continue
+            forgotten[key] = (user.nick, [room.name for room in user.rooms.values()])
             for room in list(user.rooms.values()):
                 self.core.removeMember(user, room)
                 view = self._view.get(roomKey(room.name))

@@ -234,6 +234,20 @@ class NowKnownAs:
 
 
 @dataclass(frozen=True, slots=True)
+class RenameRefused:
+    """
+    The user's change to the nickname C{nick}, which this server accepted,
+    could not be confirmed with the other servers sharing its rooms: taken
+    there at the same moment (C{taken}), or they could not be reached.  The
+    user is still C{kept}, in the rooms they were in; nobody saw the change.
+    """
+
+    nick: str
+    kept: str
+    taken: bool
+
+
+@dataclass(frozen=True, slots=True)
 class PutOut:
     """
     The user is no longer in C{room}: a moderator put them out.

@@ -13,6 +13,7 @@ IAC = 0xFF
 _SB, _SE = 0xFA, 0xF0
 _WILL, _WONT, _DO, _DONT = 0xFB, 0xFC, 0xFD, 0xFE
 TIMING_MARK = 6
+_LINE_ENDS = b"\r\n"
 
 # Terminal escape sequences, in their 7-bit and C1 forms: CSI (ESC [ ...
 # final byte), OSC and the other string commands (ESC ] ... BEL or ST), and
@@ -38,11 +39,17 @@ class TelnetFilter:
     acknowledged: after Ctrl-C, telnet discards all output until the server
     answers its DO TIMING-MARK, so leaving it unanswered would silence the
     session for good.  Bytes that merely look like the
-    start of a negotiation (nc users can send anything) cost at most the IAC
-    byte and a bounded subnegotiation, never the lines after them.
+    start of a negotiation (nc users can send anything) are kept as they
+    are (0xFF is no UTF-8: it is shown as U+FFFD), and never cost the lines
+    after them: an IAC before a byte that is no telnet command, or a verb
+    before a line end; an unclosed subnegotiation costs a bounded number of
+    bytes.
+
+    @ivar negotiations: how many negotiations and commands the last
+        L{feed} removed (what pacing charges for).
     """
 
-    __slots__ = ("_state", "_subnegLength", "_reply", "_verb")
+    __slots__ = ("_state", "_subnegLength", "_reply", "_verb", "negotiations")
 
     # States: what the next byte means.
     _DATA, _COMMAND, _OPTION, _SUBNEG, _SUBNEG_IAC = range(5)
@@ -58,15 +65,18 @@ class TelnetFilter:
         self._subnegLength = 0
         self._reply = reply
         self._verb = None
+        self.negotiations = 0
 
     def feed(self, data: bytes) -> bytes:
         """
         Return C{data} without its telnet negotiation.
         """
+        self.negotiations = 0
         if self._state == self._DATA and IAC not in data:
             return data
         out = bytearray()
         state = self._state
+        done = 0
         for byte in data:
             if state == self._DATA:
                 if byte == IAC:
@@ -80,16 +90,27 @@ class TelnetFilter:
                 elif byte == _SB:
                     state = self._SUBNEG
                     self._subnegLength = 0
-                else:
-                    # A one-byte command (or IAC IAC, a literal 0xFF, which is
-                    # never valid UTF-8) is dropped; a byte that is no command
-                    # at all was never negotiation, so it is kept.
+                elif byte == IAC:
+                    # IAC IAC: a literal 0xFF.
                     state = self._DATA
-                    if byte < _SE:
-                        out.append(byte)
+                    out.append(IAC)
+                elif byte >= _SE:
+                    # A one-byte command (NOP, AYT, interrupt...): dropped.
+                    state = self._DATA
+                    done += 1
+                else:
+                    # No command at all: it was never negotiation.
+                    state = self._DATA
+                    out += bytes((IAC, byte))
             elif state == self._OPTION:
                 state = self._DATA
-                self._answer(self._verb, byte)
+                if byte in _LINE_ENDS:
+                    # No option telnet negotiates: a stray verb before the
+                    # end of a line, which stays one.
+                    out += bytes((IAC, self._verb, byte))
+                else:
+                    done += 1
+                    self._answer(self._verb, byte)
             elif self._subnegLength == self.MAX_SUBNEGOTIATION:
                 # Never closed: it was not a negotiation; back to data.
                 if byte == IAC:
@@ -102,9 +123,13 @@ class TelnetFilter:
                 if state == self._SUBNEG:
                     if byte == IAC:
                         state = self._SUBNEG_IAC
+                elif byte == _SE:
+                    state = self._DATA
+                    done += 1
                 else:
-                    state = self._DATA if byte == _SE else self._SUBNEG
+                    state = self._SUBNEG
         self._state = state
+        self.negotiations = done
         return bytes(out)
 
     def _answer(self, verb, option):

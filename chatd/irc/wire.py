@@ -260,6 +260,13 @@ class IrcWire:
         if kind is events.Ghosted:
             return line("NOTICE", me, f"The owner of {event.nick} took the nickname "
                         "back; goodbye", prefix=server)
+        if kind is events.RenameRefused:
+            # As a NICK refused at once would be: the client keeps its nickname.
+            if event.taken:
+                return line("433", me, event.nick,
+                            "Nickname is already in use", prefix=server)
+            return line("437", me, event.nick,
+                        "Nickname is temporarily unavailable", prefix=server)
         return b""
 
 

@@ -60,17 +60,18 @@ class ChatProtocol(PacedLineReceiver):
         self.send(GREETING)
 
     def filterInput(self, data):
-        negotiations = data.count(IAC_BYTE)
-        if negotiations:
-            # Telnet negotiation costs what lines cost, so that a stream of
-            # it (each asking for an answer) is paced like a flood of lines.
-            self.conn.lineHandled(negotiations)
         if self._telnet is None:
-            if not negotiations:
+            if IAC_BYTE not in data:
                 return data
             # Made at the first negotiation: most clients never send one.
             self._telnet = TelnetFilter(self.conn.send)
-        return self._telnet.feed(data)
+        data = self._telnet.feed(data)
+        if self._telnet.negotiations:
+            # Telnet negotiation costs what lines cost, so that a stream of
+            # it (each asking for an answer) is paced like a flood of lines;
+            # a 0xFF that negotiates nothing is text, and costs nothing more.
+            self.conn.lineHandled(self._telnet.negotiations)
+        return data
 
     def lineTooLong(self):
         self.error(f"line too long: at most {MAX_LINE_BYTES} bytes; "

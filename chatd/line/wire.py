@@ -182,6 +182,13 @@ def _enteredLines(e):
     return "\r\n".join(lines)
 
 
+def _renameRefused(e):
+    why = (f"the nickname {e.nick} was taken on another server at the same moment"
+           if e.taken else "the other chat servers cannot be reached to check "
+           f"nicknames; try {e.nick} again in a moment")
+    return f"{why}; you are still {e.kept}"
+
+
 _FORMATS = {
     events.Said: lambda e: (f"{e.room} -{e.nick}- {e.text}" if e.notice
                             else f"{e.room} <{e.nick}> {e.text}"),
@@ -208,6 +215,7 @@ _FORMATS = {
         f"the owner of {e.nick} took the nickname back; goodbye"),
     events.Entered: _enteredLines,
     events.NowKnownAs: lambda e: reply(f"you are now {e.new}"),
+    events.RenameRefused: lambda e: error(_renameRefused(e)),
     events.Identified: lambda e: reply(f"you are identified as {e.nick}"),
     events.Away: lambda e: reply(f"{e.nick} is away: {e.text}"),
     events.PutOut: lambda e: reply(f"left {e.room}"),

@@ -125,6 +125,11 @@ _FIELDS = {
         f"{e.nick} is checked in {e.seconds} seconds"),
     events.Ghosted: lambda e: {"type": "ghosted", "nick": e.nick},
     events.NowKnownAs: lambda e: {"type": "you", "nick": e.new, "old": e.old},
+    events.RenameRefused: lambda e: error(
+        "nickname-taken" if e.taken else "nickname-unconfirmed",
+        f"the nickname {e.nick} was taken on another server at the same moment"
+        if e.taken else "the other chat servers cannot be reached to check nicknames; "
+        f"try {e.nick} again in a moment", nick=e.nick, kept=e.kept),
     events.PutOut: lambda e: {"type": "left", "room": e.room, "putOut": True},
     events.Refused: lambda e: error("refused", f"Connection refused: {e.reason}"),
     events.SlowedDown: lambda e: notice("you are sending fast; your messages are "
