@@ -138,7 +138,7 @@ def test_attemptDelayIsBounded(trust):
     """
     identity = trust.core.identity
     for n in range(3000):
-        identity._failed("owner", "192.0.2.1")
+        identity.triedElsewhere("owner", "192.0.2.1", False)  # its own address group
     assert identity._delay("owner", "192.0.2.1") == identity.DELAY_MAX == 60
     assert identity._delay("owner", "192.0.2.99") == 0
     trust.clock.advance(identity.ATTEMPT_WINDOW + 1)

@@ -1432,3 +1432,43 @@ def test_loginUnconfirmedAfterRedisWentAwayIsSeenLeaving(cluster, failures):
     assert wa.lines() == [] and wb.lines() == []
     assert "newbie" not in b.core.rooms["#lobby"].members
     assert failures == []
+
+
+def test_wrongPasswordsSlowGuessingOnEveryDaemon():
+    """
+    Wrong passwords for a registered nickname on one daemon slow the next
+    attempts from that address on the others too (found by a trial: each
+    daemon counted its own, so N daemons gave a guesser N times the free
+    attempts); the right password, checked on one, forgets them on all.
+    """
+    from support import MemoryAccounts
+
+    accounts = MemoryAccounts()
+    accounts.passwords.update(reg="reg-password")
+    cluster = Cluster()
+    a = cluster.add("A", accounts=accounts)
+    b = cluster.add("B", accounts=accounts)
+
+    def attempt(node, password):
+        client = node.connect()
+        client.lines()
+        client.send(f"/nick reg {password}")
+        cluster.settle()
+        return client
+
+    for i in range(3):
+        assert attempt(a, f"wrong-{i}-guess").lines()[0] == "!!! wrong password for reg"
+    delay = ("-!- many wrong passwords came from your address lately; your password "
+             "for reg is checked in {}s")
+    guesser = attempt(b, "wrong-3-guess")
+    assert guesser.lines() == [delay.format(1)]
+    cluster.clock.advance(1)
+    cluster.settle()
+    assert "!!! wrong password for reg" in guesser.lines()
+    owner = attempt(a, "reg-password")
+    assert owner.lines() == [delay.format(2)]
+    cluster.clock.advance(2)
+    cluster.settle()
+    assert "=== you are now reg" in owner.lines()
+    # Forgotten on B too: the next attempt there is checked at once.
+    assert "!!! wrong password for reg" in attempt(b, "wrong-4-guess").lines()

@@ -297,7 +297,7 @@ def test_passwordDelayNeverOutlastsTheLoginTimeout(server):
     """
     identity = server.core.identity
     for n in range(20):
-        identity._failed("boss", "127.0.0.1")
+        identity.triedElsewhere("boss", "loopback", False)
     owner = server.connect()
     owner.send("boss")
     owner.send("boss-password")

@@ -384,6 +384,10 @@ class BrokeredFanout(Fanout):
         # nickname is announced with it: see _nickChanged.)
         self._publish({"k": "ident", "nick": user.nick, "account": user.account})
 
+    def passwordTried(self, key, group, right):
+        # Counted here already.
+        self._publish({"k": "pw", "key": key, "g": group, "ok": right}, here=False)
+
     def userGone(self, user):
         if isinstance(user, RemoteUser):
             return
@@ -1008,6 +1012,8 @@ class BrokeredFanout(Fanout):
                 if not isinstance(user, RemoteUser):
                     self._leaveView(user, room.name)
                 self.core.removeMember(user, room)
+        elif kind == "pw":
+            self.core.identity.triedElsewhere(entry["key"], entry["g"], entry["ok"])
         elif kind == "syncreq":
             self._publishSnapshot()
         elif kind == "snap":

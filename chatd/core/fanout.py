@@ -205,6 +205,15 @@ class Fanout:
         show them identified.
         """
 
+    def passwordTried(self, key, group, right):
+        """
+        A password for the registered nickname whose key is C{key} was
+        checked, from address group C{group}, and was C{right} or not.
+        Nothing to do for one daemon; a brokered fan-out tells the other
+        daemons, whose L{chatd.core.identity.Identity} slows guessing as if
+        the attempt had been theirs.
+        """
+
     def userGone(self, user):
         """
         C{user} has left the server (their rooms were told already).  Nothing

@@ -255,8 +255,10 @@ class Identity:
     def _attemptKeys(self, nick, host):
         # By address group: another address of the same network (an IPv6
         # /64, any loopback address) does not start afresh.
-        group = addressGroup(host)
-        return [(("pair", nickKey(nick), group), self.FREE_ATTEMPTS),
+        return self._groupKeys(nickKey(nick), addressGroup(host))
+
+    def _groupKeys(self, key, group):
+        return [(("pair", key, group), self.FREE_ATTEMPTS),
                 (("address", group), self.ADDRESS_FREE_ATTEMPTS)]
 
     def _delay(self, nick, host):
@@ -279,13 +281,25 @@ class Identity:
                 delay = max(delay, min(self.DELAY_MAX, 2.0 ** doublings))
         return delay
 
-    def _failed(self, nick, host):
+    def triedElsewhere(self, key, group, right):
+        """
+        A password for the nickname whose key is C{key} was checked on
+        another daemon, from address group C{group}: counted here as if
+        checked here, so that several daemons give a guesser no more
+        attempts than one.
+        """
+        if right:
+            self._failures.pop(self._groupKeys(key, group)[0][0], None)
+        else:
+            self._count(key, group)
+
+    def _count(self, key, group):
         now = self._core.clock.seconds()
         if len(self._failures) > self._TABLE_SWEEP:
             self._failures = {k: v for k, v in self._failures.items()
                               if now - v[1] <= self.ATTEMPT_WINDOW}
-        for key, free in self._attemptKeys(nick, host):
-            entry = self._failures.setdefault(key, [0, now])
+        for failureKey, free in self._groupKeys(key, group):
+            entry = self._failures.setdefault(failureKey, [0, now])
             entry[0] += 1
             entry[1] = now
 
@@ -323,12 +337,14 @@ class Identity:
 
         def answered(right):
             self._checking.discard(user)
+            key, group = nickKey(nick), addressGroup(host)
+            self._core.fanout.passwordTried(key, group, bool(right))
             if not right:
-                self._failed(nick, host)
+                self._count(key, group)
                 self._log.info("wrong password for {nick} from {host}", nick=nick,
                                host=host or "-")
                 raise R.WrongPassword(nick)
-            self._failures.pop(self._attemptKeys(nick, host)[0][0], None)
+            self._failures.pop(self._groupKeys(key, group)[0][0], None)
 
         def failed(failure):
             self._checking.discard(user)
