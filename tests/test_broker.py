@@ -1250,6 +1250,43 @@ def test_roomBanPutsOutItsTargetOnEveryDaemon(cluster):
         assert sorted(node.core.rooms["#cb"].members) == ["creator"]
 
 
+def test_creatorBanHoldsOnEveryDaemon(cluster):
+    """
+    A room creator's ban (never stored) holds on the victim's daemon too:
+    the connection it put out stays out under another nickname, a new one
+    under the banned nickname is refused, and once the creator lifts it the
+    victim may come back (found by a trial: only the creator's daemon
+    refused them).
+    """
+    a, b = cluster.nodes
+    creator, victim = login(cluster, a, "creator"), login(cluster, b, "victim")
+    creator.send("/join #cb")
+    cluster.settle()
+    victim.send("/join #cb")
+    cluster.settle()
+    creator.lines(), victim.lines()
+    creator.send("/ban victim 10m bye")
+    cluster.settle()
+    victim.lines()
+    victim.send("/join #cb")
+    cluster.settle()
+    assert victim.lines() == ["!!! you are banned from #cb for 10m more (bye)"]
+    victim.send("/nick other")
+    victim.send("/join #cb")
+    cluster.settle()
+    got = victim.lines()
+    assert "=== you are now other" in got and "!!! you are banned from #cb (bye)" in got, got
+    again = login(cluster, b, "victim")
+    again.send("/join #cb")
+    cluster.settle()
+    assert again.lines()[-1].startswith("!!! you are banned from #cb"), again.lines()
+    creator.send("/unban victim")
+    cluster.settle()
+    again.send("/join #cb")
+    cluster.settle()
+    assert "=== joined #cb" in again.lines()
+
+
 def test_renameRefusedToAnIrcClientKeepsItsNickname(cluster, failures):
     """
     An IRC client whose NICK loses a race to another daemon gets 433, as

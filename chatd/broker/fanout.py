@@ -1110,6 +1110,10 @@ class BrokeredFanout(Fanout):
                 return
             if isinstance(event, events.TopicChanged):
                 room.topic = event.topic
+            elif isinstance(event, events.Banned):
+                core.moderation.creatorBannedElsewhere(room, event)
+            elif isinstance(event, events.Unbanned):
+                core.moderation.creatorUnbannedElsewhere(room, event)
             elif isinstance(event, (events.Muted, events.Unmuted)):
                 # As the core keeps a mute: by connection, account and
                 # nickname.

@@ -392,6 +392,37 @@ class Moderation:
         for ban in bans:
             self.bans.add(ban)
 
+    def creatorBannedElsewhere(self, room, event):
+        """
+        Another daemon's creator of C{room} set the ban C{event}
+        (L{events.Banned}): a creator's ban is never stored, so it is told
+        through the fan-out, and it holds here as on their daemon: for the
+        nickname or address it names, and for whoever it covers here, under
+        any nickname.  (An owner's or operator's ban comes from the shared
+        store: L{storedBanAdded}.)
+        """
+        kind = targetKind(event.target)
+        if kind is None or event.server or room.owner is not None:
+            return
+        now = self._core.clock.seconds()
+        ban = Ban(kind, normalTarget(kind, event.target), room.name,
+                  None if event.duration is None else now + event.duration,
+                  event.reason, event.by, now)
+        self.bans.add(ban)
+        for covered in self._core.users.values():
+            if (_covers(ban, covered) and nickKey(covered.nick) != nickKey(event.by)
+                    and not self.isOperator(covered)):
+                room.expelled[covered] = ban.key
+
+    def creatorUnbannedElsewhere(self, room, event):
+        """
+        Another daemon's creator of C{room} lifted the ban C{event}
+        (L{events.Unbanned}) that L{creatorBannedElsewhere} holds here.
+        """
+        kind = targetKind(event.target)
+        if kind is not None and room.owner is None:
+            self.bans.remove(kind, event.target, room.name)
+
     def storedBanAdded(self, ban):
         """
         Another daemon sharing the account store set C{ban} (or this one's
