@@ -377,19 +377,27 @@ def test_muteHoldsTheNicknameOnEveryDaemon():
     bob = login(cluster, b, "bob")
     op.send("/mute bob")
     cluster.settle()
-    bob.send("/quit")
+    mutedOnReturn(cluster, op, bob, b, "bob")
+
+
+def mutedOnReturn(cluster, op, mutee, node, nick):
+    """
+    C{mutee}, muted in the lobby, quits and comes back on C{node} as
+    C{nick}: still muted, nobody hears them; unmuted by C{op}, heard.
+    """
+    mutee.send("/quit")
     cluster.settle()
-    bob = login(cluster, b, "bob")
+    mutee = login(cluster, node, nick)
     op.lines()
-    bob.send("can you hear me")
+    mutee.send("can you hear me")
     cluster.settle()
-    assert bob.lines() == ["!!! you are muted in #lobby"]
+    assert mutee.lines() == ["!!! you are muted in #lobby"]
     assert op.lines() == []
-    op.send("/unmute bob")
+    op.send(f"/unmute {nick}")
     cluster.settle()
-    bob.send("now?")
+    mutee.send("now?")
     cluster.settle()
-    assert op.lines()[-1] == "#lobby <bob> now?"
+    assert op.lines()[-1] == f"#lobby <{nick}> now?"
 
 
 def test_serverBanAcrossDaemons():
@@ -1129,19 +1137,7 @@ def test_muteKnownToADaemonThatJoinsLate(failures):
     op.send("/mute mutee 10m")
     cluster.settle()
     c = cluster.add("C")
-    mutee.send("/quit")
-    cluster.settle()
-    mutee = login(cluster, c, "mutee")
-    op.lines()
-    mutee.send("can you hear me")
-    cluster.settle()
-    assert mutee.lines() == ["!!! you are muted in #lobby"]
-    assert op.lines() == []
-    op.send("/unmute mutee")
-    cluster.settle()
-    mutee.send("now?")
-    cluster.settle()
-    assert op.lines()[-1] == "#lobby <mutee> now?"
+    mutedOnReturn(cluster, op, mutee, c, "mutee")
     assert failures == []
 
 
