@@ -1505,3 +1505,25 @@ def test_wrongPasswordsSlowGuessingOnEveryDaemon():
     assert "=== you are now reg" in owner.lines()
     # Forgotten on B too: the next attempt there is checked at once.
     assert "!!! wrong password for reg" in attempt(b, "wrong-4-guess").lines()
+
+
+def test_quitShownInEveryRoomOnOtherDaemons(cluster):
+    """
+    A user of one daemon who quits is shown quitting in each of their
+    rooms on the others, not only in the first (found by a re-check trial:
+    a member of their second room on another daemon was never told).
+    """
+    a, b = cluster.nodes
+    qz = login(cluster, a, "qz")
+    lobbyOnly, roomOnly = login(cluster, b, "lobbyonly"), login(cluster, b, "roomonly")
+    for client in (qz, roomOnly):
+        client.send("/join #qroom")
+        cluster.settle()
+    roomOnly.send("/part #lobby")
+    cluster.settle()
+    lobbyOnly.lines(), roomOnly.lines()
+    qz.send("/quit bye")
+    cluster.settle()
+    assert lobbyOnly.lines() == ["-- #lobby qz has quit (bye)"]
+    assert roomOnly.lines() == ["-- #qroom qz has quit (bye)"]
+    assert "qz" not in b.core.users

@@ -198,6 +198,10 @@ class BrokeredFanout(Fanout):
         self._takeovers = set()
         self._awaySaid = {}  # nick key -> the away text the others know
         self._leftAt = {}  # nick key -> own seq of the last "gone" of it
+        # Another daemon's user whose quit from one of their rooms took
+        # them out of the mirror: nick key -> node, until their "gone", so
+        # that their quits from their other rooms are shown too.
+        self._quitting = {}
         self._snapshotDue = None  # since when a snapshot waits for claims
         self._forgotten = {}  # lost node -> {nick key: (nick, room names)}
         self._lifted = {}  # (room key, nick key) -> when its mute was lifted
@@ -994,6 +998,9 @@ class BrokeredFanout(Fanout):
         elif kind == "rename":
             self._mirrorRename(entry["n"], entry["old"], entry["new"])
         elif kind == "gone":
+            key = nickKey(entry["nick"])
+            if self._quitting.get(key) == entry["n"]:
+                del self._quitting[key]
             self._mirrorGone(entry["nick"], entry["n"])
         elif kind == "away":
             user = self.core.users.get(nickKey(entry["nick"]))
@@ -1091,6 +1098,7 @@ class BrokeredFanout(Fanout):
                 if isinstance(user, RemoteUser) and isinstance(event, events.Quit):
                     # Gone from the server: from every room at once, and from
                     # the names, which may be taken next (a ghost).
+                    self._quitting[key] = user.node
                     self._mirrorGone(user.nick, user.node)
                 elif user is not None and room is not None and room.members.get(key) is user:
                     # A local user put out from another daemon (a kick, a
@@ -1175,8 +1183,9 @@ class BrokeredFanout(Fanout):
             if self._stillOurs(key):
                 return False
             if isinstance(event, _LEAVING):
-                # Never known here, or their quit was shown already.
-                return False
+                # Their quit from another of their rooms, read after the
+                # first took them out of the mirror; else never known here.
+                return isinstance(event, events.Quit) and self._quitting.get(key) == node
             if not isinstance(event, events.Joined):
                 self._rejoin(node, key)
             return True
@@ -1453,6 +1462,8 @@ class BrokeredFanout(Fanout):
         C{node} is gone: its users quit, as this daemon's members see it.
         """
         self._nodes.pop(node, None)
+        # (No "gone" will come from it.)
+        self._quitting = {k: n for k, n in self._quitting.items() if n != node}
         forgotten = {}
         if reason == NODE_LOST:
             self._lost.add(node)
