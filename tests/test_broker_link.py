@@ -165,6 +165,28 @@ def test_aClaimWaitingForRedisIsGivenUp():
     assert [xadds(c) for c, _ in protocol.sent] == [[b"later"]]
 
 
+def test_claimsGivenUpMayPublishWhenTold():
+    """
+    Two claims given up together: the fan-out, told of the first, publishes
+    at once (a refused rename sends on what its user said meanwhile), which
+    neither breaks the giving up of the second nor loses the entry (found
+    by a re-check trial: "deque mutated during iteration").
+    """
+    link, clock, target = started()
+    link.claim("gz1", old="ga")
+    link.claim("gz2", old="gb")
+
+    def claimed(nick, won):
+        target.calls.append(("claimed", nick, won))
+        link.publish(len(target.calls), f"after {nick}".encode())
+
+    target.claimed = claimed
+    clock.advance(RedisLink.CLAIM_PATIENCE)
+    assert target.calls == [("claimed", "gz1", None), ("claimed", "gz2", None)]
+    protocol = link._writes.connect()
+    assert [xadds(c) for c, _ in protocol.sent] == [[b"after gz1", b"after gz2"]]
+
+
 def test_stopWritesWhatIsQueuedThenStops():
     """
     stop() writes what is queued and fires once it is answered; without

@@ -526,13 +526,16 @@ class RedisLink:
         if self._stopped is not None or not any(
                 op[0] == "claim" and op[3] < giveUpBefore for op in self._queue):
             return
-        kept = deque()
+        kept, calls = deque(), []
         for op in self._queue:
             if op[0] == "claim" and op[3] < giveUpBefore:
-                _tell(self._writer.giveUp(op))
+                calls += self._writer.giveUp(op)
             else:
                 kept.append(op)
         self._queue = kept
+        # Told once the queue is settled: a refused rename publishes again
+        # what its user said meanwhile, onto the queue.
+        _tell(calls)
 
     # Reading
 
