@@ -904,9 +904,8 @@ def test_renameRaceLoserKeepsNicknameAndRooms(cluster, failures):
     and nobody sees them renamed or leave.
     """
     clients, got = renameRace(cluster)
-    # (The winner is also shown their own rename as a member: finding 9 of
-    # the trial, not this test's business.)
-    assert got["rca"][0] == "=== you are now racex"
+    # The winner is told once, not also as a member of the room.
+    assert got["rca"] == ["=== you are now racex"]
     assert got["rcb"] == ["!!! the nickname racex was taken on another server at the "
                           "same moment; you are still rcb",
                           "-- #lobby rca is now known as racex"]
@@ -983,8 +982,7 @@ def test_renameWhileRedisIsAwayIsRefused(cluster, failures):
     assert bob.lines() == ["#lobby <alice> still me"]
     alice.send("/nick dupe")
     cluster.settle()
-    # (And their own rename as a member: finding 9 of the trial.)
-    assert alice.lines()[0] == "=== you are now dupe"
+    assert alice.lines() == ["=== you are now dupe"]
     assert bob.lines() == ["-- #lobby alice is now known as dupe"]
     assert carol.lines() == ["-- #lobby alice is now known as dupe"]
     assert failures == []
@@ -1422,12 +1420,11 @@ def test_renameUnconfirmedAfterRedisWentAwayIsUndoneEverywhere(cluster, failures
     b.link.write()  # ... which is then given up.
     assert wb.lines() == ["-- #lobby rcb is now known as racex", "#lobby <racex> hi",
                           "-- #lobby racex is now known as rcb"]
-    # (The user is shown their own rename as a member: finding 9 of the
-    # trial; so they are shown it undone too, after being told why.)
+    # The user is told only why: neither the rename nor its undoing comes
+    # back to them as a room event.
     assert rcb.lines() == [
         "!!! the other chat servers cannot be reached to check nicknames; try racex again "
-        "in a moment; you are still rcb",
-        "-- #lobby rcb is now known as racex", "-- #lobby racex is now known as rcb"]
+        "in a moment; you are still rcb"]
     b.link.cut = False
     cluster.settle()
     assert wa.lines() == ["#lobby <rcb> hi"]
@@ -1527,3 +1524,33 @@ def test_quitShownInEveryRoomOnOtherDaemons(cluster):
     assert lobbyOnly.lines() == ["-- #lobby qz has quit (bye)"]
     assert roomOnly.lines() == ["-- #qroom qz has quit (bye)"]
     assert "qz" not in b.core.users
+
+
+def test_ownRenameToldOnceOnACluster(cluster):
+    """
+    A rename is confirmed to its user once: on the line protocol by its
+    reply alone, on IRC by one NICK, and not again as a room event when it
+    comes back from the stream, in each of their rooms (found by a trial:
+    IRC clients got NICK twice).
+    """
+    from chatd.irc.protocol import IrcFactory
+
+    a, b = cluster.nodes
+    watcher = login(cluster, b, "watcher")
+    irc = a.connect(factory=IrcFactory(a.core, a.gate))
+    irc.send("NICK ircy")
+    irc.send("USER ircy 0 * :ircy")
+    irc.send("JOIN #lobby,#two")
+    line = login(cluster, a, "liney")
+    line.send("/join #two")
+    cluster.settle()
+    irc.lines(), line.lines(), watcher.lines()
+    irc.send("NICK ircz")
+    line.send("/nick linez")
+    cluster.settle()
+    assert irc.lines() == [":ircy!~ircy@chatd NICK ircz",
+                           ":liney!~liney@chatd NICK linez"]
+    assert line.lines() == ["=== you are now linez", "-- #lobby ircy is now known as ircz",
+                            "-- #two ircy is now known as ircz"]
+    assert watcher.lines() == ["-- #lobby ircy is now known as ircz",
+                               "-- #lobby liney is now known as linez"]

@@ -667,12 +667,12 @@ class BrokeredFanout(Fanout):
             room.names = None
         for rkey, view in self._view.items():
             if view.get(newKey) is user:
-                # Shown here already, to the user too (Redis went away
-                # before the claim was answered): shown undone.
+                # Shown here already (Redis went away before the claim was
+                # answered): shown undone; the user is told by the refusal.
                 del view[newKey]
                 view[oldKey] = user
                 self._deliverAll(list(view.values()),
-                                 events.Renamed(core.rooms[rkey].name, new, oldNick))
+                                 events.Renamed(core.rooms[rkey].name, new, oldNick), user)
         refusal = events.RenameRefused(new, oldNick, taken)
         for item in self._local:
             if item.user is user and item.event == events.NowKnownAs(oldNick, new):
@@ -1069,6 +1069,11 @@ class BrokeredFanout(Fanout):
         elif view:
             skip = nickKey(event.nick) if leaving or isinstance(event, events.Joined) else None
             actorUser = view.get(nickKey(actorNick)) if actorNick else None
+            if actorUser is None and own and isinstance(event, events.Renamed):
+                # The renamer is in the view under their old nickname until
+                # this entry is applied: told as the actor (the wire formats
+                # confirm a rename once, by NowKnownAs), not as a member.
+                actorUser = stash.get("actor")
             self._deliverAll([u for k, u in view.items() if k != skip], event, actorUser)
         core = self.core
         if isinstance(event, events.Joined):
