@@ -876,10 +876,11 @@ def failures():
     globalLogPublisher.removeObserver(observe)
 
 
-def renameRace(cluster, *after):
+def renameRace(cluster, *after, meanwhile=None):
     """
     rca on A and rcb on B, with a watcher on each, all in #lobby: both ask
-    for the nickname racex at the same moment, rcb then sends C{after}.
+    for the nickname racex at the same moment, rcb then sends C{after}; and
+    C{meanwhile} is called, if given, before anything is read or written.
 
     @return: the clients, and what each was sent, by nickname.
     """
@@ -893,6 +894,8 @@ def renameRace(cluster, *after):
     clients["rcb"].send("/nick racex")
     for line in after:
         clients["rcb"].send(line)
+    if meanwhile is not None:
+        meanwhile()
     cluster.settle()
     return clients, {nick: c.lines() for nick, c in clients.items()}
 
@@ -1210,16 +1213,9 @@ def test_renameRaceLoserDuringASnapshotIsNotShownArriving(cluster, failures):
     nickname they kept, so nobody sees them arrive or leave.
     """
     a, b = cluster.nodes
-    clients = {"wa": login(cluster, a, "wa"), "wb": login(cluster, b, "wb"),
-               "rca": login(cluster, a, "rca"), "rcb": login(cluster, b, "rcb")}
-    for c in clients.values():
-        c.lines()
-    clients["rca"].send("/nick racex")
-    clients["rcb"].send("/nick racex")
-    b.fanout._publishSnapshot()
-    cluster.settle()
+    clients, got = renameRace(cluster, meanwhile=b.fanout._publishSnapshot)
     for watcher in ("wa", "wb"):
-        assert clients[watcher].lines() == ["-- #lobby rca is now known as racex"]
+        assert got[watcher] == ["-- #lobby rca is now known as racex"]
     for node in cluster.nodes:
         assert sorted(node.core.rooms["#lobby"].members) == ["racex", "rcb", "wa", "wb"]
     assert failures == []
