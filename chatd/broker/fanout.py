@@ -406,9 +406,7 @@ class BrokeredFanout(Fanout):
                 nick, key = old
                 for rkey, view in list(self._view.items()):
                     if view.get(key) is user:
-                        room = self.core.rooms.get(rkey) or self.core.kept.get(rkey)
-                        self._publish({"k": "room", "e": events.Quit(
-                            room.name if room else rkey, nick, user.goneBecause or "quit")})
+                        self._publish({"k": "room", "e": self._quitOf(user, rkey, nick)})
                 self._publish({"k": "gone", "nick": nick}, {"user": user})
                 if self._owned.get(key) is user:
                     del self._owned[key]
@@ -421,9 +419,7 @@ class BrokeredFanout(Fanout):
                     del view[key]
                     if not view:
                         del self._view[rkey]
-                    room = self.core.rooms.get(rkey) or self.core.kept.get(rkey)
-                    self._deliverAll(list(view.values()), events.Quit(
-                        room.name if room else rkey, user.nick, user.goneBecause or "quit"))
+                    self._deliverAll(list(view.values()), self._quitOf(user, rkey, user.nick))
             return
         key = nickKey(user.nick)
         pending = key in self._claims
@@ -432,6 +428,14 @@ class BrokeredFanout(Fanout):
         if self._owned.get(key) is user:
             del self._owned[key]
             self.link.release(key)
+
+    def _quitOf(self, user, rkey, nick):
+        """
+        The quit of C{user}, known as C{nick}, from the room of key C{rkey}
+        (gone already, perhaps).
+        """
+        room = self.core.rooms.get(rkey) or self.core.kept.get(rkey)
+        return events.Quit(room.name if room else rkey, nick, user.goneBecause or "quit")
 
     # Publishing
 

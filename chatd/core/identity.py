@@ -288,12 +288,14 @@ class Identity:
         checked here, so that several daemons give a guesser no more
         attempts than one.
         """
+        self._tried(key, group, right)
+
+    def _tried(self, key, group, right):
+        # The right password forgets its pair's wrong ones; a wrong one
+        # counts for the pair and for the address.
         if right:
             self._failures.pop(self._groupKeys(key, group)[0][0], None)
-        else:
-            self._count(key, group)
-
-    def _count(self, key, group):
+            return
         now = self._core.clock.seconds()
         if len(self._failures) > self._TABLE_SWEEP:
             self._failures = {k: v for k, v in self._failures.items()
@@ -339,12 +341,11 @@ class Identity:
             self._checking.discard(user)
             key, group = nickKey(nick), addressGroup(host)
             self._core.fanout.passwordTried(key, group, bool(right))
+            self._tried(key, group, right)
             if not right:
-                self._count(key, group)
                 self._log.info("wrong password for {nick} from {host}", nick=nick,
                                host=host or "-")
                 raise R.WrongPassword(nick)
-            self._failures.pop(self._groupKeys(key, group)[0][0], None)
 
         def failed(failure):
             self._checking.discard(user)
