@@ -301,6 +301,8 @@ def test_whoOfABigRoomIsPaginated():
     """
     /who of a room of more than a page lists a page at a time, sorted, and
     says which page of how many; a small room is listed whole, as before.
+    A page past the last is refused, saying how many there are, rather
+    than shown empty as if the room were.
     """
     server = MemoryServer()
     members = crowd(server, 250)
@@ -312,7 +314,7 @@ def test_whoOfABigRoomIsPaginated():
     alice.send("/who #lobby 3")
     assert alice.lines() == [f"=== #lobby members (250), page 3 of 3: {' '.join(names[200:])}"]
     alice.send("/who 4")
-    assert alice.lines() == ["=== #lobby members (250), page 4 of 3: "]
+    assert alice.lines() == ["!!! #lobby has 250 members, 3 pages of 100: /who #lobby 1 to 3"]
     alice.send("/join #small")
     alice.lines()
     alice.send("/who #small")
@@ -321,6 +323,8 @@ def test_whoOfABigRoomIsPaginated():
     alice.send("/who #small 1")
     assert alice.lines() == ["=== #small members (1), page 1 of 1: m000",
                              "=== #small moderators: m000"]
+    alice.send("/who #small 2")
+    assert alice.lines() == ["!!! #small has 1 member, 1 page of 100: /who #small 1"]
 
 
 def test_ircAndWebShowEachArrival():

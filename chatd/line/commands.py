@@ -97,10 +97,8 @@ def number(text, low, high, usage):
     return int(text)
 
 
-
-
-def _lines(count):
-    return f"{count} line" if count == 1 else f"{count} lines"
+def _count(count, noun):
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _showRoom(conn, room):
@@ -257,7 +255,7 @@ def _part(conn, arg):
 @command("rooms", "", "list the rooms with their member counts and topics", alias="list")
 def _rooms(conn, arg):
     rooms = sorted(conn.session.allRooms(), key=lambda r: roomKey(r.name))
-    conn.reply("1 room" if len(rooms) == 1 else f"{len(rooms)} rooms")
+    conn.reply(_count(len(rooms), "room"))
     for room in rooms:
         conn.reply(f"{room.name} ({len(room.members)}) {room.topic}".rstrip())
 
@@ -276,6 +274,12 @@ def _who(conn, arg):
     room = conn.session.room(words[0]) if words else conn.currentRoom()
     size = wire.WHO_PAGE
     nicks, total = conn.session.roster(room.name, ((page or 1) - 1) * size, size)
+    pages = max(1, -(-total // size))
+    if page is not None and page > pages:
+        # An empty page would read as an empty room.
+        raise LineError(f"{room.name} has {_count(total, 'member')}, "
+                        f"{_count(pages, 'page')} of {size}: /who {room.name} 1"
+                        + (f" to {pages}" if pages > 1 else ""))
     if page is None and total <= size:
         conn.send(wire.encodeLine(wire.members(room.name, nicks)))
     else:
@@ -349,7 +353,7 @@ def _history(conn, arg):
     def header(found):
         if not found:
             return f"{room.name} has no history"
-        return f"{room.name}: the last {_lines(len(found))}"
+        return f"{room.name}: the last {_count(len(found), 'line')}"
 
     conn.showHistory(conn.session.recent(room.name, count), header)
 
@@ -365,7 +369,7 @@ def _search(conn, arg):
     def header(found):
         if not found:
             return f"nothing in your rooms matches {wanted}"
-        return f"{_lines(len(found))} in your rooms with {wanted}, newest first"
+        return f"{_count(len(found), 'line')} in your rooms with {wanted}, newest first"
 
     conn.showHistory(conn.session.search(words, SEARCH_LIMIT), header)
 
@@ -458,7 +462,7 @@ def _bans(conn, arg):
         except LineError:
             raise LineError("usage: /bans [#ROOM]") from None
     bans = conn.session.bans(room)
-    conn.reply("1 ban" if len(bans) == 1 else f"{len(bans)} bans")
+    conn.reply(_count(len(bans), "ban"))
     for ban in bans:
         left = None if ban.until is None else ban.until - conn.factory.gate.clock.seconds()
         until = "until lifted" if left is None else f"for {wire.duration(left)} more"
