@@ -112,8 +112,9 @@ class Options(usage.Options):
          "disconnected.", INT],
         ["send-queue-grace", None, Limits.sendQueueGrace,
          "Seconds a client may stay over --send-queue (a burst it is still "
-         "reading) before it is disconnected; four times --send-queue "
-         "waiting disconnects at once.", FLOAT],
+         "reading) before it is disconnected; more than twice --send-queue "
+         "waiting disconnects at once (the most a client that stops reading "
+         "may cost; see README.md, \"Clients that do not read\").", FLOAT],
         ["flood-rate", None, Limits.floodRate,
          "Lines per second a connection's lines are handled at, sustained; "
          "faster lines wait their turn (nothing is refused).", FLOAT],

@@ -24,7 +24,7 @@ class Limits:
         before it is disconnected.
     @ivar sendQueueGrace: seconds a client may stay over C{sendQueueBytes}
         (a burst it is still reading) before it is disconnected; more than
-        four times C{sendQueueBytes} waiting disconnects at once.
+        twice C{sendQueueBytes} waiting disconnects at once.
     @ivar floodRate: lines per second a connection's lines are handled at,
         sustained; faster lines wait (the server stops reading meanwhile).
     @ivar floodBurst: lines a connection may send at once (a paste) before

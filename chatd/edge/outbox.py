@@ -145,8 +145,12 @@ class Outbox:
         connection is aborted.
     """
 
-    # How far past the limit a burst may go while the grace period runs.
-    BURST_FACTOR = 4
+    # How far past the limit a burst may go while the grace period runs: the
+    # most a reader that stops reading can make us keep (the non-reader of
+    # bench/ is dropped here, within a second), and still room for a turn in
+    # which several people paste into the reader's rooms at once (see
+    # README.md, "Clients that do not read").
+    BURST_FACTOR = 2
 
     __slots__ = ("_transport", "limit", "_clock", "grace", "_overSince", "_paused",
                  "_backlog", "_size", "_closed", "_sealed", "_places", "_released",
