@@ -81,7 +81,11 @@ def roomKey(name: str) -> str:
     """
     The form under which a room name is unique.
     """
-    return _asciiLower(name)
+    key = _asciiLower(name)
+    # The name itself when it is its own key (most are): each line waiting
+    # for the history writer keeps its room's key, and thousands wait
+    # while it is behind.
+    return name if key == name else key
 
 
 def normalRoomName(name: str) -> str:
