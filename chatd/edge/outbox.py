@@ -7,7 +7,7 @@ over in one write at the end of the reactor turn: a line fanned out to a
 thousand members costs a thousand cheap steps, not a thousand trips through
 the transport's C{write}.  Outside a batch a send
 is written at once.  Either way, while the transport holds nothing the bytes
-go straight to the socket (see L{Outbox._write}).
+go straight to the socket (see L{writeNow}).
 
 The outbox registers itself as the transport's push producer: while
 the transport's own buffer is full it is paused, and what arrives meanwhile
@@ -71,6 +71,9 @@ class Coalescer:
                  "_began")
 
     def __init__(self, clock=None):
+        # How many batches are open (sends wait while any is), and the
+        # outboxes with something waiting: L{Outbox.send} reads and adds to
+        # them itself.
         self._depth = 0
         self._waiting = []
         self._clock = clock
@@ -78,13 +81,6 @@ class Coalescer:
         self.observe = None
         self.timer = None
         self._began = None
-
-    @property
-    def active(self):
-        """
-        Whether a batch is open, so that sends should wait for its end.
-        """
-        return self._depth > 0
 
     def __enter__(self):
         if self._depth == 0 and self._began is None and self.observe is not None:
@@ -118,9 +114,6 @@ class Coalescer:
         began, self._began = self._began, None
         if began is not None and self.observe is not None:
             self.observe(self.timer() - began)
-
-    def _wait(self, outbox):
-        self._waiting.append(outbox)
 
 
 class _Place:
@@ -209,12 +202,15 @@ class Outbox:
             # with 1,000 members at 100 lines/s).
             batch = self._batch
             if batch is None:
-                if self._coalescer is not None and self._coalescer.active:
+                # (The coalescer's state read directly: this runs once per
+                # recipient per turn.)
+                coalescer = self._coalescer
+                if coalescer is not None and coalescer._depth:
                     self._batch = data
                     self._batchSize = len(data)
-                    self._coalescer._wait(self)
+                    coalescer._waiting.append(self)
                 else:
-                    self._write(data)
+                    writeNow(self._transport, data)
                 return
             if type(batch) is bytes:
                 self._batch = [batch, data]
@@ -299,10 +295,7 @@ class Outbox:
         # (A large int is an object of its own, kept by every idle outbox.)
         self._batchSize = 0
         if batch and not self._closed:
-            self._write(batch if type(batch) is bytes else b"".join(batch))
-
-    def _write(self, data):
-        writeNow(self._transport, data)
+            writeNow(self._transport, batch if type(batch) is bytes else b"".join(batch))
 
     @property
     def pending(self):
@@ -433,7 +426,13 @@ def writeNow(transport, data):
     order; only what it does not take goes through the transport, whose
     buffering and producer pauses then apply as before.
     """
-    if isinstance(transport, tcp.Connection) and _holdsNothing(transport):
+    # Whether an open TCP transport holds no bytes (only a plain TCP
+    # connection is written around: a TLS one must encrypt first), tested
+    # here rather than in a function of its own: this runs once per
+    # recipient per turn.
+    if (isinstance(transport, tcp.Connection) and not transport._tempDataLen
+            and transport.offset == len(transport.dataBuffer)
+            and transport.connected and not transport.disconnecting):
         try:
             sent = transport.socket.send(data)
         except OSError:
@@ -445,12 +444,3 @@ def writeNow(transport, data):
         data = data[sent:]
     transport.write(data)
 
-
-def _holdsNothing(transport):
-    """
-    Whether an open TCP transport has no bytes waiting to be sent.  (Only a
-    plain TCP connection is written around: a TLS one must encrypt first.)
-    """
-    return (transport._tempDataLen == 0
-            and transport.offset == len(transport.dataBuffer)
-            and transport.connected and not transport.disconnecting)
