@@ -29,3 +29,24 @@ def test_pastTwiceTheLimitDroppedAtOnce():
     assert dropped == [2001]
     assert outbox.pending == 0
 
+
+
+def test_historyFilledWhilePausedCountsAgainstTheCeiling():
+    """
+    History that arrives for a reader whose transport is paused waits in the
+    backlog like any line, and is held against the ceiling as it arrives, not
+    only when someone next says something: a client that never reads and asks
+    for /history again and again in a quiet room is dropped, rather than
+    making the server keep every answer.
+    """
+    transport, clock, dropped = StringTransport(), Clock(), []
+    outbox = Outbox(transport, 1000, onOverflow=dropped.append, clock=clock, grace=5.0)
+    outbox.pauseProducing()
+    place = outbox.hold()
+    outbox.fill(place, b"h" * 1500)
+    assert not transport.disconnecting and dropped == []
+    place = outbox.hold()
+    outbox.fill(place, b"h" * 600)
+    assert transport.disconnecting
+    assert dropped == [2100]
+    assert outbox.pending == 0

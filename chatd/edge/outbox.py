@@ -232,11 +232,7 @@ class Outbox:
             del backlog[-tail:]
             backlog.append(joined)
             self._tail = 0
-        # Only a reader too slow to take its bytes is dropped: what waits
-        # behind a place while the transport could take it waits for us (and
-        # only as long as the place's owner lets it: see
-        # ChatProtocol.showHistory).
-        if self._paused and self._owed() > self.limit and self._overTooLong():
+        if self._readerTooSlow():
             self._overflow()
 
     def hold(self):
@@ -281,6 +277,14 @@ class Outbox:
         self._updateStraight()
         self._size += len(data)
         self._released += self._flush()
+        # What a paused transport cannot take now is the reader's to take,
+        # history as much as any line: held against it at once, not at the
+        # next send (a quiet room may have none, and a client that asks for
+        # /history again and again without reading would make us keep every
+        # answer).
+        if self._readerTooSlow():
+            self._overflow()
+            return
         if not self._places and self._whenFilled is not None:
             then, self._whenFilled = self._whenFilled, None
             then()
@@ -379,6 +383,15 @@ class Outbox:
             self._overSince = None
         self._transport.writeSequence(ready)
         return written
+
+    def _readerTooSlow(self):
+        """
+        Whether the backlog is to be held against its reader now.  Only a
+        reader too slow to take its bytes is dropped: what waits behind a
+        place while the transport could take it waits for us (and only as
+        long as the place's owner lets it: see ChatProtocol.showHistory).
+        """
+        return self._paused and self._owed() > self.limit and self._overTooLong()
 
     def _owed(self):
         """
