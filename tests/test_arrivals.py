@@ -315,6 +315,9 @@ def test_whoOfABigRoomIsPaginated():
     assert alice.lines() == [f"=== #lobby members (250), page 3 of 3: {' '.join(names[200:])}"]
     alice.send("/who 4")
     assert alice.lines() == ["!!! #lobby has 250 members, 3 pages of 100: /who #lobby 1 to 3"]
+    alice.send("/who 0")
+    assert alice.lines() == [
+        "!!! usage: /who [#ROOM] [PAGE], PAGE a number from 1 to 999999999"]
     alice.send("/join #small")
     alice.lines()
     alice.send("/who #small")

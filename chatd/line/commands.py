@@ -87,13 +87,14 @@ def _oneWord(arg, usage):
     return arg
 
 
-def number(text, low, high, usage):
+def number(text, low, high, usage, name="N"):
     """
     The whole number C{text} spells in ASCII digits, from C{low} to
-    C{high}; anything else is a usage error saying so.
+    C{high}; anything else is a usage error saying so, calling it C{name}
+    as C{usage} does.
     """
     if not _NUMBER.match(text) or not low <= int(text) <= high:
-        raise LineError(f"usage: {usage}, N a number from {low} to {high}")
+        raise LineError(f"usage: {usage}, {name} a number from {low} to {high}")
     return int(text)
 
 
@@ -268,7 +269,7 @@ def _who(conn, arg):
     words = arg.split()
     page = None
     if words and _NUMBER.match(words[-1]):
-        page = number(words.pop(), 1, 10 ** 9, usage)
+        page = number(words.pop(), 1, 10 ** 9 - 1, usage, "PAGE")
     if len(words) > 1:
         raise LineError(f"usage: {usage}")
     room = conn.session.room(words[0]) if words else conn.currentRoom()
