@@ -218,6 +218,10 @@ def test_creatorsBansEndWithTheRoom(trust):
     assert "bob" not in trust.members("#free") and bob.connected
     with pytest.raises(R.Banned):
         bob.join("#free")
+    # Named as the room is spelt, however the join spelt it.
+    with pytest.raises(R.Banned) as e:
+        bob.join("#FREE")
+    assert e.value.room == "#free"
     bob.join("#other")
     assert trust.accounts.bans() == []
     alice.part("#free")

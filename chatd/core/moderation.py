@@ -123,7 +123,9 @@ class Moderation:
         """
         if self.isOperator(user) or self.isOwner(user, room):
             return
-        self.checkNotBanned(user.nick, user.host, name, user.account)
+        # (The refusal names the room as it is spelt, not as typed.)
+        self.checkNotBanned(user.nick, user.host, name if room is None else room.name,
+                            user.account)
         if room is None or user not in room.expelled:
             return
         ban = self.bans.get(room.expelled[user], self._core.clock.seconds())
