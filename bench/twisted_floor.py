@@ -138,11 +138,10 @@ def _joined(room, nicks):
         room, nicks[0], nicks[1], len(nicks) - 2)
 
 
-class AggregatedProtocol(basic.LineReceiver):
-    delimiter = b"\n"
-    MAX_LENGTH = 4096
-    nick = None
-    room = None
+class AggregatedProtocol(FloorProtocol):
+    """
+    The floor's lines, answered as issue 18 asks: every method its own.
+    """
 
     def connectionMade(self):
         self.reply = []

@@ -10,15 +10,24 @@ from twisted.internet.testing import StringTransport
 from chatd.edge.outbox import Outbox
 
 
+def _pausedOutbox():
+    """
+    An outbox with a 1,000-byte limit and a 5 s grace period whose transport
+    takes nothing: its transport, clock, the backlogs dropped, and itself.
+    """
+    transport, clock, dropped = StringTransport(), Clock(), []
+    outbox = Outbox(transport, 1000, onOverflow=dropped.append, clock=clock, grace=5.0)
+    outbox.pauseProducing()
+    return transport, clock, dropped, outbox
+
+
 def test_pastTwiceTheLimitDroppedAtOnce():
     """
     However long the grace period, a backlog of more than twice the limit
     drops the reader at once: what a reader that stops reading can make the
     server keep is bounded by that, whatever the others send.
     """
-    transport, clock, dropped = StringTransport(), Clock(), []
-    outbox = Outbox(transport, 1000, onOverflow=dropped.append, clock=clock, grace=5.0)
-    outbox.pauseProducing()
+    transport, clock, dropped, outbox = _pausedOutbox()
     for _ in range(20):
         outbox.send(b"x" * 99 + b"\n")
     assert outbox.pending == 2000
@@ -30,7 +39,6 @@ def test_pastTwiceTheLimitDroppedAtOnce():
     assert outbox.pending == 0
 
 
-
 def test_historyFilledWhilePausedCountsAgainstTheCeiling():
     """
     History that arrives for a reader whose transport is paused waits in the
@@ -39,9 +47,7 @@ def test_historyFilledWhilePausedCountsAgainstTheCeiling():
     for /history again and again in a quiet room is dropped, rather than
     making the server keep every answer.
     """
-    transport, clock, dropped = StringTransport(), Clock(), []
-    outbox = Outbox(transport, 1000, onOverflow=dropped.append, clock=clock, grace=5.0)
-    outbox.pauseProducing()
+    transport, clock, dropped, outbox = _pausedOutbox()
     place = outbox.hold()
     outbox.fill(place, b"h" * 1500)
     assert not transport.disconnecting and dropped == []

@@ -275,7 +275,7 @@ def _who(conn, arg):
     room = conn.session.room(words[0]) if words else conn.currentRoom()
     size = wire.WHO_PAGE
     nicks, total = conn.session.roster(room.name, ((page or 1) - 1) * size, size)
-    pages = max(1, -(-total // size))
+    pages = wire.whoPages(total)
     if page is not None and page > pages:
         # An empty page would read as an empty room.
         raise LineError(f"{room.name} has {_count(total, 'member')}, "

@@ -152,13 +152,21 @@ def members(room: str, nicks) -> str:
     return reply(f"{room} members ({len(names)}): {' '.join(names)}")
 
 
+def whoPages(total: int) -> int:
+    """
+    How many pages of L{WHO_PAGE} list a room of C{total} members (one,
+    however empty).
+    """
+    return max(1, -(-total // WHO_PAGE))
+
+
 def membersPage(room: str, nicks, total: int, page: int) -> str:
     """
     The reply that lists page C{page} (from 1) of C{room}'s C{total}
     members, C{nicks} (sorted already).
     """
-    pages = -(-total // WHO_PAGE)
-    return reply(f"{room} members ({total}), page {page} of {pages}: {' '.join(nicks)}")
+    return reply(f"{room} members ({total}), page {page} of {whoPages(total)}: "
+                 f"{' '.join(nicks)}")
 
 
 def tooManyMembers(room: str, total: int) -> str:
