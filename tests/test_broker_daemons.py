@@ -321,7 +321,11 @@ def test_renameRaceAcrossDaemonsKeepsTheLoser(three):
             t.start()
         for t in threads:
             t.join(10)
-        answers = [client.readLine() for client in (first, second)]
+        # The loser may see the winner's rename before its own refusal: its
+        # /nick can reach its daemon after the rename was announced there.
+        readings = [client.readUntil(lambda l: l.startswith(("=== you are now", "!!! ")))
+                    for client in (first, second)]
+        answers = [reading[-1] for reading in readings]
         won = [i for i, answer in enumerate(answers) if answer == f"=== you are now {nick}"]
         assert len(won) == 1, answers
         loser = 1 - won[0]
@@ -331,6 +335,9 @@ def test_renameRaceAcrossDaemonsKeepsTheLoser(three):
             f"!!! the nickname {nick} was taken on another server at the same moment; "
             f"you are still {kept}"), answers
         renamed = (f"rca{round}", f"rcb{round}")[won[0]]
+        assert readings[won[0]] == [answers[won[0]]]
+        assert readings[loser][:-1] in (
+            [], [f"-- #lobby {renamed} is now known as {nick}"]), readings
         assert watcher.readLine() == f"-- #lobby {renamed} is now known as {nick}"
         (first, second)[loser].send("still here")
         assert watcher.readLine() == f"#lobby <{kept}> still here"
