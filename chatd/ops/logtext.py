@@ -66,33 +66,31 @@ class ClassicText:
         if (type(logFormat) is not str or type(when) is not float or level is None
                 or "log_failure" in event or "log_system" in event
                 or "log_flattened" in event or not _plain(logFormat)):
-            return formatEventAsClassicLogText(event, _rfc3339)
+            # (Its default time format is textFileLogObserver's.)
+            return formatEventAsClassicLogText(event)
         try:
             text = logFormat.format_map(event)
         except BaseException:
             # Twisted's says it could not format the event (it catches
             # everything too).
-            return formatEventAsClassicLogText(event, _rfc3339)
+            return formatEventAsClassicLogText(event)
         if not text:
             return None
-        if not self._from <= when < self._until:
-            return self._line(_rfc3339(when), event, level, text, when)
-        return self._line(self._stamp, event, level, text)
-
-    def _line(self, stamp, event, level, text, when=None):
-        if when is not None:
-            # A new second: its text holds for all of it (time zones change
-            # on whole seconds) but its edges.
-            second = math.floor(when)
-            if second + _EDGE <= when < second + 1 - _EDGE:
-                self._stamp, self._from, self._until = stamp, second + _EDGE, second + 1 - _EDGE
+        stamp = self._stamp if self._from <= when < self._until else self._newSecond(when)
         line = f"{stamp} [{event.get('log_namespace', '-')}#{level.name}] {text}"
         return line.replace("\n", "\n\t") + "\n"
 
-
-def _rfc3339(when):
-    # textFileLogObserver's default time format (formatTime's own default).
-    return formatTime(when)
+    def _newSecond(self, when):
+        """
+        The time text of C{when}, kept for the rest of its second (time zones
+        change on whole seconds) but its edges.  (A C{time.tzset()} in the
+        process, which chatd never makes, would show a second late.)
+        """
+        stamp = formatTime(when)
+        second = math.floor(when)
+        if second + _EDGE <= when < second + 1 - _EDGE:
+            self._stamp, self._from, self._until = stamp, second + _EDGE, second + 1 - _EDGE
+        return stamp
 
 
 def _cells(function):
