@@ -117,7 +117,11 @@ def leanTwistdLog(publisher=globalLogPublisher):
     Called once twistd has begun logging (twistd chooses its observer after
     the service is built, and tells no one which): the observer, its file,
     its rotation and its flush per line stay twistd's; only the formatting,
-    the same bytes, changes.  The list of observers is Twisted's private
+    the same bytes, changes.  (An C{ILogObserver} component on the
+    application, which twistd documents, would replace twistd's choice rather
+    than reuse it: chatd would redo C{--logfile}, C{-n}, rotation and SIGUSR1,
+    and C{chatd.tac} cannot see twistd's options.)  The list of observers is
+    Twisted's private
     C{LogPublisher._observers}; no public call lists them, and without it
     nothing changes (the log is as it was, only dearer).
 
