@@ -120,10 +120,11 @@ def leanTwistdLog(publisher=globalLogPublisher):
     the same bytes, changes.  (An C{ILogObserver} component on the
     application, which twistd documents, would replace twistd's choice rather
     than reuse it: chatd would redo C{--logfile}, C{-n}, rotation and SIGUSR1,
-    and C{chatd.tac} cannot see twistd's options.)  The list of observers is
-    Twisted's private
-    C{LogPublisher._observers}; no public call lists them, and without it
-    nothing changes (the log is as it was, only dearer).
+    and C{chatd.tac} cannot see twistd's options.)  Two details are
+    Twisted's, not its API: the list of observers, C{LogPublisher._observers}
+    (no public call lists them), and the code of C{textFileLogObserver}'s
+    formatting, by which its default is known.  Should either change, nothing
+    is changed: the log is as it was, only dearer.
 
     @return: how many observers were changed.
     """
