@@ -159,6 +159,13 @@ def main(argv=None):
         # The log line of each login is written, as twistd writes it.
         globalLogBeginner.beginLoggingTo([textFileLogObserver(open(os.devnull, "w"))],
                                          redirectStandardIO=False)
+        try:
+            from chatd.ops.logtext import leanTwistdLog
+        except ImportError:
+            pass  # a revision from before chatd formatted twistd's log text
+        else:
+            # As the daemon does once twistd has begun logging.
+            leanTwistdLog()
         print(json.dumps(probe()))
         return
     with tempfile.TemporaryDirectory() as work:

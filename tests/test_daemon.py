@@ -15,6 +15,10 @@ import pytest
 from support import Daemon, LineClient, settle, twistdPath
 
 ROOT = Path(__file__).resolve().parent.parent
+# The login line as twistd's default text observer writes it: local time,
+# RFC 3339, the logger's namespace and level.
+LOGIN_LINE = (r"(?m)^\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{{4}} "
+              r"\[chatd\.core\.chat\.ChatCore#info\] {nick} logged in from 127\.0\.0\.1$")
 
 
 @pytest.fixture(scope="module")
@@ -215,8 +219,9 @@ def test_logNamesEventsNotContents():
         d.stop()
     log = d.logText()
     assert "chatd listening on 127.0.0.1:" in log
-    assert "log_a logged in from 127.0.0.1" in log
-    assert "log_a (127.0.0.1:" in log and "disconnected: quit" in log
+    assert re.search(LOGIN_LINE.format(nick="log_a"), log)
+    assert re.search(r"^\S+ \[chatd\.edge\.connection\.Connection#info\] log_a "
+                     r"\(127\.0\.0\.1:\d+\) disconnected: quit$", log, re.M)
     assert "secret" not in log and "whispered" not in log
 
 
@@ -238,6 +243,52 @@ def test_tacRunsFromCheckout(tmp_path):
     finally:
         result.terminate()
         result.wait(20)
+
+
+PROBE_TAC = """
+import sys
+sys.path.insert(0, {root!r})
+from twisted.application import service
+from twisted.logger import Logger, globalLogPublisher
+from chatd import tap
+
+class Formatters(service.Service):
+    # Started after chatd's services: says how twistd's observers format.
+    def startService(self):
+        Logger().info("formatters: {{names}}", names=sorted(
+            type(getattr(o, "formatEvent", o)).__name__ for o in globalLogPublisher._observers))
+
+config = tap.Options()
+config.parseOptions(["--listen", "tcp:0:interface=127.0.0.1", "--db", "none"])
+application = service.Application("chatd")
+top = tap.makeService(config)
+Formatters().setServiceParent(top)
+top.setServiceParent(application)
+"""
+
+
+@pytest.mark.parametrize("logfile", [False, True])
+def test_twistdsObserverWritesWithChatdsText(tmp_path, logfile):
+    """
+    Under twistd (C{-n}, to standard output or to C{--logfile}), the
+    observer twistd chose formats with chatd's L{ClassicText} once the
+    service has started, and goes on writing where twistd said.
+    """
+    (tmp_path / "probe.tac").write_text(PROBE_TAC.format(root=str(ROOT)))
+    logPath = tmp_path / "chatd.log"
+    command = [twistdPath(), "-n", "--pidfile="]
+    if logfile:
+        command += ["--logfile", str(logPath)]
+    with open(tmp_path / "stdout", "w") as out:
+        process = subprocess.Popen(command + ["-y", "probe.tac"], cwd=tmp_path, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    try:
+        written = logPath if logfile else tmp_path / "stdout"
+        match = _waitFor(written, r"(?m)^\S+ \[\S+\] formatters: (.*)$")
+        assert match.group(1) == "['ClassicText']"
+    finally:
+        process.terminate()
+        process.wait(20)
 
 
 def _waitFor(path, pattern, timeout=20):
@@ -267,6 +318,7 @@ def test_daemonizes(tmp_path):
         client = LineClient(port)
         client.login("daemon_user")
         client.close()
+        _waitFor(logfile, LOGIN_LINE.format(nick="daemon_user"))
     finally:
         os.kill(pid, signal.SIGTERM)
     _waitFor(logfile, r"Server Shut Down")
