@@ -138,29 +138,28 @@ def toRow(event):
     raise TypeError(f"not a room line: {event!r}")
 
 
-def pageRows(fetch, mark, key, count, before, after, oldest, upTo):
+def pageRows(fetch, mark, key, count, before, after, oldest, upTo, firstIdFrom):
     """
     The rows of L{IHistoryStore.page}'s answer, oldest first, from the
     messages table of either database: C{fetch(sql, args, one=False)} runs
     C{sql}, whose parameters are written C{mark}.
 
-    A time bound becomes the id of the first line at or past it (ids and
-    times rise together), found through the time index, so that the range
+    A time bound becomes an id bound: C{firstIdFrom(when, later)} is the id
+    of the first line said at C{when} or later (strictly later with
+    C{later}), or L{None}; ids and times rise together, so that the range
     read itself walks the room's index alone.
     """
     high, low = upTo + 1, 0
     if before is not None:
         if before[0] == "time":
-            row = fetch(f"SELECT id FROM messages WHERE time >= {mark} "
-                        "ORDER BY time LIMIT 1", (before[1],), one=True)
-            high = min(high, row[0]) if row else high
+            first = firstIdFrom(before[1], False)
+            high = min(high, first) if first is not None else high
         else:
             high = min(high, before[1])
     if after is not None:
         if after[0] == "time":
-            row = fetch(f"SELECT id FROM messages WHERE time <= {mark} "
-                        "ORDER BY time DESC LIMIT 1", (after[1],), one=True)
-            low = max(low, row[0]) if row else low
+            first = firstIdFrom(after[1], True)
+            low = max(low, first - 1 if first is not None else upTo)
         else:
             low = max(low, after[1])
     rows = fetch(f"SELECT id, time, room, kind, nick, text FROM messages WHERE room_key = {mark} "
