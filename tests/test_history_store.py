@@ -65,6 +65,20 @@ def test_createsFolderAndKeepsLinesAcrossReopening(backend, calls):
     calls.wait(store.close())
 
 
+def test_appendTakesRoomLinesOnly(backend, calls):
+    """
+    A line that is not a room's is refused when it is appended (on the
+    caller's thread), not later by the writer; a room line's room is found
+    under any spelling at once.
+    """
+    store = backend.history(calls)
+    with pytest.raises(TypeError):
+        store.append(events.PrivatelySaid("al", "bo", "psst", 1000.0))
+    line = said(store, "#Dev", "al", "hello")
+    assert calls.wait(store.recent("#DEV", 5)) == [line]
+    calls.wait(store.close())
+
+
 def test_linesComeBackExactly(backend, calls):
     """
     Whatever a line holds (quotes, backslashes, text that looks like JSON or

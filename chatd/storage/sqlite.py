@@ -24,6 +24,7 @@ import time
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from chatd.core.names import roomKey
 from chatd.storage import HistoryError, IHistoryStore, schema
 from chatd.storage.threaded import (BATCH_WINDOW, BEHIND_BYTES, BEHIND_LINES, MAX_QUERIES,
                                     MAX_REPLAYS, QUERY_SECONDS, ThreadedHistory, pageRows,
@@ -136,6 +137,7 @@ class SQLiteHistory(ThreadedHistory):
         # leave a few with nothing): most joins are to rooms without history,
         # and those need not wait for the reader.
         self._roomsKept = set()
+        self._roomNames = set()
         # Only the writer thread touches these once it runs: the highest id
         # stored and indexed, and whether idle indexing is worth trying.
         self._stored = self._indexed = 0
@@ -183,8 +185,12 @@ class SQLiteHistory(ThreadedHistory):
 
     # ThreadedHistory's hooks
 
-    def _appended(self, row):
-        self._roomsKept.add(row[2])
+    def _appended(self, event):
+        room = event.room
+        if room not in self._roomNames:
+            # Each spelling's key once, not a key per line.
+            self._roomNames.add(room)
+            self._roomsKept.add(roomKey(room))
 
     def _mayHold(self, key):
         return key in self._roomsKept
