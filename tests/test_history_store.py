@@ -12,7 +12,8 @@ import pytest
 
 from chatd.core import events
 from chatd.storage import HistoryError, schema, sqlite as sqliteStore
-from chatd.storage.sqlite import WRITER_CACHE_KIB, SQLiteHistory, firstIdFrom, matchExpression
+from chatd.storage.sqlite import (WRITER_CACHE_KIB, SQLiteHistory, firstIdFrom,
+                                  matchExpression, timeBound)
 
 
 
@@ -232,7 +233,8 @@ def test_firstIdFromFindsTheFirstLineAtOrAfterATime(path):
     The binary search over ids finds the first id said at a time or later
     (strictly later when asked), whatever the gaps in the ids and however
     many lines share a time; L{None} past the last line or in an empty
-    table.
+    table.  A page's upper time bound is that id, its lower one the last
+    id said at the time or earlier.
     """
     connection = schema.connect(path)
     assert firstIdFrom(connection, 0.0) is None
@@ -245,6 +247,9 @@ def test_firstIdFromFindsTheFirstLineAtOrAfterATime(path):
             expected = next((i for i, t in zip(ids, times)
                              if t > when or (t == when and not later)), None)
             assert firstIdFrom(connection, when, later) == expected, (when, later)
+        assert timeBound(connection, when, False) == firstIdFrom(connection, when)
+        assert timeBound(connection, when, True) == max(
+            (i for i, t in zip(ids, times) if t <= when), default=None), when
     connection.close()
 
 

@@ -18,6 +18,7 @@ it can both store and index (and the back-pressure says so), and a search
 never makes the writer catch up on more than that.
 """
 
+import functools
 import sqlite3
 import time
 
@@ -108,6 +109,21 @@ def firstIdFrom(connection, when, later=False):
     return found
 
 
+def timeBound(connection, when, after):
+    """
+    L{chatd.storage.threaded.pageRows}'s id for a time bound: the first line
+    said at C{when} or later, or with C{after} the last said at C{when} or
+    earlier; L{None} if there is none.
+    """
+    if not after:
+        return firstIdFrom(connection, when)
+    later = firstIdFrom(connection, when, later=True)
+    if later is None:
+        return connection.execute("SELECT max(id) FROM messages").fetchone()[0]
+    return connection.execute("SELECT max(id) FROM messages WHERE id < ?",
+                              (later,)).fetchone()[0]
+
+
 @implementer(IHistoryStore)
 class SQLiteHistory(ThreadedHistory):
     """
@@ -137,6 +153,8 @@ class SQLiteHistory(ThreadedHistory):
         # leave a few with nothing): most joins are to rooms without history,
         # and those need not wait for the reader.
         self._roomsKept = set()
+        # The spellings whose keys are in _roomsKept, so that a line's
+        # append folds no name (reactor thread only).
         self._roomNames = set()
         # Only the writer thread touches these once it runs: the highest id
         # stored and indexed, and whether idle indexing is worth trying.
@@ -294,7 +312,7 @@ class SQLiteHistory(ThreadedHistory):
             return cursor.fetchone() if one else cursor.fetchall()
         return [toEvent(row) for row in pageRows(
             fetch, "?", key, count, before, after, oldest, upTo,
-            lambda when, later: firstIdFrom(connection, when, later))]
+            functools.partial(timeBound, connection))]
 
     @staticmethod
     def _lastTopic(connection, key, upTo):

@@ -139,28 +139,28 @@ def toRow(event):
     raise TypeError(f"not a room line: {event!r}")
 
 
-def pageRows(fetch, mark, key, count, before, after, oldest, upTo, firstIdFrom):
+def pageRows(fetch, mark, key, count, before, after, oldest, upTo, timeBound):
     """
     The rows of L{IHistoryStore.page}'s answer, oldest first, from the
     messages table of either database: C{fetch(sql, args, one=False)} runs
     C{sql}, whose parameters are written C{mark}.
 
-    A time bound becomes an id bound: C{firstIdFrom(when, later)} is the id
-    of the first line said at C{when} or later (strictly later with
-    C{later}), or L{None}; ids and times rise together, so that the range
-    read itself walks the room's index alone.
+    A time bound becomes an id bound (ids and times rise together), so that
+    the range read itself walks the room's index alone: C{timeBound(when,
+    after)} is the id of the first line said at C{when} or later, or with
+    C{after} of the last said at C{when} or earlier; L{None} if there is none.
     """
     high, low = upTo + 1, 0
     if before is not None:
         if before[0] == "time":
-            first = firstIdFrom(before[1], False)
-            high = min(high, first) if first is not None else high
+            bound = timeBound(before[1], False)
+            high = min(high, bound) if bound is not None else high
         else:
             high = min(high, before[1])
     if after is not None:
         if after[0] == "time":
-            first = firstIdFrom(after[1], True)
-            low = max(low, first - 1 if first is not None else upTo)
+            bound = timeBound(after[1], True)
+            low = max(low, bound) if bound is not None else low
         else:
             low = max(low, after[1])
     rows = fetch(f"SELECT id, time, room, kind, nick, text FROM messages WHERE room_key = {mark} "
