@@ -5,13 +5,16 @@ hand results back through a stand-in for C{callFromThread} (L{ThreadCalls}),
 which the test runs while it waits.
 """
 
+import os
 import sqlite3
+import sys
+import threading
 import time
 
 import pytest
 
 from chatd.core import events
-from chatd.storage import HistoryError, schema, sqlite as sqliteStore
+from chatd.storage import HistoryError, schema, sqlite as sqliteStore, threaded as threadedStore
 from chatd.storage.sqlite import (WRITER_CACHE_KIB, SQLiteHistory, firstIdFrom,
                                   matchExpression, timeBound)
 
@@ -349,6 +352,23 @@ def test_writerPageCacheIsSmall(path, calls):
     calls.wait(store.close())
     assert seen == [-WRITER_CACHE_KIB]
     assert WRITER_CACHE_KIB < 2000
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="nice values per thread")
+def test_readersYieldToTheReactorAndTheWriterDoesNot(path, calls):
+    """
+    The readers run niced below the reactor thread; the writer, whose work
+    is what the reactor hands it, runs beside it (niced, it fell behind).
+    """
+    store = openStore(path, calls)
+    calls.wait(store.recent("#a", 1))
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    niceness = {thread.name: os.getpriority(os.PRIO_PROCESS, thread.native_id)
+                for thread in threading.enumerate() if thread.name.startswith("chatd-history")}
+    calls.wait(store.close())
+    assert niceness == {"chatd-history-writer": own,
+                        "chatd-history-replay": own + threadedStore.NICENESS,
+                        "chatd-history-query": own + threadedStore.NICENESS}
 
 
 def test_migratesAnOlderSchemaKeepingItsLines(path, calls, tmp_path):

@@ -42,9 +42,11 @@ Every queue has a bound (see the README's table):
   (L{QueryTooSlow}), and a search of more than L{SEARCH_TOKENS} tokens is
   refused before it is queued (L{SearchTooComplex}).
 
-The store's threads run at a lower priority than the reactor thread (on Linux):
-measured on a busy 2-core machine, that kept live delivery at a few
-milliseconds where equal priority let it reach tens.
+The readers run at a lower priority than the reactor thread (on Linux): a
+search may take a while, and live delivery should not wait for it.  The
+writer does not: its work is what the reactor thread hands it, and niced on
+a saturated machine it fell thousands of lines behind, each waiting in
+memory (bench/README.md, session 24), with live delivery no faster.
 
 Why plain threads with queues rather than Twisted's thread pool: the writer's
 batching wants a loop that sees the whole backlog at once, and the pool would
@@ -83,7 +85,7 @@ PRUNE_CHUNK = 5000
 """Rows pruning deletes per transaction, so that lines never wait long."""
 
 NICENESS = 10
-"""How much lower the store's threads run than the reactor thread (Linux)."""
+"""How much lower the readers run than the reactor thread (Linux)."""
 
 BEHIND_LINES = 20_000
 """Lines appended but not yet committed past which reading is paused."""
@@ -201,9 +203,9 @@ def foldedTokens(text):
 def _yieldToTheReactor():
     """
     Lower the calling thread's scheduling priority, so that on a busy machine
-    the reactor thread, which users wait on, gets the processor first: the
-    store's work can wait a few milliseconds, live lines should not.  Linux
-    keeps a nice value per thread; elsewhere this does nothing.
+    the reactor thread, which users wait on, gets the processor first: a
+    read can wait a few milliseconds, live lines should not.  Linux keeps a
+    nice value per thread; elsewhere this does nothing.
     """
     if sys.platform.startswith("linux"):
         try:
@@ -502,7 +504,6 @@ class ThreadedHistory:
     # The writer thread
 
     def _writeLoop(self, connection):
-        _yieldToTheReactor()
         writes, window = self._writes, self._batchWindow
         lastCommit = float("-inf")
         stopping = False
