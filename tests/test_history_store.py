@@ -5,14 +5,18 @@ hand results back through a stand-in for C{callFromThread} (L{ThreadCalls}),
 which the test runs while it waits.
 """
 
+import os
 import sqlite3
+import sys
+import threading
 import time
 
 import pytest
 
 from chatd.core import events
-from chatd.storage import HistoryError, schema, sqlite as sqliteStore
-from chatd.storage.sqlite import WRITER_CACHE_KIB, SQLiteHistory, matchExpression
+from chatd.storage import HistoryError, schema, sqlite as sqliteStore, threaded as threadedStore
+from chatd.storage.sqlite import (WRITER_CACHE_KIB, SQLiteHistory, firstIdFrom,
+                                  matchExpression, timeBound)
 
 
 
@@ -62,6 +66,20 @@ def test_createsFolderAndKeepsLinesAcrossReopening(backend, calls):
     store = backend.history(calls)
     assert calls.wait(store.recent("#dev", 10)) == kept
     assertIdsGoOn(backend, store, kept[-1].id)
+    calls.wait(store.close())
+
+
+def test_appendTakesRoomLinesOnly(backend, calls):
+    """
+    A line that is not a room's is refused when it is appended (on the
+    caller's thread), not later by the writer; a room line's room is found
+    under any spelling at once.
+    """
+    store = backend.history(calls)
+    with pytest.raises(TypeError):
+        store.append(events.PrivatelySaid("al", "bo", "psst", 1000.0))
+    line = said(store, "#Dev", "al", "hello")
+    assert calls.wait(store.recent("#DEV", 5)) == [line]
     calls.wait(store.close())
 
 
@@ -199,6 +217,45 @@ def test_pruneForgetsOlderLinesButNeverReusesIds(backend, calls):
     calls.wait(store.close())
 
 
+def test_pruneNeverForgetsALineSaidSinceItsTime(backend, calls):
+    """
+    Should the clock have gone back, a line said at or after the prune's
+    time is kept even where older lines follow it.
+    """
+    store = backend.history(calls)
+    times = [1.0, 2.0, 50.0, 3.0, 4.0, 60.0, 70.0]
+    lines = [said(store, "#a", "alice", f"line {i}", time=t) for i, t in enumerate(times)]
+    assert calls.wait(store.prune(10.0)) in (2, 4)
+    left = calls.wait(store.recent("#a", 10))
+    assert [e for e in left if e.time >= 10.0] == [lines[2], lines[5], lines[6]]
+    calls.wait(store.close())
+
+
+def test_firstIdFromFindsTheFirstLineAtOrAfterATime(path):
+    """
+    The binary search over ids finds the first id said at a time or later
+    (strictly later when asked), whatever the gaps in the ids and however
+    many lines share a time; L{None} past the last line or in an empty
+    table.  A page's upper time bound is that id, its lower one the last
+    id said at the time or earlier.
+    """
+    connection = schema.connect(path)
+    assert firstIdFrom(connection, 0.0) is None
+    ids = [3, 4, 9, 10, 11, 40, 41, 42, 100, 1000]
+    times = [1.0, 2.0, 2.0, 2.0, 5.0, 5.5, 7.0, 7.0, 9.0, 12.0]
+    connection.executemany(
+        "INSERT INTO messages VALUES (?, ?, '#a', '#a', 'said', 'al', 'x')", zip(ids, times))
+    for when in [0.0, 1.0, 1.5, 2.0, 3.0, 5.0, 5.25, 5.5, 7.0, 8.0, 9.0, 12.0, 13.0]:
+        for later in (False, True):
+            expected = next((i for i, t in zip(ids, times)
+                             if t > when or (t == when and not later)), None)
+            assert firstIdFrom(connection, when, later) == expected, (when, later)
+        assert timeBound(connection, when, False) == firstIdFrom(connection, when)
+        assert timeBound(connection, when, True) == max(
+            (i for i, t in zip(ids, times) if t <= when), default=None), when
+    connection.close()
+
+
 def test_linesStoredButNotYetIndexedAreIndexedLater(path, calls):
     """
     Lines stored but not yet indexed for search when the process died (the
@@ -297,6 +354,23 @@ def test_writerPageCacheIsSmall(path, calls):
     assert WRITER_CACHE_KIB < 2000
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="nice values per thread")
+def test_readersYieldToTheReactorAndTheWriterDoesNot(path, calls):
+    """
+    The readers run niced below the reactor thread; the writer, whose work
+    is what the reactor hands it, runs beside it (niced, it fell behind).
+    """
+    store = openStore(path, calls)
+    calls.wait(store.recent("#a", 1))
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    niceness = {thread.name: os.getpriority(os.PRIO_PROCESS, thread.native_id)
+                for thread in threading.enumerate() if thread.name.startswith("chatd-history")}
+    calls.wait(store.close())
+    assert niceness == {"chatd-history-writer": own,
+                        "chatd-history-replay": own + threadedStore.NICENESS,
+                        "chatd-history-query": own + threadedStore.NICENESS}
+
+
 def test_migratesAnOlderSchemaKeepingItsLines(path, calls, tmp_path):
     """
     A version-1 database (no search) is migrated on open: its lines are kept,
@@ -316,6 +390,33 @@ def test_migratesAnOlderSchemaKeepingItsLines(path, calls, tmp_path):
     calls.wait(store.close())
     connection = sqlite3.connect(path)
     assert connection.execute("PRAGMA user_version").fetchone() == (schema.VERSION,)
+    connection.close()
+
+
+def test_migratingFromVersion5DropsTheTimeIndex(path, calls, tmp_path):
+    """
+    A version-5 database loses its index on the time (version 6) and keeps
+    its lines, found by time bounds, searched and pruned as before.
+    """
+    (tmp_path / "data").mkdir()
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.executescript(";".join(schema.MIGRATIONS[:5]) + ";PRAGMA user_version = 5;")
+    connection.executemany(
+        "INSERT INTO messages VALUES (?, ?, '#a', '#A', 'said', 'alice', ?)",
+        [(id, 1000.0 + id, f"old words {id}") for id in range(1, 11)])
+    connection.execute("UPDATE counters SET value = 10 WHERE name = 'last_id'")
+    connection.close()
+    store = openStore(path, calls)
+    old = [events.Said("#A", "alice", f"old words {id}", 1000.0 + id, id) for id in range(1, 11)]
+    assert calls.wait(store.page("#a", 3, before=("time", 1005.0))) == old[1:4]
+    assert calls.wait(store.search(["#a"], ["old"], 2)) == old[:-3:-1]
+    assert calls.wait(store.prune(1003.0)) == 2
+    calls.wait(store.close())
+    connection = sqlite3.connect(path)
+    assert connection.execute("PRAGMA user_version").fetchone() == (schema.VERSION,)
+    assert connection.execute("SELECT name FROM sqlite_master WHERE type = 'index' "
+                              "AND tbl_name = 'messages' ORDER BY name").fetchall() == [
+        ("messages_by_room",), ("messages_topics",)]
     connection.close()
 
 

@@ -319,9 +319,19 @@ class PostgresHistory(ThreadedHistory):
         return [toEvent(row) for row in reversed(rows)]
 
     def _page(self, holder, key, count, before, after, oldest, upTo):
-        return [toEvent(row) for row in pageRows(
-            lambda sql, args, one=False: self._fetch(holder, sql, args, one), "%s",
-            key, count, before, after, oldest, upTo)]
+        def fetch(sql, args, one=False):
+            return self._fetch(holder, sql, args, one)
+
+        def timeBound(when, after):
+            # Through the time index.
+            row = fetch("SELECT id FROM messages WHERE time <= %s ORDER BY time DESC LIMIT 1"
+                        if after else
+                        "SELECT id FROM messages WHERE time >= %s ORDER BY time LIMIT 1",
+                        (when,), one=True)
+            return row[0] if row else None
+
+        return [toEvent(row) for row in pageRows(fetch, "%s", key, count, before, after,
+                                                  oldest, upTo, timeBound)]
 
     def _lastTopic(self, holder, key, upTo):
         row = self._fetch(holder, "SELECT text, nick, time FROM messages "

@@ -96,6 +96,13 @@ MIGRATIONS = [
     """
     CREATE INDEX messages_topics ON messages (room_key, id) WHERE kind = 'topic';
     """,
+    # 6: no index on the time.  Ids and times rise together, so pruning and
+    # a page's time bounds find their ids by a binary search over the ids
+    # (chatd.storage.sqlite.firstIdFrom); keeping the index up to date cost
+    # about a quarter of the writer's time per stored line.
+    """
+    DROP INDEX messages_by_time;
+    """,
 ]
 
 VERSION = len(MIGRATIONS)

@@ -18,12 +18,14 @@ it can both store and index (and the back-pressure says so), and a search
 never makes the writer catch up on more than that.
 """
 
+import functools
 import sqlite3
 import time
 
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from chatd.core.names import roomKey
 from chatd.storage import HistoryError, IHistoryStore, schema
 from chatd.storage.threaded import (BATCH_WINDOW, BEHIND_BYTES, BEHIND_LINES, MAX_QUERIES,
                                     MAX_REPLAYS, QUERY_SECONDS, ThreadedHistory, pageRows,
@@ -70,6 +72,7 @@ _ROOM_KEYS = """
         SELECT (SELECT min(room_key) FROM messages WHERE room_key > key)
         FROM kept WHERE key IS NOT NULL)
     SELECT key FROM kept WHERE key IS NOT NULL"""
+_FIRST_FROM = "SELECT id, time FROM messages WHERE id >= ? ORDER BY id LIMIT 1"
 _LAST_TOPIC = ("SELECT text, nick, time FROM messages "
                "WHERE room_key = ? AND kind = 'topic' AND id <= ? ORDER BY id DESC LIMIT 1")
 
@@ -80,6 +83,45 @@ def matchExpression(words):
     literally (quoted), never as query syntax.
     """
     return " ".join('"' + word.replace('"', '""') + '"' for word in words)
+
+
+def firstIdFrom(connection, when, later=False):
+    """
+    The id of the first line said at C{when} or later (strictly later with
+    C{later}), or L{None}.
+
+    Ids and times rise together, so this is a binary search over the ids,
+    each step one look-up in the table's own B-tree: no index on the time,
+    which cost a quarter of storing a line (bench/README.md).
+    """
+    low, high = connection.execute("SELECT min(id), max(id) FROM messages").fetchone()
+    found = None
+    while low is not None and low <= high:
+        # Invariant: the answer, if any, is found or in [low, high].
+        middle = (low + high) // 2
+        id, time = connection.execute(_FIRST_FROM, (middle,)).fetchone()
+        if id > high:
+            high = middle - 1
+        elif time > when or (time == when and not later):
+            found, high = id, middle - 1
+        else:
+            low = id + 1
+    return found
+
+
+def timeBound(connection, when, after):
+    """
+    L{chatd.storage.threaded.pageRows}'s id for a time bound: the first line
+    said at C{when} or later, or with C{after} the last said at C{when} or
+    earlier; L{None} if there is none.
+    """
+    if not after:
+        return firstIdFrom(connection, when)
+    later = firstIdFrom(connection, when, later=True)
+    if later is None:
+        return connection.execute("SELECT max(id) FROM messages").fetchone()[0]
+    return connection.execute("SELECT max(id) FROM messages WHERE id < ?",
+                              (later,)).fetchone()[0]
 
 
 @implementer(IHistoryStore)
@@ -111,6 +153,9 @@ class SQLiteHistory(ThreadedHistory):
         # leave a few with nothing): most joins are to rooms without history,
         # and those need not wait for the reader.
         self._roomsKept = set()
+        # The spellings whose keys are in _roomsKept, so that a line's
+        # append folds no name (reactor thread only).
+        self._roomNames = set()
         # Only the writer thread touches these once it runs: the highest id
         # stored and indexed, and whether idle indexing is worth trying.
         self._stored = self._indexed = 0
@@ -158,8 +203,12 @@ class SQLiteHistory(ThreadedHistory):
 
     # ThreadedHistory's hooks
 
-    def _appended(self, row):
-        self._roomsKept.add(row[2])
+    def _appended(self, event):
+        room = event.room
+        if room not in self._roomNames:
+            # Each spelling's key once, not a key per line.
+            self._roomNames.add(room)
+            self._roomsKept.add(roomKey(room))
 
     def _mayHold(self, key):
         return key in self._roomsKept
@@ -236,11 +285,16 @@ class SQLiteHistory(ThreadedHistory):
         # Only indexed lines may be deleted: the trigger takes them out of
         # the index, which must hold them.
         self._index(connection, None)
+        # The oldest lines first, along the ids (there is no index on the
+        # time); the time is checked too, so that should the clock have
+        # gone back, no line said since `before` is deleted.
+        newer = firstIdFrom(connection, before)
+        upTo = self._indexed if newer is None else min(self._indexed, newer - 1)
         with schema.transaction(connection):
             return connection.execute(
                 "DELETE FROM messages WHERE id IN "
-                "(SELECT id FROM messages WHERE time < ? AND id <= ? LIMIT ?)",
-                (before, self._indexed, chunk)).rowcount
+                "(SELECT id FROM messages WHERE id <= ? AND time < ? LIMIT ?)",
+                (upTo, before, chunk)).rowcount
 
     # The reader threads
 
@@ -256,8 +310,9 @@ class SQLiteHistory(ThreadedHistory):
         def fetch(sql, args, one=False):
             cursor = connection.execute(sql, args)
             return cursor.fetchone() if one else cursor.fetchall()
-        return [toEvent(row) for row in pageRows(fetch, "?", key, count, before, after,
-                                                  oldest, upTo)]
+        return [toEvent(row) for row in pageRows(
+            fetch, "?", key, count, before, after, oldest, upTo,
+            functools.partial(timeBound, connection))]
 
     @staticmethod
     def _lastTopic(connection, key, upTo):

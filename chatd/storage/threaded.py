@@ -42,9 +42,11 @@ Every queue has a bound (see the README's table):
   (L{QueryTooSlow}), and a search of more than L{SEARCH_TOKENS} tokens is
   refused before it is queued (L{SearchTooComplex}).
 
-The store's threads run at a lower priority than the reactor thread (on Linux):
-measured on a busy 2-core machine, that kept live delivery at a few
-milliseconds where equal priority let it reach tens.
+The readers run at a lower priority than the reactor thread (on Linux): a
+search may take a while, and live delivery should not wait for it.  The
+writer does not: its work is what the reactor thread hands it, and niced on
+a saturated machine it fell thousands of lines behind, each waiting in
+memory (bench/README.md, session 24), with live delivery no faster.
 
 Why plain threads with queues rather than Twisted's thread pool: the writer's
 batching wants a loop that sees the whole backlog at once, and the pool would
@@ -83,7 +85,7 @@ PRUNE_CHUNK = 5000
 """Rows pruning deletes per transaction, so that lines never wait long."""
 
 NICENESS = 10
-"""How much lower the store's threads run than the reactor thread (Linux)."""
+"""How much lower the readers run than the reactor thread (Linux)."""
 
 BEHIND_LINES = 20_000
 """Lines appended but not yet committed past which reading is paused."""
@@ -116,6 +118,7 @@ REPLAY, QUERY = "replay", "query"
 # A token as SQLite FTS5's unicode61 tokenizer sees one, near enough to count
 # them (and, in PostgreSQL, to make them).
 _TOKEN = re.compile(r"[^\W_]+")
+_ROOM_LINES = frozenset({events.Said, events.Acted, events.TopicChanged})
 _EVENTS = {"said": events.Said, "acted": events.Acted, "topic": events.TopicChanged,
            "notice": functools.partial(events.Said, notice=True)}
 
@@ -138,29 +141,28 @@ def toRow(event):
     raise TypeError(f"not a room line: {event!r}")
 
 
-def pageRows(fetch, mark, key, count, before, after, oldest, upTo):
+def pageRows(fetch, mark, key, count, before, after, oldest, upTo, timeBound):
     """
     The rows of L{IHistoryStore.page}'s answer, oldest first, from the
     messages table of either database: C{fetch(sql, args, one=False)} runs
     C{sql}, whose parameters are written C{mark}.
 
-    A time bound becomes the id of the first line at or past it (ids and
-    times rise together), found through the time index, so that the range
-    read itself walks the room's index alone.
+    A time bound becomes an id bound (ids and times rise together), so that
+    the range read itself walks the room's index alone: C{timeBound(when,
+    after)} is the id of the first line said at C{when} or later, or with
+    C{after} of the last said at C{when} or earlier; L{None} if there is none.
     """
     high, low = upTo + 1, 0
     if before is not None:
         if before[0] == "time":
-            row = fetch(f"SELECT id FROM messages WHERE time >= {mark} "
-                        "ORDER BY time LIMIT 1", (before[1],), one=True)
-            high = min(high, row[0]) if row else high
+            bound = timeBound(before[1], False)
+            high = min(high, bound) if bound is not None else high
         else:
             high = min(high, before[1])
     if after is not None:
         if after[0] == "time":
-            row = fetch(f"SELECT id FROM messages WHERE time <= {mark} "
-                        "ORDER BY time DESC LIMIT 1", (after[1],), one=True)
-            low = max(low, row[0]) if row else low
+            bound = timeBound(after[1], True)
+            low = max(low, bound) if bound is not None else low
         else:
             low = max(low, after[1])
     rows = fetch(f"SELECT id, time, room, kind, nick, text FROM messages WHERE room_key = {mark} "
@@ -201,9 +203,9 @@ def foldedTokens(text):
 def _yieldToTheReactor():
     """
     Lower the calling thread's scheduling priority, so that on a busy machine
-    the reactor thread, which users wait on, gets the processor first: the
-    store's work can wait a few milliseconds, live lines should not.  Linux
-    keeps a nice value per thread; elsewhere this does nothing.
+    the reactor thread, which users wait on, gets the processor first: a
+    read can wait a few milliseconds, live lines should not.  Linux keeps a
+    nice value per thread; elsewhere this does nothing.
     """
     if sys.platform.startswith("linux"):
         try:
@@ -339,19 +341,28 @@ class ThreadedHistory:
     # IHistoryStore, called on the reactor thread
 
     def append(self, event):
-        row = toRow(event)
-        self._appended(row)
-        self._writes.put(row)
+        # The event itself waits for the writer, which makes its row: the
+        # reactor thread does less per line, and a waiting line holds no
+        # tuple of its own (bench/README.md).
+        kind = type(event)
+        if kind is events.TopicChanged:
+            size = len(event.topic)
+        elif kind is events.Said or kind is events.Acted:
+            size = len(event.text)
+        else:
+            raise TypeError(f"not a room line: {event!r}")
+        self._appended(event)
+        self._writes.put(event)
         self._queuedLines += 1
-        self._queuedBytes += len(row[6])
+        self._queuedBytes += size
         if not self._paused and (
                 self._queuedLines - self._doneLines > self._highLines
                 or self._queuedBytes - self._doneBytes > self._highBytes):
             self._fellBehind()
 
-    def _appended(self, row):
+    def _appended(self, event):
         """
-        Called on the reactor thread with each row appended.
+        Called on the reactor thread with each room line appended.
         """
 
     @property
@@ -493,7 +504,6 @@ class ThreadedHistory:
     # The writer thread
 
     def _writeLoop(self, connection):
-        _yieldToTheReactor()
         writes, window = self._writes, self._batchWindow
         lastCommit = float("-inf")
         stopping = False
@@ -519,8 +529,8 @@ class ThreadedHistory:
                 pass
             rows = []
             for item in batch:
-                if type(item) is tuple:
-                    rows.append(item)
+                if type(item) in _ROOM_LINES:
+                    rows.append(toRow(item))
                     continue
                 self._commit(connection, rows)
                 rows = []
