@@ -318,6 +318,7 @@ class ChatCore:
         """
         self._checkNickFree(user, nick)
         self.moderation.checkNotBannedAs(user, nick)
+        self.fanout.nickTaken(nick)
         user.nick = nick
         self.users[nickKey(nick)] = user
         self.logins += 1
@@ -387,6 +388,10 @@ class ChatCore:
         the step a rename and a ghost share.
         """
         old = user.nick
+        # Departures not yet announced under either name are shown before
+        # the change: the user's own parts, a quit of the name's last holder.
+        self.fanout.nickTaken(nick)
+        self.fanout.nickTaken(old)
         del self.users[nickKey(old)]
         self.users[nickKey(nick)] = user
         user.nick = nick
@@ -712,7 +717,7 @@ class ChatCore:
             else:
                 self.moderation.roomGone(room)
         elif event is not None:
-            self.fanout.toRoom(room, event)
+            self.fanout.departed(room, event)
 
     def _newId(self):
         # Taken here, on the reactor thread, so that the event carries it
