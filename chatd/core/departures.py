@@ -25,13 +25,17 @@ one window is shown arriving, then leaving.  Each member left in the room is
 told of each departure exactly once; a member who leaves too before the
 announcement is not.
 
-Unlike arrivals, departures have no window in big rooms: one announcement
-per turn is one send to each member left, and the window's delay would let
-an IRC client hear of a nickname's new holder while still holding its old
-one's QUIT back.  Each room's batch, of one or more, is a
-L{chatd.core.events.Departed}, which each wire format shows as it must (the
-line protocol above a few as one line, IRC one C{PART} or C{QUIT} each, a
-quit once per recipient however many of the batch's rooms they share).
+Unlike arrivals, departures have no window in big rooms: every room's are
+announced in one go, which is what lets IRC show a quit once across rooms
+(a window is a room's), and a mass departure ends by itself, where a storm
+of arrivals (a restart) goes on for as long as logins take.  Each room's
+batch, of one or more, is a L{chatd.core.events.Departed}, which each wire
+format shows as it must (the line protocol above a few as one line, IRC one
+C{PART} or C{QUIT} each, a quit once per recipient however many of the
+batch's rooms they share).
+
+A brokered fan-out (several daemons) has no clock for this and announces
+each departure on its own, in the stream's order, as before.
 """
 
 from chatd.core import events
