@@ -77,8 +77,10 @@ class Departures:
         waiting.append(event)
         self._nicks.add(nickKey(event.nick))
         if self._due is None:
-            # Announced once this turn's other reads are done.
-            self._due = self._clock.callLater(0, self.announce)
+            # Announced once this turn's other reads are done (or before:
+            # the call is kept, and finds nothing, rather than cancelled and
+            # made again for every departure announced early in a turn).
+            self._due = self._clock.callLater(0, self._turnEnded)
 
     def announceIn(self, room):
         """
@@ -96,20 +98,20 @@ class Departures:
         if nickKey(nick) in self._nicks:
             self.announce()
 
+    def _turnEnded(self):
+        self._due = None
+        self.announce()
+
     def announce(self):
         """
         Tell every room's members the departures waiting there, now.
         """
-        if self._due is not None:
-            if self._due.active():
-                self._due.cancel()
-            self._due = None
+        if not self._waiting:
+            return
         # Taken first: a delivery may disconnect its recipient, whose quit
         # waits for the next announcement.
         waiting, self._waiting = self._waiting, {}
         self._nicks = set()
-        if not waiting:
-            return
         self.batches += 1
         batch = self.batches
         tell = self._fanout.toMembers
