@@ -20,9 +20,7 @@ from support import EventWire, Inbox, MemoryServer
 
 @pytest.fixture
 def clock():
-    clock = Clock()
-    clock.advance(1000)
-    return clock
+    return Clock()
 
 
 @pytest.fixture
@@ -51,6 +49,18 @@ def told(user):
     return [e for e in user.outbox.take()
             if isinstance(e, (events.Departed, events.Parted, events.Quit, events.Joined,
                               events.Arrived, events.Said, events.Renamed))]
+
+
+def inLobbyAndDev(core, clock):
+    """
+    Alice and Bob, settled in the lobby and #dev, with nothing left to read.
+    """
+    alice, bob = arrive(core, clock, "alice", "bob")
+    for user in (alice, bob):
+        core.join(user, "#dev")
+    clock.advance(0)
+    told(alice)
+    return alice, bob
 
 
 def quits(room, *nicks, reason="gone"):
@@ -145,11 +155,7 @@ def test_aNicknameTakenAfterItsHolderLeft(core, clock):
     old holder until after the new one's arrival elsewhere would drop the
     newcomer from every channel.
     """
-    alice, bob = arrive(core, clock, "alice", "bob")
-    core.join(alice, "#dev")
-    core.join(bob, "#dev")
-    clock.advance(0)
-    told(alice)
+    alice, bob = inLobbyAndDev(core, clock)
     core.disconnect(bob, "gone")
     newBob = User(Inbox(), EventWire)
     core.claimNick(newBob, "BOB", lobby=False)
@@ -165,11 +171,7 @@ def test_aRenameAfterAPart(core, clock):
     A user who parted one room and is renamed is shown leaving it under
     their old name before anyone sees the new one.
     """
-    alice, bob = arrive(core, clock, "alice", "bob")
-    core.join(alice, "#dev")
-    core.join(bob, "#dev")
-    clock.advance(0)
-    told(alice)
+    alice, bob = inLobbyAndDev(core, clock)
     core.part(bob, "#dev")
     core.rename(bob, "robert")
     assert told(alice) == [
