@@ -370,6 +370,8 @@ class ChatCore:
         if holder is not None and holder is not user:
             self.fanout.toUser(holder, events.Ghosted(holder.nick))
             self.disconnect(holder, "ghosted")
+            # Its rooms see the holder go before anything of the taker's.
+            self.fanout.nickTaken(nick)
             holder.hangUp()
             self._log.info("{by} ghosted {nick}", by=user.nick or "-", nick=nick)
         self.fanout.toUser(user, events.Identified(nick))
