@@ -397,10 +397,17 @@ class Bench:
             result = _expect(gen, "RESULT")
             sampler.stop()
             cpu, wall = daemon.cpu() - cpu0, time.monotonic() - wall0
+            quitUser, quitSystem = daemon.cpuSplit()
         finally:
             gen.stdin.close()
             gen.wait(timeout=30)
+        # The generator's exit closes every client at once, as a network
+        # blip or a proxy restart does: what their departures cost.
+        _settle(daemon)
         out = {**ready, **result}
+        userEnd, systemEnd = daemon.cpuSplit()
+        out["server_quit_cpu_s"] = round(userEnd - quitUser + systemEnd - quitSystem, 3)
+        out["server_quit_user_s"] = round(userEnd - quitUser, 3)
         out["server_cpu_s"] = round(cpu, 3)
         out["settle_s"] = round(settle, 3)
         out["server_join_cpu_s"] = round(joinCpu, 3)
@@ -781,10 +788,12 @@ METRICS = {
     "latency-1000": ["p50_ms", "p99_ms", "lost", "misordered", "server_cpu_share"],
     "idle-10000": ["joined", "logins_in_flight", "join_s", "server_join_cpu_s",
                    "server_join_user_s", "server_join_system_s",
-                   "bytes_per_connection", "server_rss_ready_kb"],
+                   "bytes_per_connection", "server_rss_ready_kb", "server_quit_cpu_s",
+                   "server_quit_user_s"],
     "lobby-5000": ["joined", "logins_in_flight", "join_s", "server_join_cpu_s",
                    "server_join_user_s", "server_join_system_s",
-                   "bytes_per_connection", "server_rss_ready_kb"],
+                   "bytes_per_connection", "server_rss_ready_kb", "server_quit_cpu_s",
+                   "server_quit_user_s"],
     "slow-reader": ["p50_ms", "p99_ms", "lost", "misordered", "server_rss_growth_kb", "slow_dropped",
                     "slow_received"],
     "fanout-1000-web": ["deliveries_per_s", "lost", "misordered", "p50_ms", "p99_ms",

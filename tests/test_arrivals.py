@@ -201,8 +201,11 @@ def test_aDepartureComesAfterTheArrival(core, clock):
     alice, bob, carol = windowOpen(core, clock)
     erin = arrive(core, "erin")
     core.disconnect(erin, "gone")
-    assert received(alice) == [events.Joined("#lobby", "erin"),
-                               events.Quit("#lobby", "erin", "gone")]
+    assert received(alice) == [events.Joined("#lobby", "erin")]
+    # The departure when the turn ends (chatd.core.departures).
+    clock.advance(0)
+    assert received(alice, (events.Departed,)) == [
+        events.Departed("#lobby", (events.Quit("#lobby", "erin", "gone"),), 1)]
     clock.advance(1)
     assert received(alice) == []
 

@@ -520,7 +520,9 @@ def test_event_fields_plain_values():
     for cls in [c for c in vars(events).values() if dataclasses.is_dataclass(c)
                ]:
         args = {f.name: (1.0 if f.type in ("float", "float | None") else
-                         False if f.type == "bool" else 1 if "int" in str(f.type) else "x")
+                         False if f.type == "bool" else
+                         (events.Quit("x", "x", "x"),) if "Quit" in str(f.type) else
+                         1 if "int" in str(f.type) else "x")
                 for f in dataclasses.fields(cls)}
         [(opcode, payload), *close] = readFrames(WebWire.encode(cls(**args)))
         assert opcode == 1 and isinstance(json.loads(payload)["type"], str), cls

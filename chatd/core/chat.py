@@ -318,6 +318,7 @@ class ChatCore:
         """
         self._checkNickFree(user, nick)
         self.moderation.checkNotBannedAs(user, nick)
+        self.fanout.nickTaken(nick)
         user.nick = nick
         self.users[nickKey(nick)] = user
         self.logins += 1
@@ -369,6 +370,8 @@ class ChatCore:
         if holder is not None and holder is not user:
             self.fanout.toUser(holder, events.Ghosted(holder.nick))
             self.disconnect(holder, "ghosted")
+            # Its rooms see the holder go before anything of the taker's.
+            self.fanout.nickTaken(nick)
             holder.hangUp()
             self._log.info("{by} ghosted {nick}", by=user.nick or "-", nick=nick)
         self.fanout.toUser(user, events.Identified(nick))
@@ -387,6 +390,10 @@ class ChatCore:
         the step a rename and a ghost share.
         """
         old = user.nick
+        # Departures not yet announced under either name are shown before
+        # the change: the user's own parts, a quit of the name's last holder.
+        self.fanout.nickTaken(nick)
+        self.fanout.nickTaken(old)
         del self.users[nickKey(old)]
         self.users[nickKey(nick)] = user
         user.nick = nick
@@ -712,7 +719,7 @@ class ChatCore:
             else:
                 self.moderation.roomGone(room)
         elif event is not None:
-            self.fanout.toRoom(room, event)
+            self.fanout.departed(room, event)
 
     def _newId(self):
         # Taken here, on the reactor thread, so that the event carries it

@@ -115,6 +115,23 @@ class Quit:
 
 
 @dataclass(frozen=True, slots=True)
+class Departed:
+    """
+    Users left C{room}, in this order, and are announced together (see
+    L{chatd.core.departures}): each of C{departures} (a L{Parted} or a
+    L{Quit}) as it would show alone.
+    """
+
+    room: str
+    departures: tuple[Parted | Quit, ...]
+    batch: int = 0
+    """The number of the announcement it is part of: the departures of every
+    room announced in one go share it, so that a wire format that shows a
+    quit once however many rooms it is told for (IRC) can drop the
+    repeats."""
+
+
+@dataclass(frozen=True, slots=True)
 class Renamed:
     room: str
     old: str

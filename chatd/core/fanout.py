@@ -19,6 +19,7 @@ from operator import attrgetter
 
 from chatd.core import events
 from chatd.core.arrivals import Arrivals
+from chatd.core.departures import Departures
 
 _wireOf = attrgetter("wire")
 
@@ -47,15 +48,18 @@ class Fanout:
     deliveries = 0
     sentBytes = 0
     arrivals = None
+    departures = None
 
     def __init__(self, clock=None):
         """
         @param clock: an L{IReactorTime} to announce each room's arrivals
-            together (L{chatd.core.arrivals}), or L{None} to announce each
-            as it happens.
+            together (L{chatd.core.arrivals}) and its departures
+            (L{chatd.core.departures}), or L{None} to announce each as it
+            happens.
         """
         if clock is not None:
             self.arrivals = Arrivals(clock, self)
+            self.departures = Departures(clock, self)
 
     def arrived(self, room, user):
         """
@@ -63,8 +67,32 @@ class Fanout:
         """
         if self.arrivals is None:
             self.toRoom(room, events.Joined(room.name, user.nick))
+            return
+        # The members are told of those who left before the newcomer came,
+        # and the newcomer is not.
+        self.departures.announceIn(room)
+        self.arrivals.arrive(room, user)
+
+    def departed(self, room, event):
+        """
+        Tell C{room}'s members C{event}: the part, quit or kick of someone
+        no longer among them.  A part or a quit is announced with the
+        others of its turn (L{chatd.core.departures}); a kick, a
+        moderator's doing, at once.
+        """
+        if self.departures is None or type(event) is events.Kicked:
+            self.toRoom(room, event)
         else:
-            self.arrivals.arrive(room, user)
+            self.departures.depart(room, event)
+
+    def nickTaken(self, nick):
+        """
+        Someone is taking the nickname C{nick}: its old holder's departures
+        not yet announced are announced now, before anything of the new
+        holder's.
+        """
+        if self.departures is not None:
+            self.departures.announceOf(nick)
 
     def announceArrivals(self, room):
         """
@@ -76,8 +104,19 @@ class Fanout:
     def toRoom(self, room, event, actor=None):
         """
         Deliver C{event} to every member of C{room}; C{actor}, if a member,
-        gets its own confirmation of it instead.  Arrivals not yet announced
-        there are announced first (L{chatd.core.arrivals}).
+        gets its own confirmation of it instead.  The arrivals and departures
+        not yet announced there are announced first (L{chatd.core.arrivals},
+        L{chatd.core.departures}).
+        """
+        if self.arrivals is not None:
+            self.arrivals.announce(room)
+            self.departures.announceIn(room)
+        self.toMembers(room, event, actor)
+
+    def toMembers(self, room, event, actor=None):
+        """
+        Deliver C{event} to every member of C{room} as L{toRoom} does, with
+        nothing announced first.
 
         The members are walked one wire format at a time
         (L{chatd.core.members.Members.byWire}): each format's bytes are
@@ -85,8 +124,6 @@ class Fanout:
         recipient, and counted with one multiplication, however the formats
         are mixed in the room.
         """
-        if self.arrivals is not None:
-            self.arrivals.announce(room)
         # A snapshot: a delivery may disconnect its recipient, which changes
         # the groups being walked.
         groups = [(wire, tuple(users.values()))

@@ -53,7 +53,8 @@ class IrcOutbox:
     What the fan-out sees as an IRC user's outbox: renders the events told to
     this user alone (L{Personal}), and drops the second copy of a QUIT or
     NICK line (L{Once}: the core tells a quit or a rename once per room the
-    recipient shares with the quitter), then passes the bytes on to the
+    recipient shares with the quitter, one room after the other, and the
+    departures of a turn room after room), then passes the bytes on to the
     connection's outbox.  A plain line costs one type check.
     """
 
@@ -87,10 +88,7 @@ class IrcOutbox:
                 if not data:
                     return b""
             elif kind is Once:
-                if data == self._previous:
-                    return b""
-                # The outbox tells its batches from plain bytes by type.
-                data = bytes(data)
+                return self._once(data)
             elif kind is AwayLine:
                 if data.capability not in self._protocol.caps:
                     return b""
@@ -101,6 +99,26 @@ class IrcOutbox:
                 data = self._protocol.wire.encode(data.event)
         self._previous = data
         return data
+
+    def _once(self, data):
+        """
+        The bytes of C{data}, a L{Once}, less what this recipient was just
+        shown of it: the same QUIT or NICK for another room, or the quits
+        in another room's departures of the same batch.
+        """
+        previous = self._previous
+        if data.batch is None:
+            if data == previous:
+                return b""
+        elif type(previous) is Once and previous.batch == data.batch:
+            # A departure's QUIT is the same line in each room it is told in.
+            told = previous.told or (previous,)
+            lines = [line for line in data.lines
+                     if not any(line in once.shown for once in told)]
+            self._previous = Once((), data.batch, told + (data,))
+            return b"".join(lines)
+        self._previous = data
+        return data.plain
 
 
 class IrcProtocol(PacedLineReceiver):

@@ -18,6 +18,7 @@ them as L{Personal} bytes, which the recipient's connection renders
 
 import dataclasses
 from datetime import datetime, timezone
+from functools import cached_property
 
 from chatd.core import events
 from chatd.core.names import nickKey
@@ -66,11 +67,36 @@ class Echo(Personal):
 
 class Once(bytes):
     """
-    A line a recipient should see once even when the core tells it once per
-    room they share (a QUIT, a NICK): see L{chatd.irc.protocol.IrcOutbox}.
+    Lines a recipient should see once even when the core tells them once per
+    room they share with the user concerned (a QUIT, a NICK): see
+    L{chatd.irc.protocol.IrcOutbox}, which drops those it has just shown.
+
+    @ivar plain: the same bytes as a plain C{bytes}, made once for every
+        recipient (the outbox tells its batches from plain bytes by type).
+    @ivar lines: the lines, one by one.
+    @ivar batch: for a room's departures announced together, the number of
+        the announcement (L{events.Departed.batch}), which tells other
+        rooms' departures in it; else L{None}.
+    @ivar told: the departures of C{batch} a recipient was shown, room
+        after room, when this stands for them (L{IrcOutbox}); else L{None}.
     """
 
-    __slots__ = ()
+    def __new__(cls, lines, batch=None, told=None):
+        plain = b"".join(lines)
+        self = super().__new__(cls, plain)
+        self.plain = plain
+        self.lines = lines
+        self.batch = batch
+        self.told = told
+        return self
+
+    @cached_property
+    def shown(self):
+        """
+        The lines as a set: made for the recipients it is shown to after
+        another room's departures of its batch, once for all of them.
+        """
+        return frozenset(self.lines)
 
 
 def serverTime(time: float) -> str:
@@ -324,8 +350,12 @@ _ROOM_LINES = {
     events.Arrived: lambda w, e: b"".join(_ROOM_LINES[events.Joined](w, events.Joined(e.room, n))
                                           for n in e.nicks),
     events.Parted: _part,
-    events.Quit: lambda w, e: Once(_quit(w, e)),
-    events.Renamed: lambda w, e: Once(_renamed(w, e)),
+    events.Quit: lambda w, e: Once((_quit(w, e),)),
+    # One PART or QUIT each, a quit once however many of the batch's rooms
+    # the recipient shares with its user.
+    events.Departed: lambda w, e: Once(tuple(
+        (_part if type(d) is events.Parted else _quit)(w, d) for d in e.departures), e.batch),
+    events.Renamed: lambda w, e: Once((_renamed(w, e),)),
     events.TopicChanged: _from(_nick, "TOPIC", _room, lambda e: e.topic, stored=True),
     events.Kicked: _from(_by, "KICK", _room, _nick, lambda e: e.reason or e.by),
     events.Banned: _mode("+b", lambda e: e.target),

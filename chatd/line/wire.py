@@ -11,6 +11,9 @@ characters:
                                     and moderators' kicks, bans and mutes
     -- #lobby ann, bob and 48 others have joined
                                     many arrivals at once (see L{AGGREGATE_FROM})
+    -- #lobby ann, bob and 48 others have quit (Connection lost)
+                                    many departures at once: "have left" when
+                                    some parted; a reason when all gave it
     -!- Welcome to chatd            a notice from the server
     !!! no such user: carol         an error: your last line was refused
     === joined #lobby               a reply to your command
@@ -138,6 +141,22 @@ def _arrivedLines(e):
     return f"-- {e.room} {nicks[0]}, {nicks[1]} and {len(nicks) - 2} others have joined"
 
 
+def _departedLines(e):
+    """
+    Departures announced together (chatd.core.departures): as many lines
+    as arrivals would be, the aggregate saying "quit" when they all quit,
+    "left" when some parted, and a reason when every one gave the same.
+    """
+    gone = e.departures
+    if len(gone) < AGGREGATE_FROM:
+        return "\r\n".join(_FORMATS[type(d)](d) for d in gone)
+    verb = "quit" if all(type(d) is events.Quit for d in gone) else "left"
+    reasons = {d.reason for d in gone}
+    reason = _reason(reasons.pop()) if len(reasons) == 1 else ""
+    return (f"-- {e.room} {gone[0].nick}, {gone[1].nick} and {len(gone) - 2} others "
+            f"have {verb}{reason}")
+
+
 # A room's members are listed this many at a time: all of them on entering
 # a room of at most this many, and a page of /who in a bigger one.
 WHO_PAGE = 100
@@ -207,6 +226,7 @@ _FORMATS = {
     events.Arrived: _arrivedLines,
     events.Parted: _partLine,
     events.Quit: _quitLine,
+    events.Departed: _departedLines,
     events.Renamed: lambda e: f"-- {e.room} {e.old} is now known as {e.new}",
     events.TopicChanged: _topicLine,
     events.Kicked: lambda e: f"-- {e.room} {e.nick} was kicked by {e.by}{_reason(e.reason)}",

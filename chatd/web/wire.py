@@ -183,6 +183,9 @@ class WebWire:
             # a browser follows them as it follows one.
             return b"".join(message(fields(events.Joined(event.room, nick)))
                             for nick in event.nicks)
+        if type(event) is events.Departed:
+            # Departures announced together: the frame of each, likewise.
+            return b"".join(message(fields(departure)) for departure in event.departures)
         data = message(fields(event))
         code = _CLOSE_CODES.get(type(event))
         return data if code is None else data + closeFrame(code)
