@@ -124,8 +124,9 @@ class Coalescer:
 
     def _flushAll(self):
         self._scheduled = None
-        # In the order each outbox was first sent something; writing one
-        # cannot add another, but loop in case a later change makes it so.
+        # A list at a time, each in the order its outboxes were first sent
+        # something (what an outbox is sent once written to waits in the
+        # next); without a clock, every list at once.
         left = _ALL if self._clock is None else FLUSH_SLICE
         while left:
             writing, written = self._writing, self._written
