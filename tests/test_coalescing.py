@@ -7,7 +7,7 @@ of the reactor turn), in order, without loosening the slow-reader bound.
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 
-from chatd.edge.outbox import FLUSH_BYTES, Coalescer, Outbox
+from chatd.edge.outbox import FLUSH_BYTES, FLUSH_SLICE, Coalescer, Outbox
 
 
 class CountingTransport(StringTransport):
@@ -126,3 +126,55 @@ def test_clockedBatchWaitsForTheTurnsEnd():
     assert transport.writes == []
     clock.advance(0)
     assert transport.writes == [b"one\ntwo\nthree\n"]
+
+
+class Turns:
+    """
+    A clock whose calls for "now" run at the next reactor turn, as the
+    reactor's do (L{Clock} runs those added while it runs, too).
+    """
+
+    def __init__(self):
+        self.calls = []
+
+    def callLater(self, delay, f, *args):
+        self.calls.append((f, args))
+        return f
+
+    def turn(self):
+        calls, self.calls = self.calls, []
+        for f, args in calls:
+            f(*args)
+
+
+def test_clockedFlushWritesASliceAtATimeReadingBetween():
+    """
+    With a clock, a turn's output is written FLUSH_SLICE outboxes at a time,
+    one reactor turn each: what is read in between joins the batches of the
+    outboxes not yet written to (one write for both lines) and waits behind
+    the rest for those already written to; every outbox gets every line once,
+    in order.
+    """
+    clock = Turns()
+    coalescer = Coalescer(clock)
+    transports = [CountingTransport() for _ in range(FLUSH_SLICE + 2)]
+    outboxes = [Outbox(t, 1024, coalescer=coalescer) for t in transports]
+    with coalescer:
+        for outbox in outboxes:
+            outbox.send(b"one\n")
+    clock.turn()
+    assert [t.writes for t in transports] == [[b"one\n"]] * FLUSH_SLICE + [[]] * 2
+    # A read between slices, then a send outside any batch.
+    with coalescer:
+        for outbox in outboxes:
+            outbox.send(b"two\n")
+    outboxes[-1].send(b"three\n")
+    outboxes[0].send(b"three\n")
+    clock.turn()
+    assert transports[-1].writes == [b"one\ntwo\nthree\n"]
+    assert transports[0].writes == [b"one\n", b"two\nthree\n"]
+    assert transports[FLUSH_SLICE - 1].writes == [b"one\n"]
+    clock.turn()
+    assert transports[FLUSH_SLICE - 1].writes == [b"one\n", b"two\n"]
+    assert [t.value() for t in transports[1:-2]] == [b"one\ntwo\n"] * (FLUSH_SLICE - 1)
+    assert not clock.calls

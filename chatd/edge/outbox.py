@@ -49,6 +49,12 @@ FLUSH_BYTES = 64 * 1024
 # once the reader is gone.
 COMPACT_SENDS = 256
 
+# With a clock, a turn's output is written this many outboxes at a time (about
+# a millisecond of sends on loopback), the reactor reading in between: see
+# Coalescer.
+FLUSH_SLICE = 128
+_ALL = float("inf")
+
 
 class Coalescer:
     """
@@ -61,14 +67,22 @@ class Coalescer:
     of the turn (several senders talking to the same room) joins the same
     batches: one C{send} per recipient per turn.
 
+    With a clock the writing goes L{FLUSH_SLICE} outboxes at a time, and the
+    reactor reads between slices: a line that arrives while a line to a
+    thousand members is being written (10 ms of sends) is read at once, not
+    after them, and joins the batches of the members not yet written to, who
+    then get both lines in one C{send}.  Each outbox's bytes still go out in
+    the order sent (what it is sent while it waits joins its batch; once
+    written, it waits in the next list).
+
     @ivar clock: an L{IReactorTime}, or L{None}.
     @ivar observe: L{None}, or called (by the metrics) with the seconds from
-        the start of the first read whose output a flush writes to the end
-        of that flush, read from C{timer}.
+        the start of the first read whose output a list of outboxes holds to
+        the end of that list's writing, read from C{timer}.
     """
 
     __slots__ = ("_depth", "_waiting", "_clock", "_scheduled", "observe", "timer",
-                 "_began")
+                 "_began", "_writing", "_written", "_writingBegan")
 
     def __init__(self, clock=None):
         # How many batches are open (sends wait while any is), and the
@@ -81,6 +95,11 @@ class Coalescer:
         self.observe = None
         self.timer = None
         self._began = None
+        # The list being written, slice by slice: how far, and when the
+        # first read whose output it holds began.
+        self._writing = ()
+        self._written = 0
+        self._writingBegan = None
 
     def __enter__(self):
         if self._depth == 0 and self._began is None and self.observe is not None:
@@ -98,20 +117,42 @@ class Coalescer:
                     # A call for "now" runs when the reactor has handled
                     # every read it was told about.
                     self._scheduled = self._clock.callLater(0, self._flushAll)
-            elif self._scheduled is None:
-                # Nothing to write: nothing to time.
+            else:
+                # Nothing waiting: nothing to time.
                 self._began = None
         return False
 
     def _flushAll(self):
         self._scheduled = None
-        # In the order each outbox was first sent something; writing one
-        # cannot add another, but loop in case a later change makes it so.
-        while self._waiting:
-            waiting, self._waiting = self._waiting, []
-            for outbox in waiting:
+        # A list at a time, each in the order its outboxes were first sent
+        # something (what an outbox is sent once written to waits in the
+        # next); without a clock, every list at once.
+        left = _ALL if self._clock is None else FLUSH_SLICE
+        while left:
+            writing, written = self._writing, self._written
+            if written == len(writing):
+                self._timeWritten()
+                if not self._waiting:
+                    return
+                writing, self._waiting, written = self._waiting, [], 0
+                self._writing, self._writingBegan, self._began = writing, self._began, None
+            end = min(len(writing), written + left)
+            for outbox in writing[written:end]:
                 outbox.flush()
-        began, self._began = self._began, None
+            left -= end - written
+            self._written = end
+        if self._written < len(self._writing) or self._waiting:
+            # The rest after the reactor has read what arrived meanwhile.
+            self._scheduled = self._clock.callLater(0, self._flushAll)
+        else:
+            self._timeWritten()
+
+    def _timeWritten(self):
+        """
+        The list being written is written: let it go, and time it.
+        """
+        began, self._writingBegan = self._writingBegan, None
+        self._writing, self._written = (), 0
         if began is not None and self.observe is not None:
             self.observe(self.timer() - began)
 

@@ -6,8 +6,8 @@ once per event in plain integers (L{chatd.edge.gate.Counts}, the fan-out's
 C{deliveries} and C{sentBytes}, the core's C{logins}), and
 L{ChatCollector} reads them, and the gauges (connections, rooms, the history
 writer's backlog), only when Prometheus scrapes.  Only the histograms are
-observed as things happen, and none per delivery: once per reactor turn that
-writes (delivery latency), per history commit (in the writer thread), and
+observed as things happen, and none per delivery: once per list of writes
+(delivery latency: see L{chatd.edge.outbox.Coalescer}), per history commit (in the writer thread), and
 twice a second (reactor lag).
 
 The page is rendered on the reactor thread, unlike
@@ -162,7 +162,7 @@ class Metrics:
         self.deliveryLatency = Histogram(
             "chatd_delivery_latency_seconds",
             "From the start of handling a read of input to the end of the writes it "
-            "caused, per reactor turn (the turn's first read, so its slowest line)",
+            "caused, per list of writes (its first read, so its slowest line)",
             buckets=FAST_BUCKETS, registry=self.registry)
         self.reactorLag = Histogram(
             "chatd_reactor_lag_seconds",
