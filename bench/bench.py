@@ -154,6 +154,10 @@ def main(argv=None):
                         help="py-spy record chatd during each of its runs, into this folder")
     parser.add_argument("--profile-rate", type=int, default=200, metavar="HZ",
                         help="py-spy's samples per second with --profile (default 200)")
+    parser.add_argument("--pin", type=lambda v: tuple(int(c) for c in v.split(",")),
+                        metavar="SERVER,LOADGEN",
+                        help="run the server on CPU SERVER and the load generator on CPU "
+                             "LOADGEN (e.g. 1,0), during each run's measured load")
     options = parser.parse_args(argv)
 
     _raiseFileLimit()
@@ -377,6 +381,14 @@ class Bench:
         userStart, systemStart = daemon.cpuSplit()
         gen = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                text=True, bufsize=1)
+        if self.options.pin:
+            # The server's main thread and the load generator each on a core of
+            # their own: the scheduler then cannot run one on the other's core
+            # when a write wakes it (see README.md, "Departures").
+            serverCore, genCore = self.options.pin
+            os.sched_setaffinity(daemon.process.pid, {serverCore})
+            os.sched_setaffinity(gen.pid, {genCore})
+        switches0 = _switches(daemon)
         try:
             ready = _expect(gen, "READY")
             if flooder:
@@ -390,6 +402,7 @@ class Bench:
             rssReady = daemon.rss()
             cpu0, wall0 = daemon.cpu(), time.monotonic()
             joinCpu = cpu0 - cpuStart
+            switches1 = _switches(daemon)
             user, system = daemon.cpuSplit()
             sampler = PeakSampler(daemon)
             gen.stdin.write("go\n")
@@ -411,6 +424,8 @@ class Bench:
         out["server_cpu_s"] = round(cpu, 3)
         out["settle_s"] = round(settle, 3)
         out["server_join_cpu_s"] = round(joinCpu, 3)
+        out["server_join_voluntary_switches"] = switches1[0] - switches0[0]
+        out["server_join_preempted"] = switches1[1] - switches0[1]
         # The kernel's share (system time): the sockets' work, which any
         # server does; the rest is the server's own.
         out["server_join_user_s"] = round(user - userStart, 3)
@@ -446,6 +461,17 @@ def export(rev, work):
                              check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
     return source
+
+
+def _switches(daemon):
+    """
+    The server's voluntary and involuntary (preempted) context switches so
+    far, from /proc.
+    """
+    fields = dict(line.split(":\t") for line in
+                  Path(f"/proc/{daemon.process.pid}/status").read_text().splitlines()
+                  if "ctxt_switches" in line)
+    return int(fields["voluntary_ctxt_switches"]), int(fields["nonvoluntary_ctxt_switches"])
 
 
 def _settle(daemon, quiet=0.2, limit=10):
@@ -788,6 +814,7 @@ METRICS = {
     "latency-1000": ["p50_ms", "p99_ms", "lost", "misordered", "server_cpu_share"],
     "idle-10000": ["joined", "logins_in_flight", "join_s", "server_join_cpu_s",
                    "server_join_user_s", "server_join_system_s",
+                   "server_join_voluntary_switches", "server_join_preempted",
                    "bytes_per_connection", "server_rss_ready_kb", "server_quit_cpu_s",
                    "server_quit_user_s"],
     "lobby-5000": ["joined", "logins_in_flight", "join_s", "server_join_cpu_s",
