@@ -982,3 +982,30 @@ def test_creatorCannotLiftAnOperatorsMuteOfANickname(trust):
     clear(op)
     dave.say("#free", "free")
     assert op.outbox.take() == [events.Said("#free", "dave", "free", 1000.0)]
+
+
+def test_mutedMembersLeaveWithoutAWord(trust):
+    """
+    A muted member's part and quit reasons are not heard in the room that
+    mutes them (else /part TEXT and /join again would be their voice there),
+    and are in a room that does not; reasons the server gives still show.
+    """
+    op = trust.arrive("op", password="op-password")
+    bob, carol = trust.arrive("bob"), trust.arrive("carol")
+    for user in (op, bob, carol):
+        user.join("#side")
+    op.mute("#lobby", "bob", 600)
+    clear(op, bob, carol)
+    bob.part("#lobby", "buy my stuff")
+    bob.join("#lobby")
+    assert carol.outbox.take() == [events.Parted("#lobby", "bob", ""),
+                                   events.Joined("#lobby", "bob")]
+    bob.quit("buy it now", said=True)
+    # (#lobby joined again last: the user's rooms in the order joined.)
+    assert carol.outbox.take() == [events.Quit("#side", "bob", "buy it now"),
+                                   events.Quit("#lobby", "bob", "")]
+    dave = trust.arrive("dave")
+    op.mute("#lobby", "dave", 600)
+    clear(op, dave, carol)
+    dave.quit("connection lost")
+    assert carol.outbox.take() == [events.Quit("#lobby", "dave", "connection lost")]

@@ -115,6 +115,23 @@ def test_muteAndDurations(server):
     assert bob.lines() == ["-- #lobby boss unmuted bob"]
 
 
+def test_mutedUsersPartAndQuitWithoutTheirReason(server):
+    """
+    Over the line protocol, a muted user's /part and /quit reasons are not
+    shown in the room that mutes them; the departures themselves are.
+    """
+    boss = operator(server)
+    bob = server.connect("bob")
+    boss.send("/mute bob 2h")
+    bob.send("/part #lobby buy my stuff")
+    bob.send("/join #lobby")
+    bob.send("/quit buy it now")
+    server.clock.advance(0)
+    assert boss.lines() == ["-- #lobby bob has joined", "-- #lobby boss muted bob for 2h",
+                            "-- #lobby bob has left", "-- #lobby bob has joined",
+                            "-- #lobby bob has quit"]
+
+
 def test_bansList(server):
     """
     /bans lists what the operator may lift, with time left and reason.

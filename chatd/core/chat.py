@@ -497,6 +497,7 @@ class ChatCore:
         @return: the L{Room} left.
         """
         room = self.memberRoom(user, name)
+        reason = self.moderation.heardOnLeaving(user, room, reason)
         event = events.Parted(room.name, user.nick, reason)
         self.fanout.toActor(user, event)
         self.removeMember(user, room, event)
@@ -681,18 +682,23 @@ class ChatCore:
         """
         return self.users.get(nickKey(nick))
 
-    def disconnect(self, user, reason):
+    def disconnect(self, user, reason, said=False):
         """
         Forget C{user}: announce their quit to their rooms and free their
         nickname at once.  Safe to call more than once.
+
+        @param said: whether C{reason} is the user's own words (a quit they
+            asked for), which a room that mutes them does not hear.
         """
         if user.connected:
             user.connected = False
             user.goneBecause = reason
         if user.nick is None or self.users.get(nickKey(user.nick)) is not user:
             return
+        heard = self.moderation.heardOnLeaving if said else lambda user, room, reason: reason
         for room in list(user.rooms.values()):
-            self.removeMember(user, room, events.Quit(room.name, user.nick, reason))
+            self.removeMember(user, room,
+                              events.Quit(room.name, user.nick, heard(user, room, reason)))
         del self.users[nickKey(user.nick)]
         self.identity.forget(user)
         self.fanout.userGone(user)

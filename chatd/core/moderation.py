@@ -145,6 +145,19 @@ class Moderation:
         if self._mutedUntil(user, room) is not False:
             raise R.Muted(room.name)
 
+    def heardOnLeaving(self, user, room, reason):
+        """
+        What of C{reason}, C{user}'s own words on leaving C{room} (a part's
+        or a quit's), its members are told: nothing while C{user} is muted
+        there, since a reason is said in the room (else a part and a join
+        again would be a muted user's voice), as IRC servers drop a muted
+        member's.
+        """
+        if reason and (room.muted or room.mutedAccounts or room.mutedNicks) \
+                and self._mutedUntil(user, room) is not False:
+            return ""
+        return reason
+
     def _mutedUntil(self, user, room):
         """
         When C{user}'s mute in C{room} ends (L{None}: when lifted), or

@@ -281,9 +281,12 @@ class Session:
             raise R.NoNickname()
         return self._user
 
-    def quit(self, reason):
+    def quit(self, reason, said=False):
         """
         The connection is going: tell the user's rooms, free the nickname.
         Safe to call more than once.
+
+        @param said: whether C{reason} is the user's own words (see
+            L{chatd.core.chat.ChatCore.disconnect}).
         """
-        self._core.disconnect(self._user, reason)
+        self._core.disconnect(self._user, reason, said)

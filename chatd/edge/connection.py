@@ -368,7 +368,7 @@ class Connection:
         # For the log, which keeps no user text: whether a reason was given.
         self.quitReason = "quit (a reason was given)" if reason else "quit"
         if self.session is not None:
-            self.session.quit(reason)
+            self.session.quit(reason, said=True)
         self.closeWith(farewell)
 
     def closeWhenAnswered(self, reason):
