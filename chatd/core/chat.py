@@ -695,10 +695,9 @@ class ChatCore:
             user.goneBecause = reason
         if user.nick is None or self.users.get(nickKey(user.nick)) is not user:
             return
-        heard = self.moderation.heardOnLeaving if said else lambda user, room, reason: reason
         for room in list(user.rooms.values()):
-            self.removeMember(user, room,
-                              events.Quit(room.name, user.nick, heard(user, room, reason)))
+            heard = self.moderation.heardOnLeaving(user, room, reason) if said else reason
+            self.removeMember(user, room, events.Quit(room.name, user.nick, heard))
         del self.users[nickKey(user.nick)]
         self.identity.forget(user)
         self.fanout.userGone(user)
