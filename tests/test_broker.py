@@ -1534,3 +1534,34 @@ def test_ownRenameToldOnceOnACluster(cluster):
                             "-- #two ircy is now known as ircz"]
     assert watcher.lines() == ["-- #lobby ircy is now known as ircz",
                                "-- #lobby liney is now known as linez"]
+
+
+
+def test_mutedNewcomersQuitReasonNotHeardWhenTheirLoginCouldNotBeConfirmed():
+    """
+    A muted nickname logs in while Redis went away, and quits with words
+    before its claim is given up and it is let go: the users who were shown
+    it arriving are told it quit, without its words, as for any quit in a
+    room that mutes the quitter.
+    """
+    cluster, a, b, op = operatorCluster()
+    bob = login(cluster, b, "bob")
+    wb = login(cluster, b, "wb")
+    op.send("/mute bob")
+    cluster.settle()
+    bob.send("/quit")
+    cluster.settle()
+    op.lines(), wb.lines()
+    b.link.cut = True
+    newbie = b.connect()
+    newbie.lines()
+    newbie.send("bob")
+    b.link.read()
+    b.link.write()
+    # Let go at the end of the turn; their quit comes first.
+    newbie.send("/quit buy my stuff")
+    cluster.clock.advance(0)
+    b.link.cut = False
+    cluster.settle()
+    assert wb.lines() == ["-- #lobby bob has joined", "-- #lobby bob has quit"]
+    assert op.lines() == []

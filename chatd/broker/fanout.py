@@ -435,7 +435,14 @@ class BrokeredFanout(Fanout):
         (gone already, perhaps).
         """
         room = self.core.rooms.get(rkey) or self.core.kept.get(rkey)
-        return events.Quit(room.name if room else rkey, nick, user.goneBecause or "quit")
+        reason = user.goneBecause or "quit"
+        if room is None:
+            return events.Quit(rkey, nick, reason)
+        # Whether the reason was their words or the server's is not kept: a
+        # room that mutes them hears neither (the core's own quits hide only
+        # their words), rather than a muted user's /quit being their voice.
+        return events.Quit(room.name, nick,
+                           self.core.moderation.heardOnLeaving(user, room, reason))
 
     # Publishing
 
