@@ -132,3 +132,30 @@ def test_brokerBenchRuns(tmp_path):
         assert run["delivered"] == run["expected"] > 0, run
         assert run["lost"] == 0 and run["misordered"] == 0, run
         assert len(run["cpu_us_per_delivery"]) == len(run["cpu_s"]) + 1, run
+
+
+def test_memoryHookSamplesChatd(tmp_path):
+    """
+    bench/memhook, on the PYTHONPATH of a smoke run of slow-reader, samples
+    this checkout's chatd from inside and writes its samples when the daemon
+    stops: every sample has every field, the history's lines were seen
+    waiting, and the report reads the file.
+    """
+    if not _have("gcc"):
+        if REQUIRE:
+            pytest.fail("gcc is missing (the benchmark compiles its load generator)")
+        pytest.skip("gcc is missing")
+    env = dict(os.environ, CHATD_HOOK_OUT=str(tmp_path / "mem"),
+               PYTHONPATH=str(ROOT / "bench" / "memhook"))
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "bench.py"), "--smoke",
+                           "--only", "slow-reader", "--chatd-only", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    [dumped] = tmp_path.glob("mem.*.json")
+    data = json.loads(dumped.read_text())
+    width = len(data["fields"])
+    assert data["samples"] and len(data["samples"]) % width == 0
+    assert any(data["samples"][i + 6] for i in range(0, len(data["samples"]), width))
+    report = subprocess.run([sys.executable, str(ROOT / "bench" / "memhook" / "sitecustomize.py"),
+                             str(dumped)], capture_output=True, text=True, timeout=30)
+    assert report.returncode == 0 and "phase" in report.stdout, report.stdout + report.stderr
