@@ -16,7 +16,8 @@ how often reading was paused for the writer, and the largest backlog of an
 outbox that was ever paused; every tenth sample, RSS by mapping
 (/proc/self/smaps).  Commits of more than 20 ms are listed.  Written when the
 reactor stops.  Run as a program, it prints each file's phase (while history
-lines were waiting) against the sample before it.
+lines were waiting) against the sample before it.  (It installs Twisted's
+default reactor as Python starts: not for a twistd given --reactor.)
 """
 
 import os
