@@ -334,6 +334,11 @@ class MemoryHistory:
     def append(self, event):
         self.lines.append(event)
 
+    def mayHold(self, room):
+        # Read every time, as a store that cannot tell: the tests of a
+        # replay's place among live lines read empty rooms too.
+        return True
+
     def recent(self, room, count):
         found = [e for e in self.lines if roomKey(e.room) == roomKey(room)]
         return self._later(found[-count:])

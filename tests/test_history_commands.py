@@ -14,6 +14,7 @@ from chatd.core.chat import ChatCore, User
 from chatd.storage import HistoryBusy
 from chatd.core.refusals import NotInRoom
 from chatd.core.fanout import Fanout
+from chatd.core.names import roomKey
 from chatd.edge.connection import Connection
 from chatd.edge.outbox import Outbox
 from chatd.line.wire import LineWire
@@ -332,3 +333,75 @@ def test_historyThatNeverComesIsSkipped(server, history):
     history.answer()
     alice.send("three")
     assert bob.lines() == ["#lobby <alice> three"]
+
+
+class TellingHistory(MemoryHistory):
+    """
+    A store that tells which rooms hold nothing, as chatd's SQLite store
+    does, and notes which rooms were read.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.read = []
+
+    def mayHold(self, room):
+        return any(roomKey(e.room) == roomKey(room) for e in self.lines)
+
+    def recent(self, room, count):
+        self.read.append(room)
+        return super().recent(room, count)
+
+
+def test_joinOfARoomWithNothingStoredReadsNothing():
+    """
+    Joining a room the store holds nothing for asks it for no replay: the
+    join's replies come at once, and nothing follows them.  A room with
+    lines stored is replayed as before.
+    """
+    history = TellingHistory()
+    server = MemoryServer(history=history, replay=3)
+    server.clock.advance(1764104591)
+    alice = server.connect()
+    alice.lines()
+    alice.send("alice")
+    alice.send("/join #quiet")
+    assert alice.lines() == ["=== you are now alice", "=== joined #lobby",
+                             "=== #lobby members (1): alice", "=== joined #quiet",
+                             "=== #quiet members (1): alice"]
+    alice.send("/join #lobby")
+    alice.send("hello")
+    assert history.read == []
+    bob = server.connect()
+    bob.lines()
+    bob.send("bob")
+    bob.send("/join #quiet")
+    history.answer()
+    assert bob.lines() == [
+        "=== you are now bob", "=== joined #lobby", "=== #lobby members (2): alice bob",
+        "~ 2025-11-25T21:03:11Z #lobby <alice> hello",
+        "=== joined #quiet", "=== #quiet members (2): alice bob",
+    ]
+    assert history.read == ["#lobby"]
+
+
+def test_brokeredReplayOnASharedStoreIsAlwaysRead():
+    """
+    A brokered fan-out on a shared store replays lines the stream said that
+    the store may not hold yet: its replay is read whatever the store says.
+    On a store of its own it asks the store, as one daemon does.
+    """
+    from chatd.broker.fanout import BrokeredFanout
+
+    class Store:
+        shared = True
+
+        def mayHold(self, room):
+            return False
+
+    # (Nothing of the broker is needed for the answer.)
+    fanout = BrokeredFanout.__new__(BrokeredFanout)
+    lobby = type("Room", (), {"name": "#lobby"})()
+    assert fanout.mayReadHistory(lobby, Store())
+    Store.shared = False
+    assert not fanout.mayReadHistory(lobby, Store())

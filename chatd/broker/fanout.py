@@ -322,6 +322,10 @@ class BrokeredFanout(Fanout):
             self._before, rkey, count, mark).chainDeferred(found))
         return found
 
+    def mayReadHistory(self, room, history):
+        # On a shared store the stream's lines not yet stored are added.
+        return history.shared or super().mayReadHistory(room, history)
+
     def _before(self, stored, rkey, count, mark):
         """
         The last C{count} lines of the room C{rkey} before the place in the

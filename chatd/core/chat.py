@@ -611,6 +611,17 @@ class ChatCore:
         return found.addCallbacks(lambda lines: [e for e in lines if room.shows(e)],
                                   _historyRefused)
 
+    def mayReplay(self, user, name):
+        """
+        Whether L{recent} of the room C{name}, which C{user} must be in, may
+        find any lines: L{False} when it certainly finds none (nothing has
+        been said there), so that a join's replay, which would show nothing,
+        need not be asked for.  (Two replays per login, each a read and its
+        callbacks: see bench/README.md, "Login CPU, counted per login".)
+        """
+        history = self._requireHistory()
+        return self.fanout.mayReadHistory(self.memberRoom(user, name), history)
+
     def page(self, user, name, count, before=None, after=None, oldest=False):
         """
         At most C{count} lines of the room C{name}, which C{user} must be

@@ -235,6 +235,13 @@ class Fanout:
         """
         return read()
 
+    def mayReadHistory(self, room, history):
+        """
+        Whether L{readHistory} of C{room} from C{history} may find any
+        lines: with one daemon, whether the store may hold any.
+        """
+        return history.mayHold(room.name)
+
     def proved(self, user):
         """
         C{user} now owns the nickname they use (they registered it).  Nothing

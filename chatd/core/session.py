@@ -168,6 +168,13 @@ class Session:
     def keepsHistory(self):
         return self._core.history is not None
 
+    def mayReplay(self, room):
+        """
+        Whether L{recent} of C{room} may find any lines (see
+        L{ChatCore.mayReplay}).
+        """
+        return self._core.mayReplay(self._named(), room)
+
     def recent(self, room, count):
         """
         The last C{count} lines of C{room}: what a newcomer is shown, or

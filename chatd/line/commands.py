@@ -105,10 +105,12 @@ def _count(count, noun):
 def _showRoom(conn, room):
     """
     After the core's welcome to C{room} (L{events.Entered}): plain text goes
-    there now, and its last lines are replayed.
+    there now, and its last lines are replayed (if it may have any: a
+    room nothing was said in is not read).
     """
     conn.talkIn(room)
-    if conn.session.keepsHistory and conn.factory.replay > 0:
+    if (conn.session.keepsHistory and conn.factory.replay > 0
+            and conn.session.mayReplay(room.name)):
         conn.showHistory(conn.session.recent(room.name, conn.factory.replay), replay=True)
 
 

@@ -122,6 +122,13 @@ class IHistoryStore(Interface):
         Stop telling the producer anything; if it was paused it stays so.
         """
 
+    def mayHold(room):
+        """
+        Whether the room called C{room} may have lines stored: L{False} when
+        it certainly has none (L{recent} would answer nothing), so that a
+        join's replay of it need not be asked for.
+        """
+
     def recent(room, count):
         """
         The last C{count} lines of the room called C{room}, oldest first, as

@@ -386,6 +386,9 @@ class ThreadedHistory:
     # time it runs, the writer may have committed later lines, which the
     # asker gets live.
 
+    def mayHold(self, room):
+        return self._mayHold(roomKey(room))
+
     def recent(self, room, count):
         key = roomKey(room)
         if not self._mayHold(key):
