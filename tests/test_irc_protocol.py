@@ -672,6 +672,30 @@ def test_historyOnJoin():
         "@time=2023-11-14T22:13:20.000Z :bob!~bob@chatd PRIVMSG #lobby :while reading"]
 
 
+def test_joinOfARoomWithNothingStoredReadsNothing():
+    """
+    Joining a room the store holds nothing for asks it for no replay (an
+    empty one shows nothing, not even a batch); a room with lines stored
+    is replayed as before.
+    """
+    from test_history_commands import TellingHistory
+
+    history = TellingHistory()
+    server = IrcMemoryServer(history=history)
+    bob = server.connect("bob")
+    bob.send("said here")
+    alice = server.connectIrc()
+    alice.send("CAP REQ batch")
+    alice.send("NICK alice")
+    alice.send("USER a 0 * :A")
+    alice.send("CAP END")
+    alice.lines()
+    alice.send("JOIN #quiet")
+    assert history.read == []
+    alice.send("JOIN #lobby")
+    assert history.read == ["#lobby"]
+
+
 def test_shutdownEndsWithError(server):
     """
     When the server shuts down, an IRC client's last line is ERROR, and

@@ -526,7 +526,9 @@ class IrcProtocol(PacedLineReceiver):
             except R.Refusal as refusal:
                 self.refused(refusal, "JOIN")
                 continue
-            if joinedNow and self.factory.replay and self.session.keepsHistory:
+            # (Not asked for where it would be empty: no batch then either.)
+            if (joinedNow and self.factory.replay and self.session.keepsHistory
+                    and self.session.mayReplay(room.name)):
                 self.conn.showHistory(self.session.recent(room.name, self.factory.replay),
                                       lambda stored, room=room.name: self._renderHistory(
                                           room, stored),
