@@ -20,6 +20,7 @@ from operator import attrgetter
 from chatd.core import events
 from chatd.core.arrivals import Arrivals
 from chatd.core.departures import Departures
+from chatd.core.runs import RUN_BYTES, Run
 
 _wireOf = attrgetter("wire")
 
@@ -120,25 +121,117 @@ class Fanout:
 
         The members are walked one wire format at a time
         (L{chatd.core.members.Members.byWire}): each format's bytes are
-        encoded once and handed to its members with no look-up per
-        recipient, and counted with one multiplication, however the formats
-        are mixed in the room.
+        encoded once, and counted with one multiplication, however the
+        formats are mixed in the room.  Each format's bytes go to the
+        group's L{Run} of the turn (L{chatd.core.runs}): the first line
+        hands the run to each member's outbox, and each further line is
+        one append, not one call per member.
         """
+        members = room.members
+        runs = members.runs
+        if runs is None:
+            runs = members.runs = {}
         # A snapshot: a delivery may disconnect its recipient, which changes
-        # the groups being walked.
-        groups = [(wire, tuple(users.values()))
-                  for wire, users in room.members.byWire.items()]
+        # the groups being walked (and drops the runs).
+        groups = list(members.byWire.items())
         for wire, users in groups:
             data = wire.encode(event)
-            count = len(users)
-            for user in users:
-                if user is actor:
-                    self.toActor(user, event)
-                    count -= 1
-                    continue
-                user.outbox.send(data)
+            run = runs.get(wire)
+            if type(data) is not bytes:
+                # What only the recipient's outbox can render (IRC's): sent
+                # to each, which ends any share of a run first.
+                confirmed = self._toEach(tuple(users.values()), event, data, actor)
+            elif run is None or run.size >= RUN_BYTES or not (run.sharing or run.alone):
+                run = runs[wire] = Run()
+                confirmed = self._begin(run, tuple(users.values()), event, data, actor)
+            else:
+                confirmed = self._toRun(run, users, event, data, actor)
+            count = len(users) - confirmed
             self.deliveries += count
             self.sentBytes += _size(data) * count
+
+    def _begin(self, run, users, event, data, actor):
+        """
+        Begin C{run} with C{data} for C{users}: each member's outbox shares
+        it from here on, or is sent C{data} itself (and each further line of
+        the run) if it cannot share now.  The actor gets its confirmation
+        instead, and shares from the next line on.
+
+        @return: 1 if the actor is among C{users}, else 0.
+        """
+        individual = run.individual
+        confirmed = 0
+        shareable = 0
+        for user in users:
+            outbox = user.outbox
+            share = getattr(outbox, "share", None)
+            if share is not None:
+                shareable += 1
+            if user is actor:
+                self.toActor(user, event)
+                (run.left if share is not None else individual).append(outbox)
+                confirmed = 1
+                continue
+            if share is not None and share(run):
+                continue
+            individual.append(outbox)
+            outbox.send(data)
+        # A group where none can ever share (IRC's outboxes render what
+        # they are sent) keeps its run, of those sent each line, for as
+        # long as its members stay the same.
+        run.alone = not shareable
+        if run.sharing:
+            run.append(data)
+        if actor is not None:
+            run.actors[actor] = confirmed
+        return confirmed
+
+    def _toRun(self, run, users, event, data, actor):
+        """
+        Append C{data} to C{run}, taking back first those who left it (or
+        sending it to them if they cannot share now), and send it to those
+        who are sent each line.
+
+        @return: 1 if the actor is among C{users}, else 0.
+        """
+        individual = run.individual
+        if run.left:
+            left, run.left = run.left, []
+            for outbox in left:
+                if not outbox.share(run):
+                    individual.append(outbox)
+        mine = None
+        confirmed = 0
+        if actor is not None:
+            # Whether the actor is a member, found once per run: the members
+            # stay the same for its life.
+            confirmed = run.actors.get(actor)
+            if confirmed is None:
+                confirmed = run.actors[actor] = int(actor in users.values())
+        if confirmed:
+            mine = actor.outbox
+            # The actor's share ends before its own line: it is told its
+            # confirmation instead, and shares again from the next line.
+            unshare = getattr(mine, "unshare", None)
+            if unshare is not None:
+                unshare(run)
+            self.toActor(actor, event)
+        if run.sharing:
+            run.append(data)
+        for outbox in individual:
+            if outbox is not mine:
+                outbox.send(data)
+        return confirmed
+
+    def _toEach(self, users, event, data, actor):
+        confirmed = 0
+        for user in users:
+            if user is actor:
+                self.toActor(user, event)
+                confirmed = 1
+            else:
+                user.outbox.send(data)
+        return confirmed
 
     def toUser(self, user, event):
         """

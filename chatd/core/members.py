@@ -12,6 +12,9 @@ a plain loop and counts a group's bytes with one multiplication.
 
 A room of one format, the usual case, is its own single group: only a room
 that mixes formats keeps a second reference to each member.
+
+The fan-out keeps each group's lines of the turn here too (L{chatd.core.runs}),
+for as long as the members stay the same.
 """
 
 
@@ -26,15 +29,21 @@ class Members(dict):
     @ivar byWire: for each wire format among the members, its members by
         nickname key, in the order they joined: while there is one format,
         this very C{dict}.
+    @ivar runs: L{None}, or the fan-out's L{chatd.core.runs.Run} of each
+        wire format, dropped at every change of members: a member who
+        left must get no line after leaving, one who joined none from
+        before.
     """
 
-    __slots__ = ("byWire",)
+    __slots__ = ("byWire", "runs")
 
     def __init__(self):
         super().__init__()
         self.byWire = {}
+        self.runs = None
 
     def __setitem__(self, key, user):
+        self.runs = None
         old = self.get(key)
         if old is not None and old.wire is not user.wire:
             del self[key]
@@ -54,6 +63,7 @@ class Members(dict):
         super().__setitem__(key, user)
 
     def __delitem__(self, key):
+        self.runs = None
         user = self[key]
         super().__delitem__(key)
         groups = self.byWire

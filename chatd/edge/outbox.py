@@ -189,7 +189,7 @@ class Outbox:
     __slots__ = ("_transport", "limit", "_clock", "grace", "_overSince", "_paused",
                  "_backlog", "_size", "_closed", "_sealed", "_places", "_released",
                  "onOverflow", "_coalescer", "_batch", "_batchSize", "_straight",
-                 "_whenFilled", "_tail")
+                 "_whenFilled", "_tail", "_run", "_runStart")
 
     def __init__(self, transport, limit, onOverflow=None, clock=None, grace=0.0,
                  coalescer=None):
@@ -227,6 +227,9 @@ class Outbox:
         # How many sends at the end of the backlog (after any place) are
         # not yet joined.
         self._tail = 0
+        # The run this outbox shares (see share), and from which line.
+        self._run = None
+        self._runStart = 0
         transport.registerProducer(self, True)
 
     def send(self, data):
@@ -234,6 +237,9 @@ class Outbox:
         Queue C{data} (L{bytes}) for the peer.
         """
         if self._straight:
+            if self._run is not None:
+                # What the room said so far goes first.
+                self._takeShare()
             # The fan-out's hot path.  A turn's first bytes for this outbox
             # wait as they are, and only a second send makes a list: at a
             # moderate rate each recipient gets one line per turn, and a list
@@ -275,6 +281,67 @@ class Outbox:
             self._tail = 0
         if self._readerTooSlow():
             self._overflow()
+
+    def share(self, run):
+        """
+        Take the lines appended to C{run} (a L{chatd.core.runs.Run}) from now
+        on, until this outbox is sent anything else or written: a room's
+        line costs the fan-out one append for all who share it, and each
+        writes the lines it shared, joined once for all of them, with the
+        rest of its batch.
+
+        @return: whether the outbox shares C{run}; if not (nothing batched
+            now, or a pause, a place or a close keeps what it is sent
+            back), the caller sends it each line itself.
+        """
+        coalescer = self._coalescer
+        if not self._straight or coalescer is None or not coalescer._depth:
+            return False
+        if self._run is run:
+            return True
+        if self._run is not None:
+            self._takeShare()
+            if self._batchSize >= FLUSH_BYTES:
+                self.flush()
+                if not self._straight:
+                    return False
+        elif self._batch is None:
+            coalescer._waiting.append(self)
+        self._run = run
+        self._runStart = len(run.lines)
+        run.sharing += 1
+        return True
+
+    def unshare(self, run):
+        """
+        If this outbox shares C{run}, take its share as of now and leave it
+        (the room's next line takes it back).
+        """
+        if self._run is run:
+            self._takeShare()
+
+    def _takeShare(self):
+        """
+        End this outbox's share of its run, adding the lines it shared to
+        the batch (that they reach FLUSH_BYTES is seen by the caller, or at
+        the next send: a run is at most RUN_BYTES, chatd.core.runs).
+        """
+        run, self._run = self._run, None
+        data = run.since(self._runStart)
+        run.sharing -= 1
+        if run.sharing:
+            run.left.append(self)
+        else:
+            run.ended()
+        if data:
+            batch = self._batch
+            if batch is None:
+                self._batch = data
+            elif type(batch) is bytes:
+                self._batch = [batch, data]
+            else:
+                batch.append(data)
+            self._batchSize += len(data)
 
     def hold(self):
         """
@@ -336,6 +403,8 @@ class Outbox:
         (A batch only gathers while nothing waits in the backlog, so it goes
         ahead of the backlog.)
         """
+        if self._run is not None:
+            self._takeShare()
         batch, self._batch = self._batch, None
         # (A large int is an object of its own, kept by every idle outbox.)
         self._batchSize = 0
@@ -374,11 +443,19 @@ class Outbox:
         """
         self._closed = True
         self._straight = False
+        if self._run is not None:
+            run, self._run = self._run, None
+            run.sharing -= 1
+            if not run.sharing:
+                run.ended()
         self._backlog = ()
         self._size = 0
         self._batch = None
 
     def pauseProducing(self):
+        if self._run is not None:
+            # What it shared so far was sent before the pause.
+            self._takeShare()
         self._paused = True
         self._straight = False
 

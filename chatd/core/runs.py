@@ -1,0 +1,87 @@
+"""
+A room's lines of one wire format, shared by its members for a turn.
+
+In a busy room many lines arrive in one reactor turn (ten senders keeping 64
+lines in flight to a room of 1,000 put 300-400 in each), and each member
+gets them all in the one write of the turn.  Handing every line to every
+member's outbox cost a Python call per line per member, most of chatd's CPU
+per delivery.  Instead the fan-out appends each line once to the room's
+L{Run}, and each member's outbox takes its share of the run, joined once for
+all of them, when it is written (L{chatd.edge.outbox.Outbox.share}).
+
+An outbox shares a run from a line on: anything else it is sent (another
+room's line, a private one, a reply) first ends its share at the run's end
+then, so each member's lines stay in the order they were sent, and it leaves
+the run (L{left}) until the room's next line, which takes it back from there.
+An outbox that cannot share (paused, holding a place for history, outside a
+batch, or not the edge's: IRC's renders what it is sent) is sent each line
+of the run itself (L{individual}).
+
+The fan-out keeps a room's runs only while its members stay the same
+(L{chatd.core.members.Members}): a join or a departure drops them, so that a
+member who left gets no line of the room after leaving and one who joined
+none from before.
+"""
+
+# A run longer than this is ended and a new one begun: each member's share
+# then reaches their outbox, which writes it at once once it holds
+# FLUSH_BYTES (chatd.edge.outbox), as it did each line.
+RUN_BYTES = 32 * 1024
+
+
+class Run:
+    """
+    A room's lines for one wire format in one turn.
+
+    @ivar lines: the lines' bytes, in the order sent.
+    @ivar size: their length in bytes.
+    @ivar sharing: how many outboxes share the run now.
+    @ivar left: outboxes that shared the run and left it (sent something
+        else, or written) while it still had others: the room's next line
+        takes them back.
+    @ivar individual: outboxes sent each line of the run one by one.
+    @ivar alone: whether no member's outbox can share at all: the run is
+        kept for those sent each line though none shares it.
+    @ivar actors: whether each actor of the run's lines so far is a member
+        (1) or not (0), found once.
+    """
+
+    __slots__ = ("lines", "size", "sharing", "left", "individual", "alone", "actors",
+                 "_joined")
+
+    def __init__(self):
+        self.lines = []
+        self.size = 0
+        self.sharing = 0
+        self.left = []
+        self.individual = []
+        self.alone = False
+        self.actors = {}
+        # The lines from a start on, joined, by start: (how many lines
+        # then, the bytes), so that the members sharing from one line on
+        # write one object between them.
+        self._joined = {}
+
+    def append(self, data):
+        self.lines.append(data)
+        self.size += len(data)
+
+    def since(self, start):
+        """
+        The lines from the C{start}th on, as one L{bytes}.
+        """
+        lines = self.lines
+        count = len(lines) - start
+        if count <= 1:
+            return lines[start] if count else b""
+        cached = self._joined.get(start)
+        if cached is None or cached[0] != count:
+            cached = self._joined[start] = (count, b"".join(lines[start:]))
+        return cached[1]
+
+    def ended(self):
+        """
+        No outbox shares the run any more: let its lines go (the fan-out
+        begins a new run at the room's next line).
+        """
+        self.lines, self.left, self._joined = [], [], {}
