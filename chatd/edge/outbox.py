@@ -443,11 +443,6 @@ class Outbox:
         """
         self._closed = True
         self._straight = False
-        if self._run is not None:
-            run, self._run = self._run, None
-            run.sharing -= 1
-            if not run.sharing:
-                run.ended()
         self._backlog = ()
         self._size = 0
         self._batch = None
