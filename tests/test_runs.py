@@ -115,6 +115,27 @@ def test_orderKeptAcrossRoomsAndPrivateLines():
     assert b.transport.value() == b"a1\r\na2\r\nb2\r\nb3\r\n"
 
 
+def test_interleavedRoomsKeepEveryonesOrder():
+    """
+    Members of two rooms whose lines alternate in a turn (each line ends
+    every share of the other room's run, and the rooms are sent line by
+    line from then on) get every line once, in the order said, in one
+    write.
+    """
+    s = Setting(people=4, rooms=("#a", "#b"))
+    said = []
+    with s.coalescer:
+        for i in range(12):
+            room = "#a" if i % 2 else "#b"
+            if i in (3, 4):
+                room = "#a"
+            s.say(room, f"{room}{i}", s.people[i % 3])
+            said.append((i % 3, f"{room}{i}\r\n".encode()))
+    s.clock.turn()
+    for p, person in enumerate(s.people):
+        assert person.transport.writes == [b"".join(line for by, line in said if by != p)]
+
+
 def test_actorsConfirmationInItsPlace():
     """
     The actor's own confirmation comes where its line was, among the lines
@@ -167,13 +188,14 @@ def test_newcomerGetsNothingFromBeforeJoining():
     newcomer = Person(s.coalescer)
     with s.coalescer:
         s.say("#a", "one", a)
+        s.say("#a", "two", a)
         newcomer.outbox.send(b"welcome\r\n")
         s.rooms["#a"].members[2] = newcomer
-        s.say("#a", "two", a)
-        s.say("#a", "three", b)
+        s.say("#a", "three", a)
+        s.say("#a", "four", b)
     s.clock.turn()
-    assert newcomer.transport.writes == [b"welcome\r\ntwo\r\nthree\r\n"]
-    assert b.transport.writes == [b"one\r\ntwo\r\n"]
+    assert newcomer.transport.writes == [b"welcome\r\nthree\r\nfour\r\n"]
+    assert b.transport.writes == [b"one\r\ntwo\r\nthree\r\n"]
 
 
 def test_lineReadBetweenSlicesReachesEveryoneOnce():
@@ -230,13 +252,14 @@ def test_pausedMemberTakesLinesInItsBacklog():
     a, b = s.people
     with s.coalescer:
         s.say("#a", "one", a)
-        b.outbox.pauseProducing()
         s.say("#a", "two", a)
+        b.outbox.pauseProducing()
         s.say("#a", "three", a)
+        s.say("#a", "four", a)
     s.clock.turn()
-    assert b.transport.value() == b"one\r\n"
+    assert b.transport.value() == b"one\r\ntwo\r\n"
     b.outbox.resumeProducing()
-    assert b.transport.value() == b"one\r\ntwo\r\nthree\r\n"
+    assert b.transport.value() == b"one\r\ntwo\r\nthree\r\nfour\r\n"
 
 
 def test_memberPausedBeforeTheRunIsSentEachLine():

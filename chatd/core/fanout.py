@@ -3,7 +3,10 @@ The one place where events reach their recipients.
 
 An event is encoded once per wire format, and the same bytes object is handed
 to every recipient's outbox: fan-out to a thousand members costs one format and
-a thousand appends, never a thousand formats.
+a thousand appends, never a thousand formats.  A room's lines go further: the
+first of a turn hands the room's run (L{chatd.core.runs}) to each member's
+outbox, and each further line is one append to the run, which every member
+writes, joined once, with the rest of its turn.
 
 A wire format is any object with:
 
@@ -122,10 +125,10 @@ class Fanout:
         The members are walked one wire format at a time
         (L{chatd.core.members.Members.byWire}): each format's bytes are
         encoded once, and counted with one multiplication, however the
-        formats are mixed in the room.  Each format's bytes go to the
-        group's L{Run} of the turn (L{chatd.core.runs}): the first line
-        hands the run to each member's outbox, and each further line is
-        one append, not one call per member.
+        formats are mixed in the room.  A format's first line in a turn is
+        handed to each member's outbox; a second in the same turn begins the
+        group's L{Run} (L{chatd.core.runs}), and each further line is one
+        append, not one call per member.
         """
         members = room.members
         runs = members.runs
@@ -136,16 +139,32 @@ class Fanout:
         groups = list(members.byWire.items())
         for wire, users in groups:
             data = wire.encode(event)
-            run = runs.get(wire)
+            state = runs.get(wire)
             if type(data) is not bytes:
                 # What only the recipient's outbox can render (IRC's): sent
                 # to each, which ends any share of a run first.
-                confirmed = self._toEach(tuple(users.values()), event, data, actor)
-            elif run is None or run.size >= RUN_BYTES or not (run.sharing or run.alone):
+                confirmed = self._toEach(tuple(users.values()), event, data, actor)[0]
+                runs.pop(wire, None)
+            elif (type(state) is Run and state.sharing and state.size < RUN_BYTES
+                    and len(state.left) * 2 <= len(users)):
+                confirmed = self._toRun(state, users, event, data, actor)
+            elif (type(state) is Run and state.sharing and state.size >= RUN_BYTES
+                    or type(state) is tuple and state[1] and state[0].gathering()):
+                # A second line in the turn, or a full run: a new run.
                 run = runs[wire] = Run()
                 confirmed = self._begin(run, tuple(users.values()), event, data, actor)
             else:
-                confirmed = self._toRun(run, users, event, data, actor)
+                # The turn's first line here; or most members left the run
+                # since the last line (lines of rooms they share interleave:
+                # each would end a share and begin one, per member and
+                # line), and the room's lines are sent to each for the rest
+                # of the turn.
+                interleaved = (type(state) is Run and state.sharing
+                               or type(state) is tuple and not state[1]
+                               and state[0].gathering())
+                confirmed, probe = self._toEach(tuple(users.values()), event, data, actor)
+                runs[wire] = ((probe, not interleaved)
+                              if getattr(probe, "gathering", None) is not None else None)
             count = len(users) - confirmed
             self.deliveries += count
             self.sentBytes += _size(data) * count
@@ -161,12 +180,9 @@ class Fanout:
         """
         individual = run.individual
         confirmed = 0
-        shareable = 0
         for user in users:
             outbox = user.outbox
             share = getattr(outbox, "share", None)
-            if share is not None:
-                shareable += 1
             if user is actor:
                 self.toActor(user, event)
                 (run.left if share is not None else individual).append(outbox)
@@ -176,10 +192,6 @@ class Fanout:
                 continue
             individual.append(outbox)
             outbox.send(data)
-        # A group where none can ever share (IRC's outboxes render what
-        # they are sent) keeps its run, of those sent each line, for as
-        # long as its members stay the same.
-        run.alone = not shareable
         if run.sharing:
             run.append(data)
         if actor is not None:
@@ -224,14 +236,23 @@ class Fanout:
         return confirmed
 
     def _toEach(self, users, event, data, actor):
+        """
+        Send C{data} to each of C{users}, and C{event}'s confirmation to
+        C{actor} if among them.
+
+        @return: 1 if the actor is among C{users}, else 0; and the outbox
+            sent to last (the last written of the turn), or L{None}.
+        """
         confirmed = 0
+        last = None
         for user in users:
             if user is actor:
                 self.toActor(user, event)
                 confirmed = 1
             else:
-                user.outbox.send(data)
-        return confirmed
+                last = user.outbox
+                last.send(data)
+        return confirmed, last
 
     def toUser(self, user, event):
         """

@@ -40,13 +40,11 @@ class Run:
         else, or written) while it still had others: the room's next line
         takes them back.
     @ivar individual: outboxes sent each line of the run one by one.
-    @ivar alone: whether no member's outbox can share at all: the run is
-        kept for those sent each line though none shares it.
     @ivar actors: whether each actor of the run's lines so far is a member
         (1) or not (0), found once.
     """
 
-    __slots__ = ("lines", "size", "sharing", "left", "individual", "alone", "actors",
+    __slots__ = ("lines", "size", "sharing", "left", "individual", "actors",
                  "_joined")
 
     def __init__(self):
@@ -55,7 +53,6 @@ class Run:
         self.sharing = 0
         self.left = []
         self.individual = []
-        self.alone = False
         self.actors = {}
         # The lines from a start on, joined, by start: (how many lines
         # then, the bytes), so that the members sharing from one line on

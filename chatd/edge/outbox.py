@@ -5,7 +5,10 @@ While input is handled (L{Coalescer}), what each outbox is sent gathers (the
 first bytes as they are, a list from the second on), and each outbox hands it
 over in one write at the end of the reactor turn: a line fanned out to a
 thousand members costs a thousand cheap steps, not a thousand trips through
-the transport's C{write}.  Outside a batch a send
+the transport's C{write}.  A room's further lines in the turn cost no step per
+member at all: the outbox shares the room's run (L{Outbox.share},
+L{chatd.core.runs}) until it is sent anything else, and writes its share,
+joined once for everyone who shared it, with the rest.  Outside a batch a send
 is written at once.  Either way, while the transport holds nothing the bytes
 go straight to the socket (see L{writeNow}).
 
@@ -311,6 +314,13 @@ class Outbox:
         self._runStart = len(run.lines)
         run.sharing += 1
         return True
+
+    def gathering(self):
+        """
+        Whether this outbox holds bytes of the batch not yet written: to
+        the fan-out, that the turn it was last sent a line in goes on.
+        """
+        return self._batch is not None or self._run is not None
 
     def unshare(self, run):
         """
