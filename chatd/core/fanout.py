@@ -146,25 +146,30 @@ class Fanout:
                 confirmed = self._toEach(tuple(users.values()), event, data, actor)[0]
                 runs.pop(wire, None)
             elif (type(state) is Run and state.sharing and state.size < RUN_BYTES
-                    and len(state.left) * 2 <= len(users)):
+                    and state.interrupted * 2 <= len(users)):
                 confirmed = self._toRun(state, users, event, data, actor)
-            elif (type(state) is Run and state.sharing and state.size >= RUN_BYTES
-                    or type(state) is tuple and state[1] and state[0].gathering()):
-                # A second line in the turn, or a full run: a new run.
+            elif type(state) is Run and state.sharing and state.size >= RUN_BYTES:
+                # A full run: a new one.
                 run = runs[wire] = Run()
                 confirmed = self._begin(run, tuple(users.values()), event, data, actor)
+            elif type(state) is tuple and state[0].turn() == state[1]:
+                if state[2]:
+                    # A second line in the turn: a run.
+                    run = runs[wire] = Run()
+                    confirmed = self._begin(run, tuple(users.values()), event, data, actor)
+                else:
+                    # Sent line by line for the rest of the turn (below).
+                    confirmed = self._toEach(tuple(users.values()), event, data, actor)[0]
             else:
-                # The turn's first line here; or most members left the run
-                # since the last line (lines of rooms they share interleave:
-                # each would end a share and begin one, per member and
-                # line), and the room's lines are sent to each for the rest
-                # of the turn.
-                interleaved = (type(state) is Run and state.sharing
-                               or type(state) is tuple and not state[1]
-                               and state[0].gathering())
+                # The turn's first line here; or most members were sent
+                # something else since the last line (lines of rooms they
+                # share interleave: each would end a share and begin one,
+                # per member and line), and the room's lines are sent to
+                # each for the rest of the turn.
+                interleaved = type(state) is Run and state.sharing
                 confirmed, probe = self._toEach(tuple(users.values()), event, data, actor)
-                runs[wire] = ((probe, not interleaved)
-                              if getattr(probe, "gathering", None) is not None else None)
+                turn = probe.turn() if getattr(probe, "turn", None) is not None else None
+                runs[wire] = (probe, turn, not interleaved) if turn is not None else None
             count = len(users) - confirmed
             self.deliveries += count
             self.sentBytes += _size(data) * count
@@ -208,7 +213,7 @@ class Fanout:
         """
         individual = run.individual
         if run.left:
-            left, run.left = run.left, []
+            left, run.left, run.interrupted = run.left, [], 0
             for outbox in left:
                 if not outbox.share(run):
                     individual.append(outbox)
@@ -241,7 +246,7 @@ class Fanout:
         C{actor} if among them.
 
         @return: 1 if the actor is among C{users}, else 0; and the outbox
-            sent to last (the last written of the turn), or L{None}.
+            sent to last, or L{None}.
         """
         confirmed = 0
         last = None

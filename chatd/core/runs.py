@@ -39,19 +39,22 @@ class Run:
     @ivar left: outboxes that shared the run and left it (sent something
         else, or written) while it still had others: the room's next line
         takes them back.
+    @ivar interrupted: how many of L{left} left because they were sent
+        something else.
     @ivar individual: outboxes sent each line of the run one by one.
     @ivar actors: whether each actor of the run's lines so far is a member
         (1) or not (0), found once.
     """
 
-    __slots__ = ("lines", "size", "sharing", "left", "individual", "actors",
-                 "_joined")
+    __slots__ = ("lines", "size", "sharing", "left", "interrupted", "individual",
+                 "actors", "_joined")
 
     def __init__(self):
         self.lines = []
         self.size = 0
         self.sharing = 0
         self.left = []
+        self.interrupted = 0
         self.individual = []
         self.actors = {}
         # The lines from a start on, joined, by start: (how many lines
@@ -81,4 +84,4 @@ class Run:
         No outbox shares the run any more: let its lines go (the fan-out
         begins a new run at the room's next line).
         """
-        self.lines, self.left, self._joined = [], [], {}
+        self.lines, self.left, self.interrupted, self._joined = [], [], 0, {}

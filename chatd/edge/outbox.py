@@ -85,7 +85,7 @@ class Coalescer:
     """
 
     __slots__ = ("_depth", "_waiting", "_clock", "_scheduled", "observe", "timer",
-                 "_began", "_writing", "_written", "_writingBegan")
+                 "_began", "_writing", "_written", "_writingBegan", "lists")
 
     def __init__(self, clock=None):
         # How many batches are open (sends wait while any is), and the
@@ -103,6 +103,8 @@ class Coalescer:
         self._writing = ()
         self._written = 0
         self._writingBegan = None
+        # How many lists have begun to be written.
+        self.lists = 0
 
     def __enter__(self):
         if self._depth == 0 and self._began is None and self.observe is not None:
@@ -138,6 +140,7 @@ class Coalescer:
                 if not self._waiting:
                     return
                 writing, self._waiting, written = self._waiting, [], 0
+                self.lists += 1
                 self._writing, self._writingBegan, self._began = writing, self._began, None
             end = min(len(writing), written + left)
             for outbox in writing[written:end]:
@@ -315,12 +318,14 @@ class Outbox:
         run.sharing += 1
         return True
 
-    def gathering(self):
+    def turn(self):
         """
-        Whether this outbox holds bytes of the batch not yet written: to
-        the fan-out, that the turn it was last sent a line in goes on.
+        Which of its coalescer's lists of outboxes what this outbox is sent
+        now is written with (L{None} without a coalescer): to the fan-out,
+        whether two lines came in one turn.
         """
-        return self._batch is not None or self._run is not None
+        coalescer = self._coalescer
+        return None if coalescer is None else coalescer.lists
 
     def unshare(self, run):
         """
@@ -330,17 +335,20 @@ class Outbox:
         if self._run is run:
             self._takeShare()
 
-    def _takeShare(self):
+    def _takeShare(self, written=False):
         """
         End this outbox's share of its run, adding the lines it shared to
         the batch (that they reach FLUSH_BYTES is seen by the caller, or at
-        the next send: a run is at most RUN_BYTES, chatd.core.runs).
+        the next send: a run is at most RUN_BYTES, chatd.core.runs), because
+        it is C{written} or sent something else.
         """
         run, self._run = self._run, None
         data = run.since(self._runStart)
         run.sharing -= 1
         if run.sharing:
             run.left.append(self)
+            if not written:
+                run.interrupted += 1
         else:
             run.ended()
         if data:
@@ -414,7 +422,7 @@ class Outbox:
         ahead of the backlog.)
         """
         if self._run is not None:
-            self._takeShare()
+            self._takeShare(written=True)
         batch, self._batch = self._batch, None
         # (A large int is an object of its own, kept by every idle outbox.)
         self._batchSize = 0
