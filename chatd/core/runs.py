@@ -26,7 +26,7 @@ none from before.
 # A run longer than this is ended and a new one begun: each member's share
 # then reaches their outbox, which writes it at once once it holds
 # FLUSH_BYTES (chatd.edge.outbox), as it did each line.
-RUN_BYTES = 32 * 1024
+RUN_BYTES = 8 * 1024
 
 
 class Run:
@@ -57,10 +57,10 @@ class Run:
         self.interrupted = 0
         self.individual = []
         self.actors = {}
-        # The lines from a start on, joined, by start: (how many lines
-        # then, the bytes), so that the members sharing from one line on
-        # write one object between them.
-        self._joined = {}
+        # The last lines joined: (from which, how many, the bytes), so that
+        # the members sharing from one line on write one object between
+        # them.
+        self._joined = None
 
     def append(self, data):
         self.lines.append(data)
@@ -74,14 +74,19 @@ class Run:
         count = len(lines) - start
         if count <= 1:
             return lines[start] if count else b""
-        cached = self._joined.get(start)
-        if cached is None or cached[0] != count:
-            cached = self._joined[start] = (count, b"".join(lines[start:]))
-        return cached[1]
+        # Only the last join is kept: those who take the same lines take
+        # them one after the other (the flush writes outboxes in the order
+        # they began to share), and a join kept for each start (an actor's
+        # share ends at each of its lines) would keep the run's bytes
+        # several times over.
+        joined = self._joined
+        if joined is None or joined[0] != start or joined[1] != count:
+            joined = self._joined = (start, count, b"".join(lines[start:]))
+        return joined[2]
 
     def ended(self):
         """
         No outbox shares the run any more: let its lines go (the fan-out
         begins a new run at the room's next line).
         """
-        self.lines, self.left, self.interrupted, self._joined = [], [], 0, {}
+        self.lines, self.left, self.interrupted, self._joined = [], [], 0, None
