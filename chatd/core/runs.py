@@ -5,9 +5,14 @@ In a busy room many lines arrive in one reactor turn (ten senders keeping 64
 lines in flight to a room of 1,000 put 300-400 in each), and each member
 gets them all in the one write of the turn.  Handing every line to every
 member's outbox cost a Python call per line per member, most of chatd's CPU
-per delivery.  Instead the fan-out appends each line once to the room's
-L{Run}, and each member's outbox takes its share of the run, joined once for
-all of them, when it is written (L{chatd.edge.outbox.Outbox.share}).
+per delivery.  Instead, from a room's second line in a turn on (the first
+is sent to each member as before: a run costs each member about two sends,
+which only a turn of several lines repays), the fan-out appends each line
+once to the room's L{Run}, and each member's outbox takes its share of the
+run, joined once for all of them, when it is written
+(L{chatd.edge.outbox.Outbox.share}).  Where members keep being sent other
+rooms' lines between the room's own, the room is sent line by line for the
+rest of the turn (L{chatd.core.fanout.Fanout.toMembers}).
 
 An outbox shares a run from a line on: anything else it is sent (another
 room's line, a private one, a reply) first ends its share at the run's end
