@@ -461,3 +461,18 @@ def test_everyFrontEndSeesItsTurnInOrder():
         ("said", "#dev", "alice", "d2"), ("joined", "#lobby", "erin", None),
         ("quit", "#lobby", "carol", None), ("quit", "#dev", "carol", None),
         ("said", "#dev", "alice", "d3")]
+
+
+def test_membersWhoSharedTheWholeTurnWriteOneObject():
+    """
+    Members sent nothing but a room's lines in a turn write one bytes
+    object between them, the turn's first line in it: no join each.
+    """
+    s = Setting(people=3)
+    with s.coalescer:
+        for text in ("one", "two", "three"):
+            s.say("#a", text)
+    s.clock.turn()
+    (first,), (second,), (third,) = (p.transport.writes for p in s.people)
+    assert first == b"one\r\ntwo\r\nthree\r\n"
+    assert first is second is third

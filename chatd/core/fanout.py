@@ -154,8 +154,10 @@ class Fanout:
                 confirmed = self._begin(run, tuple(users.values()), event, data, actor)
             elif type(state) is tuple and state[0].turn() == state[1]:
                 if state[2]:
-                    # A second line in the turn: a run.
+                    # A second line in the turn: a run, from the first (a
+                    # member who holds only that takes it into the run).
                     run = runs[wire] = Run()
+                    run.append(state[3])
                     confirmed = self._begin(run, tuple(users.values()), event, data, actor)
                 else:
                     # Sent line by line for the rest of the turn (below).
@@ -169,7 +171,7 @@ class Fanout:
                 interleaved = type(state) is Run and state.sharing
                 confirmed, probe = self._toEach(tuple(users.values()), event, data, actor)
                 turn = probe.turn() if getattr(probe, "turn", None) is not None else None
-                runs[wire] = (probe, turn, not interleaved) if turn is not None else None
+                runs[wire] = (probe, turn, not interleaved, data) if turn is not None else None
             count = len(users) - confirmed
             self.deliveries += count
             self.sentBytes += _size(data) * count

@@ -313,8 +313,15 @@ class Outbox:
                     return False
         elif self._batch is None:
             coalescer._waiting.append(self)
+        lines = self._runStart = len(run.lines)
+        if lines == 1 and self._batch is run.lines[0]:
+            # A run begun with a line this outbox holds alone: that line is
+            # written as part of the run (one object for everyone), not
+            # joined with it here.
+            self._batch = None
+            self._batchSize = 0
+            self._runStart = 0
         self._run = run
-        self._runStart = len(run.lines)
         run.sharing += 1
         return True
 
