@@ -23,7 +23,7 @@ from operator import attrgetter
 from chatd.core import events
 from chatd.core.arrivals import Arrivals
 from chatd.core.departures import Departures
-from chatd.core.runs import RUN_BYTES, Run
+from chatd.core.runs import RUN_BYTES, FirstLine, Run
 
 _wireOf = attrgetter("wire")
 
@@ -152,12 +152,12 @@ class Fanout:
                 # A full run: a new one.
                 run = runs[wire] = Run()
                 confirmed = self._begin(run, tuple(users.values()), event, data, actor)
-            elif type(state) is tuple and state[0].turn() == state[1]:
-                if state[2]:
+            elif type(state) is FirstLine and state.thisTurn():
+                if state.shareable:
                     # A second line in the turn: a run, from the first (a
                     # member who holds only that takes it into the run).
                     run = runs[wire] = Run()
-                    run.append(state[3])
+                    run.append(state.data)
                     confirmed = self._begin(run, tuple(users.values()), event, data, actor)
                 else:
                     # Sent line by line for the rest of the turn (below).
@@ -171,7 +171,8 @@ class Fanout:
                 interleaved = type(state) is Run and state.sharing
                 confirmed, probe = self._toEach(tuple(users.values()), event, data, actor)
                 turn = probe.turn() if getattr(probe, "turn", None) is not None else None
-                runs[wire] = (probe, turn, not interleaved, data) if turn is not None else None
+                runs[wire] = (None if turn is None
+                              else FirstLine(probe, turn, not interleaved, data))
             count = len(users) - confirmed
             self.deliveries += count
             self.sentBytes += _size(data) * count

@@ -29,10 +29,10 @@ class Members(dict):
     @ivar byWire: for each wire format among the members, its members by
         nickname key, in the order they joined: while there is one format,
         this very C{dict}.
-    @ivar runs: L{None}, or the fan-out's L{chatd.core.runs.Run} of each
-        wire format, dropped at every change of members: a member who
-        left must get no line after leaving, one who joined none from
-        before.
+    @ivar runs: L{None}, or the fan-out's L{chatd.core.runs.Run} (or
+        L{chatd.core.runs.FirstLine}) of each wire format, dropped at every
+        change of members: a member who left must get no line after
+        leaving, one who joined none from before.
     """
 
     __slots__ = ("byWire", "runs")

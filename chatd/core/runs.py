@@ -34,6 +34,35 @@ none from before.
 RUN_BYTES = 8 * 1024
 
 
+class FirstLine:
+    """
+    A room's first line of a turn for one wire format, sent to each member
+    as it is: a second line in the same turn begins a L{Run} from it.
+
+    @ivar probe: an outbox it was sent to, which tells the turn
+        (L{chatd.edge.outbox.Outbox.turn}).
+    @ivar turn: the turn it was sent in.
+    @ivar shareable: whether a run may begin in this turn: not when the
+        room's members were interrupted in the last run (its lines are sent
+        line by line for the rest of the turn).
+    @ivar data: its bytes.
+    """
+
+    __slots__ = ("probe", "turn", "shareable", "data")
+
+    def __init__(self, probe, turn, shareable, data):
+        self.probe = probe
+        self.turn = turn
+        self.shareable = shareable
+        self.data = data
+
+    def thisTurn(self):
+        """
+        Whether a line sent now is sent in the same turn as this one.
+        """
+        return self.probe.turn() == self.turn
+
+
 class Run:
     """
     A room's lines for one wire format in one turn.
