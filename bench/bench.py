@@ -437,6 +437,13 @@ class Bench:
         # on a shared machine.
         if result["delivered"]:
             out["server_cpu_us_per_delivery"] = round(cpu * 1e6 / result["delivered"], 3)
+            # Split as the join's is: the kernel's (system) share grows with
+            # the bytes sent, which differ by wire format (a web frame is
+            # ~1.8x a line), the rest is chatd's Python.
+            out["server_user_us_per_delivery"] = round(
+                (quitUser - user) * 1e6 / result["delivered"], 3)
+            out["server_system_us_per_delivery"] = round(
+                (quitSystem - system) * 1e6 / result["delivered"], 3)
         out["server_cpu_share"] = round(cpu / wall, 3) if wall else None
         out["loadgen_cpu_share"] = round(result["loadgen_cpu_s"] / wall, 3) if wall else None
         out["server_rss_idle_kb"] = rssIdle
@@ -810,7 +817,8 @@ METRICS = {
     "fanout-100": ["deliveries_per_s", "lost", "misordered", "p50_ms", "p99_ms",
                    "server_cpu_us_per_delivery", "server_cpu_share", "loadgen_cpu_share"],
     "fanout-1000": ["deliveries_per_s", "lost", "misordered", "p50_ms", "p99_ms",
-                   "server_cpu_us_per_delivery", "server_cpu_share", "loadgen_cpu_share"],
+                   "server_cpu_us_per_delivery", "server_user_us_per_delivery",
+                   "server_system_us_per_delivery", "server_cpu_share", "loadgen_cpu_share"],
     "latency-1000": ["p50_ms", "p99_ms", "lost", "misordered", "server_cpu_share"],
     "idle-10000": ["joined", "logins_in_flight", "join_s", "server_join_cpu_s",
                    "server_join_user_s", "server_join_system_s",
@@ -824,7 +832,9 @@ METRICS = {
     "slow-reader": ["p50_ms", "p99_ms", "lost", "misordered", "server_rss_growth_kb", "slow_dropped",
                     "slow_received"],
     "fanout-1000-web": ["deliveries_per_s", "lost", "misordered", "p50_ms", "p99_ms",
-                        "server_cpu_us_per_delivery", "server_cpu_share", "loadgen_cpu_share"],
+                        "server_cpu_us_per_delivery", "server_user_us_per_delivery",
+                        "server_system_us_per_delivery", "server_cpu_share",
+                        "loadgen_cpu_share"],
     "history": ["deliveries_per_s", "lost", "p50_ms", "p99_ms", "server_cpu_us_per_delivery",
                 "server_cpu_share"],
     "flood": ["p50_ms", "p99_ms", "lost", "misordered", "server_cpu_share"],
