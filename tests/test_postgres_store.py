@@ -59,14 +59,18 @@ def test_daemonsSharingADatabaseMakeUniqueIdsInTheOrderLinesAreSaid(pgurl, calls
     """
     Two daemons' stores on one database hold different slots; the ids they
     make, taken in turn, are all different and grow in the order they were
-    made, and fit in a JavaScript number.
+    made, and fit in a JavaScript number.  (Ids made in the same millisecond
+    and count are ordered by slot, so the turn begins with the lower slot:
+    which store takes which slot is the database's to decide, and CI once
+    saw the second store opened take the lower.)
     """
     a, b = openHistory(pgurl, calls), openHistory(pgurl, calls)
     assert a.slot != b.slot
+    first, second = sorted((a, b), key=lambda store: store.slot)
     made = []
     for i in range(500):
-        made.append(a.nextId())
-        made.append(b.nextId())
+        made.append(first.nextId())
+        made.append(second.nextId())
     assert made == sorted(made)
     assert len(set(made)) == len(made)
     assert max(made) < 2 ** 53
