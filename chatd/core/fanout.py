@@ -4,9 +4,9 @@ The one place where events reach their recipients.
 An event is encoded once per wire format, and the same bytes object is handed
 to every recipient's outbox: fan-out to a thousand members costs one format and
 a thousand appends, never a thousand formats.  A room's lines go further: the
-first of a turn hands the room's run (L{chatd.core.runs}) to each member's
-outbox, and each further line is one append to the run, which every member
-writes, joined once, with the rest of its turn.
+first of a turn is handed to each member's outbox, a second begins the room's
+run (L{chatd.core.runs}), and each further line is one append to the run,
+which every member writes, joined once, with the rest of its turn.
 
 A wire format is any object with:
 
