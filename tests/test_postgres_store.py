@@ -59,18 +59,19 @@ def test_daemonsSharingADatabaseMakeUniqueIdsInTheOrderLinesAreSaid(pgurl, calls
     """
     Two daemons' stores on one database hold different slots; the ids they
     make, taken in turn, are all different and grow in the order they were
-    made, and fit in a JavaScript number.  (Ids made in the same millisecond
-    and count are ordered by slot, so the turn begins with the lower slot:
-    which store takes which slot is the database's to decide, and CI once
-    saw the second store opened take the lower.)
+    made, and fit in a JavaScript number, once each daemon has seen the
+    other's lines as the broker delivers them.  (Without that, nothing orders
+    two daemons' ids within one millisecond: CI saw the second store begin a
+    new millisecond at count 0 before the first did, and the first's id of
+    that millisecond, lower by slot, came after it.)
     """
     a, b = openHistory(pgurl, calls), openHistory(pgurl, calls)
     assert a.slot != b.slot
-    first, second = sorted((a, b), key=lambda store: store.slot)
     made = []
     for i in range(500):
-        made.append(first.nextId())
-        made.append(second.nextId())
+        for maker, other in ((a, b), (b, a)):
+            made.append(maker.nextId())
+            other.observed(made[-1])
     assert made == sorted(made)
     assert len(set(made)) == len(made)
     assert max(made) < 2 ** 53
