@@ -580,9 +580,11 @@ def writeNow(transport, data):
     # Whether an open TCP transport holds no bytes (only a plain TCP
     # connection is written around: a TLS one must encrypt first), tested
     # here rather than in a function of its own: this runs once per
-    # recipient per turn.
+    # recipient per turn.  A transport that has written all it held empties
+    # its dataBuffer (FileDescriptor.doWrite), so an empty one is enough,
+    # without comparing its length with the offset written.
     if (isinstance(transport, tcp.Connection) and not transport._tempDataLen
-            and transport.offset == len(transport.dataBuffer)
+            and not transport.dataBuffer
             and transport.connected and not transport.disconnecting):
         try:
             sent = transport.socket.send(data)
