@@ -433,26 +433,8 @@ class Outbox:
         batch, self._batch = self._batch, None
         # (A large int is an object of its own, kept by every idle outbox.)
         self._batchSize = 0
-        if not batch or self._closed:
-            return
-        if type(batch) is not bytes:
-            batch = b"".join(batch)
-        # writeNow's test and send, inlined: this runs once per recipient
-        # of a line alone in its turn, and the call with writeNow's former
-        # test cost ~0.4 us of the ~9 each recipient's write takes
-        # (bench/sendpath.py; bench/README.md, issue 18, session 26).
-        transport = self._transport
-        if (isinstance(transport, tcp.Connection) and not transport._tempDataLen
-                and not transport.dataBuffer
-                and transport.connected and not transport.disconnecting):
-            try:
-                sent = transport.socket.send(batch)
-            except OSError:
-                sent = 0
-            if sent == len(batch):
-                return
-            batch = batch[sent:]
-        transport.write(batch)
+        if batch and not self._closed:
+            writeNow(self._transport, batch if type(batch) is bytes else b"".join(batch))
 
     @property
     def pending(self):
