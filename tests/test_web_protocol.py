@@ -656,3 +656,17 @@ def test_notices_are_marked():
     assert shown(events.PrivatelySaid("al", "bo", "psst", 5.0, notice=True)) == {
         "type": "private", "from": "al", "to": "bo", "text": "psst", "time": 5.0,
         "notice": True}
+
+
+def test_ownIsEveryonesForLinesSaidOnly():
+    """
+    The actor's copy of a line it said (or acted, or a topic it set) is
+    everyone's frame, which the fan-out may then send it as a member; a room
+    it left is shown it otherwise, and a join not at all.
+    """
+    from chatd.core import events
+    said = events.Said("#a", "amy", "hi", time=1, id=2)
+    assert WebWire.ownIsEveryones(said)
+    assert WebWire.encodeOwn(said) == WebWire.encode(said)
+    assert not WebWire.ownIsEveryones(events.Parted("#a", "amy", ""))
+    assert not WebWire.ownIsEveryones(events.Joined("#a", "amy"))

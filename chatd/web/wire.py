@@ -202,6 +202,15 @@ class WebWire:
         return WebWire.encode(event) if own is None else message(own(event))
 
     @staticmethod
+    def ownIsEveryones(event) -> bool:
+        """
+        Whether the actor's copy of C{event} is the frame everyone gets (a
+        line they said): the fan-out then sends it to them as to any member,
+        without encoding it twice or ending their share of the room's run.
+        """
+        return type(event) in _OWN and _OWN[type(event)] is None
+
+    @staticmethod
     def encodeHistory(event) -> bytes:
         """
         C{event}, a stored room line, marked as history.
