@@ -34,11 +34,16 @@ def frame(payload: bytes, opcode: int = OPCODE_TEXT) -> bytes:
     return header + payload
 
 
+# One encoder for every frame (json.dumps with arguments builds a new
+# encoder per call: per line said, and per member told of arrivals).
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def dumps(obj) -> bytes:
     """
     C{obj} as compact JSON, UTF-8.
     """
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(obj).encode("utf-8")
 
 
 def message(obj) -> bytes:
