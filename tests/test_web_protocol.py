@@ -673,3 +673,17 @@ def test_ownIsEveryonesForLinesSaidOnly():
     assert WebWire.encodeOwn(said) == WebWire.encode(said)
     assert not WebWire.ownIsEveryones(events.Parted("#a", "amy", ""))
     assert not WebWire.ownIsEveryones(events.Joined("#a", "amy"))
+
+
+def test_arrivalsAreTheirJoinsFrames():
+    """
+    Arrivals announced together are the frames of each join, in order; the
+    same bytes however often they are asked for.
+    """
+    from chatd.core import events
+    nicks = tuple(f"n{i}" for i in range(5))
+    joins = b"".join(WebWire.encode(events.Joined("#a", nick)) for nick in nicks)
+    assert WebWire.encode(events.Arrived("#a", nicks)) == joins
+    assert WebWire.encode(events.Arrived("#a", nicks)) == joins
+    assert WebWire.encode(events.Arrived("#b", nicks[3:])) == b"".join(
+        WebWire.encode(events.Joined("#b", nick)) for nick in nicks[3:])

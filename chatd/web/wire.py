@@ -12,6 +12,7 @@ names what happened and every other field is a plain value.
 """
 
 import json
+from functools import lru_cache
 
 from chatd.core import events
 from chatd.core.names import sortedNicks
@@ -168,6 +169,17 @@ _OWN = {
 }
 
 
+@lru_cache(maxsize=1024)
+def _joinedFrame(room, nick):
+    """
+    The frame of C{nick}'s joining C{room}, kept for a while: each newcomer
+    of a batch of arrivals is told of those after it (an announcement per
+    newcomer, chatd.core.arrivals), so a batch of a few hundred would
+    otherwise encode each join a few hundred times.
+    """
+    return message(fields(events.Joined(room, nick)))
+
+
 def fields(event) -> dict:
     """
     The JSON object that shows C{event}.
@@ -186,8 +198,8 @@ class WebWire:
         if type(event) is events.Arrived:
             # Arrivals announced together: the frames of their joins, so that
             # a browser follows them as it follows one.
-            return b"".join(message(fields(events.Joined(event.room, nick)))
-                            for nick in event.nicks)
+            room = event.room
+            return b"".join([_joinedFrame(room, nick) for nick in event.nicks])
         if type(event) is events.Departed:
             # Departures announced together: the frame of each, likewise.
             return b"".join(message(fields(departure)) for departure in event.departures)
