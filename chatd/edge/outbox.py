@@ -434,7 +434,7 @@ class Outbox:
         # (A large int is an object of its own, kept by every idle outbox.)
         self._batchSize = 0
         if batch and not self._closed:
-            writeNow(self._transport, batch)
+            writeNow(self._transport, batch if type(batch) is bytes else b"".join(batch))
 
     @property
     def pending(self):
@@ -565,15 +565,10 @@ class Outbox:
         self._transport.abortConnection()
 
 
-# The most pieces handed to one sendmsg (the kernel's IOV_MAX is 1,024);
-# a batch of more is joined first.
-SENDMSG_PIECES = 512
-
-
 def writeNow(transport, data):
     """
-    Hand C{data} (L{bytes}, or a list of them) to C{transport}'s peer,
-    straight to the socket when nothing is waiting before it.
+    Hand C{data} to C{transport}'s peer, straight to the socket when
+    nothing is waiting before it.
 
     A transport's write only buffers: the reactor sends on its next turn,
     after watching the socket for writability (an epoll_ctl to start, one
@@ -589,24 +584,14 @@ def writeNow(transport, data):
     if (isinstance(transport, tcp.Connection) and not transport._tempDataLen
             and transport.offset == len(transport.dataBuffer)
             and transport.connected and not transport.disconnecting):
-        if type(data) is not bytes and len(data) > SENDMSG_PIECES:
-            data = b"".join(data)
-        whole = type(data) is bytes
         try:
-            if whole:
-                sent = transport.socket.send(data)
-            else:
-                # A turn's pieces (lines, shares of runs) gathered by the
-                # kernel: no copy of them joined per recipient first.
-                sent = transport.socket.sendmsg(data)
+            sent = transport.socket.send(data)
         except OSError:
             # Full (EAGAIN) or broken: the transport finds out which on
             # its own next write and reports a broken connection itself.
             sent = 0
-        if sent == (len(data) if whole else sum(map(len, data))):
+        if sent == len(data):
             return
-        data = (data if whole else b"".join(data))[sent:]
-    elif type(data) is not bytes:
-        data = b"".join(data)
+        data = data[sent:]
     transport.write(data)
 
