@@ -9,7 +9,7 @@ from twisted.internet.address import IPv4Address
 
 from chatd.core.fanout import Fanout
 from chatd.core.members import Members
-from chatd.core.runs import RUN_BYTES
+from chatd.core.runs import RUN_BYTES, RUN_LINES, Run
 from chatd.edge.outbox import FLUSH_BYTES, FLUSH_SLICE, Coalescer, Outbox
 from chatd.web.protocol import WebFactory
 from fanoutfakes import Box, Wire
@@ -543,3 +543,26 @@ def test_actorWhoseCopyIsEveryonesFirstLineAndLineByLine():
     assert a.transport.value() == b.transport.value() == b"one\r\ntwo\r\nthree\r\nfour\r\nfive\r\n"
     assert echoing.encoded == 5
     assert s.fanout.deliveries == 5
+
+
+def test_runEndsAtItsLinesOrItsBytes():
+    """
+    A run ends at RUN_LINES lines however short, or at RUN_BYTES however
+    few lines: the next line begins a new one, and every member still gets
+    every line, in order.
+    """
+    for text, perRun in (("short", RUN_LINES), ("x" * 998, RUN_BYTES // 1000 + 1)):
+        s = Setting(people=2)
+        room = s.rooms["#a"]
+        runs = []
+        count = 2 * perRun + 1
+        with s.coalescer:
+            for _ in range(count):
+                s.say("#a", text)
+                run = room.members.runs[LINE]
+                if type(run) is Run and run not in runs:
+                    runs.append(run)
+        s.clock.turn()
+        assert len(runs) == 3, (text[:5], len(runs))
+        for person in s.people:
+            assert person.transport.value() == (text.encode() + b"\r\n") * count

@@ -27,7 +27,7 @@ from operator import attrgetter
 from chatd.core import events
 from chatd.core.arrivals import Arrivals
 from chatd.core.departures import Departures
-from chatd.core.runs import RUN_BYTES, FirstLine, Run
+from chatd.core.runs import RUN_BYTES, RUN_LINES, FirstLine, Run
 
 _wireOf = attrgetter("wire")
 
@@ -161,9 +161,11 @@ class Fanout:
                 confirmed = self._toEach(tuple(users.values()), event, data, actor)[0]
                 runs.pop(wire, None)
             elif (type(state) is Run and state.sharing and state.size < RUN_BYTES
+                    and len(state.lines) < RUN_LINES
                     and state.interrupted * 2 <= len(users)):
                 confirmed = self._toRun(state, users, event, data, actor, same)
-            elif type(state) is Run and state.sharing and state.size >= RUN_BYTES:
+            elif type(state) is Run and state.sharing and (state.size >= RUN_BYTES
+                                                           or len(state.lines) >= RUN_LINES):
                 # A full run: a new one.
                 run = runs[wire] = Run()
                 confirmed = self._begin(run, tuple(users.values()), event, data, actor, same)
