@@ -9,7 +9,7 @@ from twisted.internet.address import IPv4Address
 
 from chatd.core.fanout import Fanout
 from chatd.core.members import Members
-from chatd.core.runs import RUN_BYTES, RUN_LINES, Run
+from chatd.core.runs import RUN_BYTES, Run
 from chatd.edge.outbox import FLUSH_BYTES, FLUSH_SLICE, Coalescer, Outbox
 from chatd.web.protocol import WebFactory
 from fanoutfakes import Box, Wire
@@ -545,24 +545,36 @@ def test_actorWhoseCopyIsEveryonesFirstLineAndLineByLine():
     assert s.fanout.deliveries == 5
 
 
-def test_runEndsAtItsLinesOrItsBytes():
+
+def test_runEndsAtItsWiresBytes():
     """
-    A run ends at RUN_LINES lines however short, or at RUN_BYTES however
-    few lines: the next line begins a new one, and every member still gets
-    every line, in order.
+    A run ends at RUN_BYTES, or at the bytes its wire format says (the
+    web's frames are bigger): the next line begins a new one, and every
+    member still gets every line, in order.
     """
-    for text, perRun in (("short", RUN_LINES), ("x" * 998, RUN_BYTES // 1000 + 1)):
+    text = "x" * 998
+    for wire, limit in ((LINE, RUN_BYTES), (BigLines(b""), 2 * RUN_BYTES)):
         s = Setting(people=2)
+        for person in s.people:
+            person.wire = wire
+        s.rooms["#a"].members = Members()
+        for i, person in enumerate(s.people):
+            s.rooms["#a"].members[i] = person
         room = s.rooms["#a"]
-        runs = []
+        perRun = limit // 1000 + 1
         count = 2 * perRun + 1
+        runs = []
         with s.coalescer:
             for _ in range(count):
                 s.say("#a", text)
-                run = room.members.runs[LINE]
+                run = room.members.runs[wire]
                 if type(run) is Run and run not in runs:
                     runs.append(run)
         s.clock.turn()
-        assert len(runs) == 3, (text[:5], len(runs))
+        assert len(runs) == 3, (limit, len(runs))
         for person in s.people:
             assert person.transport.value() == (text.encode() + b"\r\n") * count
+
+
+class BigLines(Wire):
+    runBytes = 2 * RUN_BYTES

@@ -18,7 +18,9 @@ A wire format is any object with:
 
 and optionally C{ownIsEveryones(event)}: whether the actor's copy of C{event}
 is the very bytes everyone else gets (the web's own lines), so that the actor
-is sent them, or keeps its share of the room's run, like any member.
+is sent them, or keeps its share of the room's run, like any member; and
+C{runBytes}, the most bytes of a room's run (L{chatd.core.runs.RUN_BYTES}
+when absent).
 """
 
 from itertools import repeat
@@ -27,7 +29,7 @@ from operator import attrgetter
 from chatd.core import events
 from chatd.core.arrivals import Arrivals
 from chatd.core.departures import Departures
-from chatd.core.runs import RUN_BYTES, RUN_LINES, FirstLine, Run
+from chatd.core.runs import RUN_BYTES, FirstLine, Run
 
 _wireOf = attrgetter("wire")
 
@@ -160,12 +162,12 @@ class Fanout:
                 # to each, which ends any share of a run first.
                 confirmed = self._toEach(tuple(users.values()), event, data, actor)[0]
                 runs.pop(wire, None)
-            elif (type(state) is Run and state.sharing and state.size < RUN_BYTES
-                    and len(state.lines) < RUN_LINES
+            elif (type(state) is Run and state.sharing
+                    and state.size < getattr(wire, "runBytes", RUN_BYTES)
                     and state.interrupted * 2 <= len(users)):
                 confirmed = self._toRun(state, users, event, data, actor, same)
-            elif type(state) is Run and state.sharing and (state.size >= RUN_BYTES
-                                                           or len(state.lines) >= RUN_LINES):
+            elif (type(state) is Run and state.sharing
+                    and state.size >= getattr(wire, "runBytes", RUN_BYTES)):
                 # A full run: a new one.
                 run = runs[wire] = Run()
                 confirmed = self._begin(run, tuple(users.values()), event, data, actor, same)

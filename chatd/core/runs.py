@@ -28,14 +28,13 @@ member who left gets no line of the room after leaving and one who joined
 none from before.
 """
 
-# A run of this many lines, or this many bytes, is ended and a new one
-# begun: each member's share then reaches their outbox, which writes it at
-# once once it holds FLUSH_BYTES (chatd.edge.outbox), as it did each line.
-# Counted in lines first, so that a format of bigger lines (a web frame is
-# ~1.8x a line) does not begin runs (a share per member each) more often;
-# the bytes bound what a run's join keeps.
-RUN_LINES = 100
-RUN_BYTES = 16 * 1024
+# A run longer than this is ended and a new one begun: each member's share
+# then reaches their outbox, which writes it at once once it holds
+# FLUSH_BYTES (chatd.edge.outbox), as it did each line.  A wire format of
+# bigger lines may say its own (C{runBytes}: the web's frames are ~1.8x a
+# line, and would otherwise begin runs, a share per member each, about
+# twice as often).
+RUN_BYTES = 8 * 1024
 
 
 class FirstLine:
