@@ -163,3 +163,27 @@ def test_memoryHookSamplesChatd(tmp_path):
     report = subprocess.run([sys.executable, str(ROOT / "bench" / "memhook" / "sitecustomize.py"),
                              str(dumped)], capture_output=True, text=True, timeout=30)
     assert report.returncode == 0 and "phase" in report.stdout, report.stdout + report.stderr
+
+
+def test_gcHookTimesCollections(tmp_path):
+    """
+    bench/gchook.py, installed in a process, writes every full collection
+    (its time, the objects tracked, the young collections so far) as it
+    happens; the summary reads it back.
+    """
+    out = tmp_path / "gc"
+    program = ("import gc, sys; sys.path.insert(0, sys.argv[1]); import gchook; "
+               "gchook._install(sys.argv[2]); gc.collect(0); gc.collect(); gc.collect()")
+    subprocess.run([sys.executable, "-c", program, str(ROOT / "bench"), str(out)],
+                   check=True, timeout=60)
+    [dumped] = tmp_path.glob("gc.*.json")
+    data = json.loads(dumped.read_text())
+    # (Python may collect in full on its own as well.)
+    assert len(data["full"]) == data["totals"]["2"][0] >= 2
+    assert data["totals"]["0"][0] >= 1
+    for when, took, tracked, totals in data["full"]:
+        assert took > 0 and tracked > 0
+    report = subprocess.run([sys.executable, str(ROOT / "bench" / "gchook.py"), str(out)],
+                            capture_output=True, text=True, timeout=30)
+    assert report.returncode == 0, report.stderr
+    assert report.stdout.count("full collection at") == len(data["full"]), report.stdout
