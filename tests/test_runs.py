@@ -9,7 +9,7 @@ from twisted.internet.address import IPv4Address
 
 from chatd.core.fanout import Fanout
 from chatd.core.members import Members
-from chatd.core.runs import RUN_BYTES
+from chatd.core.runs import RUN_BYTES, Run
 from chatd.edge.outbox import FLUSH_BYTES, FLUSH_SLICE, Coalescer, Outbox
 from chatd.web.protocol import WebFactory
 from fanoutfakes import Box, Wire
@@ -476,3 +476,105 @@ def test_membersWhoSharedTheWholeTurnWriteOneObject():
     (first,), (second,), (third,) = (p.transport.writes for p in s.people)
     assert first == b"one\r\ntwo\r\nthree\r\n"
     assert first is second is third
+
+
+class EchoingWire(Wire):
+    """
+    A wire format that shows the actor the same bytes as everyone (the
+    web's own lines), encoding them anew when asked for the actor's copy.
+    """
+
+    def encodeOwn(self, event):
+        return self.encode(event)
+
+    @staticmethod
+    def ownIsEveryones(event):
+        return True
+
+
+def test_actorWhoseCopyIsEveryonesKeepsItsShare():
+    """
+    Where the actor's copy of its line is everyone's bytes, each sayer gets
+    its own lines in their place with the others', every line is encoded
+    once, and the actors too write the one object everyone who shared the
+    turn writes (their share did not end at their lines).
+    """
+    echoing = EchoingWire(b"")
+    s = Setting(people=3)
+    s.rooms["#a"].members = Members()
+    for i, person in enumerate(s.people):
+        person.wire = echoing
+        s.rooms["#a"].members[i] = person
+    a, b, c = s.people
+    with s.coalescer:
+        s.say("#a", "one", a)
+        s.say("#a", "two", b)
+        s.say("#a", "three", a)
+        s.say("#a", "four", c)
+    s.clock.turn()
+    (first,), (second,), (third,) = (p.transport.writes for p in s.people)
+    assert first == b"one\r\ntwo\r\nthree\r\nfour\r\n"
+    assert first is second is third
+    assert echoing.encoded == 4
+    # Deliveries are the others'; the bytes count the actors' copies too.
+    assert s.fanout.deliveries == 4 * 2
+    assert s.fanout.sentBytes == len(first) * 3
+
+
+def test_actorWhoseCopyIsEveryonesFirstLineAndLineByLine():
+    """
+    The turn's first line, and a room sent line by line, reach the actor
+    as everyone's bytes, encoded once.
+    """
+    echoing = EchoingWire(b"")
+    s = Setting(people=2, rooms=("#a", "#b"))
+    for room in s.rooms.values():
+        room.members = Members()
+        for i, person in enumerate(s.people):
+            person.wire = echoing
+            room.members[i] = person
+    a, b = s.people
+    with s.coalescer:
+        # Two rooms of the same members interleaving: line by line.
+        for text, room in (("one", "#a"), ("two", "#b"), ("three", "#a"), ("four", "#b"),
+                           ("five", "#a")):
+            s.say(room, text, a)
+    s.clock.turn()
+    assert a.transport.value() == b.transport.value() == b"one\r\ntwo\r\nthree\r\nfour\r\nfive\r\n"
+    assert echoing.encoded == 5
+    assert s.fanout.deliveries == 5
+
+
+
+def test_runEndsAtItsWiresBytes():
+    """
+    A run ends at RUN_BYTES, or at the bytes its wire format says (the
+    web's frames are bigger): the next line begins a new one, and every
+    member still gets every line, in order.
+    """
+    text = "x" * 998
+    for wire, limit in ((LINE, RUN_BYTES), (BigLines(b""), 2 * RUN_BYTES)):
+        s = Setting(people=2)
+        for person in s.people:
+            person.wire = wire
+        s.rooms["#a"].members = Members()
+        for i, person in enumerate(s.people):
+            s.rooms["#a"].members[i] = person
+        room = s.rooms["#a"]
+        perRun = limit // 1000 + 1
+        count = 2 * perRun + 1
+        runs = []
+        with s.coalescer:
+            for _ in range(count):
+                s.say("#a", text)
+                run = room.members.runs[wire]
+                if type(run) is Run and run not in runs:
+                    runs.append(run)
+        s.clock.turn()
+        assert len(runs) == 3, (limit, len(runs))
+        for person in s.people:
+            assert person.transport.value() == (text.encode() + b"\r\n") * count
+
+
+class BigLines(Wire):
+    runBytes = 2 * RUN_BYTES

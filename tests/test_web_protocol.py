@@ -224,6 +224,9 @@ def test_topic_live(web):
     ('{"type": "say", "room": "#lobby", "text": 5}', "bad-message"),
     ('{"type": "say", "room": ["#lobby"], "text": "x"}', "bad-message"),
     ('{"type": "history", "room": "#lobby", "count": NaN}', "bad-json"),
+    ('{"type": "history", "room": "#lobby", "count": -Infinity}', "bad-json"),
+    ('\ufeff{"type": "ping"}', "bad-json"),
+    ('{"type": "ping"} {"type": "ping"}', "bad-json"),
     ('{"type": "history", "room": "#lobby", "count": true}', "bad-message"),
     ('{"type": "say", "room": "#lobby", "text": "x", "id": {"a": 1}}', "bad-message"),
     ("[" * 5000 + "]" * 5000, "bad-json"),
@@ -656,3 +659,31 @@ def test_notices_are_marked():
     assert shown(events.PrivatelySaid("al", "bo", "psst", 5.0, notice=True)) == {
         "type": "private", "from": "al", "to": "bo", "text": "psst", "time": 5.0,
         "notice": True}
+
+
+def test_ownIsEveryonesForLinesSaidOnly():
+    """
+    The actor's copy of a line it said (or acted, or a topic it set) is
+    everyone's frame, which the fan-out may then send it as a member; a room
+    it left is shown it otherwise, and a join not at all.
+    """
+    from chatd.core import events
+    said = events.Said("#a", "amy", "hi", time=1, id=2)
+    assert WebWire.ownIsEveryones(said)
+    assert WebWire.encodeOwn(said) == WebWire.encode(said)
+    assert not WebWire.ownIsEveryones(events.Parted("#a", "amy", ""))
+    assert not WebWire.ownIsEveryones(events.Joined("#a", "amy"))
+
+
+def test_arrivalsAreTheirJoinsFrames():
+    """
+    Arrivals announced together are the frames of each join, in order; the
+    same bytes however often they are asked for.
+    """
+    from chatd.core import events
+    nicks = tuple(f"n{i}" for i in range(5))
+    joins = b"".join(WebWire.encode(events.Joined("#a", nick)) for nick in nicks)
+    assert WebWire.encode(events.Arrived("#a", nicks)) == joins
+    assert WebWire.encode(events.Arrived("#a", nicks)) == joins
+    assert WebWire.encode(events.Arrived("#b", nicks[3:])) == b"".join(
+        WebWire.encode(events.Joined("#b", nick)) for nick in nicks[3:])

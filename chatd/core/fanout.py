@@ -14,7 +14,13 @@ A wire format is any object with:
 - C{encodeOwn(event)}: the bytes that confirm the event to its actor (IRC
   echoes a JOIN, the line protocol says C{=== joined #room}), or L{None} when
   the actor is told nothing (a room message is not echoed);
-- C{encodeHistory(event)}: the bytes that show a stored room line later.
+- C{encodeHistory(event)}: the bytes that show a stored room line later;
+
+and optionally C{ownIsEveryones(event)}: whether the actor's copy of C{event}
+is the very bytes everyone else gets (the web's own lines), so that the actor
+is sent them, or keeps its share of the room's run, like any member; and
+C{runBytes}, the most bytes of a room's run (L{chatd.core.runs.RUN_BYTES}
+when absent).
 """
 
 from itertools import repeat
@@ -34,6 +40,14 @@ def _size(data):
     that is not bytes.
     """
     return len(data) if type(data) is bytes else 0
+
+
+def _ownIsEveryones(wire, event):
+    """
+    Whether C{wire} shows C{event}'s actor the bytes everyone gets.
+    """
+    same = getattr(wire, "ownIsEveryones", None)
+    return same is not None and same(event)
 
 
 class Fanout:
@@ -140,28 +154,35 @@ class Fanout:
         for wire, users in groups:
             data = wire.encode(event)
             state = runs.get(wire)
+            # An actor whose copy is everyone's is sent it as a member, and
+            # keeps its share of the run (still counted as confirmed).
+            same = actor is not None and _ownIsEveryones(wire, event)
             if type(data) is not bytes:
                 # What only the recipient's outbox can render (IRC's): sent
                 # to each, which ends any share of a run first.
                 confirmed = self._toEach(tuple(users.values()), event, data, actor)[0]
                 runs.pop(wire, None)
-            elif (type(state) is Run and state.sharing and state.size < RUN_BYTES
+            elif (type(state) is Run and state.sharing
+                    and state.size < getattr(wire, "runBytes", RUN_BYTES)
                     and state.interrupted * 2 <= len(users)):
-                confirmed = self._toRun(state, users, event, data, actor)
-            elif type(state) is Run and state.sharing and state.size >= RUN_BYTES:
+                confirmed = self._toRun(state, users, event, data, actor, same)
+            elif (type(state) is Run and state.sharing
+                    and state.size >= getattr(wire, "runBytes", RUN_BYTES)):
                 # A full run: a new one.
                 run = runs[wire] = Run()
-                confirmed = self._begin(run, tuple(users.values()), event, data, actor)
+                confirmed = self._begin(run, tuple(users.values()), event, data, actor, same)
             elif type(state) is FirstLine and state.thisTurn():
                 if state.shareable:
                     # A second line in the turn: a run, from the first (a
                     # member who holds only that takes it into the run).
                     run = runs[wire] = Run()
                     run.append(state.data)
-                    confirmed = self._begin(run, tuple(users.values()), event, data, actor)
+                    confirmed = self._begin(run, tuple(users.values()), event, data, actor,
+                                            same)
                 else:
                     # Sent line by line for the rest of the turn (below).
-                    confirmed = self._toEach(tuple(users.values()), event, data, actor)[0]
+                    confirmed = self._toEach(tuple(users.values()), event, data, actor,
+                                             same)[0]
             else:
                 # The turn's first line here; or most members were sent
                 # something else since the last line (lines of rooms they
@@ -169,20 +190,22 @@ class Fanout:
                 # per member and line), and the room's lines are sent to
                 # each for the rest of the turn.
                 interleaved = type(state) is Run and state.sharing
-                confirmed, probe = self._toEach(tuple(users.values()), event, data, actor)
+                confirmed, probe = self._toEach(tuple(users.values()), event, data, actor,
+                                                same)
                 turn = probe.turn() if getattr(probe, "turn", None) is not None else None
                 runs[wire] = (None if turn is None
                               else FirstLine(probe, turn, not interleaved, data))
             count = len(users) - confirmed
             self.deliveries += count
-            self.sentBytes += _size(data) * count
+            self.sentBytes += _size(data) * (count + confirmed if same else count)
 
-    def _begin(self, run, users, event, data, actor):
+    def _begin(self, run, users, event, data, actor, same=False):
         """
         Begin C{run} with C{data} for C{users}: each member's outbox shares
         it from here on, or is sent C{data} itself (and each further line of
         the run) if it cannot share now.  The actor gets its confirmation
-        instead, and shares from the next line on.
+        instead, and shares from the next line on; if C{same} (its copy is
+        C{data}), it shares from this line as everyone does.
 
         @return: 1 if the actor is among C{users}, else 0.
         """
@@ -192,10 +215,11 @@ class Fanout:
             outbox = user.outbox
             share = getattr(outbox, "share", None)
             if user is actor:
-                self.toActor(user, event)
-                (run.left if share is not None else individual).append(outbox)
                 confirmed = 1
-                continue
+                if not same:
+                    self.toActor(user, event)
+                    (run.left if share is not None else individual).append(outbox)
+                    continue
             if share is not None and share(run):
                 continue
             individual.append(outbox)
@@ -206,11 +230,13 @@ class Fanout:
             run.actors[actor] = confirmed
         return confirmed
 
-    def _toRun(self, run, users, event, data, actor):
+    def _toRun(self, run, users, event, data, actor, same=False):
         """
         Append C{data} to C{run}, taking back first those who left it (or
         sending it to them if they cannot share now), and send it to those
-        who are sent each line.
+        who are sent each line.  The actor's share ends before its line, and
+        it is sent its confirmation; if C{same} (its copy is C{data}), the
+        line reaches it as it reaches everyone.
 
         @return: 1 if the actor is among C{users}, else 0.
         """
@@ -228,7 +254,7 @@ class Fanout:
             confirmed = run.actors.get(actor)
             if confirmed is None:
                 confirmed = run.actors[actor] = int(actor in users.values())
-        if confirmed:
+        if confirmed and not same:
             mine = actor.outbox
             # The actor's share ends before its own line: it is told its
             # confirmation instead, and shares again from the next line.
@@ -243,10 +269,10 @@ class Fanout:
                 outbox.send(data)
         return confirmed
 
-    def _toEach(self, users, event, data, actor):
+    def _toEach(self, users, event, data, actor, same=False):
         """
         Send C{data} to each of C{users}, and C{event}'s confirmation to
-        C{actor} if among them.
+        C{actor} if among them (C{data} itself if C{same}).
 
         @return: 1 if the actor is among C{users}, else 0; and the outbox
             sent to last, or L{None}.
@@ -255,11 +281,12 @@ class Fanout:
         last = None
         for user in users:
             if user is actor:
-                self.toActor(user, event)
                 confirmed = 1
-            else:
-                last = user.outbox
-                last.send(data)
+                if not same:
+                    self.toActor(user, event)
+                    continue
+            last = user.outbox
+            last.send(data)
         return confirmed, last
 
     def toUser(self, user, event):

@@ -30,7 +30,10 @@ none from before.
 
 # A run longer than this is ended and a new one begun: each member's share
 # then reaches their outbox, which writes it at once once it holds
-# FLUSH_BYTES (chatd.edge.outbox), as it did each line.
+# FLUSH_BYTES (chatd.edge.outbox), as it did each line.  A wire format of
+# bigger lines may say its own (C{runBytes}: the web's frames are ~1.8x a
+# line, and would otherwise begin runs, a share per member each, about
+# twice as often).
 RUN_BYTES = 8 * 1024
 
 

@@ -63,6 +63,12 @@ def _reject(value):
     raise ValueError(f"{value} is not JSON")
 
 
+# One decoder for every message (json.loads with an argument builds a new
+# decoder, and its scanner, per call: per line a browser says).  NaN and
+# Infinity are not JSON.
+_DECODER = json.JSONDecoder(parse_constant=_reject)
+
+
 def parse(data: str) -> dict:
     """
     The message a text frame holds, with every field checked and its text
@@ -74,9 +80,9 @@ def parse(data: str) -> dict:
         raise BadMessage("too-large", f"a message is at most {MAX_FRAME_BYTES} bytes; "
                          "it was not delivered")
     try:
-        # NaN and Infinity are not JSON; nesting deep enough to exhaust the
-        # parser's stack is refused, not a crash.
-        obj = json.loads(data, parse_constant=_reject)
+        # Nesting deep enough to exhaust the parser's stack is refused, not
+        # a crash.
+        obj = _DECODER.decode(data)
     except (ValueError, RecursionError):
         raise BadMessage("bad-json", "that was not valid JSON") from None
     if not isinstance(obj, dict):

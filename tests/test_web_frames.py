@@ -1,0 +1,107 @@
+"""
+A browser's whole text frames read by L{chatd.web.frames.FrameReader}, and
+everything else handed to the WebSocket library from the first other frame
+on, byte for byte.
+"""
+
+import json
+import os
+
+import pytest
+
+from chatd.web.frames import FrameReader, unmask
+from chatd.web.messages import MAX_FRAME_BYTES
+from websupport import WebMemoryServer
+
+
+def masked(payload, opcode=0x1, final=True, mask=b"\x1f\x80\x03\xfe", lengthBytes=None):
+    """
+    A client's frame of C{payload}, masked with C{mask}.
+    """
+    size = len(payload)
+    first = (0x80 if final else 0) | opcode
+    if lengthBytes == 2 or lengthBytes is None and 126 <= size < 0x10000:
+        header = bytes((first, 0x80 | 126)) + size.to_bytes(2, "big")
+    elif lengthBytes == 8 or lengthBytes is None and size >= 0x10000:
+        header = bytes((first, 0x80 | 127)) + size.to_bytes(8, "big")
+    else:
+        header = bytes((first, 0x80 | size))
+    return header + mask + unmask(payload, mask)
+
+
+class Reader:
+    def __init__(self):
+        self.texts, self.other = [], []
+        self.reader = FrameReader(self.texts.append, self.other.append)
+
+    def feed(self, *chunks):
+        for chunk in chunks:
+            self.reader.dataReceived(chunk)
+
+
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 125, 126, 127, 1000, MAX_FRAME_BYTES])
+def test_unmaskIsItsOwnInverse(size):
+    payload = os.urandom(size)
+    mask = os.urandom(4)
+    expected = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    assert unmask(payload, mask) == expected
+    assert unmask(expected, mask) == payload
+
+
+def test_wholeTextFramesReadHere():
+    r = Reader()
+    r.feed(masked("hé".encode()) + masked(b"x" * 300) + masked(b""))
+    assert r.texts == ["hé", "x" * 300, ""]
+    assert r.other == []
+
+
+def test_frameSplitAnywhereReadOnceWhole():
+    data = masked(b'{"type":"say"}') + masked("ü".encode() * 200)
+    r = Reader()
+    r.feed(*(data[i:i + 1] for i in range(len(data))))
+    assert r.texts == ['{"type":"say"}', "ü" * 200]
+    assert r.other == []
+
+
+@pytest.mark.parametrize("other", [
+    masked(b"\x03\xe8", opcode=0x8),            # a close
+    masked(b"are you there", opcode=0x9),       # a ping
+    masked(b"half", final=False),               # a fragment
+    masked(b"\x00\x01", opcode=0x2),            # a binary message
+    bytes((0x81, 5)) + b"hello",                 # not masked
+    bytes((0xC1, 0x80 | 2)) + b"abcd" + b"xy",   # an RSV bit
+    masked(b"\xff\xfe"),                        # not UTF-8
+    masked(b"short", lengthBytes=2),            # a length not the shortest
+    masked(b"x" * (MAX_FRAME_BYTES + 1)),       # too large for a message
+    masked(b"x" * 10, lengthBytes=8),           # a 64-bit length
+])
+def test_otherFramesAndAllAfterGoToTheLibrary(other):
+    """
+    From the first frame of another kind on, the library is handed every
+    byte, unchanged, the later text frames too.
+    """
+    r = Reader()
+    before, after = masked(b"one"), masked(b"two")
+    r.feed(before + other[:3], other[3:] + after[:2], after[2:])
+    assert r.texts == ["one"]
+    assert b"".join(r.other) == other + after
+
+
+def test_browsersFramesReachTheRoom():
+    """
+    Frames as the browser's socket brings them, split and together, go
+    through the reader to the session: the room hears each line once.
+    """
+    server = WebMemoryServer()
+    amy = server.browser("amy")
+    bob = server.browser("bob")
+    for browser in (amy, bob):
+        browser.send(type="join", room="#a")
+        browser.messages()
+    data = b"".join(masked(json.dumps({"type": "say", "room": "#a", "text": text}).encode())
+                    for text in ("one", "two", "three"))
+    receive = amy.request.channel.dataReceived
+    receive(data[:7])
+    receive(data[7:])
+    said = [m["text"] for m in bob.messages() if m["type"] == "said"]
+    assert said == ["one", "two", "three"]
