@@ -182,6 +182,25 @@ def test_renameCaseOnly(core):
     assert alice.outbox.take() == [events.NowKnownAs("alice", "Alice")]
 
 
+def test_userKeepsTheKeyOfTheNicknameItHasNow(core):
+    """
+    A user's nickname key (L{User.key}, kept rather than folded at each
+    look-up) follows every rename: a later part and disconnect free the
+    names and memberships under the nickname the user has then.
+    """
+    alice = arrive(core, "Alice")
+    assert alice.key == "alice"
+    core.join(alice, "#dev")
+    core.rename(alice, "ALICIA")
+    assert alice.key == "alicia"
+    assert core.rooms["#dev"].members == {"alicia": alice}
+    core.part(alice, "#dev")
+    assert "#dev" not in core.rooms
+    core.disconnect(alice, "gone")
+    assert core.users == {}
+    assert arrive(core, "alicia").key == "alicia"
+
+
 def test_renameToTakenNickRefused(core):
     """
     One cannot rename to someone else's nickname.

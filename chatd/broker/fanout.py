@@ -100,7 +100,7 @@ class RemoteUser(User):
     def __init__(self, node, nick, hangUp):
         super().__init__(_Nowhere, _Nowhere, None, hangUp)
         self.node = node
-        self.nick = nick
+        self.named(nick)
 
 
 class _Item:
@@ -675,7 +675,7 @@ class BrokeredFanout(Fanout):
             return
         del core.users[newKey]
         core.users[oldKey] = user
-        user.nick = oldNick
+        user.named(oldNick)
         for room in user.rooms.values():
             del room.members[newKey]
             room.members[oldKey] = user
@@ -1330,7 +1330,7 @@ class BrokeredFanout(Fanout):
             keys = self._byNode.setdefault(node, set())
             keys.discard(oldKey)
             keys.add(newKey)
-        user.nick = new
+        user.named(new)
         for room in user.rooms.values():
             room.names = None
 
