@@ -82,6 +82,10 @@ class Moderation:
         account C{account} (or L{None}), if banned from C{room} (C{""}: the
         server).
         """
+        if not self.bans.anyIn(room):
+            # A login asks of three places (the server, the lobby, its
+            # room), and most have no ban.
+            return
         now = self._core.clock.seconds()
         for name in ([nick] + ([account] if account and account != nickKey(nick or "")
                                else [])):
