@@ -260,6 +260,29 @@ def test_aNewcomerWhoCameTwiceIsNotToldOfThemselves(core, clock):
     assert received(erin) == []
 
 
+def test_newcomersAloneAreAnnouncedToNobody(core, clock):
+    """
+    Newcomers alone in a room (as in a lobby left in the same read as it
+    was entered) cost no fan-out of their arrival; those who join after
+    them are told of them, and they of those, as before.
+    """
+    fannedOut = []
+    toUsers = core.fanout.toUsers
+    core.fanout.toUsers = lambda users, event: (fannedOut.append(event),
+                                                toUsers(users, event))
+    alice = arrive(core, "alice")
+    core.part(alice, "#lobby")
+    bob, carol = arrive(core, "bob"), arrive(core, "carol")
+    clock.advance(0)
+    assert fannedOut == []
+    assert received(bob) == [events.Joined("#lobby", "carol")]
+    dave = arrive(core, "dave")
+    clock.advance(0)
+    assert fannedOut == [events.Joined("#lobby", "dave")]
+    assert received(bob) == received(carol) == [events.Joined("#lobby", "dave")]
+    assert received(alice) == received(dave) == []
+
+
 def test_aNewcomerPutOutSilentlyIsNeverAnnounced(core, clock):
     """
     A newcomer taken out of the room without a word before being announced
