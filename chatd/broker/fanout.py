@@ -807,7 +807,8 @@ class BrokeredFanout(Fanout):
         members = tuple(user.nick for key, user in room.members.items()
                         if isinstance(user, RemoteUser) or view.get(key) is user
                         or user is joiner)
-        return replace(event, topic=room.topic, members=members)
+        # (Sorted by the front end: the core's were of its own members.)
+        return replace(event, topic=room.topic, members=members, listed=None)
 
     def _deliverAll(self, users, event, actor=None):
         """
