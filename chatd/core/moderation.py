@@ -103,7 +103,8 @@ class Moderation:
         address or their account.  An operator who proved their nickname is
         not refused: no ban covers an operator.
         """
-        if nickKey(nick) in self.operators and user.account == nickKey(nick):
+        if (user.account is not None and user.account == nickKey(nick)
+                and user.account in self.operators):
             return
         self.checkNotBanned(nick, user.host, "", user.account)
 
