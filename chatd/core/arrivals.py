@@ -125,7 +125,7 @@ class Arrivals:
         fanout = self._fanout
         nicks = tuple(nick for _, nick in waiting)
         newcomers = {user: i for i, (user, _) in enumerate(waiting)}
-        others = _others(room, newcomers)
+        others = [m for m in room.members.values() if m not in newcomers]
         if others:
             # (Not when the newcomers are alone: a login's lobby, which it
             # leaves in the same read, is announced to nobody.)
@@ -134,23 +134,6 @@ class Arrivals:
         for user, i in newcomers.items():
             if i + 1 < len(nicks):
                 fanout.toUser(user, _announcement(room.name, nicks[i + 1:]))
-
-
-def _others(room, newcomers):
-    """
-    C{room}'s members who are not among C{newcomers} (a C{dict} of members,
-    in the order they arrived), in the order they joined.
-    """
-    members = list(room.members.values())
-    before = len(members) - len(newcomers)
-    # Members are kept in the order they joined, so the newcomers are
-    # usually the last ones: then the others are found without a step per
-    # member (in a room of 100, that step was most of an announcement's
-    # own Python).  A newcomer who came twice, or a member who was renamed
-    # since (a rename moves them last), falls back to the look-up.
-    if members[before:] == list(newcomers):
-        return members[:before]
-    return [m for m in members if m not in newcomers]
 
 
 def _announcement(room, nicks):
