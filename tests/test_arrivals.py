@@ -224,6 +224,65 @@ def test_aRenameComesAfterTheArrival(core, clock):
     assert received(alice) == []
 
 
+def test_aMemberRenamedBeforeTheAnnouncementIsStillToldIt(core, clock):
+    """
+    A member renamed while an arrival waits (a rename puts them last among
+    the members, after the newcomer) is still told of it, and the
+    newcomer is not told of themselves.
+    """
+    alice, bob, carol = windowOpen(core, clock)
+    erin = arrive(core, "erin")
+    clear(erin)
+    core.rename(alice, "alicia")
+    assert list(core.rooms["#lobby"].members)[-2:] == ["erin", "alicia"]
+    assert received(alice) == [events.Joined("#lobby", "erin")]
+    assert received(bob) == [events.Joined("#lobby", "erin"),
+                             events.Renamed("#lobby", "alice", "alicia")]
+    assert received(erin) == [events.Renamed("#lobby", "alice", "alicia")]
+
+
+def test_aNewcomerWhoCameTwiceIsNotToldOfThemselves(core, clock):
+    """
+    A newcomer put out silently and back before the announcement (so that
+    the newcomers are not the last members in the order they arrived)
+    is told only of those after them; the others are told of everyone.
+    """
+    alice, bob, carol = windowOpen(core, clock)
+    lobby = core.rooms["#lobby"]
+    erin = arrive(core, "erin")
+    core.removeMember(erin, lobby)
+    frank = arrive(core, "frank")
+    core.join(erin, "#lobby")
+    clear(erin, frank)
+    clock.advance(2)
+    assert received(alice) == [events.Arrived("#lobby", ("erin", "frank", "erin"))]
+    assert received(frank) == [events.Joined("#lobby", "erin")]
+    assert received(erin) == []
+
+
+def test_newcomersAloneAreAnnouncedToNobody(core, clock):
+    """
+    Newcomers alone in a room (as in a lobby left in the same read as it
+    was entered) cost no fan-out of their arrival; those who join after
+    them are told of them, and they of those, as before.
+    """
+    fannedOut = []
+    toUsers = core.fanout.toUsers
+    core.fanout.toUsers = lambda users, event: (fannedOut.append(event),
+                                                toUsers(users, event))
+    alice = arrive(core, "alice")
+    core.part(alice, "#lobby")
+    bob, carol = arrive(core, "bob"), arrive(core, "carol")
+    clock.advance(0)
+    assert fannedOut == []
+    assert received(bob) == [events.Joined("#lobby", "carol")]
+    dave = arrive(core, "dave")
+    clock.advance(0)
+    assert fannedOut == [events.Joined("#lobby", "dave")]
+    assert received(bob) == received(carol) == [events.Joined("#lobby", "dave")]
+    assert received(alice) == received(dave) == []
+
+
 def test_aNewcomerPutOutSilentlyIsNeverAnnounced(core, clock):
     """
     A newcomer taken out of the room without a word before being announced

@@ -10,7 +10,9 @@ from twisted.internet.task import Clock
 
 from chatd.core import events
 from chatd.core import refusals as R
+from chatd.core import chat
 from chatd.core.chat import ChatCore, User
+from chatd.core.names import sortedNicks
 from chatd.core.fanout import Fanout
 from support import EventWire, Inbox
 
@@ -180,6 +182,25 @@ def test_renameCaseOnly(core):
     core.rename(alice, "Alice")
     assert alice.nick == "Alice" and core.users["alice"] is alice
     assert alice.outbox.take() == [events.NowKnownAs("alice", "Alice")]
+
+
+def test_userKeepsTheKeyOfTheNicknameItHasNow(core):
+    """
+    A user's nickname key (L{User.key}, kept rather than folded at each
+    look-up) follows every rename: a later part and disconnect free the
+    names and memberships under the nickname the user has then.
+    """
+    alice = arrive(core, "Alice")
+    assert alice.key == "alice"
+    core.join(alice, "#dev")
+    core.rename(alice, "ALICIA")
+    assert alice.key == "alicia"
+    assert core.rooms["#dev"].members == {"alicia": alice}
+    core.part(alice, "#dev")
+    assert "#dev" not in core.rooms
+    core.disconnect(alice, "gone")
+    assert core.users == {}
+    assert arrive(core, "alicia").key == "alicia"
 
 
 def test_renameToTakenNickRefused(core):
@@ -383,3 +404,42 @@ def test_awayJoinerIsToldToTheRoom(core):
     clear(alice)
     core.join(carol, "#side")
     assert [bob.outbox.take(), alice.outbox.take()] == [[events.Joined("#side", "carol")]] * 2
+
+
+def _listedOnEntering(user):
+    return [e.listed for e in user.outbox.take() if isinstance(e, events.Entered)]
+
+
+def test_newcomerIsGivenTheMembersSortedForListing(core, monkeypatch):
+    """
+    Each newcomer's L{events.Entered} carries the members' nicknames sorted
+    as L{sortedNicks} sorts them (kept by the room from join to join, not
+    sorted anew), after joins in any order, parts, renames and a room
+    grown past L{LISTED_MAX} and back.
+    """
+    monkeypatch.setattr(chat, "LISTED_MAX", 4)
+    users = {}
+    for nick in ["dave", "Bob", "alice", "Carol"]:
+        users[nick] = user = arrive(core, nick)
+        core.join(user, "#dev")
+        assert _listedOnEntering(user) == [
+            tuple(sortedNicks(core.rooms["#dev"].names))]
+    assert core.rooms["#dev"].names == ("dave", "Bob", "alice", "Carol")
+    assert core.rooms["#dev"].listing[1] == ("alice", "Bob", "Carol", "dave")
+    erin = arrive(core, "erin")
+    core.join(erin, "#dev")
+    assert _listedOnEntering(erin) == [None]
+    core.part(users["Bob"], "#dev")
+    core.rename(users["dave"], "Aaron")
+    frank = arrive(core, "frank")
+    core.join(frank, "#dev")
+    assert _listedOnEntering(frank) == [None]
+    core.part(erin, "#dev")
+    core.part(frank, "#dev")
+    ben = arrive(core, "ben")
+    core.join(ben, "#dev")
+    assert _listedOnEntering(ben) == [("Aaron", "alice", "ben", "Carol")]
+    bea = arrive(core, "BEA")
+    core.part(users["alice"], "#dev")
+    core.join(bea, "#dev")
+    assert _listedOnEntering(bea) == [("Aaron", "BEA", "ben", "Carol")]

@@ -9,7 +9,7 @@ import pytest
 
 from chatd.core import events
 from chatd.core import refusals as R
-from chatd.core.bans import ADDRESS, NICK, Ban
+from chatd.core.bans import ADDRESS, NICK, Ban, BanList
 from trustsupport import Trust, clear, result
 
 
@@ -1009,3 +1009,24 @@ def test_mutedMembersLeaveWithoutAWord(trust):
     clear(op, dave, carol)
     dave.quit("connection lost")
     assert carol.outbox.take() == [events.Quit("#lobby", "dave", "connection lost")]
+
+
+def test_banListTellsThePlacesWithBans():
+    """
+    L{BanList.anyIn} is true exactly where L{BanList.find} could find or
+    end a ban: the server's bans (place C{""}, which is no room) and a
+    room's, whatever the spelling, ended ones included until dropped.
+    """
+    bans = BanList()
+    assert not bans.anyIn("") and not bans.anyIn("#dev")
+    inDev = Ban(NICK, "Alice", "#Dev", 3.0, "", "op", 1.0)
+    bans.add(inDev)
+    assert bans.anyIn("#dev") and bans.anyIn("#DEV") and not bans.anyIn("#lobby")
+    # The server's place is asked of whenever any ban exists (its bans
+    # are not listed by place).
+    assert bans.anyIn("")
+    assert bans.find("alice", None, "#dev", 5.0) == (None, [inDev])
+    assert not bans.anyIn("#dev")
+    bans.add(Ban(ADDRESS, "10.0.0.0/24", "", None, "", "op", 1.0))
+    assert bans.anyIn("") and not bans.anyIn("#dev")
+    assert bans.find("bob", "10.0.0.9", "", 5.0)[0] is not None

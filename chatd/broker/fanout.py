@@ -100,7 +100,7 @@ class RemoteUser(User):
     def __init__(self, node, nick, hangUp):
         super().__init__(_Nowhere, _Nowhere, None, hangUp)
         self.node = node
-        self.nick = nick
+        self.named(nick)
 
 
 class _Item:
@@ -675,7 +675,7 @@ class BrokeredFanout(Fanout):
             return
         del core.users[newKey]
         core.users[oldKey] = user
-        user.nick = oldNick
+        user.named(oldNick)
         for room in user.rooms.values():
             del room.members[newKey]
             room.members[oldKey] = user
@@ -807,7 +807,8 @@ class BrokeredFanout(Fanout):
         members = tuple(user.nick for key, user in room.members.items()
                         if isinstance(user, RemoteUser) or view.get(key) is user
                         or user is joiner)
-        return replace(event, topic=room.topic, members=members)
+        # (Sorted by the front end: the core's were of its own members.)
+        return replace(event, topic=room.topic, members=members, listed=None)
 
     def _deliverAll(self, users, event, actor=None):
         """
@@ -1330,7 +1331,7 @@ class BrokeredFanout(Fanout):
             keys = self._byNode.setdefault(node, set())
             keys.discard(oldKey)
             keys.add(newKey)
-        user.nick = new
+        user.named(new)
         for room in user.rooms.values():
             room.names = None
 

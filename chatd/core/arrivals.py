@@ -125,8 +125,11 @@ class Arrivals:
         fanout = self._fanout
         nicks = tuple(nick for _, nick in waiting)
         newcomers = {user: i for i, (user, _) in enumerate(waiting)}
-        fanout.toUsers([m for m in room.members.values() if m not in newcomers],
-                       _announcement(room.name, nicks))
+        others = [m for m in room.members.values() if m not in newcomers]
+        if others:
+            # (Not when the newcomers are alone: a login's lobby, which it
+            # leaves in the same read, is announced to nobody.)
+            fanout.toUsers(others, _announcement(room.name, nicks))
         # Each newcomer of the batch saw those before them among the members.
         for user, i in newcomers.items():
             if i + 1 < len(nicks):

@@ -244,6 +244,14 @@ class BanList:
             ban = self._bans[key]
             self.remove(ban.kind, ban.target, ban.room)
 
+    def anyIn(self, room):
+        """
+        Whether any ban, in force or ended but not yet dropped, is on the
+        room called C{room} (C{""}: the server): where none is, L{find}
+        finds nothing and ends nothing.
+        """
+        return bool(self._bans) and (not room or roomKey(room) in self._rooms)
+
     def get(self, key, now):
         """
         The ban with C{key} if it is still in force at C{now}, or L{None}.

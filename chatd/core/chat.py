@@ -15,6 +15,7 @@ text from the edge, used only to match bans.
 """
 
 import weakref
+from bisect import bisect
 from dataclasses import dataclass
 from operator import attrgetter
 
@@ -33,12 +34,21 @@ from chatd.storage import HistoryRefused
 
 _nickOf = attrgetter("nick")
 
+# A room of at most this many members keeps their nicknames sorted for the
+# newcomers' lists (L{events.Entered.listed}): sorting them anew for each
+# newcomer cost a room of 100 some 5 us per login, more than keeping them
+# sorted; in a bigger room each join would copy the sorted names, and the
+# line protocol lists no more than 100 on entering.
+LISTED_MAX = 100
+
 
 class User:
     """
     One connected person, as the core sees them.
 
     @ivar nick: the nickname, or L{None} until one is claimed.
+    @ivar key: the nickname's L{nickKey}, or L{None}: kept with it (set
+        both with L{named}), since a login looks it up a dozen times.
     @ivar rooms: the rooms joined, by room key, in the order joined.
     @ivar outbox: where the fan-out puts this user's bytes.
     @ivar wire: the wire format that turns events into this user's bytes.
@@ -56,12 +66,12 @@ class User:
     @ivar since: when the user got their first nickname (POSIX seconds).
     """
 
-    __slots__ = ("nick", "rooms", "outbox", "wire", "host", "account",
+    __slots__ = ("nick", "key", "rooms", "outbox", "wire", "host", "account",
                  "onHangUp", "connected", "goneBecause", "away", "active", "since",
                  "__weakref__")
 
     def __init__(self, outbox, wire, host=None, hangUp=None):
-        self.nick = None
+        self.nick = self.key = None
         self.rooms = {}
         self.outbox = outbox
         self.wire = wire
@@ -73,6 +83,13 @@ class User:
         self.away = ""
         self.active = 0.0
         self.since = 0.0
+
+    def named(self, nick):
+        """
+        Give the user the nickname C{nick} (unchecked), with its key.
+        """
+        self.nick = nick
+        self.key = nickKey(nick)
 
     def hangUp(self):
         """
@@ -92,7 +109,7 @@ class User:
         """
         Whether the user has proved they own the nickname they use now.
         """
-        return self.nick is not None and self.account == nickKey(self.nick)
+        return self.account is not None and self.account == self.key
 
 
 @dataclass(frozen=True)
@@ -149,11 +166,15 @@ class Room:
         by a join (one copy in C, where listing a big room's members anew
         for every newcomer would cost a Python step per member) and dropped
         by any other change to C{members}.
+    @ivar listing: L{None}, or the same nicknames sorted for listing
+        (L{events.Entered.listed}) with their keys, and the C{names} they
+        were sorted from: a later join adds its newcomer in place while
+        C{names} is still that one.
     """
 
     __slots__ = ("name", "key", "members", "topic", "owner", "firstId", "muted",
                  "mutedAccounts", "mutedNicks", "muteRanks", "expelled", "creator",
-                 "names")
+                 "names", "listing")
 
     def __init__(self, name, owner=None, topic="", firstId=None):
         self.name = name
@@ -169,6 +190,7 @@ class Room:
         self.expelled = weakref.WeakKeyDictionary()
         self.creator = None
         self.names = None
+        self.listing = None
 
     def shows(self, event):
         """
@@ -319,8 +341,8 @@ class ChatCore:
         self._checkNickFree(user, nick)
         self.moderation.checkNotBannedAs(user, nick)
         self.fanout.nickTaken(nick)
-        user.nick = nick
-        self.users[nickKey(nick)] = user
+        user.named(nick)
+        self.users[user.key] = user
         self.logins += 1
         # With the disconnect line, the one log line a connection costs.
         self._log.info("{nick} logged in from {host}", nick=nick, host=user.host)
@@ -343,7 +365,7 @@ class ChatCore:
         if nick == user.nick:
             self.fanout.toUser(user, events.NowKnownAs(nick, nick))
             return
-        if nickKey(nick) != nickKey(user.nick):
+        if nickKey(nick) != user.key:
             self.moderation.checkMayRename(user)
             holder = self.users.get(nickKey(nick))
             if holder is not None and user.account == nickKey(nick):
@@ -378,7 +400,7 @@ class ChatCore:
         if user.nick is None:
             return self.claimNick(user, nick)
         if user.nick != nick:
-            if nickKey(user.nick) == nickKey(nick):
+            if user.key == nickKey(nick):
                 self.changeNick(user, nick)
             else:
                 self.rename(user, nick)
@@ -394,12 +416,13 @@ class ChatCore:
         # the change: the user's own parts, a quit of the name's last holder.
         self.fanout.nickTaken(nick)
         self.fanout.nickTaken(old)
-        del self.users[nickKey(old)]
-        self.users[nickKey(nick)] = user
-        user.nick = nick
+        oldKey = user.key
+        del self.users[oldKey]
+        user.named(nick)
+        self.users[user.key] = user
         for room in user.rooms.values():
-            del room.members[nickKey(old)]
-            room.members[nickKey(nick)] = user
+            del room.members[oldKey]
+            room.members[user.key] = user
             room.names = None
             self.fanout.toRoom(room, events.Renamed(room.name, old, nick), user)
         # Once to the user, however many rooms they share it with.
@@ -431,7 +454,7 @@ class ChatCore:
             # A kept room: its owner, topic, bans and history are as left.
             self.rooms[key] = self.kept.pop(key)
         self.fanout.arrived(room, user)
-        room.members[nickKey(user.nick)] = user
+        room.members[user.key] = user
         user.rooms[room.key] = room
         if user.away and len(room.members) > 1:
             # The members now share a room with someone away: told once they
@@ -439,11 +462,14 @@ class ChatCore:
             self.fanout.announceArrivals(room)
             self.fanout.toEach([m for m in room.members.values() if m is not user],
                                events.AwayChanged(user.nick, user.away))
-        if room.names is None:
+        before = room.names
+        if before is None:
             room.names = tuple(map(_nickOf, room.members.values()))
         else:
-            room.names += (user.nick,)
-        self.fanout.toUser(user, events.Entered(room.name, user.nick, room.topic, room.names))
+            room.names = before + (user.nick,)
+        listed = _listed(room, before, user)
+        self.fanout.toUser(user, events.Entered(room.name, user.nick, room.topic, room.names,
+                                                listed))
         return room, True
 
     def _create(self, user, name):
@@ -460,8 +486,8 @@ class ChatCore:
         isLobby = key == roomKey(self.lobby)
         owner = None
         if user.identified and not isLobby:
-            if self._owned.get(nickKey(user.nick), 0) < self.OWNED_MAX:
-                owner = nickKey(user.nick)
+            if self._owned.get(user.key, 0) < self.OWNED_MAX:
+                owner = user.key
         firstId = None
         if not isLobby and self.history is not None:
             firstId = self.history.nextId()
@@ -555,7 +581,7 @@ class ChatCore:
             # Nobody hears of the away of someone not yet announced to them.
             self.fanout.announceArrivals(room)
             sharing.update(room.members)
-        sharing.pop(nickKey(user.nick), None)
+        sharing.pop(user.key, None)
         if sharing:
             self.fanout.toEach(sharing.values(), events.AwayChanged(user.nick, text))
 
@@ -704,12 +730,12 @@ class ChatCore:
         if user.connected:
             user.connected = False
             user.goneBecause = reason
-        if user.nick is None or self.users.get(nickKey(user.nick)) is not user:
+        if user.nick is None or self.users.get(user.key) is not user:
             return
         for room in list(user.rooms.values()):
             heard = self.moderation.heardOnLeaving(user, room, reason) if said else reason
             self.removeMember(user, room, events.Quit(room.name, user.nick, heard))
-        del self.users[nickKey(user.nick)]
+        del self.users[user.key]
         self.identity.forget(user)
         self.fanout.userGone(user)
 
@@ -723,7 +749,7 @@ class ChatCore:
             # Those told of the departure are told of the arrival first.
             self.fanout.announceArrivals(room)
         del user.rooms[key]
-        del room.members[nickKey(user.nick)]
+        del room.members[user.key]
         room.names = None
         if room.creator is user:
             room.creator = None
@@ -763,6 +789,29 @@ class ChatCore:
             raise R.PasswordRequired(nick)
         if nickKey(nick) in self.users:
             raise R.NicknameTaken(nick, self.identity.isRegistered(nick))
+
+
+def _listed(room, before, user):
+    """
+    C{room}'s nicknames sorted for listing once C{user} has joined it
+    (C{before}: its C{names} until then), kept in C{room.listing}; L{None}
+    for a room of more than L{LISTED_MAX}.
+    """
+    listing = room.listing
+    if len(room.names) > LISTED_MAX:
+        room.listing = None
+        return None
+    if listing is None or before is None or listing[0] is not before:
+        nicks = tuple(sortedNicks(room.names))
+        keys = tuple(map(nickKey, nicks))
+    else:
+        _, nicks, keys = listing
+        # Keys are unique in a room, and sortedNicks orders by them.
+        at = bisect(keys, user.key)
+        nicks = nicks[:at] + (user.nick,) + nicks[at:]
+        keys = keys[:at] + (user.key,) + keys[at:]
+    room.listing = (room.names, nicks, keys)
+    return nicks
 
 
 def _historyRefused(failure):

@@ -95,7 +95,8 @@ class Departures:
         Announce the departures waiting, if the user called C{nick} is among
         them: someone else is taking the nickname.
         """
-        if nickKey(nick) in self._nicks:
+        # (Every login asks, and usually no departure waits.)
+        if self._nicks and nickKey(nick) in self._nicks:
             self.announce()
 
     def _turnEnded(self):

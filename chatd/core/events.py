@@ -12,7 +12,7 @@ carry the server time they happened and, when the server keeps history, the
 stable id under which they are stored (L{None} when it keeps none).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +98,11 @@ class Entered:
     members: tuple[str, ...]
     """Every member's nickname, the newcomer's included, in the order they
     joined."""
+    listed: tuple[str, ...] | None = field(default=None, compare=False)
+    """The same nicknames in the order people look names up
+    (L{chatd.core.names.sortedNicks}), kept by the core for a room of at
+    most L{chatd.core.chat.LISTED_MAX} members; else L{None}, and whoever
+    lists them sorts them."""
 
 
 @dataclass(frozen=True, slots=True)

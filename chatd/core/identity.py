@@ -87,7 +87,9 @@ class Identity:
         Whether C{user} may use C{nick} without giving its password: it is
         not registered, or they proved it is theirs on this connection.
         """
-        return user.account == nickKey(nick) or not self.isRegistered(nick)
+        # (A user who proved no nickname, as most have not, needs no key.)
+        return ((user.account is not None and user.account == nickKey(nick))
+                or not self.isRegistered(nick))
 
     def register(self, user, password):
         """

@@ -57,7 +57,7 @@ class Moderation:
         self.bans = BanList()
 
     def isOperator(self, user):
-        return user.identified and nickKey(user.nick) in self.operators
+        return user.identified and user.key in self.operators
 
     def isModerator(self, user, room):
         """
@@ -72,7 +72,7 @@ class Moderation:
         (L{None}: a room that does not exist).
         """
         return (room is not None and room.owner is not None and user.identified
-                and room.owner == nickKey(user.nick))
+                and room.owner == user.key)
 
     # The checks the core makes
 
@@ -82,6 +82,10 @@ class Moderation:
         account C{account} (or L{None}), if banned from C{room} (C{""}: the
         server).
         """
+        if not self.bans.anyIn(room):
+            # A login asks of three places (the server, the lobby, its
+            # room), and most have no ban.
+            return
         now = self._core.clock.seconds()
         for name in ([nick] + ([account] if account and account != nickKey(nick or "")
                                else [])):
@@ -99,7 +103,8 @@ class Moderation:
         address or their account.  An operator who proved their nickname is
         not refused: no ban covers an operator.
         """
-        if nickKey(nick) in self.operators and user.account == nickKey(nick):
+        if (user.account is not None and user.account == nickKey(nick)
+                and user.account in self.operators):
             return
         self.checkNotBanned(nick, user.host, "", user.account)
 
@@ -164,7 +169,7 @@ class Moderation:
         L{False} when they are not muted there.
         """
         now = self._core.clock.seconds()
-        nick = user.nick and nickKey(user.nick)
+        nick = user.key
         if self.isOperator(user) or (user.identified and room.owner == nick):
             # Whoever proved a moderator's nickname is not the stranger
             # muted under it earlier, before it was registered.
@@ -222,7 +227,7 @@ class Moderation:
             raise R.InvalidBanTarget(target)
         server = self._mayModerate(user, room)
         if kind == NICK:
-            if nickKey(target) == nickKey(user.nick):
+            if nickKey(target) == user.key:
                 raise R.BanYourself()
             if nickKey(target) in self.operators:
                 raise R.IsOperator(target)
@@ -266,7 +271,7 @@ class Moderation:
             else:
                 # Whoever the ban covers now stays out under any nickname.
                 room.expelled[covered] = ban.key
-                if room.members.get(nickKey(covered.nick)) is covered:
+                if room.members.get(covered.key) is covered:
                     # Seen to go, kicked with the ban's reason, as IRC
                     # services kick whom their bans cover.
                     self._putOut(room, covered, user, reason or "banned")
@@ -300,7 +305,7 @@ class Moderation:
         event = events.Unbanned(shown, ban.target, user.nick)
         if room is not None and core.rooms.get(roomKey(room.name)) is room:
             core.fanout.toRoom(room, event)
-            if room.members.get(nickKey(user.nick)) is user:
+            if room.members.get(user.key) is user:
                 return
         # Lifted from elsewhere: the moderator is told all the same.
         core.fanout.toUser(user, event)
@@ -425,7 +430,7 @@ class Moderation:
                   event.reason, event.by, now)
         self.bans.add(ban)
         for covered in self._core.users.values():
-            if (_covers(ban, covered) and nickKey(covered.nick) != nickKey(event.by)
+            if (_covers(ban, covered) and covered.key != nickKey(event.by)
                     and not self.isOperator(covered)):
                 room.expelled[covered] = ban.key
 
@@ -462,7 +467,7 @@ class Moderation:
             return True
         if room is not None and room.creator is user:
             return False
-        key = nickKey(user.nick)
+        key = user.key
         if (room is not None and room.owner is not None and user.identified
                 and room.owner == key):
             return False
@@ -478,7 +483,7 @@ class Moderation:
         """
         if self.isOperator(user):
             return OPERATOR
-        if user.identified and room.owner == nickKey(user.nick):
+        if user.identified and room.owner == user.key:
             return OWNER
         return CREATOR
 
@@ -514,7 +519,7 @@ class Moderation:
             raise R.NotToYourself()
         # Protection follows proof: a nickname alone protects nobody.
         if self.isOperator(target) or (
-                target.identified and room.owner == nickKey(target.nick)):
+                target.identified and room.owner == target.key):
             raise R.IsModerator(target.nick, room.name)
         return target
 

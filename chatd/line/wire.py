@@ -162,12 +162,13 @@ def _departedLines(e):
 WHO_PAGE = 100
 
 
-def members(room: str, nicks) -> str:
+def members(room: str, nicks, listed=None) -> str:
     """
     The reply that lists the members of C{room}, by nickname, in the order
-    people look names up.
+    people look names up: C{listed}, when given sorted already, or
+    C{nicks} sorted.
     """
-    names = sortedNicks(nicks)
+    names = sortedNicks(nicks) if listed is None else listed
     return reply(f"{room} members ({len(names)}): {' '.join(names)}")
 
 
@@ -205,7 +206,7 @@ def _enteredLines(e):
         # room would cost more than all the rest of their arrival.
         lines.append(tooManyMembers(e.room, len(e.members)))
     else:
-        lines.append(members(e.room, e.members))
+        lines.append(members(e.room, e.members, e.listed))
     return "\r\n".join(lines)
 
 

@@ -105,7 +105,8 @@ _FIELDS = {
     events.AwayChanged: lambda e: {"type": "presence", "nick": e.nick, "away": e.text},
     events.Joined: lambda e: {"type": "joined", "room": e.room, "nick": e.nick},
     events.Entered: lambda e: {"type": "room", "room": e.room, "topic": e.topic,
-                               "members": sortedNicks(e.members)},
+                               "members": (sortedNicks(e.members) if e.listed is None
+                                           else list(e.listed))},
     events.Parted: lambda e: {"type": "parted", "room": e.room, "nick": e.nick,
                               "reason": e.reason},
     events.Quit: lambda e: {"type": "quit", "room": e.room, "nick": e.nick,
