@@ -35,7 +35,7 @@ from chatd.edge.outbox import Coalescer, Outbox
 from chatd.line.wire import LineWire
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sendpath import _Port, _Protocol, drain  # noqa: E402
+from sendpath import loopbackTransports  # noqa: E402
 
 
 class _Room:
@@ -54,24 +54,7 @@ def main():
     options = parser.parse_args()
     resource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))
 
-    listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))
-    listening.listen(4096)
-    readyRead, readyWrite = os.pipe()
-    child = os.fork()
-    if child == 0:
-        os.close(readyRead)
-        drain(listening.getsockname()[1], options.members, readyWrite)
-    os.close(readyWrite)
-    sockets = []
-    for number in range(options.members):
-        accepted, address = listening.accept()
-        accepted.setblocking(False)
-        accepted.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sockets.append((accepted, address))
-    os.read(readyRead, 1)
-    transports = [LeanServer(s, _Protocol(), address, _Port(), number, reactor)
-                  for number, (s, address) in enumerate(sockets)]
+    transports, child = loopbackTransports(options.members)
 
     coalescer = Coalescer()
     room = _Room()
@@ -90,7 +73,7 @@ def main():
     actor = users[0]
     event = events.Said(room.name, actor.nick, "x" * 50, 1234567890.123, 1)
     line = wire.encode(event)
-    floorSockets = [s for s, _ in sockets[1:]]
+    floorSockets = [t.socket for t in transports[1:]]
     recipients = len(floorSockets)
 
     def chatdTurn():
@@ -131,8 +114,8 @@ def main():
     held = sum(1 for t in transports if t._tempDataLen or t.dataBuffer)
     if held:
         print(f"({held} transports were left holding bytes: the reader fell behind)")
-    for s, _ in sockets:
-        s.close()
+    for t in transports:
+        t.socket.close()
     os.waitpid(child, 0)
 
 

@@ -86,6 +86,32 @@ class _User:
     __slots__ = ("outbox",)
 
 
+def loopbackTransports(members):
+    """
+    C{members} accepted loopback TCP connections as chatd's transports
+    (L{LeanServer}), each read by a forked process (L{drain}) as the
+    load generator would, and that process's id.
+    """
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen(4096)
+    readyRead, readyWrite = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(readyRead)
+        drain(listening.getsockname()[1], members, readyWrite)
+    os.close(readyWrite)
+    sockets = []
+    for number in range(members):
+        accepted, address = listening.accept()
+        accepted.setblocking(False)
+        accepted.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sockets.append((accepted, address))
+    os.read(readyRead, 1)
+    return [LeanServer(s, _Protocol(), address, _Port(), number, reactor)
+            for number, (s, address) in enumerate(sockets)], child
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base", default="main",
@@ -105,24 +131,7 @@ def main():
                 "this checkout": loadOutbox(HERE / "chatd" / "edge" / "outbox.py",
                                             "outbox_here")}
 
-    listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))
-    listening.listen(4096)
-    readyRead, readyWrite = os.pipe()
-    child = os.fork()
-    if child == 0:
-        os.close(readyRead)
-        drain(listening.getsockname()[1], options.members, readyWrite)
-    os.close(readyWrite)
-    sockets = []
-    for number in range(options.members):
-        accepted, address = listening.accept()
-        accepted.setblocking(False)
-        accepted.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sockets.append((accepted, address))
-    os.read(readyRead, 1)
-    transports = [LeanServer(s, _Protocol(), address, _Port(), number, reactor)
-                  for number, (s, address) in enumerate(sockets)]
+    transports, child = loopbackTransports(options.members)
 
     def fanOut(module):
         # A fresh outbox per transport (registered as its producer), as
@@ -143,8 +152,8 @@ def main():
         return send
 
     def floor():
-        for s, _ in sockets:
-            s.send(LINE)
+        for t in transports:
+            t.socket.send(LINE)
 
     def timed(write):
         spent = 0.0
@@ -175,8 +184,8 @@ def main():
           f"{sum(d < 0 for d in differences)} of {len(differences)} blocks")
     if held:
         print(f"  ({held} transports were left holding bytes: the reader fell behind)")
-    for s, _ in sockets:
-        s.close()
+    for t in transports:
+        t.socket.close()
     os.waitpid(child, 0)
 
 
