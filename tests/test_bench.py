@@ -152,7 +152,11 @@ def test_memoryHookSamplesChatd(tmp_path):
     env = dict(os.environ, CHATD_HOOK_OUT=str(tmp_path / "mem"),
                PYTHONPATH=str(ROOT / "bench" / "memhook"))
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "bench.py"), "--smoke",
-                           "--only", "slow-reader", "--chatd-only", "--out", str(tmp_path)],
+                           "--only", "slow-reader", "--chatd-only", "--out", str(tmp_path),
+                               # The scenario's own rate (the smoke run's 100 lines/s
+                               # left the writer nothing waiting at most samples: CI
+                               # once saw none at any).
+                               "--set", "slow-reader.rate=20000"],
                           capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     [dumped] = tmp_path.glob("mem.*.json")
