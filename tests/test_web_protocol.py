@@ -489,6 +489,26 @@ def test_one_history_request_at_a_time():
     assert [m["count"] for m in got] == [1, 1]
 
 
+def test_historyCountOutsideItsRangeIsRefused():
+    """
+    A history request's count is from 1 to 500, as the line protocol's
+    /history: 0 is refused, not read as the default of 50.
+    """
+    history = MemoryHistory()
+    web = WebMemoryServer(history=history)
+    alice = web.browser("alice")
+    history.answer()
+    alice.messages()
+    asked = []
+    history.recent = lambda room, count: asked.append(count)
+    for count in (0, 501):
+        alice.send(type="history", room="#lobby", count=count, id=count)
+    got = alice.messages()
+    assert [(m["type"], m["re"], m["text"]) for m in got] == [
+        ("error", 0, "count: from 1 to 500"), ("error", 501, "count: from 1 to 500")]
+    assert asked == []
+
+
 def test_quit_closes():
     """
     A quit is announced to the room with its reason and closes the socket

@@ -259,7 +259,7 @@ class WebChatProtocol:
 
     def _do_history(self, m):
         room = self.session.memberRoom(m["room"])
-        count = m["count"] or HISTORY_DEFAULT
+        count = HISTORY_DEFAULT if m["count"] is None else m["count"]
         if not 1 <= count <= HISTORY_MAX:
             raise LineError(f"count: from 1 to {HISTORY_MAX}")
         before = m["before"]
