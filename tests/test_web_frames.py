@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from chatd.edge.limits import Limits
 from chatd.web.frames import FrameReader, unmask
 from chatd.web.messages import MAX_FRAME_BYTES
 from websupport import WebMemoryServer
@@ -105,3 +106,39 @@ def test_browsersFramesReachTheRoom():
     receive(data[7:])
     said = [m["text"] for m in bob.messages() if m["type"] == "said"]
     assert said == ["one", "two", "three"]
+
+
+def test_aCloseAfterPacedLinesWaitsForThem():
+    """
+    A browser that sends more lines than its burst and then a close frame,
+    in one read, has every line said, in order, before the close reaches the
+    WebSocket library; reading stays paused until then, so the end of its
+    input is not seen before its lines either (found by a trial: the lines
+    waiting for pacing were lost with the connection).
+    """
+    server = WebMemoryServer(limits=Limits(floodBurst=3, floodRate=1))
+    amy = server.browser("amy")
+    bob = server.browser("bob")
+    bob.messages()
+    toLibrary = []
+    amy.proto._library = lambda data: toLibrary.append((data, said(bob)))
+    close = masked(b"\x03\xe8", opcode=0x8)
+    heard = []
+
+    def said(browser):
+        heard.extend(m["text"] for m in browser.messages() if m["type"] == "said")
+        return list(heard)
+
+    amy.request.channel.dataReceived(b"".join(
+        masked(json.dumps({"type": "say", "room": "#lobby", "text": f"m{i}"}).encode())
+        for i in range(5)) + close)
+    assert said(bob) == ["m0", "m1"] and toLibrary == []
+    for second in range(3):
+        assert amy.transport.producerState == "paused"
+        server.clock.advance(1)
+    # The last line took the last token: the close waits for the next.
+    assert said(bob) == ["m0", "m1", "m2", "m3", "m4"] and toLibrary == []
+    assert amy.transport.producerState == "paused"
+    server.clock.advance(1)
+    assert toLibrary == [(close, ["m0", "m1", "m2", "m3", "m4"])]
+    assert amy.transport.producerState == "producing"

@@ -94,6 +94,9 @@ class WebChatProtocol:
         self._unfinished = 0
         self._paused = False
         self._waiting = deque()
+        # Bytes for the WebSocket library read behind messages that wait
+        # (a close, a ping): handed on once those are handled.
+        self._held = []
 
     # WebSocketProtocol
 
@@ -108,7 +111,8 @@ class WebChatProtocol:
         channel.setTimeout(None)
         transport.unregisterProducer()
         # Whole text frames read here, the rest by the WebSocket library.
-        frames = FrameReader(self.textMessageReceived, channel.dataReceived)
+        self._library = channel.dataReceived
+        frames = FrameReader(self.textMessageReceived, self._toLibrary)
         channel.dataReceived = lambda data: self._dataReceived(frames, data)
         self.conn = Connection(transport, self.factory.gate, WebWire, self)
         if not self.conn.live:
@@ -138,6 +142,17 @@ class WebChatProtocol:
             self.conn.closeWith(wire.message(wire.error(
                 "too-large", f"a message is at most {MAX_FRAME_BYTES} bytes; closing "
                 "the connection")) + wire.closeFrame(1009))
+
+    def _toLibrary(self, data):
+        """
+        Bytes for the WebSocket library, in order behind the messages read
+        before them: a close frame after lines that wait for pacing closes
+        once they are said, as the line protocol's end of input does.
+        """
+        if self._waiting or self._held:
+            self._held.append(data)
+        else:
+            self._library(data)
 
     def textMessageReceived(self, text):
         self._unfinished = 0
@@ -170,10 +185,16 @@ class WebChatProtocol:
 
     def resumeProducing(self):
         self._paused = False
-        self.conn.transport.resumeProducing()
         with self.factory.gate.coalescer:
             while self._waiting and not self._paused:
                 self._handle(self._waiting.popleft())
+            if self._held and not self._paused:
+                held, self._held = b"".join(self._held), []
+                self._library(held)
+        if not self._paused and not self._waiting and self.conn.live:
+            # Read on only once what was read is handled: the peer's end of
+            # input (a close, or its socket's) is not seen before its lines.
+            self.conn.transport.resumeProducing()
 
     def unread(self):
         return self._unfinished + sum(len(text) for text in self._waiting)
