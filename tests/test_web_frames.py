@@ -133,6 +133,9 @@ def test_aCloseAfterPacedLinesWaitsForThem():
         masked(json.dumps({"type": "say", "room": "#lobby", "text": f"m{i}"}).encode())
         for i in range(5)) + close)
     assert said(bob) == ["m0", "m1"] and toLibrary == []
+    # The close waits as read and not yet handled, as the lines do.
+    assert amy.proto.unread() == len(close) + sum(
+        len(json.dumps({"type": "say", "room": "#lobby", "text": f"m{i}"})) for i in (2, 3, 4))
     for second in range(3):
         assert amy.transport.producerState == "paused"
         server.clock.advance(1)

@@ -191,13 +191,14 @@ class WebChatProtocol:
             if self._held and not self._paused:
                 held, self._held = b"".join(self._held), []
                 self._library(held)
-        if not self._paused and not self._waiting and self.conn.live:
+        if not self._paused and self.conn.live:
             # Read on only once what was read is handled: the peer's end of
             # input (a close, or its socket's) is not seen before its lines.
             self.conn.transport.resumeProducing()
 
     def unread(self):
-        return self._unfinished + sum(len(text) for text in self._waiting)
+        return (self._unfinished + sum(len(text) for text in self._waiting)
+                + sum(map(len, self._held)))
 
     # Acting on a message
 
