@@ -14,7 +14,7 @@ from chatd.web.messages import MAX_FRAME_BYTES, MAX_TEXT_BYTES
 from chatd.web.protocol import UNFINISHED_LIMIT
 from chatd.web.wire import WebWire
 from support import MemoryHistory
-from websupport import WebMemoryServer, readFrames
+from websupport import WebMemoryServer, masked, readFrames
 
 
 # Kept on main only until the front ends drop them: never emitted nor raised.
@@ -334,6 +334,33 @@ def test_whole_messages_reset_the_bound(web):
         alice.request.channel.dataReceived(b"x" * (UNFINISHED_LIMIT // 4))
         alice.proto.textMessageReceived('{"type": "ping"}')
     assert alice.transport.connected
+
+
+def test_pings_never_reach_the_bound(web):
+    """
+    Control frames are no message's bytes: a browser may ping (and pong)
+    forever, however many bytes of them it sends without a message.
+    """
+    alice = web.browser("alice")
+    ping, pong = masked(b"p" * 125, opcode=0x9), masked(b"p" * 125, opcode=0xA)
+    for _ in range(2 * UNFINISHED_LIMIT // (len(ping) + len(pong))):
+        alice.request.channel.dataReceived(ping + pong)
+    assert alice.transport.connected
+
+
+def test_pings_between_fragments_still_bounded(web):
+    """
+    Pings between the fragments of a message that never ends do not hide
+    its bytes: past the bound it is closed with 1009.
+    """
+    alice = web.browser("alice")
+    fragment = masked(b"x" * 8192, final=False)
+    ping = masked(b"p", opcode=0x9)
+    alice.request.channel.dataReceived(fragment + ping)
+    for _ in range(UNFINISHED_LIMIT // len(fragment)):
+        alice.request.channel.dataReceived(masked(b"x" * 8192, opcode=0x0, final=False) + ping)
+    assert alice.frames()[-1] == (8, (1009).to_bytes(2, "big"))
+    assert not alice.transport.connected
 
 
 def test_flood_paced():

@@ -40,7 +40,7 @@ from chatd.line.commands import LineError
 from chatd.line.protocol import ChatFactory
 from chatd.line.refusals import describe
 from chatd.web import wire
-from chatd.web.frames import FrameReader
+from chatd.web.frames import ControlFrames, FrameReader
 from chatd.web.messages import MAX_FRAME_BYTES, MAX_TEXT_BYTES, BadMessage, parse
 from chatd.web.wire import WebWire
 
@@ -50,7 +50,7 @@ HISTORY_MAX = lineCommands.HISTORY_MAX
 UNFINISHED_LIMIT = 4 * MAX_FRAME_BYTES
 """Bytes a browser may send without finishing a message before it is
 disconnected: Twisted keeps an unfinished message in memory, so this bounds
-it (give or take one read)."""
+it (give or take one read).  Control frames (pings) do not count."""
 
 
 def refusalCode(refusal: Refusal) -> str:
@@ -92,6 +92,7 @@ class WebChatProtocol:
         self.factory = factory
         self._channel = request.channel
         self._unfinished = 0
+        self._controlFrames = ControlFrames()
         self._paused = False
         self._waiting = deque()
         # Bytes for the WebSocket library read behind messages that wait
@@ -147,8 +148,12 @@ class WebChatProtocol:
         """
         Bytes for the WebSocket library, in order behind the messages read
         before them: a close frame after lines that wait for pacing closes
-        once they are said, as the line protocol's end of input does.
+        once they are said, as the line protocol's end of input does.  Its
+        control frames are no message's bytes (the library answers pings
+        itself): they are not counted as unfinished.
         """
+        control = self._controlFrames.controlBytes(data)
+        self._unfinished = max(0, self._unfinished - control)
         if self._waiting or self._held:
             self._held.append(data)
         else:
