@@ -23,7 +23,7 @@ from chatd.web.resource import (
     asset,
     normalOrigin,
 )
-from websupport import WebMemoryServer, readFrames
+from websupport import WebMemoryServer, masked, readFrames
 
 UPGRADE = (b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")
@@ -147,6 +147,21 @@ def test_origin_checked_on_upgrade(origin, secure, allowed, accepted):
     else:
         assert status(response) == 403, response
         assert b"other sites" in response
+
+
+def test_frames_in_the_upgrades_write(site):
+    """
+    Frames sent in the same write as the upgrade request are read as if
+    sent after it: a message, and a ping the WebSocket library answers.
+    """
+    raw = b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n" + UPGRADE + b"\r\n"
+    raw += masked(b'{"type":"ping","data":"early"}') + masked(b"hi", opcode=0x9)
+    response = exchange(site, raw)
+    assert status(response) == 101, response
+    frames = readFrames(response.split(b"\r\n\r\n", 1)[1])
+    assert b'"type":"hello"' in frames[0][1]
+    assert sorted(frames[1:]) == [(1, b'{"type":"pong","data":"early","re":null}'),
+                                  (0xA, b"hi")]
 
 
 def test_normal_origin():

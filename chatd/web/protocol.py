@@ -115,6 +115,10 @@ class WebChatProtocol:
         self._library = channel.dataReceived
         frames = FrameReader(self.textMessageReceived, self._toLibrary)
         channel.dataReceived = lambda data: self._dataReceived(frames, data)
+        # What followed the upgrade request in the same read is still the
+        # HTTP channel's: it hands it on as raw data once this returns,
+        # which it would keep for a next request.  Those are frames too.
+        channel.rawDataReceived = channel.dataReceived
         self.conn = Connection(transport, self.factory.gate, WebWire, self)
         if not self.conn.live:
             return
