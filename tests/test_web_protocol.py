@@ -299,6 +299,19 @@ def test_text_cleaned_at_the_edge(web):
     assert bob.messages() == []
 
 
+def test_lone_surrogate_is_one_replacement_character(web):
+    """
+    A lone surrogate, which JSON can escape ("\\ud800") but which is no
+    character, shows as one U+FFFD, as invalid UTF-8 in a line does; a pair
+    is the character it encodes.
+    """
+    alice, bob = web.browser("alice"), web.browser("bob")
+    bob.messages()
+    alice.sendText(r'{"type":"say","room":"#lobby","text":"a\ud800b\udfffc\ud83d\ude00"}')
+    [said] = bob.messages()
+    assert said["text"] == "a\ufffdb\ufffdc\U0001f600"
+
+
 def test_binary_frame_refused(web):
     """
     Binary frames are not part of the protocol: an error, and the connection
