@@ -623,7 +623,7 @@ def test_search_and_history_commands_list_lines():
 def test_every_refusal_has_a_code():
     """
     Every refusal of the core becomes an error frame: a code from its kind,
-    the line protocol's words, and its fields as plain JSON.
+    words for it, and its fields as plain JSON.
     """
     import dataclasses
     from chatd.core import refusals
@@ -696,9 +696,24 @@ def test_registered_nickname_needs_its_password():
 
 
 def lastErrorText(web, nick):
-    from chatd.core.refusals import PasswordRequired
-    from chatd.line.refusals import describe
-    return describe(PasswordRequired(nick))
+    return f"{nick} is registered: if it is yours, give its password; otherwise choose another"
+
+
+def test_registered_nickname_refusals_say_what_to_do_here():
+    """
+    A registered nickname refused is told in the web protocol's words: give
+    its password (the page asks for it; a nick message carries it), not the
+    line protocol's commands, which a browser has no place to type at login.
+    """
+    from chatd.core import refusals
+    from chatd.web.protocol import refusalError
+
+    required = refusalError(refusals.PasswordRequired("nora"))["text"]
+    taken = refusalError(refusals.NicknameTaken("nora", True))["text"]
+    assert required == lastErrorText(None, "nora")
+    assert taken == "the nickname nora is taken; if it is yours, give its password to take it back"
+    assert refusalError(refusals.NicknameTaken("nora", False))["text"] == (
+        "the nickname nora is taken")
 
 
 def test_notices_are_marked():

@@ -38,10 +38,10 @@ from chatd.line import commands as lineCommands
 from chatd.line import wire as lineWire
 from chatd.line.commands import LineError
 from chatd.line.protocol import ChatFactory
-from chatd.line.refusals import describe
 from chatd.web import wire
 from chatd.web.frames import ControlFrames, FrameReader
 from chatd.web.messages import MAX_FRAME_BYTES, MAX_TEXT_BYTES, BadMessage, parse
+from chatd.web.refusals import describe
 from chatd.web.wire import WebWire
 
 HISTORY_DEFAULT = lineCommands.HISTORY_DEFAULT
@@ -63,14 +63,14 @@ def refusalCode(refusal: Refusal) -> str:
 
 def refusalError(refusal: Refusal, re=None) -> dict:
     """
-    The error frame's object for C{refusal}: its code, the line protocol's
-    words for it, and its fields.
+    The error frame's object for C{refusal}: its code, the web protocol's
+    words for it (L{chatd.web.refusals}), and its fields.
     """
     more = {"re": re} if re is not None else {}
     try:
         text = describe(refusal)
     except KeyError:
-        # A kind the line protocol has no words for (yet): its name.
+        # A kind no protocol has words for (yet): its name.
         text = refusalCode(refusal).replace("-", " ")
     return wire.error(refusalCode(refusal), text, detail=dataclasses.asdict(refusal), **more)
 
