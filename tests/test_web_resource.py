@@ -5,6 +5,7 @@ upgrade, the bound on request bodies; and the page's source, checked for
 what the Content-Security-Policy relies on.
 """
 
+import json
 import re
 
 import pytest
@@ -160,8 +161,29 @@ def test_frames_in_the_upgrades_write(site):
     assert status(response) == 101, response
     frames = readFrames(response.split(b"\r\n\r\n", 1)[1])
     assert b'"type":"hello"' in frames[0][1]
-    assert sorted(frames[1:]) == [(1, b'{"type":"pong","data":"early","re":null}'),
-                                  (0xA, b"hi")]
+    assert frames[1:] == [(1, b'{"type":"pong","data":"early","re":null}'), (0xA, b"hi")]
+
+
+def test_server_frames_in_order_and_none_after_the_close(site):
+    """
+    The WebSocket library's own frames go out in order with the server's:
+    a pong behind the lines answered before its ping, and the close that
+    answers the peer's behind the lines before that, as the last frame.
+    """
+    raw = b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n" + UPGRADE + b"\r\n"
+    raw += masked(b'{"type":"nick","nick":"amy"}')
+    for text in (b"one", b"two"):
+        raw += masked(b'{"type":"say","room":"#lobby","text":"%s"}' % text)
+        raw += masked(text, opcode=0x9)
+    raw += masked((1000).to_bytes(2, "big"), opcode=0x8)
+    response = exchange(site, raw)
+    frames = readFrames(response.split(b"\r\n\r\n", 1)[1])
+    shown = [json.loads(payload).get("text") if opcode == 1 else (opcode, payload)
+             for opcode, payload in frames]
+    said = [entry for entry in shown if entry in ("one", "two") or type(entry) is tuple]
+    assert said == ["one", (0xA, b"one"), "two", (0xA, b"two"),
+                    (0x8, (1000).to_bytes(2, "big"))], shown
+    assert shown[-1] == (0x8, (1000).to_bytes(2, "big")), shown
 
 
 def test_normal_origin():

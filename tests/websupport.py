@@ -7,6 +7,7 @@ frames the server writes; and a Chromium driven by Selenium.
 import json
 import os
 import shutil
+from types import SimpleNamespace
 
 import pytest
 
@@ -90,7 +91,8 @@ class Browser:
         self.request = FakeRequest(self.transport, address)
         self.proto = factory.buildProtocol(self.request)
         self.transport.protocol = self
-        self.proto.negotiationStarted(object())
+        # The WebSocket library, which writes to the transport.
+        self.proto.negotiationStarted(SimpleNamespace(transport=self.transport))
         self.proto.negotiationFinished()
 
     def connectionLost(self, reason):

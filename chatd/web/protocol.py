@@ -15,12 +15,12 @@ Twisted chatd runs on (no second framework beside it, on the same reactor),
 and hands over whole text messages.  The common frame, one whole masked
 text message, is read by L{chatd.web.frames.FrameReader} instead, at a
 fraction of the cost per line; the first frame of any other kind and all
-after it go to Twisted's.  Its writer is used only for the
-handshake, pongs and closes the peer starts; chat frames go through the
-connection's outbox straight to the TCP transport (a server's frames are not
-masked, so a frame's bytes are the same for every recipient), which keeps
-back-pressure, the send-queue limit and per-turn coalescing exactly the
-line protocol's.
+after it go to Twisted's.  Its writer is used only for the handshake, pongs
+and closes the peer starts, which it writes through the connection's outbox
+(in order, and nothing after a close); chat frames go through the outbox
+straight to the TCP transport (a server's frames are not masked, so a frame's
+bytes are the same for every recipient), which keeps back-pressure, the
+send-queue limit and per-turn coalescing exactly the line protocol's.
 """
 
 import dataclasses
@@ -122,6 +122,7 @@ class WebChatProtocol:
         self.conn = Connection(transport, self.factory.gate, WebWire, self)
         if not self.conn.live:
             return
+        self._ws.transport = _LibraryFrames(self.conn)
         try:
             self.session = self.conn.open(self.factory.core)
         except Refusal as e:
@@ -446,6 +447,26 @@ class _LineCommands:
 
     def quit(self, reason):
         self._protocol.quit(reason)
+
+
+class _LibraryFrames:
+    """
+    What the WebSocket library writes its own frames to (a pong, the close
+    that answers the peer's): the connection's outbox, so that they go out
+    in order with every other frame (a pong behind what was sent before its
+    ping: RFC 6455 lets it overtake, chatd does not), and a close as the
+    connection's last frame, nothing after it (section 5.5.1).
+    """
+
+    def __init__(self, conn):
+        self._conn = conn
+
+    def write(self, data):
+        if self._conn.live:
+            self._conn.send(data)
+
+    def loseConnection(self):
+        self._conn.closeWith(None)
 
 
 class WebFactory:
