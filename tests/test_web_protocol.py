@@ -404,6 +404,26 @@ def test_flood_paced():
     assert alice.transport.connected
 
 
+def test_lines_waiting_for_pacing_end_with_a_broken_connection():
+    """
+    A connection that breaks with messages still waiting for flood pacing
+    loses them, as a line client's does: they are not said after their
+    sender is gone (see the README's "Floods").
+    """
+    web = WebMemoryServer(limits=Limits(floodBurst=3, floodRate=1))
+    alice, carol = web.browser("alice"), web.connect("carol")
+    bob = web.browser("bob")
+    bob.messages()
+    for i in range(5):
+        alice.send(type="say", room="#lobby", text=f"m{i}")
+    carol.sendBytes(b"".join(b"c%d\n" % i for i in range(5)))
+    assert [m.get("text") for m in bob.messages()] == ["m0", "m1", "c0", "c1"]
+    alice.transport.loseConnection()
+    carol.transport.loseConnection()
+    web.clock.advance(10)
+    assert [m["type"] for m in bob.messages()] == ["quit", "quit"]
+
+
 def test_login_timeout():
     """
     A browser that chooses no nickname in time is told why and closed.
