@@ -355,7 +355,8 @@ def test_registered_nickname_asks_for_its_password(daemon, browsers):
     """
     A registered nickname asks for its password: a wrong one is refused in
     the prompt, the right one gives the nickname (and lets a stale holder
-    go); "Not now" goes back to choosing another.
+    go); "Not now" goes back to choosing another, saying why in the page's
+    words.
     """
     url = webURL(daemon)
     owner = LineClient(daemon.port, timeout=WAIT)
@@ -387,6 +388,9 @@ def test_registered_nickname_asks_for_its_password(daemon, browsers):
     other.find("#password-cancel").click()
     other.wait(lambda: not otherPassword.is_displayed(), "the password prompt to close")
     assert otherNick.is_displayed()
+    # Told what to do in the page, not which line command to type.
+    assert other.find("#login-error").text == (
+        "nora is registered: if it is yours, give its password; otherwise choose another")
     other.login("notnora")
 
 

@@ -10,24 +10,9 @@ import os
 import pytest
 
 from chatd.edge.limits import Limits
-from chatd.web.frames import FrameReader, unmask
+from chatd.web.frames import ControlFrames, FrameReader, unmask
 from chatd.web.messages import MAX_FRAME_BYTES
-from websupport import WebMemoryServer
-
-
-def masked(payload, opcode=0x1, final=True, mask=b"\x1f\x80\x03\xfe", lengthBytes=None):
-    """
-    A client's frame of C{payload}, masked with C{mask}.
-    """
-    size = len(payload)
-    first = (0x80 if final else 0) | opcode
-    if lengthBytes == 2 or lengthBytes is None and 126 <= size < 0x10000:
-        header = bytes((first, 0x80 | 126)) + size.to_bytes(2, "big")
-    elif lengthBytes == 8 or lengthBytes is None and size >= 0x10000:
-        header = bytes((first, 0x80 | 127)) + size.to_bytes(8, "big")
-    else:
-        header = bytes((first, 0x80 | size))
-    return header + mask + unmask(payload, mask)
+from websupport import WebMemoryServer, masked
 
 
 class Reader:
@@ -145,3 +130,38 @@ def test_aCloseAfterPacedLinesWaitsForThem():
     server.clock.advance(1)
     assert toLibrary == [(close, ["m0", "m1", "m2", "m3", "m4"])]
     assert amy.transport.producerState == "producing"
+
+
+def test_controlFramesCountedApartFromMessages():
+    """
+    Of the bytes handed to the WebSocket library, L{ControlFrames} tells
+    which are control frames (pings, pongs, a close), however the reads cut
+    them: never part of a message, even between its fragments.
+    """
+    ping, pong = masked(b"p" * 125, opcode=0x9), masked(b"", opcode=0xA)
+    fragment, last = masked(b"f" * 300, final=False), masked(b"l" * 70000, opcode=0x0)
+    close = masked((1000).to_bytes(2, "big"), opcode=0x8)
+    stream = ping + fragment + pong + ping + last + close
+    control = len(ping) * 2 + len(pong) + len(close)
+    for cut in (1, 7, 1000, len(stream)):
+        frames = ControlFrames()
+        counted = sum(frames.controlBytes(stream[at:at + cut])
+                      for at in range(0, len(stream), cut))
+        assert counted == control, cut
+
+
+@pytest.mark.parametrize("frame", [
+    masked(b"p" * 126, opcode=0x9),
+    masked(b"p", opcode=0x9, final=False),
+    bytes((0x89 | 0x40, 0x81)) + b"\0\0\0\0p",
+    bytes((0x89, 0x01)) + b"p",
+    masked(b"?", opcode=0xB),
+])
+def test_framesTheLibraryRefusesAreNoControlFrames(frame):
+    """
+    A frame no valid control frame (too long, fragmented, a reserved bit,
+    not masked, a reserved opcode) counts as message bytes, and so does
+    everything after it, which the library will not read as frames.
+    """
+    frames = ControlFrames()
+    assert frames.controlBytes(frame + masked(b"", opcode=0x9)) == 0

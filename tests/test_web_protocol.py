@@ -14,7 +14,7 @@ from chatd.web.messages import MAX_FRAME_BYTES, MAX_TEXT_BYTES
 from chatd.web.protocol import UNFINISHED_LIMIT
 from chatd.web.wire import WebWire
 from support import MemoryHistory
-from websupport import WebMemoryServer, readFrames
+from websupport import WebMemoryServer, masked, readFrames
 
 
 # Kept on main only until the front ends drop them: never emitted nor raised.
@@ -299,6 +299,19 @@ def test_text_cleaned_at_the_edge(web):
     assert bob.messages() == []
 
 
+def test_lone_surrogate_is_one_replacement_character(web):
+    """
+    A lone surrogate, which JSON can escape ("\\ud800") but which is no
+    character, shows as one U+FFFD, as invalid UTF-8 in a line does; a pair
+    is the character it encodes.
+    """
+    alice, bob = web.browser("alice"), web.browser("bob")
+    bob.messages()
+    alice.sendText(r'{"type":"say","room":"#lobby","text":"a\ud800b\udfffc\ud83d\ude00"}')
+    [said] = bob.messages()
+    assert said["text"] == "a\ufffdb\ufffdc\U0001f600"
+
+
 def test_binary_frame_refused(web):
     """
     Binary frames are not part of the protocol: an error, and the connection
@@ -336,6 +349,33 @@ def test_whole_messages_reset_the_bound(web):
     assert alice.transport.connected
 
 
+def test_pings_never_reach_the_bound(web):
+    """
+    Control frames are no message's bytes: a browser may ping (and pong)
+    forever, however many bytes of them it sends without a message.
+    """
+    alice = web.browser("alice")
+    ping, pong = masked(b"p" * 125, opcode=0x9), masked(b"p" * 125, opcode=0xA)
+    for _ in range(2 * UNFINISHED_LIMIT // (len(ping) + len(pong))):
+        alice.request.channel.dataReceived(ping + pong)
+    assert alice.transport.connected
+
+
+def test_pings_between_fragments_still_bounded(web):
+    """
+    Pings between the fragments of a message that never ends do not hide
+    its bytes: past the bound it is closed with 1009.
+    """
+    alice = web.browser("alice")
+    fragment = masked(b"x" * 8192, final=False)
+    ping = masked(b"p", opcode=0x9)
+    alice.request.channel.dataReceived(fragment + ping)
+    for _ in range(UNFINISHED_LIMIT // len(fragment)):
+        alice.request.channel.dataReceived(masked(b"x" * 8192, opcode=0x0, final=False) + ping)
+    assert alice.frames()[-1] == (8, (1009).to_bytes(2, "big"))
+    assert not alice.transport.connected
+
+
 def test_flood_paced():
     """
     The line protocol's flood control holds: past the burst, messages wait
@@ -362,6 +402,26 @@ def test_flood_paced():
     web.clock.advance(1)
     assert alice.transport.producerState == "producing"
     assert alice.transport.connected
+
+
+def test_lines_waiting_for_pacing_end_with_a_broken_connection():
+    """
+    A connection that breaks with messages still waiting for flood pacing
+    loses them, as a line client's does: they are not said after their
+    sender is gone (see the README's "Floods").
+    """
+    web = WebMemoryServer(limits=Limits(floodBurst=3, floodRate=1))
+    alice, carol = web.browser("alice"), web.connect("carol")
+    bob = web.browser("bob")
+    bob.messages()
+    for i in range(5):
+        alice.send(type="say", room="#lobby", text=f"m{i}")
+    carol.sendBytes(b"".join(b"c%d\n" % i for i in range(5)))
+    assert [m.get("text") for m in bob.messages()] == ["m0", "m1", "c0", "c1"]
+    alice.transport.loseConnection()
+    carol.transport.loseConnection()
+    web.clock.advance(10)
+    assert [m["type"] for m in bob.messages()] == ["quit", "quit"]
 
 
 def test_login_timeout():
@@ -583,7 +643,7 @@ def test_search_and_history_commands_list_lines():
 def test_every_refusal_has_a_code():
     """
     Every refusal of the core becomes an error frame: a code from its kind,
-    the line protocol's words, and its fields as plain JSON.
+    words for it, and its fields as plain JSON.
     """
     import dataclasses
     from chatd.core import refusals
@@ -656,9 +716,24 @@ def test_registered_nickname_needs_its_password():
 
 
 def lastErrorText(web, nick):
-    from chatd.core.refusals import PasswordRequired
-    from chatd.line.refusals import describe
-    return describe(PasswordRequired(nick))
+    return f"{nick} is registered: if it is yours, give its password; otherwise choose another"
+
+
+def test_registered_nickname_refusals_say_what_to_do_here():
+    """
+    A registered nickname refused is told in the web protocol's words: give
+    its password (the page asks for it; a nick message carries it), not the
+    line protocol's commands, which a browser has no place to type at login.
+    """
+    from chatd.core import refusals
+    from chatd.web.protocol import refusalError
+
+    required = refusalError(refusals.PasswordRequired("nora"))["text"]
+    taken = refusalError(refusals.NicknameTaken("nora", True))["text"]
+    assert required == lastErrorText(None, "nora")
+    assert taken == "the nickname nora is taken; if it is yours, give its password to take it back"
+    assert refusalError(refusals.NicknameTaken("nora", False))["text"] == (
+        "the nickname nora is taken")
 
 
 def test_notices_are_marked():

@@ -5,6 +5,7 @@ upgrade, the bound on request bodies; and the page's source, checked for
 what the Content-Security-Policy relies on.
 """
 
+import json
 import re
 
 import pytest
@@ -23,7 +24,7 @@ from chatd.web.resource import (
     asset,
     normalOrigin,
 )
-from websupport import WebMemoryServer, readFrames
+from websupport import WebMemoryServer, masked, readFrames
 
 UPGRADE = (b"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")
@@ -147,6 +148,42 @@ def test_origin_checked_on_upgrade(origin, secure, allowed, accepted):
     else:
         assert status(response) == 403, response
         assert b"other sites" in response
+
+
+def test_frames_in_the_upgrades_write(site):
+    """
+    Frames sent in the same write as the upgrade request are read as if
+    sent after it: a message, and a ping the WebSocket library answers.
+    """
+    raw = b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n" + UPGRADE + b"\r\n"
+    raw += masked(b'{"type":"ping","data":"early"}') + masked(b"hi", opcode=0x9)
+    response = exchange(site, raw)
+    assert status(response) == 101, response
+    frames = readFrames(response.split(b"\r\n\r\n", 1)[1])
+    assert b'"type":"hello"' in frames[0][1]
+    assert frames[1:] == [(1, b'{"type":"pong","data":"early","re":null}'), (0xA, b"hi")]
+
+
+def test_server_frames_in_order_and_none_after_the_close(site):
+    """
+    The WebSocket library's own frames go out in order with the server's:
+    a pong behind the lines answered before its ping, and the close that
+    answers the peer's behind the lines before that, as the last frame.
+    """
+    raw = b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n" + UPGRADE + b"\r\n"
+    raw += masked(b'{"type":"nick","nick":"amy"}')
+    for text in (b"one", b"two"):
+        raw += masked(b'{"type":"say","room":"#lobby","text":"%s"}' % text)
+        raw += masked(text, opcode=0x9)
+    raw += masked((1000).to_bytes(2, "big"), opcode=0x8)
+    response = exchange(site, raw)
+    frames = readFrames(response.split(b"\r\n\r\n", 1)[1])
+    shown = [json.loads(payload).get("text") if opcode == 1 else (opcode, payload)
+             for opcode, payload in frames]
+    said = [entry for entry in shown if entry in ("one", "two") or type(entry) is tuple]
+    assert said == ["one", (0xA, b"one"), "two", (0xA, b"two"),
+                    (0x8, (1000).to_bytes(2, "big"))], shown
+    assert shown[-1] == (0x8, (1000).to_bytes(2, "big")), shown
 
 
 def test_normal_origin():

@@ -7,12 +7,14 @@ frames the server writes; and a Chromium driven by Selenium.
 import json
 import os
 import shutil
+from types import SimpleNamespace
 
 import pytest
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransportWithDisconnection
 
+from chatd.web.frames import unmask
 from chatd.web.protocol import WebFactory
 from support import MemoryClient, MemoryServer
 
@@ -37,6 +39,21 @@ def readFrames(data: bytes):
         assert len(data) >= at + size, "a frame is written whole"
         data = data[at + size:]
     return frames
+
+
+def masked(payload, opcode=0x1, final=True, mask=b"\x1f\x80\x03\xfe", lengthBytes=None):
+    """
+    A client's frame of C{payload}, masked with C{mask}.
+    """
+    size = len(payload)
+    first = (0x80 if final else 0) | opcode
+    if lengthBytes == 2 or lengthBytes is None and 126 <= size < 0x10000:
+        header = bytes((first, 0x80 | 126)) + size.to_bytes(2, "big")
+    elif lengthBytes == 8 or lengthBytes is None and size >= 0x10000:
+        header = bytes((first, 0x80 | 127)) + size.to_bytes(8, "big")
+    else:
+        header = bytes((first, 0x80 | size))
+    return header + mask + unmask(payload, mask)
 
 
 class FakeChannel:
@@ -74,7 +91,8 @@ class Browser:
         self.request = FakeRequest(self.transport, address)
         self.proto = factory.buildProtocol(self.request)
         self.transport.protocol = self
-        self.proto.negotiationStarted(object())
+        # The WebSocket library, which writes to the transport.
+        self.proto.negotiationStarted(SimpleNamespace(transport=self.transport))
         self.proto.negotiationFinished()
 
     def connectionLost(self, reason):
@@ -145,7 +163,8 @@ def requireBrowser():
         pytest.skip(f"{', '.join(missing)} not installed")
 
 
-__all__ = ["Browser", "MemoryClient", "WebMemoryServer", "readFrames", "requireBrowser"]
+__all__ = ["Browser", "MemoryClient", "WebMemoryServer", "masked", "readFrames",
+           "requireBrowser"]
 
 
 CHROMIUM_FLAGS = [

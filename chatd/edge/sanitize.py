@@ -142,6 +142,11 @@ class TelnetFilter:
             self._reply(bytes((IAC, _DONT, option)))
 
 
+# Surrogates: in a decoded string only lone ones are left (a pair is the
+# character it encodes), and those are no characters.
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
 def cleanText(raw: bytes) -> str:
     """
     Decode one line from the network into safe text.
@@ -152,5 +157,21 @@ def cleanText(raw: bytes) -> str:
     text = raw.decode("utf-8", "replace")
     if text.isprintable():
         return text.strip()
+    return _cleaned(text)
+
+
+def cleanString(text: str) -> str:
+    """
+    Safe text from text already decoded (a JSON string), as L{cleanText}
+    makes it of a line: a lone surrogate, which JSON can escape
+    (C{"\\ud800"}) but which is no character, becomes one U+FFFD, as
+    invalid UTF-8 does.
+    """
+    if text.isprintable():
+        return text.strip()
+    return _cleaned(_SURROGATES.sub("\ufffd", text))
+
+
+def _cleaned(text):
     text = _ESCAPES.sub("", text.replace("\t", " "))
     return _CONTROLS.sub("", text).strip()

@@ -92,3 +92,90 @@ class FrameReader:
     def _handOver(self, data):
         self._handedOver = True
         self.other(data)
+
+
+# A control frame's opcodes: close, ping, pong (RFC 6455, section 5.5); and
+# a data frame's: continuation, text, binary.  The rest are reserved.
+_CONTROL_OPCODES = (0x8, 0x9, 0xA)
+_DATA_OPCODES = (0x0, 0x1, 0x2)
+_MAX_CONTROL_PAYLOAD = 125
+# The longest frame header: two bytes, eight of length, four of mask.
+_MAX_HEADER = 14
+
+
+class ControlFrames:
+    """
+    Follows the frames handed to the WebSocket library, to tell which of
+    their bytes are control frames (a ping, a pong, a close): those are
+    never part of a message (RFC 6455, section 5.5), may come between its
+    fragments (section 5.4), and the library answers pings itself, so a
+    peer's pings are no message growing in memory.
+
+    A frame that is no valid client frame (a reserved bit or opcode, no
+    mask, a control frame fragmented or over 125 bytes) is the library's to
+    refuse: it and everything after it count as message bytes.
+    """
+
+    __slots__ = ("_header", "_left", "_control", "_lost")
+
+    def __init__(self):
+        # The start of a frame header that is not yet whole.
+        self._header = b""
+        # Payload bytes of the current frame still to come, and its kind.
+        self._left = 0
+        self._control = False
+        self._lost = False
+
+    def controlBytes(self, data: bytes) -> int:
+        """
+        How many bytes of C{data}, the next bytes for the library, belong
+        to control frames.
+        """
+        control = 0
+        at, end = 0, len(data)
+        while at < end and not self._lost:
+            if self._left:
+                taken = min(self._left, end - at)
+                self._left -= taken
+                at += taken
+                if self._control:
+                    control += taken
+                continue
+            header = self._header + data[at:at + _MAX_HEADER - len(self._header)]
+            length = _headerLength(header)
+            if length is None or len(header) < length:
+                self._header = header
+                break
+            at += length - len(self._header)
+            self._header = b""
+            self._startFrame(header[:length])
+            if self._control:
+                control += length
+        return control
+
+    def _startFrame(self, header):
+        first, size = header[0], header[1] & 0x7F
+        if size == 126:
+            size = int.from_bytes(header[2:4], "big")
+        elif size == 127:
+            size = int.from_bytes(header[2:10], "big")
+        opcode = first & 0x0F
+        self._control = opcode in _CONTROL_OPCODES
+        valid = header[1] & _MASKED and not first & 0x70 and (
+            opcode in _DATA_OPCODES
+            or self._control and first & 0x80 and size <= _MAX_CONTROL_PAYLOAD)
+        if not valid:
+            self._lost = True
+            self._control = False
+        self._left = size
+
+
+def _headerLength(header):
+    """
+    The length of the frame header C{header} begins, or L{None} until it
+    holds the two bytes that tell.
+    """
+    if len(header) < 2:
+        return None
+    length = 2 + {126: 2, 127: 8}.get(header[1] & 0x7F, 0)
+    return length + 4 if header[1] & _MASKED else length

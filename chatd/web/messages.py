@@ -11,7 +11,7 @@ same 2048 bytes.
 
 import json
 
-from chatd.edge.sanitize import cleanText
+from chatd.edge.sanitize import cleanString
 
 MAX_TEXT_BYTES = 2048
 """The line protocol's limit on a line, for every text a browser sends."""
@@ -114,12 +114,13 @@ def _check(kind, name, fieldKind, value, re):
         return value
     if not isinstance(value, str):
         raise BadMessage("bad-message", f"{kind}: {name} is a string", re)
-    raw = value.encode("utf-8", "surrogatepass")
+    # (Encoded so, a lone surrogate is 3 bytes, as the U+FFFD it becomes.)
+    size = len(value.encode("utf-8", "surrogatepass"))
     if fieldKind == _WORD:
-        if len(raw) > MAX_WORD:
+        if size > MAX_WORD:
             raise BadMessage("bad-message", f"{kind}: {name} is too long", re)
-        return cleanText(raw)
-    if len(raw) > MAX_TEXT_BYTES:
+        return cleanString(value)
+    if size > MAX_TEXT_BYTES:
         raise BadMessage("too-long", f"{name} too long: at most {MAX_TEXT_BYTES} bytes; "
                          "it was not delivered", re)
-    return cleanText(raw)
+    return cleanString(value)

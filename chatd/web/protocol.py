@@ -15,12 +15,12 @@ Twisted chatd runs on (no second framework beside it, on the same reactor),
 and hands over whole text messages.  The common frame, one whole masked
 text message, is read by L{chatd.web.frames.FrameReader} instead, at a
 fraction of the cost per line; the first frame of any other kind and all
-after it go to Twisted's.  Its writer is used only for the
-handshake, pongs and closes the peer starts; chat frames go through the
-connection's outbox straight to the TCP transport (a server's frames are not
-masked, so a frame's bytes are the same for every recipient), which keeps
-back-pressure, the send-queue limit and per-turn coalescing exactly the
-line protocol's.
+after it go to Twisted's.  Its writer is used only for the handshake, pongs
+and closes the peer starts, which it writes through the connection's outbox
+(in order, and nothing after a close); chat frames go through the outbox
+straight to the TCP transport (a server's frames are not masked, so a frame's
+bytes are the same for every recipient), which keeps back-pressure, the
+send-queue limit and per-turn coalescing exactly the line protocol's.
 """
 
 import dataclasses
@@ -38,10 +38,10 @@ from chatd.line import commands as lineCommands
 from chatd.line import wire as lineWire
 from chatd.line.commands import LineError
 from chatd.line.protocol import ChatFactory
-from chatd.line.refusals import describe
 from chatd.web import wire
-from chatd.web.frames import FrameReader
+from chatd.web.frames import ControlFrames, FrameReader
 from chatd.web.messages import MAX_FRAME_BYTES, MAX_TEXT_BYTES, BadMessage, parse
+from chatd.web.refusals import describe
 from chatd.web.wire import WebWire
 
 HISTORY_DEFAULT = lineCommands.HISTORY_DEFAULT
@@ -50,7 +50,7 @@ HISTORY_MAX = lineCommands.HISTORY_MAX
 UNFINISHED_LIMIT = 4 * MAX_FRAME_BYTES
 """Bytes a browser may send without finishing a message before it is
 disconnected: Twisted keeps an unfinished message in memory, so this bounds
-it (give or take one read)."""
+it (give or take one read).  Control frames (pings) do not count."""
 
 
 def refusalCode(refusal: Refusal) -> str:
@@ -63,14 +63,14 @@ def refusalCode(refusal: Refusal) -> str:
 
 def refusalError(refusal: Refusal, re=None) -> dict:
     """
-    The error frame's object for C{refusal}: its code, the line protocol's
-    words for it, and its fields.
+    The error frame's object for C{refusal}: its code, the web protocol's
+    words for it (L{chatd.web.refusals}), and its fields.
     """
     more = {"re": re} if re is not None else {}
     try:
         text = describe(refusal)
     except KeyError:
-        # A kind the line protocol has no words for (yet): its name.
+        # A kind no protocol has words for (yet): its name.
         text = refusalCode(refusal).replace("-", " ")
     return wire.error(refusalCode(refusal), text, detail=dataclasses.asdict(refusal), **more)
 
@@ -92,6 +92,7 @@ class WebChatProtocol:
         self.factory = factory
         self._channel = request.channel
         self._unfinished = 0
+        self._controlFrames = ControlFrames()
         self._paused = False
         self._waiting = deque()
         # Bytes for the WebSocket library read behind messages that wait
@@ -114,9 +115,14 @@ class WebChatProtocol:
         self._library = channel.dataReceived
         frames = FrameReader(self.textMessageReceived, self._toLibrary)
         channel.dataReceived = lambda data: self._dataReceived(frames, data)
+        # What followed the upgrade request in the same read is still the
+        # HTTP channel's: it hands it on as raw data once this returns,
+        # which it would keep for a next request.  Those are frames too.
+        channel.rawDataReceived = channel.dataReceived
         self.conn = Connection(transport, self.factory.gate, WebWire, self)
         if not self.conn.live:
             return
+        self._ws.transport = _LibraryFrames(self.conn)
         try:
             self.session = self.conn.open(self.factory.core)
         except Refusal as e:
@@ -147,8 +153,12 @@ class WebChatProtocol:
         """
         Bytes for the WebSocket library, in order behind the messages read
         before them: a close frame after lines that wait for pacing closes
-        once they are said, as the line protocol's end of input does.
+        once they are said, as the line protocol's end of input does.  Its
+        control frames are no message's bytes (the library answers pings
+        itself): they are not counted as unfinished.
         """
+        control = self._controlFrames.controlBytes(data)
+        self._unfinished = max(0, self._unfinished - control)
         if self._waiting or self._held:
             self._held.append(data)
         else:
@@ -437,6 +447,26 @@ class _LineCommands:
 
     def quit(self, reason):
         self._protocol.quit(reason)
+
+
+class _LibraryFrames:
+    """
+    What the WebSocket library writes its own frames to (a pong, the close
+    that answers the peer's): the connection's outbox, so that they go out
+    in order with every other frame (a pong behind what was sent before its
+    ping: RFC 6455 lets it overtake, chatd does not), and a close as the
+    connection's last frame, nothing after it (section 5.5.1).
+    """
+
+    def __init__(self, conn):
+        self._conn = conn
+
+    def write(self, data):
+        if self._conn.live:
+            self._conn.send(data)
+
+    def loseConnection(self):
+        self._conn.closeWith(None)
 
 
 class WebFactory:
