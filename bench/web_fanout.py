@@ -16,6 +16,7 @@ per recipient, not a network: bench/run measures the daemon over sockets.
 
 import argparse
 import time
+from types import SimpleNamespace
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
@@ -111,7 +112,9 @@ def build(members):
             proto.dataReceived(f"{nick}\n/join #{room}\n".encode())
         else:
             proto = factories["web"].buildProtocol(_Request(t))
-            proto.negotiationStarted(None)
+            # (The WebSocket library's transport, whose writes the protocol
+            # sends through the connection's outbox.)
+            proto.negotiationStarted(SimpleNamespace(transport=t))
             proto.negotiationFinished()
             proto.textMessageReceived(f'{{"type":"nick","nick":"{nick}"}}')
             proto.textMessageReceived(f'{{"type":"join","room":"#{room}"}}')

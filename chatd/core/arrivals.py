@@ -25,7 +25,7 @@ room's members on entering (L{chatd.core.events.Entered}), is told only the
 arrivals after theirs.  A batch of one is a plain L{chatd.core.events.Joined};
 of more, an L{chatd.core.events.Arrived}, which each wire format shows as it
 must (the line protocol above a few names as one line, IRC as one C{JOIN}
-each).
+each); a newcomer's is the batch's, from the arrival after theirs on.
 """
 
 from chatd.core import events
@@ -133,10 +133,37 @@ class Arrivals:
         # Each newcomer of the batch saw those before them among the members.
         for user, i in newcomers.items():
             if i + 1 < len(nicks):
-                fanout.toUser(user, _announcement(room.name, nicks[i + 1:]))
+                fanout.toUser(user, _announcement(room.name, nicks, i + 1))
 
 
-def _announcement(room, nicks):
-    if len(nicks) == 1:
-        return events.Joined(room, nicks[0])
-    return events.Arrived(room, nicks)
+def _announcement(room, nicks, since=0):
+    if len(nicks) - since == 1:
+        return events.Joined(room, nicks[since])
+    return events.Arrived(room, nicks, since)
+
+
+class BatchLines:
+    """
+    A wire format's lines for the arrivals of a batch, made once: the
+    members are sent all of them, each newcomer of the batch the tail after
+    their own (L{events.Arrived.since}), the same lines.  Kept for the last
+    batch shown, which every newcomer's announcement follows at once.
+    """
+
+    __slots__ = ("_nicks", "_room", "_lines")
+
+    def __init__(self):
+        self._nicks = self._room = None
+        self._lines = []
+
+    def show(self, event, line):
+        """
+        The bytes that show the L{events.Arrived} C{event}, each arrival's
+        made by C{line(room, nick)}.
+        """
+        # (The batch's tuple is kept here, so no other can be made at its
+        # address meanwhile: the same object is the same batch.)
+        if event.nicks is not self._nicks or event.room != self._room:
+            self._lines = [line(event.room, nick) for nick in event.nicks]
+            self._nicks, self._room = event.nicks, event.room
+        return b"".join(self._lines[event.since:])

@@ -78,11 +78,17 @@ class Joined:
 class Arrived:
     """
     Several users joined C{room}, in this order, and are announced together
-    (see L{chatd.core.arrivals}): each of them as a L{Joined} would show it.
+    (see L{chatd.core.arrivals}): each of C{nicks[since:]} as a L{Joined}
+    would show it.  A newcomer of the batch, shown the members on entering,
+    is told only those after them: the batch's C{nicks} with a later
+    C{since}, so that a wire format can make the batch's lines once and
+    send each newcomer their tail (in a batch of N newcomers, N lines made
+    rather than N²/2).
     """
 
     room: str
     nicks: tuple[str, ...]
+    since: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from functools import cached_property
 
 from chatd.core import events
+from chatd.core.arrivals import BatchLines
 from chatd.core.names import nickKey
 from chatd.irc.message import MAX_BODY_BYTES, splitText
 from chatd.irc.message import encode as line
@@ -135,6 +136,7 @@ class IrcWire:
     @ivar accountOf: the account of the user called C{nick} while they are
         identified, else L{None} (set by the IRC front end, which knows the
         core).
+    @ivar batchLines: the C{JOIN} lines of the last batch of arrivals shown.
     """
 
     def __init__(self, server="irc.chatd", users=None, tags=frozenset()):
@@ -145,6 +147,7 @@ class IrcWire:
         self._accountTagged = "account-tag" in self.tags
         self._msgids = "message-tags" in self.tags
         self.accountOf = lambda nick: None
+        self.batchLines = BatchLines()
         self._variants = {self.tags: self}
 
     def variant(self, caps):
@@ -339,16 +342,17 @@ def _mode(mode, target):
     return _from(_by, "MODE", _room, lambda e: mode, lambda e: banMask(target(e)))
 
 
+_joined = _from(_nick, "JOIN", _room)
 _quit = _from(_nick, "QUIT", lambda e: e.reason or "Quit")
 _renamed = _from(lambda e: e.old, "NICK", lambda e: e.new)
 
 _ROOM_LINES = {
     events.Said: _said,
     events.Acted: _acted,
-    events.Joined: _from(_nick, "JOIN", _room),
-    # IRC has no word for several arrivals: one JOIN each.
-    events.Arrived: lambda w, e: b"".join(_ROOM_LINES[events.Joined](w, events.Joined(e.room, n))
-                                          for n in e.nicks),
+    events.Joined: _joined,
+    # IRC has no word for several arrivals: one JOIN each, made once a batch.
+    events.Arrived: lambda w, e: w.batchLines.show(
+        e, lambda room, nick: _joined(w, events.Joined(room, nick))),
     events.Parted: _part,
     events.Quit: lambda w, e: Once((_quit(w, e),)),
     # One PART or QUIT each, a quit once however many of the batch's rooms

@@ -135,7 +135,7 @@ AGGREGATE_FROM = 4
 
 
 def _arrivedLines(e):
-    nicks = e.nicks
+    nicks = e.nicks[e.since:] if e.since else e.nicks
     if len(nicks) < AGGREGATE_FROM:
         return "\r\n".join(f"-- {e.room} {nick} has joined" for nick in nicks)
     return f"-- {e.room} {nicks[0]}, {nicks[1]} and {len(nicks) - 2} others have joined"

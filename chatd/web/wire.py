@@ -12,9 +12,9 @@ names what happened and every other field is a plain value.
 """
 
 import json
-from functools import lru_cache
 
 from chatd.core import events
+from chatd.core.arrivals import BatchLines
 from chatd.core.runs import RUN_BYTES
 from chatd.core.names import sortedNicks
 
@@ -171,15 +171,13 @@ _OWN = {
 }
 
 
-@lru_cache(maxsize=1024)
 def _joinedFrame(room, nick):
-    """
-    The frame of C{nick}'s joining C{room}, kept for a while: each newcomer
-    of a batch of arrivals is told of those after it (an announcement per
-    newcomer, chatd.core.arrivals), so a batch of a few hundred would
-    otherwise encode each join a few hundred times.
-    """
     return message(fields(events.Joined(room, nick)))
+
+
+# The frames of the last batch of arrivals shown (one set for every browser:
+# a frame is the same for all).
+_batchFrames = BatchLines()
 
 
 def fields(event) -> dict:
@@ -205,8 +203,7 @@ class WebWire:
         if type(event) is events.Arrived:
             # Arrivals announced together: the frames of their joins, so that
             # a browser follows them as it follows one.
-            room = event.room
-            return b"".join([_joinedFrame(room, nick) for nick in event.nicks])
+            return _batchFrames.show(event, _joinedFrame)
         if type(event) is events.Departed:
             # Departures announced together: the frame of each, likewise.
             return b"".join(message(fields(departure)) for departure in event.departures)
