@@ -587,6 +587,28 @@ def test_ownerModeration():
                            ":alice!~alice@chatd KICK #mine bob banned"]
 
 
+def test_timedRoomBanSaysItsTimeLeftAfterNick(server):
+    """
+    A client put out of a channel by a timed ban on its nickname is told
+    the time left at JOIN (474) under the banned nickname and under
+    another one alike.
+    """
+    boss, bob = server.connect("boss"), server.connectIrc("bob")
+    boss.send("/join #den")
+    bob.send("JOIN #den")
+    boss.send("/ban bob 10m")
+    server.clock.advance(60)
+    bob.lines()
+    bob.send("JOIN #den")
+    assert bob.lines() == [f"{S} 474 bob #den :Cannot join channel (+b): "
+                           "You are banned from #den for 540 more seconds"]
+    bob.send("NICK other")
+    bob.send("JOIN #den")
+    assert bob.lines() == [":bob!~bob@chatd NICK other",
+                           f"{S} 474 other #den :Cannot join channel (+b): "
+                           "You are banned from #den for 540 more seconds"]
+
+
 def test_keepalive(server):
     """
     A silent client is PINGed, and closed if it stays silent; any line

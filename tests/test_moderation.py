@@ -528,6 +528,30 @@ def test_roomBanFollowsTheUserAcrossNicknames(trust):
     assert bob.isIn(trust.core.rooms["#den"])
 
 
+def test_timedRoomBanSaysItsTimeLeftUnderAnyNickname(trust):
+    """
+    Someone room-banned by nickname for 10 minutes, put out of the room,
+    is told the time left whether they ask under the banned nickname or
+    under another one (kept out as the person the ban covered), and under
+    the banned one again.
+    """
+    owner = trust.arrive("owner", password="owner-password")
+    owner.join("#den")
+    bob = trust.arrive("bob")
+    bob.join("#den")
+    owner.ban("#den", "bob", 600, "")
+    trust.clock.advance(60)
+    for nick in ("bob", "notbob", "bob"):
+        if bob.nick != nick:
+            bob.rename(nick)
+        with pytest.raises(R.Banned) as e:
+            bob.join("#den")
+        assert e.value == R.Banned("#den", 540, ""), nick
+    trust.clock.advance(540)
+    bob.join("#den")
+    assert bob.isIn(trust.core.rooms["#den"])
+
+
 def test_muteSurvivesARenameAndANewConnection(trust):
     """
     A muted user cannot shed the mute: /nick is refused while muted (and the

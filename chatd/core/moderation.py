@@ -94,8 +94,7 @@ class Moderation:
                 if self._accounts is not None:
                     self._store(self._accounts.removeBan(old), "forgetting an ended ban")
             if ban is not None:
-                left = None if ban.until is None else math.ceil(ban.until - now)
-                raise R.Banned(room, left, ban.reason)
+                raise _refusal(ban, room, now)
 
     def checkNotBannedAs(self, user, nick):
         """
@@ -133,11 +132,12 @@ class Moderation:
                             user.account)
         if room is None or user not in room.expelled:
             return
-        ban = self.bans.get(room.expelled[user], self._core.clock.seconds())
+        now = self._core.clock.seconds()
+        ban = self.bans.get(room.expelled[user], now)
         if ban is None:
             del room.expelled[user]
             return
-        raise R.Banned(room.name, None, ban.reason)
+        raise _refusal(ban, room.name, now)
 
     def checkMayTalk(self, user, room):
         """
@@ -562,6 +562,16 @@ def _muteKeys(nick, user):
     if user is not None and user.account is not None:
         keys.add(user.account)
     return keys
+
+
+def _refusal(ban, place, now):
+    """
+    The refusal of entry to C{place} (C{""}: the server) under C{ban}, in
+    force at C{now}: with the time it still holds, however it was found (by
+    the nickname asked under, or as the person it covered).
+    """
+    left = None if ban.until is None else math.ceil(ban.until - now)
+    return R.Banned(place, left, ban.reason)
 
 
 def _seconds(duration):
