@@ -1507,6 +1507,47 @@ def test_quitShownInEveryRoomOnOtherDaemons(cluster):
     assert "qz" not in b.core.users
 
 
+def test_aQuitFromEveryRoomIsToldOnceToAnIrcClient(cluster):
+    """
+    A user of several rooms quits on one daemon while something else comes
+    between the quit's first room and the others for an IRC client on
+    another daemon (a line said in another room reaches the stream before
+    them; a private message reaches the client between two reads): the
+    client gets one QUIT, the line members one quit line per room, and
+    everything else exactly once (found by a trial: the QUIT came twice,
+    each room's quit being its own entry in the stream).
+    """
+    from chatd.irc.protocol import IrcFactory
+
+    a, b = cluster.nodes
+    irc = b.connect(factory=IrcFactory(b.core, b.gate))
+    irc.send("NICK watcher")
+    irc.send("USER watcher 0 * :watcher")
+    irc.send("JOIN #lobby,#a,#b")
+    quitter, talker = login(cluster, a, "quitter"), login(cluster, b, "talker")
+    for client in (quitter, talker):
+        client.send("/join #a")
+        client.send("/join #b")
+    cluster.settle()
+    irc.lines(), talker.lines()
+    quitter.send("/quit bye")
+    written = list(a.link.queue)
+    a.link.queue.clear()
+    a.link.queue.append(written.pop(0))
+    a.link.write()
+    talker.send("between")
+    b.link.write()
+    b.link.read()
+    talker.send("/msg watcher psst")
+    a.link.queue.extend(written)
+    cluster.settle()
+    assert irc.lines() == [":quitter!~quitter@chatd QUIT bye",
+                           ":talker!~talker@chatd PRIVMSG #b between",
+                           ":talker!~talker@chatd PRIVMSG watcher psst"]
+    assert talker.lines() == ["-- #lobby quitter has quit (bye)", "-- #a quitter has quit (bye)",
+                              "-- #b quitter has quit (bye)", "=== to watcher: psst"]
+
+
 def test_ownRenameToldOnceOnACluster(cluster):
     """
     A rename is confirmed to its user once: on the line protocol by its
