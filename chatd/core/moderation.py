@@ -26,7 +26,7 @@ from twisted.logger import Logger
 from chatd.core import events
 from chatd.core import refusals as R
 from chatd.core.bans import ADDRESS, NICK, Ban, BanList, banKey, covers, coversEveryone, \
-    coversLocal, normalTarget, targetKind
+    coversLocal, longest, normalTarget, targetKind
 from chatd.core.names import nickKey, normalRoomName, roomKey
 
 # The ranks of moderators, lowest first: a mute or a room ban is lifted or
@@ -82,19 +82,29 @@ class Moderation:
         account C{account} (or L{None}), if banned from C{room} (C{""}: the
         server).
         """
+        ban = self._banOn(nick, host, room, account)
+        if ban is not None:
+            raise _refusal(ban, room, self._core.clock.seconds())
+
+    def _banOn(self, nick, host, room, account):
+        """
+        The ban in force on C{nick}, C{host} or C{account} in C{room} that
+        holds longest, or L{None} (see L{checkNotBanned}).
+        """
         if not self.bans.anyIn(room):
             # A login asks of three places (the server, the lobby, its
             # room), and most have no ban.
-            return
+            return None
         now = self._core.clock.seconds()
+        found = None
         for name in ([nick] + ([account] if account and account != nickKey(nick or "")
                                else [])):
             ban, ended = self.bans.find(name, host, room, now)
             for old in ended:
                 if self._accounts is not None:
                     self._store(self._accounts.removeBan(old), "forgetting an ended ban")
-            if ban is not None:
-                raise _refusal(ban, room, now)
+            found = longest(found, ban)
+        return found
 
     def checkNotBannedAs(self, user, nick):
         """
@@ -128,16 +138,16 @@ class Moderation:
         if self.isOperator(user) or self.isOwner(user, room):
             return
         # (The refusal names the room as it is spelt, not as typed.)
-        self.checkNotBanned(user.nick, user.host, name if room is None else room.name,
-                            user.account)
-        if room is None or user not in room.expelled:
-            return
+        name = name if room is None else room.name
+        ban = self._banOn(user.nick, user.host, name, user.account)
         now = self._core.clock.seconds()
-        ban = self.bans.get(room.expelled[user], now)
-        if ban is None:
-            del room.expelled[user]
-            return
-        raise _refusal(ban, room.name, now)
+        if room is not None and user in room.expelled:
+            expelled = self.bans.get(room.expelled[user], now)
+            if expelled is None:
+                del room.expelled[user]
+            ban = longest(ban, expelled)
+        if ban is not None:
+            raise _refusal(ban, name, now)
 
     def checkMayTalk(self, user, room):
         """
