@@ -579,6 +579,27 @@ def test_roomBanRefusalSaysTheLongestTimeLeft(trust):
     assert e.value.seconds is None
 
 
+def test_aShorterBanDoesNotShortenTheHoldOnWhomItCovers(trust):
+    """
+    Someone put out by a 10 minute ban who takes another nickname, which is
+    then banned for 5 minutes, stays out for the 10: the shorter ban does
+    not replace the longer one's hold on them.
+    """
+    owner = trust.arrive("owner", password="owner-password")
+    owner.join("#den")
+    bob = trust.arrive("bob")
+    bob.join("#den")
+    owner.ban("#den", "bob", 600, "")
+    bob.rename("notbob")
+    owner.ban("#den", "notbob", 300, "")
+    trust.clock.advance(400)
+    with pytest.raises(R.Banned) as e:
+        bob.join("#den")
+    assert e.value.seconds == 200
+    trust.clock.advance(200)
+    bob.join("#den")
+
+
 def test_muteSurvivesARenameAndANewConnection(trust):
     """
     A muted user cannot shed the mute: /nick is refused while muted (and the

@@ -280,7 +280,7 @@ class Moderation:
                 covered.hangUp()
             else:
                 # Whoever the ban covers now stays out under any nickname.
-                room.expelled[covered] = ban.key
+                self._expel(room, covered, ban, now)
                 if room.members.get(covered.key) is covered:
                     # Seen to go, kicked with the ban's reason, as IRC
                     # services kick whom their bans cover.
@@ -442,7 +442,7 @@ class Moderation:
         for covered in self._core.users.values():
             if (_covers(ban, covered) and covered.key != nickKey(event.by)
                     and not self.isOperator(covered)):
-                room.expelled[covered] = ban.key
+                self._expel(room, covered, ban, now)
 
     def creatorUnbannedElsewhere(self, room, event):
         """
@@ -465,6 +465,16 @@ class Moderation:
         Another daemon sharing the account store lifted C{ban}, or it ended.
         """
         self.bans.remove(ban.kind, ban.target, ban.room)
+
+    def _expel(self, room, user, ban, now):
+        """
+        Keep C{user} out of C{room} under C{ban}, whatever nickname they
+        take, unless a ban that holds longer keeps them out already (a
+        shorter one on the nickname they took since).
+        """
+        held = room.expelled.get(user)
+        if held is None or longest(self.bans.get(held, now), ban) is ban:
+            room.expelled[user] = ban.key
 
     def _mayModerate(self, user, room, name=None):
         """
