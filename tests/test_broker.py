@@ -523,6 +523,38 @@ def test_ghostAcrossDaemons():
     assert owner.lines() == ["*carol* hi"]
 
 
+def test_ghostAtThePromptFromAnotherDaemonIsSeenArriving():
+    """
+    The owner of a registered nickname held on another daemon takes it
+    back at the nickname prompt: the members on the stale holder's daemon
+    see the holder quit and the owner join, and find them in the room
+    after (found checking ghosts across daemons: the join was not shown
+    there, nor the owner listed, the holder's own departure not yet read
+    back when it came).
+    """
+    from support import MemoryAccounts
+
+    accounts = MemoryAccounts()
+    accounts.passwords.update(bob="bob-password")
+    cluster = Cluster()
+    a = cluster.add("A", accounts=accounts)
+    b = cluster.add("B", accounts=accounts)
+    stale = login(cluster, b, "bob", "bob-password")
+    watcher = login(cluster, b, "watcher")
+    stale.lines(), watcher.lines()
+    owner = a.connect()
+    owner.lines()
+    owner.send("/ghost bob bob-password")
+    cluster.settle()
+    assert "=== you are now bob" in owner.lines()
+    assert not stale.transport.connected
+    assert watcher.lines() == ["-- #lobby bob has quit (ghosted)", "-- #lobby bob has joined"]
+    watcher.send("/who")
+    cluster.settle()
+    assert watcher.lines() == ["=== #lobby members (2): bob watcher"]
+    assert b.core.users["bob"].node == "A"
+
+
 def test_registeredIsIdentifiedOnAnotherDaemon():
     """
     Registering a nickname on one daemon shows its owner identified on the

@@ -1106,6 +1106,10 @@ class BrokeredFanout(Fanout):
             # (their quit came from the other daemon): gone from the core
             # now, so that whoever takes the nickname next is mirrored here.
             self.core.disconnect(user, entry.get("r", "put out"))
+            # Gone at that quit's place in the stream, read already: what
+            # the next holder does (the ghost's owner arriving) is theirs,
+            # not ours until this daemon's word of it comes back.
+            self._leftAt.pop(nickKey(user.nick), None)
             user.hangUp()
         else:
             Fanout.toUser(self, user, entry["e"])
