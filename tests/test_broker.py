@@ -1580,6 +1580,35 @@ def test_aQuitFromEveryRoomIsToldOnceToAnIrcClient(cluster):
                               "-- #b quitter has quit (bye)", "=== to watcher: psst"]
 
 
+def test_aQuitHeardWithoutItsWordsInOneRoomIsToldOnceToAnIrcClient(cluster):
+    """
+    A user muted in one of the rooms an IRC client on another daemon shares
+    with them quits with words: the client gets one QUIT, though the muted
+    room's quit is told without them.
+    """
+    from chatd.irc.protocol import IrcFactory
+
+    a, b = cluster.nodes
+    boss = login(cluster, b, "boss")
+    boss.send("/join #b")
+    cluster.settle()
+    irc = b.connect(factory=IrcFactory(b.core, b.gate))
+    irc.send("NICK watcher")
+    irc.send("USER watcher 0 * :watcher")
+    irc.send("JOIN #a,#b")
+    quitter = login(cluster, a, "quitter")
+    quitter.send("/join #a")
+    quitter.send("/join #b")
+    cluster.settle()
+    boss.send("/mute quitter")
+    cluster.settle()
+    irc.lines(), boss.lines()
+    quitter.send("/quit bye")
+    cluster.settle()
+    assert irc.lines() == [":quitter!~quitter@chatd QUIT bye"]
+    assert boss.lines() == ["-- #lobby quitter has quit (bye)", "-- #b quitter has quit"]
+
+
 def test_ownRenameToldOnceOnACluster(cluster):
     """
     A rename is confirmed to its user once: on the line protocol by its

@@ -609,6 +609,29 @@ def test_timedRoomBanSaysItsTimeLeftAfterNick(server):
                            "You are banned from #den for 540 more seconds"]
 
 
+def test_quitOfAUserMutedInOneSharedChannelIsShownOnce(server):
+    """
+    A user muted in one of the channels a client shares with them quits
+    with words: the client gets one QUIT, with the words the other channel
+    heard, though the muted channel's quit (without them) is another line
+    (found checking quits: the QUIT came twice).
+    """
+    boss = server.connect("boss")
+    boss.send("/join #b")
+    watcher = server.connectIrc("watcher")
+    watcher.send("JOIN #a,#b")
+    quitter = server.connect("quitter")
+    quitter.send("/join #a")
+    quitter.send("/join #b")
+    boss.send("/mute quitter")
+    server.clock.advance(1)
+    watcher.lines(), boss.lines()
+    quitter.send("/quit bye")
+    server.clock.advance(1)
+    assert watcher.lines() == [":quitter!~quitter@chatd QUIT bye"]
+    assert boss.lines() == ["-- #lobby quitter has quit (bye)", "-- #b quitter has quit"]
+
+
 def test_keepalive(server):
     """
     A silent client is PINGed, and closed if it stays silent; any line
