@@ -377,3 +377,61 @@ def test_renameWhileRedisIsAwayIsRefused(redis):
     finally:
         a.stop()
         b.stop()
+
+
+def test_anIrcClientHearsEachQuitOnce(redis):
+    """
+    Users of three rooms quit on one daemon while a user of another sends
+    private messages to an IRC client there: the client gets one QUIT per
+    user, and every private message, exactly once (found by a trial: a
+    message read between the quit's first room and its others made the
+    QUIT come twice).
+    """
+    from ircsupport import IrcDaemon, IrcSocketClient
+
+    fast = ("--broker", redis.url, "--db", "none", "--flood-burst", "100000",
+            "--flood-rate", "100000", "--max-per-address", "200")
+    a = Daemon(*fast).start()
+    b = IrcDaemon(*fast).start()
+    try:
+        for daemon in (a, b):
+            waitFor(lambda: "connected" in daemon.logText(), timeout=10)
+        watcher = IrcSocketClient(b.ircPort)
+        watcher.register("watcher")
+        watcher.send("JOIN #a,#b")
+        talker, marker = login(b, "talker"), login(a, "marker")
+        marker.send("/join #a")
+        quitters = []
+        for n in range(QUITTERS):
+            quitter = login(a, f"quitter{n}")
+            quitter.send("/join #a")
+            quitter.send("/join #b")
+            quitter.sync()
+            quitters.append(quitter)
+        marker.sync()
+        last = f":quitter{QUITTERS - 1}!~quitter{QUITTERS - 1}@chatd JOIN #b"
+        watcher.readUntil(lambda l: l == last)
+        for n, quitter in enumerate(quitters):
+            # The messages in small writes, each read on its own, while the
+            # quit is read on the other daemon and its rooms' entries come.
+            for i in range(MESSAGES):
+                talker.send(f"/msg watcher {n}-{i}")
+                if i == MESSAGES // 2:
+                    quitter.send("/quit bye")
+                time.sleep(0.0002)
+            talker.sync()
+        marker.send("done")
+        got = watcher.readUntil(lambda l: l.endswith(" PRIVMSG #a done"))
+        quits = [l for l in got if " QUIT " in l]
+        assert quits == [f":quitter{n}!~quitter{n}@chatd QUIT bye" for n in range(QUITTERS)]
+        messages = [l.rsplit(" ", 1)[1] for l in got if " PRIVMSG watcher " in l]
+        assert messages == [f"{n}-{i}" for n in range(QUITTERS) for i in range(MESSAGES)]
+    finally:
+        a.stop()
+        b.stop()
+
+
+# Enough users, and private messages while each quits, that the defect
+# the trial found showed in every run.
+QUITTERS = 40
+MESSAGES = 100

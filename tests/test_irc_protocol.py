@@ -587,6 +587,51 @@ def test_ownerModeration():
                            ":alice!~alice@chatd KICK #mine bob banned"]
 
 
+def test_timedRoomBanSaysItsTimeLeftAfterNick(server):
+    """
+    A client put out of a channel by a timed ban on its nickname is told
+    the time left at JOIN (474) under the banned nickname and under
+    another one alike.
+    """
+    boss, bob = server.connect("boss"), server.connectIrc("bob")
+    boss.send("/join #den")
+    bob.send("JOIN #den")
+    boss.send("/ban bob 10m")
+    server.clock.advance(60)
+    bob.lines()
+    bob.send("JOIN #den")
+    assert bob.lines() == [f"{S} 474 bob #den :Cannot join channel (+b): "
+                           "You are banned from #den for 540 more seconds"]
+    bob.send("NICK other")
+    bob.send("JOIN #den")
+    assert bob.lines() == [":bob!~bob@chatd NICK other",
+                           f"{S} 474 other #den :Cannot join channel (+b): "
+                           "You are banned from #den for 540 more seconds"]
+
+
+def test_quitOfAUserMutedInOneSharedChannelIsShownOnce(server):
+    """
+    A user muted in one of the channels a client shares with them quits
+    with words: the client gets one QUIT, with the words the other channel
+    heard, though the muted channel's quit (without them) is another line
+    (found checking quits: the QUIT came twice).
+    """
+    boss = server.connect("boss")
+    boss.send("/join #b")
+    watcher = server.connectIrc("watcher")
+    watcher.send("JOIN #a,#b")
+    quitter = server.connect("quitter")
+    quitter.send("/join #a")
+    quitter.send("/join #b")
+    boss.send("/mute quitter")
+    server.clock.advance(1)
+    watcher.lines(), boss.lines()
+    quitter.send("/quit bye")
+    server.clock.advance(1)
+    assert watcher.lines() == [":quitter!~quitter@chatd QUIT bye"]
+    assert boss.lines() == ["-- #lobby quitter has quit (bye)", "-- #b quitter has quit"]
+
+
 def test_keepalive(server):
     """
     A silent client is PINGed, and closed if it stays silent; any line

@@ -528,6 +528,78 @@ def test_roomBanFollowsTheUserAcrossNicknames(trust):
     assert bob.isIn(trust.core.rooms["#den"])
 
 
+def test_timedRoomBanSaysItsTimeLeftUnderAnyNickname(trust):
+    """
+    Someone room-banned by nickname for 10 minutes, put out of the room,
+    is told the time left whether they ask under the banned nickname or
+    under another one (kept out as the person the ban covered), and under
+    the banned one again.
+    """
+    owner = trust.arrive("owner", password="owner-password")
+    owner.join("#den")
+    bob = trust.arrive("bob")
+    bob.join("#den")
+    owner.ban("#den", "bob", 600, "")
+    trust.clock.advance(60)
+    for nick in ("bob", "notbob", "bob"):
+        if bob.nick != nick:
+            bob.rename(nick)
+        with pytest.raises(R.Banned) as e:
+            bob.join("#den")
+        assert e.value == R.Banned("#den", 540, ""), nick
+    trust.clock.advance(540)
+    bob.join("#den")
+    assert bob.isIn(trust.core.rooms["#den"])
+
+
+def test_roomBanRefusalSaysTheLongestTimeLeft(trust):
+    """
+    Someone held out of a room by several timed bans (as the person one
+    covered, and by the nickname and address they ask under) is told the
+    time left of the one that holds longest, not of whichever was found
+    first; a ban until lifted outlasts any.
+    """
+    owner = trust.arrive("owner", password="owner-password")
+    owner.join("#den")
+    bob = trust.arrive("bob", host="198.51.100.7")
+    bob.join("#den")
+    owner.ban("#den", "bob", 600, "")
+    owner.ban("#den", "notbob", 300, "")
+    bob.rename("notbob")
+    with pytest.raises(R.Banned) as e:
+        bob.join("#den")
+    assert e.value.seconds == 600
+    owner.ban("#den", "198.51.100.7", 900, "")
+    with pytest.raises(R.Banned) as e:
+        bob.join("#den")
+    assert e.value.seconds == 900
+    owner.ban("#den", "notbob", None, "")
+    with pytest.raises(R.Banned) as e:
+        bob.join("#den")
+    assert e.value.seconds is None
+
+
+def test_aShorterBanDoesNotShortenTheHoldOnWhomItCovers(trust):
+    """
+    Someone put out by a 10 minute ban who takes another nickname, which is
+    then banned for 5 minutes, stays out for the 10: the shorter ban does
+    not replace the longer one's hold on them.
+    """
+    owner = trust.arrive("owner", password="owner-password")
+    owner.join("#den")
+    bob = trust.arrive("bob")
+    bob.join("#den")
+    owner.ban("#den", "bob", 600, "")
+    bob.rename("notbob")
+    owner.ban("#den", "notbob", 300, "")
+    trust.clock.advance(400)
+    with pytest.raises(R.Banned) as e:
+        bob.join("#den")
+    assert e.value.seconds == 200
+    trust.clock.advance(200)
+    bob.join("#den")
+
+
 def test_muteSurvivesARenameAndANewConnection(trust):
     """
     A muted user cannot shed the mute: /nick is refused while muted (and the
@@ -1030,3 +1102,19 @@ def test_banListTellsThePlacesWithBans():
     bans.add(Ban(ADDRESS, "10.0.0.0/24", "", None, "", "op", 1.0))
     assert bans.anyIn("") and not bans.anyIn("#dev")
     assert bans.find("bob", "10.0.0.9", "", 5.0)[0] is not None
+
+
+def test_banListFindsTheBanThatHoldsLongest():
+    """
+    L{BanList.find} answers, of the bans in force on a nickname and an
+    address, the one that ends last (one until lifted before any).
+    """
+    bans = BanList()
+    short = Ban(NICK, "alice", "", 10.0, "", "op", 1.0)
+    long = Ban(ADDRESS, "10.0.0.0/24", "", 20.0, "", "op", 1.0)
+    bans.add(short)
+    bans.add(long)
+    assert bans.find("alice", "10.0.0.9", "", 5.0) == (long, [])
+    ever = Ban(ADDRESS, "10.0.0.9", "", None, "", "op", 1.0)
+    bans.add(ever)
+    assert bans.find("alice", "10.0.0.9", "", 5.0) == (ever, [])

@@ -306,6 +306,44 @@ def test_linesWaitForThePasswordAtThePrompt():
                                "#lobby <boss> all here"]
 
 
+@pytest.mark.parametrize("typedAhead, last", [
+    (b"/ghost boss wrong-password-2\n", "??? Choose a nickname:"),
+    (b"/nick boss wrong-password-2\n",
+     "??? boss is registered: password again (or another nickname)"),
+    (b"wrong-password-2\n", "??? boss is registered: password again (or another nickname)"),
+])
+def test_oneAnswerPerWrongPasswordTypedAhead(typedAhead, last):
+    """
+    A wrong password at the nickname prompt, and another try typed before
+    its answer came (a /ghost, a /nick, the password alone): each gets its
+    one error and one prompt, in order, and no prompt is asked while the
+    next try is being checked (found by a trial: the first's answer was
+    followed by a second prompt, "Choose a nickname:", once the try typed
+    after it had started).
+    """
+    from twisted.internet.defer import Deferred
+
+    accounts = MemoryAccounts()
+    accounts.passwords["boss"] = "boss-password"
+    server = MemoryServer(accounts=accounts)
+    checks = []
+
+    def verify(nick, password):
+        checks.append(Deferred())
+        return checks[-1]
+
+    accounts.verify = verify
+    guesser = server.connect()
+    guesser.lines()
+    guesser.sendBytes(b"boss wrong-password-1\n" + typedAhead)
+    assert guesser.lines() == []
+    checks[0].callback(False)
+    assert guesser.lines() == ["!!! wrong password for boss",
+                               "??? boss is registered: password again (or another nickname)"]
+    checks[1].callback(False)
+    assert guesser.lines() == ["!!! wrong password for boss", last]
+
+
 def test_passwordDelayNeverOutlastsTheLoginTimeout(server):
     """
     After many wrong passwords from one address the right one waits up to

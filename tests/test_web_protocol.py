@@ -477,6 +477,25 @@ def test_commands_typed_in_the_page(web):
     assert lastError(alice)["text"] == "#lobby has no topic"
 
 
+def test_timed_room_ban_says_its_time_left_after_a_rename(web):
+    """
+    A browser put out of a room by a timed ban on its nickname is told the
+    time left when refused entry, under another nickname as under the
+    banned one.
+    """
+    boss, bob = web.browser("boss"), web.browser("bob")
+    boss.send(type="join", room="#den")
+    bob.send(type="join", room="#den")
+    boss.send(type="command", room="#den", line="/ban bob 10m")
+    web.clock.advance(60)
+    bob.send(type="nick", nick="other")
+    bob.messages()
+    bob.send(type="join", room="#den")
+    error = lastError(bob)
+    assert (error["code"], error["text"], error["detail"]["seconds"]) == (
+        "banned", "you are banned from #den for 9m more", 540)
+
+
 def test_replay_on_join_then_live():
     """
     Joining a room replays its last lines as history frames, ended by a

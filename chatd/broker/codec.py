@@ -53,18 +53,23 @@ def eventFromJSON(data):
 
 def dumps(entry):
     """
-    An entry (a dict that may hold an event under C{"e"}) as bytes.
+    An entry (a dict that may hold an event under C{"e"}, or a list of
+    them under C{"es"}) as bytes.
     """
     if "e" in entry:
         entry = dict(entry, e=eventToJSON(entry["e"]))
+    if "es" in entry:
+        entry = dict(entry, es=[eventToJSON(event) for event in entry["es"]])
     return json.dumps(entry, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 def loads(data):
     """
-    The entry C{data} (from L{dumps}) holds, its event decoded.
+    The entry C{data} (from L{dumps}) holds, its events decoded.
     """
     entry = json.loads(data)
     if "e" in entry:
         entry["e"] = eventFromJSON(entry["e"])
+    if "es" in entry:
+        entry["es"] = [eventFromJSON(event) for event in entry["es"]]
     return entry

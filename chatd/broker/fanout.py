@@ -202,6 +202,9 @@ class BrokeredFanout(Fanout):
         # them out of the mirror: nick key -> node, until their "gone", so
         # that their quits from their other rooms are shown too.
         self._quitting = {}
+        # The quits of the user the core is letting go, from each of their
+        # rooms, published together once it is done (L{departed}).
+        self._departing = []
         self._snapshotDue = None  # since when a snapshot waits for claims
         self._forgotten = {}  # lost node -> {nick key: (nick, room names)}
         self._lifted = {}  # (room key, nick key) -> when its mute was lifted
@@ -241,6 +244,22 @@ class BrokeredFanout(Fanout):
         return self.link.stop()
 
     # What the core calls
+
+    def departed(self, room, event):
+        """
+        L{Fanout.departed}; a quit waits for the user's quits from their
+        other rooms, which the core tells one after the other before
+        L{userGone}: published together as one entry, they reach each member
+        one after the other on every daemon, with nothing between them (a
+        line, a private message), so that an IRC client, shown one QUIT for
+        them all, is shown it once.
+        """
+        if type(event) is not events.Quit:
+            super().departed(room, event)
+            return
+        prepared = self._roomEntry(event, None)
+        if prepared is not None:
+            self._departing.append(prepared)
 
     def toRoom(self, room, event, actor=None):
         owner = room.owner if isinstance(event, events.Joined) else None
@@ -397,6 +416,8 @@ class BrokeredFanout(Fanout):
         self._publish({"k": "pw", "key": key, "g": group, "ok": right}, here=False)
 
     def userGone(self, user):
+        if self._departing:
+            self._publishQuits()
         if isinstance(user, RemoteUser):
             return
         if user in self._phantoms:
@@ -408,9 +429,10 @@ class BrokeredFanout(Fanout):
                 # A rename that could not be undone: the others know the old
                 # nickname, in the rooms where they saw the user join.
                 nick, key = old
-                for rkey, view in list(self._view.items()):
-                    if view.get(key) is user:
-                        self._publish({"k": "room", "e": self._quitOf(user, rkey, nick)})
+                quits = [self._quitOf(user, rkey, nick)
+                         for rkey, view in list(self._view.items()) if view.get(key) is user]
+                if quits:
+                    self._publish({"k": "quits", "es": quits})
                 self._publish({"k": "gone", "nick": nick}, {"user": user})
                 if self._owned.get(key) is user:
                     del self._owned[key]
@@ -487,11 +509,33 @@ class BrokeredFanout(Fanout):
             self.link.publish(seq, data, needs)
 
     def _publishRoom(self, event, actor, actorOnly=False, owner=None):
+        prepared = self._roomEntry(event, actor, actorOnly, owner)
+        if prepared is not None:
+            self._publish(*prepared)
+
+    def _publishQuits(self):
+        """
+        Publish the quits L{departed} kept, one user's from each of their
+        rooms, as one entry: the first's, holding them all.
+        """
+        departing, self._departing = self._departing, []
+        entry, stash, needs = departing[0]
+        entry = {k: v for k, v in entry.items() if k not in ("e", "a", "o")}
+        entry.update(k="quits", es=[prepared[0]["e"] for prepared in departing])
+        self._publish(entry, stash, needs)
+
+    def _roomEntry(self, event, actor, actorOnly=False, owner=None):
+        """
+        The room event C{event} as an entry to publish, with what this
+        daemon keeps of it until it comes back, and the nickname claim it
+        waits for: C{(entry, stash, needs)}; or L{None} when it is not to
+        be published (a phantom's).
+        """
         users = self.core.users
         stash = {}
         if actor is not None:
             if actor in self._phantoms:
-                return
+                return None
             if not isinstance(actor, RemoteUser):
                 stash["actor"] = actor
         subject = None
@@ -500,14 +544,14 @@ class BrokeredFanout(Fanout):
         elif isinstance(event, (events.Joined,) + _LEAVING):
             subject = users.get(nickKey(event.nick))
         if subject is not None and subject in self._phantoms:
-            return
+            return None
         local = subject is not None and not isinstance(subject, RemoteUser)
         if isinstance(event, events.Renamed) and local:
             new, old = nickKey(event.new), nickKey(event.old)
             if new != old and new not in self._claims and self._owned.get(new) is not subject:
                 self._startClaim(subject, new, old, event.old)
             if subject in self._phantoms or subject in self._refused:
-                return
+                return None
         if isinstance(event, events.Joined) and local:
             stash["joiner"] = subject
             # Its replay waits for the join to come back (readHistory).
@@ -531,7 +575,7 @@ class BrokeredFanout(Fanout):
         if owner is not None:
             # Who owns the room, for the daemons that did not see it made.
             entry["owner"] = owner
-        self._publish(entry, stash, needs)
+        return entry, stash, needs
 
     def _leaveView(self, user, name):
         rkey = roomKey(name)
@@ -706,7 +750,7 @@ class BrokeredFanout(Fanout):
         """
         user = stash.get("claimant") or stash.get("user")
         undone = self._undone.get(user) if user is not None else None
-        if (undone is None or entry["k"] not in ("room", "gone")
+        if (undone is None or entry["k"] not in ("room", "quits", "gone")
                 or stash.get("needs") != nickKey(undone[1])):
             return
         old, new = undone
@@ -719,12 +763,14 @@ class BrokeredFanout(Fanout):
                 del self._owned[nickKey(old)]
                 self.link.release(nickKey(old))
             return
+        if entry["k"] == "quits":
+            entry["es"] = [_named(event, old, new) for event in entry["es"]]
+            self._publish(entry, stash, here=here)
+            return
         event = entry["e"]
         if isinstance(event, events.Renamed):
             return
-        fields = {field: old for field in ("nick", "by")
-                  if nickKey(getattr(event, field, None) or "") == nickKey(new)}
-        entry["e"] = replace(event, **fields)
+        entry["e"] = _named(event, old, new)
         if entry.get("a") and nickKey(entry["a"]) == nickKey(new):
             entry["a"] = old
         self._publish(entry, stash, here=here)
@@ -998,6 +1044,10 @@ class BrokeredFanout(Fanout):
         kind = entry["k"]
         if kind == "room":
             self._applyRoom(entry, own, stash)
+        elif kind == "quits":
+            # One user's quits, room after room, with nothing between.
+            for event in entry["es"]:
+                self._applyRoom(dict(entry, e=event), own, stash)
         elif kind in ("to", "hang"):
             self._applyTo(entry)
         elif own:
@@ -1056,6 +1106,10 @@ class BrokeredFanout(Fanout):
             # (their quit came from the other daemon): gone from the core
             # now, so that whoever takes the nickname next is mirrored here.
             self.core.disconnect(user, entry.get("r", "put out"))
+            # Gone at that quit's place in the stream, read already: what
+            # the next holder does (the ghost's owner arriving) is theirs,
+            # not ours until this daemon's word of it comes back.
+            self._leftAt.pop(nickKey(user.nick), None)
             user.hangUp()
         else:
             Fanout.toUser(self, user, entry["e"])
@@ -1506,3 +1560,13 @@ class BrokeredFanout(Fanout):
                                    events.Quit(room.name, user.nick, reason))
             del self.core.users[key]
             user.connected = False
+
+
+def _named(event, old, new):
+    """
+    C{event} with the nickname C{new} it names (as who did it, or whom it
+    is about) changed back to C{old}.
+    """
+    fields = {field: old for field in ("nick", "by")
+              if nickKey(getattr(event, field, None) or "") == nickKey(new)}
+    return replace(event, **fields)

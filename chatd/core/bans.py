@@ -203,6 +203,18 @@ def coversLocal(ban, host):
     return any(covers(ban, None, local) for local in _LOOPBACK)
 
 
+def longest(ban, other):
+    """
+    Of C{ban} and C{other} (either may be L{None}), the one that holds
+    longer: one until lifted outlasts any.
+    """
+    if ban is None or other is None:
+        return ban or other
+    if other.until is None or (ban.until is not None and other.until > ban.until):
+        return other
+    return ban
+
+
 class BanList:
     """
     The bans in force, looked up by the core on the reactor thread.
@@ -264,7 +276,8 @@ class BanList:
     def find(self, nick, host, room, now):
         """
         The ban in force at C{now} on C{nick} or C{host} in C{room} (C{""}:
-        the server), or L{None}.  Bans that have ended are dropped here.
+        the server) that holds longest, or L{None}.  Bans that have ended
+        are dropped here.
 
         @return: a pair of the ban found (or L{None}) and the bans that ended.
         """
@@ -283,8 +296,8 @@ class BanList:
             if ban.until is not None and ban.until <= now:
                 self.remove(ban.kind, ban.target, ban.room)
                 ended.append(ban)
-            elif found is None:
-                found = ban
+            else:
+                found = longest(found, ban)
         return found, ended
 
     def all(self):

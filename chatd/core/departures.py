@@ -35,7 +35,8 @@ C{PART} or C{QUIT} each, a quit once per recipient however many of the
 batch's rooms they share).
 
 A brokered fan-out (several daemons) has no clock for this and announces
-each departure on its own, in the stream's order, as before.
+each departure on its own, in the stream's order, as before: a quit from all
+of the user's rooms in one go (L{chatd.broker.fanout.BrokeredFanout.departed}).
 """
 
 from chatd.core import events

@@ -26,7 +26,7 @@ from twisted.logger import Logger
 from chatd.core import events
 from chatd.core import refusals as R
 from chatd.core.bans import ADDRESS, NICK, Ban, BanList, banKey, covers, coversEveryone, \
-    coversLocal, normalTarget, targetKind
+    coversLocal, longest, normalTarget, targetKind
 from chatd.core.names import nickKey, normalRoomName, roomKey
 
 # The ranks of moderators, lowest first: a mute or a room ban is lifted or
@@ -82,20 +82,29 @@ class Moderation:
         account C{account} (or L{None}), if banned from C{room} (C{""}: the
         server).
         """
+        ban = self._banOn(nick, host, room, account)
+        if ban is not None:
+            raise _refusal(ban, room, self._core.clock.seconds())
+
+    def _banOn(self, nick, host, room, account):
+        """
+        The ban in force on C{nick}, C{host} or C{account} in C{room} that
+        holds longest, or L{None} (see L{checkNotBanned}).
+        """
         if not self.bans.anyIn(room):
             # A login asks of three places (the server, the lobby, its
             # room), and most have no ban.
-            return
+            return None
         now = self._core.clock.seconds()
+        found = None
         for name in ([nick] + ([account] if account and account != nickKey(nick or "")
                                else [])):
             ban, ended = self.bans.find(name, host, room, now)
             for old in ended:
                 if self._accounts is not None:
                     self._store(self._accounts.removeBan(old), "forgetting an ended ban")
-            if ban is not None:
-                left = None if ban.until is None else math.ceil(ban.until - now)
-                raise R.Banned(room, left, ban.reason)
+            found = longest(found, ban)
+        return found
 
     def checkNotBannedAs(self, user, nick):
         """
@@ -129,15 +138,16 @@ class Moderation:
         if self.isOperator(user) or self.isOwner(user, room):
             return
         # (The refusal names the room as it is spelt, not as typed.)
-        self.checkNotBanned(user.nick, user.host, name if room is None else room.name,
-                            user.account)
-        if room is None or user not in room.expelled:
-            return
-        ban = self.bans.get(room.expelled[user], self._core.clock.seconds())
-        if ban is None:
-            del room.expelled[user]
-            return
-        raise R.Banned(room.name, None, ban.reason)
+        name = name if room is None else room.name
+        ban = self._banOn(user.nick, user.host, name, user.account)
+        now = self._core.clock.seconds()
+        if room is not None and user in room.expelled:
+            expelled = self.bans.get(room.expelled[user], now)
+            if expelled is None:
+                del room.expelled[user]
+            ban = longest(ban, expelled)
+        if ban is not None:
+            raise _refusal(ban, name, now)
 
     def checkMayTalk(self, user, room):
         """
@@ -270,7 +280,7 @@ class Moderation:
                 covered.hangUp()
             else:
                 # Whoever the ban covers now stays out under any nickname.
-                room.expelled[covered] = ban.key
+                self._expel(room, covered, ban, now)
                 if room.members.get(covered.key) is covered:
                     # Seen to go, kicked with the ban's reason, as IRC
                     # services kick whom their bans cover.
@@ -432,7 +442,7 @@ class Moderation:
         for covered in self._core.users.values():
             if (_covers(ban, covered) and covered.key != nickKey(event.by)
                     and not self.isOperator(covered)):
-                room.expelled[covered] = ban.key
+                self._expel(room, covered, ban, now)
 
     def creatorUnbannedElsewhere(self, room, event):
         """
@@ -455,6 +465,16 @@ class Moderation:
         Another daemon sharing the account store lifted C{ban}, or it ended.
         """
         self.bans.remove(ban.kind, ban.target, ban.room)
+
+    def _expel(self, room, user, ban, now):
+        """
+        Keep C{user} out of C{room} under C{ban}, whatever nickname they
+        take, unless a ban that holds longer keeps them out already (a
+        shorter one on the nickname they took since).
+        """
+        held = room.expelled.get(user)
+        if held is None or longest(self.bans.get(held, now), ban) is ban:
+            room.expelled[user] = ban.key
 
     def _mayModerate(self, user, room, name=None):
         """
@@ -562,6 +582,16 @@ def _muteKeys(nick, user):
     if user is not None and user.account is not None:
         keys.add(user.account)
     return keys
+
+
+def _refusal(ban, place, now):
+    """
+    The refusal of entry to C{place} (C{""}: the server) under C{ban}, in
+    force at C{now}: with the time it still holds, however it was found (by
+    the nickname asked under, or as the person it covered).
+    """
+    left = None if ban.until is None else math.ceil(ban.until - now)
+    return R.Banned(place, left, ban.reason)
 
 
 def _seconds(duration):

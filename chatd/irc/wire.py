@@ -80,24 +80,28 @@ class Once(bytes):
         rooms' departures in it; else L{None}.
     @ivar told: the departures of C{batch} a recipient was shown, room
         after room, when this stands for them (L{IrcOutbox}); else L{None}.
+    @ivar keys: what each line says, whatever room it is told for: the
+        line itself, but a QUIT's user alone (a room that mutes them hears
+        their quit without its reason, another line for the same QUIT).
     """
 
-    def __new__(cls, lines, batch=None, told=None):
+    def __new__(cls, lines, batch=None, told=None, keys=None):
         plain = b"".join(lines)
         self = super().__new__(cls, plain)
         self.plain = plain
         self.lines = lines
         self.batch = batch
         self.told = told
+        self.keys = lines if keys is None else keys
         return self
 
     @cached_property
     def shown(self):
         """
-        The lines as a set: made for the recipients it is shown to after
+        The keys as a set: made for the recipients it is shown to after
         another room's departures of its batch, once for all of them.
         """
-        return frozenset(self.lines)
+        return frozenset(self.keys)
 
 
 def serverTime(time: float) -> str:
@@ -346,6 +350,29 @@ _joined = _from(_nick, "JOIN", _room)
 _quit = _from(_nick, "QUIT", lambda e: e.reason or "Quit")
 _renamed = _from(lambda e: e.old, "NICK", lambda e: e.new)
 
+
+def _quitKey(e):
+    # A QUIT names no room: one user's is the same QUIT for every room.
+    return ("QUIT", e.nick)
+
+
+def _departed(wire, e):
+    """
+    One PART or QUIT each, a quit once however many of the batch's rooms
+    the recipient shares with its user.
+    """
+    lines, keys = [], []
+    for d in e.departures:
+        if type(d) is events.Parted:
+            line = _part(wire, d)
+            lines.append(line)
+            keys.append(line)
+        else:
+            lines.append(_quit(wire, d))
+            keys.append(_quitKey(d))
+    return Once(tuple(lines), e.batch, keys=tuple(keys))
+
+
 _ROOM_LINES = {
     events.Said: _said,
     events.Acted: _acted,
@@ -354,11 +381,8 @@ _ROOM_LINES = {
     events.Arrived: lambda w, e: w.batchLines.show(
         e, lambda room, nick: _joined(w, events.Joined(room, nick))),
     events.Parted: _part,
-    events.Quit: lambda w, e: Once((_quit(w, e),)),
-    # One PART or QUIT each, a quit once however many of the batch's rooms
-    # the recipient shares with its user.
-    events.Departed: lambda w, e: Once(tuple(
-        (_part if type(d) is events.Parted else _quit)(w, d) for d in e.departures), e.batch),
+    events.Quit: lambda w, e: Once((_quit(w, e),), keys=(_quitKey(e),)),
+    events.Departed: _departed,
     events.Renamed: lambda w, e: Once((_renamed(w, e),)),
     events.TopicChanged: _from(_nick, "TOPIC", _room, lambda e: e.topic, stored=True),
     events.Kicked: _from(_by, "KICK", _room, _nick, lambda e: e.reason or e.by),

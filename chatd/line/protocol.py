@@ -96,7 +96,8 @@ class ChatProtocol(PacedLineReceiver):
         if answering is None:
             self._promptIfNoNick()
             return
-        if not answering.called:
+        waiting = not answering.called
+        if waiting:
             # A password is being checked: the lines after it wait for the
             # answer, so that they are handled in order (a /ping after a
             # /nick NAME PASSWORD is answered after it; a line after it is
@@ -104,10 +105,13 @@ class ChatProtocol(PacedLineReceiver):
             # nickname (or lost) at the prompt meanwhile.
             self.conn.holdInput("password")
             self.conn.awaitServer()
-            answering.addBoth(self._answered)
-        # The answer (to /ghost, say) comes once a password is checked:
-        # ask again only after it, and only if needed.
+        # The answer (to /ghost, say) comes once a password is checked: ask
+        # again only after it, only if needed, and before the lines held
+        # behind it are handled, so that one of them (another try, checked
+        # in turn) does not leave the prompt to look needed.
         answering.addCallback(lambda _: self._promptIfNoNick())
+        if waiting:
+            answering.addBoth(self._answered)
 
     def _answered(self, result):
         self.conn.serverAnswered()
