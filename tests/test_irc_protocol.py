@@ -770,6 +770,33 @@ def test_bannedAddressIsRefusedAtRegistration():
     assert not client.transport.connected
 
 
+def test_nobodyCanBeNickServ():
+    """
+    NickServ and the other service names are reserved on every front end:
+    nobody can take one and be sent what IRC users send the services (their
+    passwords, with /msg NickServ IDENTIFY), which the service answers.
+    """
+    accounts = MemoryAccounts()
+    accounts.passwords["alice"] = "alices-password"
+    server = IrcMemoryServer(accounts=accounts)
+    mallory = server.connect()
+    mallory.lines()
+    for name in ("NickServ", "chanserv", "OperServ"):
+        mallory.send(name)
+        assert mallory.lines() == [f"!!! {name} is reserved", "??? Choose another nickname:"]
+    mallory.send("mallory")
+    ircMallory = server.connectIrc()
+    ircMallory.send("NICK NickServ")
+    ircMallory.send("USER m 0 * :M")
+    assert [m.command for m in ircMallory.messages()] == ["432"]
+    alice = server.connectIrc("alice_")
+    alice.send("PRIVMSG NickServ :IDENTIFY alice alices-password")
+    assert [m.command for m in alice.messages()] == ["900", "NICK"]
+    assert server.core.user("alice").identified
+    mallory.lines()
+    assert not [line for line in mallory.lines() if "alices-password" in line]
+
+
 def test_registeredNicknameNeedsItsPassword():
     """
     A registered nickname is refused without proof (433, saying how), taken

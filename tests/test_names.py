@@ -18,7 +18,7 @@ def test_validNicks(nick):
 
 @pytest.mark.parametrize("nick", [
     "", "a" * 17, "1abc", "-abc", "#room", "*star", "!!!", "===", "a b", "a:b",
-    "élodie", "\u202eevil", "a\u200bb", "ＡＢＣ", "chatd", "SERVER", "<a>",
+    "élodie", "\u202eevil", "a\u200bb", "ＡＢＣ", "chatd", "SERVER", "<a>", "NickServ", "chanserv", "OPERSERV", "Services",
 ])
 def test_invalidNicks(nick):
     """

@@ -16,7 +16,12 @@ ROOM_MAX = 32
 _NICK = re.compile(r"[A-Za-z_\[\]\\`^{|}][A-Za-z0-9_\[\]\\`^{|}-]*\Z")
 _ROOM = re.compile(r"#[A-Za-z0-9_.-]+\Z")
 
-RESERVED_NICKS = frozenset({"chatd", "server"})
+# The server's names, and the services IRC users write to: whoever held
+# "NickServ" would be sent the passwords of every IRC user who identifies the
+# way IRC clients do (/msg NickServ IDENTIFY), and "ChanServ" or "OperServ"
+# would pass for the server's staff.  Reserved on every front end.
+RESERVED_NICKS = frozenset({"chatd", "server", "services", "nickserv", "chanserv",
+                            "operserv", "memoserv", "hostserv", "botserv", "saslserv"})
 
 NICK_RULES = (
     f"1-{NICK_MAX} characters: ASCII letters, digits and _ - [ ] {{ }} \\ | ^ `; "

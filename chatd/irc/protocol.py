@@ -825,7 +825,9 @@ class IrcProtocol(PacedLineReceiver):
             self.session.say(target, text, notice)
 
     def _toNick(self, target, text, ctcp, command):
-        if nickKey(target) == "nickserv" and self.factory.core.user(target) is None:
+        if nickKey(target) == "nickserv":
+            # Always the service, never a user (the name is reserved; a user
+            # who held it from before would be sent passwords).
             self._nickServ(text)
             return
         if ctcp == "ACTION":
