@@ -163,6 +163,39 @@ def test_joinErrors(server):
     assert alice.lines() == []
 
 
+def test_tooManyChannelsNamesTheChannel(server):
+    """
+    A JOIN past the most rooms a user may be in is 405 naming the channel
+    not joined (RFC 2812), not "*".
+    """
+    alice = server.connectIrc("alice")
+    maxRooms = server.core.maxRooms
+    for i in range(maxRooms):
+        alice.send(f"JOIN #r{i}")
+        # (Within the flood limits.)
+        server.clock.advance(1)
+    alice.lines()
+    alice.send("JOIN #onetoomany")
+    assert alice.lines() == [
+        f"{S} 405 alice #onetoomany :You have joined too many channels ({maxRooms})"]
+
+
+def test_passwordDelayIsSaidAsTheLineProtocolSaysIt():
+    """
+    The notice that a password is checked later reads as the line
+    protocol's and the README's ("checked in 4s"): never "1 seconds".
+    """
+    from chatd.core import events
+    from chatd.irc.wire import IrcWire
+    from chatd.web.wire import WebWire
+
+    for seconds, said in ((1, "1s"), (4, "4s"), (90, "1m 30s")):
+        event = events.PasswordDelayed("boss", seconds)
+        assert IrcWire().personal(event, "me").endswith(
+            f"this one for boss is checked in {said}\r\n".encode())
+        assert f"boss is checked in {said}".encode() in WebWire.encode(event)
+
+
 def test_roomMessages(server):
     """
     A PRIVMSG to a room reaches every other member once, IRC and line

@@ -445,7 +445,7 @@ class ChatCore:
         if room is not None:
             return room, False
         if len(user.rooms) >= self.maxRooms:
-            raise R.TooManyRooms(len(user.rooms))
+            raise R.TooManyRooms(len(user.rooms), name)
         room = self.rooms.get(key) or self.kept.get(key)
         self.moderation.checkMayJoin(user, name, room)
         if room is None:

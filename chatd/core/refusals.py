@@ -88,6 +88,8 @@ class NotInRoom(Refusal):
 @dataclass
 class TooManyRooms(Refusal):
     count: int
+    room: str = ""
+    """The room that was not joined."""
 
 
 @dataclass

@@ -24,6 +24,7 @@ from chatd.core import events
 from chatd.core.arrivals import BatchLines
 from chatd.core.names import nickKey
 from chatd.irc.message import MAX_BODY_BYTES, splitText
+from chatd.line.wire import duration
 from chatd.irc.message import encode as line
 
 HIDDEN_HOST = "chatd"
@@ -286,7 +287,7 @@ class IrcWire:
                         f"You are now logged in as {event.nick}", prefix=server)
         if kind is events.PasswordDelayed:
             return line("NOTICE", me, "Too many wrong passwords from your address lately: "
-                        f"this one for {event.nick} is checked in {event.seconds} seconds",
+                        f"this one for {event.nick} is checked in {duration(event.seconds)}",
                         prefix=server)
         if kind is events.Away:
             return line("301", me, event.nick, event.text, prefix=server)

@@ -17,6 +17,7 @@ from chatd.core import events
 from chatd.core.arrivals import BatchLines
 from chatd.core.runs import RUN_BYTES
 from chatd.core.names import sortedNicks
+from chatd.line.wire import duration
 
 OPCODE_TEXT = 0x1
 OPCODE_CLOSE = 0x8
@@ -130,7 +131,7 @@ _FIELDS = {
     events.Identified: lambda e: {"type": "identified", "nick": e.nick},
     events.PasswordDelayed: lambda e: notice(
         f"many wrong passwords came from your address lately; your password for "
-        f"{e.nick} is checked in {e.seconds} seconds"),
+        f"{e.nick} is checked in {duration(e.seconds)}"),
     events.Ghosted: lambda e: {"type": "ghosted", "nick": e.nick},
     events.NowKnownAs: lambda e: {"type": "you", "nick": e.new, "old": e.old},
     events.RenameRefused: lambda e: error(
