@@ -804,7 +804,9 @@ _TAKE_ALICE = ("Nickname is registered: if it is yours, connect with its passwor
 def test_registeredNicknameNeedsItsPassword():
     """
     A registered nickname is refused without proof (433, saying how), taken
-    with PASS, and refused with a wrong PASS (464).
+    with PASS, and refused with a wrong PASS (464, then 433 as without
+    proof, as after a failed SASL, so that the client may choose another
+    nickname and register: IRC clients send no NICK after a 464).
     """
     accounts = MemoryAccounts()
     accounts.passwords["alice"] = "alices-password"
@@ -818,7 +820,9 @@ def test_registeredNicknameNeedsItsPassword():
     wrong.send("PASS not-her-password")
     wrong.send("NICK alice")
     wrong.send("USER al 0 * :A")
-    assert wrong.lines() == [f"{S} 464 * :Password incorrect"]
+    assert wrong.lines() == [f"{S} 464 * :Password incorrect", f"{S} 433 * alice :{_TAKE_ALICE}"]
+    wrong.send("NICK alice_")
+    assert wrong.lines()[0] == f"{S} 001 alice_ :Welcome to the chatd IRC Network alice_!~al@chatd"
     right = server.connectIrc()
     right.send("PASS alices-password")
     right.send("NICK alice")
@@ -1397,8 +1401,8 @@ def test_saslTakesBackANicknameInUse():
 def test_nicknameInUseWithoutItsPassword():
     """
     Without its password, NICK of a registered nickname in use is 433
-    saying how its owner takes it back; with a wrong PASS it is 464: the
-    holder keeps it, nobody is told anything.
+    saying how its owner takes it back; with a wrong PASS it is 464 and
+    that 433: the holder keeps it, nobody is told anything.
     """
     server = IrcMemoryServer(accounts=MemoryAccounts())
     ghost, bob = _ghostAndWatcher(server)
@@ -1410,7 +1414,7 @@ def test_nicknameInUseWithoutItsPassword():
     wrong.send("PASS not-her-password")
     wrong.send("NICK alice")
     wrong.send("USER al 0 * :A")
-    assert wrong.lines() == [f"{S} 464 * :Password incorrect"]
+    assert wrong.lines() == [f"{S} 464 * :Password incorrect", f"{S} 433 * alice :{_TAKE_ALICE}"]
     assert ghost.lines() == [] and bob.lines() == [] and ghost.transport.connected
     assert server.irc.clients["alice"].transport is ghost.transport
 

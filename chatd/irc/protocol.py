@@ -1192,7 +1192,10 @@ class IrcProtocol(PacedLineReceiver):
     def _prove(self, nick, password):
         """
         Check C{password} for the registered nickname C{nick} (given with
-        PASS), then go on registering; a wrong one is 464.
+        PASS), then go on registering; a wrong one is 464, and registration
+        goes on unproved, as after a failed SASL: the nickname is refused
+        (433, saying how to take it back), so that the client chooses
+        another, as IRC clients do after a 433 and not after a 464.
         """
         self._saslPending = True
 
@@ -1208,8 +1211,9 @@ class IrcProtocol(PacedLineReceiver):
             self._saslPending = False
             failure.trap(R.Refusal)
             if self.conn.live:
-                self.nick = None
-                self.numeric(N.ERR_PASSWDMISMATCH, "Password incorrect")
+                self.conn.send(encode(N.ERR_PASSWDMISMATCH, "*", "Password incorrect",
+                                      prefix=self.server))
+                self._tryRegister()
 
         try:
             checked = self._session().authenticate(nick, password)
