@@ -339,3 +339,29 @@ def test_ghostAnsweredAfterTheCallerLeft(trust):
     pending.callback(True)
     result(done)
     assert trust.holder("owner") is holder.outbox and not holder.outbox.hungUp
+
+
+def test_claimAfterProvingTakesTheNicknameBack(trust):
+    """
+    Someone who proved a registered nickname before choosing one (IRC's
+    SASL or PASS) and then claims it takes it from its stale holder, who is
+    told why and let go; nobody else's proof does, and a wrong password
+    proves nothing.
+    """
+    stale = trust.arrive("owner", password="owner-password")
+    watcher = trust.arrive("watcher")
+    guesser = trust.connect(host="192.0.2.8")
+    with pytest.raises(R.WrongPassword):
+        result(guesser.authenticate("owner", "not-the-password"))
+    with pytest.raises(R.PasswordRequired):
+        guesser.claim("owner", lobby=False)
+    assert trust.holder("owner") is stale.outbox and not stale.outbox.hungUp
+    clear(stale, watcher)
+    newcomer = trust.connect(host="192.0.2.7")
+    result(newcomer.authenticate("owner", "owner-password"))
+    assert newcomer.claim("owner", lobby=False) is None
+    assert stale.outbox.take() == [events.Ghosted("owner")]
+    assert stale.outbox.hungUp and not stale.connected
+    assert watcher.outbox.take() == [events.Quit("#lobby", "owner", "ghosted")]
+    assert newcomer.nick == "owner" and newcomer.identified
+    assert trust.holder("owner") is newcomer.outbox

@@ -555,6 +555,35 @@ def test_ghostAtThePromptFromAnotherDaemonIsSeenArriving():
     assert b.core.users["bob"].node == "A"
 
 
+def test_ircPassTakesBackANicknameHeldOnAnotherDaemon():
+    """
+    An IRC client giving PASS for a registered nickname held on another
+    daemon gets it at registration: the stale holder is let go there, its
+    room sees it quit, and every daemon knows who holds it now.
+    """
+    from chatd.irc.protocol import IrcFactory
+    from support import MemoryAccounts
+
+    accounts = MemoryAccounts()
+    accounts.passwords.update(bob="bob-password")
+    cluster = Cluster()
+    a = cluster.add("A", accounts=accounts)
+    b = cluster.add("B", accounts=accounts)
+    stale = login(cluster, b, "bob", "bob-password")
+    watcher = login(cluster, b, "watcher")
+    stale.lines(), watcher.lines()
+    owner = a.connect(factory=IrcFactory(a.core, a.gate))
+    owner.send("PASS bob-password")
+    owner.send("NICK bob")
+    owner.send("USER bob 0 * :Bob")
+    cluster.settle()
+    assert owner.lines()[0] == ":irc.chatd 001 bob :Welcome to the chatd IRC Network bob!~bob@chatd"
+    assert not stale.transport.connected
+    assert watcher.lines() == ["-- #lobby bob has quit (ghosted)"]
+    assert cluster.redis.get(b"chatd:nick:bob") == b"A"
+    assert b.core.users["bob"].node == "A"
+
+
 def test_registeredIsIdentifiedOnAnotherDaemon():
     """
     Registering a nickname on one daemon shows its owner identified on the

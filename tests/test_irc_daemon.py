@@ -264,3 +264,63 @@ def test_chathistoryFromSqlite(tmp_path):
         bob.close()
     finally:
         daemon.stop()
+
+
+def test_irssiTakesItsNicknameBack(tmp_path):
+    """
+    irssi, in tmux, connecting with its registered nickname's password
+    (PASS) while a stale connection holds that nickname, gets it: the stale
+    one reads why it is closed, a line user sees it quit.  Another client
+    with a wrong password gets 464 and 433 and registers under another
+    nickname; its /msg NickServ GHOST with the right one takes the
+    nickname from irssi, which shows why it was disconnected.
+    """
+    requireTool("tmux")
+    requireTool("irssi")
+    from test_client_tmux import Tmux
+
+    daemon = IrcDaemon("--db", f"sqlite:{tmp_path / 'chat.db'}", cwd=tmp_path).start()
+    stale, bob = IrcSocketClient(daemon.ircPort), LineClient(daemon.port)
+    tmux = None
+    try:
+        stale.register("alice")
+        stale.send("PRIVMSG NickServ :REGISTER alices-password")
+        stale.readUntil(lambda line: line.endswith("alice is now registered to you"))
+        stale.send("JOIN #lobby")
+        stale.sync()
+        bob.login("bob")
+        tmux = Tmux(tmp_path, f"irssi --home={tmp_path / 'irssi'} -c 127.0.0.1 "
+                              f"-p {daemon.ircPort} -w alices-password -n alice; sleep 60")
+        tmux.waitFor(lambda rows: any("You are now logged in as alice" in row for row in rows))
+        assert stale.readUntil(lambda line: line.startswith("ERROR")) == [
+            ":bob!~bob@chatd JOIN #lobby",
+            "ERROR :Closing link: the owner of alice took the nickname back"]
+        with pytest.raises(EOFError):
+            stale.readLine()
+        assert bob.sync() == ["-- #lobby alice has quit (ghosted)"]
+
+        other = IrcSocketClient(daemon.ircPort)
+        other.send("PASS not-her-password")
+        other.send("NICK alice")
+        other.send("USER alice 0 * :Alice")
+        assert other.readUntil(lambda line: " 433 " in line) == [
+            ":irc.chatd 464 * :Password incorrect",
+            ":irc.chatd 433 * alice :Nickname is registered: if it is yours, connect with its "
+            "password (PASS or SASL) or /msg NickServ GHOST alice PASSWORD; whoever holds it "
+            "is let go"]
+        other.send("NICK alice_")
+        other.readUntil(lambda line: " 376 " in line)
+        other.send("PRIVMSG NickServ :GHOST alice alices-password")
+        assert other.readUntil(lambda line: " NICK " in line) == [
+            ":irc.chatd 900 alice_ alice_!~alice@chatd alice :You are now logged in as alice",
+            ":alice_!~alice@chatd NICK alice"]
+        tmux.waitFor(lambda rows: any(
+            "ERROR Closing link: the owner of alice took the nickname back" in row
+            for row in rows))
+        other.close()
+    finally:
+        stale.close()
+        bob.close()
+        if tmux is not None:
+            tmux.close()
+        daemon.stop()

@@ -830,10 +830,16 @@ def test_nobodyCanBeNickServ():
     assert not [line for line in mallory.lines() if "alices-password" in line]
 
 
+_TAKE_ALICE = ("Nickname is registered: if it is yours, connect with its password (PASS or "
+               "SASL) or /msg NickServ GHOST alice PASSWORD; whoever holds it is let go")
+
+
 def test_registeredNicknameNeedsItsPassword():
     """
     A registered nickname is refused without proof (433, saying how), taken
-    with PASS, and refused with a wrong PASS (464).
+    with PASS, and refused with a wrong PASS (464, then 433 as without
+    proof, as after a failed SASL, so that the client may choose another
+    nickname and register: IRC clients send no NICK after a 464).
     """
     accounts = MemoryAccounts()
     accounts.passwords["alice"] = "alices-password"
@@ -841,14 +847,15 @@ def test_registeredNicknameNeedsItsPassword():
     client = server.connectIrc()
     client.send("NICK alice")
     client.send("USER al 0 * :A")
-    assert client.lines() == [f"{S} 433 * alice :Nickname is registered: log in with SASL "
-                              "or PASS, or /msg NickServ IDENTIFY alice PASSWORD"]
+    assert client.lines() == [f"{S} 433 * alice :{_TAKE_ALICE}"]
     assert server.core.user("alice") is None
     wrong = server.connectIrc()
     wrong.send("PASS not-her-password")
     wrong.send("NICK alice")
     wrong.send("USER al 0 * :A")
-    assert wrong.lines() == [f"{S} 464 * :Password incorrect"]
+    assert wrong.lines() == [f"{S} 464 * :Password incorrect", f"{S} 433 * alice :{_TAKE_ALICE}"]
+    wrong.send("NICK alice_")
+    assert wrong.lines()[0] == f"{S} 001 alice_ :Welcome to the chatd IRC Network alice_!~al@chatd"
     right = server.connectIrc()
     right.send("PASS alices-password")
     right.send("NICK alice")
@@ -1367,3 +1374,101 @@ def test_eachModeChangeCostsALine():
     assert alice.transport.producerState == "paused"
     assert alice.lines() == [f":alice!~alice@chatd MODE #r +q {nick}!*@*" for nick in "vwx"] + [
         SLOWED % "alice"]
+
+
+def _ghostAndWatcher(server):
+    """
+    alice, registered and identified, on a connection gone stale, in #room
+    with bob: both IRC clients, their output cleared.
+    """
+    server.core.accounts.passwords["alice"] = "alices-password"
+    ghost = server.connectIrc()
+    ghost.send("PASS alices-password")
+    ghost.send("NICK alice")
+    ghost.send("USER al 0 * :A")
+    bob = server.connectIrc("bob")
+    ghost.send("JOIN #room")
+    bob.send("JOIN #room")
+    ghost.lines(), bob.lines()
+    return ghost, bob
+
+
+_GHOSTED = ["ERROR :Closing link: the owner of alice took the nickname back"]
+
+
+def test_passTakesBackANicknameInUse():
+    """
+    NICK of a registered nickname another connection holds is not refused
+    at once when PASS gave its password: at registration the owner gets it,
+    and the holder is told why and closed, its channels seeing it quit.
+    """
+    server = IrcMemoryServer(accounts=MemoryAccounts())
+    ghost, bob = _ghostAndWatcher(server)
+    owner = server.connectIrc()
+    owner.send("PASS alices-password")
+    owner.send("NICK alice")
+    assert owner.lines() == []
+    owner.send("USER al 0 * :A")
+    lines = owner.lines()
+    assert lines[0] == f"{S} 001 alice :Welcome to the chatd IRC Network alice!~al@chatd"
+    assert lines[-1] == f"{S} 900 alice alice!~al@chatd alice :You are now logged in as alice"
+    assert ghost.lines() == _GHOSTED and not ghost.transport.connected
+    assert bob.lines() == [":alice!~al@chatd QUIT ghosted"]
+    assert server.core.user("alice").identified
+    assert server.irc.clients["alice"].transport is owner.transport
+
+
+def test_saslTakesBackANicknameInUse():
+    """
+    SASL PLAIN takes a registered nickname in use back at registration, as
+    PASS does.
+    """
+    server = IrcMemoryServer(accounts=MemoryAccounts())
+    ghost, bob = _ghostAndWatcher(server)
+    owner = _identified(server, "alice")
+    assert f"{S} 001 alice :Welcome to the chatd IRC Network alice!~alice@chatd" in owner.lines()
+    assert ghost.lines() == _GHOSTED
+    assert bob.lines() == [":alice!~al@chatd QUIT ghosted"]
+
+
+def test_nicknameInUseWithoutItsPassword():
+    """
+    Without its password, NICK of a registered nickname in use is 433
+    saying how its owner takes it back; with a wrong PASS it is 464 and
+    that 433: the holder keeps it, nobody is told anything.
+    """
+    server = IrcMemoryServer(accounts=MemoryAccounts())
+    ghost, bob = _ghostAndWatcher(server)
+    client = server.connectIrc()
+    client.send("NICK alice")
+    client.send("USER al 0 * :A")
+    assert client.lines() == [f"{S} 433 * alice :{_TAKE_ALICE}"]
+    wrong = server.connectIrc()
+    wrong.send("PASS not-her-password")
+    wrong.send("NICK alice")
+    wrong.send("USER al 0 * :A")
+    assert wrong.lines() == [f"{S} 464 * :Password incorrect", f"{S} 433 * alice :{_TAKE_ALICE}"]
+    assert ghost.lines() == [] and bob.lines() == [] and ghost.transport.connected
+    assert server.irc.clients["alice"].transport is ghost.transport
+
+
+def test_nickServGhost():
+    """
+    Once registered under another nickname, /msg NickServ GHOST NICK
+    PASSWORD takes NICK back (seen as NICK, then 900), the holder closed;
+    a wrong password is one notice from NickServ, and nothing changes.
+    """
+    server = IrcMemoryServer(accounts=MemoryAccounts())
+    ghost, bob = _ghostAndWatcher(server)
+    owner = server.connectIrc("alice_")
+    owner.send("PRIVMSG NickServ :GHOST alice not-her-password")
+    assert owner.lines() == [
+        ":NickServ!NickServ@services NOTICE alice_ :Wrong password for alice"]
+    assert ghost.lines() == [] and ghost.transport.connected
+    owner.send("PRIVMSG NickServ :GHOST alice alices-password")
+    assert ghost.lines() == _GHOSTED
+    assert bob.lines() == [":alice!~al@chatd QUIT ghosted"]
+    assert owner.lines() == [
+        f"{S} 900 alice_ alice_!~alice_@chatd alice :You are now logged in as alice",
+        ":alice_!~alice_@chatd NICK alice"]
+    assert server.core.user("alice").identified

@@ -736,6 +736,33 @@ def test_registered_nickname_needs_its_password():
     assert not owner.transport.connected
 
 
+def test_ghost_typed_refusals_have_their_codes():
+    """
+    /ghost typed in the page with a wrong password is refused with
+    wrong-password, as a nick message with one is, answering its message;
+    the holder keeps the nickname.  With the right one the nickname is the
+    browser's, identified.
+    """
+    from support import MemoryAccounts
+    web = WebMemoryServer(accounts=MemoryAccounts())
+    owner = web.connect("nora")
+    owner.send("/register s3cret-pass")
+    owner.lines()
+    browser = web.browser()
+    browser.send(type="nick", nick="nora_")
+    browser.messages()
+    browser.send(type="command", room="#lobby", line="/ghost nora wrong-pass", id=7)
+    assert browser.messages() == [{"type": "error", "code": "wrong-password",
+                                   "text": "wrong password for nora",
+                                   "detail": {"nick": "nora"}, "re": 7}]
+    assert owner.transport.connected
+    browser.send(type="command", room="#lobby", line="/ghost nora s3cret-pass", id=8)
+    got = browser.messages()
+    assert {"type": "identified", "nick": "nora"} in got
+    assert {"type": "you", "nick": "nora", "old": "nora_"} in got
+    assert not owner.transport.connected
+
+
 def lastErrorText(web, nick):
     return f"{nick} is registered: if it is yours, give its password; otherwise choose another"
 

@@ -338,6 +338,13 @@ class ChatCore:
         @raise chatd.core.refusals.PasswordRequired: when C{nick} is
             registered and C{user} has not proved it is theirs.
         """
+        holder = self.users.get(nickKey(nick))
+        if holder is not None and user.account == nickKey(nick):
+            # Proved before it was chosen (IRC's SASL or PASS): a stale
+            # connection of the owner's gives it back, unless the owner may
+            # not have it anyway.
+            self.moderation.checkNotBannedAs(user, nick)
+            self._letGo(holder, user, nick)
         self._checkNickFree(user, nick)
         self.moderation.checkNotBannedAs(user, nick)
         self.fanout.nickTaken(nick)
@@ -390,12 +397,7 @@ class ChatCore:
         """
         holder = self.user(nick)
         if holder is not None and holder is not user:
-            self.fanout.toUser(holder, events.Ghosted(holder.nick))
-            self.disconnect(holder, "ghosted")
-            # Its rooms see the holder go before anything of the taker's.
-            self.fanout.nickTaken(nick)
-            holder.hangUp()
-            self._log.info("{by} ghosted {nick}", by=user.nick or "-", nick=nick)
+            self._letGo(holder, user, nick)
         self.fanout.toUser(user, events.Identified(nick))
         if user.nick is None:
             return self.claimNick(user, nick)
@@ -405,6 +407,18 @@ class ChatCore:
             else:
                 self.rename(user, nick)
         return None
+
+    def _letGo(self, holder, user, nick):
+        """
+        Disconnect C{holder} of C{nick}, telling them why: C{user} proved it
+        is theirs.
+        """
+        self.fanout.toUser(holder, events.Ghosted(holder.nick))
+        self.disconnect(holder, "ghosted")
+        # Its rooms see the holder go before anything of the taker's.
+        self.fanout.nickTaken(nick)
+        holder.hangUp()
+        self._log.info("{by} ghosted {nick}", by=user.nick or "-", nick=nick)
 
     def changeNick(self, user, nick):
         """

@@ -365,9 +365,13 @@ class IrcProtocol(PacedLineReceiver):
             # Shown by the core's NowKnownAs (see personal).
             self.session.rename(nick)
             return
-        # Said at once, as IRC servers do, rather than at registration.
+        # Said at once, as IRC servers do, rather than at registration;
+        # but a registered nickname's owner may take it back from whoever
+        # holds it, with the password PASS or SASL gives: the core decides,
+        # at registration.
+        core = self.factory.core
         problem = nickProblem(nick)
-        if problem or self.factory.core.user(nick) is not None:
+        if problem or (core.user(nick) is not None and not core.identity.isRegistered(nick)):
             self.refused(R.InvalidNickname(nick, problem) if problem
                          else R.NicknameTaken(nick, False), "NICK")
             return
@@ -839,14 +843,19 @@ class IrcProtocol(PacedLineReceiver):
 
     def _nickServ(self, text):
         """
-        NickServ, as IRC clients and their users expect to find it: IDENTIFY
-        and REGISTER for chatd's registered nicknames.
+        NickServ, as IRC clients and their users expect to find it: IDENTIFY,
+        GHOST and REGISTER for chatd's registered nicknames.
         """
         verb, _, rest = text.partition(" ")
         words = rest.split()
         verb = verb.upper()
         try:
-            if verb == "IDENTIFY" and len(words) == 2 and nickKey(words[0]) != nickKey(self.nick):
+            if verb == "GHOST" and len(words) == 2:
+                # As the line protocol's /ghost: the nickname taken back from
+                # whoever holds it, shown as NICK, 900.
+                done = self.session.ghost(words[0], words[1])
+                success = None
+            elif verb == "IDENTIFY" and len(words) == 2 and nickKey(words[0]) != nickKey(self.nick):
                 # Take another registered nickname: shown as NICK, 900.
                 done = self.session.rename(words[0], words[1])
                 success = None
@@ -858,7 +867,8 @@ class IrcProtocol(PacedLineReceiver):
                 done = self.session.register(words[0])
                 success = f"{self.nick} is now registered to you"
             else:
-                self._fromNickServ("Commands: IDENTIFY PASSWORD, REGISTER PASSWORD")
+                self._fromNickServ("Commands: IDENTIFY [NICK] PASSWORD, GHOST NICK PASSWORD, "
+                                   "REGISTER PASSWORD")
                 return
         except R.Refusal as refusal:
             done = fail(refusal)
@@ -1182,20 +1192,28 @@ class IrcProtocol(PacedLineReceiver):
     def _prove(self, nick, password):
         """
         Check C{password} for the registered nickname C{nick} (given with
-        PASS), then go on registering; a wrong one is 464.
+        PASS), then go on registering; a wrong one is 464, and registration
+        goes on unproved, as after a failed SASL: the nickname is refused
+        (433, saying how to take it back), so that the client chooses
+        another, as IRC clients do after a 433 and not after a 464.
         """
         self._saslPending = True
 
         def proved(result):
             self._saslPending = False
             self._tryRegister()
+            if self.registered:
+                # After the welcome, as a client that authenticated with
+                # SASL is told before it.
+                self._loggedIn(nick)
 
         def wrong(failure):
             self._saslPending = False
             failure.trap(R.Refusal)
             if self.conn.live:
-                self.nick = None
-                self.numeric(N.ERR_PASSWDMISMATCH, "Password incorrect")
+                self.conn.send(encode(N.ERR_PASSWDMISMATCH, "*", "Password incorrect",
+                                      prefix=self.server))
+                self._tryRegister()
 
         try:
             checked = self._session().authenticate(nick, password)
@@ -1207,10 +1225,13 @@ class IrcProtocol(PacedLineReceiver):
         self._saslPending = False
         if not self.conn.live:
             return
-        self.numeric(N.RPL_LOGGEDIN, f"{self.nick or account}!{self._userhost()}", account,
-                     f"You are now logged in as {account}")
+        self._loggedIn(account)
         self.numeric(N.RPL_SASLSUCCESS, "SASL authentication successful")
         self._tryRegister()
+
+    def _loggedIn(self, account):
+        self.numeric(N.RPL_LOGGEDIN, f"{self.nick or account}!{self._userhost()}", account,
+                     f"You are now logged in as {account}")
 
     def _saslFailed(self, failure):
         self._saslPending = False

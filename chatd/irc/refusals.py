@@ -32,6 +32,20 @@ def _noSuchRoom(r, command):
     return N.ERR_NOSUCHCHANNEL, (r.room, "No such channel")
 
 
+def _takeBack(nick):
+    """
+    How the owner of the registered nickname C{nick} gets it, from whoever
+    holds it too.
+    """
+    return (f"Nickname is registered: if it is yours, connect with its password (PASS or "
+            f"SASL) or /msg NickServ GHOST {nick} PASSWORD; whoever holds it is let go")
+
+
+def _taken(r, command):
+    return N.ERR_NICKNAMEINUSE, (r.nick, _takeBack(r.nick) if r.registered
+                                 else "Nickname is already in use")
+
+
 def _fail(text):
     """
     A refusal with no numeric of its own: ERR_UNKNOWNERROR naming the
@@ -44,10 +58,8 @@ _REPLIES = {
     R.NoNickname: lambda r, c: (N.ERR_NOTREGISTERED, ("You have not registered",)),
     R.AlreadyNamed: lambda r, c: (N.ERR_ALREADYREGISTERED, ("You may not reregister",)),
     R.InvalidNickname: lambda r, c: (N.ERR_ERRONEUSNICKNAME, (r.nick, "Erroneous nickname")),
-    R.NicknameTaken: lambda r, c: (N.ERR_NICKNAMEINUSE, (r.nick, "Nickname is already in use")),
-    R.PasswordRequired: lambda r, c: (N.ERR_NICKNAMEINUSE, (
-        r.nick, "Nickname is registered: log in with SASL or PASS, or "
-                f"/msg NickServ IDENTIFY {r.nick} PASSWORD")),
+    R.NicknameTaken: _taken,
+    R.PasswordRequired: lambda r, c: (N.ERR_NICKNAMEINUSE, (r.nick, _takeBack(r.nick))),
     R.NoRenameWhileMuted: _fail(lambda r: f"You cannot change nickname while muted in {r.room}"),
     R.InvalidRoomName: lambda r, c: (N.ERR_NOSUCHCHANNEL, (r.name, "No such channel")),
     R.NoSuchUser: lambda r, c: (N.ERR_NOSUCHNICK, (r.nick, "No such nick/channel")),

@@ -292,8 +292,10 @@ class IrcWire:
         if kind is events.Away:
             return line("301", me, event.nick, event.text, prefix=server)
         if kind is events.Ghosted:
-            return line("NOTICE", me, f"The owner of {event.nick} took the nickname "
-                        "back; goodbye", prefix=server)
+            # The connection's last line, which IRC clients show as the
+            # reason they were disconnected.
+            return line("ERROR", f"Closing link: the owner of {event.nick} took the "
+                        "nickname back")
         if kind is events.RenameRefused:
             # As a NICK refused at once would be: the client keeps its nickname.
             if event.taken:

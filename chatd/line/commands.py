@@ -18,7 +18,6 @@ from chatd.core.names import nickKey, roomKey
 from chatd.core.refusals import AccountRefused, AttemptWaiting, PasswordRequired, Refusal, \
     WrongPassword
 from chatd.line import wire
-from chatd.line.refusals import describe
 
 HISTORY_DEFAULT = 50
 HISTORY_MAX = 500
@@ -139,7 +138,7 @@ def _claim(conn, nick, password=None):
         if failure.check(WrongPassword, AccountRefused, AttemptWaiting) \
                 and conn.session.nick is None and conn.passwordFor is None:
             conn.passwordFor = nick
-            conn.error(describe(failure.value))
+            conn.refused(failure.value)
             conn.prompt(f"{nick} is registered: password again (or another nickname)")
             return None
         return failure
@@ -193,7 +192,7 @@ def _afterwards(conn, done, success):
     """
     def failed(failure):
         if failure.check(Refusal):
-            conn.error(describe(failure.value))
+            conn.refused(failure.value)
             return
         _log.failure("a command failed", failure)
         conn.error("that did not work; try again later")

@@ -178,6 +178,9 @@ class ChatProtocol(PacedLineReceiver):
     def error(self, text):
         self.conn.send(wire.encodeLine(wire.error(text)))
 
+    def refused(self, refusal):
+        self.error(describe(refusal))
+
     def prompt(self, text):
         self.conn.send(wire.encodeLine(wire.prompt(text)))
 

@@ -314,7 +314,7 @@ class WebChatProtocol:
         it, in the room the page shows; its events come as they do to anyone,
         its replies as C{reply} and C{error} frames.
         """
-        answering = lineCommands.dispatch(_LineCommands(self, m["room"]), m["line"])
+        answering = lineCommands.dispatch(_LineCommands(self, m["room"], m["id"]), m["line"])
         if answering is not None:
             answering.addErrback(lambda f: self._log.failure("a command failed", f))
 
@@ -381,13 +381,15 @@ class _LineCommands:
     """
     What the line front end's commands need of a connection, for a line
     typed in the page: the page's room is their current room; their replies
-    become C{reply} and C{error} frames, the room lines they show history
-    frames.
+    become C{reply} and C{error} frames (a refusal's with its code, answering
+    the command's message C{re}, as the page's own messages are refused),
+    the room lines they show history frames.
     """
 
-    def __init__(self, protocol, room):
+    def __init__(self, protocol, room, re):
         self._protocol = protocol
         self._room = room
+        self._re = re
         self._shown = None
         self.session = protocol.session
         self.factory = protocol.factory
@@ -441,6 +443,9 @@ class _LineCommands:
 
     def error(self, text):
         self._protocol.send(wire.error("refused", text))
+
+    def refused(self, refusal):
+        self._protocol.send(refusalError(refusal, self._re))
 
     def prompt(self, text):
         pass
