@@ -88,6 +88,10 @@ class JSONProtocol(LineReceiver):
         if self.conn is not None:
             self.conn.lost(reason)
 
+    def connectionEnded(self):
+        # Nothing is kept per connection here.
+        pass
+
 
 class JSONFactory(Factory):
     protocol = JSONProtocol

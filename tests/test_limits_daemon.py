@@ -7,6 +7,7 @@ SIGTERM while hundreds of clients talk.
 import re
 import signal
 import socket
+import struct
 import time
 
 import pytest
@@ -191,4 +192,42 @@ def test_silentConnectionClosedAfterLoginTimeout():
         lurker.close()
         admitted(daemon.port).close()
     finally:
+        daemon.stop()
+
+
+def test_pasteEndedByAResetIsSaidAtThePace():
+    """
+    A sender that resets its connection (a script's close with replies
+    unread, here SO_LINGER 0) while its paste waits for pacing still has
+    every line chatd read said, once, in order and at the allowed rate,
+    then quits with "connection lost", even as the room talks to it.
+    """
+    daemon = Daemon("--flood-burst", "5", "--flood-rate", "20").start()
+    sender = socket.create_connection(("127.0.0.1", daemon.port), timeout=10)
+    try:
+        bob, carol = daemon.client(), daemon.client()
+        bob.login("bob")
+        carol.login("carol")
+        sender.sendall(b"paster\n")
+        bob.readUntil(lambda l: l == "-- #lobby paster has joined")
+        bob.sync()
+        paste = [f"line {i:03d}" for i in range(60)]
+        sender.sendall("".join(line + "\n" for line in paste).encode())
+        bob.readUntil(lambda l: l == "#lobby <paster> line 000")
+        sender.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sender.close()
+        began = time.monotonic()
+        # What the room says is written to the sender too: chatd sees the reset.
+        carol.send("anyone there?")
+        quit = "-- #lobby paster has quit (connection lost)"
+        got = bob.readUntil(lambda l: l == quit)
+        took = time.monotonic() - began
+        assert [l for l in got if l.startswith("#lobby <paster> ")] == [
+            f"#lobby <paster> {line}" for line in paste[1:]]
+        # 60 lines, at most 5 at once then 20 a second: no less than 2.5 s.
+        assert took > 2.0
+        assert "paster (127.0.0.1:" in daemon.logText()
+        assert "input waiting: handled at its pace first" in daemon.logText()
+    finally:
+        sender.close()
         daemon.stop()

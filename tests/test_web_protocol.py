@@ -7,6 +7,8 @@ and how bad frames are answered.
 import json
 
 import pytest
+from twisted.internet import error
+from twisted.python.failure import Failure
 
 from chatd.edge.limits import Limits
 from chatd.web import wire
@@ -404,24 +406,39 @@ def test_flood_paced():
     assert alice.transport.connected
 
 
-def test_lines_waiting_for_pacing_end_with_a_broken_connection():
+def test_lines_waiting_for_pacing_are_said_after_a_broken_connection():
     """
     A connection that breaks with messages still waiting for flood pacing
-    loses them, as a line client's does: they are not said after their
-    sender is gone (see the README's "Floods").
+    has them said all the same, at the pace, as a line client's are; then
+    its user quits with the loss's reason, and nothing more is written to it
+    (see the README's "Floods", and tests/test_linger.py).
     """
     web = WebMemoryServer(limits=Limits(floodBurst=3, floodRate=1))
-    alice, carol = web.browser("alice"), web.connect("carol")
+    alice, carol = web.browser("alice", host="192.0.2.7"), web.connect("carol")
     bob = web.browser("bob")
     bob.messages()
+    web.clock.advance(10)
     for i in range(5):
         alice.send(type="say", room="#lobby", text=f"m{i}")
     carol.sendBytes(b"".join(b"c%d\n" % i for i in range(5)))
-    assert [m.get("text") for m in bob.messages()] == ["m0", "m1", "c0", "c1"]
+    assert [m.get("text") for m in bob.messages()] == ["m0", "m1", "m2", "c0", "c1", "c2"]
+    alice.transport.clear()
+    carol.transport.clear()
     alice.transport.loseConnection()
-    carol.transport.loseConnection()
-    web.clock.advance(10)
-    assert [m["type"] for m in bob.messages()] == ["quit", "quit"]
+    # A reset, as TCP reports one: the transport is gone, then its protocol told.
+    carol.transport.connected = False
+    carol.proto.connectionLost(Failure(error.ConnectionLost()))
+    assert web.gate.fromAddress("192.0.2.7") == 1
+    web.clock.advance(1)
+    assert [(m["type"], m["nick"], m["text"]) for m in bob.messages()] == [
+        ("said", "alice", "m3"), ("said", "carol", "c3")]
+    web.clock.advance(1)
+    assert [(m["type"], m["nick"], m.get("text") or m.get("reason"))
+            for m in bob.messages()] == [
+        ("said", "alice", "m4"), ("quit", "alice", "connection closed"),
+        ("said", "carol", "c4"), ("quit", "carol", "connection lost")]
+    assert alice.transport.value() == b"" and carol.transport.value() == b""
+    assert web.gate.connections == {bob.proto.conn}
 
 
 def test_login_timeout():

@@ -36,6 +36,12 @@ class Connection:
         here may be used.
     @ivar session: the L{chatd.core.session.Session}, once L{open}ed.
     @ivar quitReason: why the connection is ending, once known.
+
+    A connection whose transport is lost while lines it sent wait (for
+    pacing, storage or an answer) I{lingers}: those lines are still handled,
+    at their pace, with nothing more written to the peer; then its user
+    quits for the loss's reason, and only then is it forgotten by the gate
+    (its slot counts meanwhile).  A reset is no way around pacing.
     """
 
     # Slots: thousands of connections are open at once, and a dict of this
@@ -43,7 +49,7 @@ class Connection:
     __slots__ = ("transport", "gate", "wire", "session", "quitReason", "_input", "address",
                  "live", "refusal", "outbox", "_flood", "_holds", "_reading", "_paced",
                  "_overSince",
-                 "_closing", "_idling", "_loginSuspended", "_timeout")
+                 "_closing", "_lostBecause", "_idling", "_loginSuspended", "_timeout")
 
     _log = Logger()
 
@@ -57,8 +63,9 @@ class Connection:
         """
         @param input: what delivers the connection's input to its front end,
             with C{pauseProducing()} (stop handling and reading),
-            C{resumeProducing()} and C{unread()} (bytes read but not yet
-            handled): usually the protocol itself.
+            C{resumeProducing()}, C{unread()} (bytes read but not yet
+            handled) and C{connectionEnded()} (the connection is over, its
+            user gone): usually the protocol itself.
         """
         self.transport = transport
         self.gate = gate
@@ -92,6 +99,8 @@ class Connection:
         self._paced = None
         self._overSince = None
         self._closing = None
+        # Why the transport was lost, while lingering (see the class).
+        self._lostBecause = None
         # One timer: until a nickname is chosen it is the login timeout, then
         # the idle timeout (if any), pushed back by every line.
         self._idling = False
@@ -204,6 +213,14 @@ class Connection:
             self._overSince = None
         if not self._holds and self.accepting:
             self._input.resumeProducing()
+        if self._lostBecause is not None and self.live and not self._linesWait():
+            self._end(self._lostBecause)
+
+    def _linesWait(self):
+        """
+        Whether input read from the peer waits to be handled.
+        """
+        return self.inputHeld and self._input.unread() > 0
 
     def _paceOver(self):
         self._paced = None
@@ -386,6 +403,10 @@ class Connection:
         """
         if not self.live or self._closing is not None:
             return
+        if self._lostBecause is not None:
+            # Lingering: there is no peer to tell, nor lines to say any more.
+            self._end(self.quitReason or self._lostBecause)
+            return
         self.sendLast(data)
         self.transport.loseConnection()
         if self.live:
@@ -405,23 +426,53 @@ class Connection:
     def lost(self, reason):
         """
         The transport is gone (C{reason}, a L{Failure}): forget the
-        connection everywhere.  Safe to call more than once.
+        connection everywhere, at once unless it lingers (see the class).
+        Safe to call more than once.
         """
-        if not self.live:
+        if not self.live or self._lostBecause is not None:
             return
+        # Nothing more is written: the peer is gone.
+        self.outbox.close()
+        if self.quitReason is None and self.gate.stopping:
+            self.quitReason = "server shutdown"
+        why = self.quitReason or _lossReason(reason)
+        # (Not when the server closed it, or is shutting down: those lines
+        # would not be handled anyway.)
+        if self.quitReason is None and self.accepting and self._linesWait():
+            self._lostBecause = why
+            self._log.info("{nick} ({peer}) disconnected ({why}) with {unread} bytes of "
+                           "input waiting: handled at its pace first",
+                           nick=self._nick() or "-", peer=self.peer, why=why,
+                           unread=self._input.unread())
+            return
+        self._end(why)
+
+    def letGo(self):
+        """
+        The server shuts down: close the connection; a lingering one's user
+        quits now, the lines still waiting unsaid.
+        """
+        if self._lostBecause is not None:
+            self._end("server shutdown")
+        else:
+            self.transport.loseConnection()
+
+    def _end(self, why):
+        """
+        The connection is over: forget it everywhere, and its user quits for
+        C{why}.
+        """
         self.live = False
         for call in (self._timeout, self._paced, self._closing):
             if call is not None and call.active():
                 call.cancel()
         self.gate.forget(self)
         self.outbox.close()
-        if self.quitReason is None and self.gate.stopping:
-            self.quitReason = "server shutdown"
-        why = self.quitReason or _lossReason(reason)
         nick = None
         if self.session is not None:
             nick = self.session.nick
             self.session.quit(why)
+        self._input.connectionEnded()
         self._log.info("{nick} ({peer}) disconnected: {why}", nick=nick or "-",
                        peer=self.peer, why=why)
 

@@ -201,7 +201,7 @@ class Gate:
         for connection in connections:
             connection.sendLast(connection.wire.encode(events.ShuttingDown()))
         for connection in connections:
-            connection.transport.loseConnection()
+            connection.letGo()
         cutOff = self.clock.callLater(self.SHUTDOWN_GRACE, self._cutOff)
         self._allClosed.addBoth(lambda result: cutOff.active() and cutOff.cancel())
         return self._allClosed

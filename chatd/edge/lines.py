@@ -127,6 +127,13 @@ class PacedLineReceiver(LineReceiver):
         if self.conn is not None:
             self.conn.lost(reason)
 
+    def connectionEnded(self):
+        """
+        The connection is over and its user gone (when the transport is
+        lost, or once the lines read before that are handled): forget what
+        the front end keeps for it.
+        """
+
     # What the connection asks
 
     def unread(self):

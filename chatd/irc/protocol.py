@@ -206,6 +206,10 @@ class IrcProtocol(PacedLineReceiver):
         if self._keepalive is not None and self._keepalive.active():
             self._keepalive.cancel()
         super().connectionLost(reason)
+
+    def connectionEnded(self):
+        # Not when the transport is lost: lines read before it may still be
+        # said, shown under the user's own prefix.
         self._forgetNick()
 
     # Output

@@ -206,6 +206,12 @@ class WebChatProtocol:
             # input (a close, or its socket's) is not seen before its lines.
             self.conn.transport.resumeProducing()
 
+    def connectionEnded(self):
+        """
+        The connection is over (see L{Connection}): nothing of it is kept
+        here.
+        """
+
     def unread(self):
         return (self._unfinished + sum(len(text) for text in self._waiting)
                 + sum(map(len, self._held)))
