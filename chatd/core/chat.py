@@ -56,7 +56,8 @@ class User:
     @ivar account: the key of the registered nickname the user proved a
         password for on this connection, or L{None}; they are identified
         while they use that nickname, and may take it back without its
-        password after using another.
+        password after using another, until its password changes (see
+        L{chatd.core.identity.Identity.changePassword}).
     @ivar onHangUp: called with no arguments to close the user's
         connection (see L{hangUp}), or L{None}.
     @ivar connected: false once the core has been told the user is gone.
