@@ -226,9 +226,10 @@ class Options(usage.Options):
         "description (repeatable), e.g. tcp:8080:interface=127.0.0.1, or for HTTPS "
         "ssl:8443:privateKey=KEY.pem:certKey=CERT.pem. [default: off]")
     opt_web_origin.__doc__ = (
-        "Also accept the web client's WebSocket from pages of this origin "
-        "(repeatable), e.g. https://chat.example; * accepts any. "
-        "[default: only the page's own origin]")
+        "Also accept the web client's WebSocket from pages of this origin, and "
+        "serve browsers that call the server by its name (repeatable), e.g. "
+        "https://chat.example; * accepts any. "
+        "[default: only the page's own origin, by an IP address or localhost]")
 
     def postOptions(self):
         if not self["listen"]:

@@ -365,3 +365,28 @@ def test_claimAfterProvingTakesTheNicknameBack(trust):
     assert watcher.outbox.take() == [events.Quit("#lobby", "owner", "ghosted")]
     assert newcomer.nick == "owner" and newcomer.identified
     assert trust.holder("owner") is newcomer.outbox
+
+
+def test_changedPasswordVoidsOtherConnectionsProof(trust):
+    """
+    A connection that proved the old password (then used another nickname,
+    or proved it before choosing one, as IRC's SASL does) must give the new
+    one once the owner changed it: proof of an old password is worth
+    nothing.  The owner who changed it stays identified.
+    """
+    thief = trust.connect(host="192.0.2.7")
+    result(thief.claim("owner", "owner-password"))
+    thief.rename("thief")
+    early = trust.connect(host="192.0.2.8")
+    result(early.authenticate("owner", "owner-password"))
+    owner = trust.arrive("owner", password="owner-password")
+    result(owner.changePassword("owner-password", "brand-new-pw"))
+    assert owner.identified
+    owner.quit("quit")
+    with pytest.raises(R.PasswordRequired):
+        thief.rename("owner")
+    with pytest.raises(R.PasswordRequired):
+        early.claim("owner")
+    assert trust.core.user("owner") is None
+    result(thief.rename("owner", "brand-new-pw"))
+    assert thief.nick == "owner" and thief.identified

@@ -1546,6 +1546,33 @@ def test_wrongPasswordsSlowGuessingOnEveryDaemon():
     assert "!!! wrong password for reg" in attempt(b, "wrong-4-guess").lines()
 
 
+def test_changedPasswordLocksOutOnEveryDaemon():
+    """
+    A connection on one daemon that proved a nickname's old password (and
+    uses another nickname since) must give the new one once its owner
+    changed it through another daemon.
+    """
+    from support import MemoryAccounts
+
+    accounts = MemoryAccounts()
+    accounts.passwords.update(reg="reg-password")
+    cluster = Cluster()
+    a = cluster.add("A", accounts=accounts)
+    b = cluster.add("B", accounts=accounts)
+    thief = login(cluster, b, "reg", "reg-password")
+    thief.send("/nick thief")
+    owner = login(cluster, a, "reg", "reg-password")
+    owner.send("/password reg-password fresh-password")
+    cluster.settle()
+    assert "=== your password is changed" in owner.lines()
+    owner.send("/quit")
+    cluster.settle()
+    thief.lines()
+    thief.send("/nick reg")
+    cluster.settle()
+    assert thief.lines() == ["!!! reg is registered: /nick reg PASSWORD if it is yours"]
+
+
 def test_quitShownInEveryRoomOnOtherDaemons(cluster):
     """
     A user of one daemon who quits is shown quitting in each of their

@@ -118,6 +118,24 @@ def test_tellReachesOnlyTheTarget(core):
     assert carol.outbox.take() == []
 
 
+@pytest.mark.parametrize("text", ["", "   "])
+def test_emptyTextRefusedOnEveryPath(core, text):
+    """
+    An empty text (or only spaces) is refused, said, acted or told: no front
+    end can post an empty line (IRC's "PRIVMSG #room :" is invalid), and
+    nothing reaches anyone or the history.
+    """
+    alice, bob = arrive(core, "alice"), arrive(core, "bob")
+    clear(alice, bob)
+    for talk in (lambda: core.say(alice, "#lobby", text),
+                 lambda: core.say(alice, "#lobby", text, notice=True),
+                 lambda: core.act(alice, "#lobby", text),
+                 lambda: core.tell(alice, "bob", text)):
+        with pytest.raises(R.Empty):
+            talk()
+    assert alice.outbox.take() == [] and bob.outbox.take() == []
+
+
 def test_tellUnknownNick(core):
     """
     A private message to nobody is refused with the missing name.

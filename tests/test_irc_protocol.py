@@ -238,6 +238,21 @@ def test_actions(server):
     assert bob.lines() == [] and alice.lines() == []
 
 
+def test_emptyActionRefused(server):
+    """
+    A CTCP ACTION with no text is refused as a PRIVMSG with none is (412),
+    to a room or a nickname: nothing empty reaches anyone.
+    """
+    alice, bob = server.connectIrc("alice"), server.connect("bob")
+    alice.send("JOIN #lobby")
+    alice.lines(), bob.lines()
+    for target in ("#lobby", "bob"):
+        for action in ("\x01ACTION\x01", "\x01ACTION \x01", "\x01ACTION   \x01"):
+            alice.send(f"PRIVMSG {target} :{action}")
+            assert alice.lines() == [":irc.chatd 412 alice :No text to send"]
+    assert bob.lines() == []
+
+
 def test_privateMessages(server):
     """
     A private message reaches its target alone, from IRC to line, line to

@@ -9,6 +9,7 @@ import ssl
 
 import pytest
 
+from ircsupport import IrcDaemon, IrcSocketClient
 from support import Daemon, LineClient, makeCertificate, settle
 from trustsupport import register
 
@@ -254,3 +255,40 @@ def test_passwordsNeverStoredOrLogged(tmp_path, db):
         assert secret not in log
         assert secret.encode() not in stored
     assert b"$argon2id$" in stored
+
+
+def test_changedPasswordLocksOutWhoeverLearntTheOldOne(tmp_path, db):
+    """
+    mallory, on IRC, logs in as alice with alice's leaked password and
+    changes nickname; alice comes back on the line protocol and changes
+    her password: mallory can no longer take "alice" without the new one.
+    """
+    daemon = IrcDaemon("--db", db, cwd=tmp_path).start()
+    try:
+        register(daemon.port, "alice", "leaked-password")
+        mallory = IrcSocketClient(daemon.ircPort)
+        mallory.send("PASS leaked-password")
+        mallory.register("alice")
+        mallory.send("NICK mallory")
+        assert mallory.sync()[-1] == ":alice!~alice@chatd NICK mallory"
+        alice = daemon.client()
+        alice.readUntil(lambda l: l.startswith("??? "))
+        alice.send("alice")
+        alice.readLine()
+        alice.send("leaked-password")
+        alice.readUntil(lambda l: l.startswith("=== #lobby members"))
+        alice.send("/password leaked-password fresh-password")
+        assert alice.readLine() == "=== your password is changed"
+        alice.send("/quit")
+        alice.readUntil(lambda l: l == "=== bye")
+        alice.close()
+        mallory.send("NICK alice")
+        assert mallory.sync() == [
+            ":irc.chatd 433 mallory alice :Nickname is registered: log in with SASL or PASS, "
+            "or /msg NickServ IDENTIFY alice PASSWORD"]
+        mallory.send("PRIVMSG NickServ :IDENTIFY alice fresh-password")
+        # Answered once the password is checked.
+        assert mallory.readUntil(lambda l: " NICK " in l)[-1] == ":mallory!~alice@chatd NICK alice"
+        mallory.close()
+    finally:
+        daemon.stop()

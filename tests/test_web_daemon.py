@@ -30,13 +30,13 @@ class WebSocketClient:
     A blocking WebSocket client; every read has a deadline.
     """
 
-    def __init__(self, port, origin=None):
+    def __init__(self, port, origin=None, host="127.0.0.1"):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
         self.ws = WSConnection(ConnectionType.CLIENT)
         self.pending = []
         self.text = ""
         headers = [(b"origin", origin.encode())] if origin else []
-        self.sock.sendall(self.ws.send(Request(host=f"127.0.0.1:{port}", target="/ws",
+        self.sock.sendall(self.ws.send(Request(host=f"{host}:{port}", target="/ws",
                                                extra_headers=headers)))
         self.handshake = self.next()
 
@@ -99,6 +99,15 @@ def test_origin_of_another_site_refused(daemon):
     assert isinstance(own.handshake, AcceptConnection)
     assert own.message()["type"] == "hello"
     own.close()
+    local = WebSocketClient(port, origin=f"http://localhost:{port}", host="localhost")
+    assert isinstance(local.handshake, AcceptConnection)
+    local.close()
+    # DNS rebinding: another site's name, pointed at this server, is the
+    # page's own origin but no name the server answers to.
+    rebound = WebSocketClient(port, origin=f"http://evil.example:{port}", host="evil.example")
+    assert isinstance(rebound.handshake, RejectConnection)
+    assert rebound.handshake.status_code == 403
+    rebound.close()
 
 
 def test_hostile_frames_never_crash_anything(daemon):

@@ -494,6 +494,20 @@ def test_commands_typed_in_the_page(web):
     assert lastError(alice)["text"] == "#lobby has no topic"
 
 
+@pytest.mark.parametrize("line", ["", "   ", "\x01\x02", "\x1b[31m"])
+def test_command_empty_once_cleaned_is_refused(web, line):
+    """
+    A command line that is empty once cleaned is refused as an empty say
+    is (found by a trial: it said an empty line, stored, and sent to IRC
+    users as the invalid "PRIVMSG #room :").
+    """
+    alice, bob = web.browser("alice"), web.browser("bob")
+    alice.messages(), bob.messages()
+    alice.send(type="command", room="#lobby", line=line)
+    assert lastError(alice)["code"] == "empty"
+    assert bob.messages() == []
+
+
 def test_timed_room_ban_says_its_time_left_after_a_rename(web):
     """
     A browser put out of a room by a timed ban on its nickname is told the

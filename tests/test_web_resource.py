@@ -84,7 +84,7 @@ def test_assets(site, path):
     """
     Each asset is served from the package with its type and the headers.
     """
-    response = exchange(site, b"GET /" + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    response = exchange(site, b"GET /" + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert status(response) == 200
     assert headers(response)["content-type"] == ASSETS[path][1]
     assert "content-security-policy" in headers(response)
@@ -98,7 +98,7 @@ def test_nothing_else_served(site, path):
     Only the listed assets exist: other paths, traversals included, are not
     found, and still carry the headers.
     """
-    response = exchange(site, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    response = exchange(site, b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     assert status(response) == 404
     assert "content-security-policy" in headers(response)
 
@@ -107,10 +107,10 @@ def test_body_bounded(site):
     """
     A request body larger than the page could ever send is refused at once.
     """
-    response = exchange(site, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+    response = exchange(site, b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n\r\n"
                         % (MAX_BODY_BYTES + 1))
     assert status(response) == 413
-    chunked = exchange(site, b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    chunked = exchange(site, b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
                        + b"1000\r\n" + b"x" * 0x1000 + b"\r\n" + b"1000\r\n" + b"x" * 0x1000)
     assert status(chunked) == 413
 
@@ -148,6 +148,50 @@ def test_origin_checked_on_upgrade(origin, secure, allowed, accepted):
     else:
         assert status(response) == 403, response
         assert b"other sites" in response
+
+
+@pytest.mark.parametrize("host, allowed, accepted", [
+    (b"127.0.0.1:8080", (), True),
+    (b"[::1]:8080", (), True),
+    (b"localhost:8080", (), True),
+    (b"LocalHost:8080", (), True),
+    (b"evil.example:8080", (), False),
+    (b"localhost.evil.example:8080", (), False),
+    (b"chat.example:8080", ("http://chat.example:8080",), True),
+    (b"chat.example:8080", ("https://chat.example",), True),
+    (b"chat.example:8080", ("*",), True),
+])
+def test_own_origin_needs_a_host_the_server_answers_to(host, allowed, accepted):
+    """
+    A page whose origin is the request's own is accepted only when the Host
+    is one the server answers to by itself (an IP address, localhost) or one
+    named by --web-origin: else another site could point its own name at
+    this server (DNS rebinding; found by a trial) and open a chat session as
+    a page of "its own origin".  The refusal names the option to use.
+    """
+    site = WebSite(WebMemoryServer().web, OriginCheck(allowed))
+    origin = b"http://" + host
+    raw = b"GET /ws HTTP/1.1\r\nHost: " + host + b"\r\n" + UPGRADE
+    response = exchange(site, raw + b"Origin: " + origin + b"\r\n\r\n")
+    page = exchange(site, b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+    if accepted:
+        assert status(response) == 101, response
+        assert status(page) == 200, page
+    else:
+        assert status(response) == 403, response
+        assert status(page) == 403, page
+        advice = b"--web-origin " + origin.lower()
+        assert advice in response and advice in page
+        assert headers(page)["content-type"] == "text/plain; charset=utf-8"
+
+
+def test_programs_are_let_in_by_any_name(site):
+    """
+    A program that is not a browser (no Origin) may use any name for the
+    server, as it could connect with nc anyway.
+    """
+    raw = b"GET /ws HTTP/1.1\r\nHost: chat.lan:8080\r\n" + UPGRADE + b"\r\n"
+    assert status(exchange(site, raw)) == 101
 
 
 def test_frames_in_the_upgrades_write(site):

@@ -415,6 +415,10 @@ class BrokeredFanout(Fanout):
         # Counted here already.
         self._publish({"k": "pw", "key": key, "g": group, "ok": right}, here=False)
 
+    def passwordChanged(self, key):
+        # Voided here already.
+        self._publish({"k": "pwchg", "key": key}, here=False)
+
     def userGone(self, user):
         if self._departing:
             self._publishQuits()
@@ -1087,6 +1091,8 @@ class BrokeredFanout(Fanout):
                 self.core.removeMember(user, room)
         elif kind == "pw":
             self.core.identity.triedElsewhere(entry["key"], entry["g"], entry["ok"])
+        elif kind == "pwchg":
+            self.core.identity.changedElsewhere(entry["key"])
         elif kind == "syncreq":
             self._publishSnapshot()
         elif kind == "snap":

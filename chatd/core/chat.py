@@ -56,7 +56,8 @@ class User:
     @ivar account: the key of the registered nickname the user proved a
         password for on this connection, or L{None}; they are identified
         while they use that nickname, and may take it back without its
-        password after using another.
+        password after using another, until its password changes (see
+        L{chatd.core.identity.Identity.changePassword}).
     @ivar onHangUp: called with no arguments to close the user's
         connection (see L{hangUp}), or L{None}.
     @ivar connected: false once the core has been told the user is gone.
@@ -557,6 +558,7 @@ class ChatCore:
         self._talk(events.Acted, user, name, text)
 
     def _talk(self, kind, user, name, text, *notice):
+        _checkNotEmpty(text)
         room = self.memberRoom(user, name)
         self.moderation.checkMayTalk(user, room)
         event = kind(room.name, user.nick, text, self.clock.seconds(), self._newId(), *notice)
@@ -570,6 +572,7 @@ class ChatCore:
         if C{notice} (which tells the sender nothing of the recipient's
         absence: nothing answers a notice).
         """
+        _checkNotEmpty(text)
         target = self.users.get(nickKey(nick))
         if target is None:
             raise R.NoSuchUser(nick)
@@ -835,3 +838,12 @@ def _historyRefused(failure):
     """
     failure.trap(HistoryRefused)
     raise R.HistoryRefused(failure.getErrorMessage())
+
+
+def _checkNotEmpty(text):
+    """
+    Refuse an empty C{text} (or only spaces): whatever front end forgot to,
+    nothing empty is said, stored, or sent to IRC as an invalid line.
+    """
+    if not text or text.isspace():
+        raise R.Empty()

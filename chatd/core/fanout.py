@@ -407,6 +407,14 @@ class Fanout:
         the attempt had been theirs.
         """
 
+    def passwordChanged(self, key):
+        """
+        The password of the registered nickname whose key is C{key} was
+        changed here.  Nothing to do for one daemon; a brokered fan-out tells
+        the other daemons, whose L{chatd.core.identity.Identity} voids the
+        proofs of the old one made there.
+        """
+
     def userGone(self, user):
         """
         C{user} has left the server (their rooms were told already).  Nothing

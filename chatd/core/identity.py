@@ -77,6 +77,9 @@ class Identity:
         self._registrations = {}
         # Users with a password being checked (or waiting to be).
         self._checking = weakref.WeakSet()
+        # Account key -> the users who proved it (their account), so that a
+        # password change can void those proofs.
+        self._provers = {}
         self._turns = Turns()
 
     def isRegistered(self, nick):
@@ -114,7 +117,8 @@ class Identity:
         done = accounts.register(nick, password)
         # The nickname is registered from now on (the store says so at
         # once), and held by its owner.
-        previous, user.account = user.account, key
+        previous = user.account
+        self._proved(user, key)
 
         def registered(result):
             self._log.info("{nick} registered", nick=nick)
@@ -123,7 +127,7 @@ class Identity:
 
         def refused(failure):
             if user.account == key:
-                user.account = previous
+                self._proved(user, previous)
             return _refused(failure)
 
         return done.addCallbacks(registered, refused)
@@ -142,7 +146,7 @@ class Identity:
 
         def identified(result):
             if user.nick == nick:
-                user.account = nickKey(nick)
+                self._proved(user, nickKey(nick))
                 self._core.fanout.toUser(user, events.Identified(nick))
             self._log.info("{nick} identified", nick=nick)
 
@@ -160,7 +164,7 @@ class Identity:
         checked = self._checkOwner(user, nick, password)
 
         def proved(result):
-            user.account = nickKey(nick)
+            self._proved(user, nickKey(nick))
             self._log.info("{nick} authenticated", nick=nick)
 
         return checked.addCallback(proved)
@@ -198,7 +202,7 @@ class Identity:
         def proved(result):
             if not user.connected:
                 return None
-            user.account = nickKey(nick)
+            self._proved(user, nickKey(nick))
             self._log.info("{nick} proved their nickname", nick=nick)
             return core.takeNick(user, nick)
 
@@ -207,27 +211,75 @@ class Identity:
     def changePassword(self, user, old, new):
         """
         Change the password of C{user}'s registered nickname, proving the old
-        one first.
+        one first.  Once changed, every other connection that proved the old
+        one (and used another nickname since) must give the new one: whoever
+        learnt the old password is locked out by the change.
 
         @return: a L{Deferred} firing when changed.
         """
         nick = user.nick
+        key = nickKey(nick)
         if not user.identified:
             raise R.IdentifyFirst(nick)
         self._checkPassword(new)
         checked = self._checkOwner(user, nick, old)
         checked.addCallback(lambda _: self._turns.take(
-            addressGroup(user.host), nickKey(nick),
+            addressGroup(user.host), key,
             lambda: self._accounts.changePassword(nick, new)).addErrback(_refused))
-        checked.addCallback(lambda _: self._log.info("{nick} changed their password",
-                                                     nick=nick))
-        return checked
+
+        def changed(result):
+            # Proofs checked before the change (the store checks in order)
+            # are voided here; those checked after it needed the new one.
+            self._voidProofs(key, user)
+            self._core.fanout.passwordChanged(key)
+            self._log.info("{nick} changed their password", nick=nick)
+
+        return checked.addCallback(changed)
+
+    def changedElsewhere(self, key):
+        """
+        The password of the nickname whose key is C{key} was changed through
+        another daemon: proofs of the old one made here are void too.
+        """
+        self._voidProofs(key, None)
 
     def forget(self, user):
         """
         C{user} is gone: nothing of theirs is kept here.
         """
         self._checking.discard(user)
+        # (Their account stays: what they did is still theirs.)
+        self._unrecord(user)
+
+    def _proved(self, user, key):
+        """
+        C{user} proved the nickname whose key is C{key} (L{None}: none) on
+        their connection: their account, remembered by key.
+        """
+        if user.account != key:
+            self._unrecord(user)
+        user.account = key
+        if key is not None:
+            self._provers.setdefault(key, weakref.WeakSet()).add(user)
+
+    def _unrecord(self, user):
+        # Forget that user proved their account: a gone user, or a new one.
+        provers = self._provers.get(user.account)
+        if provers is not None:
+            provers.discard(user)
+            if not provers:
+                del self._provers[user.account]
+
+    def _voidProofs(self, key, changer):
+        """
+        The password of the nickname whose key is C{key} changed: whoever
+        proved the old one must prove the new one, but C{changer} (who
+        gave both) and whoever uses that nickname now (who proved it before
+        the change, as its owner: see L{mayHold}).
+        """
+        for user in list(self._provers.get(key, ())):
+            if user is not changer and user.key != key:
+                self._proved(user, None)
 
     def _requireAccounts(self):
         if self._accounts is None:

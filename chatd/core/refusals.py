@@ -93,6 +93,14 @@ class TooManyRooms(Refusal):
 
 
 @dataclass
+class Empty(Refusal):
+    """
+    A text to say, act or tell is empty (or only spaces, once cleaned):
+    nothing to send, and IRC cannot carry it.
+    """
+
+
+@dataclass
 class TopicUnchanged(Refusal):
     room: str
     topic: str

@@ -68,6 +68,7 @@ _REPLIES = {
     R.TooManyRooms: lambda r, c: (N.ERR_TOOMANYCHANNELS,
                                   (r.room or "*",
                                    f"You have joined too many channels ({r.count})")),
+    R.Empty: lambda r, c: (N.ERR_NOTEXTTOSEND, ("No text to send",)),
     R.TopicUnchanged: _fail(lambda r: f"The topic of {r.room} is already that"),
     R.NoHistory: _fail(lambda r: "This server keeps no history"),
     R.HistoryRefused: _fail(lambda r: f"History is unavailable right now ({r.reason})"),

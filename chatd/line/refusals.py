@@ -31,6 +31,7 @@ _TEXT = {
     R.NoSuchRoom: lambda r: f"no such room: {r.room}",
     R.NotInRoom: lambda r: f"you are not in {r.room}",
     R.TooManyRooms: lambda r: f"you are in {r.count} rooms, the most allowed; /part one first",
+    R.Empty: lambda r: "the text is empty once cleaned; nothing was sent",
     R.TopicUnchanged: lambda r: (f"{r.room} topic is already: {r.topic}" if r.topic
                                  else f"{r.room} has no topic"),
     R.NoHistory: lambda r: "this server keeps no history",

@@ -284,13 +284,13 @@ class WebChatProtocol:
         self.session.part(m["room"], m["reason"] or "")
 
     def _do_say(self, m):
-        self.session.say(m["room"], _nonEmpty(m["text"]))
+        self.session.say(m["room"], m["text"])
 
     def _do_act(self, m):
-        self.session.act(m["room"], _nonEmpty(m["text"]))
+        self.session.act(m["room"], m["text"])
 
     def _do_tell(self, m):
-        self.session.tell(m["nick"], _nonEmpty(m["text"]))
+        self.session.tell(m["nick"], m["text"])
 
     def _do_topic(self, m):
         self.session.setTopic(m["room"], m["topic"] or "")
@@ -366,16 +366,6 @@ class WebChatProtocol:
 
     def quit(self, reason):
         self.conn.quit(reason, wire.message(wire.reply("bye")) + wire.closeFrame(1000))
-
-
-class _Empty(LineError):
-    code = "empty"
-
-
-def _nonEmpty(text):
-    if not text:
-        raise _Empty("the text is empty once cleaned; nothing was sent")
-    return text
 
 
 def _entered(room, nick):

@@ -9,10 +9,13 @@ page run only its own script and style, so even a bug that put a user's text
 into HTML could not run it.  The WebSocket upgrade is refused unless the
 page asking for it was served from this very origin (or one allowed with
 C{--web-origin}): another site cannot open a chat session in its visitor's
-browser.
+browser.  "This very origin" counts only by a name the server answers to
+(L{OriginCheck.knowsHost}): another site could point its own name at this
+server's address (DNS rebinding) and be its own origin.
 """
 
 import io
+import ipaddress
 from importlib import resources
 from urllib.parse import urlsplit
 
@@ -96,17 +99,54 @@ def pageOrigin(request) -> str | None:
         return None
 
 
+def hostName(request) -> str | None:
+    """
+    The name (or address) C{request} calls this server by, in lower case,
+    without its port; L{None} without a usable Host header.
+    """
+    host = request.getHeader(b"host")
+    try:
+        return urlsplit(f"//{host.decode('ascii')}").hostname if host else None
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+def _isAddress(name):
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 class OriginCheck:
     """
-    Decides whether a WebSocket upgrade may come from the page that asks.
+    Decides whether a WebSocket upgrade may come from the page that asks,
+    and whether a browser may use the name it calls the server by.
 
     @ivar allowed: the other origins allowed, normalised; C{"*"} among them
         allows any.
+    @ivar names: the host names of the allowed origins: names the server
+        answers to.
     """
 
     def __init__(self, allowed=()):
         self.anyOrigin = "*" in allowed
         self.allowed = frozenset(normalOrigin(o) for o in allowed if o != "*")
+        self.names = frozenset(urlsplit(o).hostname for o in self.allowed)
+
+    def knowsHost(self, request) -> bool:
+        """
+        Whether C{request} calls the server by a name it answers to: an IP
+        address, C{localhost} (neither of which another site can make its
+        own), a name of an origin given with C{--web-origin}, or any with
+        C{--web-origin '*'}.  Any other name may be another site's, pointed
+        at this server's address (DNS rebinding), which would then be the
+        page's "own" origin.
+        """
+        name = hostName(request)
+        return (self.anyOrigin or name == "localhost" or name in self.names
+                or (name is not None and _isAddress(name)))
 
     def admits(self, request) -> bool:
         origin = request.getHeader(b"origin")
@@ -122,7 +162,23 @@ class OriginCheck:
             return False
         if origin is None:
             return False
-        return origin == pageOrigin(request) or origin in self.allowed
+        return origin in self.allowed or (origin == pageOrigin(request)
+                                          and self.knowsHost(request))
+
+
+def refuseUnknownHost(request) -> bytes:
+    """
+    Answer a browser's C{request} that calls the server by a name it does
+    not answer to (see L{OriginCheck.knowsHost}): 403, saying which option
+    makes it one.
+    """
+    request.setResponseCode(http.FORBIDDEN)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    origin = pageOrigin(request) or "http://NAME:PORT"
+    return (f"This chat server answers browsers only by its IP address or localhost, "
+            f"so that another site cannot take its place by pointing a name of its "
+            f"own at it. To use it by this name, start it with --web-origin {origin}\n"
+            ).encode("utf-8")
 
 
 class ChatWebSocket(WebSocketResource):
@@ -144,6 +200,8 @@ class ChatWebSocket(WebSocketResource):
             origin = request.getHeader(b"origin")
             self._log.info("refused a WebSocket from {origin} (the page is at {page})",
                            origin=origin, page=pageOrigin(request))
+            if not self._originCheck.knowsHost(request):
+                return refuseUnknownHost(request)
             request.setResponseCode(http.FORBIDDEN)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             return (b"This chat server does not accept WebSocket connections from "
@@ -153,15 +211,20 @@ class ChatWebSocket(WebSocketResource):
 
 class _Asset(Resource):
     """
-    One file of the page, from memory.
+    One file of the page, from memory, for a browser that calls the server
+    by a name it answers to (a page served by another name would be shown
+    working, then refused its WebSocket).
     """
 
-    def __init__(self, data, contentType):
+    def __init__(self, data, contentType, originCheck):
         super().__init__()
         self._data = data
         self._type = contentType.encode("ascii")
+        self._originCheck = originCheck
 
     def render_GET(self, request):
+        if not self._originCheck.knowsHost(request):
+            return refuseUnknownHost(request)
         request.setHeader(b"content-type", self._type)
         return self._data
 
@@ -217,9 +280,10 @@ class WebSite(server.Site):
 
     def __init__(self, wsFactory, originCheck=None, timeout=HTTP_IDLE_TIMEOUT):
         root = _Root()
+        originCheck = originCheck or OriginCheck()
         for path, (name, contentType) in ASSETS.items():
-            root.putChild(path, _Asset(asset(name), contentType))
-        root.putChild(b"ws", ChatWebSocket(wsFactory, originCheck or OriginCheck()))
+            root.putChild(path, _Asset(asset(name), contentType, originCheck))
+        root.putChild(b"ws", ChatWebSocket(wsFactory, originCheck))
         super().__init__(root, timeout=timeout)
         # twistd's log already has a line per connection; not one per asset.
         self.logPath = None
