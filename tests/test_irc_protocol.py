@@ -910,6 +910,29 @@ def test_bannedNicknameIsRefused():
     assert server.core.user("troll") is None
 
 
+def test_serverBanClosesWithError():
+    """
+    A user an operator bans from the server is told why in ERROR, the
+    last line, which IRC clients show as the reason they were disconnected
+    (it was a NOTICE then a bare close); the time as the line protocol and
+    the operator's /ban write it.
+    """
+    accounts = MemoryAccounts()
+    accounts.passwords.update(boss="boss-password")
+    server = IrcMemoryServer(accounts=accounts, operators=["boss"])
+    troll = server.connectIrc("troll")
+    boss = server.connect()
+    boss.send("/nick boss boss-password")
+    boss.send("/ban troll 2h flooding")
+    assert troll.lines() == [
+        "ERROR :Closing link: boss banned you from this server for 2h (flooding)"]
+    assert not troll.transport.connected
+    untimed = server.connectIrc("pest")
+    boss.send("/ban pest")
+    assert untimed.lines() == ["ERROR :Closing link: boss banned you from this server"]
+    assert not untimed.transport.connected
+
+
 def test_outboxHoldAndFillRender(server):
     """
     What is delivered into a kept place of an IRC user's outbox (the
