@@ -865,6 +865,30 @@ def test_registeredNicknameNeedsItsPassword():
     assert server.core.user("alice").identified
 
 
+def test_registeredNicknameOnceConnectedSaysNickServ():
+    """
+    Once connected, NICK of a registered nickname unproved is refused with
+    a 433 that says what applies then, NickServ (PASS and SASL are for
+    connecting): the nickname held by another or free, and nobody renamed.
+    """
+    accounts = MemoryAccounts()
+    accounts.passwords["alice"] = "alices-password"
+    server = IrcMemoryServer(accounts=accounts)
+    bob = server.connectIrc("bob")
+    take = ("Nickname is registered: if it is yours, /msg NickServ GHOST alice PASSWORD "
+            "(or IDENTIFY alice PASSWORD); whoever holds it is let go")
+    bob.send("NICK alice")
+    assert bob.lines() == [f"{S} 433 bob alice :{take}"]
+    holder = server.connectIrc()
+    holder.send("PASS alices-password")
+    holder.send("NICK alice")
+    holder.send("USER al 0 * :A")
+    bob.send("NICK alice")
+    assert bob.lines() == [f"{S} 433 bob alice :{take}"]
+    assert server.core.user("bob") is not None
+    assert server.irc.clients["alice"].transport is holder.transport
+
+
 def test_historyInABatch():
     """
     With the batch capability, the replayed lines come inside a
