@@ -880,6 +880,30 @@ def test_registeredNicknameNeedsItsPassword():
     assert server.core.user("alice").identified
 
 
+def test_registeredNicknameOnceConnectedSaysNickServ():
+    """
+    Once connected, NICK of a registered nickname unproved is refused with
+    a 433 that says what applies then, NickServ (PASS and SASL are for
+    connecting): the nickname held by another or free, and nobody renamed.
+    """
+    accounts = MemoryAccounts()
+    accounts.passwords["alice"] = "alices-password"
+    server = IrcMemoryServer(accounts=accounts)
+    bob = server.connectIrc("bob")
+    take = ("Nickname is registered: if it is yours, /msg NickServ GHOST alice PASSWORD "
+            "(or IDENTIFY alice PASSWORD); whoever holds it is let go")
+    bob.send("NICK alice")
+    assert bob.lines() == [f"{S} 433 bob alice :{take}"]
+    holder = server.connectIrc()
+    holder.send("PASS alices-password")
+    holder.send("NICK alice")
+    holder.send("USER al 0 * :A")
+    bob.send("NICK alice")
+    assert bob.lines() == [f"{S} 433 bob alice :{take}"]
+    assert server.core.user("bob") is not None
+    assert server.irc.clients["alice"].transport is holder.transport
+
+
 def test_historyInABatch():
     """
     With the batch capability, the replayed lines come inside a
@@ -923,6 +947,29 @@ def test_bannedNicknameIsRefused():
     assert client.lines() == [f"{S} 465 troll :You are banned from this server",
                               "ERROR :Closing link: You are banned from this server"]
     assert server.core.user("troll") is None
+
+
+def test_serverBanClosesWithError():
+    """
+    A user an operator bans from the server is told why in ERROR, the
+    last line, which IRC clients show as the reason they were disconnected
+    (it was a NOTICE then a bare close); the time as the line protocol and
+    the operator's /ban write it.
+    """
+    accounts = MemoryAccounts()
+    accounts.passwords.update(boss="boss-password")
+    server = IrcMemoryServer(accounts=accounts, operators=["boss"])
+    troll = server.connectIrc("troll")
+    boss = server.connect()
+    boss.send("/nick boss boss-password")
+    boss.send("/ban troll 2h flooding")
+    assert troll.lines() == [
+        "ERROR :Closing link: boss banned you from this server for 2h (flooding)"]
+    assert not troll.transport.connected
+    untimed = server.connectIrc("pest")
+    boss.send("/ban pest")
+    assert untimed.lines() == ["ERROR :Closing link: boss banned you from this server"]
+    assert not untimed.transport.connected
 
 
 def test_outboxHoldAndFillRender(server):

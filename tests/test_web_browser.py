@@ -452,6 +452,31 @@ def test_keyboard_alone(daemon, browsers):
     uma.close()
 
 
+def test_leading_spaces_before_a_command(daemon, browsers):
+    """
+    A line typed with spaces before its slash is the command, as the line
+    protocol takes it (the page said "   /me waves" to the room as text),
+    whether the page runs it (/me) or the server (/topic); "//" still sends
+    a literal slash after them.
+    """
+    url = webURL(daemon)
+    page = browsers(url)
+    page.login("vera")
+    page.type("/join #t9")
+    page.wait(lambda: page.room() == "#t9", "#t9 shown")
+    wes = lineUser(daemon, "wes", "#t9")
+    page.type("   /me waves")
+    page.type("  /topic spaced out")
+    page.type("  //etc/hosts is a file")
+    wes.send("/ping done")
+    seen = wes.readUntil(lambda line: line == "=== pong done")
+    assert [line for line in seen if "#t9" in line] == [
+        "* #t9 vera waves",
+        "-- #t9 vera set the topic: spaced out",
+        "#t9 <vera> /etc/hosts is a file"]
+    wes.close()
+
+
 def test_notification_while_hidden(daemon, browsers):
     """
     While the tab is hidden and notifications are allowed, a private message

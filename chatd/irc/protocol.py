@@ -227,7 +227,7 @@ class IrcProtocol(PacedLineReceiver):
         """
         Tell the client its C{command} was refused for C{refusal}.
         """
-        code, params = refusalReply(refusal, command)
+        code, params = refusalReply(refusal, command, self.registered)
         self.numeric(code, *params)
 
     def personal(self, event, previous):
@@ -428,7 +428,7 @@ class IrcProtocol(PacedLineReceiver):
                 self.conn.close(refusalReply(refusal, "NICK")[1][-1])
                 return
             self.nick = None
-            code, params = refusalReply(refusal, "NICK")
+            code, params = refusalReply(refusal, "NICK", registered=False)
             self.conn.send(encode(code, "*", *params, prefix=self.server))
             return
         self.registered = True

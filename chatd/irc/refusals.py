@@ -34,16 +34,35 @@ def _noSuchRoom(r, command):
 
 def _takeBack(nick):
     """
-    How the owner of the registered nickname C{nick} gets it, from whoever
-    holds it too.
+    How the owner of the registered nickname C{nick}, connected, gets it,
+    from whoever holds it too.
+    """
+    return (f"Nickname is registered: if it is yours, /msg NickServ GHOST {nick} PASSWORD "
+            f"(or IDENTIFY {nick} PASSWORD); whoever holds it is let go")
+
+
+def _takeBackAtLogin(nick):
+    """
+    L{_takeBack} before registration, when PASS or SASL can still prove it.
     """
     return (f"Nickname is registered: if it is yours, connect with its password (PASS or "
             f"SASL) or /msg NickServ GHOST {nick} PASSWORD; whoever holds it is let go")
 
 
-def _taken(r, command):
-    return N.ERR_NICKNAMEINUSE, (r.nick, _takeBack(r.nick) if r.registered
-                                 else "Nickname is already in use")
+def _taken(takeBack):
+    """
+    The 433 of a nickname in use, saying how (C{takeBack}) its owner takes
+    it back when it is registered.
+    """
+    return lambda r, c: (N.ERR_NICKNAMEINUSE, (
+        r.nick, takeBack(r.nick) if r.registered else "Nickname is already in use"))
+
+
+def _unproved(takeBack):
+    """
+    The 433 of a registered nickname not proved, saying how (C{takeBack}).
+    """
+    return lambda r, c: (N.ERR_NICKNAMEINUSE, (r.nick, takeBack(r.nick)))
 
 
 def _fail(text):
@@ -58,8 +77,8 @@ _REPLIES = {
     R.NoNickname: lambda r, c: (N.ERR_NOTREGISTERED, ("You have not registered",)),
     R.AlreadyNamed: lambda r, c: (N.ERR_ALREADYREGISTERED, ("You may not reregister",)),
     R.InvalidNickname: lambda r, c: (N.ERR_ERRONEUSNICKNAME, (r.nick, "Erroneous nickname")),
-    R.NicknameTaken: _taken,
-    R.PasswordRequired: lambda r, c: (N.ERR_NICKNAMEINUSE, (r.nick, _takeBack(r.nick))),
+    R.NicknameTaken: _taken(_takeBack),
+    R.PasswordRequired: _unproved(_takeBack),
     R.NoRenameWhileMuted: _fail(lambda r: f"You cannot change nickname while muted in {r.room}"),
     R.InvalidRoomName: lambda r, c: (N.ERR_NOSUCHCHANNEL, (r.name, "No such channel")),
     R.NoSuchUser: lambda r, c: (N.ERR_NOSUCHNICK, (r.nick, "No such nick/channel")),
@@ -108,12 +127,21 @@ _REPLIES = {
 }
 
 
-def reply(refusal: R.Refusal, command: str):
+# Where a client not yet registered is told otherwise.
+_AT_LOGIN = {
+    R.NicknameTaken: _taken(_takeBackAtLogin),
+    R.PasswordRequired: _unproved(_takeBackAtLogin),
+}
+
+
+def reply(refusal: R.Refusal, command: str, registered=True):
     """
     The numeric and its parameters (after the recipient's nickname) that
-    tell an IRC client its C{command} was refused for C{refusal}.
+    tell an IRC client its C{command} was refused for C{refusal};
+    C{registered}: whether the client has registered (has a nickname).
     """
-    return _REPLIES[type(refusal)](refusal, command)
+    answer = None if registered else _AT_LOGIN.get(type(refusal))
+    return (answer or _REPLIES[type(refusal)])(refusal, command)
 
 
 def text(refusal: R.Refusal) -> str:

@@ -279,9 +279,11 @@ class IrcWire:
         if kind is events.PutOut:
             return line("KICK", event.room, me, "a moderator put you out", prefix=server)
         if kind is events.Expelled:
-            why = f" for {int(event.duration)} seconds" if event.duration else ""
-            return line("NOTICE", me, f"{event.by} banned you from this server{why}"
-                        + (f" ({event.reason})" if event.reason else ""), prefix=server)
+            # The connection's last line, which IRC clients show as the
+            # reason they were disconnected.
+            until = f" for {duration(event.duration)}" if event.duration else ""
+            return line("ERROR", f"Closing link: {event.by} banned you from this server{until}"
+                        + (f" ({event.reason})" if event.reason else ""))
         if kind is events.Identified:
             return line("900", me, f"{me}!{self.users.get(nickKey(me), '*@*')}", event.nick,
                         f"You are now logged in as {event.nick}", prefix=server)

@@ -677,8 +677,11 @@
   });
 
   // A typed line: a message to the conversation shown, one of the commands
-  // the page handles itself, or any other /command for the server.
-  function submit(line) {
+  // the page handles itself, or any other /command for the server.  Spaces
+  // before a slash do not make a command a message: the line protocol
+  // trims a line before reading it, and so does the page.
+  function submit(typed) {
+    const line = typed.trimStart();
     const buf = state.buffers.get(state.current);
     const room = buf && buf.kind === "room" ? buf.name : null;
     if (line.startsWith("/") && !line.startsWith("//")) {
