@@ -284,8 +284,9 @@ def test_changedPasswordLocksOutWhoeverLearntTheOldOne(tmp_path, db):
         alice.close()
         mallory.send("NICK alice")
         assert mallory.sync() == [
-            ":irc.chatd 433 mallory alice :Nickname is registered: log in with SASL or PASS, "
-            "or /msg NickServ IDENTIFY alice PASSWORD"]
+            ":irc.chatd 433 mallory alice :Nickname is registered: if it is yours, /msg "
+            "NickServ GHOST alice PASSWORD (or IDENTIFY alice PASSWORD); whoever holds it is "
+            "let go"]
         mallory.send("PRIVMSG NickServ :IDENTIFY alice fresh-password")
         # Answered once the password is checked.
         assert mallory.readUntil(lambda l: " NICK " in l)[-1] == ":mallory!~alice@chatd NICK alice"
