@@ -3,7 +3,7 @@ Several daemons (issue 16): one room of 1,000 split across two chatd daemons
 on one Redis, beside one chatd alone, in the same run.
 
     .venv/bin/python bench/broker_bench.py [--rounds N] [--members N]
-        [--compare REV] [--profile DIR] [--out FILE]
+        [--duration SECONDS] [--compare REV] [--profile DIR] [--out FILE]
 
 For each round and each setup ("one daemon", "two daemons + Redis", and with
 --compare "two daemons + Redis @REV": chatd as it was at git revision REV) it
@@ -11,10 +11,11 @@ starts the servers afresh, in an order that alternates from round to round,
 and drives them with bench/loadgen.c (with --port2, every other client,
 senders too, on the second daemon):
 
-- fanout: 10 senders each keeping 64 messages in flight for 3 s:
-  deliveries/s;
-- rate: 100 messages/s in all from 10 senders for 3 s: delivery latency
-  p50/p99, where (for two daemons) half the deliveries cross daemons.
+- fanout: 10 senders each keeping 64 messages in flight for 3 s (or
+  --duration): deliveries/s;
+- rate: 100 messages/s in all from 10 senders for 3 s (or --duration):
+  delivery latency p50/p99, where (for two daemons) half the deliveries
+  cross daemons.
 
 and prints a line a run; "lost" must be 0.  CPU is each process's own (Redis,
 then the daemons), read from /proc, and the load generator's own (getrusage):
@@ -106,6 +107,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--members", type=int, default=1000)
+    parser.add_argument("--duration", type=float, default=3,
+                        help="seconds of load in each run (the test suite's toy run "
+                             "needs only a fraction of one)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--compare", metavar="REV",
                         help="also run two daemons as chatd was at git revision REV "
@@ -131,9 +135,9 @@ def main(argv=None):
             extra += [option, value]
     scenarios = {
         "fanout": dict(mode="fanout", members=options.members, senders=10, window=64,
-                       duration=3),
+                       duration=options.duration),
         "rate": dict(mode="rate", members=options.members, senders=10, rate=100,
-                     duration=3),
+                     duration=options.duration),
     }
     results = []
     for turn in range(options.rounds):

@@ -141,6 +141,10 @@ class Options(usage.Options):
         ["idle-timeout", None, Limits.idleTimeout,
          "Seconds a user may send nothing before being disconnected "
          "(0: forever).", FLOAT],
+        ["close-timeout", None, Limits.closeTimeout,
+         "Seconds a closing connection may take to go (a client that does "
+         "not read its last lines, a TLS handshake that never completes) "
+         "before it is cut off.", FLOAT],
         ["db", None, None,
          "Where room history, accounts and bans are kept: sqlite:PATH (the file "
          "and its folder are created on first start), postgresql://USER@HOST:PORT/NAME "
@@ -276,7 +280,7 @@ class Options(usage.Options):
         if self["history-days"] < 0:
             raise usage.UsageError("--history-days: 0 or more days")
         for name in ("flood-rate", "flood-burst", "max-connections",
-                     "max-per-address", "max-rooms"):
+                     "max-per-address", "max-rooms", "close-timeout"):
             if self[name] <= 0:
                 raise usage.UsageError(f"--{name}: must be more than 0")
         for name in ("send-queue-grace", "recv-queue-time", "login-timeout",
@@ -303,6 +307,7 @@ class Options(usage.Options):
             maxRooms=self["max-rooms"],
             loginTimeout=self["login-timeout"],
             idleTimeout=self["idle-timeout"],
+            closeTimeout=self["close-timeout"],
         )
 
 

@@ -126,7 +126,8 @@ def test_brokerBenchRuns(tmp_path):
             pytest.skip(f"{program} is missing")
     out = tmp_path / "broker.json"
     subprocess.run([sys.executable, str(ROOT / "bench" / "broker_bench.py"), "--rounds", "1",
-                    "--members", "20", "--compare", "HEAD", "--out", str(out)],
+                    "--members", "20", "--duration", "0.3", "--compare", "HEAD",
+                    "--out", str(out)],
                    check=True, timeout=300, capture_output=True)
     runs = json.loads(out.read_text())
     assert sorted((r["scenario"], r["setup"]) for r in runs) == sorted(

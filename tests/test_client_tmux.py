@@ -222,12 +222,15 @@ def test_untrustedCertificateOnATerminal(tmp_path):
         daemon.stop()
 
 
-def test_pasteShownAsSaidAsTheServerTakesIt(tmp_path, daemon):
+def test_pasteShownAsSaidAsTheServerTakesIt(tmp_path):
     """
-    The issue's paste: 30 lines pasted at once, on the default flood limits
-    (the server slows a fast sender down).  Each line shows as said once,
-    in order, as the server takes it, and reaches the others whole.
+    The issue's paste: 30 lines pasted at once, each followed by its ping,
+    on the default burst of 20 and then 50 lines a second (the server slows
+    a fast sender down; the default 5 a second would only make it last 8 s).
+    Each line shows as said once, in order, as the server takes it, and
+    reaches the others whole.
     """
+    daemon = startDaemon(tmp_path, options=("--flood-rate", "50"))
     tmux = Tmux(tmp_path, f"{CHAT_CLIENT} --nick dave --log {tmp_path / 'd.log'} "
                           f"127.0.0.1 {daemon.port}; sleep 60")
     bob = LineClient(daemon.port, timeout=WAIT * 4)
@@ -247,6 +250,9 @@ def test_pasteShownAsSaidAsTheServerTakesIt(tmp_path, daemon):
         assert [row for row in rows if row.startswith("#lobby <dave> ")] == [
             "#lobby <dave> " + line for line in lines]
         assert not [row for row in rows if row.startswith(("!!!", "[chat-client] refused"))]
+        # Paced, as on the default rate: the scenario is still a flood.
+        assert "-!- you are sending fast; your lines are being delayed" in rows, rows
     finally:
         bob.close()
         tmux.close()
+        daemon.stop()

@@ -4,7 +4,9 @@ connection counts and timeouts, and their options.
 """
 
 import pytest
+from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.python import usage
 
 from chatd.edge.limits import FloodGate, Limits
@@ -219,6 +221,28 @@ def test_loginTimeout():
     assert not server.clock.getDelayedCalls()
 
 
+def test_closeTimeoutCutsOffAConnectionThatDoesNotGo():
+    """
+    A connection being closed whose transport does not go (a peer that never
+    reads its last lines, a TLS handshake that never completes) is cut off
+    --close-timeout seconds later, 10 by default.
+    """
+    for limits, timeout in ((Limits(loginTimeout=30), 10), (Limits(loginTimeout=30,
+                                                                  closeTimeout=2), 2)):
+        server = MemoryServer(limits=limits)
+        address = IPv4Address("TCP", "127.0.0.1", 40000)
+        proto = server.factory.buildProtocol(address)
+        # Unlike the memory clients' transport, this one never goes by itself.
+        transport = StringTransport(peerAddress=address)
+        proto.makeConnection(transport)
+        server.clock.advance(30)
+        assert transport.disconnecting and not transport.disconnected
+        server.clock.advance(timeout - 0.1)
+        assert not transport.disconnected
+        server.clock.advance(0.1)
+        assert transport.disconnected
+
+
 def test_idleTimeoutOffByDefault():
     """
     By default a silent user is never disconnected.
@@ -337,13 +361,15 @@ def test_optionsDefaultsAndChecks():
                          "--max-connections", "5000", "--max-per-address", "9",
                          "--login-timeout", "0", "--idle-timeout", "600",
                          "--send-queue", "65536", "--send-queue-grace", "2",
-                         "--max-rooms", "3"])
+                         "--max-rooms", "3", "--close-timeout", "1.5"])
     assert config.limits() == Limits(
         sendQueueBytes=65536, sendQueueGrace=2, floodRate=0.5, floodBurst=12,
         recvQueueBytes=8192, recvQueueTime=7,
-        maxConnections=5000, maxPerAddress=9, maxRooms=3, loginTimeout=0, idleTimeout=600)
+        maxConnections=5000, maxPerAddress=9, maxRooms=3, loginTimeout=0, idleTimeout=600,
+        closeTimeout=1.5)
     for bad in (["--flood-rate", "0"], ["--max-connections", "0"],
-                ["--max-per-address", "-1"], ["--idle-timeout", "-5"]):
+                ["--max-per-address", "-1"], ["--idle-timeout", "-5"],
+                ["--close-timeout", "0"]):
         with pytest.raises(usage.UsageError):
             Options().parseOptions(bad)
 

@@ -153,14 +153,16 @@ def test_telnetCrLfAndUtf8(daemon):
 
 
 @pytest.mark.slow
-def test_pasteOfEightyLinesArrivesWhole(daemon):
+def test_pasteOfEightyLinesArrivesWhole():
     """
-    Eighty lines pasted at once into nc, on the default limits (a
-    burst of 20, then 5 a second): none is refused; every other member gets
-    each of them once, in order; the sender is told once that it is being
-    slowed, and what it sends after the paste is answered after it.
+    Eighty lines pasted at once into nc, on the default burst of 20 and
+    then 50 a second (the default 5 a second would only make the same
+    pacing last 12 s): none is refused; every other member gets each of them
+    once, in order; the sender is told once that it is being slowed, and
+    what it sends after the paste is answered after it.
     """
     requireTool("nc")
+    daemon = Daemon("--flood-rate", "50").start()
     nc = Terminal("nc", "127.0.0.1", str(daemon.port))
     others = [daemon.client(), daemon.client()]
     try:
@@ -173,7 +175,7 @@ def test_pasteOfEightyLinesArrivesWhole(daemon):
         paste = [f"pasted line {i:02d} of 80" for i in range(80)]
         nc.typeBytes("".join(line + "\n" for line in paste).encode())
         nc.type("/ping after the paste")
-        # 60 lines past the burst at 5 a second: 12 s.
+        # 60 lines past the burst at 50 a second: 1.2 s.
         told = nc.readUntil(lambda l: l == "=== pong after the paste", timeout=60)
         assert told == ["-!- you are sending fast; your lines are being delayed",
                         "=== pong after the paste"]
@@ -185,6 +187,7 @@ def test_pasteOfEightyLinesArrivesWhole(daemon):
         nc.close()
         for other in others:
             other.close()
+        daemon.stop()
 
 
 def test_ncEndingItsInputStillGetsEveryAnswer(tmp_path):

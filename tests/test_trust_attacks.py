@@ -142,10 +142,12 @@ def test_tlsHandshakeThatNeverCompletesFreesItsSlot(tmp_path):
     """
     A TLS connection that never sends its ClientHello holds the only slot
     its address has; when the login timeout passes it is cut off (not left
-    waiting for a handshake that never comes), and the slot is free again.
+    waiting for a handshake that never comes: its farewell waits for one, for
+    --close-timeout), and the slot is free again.
     """
     key, cert = makeCertificate(tmp_path)
     daemon = Daemon("--db", "none", "--max-per-address", "1", "--login-timeout", "1",
+                    "--close-timeout", "1",
                     "--listen", f"ssl:0:interface=127.0.0.1:privateKey={key}:certKey={cert}",
                     cwd=tmp_path, listeners=2).start()
     try:

@@ -55,9 +55,6 @@ class Connection:
 
     # How long live lines wait for history being read before it is skipped.
     HISTORY_WAIT = 3.0
-    # How long a closing connection may take to go (a peer that never reads,
-    # a TLS handshake that never completes) before it is cut off.
-    CLOSE_DEADLINE = 10.0
 
     def __init__(self, transport, gate, wire, input):
         """
@@ -411,7 +408,7 @@ class Connection:
         self.transport.loseConnection()
         if self.live:
             # (Some transports are gone at once.)
-            self._closing = self.gate.clock.callLater(self.CLOSE_DEADLINE,
+            self._closing = self.gate.clock.callLater(self.gate.limits.closeTimeout,
                                                       self.transport.abortConnection)
 
     def sendLast(self, data):

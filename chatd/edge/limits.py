@@ -38,6 +38,9 @@ class Limits:
     @ivar maxRooms: rooms one user may be in at once.
     @ivar loginTimeout: seconds a connection may take to choose a nickname.
     @ivar idleTimeout: seconds a connection may stay silent; 0 means forever.
+    @ivar closeTimeout: seconds a closing connection may take to go (a peer
+        that never reads its last lines, a TLS handshake that never
+        completes) before it is cut off.
     """
 
     sendQueueBytes: int = SEND_QUEUE_BYTES
@@ -51,6 +54,7 @@ class Limits:
     maxRooms: int = 20
     loginTimeout: float = 60.0
     idleTimeout: float = 0.0
+    closeTimeout: float = 10.0
 
 
 class FloodGate:

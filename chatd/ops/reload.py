@@ -30,7 +30,7 @@ from chatd.core.names import nickKey
 # The options a reload applies, beyond the certificates.
 LIMIT_OPTIONS = ("send-queue", "send-queue-grace", "flood-rate", "flood-burst",
                  "recv-queue", "recv-queue-time", "max-connections", "max-per-address",
-                 "max-rooms", "login-timeout", "idle-timeout")
+                 "max-rooms", "login-timeout", "idle-timeout", "close-timeout")
 # Those that only a restart applies.
 RESTART_OPTIONS = ("listen", "irc", "irc-name", "irc-network", "web", "web-origins", "lobby",
                    "db", "replay", "metrics", "broker")
