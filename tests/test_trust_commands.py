@@ -132,6 +132,38 @@ def test_mutedUsersPartAndQuitWithoutTheirReason(server):
                             "-- #lobby bob has quit"]
 
 
+def test_linesForARoomOneWasPutOutOfGoNowhereElse(server):
+    """
+    Put out of the room they were talking in (a kick), a line-protocol user
+    is not moved to another: what they type next was meant for that room
+    (a paste cut by the kick went on in the lobby), so it is refused until
+    they choose a room with /join.  Leaving by /part still moves them to
+    the room joined most recently, as before.
+    """
+    boss = operator(server)
+    bob = server.connect("bob")
+    carol = server.connect("carol")
+    for user in (boss, bob):
+        user.send("/join #private")
+    bob.lines()
+    boss.send("/kick bob enough")
+    assert bob.lines() == ["-- #private bob was kicked by boss (enough)", "=== left #private"]
+    carol.lines()
+    bob.send("the rest of what I was saying in private")
+    assert bob.lines() == ["!!! you are no longer in #private: nothing was sent; "
+                           "/join a room to talk there"]
+    assert carol.lines() == []
+    bob.send("/join #lobby")
+    bob.lines()
+    bob.send("hello lobby")
+    assert carol.lines() == ["#lobby <bob> hello lobby"]
+    bob.send("/join #elsewhere")
+    bob.send("/part")
+    assert bob.lines()[-1] == "=== now talking in #lobby"
+    bob.send("back")
+    assert carol.lines() == ["#lobby <bob> back"]
+
+
 def test_bansList(server):
     """
     /bans lists what the operator may lift, with time left and reason.

@@ -249,7 +249,7 @@ def _join(conn, arg):
 def _part(conn, arg):
     # As /join: the first word names the room, with or without its #.
     name, _, reason = arg.partition(" ")
-    conn.session.part(name or conn.currentRoom().name, reason.strip())
+    conn.leftByChoice(conn.session.part(name or conn.currentRoom().name, reason.strip()))
     if conn.session.rooms:
         conn.reply(f"now talking in {conn.currentRoom().name}")
 

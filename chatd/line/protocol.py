@@ -124,10 +124,17 @@ class ChatProtocol(PacedLineReceiver):
     def currentRoom(self):
         """
         The room plain text goes to: the one chosen last or, once the user
-        is no longer in it, the one joined most recently.
+        has left it (/part), the one joined most recently.  One they were
+        put out of (a kick, a ban) is not replaced: what they type next was
+        meant for it, perhaps a private room, and must not reach another
+        (a paste cut by a kick went on in the lobby); until they choose a
+        room with /join, it is refused.
         """
         current = self._current
-        if current is None or not self.session.isIn(current):
+        if current is not None and not self.session.isIn(current):
+            raise LineError(f"you are no longer in {current.name}: nothing was sent; "
+                            "/join a room to talk there")
+        if current is None:
             rooms = self.session.rooms
             if not rooms:
                 raise LineError("you are in no room; /join #room first")
@@ -139,6 +146,14 @@ class ChatProtocol(PacedLineReceiver):
         Make C{room} the one plain text goes to.
         """
         self._current = room
+
+    def leftByChoice(self, room):
+        """
+        The user left C{room} with /part: if plain text went there, it goes
+        to the room joined most recently from now on.
+        """
+        if room is self._current:
+            self._current = None
 
     # What the commands call
 

@@ -402,6 +402,10 @@ class _LineCommands:
         # The page keeps its own current room; this is the one entered.
         self._shown = room
 
+    def leftByChoice(self, room):
+        # (The page names the room of every line it sends.)
+        pass
+
     def showHistory(self, found, header=None, replay=False):
         if replay:
             # A room just entered (/join, /ghost).
