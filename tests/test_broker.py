@@ -523,14 +523,10 @@ def test_ghostAcrossDaemons():
     assert owner.lines() == ["*carol* hi"]
 
 
-def test_ghostAtThePromptFromAnotherDaemonIsSeenArriving():
+def _bobHeldOnB():
     """
-    The owner of a registered nickname held on another daemon takes it
-    back at the nickname prompt: the members on the stale holder's daemon
-    see the holder quit and the owner join, and find them in the room
-    after (found checking ghosts across daemons: the join was not shown
-    there, nor the owner listed, the holder's own departure not yet read
-    back when it came).
+    Two daemons sharing accounts, the registered bob logged in on B with a
+    watcher beside him, their output so far read.
     """
     from support import MemoryAccounts
 
@@ -542,6 +538,19 @@ def test_ghostAtThePromptFromAnotherDaemonIsSeenArriving():
     stale = login(cluster, b, "bob", "bob-password")
     watcher = login(cluster, b, "watcher")
     stale.lines(), watcher.lines()
+    return cluster, a, b, stale, watcher
+
+
+def test_ghostAtThePromptFromAnotherDaemonIsSeenArriving():
+    """
+    The owner of a registered nickname held on another daemon takes it
+    back at the nickname prompt: the members on the stale holder's daemon
+    see the holder quit and the owner join, and find them in the room
+    after (found checking ghosts across daemons: the join was not shown
+    there, nor the owner listed, the holder's own departure not yet read
+    back when it came).
+    """
+    cluster, a, b, stale, watcher = _bobHeldOnB()
     owner = a.connect()
     owner.lines()
     owner.send("/ghost bob bob-password")
@@ -562,16 +571,8 @@ def test_ircPassTakesBackANicknameHeldOnAnotherDaemon():
     room sees it quit, and every daemon knows who holds it now.
     """
     from chatd.irc.protocol import IrcFactory
-    from support import MemoryAccounts
 
-    accounts = MemoryAccounts()
-    accounts.passwords.update(bob="bob-password")
-    cluster = Cluster()
-    a = cluster.add("A", accounts=accounts)
-    b = cluster.add("B", accounts=accounts)
-    stale = login(cluster, b, "bob", "bob-password")
-    watcher = login(cluster, b, "watcher")
-    stale.lines(), watcher.lines()
+    cluster, a, b, stale, watcher = _bobHeldOnB()
     owner = a.connect(factory=IrcFactory(a.core, a.gate))
     owner.send("PASS bob-password")
     owner.send("NICK bob")
