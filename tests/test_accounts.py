@@ -390,3 +390,78 @@ def test_changedPasswordVoidsOtherConnectionsProof(trust):
     assert trust.core.user("owner") is None
     result(thief.rename("owner", "brand-new-pw"))
     assert thief.nick == "owner" and thief.identified
+
+
+def test_proofOfAnAccountWhosePasswordIsChangingTakesNothing(trust):
+    """
+    While the owner's /password is being checked, a connection that proved
+    the password earlier (and renamed away) cannot take the nickname back
+    without giving one: it would otherwise let the changer go and, holding
+    the nickname when the change is applied, keep it.
+    """
+    thief = trust.connect(host="192.0.2.7")
+    result(thief.claim("owner", "owner-password"))
+    thief.rename("thief")
+    owner = trust.arrive("owner", password="owner-password")
+    checking = Deferred()
+    trust.accounts.verify = lambda nick, password: checking
+    changed = owner.changePassword("owner-password", "brand-new-pw")
+    with pytest.raises(R.PasswordRequired):
+        thief.rename("owner")
+    assert trust.holder("owner") is owner.outbox and not owner.outbox.hungUp
+    checking.callback(True)
+    result(changed)
+    assert trust.accounts.passwords["owner"] == "brand-new-pw" and owner.identified
+    owner.quit("quit")
+    with pytest.raises(R.PasswordRequired):
+        thief.rename("owner")
+
+
+def test_passwordGivenWhileItIsChangingTakesNothing(trust):
+    """
+    A thief who gives the old password while the owner's change is being
+    checked is told to try again later, rather than taking the nickname
+    from the changer; once changed, the old password is wrong.  A second
+    /password meanwhile is refused the same way.
+    """
+    owner = trust.arrive("owner", password="owner-password")
+    thief = trust.arrive("thief", host="192.0.2.7")
+    checking, verify = Deferred(), trust.accounts.verify
+    trust.accounts.verify = lambda nick, password: checking
+    changed = owner.changePassword("owner-password", "brand-new-pw")
+    trust.accounts.verify = verify
+    with pytest.raises(R.PasswordChanging) as e:
+        result(thief.rename("owner", "owner-password"))
+    assert e.value == R.PasswordChanging("owner")
+    with pytest.raises(R.PasswordChanging):
+        owner.changePassword("owner-password", "another-new-pw")
+    assert trust.holder("owner") is owner.outbox and not owner.outbox.hungUp
+    assert thief.nick == "thief" and not thief.outbox.hungUp
+    checking.callback(True)
+    result(changed)
+    assert trust.accounts.passwords["owner"] == "brand-new-pw" and owner.identified
+    with pytest.raises(R.WrongPassword):
+        result(thief.rename("owner", "owner-password"))
+
+
+def test_passwordChangedElsewhereLetsGoAHolderWhoseProofItVoids(trust):
+    """
+    A thief who took the nickname here with the old password while its
+    owner changed it through another daemon holds it when the change is
+    told here: the thief's proof is voided all the same, and the thief is
+    let go as a ghost is, told why, so that the owner can take the nickname
+    with the new password.
+    """
+    thief = trust.arrive("thief", host="192.0.2.7")
+    watcher = trust.arrive("watcher")
+    result(thief.rename("owner", "owner-password"))
+    clear(thief, watcher)
+    trust.accounts.passwords["owner"] = "brand-new-pw"
+    trust.core.identity.changedElsewhere("owner")
+    assert thief.outbox.take() == [events.Ghosted("owner")]
+    assert thief.outbox.hungUp and not thief.connected
+    assert watcher.outbox.take() == [events.Quit("#lobby", "owner", "ghosted")]
+    assert trust.core.user("owner") is None
+    back = trust.connect()
+    result(back.claim("owner", "brand-new-pw"))
+    assert back.nick == "owner" and back.identified

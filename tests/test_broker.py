@@ -1574,6 +1574,42 @@ def test_changedPasswordLocksOutOnEveryDaemon():
     assert thief.lines() == ["!!! reg is registered: /nick reg PASSWORD if it is yours"]
 
 
+def test_passwordChangeLetsGoWhoTookTheNicknameElsewhereMeanwhile():
+    """
+    A thief on one daemon who takes a nickname with its old password while
+    its owner's change is checked on another (letting the changer go) holds
+    it when the change is made: the change is made all the same, and the
+    thief is let go, told why, so that the owner can take the nickname with
+    the new password (found by trial T2: the holder was spared).
+    """
+    from twisted.internet.defer import Deferred
+
+    from support import MemoryAccounts
+
+    accounts = MemoryAccounts()
+    accounts.passwords.update(reg="reg-password")
+    cluster = Cluster()
+    a = cluster.add("A", accounts=accounts)
+    b = cluster.add("B", accounts=accounts)
+    owner = login(cluster, a, "reg", "reg-password")
+    thief = login(cluster, b, "thief")
+    checking, verify = Deferred(), accounts.verify
+    accounts.verify = lambda nick, password: checking
+    owner.send("/password reg-password fresh-password")
+    cluster.settle()
+    accounts.verify = verify
+    thief.send("/nick reg reg-password")
+    cluster.settle()
+    assert "-!- the owner of reg took the nickname back; goodbye" in owner.lines()
+    thief.lines()
+    checking.callback(True)
+    cluster.settle()
+    assert accounts.passwords["reg"] == "fresh-password"
+    assert thief.lines() == ["-!- the owner of reg took the nickname back; goodbye"]
+    assert "reg" not in a.core.users and "reg" not in b.core.users
+    login(cluster, a, "reg", "fresh-password")
+
+
 def test_quitShownInEveryRoomOnOtherDaemons(cluster):
     """
     A user of one daemon who quits is shown quitting in each of their

@@ -226,6 +226,34 @@ def test_registeredNicknameAsksForItsPassword(server):
     assert watcher.lines() == ["-- #lobby boss has joined"]
 
 
+def test_passwordBeingChangedAsksForItAgainAtThePrompt():
+    """
+    The password of a nickname whose owner is changing it, given at the
+    prompt, is refused for the moment and asked for again, rather than
+    taken for a nickname.
+    """
+    from twisted.internet.defer import Deferred
+
+    accounts = MemoryAccounts()
+    accounts.passwords["boss"] = "boss-password"
+    server = MemoryServer(accounts=accounts)
+    boss = operator(server)
+    checking, verify = Deferred(), accounts.verify
+    accounts.verify = lambda nick, password: checking
+    boss.send("/password boss-password fresh-password")
+    accounts.verify = verify
+    other = server.connect()
+    other.lines()
+    other.send("boss")
+    other.lines()
+    other.send("boss-password")
+    assert other.lines() == [
+        "!!! the password of boss is being changed; try again in a moment",
+        "??? boss is registered: password again (or another nickname)"]
+    checking.callback(True)
+    assert "=== your password is changed" in boss.lines()
+
+
 def test_nicknameAndPasswordOnOneLineAtThePrompt(server):
     """
     A nickname and its password typed on one line at the prompt are taken

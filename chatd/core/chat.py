@@ -340,12 +340,12 @@ class ChatCore:
             registered and C{user} has not proved it is theirs.
         """
         holder = self.users.get(nickKey(nick))
-        if holder is not None and user.account == nickKey(nick):
+        if holder is not None and self.identity.provedOwner(user, nick):
             # Proved before it was chosen (IRC's SASL or PASS): a stale
             # connection of the owner's gives it back, unless the owner may
             # not have it anyway.
             self.moderation.checkNotBannedAs(user, nick)
-            self._letGo(holder, user, nick)
+            self.letGo(holder, user)
         self._checkNickFree(user, nick)
         self.moderation.checkNotBannedAs(user, nick)
         self.fanout.nickTaken(nick)
@@ -376,7 +376,7 @@ class ChatCore:
         if nickKey(nick) != user.key:
             self.moderation.checkMayRename(user)
             holder = self.users.get(nickKey(nick))
-            if holder is not None and user.account == nickKey(nick):
+            if holder is not None and self.identity.provedOwner(user, nick):
                 # Proved on this connection already: a stale connection of
                 # the owner's gives it back.
                 self.takeNick(user, nick)
@@ -398,7 +398,7 @@ class ChatCore:
         """
         holder = self.user(nick)
         if holder is not None and holder is not user:
-            self._letGo(holder, user, nick)
+            self.letGo(holder, user)
         self.fanout.toUser(user, events.Identified(nick))
         if user.nick is None:
             return self.claimNick(user, nick)
@@ -409,17 +409,19 @@ class ChatCore:
                 self.rename(user, nick)
         return None
 
-    def _letGo(self, holder, user, nick):
+    def letGo(self, holder, user):
         """
-        Disconnect C{holder} of C{nick}, telling them why: C{user} proved it
-        is theirs.
+        Disconnect C{holder} of a registered nickname, telling them why: its
+        owner, C{user}, proved it is theirs (L{None}: changed its password,
+        voiding C{holder}'s proof).
         """
-        self.fanout.toUser(holder, events.Ghosted(holder.nick))
+        nick = holder.nick
+        self.fanout.toUser(holder, events.Ghosted(nick))
         self.disconnect(holder, "ghosted")
         # Its rooms see the holder go before anything of the taker's.
         self.fanout.nickTaken(nick)
         holder.hangUp()
-        self._log.info("{by} ghosted {nick}", by=user.nick or "-", nick=nick)
+        self._log.info("{by} ghosted {nick}", by=user and user.nick or "-", nick=nick)
 
     def changeNick(self, user, nick):
         """

@@ -80,6 +80,8 @@ class Identity:
         # Account key -> the users who proved it (their account), so that a
         # password change can void those proofs.
         self._provers = {}
+        # Account key -> the user whose change of its password is under way.
+        self._changing = {}
         self._turns = Turns()
 
     def isRegistered(self, nick):
@@ -90,9 +92,18 @@ class Identity:
         Whether C{user} may use C{nick} without giving its password: it is
         not registered, or they proved it is theirs on this connection.
         """
+        return self.provedOwner(user, nick) or not self.isRegistered(nick)
+
+    def provedOwner(self, user, nick):
+        """
+        Whether C{user} proved on their connection that C{nick} is theirs,
+        and that proof still holds: while its password is being changed,
+        only the changer's does, since the change may void the others'.
+        """
         # (A user who proved no nickname, as most have not, needs no key.)
-        return ((user.account is not None and user.account == nickKey(nick))
-                or not self.isRegistered(nick))
+        if user.account is None or user.account != nickKey(nick):
+            return False
+        return self._changing.get(user.account, user) is user
 
     def register(self, user, password):
         """
@@ -202,6 +213,9 @@ class Identity:
         def proved(result):
             if not user.connected:
                 return None
+            if self._changing.get(nickKey(nick), user) is not user:
+                # Whichever password this was, the change may void it.
+                raise R.PasswordChanging(nick)
             self._proved(user, nickKey(nick))
             self._log.info("{nick} proved their nickname", nick=nick)
             return core.takeNick(user, nick)
@@ -212,8 +226,14 @@ class Identity:
         """
         Change the password of C{user}'s registered nickname, proving the old
         one first.  Once changed, every other connection that proved the old
-        one (and used another nickname since) must give the new one: whoever
-        learnt the old password is locked out by the change.
+        one must give the new one: whoever learnt the old password is locked
+        out by the change, even one who took the nickname from the changer
+        while it was being made (let go once it is: see L{_voidProofs}).
+        Meanwhile nobody but the changer takes the nickname on the strength
+        of an earlier proof (see L{provedOwner}).
+
+        A changer let go meanwhile has their change applied all the same
+        (the store made it), and is told nothing more: they are gone.
 
         @return: a L{Deferred} firing when changed.
         """
@@ -221,8 +241,11 @@ class Identity:
         key = nickKey(nick)
         if not user.identified:
             raise R.IdentifyFirst(nick)
+        if key in self._changing:
+            raise R.PasswordChanging(nick)
         self._checkPassword(new)
         checked = self._checkOwner(user, nick, old)
+        self._changing[key] = user
         checked.addCallback(lambda _: self._turns.take(
             addressGroup(user.host), key,
             lambda: self._accounts.changePassword(nick, new)).addErrback(_refused))
@@ -234,7 +257,11 @@ class Identity:
             self._core.fanout.passwordChanged(key)
             self._log.info("{nick} changed their password", nick=nick)
 
-        return checked.addCallback(changed)
+        def over(result):
+            del self._changing[key]
+            return result
+
+        return checked.addCallback(changed).addBoth(over)
 
     def changedElsewhere(self, key):
         """
@@ -273,13 +300,16 @@ class Identity:
     def _voidProofs(self, key, changer):
         """
         The password of the nickname whose key is C{key} changed: whoever
-        proved the old one must prove the new one, but C{changer} (who
-        gave both) and whoever uses that nickname now (who proved it before
-        the change, as its owner: see L{mayHold}).
+        proved the old one must prove the new one, but C{changer} (who gave
+        both).  One who holds that nickname now (who took it from the
+        changer meanwhile) is let go as a ghost is, so that its owner can
+        take it with the new password.
         """
         for user in list(self._provers.get(key, ())):
-            if user is not changer and user.key != key:
+            if user is not changer:
                 self._proved(user, None)
+                if user.key == key:
+                    self._core.letGo(user, None)
 
     def _requireAccounts(self):
         if self._accounts is None:

@@ -282,6 +282,16 @@ class AttemptWaiting(Refusal):
 
 
 @dataclass
+class PasswordChanging(Refusal):
+    """
+    The password of C{nick} is being changed: until it is, no proof made
+    by anyone but the changer takes the nickname (the change may void it).
+    """
+
+    nick: str
+
+
+@dataclass
 class TooManyRegistrations(Refusal):
     """Registrations from this address come too fast; try in C{seconds}."""
 

@@ -120,6 +120,8 @@ _REPLIES = {
     R.NotRegistered: _fail(lambda r: f"{r.nick} is not registered"),
     R.IdentifyFirst: _fail(lambda r: f"Identify as {r.nick} first"),
     R.AttemptWaiting: _fail(lambda r: f"A password for {r.nick} is still being checked"),
+    R.PasswordChanging: _fail(lambda r: f"The password of {r.nick} is being changed; "
+                                        "try again in a moment"),
     R.TooManyRegistrations: _fail(lambda r: "Registrations from your address come too "
                                             f"fast; try again in {r.seconds} seconds"),
     R.WrongPassword: _fail(lambda r: f"Wrong password for {r.nick}"),

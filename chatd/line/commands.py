@@ -15,8 +15,8 @@ from typing import Callable
 from twisted.logger import Logger
 
 from chatd.core.names import nickKey, roomKey
-from chatd.core.refusals import AccountRefused, AttemptWaiting, PasswordRequired, Refusal, \
-    WrongPassword
+from chatd.core.refusals import AccountRefused, AttemptWaiting, PasswordChanging, \
+    PasswordRequired, Refusal, WrongPassword
 from chatd.line import wire
 
 HISTORY_DEFAULT = 50
@@ -135,7 +135,7 @@ def _claim(conn, nick, password=None):
         # A refused password leaves the user at the password question, not
         # at the nickname prompt, where the next try of their password
         # would become their public nickname (and a log line).
-        if failure.check(WrongPassword, AccountRefused, AttemptWaiting) \
+        if failure.check(WrongPassword, AccountRefused, AttemptWaiting, PasswordChanging) \
                 and conn.session.nick is None and conn.passwordFor is None:
             conn.passwordFor = nick
             conn.refused(failure.value)

@@ -67,6 +67,8 @@ _TEXT = {
     R.IdentifyFirst: lambda r: f"identify as {r.nick} first",
     R.AttemptWaiting: lambda r: (f"your last password for {r.nick} is still being "
                                  "checked; wait for the answer"),
+    R.PasswordChanging: lambda r: (f"the password of {r.nick} is being changed; "
+                                   "try again in a moment"),
     R.TooManyRegistrations: lambda r: ("too many registrations from your address; "
                                        f"try again in {r.seconds} seconds"),
     R.WrongPassword: lambda r: f"wrong password for {r.nick}",
