@@ -8,11 +8,14 @@ import json
 import os
 
 import pytest
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import StringTransport
 
 from chatd.edge.limits import Limits
 from chatd.web.frames import ControlFrames, FrameReader, unmask
 from chatd.web.messages import MAX_FRAME_BYTES
-from websupport import WebMemoryServer, masked
+from chatd.web.resource import WebSite
+from websupport import WebMemoryServer, masked, readFrames
 
 
 class Reader:
@@ -132,6 +135,50 @@ def test_aCloseAfterPacedLinesWaitsForThem():
     assert amy.transport.producerState == "producing"
 
 
+@pytest.mark.parametrize("first", [
+    masked(b"hi", opcode=0x9),                                          # a ping
+    masked(b'{"type":"ping",', final=False) + masked(b'"data":"x"}', opcode=0x0),
+], ids=["ping", "fragmented"])
+def test_aCloseAfterPacedLinesWaitsForThemInTheLibrary(first):
+    """
+    Once a frame has taken the browser's input to the WebSocket library (a
+    ping, a fragmented message), a close read behind lines that wait for
+    pacing still waits for them, as on the reader's own path: every line is
+    said, in order, then the close is answered, as the last frame (found by
+    a trial: the library read the lines and the close in one go, and the
+    close ended the connection at once, dropping the lines past the burst).
+    """
+    server = WebMemoryServer(limits=Limits(floodBurst=3, floodRate=1))
+    bob = server.browser("bob")
+    bob.messages()
+    transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000),
+                                hostAddress=IPv4Address("TCP", "127.0.0.1", 8080))
+    channel = WebSite(server.web).buildProtocol(transport.getPeer())
+    channel.makeConnection(transport)
+    lines = [f"m{i}" for i in range(6)]
+    close = masked((1000).to_bytes(2, "big"), opcode=0x8)
+    channel.dataReceived(
+        b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nConnection: Upgrade\r\n"
+        b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        + masked(b'{"type":"nick","nick":"amy"}') + first
+        + b"".join(masked(json.dumps({"type": "say", "room": "#lobby", "text": text}).encode())
+                   for text in lines)
+        + close)
+    heard = []
+    # Past the burst, a line a second; the close once every line is said.
+    for second in range(len(lines) + 1):
+        heard += [m["text"] for m in bob.messages() if m["type"] == "said"]
+        assert heard == lines or not transport.disconnecting, heard
+        server.clock.advance(1)
+    assert heard == lines
+    frames = readFrames(transport.value().split(b"\r\n\r\n", 1)[1])
+    assert frames[-1] == (0x8, (1000).to_bytes(2, "big"))
+    assert [json.loads(payload).get("text") for opcode, payload in frames
+            if opcode == 1 and b'"said"' in payload] == lines
+    assert transport.disconnecting
+
+
 def test_controlFramesCountedApartFromMessages():
     """
     Of the bytes handed to the WebSocket library, L{ControlFrames} tells
@@ -145,7 +192,7 @@ def test_controlFramesCountedApartFromMessages():
     control = len(ping) * 2 + len(pong) + len(close)
     for cut in (1, 7, 1000, len(stream)):
         frames = ControlFrames()
-        counted = sum(frames.controlBytes(stream[at:at + cut])
+        counted = sum(frames.follow(stream[at:at + cut])[0]
                       for at in range(0, len(stream), cut))
         assert counted == control, cut
 
@@ -164,4 +211,4 @@ def test_framesTheLibraryRefusesAreNoControlFrames(frame):
     everything after it, which the library will not read as frames.
     """
     frames = ControlFrames()
-    assert frames.controlBytes(frame + masked(b"", opcode=0x9)) == 0
+    assert frames.follow(frame + masked(b"", opcode=0x9)) == (0, [])

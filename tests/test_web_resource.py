@@ -12,6 +12,7 @@ import pytest
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python import usage
 
 from chatd.tap import Options, StartFailure
@@ -192,6 +193,30 @@ def test_programs_are_let_in_by_any_name(site):
     """
     raw = b"GET /ws HTTP/1.1\r\nHost: chat.lan:8080\r\n" + UPGRADE + b"\r\n"
     assert status(exchange(site, raw)) == 101
+
+
+@pytest.mark.parametrize("head", [
+    b"GET /ws HTTP/1.1\r\n",
+    b"GET /ws HTTP/1.0\r\n",
+    b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nHost: localhost:8080\r\n",
+], ids=["none", "none-http1.0", "two"])
+def test_upgrade_needs_one_host(site, head):
+    """
+    An upgrade without a Host header, or with two, is a bad request (RFC
+    9112, section 3.2), answered 400 in a few words, and logged as no
+    more than that (found by a trial: the WebSocket library raised on it,
+    so that anyone could write a critical traceback to the log, and got 500).
+    """
+    logged = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        response = exchange(site, head + UPGRADE + b"\r\n")
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    assert status(response) == 400, response
+    assert response.split(b"\r\n\r\n", 1)[1] == b"A WebSocket upgrade needs one Host header.\n"
+    assert headers(response)["content-type"] == "text/plain; charset=utf-8"
+    assert [e for e in logged if e.get("log_level", LogLevel.info) > LogLevel.info] == []
 
 
 def test_frames_in_the_upgrades_write(site):

@@ -109,14 +109,17 @@ class ControlFrames:
     their bytes are control frames (a ping, a pong, a close): those are
     never part of a message (RFC 6455, section 5.5), may come between its
     fragments (section 5.4), and the library answers pings itself, so a
-    peer's pings are no message growing in memory.
+    peer's pings are no message growing in memory.  It also tells where
+    each message ends (a final data frame), so that the library can be
+    handed one message at a time.
 
     A frame that is no valid client frame (a reserved bit or opcode, no
     mask, a control frame fragmented or over 125 bytes) is the library's to
-    refuse: it and everything after it count as message bytes.
+    refuse: it and everything after it count as message bytes, and no
+    message ends in them.
     """
 
-    __slots__ = ("_header", "_left", "_control", "_lost")
+    __slots__ = ("_header", "_left", "_control", "_endsMessage", "_lost")
 
     def __init__(self):
         # The start of a frame header that is not yet whole.
@@ -124,14 +127,17 @@ class ControlFrames:
         # Payload bytes of the current frame still to come, and its kind.
         self._left = 0
         self._control = False
+        self._endsMessage = False
         self._lost = False
 
-    def controlBytes(self, data: bytes) -> int:
+    def follow(self, data: bytes) -> tuple[int, list[int]]:
         """
-        How many bytes of C{data}, the next bytes for the library, belong
-        to control frames.
+        Of C{data}, the next bytes for the library: how many belong to
+        control frames, and the offsets just past each frame that ends a
+        message.
         """
         control = 0
+        ends = []
         at, end = 0, len(data)
         while at < end and not self._lost:
             if self._left:
@@ -140,18 +146,21 @@ class ControlFrames:
                 at += taken
                 if self._control:
                     control += taken
-                continue
-            header = self._header + data[at:at + _MAX_HEADER - len(self._header)]
-            length = _headerLength(header)
-            if length is None or len(header) < length:
-                self._header = header
-                break
-            at += length - len(self._header)
-            self._header = b""
-            self._startFrame(header[:length])
-            if self._control:
-                control += length
-        return control
+            else:
+                header = self._header + data[at:at + _MAX_HEADER - len(self._header)]
+                length = _headerLength(header)
+                if length is None or len(header) < length:
+                    self._header = header
+                    break
+                at += length - len(self._header)
+                self._header = b""
+                self._startFrame(header[:length])
+                if self._control:
+                    control += length
+            if self._endsMessage and not self._left:
+                self._endsMessage = False
+                ends.append(at)
+        return control, ends
 
     def _startFrame(self, header):
         first, size = header[0], header[1] & 0x7F
@@ -167,6 +176,7 @@ class ControlFrames:
         if not valid:
             self._lost = True
             self._control = False
+        self._endsMessage = bool(valid and opcode in _DATA_OPCODES and first & 0x80)
         self._left = size
 
 

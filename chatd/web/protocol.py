@@ -96,8 +96,9 @@ class WebChatProtocol:
         self._paused = False
         self._waiting = deque()
         # Bytes for the WebSocket library read behind messages that wait
-        # (a close, a ping): handed on once those are handled.
-        self._held = []
+        # (a close, a ping), a message's frames to a part: handed on once
+        # those are handled.
+        self._held = deque()
 
     # WebSocketProtocol
 
@@ -153,16 +154,25 @@ class WebChatProtocol:
         """
         Bytes for the WebSocket library, in order behind the messages read
         before them: a close frame after lines that wait for pacing closes
-        once they are said, as the line protocol's end of input does.  Its
-        control frames are no message's bytes (the library answers pings
-        itself): they are not counted as unfinished.
+        once they are said, as the line protocol's end of input does.  The
+        library is handed them a message at a time, and nothing while a
+        message waits: it would read a close behind it at once, in the same
+        call.  Their control frames are no message's bytes (the library
+        answers pings itself): they are not counted as unfinished.
         """
-        control = self._controlFrames.controlBytes(data)
+        control, ends = self._controlFrames.follow(data)
         self._unfinished = max(0, self._unfinished - control)
-        if self._waiting or self._held:
-            self._held.append(data)
-        else:
-            self._library(data)
+        start = 0
+        for end in ends:
+            self._held.append(data[start:end])
+            start = end
+        if start < len(data):
+            self._held.append(data[start:])
+        self._toLibraryWhileNothingWaits()
+
+    def _toLibraryWhileNothingWaits(self):
+        while self._held and not self._waiting:
+            self._library(self._held.popleft())
 
     def textMessageReceived(self, text):
         self._unfinished = 0
@@ -198,12 +208,12 @@ class WebChatProtocol:
         with self.factory.gate.coalescer:
             while self._waiting and not self._paused:
                 self._handle(self._waiting.popleft())
-            if self._held and not self._paused:
-                held, self._held = b"".join(self._held), []
-                self._library(held)
-        if not self._paused and self.conn.live:
+            if not self._paused:
+                self._toLibraryWhileNothingWaits()
+        if not self._paused and self.conn.live and not self.conn.transport.disconnecting:
             # Read on only once what was read is handled: the peer's end of
-            # input (a close, or its socket's) is not seen before its lines.
+            # input (a close, or its socket's) is not seen before its lines;
+            # not after a close just answered.
             self.conn.transport.resumeProducing()
 
     def connectionEnded(self):

@@ -196,6 +196,13 @@ class ChatWebSocket(WebSocketResource):
         return pages.notFound()
 
     def render_GET(self, request):
+        hosts = request.requestHeaders.getRawHeaders(b"host", [])
+        if len(hosts) != 1:
+            # Not a request HTTP allows (RFC 9112, section 3.2), nor one the
+            # WebSocket library can answer: it would raise.
+            request.setResponseCode(http.BAD_REQUEST)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"A WebSocket upgrade needs one Host header.\n"
         if not self._originCheck.admits(request):
             origin = request.getHeader(b"origin")
             self._log.info("refused a WebSocket from {origin} (the page is at {page})",
