@@ -70,6 +70,22 @@ def test_refusedLineShownAsRefused():
                                "!!! line too long: at most 2048 bytes; it was not delivered"]
 
 
+def test_lineRefusedWithNoCurrentRoomShownAsRefused():
+    """
+    Put out of its room (a kick), the session has no current room: a line
+    typed then is refused by the server, and shown as refused, as any other
+    refused line is (the trial saw only the server's error).
+    """
+    session, view, conn, _ = connectedSession("dave")
+    session.lineReceived("=== left #lobby")
+    assert session.current is None
+    session.send("typed after the kick")
+    conn.answerPings(session, "!!! you were put out of #lobby: /join a room to choose "
+                              "where your lines go")
+    assert view.own == []
+    assert view.notes == ["refused by the server, not said: typed after the kick"]
+
+
 def test_terminalSendsOneLineAtATime():
     """
     On a terminal the next line goes only once the one before is confirmed,

@@ -150,8 +150,8 @@ def test_linesForARoomOneWasPutOutOfGoNowhereElse(server):
     assert bob.lines() == ["-- #private bob was kicked by boss (enough)", "=== left #private"]
     carol.lines()
     bob.send("the rest of what I was saying in private")
-    assert bob.lines() == ["!!! you are no longer in #private: nothing was sent; "
-                           "/join a room to talk there"]
+    assert bob.lines() == ["!!! you were put out of #private: /join a room to choose where "
+                           "your lines go"]
     assert carol.lines() == []
     bob.send("/join #lobby")
     bob.lines()

@@ -551,13 +551,15 @@ class Session:
             return
         for entry in confirmed:
             echo = self._echo(entry.text)
-            if echo is None:
+            if echo is None and commandName(entry.text):
                 # A command: the server's answer to it is shown already.
                 continue
             if refusals == 0:
-                self.view.showOwn(echo)
-                if echo.room:
-                    self._remember(echo.room.lower(), (echo.kind, echo.nick, echo.text))
+                # (Plain text with no current room is always refused.)
+                if echo is not None:
+                    self.view.showOwn(echo)
+                    if echo.room:
+                        self._remember(echo.room.lower(), (echo.kind, echo.nick, echo.text))
             elif refusals == len(confirmed):
                 self.view.note(f"refused by the server, not said: {entry.text}")
             else:

@@ -132,8 +132,8 @@ class ChatProtocol(PacedLineReceiver):
         """
         current = self._current
         if current is not None and not self.session.isIn(current):
-            raise LineError(f"you are no longer in {current.name}: nothing was sent; "
-                            "/join a room to talk there")
+            raise LineError(f"you were put out of {current.name}: /join a room to choose "
+                            "where your lines go")
         if current is None:
             rooms = self.session.rooms
             if not rooms:
