@@ -67,6 +67,11 @@ class Arrivals:
         # here while an announcement is due, with or without anyone still
         # waiting.
         self._waiting = {}
+        # The rooms whose first arrivals are announced at the end of this
+        # turn, by one call for all of them: in a storm of logins, each
+        # arriving in its lobby and leaving it in the same read, a call per
+        # room would be a timer made and run per login.
+        self._dueThisTurn = []
 
     def arrive(self, room, user):
         """
@@ -77,7 +82,9 @@ class Arrivals:
         if waiting is None:
             # Announced once this turn's other reads are done.
             waiting = self._waiting[room] = []
-            self._clock.callLater(0, self._due, room)
+            if not self._dueThisTurn:
+                self._clock.callLater(0, self._turnEnded)
+            self._dueThisTurn.append(room)
         waiting.append(user)
         waiting.append(user.nick)
 
@@ -90,6 +97,11 @@ class Arrivals:
         if waiting:
             self._waiting[room] = []
             self._tell(room, waiting)
+
+    def _turnEnded(self):
+        due, self._dueThisTurn = self._dueThisTurn, []
+        for room in due:
+            self._due(room)
 
     def _due(self, room, window=0.0):
         """
@@ -115,6 +127,10 @@ class Arrivals:
             del self._waiting[room]
 
     def _tell(self, room, waiting):
+        if len(waiting) == 2 and len(room.members) < 2:
+            # One arrival, and nobody else there to tell (a login's lobby,
+            # which it leaves in the same read).
+            return
         # Those who left meanwhile without a word (put out, or mirrored
         # away) were never announced, so they are not now either; those who
         # left with one had this called first.
