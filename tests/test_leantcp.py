@@ -5,13 +5,14 @@ connection, says and does what Twisted's does.
 
 import socket
 
+import pytest
 from twisted.internet import tcp
 from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactor
 from twisted.python.failure import Failure
 
-from chatd.edge.leantcp import LeanServer, useLeanServer
+from chatd.edge.leantcp import NODELAY_INHERITED, LeanServer, NoDelayServer, useLeanServer
 
 
 class Chatty(Protocol):
@@ -98,3 +99,51 @@ def test_writesGatheredOnlyWhileWaiting():
     assert "_waitingWrites" not in vars(lean)
     lean.socket.close()
     peer.close()
+
+
+def test_listeningPortsHandNoDelayDown():
+    """
+    Where accepted sockets inherit C{TCP_NODELAY}, L{useLeanServer} sets it
+    on the listening socket, and each connection has it without a system
+    call of its own; turning it off still turns it off.
+    """
+    from twisted.internet import reactor
+
+    if not NODELAY_INHERITED:
+        pytest.skip("accepted sockets do not inherit TCP_NODELAY here")
+    port = reactor.listenTCP(0, Factory.forProtocol(Chatty), interface="127.0.0.1")
+    try:
+        useLeanServer(port)
+        assert port.transport is NoDelayServer
+        client = socket.create_connection(("127.0.0.1", port.getHost().port))
+        accepted, address = port.socket.accept()
+        server = NoDelayServer(accepted, Chatty(), address, port, 1, reactor)
+        setCalls = []
+        server.socket = _Recording(accepted, setCalls)
+        server.setTcpNoDelay(True)
+        assert setCalls == []
+        assert server.getTcpNoDelay()
+        server.setTcpNoDelay(False)
+        assert setCalls == [(socket.IPPROTO_TCP, socket.TCP_NODELAY, False)]
+        assert not server.getTcpNoDelay()
+        accepted.close()
+        client.close()
+    finally:
+        port.stopListening()
+
+
+class _Recording:
+    """
+    A socket whose options set are noted in C{calls}.
+    """
+
+    def __init__(self, sock, calls):
+        self._sock = sock
+        self._calls = calls
+
+    def setsockopt(self, *args):
+        self._calls.append(args)
+        self._sock.setsockopt(*args)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
