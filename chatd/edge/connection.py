@@ -104,9 +104,8 @@ class Connection:
         self._loginSuspended = False
         self._timeout = None
         if limits.loginTimeout:
-            self._timeout = gate.clock.callLater(
-                limits.loginTimeout, self.close,
-                f"no nickname chosen within {limits.loginTimeout:g} seconds")
+            self._timeout = gate.loginDeadlines.callLater(
+                limits.loginTimeout, self._loginTimedOut, limits.loginTimeout)
         if gate.inputPaused:
             self.holdInput("storage")
 
@@ -263,10 +262,13 @@ class Connection:
             return
         self._loginSuspended = False
         limits = self.gate.limits
-        if self.live and (self.session is None or self.session.nick is None):
-            self._timeout = self.gate.clock.callLater(
-                limits.loginTimeout, self.close,
-                f"no nickname chosen within {limits.loginTimeout:g} seconds")
+        if limits.loginTimeout and self.live and (
+                self.session is None or self.session.nick is None):
+            self._timeout = self.gate.loginDeadlines.callLater(
+                limits.loginTimeout, self._loginTimedOut, limits.loginTimeout)
+
+    def _loginTimedOut(self, timeout):
+        self.close(f"no nickname chosen within {timeout:g} seconds")
 
     def _heard(self):
         """

@@ -13,6 +13,7 @@ from zope.interface import implementer
 
 from chatd.core import events
 from chatd.edge.limits import ConnectionCounter, Limits
+from chatd.edge.deadlines import Deadlines
 from chatd.edge.outbox import Coalescer
 
 
@@ -71,6 +72,8 @@ class Gate:
     @ivar connections: the open, admitted L{chatd.edge.connection.Connection}s.
     @ivar coalescer: the L{Coalescer} that batches every connection's output
         while input is handled.
+    @ivar loginDeadlines: the L{Deadlines} of the connections' login
+        timeouts.
     @ivar stopping: whether the server is shutting down and ignores input.
     @ivar inputPaused: whether every connection's input waits (see
         L{pauseProducing}).
@@ -89,6 +92,7 @@ class Gate:
         self.limits = limits
         self.connections = set()
         self.coalescer = Coalescer(clock if coalesceTurns else None)
+        self.loginDeadlines = Deadlines(clock)
         self.stopping = False
         self.inputPaused = False
         self._counter = ConnectionCounter(limits.maxConnections, limits.maxPerAddress)
