@@ -221,6 +221,31 @@ def test_loginTimeout():
     assert not server.clock.getDelayedCalls()
 
 
+def test_loginTimeoutAfterAnAnswer():
+    """
+    The login timeout stops while the server checks a password and starts
+    over once it answers; not at all when a reload has turned it off
+    (--login-timeout 0) meanwhile.
+    """
+    server = MemoryServer(limits=Limits(loginTimeout=30))
+    waiting, turnedOff = server.connect(), server.connect()
+    for client in (waiting, turnedOff):
+        client.lines()
+        client.proto.conn.awaitServer()
+    server.clock.advance(100)
+    assert server.gate.connections == {waiting.proto.conn, turnedOff.proto.conn}
+    waiting.proto.conn.serverAnswered()
+    server.gate.setLimits(Limits(loginTimeout=0))
+    turnedOff.proto.conn.serverAnswered()
+    server.clock.advance(29.9)
+    assert server.gate.connections == {waiting.proto.conn, turnedOff.proto.conn}
+    server.clock.advance(0.1)
+    assert waiting.lines() == [
+        "-!- Closing your connection: no nickname chosen within 30 seconds"]
+    server.clock.advance(1000)
+    assert server.gate.connections == {turnedOff.proto.conn}
+
+
 def test_closeTimeoutCutsOffAConnectionThatDoesNotGo():
     """
     A connection being closed whose transport does not go (a peer that never
