@@ -62,24 +62,33 @@ class _ReactorTimers:
     """
     Simulated time whose timers are kept as Twisted's reactor keeps them: a
     heap ordered by L{DelayedCall}'s own comparison, a cancelled call left
-    in it until it is due.  (C{task.Clock} sorts its whole list of calls
-    at every C{callLater} and after every call it runs: with a login timer
-    per connection, a storm would measure the sorting.)
+    in it until more than 50 are, and more than half of it
+    (C{ReactorBase._cancelCallLater}).  (C{task.Clock} sorts its whole list
+    of calls at every C{callLater} and after every call it runs: with a
+    login timer per connection, a storm would measure the sorting.)
     """
 
     def __init__(self):
         self.now = 0.0
         self._heap = []
+        self._cancellations = 0
 
     def seconds(self):
         return self.now
 
     def callLater(self, delay, f, *args, **kw):
         from twisted.internet.base import DelayedCall
-        call = DelayedCall(self.now + delay, f, args, kw, _leftUntilDue, self._reset,
+        call = DelayedCall(self.now + delay, f, args, kw, self._cancel, self._reset,
                            self.seconds)
         heapq.heappush(self._heap, call)
         return call
+
+    def _cancel(self, call):
+        self._cancellations += 1
+        if self._cancellations > 50 and self._cancellations > len(self._heap) >> 1:
+            self._cancellations = 0
+            self._heap = [c for c in self._heap if c.cancelled == 0 and c is not call]
+            heapq.heapify(self._heap)
 
     def _reset(self, call):
         heapq.heapify(self._heap)
@@ -92,13 +101,11 @@ class _ReactorTimers:
         heap = self._heap
         while heap and heap[0].time <= self.now:
             call = heapq.heappop(heap)
-            if not call.cancelled:
+            if call.cancelled:
+                self._cancellations -= 1
+            else:
                 call.called = 1
                 call.func(*call.args, **call.kw)
-
-
-def _leftUntilDue(call):
-    pass
 
 
 class _Transport:
