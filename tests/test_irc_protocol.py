@@ -438,6 +438,34 @@ def test_renameSeenOnceByEveryone(server):
                            "-- #b alice is now known as alicia"]
 
 
+def test_renameAfterArrivalsNotYetAnnouncedSeenOnce():
+    """
+    A rename in the turn of arrivals not yet announced in rooms it is shown
+    in (the renamer's own, typed ahead; another user's) reaches an IRC
+    member of both rooms once, after those arrivals: it came twice, the
+    second room's JOIN between the copies, under the name already changed.
+    """
+    server = IrcMemoryServer(announceTogether=True)
+    alice = server.connectIrc("alice")
+    alice.send("JOIN #a")
+    alice.send("JOIN #b")
+    server.clock.advance(0)
+    alice.lines()
+    bob = server.connect()
+    bob.sendBytes(b"bob\n/join #a\n/join #b\n/nick robert\n")
+    server.clock.advance(0)
+    assert alice.lines() == [":bob!~bob@chatd JOIN #a", ":bob!~bob@chatd JOIN #b",
+                             ":bob!~bob@chatd NICK robert"]
+    carol = server.connect("carol")
+    server.clock.advance(0)
+    alice.lines()
+    carol.send("/join #b")
+    bob.send("/nick bobby")
+    server.clock.advance(0)
+    assert alice.lines() == [":carol!~carol@chatd JOIN #b",
+                             ":robert!~robert@chatd NICK bobby"]
+
+
 def test_topic(server):
     """
     TOPIC shows (331/332) and sets the topic; the setter and every member

@@ -433,6 +433,14 @@ class ChatCore:
         # the change: the user's own parts, a quit of the name's last holder.
         self.fanout.nickTaken(nick)
         self.fanout.nickTaken(old)
+        # And every room's arrivals and departures still waiting, before the
+        # first room hears of the change: a member of several of the rooms
+        # then gets the rename in one run of lines, which an IRC client is
+        # sent once (IrcOutbox drops a repeat only when nothing came
+        # between), and never sees anyone arrive under a name already
+        # changed.
+        for room in user.rooms.values():
+            self.fanout.announceWaiting(room)
         oldKey = user.key
         del self.users[oldKey]
         user.named(nick)

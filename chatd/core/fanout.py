@@ -126,10 +126,17 @@ class Fanout:
         not yet announced there are announced first (L{chatd.core.arrivals},
         L{chatd.core.departures}).
         """
+        self.announceWaiting(room)
+        self.toMembers(room, event, actor)
+
+    def announceWaiting(self, room):
+        """
+        Announce the arrivals and departures in C{room} not yet announced,
+        now.
+        """
         if self.arrivals is not None:
             self.arrivals.announce(room)
             self.departures.announceIn(room)
-        self.toMembers(room, event, actor)
 
     def toMembers(self, room, event, actor=None):
         """
