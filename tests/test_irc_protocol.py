@@ -873,6 +873,36 @@ def test_nobodyCanBeNickServ():
     assert not [line for line in mallory.lines() if "alices-password" in line]
 
 
+@pytest.mark.parametrize("prove", ["PASS", "SASL"])
+def test_passwordDelayNeverOutlastsTheLoginTimeout(prove):
+    """
+    After many wrong passwords from one address the owner's right one, given
+    with PASS or SASL, waits up to a minute, as long as the login timeout:
+    the timeout waits for the check, so the owner gets in (IRC was closed
+    when the timeout came first; the line protocol waited).
+    """
+    accounts = MemoryAccounts()
+    accounts.passwords["boss"] = "boss-password"
+    server = IrcMemoryServer(accounts=accounts, limits=Limits(loginTimeout=60))
+    for n in range(20):
+        server.core.identity.triedElsewhere("boss", "loopback", False)
+    owner = server.connectIrc()
+    if prove == "PASS":
+        owner.send("PASS boss-password")
+    else:
+        owner.send("CAP REQ :sasl")
+        owner.send("AUTHENTICATE PLAIN")
+        owner.send("AUTHENTICATE " + base64.b64encode(b"boss\0boss\0boss-password").decode())
+        owner.send("CAP END")
+    owner.send("NICK boss")
+    owner.send("USER boss 0 * :Boss")
+    owner.lines()
+    server.clock.pump([1] * 61)
+    assert "001" in [m.command for m in owner.messages()]
+    assert server.core.user("boss").identified
+    assert not owner.transport.disconnecting
+
+
 _TAKE_ALICE = ("Nickname is registered: if it is yours, connect with its password (PASS or "
                "SASL) or /msg NickServ GHOST alice PASSWORD; whoever holds it is let go")
 

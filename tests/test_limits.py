@@ -5,6 +5,7 @@ connection counts and timeouts, and their options.
 
 import pytest
 from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python import usage
@@ -244,6 +245,27 @@ def test_loginTimeoutAfterAnAnswer():
         "-!- Closing your connection: no nickname chosen within 30 seconds"]
     server.clock.advance(1000)
     assert server.gate.connections == {turnedOff.proto.conn}
+
+
+def test_loginTimeoutWaitsForEveryCheck():
+    """
+    With two checks in flight (an IRC client's PASS and SASL), the login
+    timeout starts over only once both are answered.
+    """
+    server = MemoryServer(limits=Limits(loginTimeout=30))
+    client = server.connect()
+    conn = client.proto.conn
+    first, second = Deferred(), Deferred()
+    conn.checking(first)
+    conn.checking(second)
+    first.callback(None)
+    server.clock.advance(100)
+    assert conn in server.gate.connections
+    second.callback(None)
+    server.clock.advance(29.9)
+    assert conn in server.gate.connections
+    server.clock.advance(0.1)
+    assert conn not in server.gate.connections
 
 
 def test_closeTimeoutCutsOffAConnectionThatDoesNotGo():

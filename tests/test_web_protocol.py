@@ -767,6 +767,27 @@ def test_registered_nickname_needs_its_password():
     assert not owner.transport.connected
 
 
+def test_password_delay_never_outlasts_the_login_timeout():
+    """
+    After many wrong passwords from one address the owner's right one waits
+    up to a minute, as long as the login timeout: the timeout waits for the
+    check, so the owner gets in (the page was closed when the timeout came
+    first).
+    """
+    from support import MemoryAccounts
+    accounts = MemoryAccounts()
+    accounts.passwords["boss"] = "boss-password"
+    web = WebMemoryServer(accounts=accounts, limits=Limits(loginTimeout=60))
+    for n in range(20):
+        web.core.identity.triedElsewhere("boss", "loopback", False)
+    browser = web.browser()
+    browser.send(type="nick", nick="boss", password="boss-password")
+    browser.messages()
+    web.clock.pump([1] * 61)
+    assert {"type": "identified", "nick": "boss"} in browser.messages()
+    assert browser.transport.connected
+
+
 def test_ghost_typed_refusals_have_their_codes():
     """
     /ghost typed in the page with a wrong password is refused with

@@ -101,7 +101,8 @@ class Connection:
         # One timer: until a nickname is chosen it is the login timeout, then
         # the idle timeout (if any), pushed back by every line.
         self._idling = False
-        self._loginSuspended = False
+        # How many answers the login timeout waits for (see awaitServer).
+        self._loginSuspended = 0
         self._timeout = None
         if limits.loginTimeout:
             self._timeout = gate.loginDeadlines.callLater(
@@ -248,10 +249,13 @@ class Connection:
         being checked, perhaps after a delay): the login timeout does not
         run meanwhile, so that the wait can never outlast it.
         """
-        if not self._idling and self._timeout is not None and self._timeout.active():
+        if self._loginSuspended:
+            # Another check is in flight: the timeout waits for both.
+            self._loginSuspended += 1
+        elif not self._idling and self._timeout is not None and self._timeout.active():
             self._timeout.cancel()
             self._timeout = None
-            self._loginSuspended = True
+            self._loginSuspended = 1
 
     def serverAnswered(self):
         """
@@ -260,12 +264,31 @@ class Connection:
         """
         if not self._loginSuspended:
             return
-        self._loginSuspended = False
+        self._loginSuspended -= 1
+        if self._loginSuspended:
+            return
         limits = self.gate.limits
         if limits.loginTimeout and self.live and (
                 self.session is None or self.session.nick is None):
             self._timeout = self.gate.loginDeadlines.callLater(
                 limits.loginTimeout, self._loginTimedOut, limits.loginTimeout)
+
+    def checking(self, answer):
+        """
+        The server is checking something for this connection (a password),
+        and answers when the L{Deferred} C{answer} fires: the login timeout
+        waits for the answer (L{awaitServer}, L{serverAnswered}).
+
+        @return: C{answer}, firing with what it fires with.
+        """
+        if not answer.called:
+            self.awaitServer()
+            answer.addBoth(self._checked)
+        return answer
+
+    def _checked(self, result):
+        self.serverAnswered()
+        return result
 
     def _loginTimedOut(self, timeout):
         self.close(f"no nickname chosen within {timeout:g} seconds")

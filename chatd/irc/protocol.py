@@ -1192,6 +1192,8 @@ class IrcProtocol(PacedLineReceiver):
         except R.Refusal as refusal:
             checked = fail(refusal)
         checked.addCallbacks(self._saslDone, self._saslFailed, callbackArgs=(account,))
+        # (Registration waits for the answer: so does the login timeout.)
+        self.conn.checking(checked)
 
     def _prove(self, nick, password):
         """
@@ -1224,6 +1226,7 @@ class IrcProtocol(PacedLineReceiver):
         except R.Refusal as refusal:
             checked = fail(refusal)
         checked.addCallbacks(proved, wrong)
+        self.conn.checking(checked)
 
     def _saslDone(self, result, account):
         self._saslPending = False

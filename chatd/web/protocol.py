@@ -266,6 +266,8 @@ class WebChatProtocol:
                 return
             done = self.session.claim(m["nick"], password)
             done.addCallback(lambda room: room is not None and self._showRoom(room))
+            # The login timeout waits for the password's check.
+            self.conn.checking(done)
         else:
             done = self.session.rename(m["nick"], password)
             if password is None:
