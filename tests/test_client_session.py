@@ -173,6 +173,36 @@ def test_reconnectReclaimsNickAndRooms():
     assert view.outcome == []
 
 
+def test_closedForIdlenessWaitsForTheNextLine():
+    """
+    A connection the server closed for idleness (--idle-timeout) is not
+    opened again at once (which only started the wait over and showed every
+    room a quit and a join each time): the next line typed connects again,
+    and is said once back.  Any other loss reconnects at once.
+    """
+    session, view, conn, _ = connectedSession("alice")
+    calls = []
+    session.reconnectsWith(lambda: calls.append("stop"), lambda: calls.append("start"))
+    session.lineReceived("-!- Closing your connection: idle for 30 seconds")
+    session.disconnected("closed by the server")
+    assert calls == ["stop"]
+    assert view.notes == ["connection to example:55555 lost (closed by the server)",
+                          "closed for being idle: the next line you type connects again"]
+    session.send("back again")
+    assert calls == ["stop", "start"]
+    conn2 = FakeConnection()
+    session.connected(conn2)
+    for line in WELCOME:
+        session.lineReceived(line)
+    loggedIn(session, "alice")
+    conn2.confirmAll(session)
+    assert conn2.said()[-1] == "back again"
+    conn2.sent.clear()
+    session.disconnected("connection lost")
+    session.send("and again")
+    assert calls == ["stop", "start"]
+
+
 def _reconnect(session, nick="alice"):
     session.disconnected("connection lost")
     conn = FakeConnection()

@@ -150,6 +150,7 @@ class ChatClientService(service.Service):
         self._log.info("chat-client connecting to {address} as {nick}",
                        address=config.address(), nick=config["nick"])
         self._connector = connectingService(self._endpoint, session, self._reactor)
+        session.reconnectsWith(self._connector.stopService, self._connector.startService)
         self._connector.startService()
 
     def _stream(self, fd):

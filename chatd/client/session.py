@@ -91,6 +91,11 @@ class _Outgoing:
         self.ping = None
 
 
+# How the server's notice begins when it closes a connection idle for too
+# long (chatd.edge.connection, --idle-timeout).
+IDLE_CLOSE = "Closing your connection: idle for "
+
+
 class Session:
     """
     One user's session, kept across connections.
@@ -205,6 +210,20 @@ class Session:
         # replay is coming, those of them the replay may repeat.
         self._seen = {}
         self._replaying = {}
+        # Whether the server said it closes the connection for idleness,
+        # and what stops and starts reconnecting (see reconnectsWith).
+        self._idleClosed = False
+        self._stopReconnecting = self._startReconnecting = None
+
+    def reconnectsWith(self, stop, start):
+        """
+        Reconnecting is stopped with C{stop()} and started again with
+        C{start()}: after the server closed the connection for idleness
+        (C{--idle-timeout}), the session waits for the user's next line.
+        Connecting again at once would only start the wait over, and show
+        every room the user's quit and join each time.
+        """
+        self._stopReconnecting, self._startReconnecting = stop, start
 
     def setInput(self, producer):
         """
@@ -288,7 +307,9 @@ class Session:
         self.view.show(raw, line)
         if line is None:
             return
-        if line.kind == wire.ERROR:
+        if line.kind == wire.NOTICE and line.text.startswith(IDLE_CLOSE):
+            self._idleClosed = True
+        elif line.kind == wire.ERROR:
             if self.state == LOGIN:
                 self._refusal = line.text
             elif self.state == ONLINE and self._awaiting is not None:
@@ -336,6 +357,11 @@ class Session:
                 self.view.note(f"not confirmed before the connection was lost, "
                                f"so maybe not said: {entry.text}")
         self.view.changed()
+        if self._idleClosed and self._stopReconnecting is not None and not self._queue:
+            self._stopReconnecting()
+            self.view.note("closed for being idle: the next line you type connects again")
+            return
+        self._idleClosed = False
         self._giveUpIfNeverIn()
 
     # What the user (or the script) does
@@ -356,6 +382,9 @@ class Session:
         if self.quitting:
             return
         self._queue.append(text)
+        if self._idleClosed and self.state == OFFLINE:
+            self._idleClosed = False
+            self._startReconnecting()
         if self.state != ONLINE and self._interactive:
             self.view.note("not logged in yet: it will be sent once in"
                            if self.state == LOGIN else
