@@ -215,7 +215,7 @@ def test_loginTimeout():
     lurker.lines()
     server.clock.advance(5)
     assert lurker.lines() == [
-        "-!- Closing your connection: no nickname chosen within 30 seconds"]
+        "-!- Closing your connection: not logged in within 30 seconds"]
     assert server.gate.connections == {alice.proto.conn}
     server.clock.advance(1000)
     assert server.gate.connections == {alice.proto.conn}
@@ -242,7 +242,7 @@ def test_loginTimeoutAfterAnAnswer():
     assert server.gate.connections == {waiting.proto.conn, turnedOff.proto.conn}
     server.clock.advance(0.1)
     assert waiting.lines() == [
-        "-!- Closing your connection: no nickname chosen within 30 seconds"]
+        "-!- Closing your connection: not logged in within 30 seconds"]
     server.clock.advance(1000)
     assert server.gate.connections == {turnedOff.proto.conn}
 

@@ -188,7 +188,7 @@ def test_silentConnectionClosedAfterLoginTimeout():
         with pytest.raises(EOFError):
             while True:
                 lines.append(lurker.readLine())
-        assert lines[-1] == "-!- Closing your connection: no nickname chosen within 0.5 seconds"
+        assert lines[-1] == "-!- Closing your connection: not logged in within 0.5 seconds"
         lurker.close()
         admitted(daemon.port).close()
     finally:

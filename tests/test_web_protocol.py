@@ -450,7 +450,7 @@ def test_login_timeout():
     web.clock.advance(5)
     [notice] = browser.messages()
     assert notice == {"type": "notice",
-                      "text": "Closing your connection: no nickname chosen within 5 seconds"}
+                      "text": "Closing your connection: not logged in within 5 seconds"}
     assert not browser.transport.connected
 
 

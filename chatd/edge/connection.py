@@ -291,7 +291,7 @@ class Connection:
         return result
 
     def _loginTimedOut(self, timeout):
-        self.close(f"no nickname chosen within {timeout:g} seconds")
+        self.close(f"not logged in within {timeout:g} seconds")
 
     def _heard(self):
         """
