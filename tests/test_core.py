@@ -442,8 +442,8 @@ def test_newcomerIsGivenTheMembersSortedForListing(core, monkeypatch):
         core.join(user, "#dev")
         assert _listedOnEntering(user) == [
             tuple(sortedNicks(core.rooms["#dev"].names))]
-    assert core.rooms["#dev"].names == ("dave", "Bob", "alice", "Carol")
-    assert core.rooms["#dev"].listing[1] == ("alice", "Bob", "Carol", "dave")
+    assert core.rooms["#dev"].names == ["dave", "Bob", "alice", "Carol"]
+    assert core.rooms["#dev"].listing[1] == ["alice", "Bob", "Carol", "dave"]
     erin = arrive(core, "erin")
     core.join(erin, "#dev")
     assert _listedOnEntering(erin) == [None]

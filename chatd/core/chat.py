@@ -162,15 +162,19 @@ class Room:
         the creator of a channel is its operator on every IRC server.
         Unlike an owner, a creator is no registered nickname: their power
         ends when they leave, and so do the room's bans if it is not kept.
-    @ivar names: the members' nicknames in the order they joined, as each
-        newcomer is shown them, or L{None} until asked for: kept up to date
-        by a join (one copy in C, where listing a big room's members anew
-        for every newcomer would cost a Python step per member) and dropped
-        by any other change to C{members}.
+    @ivar names: a list of the members' nicknames in the order they joined,
+        as each newcomer is shown them, or L{None} until asked for: kept up
+        to date by a join (an append, where listing a big room's members
+        anew for every newcomer would cost a Python step per member) and
+        dropped by any other change to C{members}.
     @ivar listing: L{None}, or the same nicknames sorted for listing
-        (L{events.Entered.listed}) with their keys, and the C{names} they
-        were sorted from: a later join adds its newcomer in place while
-        C{names} is still that one.
+        (L{events.Entered.listed}) and their keys, both lists, with the
+        C{names} they were sorted from: a later join inserts its newcomer
+        while C{names} is still that one.  Lists changed in place, not
+        tuples made anew: a tuple of up to 20 items that is let go waits on
+        CPython's free list until the next full collection, and the tuples
+        of every room growing through those sizes (three for each
+        newcomer) were most of what a storm of logins left there.
     """
 
     __slots__ = ("name", "key", "members", "topic", "owner", "firstId", "muted",
@@ -487,14 +491,13 @@ class ChatCore:
             self.fanout.announceArrivals(room)
             self.fanout.toEach([m for m in room.members.values() if m is not user],
                                events.AwayChanged(user.nick, user.away))
-        before = room.names
-        if before is None:
-            room.names = tuple(map(_nickOf, room.members.values()))
+        names = room.names
+        if names is None:
+            names = room.names = list(map(_nickOf, room.members.values()))
         else:
-            room.names = before + (user.nick,)
-        listed = _listed(room, before, user)
-        self.fanout.toUser(user, events.Entered(room.name, user.nick, room.topic, room.names,
-                                                listed))
+            names.append(user.nick)
+        self.fanout.toUser(user, events.Entered(room.name, user.nick, room.topic, tuple(names),
+                                                _listed(room, user)))
         return room, True
 
     def _create(self, user, name):
@@ -818,27 +821,27 @@ class ChatCore:
             raise R.NicknameTaken(nick, self.identity.isRegistered(nick))
 
 
-def _listed(room, before, user):
+def _listed(room, user):
     """
-    C{room}'s nicknames sorted for listing once C{user} has joined it
-    (C{before}: its C{names} until then), kept in C{room.listing}; L{None}
-    for a room of more than L{LISTED_MAX}.
+    C{room}'s nicknames sorted for listing, now that C{user} has joined it
+    (and is in its C{names}), kept in C{room.listing}; L{None} for a room of
+    more than L{LISTED_MAX}.
     """
-    listing = room.listing
-    if len(room.names) > LISTED_MAX:
+    names = room.names
+    if len(names) > LISTED_MAX:
         room.listing = None
         return None
-    if listing is None or before is None or listing[0] is not before:
-        nicks = tuple(sortedNicks(room.names))
-        keys = tuple(map(nickKey, nicks))
+    listing = room.listing
+    if listing is None or listing[0] is not names:
+        nicks = sortedNicks(names)
+        room.listing = (names, nicks, list(map(nickKey, nicks)))
     else:
         _, nicks, keys = listing
         # Keys are unique in a room, and sortedNicks orders by them.
         at = bisect(keys, user.key)
-        nicks = nicks[:at] + (user.nick,) + nicks[at:]
-        keys = keys[:at] + (user.key,) + keys[at:]
-    room.listing = (room.names, nicks, keys)
-    return nicks
+        nicks.insert(at, user.nick)
+        keys.insert(at, user.key)
+    return tuple(nicks)
 
 
 def _historyRefused(failure):
