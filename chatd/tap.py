@@ -26,6 +26,7 @@ from chatd.irc.wire import IrcWire
 from chatd.line.protocol import ChatFactory
 from chatd.ops import reload
 from chatd.ops.config import withConfigFile
+from chatd.ops.collector import CollectorService
 from chatd.ops.logtext import LeanLogService
 from chatd.storage import HistoryError
 from chatd.storage.accounts import SQLiteAccounts
@@ -642,8 +643,10 @@ def makeService(config, reactor=None):
         # /healthz says 503.
         _serveMetrics(config["metrics"], reactor, gate, core, history, listeners,
                       reloader).setServiceParent(top)
-    # Before the listeners: every login's log line costs less to write.
+    # Before the listeners: every login's log line costs less to write, and
+    # the collector walks the connections' long-lived objects less often.
     LeanLogService().setServiceParent(top)
+    CollectorService().setServiceParent(top)
     # Started first, so stopped last: the listeners close before the
     # connected users are told and let go.
     _ShutdownNotice(gate).setServiceParent(top)
