@@ -190,11 +190,7 @@ def test_closedForIdlenessWaitsForTheNextLine():
                           "closed for being idle: the next line you type connects again"]
     session.send("back again")
     assert calls == ["stop", "start"]
-    conn2 = FakeConnection()
-    session.connected(conn2)
-    for line in WELCOME:
-        session.lineReceived(line)
-    loggedIn(session, "alice")
+    conn2 = _connectAgain(session)
     conn2.confirmAll(session)
     assert conn2.said()[-1] == "back again"
     conn2.sent.clear()
@@ -205,6 +201,10 @@ def test_closedForIdlenessWaitsForTheNextLine():
 
 def _reconnect(session, nick="alice"):
     session.disconnected("connection lost")
+    return _connectAgain(session, nick)
+
+
+def _connectAgain(session, nick="alice"):
     conn = FakeConnection()
     session.connected(conn)
     for line in WELCOME:
