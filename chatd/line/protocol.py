@@ -104,17 +104,17 @@ class ChatProtocol(PacedLineReceiver):
             # said under the nickname it gives), and none is taken for a
             # nickname (or lost) at the prompt meanwhile.
             self.conn.holdInput("password")
-            self.conn.awaitServer()
         # The answer (to /ghost, say) comes once a password is checked: ask
         # again only after it, only if needed, and before the lines held
         # behind it are handled, so that one of them (another try, checked
         # in turn) does not leave the prompt to look needed.
         answering.addCallback(lambda _: self._promptIfNoNick())
         if waiting:
+            # (The login timeout waits for the answer too.)
+            self.conn.checking(answering)
             answering.addBoth(self._answered)
 
     def _answered(self, result):
-        self.conn.serverAnswered()
         self.conn.releaseInput("password")
         self.endIfInputDone()
         return result
