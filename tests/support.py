@@ -452,6 +452,15 @@ def startFailure(*args, cwd=None, timeout=30):
     return done.returncode, done.stdout + done.stderr
 
 
+def guessedWrongFromLoopback(core, nick, times=20):
+    """
+    C{times} wrong passwords for C{nick} tried from the loopback addresses:
+    the next check from there waits its longest (a minute).
+    """
+    for _ in range(times):
+        core.identity.triedElsewhere(nick, "loopback", False)
+
+
 @implementer(IAccountStore)
 class MemoryAccounts:
     """

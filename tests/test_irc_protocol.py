@@ -13,7 +13,7 @@ import pytest
 from chatd.edge.limits import Limits
 from chatd.irc.protocol import IrcFactory
 from ircsupport import IrcMemoryServer
-from support import MemoryAccounts, MemoryHistory
+from support import MemoryAccounts, MemoryHistory, guessedWrongFromLoopback
 
 S = ":irc.chatd"
 
@@ -884,8 +884,7 @@ def test_passwordDelayNeverOutlastsTheLoginTimeout(prove):
     accounts = MemoryAccounts()
     accounts.passwords["boss"] = "boss-password"
     server = IrcMemoryServer(accounts=accounts, limits=Limits(loginTimeout=60))
-    for n in range(20):
-        server.core.identity.triedElsewhere("boss", "loopback", False)
+    guessedWrongFromLoopback(server.core, "boss")
     owner = server.connectIrc()
     if prove == "PASS":
         owner.send("PASS boss-password")

@@ -155,18 +155,27 @@ def trusted():
     return MemoryServer(accounts=accounts, operators=["boss"], limits=PACED)
 
 
-def test_aBanPutsALingeringUserOutAtOnce():
+def lingeringBeforeOperator(count):
     """
-    A lingering user banned is gone at once: none of their lines left is
-    said after the ban, and the gate forgets them.
+    alice pastes C{count} lines and her connection breaks while they wait,
+    before bob and the operator boss, in one trusted server.
     """
     server = trusted()
     alice, bob = server.connect("alice", host=SENDER), server.connect("bob")
     boss = operator(server)
     alice.lines(), bob.lines()
-    pasted(server, alice, 10)
+    pasted(server, alice, count)
     breaks(alice)
     bob.lines()
+    return server, bob, boss
+
+
+def test_aBanPutsALingeringUserOutAtOnce():
+    """
+    A lingering user banned is gone at once: none of their lines left is
+    said after the ban, and the gate forgets them.
+    """
+    server, bob, boss = lingeringBeforeOperator(10)
     boss.send("/ban alice spam")
     assert bob.lines() == ["-- #lobby boss banned alice from the server (spam)",
                            "-- #lobby alice has quit (banned)"]
@@ -180,13 +189,7 @@ def test_aKickedLingeringUserSaysNothingMoreInTheRoom():
     A lingering user kicked from a room says nothing more there; they quit
     once their lines are handled.
     """
-    server = trusted()
-    alice, bob = server.connect("alice", host=SENDER), server.connect("bob")
-    boss = operator(server)
-    alice.lines(), bob.lines()
-    pasted(server, alice, 5)
-    breaks(alice)
-    bob.lines()
+    server, bob, boss = lingeringBeforeOperator(5)
     boss.send("/kick alice spam")
     assert bob.lines() == ["-- #lobby alice was kicked by boss (spam)"]
     server.clock.advance(1)

@@ -6,7 +6,7 @@ their arguments parse and exactly which lines each user gets.
 import pytest
 
 from chatd.line import wire
-from support import MemoryAccounts, MemoryServer
+from support import MemoryAccounts, MemoryServer, guessedWrongFromLoopback
 
 
 @pytest.fixture
@@ -410,9 +410,7 @@ def test_passwordDelayNeverOutlastsTheLoginTimeout(server):
     a minute, as long as the login timeout: the timeout does not run while
     the server makes the owner wait, so the owner gets in.
     """
-    identity = server.core.identity
-    for n in range(20):
-        identity.triedElsewhere("boss", "loopback", False)
+    guessedWrongFromLoopback(server.core, "boss")
     owner = server.connect()
     owner.send("boss")
     owner.send("boss-password")

@@ -15,7 +15,7 @@ from chatd.web import wire
 from chatd.web.messages import MAX_FRAME_BYTES, MAX_TEXT_BYTES
 from chatd.web.protocol import UNFINISHED_LIMIT
 from chatd.web.wire import WebWire
-from support import MemoryHistory
+from support import MemoryHistory, guessedWrongFromLoopback
 from websupport import WebMemoryServer, masked, readFrames
 
 
@@ -778,8 +778,7 @@ def test_password_delay_never_outlasts_the_login_timeout():
     accounts = MemoryAccounts()
     accounts.passwords["boss"] = "boss-password"
     web = WebMemoryServer(accounts=accounts, limits=Limits(loginTimeout=60))
-    for n in range(20):
-        web.core.identity.triedElsewhere("boss", "loopback", False)
+    guessedWrongFromLoopback(web.core, "boss")
     browser = web.browser()
     browser.send(type="nick", nick="boss", password="boss-password")
     browser.messages()
