@@ -12,7 +12,8 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.testing import MemoryReactor
 from twisted.python.failure import Failure
 
-from chatd.edge.leantcp import NODELAY_INHERITED, LeanServer, NoDelayServer, useLeanServer
+from chatd.edge.leantcp import (NODELAY_INHERITED, LeanServer, ListeningSocket, NoDelayServer,
+                                useLeanServer)
 
 
 class Chatty(Protocol):
@@ -82,6 +83,49 @@ def test_useLeanServer():
     other = Other()
     useLeanServer(other)
     assert other.transport is tcp.Server
+
+
+def test_listeningSocketAcceptsWithoutEnums(monkeypatch):
+    """
+    L{useLeanServer} has a listening port accept through a
+    L{ListeningSocket}, which makes no enum member of the listening socket's
+    family and type for each connection (C{socket.socket.accept} makes
+    two), and gives a socket like C{socket.socket.accept}'s.
+    """
+    from twisted.internet import reactor
+
+    conversions = []
+    convert = socket._intenum_converter
+
+    def counted(value, enumClass):
+        conversions.append(enumClass)
+        return convert(value, enumClass)
+
+    port = reactor.listenTCP(0, Factory.forProtocol(Chatty), interface="127.0.0.1")
+    plainListener = socket.create_server(("127.0.0.1", 0))
+    plainListener.setblocking(False)
+    try:
+        useLeanServer(port)
+        assert type(port.socket) is ListeningSocket
+        client = socket.create_connection(("127.0.0.1", port.getHost().port))
+        plainClient = socket.create_connection(plainListener.getsockname())
+        monkeypatch.setattr(socket, "_intenum_converter", counted)
+        lean, address = port.socket.accept()
+        assert conversions == []
+        plain, plainAddress = plainListener.accept()
+        assert conversions == [socket.AddressFamily, socket.SocketKind]
+        monkeypatch.undo()
+        assert address == client.getsockname()
+        assert (lean.family, lean.type, lean.proto) == (plain.family, plain.type, plain.proto)
+        assert type(lean.family) is socket.AddressFamily
+        assert lean.gettimeout() == plain.gettimeout()
+        lean.sendall(b"hello")
+        assert client.recv(5) == b"hello"
+        for sock in (client, lean, plainClient, plain):
+            sock.close()
+    finally:
+        plainListener.close()
+        port.stopListening()
 
 
 def test_writesGatheredOnlyWhileWaiting():
