@@ -11,7 +11,8 @@ from chatd.core import events
 from chatd.core.chat import ChatCore, User
 from chatd.core.fanout import Fanout
 from chatd.line.wire import parseLine
-from support import EventWire, Inbox, MemoryServer
+from support import EventWire, Inbox, MemoryServer, OwnEventWire
+from trustsupport import Trust, clear as clearPeople
 
 
 @pytest.fixture
@@ -213,6 +214,79 @@ def test_aDepartureComesAfterTheArrival(core, clock):
         events.Departed("#lobby", (events.Quit("#lobby", "erin", "gone"),), 1)]
     clock.advance(1)
     assert received(alice) == []
+
+
+def test_aLeaverHearsOfTheArrivalsWaitingBeforeTheirOwnLeaving(core, clock):
+    """
+    A member who parts while arrivals wait is told of them before the
+    confirmation of their own leaving, not after it, as news from a room
+    they are no longer in; a member kicked meanwhile, before the kick.
+    """
+    alice = arrive(core, "alice")
+    bob, carol = (User(Inbox(), OwnEventWire) for _ in range(2))
+    core.claimNick(bob, "bob")
+    core.claimNick(carol, "carol")
+    # Alice creates #dev, and moderates it.
+    for user in (alice, bob, carol):
+        core.join(user, "#dev")
+    settled(clock, alice, bob, carol)
+    dave = arrive(core, "dave")
+    core.join(dave, "#dev")
+    clock.advance(0)
+    clear(alice, bob, carol, dave)
+
+    def inDev(user):
+        # (Departures are left out: bob's reaches carol before frank's arrival.)
+        return [e for e in user.outbox.take() if not isinstance(e, events.Departed)
+                and getattr(e[1] if type(e) is tuple else e, "room", None) == "#dev"]
+
+    # #dev's window is open: Erin's arrival waits for it.
+    erin = arrive(core, "erin")
+    core.join(erin, "#dev")
+    core.part(bob, "#dev")
+    assert inDev(bob) == [events.Joined("#dev", "erin"), ("own", events.Parted("#dev", "bob", ""))]
+    assert inDev(carol) == [events.Joined("#dev", "erin")]
+    frank = arrive(core, "frank")
+    core.join(frank, "#dev")
+    core.moderation.kick(alice, "#dev", "carol")
+    assert inDev(carol) == [events.Joined("#dev", "frank"),
+                            events.Kicked("#dev", "carol", "alice", ""),
+                            events.PutOut("#dev")]
+    clock.advance(10)
+    assert inDev(bob) == inDev(carol) == []
+
+
+def test_whoeverTheCoreSendsOffHearsOfTheArrivalsWaitingFirst():
+    """
+    A holder ghosted by the nickname's owner and a user banned from the
+    server are told of the arrivals waiting in their rooms before why they
+    are let go, and nothing after it.
+    """
+    trust = Trust(announceTogether=True)
+    trust.core.fanout.arrivals.bigRoom = 3
+    op = trust.arrive("op", password="op-password")
+    stale = trust.arrive("owner", password="owner-password")
+    troll = trust.arrive("troll", host="192.0.2.66")
+    # Announced at the end of their turn, which opens the lobby's window.
+    trust.clock.advance(0)
+    clearPeople(op, stale, troll)
+    trust.arrive("erin")
+    trust.arrive("owner", password="owner-password")
+    assert stale.outbox.take() == [events.Joined("#lobby", "erin"), events.Ghosted("owner")]
+    # The troll's other room, #den, with its window open too.
+    for person in (op, troll, trust.arrive("gina"), trust.arrive("hal")):
+        person.join("#den")
+    trust.clock.advance(1)
+    clearPeople(troll)
+    trust.arrive("frank").join("#den")
+    op.ban("#lobby", "troll", 3600, "spam")
+    assert troll.outbox.take() == [
+        events.Joined("#lobby", "frank"),
+        events.Banned("#lobby", "troll", "op", 3600, "spam", True),
+        events.Joined("#den", "frank"),
+        events.Expelled("op", 3600, "spam")]
+    trust.clock.advance(10)
+    assert stale.outbox.take() == troll.outbox.take() == []
 
 
 def test_aRenameComesAfterTheArrival(core, clock):

@@ -31,12 +31,18 @@ class Trust:
     "owner-password"), and whose stored bans are in force.
     """
 
-    def __init__(self, bans=(), operators=("op",)):
+    def __init__(self, bans=(), operators=("op",), announceTogether=False):
+        """
+        @param announceTogether: whether arrivals and departures wait for
+            the end of the turn (L{Clock.advance}), as in the daemon, rather
+            than being announced at once.
+        """
         self.clock = Clock()
         self.clock.advance(1000)
         self.accounts = MemoryAccounts(bans)
         self.accounts.passwords.update(op="op-password", owner="owner-password")
-        self.core = ChatCore(Fanout(), self.clock, accounts=self.accounts,
+        fanout = Fanout(self.clock) if announceTogether else Fanout()
+        self.core = ChatCore(fanout, self.clock, accounts=self.accounts,
                              operators=operators)
         self.core.moderation.restoreBans(self.accounts.bans())
 

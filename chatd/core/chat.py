@@ -420,12 +420,22 @@ class ChatCore:
         voiding C{holder}'s proof).
         """
         nick = holder.nick
-        self.fanout.toUser(holder, events.Ghosted(nick))
+        self.sendOff(holder, events.Ghosted(nick))
         self.disconnect(holder, "ghosted")
         # Its rooms see the holder go before anything of the taker's.
         self.fanout.nickTaken(nick)
         holder.hangUp()
         self._log.info("{by} ghosted {nick}", by=user and user.nick or "-", nick=nick)
+
+    def sendOff(self, user, event):
+        """
+        Tell C{user}, whom the core is about to disconnect, why (C{event}),
+        after the arrivals waiting in their rooms: announced as they leave,
+        those would reach them after their goodbye.
+        """
+        for room in user.rooms.values():
+            self.fanout.announceArrivals(room)
+        self.fanout.toUser(user, event)
 
     def changeNick(self, user, nick):
         """
@@ -553,6 +563,9 @@ class ChatCore:
         room = self.memberRoom(user, name)
         reason = self.moderation.heardOnLeaving(user, room, reason)
         event = events.Parted(room.name, user.nick, reason)
+        # The leaver hears of the arrivals waiting while still a member, not
+        # after their own leaving.
+        self.fanout.announceArrivals(room)
         self.fanout.toActor(user, event)
         self.removeMember(user, room, event)
         return room

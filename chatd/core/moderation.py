@@ -218,6 +218,8 @@ class Moderation:
         """
         core = self._core
         event = events.Kicked(room.name, target.nick, by.nick, reason)
+        # As a leaver does (ChatCore.part): the arrivals waiting first.
+        core.fanout.announceArrivals(room)
         core.fanout.toUser(target, event)
         core.removeMember(target, room, event)
         core.fanout.toUser(target, events.PutOut(room.name))
@@ -275,7 +277,7 @@ class Moderation:
                     or (not server and self.isOwner(covered, room))):
                 continue
             if server:
-                core.fanout.toUser(covered, events.Expelled(user.nick, duration, reason))
+                core.sendOff(covered, events.Expelled(user.nick, duration, reason))
                 core.disconnect(covered, "banned")
                 covered.hangUp()
             else:
