@@ -319,15 +319,38 @@ def test_ircTellsEachQuitOnceAcrossRooms():
     dave.send("PART #b :bye")
     bob.send("QUIT :off")
     carol.send("QUIT :off too")
-    dave.send("QUIT")
     assert alice.lines() == []
     server.clock.advance(0)
     # #b's departures first (dave's part came first), then #a's, less the
     # QUIT told for #b already.
     assert alice.lines() == [":dave!~dave@chatd PART #b bye",
                              ":bob!~bob@chatd QUIT :Quit: off",
-                             ":carol!~carol@chatd QUIT :Quit: off too",
-                             ":dave!~dave@chatd QUIT Quit"]
+                             ":carol!~carol@chatd QUIT :Quit: off too"]
+
+
+def test_aPartIsToldBeforeTheQuitAfterIt():
+    """
+    Someone who parts a room and then quits, in a turn in which another
+    room's departures came first, is told parting before quitting: an IRC
+    client drops a user at their QUIT, and a PART after it would come from
+    nobody it knows.
+    """
+    server = IrcMemoryServer(announceTogether=True)
+    alice = server.connectIrc("alice")
+    vic, walt = server.connectIrc("vic"), server.connectIrc("walt")
+    for user in (alice, vic, walt):
+        user.send("JOIN #a")
+    for user in (alice, vic):
+        user.send("JOIN #b")
+    server.clock.advance(0)
+    alice.lines()
+    walt.send("QUIT :first")
+    vic.send("PART #b :bye")
+    vic.send("QUIT :gone")
+    server.clock.advance(0)
+    assert alice.lines() == [":walt!~walt@chatd QUIT :Quit: first",
+                             ":vic!~vic@chatd PART #b bye",
+                             ":vic!~vic@chatd QUIT :Quit: gone"]
 
 
 def test_ircAndWebShowEachDeparture():

@@ -62,8 +62,10 @@ class Departures:
         # Room -> its departures waiting (L{events.Parted}, L{events.Quit}),
         # in the order they happened; rooms in the order of their first.
         self._waiting = {}
-        # The keys of the nicknames whose departures wait.
+        # The keys of the nicknames whose departures wait, and of those
+        # with a part among them.
         self._nicks = set()
+        self._parted = set()
         self._due = None
         self.batches = 0
 
@@ -72,11 +74,23 @@ class Departures:
         C{event}, a part or a quit of someone no longer among C{room}'s
         members, is to be told to them.
         """
+        key = nickKey(event.nick)
+        if type(event) is events.Parted:
+            self._parted.add(key)
+        elif key in self._parted:
+            # A quit after parts of the same turn: what waits is told first,
+            # or a room parted, told after a room of the quit (rooms are told
+            # in the order of their first departures), would hear of someone
+            # gone, and an IRC client of a PART from a user it has dropped.
+            # (All of it, not the rooms parted alone: a quit that waits in
+            # them and in others would be told in two announcements, and an
+            # IRC client sharing both given its QUIT twice.)
+            self.announce()
         waiting = self._waiting.get(room)
         if waiting is None:
             waiting = self._waiting[room] = []
         waiting.append(event)
-        self._nicks.add(nickKey(event.nick))
+        self._nicks.add(key)
         if self._due is None:
             # Announced once this turn's other reads are done (or before:
             # the call is kept, and finds nothing, rather than cancelled and
@@ -114,6 +128,7 @@ class Departures:
         # waits for the next announcement.
         waiting, self._waiting = self._waiting, {}
         self._nicks = set()
+        self._parted = set()
         self.batches += 1
         batch = self.batches
         tell = self._fanout.toMembers
