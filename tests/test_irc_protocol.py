@@ -1422,6 +1422,37 @@ def test_eachMessageTargetCostsALine():
         assert [line.split()[-1] for line in client.lines()] == ["three"]
 
 
+def test_whoCostsALinePerHundredPeopleLookedAt():
+    """
+    WHO of a room costs a line against flood pacing, and one more for every
+    100 members (each a reply: WHO of a room of 2,000 took 9 ms), as a WHO
+    mask does for every 100 users looked through; a small room's, one line.
+    """
+    server = IrcMemoryServer(limits=Limits(floodRate=1, floodBurst=7, maxConnections=300,
+                                           maxPerAddress=300))
+    alice = server.connectIrc("alice")
+    for i in range(250):
+        server.connect(f"m{i}").send("/join #big")
+    alice.send("JOIN #small")
+    server.clock.advance(10)
+    alice.lines()
+    alice.send("WHO #small")
+    alice.send("WHO #big")
+    assert alice.transport.producerState == "producing"
+    alice.send("WHO #big")
+    # 1 + 3 + 3 lines of a burst of 7: the next waits.
+    assert alice.transport.producerState == "paused"
+    assert sum(" 352 " in line for line in alice.lines()) == 1 + 250 + 250
+    server.clock.advance(10)
+    assert alice.transport.producerState == "producing"
+    alice.send("WHO m1*")
+    alice.send("WHO m2*")
+    # 1 + 252 // 100 each: 6 of 7.
+    assert alice.transport.producerState == "producing"
+    alice.send("WHO #small")
+    assert alice.transport.producerState == "paused"
+
+
 def test_eachRoomJoinedOrPartedCostsALine():
     """
     JOIN and PART of several channels cost a line per channel (each named
