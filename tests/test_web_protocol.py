@@ -469,6 +469,56 @@ def test_connection_limit():
     assert not second.transport.connected
 
 
+def test_http_connections_count_against_the_limits():
+    """
+    An HTTP connection counts against the connection limits from its start,
+    as every other connection does (one address held every descriptor of
+    the daemon with requests it never finished): past the per-address limit
+    the next is answered 503 with the reason, and so is a line connection
+    from the address; one that closes, or becomes a WebSocket (counted then
+    as that, once), frees its place.
+    """
+    from twisted.internet.address import IPv4Address
+    from twisted.internet.testing import StringTransportWithDisconnection
+
+    from chatd.web.resource import WebSite
+
+    web = WebMemoryServer(limits=Limits(maxPerAddress=3))
+    site = WebSite(web.web)
+    address = IPv4Address("TCP", "10.0.0.9", 40000)
+
+    def connect():
+        transport = StringTransportWithDisconnection(
+            peerAddress=address, hostAddress=IPv4Address("TCP", "127.0.0.1", 8080))
+        protocol = site.buildProtocol(address)
+        transport.protocol = protocol
+        protocol.makeConnection(transport)
+        return protocol, transport
+
+    held = [connect() for _ in range(3)]
+    for channel, transport in held:
+        channel.dataReceived(b"GET /ws HTTP/1.1\r\n")
+    assert web.gate.fromAddress("10.0.0.9") == 3
+    refused, transport = connect()
+    assert transport.value().startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+    assert transport.value().endswith(b"\r\n\r\nConnection refused: too many connections "
+                                      b"from 10.0.0.9\n")
+    assert not transport.connected
+    line = web.connect(host="10.0.0.9")
+    assert line.lines() == ["-!- Connection refused: too many connections from 10.0.0.9"]
+    held[0][0].connectionLost(Failure(error.ConnectionDone()))
+    assert web.gate.fromAddress("10.0.0.9") == 2
+    channel, transport = held[1]
+    channel.dataReceived(
+        b"Host: 127.0.0.1:8080\r\nConnection: Upgrade\r\n"
+        b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    assert b" 101 " in transport.value().split(b"\r\n", 1)[0]
+    assert web.gate.fromAddress("10.0.0.9") == 2
+    channel.connectionLost(Failure(error.ConnectionDone()))
+    assert web.gate.fromAddress("10.0.0.9") == 1
+
+
 def test_commands_typed_in_the_page(web):
     """
     A /command without a button of its own is run by the line front end's

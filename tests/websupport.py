@@ -69,6 +69,10 @@ class FakeChannel:
     def setTimeout(self, timeout):
         self.timeout = timeout
 
+    def uncount(self):
+        # A fake channel was never counted (see chatd.web.resource._Channel).
+        pass
+
 
 class FakeRequest:
     def __init__(self, transport, address):

@@ -105,15 +105,34 @@ class Gate:
 
         @return: L{None} when admitted, else why not.
         """
-        refusal = self._counter.admit(connection.address)
+        refusal = self.admitAddress(connection.address)
         if refusal is None:
             self.connections.add(connection)
             frontend = frontendOf(connection.wire)
             self.counts.accepted[frontend] = self.counts.accepted.get(frontend, 0) + 1
-        else:
+        return refusal
+
+    def admitAddress(self, address):
+        """
+        Count a connection from the IP address C{address} (L{None}: none)
+        that is not a L{chatd.edge.connection.Connection} yet, if the limits
+        allow it: an HTTP request of the web front end, which may become a
+        WebSocket.
+
+        @return: L{None} when admitted (call L{releaseAddress} when it
+            closes, or becomes a counted connection), else why not.
+        """
+        refusal = self._counter.admit(address)
+        if refusal is not None:
             why = "server_full" if refusal == ConnectionCounter.FULL else "address_full"
             self.counts.refused[why] = self.counts.refused.get(why, 0) + 1
         return refusal
+
+    def releaseAddress(self, address):
+        """
+        Forget a connection counted by L{admitAddress}.
+        """
+        self._counter.release(address)
 
     def setLimits(self, limits):
         """

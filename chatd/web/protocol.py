@@ -120,6 +120,8 @@ class WebChatProtocol:
         # HTTP channel's: it hands it on as raw data once this returns,
         # which it would keep for a next request.  Those are frames too.
         channel.rawDataReceived = channel.dataReceived
+        # Counted from here on as the connection it now is, not as HTTP.
+        channel.uncount()
         self.conn = Connection(transport, self.factory.gate, WebWire, self)
         if not self.conn.live:
             return
@@ -194,6 +196,8 @@ class WebChatProtocol:
         pass
 
     def connectionLost(self, reason):
+        # (In the channel's place since the upgrade: see _Channel.)
+        self._channel.uncount()
         if self.conn is not None:
             self.conn.lost(reason)
 

@@ -19,6 +19,7 @@ import ipaddress
 from importlib import resources
 from urllib.parse import urlsplit
 
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.web import http, pages, server
 from twisted.web.resource import Resource
@@ -276,6 +277,55 @@ class _Request(server.Request):
             transport.loseConnection()
 
 
+class _Channel(http.HTTPChannel):
+    """
+    One HTTP connection, counted against the server's connection limits (in
+    all and per address) from its start, as every other connection is,
+    until it becomes a WebSocket, whose L{chatd.edge.connection.Connection}
+    then counts it instead (L{uncount}).  (Uncounted, one address could
+    hold open every descriptor the daemon has with requests it never ends.)
+    """
+
+    # The gate and address it is counted under, while it is.
+    _countedBy = None
+    _address = None
+
+    def counted(self, gate, address):
+        self._countedBy, self._address = gate, address
+
+    def uncount(self):
+        """
+        Stop counting this connection (safe to call more than once).
+        """
+        gate, self._countedBy = self._countedBy, None
+        if gate is not None:
+            gate.releaseAddress(self._address)
+
+    def connectionLost(self, reason):
+        # (Once the channel is a WebSocket, its protocol's connectionLost
+        # takes this one's place: see WebChatProtocol.)
+        self.uncount()
+        super().connectionLost(reason)
+
+
+class _Refused(Protocol):
+    """
+    An HTTP connection over the limits: told why in a 503, and closed.
+    """
+
+    def __init__(self, why):
+        self._why = why
+
+    def connectionMade(self):
+        body = f"Connection refused: {self._why}\n".encode("utf-8")
+        self.transport.write(
+            b"HTTP/1.1 503 Service Unavailable\r\n"
+            b"Content-Type: text/plain; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n"
+            + body)
+        self.transport.loseConnection()
+
+
 class WebSite(server.Site):
     """
     The site of one C{--web} listener: the page and its assets at C{/}, the
@@ -284,6 +334,7 @@ class WebSite(server.Site):
 
     noisy = False
     requestFactory = _Request
+    protocol = _Channel
 
     def __init__(self, wsFactory, originCheck=None, timeout=HTTP_IDLE_TIMEOUT):
         root = _Root()
@@ -292,11 +343,21 @@ class WebSite(server.Site):
             root.putChild(path, _Asset(asset(name), contentType, originCheck))
         root.putChild(b"ws", ChatWebSocket(wsFactory, originCheck))
         super().__init__(root, timeout=timeout)
+        self._gate = wsFactory.gate
         # twistd's log already has a line per connection; not one per asset.
         self.logPath = None
 
     def log(self, request):
         pass
+
+    def buildProtocol(self, addr):
+        address = getattr(addr, "host", None)
+        refusal = self._gate.admitAddress(address)
+        if refusal is not None:
+            return _Refused(refusal)
+        channel = super().buildProtocol(addr)
+        channel.counted(self._gate, address)
+        return channel
 
     def getResourceFor(self, request):
         for name, value in SECURITY_HEADERS.items():
