@@ -508,3 +508,69 @@ def test_notification_while_hidden(daemon, browsers):
         ["walt in #t8", "vera: are you there?"], ["walt (private)", "psst"]]
     assert page.driver.title.startswith("(")
     walt.close()
+
+
+def test_a_storm_of_arrivals_and_departures_grows_one_line(daemon, browsers):
+    """
+    Arrivals one after another show as one line that grows, as the line
+    protocol shows a storm ("s0, s1 and 28 others have joined"), and so do
+    their departures; the member list counts each once (drawn once a frame,
+    not once an arrival: hundreds froze the page for seconds).
+    """
+    import socket
+
+    url = webURL(daemon)
+    ivy = browsers(url)
+    ivy.login("ivy")
+    ivy.type("/join #storm")
+    ivy.wait(lambda: ivy.room() == "#storm", "#storm shown")
+    before = len(_events(ivy))
+    storm = []
+    for i in range(30):
+        sock = socket.create_connection(("127.0.0.1", daemon.port))
+        sock.sendall(f"s{i}\n/join #storm\n".encode())
+        storm.append(sock)
+    ivy.wait(lambda: len(_members(ivy)) == 31, "31 members listed")
+    joined = _events(ivy)[before:]
+    counts = [_grouped(line, "have joined") for line in joined]
+    assert sum(counts) == 30 and len(joined) <= 3, joined
+    assert joined[0].startswith("s0, s1 and ") or joined[0] == "s0 has joined", joined
+    before = len(_events(ivy))
+    for sock in storm:
+        sock.close()
+    ivy.wait(lambda: _members(ivy) == ["ivy"], "everyone else gone")
+    quits = _events(ivy)[before:]
+    # (Each is "connection closed" or "connection lost", as the kernel
+    # reports its close: a group for each reason in turn.)
+    assert sum(_grouped(re.sub(r" \(connection (closed|lost)\)$", "", line), "have quit")
+               for line in quits) == 30, quits
+    assert len(quits) < 30, quits
+
+
+def _members(page):
+    # (Read in one script: the list may be redrawn between two reads.)
+    return page.driver.execute_script(
+        "return [...document.querySelectorAll('#members li')].map(li => li.textContent)")
+
+
+def _events(page):
+    """
+    The text of the room events shown in the conversation, times left out.
+    """
+    return page.driver.execute_script(
+        "return [...document.querySelectorAll('#log li.event .text')].map(s => s.textContent)")
+
+
+def _grouped(text, verb):
+    """
+    How many people a grouped line of the page names: "a has joined" one,
+    "a and b" two, "a, b and c" three, "a, b and N others" N + 2.
+    """
+    singular = verb.replace("have ", "has ", 1)
+    if text.endswith(singular) and " and " not in text:
+        return 1
+    assert text.endswith(verb), text
+    many = re.search(r" and (\d+) others " + re.escape(verb) + "$", text)
+    if many:
+        return int(many.group(1)) + 2
+    return text.count(",") + 2

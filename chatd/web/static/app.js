@@ -375,15 +375,13 @@
     },
 
     joined(msg) {
-      memberEvent(msg.room, `${msg.nick} has joined`, (m) => m.set(fold(msg.nick), msg.nick));
+      comingOrGoing(msg.room, msg.nick, "joined", "", (m) => m.set(fold(msg.nick), msg.nick));
     },
     parted(msg) {
-      memberEvent(msg.room, `${msg.nick} has left` + (msg.reason ? ` (${msg.reason})` : ""),
-        (m) => m.delete(fold(msg.nick)));
+      comingOrGoing(msg.room, msg.nick, "left", msg.reason, (m) => m.delete(fold(msg.nick)));
     },
     quit(msg) {
-      memberEvent(msg.room, `${msg.nick} has quit` + (msg.reason ? ` (${msg.reason})` : ""),
-        (m) => m.delete(fold(msg.nick)));
+      comingOrGoing(msg.room, msg.nick, "quit", msg.reason, (m) => m.delete(fold(msg.nick)));
     },
     renamed(msg) {
       memberEvent(msg.room, `${msg.old} is now known as ${msg.new}`,
@@ -497,7 +495,51 @@
     if (!buf) return;
     if (change) change(buf.members);
     addLine(buf, eventNode(text, null));
-    if (buf.key === state.current) renderMembers();
+    if (buf.key === state.current) membersChanged();
+  }
+
+  // Arrivals one after another (a restart brings hundreds back at once), or
+  // departures for one reason, show as one line that grows, as the line
+  // protocol shows them: "ann, bob and 48 others have joined", not a line
+  // each pushing the conversation away.
+  const GROUPED_MS = 5000;
+
+  function comingOrGoing(room, nick, verb, reason, change) {
+    const buf = state.buffers.get(fold(room));
+    if (!buf) return;
+    change(buf.members);
+    const last = buf.nodes[buf.nodes.length - 1];
+    const kind = `${verb} ${reason || ""}`;
+    const group = last && last.group;
+    if (group && group.kind === kind && Date.now() - group.since < GROUPED_MS) {
+      group.nicks.push(nick);
+      last.querySelector(".text").textContent = groupText(group);
+    } else {
+      const started = { kind, verb, reason, nicks: [nick], since: Date.now() };
+      const li = eventNode(groupText(started), null);
+      li.group = started;
+      addLine(buf, li);
+    }
+    if (buf.key === state.current) membersChanged();
+  }
+
+  function groupText({ nicks, verb, reason }) {
+    const [first, second] = nicks;
+    const who = nicks.length === 1 ? first
+      : nicks.length === 2 ? `${first} and ${second}`
+      : nicks.length === 3 ? `${first}, ${second} and ${nicks[2]}`
+      : `${first}, ${second} and ${nicks.length - 2} others`;
+    return `${who} ${nicks.length === 1 ? "has" : "have"} ${verb}` + (reason ? ` (${reason})` : "");
+  }
+
+  // The member list is drawn at most once a frame: redrawn (sorted) for
+  // every arrival of a storm, hundreds of them froze the page for seconds.
+  let membersDue = false;
+
+  function membersChanged() {
+    if (membersDue) return;
+    membersDue = true;
+    requestAnimationFrame(() => { membersDue = false; renderMembers(); });
   }
 
   function duration(seconds) {
