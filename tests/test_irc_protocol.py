@@ -516,6 +516,11 @@ def test_whoWhoisListNames(server):
     alice.send("NAMES #lobby")
     assert alice.lines() == [f"{S} 353 alice = #lobby :bob alice",
                              f"{S} 366 alice #lobby :End of /NAMES list."]
+    # A list of one name is a trailing parameter too, as clients read it.
+    alice.send("JOIN #solo")
+    alice.send("NAMES #solo")
+    assert alice.lines()[-2:] == [f"{S} 353 alice = #solo :@alice",
+                                  f"{S} 366 alice #solo :End of /NAMES list."]
 
 
 def test_away(server):
@@ -1079,8 +1084,8 @@ def test_namesOfSeveralChannels(server):
     alice.send("JOIN #a,#b")
     alice.lines()
     alice.send("NAMES #a,#none,#b")
-    assert alice.lines() == [f"{S} 353 alice = #a @alice",
-                             f"{S} 353 alice = #b @alice",
+    assert alice.lines() == [f"{S} 353 alice = #a :@alice",
+                             f"{S} 353 alice = #b :@alice",
                              f"{S} 366 alice #a,#none,#b :End of /NAMES list."]
 
 

@@ -90,11 +90,13 @@ def parse(line: str) -> Message | None:
     return Message(command, tuple(params), prefix, tags)
 
 
-def serialize(command: str, *params: str, prefix: str = "", tags: dict | None = None) -> str:
+def serialize(command: str, *params: str, prefix: str = "", tags: dict | None = None,
+              trailing: bool = False) -> str:
     """
     The line (without CRLF) for a message; the last parameter is sent as a
     trailing one when it needs to be (empty, holding a space, or starting
-    with ":").
+    with ":"), or always with C{trailing} (a list of names, which clients
+    read from the ":" on, even when it holds one).
 
     A line longer than L{MAX_BODY_BYTES} without its tags and source is cut,
     at a character boundary, from its last parameter: senders split text that
@@ -111,7 +113,7 @@ def serialize(command: str, *params: str, prefix: str = "", tags: dict | None = 
     if params:
         *middle, last = params
         parts.extend(middle)
-        if not last or " " in last or last.startswith(":"):
+        if trailing or not last or " " in last or last.startswith(":"):
             last = ":" + last
         parts.append(last)
     line = " ".join(parts)
@@ -123,11 +125,13 @@ def serialize(command: str, *params: str, prefix: str = "", tags: dict | None = 
     return line
 
 
-def encode(command: str, *params: str, prefix: str = "", tags: dict | None = None) -> bytes:
+def encode(command: str, *params: str, prefix: str = "", tags: dict | None = None,
+           trailing: bool = False) -> bytes:
     """
     L{serialize}'s line as the bytes on the wire, CRLF included.
     """
-    return serialize(command, *params, prefix=prefix, tags=tags).encode("utf-8") + b"\r\n"
+    return serialize(command, *params, prefix=prefix, tags=tags,
+                     trailing=trailing).encode("utf-8") + b"\r\n"
 
 
 def _cut(text: str, limit: int) -> str:

@@ -668,7 +668,8 @@ class IrcProtocol(PacedLineReceiver):
             if user is not None:
                 names.append(self._prefixed(room, user))
         head = f":{self.server} {N.RPL_NAMREPLY} {self.nick} = {name} :"
-        lines = [encode(N.RPL_NAMREPLY, self.nick, "=", name, piece, prefix=self.server)
+        lines = [encode(N.RPL_NAMREPLY, self.nick, "=", name, piece, prefix=self.server,
+                        trailing=True)
                  for piece in _packWords(names, MAX_BODY_BYTES - 2 - len(head))]
         lines.append(encode(N.RPL_ENDOFNAMES, self.nick, name, "End of /NAMES list.",
                             prefix=self.server))
