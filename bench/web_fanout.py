@@ -86,6 +86,10 @@ class _Channel:
     def setTimeout(self, timeout):
         pass
 
+    def uncount(self):
+        # Never counted as HTTP (see chatd.web.resource._Channel).
+        pass
+
 
 class _Request:
     def __init__(self, transport):

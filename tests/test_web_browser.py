@@ -530,7 +530,7 @@ def test_a_storm_of_arrivals_and_departures_grows_one_line(daemon, browsers):
         sock = socket.create_connection(("127.0.0.1", daemon.port))
         sock.sendall(f"s{i}\n/join #storm\n".encode())
         storm.append(sock)
-    ivy.wait(lambda: len(_members(ivy)) == 31, "31 members listed")
+    ivy.wait(lambda: len(ivy.members()) == 31, "31 members listed")
     joined = _events(ivy)[before:]
     counts = [_grouped(line, "have joined") for line in joined]
     assert sum(counts) == 30 and len(joined) <= 3, joined
@@ -538,19 +538,13 @@ def test_a_storm_of_arrivals_and_departures_grows_one_line(daemon, browsers):
     before = len(_events(ivy))
     for sock in storm:
         sock.close()
-    ivy.wait(lambda: _members(ivy) == ["ivy"], "everyone else gone")
+    ivy.wait(lambda: ivy.members() == ["ivy"], "everyone else gone")
     quits = _events(ivy)[before:]
     # (Each is "connection closed" or "connection lost", as the kernel
     # reports its close: a group for each reason in turn.)
     assert sum(_grouped(re.sub(r" \(connection (closed|lost)\)$", "", line), "have quit")
                for line in quits) == 30, quits
     assert len(quits) < 30, quits
-
-
-def _members(page):
-    # (Read in one script: the list may be redrawn between two reads.)
-    return page.driver.execute_script(
-        "return [...document.querySelectorAll('#members li')].map(li => li.textContent)")
 
 
 def _events(page):

@@ -295,4 +295,7 @@ class Page:
         raise AssertionError(f"no sidebar entry {name}: {self.sidebar()}")
 
     def members(self):
-        return [li.text for li in self.findAll("#members li")]
+        # Read in one script: the page redraws the list once a frame, and
+        # an element read meanwhile would be stale.
+        return self.driver.execute_script(
+            "return [...document.querySelectorAll('#members li')].map(li => li.textContent)")
