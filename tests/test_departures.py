@@ -301,21 +301,34 @@ def test_lineProtocolShowsManyDeparturesAsOneLine():
     assert alice.lines() == ["-- #lobby b20, b21 and 2 others have left"]
 
 
+def ircRooms(rooms):
+    """
+    An IRC server whose IRC users are in C{rooms} (a dict: room -> the
+    nicknames in it), settled, with nothing left to read.
+
+    @return: the server, and each user's client by nickname.
+    """
+    server = IrcMemoryServer(announceTogether=True)
+    clients = {}
+    for room, nicks in rooms.items():
+        for nick in nicks.split():
+            if nick not in clients:
+                clients[nick] = server.connectIrc(nick)
+            clients[nick].send(f"JOIN {room}")
+    server.clock.advance(0)
+    for client in clients.values():
+        client.lines()
+    return server, clients
+
+
 def test_ircTellsEachQuitOnceAcrossRooms():
     """
     IRC clients get one PART or QUIT per departure, in order, written
     together; a quit once however many of the announced rooms they share
     with the quitter.
     """
-    server = IrcMemoryServer(announceTogether=True)
-    alice = server.connectIrc("alice")
-    bob, carol, dave = (server.connectIrc(nick) for nick in ["bob", "carol", "dave"])
-    for user in (alice, bob, carol, dave):
-        user.send("JOIN #a")
-    for user in (alice, bob, dave):
-        user.send("JOIN #b")
-    server.clock.advance(0)
-    alice.lines()
+    server, users = ircRooms({"#a": "alice bob carol dave", "#b": "alice bob dave"})
+    alice, bob, carol, dave = (users[nick] for nick in ("alice", "bob", "carol", "dave"))
     dave.send("PART #b :bye")
     bob.send("QUIT :off")
     carol.send("QUIT :off too")
@@ -335,15 +348,8 @@ def test_aPartIsToldBeforeTheQuitAfterIt():
     client drops a user at their QUIT, and a PART after it would come from
     nobody it knows.
     """
-    server = IrcMemoryServer(announceTogether=True)
-    alice = server.connectIrc("alice")
-    vic, walt = server.connectIrc("vic"), server.connectIrc("walt")
-    for user in (alice, vic, walt):
-        user.send("JOIN #a")
-    for user in (alice, vic):
-        user.send("JOIN #b")
-    server.clock.advance(0)
-    alice.lines()
+    server, users = ircRooms({"#a": "alice vic walt", "#b": "alice vic"})
+    alice, vic, walt = (users[nick] for nick in ("alice", "vic", "walt"))
     walt.send("QUIT :first")
     vic.send("PART #b :bye")
     vic.send("QUIT :gone")
@@ -371,15 +377,8 @@ def test_ircTellsAQuitOnceAcrossThreeRooms():
     A quit told for two rooms with another room's departures between them
     still reaches an IRC client sharing all three once.
     """
-    server = IrcMemoryServer(announceTogether=True)
-    alice, bob, carol, dave = (server.connectIrc(nick)
-                               for nick in ["alice", "bob", "carol", "dave"])
-    for room, members in [("#a", (alice, bob, carol)), ("#b", (alice, dave)),
-                          ("#c", (alice, bob))]:
-        for user in members:
-            user.send(f"JOIN {room}")
-    server.clock.advance(0)
-    alice.lines()
+    server, users = ircRooms({"#a": "alice bob carol", "#b": "alice dave", "#c": "alice bob"})
+    alice, bob, carol, dave = (users[nick] for nick in ("alice", "bob", "carol", "dave"))
     carol.send("PART #a")
     dave.send("PART #b")
     bob.send("QUIT :off")
