@@ -568,3 +568,21 @@ def _grouped(text, verb):
     if many:
         return int(many.group(1)) + 2
     return text.count(",") + 2
+
+
+def test_a_kicked_page_says_who_and_why(daemon, browsers):
+    """
+    A page put out of a room by a kick says who kicked it and why, as the
+    line protocol's users are told, though the room's conversation goes.
+    """
+    url = webURL(daemon)
+    jo = browsers(url)
+    jo.login("jo")
+    boss = lineUser(daemon, "bossk", "#kk")
+    jo.type("/join #kk")
+    jo.wait(lambda: jo.room() == "#kk", "#kk shown")
+    boss.send("/kick jo you are out")
+    notice = "you were put out of #kk: jo was kicked by bossk (you are out)"
+    jo.wait(lambda: any(text.endswith(notice) for text in jo.logTexts()), "the kick's notice")
+    assert "#kk" not in [name for name, unread in jo.sidebar()]
+    boss.close()

@@ -48,6 +48,7 @@
     sent: [],              // lines typed, for Up/Down
     sentAt: 0,
     lobby: null,
+    kicks: new Map(),      // room key -> how we were kicked from it, until its "left"
   };
 
   // ---- text, safely ----------------------------------------------------
@@ -335,7 +336,9 @@
       const buf = state.buffers.get(key);
       if (!buf) return;
       drop(key);
-      if (msg.putOut) note(`you were put out of ${msg.room}`);
+      const kick = state.kicks.get(key);
+      state.kicks.delete(key);
+      if (msg.putOut) note(`you were put out of ${msg.room}` + (kick ? `: ${kick}` : ""));
     },
 
     identified(msg) {
@@ -388,8 +391,11 @@
         (m) => { m.delete(fold(msg.old)); m.set(fold(msg.new), msg.new); });
     },
     kicked(msg) {
-      memberEvent(msg.room, `${msg.nick} was kicked by ${msg.by}` + (msg.reason ? ` (${msg.reason})` : ""),
-        (m) => m.delete(fold(msg.nick)));
+      const text = `${msg.nick} was kicked by ${msg.by}` + (msg.reason ? ` (${msg.reason})` : "");
+      memberEvent(msg.room, text, (m) => m.delete(fold(msg.nick)));
+      // The room's conversation goes at the "left" that follows: who and
+      // why are said there.
+      if (state.nick && fold(msg.nick) === fold(state.nick)) state.kicks.set(fold(msg.room), text);
     },
     banned(msg) {
       const where = msg.server ? "from the server" : "";
@@ -513,6 +519,7 @@
     const group = last && last.group;
     if (group && group.kind === kind && Date.now() - group.since < GROUPED_MS) {
       group.nicks.push(nick);
+      group.since = Date.now();
       last.querySelector(".text").textContent = groupText(group);
     } else {
       const started = { kind, verb, reason, nicks: [nick], since: Date.now() };
