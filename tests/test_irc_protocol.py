@@ -1087,6 +1087,12 @@ def test_namesOfSeveralChannels(server):
     assert alice.lines() == [f"{S} 353 alice = #a :@alice",
                              f"{S} 353 alice = #b :@alice",
                              f"{S} 366 alice #a,#none,#b :End of /NAMES list."]
+    # In no channel, NAMES alone still ends (a trial: it had no answer).
+    for name in ("#a", "#b", "#lobby"):
+        alice.send(f"PART {name}")
+    alice.lines()
+    alice.send("NAMES")
+    assert alice.lines() == [f"{S} 366 alice * :End of /NAMES list."]
 
 
 def test_operProvesAnOperatorsNickname():

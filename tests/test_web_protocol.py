@@ -542,6 +542,11 @@ def test_commands_typed_in_the_page(web):
                                  "members": ["alice"]}]
     alice.send(type="command", room="#lobby", line="/topic -")
     assert lastError(alice)["text"] == "#lobby has no topic"
+    # A /part of the page's room is answered as the line protocol answers
+    # it (a trial: then "you are not in #ops", of the room just left).
+    alice.send(type="command", room="#ops", line="/part")
+    assert alice.messages() == [{"type": "left", "room": "#ops"},
+                                {"type": "reply", "text": "now talking in #lobby"}]
 
 
 @pytest.mark.parametrize("line", ["", "   ", "\x01\x02", "\x1b[31m"])

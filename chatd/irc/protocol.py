@@ -736,6 +736,9 @@ class IrcProtocol(PacedLineReceiver):
             for room in self.session.rooms:
                 for data in self._namesLines(room, room.name, _nicks(room)):
                     self.conn.send(data)
+            if not self.session.rooms:
+                # In no channel: still an end, for a client that waits for it.
+                self.numeric(N.RPL_ENDOFNAMES, "*", "End of /NAMES list.")
             return
         names = [name for name in params[0].split(",") if name]
         for name in names:

@@ -31,7 +31,7 @@ from twisted.logger import Logger
 
 from chatd import __version__
 from chatd.core.events import Entered
-from chatd.core.names import NICK_RULES
+from chatd.core.names import NICK_RULES, normalRoomName, roomKey
 from chatd.core.refusals import Refusal
 from chatd.edge.connection import Connection
 from chatd.line import commands as lineCommands
@@ -419,8 +419,11 @@ class _LineCommands:
         self._shown = room
 
     def leftByChoice(self, room):
-        # (The page names the room of every line it sends.)
-        pass
+        # The page names the room of every line it sends: once that one is
+        # left (/part), the command's current room is another, as on the
+        # line protocol, not one the user is no longer in.
+        if self._room is not None and roomKey(normalRoomName(self._room)) == room.key:
+            self._room = None
 
     def showHistory(self, found, header=None, replay=False):
         if replay:
