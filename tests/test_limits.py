@@ -473,7 +473,8 @@ def test_perAddressLimitsCountAnAddressGroup():
     counter = ConnectionCounter(100, 2)
     assert counter.admit("127.0.0.2") is None
     assert counter.admit("127.0.0.3") is None
-    assert counter.admit("127.0.0.4") == "too many connections from 127.0.0.4"
+    assert counter.admit("127.0.0.4") == (
+        "too many connections from 127.0.0.4 (counted with all of loopback)")
     counter.release("127.0.0.2")
     assert counter.admit("::1") is None
 
@@ -497,4 +498,5 @@ def test_addressAnswersKeptBounded():
     assert bans.addressGroup.cache_info().currsize <= bans.ADDRESSES_KEPT
     assert bans._addressKey.cache_info().currsize <= bans.ADDRESSES_KEPT
     # The first group, long since no longer kept, still counts its one.
-    assert counter.admit("2001:db8:1::2") == "too many connections from 2001:db8:1::2"
+    assert counter.admit("2001:db8:1::2") == (
+        "too many connections from 2001:db8:1::2 (counted with all of 2001:db8:1::/64)")

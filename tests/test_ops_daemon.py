@@ -206,7 +206,8 @@ def test_sighupRereadsTheConfigFile(tmp_path):
         daemon.process.send_signal(signal.SIGHUP)
         waitForLog(daemon, "reload: --max-per-address 5 -> 2", after=mark)
         refused = daemon.client()
-        assert refused.readLine().endswith("too many connections from 127.0.0.1")
+        assert refused.readLine().endswith(
+            "too many connections from 127.0.0.1 (counted with all of loopback)")
         refused.close()
         for client in clients:
             client.close()

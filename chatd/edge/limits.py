@@ -143,7 +143,11 @@ class ConnectionCounter:
             group = addressGroup(address)
             count = self._perAddress.get(group, 0)
             if count >= self._maxPerAddress:
-                return f"too many connections from {address}"
+                if group == address:
+                    return f"too many connections from {address}"
+                # Said, or someone with a few connections of their own from
+                # 127.0.0.3 cannot tell why.
+                return f"too many connections from {address} (counted with all of {group})"
             self._perAddress[group] = count + 1
         self.total += 1
         return None
