@@ -156,7 +156,7 @@ def test_tlsHandshakeThatNeverCompletesFreesItsSlot(tmp_path):
         time.sleep(0.3)
         refused = LineClient(plainPort)
         assert refused.readLine() == ("-!- Connection refused: too many connections "
-                                      "from 127.0.0.1")
+                                      "from 127.0.0.1 (counted with all of loopback)")
         refused.close()
         started = time.monotonic()
         while True:
