@@ -127,10 +127,11 @@ def useLeanServer(port):
     """
     if isinstance(port, tcp.Port) and port.transport is tcp.Server:
         port.transport = LeanServer
-        if type(getattr(port, "socket", None)) is socket.socket:
+        listening = getattr(port, "socket", None)
+        if type(listening) is socket.socket:
             # The same object, accepting through ListeningSocket (the same
             # layout: a subclass with no slots of its own).
-            port.socket.__class__ = ListeningSocket
-        if NODELAY_INHERITED and getattr(port, "socket", None) is not None:
-            port.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            listening.__class__ = ListeningSocket
+        if NODELAY_INHERITED and listening is not None:
+            listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             port.transport = NoDelayServer

@@ -39,14 +39,14 @@ from chatd.irc.wire import (HIDDEN_HOST, TAG_CAPABILITIES, AwayLine, Echo, IrcWi
 # Commands a client may send before it is registered.
 _BEFORE_REGISTRATION = {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT",
                         "AUTHENTICATE"}
-# The capabilities chatd offers, with their values for CAP LS 302.
-# multi-prefix and userhost-in-names change only what NAMES shows (chatd has
-# one prefix, so multi-prefix changes nothing at all).
 # WHO costs a line against the flood limits for every this many people it
 # looks at (the line protocol's /who shows them a page of 100 per line): one
 # of a room of 2,000 is 2,000 replies, 9 ms of the daemon's time.
 WHO_PER_LINE = 100
 
+# The capabilities chatd offers, with their values for CAP LS 302.
+# multi-prefix and userhost-in-names change only what NAMES shows (chatd has
+# one prefix, so multi-prefix changes nothing at all).
 CAPABILITIES = {"server-time": "", "sasl": "PLAIN", "message-tags": "",
                 "echo-message": "", "multi-prefix": "", "userhost-in-names": "",
                 "batch": "", "account-tag": "", "away-notify": "",
