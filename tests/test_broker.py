@@ -1014,7 +1014,7 @@ def test_renameRaceLoserWhoLeavesMeanwhileIsSeenLeaving(cluster, failures):
     clients, got = renameRace(cluster, "/quit bye")
     for watcher in ("wa", "wb"):
         assert got[watcher] == ["-- #lobby rca is now known as racex",
-                                "-- #lobby rcb has quit (bye)"]
+                                "-- #lobby rcb has quit (Quit: bye)"]
     for node in cluster.nodes:
         assert "rcb" not in node.core.users and "racex" in node.core.users
     assert cluster.redis.get(b"chatd:nick:rcb") is None
@@ -1627,8 +1627,8 @@ def test_quitShownInEveryRoomOnOtherDaemons(cluster):
     lobbyOnly.lines(), roomOnly.lines()
     qz.send("/quit bye")
     cluster.settle()
-    assert lobbyOnly.lines() == ["-- #lobby qz has quit (bye)"]
-    assert roomOnly.lines() == ["-- #qroom qz has quit (bye)"]
+    assert lobbyOnly.lines() == ["-- #lobby qz has quit (Quit: bye)"]
+    assert roomOnly.lines() == ["-- #qroom qz has quit (Quit: bye)"]
     assert "qz" not in b.core.users
 
 
@@ -1666,11 +1666,11 @@ def test_aQuitFromEveryRoomIsToldOnceToAnIrcClient(cluster):
     talker.send("/msg watcher psst")
     a.link.queue.extend(written)
     cluster.settle()
-    assert irc.lines() == [":quitter!~quitter@chatd QUIT bye",
+    assert irc.lines() == [":quitter!~quitter@chatd QUIT :Quit: bye",
                            ":talker!~talker@chatd PRIVMSG #b between",
                            ":talker!~talker@chatd PRIVMSG watcher psst"]
-    assert talker.lines() == ["-- #lobby quitter has quit (bye)", "-- #a quitter has quit (bye)",
-                              "-- #b quitter has quit (bye)", "=== to watcher: psst"]
+    assert talker.lines() == ["-- #lobby quitter has quit (Quit: bye)", "-- #a quitter has quit (Quit: bye)",
+                              "-- #b quitter has quit (Quit: bye)", "=== to watcher: psst"]
 
 
 def test_aQuitHeardWithoutItsWordsInOneRoomIsToldOnceToAnIrcClient(cluster):
@@ -1698,8 +1698,8 @@ def test_aQuitHeardWithoutItsWordsInOneRoomIsToldOnceToAnIrcClient(cluster):
     irc.lines(), boss.lines()
     quitter.send("/quit bye")
     cluster.settle()
-    assert irc.lines() == [":quitter!~quitter@chatd QUIT bye"]
-    assert boss.lines() == ["-- #lobby quitter has quit (bye)", "-- #b quitter has quit"]
+    assert irc.lines() == [":quitter!~quitter@chatd QUIT :Quit: bye"]
+    assert boss.lines() == ["-- #lobby quitter has quit (Quit: bye)", "-- #b quitter has quit"]
 
 
 def test_ownRenameToldOnceOnACluster(cluster):

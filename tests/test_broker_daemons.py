@@ -345,7 +345,7 @@ def test_renameRaceAcrossDaemonsKeepsTheLoser(three):
         first.send("/quit bye")
         second.send("/quit bye")
         assert sorted(waitLines(watcher, 2)) == sorted(
-            f"-- #lobby {who} has quit (bye)" for who in (kept, nick))
+            f"-- #lobby {who} has quit (Quit: bye)" for who in (kept, nick))
         first.close()
         second.close()
     for daemon in three:
@@ -423,7 +423,7 @@ def test_anIrcClientHearsEachQuitOnce(redis):
         marker.send("done")
         got = watcher.readUntil(lambda l: l.endswith(" PRIVMSG #a done"))
         quits = [l for l in got if " QUIT " in l]
-        assert quits == [f":quitter{n}!~quitter{n}@chatd QUIT bye" for n in range(QUITTERS)]
+        assert quits == [f":quitter{n}!~quitter{n}@chatd QUIT :Quit: bye" for n in range(QUITTERS)]
         messages = [l.rsplit(" ", 1)[1] for l in got if " PRIVMSG watcher " in l]
         assert messages == [f"{n}-{i}" for n in range(QUITTERS) for i in range(MESSAGES)]
     finally:

@@ -285,7 +285,7 @@ def test_lineProtocolShowsManyDeparturesAsOneLine():
     others[1].send("/part #lobby bye")
     others[2].transport.loseConnection()
     server.clock.advance(0)
-    assert alice.lines() == ["-- #lobby b0 has quit (off)", "-- #lobby b1 has left (bye)",
+    assert alice.lines() == ["-- #lobby b0 has quit (Quit: off)", "-- #lobby b1 has left (bye)",
                              "-- #lobby b2 has quit (connection closed)"]
     for other in others[3:20]:
         other.transport.loseConnection()

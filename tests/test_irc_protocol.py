@@ -709,8 +709,8 @@ def test_quitOfAUserMutedInOneSharedChannelIsShownOnce(server):
     watcher.lines(), boss.lines()
     quitter.send("/quit bye")
     server.clock.advance(1)
-    assert watcher.lines() == [":quitter!~quitter@chatd QUIT bye"]
-    assert boss.lines() == ["-- #lobby quitter has quit (bye)", "-- #b quitter has quit"]
+    assert watcher.lines() == [":quitter!~quitter@chatd QUIT :Quit: bye"]
+    assert boss.lines() == ["-- #lobby quitter has quit (Quit: bye)", "-- #b quitter has quit"]
 
 
 def test_keepalive(server):

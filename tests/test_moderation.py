@@ -282,6 +282,23 @@ def test_serverBanByNickname(trust):
     assert trust.accounts.stored == {}
 
 
+def test_aUsersQuitCannotPassForAServerBan(trust):
+    """
+    A user's own quit words reach their rooms marked as theirs (as IRC
+    servers mark them), so "/quit banned" does not read as the server's
+    ban; a real ban's quit is the server's word alone.
+    """
+    op = trust.arrive("op", password="op-password")
+    liar, troll, carol = trust.arrive("liar"), trust.arrive("troll"), trust.arrive("carol")
+    clear(op, liar, troll, carol)
+    liar.quit("banned", said=True)
+    op.ban("#lobby", "troll", 3600, "spam")
+    assert carol.outbox.take() == [
+        events.Quit("#lobby", "liar", "Quit: banned"),
+        events.Banned("#lobby", "troll", "op", 3600, "spam", True),
+        events.Quit("#lobby", "troll", "banned")]
+
+
 def test_ghostDoesNotLiftANicknameBan(trust):
     """
     The right password does not take a banned nickname back: /ghost from
@@ -1074,7 +1091,7 @@ def test_mutedMembersLeaveWithoutAWord(trust):
                                    events.Joined("#lobby", "bob")]
     bob.quit("buy it now", said=True)
     # (#lobby joined again last: the user's rooms in the order joined.)
-    assert carol.outbox.take() == [events.Quit("#side", "bob", "buy it now"),
+    assert carol.outbox.take() == [events.Quit("#side", "bob", "Quit: buy it now"),
                                    events.Quit("#lobby", "bob", "")]
     dave = trust.arrive("dave")
     op.mute("#lobby", "dave", 600)

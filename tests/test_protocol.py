@@ -228,7 +228,7 @@ def test_quit(server):
     alice.send("/quit off to lunch")
     assert alice.lines() == ["=== bye"]
     assert not alice.transport.connected
-    assert bob.lines() == ["-- #lobby alice has quit (off to lunch)"]
+    assert bob.lines() == ["-- #lobby alice has quit (Quit: off to lunch)"]
     assert "alice" not in server.core.users
 
 

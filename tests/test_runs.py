@@ -436,23 +436,23 @@ def test_everyFrontEndSeesItsTurnInOrder():
         "=== now talking in #lobby", "#dev <bob> d1", "=== to carol: p1", "=== to fay: p2",
         "#lobby <bob> l2", "#lobby <dave> i1", "=== now talking in #dev",
         "-- #dev erin has joined", "-- #lobby erin has joined",
-        "-- #lobby carol has quit (bye)", "-- #dev carol has quit (bye)"]
+        "-- #lobby carol has quit (Quit: bye)", "-- #dev carol has quit (Quit: bye)"]
     assert bob.lines() == [
         "#lobby <alice> l1", "=== now talking in #lobby", "#lobby <dave> i1",
         "-- #dev erin has joined", "#dev <alice> d2", "-- #lobby erin has joined",
-        "-- #lobby carol has quit (bye)", "-- #dev carol has quit (bye)", "#dev <alice> d3"]
+        "-- #lobby carol has quit (Quit: bye)", "-- #dev carol has quit (Quit: bye)", "#dev <alice> d3"]
     assert carol.lines() == [
         "#lobby <alice> l1", "#dev <bob> d1", "*alice* p1", "#lobby <bob> l2",
         "#lobby <dave> i1", "=== pong x", "-- #dev erin has joined", "#dev <alice> d2",
         "-- #lobby erin has joined", "=== bye"]
     assert erin.lines()[-4:] == [
-        "#dev <alice> d2", "-- #lobby carol has quit (bye)", "-- #dev carol has quit (bye)",
+        "#dev <alice> d2", "-- #lobby carol has quit (Quit: bye)", "-- #dev carol has quit (Quit: bye)",
         "#dev <alice> d3"]
     assert dave.lines() == [
         ":alice!~alice@chatd PRIVMSG #lobby l1", ":bob!~bob@chatd PRIVMSG #dev d1",
         ":bob!~bob@chatd PRIVMSG #lobby l2", ":erin!~erin@chatd JOIN #dev",
         ":alice!~alice@chatd PRIVMSG #dev d2", ":erin!~erin@chatd JOIN #lobby",
-        ":carol!~carol@chatd QUIT bye", ":alice!~alice@chatd PRIVMSG #dev d3"]
+        ":carol!~carol@chatd QUIT :Quit: bye", ":alice!~alice@chatd PRIVMSG #dev d3"]
     assert [(m["type"], m["room"] if "room" in m else m["from"], m.get("nick"), m.get("text"))
             for m in fay.messages()] == [
         ("said", "#lobby", "alice", "l1"), ("said", "#dev", "bob", "d1"),

@@ -687,7 +687,7 @@ def test_quit_closes():
     assert frames[-1][0] == 8
     assert not alice.transport.connected
     assert bob.messages() == [{"type": "quit", "room": "#lobby", "nick": "alice",
-                               "reason": "bye all"}]
+                               "reason": "Quit: bye all"}]
 
 
 def test_frame_lengths():

@@ -768,7 +768,8 @@ class ChatCore:
         nickname at once.  Safe to call more than once.
 
         @param said: whether C{reason} is the user's own words (a quit they
-            asked for), which a room that mutes them does not hear.
+            asked for): a room that mutes them does not hear them, and
+            every other room hears them after C{"Quit: "}.
         """
         if user.connected:
             user.connected = False
@@ -776,7 +777,12 @@ class ChatCore:
         if user.nick is None or self.users.get(user.key) is not user:
             return
         for room in list(user.rooms.values()):
-            heard = self.moderation.heardOnLeaving(user, room, reason) if said else reason
+            heard = reason
+            if said:
+                heard = self.moderation.heardOnLeaving(user, room, reason)
+                # Marked as the user's, as IRC servers mark a quit's words:
+                # "/quit banned" is not to read as the server's ban.
+                heard = f"Quit: {heard}" if heard else heard
             self.removeMember(user, room, events.Quit(room.name, user.nick, heard))
         del self.users[user.key]
         self.identity.forget(user)

@@ -509,9 +509,10 @@ class IrcProtocol(PacedLineReceiver):
 
     def irc_QUIT(self, params):
         reason = _param(params, 0)
-        reason = f"Quit: {reason}" if reason else "Quit"
+        # (The core marks the words as the user's for everyone else.)
+        shown = f"Quit: {reason}" if reason else "Quit"
         self.conn.quit(reason, encode(
-            "ERROR", f"Closing link: ({self.username or '*'}@{self.conn.address}) [{reason}]"))
+            "ERROR", f"Closing link: ({self.username or '*'}@{self.conn.address}) [{shown}]"))
 
     # Rooms
 
