@@ -344,8 +344,8 @@ def test_outsideABatchEachLineIsWrittenAtOnce():
 
 def test_outboxThatCannotShareIsSentEachLine():
     """
-    A member whose outbox only sends (IRC's renders what it is sent) gets
-    each line itself, in order with the rest.
+    A member whose outbox only sends (it has no C{share}) gets each line
+    itself, in order with the rest.
     """
     s = Setting(people=2)
     box = Box()
@@ -461,6 +461,58 @@ def test_everyFrontEndSeesItsTurnInOrder():
         ("said", "#dev", "alice", "d2"), ("joined", "#lobby", "erin", None),
         ("quit", "#lobby", "carol", None), ("quit", "#dev", "carol", None),
         ("said", "#dev", "alice", "d3")]
+
+
+def test_ircMembersShareARoomsRun(monkeypatch):
+    """
+    IRC members share a room's run as line members do (one append a line
+    for all of them, not a send each), and each still gets exactly its
+    lines in order once: its own only with echo-message, a QUIT told in
+    two rooms once, nothing after parting.
+    """
+    shared = []
+    share = Outbox.share
+
+    def spy(outbox, run):
+        shared.append(outbox)
+        return share(outbox, run)
+
+    monkeypatch.setattr(Outbox, "share", spy)
+    server = IrcMemoryServer(coalesceTurns=True)
+    alice, carol = server.connect("alice"), server.connect("carol")
+    dave = server.connectIrc("dave")
+    erin = server.connectIrc()
+    for line in ("CAP REQ :echo-message", "NICK erin", "USER erin 0 * :E", "CAP END"):
+        erin.send(line)
+    for client in (dave, erin):
+        client.send("JOIN #dev,#lobby")
+    for client in (alice, carol):
+        client.send("/join #dev")
+    server.clock.advance(0)
+    for client in (alice, carol, dave, erin):
+        client.transport.clear()
+    alice.send("a1")
+    dave.send("PRIVMSG #dev :d1")
+    alice.send("a2")
+    erin.send("PRIVMSG #dev :e1")
+    alice.send("a3")
+    carol.send("/quit bye")
+    alice.send("a4")
+    erin.send("PART #dev")
+    alice.send("a5")
+    server.clock.advance(0)
+    said = lambda who, text: f":{who}!~{who}@chatd PRIVMSG #dev {text}"
+    quit = ":carol!~carol@chatd QUIT :Quit: bye"
+    assert dave.lines() == [said("alice", "a1"), said("alice", "a2"), said("erin", "e1"),
+                            said("alice", "a3"), quit, said("alice", "a4"),
+                            ":erin!~erin@chatd PART #dev", said("alice", "a5")]
+    assert erin.lines() == [said("alice", "a1"), said("dave", "d1"), said("alice", "a2"),
+                            said("erin", "e1"), said("alice", "a3"), quit, said("alice", "a4"),
+                            ":erin!~erin@chatd PART #dev"]
+    assert alice.lines() == ["#dev <dave> d1", "#dev <erin> e1",
+                             "-- #lobby carol has quit (Quit: bye)",
+                             "-- #dev carol has quit (Quit: bye)", "-- #dev erin has left"]
+    assert dave.proto.conn.outbox in shared and erin.proto.conn.outbox in shared
 
 
 def test_membersWhoSharedTheWholeTurnWriteOneObject():

@@ -19,8 +19,8 @@ room's line, a private one, a reply) first ends its share at the run's end
 then, so each member's lines stay in the order they were sent, and it leaves
 the run (L{left}) until the room's next line, which takes it back from there.
 An outbox that cannot share (paused, holding a place for history, outside a
-batch, or not the edge's: IRC's renders what it is sent) is sent each line
-of the run itself (L{individual}).
+batch, or one without L{share} at all) is sent each line of the run itself
+(L{individual}).
 
 The fan-out keeps a room's runs only while its members stay the same
 (L{chatd.core.members.Members}): a join or a departure drops them, so that a

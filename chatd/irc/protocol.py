@@ -60,7 +60,8 @@ class IrcOutbox:
     NICK line (L{Once}: the core tells a quit or a rename once per room the
     recipient shares with the quitter, one room after the other, and the
     departures of a turn room after room), then passes the bytes on to the
-    connection's outbox.  A plain line costs one type check.
+    connection's outbox.  A plain line costs one type check; a room's run
+    of them is shared by the connection's outbox (L{share}).
     """
 
     __slots__ = ("_protocol", "_outbox", "_previous")
@@ -81,6 +82,25 @@ class IrcOutbox:
         broker's fan-out keeps one for what it delivers late.
         """
         return self._outbox.hold()
+
+    # A room's run of plain lines (chatd.core.runs) is everyone's bytes,
+    # with nothing to render: shared by the connection's outbox, as a line
+    # user's is (sending each IRC member each line was most of an IRC
+    # room's CPU per delivery).
+
+    def share(self, run):
+        if not self._outbox.share(run):
+            return False
+        # Lines now reach the peer without passing here: a QUIT or NICK
+        # told after them is not the one it was just shown.
+        self._previous = b""
+        return True
+
+    def unshare(self, run):
+        self._outbox.unshare(run)
+
+    def turn(self):
+        return self._outbox.turn()
 
     def fill(self, place, data):
         self._outbox.fill(place, self._render(data) if data else b"")
