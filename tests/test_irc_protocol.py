@@ -9,11 +9,14 @@ import base64
 import re
 
 import pytest
+from twisted.internet.address import IPv4Address
 
 from chatd.edge.limits import Limits
 from chatd.irc.protocol import IrcFactory
+from chatd.web.protocol import WebFactory
 from ircsupport import IrcMemoryServer
 from support import MemoryAccounts, MemoryHistory, guessedWrongFromLoopback
+from websupport import Browser
 
 S = ":irc.chatd"
 
@@ -487,16 +490,20 @@ def test_topic(server):
 
 def test_whoWhoisListNames(server):
     """
-    WHO, WHOIS, LIST and NAMES show IRC and line users alike.
+    WHO, WHOIS, LIST and NAMES show IRC, line and web users alike, each
+    other front end's users named as such in the real name.
     """
     alice = server.connectIrc("alice", username="al")
     server.connect("bob")
+    web = WebFactory(server.core, server.gate)
+    Browser(web, IPv4Address("TCP", "127.0.0.1", 45000)).send(type="nick", nick="carol")
     alice.send("JOIN #lobby")
     alice.send("AWAY :lunch")
     alice.lines()
     alice.send("WHO #lobby")
     assert alice.lines() == [
         f"{S} 352 alice #lobby ~bob chatd irc.chatd bob H :0 chatd line user",
+        f"{S} 352 alice #lobby ~carol chatd irc.chatd carol H :0 chatd web user",
         f"{S} 352 alice #lobby ~al chatd irc.chatd alice G :0 Real alice",
         f"{S} 315 alice #lobby :End of /WHO list."]
     alice.send("WHOIS bob")
@@ -511,10 +518,10 @@ def test_whoWhoisListNames(server):
                              f"{S} 318 alice nobody :End of /WHOIS list."]
     alice.send("LIST")
     assert alice.lines() == [f"{S} 321 alice Channel :Users  Name",
-                             f"{S} 322 alice #lobby 2 :",
+                             f"{S} 322 alice #lobby 3 :",
                              f"{S} 323 alice :End of /LIST"]
     alice.send("NAMES #lobby")
-    assert alice.lines() == [f"{S} 353 alice = #lobby :bob alice",
+    assert alice.lines() == [f"{S} 353 alice = #lobby :bob carol alice",
                              f"{S} 366 alice #lobby :End of /NAMES list."]
     # A list of one name is a trailing parameter too, as clients read it.
     alice.send("JOIN #solo")

@@ -1002,7 +1002,8 @@ class IrcProtocol(PacedLineReceiver):
         away = user.away or None
         if client is not None:
             return "~" + client.username, client.realname, away
-        return "~" + user.nick, "chatd line user", away
+        frontEnd = getattr(user.wire, "frontEnd", None)
+        return "~" + user.nick, f"chatd {frontEnd} user" if frontEnd else "chatd user", away
 
     def _whoReply(self, where, user, flag):
         username, realname, away = self._details(user)

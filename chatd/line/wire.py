@@ -279,6 +279,10 @@ class LineWire:
     The line protocol as a wire format for the fan-out.
     """
 
+    # What its users are called where a front end shows who is on which
+    # (IRC's WHO and WHOIS give it as their real name).
+    frontEnd = "line"
+
     @staticmethod
     def encode(event) -> bytes:
         if event.__class__ is events.AwayChanged:

@@ -199,6 +199,9 @@ class WebWire:
     # about as many lines, and begins (a share per member) as often.
     runBytes = 2 * RUN_BYTES
 
+    # (See chatd.line.wire.LineWire.frontEnd.)
+    frontEnd = "web"
+
     @staticmethod
     def encode(event) -> bytes:
         if type(event) is events.Arrived:
