@@ -586,3 +586,63 @@ def test_a_kicked_page_says_who_and_why(daemon, browsers):
     jo.wait(lambda: any(text.endswith(notice) for text in jo.logTexts()), "the kick's notice")
     assert "#kk" not in [name for name, unread in jo.sidebar()]
     boss.close()
+
+
+def test_own_rename_shows_in_the_member_list(daemon, browsers):
+    """
+    A page's own /nick changes its name in the member list of each of its
+    rooms, as anyone else's rename does.
+    """
+    url = webURL(daemon)
+    ren = browsers(url)
+    ren.login("ren")
+    kai = lineUser(daemon, "kai", "#rn")
+    ren.type("/join #rn")
+    ren.wait(lambda: ren.room() == "#rn", "#rn shown")
+    ren.wait(lambda: ren.members() == ["kai", "ren"], "the members")
+    ren.type("/nick ren2")
+    kai.readUntil(lambda l: l == "-- #rn ren is now known as ren2")
+    ren.wait(lambda: ren.members() == ["kai", "ren2"], "the new name in the list")
+    ren.open("#lobby")
+    ren.wait(lambda: "ren2" in ren.members() and "ren" not in ren.members(),
+             "the new name in the lobby's list")
+    kai.close()
+
+
+def test_a_restart_on_another_database_shows_every_new_line(browsers, tmp_path):
+    """
+    Lines of a server's other history numbered as lines the page has shown
+    (a daemon started on another database, or a restored one) are new
+    lines, each shown once: ids are not enough to tell them apart.
+    """
+    requireBrowser()
+    first = Daemon("--db", f"sqlite:{tmp_path}/a.sqlite3", "--web", "tcp:0:interface=127.0.0.1",
+                   listeners=2).start()
+    url = webURL(first)
+    webPort = int(re.search(r":(\d+)/$", url).group(1))
+    try:
+        joe = browsers(url)
+        joe.login("joe")
+        kim = LineClient(first.port, timeout=WAIT)
+        kim.login("kim")
+        for i in range(3):
+            kim.send(f"first {i}")
+        joe.waitForMessage("kim", "first 2")
+        kim.close()
+    finally:
+        first.stop()
+    joe.wait(lambda: "offline" in joe.find("#status").text, "the page to notice")
+    second = Daemon("--db", f"sqlite:{tmp_path}/b.sqlite3", "--web",
+                    f"tcp:{webPort}:interface=127.0.0.1", listeners=2).start()
+    try:
+        joe.wait(lambda: joe.find("#status").text == "connected", "the page to be back", 60)
+        kim = LineClient(second.port, timeout=WAIT)
+        kim.login("kim")
+        for i in range(3):
+            kim.send(f"second {i}")
+        joe.waitForMessage("kim", "second 2")
+        assert joe.messages() == [("kim", f"first {i}") for i in range(3)] + [
+            ("kim", f"second {i}") for i in range(3)]
+        kim.close()
+    finally:
+        second.stop()

@@ -109,7 +109,7 @@
   function buffer(key, name, kind) {
     let buf = state.buffers.get(key);
     if (!buf) {
-      buf = { key, name, kind, nodes: [], ids: new Set(), oldest: null, catchUp: null,
+      buf = { key, name, kind, nodes: [], ids: new Map(), oldest: null, catchUp: null,
               unread: 0, mention: false, topic: "", members: new Map(), joined: false,
               entry: null };
       state.buffers.set(key, buf);
@@ -199,17 +199,28 @@
     document.title = unread ? `(${unread}) chatd` : "chatd";
   }
 
-  // Add a line to a conversation.  `id` (a server message id) makes a line
-  // appear once, however often a replay repeats it; `before` puts older lines
-  // above the ones shown.
-  function addLine(buf, node, { id = null, counts = false, mention = false, before = false } = {}) {
+  // What tells a stored line from another given the same id: a server
+  // started on another database (or a restored one) numbers its lines anew.
+  const lineSig = (msg) => `${msg.time}\n${msg.nick}\n${msg.text ?? msg.topic ?? ""}`;
+
+  // Add a line to a conversation.  `id` (a server message id) and `sig`
+  // (lineSig) make a line appear once, however often a replay repeats it;
+  // `before` puts older lines above the ones shown.
+  function addLine(buf, node, { id = null, sig = "", counts = false, mention = false, before = false } = {}) {
     if (id !== null && id !== undefined) {
-      if (buf.ids.has(id)) {
+      const seen = buf.ids.get(id);
+      if (seen === sig) {
         // Seen before: a replay after a reconnect reached what was shown.
         if (buf.catchUp) buf.catchUp.met = true;
         return false;
       }
-      buf.ids.add(id);
+      if (seen !== undefined) {
+        // Another line under a shown line's id: the server's history is
+        // not the one the ids shown came from, and they say nothing of it.
+        buf.ids.clear();
+        buf.oldest = null;
+      }
+      buf.ids.set(id, sig);
       if (buf.catchUp && (buf.catchUp.oldest === null || id < buf.catchUp.oldest)) {
         buf.catchUp.oldest = id;
       }
@@ -296,7 +307,14 @@
     you(msg) {
       const first = !state.loggedIn;
       if (ui.password.open) ui.password.close();
-      if (!first && msg.old && msg.old !== msg.nick) note(`you are now ${msg.nick}`);
+      if (!first && msg.old && msg.old !== msg.nick) {
+        note(`you are now ${msg.nick}`);
+        // Others see it as a rename in each room; here it is told once.
+        for (const buf of state.buffers.values()) {
+          if (buf.kind === "room" && buf.members.delete(fold(msg.old))) buf.members.set(fold(msg.nick), msg.nick);
+        }
+        membersChanged();
+      }
       state.nick = msg.nick;
       state.wanted = msg.nick;
       state.loggedIn = true;
@@ -420,7 +438,7 @@
       const li = eventNode(text, msg.time);
       if (msg.id !== undefined && msg.id !== null) li.dataset.id = String(msg.id);
       if (msg.history) li.classList.add("history");
-      addLine(buf, li, { id: msg.id, before: !!msg.older });
+      addLine(buf, li, { id: msg.id, sig: lineSig(msg), before: !!msg.older });
     },
 
     replayed(msg) {
@@ -492,7 +510,8 @@
     const own = state.nick && fold(msg.nick) === fold(state.nick);
     const mention = !own && !msg.history && mentions(msg.text);
     const li = messageNode(msg, cls + (mention ? " mention" : ""));
-    const added = addLine(buf, li, { id: msg.id, counts: !own && !msg.history, mention, before: !!msg.older });
+    const added = addLine(buf, li, { id: msg.id, sig: lineSig(msg), counts: !own && !msg.history,
+                                     mention, before: !!msg.older });
     if (added && mention) notifyIfHidden(`${msg.nick} in ${msg.room}`, msg.text);
   }
 
