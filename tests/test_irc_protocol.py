@@ -720,6 +720,28 @@ def test_quitOfAUserMutedInOneSharedChannelIsShownOnce(server):
     assert boss.lines() == ["-- #lobby quitter has quit (Quit: bye)", "-- #b quitter has quit"]
 
 
+def test_quitOfAUserMutedInTheFirstSharedChannelKeepsItsWords(server):
+    """
+    As above, with the muting channel joined first: the one QUIT still has
+    the words the other channel heard (the first channel's quit decided).
+    """
+    boss = server.connect("boss")
+    boss.send("/join #b")
+    watcher = server.connectIrc("watcher")
+    watcher.send("JOIN #a,#b")
+    quitter = server.connect("quitter")
+    quitter.send("/join #b")
+    quitter.send("/join #a")
+    quitter.send("/part #lobby")
+    boss.send("/mute quitter")
+    server.clock.advance(1)
+    watcher.lines(), boss.lines()
+    quitter.send("/quit bye")
+    server.clock.advance(1)
+    assert watcher.lines() == [":quitter!~quitter@chatd QUIT :Quit: bye"]
+    assert boss.lines() == ["-- #b quitter has quit"]
+
+
 def test_keepalive(server):
     """
     A silent client is PINGed, and closed if it stays silent; any line

@@ -776,13 +776,22 @@ class ChatCore:
             user.goneBecause = reason
         if user.nick is None or self.users.get(user.key) is not user:
             return
-        for room in list(user.rooms.values()):
+        told = []
+        for room in user.rooms.values():
             heard = reason
             if said:
                 heard = self.moderation.heardOnLeaving(user, room, reason)
                 # Marked as the user's, as IRC servers mark a quit's words:
                 # "/quit banned" is not to read as the server's ban.
                 heard = f"Quit: {heard}" if heard else heard
+            told.append((room, heard))
+        if said:
+            # The rooms that hear the words first: a front end that shows a
+            # quit once for all the rooms it is told in (IRC's QUIT) shows
+            # the first, and a room that mutes the user is not to silence
+            # the others.
+            told.sort(key=lambda pair: not pair[1])
+        for room, heard in told:
             self.removeMember(user, room, events.Quit(room.name, user.nick, heard))
         del self.users[user.key]
         self.identity.forget(user)
