@@ -249,12 +249,12 @@ class Options(usage.Options):
                 endpoints.serverFromString(None, description)
             except Exception as e:
                 raise StartFailure(
-                    f"chatd: --{option} {description}: {_listenProblem(e)}") from None
+                    f"chatd: --{option} {description}: {reload.listenProblem(e)}") from None
         if self["metrics"] is not None:
             try:
                 endpoints.serverFromString(None, self["metrics"])
             except Exception as e:
-                raise usage.UsageError(f"--metrics {self['metrics']}: {_listenProblem(e)}")
+                raise usage.UsageError(f"--metrics {self['metrics']}: {reload.listenProblem(e)}")
         if " " in self["irc-name"] or "." not in self["irc-name"]:
             raise usage.UsageError("--irc-name: a server name has a dot and no spaces")
         self["lobby"] = normalRoomName(self["lobby"])
@@ -328,20 +328,6 @@ def _brokerURL(url):
     if parts.path not in ("", "/") and not parts.path[1:].isdigit():
         raise usage.UsageError(f"--broker {url}: the database is a number, as in /0")
     return url
-
-
-def _listenProblem(e):
-    """
-    Why an endpoint description could not be used, in words for the person
-    who typed it.
-    """
-    if isinstance(e, OSError) and e.filename:
-        # ssl: reads its certificate and key files while parsing.
-        return f"cannot read {e.filename}: {e.strerror}"
-    if type(e).__module__.startswith("OpenSSL"):
-        return ("a certificate or private key named there is not a PEM file "
-                f"this server can use ({e})")
-    return str(e)
 
 
 class StartFailure(SystemExit, Exception):

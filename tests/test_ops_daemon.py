@@ -173,7 +173,9 @@ def test_sighupRenewsTheCertificate(tmp_path):
         mark = len(daemon.log)
         daemon.process.send_signal(signal.SIGHUP)
         refused = waitForLog(daemon, "reload failed, the old settings stay", after=mark)
-        assert str(key) in refused or "not one this server can use" in refused
+        # One line saying which listener and why, in words.
+        assert "reload failed, the old settings stay: --listen ssl:" in refused
+        assert str(key) in refused and "is not a PEM file this server can use (OpenSSL: " in refused
         third = tlsClient(daemon.port, newCert)
         third.login("third")
         assert third.sock.getpeercert(binary_form=True) == late.sock.getpeercert(

@@ -55,11 +55,13 @@ def test_listenRepeatable():
 def test_badEndpointIsOneLine(args):
     """
     A malformed endpoint stops the start with one line naming the option and
-    why, not the usage text.
+    why, not the usage text, and how a listener is written.
     """
     with pytest.raises(tap.StartFailure) as e:
         tap.Options().parseOptions(args)
-    assert str(e.value).startswith(f"chatd: --listen {args[1]}: ")
+    assert str(e.value).startswith(f"chatd: --listen {args[1]}: not a listener (")
+    assert str(e.value).endswith(
+        "): write tcp:PORT[:interface=ADDRESS] or ssl:PORT:privateKey=KEY.pem:certKey=CERT.pem")
     assert "\n" not in str(e.value)
 
 

@@ -78,21 +78,30 @@ def freshTLS(description):
     New TLS options for the C{ssl:} listener C{description}, its files read
     again, and checked (the key matches the certificate).
 
-    @raise Exception: when they cannot be used; L{tlsProblem} says why.
+    @raise Exception: when they cannot be used; L{listenProblem} says why.
     """
     options = endpoints.serverFromString(None, description)._sslContextFactory
     options.getContext()
     return options
 
 
-def tlsProblem(e):
+def listenProblem(e):
     """
-    Why a certificate or key could not be used, in words.
+    Why a listener's description (C{tcp:...}, C{ssl:...} with its key and
+    certificate, which are read as it is parsed) could not be used, in words
+    for the person who wrote it.
     """
     if isinstance(e, OSError) and e.filename:
         return f"cannot read {e.filename}: {e.strerror}"
     if type(e).__module__.startswith("OpenSSL"):
-        return f"the certificate or key is not one this server can use ({e})"
+        # OpenSSL's errors are lists of (library, function, reason).
+        reasons = [entry[-1] for entry in (e.args[0] if e.args else ())
+                   if isinstance(entry, tuple) and entry and entry[-1]]
+        return ("a certificate or private key named there is not a PEM file this server "
+                f"can use (OpenSSL: {'; '.join(reasons) or e})")
+    if isinstance(e, ValueError):
+        return (f"not a listener ({e}): write tcp:PORT[:interface=ADDRESS] or "
+                "ssl:PORT:privateKey=KEY.pem:certKey=CERT.pem")
     return str(e)
 
 
@@ -176,13 +185,14 @@ class Reloader(service.Service):
             new = Options()
             new.parseOptions(self.config.argv)
         except (Exception, SystemExit) as e:
-            return self._failed(str(e).strip() or type(e).__name__)
+            # (A start's failure says whose it is: here the log does.)
+            return self._failed(str(e).strip().removeprefix("chatd: ") or type(e).__name__)
         fresh = {}
         for description in self._tls:
             try:
                 fresh[description] = freshTLS(description)
             except Exception as e:
-                return self._failed(f"--listen {description}: {tlsProblem(e)}")
+                return self._failed(f"--listen {description}: {listenProblem(e)}")
         changes = self._apply(new, fresh)
         self.config = new
         self.reloads["ok"] += 1
