@@ -269,6 +269,23 @@ def test_ghostWithWrongPasswordLeavesTheHolder(trust):
     assert me.nick == "me"
 
 
+def test_ghostOfSomeonesUnregisteredNickname(trust):
+    """
+    /ghost of a nickname someone holds without registering it says it is
+    not registered (not "taken": the caller knew), before and after
+    choosing a nickname; the holder keeps it.
+    """
+    holder = trust.arrive("other")
+    me = trust.arrive("me")
+    newcomer = trust.connect(host="192.0.2.7")
+    for caller in (me, newcomer):
+        with pytest.raises(R.NotRegistered) as e:
+            caller.ghost("OTHER", "any-password")
+        assert e.value == R.NotRegistered("OTHER")
+    assert trust.holder("other") is holder.outbox and not holder.outbox.hungUp
+    assert me.nick == "me" and newcomer.nick is None
+
+
 def test_changePassword(trust):
     """
     /password needs the old password and an identified user; afterwards

@@ -477,6 +477,8 @@ def test_awayWhoisAndAliases(server):
     assert alice.lines() == ["!!! no such user: zed"]
     bob.send("/away")
     assert bob.lines() == ["=== you are back"]
+    bob.send("/away")
+    assert bob.lines() == ["=== you were not away"]
     alice.send("/who")
     assert alice.lines() == ["=== #lobby members (2): alice bob"]
     alice.send("/list")

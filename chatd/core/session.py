@@ -41,6 +41,13 @@ class Session:
         return self._user.identified
 
     @property
+    def away(self):
+        """
+        The user's away message, or C{""} when they are not away.
+        """
+        return self._user.away or ""
+
+    @property
     def isOperator(self):
         return self._core.moderation.isOperator(self._user)
 
@@ -216,9 +223,16 @@ class Session:
         @return: a L{Deferred} firing (with the lobby's room, when arriving
             by it) once done.
         """
+        core = self._core
+        holder = core.user(nick)
+        if (holder is not None and holder is not self._user
+                and not core.identity.isRegistered(nick)):
+            # Someone's own nickname, with nothing to prove: not "taken",
+            # which tells the one asking nothing they did not know.
+            raise R.NotRegistered(nick)
         if self._user.nick is None:
-            return self._arriving(self._core.identity.take, self._user, nick, password)
-        return self._core.identity.take(self._user, nick, password)
+            return self._arriving(core.identity.take, self._user, nick, password)
+        return core.identity.take(self._user, nick, password)
 
     def _arriving(self, call, *args):
         """

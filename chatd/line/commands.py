@@ -312,8 +312,10 @@ def _whois(conn, arg):
 @command("away", "[TEXT]", "mark yourself away (shown to whoever messages you); "
          "without TEXT, back again")
 def _away(conn, arg):
+    wasAway = conn.session.away
     conn.session.setAway(arg)
-    conn.reply(f"you are marked away: {arg}" if arg else "you are back")
+    conn.reply(f"you are marked away: {arg}" if arg
+               else "you are back" if wasAway else "you were not away")
 
 
 @command("topic", "[TEXT | -]",
