@@ -74,3 +74,15 @@ def test_tlsEndpoints():
     for args in (["--tls"], ["--tls", "--insecure-accept-any-cert"]):
         endpoint = tap.clientEndpoint(_parse(*args, "chat.example"), MemoryReactorClock())
         assert type(endpoint).__name__ == "_WrapperEndpoint"
+
+
+def test_version(capsys):
+    """
+    --version names chat-client and chatd's version, not Twisted's.
+    """
+    from chatd import __version__
+
+    with pytest.raises(SystemExit) as e:
+        _parse("--version")
+    assert e.value.code == 0
+    assert capsys.readouterr().out == f"chat-client (chatd) {__version__}\n"

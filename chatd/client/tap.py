@@ -6,9 +6,12 @@ C{python -m chatd.client} and C{twistd -n chat-client} all come through here.
 
 import getpass
 import os
+import sys
 
 from twisted.internet import endpoints
 from twisted.python import usage
+
+from chatd import __version__
 
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 55555
@@ -48,6 +51,13 @@ class Options(usage.Options):
          "certificate, a self-signed one included, without checking it. "
          "Anyone on the way can then read and change the conversation."],
     ]
+    def opt_version(self):
+        """
+        Display the version of chatd and exit.
+        """
+        print(f"chat-client (chatd) {__version__}")
+        sys.exit(0)
+
     optParameters = [
         ["nick", None, None, "The nickname to claim [default: your login name]."],
         ["connect", None, None, "Connect to this Twisted client endpoint "
