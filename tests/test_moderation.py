@@ -282,6 +282,32 @@ def test_serverBanByNickname(trust):
     assert trust.accounts.stored == {}
 
 
+def test_mutedMembersAwayIsNotPushedIntoTheRoom(trust):
+    """
+    A muted member's away message is not pushed to those who share only
+    the muting room with them (set again and again, or shown again at each
+    join, it would be their voice there); those who share another room are
+    told; anyone may still ask (/whois).
+    """
+    op = trust.arrive("op", password="op-password")
+    bob, carol, dave = trust.arrive("bob"), trust.arrive("carol"), trust.arrive("dave")
+    for user in (op, bob, dave):
+        user.join("#side")
+    carol.part("#lobby")
+    carol.join("#side")
+    op.mute("#side", "bob", 600)
+    bob.part("#lobby")
+    clear(op, bob, carol, dave)
+    bob.setAway("buy my stuff")
+    bob.part("#side")
+    bob.join("#side")
+    assert [e for e in carol.outbox.take() if type(e) is events.AwayChanged] == []
+    dave.join("#elsewhere")
+    bob.join("#elsewhere")
+    assert events.AwayChanged("bob", "buy my stuff") in dave.outbox.take()
+    assert carol.whois("bob").away == "buy my stuff"
+
+
 def test_aUsersQuitCannotPassForAServerBan(trust):
     """
     A user's own quit words reach their rooms marked as theirs (as IRC

@@ -495,7 +495,7 @@ class ChatCore:
         self.fanout.arrived(room, user)
         room.members[user.key] = user
         user.rooms[room.key] = room
-        if user.away and len(room.members) > 1:
+        if user.away and len(room.members) > 1 and self.moderation.heardIn(user, room):
             # The members now share a room with someone away: told once they
             # have been told of the arrival.
             self.fanout.announceArrivals(room)
@@ -623,6 +623,10 @@ class ChatCore:
         for room in user.rooms.values():
             # Nobody hears of the away of someone not yet announced to them.
             self.fanout.announceArrivals(room)
+            if text and not self.moderation.heardIn(user, room):
+                # Not pushed into a room that mutes them, where it would be
+                # their voice (set again and again); it is told on asking.
+                continue
             sharing.update(room.members)
         sharing.pop(user.key, None)
         if sharing:

@@ -168,10 +168,16 @@ class Moderation:
         again would be a muted user's voice), as IRC servers drop a muted
         member's.
         """
-        if reason and (room.muted or room.mutedAccounts or room.mutedNicks) \
-                and self._mutedUntil(user, room) is not False:
-            return ""
-        return reason
+        return reason if not reason or self.heardIn(user, room) else ""
+
+    def heardIn(self, user, room):
+        """
+        Whether words of C{user}'s that are not messages (a part's or quit's
+        reason, an away message) reach the members of C{room}: not while
+        C{user} is muted there.
+        """
+        return not ((room.muted or room.mutedAccounts or room.mutedNicks)
+                    and self._mutedUntil(user, room) is not False)
 
     def _mutedUntil(self, user, room):
         """
