@@ -1022,6 +1022,28 @@ def test_renameRaceLoserWhoLeavesMeanwhileIsSeenLeaving(cluster, failures):
     assert failures == []
 
 
+def test_quitAfterARenameThatCouldNotBeUndoneKeepsItsWordsMarked(cluster, failures):
+    """
+    A user whose rename could not be undone (Redis answered after it) and
+    who then quits with words is told quitting as the core tells any quit:
+    the words marked as theirs, not passing for the server's reason.
+    """
+    a, b = cluster.nodes
+    wa, wb, rcb = login(cluster, a, "wa"), login(cluster, b, "wb"), login(cluster, b, "rcb")
+    for c in (wa, wb, rcb):
+        c.lines()
+    b.link.cut = True
+    rcb.send("/nick racex")
+    rcb.send("/nick racey")
+    b.link.read()
+    b.link.write()
+    rcb.send("/quit banned")
+    b.link.cut = False
+    cluster.settle()
+    assert wb.lines()[-1] == "-- #lobby racey has quit (Quit: banned)"
+    assert not any(line.endswith("(banned)") for line in wa.lines())
+
+
 def test_renameWhileRedisIsAwayIsRefused(cluster, failures):
     """
     /nick while the daemon cannot reach Redis is refused: the user keeps

@@ -777,7 +777,9 @@ class ChatCore:
         """
         if user.connected:
             user.connected = False
-            user.goneBecause = reason
+            # Their own words marked as theirs, as every room is told them
+            # (below): a daemon that tells their quit later reads it here.
+            user.goneBecause = f"Quit: {reason}" if said and reason else reason
         if user.nick is None or self.users.get(user.key) is not user:
             return
         told = []
