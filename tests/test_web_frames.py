@@ -20,8 +20,11 @@ from websupport import WebMemoryServer, masked, readFrames
 
 class Reader:
     def __init__(self):
-        self.texts, self.other = [], []
-        self.reader = FrameReader(self.texts.append, self.other.append)
+        self.texts, self.other, self.notText = [], [], 0
+        self.reader = FrameReader(self.texts.append, self.other.append, self._notText)
+
+    def _notText(self):
+        self.notText += 1
 
     def feed(self, *chunks):
         for chunk in chunks:
@@ -59,7 +62,6 @@ def test_frameSplitAnywhereReadOnceWhole():
     masked(b"\x00\x01", opcode=0x2),            # a binary message
     bytes((0x81, 5)) + b"hello",                 # not masked
     bytes((0xC1, 0x80 | 2)) + b"abcd" + b"xy",   # an RSV bit
-    masked(b"\xff\xfe"),                        # not UTF-8
     masked(b"short", lengthBytes=2),            # a length not the shortest
     masked(b"x" * (MAX_FRAME_BYTES + 1)),       # too large for a message
     masked(b"x" * 10, lengthBytes=8),           # a 64-bit length
@@ -74,6 +76,17 @@ def test_otherFramesAndAllAfterGoToTheLibrary(other):
     r.feed(before + other[:3], other[3:] + after[:2], after[2:])
     assert r.texts == ["one"]
     assert b"".join(r.other) == other + after
+
+
+def test_aTextFrameNotUtf8IsReportedAndNothingAfterIsRead():
+    """
+    A whole text frame that is not UTF-8 is reported, once, and nothing
+    after it is read here or handed to the library.
+    """
+    r = Reader()
+    r.feed(masked(b"one") + masked(b"\xff\xfe")[:3], masked(b"\xff\xfe")[3:] + masked(b"two"))
+    r.feed(masked(b"three"))
+    assert (r.texts, r.other, r.notText) == (["one"], [], 1)
 
 
 def test_browsersFramesReachTheRoom():

@@ -378,6 +378,27 @@ def test_pings_between_fragments_still_bounded(web):
     assert not alice.transport.connected
 
 
+def test_a_message_not_utf8_is_refused_saying_why(web):
+    """
+    A text frame that is not UTF-8 is answered with an error saying so, then
+    a close with 1007 (not the decoder's words as the close's reason); the
+    room hears why the user left.
+    """
+    alice, bob = web.browser("alice"), web.browser("bob")
+    bob.messages()
+    alice.messages()
+    alice.request.channel.dataReceived(masked(b'{"type": "say", "room": "#lobby", "text": "\xff"}'))
+    frames = alice.frames()
+    assert [(opcode, json.loads(payload) if opcode == 1 else payload)
+            for opcode, payload in frames] == [
+        (1, {"type": "error", "code": "bad-message",
+             "text": "a message is JSON text in UTF-8; closing the connection"}),
+        (8, (1007).to_bytes(2, "big"))]
+    assert not alice.transport.connected
+    assert bob.messages() == [{"type": "quit", "room": "#lobby", "nick": "alice",
+                               "reason": "message not UTF-8"}]
+
+
 def test_flood_paced():
     """
     The line protocol's flood control holds: past the burst, messages wait

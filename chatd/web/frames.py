@@ -8,9 +8,11 @@ dispatch, an incremental UTF-8 decoder and a buffer per message, per line a
 sender says: at a busy room's rate most of the web's input cost.
 L{FrameReader} reads such frames itself and hands their text on; the first
 frame of any other kind (a close, a ping, a fragment, a binary or oversized
-message, a bad mask bit or bad UTF-8) and everything after it go to the
-WebSocket library unchanged, from that frame's first byte, so that every
-case the library handles (and refuses) is still its own.
+message, a bad mask bit) and everything after it go to the WebSocket library
+unchanged, from that frame's first byte, so that every case the library
+handles (and refuses) is still its own.  A whole text frame that is not
+UTF-8 is reported instead (the library would close with Python's decoding
+error as the only reason), and nothing after it is read.
 """
 
 from chatd.web.messages import MAX_FRAME_BYTES
@@ -38,13 +40,16 @@ class FrameReader:
 
     @ivar text: called with each text message read here (a L{str}).
     @ivar other: called with the bytes the library is to read.
+    @ivar notText: called with no argument for a text frame that is not
+        UTF-8, after which nothing more is read.
     """
 
-    __slots__ = ("text", "other", "_buffer", "_handedOver")
+    __slots__ = ("text", "other", "notText", "_buffer", "_handedOver")
 
-    def __init__(self, text, other):
+    def __init__(self, text, other, notText):
         self.text = text
         self.other = other
+        self.notText = notText
         # Bytes of a frame not yet whole.
         self._buffer = b""
         self._handedOver = False
@@ -82,7 +87,9 @@ class FrameReader:
             try:
                 text = unmask(data[head:head + size], data[head - 4:head]).decode("utf-8")
             except UnicodeDecodeError:
-                self._handOver(data[start:])
+                self._handedOver = True
+                self.other = _ignore
+                self.notText()
                 return
             start = head + size
             self.text(text)
@@ -92,6 +99,10 @@ class FrameReader:
     def _handOver(self, data):
         self._handedOver = True
         self.other(data)
+
+
+def _ignore(data):
+    pass
 
 
 # A control frame's opcodes: close, ping, pong (RFC 6455, section 5.5); and

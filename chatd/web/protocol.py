@@ -114,7 +114,7 @@ class WebChatProtocol:
         transport.unregisterProducer()
         # Whole text frames read here, the rest by the WebSocket library.
         self._library = channel.dataReceived
-        frames = FrameReader(self.textMessageReceived, self._toLibrary)
+        frames = FrameReader(self.textMessageReceived, self._toLibrary, self._notText)
         channel.dataReceived = lambda data: self._dataReceived(frames, data)
         # What followed the upgrade request in the same read is still the
         # HTTP channel's: it hands it on as raw data once this returns,
@@ -151,6 +151,13 @@ class WebChatProtocol:
             self.conn.closeWith(wire.message(wire.error(
                 "too-large", f"a message is at most {MAX_FRAME_BYTES} bytes; closing "
                 "the connection")) + wire.closeFrame(1009))
+
+    def _notText(self):
+        if self.conn.live:
+            self.conn.quitReason = "message not UTF-8"
+            self.conn.closeWith(wire.message(wire.error(
+                "bad-message", "a message is JSON text in UTF-8; closing the connection"))
+                + wire.closeFrame(1007))
 
     def _toLibrary(self, data):
         """
