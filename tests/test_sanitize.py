@@ -49,6 +49,16 @@ def test_escapeSequencesStripped():
     assert cleanText(raw) == "red xz"
 
 
+def test_ircColoursStrippedWithTheirNumbers():
+    """
+    An IRC client's colours go with their numbers (foreground, background,
+    hexadecimal), not leaving digits in the text; bold and the rest are
+    controls.  Digits after a colour's two are text.
+    """
+    raw = "\x0304red \x02bold\x02 \x034,12on blue\x03 \x03123 \x04ff0000,00ff00hex\x04.".encode()
+    assert cleanText(raw) == "red bold on blue 3 hex."
+
+
 def test_controlAndBidiCharactersStripped():
     """
     NUL, BEL, backspace, DEL and bidirectional overrides are removed; a tab

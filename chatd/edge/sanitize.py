@@ -17,11 +17,15 @@ _LINE_ENDS = b"\r\n"
 
 # Terminal escape sequences, in their 7-bit and C1 forms: CSI (ESC [ ...
 # final byte), OSC and the other string commands (ESC ] ... BEL or ST), and
-# two-character escapes.  Lone C1 controls are caught by _CONTROLS below.
+# two-character escapes; and IRC clients' colours with their numbers (^C
+# then a colour and a background, ^D then hexadecimal ones), which would
+# leave the numbers behind.  Lone C1 controls are caught by _CONTROLS below.
 _ESCAPES = re.compile(
     "(?:\x1b\\[|\u009b)[0-?]*[ -/]*[@-~]?"
     "|(?:\x1b[]PX^_]|[\u0090\u0098\u009d-\u009f])[^\x07\x1b\u009c]*(?:\x07|\x1b\\\\|\u009c)?"
     r"|\x1b[ -/]*[0-~]?"
+    r"|\x03(?:[0-9]{1,2}(?:,[0-9]{1,2})?)?"
+    r"|\x04(?:[0-9a-fA-F]{6}(?:,[0-9a-fA-F]{6})?)?"
 )
 # C0 and C1 controls, DEL, and the invisible formatting characters that
 # reorder or hide text: bidirectional embeddings, overrides and isolates.
