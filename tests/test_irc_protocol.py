@@ -632,6 +632,19 @@ def test_saslPlain():
     bob.send("AUTHENTICATE PLAIN")
     bob.send("AUTHENTICATE " + base64.b64encode(b"\0bob\0wrong-password").decode())
     assert bob.lines()[-1] == f"{S} 904 * :SASL authentication failed"
+    # Proving bob's password to act as alice fails too (RFC 4616); acting
+    # as oneself, named again, is fine.
+    mallory = server.connectIrc()
+    mallory.send("CAP REQ :sasl")
+    mallory.send("AUTHENTICATE PLAIN")
+    mallory.send("AUTHENTICATE " + base64.b64encode(b"alice\0bob\0bobs-password").decode())
+    assert mallory.lines()[-1] == f"{S} 904 * :SASL authentication failed"
+    mallory.send("AUTHENTICATE PLAIN")
+    mallory.send("AUTHENTICATE " + base64.b64encode(b"BOB\0bob\0bobs-password").decode())
+    # (Before NICK and USER: the account names them, not "None".)
+    assert mallory.lines()[-2:] == [
+        f"{S} 900 * bob!~bob@chatd bob :You are now logged in as bob",
+        f"{S} 903 * :SASL authentication successful"]
 
 
 def test_ownerModeration():

@@ -1214,9 +1214,14 @@ class IrcProtocol(PacedLineReceiver):
             return
         data, self._sasl = self._sasl, None
         try:
-            _, account, password = base64.b64decode(data, validate=True).decode(
+            authorize, account, password = base64.b64decode(data, validate=True).decode(
                 "utf-8").split("\0")
         except (ValueError, binascii.Error):
+            self.numeric(N.ERR_SASLFAIL, "SASL authentication failed")
+            return
+        if authorize and nickKey(authorize) != nickKey(account):
+            # Acting as another account than the one proved is nobody's
+            # right here (RFC 4616: the server then fails the exchange).
             self.numeric(N.ERR_SASLFAIL, "SASL authentication failed")
             return
         self._saslPending = True
@@ -1270,7 +1275,9 @@ class IrcProtocol(PacedLineReceiver):
         self._tryRegister()
 
     def _loggedIn(self, account):
-        self.numeric(N.RPL_LOGGEDIN, f"{self.nick or account}!{self._userhost()}", account,
+        # Before NICK and USER (SASL comes first), the account names them.
+        userhost = f"~{self.username or self.nick or account}@{HIDDEN_HOST}"
+        self.numeric(N.RPL_LOGGEDIN, f"{self.nick or account}!{userhost}", account,
                      f"You are now logged in as {account}")
 
     def _saslFailed(self, failure):
