@@ -606,7 +606,9 @@ class ChatCore:
                                      notice)
         user.active = event.time
         self.fanout.toUser(target, event)
-        self.fanout.toActor(user, event)
+        if target is not user or not self.fanout.ownIsEveryones(user, event):
+            # (To oneself, once where one's own copy is what anyone gets.)
+            self.fanout.toActor(user, event)
         if target.away and not notice:
             self.fanout.toUser(user, events.Away(target.nick, target.away))
 
