@@ -591,7 +591,7 @@ def test_a_kicked_page_says_who_and_why(daemon, browsers):
 def test_own_rename_shows_in_the_member_list(daemon, browsers):
     """
     A page's own /nick changes its name in the member list of each of its
-    rooms, as anyone else's rename does.
+    rooms, as anyone else's rename does; once it has quit, it lists nobody.
     """
     url = webURL(daemon)
     ren = browsers(url)
@@ -606,6 +606,10 @@ def test_own_rename_shows_in_the_member_list(daemon, browsers):
     ren.open("#lobby")
     ren.wait(lambda: "ren2" in ren.members() and "ren" not in ren.members(),
              "the new name in the lobby's list")
+    # Gone by /quit: the page lists nobody as here any more.
+    ren.type("/quit")
+    ren.wait(lambda: ren.find("#status").text == "disconnected", "the page to be gone")
+    ren.wait(lambda: ren.members() == [], "no member listed after quitting")
     kai.close()
 
 

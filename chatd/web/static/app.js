@@ -611,7 +611,13 @@
         }
       }
       state.loggedIn = false;
-      if (state.quitting) { setStatus("disconnected", true); return; }
+      if (state.quitting) {
+        // Gone for good: nobody is "here" any more, as the lists would say.
+        for (const buf of state.buffers.values()) buf.members.clear();
+        membersChanged();
+        setStatus("disconnected", true);
+        return;
+      }
       const delay = Math.min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** state.attempts) * (0.5 + Math.random() / 2);
       state.attempts += 1;
       setStatus(`offline; trying again in ${Math.round(delay / 1000)} s`, true);
