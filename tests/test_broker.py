@@ -1022,23 +1022,35 @@ def test_renameRaceLoserWhoLeavesMeanwhileIsSeenLeaving(cluster, failures):
     assert failures == []
 
 
-def test_quitAfterARenameThatCouldNotBeUndoneKeepsItsWordsMarked(cluster, failures):
+def renamedAsRedisGoes(cluster, *lines):
     """
-    A user whose rename could not be undone (Redis answered after it) and
-    who then quits with words is told quitting as the core tells any quit:
-    the words marked as theirs, not passing for the server's reason.
+    Log in wa (daemon A), wb and rcb (daemon B); Redis goes away for B as
+    rcb sends C{lines} (a /nick among them), before the claim is answered,
+    which is then given up.  Redis stays away for B.
+
+    @return: the three clients, their output so far read.
     """
     a, b = cluster.nodes
     wa, wb, rcb = login(cluster, a, "wa"), login(cluster, b, "wb"), login(cluster, b, "rcb")
     for c in (wa, wb, rcb):
         c.lines()
     b.link.cut = True
-    rcb.send("/nick racex")
-    rcb.send("/nick racey")
-    b.link.read()
-    b.link.write()
+    for line in lines:
+        rcb.send(line)
+    b.link.read()  # B finds Redis away before the claim is answered ...
+    b.link.write()  # ... which is then given up.
+    return wa, wb, rcb
+
+
+def test_quitAfterARenameThatCouldNotBeUndoneKeepsItsWordsMarked(cluster, failures):
+    """
+    A user whose rename could not be undone (Redis answered after it) and
+    who then quits with words is told quitting as the core tells any quit:
+    the words marked as theirs, not passing for the server's reason.
+    """
+    wa, wb, rcb = renamedAsRedisGoes(cluster, "/nick racex", "/nick racey")
     rcb.send("/quit banned")
-    b.link.cut = False
+    cluster.nodes[1].link.cut = False
     cluster.settle()
     assert wb.lines()[-1] == "-- #lobby racey has quit (Quit: banned)"
     assert not any(line.endswith("(banned)") for line in wa.lines())
@@ -1475,14 +1487,7 @@ def test_renameUnconfirmedAfterRedisWentAwayIsUndoneEverywhere(cluster, failures
     never the rename.
     """
     a, b = cluster.nodes
-    wa, wb, rcb = login(cluster, a, "wa"), login(cluster, b, "wb"), login(cluster, b, "rcb")
-    for c in (wa, wb, rcb):
-        c.lines()
-    b.link.cut = True
-    rcb.send("/nick racex")
-    rcb.send("hi")
-    b.link.read()  # B finds Redis away before the claim is answered ...
-    b.link.write()  # ... which is then given up.
+    wa, wb, rcb = renamedAsRedisGoes(cluster, "/nick racex", "hi")
     assert wb.lines() == ["-- #lobby rcb is now known as racex", "#lobby <racex> hi",
                           "-- #lobby racex is now known as rcb"]
     # The user is told only why: neither the rename nor its undoing comes

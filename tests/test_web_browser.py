@@ -570,17 +570,25 @@ def _grouped(text, verb):
     return text.count(",") + 2
 
 
+def pageBesideLineUser(daemon, browsers, nick, lineNick, room):
+    """
+    A page logged in as C{nick} and a line user C{lineNick}, both in C{room},
+    which the page shows.
+    """
+    page = browsers(webURL(daemon))
+    page.login(nick)
+    line = lineUser(daemon, lineNick, room)
+    page.type(f"/join {room}")
+    page.wait(lambda: page.room() == room, f"{room} shown")
+    return page, line
+
+
 def test_a_kicked_page_says_who_and_why(daemon, browsers):
     """
     A page put out of a room by a kick says who kicked it and why, as the
     line protocol's users are told, though the room's conversation goes.
     """
-    url = webURL(daemon)
-    jo = browsers(url)
-    jo.login("jo")
-    boss = lineUser(daemon, "bossk", "#kk")
-    jo.type("/join #kk")
-    jo.wait(lambda: jo.room() == "#kk", "#kk shown")
+    jo, boss = pageBesideLineUser(daemon, browsers, "jo", "bossk", "#kk")
     boss.send("/kick jo you are out")
     notice = "you were put out of #kk: jo was kicked by bossk (you are out)"
     jo.wait(lambda: any(text.endswith(notice) for text in jo.logTexts()), "the kick's notice")
@@ -593,12 +601,7 @@ def test_own_rename_shows_in_the_member_list(daemon, browsers):
     A page's own /nick changes its name in the member list of each of its
     rooms, as anyone else's rename does; once it has quit, it lists nobody.
     """
-    url = webURL(daemon)
-    ren = browsers(url)
-    ren.login("ren")
-    kai = lineUser(daemon, "kai", "#rn")
-    ren.type("/join #rn")
-    ren.wait(lambda: ren.room() == "#rn", "#rn shown")
+    ren, kai = pageBesideLineUser(daemon, browsers, "ren", "kai", "#rn")
     ren.wait(lambda: ren.members() == ["kai", "ren"], "the members")
     ren.type("/nick ren2")
     kai.readUntil(lambda l: l == "-- #rn ren is now known as ren2")
