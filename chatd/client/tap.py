@@ -51,13 +51,6 @@ class Options(usage.Options):
          "certificate, a self-signed one included, without checking it. "
          "Anyone on the way can then read and change the conversation."],
     ]
-    def opt_version(self):
-        """
-        Display the version of chatd and exit.
-        """
-        print(f"chat-client (chatd) {__version__}")
-        sys.exit(0)
-
     optParameters = [
         ["nick", None, None, "The nickname to claim [default: your login name]."],
         ["connect", None, None, "Connect to this Twisted client endpoint "
@@ -71,6 +64,13 @@ class Options(usage.Options):
          "registered --nick from this file's first line (or CHATD_PASSWORD), "
          "at every login; never on the command line, which others can read."],
     ]
+
+    def opt_version(self):
+        """
+        Display the version of chatd and exit.
+        """
+        print(f"chat-client (chatd) {__version__}")
+        sys.exit(0)
 
     def parseArgs(self, host=None, port=None):
         self["host"] = host
