@@ -397,7 +397,8 @@ def test_registered_nickname_asks_for_its_password(daemon, browsers):
 def test_older_lines_on_demand(daemon, browsers):
     """
     Joining shows a room's last lines; "Load older lines" fetches the ones
-    before them, placed above, each once, in order.
+    before them, placed above, each once, in order, and goes once the
+    room's first line is shown.
     """
     url = webURL(daemon)
     pat = lineUser(daemon, "pat", "#t6")
@@ -412,9 +413,7 @@ def test_older_lines_on_demand(daemon, browsers):
     page.find("#older").click()
     page.wait(lambda: len(page.messages()) == 30, "the 10 older lines")
     assert page.messages() == [("pat", f"line {i:02}") for i in range(30)]
-    page.find("#older").click()
     page.wait(lambda: not page.find("#older").is_displayed(), "nothing older left")
-    assert len(page.messages()) == 30
     pat.close()
 
 

@@ -455,7 +455,8 @@
           return;
         }
       }
-      if (msg.older && msg.count === 0) buf.exhausted = true;
+      // Fewer than asked for: the room's first line is shown.
+      if (msg.older && msg.count < OLDER_STEP) buf.exhausted = true;
       if (buf.key === state.current) ui.older.hidden = buf.exhausted || buf.oldest === null;
     },
 
