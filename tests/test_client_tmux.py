@@ -92,8 +92,10 @@ def test_typedLineSurvivesAndArrivesIntact(tmp_path, daemon):
     no traceback.
     """
     log = tmp_path / "alice.log"
+    # (The terminal state is saved before EXIT shows, which the test waits for.)
     tmux = Tmux(tmp_path, f"stty -g > before; {CHAT_CLIENT} --nick alice --log {log} "
-                          f"127.0.0.1 {daemon.port}; echo EXIT=$?; stty -g > after; sleep 60")
+                          f"127.0.0.1 {daemon.port}; status=$?; stty -g > after; "
+                          "echo EXIT=$status; sleep 60")
     bob = LineClient(daemon.port)
     try:
         tmux.waitFor(lambda rows: rows[-1:] == ["[alice #lobby]"])
