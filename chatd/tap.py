@@ -382,6 +382,9 @@ class _ListeningService(strports.StreamServerEndpointService):
             # Short: a daemonizing twistd shows only 100 bytes of it.
             reason = getattr(e.socketError, "strerror", None) or e.socketError
             raise StartFailure(f"cannot listen on {self._description}: {reason}") from None
+        except OverflowError as e:
+            # A port out of range (tcp:99999) is bind()'s to refuse.
+            raise StartFailure(f"cannot listen on {self._description}: {e}") from None
         self._waitingForPort.addCallback(self._listening)
 
     def _listening(self, port):

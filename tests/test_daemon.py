@@ -145,6 +145,19 @@ def test_portInUseFailsClearly(daemon):
     assert "Traceback" not in result.stdout + result.stderr
 
 
+def test_portOutOfRangeFailsClearly():
+    """
+    A port out of range, which only binding refuses, exits non-zero with
+    one clear line too, not a traceback.
+    """
+    result = subprocess.run(
+        [twistdPath(), "-n", "--pidfile=", "chat", "--db", "none", "--listen", "tcp:99999"],
+        capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert "cannot listen on tcp:99999: bind(): port must be 0-65535" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
 def test_badListenDescriptionIsUsageError():
     """
     A malformed --listen description is refused before anything starts.
