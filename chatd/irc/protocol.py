@@ -282,8 +282,9 @@ class IrcProtocol(PacedLineReceiver):
     def source(self):
         return f"{self.nick}!{self._userhost()}"
 
-    def _userhost(self):
-        return f"~{self.username or self.nick}@{HIDDEN_HOST}"
+    def _userhost(self, unnamed=None):
+        # (Before NICK and USER, as SASL comes, the caller names them.)
+        return f"~{self.username or self.nick or unnamed}@{HIDDEN_HOST}"
 
     # Keepalive
 
@@ -1276,8 +1277,7 @@ class IrcProtocol(PacedLineReceiver):
 
     def _loggedIn(self, account):
         # Before NICK and USER (SASL comes first), the account names them.
-        userhost = f"~{self.username or self.nick or account}@{HIDDEN_HOST}"
-        self.numeric(N.RPL_LOGGEDIN, f"{self.nick or account}!{userhost}", account,
+        self.numeric(N.RPL_LOGGEDIN, f"{self.nick or account}!{self._userhost(account)}", account,
                      f"You are now logged in as {account}")
 
     def _saslFailed(self, failure):

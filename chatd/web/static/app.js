@@ -311,7 +311,9 @@
         note(`you are now ${msg.nick}`);
         // Others see it as a rename in each room; here it is told once.
         for (const buf of state.buffers.values()) {
-          if (buf.kind === "room" && buf.members.delete(fold(msg.old))) buf.members.set(fold(msg.nick), msg.nick);
+          if (buf.kind === "room" && buf.members.delete(fold(msg.old))) {
+            buf.members.set(fold(msg.nick), msg.nick);
+          }
         }
         membersChanged();
       }
