@@ -348,6 +348,22 @@ def test_echoMessageAndServerTime():
     assert bob.lines() == [":alice!~a@chatd PRIVMSG #t yo"]
 
 
+@pytest.mark.parametrize("caps", ["", "echo-message"])
+def test_privateMessageToSelfShownOnce(caps):
+    """
+    A private message to oneself is shown once, with echo-message or
+    without: the copy received is the echo (a client that asked for
+    echo-message shows what comes back, and would show it twice).
+    """
+    server = IrcMemoryServer()
+    alice = _withCaps(server, "alice", caps) if caps else server.connectIrc("alice")
+    alice.lines()
+    alice.send("PRIVMSG alice :note to self")
+    alice.send("PRIVMSG ALICE :shouted")
+    assert alice.lines() == [":alice!~alice@chatd PRIVMSG alice :note to self",
+                             ":alice!~alice@chatd PRIVMSG alice shouted"]
+
+
 def test_eventEncodedOncePerWire(server, monkeypatch):
     """
     The fan-out encodes a room message once for all IRC users (and once
