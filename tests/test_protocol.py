@@ -443,13 +443,19 @@ def test_pingIsABarrier(server):
 
 def test_extraWordsRefused(server):
     """
-    /join and /who take one room name; more words are a usage error rather
-    than a silent guess.
+    /join and /who take one room name (and /who a page number); more words
+    are a usage error rather than a silent guess.
     """
     alice = server.connect("alice")
     alice.send("/join #bad room")
     assert alice.lines() == ["!!! usage: /join #ROOM"]
     alice.send("/who #lobby extra")
+    assert alice.lines() == [
+        "!!! usage: /who [#ROOM] [PAGE], PAGE a number from 1 to 999999999"]
+    alice.send("/who #lobby -1")
+    assert alice.lines() == [
+        "!!! usage: /who [#ROOM] [PAGE], PAGE a number from 1 to 999999999"]
+    alice.send("/who #lobby 2 3")
     assert alice.lines() == ["!!! usage: /who [#ROOM] [PAGE]"]
     alice.send("/who nosuch")
     assert alice.lines() == ["!!! no such room: #nosuch"]

@@ -269,7 +269,8 @@ def _who(conn, arg):
     usage = "/who [#ROOM] [PAGE]"
     words = arg.split()
     page = None
-    if words and _NUMBER.match(words[-1]):
+    if len(words) == 2 or words and _NUMBER.match(words[-1]):
+        # (A second word is a page, and one that is not a number says so.)
         page = number(words.pop(), 1, 10 ** 9 - 1, usage, "PAGE")
     if len(words) > 1:
         raise LineError(f"usage: {usage}")
