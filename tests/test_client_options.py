@@ -38,6 +38,30 @@ def test_hostPortNick():
     assert isinstance(endpoint, endpoints.HostnameEndpoint)
 
 
+@pytest.mark.parametrize("args", [
+    ("chat.example", "6000", "--nick", "bob", "--tls"),
+    ("chat.example", "--nick=bob", "6000", "--tls"),
+    ("--ni", "bob", "chat.example", "--tls", "6000"),
+])
+def test_optionsAfterHostAndPort(args):
+    """
+    Options may come after HOST and PORT too (as people type them), with
+    their values in either form.
+    """
+    config = _parse(*args)
+    assert (config["host"], config["port"], config["nick"], config["tls"]) == (
+        "chat.example", 6000, "bob", True)
+
+
+def test_argumentsAfterDoubleDash():
+    """
+    After C{--} nothing is an option: a host that starts with a dash is
+    refused as a host, not taken for an option.
+    """
+    with pytest.raises(usage.UsageError, match="Wrong number of arguments"):
+        _parse("--nick", "bob", "--", "--tls", "6000", "extra")
+
+
 @pytest.mark.parametrize("args, message", [
     (["--connect", "tcp:host=a:port=1", "host"], "either --connect or HOST"),
     (["--connect", "tcp:host=a:port=1", "--tls"], "tls: endpoint description"),

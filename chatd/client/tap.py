@@ -4,6 +4,7 @@ client that knows about endpoints, files and defaults.  C{chat-client},
 C{python -m chatd.client} and C{twistd -n chat-client} all come through here.
 """
 
+import getopt
 import getpass
 import os
 import sys
@@ -71,6 +72,24 @@ class Options(usage.Options):
         """
         print(f"chat-client (chatd) {__version__}")
         sys.exit(0)
+
+    def parseOptions(self, options=None):
+        """
+        As L{usage.Options.parseOptions}, but options may also follow HOST
+        and PORT, as GNU tools take them: they are moved in front first.
+        """
+        if options is None:
+            options = sys.argv[1:]
+        try:
+            found, arguments = getopt.gnu_getopt(options, self.shortOpt, self.longOpt)
+        except getopt.error as e:
+            raise usage.UsageError(str(e))
+        ordered = []
+        for name, value in found:
+            takesValue = (f"{name[2:]}=" in self.longOpt if name.startswith("--")
+                          else f"{name[1:]}:" in self.shortOpt)
+            ordered += [name, value] if takesValue else [name]
+        super().parseOptions(ordered + ["--"] + arguments)
 
     def parseArgs(self, host=None, port=None):
         self["host"] = host
