@@ -8,13 +8,16 @@ twistd plugin and C{chatd.tac} both call L{makeService}.
 import os
 import re
 import resource
+import sys
 
+import twisted
 from twisted.application import service, strports
 from twisted.internet import endpoints, task
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python import usage
 
+from chatd import __version__
 from chatd.core.chat import ChatCore
 from chatd.core.fanout import Fanout
 from chatd.core.names import nickProblem, normalRoomName, roomProblem
@@ -190,6 +193,13 @@ class Options(usage.Options):
         # Kept, so that a reload (SIGHUP) reads the same options again.
         self.argv = list(options)
         super().parseOptions(withConfigFile(self.argv, self))
+
+    def opt_version(self):
+        """
+        Display the version of chatd (and of Twisted) and exit.
+        """
+        print(f"chatd {__version__} (Twisted {twisted.__version__})")
+        sys.exit(0)
 
     def opt_operator(self, nick):
         problem = nickProblem(nick)

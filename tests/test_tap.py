@@ -77,6 +77,20 @@ def test_badOptions(args):
         tap.Options().parseOptions(args)
 
 
+def test_version(capsys):
+    """
+    C{twistd chat --version} names chatd and its version (and Twisted's
+    beside it), not Twisted's alone.
+    """
+    import twisted
+
+    from chatd import __version__
+    with pytest.raises(SystemExit) as exited:
+        tap.Options().parseOptions(["--version"])
+    assert exited.value.code == 0
+    assert capsys.readouterr().out == f"chatd {__version__} (Twisted {twisted.__version__})\n"
+
+
 def test_makeServiceBuildsOneListenerEach():
     """
     makeService builds a listener per --listen, sharing one factory, plus the
