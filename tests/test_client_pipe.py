@@ -70,6 +70,26 @@ def test_scriptLinesAreDelivered(tmp_path, daemon, watcher):
     ]
 
 
+def test_scriptEndingWithQuit(tmp_path, daemon, watcher):
+    """
+    A script whose last line is C{/quit WORDS}: its lines are said, then it
+    quits with those words and exits 0; the end of its input that follows
+    at once is no second quit (which gave up with status 1, silently), and
+    a line after the /quit is not sent, saying so.
+    """
+    done = runClient(tmp_path, daemon.port, "bot", "hello three\n/quit see you\nlate\n")
+    out, err = _text(done)
+    assert done.returncode == 0, err
+    assert out[-1] == "=== bye"
+    assert err == ["chat-client: not sent, after /quit: late",
+                   f"chat-client: connected to 127.0.0.1:{daemon.port}"]
+    assert watcher.sync() == [
+        "-- #lobby bot has joined",
+        "#lobby <bot> hello three",
+        "-- #lobby bot has quit (Quit: see you)",
+    ]
+
+
 def test_receivedLinesPrinted(tmp_path, daemon, watcher):
     """
     Lines for the client while its script runs are printed as they came.
@@ -120,7 +140,8 @@ def _closedPort():
     return reserved, reserved.getsockname()[1]
 
 
-@pytest.mark.parametrize("stdin", [None, "hello\n", ""], ids=["devnull", "lines", "empty"])
+@pytest.mark.parametrize("stdin", [None, "hello\n", "", "hello\n/quit bye\n"],
+                         ids=["devnull", "lines", "empty", "quit"])
 def test_unreachable(tmp_path, stdin):
     """
     A server that cannot be reached: one clear line and status 1, at once,

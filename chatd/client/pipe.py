@@ -45,7 +45,10 @@ class PipeInput(LineReceiver):
             for line in rest.split(b"\n"):
                 if line:
                     self.lineReceived(line)
-        self.session.quit()
+        if not self.session.quitting:
+            # (A /quit line asked already, with its words: asking again
+            # would be a person's second Ctrl-C, which stops waiting.)
+            self.session.quit()
 
 
 class PipeView:

@@ -380,6 +380,8 @@ class Session:
             self._connection.sendText(text)
             return
         if self.quitting:
+            if not self._interactive:
+                self.view.note(f"not sent, after /quit: {text}")
             return
         self._queue.append(text)
         if self._idleClosed and self.state == OFFLINE:
