@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -652,3 +653,69 @@ def test_a_restart_on_another_database_shows_every_new_line(browsers, tmp_path):
         kim.close()
     finally:
         second.stop()
+
+
+def test_an_idle_page_connects_again_when_used(browsers):
+    """
+    A page closed for being idle (C{--idle-timeout}) does not connect again
+    at once, which would only start the wait over and show its rooms a quit
+    and a join every few seconds; what its user sends next connects again
+    and is said once back, in the room it was typed in.
+    """
+    requireBrowser()
+    server = Daemon("--db", "none", "--idle-timeout", "2", "--web",
+                    "tcp:0:interface=127.0.0.1", listeners=2).start()
+    try:
+        page, watch = pageBesideLineUser(server, browsers, "idler", "watch", "#id")
+        watch.readUntil(lambda line: line == "-- #id idler has joined")
+        seen = []
+
+        def awake(condition):
+            # (Each sync is a line: it keeps the watcher from idling.)
+            seen.extend(line for line in watch.sync() if line.startswith(("-- #id", "#id")))
+            return condition()
+
+        page.wait(lambda: awake(lambda: "being idle" in page.find("#status").text),
+                  "the idle close")
+        # Longer than two idle timeouts and the first reconnection's wait.
+        quiet = time.monotonic() + 5
+        while time.monotonic() < quiet:
+            awake(lambda: True)
+            time.sleep(0.2)
+        assert seen == ["-- #id idler has quit (idle for 2 seconds)"]
+        page.type("back again")
+        page.wait(lambda: awake(lambda: "#id <idler> back again" in seen),
+                  "the line said once back")
+        assert seen == ["-- #id idler has quit (idle for 2 seconds)",
+                        "-- #id idler has joined", "#id <idler> back again"]
+        page.wait(lambda: ("idler", "back again") in page.messages(), "the line shown")
+        assert page.room() == "#id"
+        assert page.messages() == [("idler", "back again")]
+    finally:
+        server.stop()
+
+
+def test_a_page_left_at_the_nickname_prompt_waits_for_its_user(browsers):
+    """
+    A page whose user never chose a nickname is closed after
+    C{--login-timeout}, once: it waits for them rather than connecting
+    again to be closed again, and the nickname they then choose connects.
+    """
+    requireBrowser()
+    server = Daemon("--db", "none", "--login-timeout", "2", "--web",
+                    "tcp:0:interface=127.0.0.1", listeners=2).start()
+    try:
+        page = browsers(webURL(server))
+        page.wait(lambda: "being idle" in page.find("#status").text, "the login timeout")
+        time.sleep(5)
+        assert server.logText().count("disconnected: not logged in within 2 seconds") == 1, \
+            server.logText()
+        page.login("late")
+        watch = LineClient(server.port, timeout=WAIT)
+        watch.login("watch")
+        watch.send("/who")
+        assert watch.readUntil(lambda line: "members" in line)[-1] == \
+            "=== #lobby members (2): late watch"
+        watch.close()
+    finally:
+        server.stop()

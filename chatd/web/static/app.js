@@ -29,6 +29,12 @@
   const OLDER_STEP = 50;           // lines asked for by "Load older lines"
   const BACKOFF_FIRST = 1000;      // ms before the first reconnection attempt
   const BACKOFF_MAX = 30000;
+  // The server's notices as it closes a connection for idleness
+  // (--idle-timeout) or for not choosing a nickname in time (--login-timeout):
+  // connecting again at once would only start the wait over (and show the
+  // rooms a quit and a join each time), so the page waits for the user.
+  const IDLE_CLOSES = ["Closing your connection: idle for ",
+    "Closing your connection: not logged in within "];
 
   // ASCII-only folding, as the server folds nicknames and room names.
   const fold = (s) => s.replace(/[A-Z]/g, (c) => c.toLowerCase());
@@ -49,6 +55,8 @@
     sentAt: 0,
     lobby: null,
     kicks: new Map(),      // room key -> how we were kicked from it, until its "left"
+    idle: false,           // closed for idleness: the user's next action connects again
+    pending: [],           // what that action sent, for once back in
   };
 
   // ---- text, safely ----------------------------------------------------
@@ -333,6 +341,8 @@
         }
         state.switchTo = current;
       }
+      // Sent once back from idleness, after the rooms it may be for.
+      for (const pending of state.pending.splice(0)) send(pending);
     },
 
     room(msg) {
@@ -462,7 +472,10 @@
       if (buf.key === state.current) ui.older.hidden = buf.exhausted || buf.oldest === null;
     },
 
-    notice(msg) { note(msg.text, "notice"); },
+    notice(msg) {
+      if (IDLE_CLOSES.some((start) => msg.text.startsWith(start))) state.idle = true;
+      note(msg.text, "notice");
+    },
     reply(msg) { note(msg.text, "reply"); },
 
     error(msg) {
@@ -621,6 +634,10 @@
         setStatus("disconnected", true);
         return;
       }
+      if (state.idle) {
+        setStatus("disconnected for being idle: what you send next connects again", true);
+        return;
+      }
       const delay = Math.min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** state.attempts) * (0.5 + Math.random() / 2);
       state.attempts += 1;
       setStatus(`offline; trying again in ${Math.round(delay / 1000)} s`, true);
@@ -629,6 +646,14 @@
   }
 
   function send(msg) {
+    if (!state.ws && state.idle) {
+      // Back from idleness: connect again; the nickname (state.wanted) is
+      // claimed on the greeting, and anything else sent once back in.
+      state.idle = false;
+      if (msg.type !== "nick") state.pending.push(msg);
+      connect();
+      return true;
+    }
     if (!state.ws || state.ws.readyState !== WebSocket.OPEN) {
       note("not connected; that was not sent", "error");
       return false;
