@@ -284,6 +284,7 @@ def test_whoeverTheCoreSendsOffHearsOfTheArrivalsWaitingFirst():
         events.Joined("#lobby", "frank"),
         events.Banned("#lobby", "troll", "op", 3600, "spam", True),
         events.Joined("#den", "frank"),
+        events.Banned("#den", "troll", "op", 3600, "spam", True),
         events.Expelled("op", 3600, "spam")]
     trust.clock.advance(10)
     assert stale.outbox.take() == troll.outbox.take() == []

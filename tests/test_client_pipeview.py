@@ -40,6 +40,8 @@ def test_readerGone():
 
 
 class Recorder:
+    quitting = False
+
     def __init__(self):
         self.calls = []
 

@@ -1073,6 +1073,29 @@ def test_serverBanClosesWithError():
     assert not untimed.transport.connected
 
 
+def test_serverBanToldAsANoticeNotAChannelMode():
+    """
+    A server ban is told in its target's channels as a NOTICE from the
+    server: a MODE +b there would be a channel ban that MODE #den b does
+    not list.
+    """
+    accounts = MemoryAccounts()
+    accounts.passwords.update(boss="boss-password")
+    server = IrcMemoryServer(accounts=accounts, operators=["boss"])
+    troll, watcher = server.connectIrc("troll"), server.connectIrc("watcher")
+    for person in (troll, watcher):
+        person.send("JOIN #den")
+    boss = server.connect()
+    boss.send("/nick boss boss-password")
+    troll.lines(), watcher.lines()
+    boss.send("/ban troll 2h flooding")
+    assert watcher.lines() == [
+        f"{S} NOTICE #den :boss banned troll from the server for 2h (flooding)",
+        ":troll!~troll@chatd QUIT banned"]
+    watcher.send("MODE #den b")
+    assert watcher.lines() == [f"{S} 368 watcher #den :End of channel ban list"]
+
+
 def test_outboxHoldAndFillRender(server):
     """
     What is delivered into a kept place of an IRC user's outbox (the

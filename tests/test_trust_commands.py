@@ -27,21 +27,63 @@ def operator(server):
 @pytest.mark.parametrize("line, announced", [
     ("/ban troll 10m spam", "-- #lobby boss banned troll from the server for 10m (spam)"),
     ("/ban troll spam and more", "-- #lobby boss banned troll from the server (spam and more)"),
-    ("/ban troll 10x", "-- #lobby boss banned troll from the server (10x)"),
     ("/ban troll 1d", "-- #lobby boss banned troll from the server for 1d"),
     ("/ban troll", "-- #lobby boss banned troll from the server"),
 ])
 def test_banArguments(server, line, announced):
     """
     /ban reads an optional duration after the target and takes the rest as
-    the reason; the room and the operator see the same announcement.
+    the reason; the troll's room and the operator see the same
+    announcement.
     """
     boss = operator(server)
+    troll = server.connect("troll")
     watcher = server.connect("watcher")
-    boss.lines()
+    boss.lines(), troll.lines()
     boss.send(line)
-    assert boss.lines() == [announced]
-    assert watcher.lines() == [announced]
+    assert boss.lines() == [announced, "-- #lobby troll has quit (banned)"]
+    assert watcher.lines() == [announced, "-- #lobby troll has quit (banned)"]
+
+
+@pytest.mark.parametrize("typo", ["10x", "1w spam", "10min", "1h30m", "90", "2 hours"])
+def test_banDurationMistyped(server, typo):
+    """
+    A word after the target that starts with a digit is a duration, and one
+    mistyped is refused, as /mute refuses it, rather than read as the
+    start of a reason (which made a ban meant for a week or 90 minutes one
+    until lifted).
+    """
+    boss = operator(server)
+    troll = server.connect("troll")
+    boss.lines(), troll.lines()
+    boss.send(f"/ban troll {typo}")
+    assert boss.lines() == ["!!! a duration looks like 90s, 10m, 2h or 1d"]
+    assert troll.lines() == []
+    boss.send("/bans")
+    assert boss.lines() == ["=== 0 bans"]
+
+
+def test_serverBanToldWhereItsTargetWasSeen(server):
+    """
+    An operator's server ban is announced in the rooms of those it puts
+    out, and to the operator, not in the operator's own room, whose members
+    never met them.
+    """
+    boss = operator(server)
+    troll = server.connect("troll")
+    watcher, bystander = server.connect("watcher"), server.connect("bystander")
+    for person in (boss, bystander):
+        person.send("/join #elsewhere")
+    troll.send("/part #lobby")
+    troll.send("/join #den")
+    watcher.send("/join #den")
+    for person in (boss, troll, watcher, bystander):
+        person.lines()
+    boss.send("/ban troll 5m why-not")
+    announced = "boss banned troll from the server for 5m (why-not)"
+    assert boss.lines() == [f"-- #elsewhere {announced}"]
+    assert watcher.lines() == [f"-- #den {announced}", "-- #den troll has quit (banned)"]
+    assert bystander.lines() == []
 
 
 def test_bannedUserIsToldAndDisconnected(server):

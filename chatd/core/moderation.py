@@ -276,8 +276,11 @@ class Moderation:
         self._log.info("{by} banned {target} from {place} for {duration}{given}",
                        by=user.nick, target=ban.target, place=ban.room or "the server",
                        duration=_seconds(duration), given=_given(reason))
-        core.fanout.toRoom(room, events.Banned(room.name, ban.target, user.nick, duration,
-                                               reason, server))
+        if server:
+            self._tellServerBan(user, room, ban, duration)
+        else:
+            core.fanout.toRoom(room, events.Banned(room.name, ban.target, user.nick, duration,
+                                                   reason))
         for covered in list(core.users.values()):
             if (not _covers(ban, covered) or covered is user
                     or (not server and self.isOwner(covered, room))):
@@ -293,6 +296,24 @@ class Moderation:
                     # Seen to go, kicked with the ban's reason, as IRC
                     # services kick whom their bans cover.
                     self._putOut(room, covered, user, reason or "banned")
+
+    def _tellServerBan(self, user, room, ban, duration):
+        """
+        Announce the server ban C{ban} in the rooms of those it puts out,
+        where they were seen (not in the operator's own room, whose members
+        may never have met them), and to the operator, wherever they are.
+        """
+        core = self._core
+        rooms = {}
+        for covered in core.users.values():
+            if covered is not user and _covers(ban, covered):
+                rooms.update(covered.rooms)
+        for told in rooms.values():
+            core.fanout.toRoom(told, events.Banned(told.name, ban.target, user.nick, duration,
+                                                   ban.reason, True))
+        if not any(user.key in told.members for told in rooms.values()):
+            core.fanout.toUser(user, events.Banned(room.name, ban.target, user.nick, duration,
+                                                   ban.reason, True))
 
     def unban(self, user, name, target):
         """
@@ -321,11 +342,12 @@ class Moderation:
                        target=ban.target, place=ban.room or "the server")
         shown = room.name if room is not None else name
         event = events.Unbanned(shown, ban.target, user.nick)
-        if room is not None and core.rooms.get(roomKey(room.name)) is room:
+        if ban.room and room is not None and core.rooms.get(roomKey(room.name)) is room:
             core.fanout.toRoom(room, event)
             if room.members.get(user.key) is user:
                 return
-        # Lifted from elsewhere: the moderator is told all the same.
+        # Lifted from elsewhere, or from the server (which the room never
+        # saw as its own ban): the moderator is told all the same.
         core.fanout.toUser(user, event)
 
     def mute(self, user, name, nick, duration=None):

@@ -351,6 +351,17 @@ def _mode(mode, target):
     return _from(_by, "MODE", _room, lambda e: mode, lambda e: banMask(target(e)))
 
 
+_roomBan = _mode("+b", lambda e: e.target)
+
+
+def _serverBan(wire, e):
+    # No channel mode: MODE #room b would not list it.
+    span = f" for {duration(e.duration)}" if e.duration is not None else ""
+    why = f" ({e.reason})" if e.reason else ""
+    return line("NOTICE", e.room, f"{e.by} banned {e.target} from the server{span}{why}",
+                prefix=wire.server)
+
+
 _joined = _from(_nick, "JOIN", _room)
 _quit = _from(_nick, "QUIT", lambda e: e.reason or "Quit")
 _renamed = _from(lambda e: e.old, "NICK", lambda e: e.new)
@@ -391,7 +402,7 @@ _ROOM_LINES = {
     events.Renamed: lambda w, e: Once((_renamed(w, e),)),
     events.TopicChanged: _from(_nick, "TOPIC", _room, lambda e: e.topic, stored=True),
     events.Kicked: _from(_by, "KICK", _room, _nick, lambda e: e.reason or e.by),
-    events.Banned: _mode("+b", lambda e: e.target),
+    events.Banned: lambda w, e: _serverBan(w, e) if e.server else _roomBan(w, e),
     events.Unbanned: _mode("-b", lambda e: e.target),
     events.Muted: lambda w, e: _mode("+q", _nick)(w, e) + (
         line("MODE", e.room, "-o", e.nick, prefix=w.source(e.by), tags=w.tagsFrom(e.by))

@@ -169,6 +169,9 @@ def _arrived(conn, room):
         _showRoom(conn, room)
 
 
+_DURATION_USAGE = "a duration looks like 90s, 10m, 2h or 1d"
+
+
 def _duration(word):
     """
     Seconds for a duration as moderators type it (90s, 10m, 2h, 1d), or
@@ -430,6 +433,10 @@ def _ban(conn, arg):
     first, _, reason = rest.strip().partition(" ")
     duration = _duration(first)
     if duration is None:
+        if first[:1].isdigit():
+            # Meant as a duration (1w, 90, 10min): read as a reason, it
+            # would ban until lifted.
+            raise LineError(_DURATION_USAGE)
         reason = rest
     conn.session.ban(conn.currentRoom().name, target, duration, reason.strip())
 
@@ -484,7 +491,7 @@ def _mute(conn, arg):
     if rest.strip():
         duration = _duration(rest.strip())
         if duration is None:
-            raise LineError("a duration looks like 90s, 10m, 2h or 1d")
+            raise LineError(_DURATION_USAGE)
     conn.session.mute(conn.currentRoom().name, nick, duration)
 
 
