@@ -286,6 +286,22 @@ def test_ghostOfSomeonesUnregisteredNickname(trust):
     assert me.nick == "me" and newcomer.nick is None
 
 
+def test_ghostOfAFreeUnregisteredNickname(trust):
+    """
+    /ghost of a nickname nobody registered, held by nobody, says so too:
+    it does not quietly become a /nick (the README: /ghost makes you NICK,
+    identified), before or after choosing a nickname.
+    """
+    me = trust.arrive("me")
+    newcomer = trust.connect(host="192.0.2.7")
+    for caller in (me, newcomer):
+        with pytest.raises(R.NotRegistered) as e:
+            caller.ghost("free", "any-password")
+        assert e.value == R.NotRegistered("free")
+    assert trust.holder("free") is None
+    assert me.nick == "me" and newcomer.nick is None
+
+
 def test_changePassword(trust):
     """
     /password needs the old password and an identified user; afterwards

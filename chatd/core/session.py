@@ -224,11 +224,10 @@ class Session:
             by it) once done.
         """
         core = self._core
-        holder = core.user(nick)
-        if (holder is not None and holder is not self._user
-                and not core.identity.isRegistered(nick)):
-            # Someone's own nickname, with nothing to prove: not "taken",
-            # which tells the one asking nothing they did not know.
+        if not core.identity.isRegistered(nick):
+            # Nothing to prove: not "taken" when someone holds it (which
+            # tells the one asking nothing they did not know), nor quietly
+            # a /nick when nobody does.
             raise R.NotRegistered(nick)
         if self._user.nick is None:
             return self._arriving(core.identity.take, self._user, nick, password)
