@@ -606,8 +606,8 @@ class ChatCore:
                                      notice)
         user.active = event.time
         self.fanout.toUser(target, event)
-        if target is not user or not self.fanout.ownIsEveryones(user, event):
-            # (To oneself, once where one's own copy is what anyone gets.)
+        if target is not user:
+            # (To oneself: once, as received, on every front end.)
             self.fanout.toActor(user, event)
         if target.away and not notice:
             self.fanout.toUser(user, events.Away(target.nick, target.away))

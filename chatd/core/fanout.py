@@ -305,13 +305,6 @@ class Fanout:
         self.sentBytes += _size(data)
         user.outbox.send(data)
 
-    def ownIsEveryones(self, user, event):
-        """
-        Whether C{user}'s wire format shows them their own C{event} as the
-        bytes everyone gets.
-        """
-        return _ownIsEveryones(user.wire, event)
-
     def toActor(self, user, event):
         """
         Confirm C{event} to C{user}, who did it, if their wire format shows

@@ -53,13 +53,6 @@ CAPABILITIES = {"server-time": "", "sasl": "PLAIN", "message-tags": "",
                 "draft/chathistory": ""}
 
 
-def _toSelf(event):
-    """
-    Whether C{event} is a private message its sender sent to themselves.
-    """
-    return type(event) is events.PrivatelySaid and nickKey(event.target) == nickKey(event.sender)
-
-
 class IrcOutbox:
     """
     What the fan-out sees as an IRC user's outbox: renders the events told to
@@ -126,8 +119,7 @@ class IrcOutbox:
                     return b""
                 data = bytes(data)
             elif kind is Echo:
-                if "echo-message" not in self._protocol.caps or _toSelf(data.event):
-                    # (A message to oneself has come back as received.)
+                if "echo-message" not in self._protocol.caps:
                     return b""
                 data = self._protocol.wire.encode(data.event)
         self._previous = data
