@@ -116,6 +116,59 @@ def test_body_bounded(site):
     assert status(chunked) == 413
 
 
+class _UnreadPeerTransport(StringTransport):
+    """
+    A transport whose peer reads nothing until L{drain}: past L{BOUND}
+    bytes written it tells its producer to pause, as Twisted's own do.
+    """
+
+    BOUND = 65536
+    _told = False
+
+    def write(self, data):
+        super().write(data)
+        if len(self.value()) > self.BOUND and not self._told:
+            self._told = True
+            self.producer.pauseProducing()
+
+    def drain(self):
+        written = self.value()
+        self.clear()
+        self._told = False
+        self.producer.resumeProducing()
+        return written
+
+
+def test_pipelined_requests_wait_for_a_peer_that_reads(site):
+    """
+    Pipelined requests are answered only as fast as the peer reads the
+    answers: the connection is not read, nor another request answered,
+    while they wait (Twisted answered every request already read, so a peer
+    that never reads grew the daemon's memory without end); all are
+    answered, in order, once it reads.
+    """
+    proto = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+    transport = _UnreadPeerTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000),
+                                     hostAddress=IPv4Address("TCP", "127.0.0.1", 8080))
+    proto.makeConnection(transport)
+    asked = [b"/app.js", b"/style.css"] * 50
+    proto.dataReceived(b"".join(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % path
+                                for path in asked))
+    # (app.js, style.css, app.js: 75 KB, past the bound.)
+    assert transport.value().count(b"HTTP/1.1 200 OK") == 3
+    assert transport.producerState == "paused"
+    answers = transport.drain()
+    for _ in range(len(asked)):
+        if transport.producerState != "paused":
+            break
+        answers += transport.drain()
+    answers += transport.value()
+    assert answers.count(b"HTTP/1.1 200 OK") == len(asked)
+    types = re.findall(rb"Content-Type: ([a-z/]+)", answers)
+    assert types == [b"text/javascript", b"text/css"] * 50
+    assert transport.producerState == "producing"
+
+
 @pytest.mark.parametrize("origin, secure, allowed, accepted", [
     (None, False, (), True),
     (b"http://127.0.0.1:8080", False, (), True),

@@ -301,6 +301,26 @@ class _Channel(http.HTTPChannel):
         if gate is not None:
             gate.releaseAddress(self._address)
 
+    def pauseProducing(self):
+        """
+        The peer reads our answers slower than it asks: read and answer
+        nothing more until they are sent.  (Twisted, told this while it
+        answers a request, goes on reading, and then answers every
+        pipelined request already read: a peer that never reads grows the
+        daemon's memory without end.)
+        """
+        super().pauseProducing()
+        # LineReceiver's: parse no further request from what was read.
+        self.paused = True
+        self._networkProducer.pauseProducing()
+
+    def resumeProducing(self):
+        self.paused = False
+        super().resumeProducing()
+        if not self._handlingRequest and not self.paused:
+            # The requests read before the pause, if any.
+            self.dataReceived(b"")
+
     def connectionLost(self, reason):
         # (Once the channel is a WebSocket, its protocol's connectionLost
         # takes this one's place: see WebChatProtocol.)
