@@ -415,6 +415,48 @@ def test_older_lines_on_demand(daemon, browsers):
     page.wait(lambda: len(page.messages()) == 30, "the 10 older lines")
     assert page.messages() == [("pat", f"line {i:02}") for i in range(30)]
     page.wait(lambda: not page.find("#older").is_displayed(), "nothing older left")
+    # Nor does it come back when the room is shown again.
+    page.open("#lobby")
+    page.open("#t6")
+    assert not page.find("#older").is_displayed()
+    pat.close()
+
+
+def _gapBelow(page):
+    return page.driver.execute_script(
+        "const log = document.getElementById('log');"
+        "return log.scrollHeight - log.scrollTop - log.clientHeight;")
+
+
+def test_a_joined_rooms_log_follows_new_lines(daemon, browsers):
+    """
+    After joining a room whose replay fills the log, the log stays at its
+    end as lines come (the "Load older lines" button, shown after the
+    replay, took its height, and the page took that for the user having
+    scrolled up); a room with fewer lines than a replay offers no older
+    ones.
+    """
+    url = webURL(daemon)
+    pat = lineUser(daemon, "pat2", "#t7")
+    for i in range(20):
+        pat.send(f"filler {i:02}")
+    pat.sync()
+    page = browsers(url, 1100, 600)
+    page.login("rex")
+    page.type("/join #t7")
+    page.wait(lambda: len(page.messages()) == 20, "the replay of 20 lines")
+    page.wait(lambda: page.find("#older").is_displayed(), "the button")
+    for i in range(3):
+        pat.send(f"live {i}")
+    page.waitForMessage("pat2", "live 2")
+    page.wait(lambda: _gapBelow(page) < 2, "the log at its end")
+    pat.send("/join #t8")
+    pat.send("only one")
+    pat.sync()
+    page.type("/join #t8")
+    page.waitForMessage("pat2", "only one")
+    time.sleep(0.3)
+    assert not page.find("#older").is_displayed()
     pat.close()
 
 

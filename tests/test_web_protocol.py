@@ -654,7 +654,20 @@ def test_older_lines_on_demand():
     got = alice.messages()
     assert [(m.get("text"), m.get("older")) for m in got] == [
         ("l1", True), ("l2", True), (None, True)]
-    assert got[-1] == {"type": "replayed", "room": "#lobby", "count": 2, "older": True}
+    assert got[-1] == {"type": "replayed", "room": "#lobby", "count": 2, "older": True,
+                       "first": False}
+    # Asked for more than are left: they reach the room's first line.
+    alice.send(type="history", room="#lobby", before=got[0]["id"], count=2)
+    history.answer()
+    got = alice.messages()
+    assert [(m.get("text"), m.get("older")) for m in got] == [("l0", True), (None, True)]
+    assert got[-1] == {"type": "replayed", "room": "#lobby", "count": 1, "older": True,
+                       "first": True}
+    # So does a join's replay of a room with fewer lines than a replay.
+    alice.send(type="join", room="#quiet")
+    history.answer()
+    assert alice.messages()[-1] == {"type": "replayed", "room": "#quiet", "count": 0,
+                                    "older": False, "first": True}
 
 
 def test_one_history_request_at_a_time():

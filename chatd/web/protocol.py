@@ -332,7 +332,7 @@ class WebChatProtocol:
             found = self.session.recent(room.name, HISTORY_MAX)
             found.addCallback(lambda lines: [e for e in lines if e.id is not None
                                              and e.id < before][-count:])
-        self.showReplay(room.name, found, older=before is not None)
+        self.showReplay(room.name, found, count, older=before is not None)
 
     def _do_quit(self, m):
         self.quit(m["reason"] or "")
@@ -355,19 +355,21 @@ class WebChatProtocol:
         """
         if self.session.keepsHistory and self.factory.replay > 0:
             self.showReplay(room.name, self.session.recent(room.name, self.factory.replay),
-                            replay=True)
+                            self.factory.replay, replay=True)
 
-    def showReplay(self, room, found, older=False, replay=False):
+    def showReplay(self, room, found, asked, older=False, replay=False):
         """
         The room lines C{found} fires with, as history frames ended by a
         C{replayed} frame, in order among live lines: a join's C{replay}, or
-        lines asked for (see L{Connection.showHistory}).
+        lines asked for (see L{Connection.showHistory}).  Fewer than
+        C{asked} reach back as far as there is to show: C{first}, so that
+        the page offers no older lines.
         """
         def render(stored):
             extra = {"history": True, "older": True} if older else {"history": True}
             data = [wire.message({**wire.fields(e), **extra}) for e in stored]
-            data.append(wire.message({"type": "replayed", "room": room,
-                                      "count": len(stored), "older": older}))
+            data.append(wire.message({"type": "replayed", "room": room, "count": len(stored),
+                                      "older": older, "first": len(stored) < asked}))
             return b"".join(data)
 
         self.conn.showHistory(found, render, self._historyRefused, replay)
@@ -435,7 +437,8 @@ class _LineCommands:
     def showHistory(self, found, header=None, replay=False):
         if replay:
             # A room just entered (/join, /ghost).
-            self._protocol.showReplay(self._shown.name, found, replay=True)
+            self._protocol.showReplay(self._shown.name, found, self._protocol.factory.replay,
+                                      replay=True)
             return
 
         def render(stored):

@@ -140,7 +140,7 @@
     ui.topic.title = buf.topic;
     ui.leave.hidden = buf.kind !== "room";
     ui.leave.textContent = "Leave";
-    ui.older.hidden = !(buf.kind === "room" && buf.oldest !== null);
+    showOlderButton(buf);
     // Swapping the log's lines is not news: keep screen readers quiet.
     ui.log.setAttribute("aria-live", "off");
     ui.log.replaceChildren(...buf.nodes);
@@ -151,6 +151,14 @@
     ui.app.classList.remove("show-sidebar");
     ui.toggleSidebar.setAttribute("aria-expanded", "false");
     updateTitle();
+  }
+
+  // "Load older lines", over the log, while the room shown may have any.
+  function showOlderButton(buf) {
+    // The button takes the log's height: a log followed to its end still is.
+    const atBottom = ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight < 40;
+    ui.older.hidden = !(buf.kind === "room" && buf.oldest !== null && !buf.exhausted);
+    if (atBottom) ui.log.scrollTop = ui.log.scrollHeight;
   }
 
   function drop(key) {
@@ -468,8 +476,8 @@
         }
       }
       // Fewer than asked for: the room's first line is shown.
-      if (msg.older && msg.count < OLDER_STEP) buf.exhausted = true;
-      if (buf.key === state.current) ui.older.hidden = buf.exhausted || buf.oldest === null;
+      if (msg.first) buf.exhausted = true;
+      if (buf.key === state.current) showOlderButton(buf);
     },
 
     notice(msg) {
