@@ -231,6 +231,8 @@ def test_topic_live(web):
     ('{"type": "dance"}', "unknown-type"),
     ('{"text": "no type"}', "unknown-type"),
     ('{"type": "say", "room": "#lobby"}', "bad-message"),
+    # (Without its topic it is no topic to set: it cleared the topic.)
+    ('{"type": "topic", "room": "#lobby"}', "bad-message"),
     ('{"type": "say", "room": "#lobby", "text": 5}', "bad-message"),
     ('{"type": "say", "room": ["#lobby"], "text": "x"}', "bad-message"),
     ('{"type": "history", "room": "#lobby", "count": NaN}', "bad-json"),

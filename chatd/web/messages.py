@@ -51,7 +51,7 @@ SCHEMA = {
     "say": {"room": (_WORD, True), "text": (_TEXT, True)},
     "act": {"room": (_WORD, True), "text": (_TEXT, True)},
     "tell": {"nick": (_WORD, True), "text": (_TEXT, True)},
-    "topic": {"room": (_WORD, True), "topic": (_TEXT, False)},
+    "topic": {"room": (_WORD, True), "topic": (_TEXT, True)},
     "history": {"room": (_WORD, True), "count": (_INT, False), "before": (_INT, False)},
     "command": {"room": (_WORD, False), "line": (_TEXT, True)},
     "ping": {"data": (_TEXT, False)},

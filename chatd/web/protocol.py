@@ -316,7 +316,7 @@ class WebChatProtocol:
         self.session.tell(m["nick"], m["text"])
 
     def _do_topic(self, m):
-        self.session.setTopic(m["room"], m["topic"] or "")
+        self.session.setTopic(m["room"], m["topic"])
 
     def _do_history(self, m):
         room = self.session.memberRoom(m["room"])
