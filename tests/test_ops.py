@@ -72,6 +72,10 @@ def test_connectionsByStateLoginsAndRefusals():
     assert sample(registry, "chatd_room_members") == 2
     assert sample(registry, "chatd_users") == 1
     assert sample(registry, "chatd_connections_accepted_total", frontend="line") == 2
+    # The lobby, kept while empty for its topic, is no room kept for an owner.
+    ann.send("/part #lobby")
+    assert sample(registry, "chatd_rooms") == 1
+    assert sample(registry, "chatd_rooms_kept") == 0
 
 
 def test_refusedConnectionsByReason():

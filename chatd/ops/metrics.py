@@ -117,8 +117,10 @@ class ChatCollector:
         yield GaugeMetricFamily("chatd_users", "Connected users with a nickname",
                                 value=len(core.users))
         yield GaugeMetricFamily("chatd_rooms", "Rooms with members", value=len(core.rooms))
+        # (The lobby is kept too while empty, for its topic: no owner's.)
         yield GaugeMetricFamily("chatd_rooms_kept", "Empty rooms kept for their owner",
-                                value=len(core.kept))
+                                value=sum(1 for r in list(core.kept.values())
+                                          if r.owner is not None))
         yield GaugeMetricFamily("chatd_room_members", "Room memberships, over every room",
                                 value=sum(len(r.members) for r in list(core.rooms.values())))
 
