@@ -533,7 +533,7 @@ class IrcProtocol(PacedLineReceiver):
         # (The core marks the words as the user's for everyone else.)
         shown = f"Quit: {reason}" if reason else "Quit"
         self.conn.quit(reason, encode(
-            "ERROR", f"Closing link: ({self.username or '*'}@{self.conn.address}) [{shown}]"))
+            "ERROR", f"Closing link: ({self.username or '*'}@{HIDDEN_HOST}) [{shown}]"))
 
     # Rooms
 
