@@ -68,6 +68,21 @@ def _strict(kind):
 INT, FLOAT = _strict(int), _strict(float)
 
 
+class _NamedCoercion(usage.CoerceParameter):
+    """
+    An option's value coerced, refused naming the option (Twisted's own
+    says "Parameter type enforcement failed" and names none).
+    """
+
+    def dispatch(self, parameterName, value):
+        if value is not None:
+            try:
+                self.coerce(value)
+            except ValueError as e:
+                raise usage.UsageError(f"--{parameterName}: {e}") from None
+        super().dispatch(parameterName, value)
+
+
 def defaultDatabase():
     """
     Where history is kept unless told otherwise: the user's data folder, as
@@ -180,6 +195,9 @@ class Options(usage.Options):
 
     def __init__(self):
         super().__init__()
+        for name, handler in self._dispatch.items():
+            if isinstance(handler, usage.CoerceParameter):
+                self._dispatch[name] = _NamedCoercion(self, handler.coerce)
         self["listen"] = []
         self["irc"] = []
         self["operators"] = []

@@ -68,6 +68,8 @@ def test_badEndpointIsOneLine(args):
 @pytest.mark.parametrize("args", [
     ["--lobby", "lobby with spaces"],
     ["--send-queue", "10"],
+    ["--flood-rate", "x"],
+    ["--max-connections", "²"],
 ])
 def test_badOptions(args):
     """
@@ -142,9 +144,9 @@ def test_trustOptions():
     for args, message in [
         (["--operator", "9lives"], "--operator 9lives: a nickname is "),
         (["--identify-time", "60"], "option --identify-time not recognized"),
-        (["--replay", "²"], "Parameter type enforcement failed"),
-        (["--max-rooms", "٣"], "Parameter type enforcement failed"),
-        (["--flood-rate", "1_0"], "Parameter type enforcement failed"),
+        (["--replay", "²"], "--replay: '²' is not a number"),
+        (["--max-rooms", "٣"], "--max-rooms: '٣' is not a number"),
+        (["--flood-rate", "1_0"], "--flood-rate: '1_0' is not a number"),
     ]:
         with pytest.raises(usage.UsageError) as e:
             tap.Options().parseOptions(args)
