@@ -110,3 +110,16 @@ def test_version(capsys):
         _parse("--version")
     assert e.value.code == 0
     assert capsys.readouterr().out == f"chat-client (chatd) {__version__}\n"
+
+
+def test_usageErrorFirst(capsys):
+    """
+    A usage error is said first, then the usage, which names the command.
+    """
+    from chatd.client.script import main
+    with pytest.raises(SystemExit) as exited:
+        main(["--bogus"])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[:2] == ["chat-client: option --bogus not recognized",
+                       "Usage: chat-client [options] [HOST [PORT]]"]

@@ -22,7 +22,7 @@ def main(argv=None):
     try:
         config.parseOptions(sys.argv[1:] if argv is None else argv)
     except usage.UsageError as e:
-        sys.stderr.write(f"{config}\nchat-client: {e}\n")
+        sys.stderr.write(f"chat-client: {e}\n{config}")
         sys.exit(2)
     from twisted.internet import reactor
 

@@ -66,6 +66,11 @@ class Options(usage.Options):
          "at every login; never on the command line, which others can read."],
     ]
 
+    def getSynopsis(self):
+        synopsis = super().getSynopsis()
+        # (Under twistd, its own usage line comes first.)
+        return synopsis if self.parent is not None else f"Usage: chat-client {synopsis}"
+
     def opt_version(self):
         """
         Display the version of chatd and exit.
