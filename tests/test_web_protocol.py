@@ -373,6 +373,22 @@ def test_pings_never_reach_the_bound(web):
     assert alice.transport.connected
 
 
+def test_pings_are_paced_as_lines(web):
+    """
+    Each ping (any control frame) counts as a line against the flood
+    limits: past the burst the connection is not read for a while, and its
+    sender is told, as for lines (the library answers each, in order).
+    """
+    alice = web.browser("alice")
+    alice.request.channel.dataReceived(masked(b"p", opcode=0x9) * 200)
+    assert any(message["type"] == "notice" and "you are sending fast" in message["text"]
+               for message in alice.messages())
+    assert alice.transport.producerState == "paused"
+    web.clock.advance(60)
+    assert alice.transport.producerState == "producing"
+    assert alice.transport.connected
+
+
 def test_pings_between_fragments_still_bounded(web):
     """
     Pings between the fragments of a message that never ends do not hide

@@ -108,6 +108,8 @@ def _ignore(data):
 # A control frame's opcodes: close, ping, pong (RFC 6455, section 5.5); and
 # a data frame's: continuation, text, binary.  The rest are reserved.
 _CONTROL_OPCODES = (0x8, 0x9, 0xA)
+# Those that may come again and again: a ping, a pong (a close ends it all).
+_ANSWERED_OPCODES = (0x9, 0xA)
 _DATA_OPCODES = (0x0, 0x1, 0x2)
 _MAX_CONTROL_PAYLOAD = 125
 # The longest frame header: two bytes, eight of length, four of mask.
@@ -128,9 +130,12 @@ class ControlFrames:
     mask, a control frame fragmented or over 125 bytes) is the library's to
     refuse: it and everything after it count as message bytes, and no
     message ends in them.
+
+    @ivar controls: how many pings and pongs began since it was last reset
+        (each costs the server an answer or a step: they are paced).
     """
 
-    __slots__ = ("_header", "_left", "_control", "_endsMessage", "_lost")
+    __slots__ = ("_header", "_left", "_control", "_endsMessage", "_lost", "controls")
 
     def __init__(self):
         # The start of a frame header that is not yet whole.
@@ -140,6 +145,7 @@ class ControlFrames:
         self._control = False
         self._endsMessage = False
         self._lost = False
+        self.controls = 0
 
     def follow(self, data: bytes) -> tuple[int, list[int]]:
         """
@@ -187,6 +193,8 @@ class ControlFrames:
         if not valid:
             self._lost = True
             self._control = False
+        elif opcode in _ANSWERED_OPCODES:
+            self.controls += 1
         self._endsMessage = bool(valid and opcode in _DATA_OPCODES and first & 0x80)
         self._left = size
 

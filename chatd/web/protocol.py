@@ -182,6 +182,12 @@ class WebChatProtocol:
     def _toLibraryWhileNothingWaits(self):
         while self._held and not self._waiting:
             self._library(self._held.popleft())
+        frames = self._controlFrames
+        if frames.controls and not self._paused and self.conn.live:
+            # Each ping costs a pong: paced as lines are (IRC's PING is
+            # one), so that a ping flood slows its sender, not the server.
+            count, frames.controls = frames.controls, 0
+            self.conn.lineHandled(count)
 
     def textMessageReceived(self, text):
         self._unfinished = 0
