@@ -210,6 +210,29 @@ def test_controlFramesCountedApartFromMessages():
         assert counted == control, cut
 
 
+@pytest.mark.parametrize("bad", [False, True])
+def test_textMessagesDecodedAsTheyCome(bad):
+    """
+    L{ControlFrames} decodes each text message's payload across its
+    fragments and however the reads cut them (each frame its own mask):
+    UTF-8 split between fragments is UTF-8; a byte that is not is told, at
+    whatever read it comes in, and nothing after it is followed.
+    """
+    text = ("é€漢字 " * 40).encode("utf-8") + (b"\xff" if bad else b"")
+    first, rest = text[:101], text[101:]
+    stream = (masked(b"p", opcode=0x9) + masked(first, final=False, mask=b"\x01\x02\x03\x04")
+              + masked(b"q", opcode=0x9) + masked(rest, opcode=0x0, mask=b"\xf0\x0f\xaa\x55")
+              + masked(b"after"))
+    for cut in (1, 3, 7, 64, len(stream)):
+        frames = ControlFrames()
+        ends = []
+        for at in range(0, len(stream), cut):
+            ends += [at + end for end in frames.follow(stream[at:at + cut])[1]]
+        assert frames.notText is bad, cut
+        messageEnd = len(stream) - len(masked(b"after"))
+        assert ends == ([] if bad else [messageEnd, len(stream)]), cut
+
+
 @pytest.mark.parametrize("frame", [
     masked(b"p" * 126, opcode=0x9),
     masked(b"p", opcode=0x9, final=False),

@@ -404,16 +404,30 @@ def test_pings_between_fragments_still_bounded(web):
     assert not alice.transport.connected
 
 
-def test_a_message_not_utf8_is_refused_saying_why(web):
+_NOT_UTF8 = b'{"type": "say", "room": "#lobby", "text": "\xff"}'
+
+
+@pytest.mark.parametrize("raw", [
+    masked(_NOT_UTF8),
+    # Past the reader of whole frames, read by the WebSocket library:
+    masked(b"p", opcode=0x9) + masked(_NOT_UTF8),
+    masked(_NOT_UTF8[:20], final=False) + masked(_NOT_UTF8[20:], opcode=0x0),
+    masked(_NOT_UTF8[:45], final=False) + masked(b"p", opcode=0x9)
+    + masked(_NOT_UTF8[45:], opcode=0x0),
+    masked(b"p", opcode=0x9) + masked('{"text": "caf\u00e9'.encode()[:-1]),
+], ids=["whole", "after-a-ping", "fragmented", "ping-between-fragments", "cut-short"])
+def test_a_message_not_utf8_is_refused_saying_why(web, raw):
     """
-    A text frame that is not UTF-8 is answered with an error saying so, then
-    a close with 1007 (not the decoder's words as the close's reason); the
-    room hears why the user left.
+    A text message that is not UTF-8 is answered with an error saying so,
+    then a close with 1007 (not the decoder's words as the close's reason);
+    the room hears why the user left.  So it is when the WebSocket library
+    would read it (fragmented, or after a ping), which gave Python's
+    decoding error as the close's reason and nothing else.
     """
     alice, bob = web.browser("alice"), web.browser("bob")
     bob.messages()
     alice.messages()
-    alice.request.channel.dataReceived(masked(b'{"type": "say", "room": "#lobby", "text": "\xff"}'))
+    alice.request.channel.dataReceived(raw)
     frames = alice.frames()
     assert [(opcode, json.loads(payload) if opcode == 1 else payload)
             for opcode, payload in frames] == [

@@ -15,6 +15,8 @@ UTF-8 is reported instead (the library would close with Python's decoding
 error as the only reason), and nothing after it is read.
 """
 
+import codecs
+
 from chatd.web.messages import MAX_FRAME_BYTES
 
 _FINAL_TEXT = 0x81
@@ -131,11 +133,19 @@ class ControlFrames:
     refuse: it and everything after it count as message bytes, and no
     message ends in them.
 
+    A text message's payload is decoded as it comes (a fragmented one, or
+    one after a ping): one that is not UTF-8 is told (L{notText}) before the
+    library reads it, which would close with Python's decoding error as the
+    only reason.
+
     @ivar controls: how many pings and pongs began since it was last reset
         (each costs the server an answer or a step: they are paced).
+    @ivar notText: whether a text message that is not UTF-8 began after the
+        last message end L{follow} gave; nothing after it is followed.
     """
 
-    __slots__ = ("_header", "_left", "_control", "_endsMessage", "_lost", "controls")
+    __slots__ = ("_header", "_left", "_control", "_endsMessage", "_lost", "controls",
+                 "_decoder", "_mask", "_masked", "notText")
 
     def __init__(self):
         # The start of a frame header that is not yet whole.
@@ -146,6 +156,12 @@ class ControlFrames:
         self._endsMessage = False
         self._lost = False
         self.controls = 0
+        # The current text message's decoder, and its frame's mask and how
+        # many of its payload bytes were unmasked.
+        self._decoder = None
+        self._mask = b""
+        self._masked = 0
+        self.notText = False
 
     def follow(self, data: bytes) -> tuple[int, list[int]]:
         """
@@ -159,6 +175,11 @@ class ControlFrames:
         while at < end and not self._lost:
             if self._left:
                 taken = min(self._left, end - at)
+                if self._decoder is not None and not self._control:
+                    self._decode(data[at:at + taken])
+                    if self.notText:
+                        self._lost = True
+                        break
                 self._left -= taken
                 at += taken
                 if self._control:
@@ -175,9 +196,29 @@ class ControlFrames:
                 if self._control:
                     control += length
             if self._endsMessage and not self._left:
+                if self._decoder is not None:
+                    # Its end: a sequence cut short is not UTF-8 either.
+                    self._decode(b"", final=True)
+                    if self.notText:
+                        self._lost = True
+                        break
+                    self._decoder = None
                 self._endsMessage = False
                 ends.append(at)
         return control, ends
+
+    def _decode(self, payload, final=False):
+        """
+        Decode C{payload}, the next masked bytes of the current text
+        message's frame; a sequence that is not UTF-8 sets L{notText}.
+        """
+        turn = self._masked % 4
+        self._masked += len(payload)
+        try:
+            self._decoder.decode(unmask(payload, self._mask[turn:] + self._mask[:turn]),
+                                 final)
+        except UnicodeDecodeError:
+            self.notText = True
 
     def _startFrame(self, header):
         first, size = header[0], header[1] & 0x7F
@@ -195,8 +236,17 @@ class ControlFrames:
             self._control = False
         elif opcode in _ANSWERED_OPCODES:
             self.controls += 1
+        elif opcode == 0x1:
+            self._decoder = _utf8()
+        elif opcode == 0x2:
+            self._decoder = None
+        if valid and not self._control:
+            self._mask, self._masked = header[-4:], 0
         self._endsMessage = bool(valid and opcode in _DATA_OPCODES and first & 0x80)
         self._left = size
+
+
+_utf8 = codecs.getincrementaldecoder("utf-8")
 
 
 def _headerLength(header):

@@ -169,19 +169,30 @@ class WebChatProtocol:
         call.  Their control frames are no message's bytes (the library
         answers pings itself): they are not counted as unfinished.
         """
-        control, ends = self._controlFrames.follow(data)
+        frames = self._controlFrames
+        control, ends = frames.follow(data)
         self._unfinished = max(0, self._unfinished - control)
+        if frames.notText:
+            # The library is handed the messages before it, never it.
+            data = data[:ends[-1] if ends else 0]
         start = 0
         for end in ends:
             self._held.append(data[start:end])
             start = end
         if start < len(data):
             self._held.append(data[start:])
+        if frames.notText:
+            self._held.append(_NOT_TEXT)
         self._toLibraryWhileNothingWaits()
 
     def _toLibraryWhileNothingWaits(self):
         while self._held and not self._waiting:
-            self._library(self._held.popleft())
+            piece = self._held.popleft()
+            if piece is _NOT_TEXT:
+                self._held.clear()
+                self._notText()
+                return
+            self._library(piece)
         frames = self._controlFrames
         if frames.controls and not self._paused and self.conn.live:
             # Each ping costs a pong: paced as lines are (IRC's PING is
@@ -241,7 +252,7 @@ class WebChatProtocol:
 
     def unread(self):
         return (self._unfinished + sum(len(text) for text in self._waiting)
-                + sum(map(len, self._held)))
+                + sum(len(piece) for piece in self._held if piece is not _NOT_TEXT))
 
     # Acting on a message
 
@@ -487,6 +498,11 @@ class _LineCommands:
 
     def quit(self, reason):
         self._protocol.quit(reason)
+
+
+_NOT_TEXT = object()
+"""Where, among the bytes held for the library, a text message that is not
+UTF-8 began: refused there (L{WebChatProtocol._notText}), in order."""
 
 
 class _LibraryFrames:
