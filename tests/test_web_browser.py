@@ -761,3 +761,23 @@ def test_a_page_left_at_the_nickname_prompt_waits_for_its_user(browsers):
         watch.close()
     finally:
         server.stop()
+
+
+def test_in_no_room_the_page_says_what_to_do(daemon, browsers):
+    """
+    After leaving every room, a line typed is not sent and the page says
+    so where it can be seen, keeping the line; no room appears that the
+    user is not in, and Leave goes with the last room.
+    """
+    page = browsers(webURL(daemon))
+    page.login("roomless")
+    page.find("#leave").click()
+    page.wait(lambda: page.sidebar() == [], "no room left")
+    assert not page.find("#leave").is_displayed()
+    from selenium.webdriver.common.keys import Keys
+    box = page.find("#say-input")
+    box.send_keys("hello", Keys.ENTER)
+    page.wait(lambda: any("join a room first" in text for text in page.logTexts()),
+              "the page to say what to do")
+    assert box.get_attribute("value") == "hello"
+    assert page.sidebar() == []

@@ -168,7 +168,12 @@
       const next = [...state.buffers.values()].reverse().find((b) => b.kind === "room") ||
         [...state.buffers.values()].pop();
       if (next) show(next.key);
-      else { ui.log.replaceChildren(); ui.roomName.textContent = ""; ui.topic.textContent = ""; }
+      else {
+        ui.log.replaceChildren();
+        ui.roomName.textContent = "";
+        ui.topic.textContent = "";
+        ui.leave.hidden = ui.older.hidden = true;
+      }
     }
     renderSidebar();
     renderMembers();
@@ -295,8 +300,11 @@
   }
 
   function note(text, cls = "notice") {
-    const buf = state.buffers.get(state.current) || roomBuffer(state.lobby || "#lobby");
-    addLine(buf, eventNode(text, null, cls));
+    const buf = state.buffers.get(state.current);
+    if (buf) addLine(buf, eventNode(text, null, cls));
+    // In no conversation (every room left): shown where the log was, not
+    // kept in a room the user is not in.
+    else ui.log.append(eventNode(text, null, cls));
   }
 
   function mentions(text) {
@@ -833,7 +841,7 @@
       return send({ type: "command", room, line });
     }
     const text = line.startsWith("//") ? line.slice(1) : line;
-    if (!buf) { note("join a room first", "error"); return false; }
+    if (!buf) { note("join a room first: /join #room", "error"); return false; }
     if (buf.kind === "private") return send({ type: "tell", nick: buf.name, text });
     return send({ type: "say", room, text });
   }
