@@ -653,7 +653,9 @@ def test_own_rename_shows_in_the_member_list(daemon, browsers):
              "the new name in the lobby's list")
     # Gone by /quit: the page lists nobody as here any more.
     ren.type("/quit")
-    ren.wait(lambda: ren.find("#status").text == "disconnected", "the page to be gone")
+    # It says how to come back.
+    ren.wait(lambda: ren.find("#status").text
+             == "disconnected: reload the page to connect again", "the page to be gone")
     ren.wait(lambda: ren.members() == [], "no member listed after quitting")
     kai.close()
 

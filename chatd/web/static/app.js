@@ -647,7 +647,7 @@
         // Gone for good: nobody is "here" any more, as the lists would say.
         for (const buf of state.buffers.values()) buf.members.clear();
         membersChanged();
-        setStatus("disconnected", true);
+        setStatus("disconnected: reload the page to connect again", true);
         return;
       }
       if (state.idle) {
@@ -671,7 +671,8 @@
       return true;
     }
     if (!state.ws || state.ws.readyState !== WebSocket.OPEN) {
-      note("not connected; that was not sent", "error");
+      note(state.quitting ? "disconnected; that was not sent (reload the page to connect again)"
+        : "not connected; that was not sent", "error");
       return false;
     }
     state.ws.send(JSON.stringify(msg));
