@@ -4,6 +4,7 @@ room to room, reconnecting, echoing and quitting; with a fake view and
 connection.
 """
 
+import pytest
 from twisted.internet.task import Clock
 
 from chatd.line import wire
@@ -77,6 +78,25 @@ def test_bannedNicknameIsNotWorkedAround():
         session.lineReceived("!!! you are banned from this server for 600 more seconds")
         session.lineReceived("??? Choose another nickname:")
         assert conn.sent == [] and view.notes == [note] and view.outcome == outcome
+
+
+@pytest.mark.parametrize("refusal", [
+    "wrong password for frank",
+    "a nickname is 1 to 16 letters, digits or -_[]\\`^{|}, not starting with a digit or -",
+])
+def test_refusalsAnotherNicknameCannotMendAreNotWorkedAround(refusal):
+    """
+    Nor is a nickname whose password (from --password-file) was wrong, which
+    the user asked for, or one the rules refuse, which a suffix does not
+    mend: a script gives up saying why, a person is asked.
+    """
+    for interactive, end, outcome in [(False, "giving up", [False]),
+                                      (True, "type the one you want", [])]:
+        session, view, conn, _ = connectedSession("frank", interactive, login=False)
+        session.lineReceived(f"!!! {refusal}")
+        session.lineReceived("??? Choose another nickname:")
+        assert conn.sent == [] and view.outcome == outcome
+        assert view.notes == [f"nickname frank refused ({refusal}); {end}"]
 
 
 def test_pipeGivesUpOnNicknames():
@@ -501,11 +521,12 @@ def test_pipeGivesUpIfNeverIn():
 def test_passwordGivenWhenAskedAfterEveryConnect():
     """
     With a password, the client answers the server's password prompt for its
-    own nickname with it, once per connection (so a wrong one is not sent
-    again and again), and again after a reconnect; without one, it falls
-    back to another nickname as for a taken one.
+    own nickname with it, once per connection, and again after a reconnect;
+    a wrong one is not sent again, nor swapped for another nickname (the
+    user asked for this one: a script gives up, saying why); without one, it
+    falls back to another nickname as for a taken one.
     """
-    view, conn = FakeView(), FakeConnection()
+    view = FakeView()
     session = Session(view, "alice", Clock(), "x", False, password="s3cret-pass")
     for attempt in range(2):
         conn = FakeConnection()
@@ -514,11 +535,14 @@ def test_passwordGivenWhenAskedAfterEveryConnect():
         session.lineReceived(WELCOME[1])
         session.lineReceived("??? alice is registered: password (or another nickname)")
         assert conn.sent == ["alice", "s3cret-pass"]
-        session.lineReceived("!!! wrong password for alice")
-        session.lineReceived("??? Choose a nickname:")
-        session.lineReceived("??? alice_ is registered: password (or another nickname)")
-        assert conn.sent == ["alice", "s3cret-pass", "alice_", "alice2"]
-        session.disconnected("gone")
+        if attempt == 0:
+            loggedIn(session, "alice")
+            session.disconnected("gone")
+    session.lineReceived("!!! wrong password for alice")
+    session.lineReceived("??? alice is registered: password again (or another nickname)")
+    assert conn.sent == ["alice", "s3cret-pass"]
+    assert view.notes[-1] == "nickname alice refused (wrong password for alice); giving up"
+    assert view.outcome == [False]
     plain = Session(FakeView(), "alice", Clock(), "x", False)
     conn = FakeConnection()
     plain.connected(conn)

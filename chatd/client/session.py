@@ -58,6 +58,10 @@ TOO_FAST = "you are sending lines too fast"
 LATE_ANSWERS = frozenset(["/register", "/identify", "/ghost", "/password"])
 
 
+# The server's refusals of a nickname that another nickname would not mend.
+_FINAL_REFUSALS = ("wrong password for ", "a nickname ")
+
+
 def alternateNick(nick: str, attempt: int) -> str:
     """
     The nickname to try when C{nick} was refused C{attempt} times: C{nick_},
@@ -662,22 +666,30 @@ class Session:
             self._passwordSent = True
             self._connection.sendText(self._password)
             return True
-        # A ban is not to be worked around with another nickname.
+        # A ban is not to be worked around with another nickname, nor a
+        # wrong password for the one asked for; a nickname the rules refuse
+        # is not mended by a suffix.
         banned = self._refusal.startswith("you are banned")
+        final = banned or self._refusal.startswith(_FINAL_REFUSALS)
         if self._tries == 0:
             candidate = self.nick
-        elif self._tries <= self.NICK_TRIES and not banned:
+        elif self._tries <= self.NICK_TRIES and not final:
             candidate = alternateNick(self.nick, self._tries)
             self.view.note(f"nickname {self._lastTried} refused; trying {candidate}")
-        elif self._interactive:
-            self._userChoosesNick = True
-            self.view.note(f"nickname {self._lastTried} is banned; type the one you want"
-                           if banned else "no nickname could be had; type the one you want")
-            return False
         else:
-            self.view.note(f"nickname {self._lastTried} is banned; giving up" if banned else
-                           f"no nickname could be had after {self._tries} tries; giving up")
-            self._finish(False)
+            if banned:
+                why = f"nickname {self._lastTried} is banned"
+            elif final:
+                why = f"nickname {self._lastTried} refused ({self._refusal})"
+            else:
+                why = (f"no nickname could be had" + ("" if self._interactive
+                                                      else f" after {self._tries} tries"))
+            if self._interactive:
+                self._userChoosesNick = True
+                self.view.note(f"{why}; type the one you want")
+            else:
+                self.view.note(f"{why}; giving up")
+                self._finish(False)
             return False
         self._tries += 1
         self._lastTried = candidate
