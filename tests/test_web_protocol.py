@@ -15,7 +15,7 @@ from chatd.web import wire
 from chatd.web.messages import MAX_FRAME_BYTES, MAX_TEXT_BYTES
 from chatd.web.protocol import UNFINISHED_LIMIT
 from chatd.web.wire import WebWire
-from support import MemoryHistory, guessedWrongFromLoopback
+from support import MemoryAccounts, MemoryHistory, guessedWrongFromLoopback
 from websupport import WebMemoryServer, masked, readFrames
 
 
@@ -1010,3 +1010,28 @@ def test_arrivalsAreTheirJoinsFrames():
     assert WebWire.encode(events.Arrived("#a", nicks)) == joins
     assert WebWire.encode(events.Arrived("#b", nicks[3:])) == b"".join(
         WebWire.encode(events.Joined("#b", nick)) for nick in nicks[3:])
+
+
+def test_commands_before_a_nickname():
+    """
+    A command message before any nickname: a plain line claims it, as at
+    the line protocol's prompt; /nick of a registered one asks for its
+    password as a nick message without one is asked (it was not answered;
+    a plain line raised an error in the daemon).
+    """
+    from chatd.core import refusals
+    from chatd.web.protocol import refusalError
+
+    accounts = MemoryAccounts()
+    accounts.passwords["regd"] = "regd-password"
+    web = WebMemoryServer(accounts=accounts)
+    plain = web.browser()
+    plain.send(type="command", line="plainnick")
+    assert {"type": "you", "nick": "plainnick", "old": None} in plain.messages()
+    registered = web.browser()
+    registered.send(type="command", line="/nick regd", id=7)
+    assert registered.messages() == [
+        {"type": "error", "code": "password-required", "re": 7, "detail": {"nick": "regd"},
+         "text": refusalError(refusals.PasswordRequired("regd"))["text"]}]
+    registered.send(type="nick", nick="regd", password="regd-password")
+    assert {"type": "you", "nick": "regd", "old": None} in registered.messages()

@@ -32,7 +32,7 @@ from twisted.logger import Logger
 from chatd import __version__
 from chatd.core.events import Entered
 from chatd.core.names import NICK_RULES, normalRoomName, roomKey
-from chatd.core.refusals import Refusal
+from chatd.core.refusals import PasswordRequired, Refusal
 from chatd.edge.connection import Connection
 from chatd.line import commands as lineCommands
 from chatd.line import wire as lineWire
@@ -424,6 +424,10 @@ class _LineCommands:
     the room lines they show history frames.
     """
 
+    # The registered nickname a command (/nick NAME before any nickname)
+    # found needs a password: it comes in a nick message, not a next line.
+    passwordFor = None
+
     def __init__(self, protocol, room, re):
         self._protocol = protocol
         self._room = room
@@ -494,7 +498,9 @@ class _LineCommands:
         self._protocol.send(refusalError(refusal, self._re))
 
     def prompt(self, text):
-        pass
+        if self.passwordFor is not None:
+            # As a nick message without its password is answered.
+            self._protocol.send(refusalError(PasswordRequired(self.passwordFor), self._re))
 
     def quit(self, reason):
         self._protocol.quit(reason)
