@@ -15,6 +15,7 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.python import usage
 
+from chatd.edge.limits import Limits
 from chatd.tap import Options, StartFailure
 from chatd.web.resource import (
     ASSETS,
@@ -167,6 +168,28 @@ def test_pipelined_requests_wait_for_a_peer_that_reads(site):
     types = re.findall(rb"Content-Type: ([a-z/]+)", answers)
     assert types == [b"text/javascript", b"text/css"] * 50
     assert transport.producerState == "producing"
+
+
+def test_http_connections_last_at_most_the_login_timeout():
+    """
+    An HTTP connection that has not become a WebSocket within the login
+    timeout is cut off, however it trickles in its request (each header
+    restarted the idle timeout: five of them held loopback's places past
+    the login timeout, as no login may).
+    """
+    server = WebMemoryServer(limits=Limits(loginTimeout=5))
+    site = WebSite(server.web)
+    proto = site.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+    transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 40000),
+                                hostAddress=IPv4Address("TCP", "127.0.0.1", 8080))
+    proto.makeConnection(transport)
+    proto.dataReceived(b"GET / HTTP/1.1\r\n")
+    for header in range(4):
+        server.clock.advance(1)
+        proto.dataReceived(b"X-Slow-%d: 1\r\n" % header)
+    assert not transport.disconnecting
+    server.clock.advance(1)
+    assert transport.disconnecting
 
 
 @pytest.mark.parametrize("origin, secure, allowed, accepted", [

@@ -286,12 +286,24 @@ class _Channel(http.HTTPChannel):
     hold open every descriptor the daemon has with requests it never ends.)
     """
 
-    # The gate and address it is counted under, while it is.
+    # The gate and address it is counted under, while it is, and when it
+    # is cut off if it has not become a WebSocket by then.
     _countedBy = None
     _address = None
+    _deadline = None
 
     def counted(self, gate, address):
         self._countedBy, self._address = gate, address
+        timeout = gate.limits.loginTimeout
+        if timeout:
+            # A page loads in far less; one request trickled in (a header a
+            # minute, each restarting the idle timeout) would hold a place
+            # under the limits for ever, as no login may.
+            self._deadline = gate.clock.callLater(timeout, self._outlived)
+
+    def _outlived(self):
+        self._deadline = None
+        self.transport.abortConnection()
 
     def uncount(self):
         """
@@ -300,6 +312,9 @@ class _Channel(http.HTTPChannel):
         gate, self._countedBy = self._countedBy, None
         if gate is not None:
             gate.releaseAddress(self._address)
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
 
     def pauseProducing(self):
         """
