@@ -228,7 +228,8 @@ def test_roomMessages(server):
 def test_actions(server):
     """
     A line user's /me is a CTCP ACTION for IRC users, and an IRC user's
-    CTCP ACTION is an action for line users.
+    CTCP ACTION is an action for line users; other CTCPs, and any in a
+    NOTICE, are not passed on.
     """
     alice, bob = server.connectIrc("alice"), server.connect("bob")
     alice.send("JOIN #lobby")
@@ -238,6 +239,11 @@ def test_actions(server):
     alice.send("PRIVMSG #lobby :\x01ACTION waves back\x01")
     assert bob.lines() == ["* #lobby alice waves back"]
     alice.send("PRIVMSG bob :\x01VERSION\x01")
+    assert bob.lines() == [] and alice.lines() == []
+    # A CTCP in a NOTICE is a CTCP reply, not passed on either: an ACTION
+    # there lost its notice mark (which bots rely on to avoid loops).
+    for target in ("#lobby", "bob"):
+        alice.send(f"NOTICE {target} :\x01ACTION waves quietly\x01")
     assert bob.lines() == [] and alice.lines() == []
 
 

@@ -810,9 +810,11 @@ class IrcProtocol(PacedLineReceiver):
             if not notice:
                 self.numeric(N.ERR_NORECIPIENT, "No recipient given (PRIVMSG)")
             return
-        if ctcp not in (None, "ACTION"):
+        if ctcp not in (None, "ACTION") or notice and ctcp is not None:
             # Other CTCP queries (VERSION, PING, ...) are not passed on:
-            # chatd's other front ends have no such thing.
+            # chatd's other front ends have no such thing; nor is any CTCP
+            # in a NOTICE (a CTCP reply: an ACTION there would lose the
+            # notice's mark, which bots rely on not to answer).
             return
         if len(params) < 2 or not params[1]:
             if not notice:
