@@ -240,6 +240,16 @@ def test_actions(server):
     assert bob.lines() == ["* #lobby alice waves back"]
     alice.send("PRIVMSG bob :\x01VERSION\x01")
     assert bob.lines() == [] and alice.lines() == []
+    # A private action reaches a line user as a message "* alice ...",
+    # and an IRC user as an ACTION again, as does a line user's /me in /msg.
+    carol = server.connectIrc("carol")
+    carol.lines()
+    alice.send("PRIVMSG bob :\x01ACTION nods\x01")
+    alice.send("PRIVMSG carol :\x01ACTION nods\x01")
+    bob.send("/msg carol /me bows")
+    assert bob.lines() == ["*alice* * alice nods", "=== to carol: * bob bows"]
+    assert carol.lines() == [":alice!~alice@chatd PRIVMSG carol :\x01ACTION nods\x01",
+                             ":bob!~bob@chatd PRIVMSG carol :\x01ACTION bows\x01"]
     # A CTCP in a NOTICE is a CTCP reply, not passed on either: an ACTION
     # there lost its notice mark (which bots rely on to avoid loops).
     for target in ("#lobby", "bob"):

@@ -145,6 +145,11 @@ def test_privateMessage(server):
     alice.send("/msg bob")
     assert alice.lines() == ["!!! usage: /msg NICK TEXT"]
     assert bob.lines() == [] and carol.lines() == []
+    # A private /me goes as IRC's private ACTION does (and reaches IRC as
+    # one): the core has no private action.
+    alice.send("/msg bob /me waves privately")
+    assert bob.lines() == ["*alice* * alice waves privately"]
+    assert carol.lines() == []
 
 
 def test_renameAnnounced(server):

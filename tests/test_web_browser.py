@@ -161,6 +161,16 @@ def test_private_message_reaches_only_its_recipient(daemon, browsers):
     assert [l for l in fay.sync() + gus.sync() if "only" in l or "back" in l] == []
     eve.open("#t2")
     assert eve.messages() == [("dan", "a line for the room")]
+    # A private /me goes as IRC's private ACTION does, and is shown as an
+    # action (it was sent as the text "/me ...").
+    eve.open("dan")
+    eve.type("/me waves privately")
+    dan.open("eve")
+    dan.wait(lambda: ("eve", "waves privately") in dan.messages(), "the private action")
+    assert dan.driver.execute_script(
+        "return document.querySelector('#log li.action .text').textContent") == "waves privately"
+    dan.type("/msg fay /me nods")
+    assert fay.readUntil(lambda l: "nods" in l)[-1] == "*dan* * dan nods"
     fay.close()
     gus.close()
 

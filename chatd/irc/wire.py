@@ -224,8 +224,13 @@ class IrcWire:
         if encoder is not None:
             return encoder(self, event)
         if kind is events.PrivatelySaid:
+            text, acted = event.text, f"* {event.sender} "
+            # A private action comes as a message "* nick waves" (the core
+            # has none): a CTCP ACTION again for IRC.
+            action = not event.notice and text.startswith(acted) and len(text) > len(acted)
             return self._text("NOTICE" if event.notice else "PRIVMSG", event.target,
-                              event.text, event.sender, event.time)
+                              text[len(acted):] if action else text, event.sender, event.time,
+                              action=action)
         # Told by the machinery around the core, before or after a session.
         if kind is events.Closing:
             return line("ERROR", f"Closing link: {event.reason}")

@@ -352,6 +352,11 @@ def _msg(conn, arg):
     text = text.strip()
     if not nick or not text:
         raise LineError("usage: /msg NICK TEXT")
+    action = text[4:].strip() if text.lower().startswith("/me ") else None
+    if action:
+        # The core has no private action: it goes as IRC's private ACTION
+        # and the page's private /me go, a message starting "* nick".
+        text = f"* {conn.session.nick} {action}"
     conn.session.tell(nick, text)
 
 

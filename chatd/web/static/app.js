@@ -411,7 +411,12 @@
       const own = state.nick && fold(msg.from) === fold(state.nick);
       const other = own ? msg.to : msg.from;
       const buf = privateBuffer(other);
-      const li = messageNode({ ...msg, nick: msg.from }, "message private");
+      // A private action comes as "* nick waves" (the server has none).
+      const acted = `* ${msg.from} `;
+      const action = msg.text.startsWith(acted) && msg.text.length > acted.length;
+      const li = action
+        ? messageNode({ ...msg, nick: msg.from, text: msg.text.slice(acted.length) }, "message private action")
+        : messageNode({ ...msg, nick: msg.from }, "message private");
       addLine(buf, li, { counts: !own, mention: !own });
       if (!own) notifyIfHidden(`${msg.from} (private)`, msg.text);
     },
@@ -808,7 +813,9 @@
       const args = rest.trim();
       switch (name.toLowerCase()) {
         case "me":
-          if (buf && buf.kind === "private") return send({ type: "tell", nick: buf.name, text: `/me ${args}` });
+          // The server has no private action: a message "* nick waves", as
+          // IRC's private ACTION and the line protocol's /msg NICK /me go.
+          if (buf && buf.kind === "private") return send({ type: "tell", nick: buf.name, text: `* ${state.nick} ${args}` });
           return send({ type: "act", room, text: args });
         case "join":
           if (args) { join(args.split(/\s+/)[0]); return true; }
@@ -823,6 +830,8 @@
         }
         case "msg": {
           const m = args.match(/^(\S+)\s+([\s\S]+)$/);
+          const action = m && m[2].match(/^\/me\s+(\S[\s\S]*)$/i);
+          if (action) return send({ type: "tell", nick: m[1], text: `* ${state.nick} ${action[1]}` });
           if (m) return send({ type: "tell", nick: m[1], text: m[2] });
           break;
         }
