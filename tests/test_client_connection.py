@@ -74,12 +74,20 @@ def test_linesBothWays():
 
 def test_closeAndLoss():
     """
-    Closing the connection tells the session it was closed, in words.
+    Closing the connection tells the session it was closed, in words; one
+    closed before the server said anything is perhaps a TLS port spoken to
+    without TLS (which waits for a TLS hello, then drops it), and says so.
     """
     session = RecordingSession()
     proto, transport = _connect(session)
+    proto.dataReceived(b"-!- Welcome to chatd\r\n")
     session.connection.close()
     assert session.events[-1] == ("lost", "closed by the server")
+    session = RecordingSession()
+    proto, transport = _connect(session)
+    session.connection.close()
+    assert session.events[-1] == ("lost", "closed by the server, before it said a word: if "
+                                          "that port speaks TLS, give --tls")
 
 
 def test_tlsConnectedOnceHandshaken():
@@ -129,6 +137,7 @@ def test_untrustedCertificate():
 
     session = RecordingSession()
     proto, transport = _connect(session)
+    proto.dataReceived(b"-!- Welcome to chatd\r\n")
     proto.connectionLost(Failure(SSL.Error([("SSL routines", "", "unexpected eof")])))
     assert session.events[-1] == ("lost", "[('SSL routines', '', 'unexpected eof')]")
 
@@ -173,6 +182,7 @@ def test_reconnectsWithBackoff():
     clock.advance(MAX_DELAY + 1)
     assert session.events[-1] == ("connected",)
     assert session.events.count(("connected",)) == 1
+    endpoint.transports[0].protocol.dataReceived(b"-!- Welcome to chatd\r\n")
     endpoint.transports[0].loseConnection()
     assert session.events[-2:] == [("lost", "closed by the server"), ("retrying",)]
     clock.advance(MAX_DELAY + 1)

@@ -71,3 +71,20 @@ def test_certificateForAnotherName(tmp_path, tlsDaemon):
     assert out == []
     assert err == ("chat-client: the server's certificate is not trusted: it was issued "
                    "for another name than 127.0.0.1; connect by the name it was issued for\n")
+
+
+
+def test_tlsToAPlainPortSaysWhat(tmp_path):
+    """
+    --tls to a plain port says what is wrong and what to do, not OpenSSL's
+    list of tuples ("wrong version number").
+    """
+    plain = startDaemon(tmp_path)
+    try:
+        done = runClient(tmp_path, plain.port, "sec", "hello\n", "--tls",
+                         "--insecure-accept-any-cert")
+    finally:
+        plain.stop()
+    assert done.returncode == 1
+    assert done.stderr.decode() == (f"chat-client: cannot reach 127.0.0.1:{plain.port}: the "
+                                    "server does not speak TLS on that port (leave out --tls)\n")

@@ -38,6 +38,7 @@ class ChatClientProtocol(LineReceiver):
 
     _log = Logger()
     _reported = False
+    _heard = False
 
     def connectionMade(self):
         if not ISSLTransport.providedBy(self.transport):
@@ -51,6 +52,7 @@ class ChatClientProtocol(LineReceiver):
         self.factory.session.connected(self)
 
     def lineReceived(self, line):
+        self._heard = True
         if line.endswith(b"\r"):
             line = line[:-1]
         self.factory.session.lineReceived(line.decode("utf-8", "replace"))
@@ -63,6 +65,10 @@ class ChatClientProtocol(LineReceiver):
             session.untrusted(untrusted)
         elif not self._reported:
             session.connectFailed(_failureText(reason))
+        elif not self._heard and not ISSLTransport.providedBy(self.transport):
+            # A TLS listener drops a client that does not start TLS at once.
+            session.disconnected(f"{_lossReason(reason)}, before it said a word: if that "
+                                 "port speaks TLS, give --tls")
         else:
             session.disconnected(_lossReason(reason))
 
@@ -133,6 +139,9 @@ def _failureText(reason):
     if reason.check(error.ConnectionDone, error.ConnectionLost):
         # Connected, but lost before the TLS handshake was done.
         return "the connection was closed during the TLS handshake"
+    if "wrong version number" in str(value):
+        # OpenSSL's words when the answer to its hello is no TLS at all.
+        return "the server does not speak TLS on that port (leave out --tls)"
     return reason.getErrorMessage()
 
 
