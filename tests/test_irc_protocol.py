@@ -1113,6 +1113,29 @@ def test_serverBanToldAsANoticeNotAChannelMode():
     assert watcher.lines() == [f"{S} 368 watcher #den :End of channel ban list"]
 
 
+def test_aLostConnectionsQuitKeepsItsUserName():
+    """
+    The QUIT of a user whose connection was lost shows the user name it
+    registered with, as its JOIN did (it was forgotten before the
+    departure, told at the end of the turn, was written: ~nick instead).
+    """
+    server = IrcMemoryServer(announceTogether=True, coalesceTurns=True)
+    alice = server.connectIrc("alice", username="realname")
+    bob = server.connectIrc("bob")
+    for client in (alice, bob):
+        client.send("JOIN #x")
+    server.clock.advance(0)
+    bob.lines()
+    alice.transport.loseConnection()
+    server.clock.advance(0)
+    assert bob.lines() == [":alice!~realname@chatd QUIT :connection closed"]
+    server.clock.advance(60)
+    carol = server.connectIrc("alice", username="carol")
+    carol.send("JOIN #x")
+    server.clock.advance(0)
+    assert bob.lines() == [":alice!~carol@chatd JOIN #x"]
+
+
 def test_outboxHoldAndFillRender(server):
     """
     What is delivered into a kept place of an IRC user's outbox (the

@@ -53,6 +53,10 @@ CAPABILITIES = {"server-time": "", "sasl": "PLAIN", "message-tags": "",
                 "draft/chathistory": ""}
 
 
+# Seconds a gone user's user@host is kept for the lines told after they went.
+_FORGET_AFTER = 1.0
+
+
 class IrcOutbox:
     """
     What the fan-out sees as an IRC user's outbox: renders the events told to
@@ -234,8 +238,10 @@ class IrcProtocol(PacedLineReceiver):
 
     def connectionEnded(self):
         # Not when the transport is lost: lines read before it may still be
-        # said, shown under the user's own prefix.
-        self._forgetNick()
+        # said, shown under the user's own prefix; nor at once: the QUIT is
+        # told at the end of the turn (with others' departures), under it
+        # too.  (A user who takes the nickname meanwhile keeps theirs.)
+        self.clock.callLater(_FORGET_AFTER, self._forgetNick)
 
     # Output
 
