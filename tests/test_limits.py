@@ -137,6 +137,26 @@ def test_unreadInputOverTheBoundTooLongCloses():
     assert server.gate.fromAddress("127.0.0.1") == 1
 
 
+def test_shortLinesCountAsLinesAgainstTheBound():
+    """
+    Waiting lines count as at least 64 bytes each: a peer that sends
+    thousands of tiny lines and closes does not go on talking (and holding
+    its nickname) for as long as they take at the flood rate; it is closed
+    as any flood over the bound is.
+    """
+    server = MemoryServer(limits=Limits(floodRate=1, floodBurst=3, recvQueueBytes=1024,
+                                        recvQueueTime=5))
+    alice, bob = server.connect("alice"), server.connect("bob")
+    alice.lines()
+    server.clock.advance(10)
+    bob.sendBytes(b"x\n" * 300)
+    bob.proto.readConnectionLost()
+    server.clock.pump([0.5] * 12)
+    assert alice.lines()[-1] == ("-- #lobby bob has quit (Excess Flood: more than "
+                                 "1024 bytes unread for 5 seconds)")
+    assert server.core.user("bob") is None
+
+
 def test_unreadInputThatDrainsInTimeIsKept():
     """
     A paste over the bound that drains below it within --recv-queue-time is

@@ -15,6 +15,13 @@ from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.protocols.basic import LineReceiver
 from zope.interface import implementer
 
+LINE_FLOOR = 64
+"""The fewest bytes a waiting line counts as against C{--recv-queue}: what
+bounds the input waiting is the time it takes to say it, and 64 KiB of
+three-byte lines (21,000 of them) would take over an hour at five a second,
+during which a peer that closed at once would go on talking, holding its
+nickname."""
+
 
 @implementer(IHalfCloseableProtocol)
 class PacedLineReceiver(LineReceiver):
@@ -138,9 +145,11 @@ class PacedLineReceiver(LineReceiver):
 
     def unread(self):
         """
-        Bytes read from the peer and not yet handled (see L{Connection}).
+        Bytes read from the peer and not yet handled (see L{Connection}),
+        each line counted as at least L{LINE_FLOOR} bytes.
         """
-        return len(self._buffer) + len(self._replay or b"")
+        waiting = self._buffer
+        return max(len(waiting), LINE_FLOOR * waiting.count(b"\n")) + len(self._replay or b"")
 
     def endIfInputDone(self):
         """
