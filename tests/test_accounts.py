@@ -269,36 +269,26 @@ def test_ghostWithWrongPasswordLeavesTheHolder(trust):
     assert me.nick == "me"
 
 
-def test_ghostOfSomeonesUnregisteredNickname(trust):
+@pytest.mark.parametrize("held", [True, False], ids=["held", "free"])
+def test_ghostOfAnUnregisteredNickname(trust, held):
     """
-    /ghost of a nickname someone holds without registering it says it is
-    not registered (not "taken": the caller knew), before and after
-    choosing a nickname; the holder keeps it.
+    /ghost of a nickname nobody registered says it is not registered,
+    before and after choosing a nickname: when someone holds it (not
+    "taken": the caller knew), who keeps it; when nobody does (it does not
+    quietly become a /nick: the README says /ghost makes you NICK,
+    identified).
     """
-    holder = trust.arrive("other")
+    holder = trust.arrive("other") if held else None
     me = trust.arrive("me")
     newcomer = trust.connect(host="192.0.2.7")
     for caller in (me, newcomer):
         with pytest.raises(R.NotRegistered) as e:
             caller.ghost("OTHER", "any-password")
         assert e.value == R.NotRegistered("OTHER")
-    assert trust.holder("other") is holder.outbox and not holder.outbox.hungUp
-    assert me.nick == "me" and newcomer.nick is None
-
-
-def test_ghostOfAFreeUnregisteredNickname(trust):
-    """
-    /ghost of a nickname nobody registered, held by nobody, says so too:
-    it does not quietly become a /nick (the README: /ghost makes you NICK,
-    identified), before or after choosing a nickname.
-    """
-    me = trust.arrive("me")
-    newcomer = trust.connect(host="192.0.2.7")
-    for caller in (me, newcomer):
-        with pytest.raises(R.NotRegistered) as e:
-            caller.ghost("free", "any-password")
-        assert e.value == R.NotRegistered("free")
-    assert trust.holder("free") is None
+    if held:
+        assert trust.holder("other") is holder.outbox and not holder.outbox.hungUp
+    else:
+        assert trust.holder("other") is None
     assert me.nick == "me" and newcomer.nick is None
 
 
