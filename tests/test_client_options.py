@@ -123,3 +123,34 @@ def test_usageErrorFirst(capsys):
     err = capsys.readouterr().err.splitlines()
     assert err[:2] == ["chat-client: option --bogus not recognized",
                        "Usage: chat-client [options] [HOST [PORT]]"]
+
+
+@pytest.mark.parametrize("line, problem", [
+    ("short\n", "not a password (at least 8 characters, no spaces)"),
+    ("pass word x\n", "not a password (at least 8 characters, no spaces)"),
+    ("\n", "not a password (at least 8 characters, no spaces)"),
+    (None, "No such file or directory"),
+])
+def test_passwordFileThatHoldsNoPassword(tmp_path, line, problem):
+    """
+    A password file whose first line cannot be a password is refused at
+    once: sent at the password prompt, the server would take it for
+    another nickname, a public one (and a missing file says so in words).
+    """
+    path = tmp_path / "pw"
+    if line is not None:
+        path.write_text(line)
+    with pytest.raises(usage.UsageError) as e:
+        _parse("--nick", "boss", "--password-file", str(path))
+    assert str(e.value) == f"--password-file {path}: {problem}"
+
+
+def test_passwordFromTheEnvironmentChecked(monkeypatch):
+    """
+    So is a password in CHATD_PASSWORD; one that can be is taken.
+    """
+    monkeypatch.setenv("CHATD_PASSWORD", "short")
+    with pytest.raises(usage.UsageError, match="^CHATD_PASSWORD: not a password"):
+        _parse("--nick", "boss")
+    monkeypatch.setenv("CHATD_PASSWORD", "long-enough")
+    assert _parse("--nick", "boss")["password"] == "long-enough"

@@ -13,6 +13,7 @@ from twisted.internet import endpoints
 from twisted.python import usage
 
 from chatd import __version__
+from chatd.core.identity import Identity
 
 DEFAULT_HOST = "localhost"
 DEFAULT_PORT = 55555
@@ -130,13 +131,19 @@ class Options(usage.Options):
             except OSError as e:
                 raise usage.UsageError(f"--ca: {e}")
         self["nick"] = self["nick"] or defaultNick()
-        self["password"] = os.environ.get("CHATD_PASSWORD") or None
+        self["password"], source = os.environ.get("CHATD_PASSWORD") or None, "CHATD_PASSWORD"
         if self["password-file"]:
+            source = f"--password-file {self['password-file']}"
             try:
                 with open(self["password-file"]) as f:
-                    self["password"] = f.readline().strip() or None
+                    self["password"] = f.readline().strip()
             except OSError as e:
-                raise usage.UsageError(f"--password-file: {e}")
+                raise usage.UsageError(f"{source}: {e.strerror}") from None
+        if self["password"] is not None and (len(self["password"]) < Identity.PASSWORD_MIN
+                                             or " " in self["password"]):
+            # The server would take it for another nickname: a public one.
+            raise usage.UsageError(f"{source}: not a password (at least "
+                                   f"{Identity.PASSWORD_MIN} characters, no spaces)")
         self["log"] = self["log"] or defaultLogPath()
 
     def address(self) -> str:
