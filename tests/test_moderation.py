@@ -488,6 +488,23 @@ def test_unbanLiftsAServerBan(trust):
     assert e.value == R.NotBanned("troll")
 
 
+def test_unbanOfARoomNamedLiftsThatRoomsBanFirst(trust):
+    """
+    An operator's /unban #ROOM NICK, when both the room and the server ban
+    NICK, lifts the room's ban (the one named); the server's is lifted by
+    the next /unban.
+    """
+    op = trust.arrive("op", password="op-password")
+    creator = trust.arrive("creator")
+    creator.join("#den")
+    creator.ban("#den", "zed", None, "room ban")
+    op.ban("#lobby", "zed", None, "server ban")
+    op.unban("#den", "zed")
+    assert [(b.room, b.reason) for b in op.bans("#den")] == [("", "server ban")]
+    op.unban("#den", "zed")
+    assert op.bans("#den") == []
+
+
 def test_restoredBansHold():
     """
     Bans handed over from the store at start (an earlier run's) are in force.

@@ -328,7 +328,9 @@ class Moderation:
         kind = targetKind(target)
         if kind and not server:
             self._checkBanRank(user, room, banKey(kind, target, name), target)
-        places = ["", name] if server else [name]
+        # The room's ban first: the room named (the current one by
+        # default) is the one meant; an operator's then lifts the server's.
+        places = [name, ""] if server else [name]
         for place in places:
             ban = self.bans.remove(kind, target, place) if kind else None
             if ban is not None:
