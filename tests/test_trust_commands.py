@@ -45,7 +45,8 @@ def test_banArguments(server, line, announced):
     assert watcher.lines() == [announced, "-- #lobby troll has quit (banned)"]
 
 
-@pytest.mark.parametrize("typo", ["10x", "1w spam", "10min", "1h30m", "90", "2 hours"])
+@pytest.mark.parametrize("typo", ["10x", "1w spam", "10min", "1h30m", "90", "2 hours", "-5m",
+                                  "+5m"])
 def test_banDurationMistyped(server, typo):
     """
     A word after the target that starts with a digit is a duration, and one

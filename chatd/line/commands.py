@@ -444,9 +444,9 @@ def _ban(conn, arg):
     first, _, reason = rest.strip().partition(" ")
     duration = _duration(first)
     if duration is None:
-        if first[:1].isdigit():
-            # Meant as a duration (1w, 90, 10min): read as a reason, it
-            # would ban until lifted.
+        if first.lstrip("+-")[:1].isdigit():
+            # Meant as a duration (1w, 90, 10min, -5m): read as a reason,
+            # it would ban until lifted.
             raise LineError(_DURATION_USAGE)
         reason = rest
     conn.session.ban(conn.currentRoom().name, target, duration, reason.strip())
