@@ -389,6 +389,23 @@ def test_pings_are_paced_as_lines(web):
     assert alice.transport.connected
 
 
+def test_a_connection_lost_with_a_frame_begun_goes_at_once(web):
+    """
+    A connection lost after a ping flood (paced: its reading held) with a
+    frame begun, which can never end, goes at once: nothing of it waits to
+    be said (it kept its user, and nickname, for as long as the pings'
+    pacing, half an hour for 9,000).
+    """
+    alice, bob = web.browser("alice"), web.browser("bob")
+    bob.messages()
+    alice.request.channel.dataReceived(masked(b"p", opcode=0x9) * 200 + masked(b"x" * 10)[:2])
+    assert alice.transport.producerState == "paused"
+    alice.transport.loseConnection()
+    assert bob.messages() == [{"type": "quit", "room": "#lobby", "nick": "alice",
+                               "reason": "connection closed"}]
+    assert web.core.user("alice") is None
+
+
 def test_pings_between_fragments_still_bounded(web):
     """
     Pings between the fragments of a message that never ends do not hide

@@ -222,6 +222,10 @@ class WebChatProtocol:
     def connectionLost(self, reason):
         # (In the channel's place since the upgrade: see _Channel.)
         self._channel.uncount()
+        # A message begun and not ended never will be: not input that waits
+        # to be handled (which would keep the user, and their nickname, for
+        # as long as the pacing its pings earned).
+        self._unfinished = 0
         if self.conn is not None:
             self.conn.lost(reason)
 
