@@ -252,14 +252,8 @@ def _join(conn, arg):
 def _part(conn, arg):
     # As /join: the first word names the room, with or without its #.
     name, _, reason = arg.partition(" ")
-    try:
-        current = conn.currentRoom()
-    except LineError:
-        current = None
-    left = conn.session.part(name or conn.currentRoom().name, reason.strip())
-    conn.leftByChoice(left)
-    if conn.session.rooms and left is current:
-        # (Parting another room changes nothing about where text goes.)
+    conn.leftByChoice(conn.session.part(name or conn.currentRoom().name, reason.strip()))
+    if conn.session.rooms:
         conn.reply(f"now talking in {conn.currentRoom().name}")
 
 
