@@ -760,7 +760,8 @@ def test_a_page_left_at_the_nickname_prompt_waits_for_its_user(browsers):
                     "tcp:0:interface=127.0.0.1", listeners=2).start()
     try:
         page = browsers(webURL(server))
-        page.wait(lambda: "being idle" in page.find("#status").text, "the login timeout")
+        page.wait(lambda: "no nickname was chosen in time" in page.find("#status").text,
+                  "the login timeout")
         time.sleep(5)
         assert server.logText().count("disconnected: not logged in within 2 seconds") == 1, \
             server.logText()

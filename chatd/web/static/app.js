@@ -33,8 +33,10 @@
   // (--idle-timeout) or for not choosing a nickname in time (--login-timeout):
   // connecting again at once would only start the wait over (and show the
   // rooms a quit and a join each time), so the page waits for the user.
-  const IDLE_CLOSES = ["Closing your connection: idle for ",
-    "Closing your connection: not logged in within "];
+  const IDLE_CLOSES = {
+    "Closing your connection: idle for ": "disconnected for being idle",
+    "Closing your connection: not logged in within ": "disconnected: no nickname was chosen in time",
+  };
 
   // ASCII-only folding, as the server folds nicknames and room names.
   const fold = (s) => s.replace(/[A-Z]/g, (c) => c.toLowerCase());
@@ -55,7 +57,7 @@
     sentAt: 0,
     lobby: null,
     kicks: new Map(),      // room key -> how we were kicked from it, until its "left"
-    idle: false,           // closed for idleness: the user's next action connects again
+    idle: null,            // why it was closed for idleness: the user's next action connects again
     pending: [],           // what that action sent, for once back in
   };
 
@@ -494,7 +496,9 @@
     },
 
     notice(msg) {
-      if (IDLE_CLOSES.some((start) => msg.text.startsWith(start))) state.idle = true;
+      for (const [start, why] of Object.entries(IDLE_CLOSES)) {
+        if (msg.text.startsWith(start)) state.idle = why;
+      }
       note(msg.text, "notice");
     },
     reply(msg) { note(msg.text, "reply"); },
@@ -656,7 +660,7 @@
         return;
       }
       if (state.idle) {
-        setStatus("disconnected for being idle: what you send next connects again", true);
+        setStatus(`${state.idle}: what you send next connects again`, true);
         return;
       }
       const delay = Math.min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** state.attempts) * (0.5 + Math.random() / 2);
@@ -670,7 +674,7 @@
     if (!state.ws && state.idle) {
       // Back from idleness: connect again; the nickname (state.wanted) is
       // claimed on the greeting, and anything else sent once back in.
-      state.idle = false;
+      state.idle = null;
       if (msg.type !== "nick") state.pending.push(msg);
       connect();
       return true;
