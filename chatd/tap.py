@@ -56,9 +56,11 @@ def _strict(kind):
     """
     pattern = re.compile(r"-?[0-9]+\Z" if kind is int else r"-?[0-9]+(\.[0-9]+)?\Z")
 
+    what = "a whole number" if kind is int else "a number"
+
     def coerce(text):
         if not pattern.match(str(text)):
-            raise ValueError(f"{text!r} is not a number written in digits 0-9")
+            raise ValueError(f"{text!r} is not {what} written in digits 0-9")
         return kind(text)
 
     coerce.coerceDoc = "A number."

@@ -229,7 +229,7 @@ def test_configFileUnderTheCommandLine(tmp_path):
 @pytest.mark.parametrize("text, problem", [
     ("flood-rat = 3\n", "'flood-rat' is not an option of chatd"),
     ("max-rooms = [1, 2]\n", "max-rooms takes one value, not a list"),
-    ("max-rooms = 2.5\n", "is not a number written in digits"),
+    ("max-rooms = 2.5\n", "--max-rooms: '2.5' is not a whole number written in digits"),
     ("= nonsense\n", "not a TOML file"),
 ])
 def test_badConfigFiles(tmp_path, text, problem):

@@ -144,8 +144,8 @@ def test_trustOptions():
     for args, message in [
         (["--operator", "9lives"], "--operator 9lives: a nickname is "),
         (["--identify-time", "60"], "option --identify-time not recognized"),
-        (["--replay", "²"], "--replay: '²' is not a number"),
-        (["--max-rooms", "٣"], "--max-rooms: '٣' is not a number"),
+        (["--replay", "²"], "--replay: '²' is not a whole number"),
+        (["--max-rooms", "٣"], "--max-rooms: '٣' is not a whole number"),
         (["--flood-rate", "1_0"], "--flood-rate: '1_0' is not a number"),
     ]:
         with pytest.raises(usage.UsageError) as e:
