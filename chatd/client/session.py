@@ -682,8 +682,8 @@ class Session:
             elif final:
                 why = f"nickname {self._lastTried} refused ({self._refusal})"
             else:
-                why = (f"no nickname could be had" + ("" if self._interactive
-                                                      else f" after {self._tries} tries"))
+                why = "no nickname could be had" + ("" if self._interactive
+                                                    else f" after {self._tries} tries")
             if self._interactive:
                 self._userChoosesNick = True
                 self.view.note(f"{why}; type the one you want")

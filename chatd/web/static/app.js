@@ -155,10 +155,15 @@
     updateTitle();
   }
 
+  // Whether the log shows its last line (give or take a little): followed.
+  function logAtEnd() {
+    return ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight < 40;
+  }
+
   // "Load older lines", over the log, while the room shown may have any.
   function showOlderButton(buf) {
     // The button takes the log's height: a log followed to its end still is.
-    const atBottom = ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight < 40;
+    const atBottom = logAtEnd();
     ui.older.hidden = !(buf.kind === "room" && buf.oldest !== null && !buf.exhausted);
     if (atBottom) ui.log.scrollTop = ui.log.scrollHeight;
   }
@@ -262,7 +267,7 @@
       }
       return true;
     }
-    const atBottom = ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight < 40;
+    const atBottom = logAtEnd();
     buf.nodes.push(node);
     if (buf.nodes.length > MAX_LINES) {
       const gone = buf.nodes.shift();
@@ -808,6 +813,10 @@
   // the page handles itself, or any other /command for the server.  Spaces
   // before a slash do not make a command a message: the line protocol
   // trims a line before reading it, and so does the page.
+  // The server has no private action: a message "* nick waves", as IRC's
+  // private ACTION and the line protocol's /msg NICK /me go.
+  const privateAction = (nick, text) => ({ type: "tell", nick, text: `* ${state.nick} ${text}` });
+
   function submit(typed) {
     const line = typed.trimStart();
     const buf = state.buffers.get(state.current);
@@ -817,9 +826,7 @@
       const args = rest.trim();
       switch (name.toLowerCase()) {
         case "me":
-          // The server has no private action: a message "* nick waves", as
-          // IRC's private ACTION and the line protocol's /msg NICK /me go.
-          if (buf && buf.kind === "private") return send({ type: "tell", nick: buf.name, text: `* ${state.nick} ${args}` });
+          if (buf && buf.kind === "private") return send(privateAction(buf.name, args));
           return send({ type: "act", room, text: args });
         case "join":
           if (args) { join(args.split(/\s+/)[0]); return true; }
@@ -835,7 +842,7 @@
         case "msg": {
           const m = args.match(/^(\S+)\s+([\s\S]+)$/);
           const action = m && m[2].match(/^\/me\s+(\S[\s\S]*)$/i);
-          if (action) return send({ type: "tell", nick: m[1], text: `* ${state.nick} ${action[1]}` });
+          if (action) return send(privateAction(m[1], action[1]));
           if (m) return send({ type: "tell", nick: m[1], text: m[2] });
           break;
         }
