@@ -16,7 +16,7 @@ from twisted.python import log as legacyLog
 from twisted.python.failure import Failure
 from twisted.scripts._twistd_unix import ServerOptions, UnixAppLogger
 
-from chatd.ops.logtext import ClassicText, leanTwistdLog
+from chatd.ops.logtext import ClassicText, LeanLogger, leanTwistdLog
 
 
 def _events(emit):
@@ -222,3 +222,44 @@ def test_otherObserversAreLeftAlone(observer, tmp_path):
     formatting = getattr(chosen, "formatEvent", None)
     assert leanTwistdLog(LogPublisher(chosen)) == 0
     assert getattr(chosen, "formatEvent", None) is formatting
+
+
+def _emitted(loggerClass, emit):
+    events = []
+    emit(loggerClass(namespace="chatd.core.chat.ChatCore", source="a source",
+                     observer=events.append))
+    return events
+
+
+@pytest.mark.parametrize("level", list(LogLevel.iterconstants()))
+def test_leanLoggerEmitsTwistedsEvent(level):
+    """
+    L{LeanLogger} gives its observer the event Twisted's L{Logger} would,
+    at every level: the same fields, the logger aside (each names itself).
+    """
+    def emit(logger):
+        logger.emit(level, "{nick} logged in from {host}", nick="alice", host="127.0.0.1")
+
+    [lean], [twisted] = _emitted(LeanLogger, emit), _emitted(Logger, emit)
+    assert type(lean.pop("log_logger")) is LeanLogger
+    assert type(twisted.pop("log_logger")) is Logger
+    assert abs(lean.pop("log_time") - twisted.pop("log_time")) < 1
+    assert lean == twisted
+    assert lean["log_level"] is level and lean["log_source"] == "a source"
+
+
+def test_leanLoggerLeavesTheUnusualToTwisted():
+    """
+    An invalid level is reported as Twisted reports it, and a traced event
+    is traced: both go through Twisted's own C{emit}.
+    """
+    [lean] = _emitted(LeanLogger, lambda logger: logger.emit("loud", "x"))
+    [twisted] = _emitted(Logger, lambda logger: logger.emit("loud", "x"))
+    assert lean["log_format"] == twisted["log_format"]
+    assert lean["invalidLevel"] == "loud" and "log_failure" in lean
+
+    publisher = LogPublisher()
+    logger = LeanLogger(observer=publisher)
+    trace = []
+    logger.info("traced", log_trace=trace)
+    assert trace == [(logger, publisher)]

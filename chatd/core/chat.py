@@ -19,8 +19,6 @@ from bisect import bisect
 from dataclasses import dataclass
 from operator import attrgetter
 
-from twisted.logger import Logger
-
 from chatd.core import events
 from chatd.core import refusals as R
 from chatd.core.identity import Identity
@@ -29,6 +27,7 @@ from chatd.core.moderation import Moderation
 from chatd.core.names import (nickKey, nickProblem, normalRoomName, roomKey, roomProblem,
                               sortedNicks)
 from chatd.core.session import Session
+from chatd.ops.logtext import LeanLogger
 from chatd.storage import HistoryRefused
 
 
@@ -223,7 +222,7 @@ class ChatCore:
         refusal's class name (for the metrics).
     """
 
-    _log = Logger()
+    _log = LeanLogger()
 
     def __init__(self, fanout, clock, lobby="#lobby", history=None, maxRooms=20,
                  accounts=None, operators=()):
@@ -254,6 +253,9 @@ class ChatCore:
         self.loginRefusals = {}
         self.identity = Identity(self, accounts)
         self.moderation = Moderation(self, accounts, operators)
+        # Bound to this core once: a Logger read from its class makes a new
+        # one each time, and the core logs a line for every login.
+        self._log = self._log
 
     # Each registered nickname owns at most this many rooms (each kept in
     # the database); a room created beyond that has no owner.

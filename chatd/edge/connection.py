@@ -14,12 +14,12 @@ import struct
 import termios
 
 from twisted.internet import error
-from twisted.logger import Logger
 
 from chatd.core import events
 from chatd.core.refusals import Refusal
 from chatd.edge.limits import FloodGate
 from chatd.edge.outbox import Outbox
+from chatd.ops.logtext import LeanLogger
 
 
 class Connection:
@@ -51,7 +51,7 @@ class Connection:
                  "_overSince",
                  "_closing", "_lostBecause", "_idling", "_loginSuspended", "_timeout")
 
-    _log = Logger()
+    _log = LeanLogger()
 
     # How long live lines wait for history being read before it is skipped.
     HISTORY_WAIT = 3.0

@@ -1,6 +1,7 @@
 """
-twistd's log text, made cheaper: the same bytes as its default text observer
-writes, for a fraction of the Python.
+twistd's log, made cheaper: the same events as Twisted's L{Logger} emits,
+and the same bytes as twistd's default text observer writes, for a fraction
+of the Python.
 
 twistd logs through C{textFileLogObserver}, whose formatting costs about 25 us
 an event (Twisted's C{formatTime} builds a time zone and runs C{strftime} for
@@ -18,15 +19,38 @@ import io
 import math
 from functools import lru_cache
 from string import Formatter
+from time import time
 
 from twisted.application import service
-from twisted.logger import (FileLogObserver, formatEventAsClassicLogText, formatTime,
-                            globalLogPublisher, textFileLogObserver)
+from twisted.logger import (FileLogObserver, Logger, LogLevel, formatEventAsClassicLogText,
+                            formatTime, globalLogPublisher, textFileLogObserver)
 
 _EDGE = 1e-5
 """How far from a second's ends a time must be for the second's cached text
 to be used: C{datetime} rounds a time to the microsecond, so one a hair
 before a second is written as the next."""
+
+
+_LEVELS = frozenset(LogLevel.iterconstants())
+
+
+class LeanLogger(Logger):
+    """
+    A L{Logger} whose events cost less to emit.  Twisted's C{emit} checks
+    each event's level by sorting C{LogLevel}'s constants anew: with the
+    formatting, a fifth of the Python of a login's log line (counted with
+    cachegrind).  Here a valid level is found in a set made once, and the
+    event, the same one, goes to the observer; an invalid level, or an event
+    being traced, goes to Twisted's own C{emit}, which reports it.
+    """
+
+    def emit(self, level, format=None, **kwargs):
+        if level not in _LEVELS or "log_trace" in kwargs:
+            super().emit(level, format, **kwargs)
+            return
+        kwargs.update(log_logger=self, log_level=level, log_namespace=self.namespace,
+                      log_source=self.source, log_format=format, log_time=time())
+        self.observer(kwargs)
 
 
 @lru_cache(maxsize=256)
