@@ -18,8 +18,8 @@ from twisted.internet.testing import StringTransportWithDisconnection
 from twisted.plugin import getPlugins
 from twisted.application.service import IServiceMaker
 
-from chatd.client.connection import (INITIAL_DELAY, MAX_DELAY, ChatClientFactory,
-                                    connectingService)
+from chatd.client.connection import (INITIAL_DELAY, MAX_DELAY, SILENCE_HINT,
+                                    ChatClientFactory, connectingService)
 from chatd.client.session import Session
 from clientfakes import FakeView
 
@@ -44,14 +44,17 @@ class RecordingSession:
     def untrusted(self, reason):
         self.events.append(("untrusted", reason))
 
+    def silent(self, hint):
+        self.events.append(("silent", hint))
+
     def retrying(self, delay):
         # The delay has a random jitter of up to a second.
         assert INITIAL_DELAY <= delay <= MAX_DELAY + 1
         self.events.append(("retrying",))
 
 
-def _connect(session):
-    proto = ChatClientFactory(session).buildProtocol(None)
+def _connect(session, clock=None):
+    proto = ChatClientFactory(session, clock or Clock()).buildProtocol(None)
     transport = StringTransportWithDisconnection()
     transport.protocol = proto
     proto.makeConnection(transport)
@@ -90,13 +93,42 @@ def test_closeAndLoss():
                                           "that port speaks TLS, give --tls")
 
 
+def test_silentServerHint():
+    """
+    A server that says nothing for SILENCE_HINT seconds after the connection
+    is made (a TLS port, spoken to without TLS, waits for a hello for a
+    minute) gets a hint, once; one that greets, or is lost, gets none.
+    """
+    clock = Clock()
+    session = RecordingSession()
+    proto, transport = _connect(session, clock)
+    clock.advance(SILENCE_HINT - 0.1)
+    assert session.events == [("connected",)]
+    clock.advance(1)
+    clock.advance(60)
+    assert session.events == [("connected",), ("silent", "nothing heard in 5 s: if that port "
+                                                         "speaks TLS, give --tls")]
+    proto.connectionLost(Failure(error.ConnectionLost()))
+    assert session.events[-1] == ("lost", "Connection to the other side was lost in a "
+                                          "non-clean fashion, before it said a word: if that "
+                                          "port speaks TLS, give --tls")
+    for end in [lambda p: p.dataReceived(b"-!- Welcome\r\n"),
+                lambda p: p.connectionLost(Failure(error.ConnectionDone()))]:
+        session = RecordingSession()
+        proto, transport = _connect(session, clock)
+        end(proto)
+        clock.advance(60)
+        assert ("silent" not in [event[0] for event in session.events])
+    assert clock.getDelayedCalls() == []
+
+
 def test_tlsConnectedOnceHandshaken():
     """
     Over TLS the session hears of the connection only once the handshake is
     done; a connection lost before that is a failure to connect.
     """
     session = RecordingSession()
-    proto = ChatClientFactory(session).buildProtocol(None)
+    proto = ChatClientFactory(session, Clock()).buildProtocol(None)
     transport = StringTransportWithDisconnection()
     directlyProvides(transport, ISSLTransport)
     transport.protocol = proto
@@ -106,7 +138,7 @@ def test_tlsConnectedOnceHandshaken():
     assert session.events == [("connected",)]
 
     session = RecordingSession()
-    proto = ChatClientFactory(session).buildProtocol(None)
+    proto = ChatClientFactory(session, Clock()).buildProtocol(None)
     transport = StringTransportWithDisconnection()
     directlyProvides(transport, ISSLTransport)
     proto.makeConnection(transport)

@@ -117,7 +117,7 @@ def test_takenNickname(tmp_path, daemon, watcher):
     assert done.returncode == 0
     assert "!!! the nickname watcher is taken" in out
     assert "=== you are now watcher_" in out
-    assert "chat-client: nickname watcher refused; trying watcher_" in err
+    assert "chat-client: the nickname watcher is taken; trying watcher_" in err
 
 
 def test_pythonDashM(tmp_path, daemon, watcher):

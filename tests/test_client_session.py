@@ -54,10 +54,22 @@ def test_takenNickTriesAlternatives():
     session.lineReceived("!!! the nickname alice_ is taken")
     session.lineReceived("??? Choose another nickname:")
     assert conn.sent == ["alice_", "alice2"]
-    assert view.notes == ["nickname alice refused; trying alice_",
-                          "nickname alice_ refused; trying alice2"]
+    assert view.notes == ["the nickname alice is taken; trying alice_",
+                          "the nickname alice_ is taken; trying alice2"]
     loggedIn(session, "alice2")
     assert session.nick == "alice2"
+
+
+def test_registeredNickWithoutPasswordSaysSo():
+    """
+    A registered nickname asked for with no password given: the user is
+    told why another is tried, and how to give the password.
+    """
+    session, view, conn, _ = connectedSession("alice", login=False)
+    session.lineReceived("??? alice is registered: password (or another nickname):")
+    assert conn.sent == ["alice_"]
+    assert view.notes == ["alice is registered and no password was given "
+                          "(--password-file or CHATD_PASSWORD); trying alice_"]
 
 
 def _refuseAll(session):
@@ -219,6 +231,37 @@ def test_closedForIdlenessWaitsForTheNextLine():
     assert calls == ["stop", "start"]
 
 
+@pytest.mark.parametrize("interactive", [True, False])
+def test_ghostedDoesNotConnectAgain(interactive):
+    """
+    A connection whose registered nickname its owner took back from
+    another connection is not opened again: it would take the nickname back
+    in turn, and two clients with one password would take it from each
+    other for ever.  The session ends, failed.
+    """
+    session, view, conn, _ = connectedSession("alice", interactive=interactive)
+    calls = []
+    session.reconnectsWith(lambda: calls.append("stop"), lambda: calls.append("start"))
+    session.lineReceived("-!- the owner of alice took the nickname back; goodbye")
+    session.disconnected("closed by the server")
+    assert view.notes[-2:] == [
+        "connection to example:55555 lost (closed by the server)",
+        "not connecting again: the nickname's owner is connected elsewhere"]
+    assert view.outcome == [False]
+
+
+def test_someoneSayingGhostWordsIsNoGhosting():
+    """
+    Only the server's notice counts: a user's line of the same words, or
+    a notice that only begins with them, leaves reconnecting as it was.
+    """
+    session, view, conn, _ = connectedSession("alice")
+    session.lineReceived("#lobby <mallory> -!- the owner of alice took the nickname back; goodbye")
+    session.lineReceived("-!- the owner of alice took the nickname back; goodbye, or not")
+    session.disconnected("connection lost")
+    assert view.outcome == []
+
+
 def _reconnect(session, nick="alice"):
     session.disconnected("connection lost")
     return _connectAgain(session, nick)
@@ -332,7 +375,8 @@ def test_echoesWhatOthersWillSee():
     are not echoed.  Each line is followed by a ping of its own.
     """
     session, view, conn, _ = connectedSession("alice")
-    lines = ["hi all", "//slash", "/me waves", "/msg bob  psst  ", "/who", "/me"]
+    lines = ["hi all", "//slash", "/me waves", "/msg bob  psst  ", "/who", "/me",
+             "/msg bob /me bows", "/msg ALICE note to self"]
     for line in lines:
         session.send(line)
     assert view.own == []
@@ -344,6 +388,9 @@ def test_echoesWhatOthersWillSee():
         wire.ServerLine(wire.ROOM_MESSAGE, "/slash", "#lobby", "alice"),
         wire.ServerLine(wire.ACTION, "waves", "#lobby", "alice"),
         wire.ServerLine(wire.PRIVATE, "psst", nick="bob"),
+        # A private action as the server words it; a message to oneself
+        # has no echo: the server delivers it.
+        wire.ServerLine(wire.PRIVATE, "* alice bows", nick="bob"),
     ]
 
 

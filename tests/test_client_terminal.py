@@ -161,6 +161,25 @@ def test_history():
     assert screen.rows()[-1] == "[alice #lobby] dra"
 
 
+def test_historyKeepsNoPassword():
+    """
+    A line that may hold a password is not kept for Up to show again: the
+    password commands, /nick NAME PASSWORD, and whatever is typed while
+    logging in (a nickname, or the password the server asked for).
+    """
+    screen = Screen()
+    for line in [b"kept", b"/identify hunter2hunter2", b"/register hunter2hunter2",
+                 b"/ghost alice hunter2hunter2", b"/password old1old1 new2new2",
+                 b"/nick alice hunter2hunter2", b"/NICK alice hunter2hunter2"]:
+        screen.type(line + b"\r")
+    screen.session.disconnected("lost")
+    screen.session.connected(FakeConnection())
+    screen.type(b"hunter2hunter2\r")
+    screen.type(b"\x1b[A\x1b[A")
+    assert screen.terminal.history == ["kept"]
+    assert screen.rows()[-1].endswith("kept")
+
+
 def test_editingKeys():
     """
     Ctrl-W erases a word, Ctrl-U to the start, Ctrl-K to the end, Delete the

@@ -150,6 +150,11 @@ def test_privateMessage(server):
     alice.send("/msg bob /me waves privately")
     assert bob.lines() == ["*alice* * alice waves privately"]
     assert carol.lines() == []
+    # A /me with no action is no message "/me".
+    alice.lines()
+    alice.send("/msg bob /me ")
+    assert alice.lines() == ["!!! usage: /msg NICK /me ACTION"]
+    assert bob.lines() == [] and carol.lines() == []
 
 
 def test_renameAnnounced(server):

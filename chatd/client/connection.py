@@ -18,6 +18,10 @@ from zope.interface import implementer
 # jitter keeps many clients of a restarted server from coming back at once.
 INITIAL_DELAY = 1.0
 MAX_DELAY = 30.0
+# chatd greets at once; a port silent this long after connecting is perhaps
+# a TLS port spoken to without TLS, which waits for a hello (chatd's for
+# --login-timeout and more, a minute by default) before it drops the client.
+SILENCE_HINT = 5.0
 
 
 @implementer(IHandshakeListener)
@@ -39,10 +43,22 @@ class ChatClientProtocol(LineReceiver):
     _log = Logger()
     _reported = False
     _heard = False
+    _silence = None
 
     def connectionMade(self):
         if not ISSLTransport.providedBy(self.transport):
             self._report()
+            self._silence = self.factory.clock.callLater(SILENCE_HINT, self._silent)
+
+    def _silent(self):
+        self._silence = None
+        self.factory.session.silent(f"nothing heard in {SILENCE_HINT:g} s: if that port "
+                                    "speaks TLS, give --tls")
+
+    def _stopSilence(self):
+        if self._silence is not None:
+            self._silence.cancel()
+            self._silence = None
 
     def handshakeCompleted(self):
         self._report()
@@ -53,6 +69,7 @@ class ChatClientProtocol(LineReceiver):
 
     def lineReceived(self, line):
         self._heard = True
+        self._stopSilence()
         if line.endswith(b"\r"):
             line = line[:-1]
         self.factory.session.lineReceived(line.decode("utf-8", "replace"))
@@ -60,6 +77,7 @@ class ChatClientProtocol(LineReceiver):
     def connectionLost(self, reason):
         self._log.info("connection lost: {reason}", reason=reason.getErrorMessage())
         session = self.factory.session
+        self._stopSilence()
         untrusted = _untrustedReason(reason)
         if untrusted is not None:
             session.untrusted(untrusted)
@@ -85,8 +103,9 @@ class ChatClientFactory(Factory):
     protocol = ChatClientProtocol
     noisy = False
 
-    def __init__(self, session):
+    def __init__(self, session, clock):
         self.session = session
+        self.clock = clock
 
 
 @implementer(IStreamClientEndpoint)
@@ -125,7 +144,7 @@ def connectingService(endpoint, session, clock):
         return delay
 
     return ClientService(_ReportingEndpoint(endpoint, session),
-                         ChatClientFactory(session), retryPolicy=policy, clock=clock)
+                         ChatClientFactory(session, clock), retryPolicy=policy, clock=clock)
 
 
 def _failureText(reason):
@@ -148,7 +167,8 @@ def _failureText(reason):
 def _lossReason(reason):
     if reason.check(error.ConnectionDone):
         return "closed by the server"
-    return reason.getErrorMessage()
+    # (Twisted's messages end in a full stop; this goes inside a sentence.)
+    return reason.getErrorMessage().rstrip(".")
 
 
 def _untrustedReason(reason):

@@ -70,6 +70,19 @@ def alternateNick(nick: str, attempt: int) -> str:
     return nick + "_" if attempt == 1 else f"{nick}{attempt}"
 
 
+# Commands whose words include a password (/nick NAME PASSWORD too).
+_WITH_PASSWORD = frozenset(["/register", "/identify", "/ghost", "/password"])
+
+
+def carriesPassword(text: str) -> bool:
+    """
+    Whether C{text}, a line typed once logged in, may hold a password: a
+    terminal does not keep it for recalling.
+    """
+    name = commandName(text)
+    return name in _WITH_PASSWORD or (name == "/nick" and len(text.split()) > 2)
+
+
 def commandName(text: str) -> str:
     """
     The command a line invokes, lowercased (C{"/join"}), or C{""} for a line
@@ -98,6 +111,9 @@ class _Outgoing:
 # How the server's notice begins when it closes a connection idle for too
 # long (chatd.edge.connection, --idle-timeout).
 IDLE_CLOSE = "Closing your connection: idle for "
+# The server's notice to a connection whose registered nickname its owner
+# took back from another one (/ghost, a password given there).
+GHOSTED = re.compile(r"the owner of \S+ took the nickname back; goodbye")
 
 
 class Session:
@@ -218,6 +234,8 @@ class Session:
         # and what stops and starts reconnecting (see reconnectsWith).
         self._idleClosed = False
         self._stopReconnecting = self._startReconnecting = None
+        # Whether the nickname's owner took it back from another connection.
+        self._ghosted = False
 
     def reconnectsWith(self, stop, start):
         """
@@ -278,6 +296,14 @@ class Session:
         self.view.note(f"the server's certificate is not trusted: {reason}")
         self._finish(False)
 
+    def silent(self, hint: str):
+        """
+        The server has said nothing for a while since the connection was
+        made: C{hint} says what may be wrong.
+        """
+        if self.state == LOGIN:
+            self.view.note(hint)
+
     def retrying(self, delay: float):
         if self.state == DONE:
             return
@@ -313,6 +339,8 @@ class Session:
             return
         if line.kind == wire.NOTICE and line.text.startswith(IDLE_CLOSE):
             self._idleClosed = True
+        elif line.kind == wire.NOTICE and GHOSTED.fullmatch(line.text):
+            self._ghosted = True
         elif line.kind == wire.ERROR:
             if self.state == LOGIN:
                 self._refusal = line.text
@@ -361,6 +389,13 @@ class Session:
                 self.view.note(f"not confirmed before the connection was lost, "
                                f"so maybe not said: {entry.text}")
         self.view.changed()
+        if self._ghosted:
+            # Connecting again would take the nickname back in turn, and
+            # the owner's client would take it again: for ever, each time
+            # a quit and a join in every room.
+            self.view.note("not connecting again: the nickname's owner is connected elsewhere")
+            self._finish(False)
+            return
         if self._idleClosed and self._stopReconnecting is not None and not self._queue:
             self._stopReconnecting()
             self.view.note("closed for being idle: the next line you type connects again")
@@ -591,7 +626,7 @@ class Session:
                 continue
             if refusals == 0:
                 # (Plain text with no current room is always refused.)
-                if echo is not None:
+                if echo is not None and not self._toSelf(echo):
                     self.view.showOwn(echo)
                     if echo.room:
                         self._remember(echo.room.lower(), (echo.kind, echo.nick, echo.text))
@@ -675,7 +710,12 @@ class Session:
             candidate = self.nick
         elif self._tries <= self.NICK_TRIES and not final:
             candidate = alternateNick(self.nick, self._tries)
-            self.view.note(f"nickname {self._lastTried} refused; trying {candidate}")
+            if asked:
+                why = (f"{asked.group(1)} is registered and no password was given "
+                       f"(--password-file or CHATD_PASSWORD)")
+            else:
+                why = self._refusal or f"nickname {self._lastTried} refused"
+            self.view.note(f"{why}; trying {candidate}")
         else:
             if banned:
                 why = f"nickname {self._lastTried} is banned"
@@ -797,9 +837,21 @@ class Session:
             return wire.ServerLine(wire.ACTION, rest, self.current, self.nick)
         if name == "/msg":
             target, _, body = rest.partition(" ")
-            if target and body.strip():
-                return wire.ServerLine(wire.PRIVATE, body.strip(), nick=target)
+            body = body.strip()
+            if body.lower().startswith("/me "):
+                # As the server words a private action.
+                body = f"* {self.nick} {body[4:].strip()}"
+            if target and body:
+                return wire.ServerLine(wire.PRIVATE, body, nick=target)
         return None
+
+    def _toSelf(self, echo):
+        """
+        Whether C{echo} is a private message to oneself, which the server
+        delivers (once), so that it needs no echo.
+        """
+        return (echo.kind == wire.PRIVATE and self.nick is not None
+                and echo.nick.lower() == self.nick.lower())
 
     def _giveUpWaiting(self):
         # The server never closed after /quit; every line was confirmed all

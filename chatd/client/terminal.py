@@ -263,7 +263,11 @@ class ChatTerminal(insults.TerminalProtocol):
 
     def enter(self):
         text = "".join(self.buffer)
-        if text and (not self.history or self.history[-1] != text):
+        # Not kept for recalling with the arrows: a password, or what was
+        # typed while logging in (a nickname, maybe with its password, or
+        # the password asked for).
+        remembered = (self.session.state == S.ONLINE and not S.carriesPassword(text))
+        if text and remembered and (not self.history or self.history[-1] != text):
             self.history.append(text)
         self._historyIndex = len(self.history)
         self._draft = []

@@ -346,8 +346,10 @@ def _msg(conn, arg):
     text = text.strip()
     if not nick or not text:
         raise LineError("usage: /msg NICK TEXT")
-    action = text[4:].strip() if text.lower().startswith("/me ") else None
-    if action:
+    if text.lower() == "/me" or text.lower().startswith("/me "):
+        action = text[4:].strip()
+        if not action:
+            raise LineError("usage: /msg NICK /me ACTION")
         # The core has no private action: it goes as IRC's private ACTION
         # and the page's private /me go, a message starting "* nick".
         text = f"* {conn.session.nick} {action}"
