@@ -627,6 +627,24 @@ def test_commands_typed_in_the_page(web):
                                 {"type": "reply", "text": "now talking in #lobby"}]
 
 
+@pytest.mark.parametrize("line", ["/part", "/topic hello", "/who", "/history 3", "/kick bob"])
+def test_command_in_no_room_names_its_room(web, line):
+    """
+    A command typed where the page shows no room (a private conversation)
+    that needs one is refused, saying to name it: it acted on the room last
+    joined, which the page did not show (a trial: /part in a private
+    conversation left #lobby, out of sight).  Named, it is done.
+    """
+    alice, bob = web.browser("alice"), web.browser("bob")
+    alice.messages(), bob.messages()
+    alice.send(type="command", room=None, line=line)
+    assert lastError(alice)["text"] == ("this is not a room: name the room (/part #room), "
+                                        "or go to it first")
+    assert alice.messages() == [] and bob.messages() == []
+    alice.send(type="command", room=None, line="/part #lobby")
+    assert {"type": "left", "room": "#lobby"} in alice.messages()
+
+
 @pytest.mark.parametrize("line", ["", "   ", "\x01\x02", "\x1b[31m"])
 def test_command_empty_once_cleaned_is_refused(web, line):
     """

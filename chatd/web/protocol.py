@@ -435,6 +435,10 @@ class _LineCommands:
     def __init__(self, protocol, room, re):
         self._protocol = protocol
         self._room = room
+        # Whether the page showed a room: one that names none shows a
+        # private conversation (or nothing yet), where a command needing a
+        # room must name it, not act on one the user does not see.
+        self._roomShown = room is not None
         self._re = re
         self._shown = None
         self.session = protocol.session
@@ -446,6 +450,8 @@ class _LineCommands:
         rooms = self.session.rooms
         if not rooms:
             raise LineError("you are in no room; /join #room first")
+        if not self._roomShown:
+            raise LineError("this is not a room: name the room (/part #room), or go to it first")
         return rooms[-1]
 
     def talkIn(self, room):
