@@ -23,7 +23,7 @@ from chatd.line import wire
 from chatd.core.names import normalRoomName, roomKey
 from chatd.storage import HistoryError, schema
 from chatd.storage.threaded import toEvent
-from chatd.tap import DB_HELP_DEFAULT, databasePath, defaultDatabase
+from chatd.tap import DB_HELP_DEFAULT, databasePath, defaultDatabase, isPostgres
 
 FORMATS = ("jsonl", "text")
 
@@ -55,9 +55,14 @@ class Options(usage.Options):
     def postOptions(self):
         if self["format"] not in FORMATS:
             raise usage.UsageError(f"--format: one of {', '.join(FORMATS)}")
-        self["path"] = databasePath(self["db"] or defaultDatabase())
+        db = self["db"] or defaultDatabase()
+        if isPostgres(db):
+            raise usage.UsageError(
+                '--db: only SQLite files are read; from PostgreSQL, psql -c "\\copy '
+                '(SELECT ...) TO STDOUT" does (README.md, "History")')
+        self["path"] = databasePath(db)
         if self["path"] is None:
-            raise usage.UsageError("--db: a database to read is needed")
+            raise usage.UsageError("--db: a database to read is needed (sqlite:PATH)")
 
 
 def jsonLine(row):

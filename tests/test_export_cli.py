@@ -65,6 +65,20 @@ def test_usageErrorIsStatusTwo(tmp_path):
         assert "Usage: chatd-export [options] #ROOM" in done.stderr
 
 
+def test_databaseItCannotRead():
+    """
+    A PostgreSQL database is pointed to psql's \\copy (it was refused as
+    "expected sqlite:PATH or none", and none then as needing a database).
+    """
+    done = _export("--db", "postgresql://chatd@localhost/chatd", "#dev")
+    assert done.returncode == 2
+    assert done.stderr.startswith(
+        'chatd-export: --db: only SQLite files are read; from PostgreSQL, psql -c "\\copy ')
+    done = _export("--db", "none", "#dev")
+    assert done.returncode == 2
+    assert done.stderr.startswith("chatd-export: --db: a database to read is needed (sqlite:PATH)")
+
+
 def test_version():
     """
     --version names chatd-export and chatd's version, not Twisted's.

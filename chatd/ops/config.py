@@ -58,7 +58,7 @@ def withConfigFile(argv, options):
     except OSError as e:
         raise usage.UsageError(f"--config {path}: cannot read it: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
-        raise usage.UsageError(f"--config {path}: not a TOML file: {e}") from None
+        raise usage.UsageError(f"--config {path}: not valid TOML: {e}") from None
     front = []
     for name, value in settings.items():
         if name not in known or name in ("config", "help", "version"):
