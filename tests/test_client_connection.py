@@ -156,8 +156,8 @@ def test_untrustedCertificate():
     proto.connectionLost(Failure(SSL.Error([("SSL routines", "", "certificate verify failed")])))
     assert session.events[-1] == (
         "untrusted", "no certificate authority this client trusts signed it "
-        "(certificate verify failed); use --ca FILE to trust the server's "
-        "certificate or the CA that signed it")
+        "(certificate verify failed); connect with --tls HOST PORT --ca FILE to "
+        "trust the server's certificate or the CA that signed it")
 
     session = RecordingSession()
     proto, transport = _connect(session)

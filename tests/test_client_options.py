@@ -71,6 +71,8 @@ def test_argumentsAfterDoubleDash():
     (["host", "70000"], "PORT must be 1-65535"),
     (["--connect", "nonsense:x"], "--connect nonsense:x"),
     (["--tls", "--ca", "/nonexistent/ca.pem"], "--ca:"),
+    # A file where Twisted wants a folder: its error has no words.
+    (["--connect", f"tls:127.0.0.1:6697:trustRoots={__file__}"], ": UnlistableError$"),
 ])
 def test_usageErrors(args, message):
     """

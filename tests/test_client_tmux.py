@@ -217,8 +217,8 @@ def test_untrustedCertificateOnATerminal(tmp_path):
         screen = "".join(rows[:rows.index("EXIT=1")])
         assert screen == ("[chat-client] the server's certificate is not trusted: no "
                           "certificate authority this client trusts signed it (certificate "
-                          "verify failed); use --ca FILE to trust the server's certificate or "
-                          "the CA that signed it")
+                          "verify failed); connect with --tls HOST PORT --ca FILE to trust the "
+                          "server's certificate or the CA that signed it")
     finally:
         tmux.close()
         daemon.stop()

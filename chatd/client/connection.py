@@ -198,6 +198,6 @@ def _untrustedReason(reason):
         entries = value.args[0] if value.args and isinstance(value.args[0], list) else []
         if any("certificate verify failed" in str(entry) for entry in entries):
             return ("no certificate authority this client trusts signed it "
-                    "(certificate verify failed); use --ca FILE to trust the "
-                    "server's certificate or the CA that signed it")
+                    "(certificate verify failed); connect with --tls HOST PORT --ca FILE "
+                    "to trust the server's certificate or the CA that signed it")
     return None

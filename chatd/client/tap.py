@@ -123,7 +123,10 @@ class Options(usage.Options):
                 # Parsing needs no reactor: a bad description is a usage error.
                 endpoints.clientFromString(None, self["connect"])
             except Exception as e:
-                raise usage.UsageError(f"--connect {self['connect']}: {e}")
+                # (Some say nothing: a tls: trustRoots= that is a file, not
+                # a folder, is an UnlistableError with no words.)
+                raise usage.UsageError(f"--connect {self['connect']}: "
+                                       f"{e or type(e).__name__}")
         if self["ca"]:
             try:
                 with open(self["ca"]) as f:
