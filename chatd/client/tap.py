@@ -126,7 +126,7 @@ class Options(usage.Options):
                 # (Some say nothing: a tls: trustRoots= that is a file, not
                 # a folder, is an UnlistableError with no words.)
                 raise usage.UsageError(f"--connect {self['connect']}: "
-                                       f"{e or type(e).__name__}")
+                                       f"{str(e) or type(e).__name__}")
         if self["ca"]:
             try:
                 with open(self["ca"]) as f:
