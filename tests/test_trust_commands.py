@@ -58,7 +58,8 @@ def test_banDurationMistyped(server, typo):
     troll = server.connect("troll")
     boss.lines(), troll.lines()
     boss.send(f"/ban troll {typo}")
-    assert boss.lines() == ["!!! a duration looks like 90s, 10m, 2h or 1d"]
+    assert boss.lines() == [f"!!! {typo.split()[0]} is not a duration: one looks like 90s, "
+                            "10m, 2h or 1d"]
     assert troll.lines() == []
     boss.send("/bans")
     assert boss.lines() == ["=== 0 bans"]
@@ -148,7 +149,7 @@ def test_muteAndDurations(server):
     boss.send("/mute bob 2h")
     assert boss.lines() == ["-- #lobby boss muted bob for 2h"]
     boss.send("/mute bob soon")
-    assert boss.lines() == ["!!! a duration looks like 90s, 10m, 2h or 1d"]
+    assert boss.lines() == ["!!! soon is not a duration: one looks like 90s, 10m, 2h or 1d"]
     boss.send("/ban bob 400d")
     assert boss.lines() == ["!!! a duration is at most 365d"]
     bob.lines()

@@ -169,7 +169,8 @@ def _arrived(conn, room):
         _showRoom(conn, room)
 
 
-_DURATION_USAGE = "a duration looks like 90s, 10m, 2h or 1d"
+def _notDuration(word):
+    return LineError(f"{word} is not a duration: one looks like 90s, 10m, 2h or 1d")
 
 
 def _duration(word):
@@ -443,7 +444,7 @@ def _ban(conn, arg):
         if first.lstrip("+-")[:1].isdigit():
             # Meant as a duration (1w, 90, 10min, -5m): read as a reason,
             # it would ban until lifted.
-            raise LineError(_DURATION_USAGE)
+            raise _notDuration(first)
         reason = rest
     conn.session.ban(conn.currentRoom().name, target, duration, reason.strip())
 
@@ -498,7 +499,7 @@ def _mute(conn, arg):
     if rest.strip():
         duration = _duration(rest.strip())
         if duration is None:
-            raise LineError(_DURATION_USAGE)
+            raise _notDuration(rest.strip())
     conn.session.mute(conn.currentRoom().name, nick, duration)
 
 
