@@ -1566,6 +1566,43 @@ def test_whoCostsALinePerHundredPeopleLookedAt():
     assert alice.transport.producerState == "paused"
 
 
+def test_namesAndListCostAsWhoDoes():
+    """
+    NAMES costs a line per channel, each named once, and one more for every
+    100 members, as WHO does; LIST a line, and one more for every 100 rooms
+    times its masks (a trial: 40 lines of NAMES #lobby,#lobby,... in a lobby
+    of 2,500 held everyone else up for 9 s).
+    """
+    server = IrcMemoryServer(limits=Limits(floodRate=1, floodBurst=8, maxConnections=600,
+                                           maxPerAddress=600))
+    alice = server.connectIrc("alice")
+    for i in range(250):
+        server.connect(f"m{i}").send("/join #big")
+    server.clock.advance(10)
+    alice.lines()
+    alice.send("NAMES #big,#big,#BIG,#none")
+    # Named once: 1 + 2 lines of 8.
+    assert sum(" 366 " in line for line in alice.lines()) == 1
+    alice.send("NAMES #big")
+    assert alice.transport.producerState == "producing"
+    alice.send("NAMES #big")
+    # 3 + 3 + 3 of 8: the next waits.
+    assert alice.transport.producerState == "paused"
+    server.clock.advance(20)
+    assert alice.transport.producerState == "producing"
+    for i in range(250):
+        server.connect(f"r{i}").send(f"/join #room{i}")
+    server.clock.advance(20)
+    alice.lines()
+    # 252 rooms (#lobby, #big, #room0-249): against 2 masks,
+    # 1 + 2 x 252 // 100 = 6 lines.
+    alice.send("LIST #room1*,!#room2*")
+    assert alice.transport.producerState == "producing"
+    alice.send("LIST")
+    # 6 + 3 of 8.
+    assert alice.transport.producerState == "paused"
+
+
 def test_eachRoomJoinedOrPartedCostsALine():
     """
     JOIN and PART of several channels cost a line per channel (each named

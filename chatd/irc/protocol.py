@@ -44,6 +44,15 @@ _BEFORE_REGISTRATION = {"CAP", "NICK", "USER", "PASS", "PING", "PONG", "QUIT",
 # of a room of 2,000 is 2,000 replies, 9 ms of the daemon's time.
 WHO_PER_LINE = 100
 
+
+def _listingCost(rooms):
+    """
+    What listing the members of C{rooms} costs against the flood limits, in
+    lines: one for each room, and one more for every L{WHO_PER_LINE} of its
+    members, as WHO costs (NAMES of #big,#big,... stalled everyone).
+    """
+    return sum(1 + len(room.members) // WHO_PER_LINE for room in rooms)
+
 # The capabilities chatd offers, with their values for CAP LS 302.
 # multi-prefix and userhost-in-names change only what NAMES shows (chatd has
 # one prefix, so multi-prefix changes nothing at all).
@@ -761,6 +770,7 @@ class IrcProtocol(PacedLineReceiver):
         """
         core = self.factory.core
         if not params or not params[0]:
+            self.countAs(_listingCost(self.session.rooms))
             for room in self.session.rooms:
                 for data in self._namesLines(room, room.name, _nicks(room)):
                     self.conn.send(data)
@@ -768,7 +778,9 @@ class IrcProtocol(PacedLineReceiver):
                 # In no channel: still an end, for a client that waits for it.
                 self.numeric(N.RPL_ENDOFNAMES, "*", "End of /NAMES list.")
             return
-        names = [name for name in params[0].split(",") if name]
+        # Each channel once, however often named (as PRIVMSG's targets).
+        names = list({roomKey(name): name for name in params[0].split(",") if name}.values())
+        self.countAs(_listingCost(filter(None, map(core.rooms.get, map(roomKey, names)))))
         for name in names:
             room = core.rooms.get(roomKey(name))
             if room is None:
@@ -797,6 +809,8 @@ class IrcProtocol(PacedLineReceiver):
                 negated.append(nickKey(item[1:]))
             else:
                 masks.append(nickKey(item))
+        # Every room is looked at, against every mask.
+        self.countAs(1 + len(core.rooms) * max(1, len(masks) + len(negated)) // WHO_PER_LINE)
         self.numeric(N.RPL_LISTSTART, "Channel", "Users  Name")
         for key, room in sorted(core.rooms.items()):
             count = len(room.members)
