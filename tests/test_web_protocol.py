@@ -903,6 +903,26 @@ def test_receive_queue_bound():
     assert not alice.transport.connected
 
 
+def test_short_messages_count_as_lines_against_the_bound():
+    """
+    Waiting messages count as at least 64 bytes each, as waiting lines do:
+    a browser that sends thousands of tiny messages and goes is closed as a
+    flood over the bound, not kept (its nickname held) for as long as they
+    take at the flood rate (a trial: half an hour).
+    """
+    web = WebMemoryServer(limits=Limits(floodBurst=3, floodRate=1, recvQueueBytes=1024,
+                                        recvQueueTime=5))
+    alice, bob = web.browser("alice"), web.connect("bob")
+    alice.messages(), bob.lines()
+    for _ in range(300):
+        alice.sendText("1")
+    alice.transport.loseConnection()
+    web.clock.pump([0.5] * 12)
+    assert bob.lines()[-1] == ("-- #lobby alice has quit (Excess Flood: more than "
+                               "1024 bytes unread for 5 seconds)")
+    assert web.core.user("alice") is None
+
+
 def test_registered_nickname_needs_its_password():
     """
     A registered nickname is claimed with its password: without one the

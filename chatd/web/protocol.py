@@ -34,6 +34,7 @@ from chatd.core.events import Entered
 from chatd.core.names import NICK_RULES, normalRoomName, roomKey
 from chatd.core.refusals import PasswordRequired, Refusal
 from chatd.edge.connection import Connection
+from chatd.edge.lines import LINE_FLOOR
 from chatd.line import commands as lineCommands
 from chatd.line import wire as lineWire
 from chatd.line.commands import LineError
@@ -255,8 +256,13 @@ class WebChatProtocol:
         """
 
     def unread(self):
-        return (self._unfinished + sum(len(text) for text in self._waiting)
-                + sum(len(piece) for piece in self._held if piece is not _NOT_TEXT))
+        # Each waiting message, and each piece held for the library (a
+        # ping's is paced as a line), counts as a line does: at least
+        # LINE_FLOOR bytes (20,000 messages of "1" held the user's nickname
+        # for half an hour after the peer left).
+        return (self._unfinished + sum(max(len(text), LINE_FLOOR) for text in self._waiting)
+                + sum(max(len(piece), LINE_FLOOR) for piece in self._held
+                      if piece is not _NOT_TEXT))
 
     # Acting on a message
 
