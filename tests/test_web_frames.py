@@ -12,6 +12,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 
 from chatd.edge.limits import Limits
+from chatd.edge.lines import LINE_FLOOR
 from chatd.web.frames import ControlFrames, FrameReader, unmask
 from chatd.web.messages import MAX_FRAME_BYTES
 from chatd.web.resource import WebSite
@@ -134,9 +135,11 @@ def test_aCloseAfterPacedLinesWaitsForThem():
         masked(json.dumps({"type": "say", "room": "#lobby", "text": f"m{i}"}).encode())
         for i in range(5)) + close)
     assert said(bob) == ["m0", "m1"] and toLibrary == []
-    # The close waits as read and not yet handled, as the lines do.
-    assert amy.proto.unread() == len(close) + sum(
-        len(json.dumps({"type": "say", "room": "#lobby", "text": f"m{i}"})) for i in (2, 3, 4))
+    # The close waits as read and not yet handled, as the lines do (each
+    # counted as at least a line's LINE_FLOOR bytes).
+    assert amy.proto.unread() == max(len(close), LINE_FLOOR) + sum(
+        max(len(json.dumps({"type": "say", "room": "#lobby", "text": f"m{i}"})), LINE_FLOOR)
+        for i in (2, 3, 4))
     for second in range(3):
         assert amy.transport.producerState == "paused"
         server.clock.advance(1)
