@@ -24,6 +24,9 @@ from twisted.logger import Logger
 from twisted.web import http, pages, server
 from twisted.web.resource import Resource
 from twisted.web.websocket import WebSocketResource
+from wsproto import ConnectionType
+from wsproto.handshake import H11Handshake
+from wsproto.utilities import RemoteProtocolError
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -167,19 +170,43 @@ class OriginCheck:
                                           and self.knowsHost(request))
 
 
-def refuseUnknownHost(request) -> bytes:
+def unknownHost(request) -> str:
     """
-    Answer a browser's C{request} that calls the server by a name it does
-    not answer to (see L{OriginCheck.knowsHost}): 403, saying which option
-    makes it one.
+    What to tell a browser whose C{request} calls the server by a name it
+    does not answer to (see L{OriginCheck.knowsHost}): which option makes
+    it one.
     """
-    request.setResponseCode(http.FORBIDDEN)
-    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
     origin = pageOrigin(request) or "http://NAME:PORT"
     return (f"This chat server answers browsers only by its IP address or localhost, "
             f"so that another site cannot take its place by pointing a name of its "
-            f"own at it. To use it by this name, start it with --web-origin {origin}\n"
-            ).encode("utf-8")
+            f"own at it. To use it by this name, start it with --web-origin {origin}\n")
+
+
+def upgradeProblem(request) -> str | None:
+    """
+    Why C{request} is not a WebSocket upgrade the library would take, as
+    wsproto (the library's own) reads it, or L{None}.
+    """
+    headers = [(name, value) for name, values in request.requestHeaders.getAllRawHeaders()
+               for value in values]
+    try:
+        H11Handshake(ConnectionType.SERVER).initiate_upgrade_connection(headers, request.path)
+    except RemoteProtocolError as e:
+        return str(e)
+    return None
+
+
+def refused(request, code, text: str) -> bytes:
+    """
+    Answer C{request} with C{code} and C{text}, and close its connection
+    after: a refused upgrade is no page's doing, and a peer pipelining them
+    on one connection would have each logged, without end.
+    """
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+    request.setHeader(b"connection", b"close")
+    request.channel.persistent = False
+    return text.encode("utf-8")
 
 
 class ChatWebSocket(WebSocketResource):
@@ -201,19 +228,21 @@ class ChatWebSocket(WebSocketResource):
         if len(hosts) != 1:
             # Not a request HTTP allows (RFC 9112, section 3.2), nor one the
             # WebSocket library can answer: it would raise.
-            request.setResponseCode(http.BAD_REQUEST)
-            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            return b"A WebSocket upgrade needs one Host header.\n"
+            return refused(request, http.BAD_REQUEST,
+                           "A WebSocket upgrade needs one Host header.\n")
+        problem = upgradeProblem(request)
+        if problem is not None:
+            # (The library would log each as an error.)
+            return refused(request, http.BAD_REQUEST, f"Not a WebSocket upgrade: {problem}\n")
         if not self._originCheck.admits(request):
             origin = request.getHeader(b"origin")
             self._log.info("refused a WebSocket from {origin} (the page is at {page})",
                            origin=origin, page=pageOrigin(request))
             if not self._originCheck.knowsHost(request):
-                return refuseUnknownHost(request)
-            request.setResponseCode(http.FORBIDDEN)
-            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            return (b"This chat server does not accept WebSocket connections from "
-                    b"pages of other sites.\n")
+                return refused(request, http.FORBIDDEN, unknownHost(request))
+            return refused(request, http.FORBIDDEN,
+                           "This chat server does not accept WebSocket connections from "
+                           "pages of other sites.\n")
         return super().render_GET(request)
 
 
@@ -232,7 +261,9 @@ class _Asset(Resource):
 
     def render_GET(self, request):
         if not self._originCheck.knowsHost(request):
-            return refuseUnknownHost(request)
+            request.setResponseCode(http.FORBIDDEN)
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return unknownHost(request).encode("utf-8")
         request.setHeader(b"content-type", self._type)
         return self._data
 
