@@ -19,6 +19,8 @@ def test_validNicks(nick):
 @pytest.mark.parametrize("nick", [
     "", "a" * 17, "1abc", "-abc", "#room", "*star", "!!!", "===", "a b", "a:b",
     "élodie", "\u202eevil", "a\u200bb", "ＡＢＣ", "chatd", "SERVER", "<a>", "NickServ", "chanserv", "OPERSERV", "Services",
+    # Look-alikes of the service names, found by a trial.
+    "NickServ_", "Nick-Serv", "[NickServ]", "Services2", "Global", "global`",
 ])
 def test_invalidNicks(nick):
     """

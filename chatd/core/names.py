@@ -21,7 +21,11 @@ _ROOM = re.compile(r"#[A-Za-z0-9_.-]+\Z")
 # way IRC clients do (/msg NickServ IDENTIFY), and "ChanServ" or "OperServ"
 # would pass for the server's staff.  Reserved on every front end.
 RESERVED_NICKS = frozenset({"chatd", "server", "services", "nickserv", "chanserv",
-                            "operserv", "memoserv", "hostserv", "botserv", "saslserv"})
+                            "operserv", "memoserv", "hostserv", "botserv", "saslserv",
+                            "global"})
+# What a reserved name is compared without: NickServ_, Nick-Serv and
+# Services2 pass for the service as well as NickServ does.
+_NOT_LETTERS = str.maketrans("", "", "0123456789_-[]{}\\|^`")
 
 NICK_RULES = (
     f"1-{NICK_MAX} characters: ASCII letters, digits and _ - [ ] {{ }} \\ | ^ `; "
@@ -77,7 +81,7 @@ def nickProblem(nick: str) -> str | None:
         return f"a nickname has at most {NICK_MAX} characters"
     if not _NICK.match(nick):
         return f"a nickname is {NICK_RULES}"
-    if nickKey(nick) in RESERVED_NICKS:
+    if nickKey(nick).translate(_NOT_LETTERS) in RESERVED_NICKS:
         return f"{nick} is reserved"
     return None
 
