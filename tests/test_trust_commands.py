@@ -46,7 +46,7 @@ def test_banArguments(server, line, announced):
 
 
 @pytest.mark.parametrize("typo", ["10x", "1w spam", "10min", "1h30m", "90", "2 hours", "-5m",
-                                  "+5m"])
+                                  "+5m", ".5h", "\u00bdh", "\uff11h"])
 def test_banDurationMistyped(server, typo):
     """
     A word after the target that starts with a digit is a duration, and one

@@ -441,9 +441,9 @@ def _ban(conn, arg):
     first, _, reason = rest.strip().partition(" ")
     duration = _duration(first)
     if duration is None:
-        if first.lstrip("+-")[:1].isdigit():
-            # Meant as a duration (1w, 90, 10min, -5m): read as a reason,
-            # it would ban until lifted.
+        if first.lstrip("+-.")[:1].isnumeric():
+            # Meant as a duration (1w, 90, 10min, -5m, .5h, ½h): read as a
+            # reason, it would ban until lifted.
             raise _notDuration(first)
         reason = rest
     conn.session.ban(conn.currentRoom().name, target, duration, reason.strip())
