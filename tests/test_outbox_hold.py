@@ -89,19 +89,36 @@ def test_filledBacklogIsNotTheReadersDebt():
     """
     The bytes a filled place lets through at once may keep the transport
     busy for a while: lines arriving meanwhile may wait up to the limit on
-    top of those bytes, until the transport has drained; then the plain
-    limit applies again.
+    top of a limit's worth of those bytes, until the transport has drained;
+    then the plain limit applies again.
     """
     outbox, transport = makeOutbox(limit=10)
     place = outbox.hold()
     outbox.send(b"a" * 30)
     outbox.fill(place, b"h" * 20)
     outbox.pauseProducing()
-    outbox.send(b"b" * 55)
+    outbox.send(b"b" * 20)
     assert not transport.disconnecting
     outbox.resumeProducing()
     outbox.pauseProducing()
     outbox.send(b"c" * 11)
+    assert transport.disconnecting
+
+
+def test_whatPlacesLetThroughIsExcusedUpToTheLimit():
+    """
+    However many filled places let bytes through before the transport
+    pauses, a limit's worth of them is excused, no more: a client asking
+    for history again and again without reading (the kernel taking the
+    answers at first) had 13 times the limit kept waiting (a trial).
+    """
+    outbox, transport = makeOutbox(limit=10)
+    for _ in range(20):
+        outbox.fill(outbox.hold(), b"h" * 30)
+    outbox.pauseProducing()
+    outbox.send(b"b" * 20)
+    assert not transport.disconnecting
+    outbox.send(b"b")
     assert transport.disconnecting
 
 

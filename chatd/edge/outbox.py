@@ -31,7 +31,8 @@ read off the reactor thread): what is sent meanwhile waits behind that place,
 so the reader sees the history first and the live lines after it, in order.
 Those waiting lines are not the reader's fault: they count against the limit
 only once the transport is paused, and what a filled place lets through at
-once is not held against the reader until the transport has drained.
+once (up to the limit's worth) is not held against the reader until the
+transport has drained.
 """
 
 from zope.interface import implementer
@@ -533,9 +534,13 @@ class Outbox:
 
     def _owed(self):
         """
-        The part of the backlog held against the reader.
+        The part of the backlog held against the reader: all of it but up
+        to a limit's worth of what filled places let through since the
+        transport last drained.  (Not all of that: a client asking for
+        history again and again without reading, whose answers the kernel
+        took at first, had 13 times the limit kept waiting.)
         """
-        return self._size - self._released
+        return self._size - min(self._released, self.limit)
 
     def _overTooLong(self):
         """
