@@ -44,8 +44,9 @@ def test_insecureAcceptsAnything(tmp_path, tlsDaemon):
 
 
 UNTRUSTED = ("chat-client: the server's certificate is not trusted: no certificate "
-             "authority this client trusts signed it (certificate verify failed); use "
-             "--ca FILE to trust the server's certificate or the CA that signed it\n")
+             "authority this client trusts signed it (certificate verify failed); connect "
+             "with --tls HOST PORT --ca FILE to trust the server's certificate or the CA "
+             "that signed it\n")
 
 
 @pytest.mark.parametrize("stdin", ["hello\n", None], ids=["lines", "devnull"])
