@@ -116,15 +116,18 @@ def test_version(capsys):
 
 def test_usageErrorFirst(capsys):
     """
-    A usage error is said first, then the usage, which names the command.
+    A usage error is said first, then the usage line, which names the
+    command, and where the options are listed: not the whole help, under
+    which the error scrolled out of sight.
     """
     from chatd.client.script import main
     with pytest.raises(SystemExit) as exited:
         main(["--bogus"])
     assert exited.value.code == 2
     err = capsys.readouterr().err.splitlines()
-    assert err[:2] == ["chat-client: option --bogus not recognized",
-                       "Usage: chat-client [options] [HOST [PORT]]"]
+    assert err == ["chat-client: option --bogus not recognized",
+                   "Usage: chat-client [options] [HOST [PORT]]",
+                   "chat-client --help lists the options"]
 
 
 @pytest.mark.parametrize("line, problem", [

@@ -22,7 +22,9 @@ def main(argv=None):
     try:
         config.parseOptions(sys.argv[1:] if argv is None else argv)
     except usage.UsageError as e:
-        sys.stderr.write(f"chat-client: {e}\n{config}")
+        # The usage line, not the whole help: the error stays in sight.
+        sys.stderr.write(f"chat-client: {e}\n{config.getSynopsis()}\n"
+                         "chat-client --help lists the options\n")
         sys.exit(2)
     from twisted.internet import reactor
 
