@@ -110,7 +110,9 @@ def main(argv=None):
     try:
         config.parseOptions(argv)
     except usage.UsageError as e:
-        sys.stderr.write(f"chatd-export: {e}\n{config}")
+        # The usage line, not the whole help: the error stays in sight.
+        sys.stderr.write(f"chatd-export: {e}\n{config.getSynopsis()}\n"
+                         "chatd-export --help lists the options\n")
         sys.exit(2)
     try:
         count = export(config["path"], config["room"], config["format"], sys.stdout)
