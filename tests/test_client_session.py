@@ -95,6 +95,8 @@ def test_bannedNicknameIsNotWorkedAround():
 @pytest.mark.parametrize("refusal", [
     "wrong password for frank",
     "a nickname is 1 to 16 letters, digits or -_[]\\`^{|}, not starting with a digit or -",
+    # No suffix unreserves a service's name (Global_ is reserved too).
+    "frank is reserved",
 ])
 def test_refusalsAnotherNicknameCannotMendAreNotWorkedAround(refusal):
     """
@@ -392,6 +394,23 @@ def test_echoesWhatOthersWillSee():
         # has no echo: the server delivers it.
         wire.ServerLine(wire.PRIVATE, "* alice bows", nick="bob"),
     ]
+
+
+def test_refusedPasswordLineIsNotShownAgain():
+    """
+    A refused line that may hold a password is named by its command alone
+    in the note that says it was not said.
+    """
+    session, view, conn, _ = connectedSession("alice")
+    session.send("/msg NickServ IDENTIFY hunter2hunter2")
+    conn.answerPings(session, "!!! no")
+    assert view.notes[-1] == "refused by the server, not said: /msg …"
+    # Spaces before a command leave it a command (the server trims lines):
+    # not echoed as something said, password and all.
+    session.send("  /identify hunter2hunter2")
+    conn.confirmAll(session)
+    assert conn.said()[-1] == "/identify hunter2hunter2"
+    assert view.own == []
 
 
 def test_pipeDoesNotEcho():

@@ -170,7 +170,8 @@ def test_historyKeepsNoPassword():
     screen = Screen()
     for line in [b"kept", b"/identify hunter2hunter2", b"/register hunter2hunter2",
                  b"/ghost alice hunter2hunter2", b"/password old1old1 new2new2",
-                 b"/nick alice hunter2hunter2", b"/NICK alice hunter2hunter2"]:
+                 b"/nick alice hunter2hunter2", b"/NICK alice hunter2hunter2",
+                 b" /identify hunter2hunter2", b"/msg NickServ IDENTIFY hunter2hunter2"]:
         screen.type(line + b"\r")
     screen.session.disconnected("lost")
     screen.session.connected(FakeConnection())

@@ -60,6 +60,8 @@ LATE_ANSWERS = frozenset(["/register", "/identify", "/ghost", "/password"])
 
 # The server's refusals of a nickname that another nickname would not mend.
 _FINAL_REFUSALS = ("wrong password for ", "a nickname ")
+# ... and the end of one (chatd.core.names: no suffix unreserves a name).
+_FINAL_REFUSAL_ENDS = (" is reserved",)
 
 
 def alternateNick(nick: str, attempt: int) -> str:
@@ -77,10 +79,22 @@ _WITH_PASSWORD = frozenset(["/register", "/identify", "/ghost", "/password"])
 def carriesPassword(text: str) -> bool:
     """
     Whether C{text}, a line typed once logged in, may hold a password: a
-    terminal does not keep it for recalling.
+    terminal does not keep it for recalling, nor says it again.  (Spaces
+    before a command do not make it text: the server trims a line first.
+    A message to NickServ is IRC's way to identify.)
     """
-    name = commandName(text)
-    return name in _WITH_PASSWORD or (name == "/nick" and len(text.split()) > 2)
+    words = text.split()
+    name = commandName(text.lstrip())
+    return (name in _WITH_PASSWORD or (name == "/nick" and len(words) > 2)
+            or (name == "/msg" and len(words) > 2 and words[1].lower() == "nickserv"))
+
+
+def _hidingPassword(text: str) -> str:
+    """
+    C{text} as the client may show it again: a line that may hold a
+    password (L{carriesPassword}) as its command alone.
+    """
+    return f"{text.split()[0]} …" if carriesPassword(text) else text
 
 
 def commandName(text: str) -> str:
@@ -387,7 +401,7 @@ class Session:
         for entry in lost:
             if self._echo(entry.text) is not None:
                 self.view.note(f"not confirmed before the connection was lost, "
-                               f"so maybe not said: {entry.text}")
+                               f"so maybe not said: {_hidingPassword(entry.text)}")
         self.view.changed()
         if self._ghosted:
             # Connecting again would take the nickname back in turn, and
@@ -411,6 +425,9 @@ class Session:
         """
         if not text.strip() or self.state == DONE:
             return
+        # As the server reads it: " /identify PW" is a command, not text to
+        # echo (with its password) as said.
+        text = text.lstrip()
         name = commandName(text)
         if name == "/quit":
             self.quit(text[len(name):].strip())
@@ -631,9 +648,10 @@ class Session:
                     if echo.room:
                         self._remember(echo.room.lower(), (echo.kind, echo.nick, echo.text))
             elif refusals == len(confirmed):
-                self.view.note(f"refused by the server, not said: {entry.text}")
+                self.view.note(f"refused by the server, not said: {_hidingPassword(entry.text)}")
             else:
-                self.view.note(f"maybe refused by the server, so maybe not said: {entry.text}")
+                self.view.note("maybe refused by the server, so maybe not said: "
+                               f"{_hidingPassword(entry.text)}")
 
     def _confirmsOwnPrivate(self, text):
         """
@@ -705,7 +723,8 @@ class Session:
         # wrong password for the one asked for; a nickname the rules refuse
         # is not mended by a suffix.
         banned = self._refusal.startswith("you are banned")
-        final = banned or self._refusal.startswith(_FINAL_REFUSALS)
+        final = (banned or self._refusal.startswith(_FINAL_REFUSALS)
+                 or self._refusal.endswith(_FINAL_REFUSAL_ENDS))
         if self._tries == 0:
             candidate = self.nick
         elif self._tries <= self.NICK_TRIES and not final:
