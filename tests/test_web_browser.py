@@ -171,6 +171,19 @@ def test_private_message_reaches_only_its_recipient(daemon, browsers):
         "return document.querySelector('#log li.action .text').textContent") == "waves privately"
     dan.type("/msg fay /me nods")
     assert fay.readUntil(lambda l: "nods" in l)[-1] == "*dan* * dan nods"
+    # A /me with no action is a usage error, as on the line protocol: not
+    # the text "/me", nor an empty action (a retrial).
+    from selenium.webdriver.common.keys import Keys
+    box = dan.find("#say-input")
+    for line, usage in [("/me", "usage: /me ACTION"),
+                        ("/msg fay /me", "usage: /msg NICK /me ACTION")]:
+        box.send_keys(line, Keys.ENTER)
+        dan.wait(lambda: any(usage in text for text in dan.logTexts()), usage)
+        # Kept, to be mended.
+        assert box.get_attribute("value") == line
+        box.clear()
+    dan.type("/msg fay done")
+    assert fay.readUntil(lambda l: "done" in l)[-1] == "*dan* done"
     fay.close()
     gus.close()
 

@@ -638,8 +638,8 @@ def test_command_in_no_room_names_its_room(web, line):
     alice, bob = web.browser("alice"), web.browser("bob")
     alice.messages(), bob.messages()
     alice.send(type="command", room=None, line=line)
-    assert lastError(alice)["text"] == ("this is not a room: name the room (/part #room), "
-                                        "or go to it first")
+    assert lastError(alice)["text"] == ("this is not a room: go to a room first, or name it "
+                                        "(/part #room)")
     assert alice.messages() == [] and bob.messages() == []
     alice.send(type="command", room=None, line="/part #lobby")
     assert {"type": "left", "room": "#lobby"} in alice.messages()

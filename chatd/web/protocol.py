@@ -457,7 +457,8 @@ class _LineCommands:
         if not rooms:
             raise LineError("you are in no room; /join #room first")
         if not self._roomShown:
-            raise LineError("this is not a room: name the room (/part #room), or go to it first")
+            raise LineError("this is not a room: go to a room first, or name it "
+                            "(/part #room)")
         return rooms[-1]
 
     def talkIn(self, room):

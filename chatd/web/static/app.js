@@ -826,6 +826,8 @@
       const args = rest.trim();
       switch (name.toLowerCase()) {
         case "me":
+          // (As the line protocol answers a /me with no action.)
+          if (!args) { note("usage: /me ACTION", "error"); return false; }
           if (buf && buf.kind === "private") return send(privateAction(buf.name, args));
           return send({ type: "act", room, text: args });
         case "join":
@@ -841,7 +843,8 @@
         }
         case "msg": {
           const m = args.match(/^(\S+)\s+([\s\S]+)$/);
-          const action = m && m[2].match(/^\/me\s+(\S[\s\S]*)$/i);
+          const action = m && m[2].match(/^\/me(?:\s+(\S[\s\S]*))?$/i);
+          if (action && !action[1]) { note("usage: /msg NICK /me ACTION", "error"); return false; }
           if (action) return send(privateAction(m[1], action[1]));
           if (m) return send({ type: "tell", nick: m[1], text: m[2] });
           break;
