@@ -1195,6 +1195,9 @@ def test_namesOfSeveralChannels(server):
     alice.lines()
     alice.send("NAMES")
     assert alice.lines() == [f"{S} 366 alice * :End of /NAMES list."]
+    # Nor is a list of no channel left without an end (a retrial).
+    alice.send("NAMES ,,,")
+    assert alice.lines() == [f"{S} 366 alice * :End of /NAMES list."]
 
 
 def test_operProvesAnOperatorsNickname():

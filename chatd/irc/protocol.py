@@ -769,7 +769,7 @@ class IrcProtocol(PacedLineReceiver):
         named, as RFC 2812 has it, their 353s and one 366 naming them all.
         """
         core = self.factory.core
-        if not params or not params[0]:
+        if not params or not params[0].strip(","):
             self.countAs(_listingCost(self.session.rooms))
             for room in self.session.rooms:
                 for data in self._namesLines(room, room.name, _nicks(room)):
