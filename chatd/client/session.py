@@ -72,10 +72,6 @@ def alternateNick(nick: str, attempt: int) -> str:
     return nick + "_" if attempt == 1 else f"{nick}{attempt}"
 
 
-# Commands whose words include a password (/nick NAME PASSWORD too).
-_WITH_PASSWORD = frozenset(["/register", "/identify", "/ghost", "/password"])
-
-
 def carriesPassword(text: str) -> bool:
     """
     Whether C{text}, a line typed once logged in, may hold a password: a
@@ -85,7 +81,8 @@ def carriesPassword(text: str) -> bool:
     """
     words = text.split()
     name = commandName(text.lstrip())
-    return (name in _WITH_PASSWORD or (name == "/nick" and len(words) > 2)
+    # (The commands answered late are those whose password is checked.)
+    return (name in LATE_ANSWERS or (name == "/nick" and len(words) > 2)
             or (name == "/msg" and len(words) > 2 and words[1].lower() == "nickserv"))
 
 

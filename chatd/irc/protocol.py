@@ -53,6 +53,7 @@ def _listingCost(rooms):
     """
     return sum(1 + len(room.members) // WHO_PER_LINE for room in rooms)
 
+
 # The capabilities chatd offers, with their values for CAP LS 302.
 # multi-prefix and userhost-in-names change only what NAMES shows (chatd has
 # one prefix, so multi-prefix changes nothing at all).
@@ -779,18 +780,18 @@ class IrcProtocol(PacedLineReceiver):
                 self.numeric(N.RPL_ENDOFNAMES, "*", "End of /NAMES list.")
             return
         # Each channel once, however often named (as PRIVMSG's targets).
-        names = list({roomKey(name): name for name in params[0].split(",") if name}.values())
-        self.countAs(_listingCost(filter(None, map(core.rooms.get, map(roomKey, names)))))
-        for name in names:
-            room = core.rooms.get(roomKey(name))
+        named = {roomKey(name): name for name in params[0].split(",") if name}
+        found = [(name, core.rooms.get(key)) for key, name in named.items()]
+        self.countAs(_listingCost(room for _, room in found if room is not None))
+        for name, room in found:
             if room is None:
-                if len(names) == 1:
+                if len(found) == 1:
                     self.numeric(N.RPL_ENDOFNAMES, name, "End of /NAMES list.")
                 continue
             lines = self._namesLines(room, room.name, _nicks(room))
-            for data in lines if len(names) == 1 else lines[:-1]:
+            for data in lines if len(found) == 1 else lines[:-1]:
                 self.conn.send(data)
-        if len(names) > 1:
+        if len(found) > 1:
             self.numeric(N.RPL_ENDOFNAMES, params[0], "End of /NAMES list.")
 
     def irc_LIST(self, params):
@@ -996,7 +997,7 @@ class IrcProtocol(PacedLineReceiver):
         if mask.startswith("#"):
             room = core.rooms.get(roomKey(mask))
             if room is not None:
-                self.countAs(1 + len(room.members) // WHO_PER_LINE)
+                self.countAs(_listingCost([room]))
                 for user in list(room.members.values()):
                     self._whoReply(room.name, user,
                                    "@" if self._isModerator(room, user) else "")

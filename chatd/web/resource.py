@@ -199,8 +199,8 @@ def upgradeProblem(request) -> str | None:
 def refused(request, code, text: str) -> bytes:
     """
     Answer C{request} with C{code} and C{text}, and close its connection
-    after: a refused upgrade is no page's doing, and a peer pipelining them
-    on one connection would have each logged, without end.
+    after: a refused request is no page's doing, and a peer pipelining
+    refused upgrades on one connection would have each logged, without end.
     """
     request.setResponseCode(code)
     request.setHeader(b"content-type", b"text/plain; charset=utf-8")
@@ -261,9 +261,7 @@ class _Asset(Resource):
 
     def render_GET(self, request):
         if not self._originCheck.knowsHost(request):
-            request.setResponseCode(http.FORBIDDEN)
-            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            return unknownHost(request).encode("utf-8")
+            return refused(request, http.FORBIDDEN, unknownHost(request))
         request.setHeader(b"content-type", self._type)
         return self._data
 
